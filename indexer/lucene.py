@@ -1,0 +1,73 @@
+"""Lucene BM25 index building through Anserini's IndexCollection (a Java subprocess).
+
+A subprocess keeps indexing memory out of the serving process and lets a kill at any
+moment leave nothing half-written in a live index (builds go to a fresh directory).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import IO
+
+from tqdm import tqdm
+
+from indexer.errors import DrsearchError
+from indexer.jvm import anserini_jar, java_binary
+
+
+class LuceneInputWriter:
+    """Writes passages as Anserini JsonCollection shards, round-robin over `shards` files
+    (Anserini parallelises indexing by input file)."""
+
+    def __init__(self, directory: Path, shards: int):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._files: list[IO[bytes]] = [
+            gzip.open(directory / f"part-{i:05d}.json.gz", "wb", compresslevel=1) for i in range(max(1, shards))
+        ]
+        self._n = 0
+
+    def add(self, passage_id: str, title: str, text: str) -> None:
+        contents = f"{title}\n{text}" if title else text
+        line = json.dumps({"id": passage_id, "contents": contents}, ensure_ascii=False) + "\n"
+        self._files[self._n % len(self._files)].write(line.encode("utf-8"))
+        self._n += 1
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+
+
+_INDEXED = re.compile(r"([\d,]+) documents? (?:indexed|added)", re.I)
+_TOTAL = re.compile(r"Total ([\d,]+) documents indexed", re.I)
+
+
+def build_lucene_index(input_dir: Path, index_dir: Path, *, threads: int, total: int, quiet: bool) -> int:
+    """Index `input_dir` into `index_dir`; returns the number of documents Lucene indexed."""
+    cmd = [
+        str(java_binary()), "-Xmx2g", "-cp", str(anserini_jar()), "io.anserini.index.IndexCollection",
+        "-collection", "JsonCollection", "-input", str(input_dir), "-index", str(index_dir),
+        "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
+        "-storePositions", "-storeDocvectors",
+    ]  # fmt: skip
+    log: list[str] = []
+    indexed = None
+    with tqdm(total=total, desc="index bm25", unit="psg", disable=quiet, dynamic_ncols=True) as bar:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.append(line.rstrip())
+            if m := _TOTAL.search(line):
+                indexed = int(m.group(1).replace(",", ""))
+                bar.update(indexed - bar.n)
+            elif m := _INDEXED.search(line):
+                bar.update(max(0, int(m.group(1).replace(",", "")) - bar.n))
+        rc = proc.wait()
+    if rc != 0 or indexed is None:
+        tail = " | ".join(l for l in log[-5:] if l)
+        raise DrsearchError(f"Lucene indexing failed (exit {rc}): {tail}", where=str(index_dir))
+    return indexed

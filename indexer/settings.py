@@ -1,0 +1,37 @@
+"""Build configuration: one pydantic model, set from CLI flags, recorded in the manifest."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class DenseSettings(BaseModel):
+    """How passages are embedded and indexed for the dense leg."""
+
+    enabled: bool = True
+    model: str | None = None  # a sentence-transformers model directory; None = bundled all-MiniLM-L6-v2
+    query_prefix: str = ""  # e.g. "query: " for e5 models
+    passage_prefix: str = ""  # e.g. "passage: "
+    normalize: bool = True
+    max_length: int | None = None  # None = the model's own max_seq_length
+    batch_size: int = 64
+    device: str | None = None  # None = cuda when available, else cpu
+    ann: Literal["auto", "exact", "hnsw"] = "auto"
+    exact_max: int = Field(200_000, ge=1)  # auto: exact inner product up to this many passages, HNSW above
+    hnsw_m: int = Field(32, ge=4)
+    hnsw_ef_construction: int = Field(80, ge=8)
+    hnsw_ef_search: int = Field(128, ge=1)
+    shard_size: int = Field(8192, ge=64)  # passages per embedding shard (resume granularity)
+
+
+class BuildSettings(BaseModel):
+    chunk_words: int = Field(200, ge=0)  # 0 = each document is one passage
+    overlap_words: int = Field(0, ge=0)
+    threads: int = Field(2, ge=1)
+    bm25_k1: float = Field(0.9, gt=0)
+    bm25_b: float = Field(0.4, ge=0, le=1)
+    skip_bad: bool = False
+    quiet: bool = False
+    dense: DenseSettings = DenseSettings()

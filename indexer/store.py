@@ -1,0 +1,165 @@
+"""SQLite store: documents and passages, the single source of truth for what a hit returns."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from indexer.errors import IndexFormatError
+from indexer.schema import Document, Passage
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    idx        INTEGER PRIMARY KEY,
+    doc_id     TEXT NOT NULL UNIQUE,
+    title      TEXT NOT NULL,
+    url        TEXT,
+    domain     TEXT,
+    published  TEXT,
+    source     TEXT,
+    metadata   TEXT NOT NULL,
+    text       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS passages (
+    idx        INTEGER PRIMARY KEY,   -- dense vector id
+    passage_id TEXT NOT NULL UNIQUE,  -- Lucene document id
+    doc_idx    INTEGER NOT NULL REFERENCES documents(idx),
+    ordinal    INTEGER NOT NULL,
+    start      INTEGER NOT NULL,
+    end        INTEGER NOT NULL,
+    text       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passages_by_doc ON passages(doc_idx, ordinal);
+"""
+
+
+@dataclass(frozen=True)
+class PassageRow:
+    """A passage joined with its document's display fields."""
+
+    idx: int
+    passage_id: str
+    doc_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    title: str
+    url: str | None
+    domain: str | None
+    published: str | None
+
+
+class StoreWriter:
+    """Appends documents and their passages in one transaction per batch."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._db = sqlite3.connect(path)
+        self._db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
+        self._doc_idx = 0
+        self._passage_idx = 0
+        self._pending = 0
+
+    def add(self, doc: Document, passages: list[Passage]) -> list[int]:
+        """Store one document and its passages; returns the passages' integer ids."""
+        self._db.execute(
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
+            (self._doc_idx, doc.doc_id, doc.title, doc.url, doc.domain, doc.published, doc.source,
+             json.dumps(doc.metadata, ensure_ascii=False), doc.text),
+        )
+        ids = list(range(self._passage_idx, self._passage_idx + len(passages)))
+        self._db.executemany(
+            "INSERT INTO passages VALUES (?,?,?,?,?,?,?)",
+            [(i, p.passage_id, self._doc_idx, p.ordinal, p.start, p.end, p.text) for i, p in zip(ids, passages)],
+        )
+        self._doc_idx += 1
+        self._passage_idx += len(passages)
+        self._pending += 1
+        if self._pending >= 5000:
+            self._db.commit()
+            self._pending = 0
+        return ids
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        return self._doc_idx, self._passage_idx
+
+    def close(self) -> None:
+        self._db.commit()
+        self._db.execute("ANALYZE")
+        self._db.commit()
+        self._db.close()
+
+
+class Store:
+    """Read-only access to a finished store. One connection per thread (check_same_thread off, serialised)."""
+
+    def __init__(self, path: Path):
+        if not path.is_file():
+            raise IndexFormatError("index has no store.sqlite", where=str(path.parent))
+        self.path = path
+        self._db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+
+    _PASSAGE_SELECT = (
+        "SELECT p.idx, p.passage_id, d.doc_id, p.ordinal, p.start, p.end, p.text, d.title, d.url, d.domain, d.published "
+        "FROM passages p JOIN documents d ON d.idx = p.doc_idx "
+    )
+
+    def passages_by_id(self, passage_ids: Iterable[str]) -> dict[str, PassageRow]:
+        ids = list(dict.fromkeys(passage_ids))
+        out: dict[str, PassageRow] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(self._PASSAGE_SELECT + f"WHERE p.passage_id IN ({marks})", chunk):
+                out[row["passage_id"]] = PassageRow(*row)
+        return out
+
+    def passage(self, passage_id: str) -> PassageRow | None:
+        return self.passages_by_id([passage_id]).get(passage_id)
+
+    def document(self, doc_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        if row is None:
+            return None
+        doc = dict(row)
+        doc["metadata"] = json.loads(doc["metadata"])
+        doc["passages"] = [
+            dict(r)
+            for r in self._db.execute(
+                "SELECT passage_id, ordinal, start, end FROM passages WHERE doc_idx = ? ORDER BY ordinal", (doc["idx"],)
+            )
+        ]
+        del doc["idx"]
+        return doc
+
+    def iter_passages(self, batch: int = 2000) -> Iterator[tuple[int, str, str, str]]:
+        """(idx, passage_id, title, text) in idx order: what the indexes are built from."""
+        cur = self._db.execute(
+            "SELECT p.idx, p.passage_id, d.title, p.text FROM passages p JOIN documents d ON d.idx = p.doc_idx ORDER BY p.idx"
+        )
+        while rows := cur.fetchmany(batch):
+            yield from (tuple(r) for r in rows)
+
+    def passage_doc_fields(self) -> Iterator[tuple[int, str, str | None, str | None, str | None]]:
+        """(passage idx, passage_id, url, domain, published) for every passage, for in-memory filter tables."""
+        yield from (
+            tuple(r)
+            for r in self._db.execute(
+                "SELECT p.idx, p.passage_id, d.url, d.domain, d.published FROM passages p JOIN documents d ON d.idx = p.doc_idx ORDER BY p.idx"
+            )
+        )
+
+    def counts(self) -> tuple[int, int]:
+        docs = self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        passages = self._db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+        return docs, passages
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,1 @@
+"""Query -> ranked passages: retrievers, fusion, authority prior, filters, evaluation."""

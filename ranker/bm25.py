@@ -1,0 +1,64 @@
+"""BM25 over the Lucene index. Java objects never leave this module."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from indexer.errors import IndexFormatError
+from indexer.jvm import autoclass
+from ranker.hit import Hit
+
+
+class BM25Retriever:
+    """Anserini `SimpleSearcher` with BM25(k1, b). Queries are bags of words: the analyzer
+    tokenises them and no Lucene query syntax is ever parsed."""
+
+    name = "bm25"
+
+    def __init__(self, lucene_dir: Path, *, k1: float = 0.9, b: float = 0.4, threads: int = 2):
+        if not (lucene_dir / "segments_1").exists() and not any(lucene_dir.glob("segments_*")):
+            raise IndexFormatError("no Lucene index", where=str(lucene_dir))
+        self.k1, self.b, self.threads = k1, b, threads
+        self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(lucene_dir))
+        self._searcher.set_bm25(float(k1), float(b))
+        self._array_list = autoclass("java.util.ArrayList")
+        self._analyzer_utils = autoclass("io.anserini.analysis.AnalyzerUtils")
+        self._lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        return int(self._searcher.get_total_num_docs())
+
+    def terms(self, query: str) -> list[str]:
+        """The index terms the analyzer keeps from `query` (empty: nothing BM25 can match)."""
+        return list(self._analyzer_utils.analyze(self._searcher.get_analyzer(), query))
+
+    def search(self, query: str, k: int = 10) -> list[Hit]:
+        return self._to_hits(self._searcher.search(query, int(k)))
+
+    def batch_search(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
+        if not queries:
+            return []
+        if len(queries) == 1:
+            return [self.search(queries[0], k)]
+        texts, qids = self._array_list(), self._array_list()
+        for i, q in enumerate(queries):
+            texts.add(q)
+            qids.add(str(i))
+        results = self._searcher.batch_search(texts, qids, int(k), int(self.threads))
+        by_qid = {entry.getKey(): entry.getValue() for entry in results.entrySet().toArray()}
+        return [self._to_hits(by_qid.get(str(i), ())) for i in range(len(queries))]
+
+    @staticmethod
+    def _to_hits(scored_docs) -> list[Hit]:
+        return [
+            Hit.of(d.docid, float(d.score), rank, bm25=float(d.score), bm25_rank=rank)
+            for rank, d in enumerate(scored_docs, 1)
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._searcher is not None:
+                self._searcher.close()
+                self._searcher = None

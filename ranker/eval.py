@@ -1,0 +1,112 @@
+"""Document-level evaluation of passage retrieval (MaxP) on BEIR-layout collections."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from tqdm import tqdm
+
+from indexer.errors import CorpusError
+from indexer.schema import doc_id_of
+from ranker.hit import Hit
+
+METRICS = ("ndcg@10", "recall@100", "mrr@10")
+PASSAGE_DEPTH = 1000  # passages retrieved per query before MaxP; enough for 100 documents
+
+
+def load_qrels(beir_dir: Path, split: str = "test") -> dict[str, dict[str, int]]:
+    path = Path(beir_dir) / "qrels" / f"{split}.tsv"
+    if not path.is_file():
+        raise CorpusError(f"no qrels for split '{split}' (expected qrels/{split}.tsv)", where=str(beir_dir))
+    qrels: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8", newline="") as fh:
+        for lineno, row in enumerate(csv.reader(fh, delimiter="\t"), 1):
+            if not row or (lineno == 1 and row[0] in ("query-id", "query_id", "qid")):
+                continue
+            if len(row) == 4:  # TREC qrels: qid 0 docid rel
+                row = [row[0], row[2], row[3]]
+            if len(row) != 3:
+                raise CorpusError("qrels row must have 3 tab-separated columns", where=f"{path}:{lineno}")
+            try:
+                qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+            except ValueError:
+                raise CorpusError(f"relevance '{row[2]}' is not an integer", where=f"{path}:{lineno}") from None
+    return qrels
+
+
+def load_queries(beir_dir: Path) -> dict[str, str]:
+    path = Path(beir_dir) / "queries.jsonl"
+    if not path.is_file():
+        raise CorpusError("no queries.jsonl", where=str(beir_dir))
+    out = {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                out[str(rec["_id"])] = rec["text"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise CorpusError("malformed query line (needs _id and text)", where=f"{path}:{lineno}") from None
+    return out
+
+
+def max_passage(hits: list[Hit], *, exclude: str | None = None) -> dict[str, float]:
+    """Document scores from passage hits: each document scores its best passage (MaxP).
+
+    Scores are replaced by a strictly decreasing sequence so evaluation follows our
+    rank order exactly (trec_eval would otherwise break score ties by doc id)."""
+    docs: dict[str, float] = {}
+    for hit in hits:
+        doc = hit.doc_id or doc_id_of(hit.passage_id)
+        if doc == exclude or doc in docs:
+            continue
+        docs[doc] = float(-len(docs))
+    return docs
+
+
+def evaluate_run(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    import pytrec_eval
+
+    judged = {q: r for q, r in qrels.items() if q in run}
+    full = pytrec_eval.RelevanceEvaluator(judged, {"ndcg_cut.10", "recall.100"})
+    top10 = {q: dict(sorted(docs.items(), key=lambda kv: -kv[1])[:10]) for q, docs in run.items()}
+    rr = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"})
+    per_query = full.evaluate({q: run[q] for q in judged})
+    per_query_rr = rr.evaluate({q: top10[q] for q in judged})
+    n = len(judged) or 1
+    return {
+        "ndcg@10": round(sum(v["ndcg_cut_10"] for v in per_query.values()) / n, 4),
+        "recall@100": round(sum(v["recall_100"] for v in per_query.values()) / n, 4),
+        "mrr@10": round(sum(v["recip_rank"] for v in per_query_rr.values()) / n, 4),
+        "queries": len(judged),
+    }
+
+
+def evaluate(
+    rank: Callable[[list[str]], list[list[Hit]]],
+    beir_dir: Path,
+    *,
+    split: str = "test",
+    ignore_identical_ids: bool = False,
+    batch: int = 100,
+    quiet: bool = False,
+    desc: str = "eval",
+) -> dict[str, float]:
+    """Evaluate `rank` (queries -> passage hits, best first) on a BEIR collection's split."""
+    qrels = load_qrels(beir_dir, split)
+    queries = load_queries(beir_dir)
+    qids = [q for q in qrels if q in queries]
+    if not qids:
+        raise CorpusError(f"no query of split '{split}' has text in queries.jsonl", where=str(beir_dir))
+    run: dict[str, dict[str, float]] = {}
+    with tqdm(total=len(qids), desc=desc, unit="q", disable=quiet, dynamic_ncols=True) as bar:
+        for i in range(0, len(qids), batch):
+            chunk = qids[i : i + batch]
+            for qid, hits in zip(chunk, rank([queries[q] for q in chunk])):
+                run[qid] = max_passage(hits, exclude=qid if ignore_identical_ids else None)
+            bar.update(len(chunk))
+    return evaluate_run(run, qrels)

@@ -1,0 +1,120 @@
+"""Source filters, per-document collapse and per-domain caps over fused candidates.
+
+Pure functions over candidates plus a per-passage metadata lookup, so the pipeline can
+re-run them on a deeper candidate list until k results come back (no short lists).
+"""
+
+from __future__ import annotations
+
+import re
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from indexer.errors import QueryError
+from ranker.hit import Hit
+
+_ISO_DATE_PREFIX = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+
+
+@dataclass(frozen=True)
+class SourceMeta:
+    """What filters need to know about a passage's source document."""
+
+    host: str | None  # normalised host (no www.)
+    site: str | None  # registrable domain, the unit of per-domain caps
+    published: str | None
+    tier: int | None  # authority tier of the host (1 best), None = unlisted
+    category: str | None
+
+
+@dataclass(frozen=True)
+class SourceFilter:
+    include_domains: tuple[str, ...] = ()
+    exclude_domains: tuple[str, ...] = ()
+    min_tier: int | None = None  # keep tier <= min_tier (1 = primary sources only)
+    categories: tuple[str, ...] = ()
+    published_after: str | None = None  # inclusive, ISO date prefix comparison
+    published_before: str | None = None  # inclusive
+    extra: tuple[Callable[[str], bool], ...] = field(default=(), compare=False)
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.include_domains or self.exclude_domains or self.min_tier is not None or self.categories
+            or self.published_after or self.published_before or self.extra
+        )  # fmt: skip
+
+    def check(self) -> None:
+        """QueryError naming an unknown category or tier (4xx at the HTTP edge)."""
+        from ranker.authority import CATEGORIES, TIERS
+
+        if self.min_tier is not None and self.min_tier not in TIERS:
+            raise QueryError(f"unknown tier {self.min_tier} (tiers are {', '.join(map(str, TIERS))})", field="min_tier")
+        for c in self.categories:
+            if c not in CATEGORIES:
+                raise QueryError(f"unknown category '{c}' (known: {', '.join(sorted(CATEGORIES))})", field="categories")
+        for name in ("published_after", "published_before"):
+            value = getattr(self, name)
+            if value is not None and not _ISO_DATE_PREFIX.fullmatch(value):
+                raise QueryError(f"{name} must be YYYY, YYYY-MM or YYYY-MM-DD, got {value!r}", field=name)
+
+    def accepts(self, passage_id: str, meta: SourceMeta | None) -> bool:
+        host = meta.host if meta else None
+        if self.include_domains and not (host and any(_under(host, d) for d in self.include_domains)):
+            return False
+        if self.exclude_domains and host and any(_under(host, d) for d in self.exclude_domains):
+            return False
+        if self.min_tier is not None and (meta is None or meta.tier is None or meta.tier > self.min_tier):
+            return False
+        if self.categories and (meta is None or meta.category not in self.categories):
+            return False
+        if self.published_after or self.published_before:
+            published = meta.published if meta else None
+            if not published:
+                return False
+            if self.published_after and published[: len(self.published_after)] < self.published_after:
+                return False
+            if self.published_before and published[: len(self.published_before)] > self.published_before:
+                return False
+        return all(f(passage_id) for f in self.extra)
+
+
+def _under(host: str, domain: str) -> bool:
+    return host == domain or host.endswith("." + domain)
+
+
+def normalise_domain_list(values: Iterable[str], field_name: str) -> tuple[str, ...]:
+    out = []
+    for raw in values:
+        d = raw.strip().lower().rstrip(".")
+        d = d.split("://", 1)[-1].split("/", 1)[0]
+        d = d.removeprefix("www.")
+        if not d or " " in d:
+            raise QueryError(f"not a domain: {raw!r}", field=field_name)
+        out.append(d)
+    return tuple(out)
+
+
+def diversify(
+    hits: Iterable[Hit], meta_of: Callable[[str], SourceMeta | None], *, per_doc: int, max_per_domain: int | None
+) -> Iterator[Hit]:
+    """Keep at most `per_doc` passages per document (0 = all) and `max_per_domain` per site."""
+    per_doc_seen: dict[str, int] = {}
+    per_site_seen: dict[str, int] = {}
+    for hit in hits:
+        if per_doc:
+            n = per_doc_seen.get(hit.doc_id, 0)
+            if n >= per_doc:
+                continue
+        site = None
+        if max_per_domain:
+            meta = meta_of(hit.passage_id)
+            site = meta.site if meta else None
+            if site is not None and per_site_seen.get(site, 0) >= max_per_domain:
+                continue
+        if per_doc:
+            per_doc_seen[hit.doc_id] = per_doc_seen.get(hit.doc_id, 0) + 1
+        if site is not None:
+            per_site_seen[site] = per_site_seen.get(site, 0) + 1
+        yield hit

@@ -1,0 +1,252 @@
+"""SearchPipeline: the one place that composes retrieval, fusion, filters, authority and formatting.
+
+The CLI, the HTTP service and evaluation all call it; none of them re-implements ranking.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from indexer import layout
+from indexer.errors import IndexFormatError, QueryError
+from indexer.store import PassageRow, Store
+from ranker.bm25 import BM25Retriever
+from ranker.filters import SourceFilter, SourceMeta, diversify
+from ranker.hit import Hit
+from ranker.query import clean_query
+from ranker.settings import Fusion, Mode, SearchSettings
+
+TIER_PRIOR = {1: 1.0, 2: 0.5, 3: 0.25}  # authority score in [0, 1] by tier; unlisted = 0
+MODES: tuple[str, ...] = ("bm25", "dense", "hybrid")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Per-request options; None means "the pipeline's setting"."""
+
+    k: int = 10
+    mode: Mode | None = None
+    filters: SourceFilter = field(default_factory=SourceFilter)
+    max_per_domain: int | None = None
+    per_doc: int | None = None
+    authority_weight: float | None = None
+    fusion: Fusion | None = None
+    k0: int | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """A hit with what a caller shows: the passage, its document's fields and authority."""
+
+    hit: Hit
+    passage: PassageRow
+    authority: Any | None  # ranker.authority.AuthorityEntry
+
+
+class SearchPipeline:
+    def __init__(self, build_dir: Path, settings: SearchSettings | None = None, *, authority=None):
+        from ranker.authority import AuthorityList
+
+        self.settings = settings or SearchSettings()
+        self.build_dir = build_dir
+        self.manifest = layout.read_manifest(build_dir)
+        # The list is loaded (and validated) before anything else so a bad list refuses to start.
+        self.authority = authority or AuthorityList.load(self.settings.authority_list)
+        self.store = Store(build_dir / layout.STORE)
+        bm25 = self.manifest.get("bm25") or {}
+        self.bm25 = BM25Retriever(
+            build_dir / layout.LUCENE_DIR, k1=bm25.get("k1", 0.9), b=bm25.get("b", 0.4),
+            threads=self.settings.bm25_threads,
+        )  # fmt: skip
+        self._dense = None
+        self._lock = threading.Lock()
+        self._meta: dict[str, SourceMeta] | None = None
+
+    @classmethod
+    def open(cls, index: str | Path, settings: SearchSettings | None = None, **kwargs: Any) -> "SearchPipeline":
+        return cls(layout.resolve_build(index), settings, **kwargs)
+
+    # ---- properties ------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version", self.build_dir.name))
+
+    @property
+    def has_dense(self) -> bool:
+        return bool(self.manifest.get("dense"))
+
+    @property
+    def default_mode(self) -> Mode:
+        return self.settings.mode if self.has_dense else "bm25"
+
+    @property
+    def dense(self):
+        if not self.has_dense:
+            raise IndexFormatError(
+                "index was built without the dense leg; rebuild with --dense or use --mode bm25",
+                where=str(self.build_dir), field="mode",
+            )  # fmt: skip
+        with self._lock:
+            if self._dense is None:
+                from ranker.dense import DenseRetriever
+
+                self._dense = DenseRetriever(self.build_dir, self.manifest)
+            return self._dense
+
+    def source_meta(self, passage_id: str) -> SourceMeta | None:
+        if self._meta is None:
+            with self._lock:
+                if self._meta is None:
+                    self._meta = self._load_meta()
+        return self._meta.get(passage_id)
+
+    def _load_meta(self) -> dict[str, SourceMeta]:
+        by_host: dict[str | None, tuple[str | None, str | None, Any]] = {}
+        out: dict[str, SourceMeta] = {}
+        from ranker.authority import normalise_host
+
+        for _idx, passage_id, url, domain, published in self.store.passage_doc_fields():
+            raw = domain or url
+            key = raw
+            if key not in by_host:
+                host = normalise_host(raw) if raw else None
+                entry = self.authority.lookup(host) if host else None
+                site = (self.authority.registrable_domain(host) or host) if host else None
+                by_host[key] = (host, site, entry)
+            host, site, entry = by_host[key]
+            out[passage_id] = SourceMeta(
+                host=host, site=site, published=published,
+                tier=entry.tier if entry else None, category=entry.category if entry else None,
+            )  # fmt: skip
+        return out
+
+    def authority_of(self, passage_id: str):
+        meta = self.source_meta(passage_id)
+        return self.authority.lookup(meta.host) if meta and meta.host else None
+
+    # ---- ranking ---------------------------------------------------------------------
+    def resolve_mode(self, mode: str | None) -> Mode:
+        mode = mode or self.default_mode
+        if mode not in MODES:
+            raise QueryError(f"unknown mode '{mode}' (expected one of: {', '.join(MODES)})", field="mode")
+        if mode in ("dense", "hybrid") and not self.has_dense:
+            _ = self.dense  # raises the one-line "built without the dense leg" error
+        return mode  # type: ignore[return-value]
+
+    def rank(self, queries: list[str], options: SearchOptions = SearchOptions()) -> list[list[Hit]]:
+        """Ranked hits per query, after fusion, authority, filters and diversity; no store reads."""
+        if options.k < 1:
+            raise QueryError("k must be at least 1", field="k")
+        texts = [clean_query(q, field=f"queries[{i}]" if len(queries) > 1 else "query") for i, q in enumerate(queries)]
+        mode = self.resolve_mode(options.mode)
+        options.filters.check()
+        if options.max_per_domain is not None and options.max_per_domain < 1:
+            raise QueryError("max_per_domain must be at least 1", field="max_per_domain")
+        per_doc = self.settings.per_doc if options.per_doc is None else options.per_doc
+        weight = self.settings.authority_weight if options.authority_weight is None else options.authority_weight
+        fusion_name = options.fusion or self.settings.fusion
+        size = self.bm25.size
+        depth = min(size, max(options.k0 or self.settings.k0, options.k))
+        if options.filters.active or options.max_per_domain or per_doc:
+            depth = min(size, max(depth, options.k * 3))
+        results: list[list[Hit] | None] = [None] * len(texts)
+        pending = list(range(len(texts)))
+        while pending:
+            legs = self._retrieve([texts[i] for i in pending], mode, depth, fusion_name)
+            still: list[int] = []
+            for i, (candidates, exhausted) in zip(pending, legs):
+                if mode == "bm25" and not candidates and not self.bm25.terms(texts[i]):
+                    raise QueryError("query has no searchable terms (only stopwords or symbols)",
+                                     field=f"queries[{i}]" if len(texts) > 1 else "query")  # fmt: skip
+                ranked = self._authority_rerank(candidates, weight, mode)
+                kept = [h for h in ranked if options.filters.accepts(h.passage_id, self._meta_if_needed(options, h))]
+                final = list(diversify(kept, self.source_meta, per_doc=per_doc, max_per_domain=options.max_per_domain))
+                if len(final) >= options.k or exhausted or depth >= size:
+                    results[i] = [h.with_(rank=r) for r, h in enumerate(final[: options.k], 1)]
+                else:
+                    still.append(i)
+            pending = still
+            depth = min(size, depth * 4)
+        return [r or [] for r in results]
+
+    def _meta_if_needed(self, options: SearchOptions, hit: Hit) -> SourceMeta | None:
+        return self.source_meta(hit.passage_id) if options.filters.active else None
+
+    def _retrieve(self, queries: list[str], mode: Mode, depth: int, fusion_name: str) -> list[tuple[list[Hit], bool]]:
+        """Per query: (fused candidates best first, whether every leg ran out before `depth`)."""
+        if mode == "bm25":
+            return [(run, len(run) < depth) for run in self.bm25.batch_search(queries, depth)]
+        if mode == "dense":
+            return [(run, len(run) < depth) for run in self.dense.batch_search(queries, depth)]
+        from ranker import fusion
+
+        bm25_runs = self.bm25.batch_search(queries, depth)
+        if fusion_name == "rescore":
+            return [(self._rescore(q, run), len(run) < depth) for q, run in zip(queries, bm25_runs)]
+        dense_runs = self.dense.batch_search(queries, depth)
+        out = []
+        for b, d in zip(bm25_runs, dense_runs):
+            if fusion_name == "rrf":
+                fused = fusion.rrf([b, d], k=self.settings.rrf_k)
+            else:
+                w = self.settings.dense_weight
+                fused = fusion.convex([b, d], weights=[1.0 - w, w])
+            out.append((fused, len(b) < depth and len(d) < depth))
+        return out
+
+    def _rescore(self, query: str, run: list[Hit]) -> list[Hit]:
+        """BM25 candidates reordered by the dense model's score."""
+        if not run:
+            return []
+        dense = self.dense
+        vectors = dense.encode_queries([query])
+        idx = [dense.passage_index(h.passage_id) for h in run]
+        scores = dense.scores_for(vectors, [idx])[0]
+        rescored = [h.with_(dense=float(s), fused=float(s), score=float(s)) for h, s in zip(run, scores)]
+        rescored.sort(key=lambda h: (-h.score, h.bm25_rank or 0))
+        return [h.with_(rank=r) for r, h in enumerate(rescored, 1)]
+
+    def _authority_rerank(self, candidates: list[Hit], weight: float, mode: Mode) -> list[Hit]:
+        """final = relevance normalised to [0, 1] over the candidates + weight x authority prior.
+
+        The prior is bounded by `weight`, so it reorders only hits whose relevance differs by
+        less than `weight` (near-ties); weight 0 keeps the relevance order exactly.
+        """
+        if not candidates:
+            return []
+        scores = [h.score for h in candidates]
+        hi, lo = max(scores), min(scores)
+        span = hi - lo
+        out = []
+        for h in candidates:
+            relevance = (h.score - lo) / span if span > 0 and math.isfinite(span) else 1.0
+            prior = 0.0
+            if weight > 0:
+                meta = self.source_meta(h.passage_id)
+                prior = weight * TIER_PRIOR.get(meta.tier, 0.0) if meta and meta.tier else 0.0
+            fused = h.fused if h.fused is not None else (h.score if mode == "hybrid" else None)
+            out.append(replace(h, fused=fused, authority=prior, score=relevance + prior))
+        out.sort(key=lambda h: (-h.score, -(h.fused if h.fused is not None else 0.0), h.passage_id))
+        return out
+
+    # ---- results with content ----------------------------------------------------------
+    def search(self, query: str, options: SearchOptions = SearchOptions()) -> list[Result]:
+        return self.batch_search([query], options)[0]
+
+    def batch_search(self, queries: list[str], options: SearchOptions = SearchOptions()) -> list[list[Result]]:
+        ranked = self.rank(queries, options)
+        rows = self.store.passages_by_id(h.passage_id for hits in ranked for h in hits)
+        return [
+            [Result(hit=h, passage=rows[h.passage_id], authority=self.authority_of(h.passage_id)) for h in hits]
+            for hits in ranked
+        ]
+
+    def close(self) -> None:
+        self.bm25.close()
+        if self._dense is not None:
+            self._dense.close()
+        self.store.close()

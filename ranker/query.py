@@ -1,0 +1,21 @@
+"""Query text checks shared by every entry point. Query text is always plain text."""
+
+from __future__ import annotations
+
+from indexer.errors import QueryError
+
+MAX_QUERY_CHARS = 2000
+
+
+def clean_query(query: object, *, field: str = "query") -> str:
+    """The query stripped of surrounding whitespace, or QueryError saying what is wrong."""
+    if not isinstance(query, str):
+        raise QueryError("query must be a string", field=field)
+    text = query.strip()
+    if not text:
+        raise QueryError("query is empty", field=field)
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(f"query is longer than {MAX_QUERY_CHARS} characters ({len(text)})", field=field)
+    if not any(ch.isalnum() for ch in text):
+        raise QueryError("query has no searchable terms (only punctuation or symbols)", field=field)
+    return text

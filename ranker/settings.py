@@ -1,0 +1,25 @@
+"""Search-time configuration: one pydantic-settings model (env DRSEARCH_*), overridable per request."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Mode = Literal["bm25", "dense", "hybrid"]
+Fusion = Literal["rrf", "convex", "rescore"]
+
+
+class SearchSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRSEARCH_", extra="ignore")
+
+    mode: Mode = "hybrid"  # falls back to bm25 for an index built without the dense leg
+    k0: int = Field(100, ge=1, le=10_000)  # candidates per leg before fusion
+    fusion: Fusion = "convex"
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0)  # convex: weight of the dense leg
+    authority_weight: float = Field(0.05, ge=0.0, le=1.0)  # bounded prior added to the normalised fused score
+    authority_list: str | None = None  # directory; None = the repository's authority_lists/
+    per_doc: int = Field(1, ge=0)  # passages per document in a result list (0 = no collapse)
+    bm25_threads: int = Field(2, ge=1)

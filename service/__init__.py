@@ -1,0 +1,1 @@
+"""How people and agents reach drsearch: the `drsearch` CLI and the FastAPI service."""

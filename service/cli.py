@@ -1,0 +1,224 @@
+"""The `drsearch` command line. Every user mistake ends as one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from indexer.errors import DrsearchError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(
+    name="drsearch", help="Paragraph-level hybrid search with authority-aware ranking.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)  # fmt: skip
+index_app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid (default: hybrid when the index has a dense leg)")]
+IndexOpt = Annotated[Path, typer.Option("--index", help="Index ROOT (uses its `current` build) or a build directory")]
+
+
+def _pipeline(index: Path, authority_weight: float | None = None, fusion: str | None = None):
+    from ranker.pipeline import SearchPipeline
+    from ranker.settings import SearchSettings
+
+    overrides = {}
+    if authority_weight is not None:
+        overrides["authority_weight"] = authority_weight
+    if fusion is not None:
+        overrides["fusion"] = fusion
+    try:
+        settings = SearchSettings(**overrides)
+    except ValueError as exc:
+        raise DrsearchError(_first_pydantic_error(exc)) from None
+    return SearchPipeline.open(index, settings)
+
+
+def _first_pydantic_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        err = errors()[0]
+        return f"invalid {'.'.join(map(str, err['loc']))}: {err['msg']}"
+    return str(exc)
+
+
+@index_app.command("build")
+def index_build(
+    corpus: Annotated[list[Path], typer.Option("--corpus", help="BEIR dir, documents JSONL(.gz) file, or dir of shards; repeatable")],
+    out: Annotated[Path, typer.Option("--out", help="Index ROOT: versioned builds + `current` pointer")],
+    chunk_words: Annotated[int, typer.Option(help="Target passage size in words; 0 = one passage per document")] = 200,
+    overlap_words: Annotated[int, typer.Option(help="Words of overlap between consecutive passages")] = 0,
+    threads: Annotated[int, typer.Option(help="Lucene indexing threads")] = 2,
+    k1: Annotated[float, typer.Option("--k1", help="BM25 k1")] = 0.9,
+    b: Annotated[float, typer.Option("--b", help="BM25 b")] = 0.4,
+    dense: Annotated[bool, typer.Option("--dense/--no-dense", help="Build the dense (FAISS) leg")] = True,
+    model: Annotated[Optional[Path], typer.Option(help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")] = None,
+    ann: Annotated[str, typer.Option(help="exact | hnsw | auto (exact up to --exact-max passages)")] = "auto",
+    query_prefix: Annotated[str, typer.Option(help="Prefix for queries, e.g. 'query: ' for e5 models")] = "",
+    passage_prefix: Annotated[str, typer.Option(help="Prefix for passages, e.g. 'passage: '")] = "",
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip and count malformed lines instead of failing")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars")] = False,
+) -> None:
+    """Build a new index version from one or more corpora and switch `current` to it."""
+    from indexer.build import build_index
+    from indexer.settings import BuildSettings, DenseSettings
+
+    try:
+        settings = BuildSettings(
+            chunk_words=chunk_words, overlap_words=overlap_words, threads=threads, bm25_k1=k1, bm25_b=b,
+            skip_bad=skip_bad, quiet=quiet,
+            dense=DenseSettings(enabled=dense, model=str(model) if model else None, ann=ann,
+                                query_prefix=query_prefix, passage_prefix=passage_prefix),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise DrsearchError(_first_pydantic_error(exc)) from None
+    result = build_index(corpus, out, settings)
+    counts = result.manifest["counts"]
+    typer.echo(
+        f"built {result.build_dir} : {counts['documents']} documents, {counts['passages']} passages"
+        f" (skipped {counts['skipped_empty']} empty, {counts['skipped_bad']} bad) in {result.manifest['build_seconds']} s"
+    )
+
+
+@index_app.command("info")
+def index_info(
+    index: Annotated[Path, typer.Argument(help="Index ROOT or build directory")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON")] = False,
+) -> None:
+    """Print an index's manifest."""
+    from indexer.layout import read_manifest, resolve_build
+
+    build = resolve_build(index)
+    manifest = read_manifest(build)
+    if as_json:
+        typer.echo(json.dumps(manifest, indent=2, sort_keys=True))
+        return
+    c = manifest["counts"]
+    dense = manifest.get("dense")
+    lines = [
+        f"build       {build}",
+        f"version     {manifest.get('version')}  (format {manifest['format_version']}, drsearch {manifest.get('drsearch_version')})",
+        f"built at    {manifest.get('built_at')}  in {manifest.get('build_seconds')} s",
+        f"corpus      {', '.join(manifest['corpus']['paths'])}  sha256 {manifest['corpus']['sha256'][:16]}…",
+        f"documents   {c['documents']}   passages {c['passages']}   skipped empty {c['skipped_empty']}  bad {c['skipped_bad']}",
+        f"chunking    {manifest['chunking']}",
+        f"bm25        k1={manifest['bm25']['k1']} b={manifest['bm25']['b']}",
+        "dense       " + ("none" if not dense else f"{dense.get('model')} dim={dense.get('dimension')} ann={dense.get('ann')}"),
+        f"libraries   {manifest.get('libraries')}",
+    ]
+    typer.echo("\n".join(lines))
+
+
+def _search_options(k, mode, include_domain, exclude_domain, min_tier, category, max_per_domain, per_doc, after, before):
+    from ranker.filters import SourceFilter, normalise_domain_list
+    from ranker.pipeline import SearchOptions
+
+    return SearchOptions(
+        k=k, mode=mode, max_per_domain=max_per_domain, per_doc=per_doc,
+        filters=SourceFilter(
+            include_domains=normalise_domain_list(include_domain or [], "--include-domain"),
+            exclude_domains=normalise_domain_list(exclude_domain or [], "--exclude-domain"),
+            min_tier=min_tier, categories=tuple(category or ()), published_after=after, published_before=before,
+        ),
+    )  # fmt: skip
+
+
+@app.command("search")
+def search(
+    query: Annotated[str, typer.Argument(help="Query text (plain text; no query syntax)")],
+    index: IndexOpt,
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of results")] = 10,
+    mode: ModeOpt = None,
+    include_domain: Annotated[Optional[list[str]], typer.Option("--include-domain", help="Only these domains (and subdomains)")] = None,
+    exclude_domain: Annotated[Optional[list[str]], typer.Option("--exclude-domain", help="Never these domains (and subdomains)")] = None,
+    min_tier: Annotated[Optional[int], typer.Option("--min-tier", help="Only listed sources of tier <= N (1 = primary)")] = None,
+    category: Annotated[Optional[list[str]], typer.Option("--category", help="Only sources of this authority category")] = None,
+    max_per_domain: Annotated[Optional[int], typer.Option("--max-per-domain", help="At most N hits per site")] = None,
+    per_doc: Annotated[Optional[int], typer.Option("--per-doc", help="Passages per document (0 = no collapse; default 1)")] = None,
+    published_after: Annotated[Optional[str], typer.Option("--published-after", help="YYYY[-MM[-DD]] inclusive")] = None,
+    published_before: Annotated[Optional[str], typer.Option("--published-before", help="YYYY[-MM[-DD]] inclusive")] = None,
+    authority_weight: Annotated[Optional[float], typer.Option("--authority-weight", help="Authority prior strength; 0 = off")] = None,
+    snippet_chars: Annotated[int, typer.Option(help="Snippet length")] = 240,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Search an index and print ranked passages."""
+    from ranker.format import result_dict
+    from ranker.snippets import snippet
+
+    options = _search_options(k, mode, include_domain, exclude_domain, min_tier, category, max_per_domain, per_doc,
+                              published_after, published_before)  # fmt: skip
+    pipeline = _pipeline(index, authority_weight=authority_weight)
+    results = pipeline.search(query, options)
+    if as_json:
+        payload = {
+            "query": query, "index_version": pipeline.version, "mode": pipeline.resolve_mode(mode),
+            "hits": [result_dict(r, query, snippet_chars=snippet_chars) for r in results],
+        }  # fmt: skip
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    if not results:
+        typer.echo("no results")
+    for r in results:
+        h, p = r.hit, r.passage
+        auth = f"  [{r.authority.name}, tier {r.authority.tier}]" if r.authority else ""
+        src = f"  {p.url}" if p.url else ""
+        typer.echo(f"{h.rank:>3}. {h.score:.4f}  {p.doc_id}  {p.title[:90]}{src}{auth}")
+        typer.echo(f"     {snippet(p.text, query, snippet_chars)}")
+
+
+@app.command("eval")
+def evaluate(
+    index: IndexOpt,
+    beir: Annotated[Path, typer.Option("--beir", help="BEIR-layout directory with queries.jsonl and qrels/")],
+    split: Annotated[str, typer.Option(help="qrels split")] = "test",
+    mode: Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid | all")] = None,
+    ignore_identical_ids: Annotated[bool, typer.Option("--ignore-identical-ids", help="Drop a document whose id equals the query id")] = False,
+    fusion: Annotated[Optional[str], typer.Option("--fusion", help="hybrid fusion: rrf | convex | rescore")] = None,
+    authority_weight: Annotated[float, typer.Option("--authority-weight", help="Authority prior during eval")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object keyed by mode")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """nDCG@10, Recall@100 and MRR@10 at document level (MaxP)."""
+    from ranker.eval import PASSAGE_DEPTH
+    from ranker.eval import evaluate as run_eval
+    from ranker.pipeline import MODES, SearchOptions
+
+    pipeline = _pipeline(index, authority_weight=authority_weight, fusion=fusion)
+    modes = ([m for m in MODES if m == "bm25" or pipeline.has_dense] if mode == "all" else [pipeline.resolve_mode(mode)])
+    report = {}
+    for m in modes:
+        pipeline.resolve_mode(m)
+        options = SearchOptions(k=PASSAGE_DEPTH, k0=PASSAGE_DEPTH, mode=m, per_doc=0, authority_weight=authority_weight)
+        rank = lambda qs, o=options: pipeline.rank(qs, o)  # noqa: E731
+        report[m] = run_eval(rank, beir, split=split, ignore_identical_ids=ignore_identical_ids,
+                             quiet=quiet or as_json, desc=f"eval {m}")  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({m: {k: v for k, v in r.items() if k != "queries"} for m, r in report.items()}))
+        return
+    typer.echo(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>8} {'MRR@10':>8} {'queries':>8}")
+    for m, r in report.items():
+        typer.echo(f"{m:<8} {r['ndcg@10']:>8.4f} {r['recall@100']:>8.4f} {r['mrr@10']:>8.4f} {r['queries']:>8}")
+
+
+def main() -> None:
+    try:
+        app()
+    except DrsearchError as exc:
+        typer.echo(f"drsearch: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("drsearch: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

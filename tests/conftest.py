@@ -1,0 +1,62 @@
+"""Shared fixtures: the real collections in ../shared/data (override: DRSEARCH_DATA) and
+indexes built over them once per test session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("DRSEARCH_DATA", REPO.parent / "shared" / "data"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def data_dir(name: str) -> Path:
+    path = DATA / name
+    if not path.exists():
+        pytest.skip(f"collection {name} not found under {DATA} (set DRSEARCH_DATA)")
+    return path
+
+
+def drsearch(*args: str, check: bool = False, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `drsearch` CLI in a subprocess."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "service.cli", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    if check and proc.returncode != 0:
+        raise AssertionError(f"drsearch {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def _build(root: Path, corpus: Path, *, chunk_words: int, dense: bool) -> Path:
+    from indexer.build import build_index
+    from indexer.settings import BuildSettings, DenseSettings
+
+    build_index([corpus], root, BuildSettings(chunk_words=chunk_words, quiet=True, dense=DenseSettings(enabled=dense)))
+    return root
+
+
+@pytest.fixture(scope="session")
+def cranfield_index(tmp_path_factory) -> Path:
+    """Cranfield, default paragraph chunking, BM25 + dense."""
+    return _build(tmp_path_factory.mktemp("cranfield"), data_dir("cranfield"), chunk_words=200, dense=True)
+
+
+@pytest.fixture(scope="session")
+def scifact_flat_index(tmp_path_factory) -> Path:
+    """SciFact, each document one passage, BM25 + dense."""
+    return _build(tmp_path_factory.mktemp("scifact_flat"), data_dir("scifact"), chunk_words=0, dense=True)
+
+
+@pytest.fixture(scope="session")
+def scifact_chunked_index(tmp_path_factory) -> Path:
+    """SciFact, default paragraph chunking, BM25 + dense."""
+    return _build(tmp_path_factory.mktemp("scifact_chunked"), data_dir("scifact"), chunk_words=200, dense=True)

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import pytest
+
+from indexer.chunker import ChunkSettings, chunk_document, count_words
+from indexer.schema import Document, doc_id_of
+
+
+def doc(text: str, doc_id: str = "d1", title: str = "T") -> Document:
+    return Document(doc_id=doc_id, text=text, title=title)
+
+
+def assert_offsets(d: Document, passages) -> None:
+    for p in passages:
+        assert d.text[p.start : p.end] == p.text
+        assert p.text == p.text.strip()
+        assert p.doc_id == d.doc_id and p.title == d.title
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\n\r\n\t"])
+def test_empty_text_gives_no_passages(text):
+    assert chunk_document(doc(text)) == []
+    assert chunk_document(doc(text), ChunkSettings(target_words=0)) == []
+
+
+def test_paragraphs_are_packed_up_to_target():
+    paras = [" ".join(f"w{i}_{j}" for j in range(60)) for i in range(5)]  # 5 x 60 words
+    d = doc("\n\n".join(paras))
+    passages = chunk_document(d, ChunkSettings(target_words=130))
+    assert [count_words(p.text) for p in passages] == [120, 120, 60]
+    assert [p.passage_id for p in passages] == ["d1#0", "d1#1", "d1#2"]
+    assert_offsets(d, passages)
+
+
+def test_one_giant_paragraph_splits_at_sentences():
+    sentences = [" ".join(["word"] * 29) + f" end{i}." for i in range(20)]  # 20 sentences x 30 words
+    d = doc(" ".join(sentences))
+    passages = chunk_document(d, ChunkSettings(target_words=100))
+    assert len(passages) == 7  # 3 sentences (90 words) per passage; the 2-sentence tail stays
+    for p in passages:
+        assert p.text.endswith(".")  # cut at a sentence boundary
+        assert count_words(p.text) <= 100
+    assert_offsets(d, passages)
+
+
+def test_giant_sentence_without_punctuation_splits_at_words():
+    d = doc(" ".join(f"t{i}" for i in range(1000)))
+    passages = chunk_document(d, ChunkSettings(target_words=100))
+    assert all(count_words(p.text) <= 100 for p in passages)
+    assert sum(count_words(p.text) for p in passages) == 1000
+    assert_offsets(d, passages)
+
+
+def test_crlf_paragraph_breaks():
+    d = doc("first paragraph here.\r\n\r\nsecond paragraph here.\r\n  \r\nthird one.")
+    passages = chunk_document(d, ChunkSettings(target_words=3))
+    assert [p.text for p in passages] == ["first paragraph here.", "second paragraph here.", "third one."]
+    assert_offsets(d, passages)
+
+
+def test_unicode_and_cjk_words_are_counted_and_offsets_hold():
+    cjk = "深度研究智能体需要权威来源。" * 30  # 13 ideographs per sentence
+    d = doc(f"Émile Zoë naïve café.\n\n{cjk}\n\n😀 emoji paragraph ✓.")
+    passages = chunk_document(d, ChunkSettings(target_words=50))
+    assert count_words("深度研究") == 4
+    assert len(passages) > 3
+    assert all(count_words(p.text) <= 60 for p in passages)
+    assert_offsets(d, passages)
+
+
+def test_whole_document_setting_keeps_one_passage():
+    text = "\n\n".join(["para " * 300] * 3)
+    d = doc(text)
+    (p,) = chunk_document(d, ChunkSettings(target_words=0))
+    assert p.passage_id == "d1#0" and p.text == text.strip()
+
+
+def test_small_tail_is_folded_into_previous_passage():
+    d = doc(" ".join(["a"] * 100) + "\n\n" + "tail words")
+    passages = chunk_document(d, ChunkSettings(target_words=100))
+    assert len(passages) == 1 and passages[0].text.endswith("tail words")
+
+
+def test_overlap_repeats_trailing_units():
+    paras = [f"para{i} " + " ".join(["x"] * 19) for i in range(6)]  # 20 words each
+    d = doc("\n\n".join(paras))
+    passages = chunk_document(d, ChunkSettings(target_words=40, overlap_words=20))
+    assert passages[1].text.startswith("para1")  # para1 repeated from passage 0
+    assert_offsets(d, passages)
+
+
+def test_ids_are_deterministic_and_doc_ids_with_hash_survive():
+    d = doc("a b c\n\nd e f", doc_id="report#2024")
+    first = chunk_document(d, ChunkSettings(target_words=3))
+    second = chunk_document(d, ChunkSettings(target_words=3))
+    assert first == second
+    assert [doc_id_of(p.passage_id) for p in first] == ["report#2024", "report#2024"]

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from indexer import layout
+from indexer.chunker import ChunkSettings, chunk_document
+from indexer.errors import IndexFormatError
+from indexer.schema import Document
+from indexer.store import Store, StoreWriter
+
+
+def test_store_round_trip(tmp_path):
+    docs = [
+        Document("d1", "First para.\n\nSecond para.", title="One", url="https://stats.gov.cn/x", domain="stats.gov.cn",
+                 published="2024-01-02", metadata={"k": [1, "é"]}),
+        Document("d2", "Only text.", title="Two"),
+    ]  # fmt: skip
+    writer = StoreWriter(tmp_path / "s.sqlite")
+    for d in docs:
+        writer.add(d, chunk_document(d, ChunkSettings(target_words=2)))
+    writer.close()
+    store = Store(tmp_path / "s.sqlite")
+    assert store.counts() == (2, 3)
+    doc = store.document("d1")
+    assert doc["metadata"] == {"k": [1, "é"]} and doc["published"] == "2024-01-02"
+    assert [p["passage_id"] for p in doc["passages"]] == ["d1#0", "d1#1"]
+    row = store.passage("d1#1")
+    assert (row.text, row.title, row.domain) == ("Second para.", "One", "stats.gov.cn")
+    assert doc["text"][row.start : row.end] == row.text
+    assert [r[1] for r in store.iter_passages()] == ["d1#0", "d1#1", "d2#0"]
+    assert store.document("nope") is None and store.passage("nope") is None
+
+
+def test_manifest_and_resolution_errors(tmp_path):
+    with pytest.raises(IndexFormatError, match="no such index"):
+        layout.resolve_build(tmp_path / "missing")
+    with pytest.raises(IndexFormatError, match="not a drsearch index"):
+        layout.resolve_build(tmp_path)
+    build = layout.new_build_dir(tmp_path)
+    with pytest.raises(IndexFormatError, match="no complete build"):
+        layout.resolve_build(tmp_path)
+    layout.write_manifest(build, {"format_version": layout.FORMAT_VERSION, "version": build.name})
+    layout.switch_current(tmp_path, build)
+    assert layout.resolve_build(tmp_path) == build.resolve()
+    (build / "manifest.json").write_text(json.dumps({"format_version": layout.FORMAT_VERSION + 1}))
+    with pytest.raises(IndexFormatError, match="newer than this drsearch supports"):
+        layout.resolve_build(tmp_path)
+    (build / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexFormatError, match="unreadable manifest"):
+        layout.resolve_build(build)
+
+
+def test_switch_current_is_a_single_rename(tmp_path):
+    a, b = layout.new_build_dir(tmp_path), layout.new_build_dir(tmp_path)
+    layout.switch_current(tmp_path, a)
+    layout.switch_current(tmp_path, b)
+    assert os.readlink(tmp_path / "current") == os.path.join("builds", b.name)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".current")] == []
+
+
+@pytest.mark.slow
+def test_killed_build_leaves_previous_index_intact(tmp_path):
+    from tests.conftest import DATA, drsearch
+
+    corpus = DATA / "cranfield"
+    root = tmp_path / "idx"
+    drsearch("index", "build", "--corpus", corpus, "--out", root, "--no-dense", "--quiet", check=True)
+    before = os.readlink(root / "current")
+    # Start a second build and kill it while it is still working (before its manifest exists).
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "index", "build", "--corpus", str(corpus), "--out", str(root), "--no-dense"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list((root / "builds").iterdir())) < 2:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert os.readlink(root / "current") == before
+    assert len(layout.list_builds(root)) == 1  # the killed build never got a manifest
+    out = drsearch("search", "boundary layer", "--index", root, "--mode", "bm25", "--json", check=True)
+    assert len(json.loads(out.stdout)["hits"]) == 10
