@@ -141,7 +141,13 @@ class SearchPipeline:
         """Ranked hits per query, after fusion, authority, filters and diversity; no store reads."""
         if options.k < 1:
             raise QueryError("k must be at least 1", field="k")
-        texts = [clean_query(q, field=f"queries[{i}]" if len(queries) > 1 else "query") for i, q in enumerate(queries)]
+        texts = []
+        for i, q in enumerate(queries):
+            where = f"queries[{i}]" if len(queries) > 1 else "query"
+            text = clean_query(q, field=where)
+            if not self.bm25.terms(text):
+                raise QueryError("query has no searchable terms (only stopwords, operators or symbols)", field=where)
+            texts.append(text)
         mode = self.resolve_mode(options.mode)
         options.filters.check()
         if options.max_per_domain is not None and options.max_per_domain < 1:
@@ -159,9 +165,6 @@ class SearchPipeline:
             legs = self._retrieve([texts[i] for i in pending], mode, depth, fusion_name)
             still: list[int] = []
             for i, (candidates, exhausted) in zip(pending, legs):
-                if mode == "bm25" and not candidates and not self.bm25.terms(texts[i]):
-                    raise QueryError("query has no searchable terms (only stopwords or symbols)",
-                                     field=f"queries[{i}]" if len(texts) > 1 else "query")  # fmt: skip
                 ranked = self._authority_rerank(candidates, weight, mode)
                 kept = [h for h in ranked if options.filters.accepts(h.passage_id, self._meta_if_needed(options, h))]
                 final = list(diversify(kept, self.source_meta, per_doc=per_doc, max_per_domain=options.max_per_domain))

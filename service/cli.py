@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from indexer.errors import DrsearchError
+from service.cli_authority import authority_app
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -22,6 +23,7 @@ app = typer.Typer(
 )  # fmt: skip
 index_app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
+app.add_typer(authority_app, name="authority")
 
 ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid (default: hybrid when the index has a dense leg)")]
 IndexOpt = Annotated[Path, typer.Option("--index", help="Index ROOT (uses its `current` build) or a build directory")]

@@ -1,0 +1,536 @@
+"""The curated authority index: loads `authority_lists/` and maps any URL or host to its entry.
+
+One loader for the whole project (ranker and crawler). Matching is a dict lookup per label
+suffix of the host: exact host, then the longest listed parent domain, then the longest
+suffix rule (`gov`, `gov.uk`, `ac.uk`, ...). No network, ever: the public suffix list used by
+`registrable_domain` is tldextract's bundled snapshot.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import ipaddress
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from indexer.errors import ConfigError
+
+__all__ = [
+    "CATEGORIES",
+    "TIERS",
+    "OFFICIAL_CATEGORIES",
+    "AuthorityEntry",
+    "AuthorityListError",
+    "AuthorityList",
+    "BREADTH_REQUIREMENTS",
+    "default_list_dir",
+    "normalise_host",
+    "validate",
+]
+
+CATEGORIES: frozenset[str] = frozenset(
+    {
+        "government",
+        "intergovernmental",
+        "central_bank",
+        "statistics",
+        "regulator",
+        "legal",
+        "standards",
+        "university",
+        "publisher",
+        "preprint",
+        "research_institute",
+        "library_archive",
+        "health_agency",
+        "scientific_society",
+    }
+)
+TIERS: tuple[int, ...] = (1, 2, 3)
+#: Categories that count as a country's "official sources" for the breadth check.
+OFFICIAL_CATEGORIES: frozenset[str] = frozenset(
+    {"government", "regulator", "legal", "statistics", "central_bank"}
+)
+
+DOMAIN_HEADER: tuple[str, ...] = ("domain", "name", "category", "country", "tier", "note")
+SUFFIX_HEADER: tuple[str, ...] = ("suffix", "name", "category", "country", "tier", "note")
+SUFFIX_FILE = "suffix_rules.csv"
+ENV_VAR = "DRSEARCH_AUTHORITY_LIST"
+
+#: requirement -> minimum; see `_breadth`.
+BREADTH_REQUIREMENTS: dict[str, int] = {
+    "explicit_domains": 600,
+    "central_bank": 40,
+    "statistics": 40,
+    "university": 60,
+    "publisher+preprint": 30,
+    "intergovernmental": 40,
+    "research_institute": 40,
+    "countries_with_official_sources": 30,
+}
+
+# ISO 3166-1 alpha-2 codes (officially assigned), plus `int` and `eu` used by this project.
+_ISO_ALPHA2 = frozenset(
+    """
+    ad ae af ag ai al am ao aq ar as at au aw ax az ba bb bd be bf bg bh bi bj bl bm bn bo bq br
+    bs bt bv bw by bz ca cc cd cf cg ch ci ck cl cm cn co cr cu cv cw cx cy cz de dj dk dm do dz
+    ec ee eg eh er es et fi fj fk fm fo fr ga gb gd ge gf gg gh gi gl gm gn gp gq gr gs gt gu gw
+    gy hk hm hn hr ht hu id ie il im in io iq ir is it je jm jo jp ke kg kh ki km kn kp kr kw ky
+    kz la lb lc li lk lr ls lt lu lv ly ma mc md me mf mg mh mk ml mm mn mo mp mq mr ms mt mu mv
+    mw mx my mz na nc ne nf ng ni nl no np nr nu nz om pa pe pf pg ph pk pl pm pn pr ps pt pw py
+    qa re ro rs ru rw sa sb sc sd se sg sh si sj sk sl sm sn so sr ss st sv sx sy sz tc td tf tg
+    th tj tk tl tm tn to tr tt tv tw tz ua ug um us uy uz va vc ve vg vi vn vu wf ws ye yt za zm
+    zw
+    """.split()
+)
+_SPECIAL_COUNTRIES = frozenset({"int", "eu"})
+
+_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_NUMERIC_RE = re.compile(r"^[0-9]+$")
+
+
+class AuthorityListError(ConfigError):
+    """An authority list file is missing, unreadable or has an invalid row (`where` = file:line)."""
+
+
+@dataclass(frozen=True)
+class AuthorityEntry:
+    """One curated source: an explicit domain (and its subdomains) or a suffix rule."""
+
+    domain: str
+    name: str
+    category: str
+    country: str
+    tier: int
+    note: str
+    kind: str  # "domain" | "suffix"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "category": self.category,
+            "tier": self.tier,
+            "country": self.country,
+            "domain": self.domain,
+            "kind": self.kind,
+        }
+
+
+def default_list_dir() -> Path:
+    """`$DRSEARCH_AUTHORITY_LIST` if set, else the repository's `authority_lists/`."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / "authority_lists"
+
+
+# --------------------------------------------------------------------------- host normalisation
+
+
+def _to_ascii(host: str) -> str | None:
+    """IDN (unicode) host -> punycode, label by label; None if it cannot be encoded."""
+    try:
+        import idna  # type: ignore[import-untyped]
+
+        try:
+            return idna.encode(host, uts46=True, transitional=False).decode("ascii")
+        except idna.IDNAError:
+            return None
+    except ImportError:  # pragma: no cover - idna ships with requests/tldextract
+        try:
+            return host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+
+
+def _is_ip(host: str) -> bool:
+    if not host or not (host[-1].isdigit() or ":" in host):
+        return False  # every IP literal ends in a digit or contains ':' (cheap pre-check)
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def _valid_ascii_host(host: str) -> bool:
+    if not host or len(host) > 253:
+        return False
+    labels = host.split(".")
+    if not all(_LABEL_RE.match(label) for label in labels):
+        return False
+    # A numeric last label is never a TLD (catches "1.2.3", "10.0.0.1" variants ipaddress rejects).
+    return not _NUMERIC_RE.match(labels[-1])
+
+
+def normalise_host(url_or_host: str) -> str | None:
+    """A URL or host -> lower-case ASCII host without `www.`, port, userinfo or trailing dot.
+
+    Unicode (IDN) hosts come back as punycode. IP addresses and anything that is not a
+    plausible DNS name give None.
+    """
+    if not isinstance(url_or_host, str):
+        return None
+    return _normalise_cached(url_or_host)
+
+
+@lru_cache(maxsize=65536)
+def _normalise_cached(url_or_host: str) -> str | None:
+    text = url_or_host.strip()
+    if not text or any(c.isspace() for c in text):
+        return None
+    if "://" not in text:
+        # Scheme-less: "example.org/x", "user@host:8080", "[::1]:80", "mailto:"-like junk.
+        text = "//" + text.lstrip("/")
+    try:
+        netloc = urlsplit(text).netloc
+    except ValueError:  # e.g. unbalanced brackets
+        return None
+    host = netloc.rpartition("@")[2]
+    if not host:
+        return None
+    if host.startswith("["):  # bracketed IPv6 literal, possibly with a port
+        return None
+    if host.count(":") > 1:  # unbracketed IPv6
+        return None
+    if ":" in host:
+        host, _, port = host.partition(":")
+        if port and not port.isdigit():
+            return None
+    host = host.rstrip(".").lower()
+    if not host or _is_ip(host):
+        return None
+    if not host.isascii():
+        ascii_host = _to_ascii(host)
+        if ascii_host is None:
+            return None
+        host = ascii_host.lower().rstrip(".")
+    if host.startswith("www.") and host.count(".") >= 2:
+        host = host[4:]
+    if not _valid_ascii_host(host):
+        return None
+    return host
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@dataclass
+class _Problem:
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message}
+
+
+@dataclass
+class _Parsed:
+    directory: Path
+    entries: dict[str, AuthorityEntry] = field(default_factory=dict)
+    suffixes: dict[str, AuthorityEntry] = field(default_factory=dict)
+    where: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # (kind, domain) -> (file, line)
+    problems: list[_Problem] = field(default_factory=list)
+    content_hash: str = ""
+
+
+def _domain_problem(value: str, key: str) -> str | None:
+    """Why `value` is not a normalised domain/suffix, or None if it is fine."""
+    if not value:
+        return f"empty {key}"
+    if "://" in value or value.startswith("//"):
+        return f"{key} must not contain a scheme: {value!r}"
+    if any(c in value for c in "/?#@: \t"):
+        return f"{key} must be a bare host name: {value!r}"
+    if value.endswith("."):
+        return f"{key} must not end with a dot: {value!r}"
+    if value != value.lower():
+        return f"{key} must be lower case: {value!r}"
+    if value.startswith("www."):
+        return f"{key} must not start with 'www.': {value!r}"
+    if not value.isascii():
+        puny = _to_ascii(value)
+        hint = f" (use {puny!r})" if puny else ""
+        return f"{key} must be punycode, not unicode: {value!r}{hint}"
+    if _is_ip(value):
+        return f"{key} must not be an IP address: {value!r}"
+    if not _valid_ascii_host(value):
+        return f"invalid {key} syntax: {value!r}"
+    if value.startswith("xn--") or ".xn--" in value:
+        try:
+            import idna  # type: ignore[import-untyped]
+
+            idna.decode(value)
+        except Exception:  # noqa: BLE001 - any decoding failure means a bad label
+            return f"invalid punycode in {key}: {value!r}"
+    return None
+
+
+def _parse_file(path: Path, parsed: _Parsed) -> bytes | None:
+    is_suffix = path.name == SUFFIX_FILE
+    header = SUFFIX_HEADER if is_suffix else DOMAIN_HEADER
+    key = header[0]
+    kind = "suffix" if is_suffix else "domain"
+    fname = path.name
+    problems = parsed.problems
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        problems.append(_Problem(fname, 0, "file", f"cannot read: {exc.strerror or exc}"))
+        return None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problems.append(_Problem(fname, 0, "file", f"not UTF-8 ({exc.reason} at byte {exc.start})"))
+        return raw
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        first = next(reader, None)
+    except csv.Error as exc:
+        problems.append(_Problem(fname, 1, "header", f"unreadable CSV: {exc}"))
+        return raw
+    if first is None:
+        problems.append(_Problem(fname, 1, "header", "empty file (expected header " + ",".join(header) + ")"))
+        return raw
+    if tuple(c.strip() for c in first) != header:
+        problems.append(
+            _Problem(fname, 1, "header", f"expected header {','.join(header)!r}, got {','.join(first)!r}")
+        )
+        return raw
+    target = parsed.suffixes if is_suffix else parsed.entries
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(_Problem(fname, reader.line_num, "row", f"unreadable CSV: {exc}"))
+            break
+        line = reader.line_num
+        if not row or all(not c.strip() for c in row):
+            continue
+        if row[0].lstrip().startswith("#"):
+            continue  # comment line for human reviewers
+        if len(row) != len(header):
+            problems.append(
+                _Problem(fname, line, "row", f"expected {len(header)} fields, got {len(row)}")
+            )
+            continue
+        domain, name, category, country, tier_s, note = (c.strip() for c in row)
+        ok = True
+        why = _domain_problem(domain, key)
+        if why:
+            problems.append(_Problem(fname, line, key, why))
+            ok = False
+        if not name:
+            problems.append(_Problem(fname, line, "name", "empty name"))
+            ok = False
+        if category not in CATEGORIES:
+            problems.append(
+                _Problem(fname, line, "category", f"unknown category {category!r} (one of {', '.join(sorted(CATEGORIES))})")
+            )
+            ok = False
+        if country not in _SPECIAL_COUNTRIES and country not in _ISO_ALPHA2:
+            problems.append(
+                _Problem(fname, line, "country", f"not an ISO 3166-1 alpha-2 lower-case code, 'int' or 'eu': {country!r}")
+            )
+            ok = False
+        tier = 0
+        if tier_s.isdigit() and int(tier_s) in TIERS:
+            tier = int(tier_s)
+        else:
+            problems.append(_Problem(fname, line, "tier", f"tier must be 1, 2 or 3, got {tier_s!r}"))
+            ok = False
+        if not ok:
+            continue
+        if domain in target:
+            other_file, other_line = parsed.where[(kind, domain)]
+            problems.append(
+                _Problem(fname, line, key, f"duplicate {key} {domain!r} (first at {other_file}:{other_line})")
+            )
+            continue
+        target[domain] = AuthorityEntry(domain, name, category, country, tier, note, kind)
+        parsed.where[(kind, domain)] = (fname, line)
+    return raw
+
+
+def _check_conflicts(parsed: _Parsed) -> None:
+    """An entry under a listed parent with the same category but another tier is a conflict."""
+    for kind, table in (("domain", parsed.entries), ("suffix", parsed.suffixes)):
+        for domain, entry in table.items():
+            labels = domain.split(".")
+            for i in range(1, len(labels)):
+                parent = table.get(".".join(labels[i:]))
+                if parent is None:
+                    continue
+                if parent.category == entry.category and parent.tier != entry.tier:
+                    f, ln = parsed.where[(kind, domain)]
+                    pf, pl = parsed.where[(kind, parent.domain)]
+                    parsed.problems.append(
+                        _Problem(
+                            f,
+                            ln,
+                            "tier",
+                            f"{domain!r} ({entry.category}, tier {entry.tier}) conflicts with parent "
+                            f"{parent.domain!r} ({parent.category}, tier {parent.tier}) at {pf}:{pl}",
+                        )
+                    )
+                break  # only the nearest listed parent matters
+
+
+def _parse_dir(directory: Path | str | None) -> _Parsed:
+    d = Path(directory) if directory is not None else default_list_dir()
+    parsed = _Parsed(directory=d)
+    if not d.is_dir():
+        parsed.problems.append(_Problem(str(d), 0, "directory", "authority list directory not found"))
+        return parsed
+    files = sorted(p for p in d.iterdir() if p.suffix == ".csv" and p.is_file())
+    if not files:
+        parsed.problems.append(_Problem(str(d), 0, "directory", "no .csv files in authority list directory"))
+        return parsed
+    h = hashlib.sha256()
+    for p in files:
+        raw = _parse_file(p, parsed)
+        h.update(p.name.encode("utf-8") + b"\0")
+        h.update(raw or b"")
+        h.update(b"\0")
+    parsed.content_hash = h.hexdigest()
+    _check_conflicts(parsed)
+    return parsed
+
+
+# --------------------------------------------------------------------------- the list
+
+
+class AuthorityList:
+    """The loaded list: explicit domains + suffix rules, with a fast most-specific-wins lookup."""
+
+    def __init__(
+        self,
+        entries: dict[str, AuthorityEntry],
+        suffix_rules: dict[str, AuthorityEntry],
+        *,
+        directory: Path,
+        content_hash: str,
+    ) -> None:
+        self.entries: dict[str, AuthorityEntry] = dict(entries)
+        self._suffixes: dict[str, AuthorityEntry] = dict(suffix_rules)
+        self.explicit_domains: list[str] = sorted(self.entries)
+        self.suffix_rules: list[AuthorityEntry] = [self._suffixes[k] for k in sorted(self._suffixes)]
+        self.directory: Path = directory
+        self.content_hash: str = content_hash
+        self._extractor: Any = None
+
+    @classmethod
+    def load(cls, directory: Path | str | None = None) -> "AuthorityList":
+        """Read every CSV in `directory`; raise AuthorityListError on the first invalid row."""
+        parsed = _parse_dir(directory)
+        if parsed.problems:
+            p = parsed.problems[0]
+            where = f"{p.file}:{p.line}" if p.line else p.file
+            raise AuthorityListError(f"{p.field}: {p.message}", where=where, field=p.field)
+        return cls(
+            parsed.entries,
+            parsed.suffixes,
+            directory=parsed.directory,
+            content_hash=parsed.content_hash,
+        )
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __repr__(self) -> str:
+        return (
+            f"AuthorityList({str(self.directory)!r}, explicit={len(self.entries)}, "
+            f"suffix_rules={len(self._suffixes)}, hash={self.content_hash[:12]})"
+        )
+
+    def lookup_host(self, host: str) -> AuthorityEntry | None:
+        """Like `lookup` for a host that is already normalised (hot path)."""
+        for table in (self.entries, self._suffixes):
+            cand = host
+            while True:
+                entry = table.get(cand)
+                if entry is not None:
+                    return entry
+                dot = cand.find(".")
+                if dot < 0:
+                    break
+                cand = cand[dot + 1 :]
+        return None
+
+    def lookup(self, url_or_host: str) -> AuthorityEntry | None:
+        """Most specific entry for a URL/host: exact host, longest listed parent, longest suffix rule."""
+        host = normalise_host(url_or_host)
+        if host is None:
+            return None
+        return self.lookup_host(host)
+
+    def registrable_domain(self, url_or_host: str) -> str | None:
+        """The domain under the public suffix (`a.b.stats.gov.cn` -> `stats.gov.cn`), offline."""
+        host = normalise_host(url_or_host)
+        if host is None:
+            return None
+        if self._extractor is None:
+            import tldextract
+
+            self._extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+        result = self._extractor(host)
+        top = result.top_domain_under_public_suffix
+        return top or None
+
+
+# --------------------------------------------------------------------------- validation report
+
+
+def _breadth(entries: dict[str, AuthorityEntry]) -> dict[str, dict[str, Any]]:
+    cats = Counter(e.category for e in entries.values())
+    official_countries = {
+        e.country
+        for e in entries.values()
+        if e.category in OFFICIAL_CATEGORIES and e.country not in _SPECIAL_COUNTRIES
+    }
+    actual = {
+        "explicit_domains": len(entries),
+        "central_bank": cats["central_bank"],
+        "statistics": cats["statistics"],
+        "university": cats["university"],
+        "publisher+preprint": cats["publisher"] + cats["preprint"],
+        "intergovernmental": cats["intergovernmental"],
+        "research_institute": cats["research_institute"],
+        "countries_with_official_sources": len(official_countries),
+    }
+    return {
+        k: {"required": req, "actual": actual[k], "ok": actual[k] >= req}
+        for k, req in BREADTH_REQUIREMENTS.items()
+    }
+
+
+def validate(directory: Path | str | None = None) -> dict[str, Any]:
+    """Check a list directory; never raises for bad rows. See `drsearch authority check`."""
+    parsed = _parse_dir(directory)
+    entries = parsed.entries
+    by_category = Counter(e.category for e in entries.values())
+    by_tier = Counter(str(e.tier) for e in entries.values())
+    by_country = Counter(e.country for e in entries.values())
+    return {
+        "directory": str(parsed.directory),
+        "content_hash": parsed.content_hash,
+        "explicit_domains": len(entries),
+        "suffix_rules": len(parsed.suffixes),
+        "by_category": dict(sorted(by_category.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "by_tier": {t: by_tier.get(t, 0) for t in ("1", "2", "3")},
+        "by_country": dict(sorted(by_country.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "errors": [p.as_dict() for p in parsed.problems],
+        "breadth": _breadth(entries),
+    }

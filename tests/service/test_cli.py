@@ -1,0 +1,94 @@
+"""The real `drsearch` CLI in subprocesses: bad input ends as one line and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import DATA, drsearch
+
+
+def assert_one_line_error(proc, *fragments: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.strip() and not l.startswith("Loading weights")]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("drsearch: error: ")
+    assert "Traceback" not in proc.stderr and "java." not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def bm25_index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "idx"
+    drsearch("index", "build", "--corpus", DATA / "cranfield", "--out", root, "--no-dense", "--quiet", check=True)
+    return root
+
+
+def test_build_errors(tmp_path):
+    assert_one_line_error(drsearch("index", "build", "--corpus", tmp_path / "missing", "--out", tmp_path / "o"),
+                          "missing", "does not exist")  # fmt: skip
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "fine"}\n{"id": "b", "text": \n')
+    assert_one_line_error(drsearch("index", "build", "--corpus", bad, "--out", tmp_path / "o", "--no-dense", "-q"),
+                          f"{bad}:2", "malformed JSON")  # fmt: skip
+    (tmp_path / "wrong").mkdir()
+    (tmp_path / "wrong" / "readme.txt").write_text("x")
+    assert_one_line_error(drsearch("index", "build", "--corpus", tmp_path / "wrong", "--out", tmp_path / "o"),
+                          "no corpus.jsonl")  # fmt: skip
+    assert not (tmp_path / "o" / "current").exists()
+
+
+def test_skip_bad_builds_and_reports(tmp_path):
+    bad = tmp_path / "docs.jsonl"
+    bad.write_text('{"id": "a", "text": "heat transfer in boundary layers"}\n{oops\n{"id": "c", "text": ""}\n')
+    out = drsearch("index", "build", "--corpus", bad, "--out", tmp_path / "o", "--no-dense", "-q", "--skip-bad", check=True)
+    assert "1 documents" in out.stdout and "skipped 1 empty, 1 bad" in out.stdout
+    info = json.loads(drsearch("index", "info", tmp_path / "o", "--json", check=True).stdout)
+    assert info["counts"]["skipped_bad"] == 1 and info["counts"]["bad_lines"][0].startswith(f"{bad}:2")
+
+
+def test_not_an_index_and_newer_format(tmp_path, bm25_index):
+    assert_one_line_error(drsearch("search", "heat", "--index", tmp_path), "not a drsearch index")
+    assert_one_line_error(drsearch("index", "info", tmp_path / "nope"), "no such index directory")
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "manifest.json").write_text(json.dumps({"format_version": 999}))
+    assert_one_line_error(drsearch("search", "heat", "--index", newer), "newer than this drsearch supports")
+
+
+@pytest.mark.parametrize(
+    "query, fragment",
+    [("", "query is empty"), ("   ", "query is empty"), ("?!... ---", "no searchable terms"),
+     ("AND OR", "no searchable terms"), ('"*" : ( \\', "no searchable terms"), ("x" * 2001, "longer than 2000")],
+)  # fmt: skip
+def test_bad_queries(bm25_index, query, fragment):
+    assert_one_line_error(drsearch("search", query, "--index", bm25_index), fragment)
+
+
+def test_bad_options(bm25_index):
+    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--mode", "fuzzy"), "unknown mode 'fuzzy'")
+    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--mode", "dense"),
+                          "built without the dense leg")  # fmt: skip
+    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--category", "blogs"), "unknown category 'blogs'")
+    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--min-tier", "7"), "unknown tier 7")
+    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--authority-weight", "-1"), "authority_weight")
+
+
+def test_query_syntax_is_plain_text(bm25_index):
+    def hits(q):
+        out = drsearch("search", q, "--index", bm25_index, "--json", "-k", "5", check=True)
+        return [(h["passage_id"], h["scores"]["bm25"]) for h in json.loads(out.stdout)["hits"]]
+
+    plain = hits("title heat transfer and boundary or layer")
+    assert plain
+    assert hits('title:"heat transfer" AND (boundary* OR layer\\)') == plain
+    assert hits("heat~2 transfer^4 [boundary TO layer]") == hits("heat 2 transfer 4 boundary to layer")
+
+
+def test_search_output_and_info(bm25_index):
+    out = drsearch("search", "boundary layer transition", "--index", bm25_index, "-k", "3", check=True)
+    assert out.stdout.count("\n") >= 6 and " 1. " in out.stdout
+    info = drsearch("index", "info", bm25_index, check=True).stdout
+    assert "documents   1398" in info and "k1=0.9 b=0.4" in info
