@@ -1,0 +1,156 @@
+"""SearchPipeline over small real indexes (Lucene + SQLite, BM25 leg): authority tie-breaking,
+relevance first, filters that return exactly k, per-document collapse and per-domain caps."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from indexer.build import build_index
+from indexer.errors import QueryError
+from indexer.settings import BuildSettings, DenseSettings
+from ranker.filters import SourceFilter
+from ranker.pipeline import SearchOptions, SearchPipeline
+
+WORDS = "market price policy growth labour trade energy climate health survey output credit housing".split()
+
+
+def build(tmp_path, rows, name="idx", chunk_words=0):
+    corpus = tmp_path / f"{name}.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    root = tmp_path / name
+    build_index([corpus], root, BuildSettings(chunk_words=chunk_words, quiet=True, dense=DenseSettings(enabled=False)))
+    return SearchPipeline.open(root)
+
+
+@pytest.fixture(scope="module")
+def ties(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ties")
+    text = "Quarterly inflation report: consumer prices rose while core inflation eased."
+    rows = [
+        {"id": "blog", "url": "https://econ-blog.example.net/inflation", "title": "Inflation", "text": text},
+        {"id": "imf", "url": "https://www.imf.org/en/inflation", "title": "Inflation", "text": text},
+        {"id": "uni", "url": "https://www.ox.ac.uk/inflation", "title": "Inflation", "text": text},
+        {"id": "strong", "url": "https://econ-blog.example.net/deep",
+         "title": "Inflation inflation inflation", "text": "Inflation inflation: consumer prices and core inflation " * 3},
+    ] + [{"id": f"filler{i}", "text": " ".join(random.Random(i).choices(WORDS, k=40))} for i in range(40)]  # fmt: skip
+    p = build(tmp, rows)
+    yield p
+    p.close()
+
+
+def ids(hits):
+    return [h.doc_id for h in hits]
+
+
+def test_authority_breaks_ties_but_not_clear_relevance(ties):
+    off = ties.rank(["core inflation consumer prices"], SearchOptions(k=4, authority_weight=0.0))[0]
+    on = ties.rank(["core inflation consumer prices"], SearchOptions(k=4, authority_weight=0.05))[0]
+    assert off[0].doc_id == on[0].doc_id == "strong"  # clearly more relevant, unlisted: stays first
+    assert ids(on)[1:] == ["imf", "uni", "blog"]  # equal text: tier 1 official, tier 1 .ac.uk, then unlisted
+    assert [h.bm25 for h in on[1:]] == pytest.approx([on[1].bm25] * 3, rel=1e-5)  # a three-way tie in BM25
+    assert on[1].authority == pytest.approx(0.05) and on[3].authority == 0.0
+    assert [h.authority for h in off] == [0.0] * 4
+    assert ids(off) == ids(ties.rank(["core inflation consumer prices"], SearchOptions(k=4, authority_weight=0.0))[0])
+
+
+def test_strength_is_bounded(ties):
+    # Even a large prior cannot lift a passage above one whose relevance is higher by more than the weight.
+    hits = ties.rank(["core inflation consumer prices"], SearchOptions(k=4, authority_weight=0.2))[0]
+    relevance = [h.score - h.authority for h in hits]
+    for a, b in zip(hits, hits[1:]):
+        assert (a.score - a.authority) + a.authority >= (b.score - b.authority) + b.authority
+        assert not (b.score - b.authority) - (a.score - a.authority) > 0.2
+    assert max(relevance) == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """1,000 documents, 1% on nber.org (listed: tier 2 research institute), the rest on unlisted hosts."""
+    tmp = tmp_path_factory.mktemp("filters")
+    rng = random.Random(7)
+    rows = []
+    for i in range(1000):
+        host = "www.nber.org" if i % 100 == 0 else ("a.blog.example.com" if i % 50 == 1 else "b.example.org")
+        published = f"20{10 + i % 15:02d}-0{1 + i % 9}-15"
+        text = "labour market " + " ".join(rng.choices(WORDS, k=60))
+        rows.append({"id": f"d{i}", "url": f"https://{host}/p/{i}", "title": f"Paper {i}", "text": text,
+                     "published": published})  # fmt: skip
+    p = build(tmp, rows)
+    yield p
+    p.close()
+
+
+@pytest.mark.parametrize(
+    "flt, expected",
+    [
+        (SourceFilter(include_domains=("nber.org",)), 10),  # 1% of the corpus, subdomain www. matches
+        (SourceFilter(min_tier=2), 10),
+        (SourceFilter(categories=("research_institute",)), 10),
+        (SourceFilter(include_domains=("blog.example.com",)), 10),
+        (SourceFilter(exclude_domains=("example.org", "example.com")), 10),
+    ],
+)
+def test_rare_filters_return_exactly_k(big, flt, expected):
+    hits = big.rank(["labour market"], SearchOptions(k=expected, filters=flt, authority_weight=0.0))[0]
+    assert len(hits) == expected
+    metas = [big.source_meta(h.passage_id) for h in hits]
+    assert all(flt.accepts(h.passage_id, m) for h, m in zip(hits, metas))
+    assert [h.rank for h in hits] == list(range(1, expected + 1))
+
+
+def test_filter_with_fewer_matches_than_k_returns_all_matches(big):
+    hits = big.rank(["labour market"], SearchOptions(k=50, filters=SourceFilter(include_domains=("nber.org",))))[0]
+    assert len(hits) == 10
+
+
+def test_date_range(big):
+    flt = SourceFilter(published_after="2020-01", published_before="2021-12-31")
+    hits = big.rank(["labour market"], SearchOptions(k=20, filters=flt))[0]
+    assert len(hits) == 20
+    assert all("2020-01" <= big.source_meta(h.passage_id).published[:7] <= "2021-12" for h in hits)
+
+
+def test_max_per_domain_and_caps_still_fill_k(big):
+    hits = big.rank(["labour market"], SearchOptions(k=3, max_per_domain=1, authority_weight=0.0))[0]
+    sites = [big.source_meta(h.passage_id).site for h in hits]
+    assert len(hits) == 3 and len(set(sites)) == 3  # nber.org, example.com, example.org
+
+
+def test_per_doc_collapse(tmp_path):
+    paragraphs = "\n\n".join(f"Section {i}: energy prices and energy policy." for i in range(6))
+    p = build(tmp_path, [{"id": "long", "text": paragraphs},
+                         {"id": "other", "text": "energy policy note"}], chunk_words=5)  # fmt: skip
+    collapsed = p.rank(["energy policy"], SearchOptions(k=10))[0]
+    assert ids(collapsed).count("long") == 1 and len(collapsed) == 2
+    expanded = p.rank(["energy policy"], SearchOptions(k=10, per_doc=0))[0]
+    assert ids(expanded).count("long") == 6
+    two = p.rank(["energy policy"], SearchOptions(k=10, per_doc=2))[0]
+    assert ids(two).count("long") == 2
+    p.close()
+
+
+def test_bad_options_are_query_errors(big):
+    for options, field in [
+        (SearchOptions(filters=SourceFilter(categories=("blogs",))), "categories"),
+        (SearchOptions(filters=SourceFilter(min_tier=0)), "min_tier"),
+        (SearchOptions(filters=SourceFilter(published_after="last week")), "published_after"),
+        (SearchOptions(mode="semantic"), "mode"),
+        (SearchOptions(mode="dense"), "mode"),
+        (SearchOptions(max_per_domain=0), "max_per_domain"),
+        (SearchOptions(k=0), "k"),
+    ]:
+        with pytest.raises(Exception) as err:
+            big.rank(["labour"], options)
+        assert getattr(err.value, "field", None) == field, (options, err.value)
+    with pytest.raises(QueryError):
+        big.rank(["   "])
+
+
+def test_results_carry_passage_and_authority(big):
+    (res,) = big.search("labour market", SearchOptions(k=1, filters=SourceFilter(include_domains=("nber.org",))))
+    assert res.passage.url.startswith("https://www.nber.org/") and res.passage.domain == "www.nber.org"
+    assert res.authority == big.authority.lookup("nber.org")
+    assert (res.authority.category, res.authority.tier) == ("research_institute", 2)
