@@ -67,7 +67,17 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def build_index(corpora: list[str | Path], out_root: str | Path, settings: BuildSettings = BuildSettings()) -> BuildResult:
+def build_index(
+    corpora: list[str | Path],
+    out_root: str | Path,
+    settings: BuildSettings = BuildSettings(),
+    *,
+    annotations: dict[str, Any] | None = None,
+) -> BuildResult:
+    """Build a new version under `out_root` and switch `current` to it.
+
+    `annotations` are recorded in the manifest as given (e.g. the authority list's hash,
+    which the indexer itself does not read: authority is applied at search time)."""
     paths = [Path(c) for c in corpora]
     if not paths:
         raise CorpusError("no corpus given (--corpus PATH)")
@@ -143,6 +153,7 @@ def build_index(corpora: list[str | Path], out_root: str | Path, settings: Build
                     "dense_s": round(dense_seconds, 2)},
         "libraries": library_versions(),
         "settings": settings.model_dump(),
+        **(annotations or {}),
     }  # fmt: skip
     layout.write_manifest(build_dir, manifest)
     layout.switch_current(root, build_dir)

@@ -83,7 +83,11 @@ def index_build(
         )  # fmt: skip
     except ValueError as exc:
         raise DrsearchError(_first_pydantic_error(exc)) from None
-    result = build_index(corpus, out, settings)
+    from ranker.authority import AuthorityList
+
+    authority = AuthorityList.load()
+    annotations = {"authority_list": {"directory": str(authority.directory), "sha256": authority.content_hash}}
+    result = build_index(corpus, out, settings, annotations=annotations)
     counts = result.manifest["counts"]
     typer.echo(
         f"built {result.build_dir} : {counts['documents']} documents, {counts['passages']} passages"

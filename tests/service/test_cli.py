@@ -92,3 +92,20 @@ def test_search_output_and_info(bm25_index):
     assert out.stdout.count("\n") >= 6 and " 1. " in out.stdout
     info = drsearch("index", "info", bm25_index, check=True).stdout
     assert "documents   1398" in info and "k1=0.9 b=0.4" in info
+
+
+def test_malformed_authority_list_refuses_to_search(tmp_path, bm25_index):
+    bad = tmp_path / "list"
+    bad.mkdir()
+    (bad / "government.csv").write_text("domain,name,category,country,tier,note\nnasa.gov,NASA,government,us,7,space\n")
+    proc = drsearch("search", "heat", "--index", bm25_index, env={"DRSEARCH_AUTHORITY_LIST": str(bad)})
+    assert_one_line_error(proc, "government.csv:2", "tier")
+    check = drsearch("authority", "check", "--list", bad)
+    assert check.returncode != 0 and "government.csv:2" in check.stdout + check.stderr
+
+
+def test_manifest_records_authority_list(bm25_index):
+    from ranker.authority import AuthorityList
+
+    info = json.loads(drsearch("index", "info", bm25_index, "--json", check=True).stdout)
+    assert info["authority_list"]["sha256"] == AuthorityList.load().content_hash
