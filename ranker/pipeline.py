@@ -110,7 +110,7 @@ class SearchPipeline:
         from ranker.authority import normalise_host
 
         for _idx, passage_id, url, domain, published in self.store.passage_doc_fields():
-            raw = domain or url
+            raw = url or domain  # the URL's host is the most specific (data.worldbank.org over worldbank.org)
             key = raw
             if key not in by_host:
                 host = normalise_host(raw) if raw else None

@@ -12,6 +12,7 @@ import typer
 
 from indexer.errors import DrsearchError
 from service.cli_authority import authority_app
+from service.cli_crawl import crawl_command
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -24,6 +25,7 @@ app = typer.Typer(
 index_app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(authority_app, name="authority")
+app.command("crawl")(crawl_command)
 
 ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid (default: hybrid when the index has a dense leg)")]
 IndexOpt = Annotated[Path, typer.Option("--index", help="Index ROOT (uses its `current` build) or a build directory")]

@@ -1,0 +1,141 @@
+"""Crawl configuration and the loaders of its input files (domains, seeds, host map)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from indexer.errors import ConfigError
+
+from crawler.urls import canonicalize_url, normalise_domain
+
+DEFAULT_USER_AGENT = "drsearch-crawler/0.1 (+https://github.com/drsearch/drsearch; crawler@drsearch.invalid)"
+
+
+@dataclass
+class CrawlConfig:
+    """Everything one crawl needs. `settings` are extra Scrapy settings (overrides, e.g. delays in tests)."""
+
+    out_dir: Path
+    domains: list[str]  # allowed registrable domains / hosts; each allows its subdomains
+    start_urls: list[str] = field(default_factory=list)  # home pages + seeds (canonical)
+    max_pages_per_domain: int = 1000
+    max_depth: int = 3
+    resume: bool = False
+    host_map: dict[str, tuple[str, int]] = field(default_factory=dict)
+    allow_private: bool = False
+    user_agent: str = DEFAULT_USER_AGENT
+    quiet: bool = False
+    shard_docs: int = 1000  # rotate the shard every N documents
+    flush_docs: int = 20  # write a gzip member every N documents (a killed crawl loses at most these)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "domains": self.domains,
+            "start_urls": self.start_urls,
+            "max_pages_per_domain": self.max_pages_per_domain,
+            "max_depth": self.max_depth,
+            "resume": self.resume,
+            "host_map": {h: f"{ip}:{port}" for h, (ip, port) in self.host_map.items()},
+            "allow_private": self.allow_private,
+            "user_agent": self.user_agent,
+            "shard_docs": self.shard_docs,
+            "flush_docs": self.flush_docs,
+            "settings": self.settings,
+        }
+
+
+def _read_lines(path: Path, what: str) -> list[tuple[int, str]]:
+    if not path.is_file():
+        raise ConfigError(f"{what} file does not exist", where=str(path))
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} file: {exc}", where=str(path)) from None
+    out = []
+    for lineno, line in enumerate(raw.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if line:
+            out.append((lineno, line))
+    return out
+
+
+def home_page(entry: str) -> str:
+    """Start URL for a domain-list entry: the entry itself if it is a URL, else https://<domain>/."""
+    entry = entry.strip()
+    if "://" in entry:
+        return canonicalize_url(entry)
+    return canonicalize_url(f"https://{normalise_domain(entry)}/")
+
+
+def load_domains(path: str | Path) -> tuple[list[str], list[str]]:
+    """(allowed domains, home pages) from a domains file: one domain (or home-page URL) per line, `#` comments.
+
+    A URL line (`http://www.example.org/`) gives the home page explicitly; its host,
+    without a leading `www.`, becomes the allowed domain.
+    """
+    p = Path(path)
+    domains: list[str] = []
+    homes: list[str] = []
+    for lineno, line in _read_lines(p, "domains"):
+        token = line.split()[0]
+        if "://" in token:
+            parts = urlsplit(token)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"not an http(s) URL: {token!r}", where=f"{p}:{lineno}")
+            domain = parts.hostname.lower().removeprefix("www.")
+        else:
+            domain = normalise_domain(token)
+            if not domain or "/" in domain or " " in domain or "." not in domain and domain != "localhost":
+                raise ConfigError(f"not a domain name: {token!r}", where=f"{p}:{lineno}")
+        domains.append(domain)
+        homes.append(home_page(token))
+    if not domains:
+        raise ConfigError("domains file lists no domain", where=str(p))
+    return sorted(set(domains)), list(dict.fromkeys(homes))
+
+
+def load_seeds(path: str | Path) -> list[str]:
+    """Extra start URLs, one per line, `#` comments."""
+    p = Path(path)
+    seeds = []
+    for lineno, line in _read_lines(p, "seeds"):
+        parts = urlsplit(line)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"not an http(s) URL: {line!r}", where=f"{p}:{lineno}")
+        seeds.append(canonicalize_url(line))
+    return seeds
+
+
+def load_host_map(path: str | Path) -> dict[str, tuple[str, int]]:
+    """`hostname 127.0.0.1:PORT` lines -> {hostname: (ip, port)}; `#` comments."""
+    p = Path(path)
+    result: dict[str, tuple[str, int]] = {}
+    for lineno, line in _read_lines(p, "host-map"):
+        fields = line.split()
+        where = f"{p}:{lineno}"
+        if len(fields) != 2 or ":" not in fields[1]:
+            raise ConfigError("expected 'hostname IP:PORT'", where=where)
+        host, target = fields[0].lower().rstrip("."), fields[1]
+        ip, _, port_s = target.rpartition(":")
+        if not port_s.isdigit() or not (0 < int(port_s) < 65536) or not ip:
+            raise ConfigError(f"bad target {target!r}: expected IP:PORT", where=where)
+        result[host] = (ip.strip("[]"), int(port_s))
+    return result
+
+
+def load_authority_domains() -> list[str]:
+    """Explicit domains of the curated authority list (lazy import: ranker is written elsewhere)."""
+    try:
+        from ranker.authority import AuthorityList
+    except ImportError as exc:
+        raise ConfigError(f"authority list loader unavailable: {exc}", where="ranker.authority") from None
+    domains = AuthorityList.load().explicit_domains
+    result = sorted({normalise_domain(d) for d in domains if normalise_domain(d)})
+    if not result:
+        raise ConfigError("the authority list has no explicit domains", where="authority_lists/")
+    return result

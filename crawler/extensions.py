@@ -1,0 +1,65 @@
+"""Progress line on stderr while crawling, report.json and state flush when the spider closes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals
+from twisted.internet import task
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+ERROR_REASONS = ("timeout", "error", "http_status", "too_large")
+
+
+class CrawlReport:
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+        self.quiet = crawler.settings.getbool("DRSEARCH_QUIET")
+        self.interval = crawler.settings.getfloat("DRSEARCH_PROGRESS_INTERVAL", 10.0)
+        self._loop: task.LoopingCall | None = None
+        self._t0 = time.monotonic()
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CrawlReport:
+        return cls(crawler)
+
+    def progress_line(self) -> str:
+        state = self.crawler.spider.crawl_state  # type: ignore[union-attr]
+        pages = sum(state.pages_per_domain.values())
+        elapsed = max(1e-6, time.monotonic() - self._t0)
+        errors = sum(state.skips.get(r, 0) for r in ERROR_REASONS)
+        skipped = sum(state.skips.values()) - errors
+        return (
+            f"crawl {elapsed:6.0f}s  pages={pages} docs={state.writer.written + len(state.writer._buffer)} "
+            f"skipped={skipped} errors={errors} rate={pages / elapsed:.2f} pages/s"
+        )
+
+    def _tick(self) -> None:
+        print(self.progress_line(), file=sys.stderr, flush=True)
+
+    def spider_opened(self, spider: Any) -> None:
+        self._t0 = time.monotonic()
+        if not self.quiet and self.interval > 0:
+            self._loop = task.LoopingCall(self._tick)
+            self._loop.start(self.interval, now=False)
+
+    def spider_closed(self, spider: Any, reason: str) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        state = spider.crawl_state
+        state.close()
+        stats = self.crawler.stats.get_stats() if self.crawler.stats else {}
+        report = state.report(stats, spider.config.as_dict(), reason)
+        path = state.out_dir / "report.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(path)
+        if not self.quiet:
+            print(self.progress_line() + f"  [{reason}] report: {path}", file=sys.stderr, flush=True)

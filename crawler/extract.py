@@ -1,0 +1,119 @@
+"""Main-text extraction: HTML with trafilatura, PDF with pypdf. Paragraphs are separated by a blank line
+(the indexer's chunker splits on `\\n\\n`). Page content is data: nothing here executes or follows it."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Options chosen on the article-extraction benchmark (bench/extraction_quality.py).
+HTML_OPTIONS: dict[str, object] = {
+    "include_comments": False,
+    "include_tables": True,
+    "favor_recall": False,
+    "favor_precision": True,
+    "deduplicate": False,
+}
+
+_LANG_ATTR = re.compile(rb"<html[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.I)
+_WS = re.compile(r"[ \t\r\f\v\u00a0]+")
+
+
+@dataclass(frozen=True)
+class Extracted:
+    title: str
+    text: str
+    published: str | None
+    language: str | None
+
+
+def paragraphs_to_text(blocks: list[str]) -> str:
+    """Join non-empty blocks with a blank line; whitespace inside a block collapsed."""
+    out = []
+    for block in blocks:
+        block = _WS.sub(" ", block).strip()
+        if block:
+            out.append(block)
+    return "\n\n".join(out)
+
+
+@lru_cache(maxsize=1)
+def _langid():  # type: ignore[no-untyped-def]
+    try:
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+        return LanguageIdentifier.from_pickled_model(MODEL_FILE, norm_probs=True)
+    except Exception:  # optional dependency
+        return None
+
+
+def detect_language(text: str, html: bytes | None = None) -> str | None:
+    """ISO 639-1 code: the text's language (py3langid when installed) else the page's `<html lang>`."""
+    ident = _langid()
+    if ident is not None and len(text) >= 40:
+        lang, prob = ident.classify(text[:5000])
+        if prob >= 0.5:
+            return str(lang)
+    if html:
+        m = _LANG_ATTR.search(html[:20000])
+        if m:
+            return m.group(1).decode("ascii").lower()
+    return None
+
+
+def extract_html(html: bytes | str, url: str | None = None, **overrides: object) -> Extracted:
+    """Title, main text (paragraphs separated by blank lines), published date and language of a page."""
+    import trafilatura  # lazy: heavy import
+
+    options = {**HTML_OPTIONS, **overrides}
+    raw = html.encode("utf-8", "replace") if isinstance(html, str) else html
+    try:
+        doc = trafilatura.bare_extraction(raw, url=url, with_metadata=True, output_format="python", **options)
+    except Exception:  # malformed input must never stop a crawl
+        doc = None
+    if doc is None:
+        return Extracted(title="", text="", published=None, language=detect_language("", raw))
+    body = getattr(doc, "text", None) or ""
+    # trafilatura's text output puts one block (paragraph, heading, list item, table row) per line.
+    text = paragraphs_to_text(body.split("\n"))
+    title = _WS.sub(" ", getattr(doc, "title", None) or "").strip()
+    published = getattr(doc, "date", None) or None
+    return Extracted(title=title, text=text, published=published, language=detect_language(text, raw))
+
+
+def extract_pdf(data: bytes, max_pages: int = 2000) -> Extracted:
+    """Text of a PDF with pypdf: pages joined by blank lines (lines inside a page kept as one paragraph
+    unless the page itself has blank lines). Title and date from the document info when present."""
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        pages = []
+        for i, page in enumerate(reader.pages):
+            if i >= max_pages:
+                break
+            try:
+                pages.append(page.extract_text() or "")
+            except Exception:
+                pages.append("")
+        meta = reader.metadata or {}
+        title = str(meta.get("/Title") or "").strip()
+        published = _pdf_date(str(meta.get("/CreationDate") or ""))
+    except Exception:
+        return Extracted(title="", text="", published=None, language=None)
+    blocks: list[str] = []
+    for page in pages:
+        for para in re.split(r"\n\s*\n", page):
+            blocks.append(" ".join(line.strip() for line in para.splitlines()))
+    text = paragraphs_to_text(blocks)
+    return Extracted(title=title, text=text, published=published, language=detect_language(text))
+
+
+def _pdf_date(value: str) -> str | None:
+    m = re.match(r"^(?:D:)?(\d{4})(\d{2})?(\d{2})?", value)
+    if not m:
+        return None
+    y, mo, d = m.group(1), m.group(2) or "01", m.group(3) or "01"
+    return f"{y}-{mo}-{d}"

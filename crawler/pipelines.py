@@ -1,0 +1,144 @@
+"""Ordered item pipelines: validate -> dedupe (URL) -> extract -> dedupe (content) -> store.
+
+Every drop is counted in the crawl state with its reason and recorded as done (the page will
+not be refetched on resume); stored pages are recorded as done once their shard member is flushed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from scrapy.exceptions import DropItem
+
+from crawler.extract import extract_html, extract_pdf
+from crawler.items import PageItem
+from crawler.state import content_hash, near_hash
+from crawler.urls import doc_id_for
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from crawler.state import CrawlState
+
+logger = logging.getLogger(__name__)
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+PDF_TYPES = ("application/pdf", "application/x-pdf")
+
+
+def kind_of(item: PageItem) -> str | None:
+    """'html', 'pdf' or None (unsupported) from the content type, sniffing the body when unclear."""
+    ctype = item.content_type
+    head = item.body[:1024].lstrip().lower()
+    if ctype in PDF_TYPES or item.body.startswith(b"%PDF-"):
+        return "pdf"
+    if ctype in HTML_TYPES:
+        return "html"
+    if ctype in ("", "application/octet-stream", "text/plain") and (
+        head.startswith((b"<!doctype html", b"<html")) or b"<body" in head
+    ):
+        return "html"
+    return None
+
+
+class _Stage:
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Any:
+        return cls(crawler)
+
+    @property
+    def state(self) -> CrawlState:
+        return self.crawler.spider.crawl_state  # type: ignore[union-attr]
+
+    def drop(self, item: PageItem, reason: str, detail: str = "") -> DropItem:
+        self.state.skip(reason, item.fetched_url)
+        self.state.mark_done_many(item.request_urls)
+        return DropItem(f"{reason}: {item.fetched_url} {detail}".strip())
+
+
+class ValidatePipeline(_Stage):
+    """Only successful HTML and PDF responses with a body go on."""
+
+    def process_item(self, item: PageItem) -> PageItem:
+        if item.status != 200:
+            raise self.drop(item, "http_status", str(item.status))
+        if not item.body:
+            raise self.drop(item, "empty")
+        kind = kind_of(item)
+        if kind is None:
+            raise self.drop(item, "content_type", item.content_type)
+        item.extra["kind"] = kind
+        return item
+
+
+class UrlDedupePipeline(_Stage):
+    """A page whose identity URL (after rel=canonical) is already stored is a duplicate."""
+
+    def process_item(self, item: PageItem) -> PageItem:
+        kept_hash = self.state.stored.get(item.url)
+        if kept_hash is not None:
+            self.state.add_duplicate(item.url, kept_hash, item.fetched_url)
+            raise self.drop(item, "duplicate", f"(identity {item.url} already stored)")
+        return item
+
+
+class ExtractPipeline(_Stage):
+    """Main text, title, date and language (HTML: trafilatura; PDF: pypdf)."""
+
+    def process_item(self, item: PageItem) -> PageItem:
+        if item.extra["kind"] == "pdf":
+            ex = extract_pdf(item.body)
+        else:
+            ex = extract_html(item.body, item.url)
+        if not ex.text.strip():
+            raise self.drop(item, "empty", "(no main text)")
+        item.title, item.text, item.published, item.language = ex.title, ex.text, ex.published, ex.language
+        item.body = b""  # not needed any more
+        item.content_hash = content_hash(item.text)
+        item.near_hash = near_hash(item.text)
+        return item
+
+
+class ContentDedupePipeline(_Stage):
+    """Same text under another URL: exact (hash of the text) -> duplicate; equal after normalising case,
+    punctuation and whitespace -> near_duplicate. Kept once; groups go to the report."""
+
+    def process_item(self, item: PageItem) -> PageItem:
+        kept = self.state.by_hash.get(item.content_hash)
+        reason = "duplicate"
+        if kept is None:
+            kept = self.state.by_near.get(item.near_hash)
+            reason = "near_duplicate"
+        if kept is not None and kept != item.url:
+            self.state.add_duplicate(kept, self.state.stored.get(kept, item.content_hash), item.url)
+            raise self.drop(item, reason, f"(same text as {kept})")
+        return item
+
+
+class StorePipeline(_Stage):
+    """Write the document to the current shard; it counts as stored once flushed."""
+
+    def process_item(self, item: PageItem) -> dict[str, Any]:
+        record = {
+            "id": doc_id_for(item.url),
+            "url": item.url,
+            "domain": item.domain,
+            "title": item.title,
+            "text": item.text,
+            "published": item.published,
+            "fetched_at": item.fetched_at,
+            "content_type": item.content_type,
+            "status": item.status,
+            "content_hash": item.content_hash,
+            "language": item.language,
+        }
+        self.state.register_stored(item.url, item.content_hash, item.near_hash, item.domain)
+        self.state.writer.add(record, item.request_urls)
+        return {"id": record["id"], "url": item.url}
+
+    def close_spider(self) -> None:
+        self.state.writer.flush()

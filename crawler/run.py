@@ -1,0 +1,164 @@
+"""Run one crawl: `run_crawl(config)` in-process (CrawlerProcess; once per process, Twisted's reactor
+cannot restart) or `python -m crawler.run --out DIR ...` as a subprocess (what tests use)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from indexer.errors import ConfigError, DrsearchError
+
+from crawler.config import (
+    DEFAULT_USER_AGENT,
+    CrawlConfig,
+    home_page,
+    load_authority_domains,
+    load_domains,
+    load_host_map,
+    load_seeds,
+)
+from crawler.urls import Allowlist
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE` -> (KEY, value parsed as JSON when it is JSON, else the string)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip().isupper():
+        raise ConfigError(f"expected KEY=VALUE with an upper-case Scrapy setting name, got {text!r}", where="--set")
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def make_config(
+    out: Path,
+    *,
+    domains_file: Path | None = None,
+    from_authority_list: bool = False,
+    seeds_file: Path | None = None,
+    max_pages_per_domain: int = 1000,
+    max_depth: int = 3,
+    resume: bool = False,
+    host_map_file: Path | None = None,
+    allow_private: bool = False,
+    user_agent: str = DEFAULT_USER_AGENT,
+    quiet: bool = False,
+    shard_docs: int = 1000,
+    flush_docs: int = 20,
+    settings: list[str] | None = None,
+) -> CrawlConfig:
+    """Validate the inputs (ConfigError naming file:line for bad ones) and build the crawl's config."""
+    if domains_file is None and not from_authority_list:
+        raise ConfigError("give --domains FILE or --from-authority-list", where="crawl")
+    if domains_file is not None and from_authority_list:
+        raise ConfigError("give only one of --domains and --from-authority-list", where="crawl")
+    if max_pages_per_domain < 0 or max_depth < 0:
+        raise ConfigError("--max-pages-per-domain and --max-depth must be >= 0", where="crawl")
+    if domains_file is not None:
+        domains, homes = load_domains(domains_file)
+    else:
+        domains = load_authority_domains()
+        homes = [home_page(d) for d in domains]
+    allow = Allowlist(domains)
+    seeds: list[str] = []
+    if seeds_file is not None:
+        seeds = load_seeds(seeds_file)
+        for url in seeds:
+            if not allow.allows_url(url):
+                raise ConfigError(f"seed URL outside the allowed domains: {url}", where=str(seeds_file))
+    host_map = load_host_map(host_map_file) if host_map_file is not None else {}
+    extra = dict(parse_setting(s) for s in (settings or []))
+    out = Path(out)
+    has_previous = (out / "job").exists() or any((out / "docs").glob("part-*")) if out.exists() else False
+    if has_previous and not resume:
+        raise ConfigError("output directory already holds a crawl: pass --resume or use a new --out", where=str(out))
+    if resume and not has_previous:
+        resume = False  # nothing to resume: a fresh crawl
+    return CrawlConfig(
+        out_dir=out,
+        domains=domains,
+        start_urls=list(dict.fromkeys(homes + seeds)),
+        max_pages_per_domain=max_pages_per_domain,
+        max_depth=max_depth,
+        resume=resume,
+        host_map=host_map,
+        allow_private=allow_private,
+        user_agent=user_agent,
+        quiet=quiet,
+        shard_docs=shard_docs,
+        flush_docs=flush_docs,
+        settings=extra,
+    )
+
+
+def run_crawl(config: CrawlConfig) -> dict[str, Any]:
+    """Run the crawl to its end in this process and return the report (also in DIR/report.json)."""
+    from scrapy.crawler import CrawlerProcess
+
+    from crawler.settings import build_settings
+    from crawler.spiders.authority import AuthoritySpider
+
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    report_path = config.out_dir / "report.json"
+    if report_path.exists():
+        report_path.unlink()
+    process = CrawlerProcess(build_settings(config))
+    process.crawl(AuthoritySpider, config=config)
+    process.start()
+    if not report_path.is_file():
+        raise DrsearchError("the crawl ended without writing its report (see the log above)", where=str(report_path))
+    return json.loads(report_path.read_text(encoding="utf-8"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m crawler.run", description="Crawl the authority domains.")
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--domains", type=Path)
+    ap.add_argument("--from-authority-list", action="store_true")
+    ap.add_argument("--seeds", type=Path)
+    ap.add_argument("--max-pages-per-domain", type=int, default=1000)
+    ap.add_argument("--max-depth", type=int, default=3)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--host-map", type=Path)
+    ap.add_argument("--allow-private", action="store_true")
+    ap.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
+    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--shard-docs", type=int, default=1000)
+    ap.add_argument("--flush-docs", type=int, default=20)
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = make_config(
+            args.out,
+            domains_file=args.domains,
+            from_authority_list=args.from_authority_list,
+            seeds_file=args.seeds,
+            max_pages_per_domain=args.max_pages_per_domain,
+            max_depth=args.max_depth,
+            resume=args.resume,
+            host_map_file=args.host_map,
+            allow_private=args.allow_private,
+            user_agent=args.user_agent,
+            quiet=args.quiet,
+            shard_docs=args.shard_docs,
+            flush_docs=args.flush_docs,
+            settings=args.settings,
+        )
+        report = run_crawl(config)
+    except DrsearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if report.get("finish_reason") == "finished" else 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Scrapy spiders of the authority crawler (one generic spider)."""

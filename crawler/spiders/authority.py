@@ -1,0 +1,202 @@
+"""The one generic spider: starts from each domain's home page and sitemaps, follows links.
+
+It only parses: requests and PageItems out; allowlist, depth, safety, dedupe, extraction and
+storage live in the middlewares and pipelines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from scrapy import Request, Spider, signals
+from scrapy.http import Response, TextResponse
+from scrapy.utils.gz import gunzip, gzip_magic_number
+from scrapy.utils.sitemap import Sitemap
+
+from crawler.config import CrawlConfig
+from crawler.items import PageItem
+from crawler.middlewares import PAGE
+from crawler.state import CrawlState
+from crawler.urls import Allowlist, canonicalize_url, registrable_domain
+
+logger = logging.getLogger(__name__)
+
+SITEMAP_DEPTH = 1  # pages listed in a sitemap count as one hop from the home page
+MAX_SITEMAP_NESTING = 3
+_SKIP_SCHEMES = ("mailto:", "javascript:", "tel:", "data:", "ftp:", "#")
+
+
+class AuthoritySpider(Spider):
+    name = "authority"
+
+    config: CrawlConfig
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AuthoritySpider:
+        spider: AuthoritySpider = super().from_crawler(crawler, *args, **kwargs)
+        cfg = spider.config
+        spider.allowlist = Allowlist(cfg.domains)
+        spider.crawl_state = CrawlState(
+            Path(cfg.out_dir), resume=cfg.resume, shard_docs=cfg.shard_docs, flush_docs=cfg.flush_docs
+        )
+        spider.sitemap_maxsize = crawler.settings.getint("SITEMAP_MAX_DECOMPRESSED_SIZE") or crawler.settings.getint(
+            "DOWNLOAD_MAXSIZE"
+        )
+        spider._sitemaps = set()
+        crawler.signals.connect(spider._robots_parsed, signal=signals.robots_parsed)
+        return spider
+
+    # -- requests -------------------------------------------------------------------------------
+    def page_request(self, url: str, depth: int, *, dont_filter: bool = False) -> Request:
+        url = canonicalize_url(url)
+        return Request(
+            url,
+            callback=self.parse_page,
+            errback=self.on_error,
+            priority=-depth,
+            dont_filter=dont_filter,
+            meta={"dr_kind": PAGE, "dr_depth": depth, "dr_url": url},
+        )
+
+    def sitemap_request(self, url: str, nesting: int = 0) -> Request | None:
+        """A sitemap fetch, once per run. Not left to Scrapy's persistent dupefilter: a crawl killed after
+        a sitemap's fingerprint was saved but before it was parsed would lose its pages on resume."""
+        url = canonicalize_url(url)
+        if url in self._sitemaps:
+            return None
+        self._sitemaps.add(url)
+        return Request(
+            url,
+            callback=self.parse_sitemap,
+            errback=self.on_error,
+            priority=1,
+            dont_filter=True,
+            meta={"dr_kind": "sitemap", "dr_nesting": nesting, "dr_depth": 0},
+        )
+
+    async def start(self) -> AsyncIterator[Any]:
+        pending = self.crawl_state.pending()
+        if pending:
+            logger.info("resuming: %d pending page(s) from the previous run: %s", len(pending), [u for u, _ in pending][:20])
+        for url, depth in pending:
+            yield self.page_request(url, depth, dont_filter=True)
+        seen_sites: set[str] = set()
+        for url in self.config.start_urls:
+            # dont_filter: stored/done pages are skipped by FrontierDownloaderMiddleware instead
+            yield self.page_request(url, 0, dont_filter=True)
+            parts = urlsplit(url)
+            site = f"{parts.scheme}://{parts.netloc}"
+            if site not in seen_sites:
+                seen_sites.add(site)
+                req = self.sitemap_request(f"{site}/sitemap.xml")
+                if req is not None:
+                    yield req
+
+    def _robots_parsed(self, robotparser: Any, request: Request) -> None:
+        """robots.txt was fetched (by RobotsTxtMiddleware): schedule its `Sitemap:` URLs."""
+        rp = getattr(robotparser, "rp", None)  # ProtegoRobotParser (ROBOTSTXT_PARSER) keeps Protego here
+        sitemaps = list(getattr(rp, "sitemaps", None) or [])
+        base = f"{urlsplit(request.url).scheme}://{urlsplit(request.url).netloc}/"
+        for sm in sitemaps:
+            url = canonicalize_url(urljoin(base, sm))
+            if not self.allowlist.allows_url(url):
+                self.crawl_state.skip("offsite", url)
+                continue
+            req = self.sitemap_request(url)
+            if req is not None:
+                self.crawler.engine.crawl(req)
+
+    # -- parsing --------------------------------------------------------------------------------
+    def parse_sitemap(self, response: Response) -> Iterator[Request]:
+        body = self._sitemap_body(response)
+        if body is None:
+            logger.info("not a sitemap (or too large): %s", response.url)
+            return
+        try:
+            sitemap = Sitemap(body)
+        except Exception:
+            logger.info("unparsable sitemap: %s", response.url)
+            return
+        nesting = int(response.meta.get("dr_nesting", 0))
+        if sitemap.type == "sitemapindex":
+            if nesting >= MAX_SITEMAP_NESTING:
+                return
+            for entry in sitemap:
+                req = self.sitemap_request(response.urljoin(entry["loc"]), nesting + 1) if entry.get("loc") else None
+                if req is not None:
+                    yield req
+        elif sitemap.type == "urlset":
+            for entry in sitemap:
+                if entry.get("loc"):
+                    yield self.page_request(response.urljoin(entry["loc"]), SITEMAP_DEPTH)
+
+    def _sitemap_body(self, response: Response) -> bytes | None:
+        if gzip_magic_number(response):
+            try:
+                return gunzip(response.body, max_size=self.sitemap_maxsize)
+            except Exception:  # too large after decompression or corrupt
+                self.crawl_state.skip("too_large", response.url)
+                return None
+        head = response.body[:512].lstrip()
+        if head.startswith(b"<?xml") or b"<urlset" in head or b"<sitemapindex" in head:
+            return response.body
+        return None
+
+    def parse_page(self, response: Response) -> Iterator[Request | PageItem]:
+        depth = int(response.meta.get("dr_depth", 0))
+        fetched = canonicalize_url(response.url)
+        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").split(";")[0].strip().lower()
+        identity = fetched
+        if isinstance(response, TextResponse) and ctype in ("text/html", "application/xhtml+xml", ""):
+            for href in response.xpath("//a/@href | //area/@href").getall():
+                href = href.strip()
+                if not href or href.lower().startswith(_SKIP_SCHEMES):
+                    continue
+                try:
+                    url = response.urljoin(href)
+                except ValueError:
+                    continue
+                if urlsplit(url).scheme in ("http", "https"):
+                    yield self.page_request(url, depth + 1)
+            identity = self._canonical_link(response, fetched)
+        request_urls = [canonicalize_url(u) for u in response.meta.get("redirect_urls", [])]
+        request_urls += [response.meta.get("dr_url", fetched), fetched, identity]
+        host = urlsplit(identity).hostname or ""
+        yield PageItem(
+            url=identity,
+            fetched_url=fetched,
+            request_urls=list(dict.fromkeys(request_urls)),
+            status=response.status,
+            content_type=ctype,
+            body=response.body,
+            depth=depth,
+            fetched_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+            domain=registrable_domain(host),
+        )
+
+    def _canonical_link(self, response: TextResponse, fetched: str) -> str:
+        """rel=canonical target when it is on the same allowed site, else the fetched URL."""
+        for href in response.xpath("//link[contains(concat(' ', normalize-space(@rel), ' '), ' canonical ')]/@href").getall():
+            try:
+                target = canonicalize_url(response.urljoin(href.strip()))
+            except ValueError:
+                continue
+            t_host = urlsplit(target).hostname or ""
+            f_host = urlsplit(fetched).hostname or ""
+            if (
+                urlsplit(target).scheme in ("http", "https")
+                and self.allowlist.allows_host(t_host)
+                and registrable_domain(t_host) == registrable_domain(f_host)
+            ):
+                return target
+            break
+        return fetched
+
+    def on_error(self, failure: Any) -> None:
+        """Failures are classified by OutcomeMiddleware; nothing to yield."""
+        logger.debug("request failed: %s", failure.getErrorMessage())

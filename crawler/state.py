@@ -1,0 +1,215 @@
+"""Crawl state shared by the spider's middlewares and pipelines: what is stored, what is done,
+counters for the report. Persisted in the job dir so that `--resume` continues without refetching.
+
+Files (besides Scrapy's own JOBDIR files in DIR/job/):
+- DIR/job/frontier.jsonl  `{"seen": url, "depth": d}` when a page request is scheduled,
+                          `{"done": url}` when its outcome is durable (stored in a flushed shard,
+                          dropped, refused or failed); pending = seen - done, re-issued on resume.
+- DIR/job/counters.json   cumulative report counters of earlier runs.
+- DIR/docs/*.jsonl.gz     the documents themselves: the stored URLs/hashes are read back from them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from crawler.shards import ShardWriter, iter_shard_records, recover_tmp_shards
+from crawler.urls import registrable_domain
+
+SKIP_REASONS = (
+    "robots", "offsite", "duplicate", "near_duplicate", "content_type", "too_large", "private_address",
+    "redirect_offsite", "timeout", "error", "http_status", "empty", "depth", "page_limit",
+)
+EXAMPLES_PER_REASON = 50
+_NEAR_WS = re.compile(r"\W+", re.UNICODE)
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def near_hash(text: str) -> str:
+    """Hash of the text with case, punctuation and whitespace differences removed."""
+    return hashlib.sha1(_NEAR_WS.sub(" ", text.casefold()).strip().encode("utf-8")).hexdigest()
+
+
+class CrawlState:
+    def __init__(self, out_dir: Path, *, resume: bool, shard_docs: int, flush_docs: int):
+        self.out_dir = out_dir
+        self.job_dir = out_dir / "job"
+        self.docs_dir = out_dir / "docs"
+        self.job_dir.mkdir(parents=True, exist_ok=True)
+        self.docs_dir.mkdir(parents=True, exist_ok=True)
+        self.started = time.time()
+        self.stored: dict[str, str] = {}  # canonical url -> content hash
+        self.by_hash: dict[str, str] = {}  # content hash -> kept url
+        self.by_near: dict[str, str] = {}  # near hash -> kept url
+        self.seen: dict[str, int] = {}  # page url -> depth
+        self.done: set[str] = set()
+        self.issued: set[str] = set()  # page urls sent to the downloader in this run
+        self.fetched_per_domain: Counter[str] = Counter()  # page requests let through (page limit)
+        self.pages_per_domain: Counter[str] = Counter()  # page responses received
+        self.docs_per_domain: Counter[str] = Counter()
+        self.skips: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = defaultdict(list)
+        self.groups: dict[str, dict[str, Any]] = {}  # kept url -> {content_hash, duplicates}
+        self.previous: dict[str, Any] = {}
+        self.runs = 1
+        self.unclean_previous = False
+        if resume:
+            self._load()
+        marker = self.job_dir / "RUNNING"
+        if marker.exists():
+            # The previous run was killed: Scrapy's disk queue and seen-set were not closed and cannot be
+            # trusted (a FIFO disk queue reopened without its info file replays stale entries). Drop them;
+            # the frontier log re-issues every pending page and sitemaps are refetched.
+            self.unclean_previous = True
+            shutil.rmtree(self.job_dir / "requests.queue", ignore_errors=True)
+            (self.job_dir / "requests.seen").unlink(missing_ok=True)
+        marker.write_text(str(os.getpid()))
+        self._frontier = open(self.job_dir / "frontier.jsonl", "a", encoding="utf-8", buffering=1)
+        self.writer = ShardWriter(self.docs_dir, shard_docs, flush_docs, on_flushed=self.mark_done_many)
+
+    # -- resume ---------------------------------------------------------------------------------
+    def _load(self) -> None:
+        recover_tmp_shards(self.docs_dir)
+        for rec in iter_shard_records(self.docs_dir):
+            url, h = rec["url"], rec["content_hash"]
+            self.stored[url] = h
+            self.by_hash.setdefault(h, url)
+            self.by_near.setdefault(near_hash(rec.get("text", "")), url)
+            self.done.add(url)
+        path = self.job_dir / "frontier.jsonl"
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a torn last line of a killed crawl
+                if "seen" in rec:
+                    self.seen.setdefault(rec["seen"], int(rec.get("depth", 0)))
+                elif "done" in rec:
+                    self.done.add(rec["done"])
+        for url in self.done:
+            self.fetched_per_domain[registrable_domain(_host(url))] += 1
+        counters = self.job_dir / "counters.json"
+        if counters.is_file():
+            self.previous = json.loads(counters.read_text(encoding="utf-8"))
+            self.runs = int(self.previous.get("runs", 0)) + 1
+            for kept, g in self.previous.get("groups", {}).items():
+                self.groups[kept] = {"content_hash": g["content_hash"], "duplicates": list(g["duplicates"])}
+        # documents per domain: recount from the shards (the truth)
+        self.docs_per_domain = Counter()
+        for rec in iter_shard_records(self.docs_dir):
+            self.docs_per_domain[rec.get("domain") or ""] += 1
+
+    def pending(self) -> list[tuple[str, int]]:
+        """Page URLs scheduled by an earlier run whose outcome was never recorded."""
+        return [(u, d) for u, d in self.seen.items() if u not in self.done and u not in self.stored]
+
+    # -- frontier -------------------------------------------------------------------------------
+    def mark_seen(self, url: str, depth: int) -> None:
+        if url not in self.seen:
+            self.seen[url] = depth
+            self._frontier.write(json.dumps({"seen": url, "depth": depth}) + "\n")
+
+    def mark_done(self, url: str) -> None:
+        if url not in self.done:
+            self.done.add(url)
+            self._frontier.write(json.dumps({"done": url}) + "\n")
+
+    def mark_done_many(self, urls: list[str]) -> None:
+        for url in urls:
+            self.mark_done(url)
+
+    # -- counters -------------------------------------------------------------------------------
+    def skip(self, reason: str, url: str) -> None:
+        self.skips[reason] += 1
+        ex = self.examples[reason]
+        if len(ex) < EXAMPLES_PER_REASON and url not in ex:
+            ex.append(url)
+
+    def add_duplicate(self, kept: str, h: str, dup: str) -> None:
+        g = self.groups.setdefault(kept, {"content_hash": h, "duplicates": []})
+        if dup != kept and dup not in g["duplicates"]:
+            g["duplicates"].append(dup)
+
+    def register_stored(self, url: str, h: str, nh: str, domain: str) -> None:
+        self.stored[url] = h
+        self.by_hash.setdefault(h, url)
+        self.by_near.setdefault(nh, url)
+        self.docs_per_domain[domain] += 1
+
+    # -- report ---------------------------------------------------------------------------------
+    def report(self, stats: dict[str, Any], config: dict[str, Any], reason: str) -> dict[str, Any]:
+        prev = self.previous
+        status_now = {
+            k.rsplit("/", 1)[1]: v for k, v in stats.items() if k.startswith("downloader/response_status_count/")
+        }
+        skips = Counter(self.skips)
+        skips["robots"] += 0
+        duration = time.time() - self.started
+        report = {
+            "finish_reason": reason,
+            "runs": self.runs,
+            "duration_s": round(duration + float(prev.get("duration_s", 0.0)), 3),
+            "docs": sum(self.docs_per_domain.values()),
+            "docs_per_domain": dict(sorted(self.docs_per_domain.items())),
+            "pages_per_domain": _add(prev.get("pages_per_domain"), self.pages_per_domain),
+            "status_codes": _add(prev.get("status_codes"), status_now),
+            "skips": _add(prev.get("skips"), {r: skips.get(r, 0) for r in SKIP_REASONS} | dict(skips)),
+            "skipped_examples": _merge_examples(prev.get("skipped_examples"), self.examples),
+            "bytes": int(prev.get("bytes", 0)) + int(stats.get("downloader/response_bytes", 0)),
+            "requests": int(prev.get("requests", 0)) + int(stats.get("downloader/request_count", 0)),
+            "near_duplicate_groups": [
+                {"kept": k, "content_hash": g["content_hash"], "duplicates": sorted(g["duplicates"])}
+                for k, g in sorted(self.groups.items())
+                if g["duplicates"]
+            ],
+            "shards": sorted(p.name for p in self.docs_dir.glob("part-*.jsonl.gz")),
+            "config": config,
+        }
+        counters = {k: report[k] for k in ("duration_s", "pages_per_domain", "status_codes", "skips", "bytes",
+                                           "requests", "skipped_examples")}
+        counters["runs"] = self.runs
+        counters["groups"] = self.groups
+        tmp = self.job_dir / "counters.json.tmp"
+        tmp.write_text(json.dumps(counters, indent=1), encoding="utf-8")
+        tmp.replace(self.job_dir / "counters.json")
+        return report
+
+    def close(self) -> None:
+        self.writer.close()
+        self._frontier.close()
+        (self.job_dir / "RUNNING").unlink(missing_ok=True)
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or ""
+
+
+def _add(prev: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, int]:
+    out: Counter[str] = Counter({k: int(v) for k, v in (prev or {}).items()})
+    for k, v in now.items():
+        out[str(k)] += int(v)
+    return dict(sorted(out.items()))
+
+
+def _merge_examples(prev: dict[str, list[str]] | None, now: dict[str, list[str]]) -> dict[str, list[str]]:
+    out = {k: list(v) for k, v in (prev or {}).items()}
+    for k, urls in now.items():
+        lst = out.setdefault(k, [])
+        for u in urls:
+            if u not in lst and len(lst) < EXAMPLES_PER_REASON:
+                lst.append(u)
+    return dict(sorted(out.items()))

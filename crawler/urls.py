@@ -1,0 +1,167 @@
+"""URL identity: canonicalisation, registrable domain, allowlist and address-safety checks."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import posixpath
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+# Query parameters that only track the visitor, never select content.
+TRACKING_PARAMS = frozenset(
+    {
+        "gclid", "gclsrc", "dclid", "fbclid", "msclkid", "yclid", "twclid", "ttclid", "li_fat_id",
+        "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "igshid", "ref_src", "ref_url",
+        "spm", "scid", "vero_id", "wickedid", "oly_anon_id", "oly_enc_id", "rb_clickid", "s_cid",
+        "mkt_tok", "sessionid", "phpsessid", "jsessionid", "sid",
+    }
+)
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_", "matomo_")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_SAFE_PATH = "/:@!$&'()*+,;=-._~%"
+_SAFE_QUERY = "/:@!$'()*+,;-._~%?"
+
+
+def _is_tracking(key: str) -> bool:
+    k = key.lower()
+    return k in TRACKING_PARAMS or k.startswith(TRACKING_PREFIXES)
+
+
+def _normalise_path(path: str) -> str:
+    if not path:
+        return "/"
+    # Re-quote so that equivalent percent-encodings compare equal; resolve dot segments.
+    path = quote(unquote(path), safe=_SAFE_PATH)
+    trailing = path.endswith("/")
+    norm = posixpath.normpath(path)
+    if norm.startswith("//"):
+        norm = "/" + norm.lstrip("/")
+    if trailing and not norm.endswith("/"):
+        norm += "/"
+    return norm if norm != "." else "/"
+
+
+def canonicalize_url(url: str) -> str:
+    """Canonical form used for identity and dedupe.
+
+    Lower-case scheme and host, no default port, no fragment, no userinfo,
+    tracking parameters (utm_*, gclid, fbclid, ...) removed, remaining query sorted.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    try:
+        host = host.encode("idna").decode("ascii").lower() if host else ""
+    except UnicodeError:
+        host = host.lower()
+    port = parts.port if parts.port is not None else None
+    netloc = host
+    if ":" in host and not host.startswith("["):
+        netloc = f"[{host}]"
+    if port is not None and DEFAULT_PORTS.get(scheme) != port:
+        netloc = f"{netloc}:{port}"
+    query_items = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)]
+    query = urlencode(sorted(query_items), quote_via=quote, safe=_SAFE_QUERY)
+    return urlunsplit((scheme, netloc, _normalise_path(parts.path), query, ""))
+
+
+def doc_id_for(canonical_url: str) -> str:
+    """Stable document id: first 16 hex chars of sha1(canonical URL)."""
+    return hashlib.sha1(canonical_url.encode("utf-8")).hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def _extractor():  # type: ignore[no-untyped-def]
+    import tldextract  # lazy: no work at import time
+
+    # The bundled public-suffix snapshot only: never fetch the list over the network.
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+@lru_cache(maxsize=65536)
+def registrable_domain(host: str) -> str:
+    """eTLD+1 of a host (`data.statgov.org` -> `statgov.org`); the host itself for IPs/unknown suffixes."""
+    host = host.lower().rstrip(".")
+    if _ip_or_none(host) is not None:
+        return host
+    result = _extractor()(host)
+    return result.top_domain_under_public_suffix or host
+
+
+def normalise_domain(entry: str) -> str:
+    """A domain list entry -> bare lower-case host (accepts URLs and a leading `*.`)."""
+    entry = entry.strip().lower()
+    if "://" in entry:
+        entry = urlsplit(entry).hostname or ""
+    entry = entry.strip("/").removeprefix("*.").rstrip(".")
+    return entry
+
+
+def host_allowed(host: str, allowed: Iterable[str]) -> bool:
+    """True when host equals an allowed domain or is a subdomain of one."""
+    host = host.lower().rstrip(".")
+    return any(host == d or host.endswith("." + d) for d in allowed)
+
+
+class Allowlist:
+    """A set of allowed domains (each allows its subdomains), checked by suffix walk."""
+
+    def __init__(self, domains: Iterable[str]):
+        self.domains = frozenset(d for d in (normalise_domain(x) for x in domains) if d)
+
+    def allows_host(self, host: str | None) -> bool:
+        if not host:
+            return False
+        labels = host.lower().rstrip(".").split(".")
+        return any(".".join(labels[i:]) in self.domains for i in range(len(labels)))
+
+    def allows_url(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and self.allows_host(parts.hostname)
+
+
+def _ip_or_none(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def is_public_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """False for private, loopback, link-local, multicast, reserved and unspecified addresses."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+    )
+
+
+def literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address if `host` is an IP literal, else None."""
+    return _ip_or_none(host)
+
+
+def host_is_private(host: str, resolve: Callable[[str], list[str]]) -> bool:
+    """True if the host is, or resolves to any, non-public address.
+
+    `resolve` returns the host's addresses (raises OSError when it does not resolve;
+    unresolvable hosts are not private: the download then fails as an ordinary DNS error).
+    """
+    ip = _ip_or_none(host)
+    if ip is not None:
+        return not is_public_ip(ip)
+    if host.lower().rstrip(".") in ("localhost",) or host.lower().endswith(".localhost"):
+        return True
+    try:
+        addresses = resolve(host)
+    except OSError:
+        return False
+    return any(not is_public_ip(a) for a in (_ip_or_none(x) for x in addresses) if a is not None)
+
+
+def system_resolve(host: str) -> list[str]:
+    import socket
+
+    return sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})

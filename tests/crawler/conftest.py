@@ -1,0 +1,210 @@
+"""Fixtures: the standard fixture web (4 allowed "domains" + one offsite host) and a crawl runner."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.crawler.fixture_web import FixtureWeb, Resp, article, gz, minimal_pdf
+
+REPO = Path(__file__).resolve().parents[2]
+
+SM_NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+
+
+def paras(topic: str) -> list[str]:
+    return [
+        f"This page about {topic} explains how the agency measures {topic} and why the figures matter "
+        f"for public policy, with methods documented in detail for {topic} researchers.",
+        f"A second paragraph on {topic} gives the historical context, the revisions made to the {topic} "
+        f"series over the last decade and the release calendar for {topic} statistics.",
+    ]
+
+
+def page(topic: str, links: list[str] = (), head: str = "") -> Resp:
+    return Resp(body=article(topic.title(), paras(topic), extra_head=head, links=list(links)))
+
+
+INFLATION_LINKS = ["/reports/inflation-print", "/reports/inflation-copy", "/reports/inflation-shouty"]
+
+
+def build_web() -> FixtureWeb:
+    web = FixtureWeb()
+    inflation = article("Inflation", paras("inflation"), links=INFLATION_LINKS)
+    shouty = article("Inflation", [p.upper() for p in paras("inflation")], links=INFLATION_LINKS)
+    sitemap_pages = (
+        f'<?xml version="1.0" encoding="UTF-8"?><urlset {SM_NS}>'
+        "<url><loc>http://www.statgov.org/reports/annual.pdf</loc></url>"
+        "<url><loc>http://www.statgov.org/data/table.csv</loc></url>"
+        "<url><loc>http://www.statgov.org/reports/employment</loc></url></urlset>"
+    ).encode()
+    web.site(
+        "www.statgov.org",
+        {
+            "/robots.txt": Resp(
+                body=b"User-agent: *\nDisallow: /private/\nSitemap: http://www.statgov.org/sitemap_index.xml\n",
+                ctype="text/plain",
+            ),
+            "/sitemap_index.xml": Resp(
+                body=(
+                    f'<?xml version="1.0" encoding="UTF-8"?><sitemapindex {SM_NS}>'
+                    "<sitemap><loc>http://www.statgov.org/sitemaps/pages.xml.gz</loc></sitemap></sitemapindex>"
+                ).encode(),
+                ctype="application/xml",
+            ),
+            "/sitemaps/pages.xml.gz": Resp(body=gz(sitemap_pages), ctype="application/x-gzip"),
+            "/": page(
+                "national statistics",
+                [
+                    "/reports/inflation?utm_source=news&utm_medium=email",
+                    "/reports/inflation#top",
+                    "/reports/inflation",
+                    "/private/secret",
+                    "http://data.statgov.org/",
+                    "/old-report",
+                    "/go-away",
+                    "http://10.0.0.1/admin",
+                    "http://192.168.1.1/router",
+                    "/missing",
+                    "mailto:press@statgov.org",
+                ],
+            ),
+            "/reports/inflation": Resp(body=inflation),
+            "/reports/inflation-print": Resp(
+                body=article(
+                    "Inflation (print)",
+                    paras("inflation"),
+                    extra_head='<link rel="canonical" href="http://www.statgov.org/reports/inflation">',
+                )
+            ),
+            "/reports/inflation-copy": Resp(body=inflation),
+            "/reports/inflation-shouty": Resp(body=shouty),
+            "/private/secret": page("secret things"),
+            "/old-report": Resp(301, b"", headers={"Location": "http://www.statgov.org/reports/moved"}),
+            "/reports/moved": page("moved report"),
+            "/go-away": Resp(302, b"", headers={"Location": "http://evil.example.com/landing"}),
+            "/data/table.csv": Resp(body=b"year,value\n2023,4.5\n", ctype="text/csv"),
+            "/reports/annual.pdf": Resp(
+                body=minimal_pdf(["Annual report on the national economy.", "Prices rose by four percent."]),
+                ctype="application/pdf",
+            ),
+            "/reports/employment": page("employment"),
+        },
+    )
+    web.site("data.statgov.org", {"/": page("open data portal", ["http://www.statgov.org/"])})
+    web.site(
+        "www.centralbank.int",
+        {
+            "/sitemap.xml": Resp(
+                body=f'<?xml version="1.0"?><urlset {SM_NS}><url><loc>http://www.centralbank.int/rates</loc></url></urlset>'.encode(),
+                ctype="application/xml",
+            ),
+            "/": page("monetary policy", ["/rates", "/flaky", "/busy", "/slow", "/broken", "/publications"]),
+            "/rates": page("interest rates"),
+            "/publications": page("bank publications"),
+            "/flaky": lambda n: Resp(503, b"busy") if n <= 2 else page("financial stability"),
+            "/busy": lambda n: Resp(429, b"slow down", headers={"Retry-After": "1"}) if n == 1 else page("exchange rates"),
+            "/slow": Resp(body=article("Slow", paras("slow pages")), delay=2.5),
+            "/broken": Resp(500, b"internal error"),
+        },
+    )
+    malformed = (
+        b"<html><head><title>Health guidance</title><body><div><p>Public health guidance on vaccination "
+        b"schedules for children and adults, <b>updated <i>every season by the ministry of health.<p>"
+        b"The guidance covers influenza, measles and other preventable diseases and explains eligibility "
+        b"for free vaccination programmes in every region.<table><tr><td>unclosed"
+        b'<a href="/huge">huge</a><a href="/logo.png">logo</a><a href="/guidance">guidance</a>'
+        b"<script>document.write('<a href=\"http://evil.example.com/x\">')</script></div>"
+    )
+    web.site(
+        "www.health.gov",
+        {
+            "/": Resp(body=malformed),
+            "/huge": Resp(body=article("Huge", paras("huge page") * 1500)),
+            "/logo.png": Resp(body=b"\x89PNG\r\n\x1a\n" + b"\0" * 100, ctype="image/png"),
+            "/guidance": page(
+                "vaccination guidance", head='<meta property="article:published_time" content="2024-03-05">'
+            ),
+        },
+    )
+    web.site(
+        "www.uni.ac.uk",
+        {
+            "/": page("university research", ["/paper.pdf", "/d1"]),
+            "/paper.pdf": Resp(
+                body=minimal_pdf(["Working paper on labour markets.", "We study wages and hours."]),
+                ctype="application/pdf",
+            ),
+            "/d1": page("depth one", ["/d2"]),
+            "/d2": page("depth two", ["/d3"]),
+            "/d3": page("depth three", ["/d4"]),
+            "/d4": page("depth four"),
+        },
+    )
+    web.site("evil.example.com", {"/landing": page("evil landing"), "/x": page("evil x")})
+    return web
+
+
+DOMAINS = (
+    "# fixture domains\nhttp://www.statgov.org/\nhttp://www.centralbank.int/\n"
+    "http://www.health.gov/\nhttp://www.uni.ac.uk/  # university\n192.168.1.1\n"
+)
+
+TEST_SETTINGS = {
+    "DOWNLOAD_DELAY": 0,
+    "AUTOTHROTTLE_ENABLED": False,
+    "DOWNLOAD_TIMEOUT": 1,
+    "RETRY_TIMES": 2,
+    "RETRY_BACKOFF_BASE": 0.05,
+    "DOWNLOAD_MAXSIZE": 100000,
+    "DOWNLOAD_WARNSIZE": 50000,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 2,
+    "DRSEARCH_PROGRESS_INTERVAL": 0.5,
+}
+
+
+@pytest.fixture
+def web() -> Iterator[FixtureWeb]:
+    w = build_web()
+    w.start()
+    yield w
+    w.stop()
+
+
+def write_inputs(tmp: Path, web: FixtureWeb) -> tuple[Path, Path]:
+    domains = tmp / "domains.txt"
+    domains.write_text(DOMAINS)
+    hosts = tmp / "hosts.txt"
+    hosts.write_text("# test hosts\n" + web.host_map_text())
+    return domains, hosts
+
+
+def run_crawl(
+    out: Path, domains: Path, hosts: Path, *extra: str, settings: dict[str, Any] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        sys.executable, "-m", "crawler.run", "--out", str(out), "--domains", str(domains),
+        "--host-map", str(hosts), "--max-depth", "3", *extra,
+    ]
+    for k, v in {**TEST_SETTINGS, **(settings or {})}.items():
+        cmd += ["--set", f"{k}={json.dumps(v)}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("http_proxy", None)
+    env.pop("HTTP_PROXY", None)
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def read_docs(out: Path) -> list[dict[str, Any]]:
+    docs = []
+    for path in sorted((out / "docs").glob("*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            docs.extend(json.loads(line) for line in fh if line.strip())
+    return docs

@@ -1,0 +1,34 @@
+"""Crawl the fixture web on 127.0.0.1 with the real `drsearch crawl`, index the shards, search them."""
+
+from __future__ import annotations
+
+import json
+
+from ranker.authority import AuthorityList
+from tests.conftest import drsearch
+from tests.crawler.conftest import TEST_SETTINGS, build_web, write_inputs
+
+
+def test_crawl_index_search(tmp_path):
+    web = build_web()
+    web.start()
+    try:
+        domains, hosts = write_inputs(tmp_path, web)
+        settings = [arg for k, v in TEST_SETTINGS.items() for arg in ("--set", f"{k}={json.dumps(v)}")]
+        crawl = drsearch("crawl", "--out", tmp_path / "crawl", "--domains", domains, "--host-map", hosts,
+                         "--allow-private", "--quiet", *settings, timeout=120)  # fmt: skip
+        assert crawl.returncode == 0, crawl.stderr[-2000:]
+    finally:
+        web.stop()
+    assert ("evil.example.com", "/x") not in web.requested()
+
+    drsearch("index", "build", "--corpus", tmp_path / "crawl", "--out", tmp_path / "idx", "--no-dense", "-q", check=True)
+    out = drsearch("search", "vaccination guidance", "--index", tmp_path / "idx", "-k", "3", "--json", check=True)
+    top = json.loads(out.stdout)["hits"][0]
+    assert top["url"] == "http://www.health.gov/guidance"
+    assert top["domain"] == "health.gov"  # the crawler records the registrable domain
+    expected = AuthorityList.load().lookup("www.health.gov")  # the `gov` suffix rule
+    assert expected is not None and top["authority"]["name"] == expected.name
+    assert top["authority"]["tier"] == expected.tier
+    assert top["published"].startswith("2024-03-05")
+    assert "vaccination guidance" in top["snippet"].lower()
