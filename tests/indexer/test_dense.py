@@ -1,0 +1,276 @@
+"""Dense leg of the build: encoder loading, embedding cache (resume + reuse), FAISS selection, errors.
+
+Runs the real bundled all-MiniLM-L6-v2 (offline) and real FAISS on tiny stores written here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from indexer.chunker import ChunkSettings, chunk_document  # noqa: E402
+from indexer.dense import (  # noqa: E402
+    IDS_FILE,
+    INDEX_FILE,
+    build_dense_index,
+    encode_passages,
+    encode_queries,
+    encoder_info,
+    load_encoder,
+    model_key,
+    passage_text,
+)
+from indexer.errors import ConfigError  # noqa: E402
+from indexer.schema import Document  # noqa: E402
+from indexer.settings import DenseSettings  # noqa: E402
+from indexer.store import Store, StoreWriter  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+DOCS = [
+    ("photo", "Photosynthesis", "Green plants use chlorophyll in their chloroplasts to capture sunlight and turn water and carbon dioxide into glucose and oxygen."),
+    ("volcano", "Volcanoes", "Magma rises through cracks in the crust and erupts as lava, ash and gas from a volcanic vent."),
+    ("tides", "Ocean tides", "The gravitational pull of the Moon and the Sun raises and lowers sea levels twice a day."),
+    ("bread", "Baking bread", "Yeast ferments the sugars in kneaded dough, releasing carbon dioxide that makes the loaf rise in the oven."),
+    ("chess", "Chess openings", "The Sicilian Defence is a popular reply to the king's pawn opening, leading to sharp tactical positions."),
+    ("vaccine", "Vaccination", "Vaccines train the immune system to recognise a pathogen by exposing it to a harmless antigen."),
+    ("bitcoin", "Bitcoin", "A decentralised digital currency whose transactions are recorded on a public blockchain ledger by miners."),
+    ("tennis", "Tennis scoring", "Points in a game go love, fifteen, thirty, forty; a set is won by the first player to six games with a two-game lead."),
+    ("jazz", "Jazz", "Jazz music grew from blues and ragtime in New Orleans and is known for improvisation and swing rhythms."),
+    ("glacier", "Glaciers", "Compacted snow turns into slowly flowing ice that carves U-shaped valleys in mountain landscapes."),
+    ("python", "Python language", "Python is a high-level programming language with dynamic typing and significant indentation."),
+    ("sleep", "Sleep", "During deep sleep the brain consolidates memories and the body repairs tissue and releases growth hormone."),
+]
+
+
+def write_store(path: Path, docs: list[tuple[str, str, str]]) -> Path:
+    writer = StoreWriter(path)
+    for doc_id, title, text in docs:
+        doc = Document(doc_id=doc_id, text=text, title=title)
+        writer.add(doc, chunk_document(doc, ChunkSettings(target_words=0)))
+    writer.close()
+    return path
+
+
+def synthetic_docs(n: int) -> list[tuple[str, str, str]]:
+    words = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda omicron sigma tau upsilon "
+             "river mountain forest desert ocean city harbour bridge castle garden library museum").split()
+    out = []
+    for i in range(n):
+        body = " ".join(words[(i * 7 + j * 3) % len(words)] for j in range(6))
+        out.append((f"doc{i:04d}", f"Synthetic document {i}", f"Record number {i}. {body}."))
+    return out
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_encoder(DenseSettings(device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    store = Store(write_store(tmp_path_factory.mktemp("store") / "store.sqlite", DOCS))
+    yield store
+    store.close()
+
+
+def read_index(out_dir: Path):
+    import faiss
+
+    index = faiss.read_index(str(out_dir / INDEX_FILE))
+    return index, index.reconstruct_n(0, index.ntotal)
+
+
+# ------------------------------------------------------------------------------------------- encoder
+
+
+def test_load_encoder_and_info(model) -> None:
+    settings = DenseSettings(device="cpu")
+    info = encoder_info(model, settings)
+    assert info["dimension"] == 384 and info["bundled"] and info["normalize"]
+    assert info["max_length"] == model.max_seq_length and info["device"] == "cpu"
+    short = load_encoder(DenseSettings(device="cpu", max_length=64))
+    assert short.max_seq_length == 64
+    assert model_key(encoder_info(short, settings.model_copy(update={"max_length": 64}))) != model_key(info)
+    assert model_key(info) == model_key(encoder_info(model, settings))
+    prefixed = settings.model_copy(update={"passage_prefix": "passage: "})
+    assert model_key(encoder_info(model, prefixed)) != model_key(info)
+
+
+def test_encode_matches_plain_encode_and_prefixes(model) -> None:
+    settings = DenseSettings(device="cpu")
+    texts = [passage_text(t, x) for _, t, x in DOCS[:3]]
+    ours = encode_passages(model, texts, settings)
+    plain = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    assert ours.dtype == np.float32 and ours.shape == (3, 384)
+    assert np.allclose(ours, plain, atol=1e-5)
+    q = encode_queries(model, ["what is jazz"], settings.model_copy(update={"query_prefix": "query: "}))
+    assert np.allclose(q, model.encode(["query: what is jazz"], normalize_embeddings=True), atol=1e-5)
+    assert passage_text("", "body") == "body" and passage_text("T", "body") == "T\nbody"
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "garbage"])
+def test_non_model_directory_is_config_error(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "model"
+    if kind != "missing":
+        path.mkdir()
+    if kind == "garbage":
+        (path / "modules.json").write_text("[{broken")
+        (path / "config.json").write_text("{}")
+    with pytest.raises(ConfigError) as err:
+        load_encoder(DenseSettings(model=str(path), device="cpu"))
+    assert "not a sentence-transformers model directory" in str(err.value)
+    assert err.value.where == str(path)
+    assert "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------------------------- build
+
+
+def test_build_exact_and_search_semantics(tmp_path: Path, small_store: Store, model) -> None:
+    import faiss
+
+    settings = DenseSettings(device="cpu")
+    section = build_dense_index(small_store, tmp_path / "dense", tmp_path / "cache", settings, quiet=True, model=model)
+    assert section["ann"] == "exact" and section["hnsw"] is None
+    assert section["count"] == len(DOCS) and section["encoded"] == len(DOCS) and section["reused"] == 0
+    assert section["dimension"] == 384 and section["model_key"]
+    index, vecs = read_index(tmp_path / "dense")
+    assert isinstance(index, faiss.IndexFlatIP) and index.ntotal == len(DOCS)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+    ids = (tmp_path / "dense" / IDS_FILE).read_text()
+    assert '"photo#0"' in ids
+    q = encode_queries(model, ["how do green plants make sugar from light"], settings)
+    _, found = index.search(q, 3)
+    assert DOCS[found[0][0]][0] == "photo"
+    shards = list((tmp_path / "cache" / section["model_key"]).glob("shard-*.npz"))
+    assert len(shards) == 1
+
+
+def test_auto_selects_hnsw_above_exact_max(tmp_path: Path, small_store: Store, model) -> None:
+    import faiss
+
+    settings = DenseSettings(device="cpu", ann="auto", exact_max=5, hnsw_m=8, hnsw_ef_construction=16, hnsw_ef_search=20)
+    section = build_dense_index(small_store, tmp_path / "dense", tmp_path / "cache", settings, quiet=True, model=model)
+    assert section["ann"] == "hnsw"
+    assert section["hnsw"] == {"m": 8, "ef_construction": 16, "ef_search": 20}
+    index, _ = read_index(tmp_path / "dense")
+    assert isinstance(index, faiss.IndexHNSWFlat) and index.ntotal == len(DOCS)
+    assert index.metric_type == faiss.METRIC_INNER_PRODUCT
+    exact = build_dense_index(small_store, tmp_path / "d2", tmp_path / "cache", settings.model_copy(update={"ann": "exact"}),
+                              quiet=True, model=model)  # fmt: skip
+    assert exact["ann"] == "exact" and exact["encoded"] == 0 and exact["reused"] == len(DOCS)
+    forced = settings.model_copy(update={"ann": "hnsw", "exact_max": 1000})
+    assert build_dense_index(small_store, tmp_path / "d3", tmp_path / "cache", forced, quiet=True, model=model)["ann"] == "hnsw"
+
+
+def test_reuse_encodes_only_changed_passages(tmp_path: Path, model) -> None:
+    settings = DenseSettings(device="cpu")
+    first = Store(write_store(tmp_path / "a.sqlite", DOCS))
+    s1 = build_dense_index(first, tmp_path / "d1", tmp_path / "cache", settings, quiet=True, model=model)
+    first.close()
+    changed = list(DOCS)
+    changed[3] = ("bread", "Baking bread", "Sourdough starter replaces commercial yeast in slow fermented loaves.")
+    changed[8] = ("jazz", "Jazz", "Bebop musicians such as Charlie Parker played fast, complex harmonies.")
+    second = Store(write_store(tmp_path / "b.sqlite", changed))
+    s2 = build_dense_index(second, tmp_path / "d2", tmp_path / "cache", settings, quiet=True, model=model)
+    second.close()
+    assert s1["encoded"] == len(DOCS)
+    assert s2["encoded"] == 2 and s2["reused"] == len(DOCS) - 2
+    _, v1 = read_index(tmp_path / "d1")
+    _, v2 = read_index(tmp_path / "d2")
+    same = [i for i in range(len(DOCS)) if i not in (3, 8)]
+    assert np.array_equal(v1[same], v2[same])
+    assert not np.allclose(v1[3], v2[3])
+    # a different passage prefix is another model key: nothing reused
+    third = Store(write_store(tmp_path / "c.sqlite", DOCS))
+    s3 = build_dense_index(third, tmp_path / "d3", tmp_path / "cache",
+                           settings.model_copy(update={"passage_prefix": "passage: "}), quiet=True, model=model)  # fmt: skip
+    third.close()
+    assert s3["encoded"] == len(DOCS) and s3["model_key"] != s1["model_key"]
+
+
+def test_duplicate_texts_encoded_once(tmp_path: Path, model) -> None:
+    docs = DOCS[:3] + [("photo2", DOCS[0][1], DOCS[0][2])]
+    store = Store(write_store(tmp_path / "s.sqlite", docs))
+    s = build_dense_index(store, tmp_path / "d", tmp_path / "cache", DenseSettings(device="cpu"), quiet=True, model=model)
+    store.close()
+    assert s["encoded"] == 3 and s["reused"] == 1 and s["count"] == 4
+    _, v = read_index(tmp_path / "d")
+    assert np.array_equal(v[0], v[3])
+
+
+RESUME_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import indexer.dense as dense
+    from indexer.settings import DenseSettings
+    from indexer.store import Store
+
+    real = dense._encode
+    def slow(*a, **kw):  # make each shard take a while so the parent can kill us mid-build
+        time.sleep(0.5)
+        return real(*a, **kw)
+    dense._encode = slow
+    store_path, out, cache = map(Path, sys.argv[1:4])
+    dense.build_dense_index(Store(store_path), out, cache, DenseSettings(device="cpu", shard_size=64), quiet=True)
+    print("FINISHED")
+    """
+)
+
+
+def test_resume_after_killed_build(tmp_path: Path, model) -> None:
+    docs = synthetic_docs(192)  # 3 shards of 64
+    store_path = write_store(tmp_path / "store.sqlite", docs)
+    cache = tmp_path / "cache"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RESUME_SCRIPT, str(store_path), str(tmp_path / "killed"), str(cache)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if list(cache.glob("*/shard-*.npz")):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / INDEX_FILE).exists()
+    shards = list(cache.glob("*/shard-*.npz"))
+    assert 1 <= len(shards) < 3
+
+    settings = DenseSettings(device="cpu", shard_size=64)
+    store = Store(store_path)
+    resumed = build_dense_index(store, tmp_path / "resumed", cache, settings, quiet=True, model=model)
+    fresh = build_dense_index(store, tmp_path / "fresh", tmp_path / "fresh-cache", settings, quiet=True, model=model)
+    store.close()
+    assert resumed["reused"] >= 64 and resumed["reused"] % 64 == 0
+    assert resumed["encoded"] + resumed["reused"] == len(docs)
+    assert fresh["encoded"] == len(docs) and fresh["reused"] == 0
+    assert resumed["model_key"] == fresh["model_key"]
+    _, v_resumed = read_index(tmp_path / "resumed")
+    _, v_fresh = read_index(tmp_path / "fresh")
+    assert v_resumed.shape == v_fresh.shape == (len(docs), 384)
+    # same texts, possibly different batch composition -> equal up to float rounding
+    assert np.allclose(v_resumed, v_fresh, atol=1e-5)
+    assert (tmp_path / "resumed" / IDS_FILE).read_text() == (tmp_path / "fresh" / IDS_FILE).read_text()
+    assert len(list(cache.glob("*/shard-*.npz"))) == 3
