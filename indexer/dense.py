@@ -16,6 +16,8 @@ Nothing heavy is imported at module import: torch, sentence_transformers and fai
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import json
 import os
@@ -76,6 +78,9 @@ def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
     from sentence_transformers import SentenceTransformer
 
     try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every CLI search
         model = SentenceTransformer(str(path), device=device, local_files_only=True)
         dim = _dimension(model)
     except Exception as exc:  # any load failure of a user-given directory is a config problem
@@ -160,10 +165,48 @@ def encode_passages(model: Any, texts: Sequence[str], settings: DenseSettings) -
     return _encode(model, [p + t for t in texts] if p else texts, settings)
 
 
+_QUERY_BUCKETS = (16, 32, 64, 128, 256, 512)
+
+
 def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) -> np.ndarray:
-    """Embed queries with the query prefix."""
+    """Embed queries with the query prefix, batch-invariantly.
+
+    Each query is padded to a fixed bucket length (16, 32, 64, ... tokens): encoded together with
+    a filler text of exactly that length, so its vector depends only on the query itself and is
+    bit-identical whether it is encoded alone or with any other queries (plain padding to the
+    longest query in the batch changes vectors by ~1e-7). The HTTP service's micro-batcher relies
+    on this for "same request, same scores".
+    """
     p = settings.query_prefix
-    return _encode(model, [p + q for q in queries] if p else queries, settings)
+    texts = [p + q for q in queries] if p else list(queries)
+    tokenizer = getattr(model, "tokenizer", None)
+    max_len = int(getattr(model, "max_seq_length", 0) or 0)
+    if tokenizer is None or not texts or not max_len:
+        return _encode(model, texts, settings)
+    lengths = [len(ids) for ids in tokenizer([t.strip() for t in texts], truncation=True, max_length=max_len)["input_ids"]]
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(min(next((b for b in _QUERY_BUCKETS if b >= n), max_len), max_len), []).append(i)
+    out = np.empty((len(texts), int(_dimension(model))), dtype=np.float32)
+    for size, idx in groups.items():
+        filler = _filler_text(tokenizer, size, max_len)
+        batch = [texts[i] for i in idx] + ([filler] if filler else [])
+        vectors = model.encode(batch, batch_size=len(batch), convert_to_numpy=True,
+                               normalize_embeddings=settings.normalize, show_progress_bar=False)  # fmt: skip
+        out[idx] = np.asarray(vectors[: len(idx)], dtype=np.float32)
+    return out
+
+
+encode_queries.batch_invariant = True  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=64)
+def _filler_text(tokenizer: Any, size: int, max_len: int) -> str | None:
+    """A text of exactly `size` tokens (special tokens included), or None if none can be made."""
+    ids = tokenizer(" ".join(["a"] * size), truncation=True, max_length=size)["input_ids"]
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    ok = len(tokenizer(text, truncation=True, max_length=max_len)["input_ids"]) == size
+    return text if ok else None
 
 
 # ----------------------------------------------------------------------------------------- embedding cache

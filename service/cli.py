@@ -217,6 +217,31 @@ def evaluate(
         typer.echo(f"{m:<8} {r['ndcg@10']:>8.4f} {r['recall@100']:>8.4f} {r['mrr@10']:>8.4f} {r['queries']:>8}")
 
 
+@app.command("serve")
+def serve(
+    index: IndexOpt,
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (each loads the index; each follows `current`)")] = 1,
+    threads: Annotated[int, typer.Option(help="Threads per worker running blocking search work")] = 4,
+    cache_size: Annotated[int, typer.Option(help="LRU response cache entries per worker (0 = off)")] = 10_000,
+    batching: Annotated[bool, typer.Option("--batching/--no-batching", help="Micro-batch concurrent search calls")] = True,
+    batch_window_ms: Annotated[float, typer.Option(help="Micro-batching window in milliseconds")] = 3.0,
+) -> None:
+    """Serve the HTTP search API (docs/API.md). Keys: env DRSEARCH_API_KEY, DRSEARCH_ADMIN_KEY."""
+    from service.server import serve as run_server
+    from service.settings import ServiceSettings
+
+    try:
+        settings = ServiceSettings(
+            index=index, host=host, port=port, workers=workers, threads=threads, cache_size=cache_size,
+            batching=batching, batch_window_ms=batch_window_ms,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise DrsearchError(_first_pydantic_error(exc)) from None
+    run_server(settings)
+
+
 def main() -> None:
     try:
         app()

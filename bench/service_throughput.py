@@ -1,0 +1,203 @@
+"""Search API throughput, side by side, on one index (hybrid, k=10).
+
+  (a) in-process `pipeline.batch_search`, batches of --batch queries
+  (b) the same batches through `POST /v1/search`
+  (c) --clients concurrent clients sending single queries, micro-batching on and off
+
+Servers run as separate uvicorn processes (cache off, so every query is computed).
+Prints a markdown table of QPS and p50/p99 latency per call.
+
+    python bench/service_throughput.py indexes/demo                 # 1,000 SciFact queries
+    python bench/service_throughput.py indexes/demo --n 64 --clients 8   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def load_queries(path: Path, n: int) -> list[str]:
+    out = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    while len(out) < n:  # repeat if the file is short (the cache is off, so repeats are recomputed)
+        out += out
+    return out[:n]
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(p / 100 * len(s)) - 1))]
+
+
+def row(name: str, n_queries: int, seconds: float, latencies_s: list[float]) -> dict:
+    return {
+        "scenario": name, "queries": n_queries, "calls": len(latencies_s), "seconds": seconds,
+        "qps": n_queries / seconds if seconds else float("nan"),
+        "p50_ms": pct(latencies_s, 50) * 1000, "p99_ms": pct(latencies_s, 99) * 1000,
+    }  # fmt: skip
+
+
+def bench_in_process(index: Path, queries: list[str], batch: int, k: int, mode: str) -> dict:
+    from ranker.pipeline import SearchOptions, SearchPipeline
+    from ranker.settings import SearchSettings
+
+    pipeline = SearchPipeline.open(index, SearchSettings())
+    options = SearchOptions(k=k, mode=mode)
+    pipeline.batch_search(queries[:batch], options)  # warm-up: model, filter table, JIT
+    lat = []
+    t0 = time.perf_counter()
+    for i in range(0, len(queries), batch):
+        s = time.perf_counter()
+        pipeline.batch_search(queries[i : i + batch], options)
+        lat.append(time.perf_counter() - s)
+    seconds = time.perf_counter() - t0
+    pipeline.close()
+    return row(f"(a) in-process batch_search, batches of {batch}", len(queries), seconds, lat)
+
+
+class Server:
+    """`uvicorn service.app:app_from_env --factory` in a subprocess on a free port."""
+
+    def __init__(self, index: Path, *, batching: bool, threads: int, window_ms: float, torch_threads: int):
+        from service.settings import ServiceSettings
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        settings = ServiceSettings(index=index.resolve(), port=self.port, batching=batching, threads=threads,
+                                   batch_window_ms=window_ms, cache_size=0, torch_threads=torch_threads)  # fmt: skip
+        env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(REPO)}
+        cmd = [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory", "--host", "127.0.0.1",
+               "--port", str(self.port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 300
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited with {self.proc.returncode} during startup")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit("server did not become ready in 300 s")
+            time.sleep(0.25)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def bench_http_batches(url: str, queries: list[str], batch: int, k: int, mode: str) -> dict:
+    with httpx.Client(base_url=url, timeout=300) as c:
+        c.post("/v1/search", json={"queries": queries[:batch], "k": k, "mode": mode}).raise_for_status()
+        lat = []
+        t0 = time.perf_counter()
+        for i in range(0, len(queries), batch):
+            s = time.perf_counter()
+            c.post("/v1/search", json={"queries": queries[i : i + batch], "k": k, "mode": mode}).raise_for_status()
+            lat.append(time.perf_counter() - s)
+        seconds = time.perf_counter() - t0
+    return row(f"(b) POST /v1/search, batches of {batch}", len(queries), seconds, lat)
+
+
+def bench_http_concurrent(url: str, queries: list[str], clients: int, k: int, mode: str, label: str) -> dict:
+    async def run() -> tuple[float, list[float], int]:
+        todo = list(reversed(queries))
+        lat: list[float] = []
+        errors = 0
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as c:
+            await asyncio.gather(*(c.post("/v1/search", json={"query": q, "k": k, "mode": mode})
+                                   for q in queries[:clients]))  # fmt: skip  (warm-up)
+
+            async def worker() -> None:
+                nonlocal errors
+                while todo:
+                    q = todo.pop()
+                    s = time.perf_counter()
+                    r = await c.post("/v1/search", json={"query": q, "k": k, "mode": mode})
+                    lat.append(time.perf_counter() - s)
+                    errors += r.status_code != 200
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(clients)))
+            return time.perf_counter() - t0, lat, errors
+
+    seconds, lat, errors = asyncio.run(run())
+    if errors:
+        print(f"warning: {errors} failed requests in {label}", file=sys.stderr)
+    return row(f"(c) {clients} concurrent clients, single queries, micro-batching {label}", len(queries), seconds, lat)
+
+
+def main() -> None:
+    data = Path(os.environ.get("DRSEARCH_DATA", REPO.parent / "shared" / "data"))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("index", type=Path, help="index ROOT (e.g. built from SciFact)")
+    ap.add_argument("--queries", type=Path, default=data / "scifact" / "queries.jsonl")
+    ap.add_argument("--n", type=int, default=1000, help="queries per scenario")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--mode", default="hybrid")
+    ap.add_argument("--threads", type=int, default=4, help="server threads for pipeline work")
+    ap.add_argument("--window-ms", type=float, default=3.0, help="micro-batching window")
+    ap.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads, in-process and servers")
+    ap.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    args = ap.parse_args()
+
+    queries = load_queries(args.queries, args.n)
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
+    rows = [bench_in_process(args.index, queries, args.batch, args.k, args.mode)]
+    server = Server(args.index, batching=True, threads=args.threads, window_ms=args.window_ms,
+                    torch_threads=args.torch_threads)
+    try:
+        rows.append(bench_http_batches(server.url, queries, args.batch, args.k, args.mode))
+        rows.append(bench_http_concurrent(server.url, queries, args.clients, args.k, args.mode, "on"))
+    finally:
+        server.stop()
+    server = Server(args.index, batching=False, threads=args.threads, window_ms=args.window_ms,
+                    torch_threads=args.torch_threads)
+    try:
+        rows.append(bench_http_concurrent(server.url, queries, args.clients, args.k, args.mode, "off"))
+    finally:
+        server.stop()
+
+    print(f"\nindex {args.index}, mode {args.mode}, k={args.k}, {len(queries)} queries per scenario, "
+          f"{os.cpu_count()} CPUs, server threads {args.threads}, torch threads {args.torch_threads}, window {args.window_ms} ms\n")  # fmt: skip
+    print("| scenario | queries | calls | QPS | p50 ms/call | p99 ms/call |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['scenario']} | {r['queries']} | {r['calls']} | {r['qps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |")
+    a, b, c_on, c_off = (r["qps"] for r in rows)
+    print(f"\n(b)/(a) = {b / a:.2f} (target >= 0.8)   (c on)/(c off) = {c_on / c_off:.2f} (target >= 1.5)")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

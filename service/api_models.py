@@ -1,0 +1,179 @@
+"""Typed request and response bodies of the HTTP API (they are what OpenAPI describes)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ranker.query import MAX_QUERY_CHARS
+
+MAX_QUERIES = 64
+DATE_PATTERN = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+
+
+class SearchRequest(BaseModel):
+    """A batch of queries sharing one set of options. Give `queries`, or `query` for a single one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queries: list[str] | None = Field(
+        None, min_length=1, max_length=MAX_QUERIES,
+        description=f"1-{MAX_QUERIES} plain-text queries (each non-empty, at most {MAX_QUERY_CHARS} characters)",
+    )  # fmt: skip
+    query: str | None = Field(None, description="Shortcut for `queries: [query]`; give exactly one of the two")
+    k: int = Field(10, ge=1, le=100, description="Results per query")
+    mode: Literal["hybrid", "bm25", "dense"] | None = Field(
+        None, description="Retrieval mode (default: hybrid when the index has a dense leg, else bm25)"
+    )
+    include_domains: list[str] = Field(
+        default_factory=list, max_length=1000, description="Only these domains (and their subdomains)"
+    )
+    exclude_domains: list[str] = Field(
+        default_factory=list, max_length=1000, description="Never these domains (or their subdomains)"
+    )
+    min_tier: int | None = Field(None, ge=1, le=3, description="Only listed sources of authority tier <= N (1 = primary)")
+    categories: list[str] = Field(default_factory=list, max_length=100, description="Only sources of these authority categories")
+    published_after: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
+    published_before: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
+    max_per_domain: int | None = Field(None, ge=1, le=100, description="At most N hits per site")
+    per_doc: int = Field(1, ge=0, le=100, description="Passages per document (0 = no collapse)")
+    snippet_chars: int = Field(240, ge=40, le=2000, description="Snippet length in characters")
+    return_text: bool = Field(False, description="Include each hit's full passage text")
+    dedupe_across_queries: bool = Field(
+        False, description="Drop a passage already returned for an earlier query of this request (lists refilled to k)"
+    )
+
+    @model_validator(mode="after")
+    def _one_of_query_queries(self) -> "SearchRequest":
+        if (self.queries is None) == (self.query is None):
+            raise ValueError("give exactly one of `queries` (a list) or `query` (a string)")
+        return self
+
+    @property
+    def query_list(self) -> list[str]:
+        return list(self.queries) if self.queries is not None else [self.query or ""]
+
+
+# Fields an agent sets when it calls search as a tool (the rest are display/batching knobs).
+AGENT_FIELDS = (
+    "queries", "k", "mode", "include_domains", "exclude_domains", "min_tier", "categories",
+    "published_after", "published_before", "max_per_domain",
+)  # fmt: skip
+
+
+class Authority(BaseModel):
+    name: str
+    category: str
+    tier: int
+    country: str | None = None
+
+
+class Scores(BaseModel):
+    bm25: float | None = None
+    dense: float | None = None
+    fused: float | None = None
+    authority: float | None = None
+    final: float
+
+
+class Ranks(BaseModel):
+    bm25: int | None = None
+    dense: int | None = None
+
+
+class SearchHit(BaseModel):
+    rank: int
+    passage_id: str
+    doc_id: str
+    title: str
+    url: str | None = None
+    domain: str | None = None
+    authority: Authority | None = None
+    published: str | None = None
+    snippet: str
+    text: str | None = Field(None, description="Only when return_text is true")
+    scores: Scores
+    ranks: Ranks | None = None
+
+
+class QueryResult(BaseModel):
+    query: str
+    hits: list[SearchHit]
+
+
+class SearchResponse(BaseModel):
+    request_id: str
+    index_version: str
+    took_ms: float
+    mode: str
+    cached: bool = False
+    results: list[QueryResult]
+
+
+class PassageRef(BaseModel):
+    passage_id: str
+    ordinal: int
+    start: int = Field(description="Character offset of the passage in the document text")
+    end: int
+
+
+class DocumentResponse(BaseModel):
+    doc_id: str
+    title: str
+    url: str | None = None
+    domain: str | None = None
+    published: str | None = None
+    source: str | None = None
+    authority: Authority | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    text: str
+    passages: list[PassageRef]
+    index_version: str
+
+
+class PassageResponse(BaseModel):
+    passage_id: str
+    doc_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    title: str
+    url: str | None = None
+    domain: str | None = None
+    published: str | None = None
+    authority: Authority | None = None
+    index_version: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_request, invalid_query, not_found")
+    message: str
+    field: str | None = Field(None, description="The request field at fault, when there is one")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool
+    old_version: str
+    new_version: str
+    took_ms: float
+
+
+class HealthResponse(BaseModel):
+    status: str
+    index_version: str | None = None
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the given error statuses, all with the error shape."""
+    text = {
+        400: "Unusable query or option", 401: "Missing or wrong X-API-Key", 403: "Admin endpoints disabled",
+        404: "Unknown id", 413: "Request body too large", 422: "Invalid request body or parameters",
+        500: "Internal error", 503: "Index not loaded",
+    }  # fmt: skip
+    return {c: {"model": ErrorResponse, "description": text.get(c, "Error")} for c in codes}

@@ -1,0 +1,630 @@
+"""The HTTP search API: a FastAPI app built by `create_app(settings)`; all state lives on `app.state`.
+
+Run it with `drsearch serve --index DIR` (or `uvicorn service.app:app_from_env --factory`,
+settings from DRSEARCH_SERVE_* env vars).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from indexer.errors import ConfigError, DrsearchError, IndexFormatError, QueryError
+from service.api_models import (
+    AGENT_FIELDS,
+    DocumentResponse,
+    HealthResponse,
+    PassageResponse,
+    ReloadResponse,
+    SearchRequest,
+    SearchResponse,
+    error_responses,
+)
+from service.batching import MicroBatcher
+from service.index_state import IndexState, LRUCache, Snapshot
+from service.metrics import Metrics
+from service.settings import ServiceSettings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+access_log = logging.getLogger("drsearch.access")
+log = logging.getLogger("drsearch.service")
+
+API_VERSION = "1"
+STATUS_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    406: "not_acceptable", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_request",
+    429: "too_many_requests", 500: "internal_error", 503: "unavailable",
+}  # fmt: skip
+
+
+class ApiError(StarletteHTTPException):
+    """An HTTP error with the API's `{"error": {code, message, field}}` body."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(status_code=status, detail=message)
+        self.code, self.message, self.field = code, message, field
+
+
+def error_json(status: int, code: str, message: str, field: str | None = None, headers=None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status, headers=headers)
+
+
+# --------------------------------------------------------------------------------------------- state
+
+
+@dataclass
+class ServiceState:
+    settings: ServiceSettings
+    metrics: Metrics
+    cache: LRUCache
+    executor: ThreadPoolExecutor | None = None
+    index: IndexState | None = None
+    batcher: MicroBatcher | None = None
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, partial(fn, *args))
+
+
+def _open_pipeline(build: Path, *, warmup: bool):
+    from ranker.pipeline import SearchOptions, SearchPipeline
+    from ranker.settings import SearchSettings
+
+    pipeline = SearchPipeline.open(build, SearchSettings())
+    if warmup:  # load the dense model and the filter table now, not on the first request
+        try:
+            pipeline.search("warm up the search index", SearchOptions(k=1))
+        except DrsearchError as exc:
+            log.warning("warm-up query failed: %s", exc)
+    return pipeline
+
+
+def _set_torch_threads(n: int) -> int | None:
+    """Set torch's intra-op threads (the query encoder); returns the previous count.
+
+    Process-wide. Concurrent requests and batching give the parallelism; an oversubscribed
+    intra-op pool made single-query encoding ~25x slower on a busy 2-core machine.
+    """
+    try:
+        import torch
+    except ImportError:  # BM25-only deployments need no torch
+        return None
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    return before
+
+
+def _configure_logging() -> None:
+    for name in ("drsearch.access", "drsearch.service"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(message)s" if name == "drsearch.access" else
+                                                   "%(asctime)s %(levelname)s %(name)s: %(message)s"))  # fmt: skip
+            logger.addHandler(handler)
+            logger.propagate = False
+        logger.setLevel(logging.INFO)
+
+
+# --------------------------------------------------------------------------------------------- app
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """A FastAPI app serving `settings.index`; the index is opened by the lifespan, once."""
+    _configure_logging()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        st: ServiceState = app.state.svc
+        torch_before = _set_torch_threads(settings.torch_threads) if settings.torch_threads else None
+        st.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="drsearch-search")
+        st.index = IndexState(settings.index, partial(_open_pipeline, warmup=settings.warmup), st.executor)
+        st.index.on_swap.append(lambda snap: _on_swap(st, snap))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(st.executor, st.index.load)
+        st.batcher = MicroBatcher(
+            st.executor, window_s=settings.batch_window_ms / 1000.0, max_queries=settings.batch_max_queries,
+            max_batches=settings.batch_max_inflight, on_batch=st.metrics.observe_batch,
+        )  # fmt: skip
+        snap = st.index.current
+        log.info("serving index %s (%s) on %d thread(s)", snap.version if snap else "?", settings.index, settings.threads)
+        watcher = asyncio.create_task(_watch(st, settings.watch_s)) if settings.watch_s > 0 else None
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            index, st.index = st.index, None
+            index.close()
+            st.executor.shutdown(wait=False, cancel_futures=True)
+            if torch_before:
+                _set_torch_threads(torch_before)
+
+    app = FastAPI(
+        title="drsearch", version=API_VERSION, lifespan=lifespan,
+        description="Batch-first paragraph-level hybrid search with authority-aware ranking. "
+        "Every error is `{\"error\": {\"code\", \"message\", \"field\"}}`.",
+    )  # fmt: skip
+    app.state.svc = ServiceState(settings=settings, metrics=Metrics(), cache=LRUCache(settings.cache_size))
+    _install_error_handlers(app)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    _add_routes(app)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """App factory for `uvicorn --factory` / multi-worker serving: settings from the environment."""
+    return create_app(ServiceSettings())
+
+
+async def _watch(st: ServiceState, every_s: float) -> None:
+    """Follow `current`: reload when it points at another build (each worker process does this itself)."""
+    while True:
+        await asyncio.sleep(every_s)
+        if st.index is None:
+            return
+        try:
+            swapped, old, new = await st.index.reload()
+        except Exception as exc:  # noqa: BLE001 - a broken new build must not stop the serving one
+            st.metrics.reloads.labels("failed").inc()
+            log.warning("watch: reload failed, still serving the loaded build: %s", exc)
+            continue
+        if swapped:
+            st.metrics.reloads.labels("swapped").inc()
+            log.info("watch: reloaded %s -> %s", old, new)
+
+
+def _on_swap(st: ServiceState, snap: Snapshot) -> None:
+    st.cache.clear()
+    p = snap.pipeline
+    st.metrics.set_index(snap.version, str(p.build_dir), p.default_mode, getattr(p.authority, "content_hash", ""))
+
+
+def _svc(request: Request) -> ServiceState:
+    return request.app.state.svc
+
+
+def _acquire(st: ServiceState) -> Snapshot:
+    snap = st.index.acquire() if st.index is not None else None
+    if snap is None:
+        raise ApiError(503, "unavailable", "index not loaded")
+    return snap
+
+
+# --------------------------------------------------------------------------------------------- auth
+
+
+def _key_matches(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
+def require_api_key(request: Request, x_api_key: str | None = Header(None, description="Required when the server sets DRSEARCH_API_KEY")) -> None:
+    expected = _svc(request).settings.api_key
+    if expected and not _key_matches(x_api_key, expected):
+        raise ApiError(401, "unauthorized", "missing or wrong X-API-Key", "X-API-Key")
+
+
+def require_admin_key(request: Request, x_api_key: str | None = Header(None, description="Must equal DRSEARCH_ADMIN_KEY")) -> None:
+    expected = _svc(request).settings.admin_key
+    if not expected:
+        raise ApiError(403, "admin_disabled", "admin endpoints are disabled (DRSEARCH_ADMIN_KEY is not set)")
+    if not _key_matches(x_api_key, expected):
+        raise ApiError(401, "unauthorized", "missing or wrong X-API-Key", "X-API-Key")
+
+
+# --------------------------------------------------------------------------------------------- search
+
+
+def _options(body: SearchRequest, mode: str, k: int):
+    from ranker.filters import SourceFilter, normalise_domain_list
+    from ranker.pipeline import SearchOptions
+
+    filters = SourceFilter(
+        include_domains=normalise_domain_list(body.include_domains, "include_domains"),
+        exclude_domains=normalise_domain_list(body.exclude_domains, "exclude_domains"),
+        min_tier=body.min_tier, categories=tuple(body.categories),
+        published_after=body.published_after, published_before=body.published_before,
+    )  # fmt: skip
+    filters.check()
+    return SearchOptions(k=k, mode=mode, filters=filters, max_per_domain=body.max_per_domain, per_doc=body.per_doc)
+
+
+def _cache_key(version: str, body: SearchRequest, texts: list[str], options) -> str:
+    normalised = body.model_dump(exclude={"queries", "query", "mode", "include_domains", "exclude_domains"})
+    normalised.update(v=version, queries=texts, mode=options.mode, include_domains=list(options.filters.include_domains),
+                      exclude_domains=list(options.filters.exclude_domains))  # fmt: skip
+    return json.dumps(normalised, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _format(results: list[list[Any]], texts: list[str], body: SearchRequest) -> list[dict[str, Any]]:
+    """Hits as `result_dict`s; with dedupe_across_queries, passages already returned are dropped and lists cut to k."""
+    from ranker.format import result_dict
+
+    out = []
+    seen: set[str] = set()
+    for text, rows in zip(texts, results):
+        if body.dedupe_across_queries:
+            kept = [r for r in rows if r.hit.passage_id not in seen][: body.k]
+            seen.update(r.hit.passage_id for r in kept)
+            rows = [replace(r, hit=r.hit.with_(rank=i)) for i, r in enumerate(kept, 1)]
+        hits = [result_dict(r, text, snippet_chars=body.snippet_chars, return_text=body.return_text) for r in rows]
+        out.append({"query": text, "hits": hits})
+    return out
+
+
+async def _search(request: Request, body: SearchRequest) -> JSONResponse:
+    from ranker.query import clean_query
+
+    started = time.perf_counter()
+    st = _svc(request)
+    raw = body.query_list
+    request.state.n_queries = len(raw)
+    texts = [clean_query(q, field=f"queries[{i}]" if body.queries is not None else "query") for i, q in enumerate(raw)]
+    snap = _acquire(st)
+    try:
+        pipeline = snap.pipeline
+        mode = pipeline.resolve_mode(body.mode)
+        request.state.mode = mode
+        k = body.k * len(texts) if body.dedupe_across_queries and len(texts) > 1 else body.k
+        options = _options(body, mode, k)
+        key = _cache_key(snap.version, body, texts, options)
+        payload = st.cache.get(key)
+        st.metrics.queries.labels(mode).inc(len(texts))
+        if payload is not None:
+            st.metrics.cache_hits.inc()
+            request.state.cache = "hit"
+        else:
+            st.metrics.cache_misses.inc()
+            request.state.cache = "miss"
+            run = partial(pipeline.batch_search, options=options)
+            if st.settings.batching and st.batcher is not None:
+                results = await st.batcher.submit((id(snap), options), run, texts)
+            else:
+                st.metrics.observe_batch(1, len(texts))
+                results = await st.run(run, texts)
+            payload = await st.run(_format, results, texts, body)
+            st.cache.put(key, payload)
+    finally:
+        st.index.release(snap) if st.index is not None else None
+    return JSONResponse({
+        "request_id": request.state.request_id, "index_version": snap.version,
+        "took_ms": round((time.perf_counter() - started) * 1000.0, 3), "mode": mode,
+        "cached": request.state.cache == "hit", "results": payload,
+    })  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------- tool schema
+
+
+def _strip(schema: Any) -> Any:
+    """JSON schema without titles and with Optional[X] collapsed to X (what function-calling APIs expect)."""
+    if isinstance(schema, dict):
+        any_of = schema.get("anyOf")
+        if isinstance(any_of, list):
+            non_null = [s for s in any_of if s != {"type": "null"}]
+            if len(non_null) == 1:
+                merged = {**{k: v for k, v in schema.items() if k != "anyOf"}, **non_null[0]}
+                return _strip(merged)
+        return {k: _strip(v) for k, v in schema.items() if k != "title" and not (k == "default" and v is None)}
+    if isinstance(schema, list):
+        return [_strip(s) for s in schema]
+    return schema
+
+
+def tool_schema() -> dict[str, Any]:
+    full = SearchRequest.model_json_schema()
+    props = {name: _strip(full["properties"][name]) for name in AGENT_FIELDS}
+    return {
+        "type": "function",
+        "function": {
+            "name": "search",
+            "description": (
+                "Search a curated library of authoritative documents (paragraph-level hybrid BM25 + dense retrieval, "
+                "authority-aware ranking). Send several phrasings or sub-questions at once in `queries`; each gets "
+                "its own ranked list of passages with title, url, domain, authority (name, category, tier), "
+                "publication date and a snippet. Fetch a full document with GET /v1/documents/{doc_id}."
+            ),
+            "parameters": {"type": "object", "properties": props, "required": ["queries"], "additionalProperties": False},
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------- routes
+
+
+def _add_routes(app: FastAPI) -> None:
+    search_errors = error_responses(400, 401, 413, 422, 500, 503)
+
+    @app.post(
+        "/v1/search", response_model=None, tags=["search"],
+        responses={200: {"model": SearchResponse, "description": "One ranked hit list per query, in request order"}, **search_errors},
+        dependencies=[Depends(require_api_key)],
+    )  # fmt: skip
+    async def search(request: Request, body: SearchRequest) -> JSONResponse:
+        """Search a batch of queries (1-64) sharing one set of options."""
+        return await _search(request, body)
+
+    @app.get(
+        "/v1/documents/{doc_id:path}", response_model=DocumentResponse, tags=["fetch"],
+        responses=error_responses(401, 404, 422, 500, 503), dependencies=[Depends(require_api_key)],
+    )  # fmt: skip
+    async def get_document(request: Request, doc_id: str) -> Any:
+        """A document's metadata, full text and passages with character offsets. URL-encode `#` as %23."""
+        st = _svc(request)
+        snap = _acquire(st)
+        try:
+            doc = await st.run(snap.pipeline.store.document, doc_id)
+            if doc is None:
+                raise ApiError(404, "not_found", f"unknown document id {doc_id!r}", "doc_id")
+            doc["authority"] = _authority(snap.pipeline, doc.get("domain") or doc.get("url"))
+            doc["index_version"] = snap.version
+            return doc
+        finally:
+            st.index.release(snap)
+
+    @app.get(
+        "/v1/passages/{passage_id:path}", response_model=PassageResponse, tags=["fetch"],
+        responses=error_responses(401, 404, 422, 500, 503), dependencies=[Depends(require_api_key)],
+    )  # fmt: skip
+    async def get_passage(request: Request, passage_id: str) -> Any:
+        """One passage with its document's display fields. URL-encode `#` as %23."""
+        st = _svc(request)
+        snap = _acquire(st)
+        try:
+            row = await st.run(snap.pipeline.store.passage, passage_id)
+            if row is None:
+                raise ApiError(404, "not_found", f"unknown passage id {passage_id!r}", "passage_id")
+            out = dict(row.__dict__)
+            out.pop("idx", None)
+            out["authority"] = _authority(snap.pipeline, row.domain or row.url)
+            out["index_version"] = snap.version
+            return out
+        finally:
+            st.index.release(snap)
+
+    @app.get("/healthz", response_model=HealthResponse, tags=["ops"])
+    async def healthz() -> Any:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=HealthResponse, tags=["ops"], responses=error_responses(503))
+    async def readyz(request: Request) -> Any:
+        """200 once an index is loaded, else 503."""
+        st = _svc(request)
+        snap = st.index.current if st.index is not None else None
+        if snap is None:
+            raise ApiError(503, "unavailable", "index not loaded")
+        return {"status": "ready", "index_version": snap.version}
+
+    @app.get("/v1/index", tags=["ops"], responses=error_responses(503))
+    async def index_info(request: Request) -> dict[str, Any]:
+        """The served build's manifest, default mode and the authority list's content hash."""
+        st = _svc(request)
+        snap = _acquire(st)
+        try:
+            p = snap.pipeline
+            return {
+                "version": snap.version, "build_dir": str(p.build_dir), "root": str(st.settings.index),
+                "default_mode": p.default_mode, "has_dense": p.has_dense,
+                "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.loaded_at)),
+                "authority": {"content_hash": getattr(p.authority, "content_hash", None), "entries": len(p.authority)},
+                "manifest": p.manifest,
+            }  # fmt: skip
+        finally:
+            st.index.release(snap)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})  # fmt: skip
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of this worker process."""
+        st = _svc(request)
+        st.metrics.cache_entries.set(len(st.cache))
+        return Response(st.metrics.render(), media_type=st.metrics.content_type)
+
+    @app.get("/v1/tool-schema", tags=["search"])
+    async def get_tool_schema() -> dict[str, Any]:
+        """An OpenAI-style function-calling schema for the search tool."""
+        return tool_schema()
+
+    @app.post(
+        "/v1/admin/reload", response_model=ReloadResponse, tags=["admin"],
+        responses=error_responses(401, 403, 422, 500, 503), dependencies=[Depends(require_admin_key)],
+    )  # fmt: skip
+    async def reload(request: Request, force: bool = Query(False, description="Reopen even if `current` is unchanged")) -> Any:
+        """Open the newest `current` build and swap it in atomically; in-flight requests finish on the old one."""
+        st = _svc(request)
+        if st.index is None:
+            raise ApiError(503, "unavailable", "index not loaded")
+        started = time.perf_counter()
+        try:
+            swapped, old, new = await st.index.reload(force=force)
+        except DrsearchError:
+            st.metrics.reloads.labels("failed").inc()
+            raise
+        st.metrics.reloads.labels("swapped" if swapped else "unchanged").inc()
+        log.info("reload: %s -> %s (swapped=%s)", old, new, swapped)
+        return {"reloaded": swapped, "old_version": old, "new_version": new,
+                "took_ms": round((time.perf_counter() - started) * 1000.0, 3)}  # fmt: skip
+
+
+def _authority(pipeline: Any, host: str | None) -> dict[str, Any] | None:
+    from ranker.format import authority_dict
+
+    return authority_dict(pipeline.authority.lookup(host)) if host else None
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+        loc = list(first.get("loc", ()))
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):  # where, not which field
+            loc = loc[1:]
+        field = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".") or None
+        if first.get("type") == "json_invalid":
+            return error_json(400, "invalid_json", f"request body is not valid JSON: {first.get('msg', '')}", None)
+        if field is None and request.url.path == "/v1/search" and first.get("type") == "value_error":
+            field = "queries"
+        msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        return error_json(422, "invalid_request", f"{field}: {msg}{more}" if field else msg + more, field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, ApiError):
+            return error_json(exc.status_code, exc.code, exc.message, exc.field)
+        code = STATUS_CODES.get(exc.status_code, "http_error")
+        return error_json(exc.status_code, code, str(exc.detail), None, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DrsearchError)
+    async def on_drsearch_error(request: Request, exc: DrsearchError) -> JSONResponse:
+        if isinstance(exc, QueryError):
+            return error_json(400, "invalid_query", exc.message, exc.field)
+        if isinstance(exc, IndexFormatError):  # e.g. mode=dense on an index built without the dense leg
+            return error_json(400, "unsupported_by_index", exc.message, exc.field)
+        if isinstance(exc, ConfigError):
+            log.error("configuration error while serving %s: %s", request.url.path, exc)
+            return error_json(503, "config_error", exc.message, exc.field)
+        return error_json(400, "bad_request", exc.message, exc.field)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_json(500, "internal_error", "internal server error", None)
+
+
+# --------------------------------------------------------------------------------------------- middleware
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class RequestMiddleware:
+    """Request ids, body size limit (413), JSON access logs, request metrics, and the last-resort 500."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], max_body_bytes: int):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        request_id = _request_id(scope)
+        state.update(request_id=request_id, n_queries=None, mode=None, cache=None)
+        status = {"code": 0, "error": None}
+
+        async def send_wrapper(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            if scope.get("method") in ("POST", "PUT", "PATCH"):
+                receive = await self._buffer_body(scope, receive)
+            await self.app(scope, receive, send_wrapper)
+        except _TooLarge:
+            if status["code"] == 0:
+                await error_json(413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes")(
+                    scope, receive, send_wrapper
+                )
+        except Exception as exc:  # noqa: BLE001 - last resort: JSON 500, logged, never a traceback to the client
+            log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            if status["code"] == 0:
+                await error_json(500, "internal_error", "internal server error")(scope, receive, send_wrapper)
+            else:
+                raise
+        finally:
+            self._record(scope, state, status["code"] or 500, started)
+
+    async def _buffer_body(self, scope, receive):
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            raise _TooLarge
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return _replay(b"", receive, message)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return _replay(b"".join(chunks), receive)
+
+    def _record(self, scope, state: dict, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        route = scope.get("route")
+        endpoint = getattr(route, "path", None) or "unmatched"
+        app = scope.get("app")
+        svc: ServiceState | None = getattr(getattr(app, "state", None), "svc", None)
+        if svc is not None:
+            m = svc.metrics
+            m.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
+            m.latency.labels(endpoint, state.get("mode") or "").observe(elapsed)
+            if status >= 400:
+                m.errors.labels(endpoint, str(status), STATUS_CODES.get(status, "http_error")).inc()
+        access_log.info(json.dumps({
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+            "request_id": state.get("request_id"), "method": scope.get("method"), "path": scope.get("path"),
+            "status": status, "ms": round(elapsed * 1000.0, 3), "n_queries": state.get("n_queries"),
+            "mode": state.get("mode"), "cache": state.get("cache"),
+        }, ensure_ascii=False))  # fmt: skip
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _request_id(scope) -> str:
+    given = _header(scope, b"x-request-id")
+    if given and len(given) <= 64 and all(c.isalnum() or c in "-_." for c in given):
+        return given
+    return uuid.uuid4().hex
+
+
+def _replay(body: bytes, receive, first: dict | None = None):
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first or {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

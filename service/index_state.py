@@ -1,0 +1,148 @@
+"""The served index: one immutable pipeline snapshot at a time, swapped atomically on reload.
+
+Requests `acquire()` the current snapshot and `release()` it when done; a reload swaps in a
+new snapshot and retires the old one, which is closed only once its last in-flight request
+has released it. In-flight requests therefore always finish on the pipeline they started on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from indexer import layout
+
+log = logging.getLogger("drsearch.service")
+
+
+@dataclass(eq=False)
+class Snapshot:
+    """One opened build: its pipeline and how many requests are using it."""
+
+    pipeline: Any  # ranker.pipeline.SearchPipeline
+    loaded_at: float = field(default_factory=time.time)
+    inflight: int = 0
+    retired: bool = False
+    closed: bool = False
+
+    @property
+    def version(self) -> str:
+        return self.pipeline.version
+
+
+class IndexState:
+    """Holds the current snapshot; opens, swaps and closes snapshots."""
+
+    def __init__(self, index: Path, opener: Callable[[Path], Any], executor: Executor):
+        self.index = Path(index)
+        self._opener = opener  # build dir -> opened (and warmed) pipeline; blocking
+        self._executor = executor
+        self._lock = threading.Lock()
+        self._reload_lock = asyncio.Lock()
+        self.current: Snapshot | None = None
+        self.on_swap: list[Callable[[Snapshot], None]] = []
+
+    def load(self) -> Snapshot:
+        """Open the index's current build (blocking; used once at startup)."""
+        snap = Snapshot(self._opener(layout.resolve_build(self.index)))
+        self._install(snap)
+        return snap
+
+    def acquire(self) -> Snapshot | None:
+        with self._lock:
+            snap = self.current
+            if snap is not None:
+                snap.inflight += 1
+            return snap
+
+    def release(self, snap: Snapshot) -> None:
+        with self._lock:
+            snap.inflight -= 1
+            close = snap.retired and snap.inflight == 0 and not snap.closed
+            if close:
+                snap.closed = True
+        if close:
+            self._close(snap)
+
+    async def reload(self, *, force: bool = False) -> tuple[bool, str, str]:
+        """Open the newest `current` build off the event loop and swap it in. -> (swapped, old, new)."""
+        loop = asyncio.get_running_loop()
+        async with self._reload_lock:
+            old = self.current
+            old_version = old.version if old else ""
+            build = await loop.run_in_executor(self._executor, layout.resolve_build, self.index)
+            if old is not None and not force and Path(build) == Path(old.pipeline.build_dir):
+                return False, old_version, old_version
+            pipeline = await loop.run_in_executor(self._executor, self._opener, build)
+            new = Snapshot(pipeline)
+            self._install(new)
+            if old is not None:
+                with self._lock:
+                    old.retired = True
+                    close = old.inflight == 0 and not old.closed
+                    if close:
+                        old.closed = True
+                if close:
+                    self._close(old)
+            return True, old_version, new.version
+
+    def _install(self, snap: Snapshot) -> None:
+        with self._lock:
+            self.current = snap
+        for callback in self.on_swap:
+            callback(snap)
+
+    def _close(self, snap: Snapshot) -> None:
+        def close() -> None:
+            try:
+                snap.pipeline.close()
+            except Exception:  # noqa: BLE001 - closing an old snapshot must never fail a request
+                log.exception("closing index %s failed", snap.version)
+
+        try:
+            self._executor.submit(close)
+        except RuntimeError:  # executor already shut down
+            close()
+
+    def close(self) -> None:
+        with self._lock:
+            snap, self.current = self.current, None
+        if snap is not None and not snap.closed:
+            snap.closed = True
+            snap.pipeline.close()
+
+
+class LRUCache:
+    """A bounded LRU map used only from the event loop thread (no locking needed)."""
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._data: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, key: str) -> Any | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        if self.max_entries <= 0:
+            return
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)

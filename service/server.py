@@ -1,0 +1,26 @@
+"""Running the API under uvicorn: one process, or N worker processes configured through env vars."""
+
+from __future__ import annotations
+
+import os
+
+from indexer import layout
+from service.settings import ServiceSettings
+
+
+def serve(settings: ServiceSettings) -> None:
+    """Serve until interrupted. Checks the index first so a bad path is a one-line error, not a traceback."""
+    import uvicorn
+
+    layout.resolve_build(settings.index)  # IndexFormatError (one line) before any process starts
+    common = dict(host=settings.host, port=settings.port, log_level="info", access_log=False, lifespan="on")
+    if settings.workers <= 1:
+        from service.app import create_app
+
+        uvicorn.run(create_app(settings), **common)
+        return
+    # Worker processes import the app by name and rebuild the settings from the environment.
+    # Each worker follows `current` itself (an admin reload reaches only the worker that receives it).
+    watch_s = settings.watch_s or 5.0
+    os.environ.update(settings.model_copy(update={"index": settings.index.resolve(), "watch_s": watch_s}).to_env())
+    uvicorn.run("service.app:app_from_env", factory=True, workers=settings.workers, **common)

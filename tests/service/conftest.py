@@ -1,0 +1,99 @@
+"""A real uvicorn server on 127.0.0.1 over a copy of the session's Cranfield index."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from indexer import layout
+
+ADMIN_KEY = "admin-secret-for-tests"
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    app: object
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=60.0, **kwargs)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start_server(**settings_kwargs) -> LiveServer:
+    from service.app import create_app
+    from service.settings import ServiceSettings
+
+    settings = ServiceSettings(**settings_kwargs)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 180
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn exited during startup (see log above)")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("uvicorn did not start within 180 s")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return LiveServer(f"http://127.0.0.1:{port}", app, server, thread)
+
+
+def new_version(root: Path) -> str:
+    """A second complete build in ROOT (a copy of the current one under a new version) made `current`.
+
+    Cheap stand-in for a rebuild: same content, new version, switched exactly as build_index does.
+    """
+    current = layout.resolve_build(root)
+    version = f"{current.name.split('-r')[0]}-r{time.time_ns() % 10**9}"
+    target = root / layout.BUILDS_DIR / version
+    shutil.copytree(current, target)
+    manifest = layout.read_manifest(target)
+    manifest["version"] = version
+    layout.write_manifest(target, manifest)
+    layout.switch_current(root, target)
+    return version
+
+
+@pytest.fixture(scope="session")
+def service_root(request, tmp_path_factory) -> Path:
+    """A private copy of the Cranfield index ROOT (reload tests add builds to it).
+
+    DRSEARCH_TEST_CRANFIELD_INDEX=ROOT reuses an already built Cranfield index (saves a build while iterating).
+    """
+    prebuilt = os.environ.get("DRSEARCH_TEST_CRANFIELD_INDEX")
+    source = Path(prebuilt) if prebuilt else request.getfixturevalue("cranfield_index")
+    root = tmp_path_factory.mktemp("service") / "index"
+    shutil.copytree(source, root, symlinks=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def live(service_root: Path) -> Iterator[LiveServer]:
+    """The shared server: micro-batching on, admin key set, no search key."""
+    srv = start_server(index=service_root, admin_key=ADMIN_KEY, api_key=None, threads=4, batch_window_ms=3.0)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def client(live: LiveServer) -> Iterator[httpx.Client]:
+    with live.client() as c:
+        yield c

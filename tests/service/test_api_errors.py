@@ -1,0 +1,161 @@
+"""Bad input always ends as a 4xx with `{"error": {"code", "message", "field"}}`, never a 500."""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+OK = "pressure distribution on a wing"
+
+
+def assert_error(r, status: int, code: str | None = None, field: str | None = "__any__"):
+    assert r.status_code == status, (r.status_code, r.text)
+    err = r.json()["error"]
+    assert set(err) == {"code", "message", "field"} and err["message"]
+    if code is not None:
+        assert err["code"] == code, err
+    if field != "__any__":
+        assert err["field"] == field, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "field"),
+    [
+        ({"queries": "not a list"}, 422, "invalid_request", "queries"),
+        ({"query": 5}, 422, "invalid_request", "query"),
+        ({"query": OK, "k": "ten"}, 422, "invalid_request", "k"),
+        ({"query": OK, "k": 0}, 422, "invalid_request", "k"),
+        ({"query": OK, "k": 101}, 422, "invalid_request", "k"),
+        ({"query": OK, "k": 2.5}, 422, "invalid_request", "k"),
+        ({"query": OK, "colour": "red"}, 422, "invalid_request", "colour"),
+        ({}, 422, "invalid_request", "queries"),
+        ({"query": OK, "queries": [OK]}, 422, "invalid_request", "queries"),
+        ({"queries": []}, 422, "invalid_request", "queries"),
+        ({"queries": [OK] * 65}, 422, "invalid_request", "queries"),
+        ({"query": OK, "mode": "semantic"}, 422, "invalid_request", "mode"),
+        ({"query": OK, "min_tier": 4}, 422, "invalid_request", "min_tier"),
+        ({"query": OK, "min_tier": 0}, 422, "invalid_request", "min_tier"),
+        ({"query": OK, "published_after": "last year"}, 422, "invalid_request", "published_after"),
+        ({"query": OK, "published_before": "2020-1-1"}, 422, "invalid_request", "published_before"),
+        ({"query": OK, "snippet_chars": 10}, 422, "invalid_request", "snippet_chars"),
+        ({"query": OK, "per_doc": -1}, 422, "invalid_request", "per_doc"),
+        ({"query": OK, "max_per_domain": 0}, 422, "invalid_request", "max_per_domain"),
+        ({"query": OK, "return_text": "maybe"}, 422, "invalid_request", "return_text"),
+        ({"query": ""}, 400, "invalid_query", "query"),
+        ({"query": "   \n\t "}, 400, "invalid_query", "query"),
+        ({"queries": [OK, " "]}, 400, "invalid_query", "queries[1]"),
+        ({"query": "x" * 2001}, 400, "invalid_query", "query"),
+        ({"query": "?!? ..."}, 400, "invalid_query", "query"),
+        ({"query": "the of and", "mode": "bm25"}, 400, "invalid_query", "query"),
+        ({"query": OK, "categories": ["astrology"]}, 400, "invalid_query", "categories"),
+        ({"query": OK, "include_domains": ["  "]}, 400, "invalid_query", "include_domains"),
+        ({"query": OK, "exclude_domains": ["two words.com"]}, 400, "invalid_query", "exclude_domains"),
+    ],
+)
+def test_bad_search_bodies(client, body, status, code, field):
+    assert_error(client.post("/v1/search", json=body), status, code, field)
+
+
+def test_query_of_exactly_max_chars_is_fine(client):
+    text = ("wing " * 400)[:2000]
+    assert client.post("/v1/search", json={"query": text, "k": 1}).status_code == 200
+    padded = "  " + text + "  "  # surrounding whitespace does not count
+    assert client.post("/v1/search", json={"query": padded, "k": 1}).status_code == 200
+
+
+@pytest.mark.parametrize("content", [b'{"queries": [', b"not json", b"", b"[1, 2]", b'"just a string"', b"\xff\xfe"])
+def test_invalid_json(client, content):
+    r = client.post("/v1/search", content=content, headers={"content-type": "application/json"})
+    assert 400 <= r.status_code < 500, r.text
+    assert_error(r, r.status_code)
+
+
+def test_wrong_content_type_is_4xx(client):
+    r = client.post("/v1/search", content=b"query=wing", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert 400 <= r.status_code < 500
+    assert "error" in r.json()
+
+
+def test_oversized_body_by_content_length(client):
+    big = json.dumps({"query": OK, "include_domains": ["a" * 100] * 11_000}).encode()
+    assert len(big) > 1 << 20
+    assert_error(client.post("/v1/search", content=big, headers={"content-type": "application/json"}), 413, "payload_too_large")
+
+
+def test_oversized_body_streamed_without_length(client):
+    def chunks():
+        yield b'{"query": "wing", "include_domains": ['
+        for _ in range(1100):
+            yield b'"' + b"a" * 1000 + b'",'
+        yield b'"b"]}'
+
+    r = client.post("/v1/search", content=chunks(), headers={"content-type": "application/json"})
+    assert "content-length" not in r.request.headers
+    assert_error(r, 413, "payload_too_large")
+
+
+def test_wrong_method_and_unknown_path(client):
+    assert_error(client.get("/v1/search"), 405, "method_not_allowed")
+    assert_error(client.get("/v2/nothing"), 404, "not_found")
+
+
+def test_dense_mode_on_bm25_only_index_is_4xx(client, live):
+    """Options the served index cannot honour are the caller's problem (4xx), not a server error."""
+    from indexer.errors import IndexFormatError
+
+    snap = live.app.state.svc.index.current
+    original = snap.pipeline.resolve_mode
+
+    def no_dense(mode):
+        if mode in ("dense", "hybrid"):
+            raise IndexFormatError("index was built without the dense leg", field="mode")
+        return original(mode)
+
+    snap.pipeline.resolve_mode = no_dense
+    try:
+        assert_error(client.post("/v1/search", json={"query": OK, "mode": "dense"}), 400, "unsupported_by_index", "mode")
+    finally:
+        del snap.pipeline.resolve_mode
+
+
+def test_unexpected_exception_is_json_500_and_logged(client, live, caplog):
+    snap = live.app.state.svc.index.current
+
+    def boom(doc_id):
+        raise RuntimeError("simulated bug")
+
+    snap.pipeline.store.document = boom
+    try:
+        with caplog.at_level(logging.ERROR, logger="drsearch.service"):
+            logging.getLogger("drsearch.service").addHandler(caplog.handler)
+            try:
+                r = client.get("/v1/documents/1")
+            finally:
+                logging.getLogger("drsearch.service").removeHandler(caplog.handler)
+        err = assert_error(r, 500, "internal_error", None)
+        assert "simulated" not in err["message"]  # no internals leak to the client
+        assert any(rec.exc_info and "simulated bug" in str(rec.exc_info[1]) for rec in caplog.records)
+    finally:
+        del snap.pipeline.store.document
+    assert client.get("/v1/documents/1").status_code == 200
+
+
+def test_bad_call_in_a_batch_does_not_fail_its_neighbours(client):
+    """Calls merged by the micro-batcher: a stopword-only query fails alone."""
+    good = {"query": "heat transfer in laminar flow", "mode": "bm25", "k": 3}
+    bad = {"query": "the of and", "mode": "bm25", "k": 3}
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(client.post, "/v1/search", json=dict(good if i % 2 else bad, snippet_chars=40 + i))
+                   for i in range(16)]  # fmt: skip
+        responses = [f.result() for f in futures]
+    for i, r in enumerate(responses):
+        if i % 2:
+            assert r.status_code == 200 and len(r.json()["results"][0]["hits"]) == 3
+        else:
+            assert_error(r, 400, "invalid_query", "query")
