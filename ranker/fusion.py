@@ -60,8 +60,10 @@ def _finish(accs: dict[str, _Acc], limit: int | None) -> list[Hit]:
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         scored = scored[:limit]
+    legs = _LEG_FIELDS
+    # The constructor, not dataclasses.replace: this runs for every candidate of every query.
     return [
-        a.first.with_(score=s, rank=r, fused=s, **{f: a.legs.get(f) for f in _LEG_FIELDS})
+        Hit(a.first.passage_id, a.first.doc_id, s, r, fused=s, **{f: a.legs.get(f) for f in legs})
         for r, (s, a) in enumerate(scored, 1)
     ]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -232,7 +232,8 @@ class SearchPipeline:
                 meta = self.source_meta(h.passage_id)
                 prior = weight * TIER_PRIOR.get(meta.tier, 0.0) if meta and meta.tier else 0.0
             fused = h.fused if h.fused is not None else (h.score if mode == "hybrid" else None)
-            out.append(replace(h, fused=fused, authority=prior, score=relevance + prior))
+            out.append(Hit(h.passage_id, h.doc_id, relevance + prior, h.rank, h.bm25, h.dense, fused, prior,
+                           h.bm25_rank, h.dense_rank))  # fmt: skip
         out.sort(key=lambda h: (-h.score, -(h.fused if h.fused is not None else 0.0), h.passage_id))
         return out
 
