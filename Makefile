@@ -40,7 +40,7 @@ demo: install
 	$(BIN)/drsearch serve --index $(INDEX) --host 127.0.0.1 --port $(PORT)
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: install
 	$(BIN)/python bench/run_all.py

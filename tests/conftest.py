@@ -37,26 +37,36 @@ def drsearch(*args: str, check: bool = False, timeout: float = 600, env: dict | 
 
 
 def _build(root: Path, corpus: Path, *, chunk_words: int, dense: bool) -> Path:
+    """Build into ROOT; returns the build directory (ROOT's embedding cache is shared by its builds)."""
     from indexer.build import build_index
     from indexer.settings import BuildSettings, DenseSettings
 
-    build_index([corpus], root, BuildSettings(chunk_words=chunk_words, quiet=True, dense=DenseSettings(enabled=dense)))
-    return root
+    settings = BuildSettings(chunk_words=chunk_words, quiet=True, dense=DenseSettings(enabled=dense))
+    return build_index([corpus], root, settings).build_dir
+
+
+@pytest.fixture(scope="session")
+def scifact_root(tmp_path_factory) -> Path:
+    """One index ROOT for both SciFact builds: documents that stay one passage when chunked
+    are embedded once (the cache is keyed by model + text)."""
+    return tmp_path_factory.mktemp("scifact")
 
 
 @pytest.fixture(scope="session")
 def cranfield_index(tmp_path_factory) -> Path:
-    """Cranfield, default paragraph chunking, BM25 + dense."""
-    return _build(tmp_path_factory.mktemp("cranfield"), data_dir("cranfield"), chunk_words=200, dense=True)
+    """Cranfield, default paragraph chunking, BM25 + dense (an index ROOT)."""
+    root = tmp_path_factory.mktemp("cranfield")
+    _build(root, data_dir("cranfield"), chunk_words=200, dense=True)
+    return root
 
 
 @pytest.fixture(scope="session")
-def scifact_flat_index(tmp_path_factory) -> Path:
-    """SciFact, each document one passage, BM25 + dense."""
-    return _build(tmp_path_factory.mktemp("scifact_flat"), data_dir("scifact"), chunk_words=0, dense=True)
+def scifact_flat_index(scifact_root) -> Path:
+    """SciFact, each document one passage, BM25 + dense (a build directory)."""
+    return _build(scifact_root, data_dir("scifact"), chunk_words=0, dense=True)
 
 
 @pytest.fixture(scope="session")
-def scifact_chunked_index(tmp_path_factory) -> Path:
-    """SciFact, default paragraph chunking, BM25 + dense."""
-    return _build(tmp_path_factory.mktemp("scifact_chunked"), data_dir("scifact"), chunk_words=200, dense=True)
+def scifact_chunked_index(scifact_root, scifact_flat_index) -> Path:
+    """SciFact, default paragraph chunking, BM25 + dense (a build directory; built after the flat one)."""
+    return _build(scifact_root, data_dir("scifact"), chunk_words=200, dense=True)

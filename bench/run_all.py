@@ -1,0 +1,45 @@
+"""`make bench`: build the benchmark indexes (once) and run every benchmark, printing its tables.
+
+Indexes go to indexes/bench-* and are reused on later runs (delete them to rebuild).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from common import DATA, REPO
+
+INDEXES = REPO / "indexes"
+
+
+def sh(*args: object) -> None:
+    print("\n$ " + " ".join(map(str, args)), flush=True)
+    subprocess.run([str(a) for a in args], cwd=REPO / "bench", check=True)
+
+
+def ensure_index(name: str, corpus: Path, *flags: str) -> Path:
+    root = INDEXES / name
+    if not (root / "current").exists():
+        sh(sys.executable, "-m", "service.cli", "index", "build", "--corpus", corpus, "--out", root, *flags)
+    return root
+
+
+def main() -> None:
+    flat = ensure_index("bench-scifact-flat", DATA / "scifact", "--chunk-words", "0")
+    chunked = ensure_index("bench-scifact", DATA / "scifact")
+    cran = ensure_index("bench-cranfield", DATA / "cranfield")
+    for index, beir in ((flat, "scifact"), (chunked, "scifact"), (cran, "cranfield")):
+        sh(sys.executable, "-m", "service.cli", "eval", "--index", index, "--beir", DATA / beir, "--mode", "all")
+    sh(sys.executable, "bm25_vs_pyserini.py")
+    sh(sys.executable, "tune_fusion.py", "--index", flat)
+    sh(sys.executable, "encode_throughput.py", "--n", "2000")
+    sh(sys.executable, "authority_ranking.py", "--root", INDEXES / "bench-authority",
+       "--reuse-embeddings", flat / "embeddings")  # fmt: skip
+    sh(sys.executable, "service_throughput.py", chunked)
+    sh(sys.executable, "extraction_quality.py")
+
+
+if __name__ == "__main__":
+    main()
