@@ -376,7 +376,7 @@ def _add_routes(app: FastAPI) -> None:
             doc = await st.run(snap.pipeline.store.document, doc_id)
             if doc is None:
                 raise ApiError(404, "not_found", f"unknown document id {doc_id!r}", "doc_id")
-            doc["authority"] = _authority(snap.pipeline, doc.get("domain") or doc.get("url"))
+            doc["authority"] = _authority(snap.pipeline, doc.get("url") or doc.get("domain"))
             doc["index_version"] = snap.version
             return doc
         finally:
@@ -396,7 +396,7 @@ def _add_routes(app: FastAPI) -> None:
                 raise ApiError(404, "not_found", f"unknown passage id {passage_id!r}", "passage_id")
             out = dict(row.__dict__)
             out.pop("idx", None)
-            out["authority"] = _authority(snap.pipeline, row.domain or row.url)
+            out["authority"] = _authority(snap.pipeline, row.url or row.domain)
             out["index_version"] = snap.version
             return out
         finally:
