@@ -141,14 +141,13 @@ class SearchPipeline:
         """Ranked hits per query, after fusion, authority, filters and diversity; no store reads."""
         if options.k < 1:
             raise QueryError("k must be at least 1", field="k")
+        mode = self.resolve_mode(options.mode)
         texts = []
         for i, q in enumerate(queries):
             where = f"queries[{i}]" if len(queries) > 1 else "query"
-            text = clean_query(q, field=where)
-            if not self.bm25.terms(text):
-                raise QueryError("query has no searchable terms (only stopwords, operators or symbols)", field=where)
-            texts.append(text)
-        mode = self.resolve_mode(options.mode)
+            texts.append(clean_query(q, field=where))
+        if mode == "dense":  # no BM25 run to tell us; ask the analyzer (one JNI call per query)
+            self._refuse_termless(texts, range(len(texts)))
         options.filters.check()
         if options.max_per_domain is not None and options.max_per_domain < 1:
             raise QueryError("max_per_domain must be at least 1", field="max_per_domain")
@@ -164,6 +163,8 @@ class SearchPipeline:
         while pending:
             legs = self._retrieve([texts[i] for i in pending], mode, depth, fusion_name)
             still: list[int] = []
+            if mode != "dense":  # an empty BM25 run may mean the query has no searchable term at all
+                self._refuse_termless(texts, [i for i, (c, _) in zip(pending, legs) if not any(h.bm25 for h in c)])
             for i, (candidates, exhausted) in zip(pending, legs):
                 ranked = self._authority_rerank(candidates, weight, mode)
                 kept = [h for h in ranked if options.filters.accepts(h.passage_id, self._meta_if_needed(options, h))]
@@ -175,6 +176,13 @@ class SearchPipeline:
             pending = still
             depth = min(size, depth * 4)
         return [r or [] for r in results]
+
+    def _refuse_termless(self, texts: list[str], which) -> None:
+        """QueryError for the first query the analyzer leaves without terms (stopwords, operators, symbols)."""
+        for i in which:
+            if not self.bm25.terms(texts[i]):
+                where = f"queries[{i}]" if len(texts) > 1 else "query"
+                raise QueryError("query has no searchable terms (only stopwords, operators or symbols)", field=where)
 
     def _meta_if_needed(self, options: SearchOptions, hit: Hit) -> SourceMeta | None:
         return self.source_meta(hit.passage_id) if options.filters.active else None

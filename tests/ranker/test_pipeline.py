@@ -154,3 +154,20 @@ def test_results_carry_passage_and_authority(big):
     assert res.passage.url.startswith("https://www.nber.org/") and res.passage.domain == "www.nber.org"
     assert res.authority == big.authority.lookup("nber.org")
     assert (res.authority.category, res.authority.tier) == ("research_institute", 2)
+
+
+def test_termless_queries_refused_in_every_mode(tmp_path):
+    from tests.text_fixtures import DOCS
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "title": t, "text": x}) + "\n" for i, t, x in DOCS))
+    build_index([corpus], tmp_path / "idx", BuildSettings(chunk_words=0, quiet=True))
+    p = SearchPipeline.open(tmp_path / "idx")
+    for mode in ("bm25", "dense", "hybrid"):
+        for query in ("AND OR", "the of (and) * :"):
+            with pytest.raises(QueryError, match="no searchable terms"):
+                p.rank([query], SearchOptions(mode=mode))
+    # A real word absent from the corpus is not an error: the dense leg still answers.
+    (hits,) = p.rank(["photosynthesizing xyzzy"], SearchOptions(mode="hybrid", k=3))
+    assert hits and hits[0].doc_id == "photo" and hits[0].bm25 is None
+    p.close()
