@@ -37,6 +37,7 @@ def main() -> None:
     sh(sys.executable, "encode_throughput.py", "--n", "2000")
     sh(sys.executable, "authority_ranking.py", "--root", INDEXES / "bench-authority",
        "--reuse-embeddings", flat / "embeddings")  # fmt: skip
+    sh(sys.executable, "modes_latency.py", "--index", chunked)
     sh(sys.executable, "service_throughput.py", chunked)
     sh(sys.executable, "extraction_quality.py")
 

@@ -1,6 +1,6 @@
 """Search API throughput, side by side, on one index (hybrid, k=10).
 
-  (a) in-process `pipeline.batch_search`, batches of --batch queries
+  (a) in-process `pipeline.batch_search` of all queries in one call (and, for reference, in --batch batches)
   (b) the same batches through `POST /v1/search`
   (c) --clients concurrent clients sending single queries, micro-batching on and off
 
@@ -172,7 +172,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.torch_threads)
-    rows = [bench_in_process(args.index, queries, args.batch, args.k, args.mode)]
+    # (a) as the acceptance figure defines it: one in-process batch of all queries; the
+    # in-process run in --batch-sized batches is shown beside it for reference.
+    rows = [bench_in_process(args.index, queries, len(queries), args.k, args.mode)]
+    reference = bench_in_process(args.index, queries, args.batch, args.k, args.mode)
     server = Server(args.index, batching=True, threads=args.threads, window_ms=args.window_ms,
                     torch_threads=args.torch_threads)
     try:
@@ -191,7 +194,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, server threads {args.threads}, torch threads {args.torch_threads}, window {args.window_ms} ms\n")  # fmt: skip
     print("| scenario | queries | calls | QPS | p50 ms/call | p99 ms/call |")
     print("|---|---:|---:|---:|---:|---:|")
-    for r in rows:
+    for r in rows + [reference]:
         print(f"| {r['scenario']} | {r['queries']} | {r['calls']} | {r['qps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |")
     a, b, c_on, c_off = (r["qps"] for r in rows)
     print(f"\n(b)/(a) = {b / a:.2f} (target >= 0.8)   (c on)/(c off) = {c_on / c_off:.2f} (target >= 1.5)")
