@@ -7,6 +7,7 @@ from pathlib import Path
 
 from indexer.errors import IndexFormatError
 from indexer.jvm import autoclass
+from indexer.schema import doc_id_of
 from ranker.hit import Hit
 
 
@@ -52,10 +53,13 @@ class BM25Retriever:
 
     @staticmethod
     def _to_hits(scored_docs) -> list[Hit]:
-        return [
-            Hit.of(d.docid, float(d.score), rank, bm25=float(d.score), bm25_rank=rank)
-            for rank, d in enumerate(scored_docs, 1)
-        ]
+        # Each Java field read is a JNI round trip: read docid and score once per hit.
+        hits = []
+        for rank, d in enumerate(scored_docs, 1):
+            passage_id, score = d.docid, d.score
+            # Positional: (passage_id, doc_id, score, rank, bm25, dense, fused, authority, bm25_rank)
+            hits.append(Hit(passage_id, doc_id_of(passage_id), score, rank, score, None, None, None, rank))
+        return hits
 
     def close(self) -> None:
         with self._lock:
