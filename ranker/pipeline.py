@@ -105,19 +105,16 @@ class SearchPipeline:
         return self._meta.get(passage_id)
 
     def _load_meta(self) -> dict[str, SourceMeta]:
-        by_host: dict[str | None, tuple[str | None, str | None, Any]] = {}
+        by_host: dict[str | None, tuple[str | None, Any]] = {None: (None, None)}  # host -> (site, entry)
         out: dict[str, SourceMeta] = {}
         from ranker.authority import normalise_host
 
         for _idx, passage_id, url, domain, published in self.store.passage_doc_fields():
             raw = url or domain  # the URL's host is the most specific (data.worldbank.org over worldbank.org)
-            key = raw
-            if key not in by_host:
-                host = normalise_host(raw) if raw else None
-                entry = self.authority.lookup(host) if host else None
-                site = (self.authority.registrable_domain(host) or host) if host else None
-                by_host[key] = (host, site, entry)
-            host, site, entry = by_host[key]
+            host = normalise_host(raw) if raw else None
+            if host not in by_host:
+                by_host[host] = (self.authority.registrable_domain(host) or host, self.authority.lookup(host))
+            site, entry = by_host[host]
             out[passage_id] = SourceMeta(
                 host=host, site=site, published=published,
                 tier=entry.tier if entry else None, category=entry.category if entry else None,
