@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import logging
 import re
 from urllib.parse import quote
@@ -240,6 +241,11 @@ def test_request_id_header_and_access_log(client):
     try:
         r = client.get("/healthz", headers={"X-Request-ID": "trace-123"})
         s = client.post("/v1/search", json={"queries": [Q1, Q2], "k": 2, "mode": "bm25"})
+        # The server logs from its own thread, possibly just after the client has the response.
+        wanted = {"trace-123", s.json()["request_id"]}
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not wanted <= {json.loads(x.getMessage())["request_id"] for x in records}:
+            time.sleep(0.01)
     finally:
         logger.removeHandler(handler)
     assert r.headers["x-request-id"] == "trace-123"
