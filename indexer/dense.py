@@ -22,6 +22,8 @@ import hashlib
 import json
 import os
 import secrets
+import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,16 +148,40 @@ def text_key(embedded: str) -> bytes:
     return hashlib.sha1(embedded.encode("utf-8")).digest()
 
 
+_MODEL_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+_SHARED_LOCK = threading.Lock()
+
+
+def model_lock(model: Any) -> threading.Lock:
+    """The lock serialising all use of one encoder.
+
+    A Hugging Face fast tokenizer keeps its padding/truncation settings on the shared Rust object
+    and changes them on every call, so two threads tokenising at once can make one of them build
+    unpadded ragged batches ("Unable to create tensor"). Torch already uses every core for one
+    batch, so serialising costs no throughput.
+    """
+    with _MODEL_LOCKS_GUARD:
+        try:
+            lock = _MODEL_LOCKS.get(model)
+            if lock is None:
+                lock = _MODEL_LOCKS[model] = threading.Lock()
+        except TypeError:  # an encoder object that cannot be weakly referenced shares one lock
+            lock = _SHARED_LOCK
+        return lock
+
+
 def _encode(model: Any, texts: Sequence[str], settings: DenseSettings) -> np.ndarray:
     if not texts:
         return np.zeros((0, int(_dimension(model))), dtype=np.float32)
-    vectors = model.encode(
-        list(texts),
-        batch_size=settings.batch_size,
-        convert_to_numpy=True,
-        normalize_embeddings=settings.normalize,
-        show_progress_bar=False,
-    )
+    with model_lock(model):
+        vectors = model.encode(
+            list(texts),
+            batch_size=settings.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=settings.normalize,
+            show_progress_bar=False,
+        )
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
@@ -183,6 +209,11 @@ def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) 
     max_len = int(getattr(model, "max_seq_length", 0) or 0)
     if tokenizer is None or not texts or not max_len:
         return _encode(model, texts, settings)
+    with model_lock(model):
+        return _encode_in_buckets(model, tokenizer, texts, max_len, settings)
+
+
+def _encode_in_buckets(model: Any, tokenizer: Any, texts: list[str], max_len: int, settings: DenseSettings) -> np.ndarray:
     lengths = [len(ids) for ids in tokenizer([t.strip() for t in texts], truncation=True, max_length=max_len)["input_ids"]]
     groups: dict[int, list[int]] = {}
     for i, n in enumerate(lengths):

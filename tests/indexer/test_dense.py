@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -105,6 +106,56 @@ def test_encode_matches_plain_encode_and_prefixes(model) -> None:
     q = encode_queries(model, ["what is jazz"], settings.model_copy(update={"query_prefix": "query: "}))
     assert np.allclose(q, model.encode(["query: what is jazz"], normalize_embeddings=True), atol=1e-5)
     assert passage_text("", "body") == "body" and passage_text("T", "body") == "T\nbody"
+
+
+def test_concurrent_encoding_is_serialised_and_identical() -> None:
+    # A fast tokenizer keeps its padding state on one shared object: two threads tokenising at once
+    # used to hand one of them a ragged, unpadded batch. So no two threads may be inside one model.
+    model = load_encoder(DenseSettings(device="cpu"))
+    settings = DenseSettings(device="cpu")
+    queries = ["lava " * n + "from a mountain" for n in range(1, 9)] + ["short"]
+    alone = {q: encode_queries(model, [q], settings)[0] for q in queries}
+    inside, most_inside = 0, 0
+    count_lock = threading.Lock()
+    real_encode = model.encode
+
+    def spying_encode(texts, *args, **kwargs):
+        nonlocal inside, most_inside
+        with count_lock:
+            inside += 1
+            most_inside = max(most_inside, inside)
+        try:
+            time.sleep(0.005)  # widen the window in which another thread could enter
+            return real_encode(texts, *args, **kwargs)
+        finally:
+            with count_lock:
+                inside -= 1
+
+    model.encode = spying_encode
+    errors: list[str] = []
+    mismatches: list[str] = []
+
+    def work(offset: int) -> None:
+        try:
+            for j in range(6):
+                pair = [queries[(offset + j) % len(queries)], queries[(offset * 3 + j) % len(queries)]]
+                if j % 3 == 0:
+                    encode_passages(model, pair, settings)
+                    continue
+                got = encode_queries(model, pair, settings)
+                if not all(np.array_equal(v, alone[q]) for v, q in zip(got, pair)):
+                    mismatches.append(repr(pair))
+        except Exception as exc:  # reported by the assertion below
+            errors.append(repr(exc)[:200])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == [] and mismatches == []
+    assert most_inside == 1
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "garbage"])
