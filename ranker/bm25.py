@@ -23,7 +23,8 @@ class BM25Retriever:
         self.k1, self.b, self.threads = k1, b, threads
         self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(lucene_dir))
         self._searcher.set_bm25(float(k1), float(b))
-        self._array_list = autoclass("java.util.ArrayList")
+        self._arrays = autoclass("java.util.Arrays")
+        self._tree_map = autoclass("java.util.TreeMap")
         self._analyzer_utils = autoclass("io.anserini.analysis.AnalyzerUtils")
         self._lock = threading.Lock()
 
@@ -43,13 +44,16 @@ class BM25Retriever:
             return []
         if len(queries) == 1:
             return [self.search(queries[0], k)]
-        texts, qids = self._array_list(), self._array_list()
-        for i, q in enumerate(queries):
-            texts.add(q)
-            qids.add(str(i))
+        texts = self._arrays.asList(*queries)
+        qids = self._arrays.asList(*map(str, range(len(queries))))
         results = self._searcher.batch_search(texts, qids, int(k), int(self.threads))
-        by_qid = {entry.getKey(): entry.getValue() for entry in results.entrySet().toArray()}
-        return [self._to_hits(by_qid.get(str(i), ())) for i in range(len(queries))]
+        # Bulk reads: a TreeMap's keySet() and values() are both in key order, so the two arrays
+        # pair up; one toArray() each is far cheaper than a JNI round trip per map entry.
+        ordered = self._tree_map(results)
+        out: list[list[Hit]] = [[] for _ in queries]
+        for qid, scored_docs in zip(ordered.keySet().toArray(), ordered.values().toArray()):
+            out[int(qid)] = self._to_hits(scored_docs)
+        return out
 
     @staticmethod
     def _to_hits(scored_docs) -> list[Hit]:
