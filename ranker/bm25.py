@@ -9,6 +9,7 @@ from indexer.errors import IndexFormatError
 from indexer.jvm import autoclass
 from indexer.schema import doc_id_of
 from ranker.hit import Hit
+from ranker.query import check_k, clean_query
 
 
 class BM25Retriever:
@@ -37,11 +38,15 @@ class BM25Retriever:
         return list(self._analyzer_utils.analyze(self._searcher.get_analyzer(), query))
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
-        return self._to_hits(self._searcher.search(query, int(k)))
+        clean_query(query)
+        return self._to_hits(self._searcher.search(query, check_k(k)))
 
     def batch_search(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
+        check_k(k)
         if not queries:
             return []
+        for q in queries:
+            clean_query(q)
         if len(queries) == 1:
             return [self.search(queries[0], k)]
         texts = self._arrays.asList(*queries)

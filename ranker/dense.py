@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from indexer import layout
-from indexer.errors import ConfigError, IndexFormatError, QueryError
+from indexer.errors import ConfigError, IndexFormatError
 from indexer.settings import DenseSettings
 from ranker.hit import Hit
+from ranker.query import check_k, clean_query
 
 NO_DENSE_LEG = "index was built without the dense leg; rebuild with --dense or use --mode bm25"
 
@@ -148,21 +149,21 @@ class DenseRetriever:
         from indexer.dense import encode_queries
 
         for q in queries:
-            _check_query(q)
+            clean_query(q)
         return encode_queries(self._ensure_model(), list(queries), self._settings)
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
         return self.batch_search([query], k)[0]
 
     def batch_search(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
-        _check_k(k)
+        check_k(k)
         if not queries:
             return []
         return self.search_vectors(self.encode_queries(queries), k)
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:
         """Top-k for already encoded queries (lets a service micro-batch encoding)."""
-        _check_k(k)
+        check_k(k)
         q = self._as_queries(vectors)
         index = self._ensure_index()
         ids = self._ids
@@ -228,12 +229,3 @@ class DenseRetriever:
             raise ConfigError(f"query vectors have shape {q.shape}, index dimension is {self.dimension}")
         return np.ascontiguousarray(q)
 
-
-def _check_query(q: Any) -> None:
-    if not isinstance(q, str) or not q.strip():
-        raise QueryError("empty query", field="query")
-
-
-def _check_k(k: Any) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise QueryError(f"k must be a positive integer, got {k!r}", field="k")

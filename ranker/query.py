@@ -19,3 +19,10 @@ def clean_query(query: object, *, field: str = "query") -> str:
     if not any(ch.isalnum() for ch in text):
         raise QueryError("query has no searchable terms (only punctuation or symbols)", field=field)
     return text
+
+
+def check_k(k: object, *, field: str = "k") -> int:
+    """`k` as a positive int, or QueryError."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise QueryError(f"k must be a positive integer, got {k!r}", field=field)
+    return k
