@@ -103,6 +103,23 @@ def test_cli_bad_input_raises_config_error(tmp_path: Path) -> None:
         crawl_command(out=tmp_path / "out")  # neither --domains nor --from-authority-list
 
 
+def test_from_authority_list_crawls_every_explicit_domain(tmp_path: Path) -> None:
+    from crawler.run import make_config
+    from ranker.authority import AuthorityList
+
+    config = make_config(tmp_path / "out", from_authority_list=True, quiet=True)
+    listed = AuthorityList.load()
+    assert len(config.domains) >= 600 and len(config.domains) == len(set(config.domains))
+    assert set(config.domains) <= {d.lower() for d in listed.explicit_domains}
+    assert "imf.org" in config.domains and "ec.europa.eu" in config.domains
+    assert all(u.startswith("https://") and u.endswith("/") for u in config.start_urls)
+    assert len(config.start_urls) == len(config.domains)
+    allow = Allowlist(config.domains)
+    assert allow.allows_url("https://www.imf.org/en/Publications") and not allow.allows_url("https://example.com/")
+    with pytest.raises(ConfigError, match="only one of"):
+        make_config(tmp_path / "out", from_authority_list=True, domains_file=tmp_path / "d.txt")
+
+
 def test_shards_rotate_and_recover(tmp_path: Path) -> None:
     done: list[str] = []
     w = ShardWriter(tmp_path, shard_docs=3, flush_docs=2, on_flushed=done.extend)
