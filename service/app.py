@@ -14,9 +14,9 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -204,11 +204,17 @@ def _svc(request: Request) -> ServiceState:
     return request.app.state.svc
 
 
-def _acquire(st: ServiceState) -> Snapshot:
-    snap = st.index.acquire() if st.index is not None else None
+@contextmanager
+def _snapshot(st: ServiceState) -> Iterator[Snapshot]:
+    """The current index snapshot, held for the whole request (a reload waits for it), or 503."""
+    index = st.index
+    snap = index.acquire() if index is not None else None
     if snap is None:
         raise ApiError(503, "unavailable", "index not loaded")
-    return snap
+    try:
+        yield snap
+    finally:
+        index.release(snap)
 
 
 # --------------------------------------------------------------------------------------------- auth
@@ -280,8 +286,7 @@ async def _search(request: Request, body: SearchRequest) -> JSONResponse:
     raw = body.query_list
     request.state.n_queries = len(raw)
     texts = [clean_query(q, field=f"queries[{i}]" if body.queries is not None else "query") for i, q in enumerate(raw)]
-    snap = _acquire(st)
-    try:
+    with _snapshot(st) as snap:
         pipeline = snap.pipeline
         mode = pipeline.resolve_mode(body.mode)
         request.state.mode = mode
@@ -304,8 +309,6 @@ async def _search(request: Request, body: SearchRequest) -> JSONResponse:
                 results = await st.run(run, texts)
             payload = await st.run(_format, results, texts, body)
             st.cache.put(key, payload)
-    finally:
-        st.index.release(snap) if st.index is not None else None
     return JSONResponse({
         "request_id": request.state.request_id, "index_version": snap.version,
         "took_ms": round((time.perf_counter() - started) * 1000.0, 3), "mode": mode,
@@ -371,16 +374,13 @@ def _add_routes(app: FastAPI) -> None:
     async def get_document(request: Request, doc_id: str) -> Any:
         """A document's metadata, full text and passages with character offsets. URL-encode `#` as %23."""
         st = _svc(request)
-        snap = _acquire(st)
-        try:
+        with _snapshot(st) as snap:
             doc = await st.run(snap.pipeline.store.document, doc_id)
             if doc is None:
                 raise ApiError(404, "not_found", f"unknown document id {doc_id!r}", "doc_id")
             doc["authority"] = _authority(snap.pipeline, doc.get("url") or doc.get("domain"))
             doc["index_version"] = snap.version
             return doc
-        finally:
-            st.index.release(snap)
 
     @app.get(
         "/v1/passages/{passage_id:path}", response_model=PassageResponse, tags=["fetch"],
@@ -389,8 +389,7 @@ def _add_routes(app: FastAPI) -> None:
     async def get_passage(request: Request, passage_id: str) -> Any:
         """One passage with its document's display fields. URL-encode `#` as %23."""
         st = _svc(request)
-        snap = _acquire(st)
-        try:
+        with _snapshot(st) as snap:
             row = await st.run(snap.pipeline.store.passage, passage_id)
             if row is None:
                 raise ApiError(404, "not_found", f"unknown passage id {passage_id!r}", "passage_id")
@@ -399,8 +398,6 @@ def _add_routes(app: FastAPI) -> None:
             out["authority"] = _authority(snap.pipeline, row.url or row.domain)
             out["index_version"] = snap.version
             return out
-        finally:
-            st.index.release(snap)
 
     @app.get("/healthz", response_model=HealthResponse, tags=["ops"])
     async def healthz() -> Any:
@@ -420,8 +417,7 @@ def _add_routes(app: FastAPI) -> None:
     async def index_info(request: Request) -> dict[str, Any]:
         """The served build's manifest, default mode and the authority list's content hash."""
         st = _svc(request)
-        snap = _acquire(st)
-        try:
+        with _snapshot(st) as snap:
             p = snap.pipeline
             return {
                 "version": snap.version, "build_dir": str(p.build_dir), "root": str(st.settings.index),
@@ -430,8 +426,6 @@ def _add_routes(app: FastAPI) -> None:
                 "authority": {"content_hash": getattr(p.authority, "content_hash", None), "entries": len(p.authority)},
                 "manifest": p.manifest,
             }  # fmt: skip
-        finally:
-            st.index.release(snap)
 
     @app.get("/metrics", tags=["ops"], response_class=Response,
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})  # fmt: skip
