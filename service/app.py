@@ -13,8 +13,7 @@ import logging
 import os
 import sys
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
@@ -23,11 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from indexer.errors import ConfigError, DrsearchError, IndexFormatError, QueryError
+from indexer.errors import DrsearchError
 from service.api_models import (
     AGENT_FIELDS,
     DocumentResponse,
@@ -39,35 +36,19 @@ from service.api_models import (
     error_responses,
 )
 from service.batching import MicroBatcher
+from service.errors import ApiError, install_error_handlers
 from service.index_state import IndexState, LRUCache, Snapshot
 from service.metrics import Metrics
+from service.middleware import RequestMiddleware
 from service.settings import ServiceSettings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-access_log = logging.getLogger("drsearch.access")
 log = logging.getLogger("drsearch.service")
 
 API_VERSION = "1"
-STATUS_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    406: "not_acceptable", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_request",
-    429: "too_many_requests", 500: "internal_error", 503: "unavailable",
-}  # fmt: skip
-
-
-class ApiError(StarletteHTTPException):
-    """An HTTP error with the API's `{"error": {code, message, field}}` body."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(status_code=status, detail=message)
-        self.code, self.message, self.field = code, message, field
-
-
-def error_json(status: int, code: str, message: str, field: str | None = None, headers=None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status, headers=headers)
 
 
 # --------------------------------------------------------------------------------------------- state
@@ -166,7 +147,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         "Every error is `{\"error\": {\"code\", \"message\", \"field\"}}`.",
     )  # fmt: skip
     app.state.svc = ServiceState(settings=settings, metrics=Metrics(), cache=LRUCache(settings.cache_size))
-    _install_error_handlers(app)
+    install_error_handlers(app)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     _add_routes(app)
     return app
@@ -465,160 +446,3 @@ def _authority(pipeline: Any, host: str | None) -> dict[str, Any] | None:
     from ranker.format import authority_dict
 
     return authority_dict(pipeline.authority.lookup(host)) if host else None
-
-
-# --------------------------------------------------------------------------------------------- errors
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
-        loc = list(first.get("loc", ()))
-        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):  # where, not which field
-            loc = loc[1:]
-        field = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".") or None
-        if first.get("type") == "json_invalid":
-            return error_json(400, "invalid_json", f"request body is not valid JSON: {first.get('msg', '')}", None)
-        if field is None and request.url.path == "/v1/search" and first.get("type") == "value_error":
-            field = "queries"
-        msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        return error_json(422, "invalid_request", f"{field}: {msg}{more}" if field else msg + more, field)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if isinstance(exc, ApiError):
-            return error_json(exc.status_code, exc.code, exc.message, exc.field)
-        code = STATUS_CODES.get(exc.status_code, "http_error")
-        return error_json(exc.status_code, code, str(exc.detail), None, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(DrsearchError)
-    async def on_drsearch_error(request: Request, exc: DrsearchError) -> JSONResponse:
-        if isinstance(exc, QueryError):
-            return error_json(400, "invalid_query", exc.message, exc.field)
-        if isinstance(exc, IndexFormatError):  # e.g. mode=dense on an index built without the dense leg
-            return error_json(400, "unsupported_by_index", exc.message, exc.field)
-        if isinstance(exc, ConfigError):
-            log.error("configuration error while serving %s: %s", request.url.path, exc)
-            return error_json(503, "config_error", exc.message, exc.field)
-        return error_json(400, "bad_request", exc.message, exc.field)
-
-    @app.exception_handler(Exception)
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_json(500, "internal_error", "internal server error", None)
-
-
-# --------------------------------------------------------------------------------------------- middleware
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class RequestMiddleware:
-    """Request ids, body size limit (413), JSON access logs, request metrics, and the last-resort 500."""
-
-    def __init__(self, app: Callable[..., Awaitable[None]], max_body_bytes: int):
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        state = scope.setdefault("state", {})
-        request_id = _request_id(scope)
-        state.update(request_id=request_id, n_queries=None, mode=None, cache=None)
-        status = {"code": 0, "error": None}
-
-        async def send_wrapper(message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        try:
-            if scope.get("method") in ("POST", "PUT", "PATCH"):
-                receive = await self._buffer_body(scope, receive)
-            await self.app(scope, receive, send_wrapper)
-        except _TooLarge:
-            if status["code"] == 0:
-                await error_json(413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes")(
-                    scope, receive, send_wrapper
-                )
-        except Exception as exc:  # noqa: BLE001 - last resort: JSON 500, logged, never a traceback to the client
-            log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
-            if status["code"] == 0:
-                await error_json(500, "internal_error", "internal server error")(scope, receive, send_wrapper)
-            else:
-                raise
-        finally:
-            self._record(scope, state, status["code"] or 500, started)
-
-    async def _buffer_body(self, scope, receive):
-        length = _header(scope, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            raise _TooLarge
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # client went away
-                return _replay(b"", receive, message)
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise _TooLarge
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        return _replay(b"".join(chunks), receive)
-
-    def _record(self, scope, state: dict, status: int, started: float) -> None:
-        elapsed = time.perf_counter() - started
-        route = scope.get("route")
-        endpoint = getattr(route, "path", None) or "unmatched"
-        app = scope.get("app")
-        svc: ServiceState | None = getattr(getattr(app, "state", None), "svc", None)
-        if svc is not None:
-            m = svc.metrics
-            m.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
-            m.latency.labels(endpoint, state.get("mode") or "").observe(elapsed)
-            if status >= 400:
-                m.errors.labels(endpoint, str(status), STATUS_CODES.get(status, "http_error")).inc()
-        access_log.info(json.dumps({
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
-            "request_id": state.get("request_id"), "method": scope.get("method"), "path": scope.get("path"),
-            "status": status, "ms": round(elapsed * 1000.0, 3), "n_queries": state.get("n_queries"),
-            "mode": state.get("mode"), "cache": state.get("cache"),
-        }, ensure_ascii=False))  # fmt: skip
-
-
-def _header(scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
-def _request_id(scope) -> str:
-    given = _header(scope, b"x-request-id")
-    if given and len(given) <= 64 and all(c.isalnum() or c in "-_." for c in given):
-        return given
-    return uuid.uuid4().hex
-
-
-def _replay(body: bytes, receive, first: dict | None = None):
-    sent = False
-
-    async def replay():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return first or {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

@@ -1,0 +1,124 @@
+"""ASGI middleware: request ids, body size limit (413), JSON access logs, request metrics, last-resort 500."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from service.errors import STATUS_CODES, error_json
+
+access_log = logging.getLogger("drsearch.access")
+log = logging.getLogger("drsearch.service")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class RequestMiddleware:
+    """Request ids, body size limit (413), JSON access logs, request metrics, and the last-resort 500."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], max_body_bytes: int):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        request_id = _request_id(scope)
+        state.update(request_id=request_id, n_queries=None, mode=None, cache=None)
+        status = {"code": 0, "error": None}
+
+        async def send_wrapper(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            if scope.get("method") in ("POST", "PUT", "PATCH"):
+                receive = await self._buffer_body(scope, receive)
+            await self.app(scope, receive, send_wrapper)
+        except _TooLarge:
+            if status["code"] == 0:
+                await error_json(413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes")(
+                    scope, receive, send_wrapper
+                )
+        except Exception as exc:  # noqa: BLE001 - last resort: JSON 500, logged, never a traceback to the client
+            log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            if status["code"] == 0:
+                await error_json(500, "internal_error", "internal server error")(scope, receive, send_wrapper)
+            else:
+                raise
+        finally:
+            self._record(scope, state, status["code"] or 500, started)
+
+    async def _buffer_body(self, scope, receive):
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            raise _TooLarge
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return _replay(b"", receive, message)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return _replay(b"".join(chunks), receive)
+
+    def _record(self, scope, state: dict, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        route = scope.get("route")
+        endpoint = getattr(route, "path", None) or "unmatched"
+        app = scope.get("app")
+        svc = getattr(getattr(app, "state", None), "svc", None)
+        if svc is not None:
+            m = svc.metrics
+            m.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
+            m.latency.labels(endpoint, state.get("mode") or "").observe(elapsed)
+            if status >= 400:
+                m.errors.labels(endpoint, str(status), STATUS_CODES.get(status, "http_error")).inc()
+        access_log.info(json.dumps({
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+            "request_id": state.get("request_id"), "method": scope.get("method"), "path": scope.get("path"),
+            "status": status, "ms": round(elapsed * 1000.0, 3), "n_queries": state.get("n_queries"),
+            "mode": state.get("mode"), "cache": state.get("cache"),
+        }, ensure_ascii=False))  # fmt: skip
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _request_id(scope) -> str:
+    given = _header(scope, b"x-request-id")
+    if given and len(given) <= 64 and all(c.isalnum() or c in "-_." for c in given):
+        return given
+    return uuid.uuid4().hex
+
+
+def _replay(body: bytes, receive, first: dict | None = None):
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first or {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
