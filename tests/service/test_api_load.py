@@ -16,8 +16,8 @@ from tests.service.conftest import ADMIN_KEY, new_version
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-CLIENTS = 16
-SECONDS = 15.0
+CLIENTS = 32
+SECONDS = 30.0
 
 
 def _queries() -> list[str]:
