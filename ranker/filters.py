@@ -7,7 +7,6 @@ re-run them on a deeper candidate list until k results come back (no short lists
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -85,14 +84,16 @@ def _under(host: str, domain: str) -> bool:
 
 
 def normalise_domain_list(values: Iterable[str], field_name: str) -> tuple[str, ...]:
+    """Domains (or URLs) normalised exactly as hosts are when matched: lower case, punycode, no
+    `www.`, port, userinfo or path; a value that cannot name a domain is a QueryError naming it."""
+    from ranker.authority import normalise_host
+
     out = []
     for raw in values:
-        d = raw.strip().lower().rstrip(".")
-        d = d.split("://", 1)[-1].split("/", 1)[0]
-        d = d.removeprefix("www.")
-        if not d or " " in d:
-            raise QueryError(f"not a domain: {raw!r}", field=field_name)
-        out.append(d)
+        domain = normalise_host(raw) if isinstance(raw, str) else None
+        if domain is None:
+            raise QueryError(f"not a domain name: {raw!r}", field=field_name)
+        out.append(domain)
     return tuple(out)
 
 

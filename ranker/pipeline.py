@@ -134,8 +134,12 @@ class SearchPipeline:
             _ = self.dense  # raises the one-line "built without the dense leg" error
         return mode  # type: ignore[return-value]
 
-    def rank(self, queries: list[str], options: SearchOptions = SearchOptions()) -> list[list[Hit]]:
-        """Ranked hits per query, after fusion, authority, filters and diversity; no store reads."""
+    def rank(self, queries: list[str], options: SearchOptions = SearchOptions(), vectors=None) -> list[list[Hit]]:
+        """Ranked hits per query, after fusion, authority, filters and diversity; no store reads.
+
+        `vectors` (one row per query, from `dense.encode_queries`) lets a caller encode the queries
+        of many calls in one batch; without it they are encoded here, once.
+        """
         if options.k < 1:
             raise QueryError("k must be at least 1", field="k")
         mode = self.resolve_mode(options.mode)
@@ -148,24 +152,31 @@ class SearchPipeline:
         options.filters.check()
         if options.max_per_domain is not None and options.max_per_domain < 1:
             raise QueryError("max_per_domain must be at least 1", field="max_per_domain")
+        if vectors is not None and len(vectors) != len(texts):
+            raise ValueError(f"{len(vectors)} query vectors for {len(texts)} queries")
+        if mode != "bm25" and vectors is None:  # once, not again when a filtered list is deepened
+            vectors = self.dense.encode_queries(texts)
+        # A caller who names the domains wants results from them, however many per domain.
+        max_per_domain = None if options.filters.include_domains else options.max_per_domain
         per_doc = self.settings.per_doc if options.per_doc is None else options.per_doc
         weight = self.settings.authority_weight if options.authority_weight is None else options.authority_weight
         fusion_name = options.fusion or self.settings.fusion
         size = self.bm25.size
         depth = min(size, max(options.k0 or self.settings.k0, options.k))
-        if options.filters.active or options.max_per_domain or per_doc:
+        if options.filters.active or max_per_domain or per_doc:
             depth = min(size, max(depth, options.k * 3))
         results: list[list[Hit] | None] = [None] * len(texts)
         pending = list(range(len(texts)))
         while pending:
-            legs = self._retrieve([texts[i] for i in pending], mode, depth, fusion_name)
+            legs = self._retrieve([texts[i] for i in pending], mode, depth, fusion_name,
+                                  None if vectors is None else vectors[pending])  # fmt: skip
             still: list[int] = []
             if mode != "dense":  # an empty BM25 run may mean the query has no searchable term at all
                 self._refuse_termless(texts, [i for i, (c, _) in zip(pending, legs) if not any(h.bm25 for h in c)])
             for i, (candidates, exhausted) in zip(pending, legs):
                 ranked = self._authority_rerank(candidates, weight, mode)
                 kept = [h for h in ranked if options.filters.accepts(h.passage_id, self._meta_if_needed(options, h))]
-                final = list(diversify(kept, self.source_meta, per_doc=per_doc, max_per_domain=options.max_per_domain))
+                final = list(diversify(kept, self.source_meta, per_doc=per_doc, max_per_domain=max_per_domain))
                 if len(final) >= options.k or exhausted or depth >= size:
                     results[i] = [h.with_(rank=r) for r, h in enumerate(final[: options.k], 1)]
                 else:
@@ -184,18 +195,19 @@ class SearchPipeline:
     def _meta_if_needed(self, options: SearchOptions, hit: Hit) -> SourceMeta | None:
         return self.source_meta(hit.passage_id) if options.filters.active else None
 
-    def _retrieve(self, queries: list[str], mode: Mode, depth: int, fusion_name: str) -> list[tuple[list[Hit], bool]]:
+    def _retrieve(self, queries: list[str], mode: Mode, depth: int, fusion_name: str, vectors=None
+                  ) -> list[tuple[list[Hit], bool]]:  # fmt: skip
         """Per query: (fused candidates best first, whether every leg ran out before `depth`)."""
         if mode == "bm25":
             return [(run, len(run) < depth) for run in self.bm25.batch_search(queries, depth)]
         if mode == "dense":
-            return [(run, len(run) < depth) for run in self.dense.batch_search(queries, depth)]
+            return [(run, len(run) < depth) for run in self.dense.search_vectors(vectors, depth)]
         from ranker import fusion
 
         bm25_runs = self.bm25.batch_search(queries, depth)
         if fusion_name == "rescore":
-            return [(self._rescore(q, run), len(run) < depth) for q, run in zip(queries, bm25_runs)]
-        dense_runs = self.dense.batch_search(queries, depth)
+            return [(self._rescore(v, run), len(run) < depth) for v, run in zip(vectors, bm25_runs)]
+        dense_runs = self.dense.search_vectors(vectors, depth)
         out = []
         for b, d in zip(bm25_runs, dense_runs):
             if fusion_name == "rrf":
@@ -206,14 +218,13 @@ class SearchPipeline:
             out.append((fused, len(b) < depth and len(d) < depth))
         return out
 
-    def _rescore(self, query: str, run: list[Hit]) -> list[Hit]:
-        """BM25 candidates reordered by the dense model's score."""
+    def _rescore(self, vector, run: list[Hit]) -> list[Hit]:
+        """BM25 candidates reordered by the dense model's score for the query's `vector`."""
         if not run:
             return []
         dense = self.dense
-        vectors = dense.encode_queries([query])
         idx = [dense.passage_index(h.passage_id) for h in run]
-        scores = dense.scores_for(vectors, [idx])[0]
+        scores = dense.scores_for(vector[None, :], [idx])[0]
         rescored = [h.with_(dense=float(s), fused=float(s), score=float(s)) for h, s in zip(run, scores)]
         rescored.sort(key=lambda h: (-h.score, h.bm25_rank or 0))
         return [h.with_(rank=r) for r, h in enumerate(rescored, 1)]
@@ -246,8 +257,9 @@ class SearchPipeline:
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> list[Result]:
         return self.batch_search([query], options)[0]
 
-    def batch_search(self, queries: list[str], options: SearchOptions = SearchOptions()) -> list[list[Result]]:
-        ranked = self.rank(queries, options)
+    def batch_search(self, queries: list[str], options: SearchOptions = SearchOptions(), vectors=None
+                     ) -> list[list[Result]]:  # fmt: skip
+        ranked = self.rank(queries, options, vectors)
         rows = self.store.passages_by_id(h.passage_id for hits in ranked for h in hits)
         return [
             [Result(hit=h, passage=rows[h.passage_id], authority=self.authority_of(h.passage_id)) for h in hits]

@@ -58,10 +58,14 @@ def test_authority_breaks_ties_but_not_clear_relevance(ties):
 
 def test_strength_is_bounded(ties):
     # Even a large prior cannot lift a passage above one whose relevance is higher by more than the weight.
+    from ranker.pipeline import TIER_PRIOR
+
     hits = ties.rank(["core inflation consumer prices"], SearchOptions(k=4, authority_weight=0.2))[0]
     relevance = [h.score - h.authority for h in hits]
+    for h in hits:  # each hit's contribution is the weight times its source's tier prior (0 unlisted)
+        tier = ties.source_meta(h.passage_id).tier
+        assert h.authority == pytest.approx(0.2 * TIER_PRIOR.get(tier, 0.0))
     for a, b in zip(hits, hits[1:]):
-        assert (a.score - a.authority) + a.authority >= (b.score - b.authority) + b.authority
         assert not (b.score - b.authority) - (a.score - a.authority) > 0.2
     assert max(relevance) == pytest.approx(1.0)
 
@@ -117,6 +121,28 @@ def test_max_per_domain_and_caps_still_fill_k(big):
     hits = big.rank(["labour market"], SearchOptions(k=3, max_per_domain=1, authority_weight=0.0))[0]
     sites = [big.source_meta(h.passage_id).site for h in hits]
     assert len(hits) == 3 and len(set(sites)) == 3  # nber.org, example.com, example.org
+
+
+def test_max_per_domain_is_not_applied_to_named_domains(big):
+    named = SourceFilter(include_domains=("nber.org",))
+    hits = big.rank(["labour market"], SearchOptions(k=5, filters=named, max_per_domain=1))[0]
+    assert len(hits) == 5 and {big.source_meta(h.passage_id).site for h in hits} == {"nber.org"}
+    capped = big.rank(["labour market"], SearchOptions(k=5, max_per_domain=1))[0]
+    sites = [big.source_meta(h.passage_id).site for h in capped]
+    assert len(sites) == len(set(sites))  # without include_domains the cap holds
+
+
+def test_domain_filters_match_like_the_authority_matcher(big):
+    from ranker.filters import normalise_domain_list
+
+    for given in ("https://WWW.NBER.org:443/papers", "user@nber.org", "nber.org."):
+        flt = SourceFilter(include_domains=normalise_domain_list([given], "include_domains"))
+        hits = big.rank(["labour market"], SearchOptions(k=3, filters=flt))[0]
+        assert len(hits) == 3 and all(big.source_meta(h.passage_id).site == "nber.org" for h in hits), given
+    for bad in ("*.nber.org", "10.0.0.1", "two words.org", ""):
+        with pytest.raises(QueryError, match="not a domain name") as err:
+            normalise_domain_list([bad], "include_domains")
+        assert err.value.field == "include_domains"
 
 
 def test_per_doc_collapse(tmp_path):

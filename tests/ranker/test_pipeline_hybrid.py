@@ -1,0 +1,68 @@
+"""Hybrid paths of SearchPipeline over a tiny real index (Lucene + FAISS + SQLite): each fusion
+method, the per-leg depth k0, and query vectors encoded by the caller."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from indexer.build import build_index
+from indexer.settings import BuildSettings
+from ranker.pipeline import SearchOptions, SearchPipeline
+from tests.text_fixtures import DOCS
+
+QUERIES = ["how do plants make sugar from sunlight", "yeast makes the dough rise", "moon raises the sea level"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hybrid")
+    corpus = tmp / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "title": t, "text": x}) + "\n" for i, t, x in DOCS))
+    build_index([corpus], tmp / "idx", BuildSettings(chunk_words=0, quiet=True))
+    p = SearchPipeline.open(tmp / "idx")
+    yield p
+    p.close()
+
+
+def options(**kw) -> SearchOptions:
+    return SearchOptions(**{"k": 5, "mode": "hybrid", "per_doc": 0, "authority_weight": 0.0, **kw})
+
+
+def test_rrf_scores_are_the_sum_over_legs_of_one_over_60_plus_rank(pipeline):
+    for hits in pipeline.rank(QUERIES, options(fusion="rrf")):
+        assert hits
+        for h in hits:
+            expected = sum(1.0 / (60 + r) for r in (h.bm25_rank, h.dense_rank) if r is not None)
+            assert h.fused == pytest.approx(expected)
+        assert [h.fused for h in hits] == sorted((h.fused for h in hits), reverse=True)
+
+
+def test_rescore_reorders_bm25_candidates_by_dense_score(pipeline):
+    for query, hits in zip(QUERIES, pipeline.rank(QUERIES, options(fusion="rescore"))):
+        bm25 = {h.passage_id for h in pipeline.bm25.search(query, 100)}
+        assert hits and {h.passage_id for h in hits} <= bm25  # never a passage BM25 did not find
+        assert all(h.bm25_rank is not None for h in hits)
+        assert [h.dense for h in hits] == sorted((h.dense for h in hits), reverse=True)
+    top = pipeline.rank(["yeast makes the dough rise"], options(fusion="rescore", k=1))[0][0]
+    assert top.doc_id == "bread"
+
+
+def test_k0_bounds_each_leg(pipeline):
+    for hits in pipeline.rank(QUERIES, options(k=2, k0=3)):
+        assert hits
+        for h in hits:
+            assert all(r is None or r <= 3 for r in (h.bm25_rank, h.dense_rank))
+    deep = pipeline.rank(QUERIES, options(k=12, k0=12))
+    assert any((h.dense_rank or 0) > 3 for hits in deep for h in hits)  # the bound above is k0's doing
+
+
+def test_caller_encoded_vectors_give_identical_results(pipeline):
+    vectors = pipeline.dense.encode_queries(QUERIES)
+    for mode in ("dense", "hybrid"):
+        for fusion in ("convex", "rrf", "rescore"):
+            opts = options(mode=mode, fusion=fusion)
+            assert pipeline.rank(QUERIES, opts, vectors) == pipeline.rank(QUERIES, opts)
+    with pytest.raises(ValueError, match="2 query vectors for 3 queries"):
+        pipeline.rank(QUERIES, options(), vectors[:2])
