@@ -115,11 +115,11 @@ def convex(
 ) -> list[Hit]:
     """Weighted sum of per-run normalised scores (each run's `score` field), per query.
 
-    A passage missing from a run contributes that run's minimum normalised score -- for "minmax"
-    that is exactly 0. Using the minimum (rather than a literal 0) keeps "not retrieved" never
-    better than the worst retrieved hit under every normalisation: for "zscore" and "none" a
-    literal 0 could exceed negative scores of hits the leg did return (e.g. negative inner
-    products), rewarding absence. An empty run contributes nothing to anyone.
+    A passage missing from a run contributes 0 under "minmax" (the bottom of the normalised range,
+    also when the run's hits all normalise to 1.0, e.g. a single hit) and the run's minimum
+    normalised score under "zscore" and "none", where a literal 0 could exceed negative scores of
+    hits the leg did return (e.g. negative inner products), rewarding absence. An empty run
+    contributes nothing to anyone.
     Weights are used as given (they need not sum to 1); they must be finite and >= 0.
     """
     if len(weights) != len(runs):
@@ -135,7 +135,7 @@ def convex(
             continue
         firsts = [h for pos, h in enumerate(run, 1) if pos_of[h.passage_id] == pos]  # first occurrence only
         normed = dict(zip((h.passage_id for h in firsts), normalize_scores([h.score for h in firsts], norm)))
-        floor = min(normed.values())
+        floor = 0.0 if norm == "minmax" else min(normed.values())
         for pid, acc in accs.items():
             acc.parts.append(w * normed.get(pid, floor))
     return _finish(accs, limit)

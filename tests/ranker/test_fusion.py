@@ -126,12 +126,11 @@ def test_convex_equal_scores_guard_and_single_hit() -> None:
     assert normalize_scores([2.0, 2.0], "zscore") == [0.0, 0.0]
     bm = bm25_run(("a#0", 7.0))  # one hit: minmax guard -> 1.0
     de = dense_run(("b#0", 0.9), ("a#0", 0.1))  # b = 1.0, a = 0.0
-    out = convex([bm, de], [0.5, 0.5])
-    # a = .5*1 + .5*0 = .5 ; b = .5*0 (missing -> min of bm25 run = 1.0?) see below
-    # the bm25 run's minimum normalised score is 1.0 (single hit), so a missing passage gets 1.0 too:
-    # b = .5*1.0 + .5*1.0 = 1.0 ; a = .5*1.0 + .5*0.0 = 0.5
-    assert ids(out) == ["b#0", "a#0"]
-    assert [h.fused for h in out] == pytest.approx([1.0, 0.5])
+    out = convex([bm, de], [0.6, 0.4])
+    # a lone BM25 match keeps its lead over a passage BM25 did not retrieve (missing -> 0, not 1.0):
+    # a = .6*1.0 + .4*0.0 = 0.6 ; b = .6*0.0 + .4*1.0 = 0.4
+    assert ids(out) == ["a#0", "b#0"]
+    assert [h.fused for h in out] == pytest.approx([0.6, 0.4])
 
 
 def test_convex_zscore_and_none_missing_gets_run_minimum() -> None:
