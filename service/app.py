@@ -282,12 +282,11 @@ async def _search(request: Request, body: SearchRequest) -> JSONResponse:
         else:
             st.metrics.cache_misses.inc()
             request.state.cache = "miss"
-            run = partial(pipeline.batch_search, options=options)
             if st.settings.batching and st.batcher is not None:
-                results = await st.batcher.submit((id(snap), options), run, texts)
+                results = await st.batcher.submit(pipeline, options, texts)
             else:
                 st.metrics.observe_batch(1, len(texts))
-                results = await st.run(run, texts)
+                results = await st.run(pipeline.batch_search, texts, options)
             payload = await st.run(_format, results, texts, body)
             st.cache.put(key, payload)
     return JSONResponse({

@@ -1,33 +1,44 @@
 """Micro-batching of concurrent search calls.
 
-Calls that arrive within a short window and share the same pipeline and options are merged
-into one `pipeline.batch_search(all_queries, options)` call, so query encoding and BM25 run
-batched and throughput grows with load. A batch that fails (e.g. one query has no
-searchable terms) is re-run call by call, so one caller's bad input never fails another's.
+Calls on the same pipeline (index snapshot) that arrive within a short window are run together,
+whatever their options: the queries of every call that needs the dense model are encoded in ONE
+`encode_queries` call (the expensive part of a query), then the calls sharing identical options
+run as one `pipeline.batch_search(texts, options, vectors=...)`. Encoding is batch-invariant, so
+a call gets the same hits and scores as when it runs alone. A group that fails (e.g. one query
+has no searchable terms) is re-run call by call, so one caller's bad input never fails another's.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-SearchFn = Callable[[list[str]], list[list[Any]]]
+import numpy as np
+
+Outcome = Any  # one call's results (list[list[ranker.pipeline.Result]]) or the exception it raised
 
 
 @dataclass
-class _Group:
-    run: Callable[[list[str]], list[list[Any]]]
-    calls: list[tuple[list[str], asyncio.Future]] = field(default_factory=list)
+class SearchCall:
+    texts: list[str]
+    options: Any  # ranker.pipeline.SearchOptions (frozen, hashable)
+    future: asyncio.Future
+
+
+@dataclass
+class _Batch:
+    pipeline: Any  # ranker.pipeline.SearchPipeline
+    calls: list[SearchCall] = field(default_factory=list)
     n_queries: int = 0
     full: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class MicroBatcher:
-    """Collects `submit` calls per key for `window_s` and, while every batch slot is busy, until one
-    frees up (at most `max_queries` per batch), then runs them as one call on `executor`.
+    """Collects `submit` calls per pipeline for `window_s` and, while every batch slot is busy, until
+    one frees up (at most `max_queries` per batch), then runs them with `search_together` on `executor`.
 
     At most `max_batches` batches run at once, so under load calls pile up into larger batches
     instead of many small ones competing for the CPU (throughput grows with load); when idle a
@@ -48,84 +59,109 @@ class MicroBatcher:
         self.max_queries = max_queries
         self.on_batch = on_batch  # (n_calls, n_queries) per executed batch, for metrics
         self._slots = asyncio.Semaphore(max_batches)
-        self._groups: dict[Hashable, _Group] = {}
+        self._open: dict[int, _Batch] = {}  # id(pipeline) -> the batch still taking calls
 
-    async def submit(self, key: Hashable, run: SearchFn, queries: list[str]) -> list[list[Any]]:
-        """Results of `run(queries)`, possibly computed together with other calls of the same `key`.
-
-        `run` must be a pure function of its queries for a given key (same key -> same pipeline and options).
-        """
+    async def submit(self, pipeline: Any, options: Any, texts: list[str]) -> list[list[Any]]:
+        """`pipeline.batch_search(texts, options)`, possibly computed together with other calls."""
         loop = asyncio.get_running_loop()
-        group = self._groups.get(key)
-        if group is not None and group.n_queries + len(queries) > self.max_queries:
-            self._close(key, group)
-            group = None
-        if group is None:
-            group = self._groups[key] = _Group(run=run)
-            task = loop.create_task(self._dispatch(key, group))
-            task.add_done_callback(_consume)
-        fut: asyncio.Future = loop.create_future()
-        group.calls.append((queries, fut))
-        group.n_queries += len(queries)
-        if group.n_queries >= self.max_queries:
-            self._close(key, group)
-        return await fut
+        batch = self._open.get(id(pipeline))
+        if batch is not None and batch.n_queries + len(texts) > self.max_queries:
+            self._close(batch)
+            batch = None
+        if batch is None:
+            batch = self._open[id(pipeline)] = _Batch(pipeline)
+            loop.create_task(self._dispatch(batch)).add_done_callback(_consume)
+        call = SearchCall(texts, options, loop.create_future())
+        batch.calls.append(call)
+        batch.n_queries += len(texts)
+        if batch.n_queries >= self.max_queries:
+            self._close(batch)
+        return await call.future
 
-    def _close(self, key: Hashable, group: _Group) -> None:
-        """No more calls join `group`; it runs as soon as a slot is free."""
-        if self._groups.get(key) is group:
-            del self._groups[key]
-        group.full.set()
+    def _close(self, batch: _Batch) -> None:
+        """No more calls join `batch`; it runs as soon as a slot is free."""
+        if self._open.get(id(batch.pipeline)) is batch:
+            del self._open[id(batch.pipeline)]
+        batch.full.set()
 
-    async def _dispatch(self, key: Hashable, group: _Group) -> None:
+    async def _dispatch(self, batch: _Batch) -> None:
         try:
-            await asyncio.wait_for(group.full.wait(), self.window_s)
+            await asyncio.wait_for(batch.full.wait(), self.window_s)
         except asyncio.TimeoutError:
             pass
-        async with self._slots:  # calls keep joining the group while every slot is busy
-            self._close(key, group)
-            calls = [(q, f) for q, f in group.calls if not f.done()]  # drop callers that went away
-            if calls:
-                await self._run_group(asyncio.get_running_loop(), group.run, calls)
-
-    async def _run_group(self, loop, run: SearchFn, calls: list[tuple[list[str], asyncio.Future]]) -> None:
-        try:
-            per_call = await self._compute(loop, run, [q for q, _ in calls])
-        except BaseException as exc:  # noqa: BLE001 - delivered to every waiting caller
-            for _, fut in calls:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for (_, fut), outcome in zip(calls, per_call):
-            if fut.done():
+        async with self._slots:  # calls keep joining the batch while every slot is busy
+            self._close(batch)
+            calls = [c for c in batch.calls if not c.future.done()]  # drop callers that went away
+            if not calls:
+                return
+            if self.on_batch is not None:
+                self.on_batch(len(calls), sum(len(c.texts) for c in calls))
+            loop = asyncio.get_running_loop()
+            try:
+                outcomes = await loop.run_in_executor(self.executor, search_together, batch.pipeline, calls)
+            except BaseException as exc:  # noqa: BLE001 - e.g. executor shut down: every waiting caller gets it
+                outcomes = [exc] * len(calls)
+        for call, outcome in zip(calls, outcomes):
+            if call.future.done():
                 continue
             if isinstance(outcome, BaseException):
-                fut.set_exception(outcome)
+                call.future.set_exception(outcome)
             else:
-                fut.set_result(outcome)
+                call.future.set_result(outcome)
 
-    async def _compute(self, loop, run: SearchFn, query_lists: list[list[str]]) -> list[Any]:
-        """One result list (or exception) per call; batch first, call by call if the batch fails."""
-        flat = [q for qs in query_lists for q in qs]
-        if self.on_batch is not None:
-            self.on_batch(len(query_lists), len(flat))
-        try:
-            results = await loop.run_in_executor(self.executor, run, flat)
-        except Exception as exc:  # noqa: BLE001
-            if len(query_lists) == 1:
-                return [exc]
-            out: list[Any] = []
-            for qs in query_lists:  # isolate the failing call(s); errors then name the caller's own fields
-                try:
-                    out.append(await loop.run_in_executor(self.executor, run, qs))
-                except Exception as one:  # noqa: BLE001
-                    out.append(one)
-            return out
-        per_call, i = [], 0
-        for qs in query_lists:
-            per_call.append(results[i : i + len(qs)])
-            i += len(qs)
-        return per_call
+
+def search_together(pipeline: Any, calls: list[SearchCall]) -> list[Outcome]:
+    """One outcome per call: dense queries encoded once for all calls, one pipeline batch per distinct options."""
+    vectors = _encode_once(pipeline, calls)
+    outcomes: list[Outcome] = [None] * len(calls)
+    by_options: dict[Any, list[int]] = {}
+    for i, call in enumerate(calls):
+        by_options.setdefault(call.options, []).append(i)
+    for options, members in by_options.items():
+        group = _search_isolated(pipeline, options, [calls[i] for i in members], [vectors[i] for i in members])
+        for i, outcome in zip(members, group):
+            outcomes[i] = outcome
+    return outcomes
+
+
+def _encode_once(pipeline: Any, calls: list[SearchCall]) -> list[np.ndarray | None]:
+    """Per call: its rows of one shared `encode_queries` matrix, or None (BM25 only, or encoding failed)."""
+    dense = [i for i, c in enumerate(calls) if (c.options.mode or pipeline.default_mode) != "bm25"]
+    out: list[np.ndarray | None] = [None] * len(calls)
+    if not dense:
+        return out
+    try:
+        matrix = pipeline.dense.encode_queries([q for i in dense for q in calls[i].texts])
+    except Exception:  # noqa: BLE001 - each call then meets (and reports) the problem in its own search
+        return out
+    start = 0
+    for i in dense:
+        out[i] = matrix[start : start + len(calls[i].texts)]
+        start += len(calls[i].texts)
+    return out
+
+
+def _search_isolated(pipeline: Any, options: Any, calls: list[SearchCall], vectors: list[np.ndarray | None]
+                     ) -> list[Outcome]:  # fmt: skip
+    """The calls as one batch; if that fails, call by call, so a bad call fails alone (and its error names its own fields)."""
+    try:
+        return _search(pipeline, options, calls, vectors)
+    except Exception as exc:  # noqa: BLE001 - delivered to the caller it belongs to
+        if len(calls) == 1:
+            return [exc]
+        return [_search_isolated(pipeline, options, [c], [v])[0] for c, v in zip(calls, vectors)]
+
+
+def _search(pipeline: Any, options: Any, calls: list[SearchCall], vectors: list[np.ndarray | None]) -> list[Outcome]:
+    """The calls (same options) as one pipeline batch, split back per call."""
+    texts = [q for c in calls for q in c.texts]
+    stacked = None if any(v is None for v in vectors) else np.concatenate(vectors)
+    results = pipeline.batch_search(texts, options, vectors=stacked)
+    per_call, start = [], 0
+    for c in calls:
+        per_call.append(results[start : start + len(c.texts)])
+        start += len(c.texts)
+    return per_call
 
 
 def _consume(task: asyncio.Task) -> None:

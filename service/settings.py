@@ -20,7 +20,7 @@ class ServiceSettings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     threads: int = Field(4, ge=1, le=64, description="threads running blocking pipeline work")
     cache_size: int = Field(10_000, ge=0, description="LRU entries (0 = no cache)")
-    batching: bool = Field(True, description="micro-batch concurrent search calls with identical options")
+    batching: bool = Field(True, description="micro-batch concurrent search calls (one query encoding for all of them)")
     batch_window_ms: float = Field(3.0, ge=0.0, le=1000.0)
     batch_max_queries: int = Field(64, ge=1, le=4096)
     batch_max_inflight: int = Field(2, ge=1, le=64, description="merged batches running at once; calls queue up meanwhile")

@@ -1,7 +1,8 @@
-"""A real uvicorn server on 127.0.0.1 over a copy of the session's Cranfield index."""
+"""A real uvicorn server on 127.0.0.1 over a copy of the session's Cranfield index, and tiny real indexes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -70,6 +71,35 @@ def new_version(root: Path) -> str:
     layout.write_manifest(target, manifest)
     layout.switch_current(root, target)
     return version
+
+
+def build_tiny_index(root: Path, docs: list[dict], *, dense: bool, chunk_words: int = 200) -> Path:
+    """A real index ROOT over `docs` (generic JSONL records), built in seconds."""
+    from indexer.build import build_index
+    from indexer.settings import BuildSettings, DenseSettings
+
+    corpus = root.parent / f"{root.name}-docs.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    build_index([corpus], root, BuildSettings(chunk_words=chunk_words, quiet=True, dense=DenseSettings(enabled=dense)))
+    return root
+
+
+def tiny_docs() -> list[dict]:
+    from tests.text_fixtures import DOCS
+
+    return [{"id": i, "title": title, "text": text} for i, title, text in DOCS]
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """The twelve one-topic documents of tests/text_fixtures.py, BM25 + dense."""
+    return build_tiny_index(tmp_path_factory.mktemp("tiny") / "index", tiny_docs(), dense=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_bm25_root(tmp_path_factory) -> Path:
+    """The same documents built without the dense leg (`index build --no-dense`)."""
+    return build_tiny_index(tmp_path_factory.mktemp("tiny-bm25") / "index", tiny_docs(), dense=False)
 
 
 @pytest.fixture(scope="session")
