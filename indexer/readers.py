@@ -46,6 +46,13 @@ def corpus_files(path: str | Path) -> tuple[str, list[Path]]:
     - a single .jsonl / .jsonl.gz file -> ("beir" if its name starts with "corpus", else "generic")
     """
     p = Path(path)
+    try:
+        return _corpus_files(p)
+    except OSError as exc:  # e.g. a directory we may not list or enter
+        raise CorpusError(f"cannot read corpus path: {exc.strerror or exc}", where=str(exc.filename or p)) from None
+
+
+def _corpus_files(p: Path) -> tuple[str, list[Path]]:
     if not p.exists():
         raise CorpusError("corpus path does not exist", where=str(p))
     if p.is_dir():

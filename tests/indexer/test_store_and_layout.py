@@ -88,3 +88,31 @@ def test_killed_build_leaves_previous_index_intact(tmp_path):
     assert len(layout.list_builds(root)) == 1  # the killed build never got a manifest
     out = drsearch("search", "boundary layer", "--index", root, "--mode", "bm25", "--json", check=True)
     assert len(json.loads(out.stdout)["hits"]) == 10
+
+
+def test_manifest_records_how_the_build_was_made(tmp_path):
+    import importlib.metadata
+
+    import indexer
+    from indexer.build import build_index
+    from indexer.settings import BuildSettings, DenseSettings
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text('{"id": "a", "title": "A", "text": "heat transfer"}\n{"id": "b", "text": "  "}\n')
+    settings = BuildSettings(chunk_words=50, overlap_words=5, bm25_k1=1.2, bm25_b=0.75, quiet=True,
+                             dense=DenseSettings(enabled=False))  # fmt: skip
+    first = build_index([corpus], tmp_path / "idx", settings).manifest
+    on_disk = layout.read_manifest(layout.resolve_build(tmp_path / "idx"))
+    assert on_disk == first
+    assert first["format_version"] == layout.FORMAT_VERSION and first["drsearch_version"] == indexer.__version__
+    assert time.strptime(first["built_at"], "%Y-%m-%dT%H:%M:%SZ")
+    assert first["corpus"]["paths"] == [str(corpus.resolve())] and len(first["corpus"]["sha256"]) == 64
+    assert (first["counts"]["documents"], first["counts"]["passages"], first["counts"]["skipped_empty"]) == (1, 1, 1)
+    assert first["chunking"] == {"target_words": 50, "overlap_words": 5}
+    assert (first["bm25"]["k1"], first["bm25"]["b"]) == (1.2, 0.75)
+    assert first["libraries"]["pyserini"] == importlib.metadata.version("pyserini") and first["libraries"]["anserini"]
+    assert first["dense"] is None
+    corpus.write_text('{"id": "a", "title": "A", "text": "heat transfer!"}\n')
+    second = build_index([corpus], tmp_path / "idx", settings).manifest
+    assert second["corpus"]["sha256"] != first["corpus"]["sha256"] and second["version"] != first["version"]
+    assert layout.resolve_build(tmp_path / "idx").name == second["version"]
