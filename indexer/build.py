@@ -88,6 +88,11 @@ def build_index(
         raise CorpusError("output path exists and is not a directory", where=str(root))
     if (root / layout.MANIFEST).exists():
         raise CorpusError("--out must be an index ROOT, not a build directory", where=str(root))
+    encoder = None
+    if settings.dense.enabled:  # a bad --model fails now, not after minutes of reading and indexing
+        from indexer.dense import load_encoder
+
+        encoder = load_encoder(settings.dense)
     root.mkdir(parents=True, exist_ok=True)
     started = time.time()
     build_dir = layout.new_build_dir(root)
@@ -96,7 +101,8 @@ def build_index(
 
     report = ReadReport()
     store = StoreWriter(build_dir / layout.STORE)
-    lucene_input = LuceneInputWriter(build_dir / "lucene-input", shards=settings.threads)
+    # At least two input files: Anserini parallelises indexing by file.
+    lucene_input = LuceneInputWriter(build_dir / "lucene-input", shards=max(2, settings.threads))
     t0 = time.time()
     with tqdm(desc="read+chunk+store", unit="doc", disable=quiet, dynamic_ncols=True) as bar:
         for doc in read_documents(paths, skip_bad=settings.skip_bad, report=report):
@@ -132,7 +138,8 @@ def build_index(
         reader = Store(build_dir / layout.STORE)
         try:
             dense_manifest = build_dense_index(
-                reader, build_dir / layout.DENSE_DIR, root / layout.EMBEDDING_CACHE_DIR, settings.dense, quiet=quiet
+                reader, build_dir / layout.DENSE_DIR, root / layout.EMBEDDING_CACHE_DIR, settings.dense, quiet=quiet,
+                model=encoder,
             )
         finally:
             reader.close()
