@@ -67,6 +67,10 @@ def index_build(
     dense: Annotated[bool, typer.Option("--dense/--no-dense", help="Build the dense (FAISS) leg")] = True,
     model: Annotated[Optional[Path], typer.Option(help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")] = None,
     ann: Annotated[str, typer.Option(help="exact | hnsw | auto (exact up to --exact-max passages)")] = "auto",
+    exact_max: Annotated[int, typer.Option(help="auto: exact inner-product search up to this many passages")] = 200_000,
+    hnsw_m: Annotated[int, typer.Option("--hnsw-m", help="HNSW graph degree M")] = 32,
+    hnsw_ef_construction: Annotated[int, typer.Option(help="HNSW efConstruction")] = 80,
+    hnsw_ef_search: Annotated[int, typer.Option(help="HNSW efSearch (recorded; used at search time)")] = 128,
     query_prefix: Annotated[str, typer.Option(help="Prefix for queries, e.g. 'query: ' for e5 models")] = "",
     passage_prefix: Annotated[str, typer.Option(help="Prefix for passages, e.g. 'passage: '")] = "",
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip and count malformed lines instead of failing")] = False,
@@ -80,7 +84,8 @@ def index_build(
         settings = BuildSettings(
             chunk_words=chunk_words, overlap_words=overlap_words, threads=threads, bm25_k1=k1, bm25_b=b,
             skip_bad=skip_bad, quiet=quiet,
-            dense=DenseSettings(enabled=dense, model=str(model) if model else None, ann=ann,
+            dense=DenseSettings(enabled=dense, model=str(model) if model else None, ann=ann, exact_max=exact_max,
+                                hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction, hnsw_ef_search=hnsw_ef_search,
                                 query_prefix=query_prefix, passage_prefix=passage_prefix),
         )  # fmt: skip
     except ValueError as exc:
@@ -192,6 +197,8 @@ def evaluate(
     ignore_identical_ids: Annotated[bool, typer.Option("--ignore-identical-ids", help="Drop a document whose id equals the query id")] = False,
     fusion: Annotated[Optional[str], typer.Option("--fusion", help="hybrid fusion: rrf | convex | rescore")] = None,
     authority_weight: Annotated[float, typer.Option("--authority-weight", help="Authority prior during eval")] = 0.0,
+    k0: Annotated[Optional[int], typer.Option("--k0", min=1, help="Passages per leg and evaluated per query "
+                                              "(default 1000; --k0 100 evaluates the serving default)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object keyed by mode")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
@@ -205,7 +212,8 @@ def evaluate(
     report = {}
     for m in modes:
         pipeline.resolve_mode(m)
-        options = SearchOptions(k=PASSAGE_DEPTH, k0=PASSAGE_DEPTH, mode=m, per_doc=0, authority_weight=authority_weight)
+        depth = k0 or PASSAGE_DEPTH
+        options = SearchOptions(k=depth, k0=depth, mode=m, per_doc=0, authority_weight=authority_weight)
         rank = lambda qs, o=options: pipeline.rank(qs, o)  # noqa: E731
         report[m] = run_eval(rank, beir, split=split, ignore_identical_ids=ignore_identical_ids,
                              quiet=quiet or as_json, desc=f"eval {m}")  # fmt: skip
@@ -243,14 +251,28 @@ def serve(
 
 
 def main() -> None:
+    # Typer 0.29 vendors click as typer._click; its exception types are what parsing raises.
+    from typer._click import exceptions as click
+
     try:
-        app()
+        rc = app(standalone_mode=False)  # usage errors come back to us instead of as a boxed multi-line panel
+    except click.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        sys.exit(2)
+    except click.UsageError as exc:  # unknown option, bad value, missing argument
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        typer.echo(f"drsearch: error: {' '.join(exc.format_message().split())}{where}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        typer.echo(f"drsearch: error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(2)
     except DrsearchError as exc:
         typer.echo(f"drsearch: error: {exc}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("drsearch: interrupted", err=True)
         sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import DATA, drsearch
+from tests.conftest import DATA, REPO, drsearch
 
 
 def assert_one_line_error(proc, *fragments: str) -> None:
@@ -40,6 +42,62 @@ def test_build_errors(tmp_path):
     assert not (tmp_path / "o" / "current").exists()
 
 
+def test_unreadable_corpus_directories(tmp_path):
+    import os
+    import shutil
+
+    prefix = []
+    if os.geteuid() == 0:  # root reads anything: drop the capabilities that bypass file permissions
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "util-linux setpriv is needed to test unreadable files as root"
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+    def build(corpus):
+        return subprocess.run([*prefix, sys.executable, "-m", "service.cli", "index", "build", "--corpus", str(corpus),
+                               "--out", str(tmp_path / "out"), "--no-dense"],
+                              capture_output=True, text=True, timeout=120, cwd=REPO)  # fmt: skip
+
+    crawl = tmp_path / "crawl"  # the crawler's layout: DIR/docs/*.jsonl.gz
+    (crawl / "docs").mkdir(parents=True)
+    (crawl / "docs" / "part.jsonl").write_text('{"id": "a", "text": "x"}\n')
+    for locked, fragments in ((crawl / "docs", ("cannot read corpus path", "Permission denied")),
+                              (crawl, ("--corpus", "not readable"))):  # fmt: skip
+        locked.chmod(0)
+        try:
+            proc = build(crawl)
+        finally:
+            locked.chmod(0o755)
+        assert_one_line_error(proc, str(locked), *fragments)
+        assert not (tmp_path / "out").exists()
+
+
+def test_not_a_model_fails_before_any_work(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    proc = drsearch("index", "build", "--corpus", DATA / "cranfield", "--out", tmp_path / "o", "--model", tmp_path / "model")
+    assert_one_line_error(proc, "not a sentence-transformers model directory", str(tmp_path / "model"))
+    assert not (tmp_path / "o").exists()  # refused before reading the corpus or creating a build
+
+
+def test_hnsw_parameters_are_recorded_and_used(tmp_path):
+    from tests.text_fixtures import DOCS
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "title": t, "text": x}) + "\n" for i, t, x in DOCS))
+    drsearch("index", "build", "--corpus", corpus, "--out", tmp_path / "o", "--ann", "auto", "--exact-max", "5",
+             "--hnsw-m", "8", "--hnsw-ef-construction", "16", "--hnsw-ef-search", "24", "-q", check=True)  # fmt: skip
+    dense = json.loads(drsearch("index", "info", tmp_path / "o", "--json", check=True).stdout)["dense"]
+    assert dense["ann"] == "hnsw"  # 12 passages > --exact-max 5
+    assert (dense["hnsw"]["m"], dense["hnsw"]["ef_construction"], dense["hnsw"]["ef_search"]) == (8, 16, 24)
+    out = drsearch("search", "yeast dough rising", "--index", tmp_path / "o", "--mode", "dense", "--json", check=True)
+    assert json.loads(out.stdout)["hits"][0]["doc_id"] == "bread"
+    from ranker.pipeline import SearchPipeline
+
+    pipeline = SearchPipeline.open(tmp_path / "o")
+    assert pipeline.dense._ensure_index().hnsw.efSearch == 24  # the served index searches with the recorded value
+    pipeline.close()
+
+
 def test_skip_bad_builds_and_reports(tmp_path):
     bad = tmp_path / "docs.jsonl"
     bad.write_text('{"id": "a", "text": "heat transfer in boundary layers"}\n{oops\n{"id": "c", "text": ""}\n')
@@ -67,10 +125,20 @@ def test_bad_queries(bm25_index, query, fragment):
     assert_one_line_error(drsearch("search", query, "--index", bm25_index), fragment)
 
 
+def test_usage_errors_are_one_line(bm25_index):
+    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "-k", "ten"), "'-k'", "integer")
+    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--bogus"), "No such option: --bogus")
+    assert_one_line_error(drsearch("search", "--index", bm25_index), "Missing argument 'query'")
+    assert_one_line_error(drsearch("eval", "--index", bm25_index, "--beir", DATA / "cranfield", "--k0", "0"), "--k0")
+
+
 def test_bad_options(bm25_index):
     assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--mode", "fuzzy"), "unknown mode 'fuzzy'")
-    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--mode", "dense"),
-                          "built without the dense leg")  # fmt: skip
+    for mode in ("dense", "hybrid"):
+        assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--mode", mode),
+                              "built without the dense leg")  # fmt: skip
+        assert_one_line_error(drsearch("eval", "--index", bm25_index, "--beir", DATA / "cranfield", "--mode", mode),
+                              "built without the dense leg")  # fmt: skip
     assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--category", "blogs"), "unknown category 'blogs'")
     assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--min-tier", "7"), "unknown tier 7")
     assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--authority-weight", "-1"), "authority_weight")
