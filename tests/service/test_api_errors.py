@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
+
+from tests.service.conftest import start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -105,23 +109,32 @@ def test_wrong_method_and_unknown_path(client):
     assert_error(client.get("/v2/nothing"), 404, "not_found")
 
 
-def test_dense_mode_on_bm25_only_index_is_4xx(client, live):
-    """Options the served index cannot honour are the caller's problem (4xx), not a server error."""
-    from indexer.errors import IndexFormatError
-
-    snap = live.app.state.svc.index.current
-    original = snap.pipeline.resolve_mode
-
-    def no_dense(mode):
-        if mode in ("dense", "hybrid"):
-            raise IndexFormatError("index was built without the dense leg", field="mode")
-        return original(mode)
-
-    snap.pipeline.resolve_mode = no_dense
+@pytest.fixture(scope="module")
+def bm25_only(tiny_bm25_root) -> Iterator[httpx.Client]:
+    """A live server over an index built without the dense leg (`index build --no-dense`)."""
+    srv = start_server(index=tiny_bm25_root, threads=2)
     try:
-        assert_error(client.post("/v1/search", json={"query": OK, "mode": "dense"}), 400, "unsupported_by_index", "mode")
+        with srv.client() as c:
+            yield c
     finally:
-        del snap.pipeline.resolve_mode
+        srv.stop()
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_dense_modes_on_a_bm25_only_index_are_4xx(bm25_only, mode):
+    """Options the served index cannot honour are the caller's problem (4xx), not a server error."""
+    err = assert_error(bm25_only.post("/v1/search", json={"query": "lava from a volcano", "mode": mode}),
+                       400, "unsupported_by_index", "mode")  # fmt: skip
+    assert "dense" in err["message"]
+
+
+def test_a_bm25_only_index_serves_bm25_by_default(bm25_only):
+    info = bm25_only.get("/v1/index").json()
+    assert info["has_dense"] is False and info["default_mode"] == "bm25"
+    r = bm25_only.post("/v1/search", json={"query": "lava from a volcano", "k": 1})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["mode"] == "bm25" and body["results"][0]["hits"][0]["doc_id"] == "volcano"
 
 
 def test_unexpected_exception_is_json_500_and_logged(client, live, caplog):
