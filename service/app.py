@@ -39,7 +39,7 @@ from service.batching import MicroBatcher
 from service.errors import ApiError, install_error_handlers
 from service.index_state import IndexState, LRUCache, Snapshot
 from service.metrics import Metrics
-from service.middleware import RequestMiddleware
+from service.middleware import RequestMiddleware, StartupErrorMiddleware
 from service.settings import ServiceSettings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -121,16 +121,17 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         st.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="drsearch-search")
         st.index = IndexState(settings.index, partial(_open_pipeline, warmup=settings.warmup), st.executor)
         st.index.on_swap.append(lambda snap: _on_swap(st, snap))
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(st.executor, st.index.load)
-        st.batcher = MicroBatcher(
-            st.executor, window_s=settings.batch_window_ms / 1000.0, max_queries=settings.batch_max_queries,
-            max_batches=settings.batch_max_inflight, on_batch=st.metrics.observe_batch,
-        )  # fmt: skip
-        snap = st.index.current
-        log.info("serving index %s (%s) on %d thread(s)", snap.version if snap else "?", settings.index, settings.threads)
-        watcher = asyncio.create_task(_watch(st, settings.watch_s)) if settings.watch_s > 0 else None
+        watcher = None
         try:
+            await asyncio.get_running_loop().run_in_executor(st.executor, st.index.load)
+            st.batcher = MicroBatcher(
+                st.executor, window_s=settings.batch_window_ms / 1000.0, max_queries=settings.batch_max_queries,
+                max_batches=settings.batch_max_inflight, on_batch=st.metrics.observe_batch,
+            )  # fmt: skip
+            snap = st.index.current
+            log.info("serving index %s (%s) on %d thread(s)", snap.version if snap else "?", settings.index, settings.threads)
+            if settings.watch_s > 0:
+                watcher = asyncio.create_task(_watch(st, settings.watch_s))
             yield
         finally:
             if watcher is not None:
@@ -146,9 +147,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         description="Batch-first paragraph-level hybrid search with authority-aware ranking. "
         "Every error is `{\"error\": {\"code\", \"message\", \"field\"}}`.",
     )  # fmt: skip
-    app.state.svc = ServiceState(settings=settings, metrics=Metrics(), cache=LRUCache(settings.cache_size))
+    metrics = Metrics()
+    app.state.svc = ServiceState(settings=settings, metrics=metrics, cache=LRUCache(settings.cache_size))
     install_error_handlers(app)
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(StartupErrorMiddleware)
     _add_routes(app)
     return app
 

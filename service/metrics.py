@@ -24,7 +24,7 @@ class Metrics:
         self.batch_queries = Histogram("drsearch_batch_queries", "Queries per pipeline batch", buckets=BATCH_BUCKETS, registry=r)
         self.index_info = Info("drsearch_index", "The index build being served", registry=r)
         self.reloads = Counter("drsearch_index_reloads", "Index reloads by outcome", ["outcome"], registry=r)
-        self.inflight = Gauge("drsearch_inflight_requests", "Requests being handled", registry=r)  # fmt: skip
+        self.inflight = Gauge("drsearch_inflight_requests", "HTTP requests being handled (a scrape counts itself)", registry=r)  # fmt: skip
 
     def observe_batch(self, n_calls: int, n_queries: int) -> None:
         self.batch_calls.observe(n_calls)

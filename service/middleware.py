@@ -1,14 +1,18 @@
-"""ASGI middleware: request ids, body size limit (413), JSON access logs, request metrics, last-resort 500."""
+"""ASGI middleware: request ids, body size limit (413), JSON access logs, request metrics, last-resort 500;
+and startup failures caused by bad configuration reported as one line."""
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from indexer.errors import DrsearchError
 from service.errors import STATUS_CODES, error_json
+from service.metrics import Metrics
 
 access_log = logging.getLogger("drsearch.access")
 log = logging.getLogger("drsearch.service")
@@ -21,9 +25,10 @@ class _TooLarge(Exception):
 class RequestMiddleware:
     """Request ids, body size limit (413), JSON access logs, request metrics, and the last-resort 500."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], max_body_bytes: int):
+    def __init__(self, app: Callable[..., Awaitable[None]], max_body_bytes: int, metrics: Metrics):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -42,6 +47,7 @@ class RequestMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        self.metrics.inflight.inc()
         try:
             if scope.get("method") in ("POST", "PUT", "PATCH"):
                 receive = await self._buffer_body(scope, receive)
@@ -58,6 +64,7 @@ class RequestMiddleware:
             else:
                 raise
         finally:
+            self.metrics.inflight.dec()
             self._record(scope, state, status["code"] or 500, started)
 
     async def _buffer_body(self, scope, receive):
@@ -81,20 +88,39 @@ class RequestMiddleware:
         elapsed = time.perf_counter() - started
         route = scope.get("route")
         endpoint = getattr(route, "path", None) or "unmatched"
-        app = scope.get("app")
-        svc = getattr(getattr(app, "state", None), "svc", None)
-        if svc is not None:
-            m = svc.metrics
-            m.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
-            m.latency.labels(endpoint, state.get("mode") or "").observe(elapsed)
-            if status >= 400:
-                m.errors.labels(endpoint, str(status), STATUS_CODES.get(status, "http_error")).inc()
+        m = self.metrics
+        m.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
+        m.latency.labels(endpoint, state.get("mode") or "").observe(elapsed)
+        if status >= 400:
+            m.errors.labels(endpoint, str(status), STATUS_CODES.get(status, "http_error")).inc()
         access_log.info(json.dumps({
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
             "request_id": state.get("request_id"), "method": scope.get("method"), "path": scope.get("path"),
             "status": status, "ms": round(elapsed * 1000.0, 3), "n_queries": state.get("n_queries"),
             "mode": state.get("mode"), "cache": state.get("cache"),
         }, ensure_ascii=False))  # fmt: skip
+
+
+class StartupErrorMiddleware:
+    """A startup that fails on bad configuration (a DrsearchError: no index, a malformed authority list)
+    is reported as one line, not as the traceback Starlette hands the server to log."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message) -> None:
+            # Starlette sends "startup.failed" from inside its `except` block, so the error is still current here.
+            exc = sys.exc_info()[1]
+            if message["type"] == "lifespan.startup.failed" and isinstance(exc, DrsearchError):
+                message = {**message, "message": f"drsearch: cannot serve: {exc}"}
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
 
 
 def _header(scope, name: bytes) -> str | None:

@@ -9,10 +9,15 @@ from service.settings import ServiceSettings
 
 
 def serve(settings: ServiceSettings) -> None:
-    """Serve until interrupted. Checks the index first so a bad path is a one-line error, not a traceback."""
+    """Serve until interrupted. Checks the index and the authority list first, so a bad path or a
+    malformed list is a one-line error before any process starts."""
     import uvicorn
 
-    layout.resolve_build(settings.index)  # IndexFormatError (one line) before any process starts
+    from ranker.authority import AuthorityList
+    from ranker.settings import SearchSettings
+
+    layout.resolve_build(settings.index)
+    AuthorityList.load(SearchSettings().authority_list)  # names file, line and field of the first problem
     common = dict(host=settings.host, port=settings.port, log_level="info", access_log=False, lifespan="on")
     if settings.workers <= 1:
         from service.app import create_app
