@@ -365,27 +365,42 @@ def _parse_file(path: Path, parsed: _Parsed) -> bytes | None:
 
 
 def _check_conflicts(parsed: _Parsed) -> None:
-    """An entry under a listed parent with the same category but another tier is a conflict."""
+    """Overlapping entries whose tiers contradict each other, reported at the more specific entry:
+
+    - an entry under a listed parent of its own table (explicit under explicit, rule under rule)
+      with the same category but another tier;
+    - an explicit domain with no listed parent under a suffix rule of the same category that
+      rates it lower (the rule vouches for its whole zone; naming a member to raise it is curation,
+      e.g. kist.re.kr at tier 1 under re.kr at tier 2).
+    """
     for kind, table in (("domain", parsed.entries), ("suffix", parsed.suffixes)):
         for domain, entry in table.items():
-            labels = domain.split(".")
-            for i in range(1, len(labels)):
-                parent = table.get(".".join(labels[i:]))
-                if parent is None:
-                    continue
+            parent = _nearest_parent(domain, table)
+            if parent is not None:
                 if parent.category == entry.category and parent.tier != entry.tier:
-                    f, ln = parsed.where[(kind, domain)]
-                    pf, pl = parsed.where[(kind, parent.domain)]
-                    parsed.problems.append(
-                        _Problem(
-                            f,
-                            ln,
-                            "tier",
-                            f"{domain!r} ({entry.category}, tier {entry.tier}) conflicts with parent "
-                            f"{parent.domain!r} ({parent.category}, tier {parent.tier}) at {pf}:{pl}",
-                        )
-                    )
-                break  # only the nearest listed parent matters
+                    _conflict(parsed, kind, entry, "suffix" if kind == "suffix" else "domain", parent, "parent")
+            elif kind == "domain":
+                rule = _nearest_parent(domain, parsed.suffixes, include_self=True)
+                if rule is not None and rule.category == entry.category and entry.tier > rule.tier:
+                    _conflict(parsed, kind, entry, "suffix", rule, "suffix rule")
+
+
+def _nearest_parent(domain: str, table: dict[str, AuthorityEntry], include_self: bool = False) -> AuthorityEntry | None:
+    labels = domain.split(".")
+    for i in range(0 if include_self else 1, len(labels)):
+        found = table.get(".".join(labels[i:]))
+        if found is not None:
+            return found
+    return None
+
+
+def _conflict(parsed: _Parsed, kind: str, entry: AuthorityEntry, other_kind: str, other: AuthorityEntry, what: str) -> None:
+    f, ln = parsed.where[(kind, entry.domain)]
+    of, ol = parsed.where[(other_kind, other.domain)]
+    parsed.problems.append(_Problem(
+        f, ln, "tier", f"{entry.domain!r} ({entry.category}, tier {entry.tier}) conflicts with {what} "
+        f"{other.domain!r} ({other.category}, tier {other.tier}) at {of}:{ol}",
+    ))  # fmt: skip
 
 
 def _parse_dir(directory: Path | str | None) -> _Parsed:

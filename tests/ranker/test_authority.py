@@ -338,6 +338,16 @@ def test_tier_conflict_same_category_is_an_error(tmp_path: Path) -> None:
     assert "conflicts" in err["message"] and "example.org" in err["message"]
 
 
+def test_explicit_domain_rated_below_its_suffix_rule_is_an_error(tmp_path: Path) -> None:
+    suffixes = "gov,US government,government,us,1,\nre.kr,Korean research institute,research_institute,kr,2,\n"
+    rows = ("foo.gov,Foo,government,us,3,\n"  # same category, rated below the rule: contradiction
+            "museum.gov,Museum,research_institute,us,3,\n"  # another category: deliberate
+            "kist.re.kr,KIST,research_institute,kr,1,\n")  # named and raised above the rule: curation
+    d = write_list(tmp_path / "l", rows, suffixes=suffixes)
+    err = _single_error(validate(d), "fixture.csv", 2, "tier")
+    assert "conflicts with suffix rule 'gov'" in err["message"] and "suffix_rules.csv:2" in err["message"]
+
+
 def test_subdomain_with_other_category_or_same_tier_is_fine(tmp_path: Path) -> None:
     rows = (
         "example.org,Example,university,us,2,\n"

@@ -197,3 +197,26 @@ def test_termless_queries_refused_in_every_mode(tmp_path):
     (hits,) = p.rank(["photosynthesizing xyzzy"], SearchOptions(mode="hybrid", k=3))
     assert hits and hits[0].doc_id == "photo" and hits[0].bm25 is None
     p.close()
+
+
+def test_changing_the_authority_list_needs_no_reindex(tmp_path):
+    from ranker.settings import SearchSettings
+
+    rows = [{"id": "a", "url": "https://data.example-agency.org/a", "text": "wage growth and labour market survey"},
+            {"id": "b", "url": "https://blog.example.net/b", "text": "wage growth and labour market survey"}]  # fmt: skip
+    build(tmp_path, rows).close()
+    header = "domain,name,category,country,tier,note\n"
+    lists = {}
+    for name, tier in (("tier1", 1), ("tier3", 3)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "agencies.csv").write_text(header + f"example-agency.org,Example Agency,statistics,us,{tier},\n")
+        lists[name] = d
+    seen = {}
+    for name, d in lists.items():
+        p = SearchPipeline.open(tmp_path / "idx", SearchSettings(authority_list=str(d), authority_weight=0.05))
+        top, other = p.search("wage growth labour survey", SearchOptions(k=2))
+        seen[name] = (top.hit.doc_id, top.authority.tier, top.hit.authority, other.authority)
+        p.close()
+    assert seen["tier1"] == ("a", 1, pytest.approx(0.05), None)
+    assert seen["tier3"] == ("a", 3, pytest.approx(0.05 * 0.25), None)
