@@ -19,7 +19,7 @@ log = logging.getLogger("drsearch.service")
 STATUS_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
     406: "not_acceptable", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_request",
-    429: "too_many_requests", 500: "internal_error", 503: "unavailable",
+    429: "too_many_requests", 499: "client_closed_request", 500: "internal_error", 503: "unavailable",
 }  # fmt: skip
 
 

@@ -18,7 +18,14 @@ access_log = logging.getLogger("drsearch.access")
 log = logging.getLogger("drsearch.service")
 
 
+CLIENT_CLOSED = 499  # logged (as nginx does) when the client went away before sending its whole body
+
+
 class _TooLarge(Exception):
+    pass
+
+
+class _ClientGone(Exception):
     pass
 
 
@@ -52,6 +59,8 @@ class RequestMiddleware:
             if scope.get("method") in ("POST", "PUT", "PATCH"):
                 receive = await self._buffer_body(scope, receive)
             await self.app(scope, receive, send_wrapper)
+        except _ClientGone:  # nobody to answer: skip the work, record it
+            status["code"] = CLIENT_CLOSED
         except _TooLarge:
             if status["code"] == 0:
                 await error_json(413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes")(
@@ -74,8 +83,8 @@ class RequestMiddleware:
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
-            if message["type"] != "http.request":  # client went away
-                return _replay(b"", receive, message)
+            if message["type"] != "http.request":
+                raise _ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -137,14 +146,14 @@ def _request_id(scope) -> str:
     return uuid.uuid4().hex
 
 
-def _replay(body: bytes, receive, first: dict | None = None):
+def _replay(body: bytes, receive):
     sent = False
 
     async def replay():
         nonlocal sent
         if not sent:
             sent = True
-            return first or {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
     return replay
