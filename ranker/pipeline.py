@@ -174,11 +174,17 @@ class SearchPipeline:
             if mode != "dense":  # an empty BM25 run may mean the query has no searchable term at all
                 self._refuse_termless(texts, [i for i, (c, _) in zip(pending, legs) if not any(h.bm25 for h in c)])
             for i, (candidates, exhausted) in zip(pending, legs):
-                ranked = self._authority_rerank(candidates, weight, mode)
-                kept = [h for h in ranked if options.filters.accepts(h.passage_id, self._meta_if_needed(options, h))]
-                final = list(diversify(kept, self.source_meta, per_doc=per_doc, max_per_domain=max_per_domain))
+                final = self._authority_rerank(candidates, weight, mode)  # ranked 1..n
+                if options.filters.active:
+                    accepts, meta = options.filters.accepts, self.source_meta
+                    final = [h for h in final if accepts(h.passage_id, meta(h.passage_id))]
+                if per_doc or max_per_domain:
+                    final = list(diversify(final, self.source_meta, per_doc=per_doc, max_per_domain=max_per_domain))
                 if len(final) >= options.k or exhausted or depth >= size:
-                    results[i] = [h.with_(rank=r) for r, h in enumerate(final[: options.k], 1)]
+                    top = final[: options.k]
+                    if any(h.rank != r for r, h in enumerate(top, 1)):
+                        top = [h._replace(rank=r) for r, h in enumerate(top, 1)]  # filters or caps left gaps
+                    results[i] = top
                 else:
                     still.append(i)
             pending = still
@@ -191,9 +197,6 @@ class SearchPipeline:
             if not self.bm25.terms(texts[i]):
                 where = f"queries[{i}]" if len(texts) > 1 else "query"
                 raise QueryError("query has no searchable terms (only stopwords, operators or symbols)", field=where)
-
-    def _meta_if_needed(self, options: SearchOptions, hit: Hit) -> SourceMeta | None:
-        return self.source_meta(hit.passage_id) if options.filters.active else None
 
     def _retrieve(self, queries: list[str], mode: Mode, depth: int, fusion_name: str, vectors=None
                   ) -> list[tuple[list[Hit], bool]]:  # fmt: skip
@@ -230,7 +233,8 @@ class SearchPipeline:
         return [h.with_(rank=r) for r, h in enumerate(rescored, 1)]
 
     def _authority_rerank(self, candidates: list[Hit], weight: float, mode: Mode) -> list[Hit]:
-        """final = relevance normalised to [0, 1] over the candidates + weight x authority prior.
+        """final = relevance normalised to [0, 1] over the candidates + weight x authority prior,
+        ranked 1..n by final score (ties: fused score, then passage id).
 
         The prior is bounded by `weight`, so it reorders only hits whose relevance differs by
         less than `weight` (near-ties); weight 0 keeps the relevance order exactly.
@@ -240,18 +244,19 @@ class SearchPipeline:
         scores = [h.score for h in candidates]
         hi, lo = max(scores), min(scores)
         span = hi - lo
-        out = []
+        spread = span > 0 and math.isfinite(span)
+        scored = []
         for h in candidates:
-            relevance = (h.score - lo) / span if span > 0 and math.isfinite(span) else 1.0
             prior = 0.0
             if weight > 0:
                 meta = self.source_meta(h.passage_id)
                 prior = weight * TIER_PRIOR.get(meta.tier, 0.0) if meta and meta.tier else 0.0
+            relevance = (h.score - lo) / span if spread else 1.0
             fused = h.fused if h.fused is not None else (h.score if mode == "hybrid" else None)
-            out.append(Hit(h.passage_id, h.doc_id, relevance + prior, h.rank, h.bm25, h.dense, fused, prior,
-                           h.bm25_rank, h.dense_rank))  # fmt: skip
-        out.sort(key=lambda h: (-h.score, -(h.fused if h.fused is not None else 0.0), h.passage_id))
-        return out
+            scored.append((-(relevance + prior), -(fused if fused is not None else 0.0), h.passage_id, prior, fused, h))
+        scored.sort(key=lambda t: t[:3])
+        return [Hit(h.passage_id, h.doc_id, -neg_final, rank, h.bm25, h.dense, fused, prior, h.bm25_rank, h.dense_rank)
+                for rank, (neg_final, _, _, prior, fused, h) in enumerate(scored, 1)]  # fmt: skip
 
     # ---- results with content ----------------------------------------------------------
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> list[Result]:
