@@ -87,7 +87,7 @@ class MicroBatcher:
     async def _dispatch(self, batch: _Batch) -> None:
         try:
             await asyncio.wait_for(batch.full.wait(), self.window_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         async with self._slots:  # calls keep joining the batch while every slot is busy
             self._close(batch)
