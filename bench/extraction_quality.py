@@ -11,61 +11,21 @@ Data: $DRSEARCH_DATA/web_samples/article-extraction-benchmark (default <repo>/..
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import statistics
 import sys
-import time
-from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from crawler.extract import HTML_OPTIONS, extract_html  # noqa: E402
+from crawler.extract import HTML_OPTIONS  # noqa: E402
+from crawler.extraction_eval import evaluate_extraction  # noqa: E402
 
 
 def data_dir() -> Path:
     root = Path(os.environ.get("DRSEARCH_DATA", REPO.parent / "shared" / "data"))
     return root / "web_samples" / "article-extraction-benchmark"
-
-
-def tokens(text: str) -> list[str]:
-    return text.split()
-
-
-def prf(pred: str, truth: str) -> tuple[float, float, float]:
-    p_tok, t_tok = Counter(tokens(pred)), Counter(tokens(truth))
-    overlap = sum((p_tok & t_tok).values())
-    if not p_tok and not t_tok:
-        return 1.0, 1.0, 1.0
-    precision = overlap / sum(p_tok.values()) if p_tok else 0.0
-    recall = overlap / sum(t_tok.values()) if t_tok else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return precision, recall, f1
-
-
-def evaluate(options: dict[str, object]) -> dict[str, float]:
-    root = data_dir()
-    truth = json.loads((root / "ground-truth.json").read_text(encoding="utf-8"))
-    scores = []
-    start = time.perf_counter()
-    for key, item in sorted(truth.items()):
-        path = root / "html" / f"{key}.html.gz"
-        if not path.is_file():
-            continue
-        html = gzip.decompress(path.read_bytes())
-        text = extract_html(html, item.get("url"), **options).text
-        scores.append(prf(text, item.get("articleBody") or ""))
-    elapsed = time.perf_counter() - start
-    return {
-        "pages": len(scores),
-        "precision": statistics.fmean(s[0] for s in scores),
-        "recall": statistics.fmean(s[1] for s in scores),
-        "f1": statistics.fmean(s[2] for s in scores),
-        "seconds": elapsed,
-    }
 
 
 def main() -> int:
@@ -85,8 +45,8 @@ def main() -> int:
         ]
     print(f"{'variant':<60} {'pages':>5} {'P':>6} {'R':>6} {'F1':>6} {'sec':>6}")
     for name, opts in variants:
-        r = evaluate(opts)
-        print(f"{name[:60]:<60} {r['pages']:>5} {r['precision']:.3f} {r['recall']:.3f} {r['f1']:.3f} {r['seconds']:6.1f}")
+        r = evaluate_extraction(data_dir(), **opts)
+        print(f"{name[:60]:<60} {r.pages:>5} {r.precision:.3f} {r.recall:.3f} {r.f1:.3f} {r.seconds:6.1f}")
     return 0
 
 
