@@ -9,9 +9,18 @@ from urllib.parse import urlsplit
 
 from indexer.errors import ConfigError
 
-from crawler.urls import canonicalize_url, normalise_domain
+from crawler.urls import canonicalize_url, literal_ip, normalise_domain
 
 DEFAULT_USER_AGENT = "drsearch-crawler/0.1 (+https://github.com/drsearch/drsearch; crawler@drsearch.invalid)"
+
+
+def product_token(user_agent: str) -> str:
+    """The name robots.txt groups are matched against: `drsearch-crawler` of `drsearch-crawler/0.1 (...)`.
+
+    Matching the whole User-Agent would also let groups for names in its comment (`crawler`, `github`) apply.
+    """
+    first = user_agent.strip().split(maxsplit=1)[0] if user_agent.strip() else ""
+    return first.split("/", 1)[0]
 
 
 @dataclass
@@ -25,7 +34,7 @@ class CrawlConfig:
     max_depth: int = 3
     resume: bool = False
     host_map: dict[str, tuple[str, int]] = field(default_factory=dict)
-    allow_private: bool = False
+    allow_private: bool = False  # loopback targets allowed (tests, local mirrors); other non-global never
     user_agent: str = DEFAULT_USER_AGENT
     quiet: bool = False
     shard_docs: int = 1000  # rotate the shard every N documents
@@ -124,7 +133,10 @@ def load_host_map(path: str | Path) -> dict[str, tuple[str, int]]:
         ip, _, port_s = target.rpartition(":")
         if not port_s.isdigit() or not (0 < int(port_s) < 65536) or not ip:
             raise ConfigError(f"bad target {target!r}: expected IP:PORT", where=where)
-        result[host] = (ip.strip("[]"), int(port_s))
+        ip = ip.strip("[]")
+        if literal_ip(ip) is None:
+            raise ConfigError(f"bad target {target!r}: expected an IP address, not a name", where=where)
+        result[host] = (ip, int(port_s))
     return result
 
 

@@ -1,26 +1,32 @@
-"""Downloader and spider middlewares: safety (allowlist, private addresses) on every request including
-redirect targets and robots.txt/sitemap fetches, host mapping for tests, 429 Retry-After, retry backoff,
-frontier bookkeeping (resume, page limits) and outcome classification for the report."""
+"""Downloader and spider middlewares: safety (allowlist, non-public addresses) on every request including
+redirect targets and robots.txt/sitemap fetches, host mapping for tests, frontier bookkeeping (resume,
+page limits) and outcome classification for the report. Politeness (slots, retries) is in politeness.py."""
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
 import logging
-import time
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from scrapy import Request
-from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import DownloadCancelledError, DownloadTimeoutError, IgnoreRequest, NotConfigured
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import threads
 from twisted.internet.error import TimeoutError as TxTimeoutError
 
-from crawler.urls import canonicalize_url, host_is_private, literal_ip, registrable_domain, system_resolve
+from crawler.outcomes import SETTLED, is_page, settle, settle_redirect_to_known
+from crawler.urls import (
+    address_allowed,
+    canonicalize_url,
+    host_is_private,
+    is_localhost_name,
+    literal_ip,
+    registrable_domain,
+    system_resolve,
+    url_domain,
+)
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -28,8 +34,6 @@ if TYPE_CHECKING:
     from crawler.state import CrawlState
 
 logger = logging.getLogger(__name__)
-
-PAGE = "page"
 
 
 class Refused(IgnoreRequest):
@@ -44,22 +48,26 @@ def _state(crawler: Crawler) -> CrawlState:
     return crawler.spider.crawl_state  # type: ignore[union-attr]
 
 
-def _is_page(request: Request) -> bool:
-    return request.meta.get("dr_kind") == PAGE
-
-
 def _is_retry(request: Request) -> bool:
     return bool(request.meta.get("retry_times"))
 
 
+def refuse(state: CrawlState, request: Request, reason: str) -> None:
+    settle(state, request, reason)
+    raise Refused(reason, request.url)
+
+
 class SafetyMiddleware:
-    """Refuse any request outside the allowlist (also after redirects) or to a private address."""
+    """Refuse any request outside the allowlist (also after redirects) or to a non-public address.
+
+    A host-mapped host is judged by its map target (the address actually connected to); `--allow-private`
+    admits loopback addresses only, never private, link-local or shared (CGNAT) ranges."""
 
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
         self.host_map: dict[str, tuple[str, int]] = crawler.settings.getdict("DRSEARCH_HOST_MAP")
-        self.allow_private = crawler.settings.getbool("DRSEARCH_ALLOW_PRIVATE")
-        self._private_cache: dict[str, bool] = {}
+        self.allow_loopback = crawler.settings.getbool("DRSEARCH_ALLOW_PRIVATE")
+        self._dns_private: dict[str, bool] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SafetyMiddleware:
@@ -70,63 +78,82 @@ class SafetyMiddleware:
         allowlist = self.crawler.spider.allowlist  # type: ignore[union-attr]
         parts = urlsplit(request.url)
         host = (parts.hostname or "").lower()
-        redirected = bool(request.meta.get("redirect_urls"))
         if parts.scheme not in ("http", "https") or not allowlist.allows_host(host):
-            reason = "redirect_offsite" if redirected else "offsite"
-            self._refuse(state, request, reason)
-        if self.allow_private or host in self.host_map:
-            return
-        private = self._private_cache.get(host)
-        if private is None:
-            if literal_ip(host) is not None or host == "localhost":
-                private = host_is_private(host, system_resolve)
-            else:
-                d = threads.deferToThread(host_is_private, host, system_resolve)
-                private = await maybe_deferred_to_future(d)
-            self._private_cache[host] = private
+            refuse(state, request, "redirect_offsite" if request.meta.get("redirect_urls") else "offsite")
+        mapped = self.host_map.get(host) if parts.scheme == "http" else None  # HostMapMiddleware maps http only
+        if mapped is not None:
+            target = literal_ip(str(mapped[0]))
+            private = target is None or not address_allowed(target, allow_loopback=self.allow_loopback)
+        else:
+            private = await self._resolves_private(host)
         if private:
-            self._refuse(state, request, "private_address")
+            refuse(state, request, "private_address")
 
-    @staticmethod
-    def _refuse(state: CrawlState, request: Request, reason: str) -> None:
-        url = request.url
-        state.skip(reason, url)
-        if _is_page(request):
-            state.mark_done(request.meta.get("dr_url", url))
-            for u in request.meta.get("redirect_urls", []):
-                state.mark_done(canonicalize_url(u))
-        logger.info("refused %s: %s", reason, url)
-        raise Refused(reason, url)
+    async def _resolves_private(self, host: str) -> bool:
+        private = self._dns_private.get(host)
+        if private is None:
+            if literal_ip(host) is not None or is_localhost_name(host):
+                private = host_is_private(host, system_resolve, allow_loopback=self.allow_loopback)
+            else:
+                d = threads.deferToThread(host_is_private, host, system_resolve, allow_loopback=self.allow_loopback)
+                private = await maybe_deferred_to_future(d)
+            self._dns_private[host] = private
+        return private
 
 
 class FrontierDownloaderMiddleware:
-    """Never refetch a stored/done page (resume), fetch a page once per run, cap pages per domain."""
+    """Never refetch a stored/done page (resume) and fetch a page once per run. A redirect into a page
+    already asked for (a loop, or another URL of a known page) settles its chain."""
 
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
-        self.max_pages = crawler.settings.getint("DRSEARCH_MAX_PAGES_PER_DOMAIN")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> FrontierDownloaderMiddleware:
         return cls(crawler)
 
     def process_request(self, request: Request) -> None:
-        if not _is_page(request) or _is_retry(request):
+        if not is_page(request) or _is_retry(request):
             return
         state = _state(self.crawler)
         url = canonicalize_url(request.url)
-        if url in state.stored or url in state.done:
+        done = url in state.stored or url in state.done
+        if request.meta.get("redirect_urls") and (done or url in state.issued):
+            settle_redirect_to_known(state, request)
+            raise Refused(str(request.meta[SETTLED]), url)
+        if done:
+            request.meta[SETTLED] = "already_done"
             state.skips["already_done"] += 1
             raise IgnoreRequest(f"already stored or done: {url}")
         if url in state.issued:
+            request.meta[SETTLED] = "already_requested"  # its first request settles it
             raise IgnoreRequest(f"already requested in this run: {url}")
-        domain = registrable_domain(urlsplit(url).hostname or "")
-        if self.max_pages and state.fetched_per_domain[domain] >= self.max_pages:
-            state.skip("page_limit", url)
-            state.mark_done(url)
-            raise Refused("page_limit", url)
         state.issued.add(url)
-        state.fetched_per_domain[domain] += 1
+
+
+class PageLimitMiddleware:
+    """Cap the pages fetched per registrable domain (redirect hops count, retries do not). Placed after
+    RobotsTxtMiddleware so that pages robots.txt forbids never use up the allowance. A page an earlier run
+    let through (in flight when it stopped) is already counted and goes again."""
+
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+        self.max_pages = crawler.settings.getint("DRSEARCH_MAX_PAGES_PER_DOMAIN")
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PageLimitMiddleware:
+        return cls(crawler)
+
+    def process_request(self, request: Request) -> None:
+        if not is_page(request) or _is_retry(request):
+            return
+        state = _state(self.crawler)
+        url = canonicalize_url(request.url)
+        if url in state.fetched:
+            return
+        if state.fetched_per_domain[url_domain(url)] >= self.max_pages:
+            refuse(state, request, "page_limit")
+        state.mark_fetched(url)
 
 
 class HostMapMiddleware:
@@ -153,67 +180,11 @@ class HostMapMiddleware:
             request.meta.pop("proxy", None)
 
 
-def retry_after_seconds(value: bytes | str | None, default: float, cap: float) -> float:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), capped."""
-    if value is None:
-        return min(default, cap)
-    text = value.decode("latin-1") if isinstance(value, bytes) else value
-    text = text.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-            seconds = when.timestamp() - time.time()
-        except (TypeError, ValueError, IndexError):
-            seconds = default
-    return max(0.0, min(seconds, cap))
-
-
-class PoliteRetryMiddleware(RetryMiddleware):
-    """Scrapy's retries plus exponential backoff (5xx, timeouts) and Retry-After on 429 (capped)."""
-
-    def __init__(self, settings: Any):
-        super().__init__(settings)
-        self.backoff_base = settings.getfloat("RETRY_BACKOFF_BASE", 1.0)
-        self.backoff_max = settings.getfloat("RETRY_BACKOFF_MAX", 30.0)
-        self.retry_after_max = settings.getfloat("RETRY_AFTER_MAX", 60.0)
-        self.retry_after_default = settings.getfloat("RETRY_AFTER_DEFAULT", 5.0)
-
-    async def _sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            await asyncio.sleep(seconds)
-
-    def _backoff(self, request: Request) -> float:
-        n = int(request.meta.get("retry_times", 1))
-        return min(self.backoff_max, self.backoff_base * (2 ** max(0, n - 1)))
-
-    async def process_response(self, request: Request, response: Response) -> Request | Response:  # type: ignore[override]
-        if request.meta.get("dont_retry", False):
-            return response
-        if response.status == 429:
-            wait = retry_after_seconds(response.headers.get(b"Retry-After"), self.retry_after_default,
-                                       self.retry_after_max)
-            retry = self._retry(request, "429 Too Many Requests")
-            if retry is None:
-                return response
-            logger.info("429 on %s: waiting %.1fs (Retry-After)", request.url, wait)
-            await self._sleep(wait)
-            return retry
-        result = super().process_response(request, response)
-        if isinstance(result, Request):
-            await self._sleep(self._backoff(result))
-        return result
-
-    async def process_exception(self, request: Request, exception: Exception) -> Request | None:  # type: ignore[override]
-        result = super().process_exception(request, exception)
-        if isinstance(result, Request):
-            await self._sleep(self._backoff(result))
-        return result
-
-
 class OutcomeMiddleware:
-    """Classify the final outcome of page requests (after retries and redirects) for the report."""
+    """Classify the final outcome of requests (after retries and redirects) for the report.
+
+    Exceptions raised by another middleware's process_response (redirect cap, decompressed-size cap) never
+    reach here: the spider's errback settles those."""
 
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
@@ -223,24 +194,20 @@ class OutcomeMiddleware:
         return cls(crawler)
 
     def process_response(self, request: Request, response: Response) -> Response:
-        if _is_page(request):
+        if is_page(request):
             state = _state(self.crawler)
-            domain = registrable_domain(urlsplit(response.url).hostname or "")
-            state.pages_per_domain[domain] += 1
+            state.pages_per_domain[registrable_domain(urlsplit(response.url).hostname or "")] += 1
             if response.status >= 300:
-                state.skip("http_status", f"{response.status} {response.url}")
-                self._done(state, request)
+                settle(state, request, "http_status", f"{response.status} {response.url}")
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> None:
-        if isinstance(exception, Refused):
+        if request.meta.get(SETTLED):
             return None
         state = _state(self.crawler)
         if isinstance(exception, IgnoreRequest):
             if "robots.txt" in str(exception):
-                state.skip("robots", request.url)
-                if _is_page(request):
-                    self._done(state, request)
+                settle(state, request, "robots")
             return None
         if isinstance(exception, (DownloadTimeoutError, TxTimeoutError, TimeoutError)):
             reason = "timeout"
@@ -248,18 +215,9 @@ class OutcomeMiddleware:
             reason = "too_large"
         else:
             reason = "error"
-        state.skip(reason, request.url)
+        settle(state, request, reason)
         logger.info("%s on %s: %s", reason, request.url, exception)
-        if _is_page(request):
-            self._done(state, request)
         return None
-
-    @staticmethod
-    def _done(state: CrawlState, request: Request) -> None:
-        state.mark_done(request.meta.get("dr_url", canonicalize_url(request.url)))
-        state.mark_done(canonicalize_url(request.url))
-        for u in request.meta.get("redirect_urls", []):
-            state.mark_done(canonicalize_url(u))
 
 
 class FrontierSpiderMiddleware:
@@ -281,7 +239,7 @@ class FrontierSpiderMiddleware:
         if not spider.allowlist.allows_url(result.url):  # type: ignore[union-attr]
             state.skip("offsite", result.url)
             return False
-        if _is_page(result):
+        if is_page(result):
             depth = int(result.meta.get("dr_depth", 0))
             url = result.meta.get("dr_url", result.url)
             if depth > self.max_depth:

@@ -19,7 +19,9 @@ from crawler.config import (
     load_domains,
     load_host_map,
     load_seeds,
+    product_token,
 )
+from crawler.settings import check_override
 from crawler.urls import Allowlist
 
 
@@ -32,6 +34,7 @@ def parse_setting(text: str) -> tuple[str, Any]:
         value: Any = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
+    check_override(key.strip())
     return key.strip(), value
 
 
@@ -57,8 +60,12 @@ def make_config(
         raise ConfigError("give --domains FILE or --from-authority-list", where="crawl")
     if domains_file is not None and from_authority_list:
         raise ConfigError("give only one of --domains and --from-authority-list", where="crawl")
-    if max_pages_per_domain < 0 or max_depth < 0:
-        raise ConfigError("--max-pages-per-domain and --max-depth must be >= 0", where="crawl")
+    if max_pages_per_domain < 1:
+        raise ConfigError("--max-pages-per-domain must be >= 1", where="crawl")
+    if max_depth < 0:
+        raise ConfigError("--max-depth must be >= 0", where="crawl")
+    if not product_token(user_agent):
+        raise ConfigError("--user-agent must start with a product token, e.g. 'mybot/1.0 (+contact)'", where="crawl")
     if domains_file is not None:
         domains, homes = load_domains(domains_file)
     else:

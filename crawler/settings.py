@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from crawler.config import DEFAULT_USER_AGENT, CrawlConfig
+from indexer.errors import ConfigError
+
+from crawler import config as crawl_config  # not a name in capitals: every such name here is a setting
+from crawler.config import CrawlConfig, product_token
 
 BOT_NAME = "drsearch-crawler"
 SPIDER_MODULES = ["crawler.spiders"]
@@ -12,13 +15,14 @@ NEWSPIDER_MODULE = "crawler.spiders"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 # Politeness
-USER_AGENT = DEFAULT_USER_AGENT
+USER_AGENT = crawl_config.DEFAULT_USER_AGENT
+ROBOTSTXT_USER_AGENT = product_token(crawl_config.DEFAULT_USER_AGENT)  # robots.txt groups match this token
 ROBOTSTXT_OBEY = True
 ROBOTSTXT_PARSER = "scrapy.robotstxt.ProtegoRobotParser"
 CONCURRENT_REQUESTS = 32
-CONCURRENT_REQUESTS_PER_DOMAIN = 2
+CONCURRENT_REQUESTS_PER_DOMAIN = 2  # per registrable domain: DomainSlotMiddleware keys the slots
 DOWNLOAD_DELAY = 1.0
-DOWNLOAD_DELAY_JITTER = 0.5  # +-50% around DOWNLOAD_DELAY
+DOWNLOAD_DELAY_JITTER = 0.5  # +-50% around DOWNLOAD_DELAY (Scrapy 2.19; RANDOMIZE_DOWNLOAD_DELAY is deprecated)
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 2.0
 AUTOTHROTTLE_MAX_DELAY = 60.0
@@ -56,12 +60,16 @@ LOG_LEVEL = "WARNING"
 DEFAULT_DROPITEM_LOG_LEVEL = "DEBUG"
 
 DOWNLOADER_MIDDLEWARES = {
+    "crawler.politeness.DomainSlotMiddleware": 40,
     "crawler.middlewares.SafetyMiddleware": 50,  # before robots.txt: no request leaves for a refused host
     "crawler.middlewares.OutcomeMiddleware": 60,  # sees final outcomes (after retries/redirects)
     "crawler.middlewares.FrontierDownloaderMiddleware": 70,
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.robots.RobotsTxtMiddleware": 100,  # Scrapy's, every waiter gets the rules
+    "crawler.middlewares.PageLimitMiddleware": 110,  # after robots.txt: forbidden pages do not count
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,  # SafetyMiddleware does it
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
-    "crawler.middlewares.PoliteRetryMiddleware": 550,
+    "crawler.politeness.PoliteRetryMiddleware": 550,
     "crawler.middlewares.HostMapMiddleware": 745,  # just before HttpProxyMiddleware (750)
 }
 SPIDER_MIDDLEWARES = {
@@ -83,15 +91,41 @@ EXTENSIONS = {
 DRSEARCH_PROGRESS_INTERVAL = 10.0
 
 
+# Settings derived from the crawl's options: --set may not change them (the report records the options).
+_MANAGED_SETTINGS = {
+    "USER_AGENT": "--user-agent",
+    "ROBOTSTXT_USER_AGENT": "--user-agent",
+    "JOBDIR": "--out",
+    "DRSEARCH_HOST_MAP": "--host-map",
+    "DRSEARCH_ALLOW_PRIVATE": "--allow-private",
+    "DRSEARCH_MAX_PAGES_PER_DOMAIN": "--max-pages-per-domain",
+    "DRSEARCH_MAX_DEPTH": "--max-depth",
+    "DRSEARCH_QUIET": "--quiet",
+}
+
+
+# Scrapy 2.19 counts a request against its slot's concurrency only once its download task has started, so
+# with no delay every request queued in a slot leaves at once. Any delay makes it send one at a time.
+_MIN_DOWNLOAD_DELAY = 0.001
+
+
+def check_override(key: str) -> None:
+    """Refuse a --set KEY that one of the crawl's options owns."""
+    flag = _MANAGED_SETTINGS.get(key)
+    if flag is not None:
+        raise ConfigError(f"{key} is set by {flag}, not by --set", where="--set")
+
+
 def build_settings(config: CrawlConfig) -> dict[str, Any]:
     """This module's settings + the crawl's options + explicit overrides (config.settings)."""
 
     import crawler.settings as module
 
-    values = {k: getattr(module, k) for k in dir(module) if k.isupper()}
+    values = {k: getattr(module, k) for k in dir(module) if k.isupper() and not k.startswith("_")}
     values.update(
         {
             "USER_AGENT": config.user_agent,
+            "ROBOTSTXT_USER_AGENT": product_token(config.user_agent),
             "JOBDIR": str(config.out_dir / "job"),
             "DRSEARCH_HOST_MAP": {h: list(t) for h, t in config.host_map.items()},
             "DRSEARCH_ALLOW_PRIVATE": config.allow_private,
@@ -101,4 +135,5 @@ def build_settings(config: CrawlConfig) -> dict[str, Any]:
         }
     )
     values.update(config.settings)
+    values["DOWNLOAD_DELAY"] = max(float(values["DOWNLOAD_DELAY"]), _MIN_DOWNLOAD_DELAY)
     return values

@@ -3,6 +3,7 @@ counters for the report. Persisted in the job dir so that `--resume` continues w
 
 Files (besides Scrapy's own JOBDIR files in DIR/job/):
 - DIR/job/frontier.jsonl  `{"seen": url, "depth": d}` when a page request is scheduled,
+                          `{"fetched": url}` when it is let through to the network (page limits),
                           `{"done": url}` when its outcome is durable (stored in a flushed shard,
                           dropped, refused or failed); pending = seen - done, re-issued on resume.
 - DIR/job/counters.json   cumulative report counters of earlier runs.
@@ -26,7 +27,8 @@ from crawler.urls import registrable_domain
 
 SKIP_REASONS = (
     "robots", "offsite", "duplicate", "near_duplicate", "content_type", "too_large", "private_address",
-    "redirect_offsite", "timeout", "error", "http_status", "empty", "depth", "page_limit",
+    "redirect_offsite", "redirect_limit", "redirect_loop", "timeout", "error", "http_status", "empty", "depth",
+    "page_limit",
 )
 EXAMPLES_PER_REASON = 50
 _NEAR_WS = re.compile(r"\W+", re.UNICODE)
@@ -55,7 +57,8 @@ class CrawlState:
         self.seen: dict[str, int] = {}  # page url -> depth
         self.done: set[str] = set()
         self.issued: set[str] = set()  # page urls sent to the downloader in this run
-        self.fetched_per_domain: Counter[str] = Counter()  # page requests let through (page limit)
+        self.fetched: set[str] = set()  # pages let through to the network, in any run (page limit)
+        self.fetched_per_domain: Counter[str] = Counter()
         self.pages_per_domain: Counter[str] = Counter()  # page responses received
         self.docs_per_domain: Counter[str] = Counter()
         self.skips: Counter[str] = Counter()
@@ -96,9 +99,13 @@ class CrawlState:
                     continue  # a torn last line of a killed crawl
                 if "seen" in rec:
                     self.seen.setdefault(rec["seen"], int(rec.get("depth", 0)))
+                elif "fetched" in rec:
+                    self.fetched.add(rec["fetched"])
                 elif "done" in rec:
                     self.done.add(rec["done"])
-        for url in self.done:
+        # The page limit counts what was let through to the network, as an uninterrupted crawl does: not pages
+        # done for other reasons (robots, refused, over the limit); pages in flight at the stop count once.
+        for url in self.fetched:
             self.fetched_per_domain[registrable_domain(_host(url))] += 1
         counters = self.job_dir / "counters.json"
         if counters.is_file():
@@ -120,6 +127,12 @@ class CrawlState:
         if url not in self.seen:
             self.seen[url] = depth
             self._frontier.write(json.dumps({"seen": url, "depth": depth}) + "\n")
+
+    def mark_fetched(self, url: str) -> None:
+        if url not in self.fetched:
+            self.fetched.add(url)
+            self.fetched_per_domain[registrable_domain(_host(url))] += 1
+            self._frontier.write(json.dumps({"fetched": url}) + "\n")
 
     def mark_done(self, url: str) -> None:
         if url not in self.done:

@@ -90,6 +90,11 @@ def registrable_domain(host: str) -> str:
     return result.top_domain_under_public_suffix or host
 
 
+def url_domain(url: str) -> str:
+    """Registrable domain of a URL's host: the unit of page limits and download slots."""
+    return registrable_domain(urlsplit(url).hostname or "")
+
+
 def normalise_domain(entry: str) -> str:
     """A domain list entry -> bare lower-case host (accepts URLs and a leading `*.`)."""
     entry = entry.strip().lower()
@@ -129,13 +134,23 @@ def _ip_or_none(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
         return None
 
 
-def is_public_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """False for private, loopback, link-local, multicast, reserved and unspecified addresses."""
+def _unmapped(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
-    )
+        return ip.ipv4_mapped
+    return ip
+
+
+def is_public_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True only for globally routable unicast addresses: not private, loopback, link-local, shared
+    (CGNAT 100.64.0.0/10), benchmarking, documentation, reserved, unspecified or multicast."""
+    ip = _unmapped(ip)
+    return ip.is_global and not ip.is_multicast
+
+
+def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_loopback: bool = False) -> bool:
+    """A public address, or a loopback one when the crawl allows it (`--allow-private`, for tests)."""
+    ip = _unmapped(ip)
+    return is_public_ip(ip) or (allow_loopback and ip.is_loopback)
 
 
 def literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -143,22 +158,28 @@ def literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
     return _ip_or_none(host)
 
 
-def host_is_private(host: str, resolve: Callable[[str], list[str]]) -> bool:
-    """True if the host is, or resolves to any, non-public address.
+def is_localhost_name(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    return host == "localhost" or host.endswith(".localhost")
+
+
+def host_is_private(host: str, resolve: Callable[[str], list[str]], *, allow_loopback: bool = False) -> bool:
+    """True if the host is, or resolves to any, address that `address_allowed` refuses.
 
     `resolve` returns the host's addresses (raises OSError when it does not resolve;
     unresolvable hosts are not private: the download then fails as an ordinary DNS error).
     """
     ip = _ip_or_none(host)
+    if ip is None and is_localhost_name(host):
+        ip = ipaddress.ip_address("127.0.0.1")
     if ip is not None:
-        return not is_public_ip(ip)
-    if host.lower().rstrip(".") in ("localhost",) or host.lower().endswith(".localhost"):
-        return True
+        return not address_allowed(ip, allow_loopback=allow_loopback)
     try:
         addresses = resolve(host)
     except OSError:
         return False
-    return any(not is_public_ip(a) for a in (_ip_or_none(x) for x in addresses) if a is not None)
+    ips = (a for a in (_ip_or_none(x) for x in addresses) if a is not None)
+    return any(not address_allowed(a, allow_loopback=allow_loopback) for a in ips)
 
 
 def system_resolve(host: str) -> list[str]:

@@ -22,19 +22,29 @@ def crawl_command(
         bool, typer.Option("--from-authority-list", help="Crawl the explicit domains of authority_lists/.")
     ] = False,
     seeds: Annotated[Optional[Path], typer.Option("--seeds", help="Extra start URLs, one per line.")] = None,
-    max_pages_per_domain: Annotated[int, typer.Option("--max-pages-per-domain", min=0)] = 1000,
+    max_pages_per_domain: Annotated[
+        int, typer.Option("--max-pages-per-domain", min=1, help="Pages fetched per registrable domain (>= 1).")
+    ] = 1000,
     max_depth: Annotated[int, typer.Option("--max-depth", min=0, help="Link hops from the home page.")] = 3,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the crawl in --out without refetching.")] = False,
     host_map: Annotated[
         Optional[Path], typer.Option("--host-map", help="Lines 'hostname IP:PORT': send that host's requests there.")
     ] = None,
     allow_private: Annotated[
-        bool, typer.Option("--allow-private", help="Allow hosts resolving to private/loopback/link-local addresses.")
+        bool,
+        typer.Option(
+            "--allow-private",
+            help="Allow loopback targets (tests, local mirrors); private, link-local and other non-public "
+            "addresses stay refused.",
+        ),
     ] = False,
-    user_agent: Annotated[str, typer.Option("--user-agent")] = DEFAULT_USER_AGENT,
+    user_agent: Annotated[
+        str, typer.Option("--user-agent", help="Sent on every request; robots.txt groups match its product token.")
+    ] = DEFAULT_USER_AGENT,
     shard_docs: Annotated[int, typer.Option("--shard-docs", min=1, help="Documents per shard.")] = 1000,
     setting: Annotated[
-        Optional[list[str]], typer.Option("--set", help="Scrapy setting override KEY=VALUE (repeatable).")
+        Optional[list[str]],
+        typer.Option("--set", help="Scrapy setting override KEY=VALUE (repeatable); not for keys an option sets."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress line on stderr.")] = False,
 ) -> None:

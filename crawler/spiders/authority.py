@@ -14,15 +14,18 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request, Spider, signals
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.gz import gunzip, gzip_magic_number
 from scrapy.utils.sitemap import Sitemap
 
 from crawler.config import CrawlConfig
 from crawler.items import PageItem
-from crawler.middlewares import PAGE
+from crawler.outcomes import PAGE, SETTLED, is_page, late_failure_reason, settle, settle_redirect_to_known
+from crawler.politeness import DOWNLOAD_SLOT
 from crawler.state import CrawlState
-from crawler.urls import Allowlist, canonicalize_url, registrable_domain
+from crawler.urls import Allowlist, canonicalize_url, registrable_domain, url_domain
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ class AuthoritySpider(Spider):
         )
         spider._sitemaps = set()
         crawler.signals.connect(spider._robots_parsed, signal=signals.robots_parsed)
+        crawler.signals.connect(spider._request_dropped, signal=signals.request_dropped)
         return spider
 
     # -- requests -------------------------------------------------------------------------------
@@ -60,7 +64,7 @@ class AuthoritySpider(Spider):
             errback=self.on_error,
             priority=-depth,
             dont_filter=dont_filter,
-            meta={"dr_kind": PAGE, "dr_depth": depth, "dr_url": url},
+            meta={"dr_kind": PAGE, "dr_depth": depth, "dr_url": url, DOWNLOAD_SLOT: url_domain(url)},
         )
 
     def sitemap_request(self, url: str, nesting: int = 0) -> Request | None:
@@ -76,7 +80,7 @@ class AuthoritySpider(Spider):
             errback=self.on_error,
             priority=1,
             dont_filter=True,
-            meta={"dr_kind": "sitemap", "dr_nesting": nesting, "dr_depth": 0},
+            meta={"dr_kind": "sitemap", "dr_nesting": nesting, "dr_depth": 0, DOWNLOAD_SLOT: url_domain(url)},
         )
 
     async def start(self) -> AsyncIterator[Any]:
@@ -198,5 +202,15 @@ class AuthoritySpider(Spider):
         return fetched
 
     def on_error(self, failure: Any) -> None:
-        """Failures are classified by OutcomeMiddleware; nothing to yield."""
+        """Most failures are settled by OutcomeMiddleware already; those raised in process_response (the
+        redirect cap, the decompressed-size cap) arrive only here."""
+        request = failure.request
+        late = failure.check(IgnoreRequest) and not failure.check(HttpError)  # HttpError: a response, settled
+        if late and not request.meta.get(SETTLED):
+            settle(self.crawl_state, request, late_failure_reason(failure.value))
         logger.debug("request failed: %s", failure.getErrorMessage())
+
+    def _request_dropped(self, request: Request) -> None:
+        """The scheduler's duplicate filter dropped a request: for a redirect, its chain ends at a known page."""
+        if is_page(request) and request.meta.get("redirect_urls"):
+            settle_redirect_to_known(self.crawl_state, request)

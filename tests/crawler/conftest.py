@@ -34,6 +34,12 @@ def page(topic: str, links: list[str] = (), head: str = "") -> Resp:
 
 
 INFLATION_LINKS = ["/reports/inflation-print", "/reports/inflation-copy", "/reports/inflation-shouty"]
+REDIRECT_HOPS = 8  # /hop/1 -> ... -> /hop/8 (a page): past the redirect cap (REDIRECT_MAX_TIMES = 5)
+GZIP_BOMB = b"<html><body><p>" + b"zero " * 200_000 + b"</p></body></html>"  # 1 MB inflated, ~2 KB sent
+
+
+def redirect(location: str) -> Resp:
+    return Resp(302, b"", headers={"Location": location})
 
 
 def build_web() -> FixtureWeb:
@@ -75,8 +81,18 @@ def build_web() -> FixtureWeb:
                     "http://192.168.1.1/router",
                     "/missing",
                     "mailto:press@statgov.org",
+                    "/bomb",
+                    "/hop/1",
+                    "/loop",
+                    "/intranet-link",
                 ],
             ),
+            "/bomb": Resp(body=gz(GZIP_BOMB), headers={"Content-Encoding": "gzip"}),
+            **{f"/hop/{i}": redirect(f"/hop/{i + 1}") for i in range(1, REDIRECT_HOPS)},
+            f"/hop/{REDIRECT_HOPS}": page("end of the redirect chain"),
+            "/loop": redirect("/loop-back"),
+            "/loop-back": redirect("http://www.statgov.org/loop"),
+            "/intranet-link": redirect("http://intranet.statgov.org/"),
             "/reports/inflation": Resp(body=inflation),
             "/reports/inflation-print": Resp(
                 body=article(
@@ -100,9 +116,15 @@ def build_web() -> FixtureWeb:
         },
     )
     web.site("data.statgov.org", {"/": page("open data portal", ["http://www.statgov.org/"])})
+    # Allowed by name, but the host map sends it to a non-public address (0.0.0.0 reaches this machine: a
+    # request that got through would show up in the log).
+    web.site("intranet.statgov.org", {"/": page("intranet")}, map_address="0.0.0.0")
     web.site(
         "www.centralbank.int",
         {
+            # A group for another bot whose name is in our User-Agent's comment ("crawler@..."): it must not
+            # apply to us (robots.txt groups match the product token only).
+            "/robots.txt": Resp(body=b"User-agent: crawler\nDisallow: /\n\nUser-agent: *\nAllow: /\n", ctype="text/plain"),
             "/sitemap.xml": Resp(
                 body=f'<?xml version="1.0"?><urlset {SM_NS}><url><loc>http://www.centralbank.int/rates</loc></url></urlset>'.encode(),
                 ctype="application/xml",
@@ -122,17 +144,24 @@ def build_web() -> FixtureWeb:
         b"The guidance covers influenza, measles and other preventable diseases and explains eligibility "
         b"for free vaccination programmes in every region.<table><tr><td>unclosed"
         b'<a href="/huge">huge</a><a href="/logo.png">logo</a><a href="/guidance">guidance</a>'
+        b'<a href="/drafts/plan">plan</a>'
         b"<script>document.write('<a href=\"http://evil.example.com/x\">')</script></div>"
     )
     web.site(
         "www.health.gov",
         {
+            # Our own group: only /drafts/ is off limits to us (everyone else: the whole site).
+            "/robots.txt": Resp(
+                body=b"User-agent: drsearch-crawler\nDisallow: /drafts/\n\nUser-agent: *\nDisallow: /\n",
+                ctype="text/plain",
+            ),
             "/": Resp(body=malformed),
             "/huge": Resp(body=article("Huge", paras("huge page") * 1500)),
             "/logo.png": Resp(body=b"\x89PNG\r\n\x1a\n" + b"\0" * 100, ctype="image/png"),
             "/guidance": page(
                 "vaccination guidance", head='<meta property="article:published_time" content="2024-03-05">'
             ),
+            "/drafts/plan": page("draft plan"),
         },
     )
     web.site(
@@ -163,7 +192,7 @@ TEST_SETTINGS = {
     "AUTOTHROTTLE_ENABLED": False,
     "DOWNLOAD_TIMEOUT": 1,
     "RETRY_TIMES": 2,
-    "RETRY_BACKOFF_BASE": 0.05,
+    "RETRY_BACKOFF_BASE": 0.2,
     "DOWNLOAD_MAXSIZE": 100000,
     "DOWNLOAD_WARNSIZE": 50000,
     "CONCURRENT_REQUESTS_PER_DOMAIN": 2,
@@ -188,12 +217,21 @@ def write_inputs(tmp: Path, web: FixtureWeb) -> tuple[Path, Path]:
 
 
 def run_crawl(
-    out: Path, domains: Path, hosts: Path, *extra: str, settings: dict[str, Any] | None = None, timeout: float = 60
+    out: Path,
+    domains: Path,
+    hosts: Path,
+    *extra: str,
+    settings: dict[str, Any] | None = None,
+    allow_private: bool = True,
+    timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m crawler.run` over the fixture web; --allow-private by default (it is on 127.0.0.1)."""
     cmd = [
         sys.executable, "-m", "crawler.run", "--out", str(out), "--domains", str(domains),
         "--host-map", str(hosts), "--max-depth", "3", *extra,
     ]
+    if allow_private:
+        cmd.append("--allow-private")
     for k, v in {**TEST_SETTINGS, **(settings or {})}.items():
         cmd += ["--set", f"{k}={json.dumps(v)}"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -1,5 +1,6 @@
 """A tiny fixture web: several fake "domains", each a threaded http.server on 127.0.0.1, reached by the
-crawler through --host-map. Every request is recorded server-side (host, path with query, time)."""
+crawler through --host-map. Every request is recorded server-side (host, path with query, User-Agent,
+arrival time and the time its response started)."""
 
 from __future__ import annotations
 
@@ -73,7 +74,9 @@ Handler = Callable[[int], Resp]  # called with the 1-based count of requests for
 class Hit:
     host: str
     path: str
-    t: float
+    t: float  # request arrived
+    user_agent: str = ""
+    answered: float = 0.0  # response about to be written (after any delay)
 
 
 class FixtureWeb:
@@ -83,9 +86,12 @@ class FixtureWeb:
         self._lock = threading.Lock()
         self._servers: list[http.server.ThreadingHTTPServer] = []
         self.ports: dict[str, int] = {}
+        self.map_addresses: dict[str, str] = {}
 
-    def site(self, host: str, pages: dict[str, Resp | Handler]) -> None:
+    def site(self, host: str, pages: dict[str, Resp | Handler], *, map_address: str = "127.0.0.1") -> None:
+        """Serve `pages` for `host` (on 127.0.0.1); `map_address` is the address the host map names for it."""
         self.sites[host] = pages
+        self.map_addresses[host] = map_address
 
     def count(self, host: str, path: str) -> int:
         return sum(1 for h in self.log if h.host == host and h.path == path)
@@ -106,8 +112,9 @@ class FixtureWeb:
                     host, path = parts.hostname or "", parts.path + (f"?{parts.query}" if parts.query else "")
                 else:
                     host, path = (self.headers.get("Host") or "").split(":")[0], target
+                hit = Hit(host, path, time.monotonic(), self.headers.get("User-Agent") or "")
                 with web._lock:
-                    web.log.append(Hit(host, path, time.monotonic()))
+                    web.log.append(hit)
                     n = sum(1 for h in web.log if h.host == host and h.path == path)
                 entry = web.sites.get(host, {}).get(path)
                 if entry is None:
@@ -117,6 +124,7 @@ class FixtureWeb:
                     resp = Resp(404, b"<html><body>not found</body></html>")
                 if resp.delay:
                     time.sleep(min(resp.delay, 5.0))
+                hit.answered = time.monotonic()
                 try:
                     self.send_response(resp.status)
                     self.send_header("Content-Type", resp.ctype)
@@ -147,7 +155,7 @@ class FixtureWeb:
             srv.server_close()
 
     def host_map_text(self) -> str:
-        return "".join(f"{h} 127.0.0.1:{p}\n" for h, p in self.ports.items())
+        return "".join(f"{h} {self.map_addresses[h]}:{p}\n" for h, p in self.ports.items())
 
 
 def gz(data: bytes) -> bytes:

@@ -11,17 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from crawler.urls import doc_id_for
-from tests.crawler.conftest import REPO, read_docs, run_crawl, write_inputs
+from crawler.config import DEFAULT_USER_AGENT
+from crawler.urls import doc_id_for, registrable_domain
+from tests.crawler.conftest import REPO, TEST_SETTINGS, read_docs, run_crawl, write_inputs
 from tests.crawler.fixture_web import FixtureWeb
 
 S, D, C, H, U = "www.statgov.org", "data.statgov.org", "www.centralbank.int", "www.health.gov", "www.uni.ac.uk"
+REDIRECT_CAP = 5  # REDIRECT_MAX_TIMES in crawler/settings.py
+NOT_PAGES = ("/robots.txt", "/sitemap.xml", "/sitemap_index.xml", "/sitemaps/pages.xml.gz")
 
 EXPECTED_REQUESTS = {
     (S, "/robots.txt"), (S, "/sitemap.xml"), (S, "/sitemap_index.xml"), (S, "/sitemaps/pages.xml.gz"), (S, "/"),
     (S, "/reports/inflation"), (S, "/reports/inflation-print"), (S, "/reports/inflation-copy"),
     (S, "/reports/inflation-shouty"), (S, "/old-report"), (S, "/reports/moved"), (S, "/go-away"), (S, "/missing"),
     (S, "/data/table.csv"), (S, "/reports/annual.pdf"), (S, "/reports/employment"),
+    (S, "/bomb"), *((S, f"/hop/{i}") for i in range(1, REDIRECT_CAP + 2)), (S, "/loop"), (S, "/loop-back"),
+    (S, "/intranet-link"),
     (D, "/robots.txt"), (D, "/"),
     (C, "/robots.txt"), (C, "/sitemap.xml"), (C, "/"), (C, "/rates"), (C, "/flaky"), (C, "/busy"), (C, "/slow"),
     (C, "/broken"), (C, "/publications"),
@@ -61,7 +66,10 @@ def test_requests_are_exactly_the_allowed_ones(full_crawl) -> None:
     web, _, _, _ = full_crawl
     assert web.requested() == EXPECTED_REQUESTS
     assert not any(h.host == "evil.example.com" for h in web.log)  # offsite redirect target never requested
+    assert not any(h.host == "intranet.statgov.org" for h in web.log)  # allowed name, non-public address
     assert web.count(S, "/private/secret") == 0  # robots.txt
+    assert web.count(H, "/drafts/plan") == 0  # robots.txt group for our product token
+    assert web.count(S, f"/hop/{REDIRECT_CAP + 2}") == 0  # redirect cap
     assert web.count(U, "/d4") == 0  # depth limit
     assert not any("utm_" in h.path for h in web.log)
     # each page once, except retried ones
@@ -72,10 +80,25 @@ def test_requests_are_exactly_the_allowed_ones(full_crawl) -> None:
     assert web.count(C, "/slow") == 3  # timeouts, retried
 
 
+def test_user_agent_on_every_request(full_crawl) -> None:
+    web, _, report, _ = full_crawl
+    assert {h.user_agent for h in web.log} == {DEFAULT_USER_AGENT}
+    assert report["config"]["user_agent"] == DEFAULT_USER_AGENT
+
+
 def test_retry_after_honoured(full_crawl) -> None:
     web, _, _, _ = full_crawl
     hits = [h.t for h in web.log if h.host == C and h.path == "/busy"]
     assert len(hits) == 2 and hits[1] - hits[0] >= 0.95
+
+
+def test_retry_backoff(full_crawl) -> None:
+    web, _, _, _ = full_crawl
+    base = TEST_SETTINGS["RETRY_BACKOFF_BASE"]
+    for path in ("/flaky", "/broken"):
+        hits = [h.t for h in web.log if h.host == C and h.path == path]
+        assert len(hits) == 3, path
+        assert hits[1] - hits[0] >= base and hits[2] - hits[1] >= 2 * base, (path, hits)
 
 
 def test_documents(full_crawl) -> None:
@@ -111,10 +134,14 @@ def test_documents(full_crawl) -> None:
 def test_report(full_crawl) -> None:
     _, _, report, proc = full_crawl
     skips = report["skips"]
-    assert skips["robots"] == 1 and skips["depth"] == 1 and skips["redirect_offsite"] == 1
+    assert skips["robots"] == 2 and skips["depth"] == 1 and skips["redirect_offsite"] == 1
     assert skips["duplicate"] == 2 and skips["near_duplicate"] == 1
     assert skips["content_type"] == 2  # csv + png
-    assert skips["too_large"] == 1 and skips["timeout"] == 1
+    assert skips["too_large"] == 2 and skips["timeout"] == 1  # /huge (body) and /bomb (inflated)
+    assert "http://www.statgov.org/bomb" in report["skipped_examples"]["too_large"]
+    assert report["skipped_examples"]["redirect_limit"] == [f"http://www.statgov.org/hop/{REDIRECT_CAP + 1}"]
+    assert report["skipped_examples"]["redirect_loop"] == ["http://www.statgov.org/loop"]
+    assert "http://intranet.statgov.org/" in report["skipped_examples"]["private_address"]
     assert skips["offsite"] >= 1 and "http://10.0.0.1/admin" in report["skipped_examples"]["offsite"]
     assert "http://192.168.1.1/router" in report["skipped_examples"]["private_address"]
     assert "http://evil.example.com/landing" in report["skipped_examples"]["redirect_offsite"]
@@ -166,10 +193,8 @@ def test_killed_crawl_leaves_readable_shards_and_resumes(tmp_path: Path, web: Fi
     cmd_settings = {"CONCURRENT_REQUESTS_PER_DOMAIN": 1, "DOWNLOAD_DELAY": 0.3}
     import os
 
-    from tests.crawler.conftest import TEST_SETTINGS
-
     cmd = [sys.executable, "-m", "crawler.run", "--out", str(out), "--domains", str(domains), "--host-map",
-           str(hosts), "--max-depth", "3", "--flush-docs", "1", "--quiet"]
+           str(hosts), "--max-depth", "3", "--flush-docs", "1", "--quiet", "--allow-private"]
     for k, v in {**TEST_SETTINGS, **cmd_settings}.items():
         cmd += ["--set", f"{k}={json.dumps(v)}"]
     proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -198,3 +223,61 @@ def test_killed_crawl_leaves_readable_shards_and_resumes(tmp_path: Path, web: Fi
     refetched_stored = [u for u in second_pages if u in first_pages and u in stored_urls]
     # at most the documents still buffered/in flight at the kill (flush every doc) may be refetched
     assert len(refetched_stored) <= 2, refetched_stored
+
+
+def _page_paths_per_domain(hits) -> dict[str, set[str]]:
+    pages: dict[str, set[str]] = {}
+    for h in hits:
+        if h.path not in NOT_PAGES:
+            pages.setdefault(registrable_domain(h.host), set()).add(h.path)
+    return pages
+
+
+def test_page_limit_per_domain_also_across_resume(tmp_path: Path, web: FixtureWeb) -> None:
+    domains, hosts = write_inputs(tmp_path, web)
+    limit = ("--max-pages-per-domain", "3")
+    whole = run_crawl(tmp_path / "whole", domains, hosts, *limit)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    fetched = _page_paths_per_domain(web.log)
+    assert {d: len(p) for d, p in fetched.items()} == {d: 3 for d in ("statgov.org", "centralbank.int", "health.gov", "uni.ac.uk")}
+    assert json.loads((tmp_path / "whole" / "report.json").read_text())["skips"]["page_limit"] > 0
+
+    # Interrupted + resumed: pages done for other reasons (robots, refused, over the limit) use no allowance,
+    # so each domain again gets exactly its 3 pages, and none is fetched twice.
+    n0 = len(web.log)
+    out = tmp_path / "resumed"
+    first = run_crawl(out, domains, hosts, *limit, settings={"CLOSESPIDER_PAGECOUNT": 10})
+    assert first.returncode == 3, first.stderr[-2000:]
+    stored_first = {d["url"] for d in read_docs(out)}
+    n1 = len(web.log)
+    resumed = run_crawl(out, domains, hosts, *limit, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    both = _page_paths_per_domain(web.log[n0:])
+    assert {d: len(p) for d, p in both.items()} == {d: len(p) for d, p in fetched.items()}
+    assert not stored_first & {f"http://{h.host}{h.path}" for h in web.log[n1:]}
+
+
+def test_loopback_refused_without_allow_private(tmp_path: Path, web: FixtureWeb) -> None:
+    domains, hosts = write_inputs(tmp_path, web)
+    domains.write_text("http://www.uni.ac.uk/\n")
+    proc = run_crawl(tmp_path / "out", domains, hosts, allow_private=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert web.log == []  # mapped to 127.0.0.1: refused before any request, robots.txt included
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["docs"] == 0 and "http://www.uni.ac.uk/" in report["skipped_examples"]["private_address"]
+
+
+def test_resuming_a_finished_crawl_fetches_no_page(tmp_path: Path, full_crawl) -> None:
+    """Every page of the finished crawl has a recorded outcome (also the gzip bomb, the redirect cap and
+    loop): a resume asks only for robots.txt and sitemaps again."""
+    import shutil
+
+    web, full_out, _, _ = full_crawl
+    out = tmp_path / "out"
+    shutil.copytree(full_out, out)
+    domains, hosts = write_inputs(tmp_path, web)
+    n0 = len(web.log)
+    resumed = run_crawl(out, domains, hosts, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert {(h.host, h.path) for h in web.log[n0:] if h.path not in NOT_PAGES} == set()
+    assert _doc_keys(out) == _doc_keys(full_out)

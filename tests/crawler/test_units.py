@@ -7,11 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from crawler.config import load_domains, load_host_map, load_seeds
+from crawler.config import DEFAULT_USER_AGENT, load_domains, load_host_map, load_seeds, product_token
 from crawler.extract import extract_html, extract_pdf
-from crawler.middlewares import retry_after_seconds
+from crawler.politeness import retry_after_seconds
 from crawler.shards import ShardWriter, iter_shard_records, recover_tmp_shards
-from crawler.urls import Allowlist, canonicalize_url, doc_id_for, host_is_private, registrable_domain
+from crawler.state import CrawlState
+from crawler.urls import (
+    Allowlist,
+    address_allowed,
+    canonicalize_url,
+    doc_id_for,
+    host_is_private,
+    literal_ip,
+    registrable_domain,
+)
 from indexer.errors import ConfigError
 from tests.crawler.fixture_web import article, minimal_pdf
 
@@ -47,12 +56,81 @@ def test_private_addresses() -> None:
     def no_dns(host: str) -> list[str]:
         raise OSError("no network")
 
-    for host in ("10.0.0.1", "192.168.1.1", "127.0.0.1", "169.254.169.254", "::1", "localhost", "0.0.0.0"):
+    non_global = (
+        "10.0.0.1", "192.168.1.1", "172.16.5.4", "127.0.0.1", "169.254.169.254", "::1", "localhost", "0.0.0.0",
+        "100.64.0.1", "100.127.255.254",  # shared address space (CGNAT)
+        "198.18.0.1", "192.0.2.1", "240.0.0.1", "255.255.255.255", "224.0.0.1", "fc00::1", "fe80::1",
+        "::ffff:10.0.0.1", "2001:db8::1",
+    )  # fmt: skip
+    for host in non_global:
         assert host_is_private(host, no_dns), host
-    assert not host_is_private("8.8.8.8", no_dns)
+    assert not host_is_private("8.8.8.8", no_dns) and not host_is_private("2606:4700::1111", no_dns)
+    assert not host_is_private("100.128.0.1", no_dns)  # just past 100.64.0.0/10
+    # --allow-private admits loopback only
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert not host_is_private(host, no_dns, allow_loopback=True), host
+    for host in ("10.0.0.1", "192.168.1.1", "100.64.0.1", "169.254.169.254", "0.0.0.0"):
+        assert host_is_private(host, no_dns, allow_loopback=True), host
+    assert host_is_private("lan.example.org", lambda h: ["127.0.0.1", "10.1.2.3"], allow_loopback=True)
     assert host_is_private("intranet.example.org", lambda h: ["93.184.216.34", "10.1.2.3"])
     assert not host_is_private("www.example.org", lambda h: ["93.184.216.34"])
     assert not host_is_private("unresolvable.example.org", no_dns)  # fails later as a DNS error
+
+
+def test_host_map_targets_are_judged_like_any_address() -> None:
+    """What SafetyMiddleware decides for a host-mapped host: its map target, loopback only with --allow-private."""
+    for target, loopback_allowed in [("127.0.0.1", True), ("10.0.0.5", False), ("192.168.7.7", False),
+                                     ("100.64.1.1", False), ("0.0.0.0", False), ("93.184.216.34", True)]:  # fmt: skip
+        ip = literal_ip(target)
+        assert address_allowed(ip, allow_loopback=True) is loopback_allowed, target
+        assert address_allowed(ip) is (target == "93.184.216.34"), target
+
+
+def test_robots_product_token() -> None:
+    assert product_token(DEFAULT_USER_AGENT) == "drsearch-crawler"
+    assert product_token("  mybot/2.1 (+https://x.invalid)") == "mybot" and product_token("plainbot") == "plainbot"
+    from crawler.config import CrawlConfig
+    from crawler.settings import build_settings
+
+    settings = build_settings(CrawlConfig(out_dir=Path("/nonexistent"), domains=["x.org"], user_agent="mybot/2.1"))
+    assert settings["USER_AGENT"] == "mybot/2.1" and settings["ROBOTSTXT_USER_AGENT"] == "mybot"
+
+
+def test_crawler_settings_are_all_live() -> None:
+    """Every setting in crawler/settings.py is Scrapy's or read by the crawler: no dead knobs."""
+    import scrapy.settings.default_settings as scrapy_defaults
+
+    import crawler.settings as ours
+
+    source = "".join(p.read_text() for p in Path(ours.__file__).parent.rglob("*.py") if p.name != "settings.py")
+    names = [k for k in dir(ours) if k.isupper() and not k.startswith("_")]
+    dead = [k for k in names if not hasattr(scrapy_defaults, k) and f'"{k}"' not in source]
+    assert dead == []
+    assert hasattr(scrapy_defaults, "DOWNLOAD_DELAY_JITTER")  # Scrapy 2.19's name; RANDOMIZE_DOWNLOAD_DELAY is deprecated
+
+
+def test_page_limit_counts_only_fetched_pages_on_resume(tmp_path: Path) -> None:
+    state = CrawlState(tmp_path, resume=False, shard_docs=10, flush_docs=10)
+    for url in ("http://www.x.org/", "http://data.x.org/a", "http://www.x.org/robots-forbidden",
+                "http://www.x.org/over-limit", "http://www.x.org/in-flight"):  # fmt: skip
+        state.mark_seen(url, 1)
+    for url in ("http://www.x.org/", "http://data.x.org/a", "http://www.x.org/in-flight"):
+        state.mark_fetched(url)
+    for url in ("http://www.x.org/", "http://data.x.org/a", "http://www.x.org/robots-forbidden",
+                "http://www.x.org/over-limit"):  # fmt: skip
+        state.mark_done(url)
+    assert state.fetched_per_domain["x.org"] == 3
+    state.close()
+    resumed = CrawlState(tmp_path, resume=True, shard_docs=10, flush_docs=10)
+    try:
+        # the pages let through, the one in flight at the stop included (it goes again, counted once);
+        # not those done without a fetch (robots, over the limit)
+        assert resumed.fetched_per_domain["x.org"] == 3
+        assert resumed.pending() == [("http://www.x.org/in-flight", 1)]
+        resumed.mark_fetched("http://www.x.org/in-flight")
+        assert resumed.fetched_per_domain["x.org"] == 3
+    finally:
+        resumed.close()
 
 
 def test_retry_after() -> None:
@@ -80,6 +158,9 @@ def test_input_files(tmp_path: Path) -> None:
     assert e.value.where == f"{h}:2"
     h.write_text("www.a.org 127.0.0.1:8080\n")
     assert load_host_map(h) == {"www.a.org": ("127.0.0.1", 8080)}
+    h.write_text("www.a.org localhost:8080\n")  # the target is connected to as given: an address, checked
+    with pytest.raises(ConfigError, match="IP address"):
+        load_host_map(h)
     with pytest.raises(ConfigError):
         load_host_map(tmp_path / "missing.txt")
     s = tmp_path / "s.txt"
@@ -101,6 +182,22 @@ def test_cli_bad_input_raises_config_error(tmp_path: Path) -> None:
         crawl_command(out=tmp_path / "out", domains=tmp_path / "nope.txt")
     with pytest.raises(ConfigError):
         crawl_command(out=tmp_path / "out")  # neither --domains nor --from-authority-list
+
+
+def test_options_the_report_records_cannot_be_overridden(tmp_path: Path) -> None:
+    from crawler.run import make_config
+
+    d = tmp_path / "d.txt"
+    d.write_text("statgov.org\n")
+    for key, flag in [("USER_AGENT", "--user-agent"), ("ROBOTSTXT_USER_AGENT", "--user-agent"),
+                      ("DRSEARCH_ALLOW_PRIVATE", "--allow-private"), ("JOBDIR", "--out")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=f"set by {flag}"):
+            make_config(tmp_path / "out", domains_file=d, settings=[f"{key}=x"])
+    with pytest.raises(ConfigError, match="--max-pages-per-domain must be >= 1"):
+        make_config(tmp_path / "out", domains_file=d, max_pages_per_domain=0)
+    assert make_config(tmp_path / "out", domains_file=d, settings=["DOWNLOAD_DELAY=0.5"]).settings == {
+        "DOWNLOAD_DELAY": 0.5
+    }
 
 
 def test_from_authority_list_crawls_every_explicit_domain(tmp_path: Path) -> None:

@@ -1,0 +1,70 @@
+"""Settling a page request's outcome: count the reason for the report and record the page as done, so that
+`--resume` does not ask for it again. Shared by the middlewares, the spider's errback and its signals.
+
+A request is *settled* once its reason is counted (meta key SETTLED); later handlers leave it alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from scrapy import Request
+
+from crawler.urls import canonicalize_url
+
+if TYPE_CHECKING:
+    from crawler.state import CrawlState
+
+logger = logging.getLogger(__name__)
+
+PAGE = "page"
+SETTLED = "dr_settled"
+
+
+def is_page(request: Request) -> bool:
+    return request.meta.get("dr_kind") == PAGE
+
+
+def mark_request_done(state: CrawlState, request: Request) -> None:
+    """The page the request was made for, the URL it ended at and every redirect hop between."""
+    state.mark_done(request.meta.get("dr_url", canonicalize_url(request.url)))
+    state.mark_done(canonicalize_url(request.url))
+    for url in request.meta.get("redirect_urls", []):
+        state.mark_done(canonicalize_url(url))
+
+
+def settle(state: CrawlState, request: Request, reason: str, detail: str = "") -> None:
+    """Count `reason` once for this request and, for a page, record it as done."""
+    if request.meta.get(SETTLED):
+        return
+    request.meta[SETTLED] = reason
+    state.skip(reason, detail or request.url)
+    if is_page(request):
+        mark_request_done(state, request)
+    logger.info("%s: %s", reason, request.url)
+
+
+def settle_redirect_to_known(state: CrawlState, request: Request) -> None:
+    """A redirect to a page this crawl already asked for: a loop when the target is in its own chain,
+    else a duplicate of that page. Only the chain is marked done; the target settles on its own."""
+    if request.meta.get(SETTLED):
+        return
+    target = canonicalize_url(request.url)
+    chain = [canonicalize_url(u) for u in request.meta.get("redirect_urls", [])]
+    reason = "redirect_loop" if target in chain else "duplicate"
+    request.meta[SETTLED] = reason
+    state.skip(reason, chain[0] if chain else target)
+    state.mark_done_many([request.meta.get("dr_url", target), *chain])
+
+
+def late_failure_reason(exc: BaseException) -> str:
+    """Reason for an IgnoreRequest raised from a downloader middleware's process_response, which Scrapy
+    hands to the errback only (no process_exception): the redirect cap or the decompressed-size cap.
+    Scrapy 2.19's messages are the only distinguishing mark."""
+    text = str(exc).lower()
+    if "max redirections" in text:
+        return "redirect_limit"
+    if "download_maxsize" in text or "decompress" in text:
+        return "too_large"
+    return "error"
