@@ -17,7 +17,7 @@ def test_schemathesis_no_server_errors(live, tmp_path):
     exe = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
     cmd = [
         exe, "run", f"{live.base_url}/openapi.json", "--checks", "not_a_server_error",
-        "--max-examples", os.environ.get("DRSEARCH_FUZZ_EXAMPLES", "20"), "--max-time", "60", "--seed", "7",
+        "--max-examples", os.environ.get("DRSEARCH_FUZZ_EXAMPLES", "20"), "--max-time", "40", "--seed", "7",
         "--workers", "2", "--request-timeout", "60", "--phases", "examples,coverage,fuzzing",
         "--suppress-health-check", "all", "--no-shrink", "--warnings", "off",
     ]  # fmt: skip

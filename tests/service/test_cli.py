@@ -89,12 +89,11 @@ def test_hnsw_parameters_are_recorded_and_used(tmp_path):
     dense = json.loads(drsearch("index", "info", tmp_path / "o", "--json", check=True).stdout)["dense"]
     assert dense["ann"] == "hnsw"  # 12 passages > --exact-max 5
     assert (dense["hnsw"]["m"], dense["hnsw"]["ef_construction"], dense["hnsw"]["ef_search"]) == (8, 16, 24)
-    out = drsearch("search", "yeast dough rising", "--index", tmp_path / "o", "--mode", "dense", "--json", check=True)
-    assert json.loads(out.stdout)["hits"][0]["doc_id"] == "bread"
-    from ranker.pipeline import SearchPipeline
+    from ranker.pipeline import SearchOptions, SearchPipeline
 
     pipeline = SearchPipeline.open(tmp_path / "o")
     assert pipeline.dense._ensure_index().hnsw.efSearch == 24  # the served index searches with the recorded value
+    assert pipeline.search("yeast dough rising", SearchOptions(mode="dense", k=1))[0].hit.doc_id == "bread"
     pipeline.close()
 
 
