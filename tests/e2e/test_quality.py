@@ -52,6 +52,8 @@ def test_scifact_whole_documents(scifact_flat_index):
     assert hybrid["ndcg@10"] >= 0.725
     assert hybrid["ndcg@10"] > max(report["bm25"]["ndcg@10"], report["dense"]["ndcg@10"])
     assert hybrid["recall@100"] >= 0.95
+    served = eval_json(scifact_flat_index, DATA / "scifact", "--mode", "hybrid", "--k0", "100")["hybrid"]
+    assert served["ndcg@10"] >= 0.725 and served["recall@100"] >= 0.95  # at the serving default k0 too
 
 
 def test_scifact_paragraph_chunking(scifact_chunked_index):
