@@ -57,21 +57,28 @@ def refuse(state: CrawlState, request: Request, reason: str) -> None:
     raise Refused(reason, request.url)
 
 
-class SafetyMiddleware:
+class _CrawlerBound:
+    """A component Scrapy builds with `from_crawler`, keeping the crawler (settings, spider, crawl state)."""
+
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Any:
+        return cls(crawler)
+
+
+class SafetyMiddleware(_CrawlerBound):
     """Refuse any request outside the allowlist (also after redirects) or to a non-public address.
 
     A host-mapped host is judged by its map target (the address actually connected to); `--allow-private`
     admits loopback addresses only, never private, link-local or shared (CGNAT) ranges."""
 
     def __init__(self, crawler: Crawler):
-        self.crawler = crawler
+        super().__init__(crawler)
         self.host_map: dict[str, tuple[str, int]] = crawler.settings.getdict("DRSEARCH_HOST_MAP")
         self.allow_loopback = crawler.settings.getbool("DRSEARCH_ALLOW_PRIVATE")
         self._dns_private: dict[str, bool] = {}
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> SafetyMiddleware:
-        return cls(crawler)
 
     async def process_request(self, request: Request) -> None:
         state = _state(self.crawler)
@@ -101,16 +108,9 @@ class SafetyMiddleware:
         return private
 
 
-class FrontierDownloaderMiddleware:
+class FrontierDownloaderMiddleware(_CrawlerBound):
     """Never refetch a stored/done page (resume) and fetch a page once per run. A redirect into a page
     already asked for (a loop, or another URL of a known page) settles its chain."""
-
-    def __init__(self, crawler: Crawler):
-        self.crawler = crawler
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> FrontierDownloaderMiddleware:
-        return cls(crawler)
 
     def process_request(self, request: Request) -> None:
         if not is_page(request) or _is_retry(request):
@@ -131,18 +131,14 @@ class FrontierDownloaderMiddleware:
         state.issued.add(url)
 
 
-class PageLimitMiddleware:
+class PageLimitMiddleware(_CrawlerBound):
     """Cap the pages fetched per registrable domain (redirect hops count, retries do not). Placed after
     RobotsTxtMiddleware so that pages robots.txt forbids never use up the allowance. A page an earlier run
     let through (in flight when it stopped) is already counted and goes again."""
 
     def __init__(self, crawler: Crawler):
-        self.crawler = crawler
+        super().__init__(crawler)
         self.max_pages = crawler.settings.getint("DRSEARCH_MAX_PAGES_PER_DOMAIN")
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> PageLimitMiddleware:
-        return cls(crawler)
 
     def process_request(self, request: Request) -> None:
         if not is_page(request) or _is_retry(request):
@@ -180,18 +176,11 @@ class HostMapMiddleware:
             request.meta.pop("proxy", None)
 
 
-class OutcomeMiddleware:
+class OutcomeMiddleware(_CrawlerBound):
     """Classify the final outcome of requests (after retries and redirects) for the report.
 
     Exceptions raised by another middleware's process_response (redirect cap, decompressed-size cap) never
     reach here: the spider's errback settles those."""
-
-    def __init__(self, crawler: Crawler):
-        self.crawler = crawler
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> OutcomeMiddleware:
-        return cls(crawler)
 
     def process_response(self, request: Request, response: Response) -> Response:
         if is_page(request):
@@ -220,16 +209,12 @@ class OutcomeMiddleware:
         return None
 
 
-class FrontierSpiderMiddleware:
+class FrontierSpiderMiddleware(_CrawlerBound):
     """Spider output: keep page requests inside the allowlist and the depth limit; log them as seen."""
 
     def __init__(self, crawler: Crawler):
-        self.crawler = crawler
+        super().__init__(crawler)
         self.max_depth = crawler.settings.getint("DRSEARCH_MAX_DEPTH")
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> FrontierSpiderMiddleware:
-        return cls(crawler)
 
     def _filter(self, result: Any) -> bool:
         if not isinstance(result, Request):
