@@ -225,11 +225,12 @@ def test_killed_crawl_leaves_readable_shards_and_resumes(tmp_path: Path, web: Fi
     assert len(refetched_stored) <= 2, refetched_stored
 
 
-def _page_paths_per_domain(hits) -> dict[str, set[str]]:
+def _pages_per_domain(hits) -> dict[str, set[str]]:
+    """Page URLs requested, by registrable domain (host included: www.x.org/ and data.x.org/ are two pages)."""
     pages: dict[str, set[str]] = {}
     for h in hits:
         if h.path not in NOT_PAGES:
-            pages.setdefault(registrable_domain(h.host), set()).add(h.path)
+            pages.setdefault(registrable_domain(h.host), set()).add(f"http://{h.host}{h.path}")
     return pages
 
 
@@ -238,7 +239,7 @@ def test_page_limit_per_domain_also_across_resume(tmp_path: Path, web: FixtureWe
     limit = ("--max-pages-per-domain", "3")
     whole = run_crawl(tmp_path / "whole", domains, hosts, *limit)
     assert whole.returncode == 0, whole.stderr[-3000:]
-    fetched = _page_paths_per_domain(web.log)
+    fetched = _pages_per_domain(web.log)
     assert {d: len(p) for d, p in fetched.items()} == {d: 3 for d in ("statgov.org", "centralbank.int", "health.gov", "uni.ac.uk")}
     assert json.loads((tmp_path / "whole" / "report.json").read_text())["skips"]["page_limit"] > 0
 
@@ -252,7 +253,7 @@ def test_page_limit_per_domain_also_across_resume(tmp_path: Path, web: FixtureWe
     n1 = len(web.log)
     resumed = run_crawl(out, domains, hosts, *limit, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    both = _page_paths_per_domain(web.log[n0:])
+    both = _pages_per_domain(web.log[n0:])
     assert {d: len(p) for d, p in both.items()} == {d: len(p) for d, p in fetched.items()}
     assert not stored_first & {f"http://{h.host}{h.path}" for h in web.log[n1:]}
 
