@@ -36,10 +36,25 @@ def drsearch(*args: str, check: bool = False, timeout: float = 600, env: dict | 
     return proc
 
 
+def _share_embedding_cache(root: Path) -> None:
+    """Point ROOT's embedding cache at DRSEARCH_TEST_EMBEDDINGS when set, so repeated local runs
+    (and parallel checkouts) encode each collection once. Shards are written atomically under
+    unique names, so several processes may share the folder. CI leaves it unset."""
+    from indexer import layout
+
+    shared = os.environ.get("DRSEARCH_TEST_EMBEDDINGS")
+    link = root / layout.EMBEDDING_CACHE_DIR
+    if shared and not link.exists():
+        Path(shared).mkdir(parents=True, exist_ok=True)
+        link.symlink_to(Path(shared).resolve(), target_is_directory=True)
+
+
 def _build(root: Path, corpus: Path, *, chunk_words: int, dense: bool) -> Path:
     """Build into ROOT; returns the build directory (ROOT's embedding cache is shared by its builds)."""
     from indexer.build import build_index
     from indexer.settings import BuildSettings, DenseSettings
+
+    _share_embedding_cache(root)
 
     settings = BuildSettings(chunk_words=chunk_words, quiet=True, dense=DenseSettings(enabled=dense))
     return build_index([corpus], root, settings).build_dir
