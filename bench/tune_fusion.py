@@ -21,8 +21,8 @@ from ranker.pipeline import SearchPipeline
 def legs(pipeline: SearchPipeline, texts: list[str], depth: int):
     bm25, dense = [], []
     for i in range(0, len(texts), 200):
-        bm25 += pipeline.bm25.batch_search(texts[i : i + 200], depth)
-        dense += pipeline.dense.batch_search(texts[i : i + 200], depth)
+        bm25 += pipeline.lexical.search(texts[i : i + 200], depth)
+        dense += pipeline.dense.search_vectors(pipeline.encode(texts[i : i + 200]), depth)
     return bm25, dense
 
 
@@ -51,7 +51,7 @@ def main() -> None:
     best = max(variants, key=lambda n: results["train"][n]["ndcg@10"])
     rows = [[n, results["train"][n]["ndcg@10"], results["test"][n]["ndcg@10"], results["test"][n]["recall@100"],
              "**chosen (best on train)**" if n == best else ""] for n in results["train"]]  # fmt: skip
-    print(f"SciFact, index {pipeline.version} ({pipeline.manifest['chunking']}), depth {args.depth} per leg\n")
+    print(f"SciFact, index {pipeline.version} ({pipeline.manifest.chunking}), depth {args.depth} per leg\n")
     print(table(["run", "train nDCG@10 (809 q)", "test nDCG@10 (300 q)", "test R@100", ""], rows))
     pipeline.close()
 

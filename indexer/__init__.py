@@ -1,3 +1,3 @@
-"""Documents -> passages -> stores and indexes (SQLite, Lucene BM25, FAISS), and the index folder."""
+"""Documents -> passages -> SQLite store, and the build folder; the legs' indexes are written by `backends`."""
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""`drsearch index build`: corpus -> store + Lucene (+ FAISS) in a fresh build dir -> manifest -> switch `current`."""
+"""`drsearch index build`: corpus -> store in a fresh build dir -> each leg's writer (backends.registry) -> manifest -> switch `current`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 import indexer
+from backends import registry
+from backends.base import BuildContext
+from backends.manifest import Manifest
 from indexer import layout
 from indexer.chunker import ChunkSettings, chunk_document
 from indexer.errors import CorpusError
-from indexer.lucene import LuceneInputWriter, build_lucene_index
 from indexer.readers import ReadReport, corpus_files, read_documents
 from indexer.schema import Document
 from indexer.settings import BuildSettings
@@ -27,7 +29,7 @@ from indexer.store import Store, StoreWriter
 @dataclass(frozen=True)
 class BuildResult:
     build_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
 
 def _host_of(doc: Document) -> Document:
@@ -61,7 +63,7 @@ def library_versions() -> dict[str, str]:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             pass
-    from indexer.jvm import anserini_jar
+    from backends.lucene.jvm import anserini_jar
 
     out["anserini"] = anserini_jar().name.removeprefix("anserini-").removesuffix("-fatjar.jar")
     return out
@@ -88,11 +90,7 @@ def build_index(
         raise CorpusError("output path exists and is not a directory", where=str(root))
     if (root / layout.MANIFEST).exists():
         raise CorpusError("--out must be an index ROOT, not a build directory", where=str(root))
-    encoder = None
-    if settings.dense.enabled:  # a bad --model fails now, not after minutes of reading and indexing
-        from indexer.dense import load_encoder
-
-        encoder = load_encoder(settings.dense)
+    writers = registry.writers(settings)  # a bad --model fails now, not after minutes of reading and indexing
     root.mkdir(parents=True, exist_ok=True)
     started = time.time()
     build_dir = layout.new_build_dir(root)
@@ -101,20 +99,15 @@ def build_index(
 
     report = ReadReport()
     store = StoreWriter(build_dir / layout.STORE)
-    # At least two input files: Anserini parallelises indexing by file.
-    lucene_input = LuceneInputWriter(build_dir / "lucene-input", shards=max(2, settings.threads))
     t0 = time.time()
     with tqdm(desc="read+chunk+store", unit="doc", disable=quiet, dynamic_ncols=True) as bar:
         for doc in read_documents(paths, skip_bad=settings.skip_bad, report=report):
             doc = _host_of(doc)
             passages = chunk_document(doc, chunking)
             store.add(doc, passages)
-            for p in passages:
-                lucene_input.add(p.passage_id, p.title, p.text)
             bar.update()
             if bar.n % 1000 == 0:
                 bar.set_postfix(passages=store.counts[1], refresh=False)
-    lucene_input.close()
     store.close()
     n_docs, n_passages = store.counts
     if n_passages == 0:
@@ -122,47 +115,33 @@ def build_index(
         raise CorpusError("corpus has no documents with text", where=", ".join(map(str, paths)))
     read_seconds = time.time() - t0
 
-    t0 = time.time()
-    indexed = build_lucene_index(
-        build_dir / "lucene-input", build_dir / layout.LUCENE_DIR, threads=settings.threads, total=n_passages, quiet=quiet
-    )
-    shutil.rmtree(build_dir / "lucene-input")
-    lucene_seconds = time.time() - t0
+    sections: dict[str, Any] = {}
+    timings = {"read_chunk_store_s": round(read_seconds, 2)}
+    reader = Store(build_dir / layout.STORE)
+    try:
+        ctx = BuildContext(build_dir, root, reader, n_passages, settings.threads, quiet)
+        for writer in writers:
+            t0 = time.time()
+            sections[writer.leg] = writer.write(ctx)
+            timings[f"{writer.leg}_s"] = round(time.time() - t0, 2)
+    finally:
+        reader.close()
 
-    dense_manifest: dict[str, Any] | None = None
-    dense_seconds = 0.0
-    if settings.dense.enabled:
-        from indexer.dense import build_dense_index
-
-        t0 = time.time()
-        reader = Store(build_dir / layout.STORE)
-        try:
-            dense_manifest = build_dense_index(
-                reader, build_dir / layout.DENSE_DIR, root / layout.EMBEDDING_CACHE_DIR, settings.dense, quiet=quiet,
-                model=encoder,
-            )
-        finally:
-            reader.close()
-        dense_seconds = time.time() - t0
-
-    manifest = {
-        "format_version": layout.FORMAT_VERSION,
-        "drsearch_version": indexer.__version__,
-        "version": build_dir.name,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "build_seconds": round(time.time() - started, 2),
-        "corpus": {"paths": [str(p.resolve()) for p in paths], "sha256": corpus_checksum(paths)},
-        "counts": {"documents": n_docs, "passages": n_passages, "lucene_documents": indexed, **_skips(report)},
-        "chunking": chunking.as_dict(),
-        "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b, "analyzer": "anserini-default-porter"},
-        "dense": dense_manifest,
-        "timings": {"read_chunk_store_s": round(read_seconds, 2), "lucene_s": round(lucene_seconds, 2),
-                    "dense_s": round(dense_seconds, 2)},
-        "libraries": library_versions(),
-        "settings": settings.model_dump(),
+    manifest = Manifest(
+        drsearch_version=indexer.__version__,
+        version=build_dir.name,
+        built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        build_seconds=round(time.time() - started, 2),
+        corpus={"paths": [str(p.resolve()) for p in paths], "sha256": corpus_checksum(paths)},
+        counts={"documents": n_docs, "passages": n_passages, **_skips(report)},
+        chunking=chunking.as_dict(),
+        timings=timings,
+        libraries=library_versions(),
+        settings=settings.model_dump(),
+        **sections,
         **(annotations or {}),
-    }  # fmt: skip
-    layout.write_manifest(build_dir, manifest)
+    )
+    manifest.write(build_dir)
     layout.switch_current(root, build_dir)
     return BuildResult(build_dir, manifest)
 

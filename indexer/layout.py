@@ -23,7 +23,7 @@ from typing import Any
 
 from indexer.errors import IndexFormatError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one typed section per leg, each naming its backend
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 LUCENE_DIR = "lucene"
@@ -41,13 +41,29 @@ def new_build_dir(root: Path) -> Path:
     return path
 
 
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Replace `path` with `data` in one rename, so readers see the old or the new file, never a part.
+
+    `durable` also fsyncs the file before and the directory after the rename (survives a power cut).
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if durable:
+        _fsync_dir(path.parent)
+
+
 def write_manifest(build_dir: Path, manifest: dict[str, Any]) -> None:
     """Write the manifest atomically; its presence marks the build complete."""
-    tmp = build_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    _fsync_file(tmp)
-    os.replace(tmp, build_dir / MANIFEST)
-    _fsync_dir(build_dir)
+    data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    atomic_write_bytes(build_dir / MANIFEST, data, durable=True)
 
 
 def switch_current(root: Path, build_dir: Path) -> None:
@@ -105,6 +121,11 @@ def read_manifest(build_dir: Path) -> dict[str, Any]:
             f"index format {fv} is newer than this drsearch supports ({FORMAT_VERSION}); upgrade drsearch",
             where=str(mpath),
         )
+    if fv < FORMAT_VERSION:
+        raise IndexFormatError(
+            f"index format {fv} is older than this drsearch reads ({FORMAT_VERSION}); rebuild the index",
+            where=str(mpath),
+        )
     return manifest
 
 
@@ -113,14 +134,6 @@ def list_builds(root: Path) -> list[Path]:
     if not builds.is_dir():
         return []
     return sorted(p for p in builds.iterdir() if (p / MANIFEST).is_file())
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

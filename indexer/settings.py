@@ -27,6 +27,7 @@ class DenseSettings(BaseModel):
 
 
 class BuildSettings(BaseModel):
+    backend: str = "embedded"  # a `backends.registry.BUILDS` name: which backend writes each leg
     chunk_words: int = Field(200, ge=0)  # 0 = each document is one passage
     overlap_words: int = Field(0, ge=0)
     threads: int = Field(2, ge=1)

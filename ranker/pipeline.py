@@ -11,17 +11,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends import registry
+from backends.base import LEXICAL, VECTOR, Leg, LexicalRetriever, VectorRetriever
+from backends.hit import Hit
+from backends.manifest import Manifest
 from indexer import layout
 from indexer.errors import IndexFormatError, QueryError
 from indexer.store import PassageRow, Store
-from ranker.bm25 import BM25Retriever
 from ranker.filters import SourceFilter, SourceMeta, diversify
-from ranker.hit import Hit
 from ranker.query import clean_query
 from ranker.settings import Fusion, Mode, SearchSettings
 
 TIER_PRIOR = {1: 1.0, 2: 0.5, 3: 0.25}  # authority score in [0, 1] by tier; unlisted = 0
-MODES: tuple[str, ...] = ("bm25", "dense", "hybrid")
+# A search mode is the set of legs it fuses.
+MODE_LEGS: dict[str, tuple[Leg, ...]] = {"bm25": (LEXICAL,), "dense": (VECTOR,), "hybrid": (LEXICAL, VECTOR)}
+MODES: tuple[str, ...] = tuple(MODE_LEGS)
+NO_VECTOR_LEG = "index was built without the dense leg; rebuild with --dense or use --mode bm25"
 
 
 @dataclass(frozen=True)
@@ -48,54 +53,75 @@ class Result:
 
 
 class SearchPipeline:
-    def __init__(self, build_dir: Path, settings: SearchSettings | None = None, *, authority=None):
+    """Receives its legs (a lexical retriever, optionally a vector retriever) and the build's store."""
+
+    def __init__(
+        self,
+        build_dir: Path,
+        manifest: Manifest,
+        store: Store,
+        legs: dict[Leg, Any],
+        settings: SearchSettings | None = None,
+        *,
+        authority=None,
+    ):
         from ranker.authority import AuthorityList
 
+        if LEXICAL not in legs:
+            raise IndexFormatError("build has no lexical leg", where=str(build_dir))
         self.settings = settings or SearchSettings()
         self.build_dir = build_dir
-        self.manifest = layout.read_manifest(build_dir)
+        self.manifest = manifest
         # The list is loaded (and validated) before anything else so a bad list refuses to start.
         self.authority = authority or AuthorityList.load(self.settings.authority_list)
-        self.store = Store(build_dir / layout.STORE)
-        bm25 = self.manifest.get("bm25") or {}
-        self.bm25 = BM25Retriever(
-            build_dir / layout.LUCENE_DIR, k1=bm25.get("k1", 0.9), b=bm25.get("b", 0.4),
-            threads=self.settings.bm25_threads,
-        )  # fmt: skip
-        self._dense = None
+        self.store = store
+        self.legs = legs
+        self.lexical: LexicalRetriever = legs[LEXICAL]
+        self.vector: VectorRetriever | None = legs.get(VECTOR)
         self._lock = threading.Lock()
         self._meta: dict[str, SourceMeta] | None = None
 
     @classmethod
     def open(cls, index: str | Path, settings: SearchSettings | None = None, **kwargs: Any) -> "SearchPipeline":
-        return cls(layout.resolve_build(index), settings, **kwargs)
+        """The pipeline over an index ROOT or build directory, with the legs its manifest names."""
+        settings = settings or SearchSettings()
+        build_dir = layout.resolve_build(index)
+        manifest = Manifest.read(build_dir)
+        store = Store(build_dir / layout.STORE)
+        try:
+            legs = registry.open_legs(build_dir, manifest, threads=settings.bm25_threads)
+        except BaseException:
+            store.close()
+            raise
+        return cls(build_dir, manifest, store, legs, settings, **kwargs)
 
     # ---- properties ------------------------------------------------------------------
     @property
     def version(self) -> str:
-        return str(self.manifest.get("version", self.build_dir.name))
+        return self.manifest.version
 
     @property
     def has_dense(self) -> bool:
-        return bool(self.manifest.get("dense"))
+        return self.vector is not None
 
     @property
     def default_mode(self) -> Mode:
         return self.settings.mode if self.has_dense else "bm25"
 
     @property
-    def dense(self):
-        if not self.has_dense:
-            raise IndexFormatError(
-                "index was built without the dense leg; rebuild with --dense or use --mode bm25",
-                where=str(self.build_dir), field="mode",
-            )  # fmt: skip
-        with self._lock:
-            if self._dense is None:
-                from ranker.dense import DenseRetriever
+    def dense(self) -> VectorRetriever:
+        """The vector leg, or the one-line "built without the dense leg" error."""
+        if self.vector is None:
+            raise IndexFormatError(NO_VECTOR_LEG, where=str(self.build_dir), field="mode")
+        return self.vector
 
-                self._dense = DenseRetriever(self.build_dir, self.manifest)
-            return self._dense
+    def needs_vectors(self, mode: str | None) -> bool:
+        """Whether searching in `mode` (None: the default) runs the vector leg."""
+        return VECTOR in MODE_LEGS.get(mode or self.default_mode, ())
+
+    def encode(self, queries: list[str]) -> Any:
+        """Query vectors for `rank(..., vectors=)`, so a caller can encode many calls' queries at once."""
+        return self.dense.encode(queries)
 
     def source_meta(self, passage_id: str) -> SourceMeta | None:
         if self._meta is None:
@@ -128,10 +154,11 @@ class SearchPipeline:
     # ---- ranking ---------------------------------------------------------------------
     def resolve_mode(self, mode: str | None) -> Mode:
         mode = mode or self.default_mode
-        if mode not in MODES:
+        if mode not in MODE_LEGS:
             raise QueryError(f"unknown mode '{mode}' (expected one of: {', '.join(MODES)})", field="mode")
-        if mode in ("dense", "hybrid") and not self.has_dense:
-            _ = self.dense  # raises the one-line "built without the dense leg" error
+        for leg in MODE_LEGS[mode]:
+            if leg not in self.legs:
+                raise IndexFormatError(NO_VECTOR_LEG, where=str(self.build_dir), field="mode")
         return mode  # type: ignore[return-value]
 
     def rank(self, queries: list[str], options: SearchOptions = SearchOptions(), vectors=None) -> list[list[Hit]]:
@@ -142,39 +169,39 @@ class SearchPipeline:
         """
         if options.k < 1:
             raise QueryError("k must be at least 1", field="k")
-        mode = self.resolve_mode(options.mode)
+        legs = MODE_LEGS[self.resolve_mode(options.mode)]
         texts = []
         for i, q in enumerate(queries):
             where = f"queries[{i}]" if len(queries) > 1 else "query"
             texts.append(clean_query(q, field=where))
-        if mode == "dense":  # no BM25 run to tell us; ask the analyzer (one JNI call per query)
+        if LEXICAL not in legs:  # no lexical run to tell us; ask the analyzer (one call per query)
             self._refuse_termless(texts, range(len(texts)))
         options.filters.check()
         if options.max_per_domain is not None and options.max_per_domain < 1:
             raise QueryError("max_per_domain must be at least 1", field="max_per_domain")
         if vectors is not None and len(vectors) != len(texts):
             raise ValueError(f"{len(vectors)} query vectors for {len(texts)} queries")
-        if mode != "bm25" and vectors is None:  # once, not again when a filtered list is deepened
-            vectors = self.dense.encode_queries(texts)
+        if VECTOR in legs and vectors is None:  # once, not again when a filtered list is deepened
+            vectors = self.dense.encode(texts)
         # A caller who names the domains wants results from them, however many per domain.
         max_per_domain = None if options.filters.include_domains else options.max_per_domain
         per_doc = self.settings.per_doc if options.per_doc is None else options.per_doc
         weight = self.settings.authority_weight if options.authority_weight is None else options.authority_weight
         fusion_name = options.fusion or self.settings.fusion
-        size = self.bm25.size
+        size = self.lexical.size
         depth = min(size, max(options.k0 or self.settings.k0, options.k))
         if options.filters.active or max_per_domain or per_doc:
             depth = min(size, max(depth, options.k * 3))
         results: list[list[Hit] | None] = [None] * len(texts)
         pending = list(range(len(texts)))
         while pending:
-            legs = self._retrieve([texts[i] for i in pending], mode, depth, fusion_name,
-                                  None if vectors is None else vectors[pending])  # fmt: skip
+            runs = self._retrieve([texts[i] for i in pending], legs, depth, fusion_name,
+                                  None if vectors is None else vectors[pending], options.filters)  # fmt: skip
             still: list[int] = []
-            if mode != "dense":  # an empty BM25 run may mean the query has no searchable term at all
-                self._refuse_termless(texts, [i for i, (c, _) in zip(pending, legs) if not any(h.bm25 for h in c)])
-            for i, (candidates, exhausted) in zip(pending, legs):
-                final = self._authority_rerank(candidates, weight, mode)  # ranked 1..n
+            if LEXICAL in legs:  # an empty lexical run may mean the query has no searchable term at all
+                self._refuse_termless(texts, [i for i, (c, _) in zip(pending, runs) if not any(h.bm25 for h in c)])
+            for i, (candidates, exhausted) in zip(pending, runs):
+                final = self._authority_rerank(candidates, weight, fused_by_score=len(legs) > 1)  # ranked 1..n
                 if options.filters.active:
                     accepts, meta = options.filters.accepts, self.source_meta
                     final = [h for h in final if accepts(h.passage_id, meta(h.passage_id))]
@@ -194,45 +221,45 @@ class SearchPipeline:
     def _refuse_termless(self, texts: list[str], which) -> None:
         """QueryError for the first query the analyzer leaves without terms (stopwords, operators, symbols)."""
         for i in which:
-            if not self.bm25.terms(texts[i]):
+            if not self.lexical.terms(texts[i]):
                 where = f"queries[{i}]" if len(texts) > 1 else "query"
                 raise QueryError("query has no searchable terms (only stopwords, operators or symbols)", field=where)
 
-    def _retrieve(self, queries: list[str], mode: Mode, depth: int, fusion_name: str, vectors=None
-                  ) -> list[tuple[list[Hit], bool]]:  # fmt: skip
+    def _retrieve(self, queries: list[str], legs: tuple[Leg, ...], depth: int, fusion_name: str, vectors,
+                  filters: SourceFilter) -> list[tuple[list[Hit], bool]]:  # fmt: skip
         """Per query: (fused candidates best first, whether every leg ran out before `depth`)."""
-        if mode == "bm25":
-            return [(run, len(run) < depth) for run in self.bm25.batch_search(queries, depth)]
-        if mode == "dense":
-            return [(run, len(run) < depth) for run in self.dense.search_vectors(vectors, depth)]
+        active = filters if filters.active else None
+        if fusion_name == "rescore" and len(legs) > 1:
+            lexical = self.lexical.search(queries, depth, active)
+            return [(self._rescore(v, run), len(run) < depth) for v, run in zip(vectors, lexical)]
+        runs = [
+            self.lexical.search(queries, depth, active) if leg == LEXICAL else self.dense.search_vectors(vectors, depth, active)
+            for leg in legs
+        ]  # fmt: skip
+        if len(runs) == 1:
+            return [(run, len(run) < depth) for run in runs[0]]
         from ranker import fusion
 
-        bm25_runs = self.bm25.batch_search(queries, depth)
-        if fusion_name == "rescore":
-            return [(self._rescore(v, run), len(run) < depth) for v, run in zip(vectors, bm25_runs)]
-        dense_runs = self.dense.search_vectors(vectors, depth)
         out = []
-        for b, d in zip(bm25_runs, dense_runs):
+        for per_leg in zip(*runs):
             if fusion_name == "rrf":
-                fused = fusion.rrf([b, d], k=self.settings.rrf_k)
+                fused = fusion.rrf(list(per_leg), k=self.settings.rrf_k)
             else:
                 w = self.settings.dense_weight
-                fused = fusion.convex([b, d], weights=[1.0 - w, w])
-            out.append((fused, len(b) < depth and len(d) < depth))
+                fused = fusion.convex(list(per_leg), weights=[1.0 - w, w])
+            out.append((fused, all(len(run) < depth for run in per_leg)))
         return out
 
     def _rescore(self, vector, run: list[Hit]) -> list[Hit]:
-        """BM25 candidates reordered by the dense model's score for the query's `vector`."""
+        """Lexical candidates reordered by the vector leg's score for the query's `vector`."""
         if not run:
             return []
-        dense = self.dense
-        idx = [dense.passage_index(h.passage_id) for h in run]
-        scores = dense.scores_for(vector[None, :], [idx])[0]
+        scores = self.dense.scores_for(vector[None, :], [[h.passage_id for h in run]])[0]
         rescored = [h.with_(dense=float(s), fused=float(s), score=float(s)) for h, s in zip(run, scores)]
         rescored.sort(key=lambda h: (-h.score, h.bm25_rank or 0))
         return [h.with_(rank=r) for r, h in enumerate(rescored, 1)]
 
-    def _authority_rerank(self, candidates: list[Hit], weight: float, mode: Mode) -> list[Hit]:
+    def _authority_rerank(self, candidates: list[Hit], weight: float, *, fused_by_score: bool) -> list[Hit]:
         """final = relevance normalised to [0, 1] over the candidates + weight x authority prior,
         ranked 1..n by final score (ties: fused score, then passage id).
 
@@ -252,7 +279,7 @@ class SearchPipeline:
                 meta = self.source_meta(h.passage_id)
                 prior = weight * TIER_PRIOR.get(meta.tier, 0.0) if meta and meta.tier else 0.0
             relevance = (h.score - lo) / span if spread else 1.0
-            fused = h.fused if h.fused is not None else (h.score if mode == "hybrid" else None)
+            fused = h.fused if h.fused is not None else (h.score if fused_by_score else None)
             scored.append((-(relevance + prior), -(fused if fused is not None else 0.0), h.passage_id, prior, fused, h))
         scored.sort(key=lambda t: t[:3])
         return [Hit(h.passage_id, h.doc_id, -neg_final, rank, h.bm25, h.dense, fused, prior, h.bm25_rank, h.dense_rank)
@@ -272,7 +299,6 @@ class SearchPipeline:
         ]
 
     def close(self) -> None:
-        self.bm25.close()
-        if self._dense is not None:
-            self._dense.close()
+        for leg in self.legs.values():
+            leg.close()
         self.store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backends.base import check_k  # noqa: F401  (re-exported: the one k check)
 from indexer.errors import QueryError
 
 MAX_QUERY_CHARS = 2000
@@ -19,10 +20,3 @@ def clean_query(query: object, *, field: str = "query") -> str:
     if not any(ch.isalnum() for ch in text):
         raise QueryError("query has no searchable terms (only punctuation or symbols)", field=field)
     return text
-
-
-def check_k(k: object, *, field: str = "k") -> int:
-    """`k` as a positive int, or QueryError."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise QueryError(f"k must be a positive integer, got {k!r}", field=field)
-    return k

@@ -407,7 +407,7 @@ def _add_routes(app: FastAPI) -> None:
                 "default_mode": p.default_mode, "has_dense": p.has_dense,
                 "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.loaded_at)),
                 "authority": {"content_hash": getattr(p.authority, "content_hash", None), "entries": len(p.authority)},
-                "manifest": p.manifest,
+                "manifest": p.manifest.as_json(),
             }  # fmt: skip
 
     @app.get("/metrics", tags=["ops"], response_class=Response,

@@ -2,7 +2,7 @@
 
 Calls on the same pipeline (index snapshot) that arrive within a short window are run together,
 whatever their options: the queries of every call that needs the dense model are encoded in ONE
-`encode_queries` call (the expensive part of a query), then the calls sharing identical options
+`pipeline.encode` call (the expensive part of a query), then the calls sharing identical options
 run as one `pipeline.batch_search(texts, options, vectors=...)`. Encoding is batch-invariant, so
 a call gets the same hits and scores as when it runs alone. A group that fails (e.g. one query
 has no searchable terms) is re-run call by call, so one caller's bad input never fails another's.
@@ -125,13 +125,13 @@ def search_together(pipeline: Any, calls: list[SearchCall]) -> list[Outcome]:
 
 
 def _encode_once(pipeline: Any, calls: list[SearchCall]) -> list[np.ndarray | None]:
-    """Per call: its rows of one shared `encode_queries` matrix, or None (BM25 only, or encoding failed)."""
-    dense = [i for i, c in enumerate(calls) if (c.options.mode or pipeline.default_mode) != "bm25"]
+    """Per call: its rows of one shared `pipeline.encode` matrix, or None (no vector leg, or encoding failed)."""
+    dense = [i for i, c in enumerate(calls) if pipeline.needs_vectors(c.options.mode)]
     out: list[np.ndarray | None] = [None] * len(calls)
     if not dense:
         return out
     try:
-        matrix = pipeline.dense.encode_queries([q for i in dense for q in calls[i].texts])
+        matrix = pipeline.encode([q for i in dense for q in calls[i].texts])
     except Exception:  # noqa: BLE001 - each call then meets (and reports) the problem in its own search
         return out
     start = 0

@@ -95,10 +95,10 @@ def index_build(
     authority = AuthorityList.load()
     annotations = {"authority_list": {"directory": str(authority.directory), "sha256": authority.content_hash}}
     result = build_index(corpus, out, settings, annotations=annotations)
-    counts = result.manifest["counts"]
+    counts = result.manifest.counts
     typer.echo(
         f"built {result.build_dir} : {counts['documents']} documents, {counts['passages']} passages"
-        f" (skipped {counts['skipped_empty']} empty, {counts['skipped_bad']} bad) in {result.manifest['build_seconds']} s"
+        f" (skipped {counts['skipped_empty']} empty, {counts['skipped_bad']} bad) in {result.manifest.build_seconds} s"
     )
 
 
@@ -108,25 +108,24 @@ def index_info(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON")] = False,
 ) -> None:
     """Print an index's manifest."""
-    from indexer.layout import read_manifest, resolve_build
+    from backends.manifest import Manifest
+    from indexer.layout import resolve_build
 
     build = resolve_build(index)
-    manifest = read_manifest(build)
+    manifest = Manifest.read(build)
     if as_json:
-        typer.echo(json.dumps(manifest, indent=2, sort_keys=True))
+        typer.echo(json.dumps(manifest.as_json(), indent=2, sort_keys=True))
         return
-    c = manifest["counts"]
-    dense = manifest.get("dense")
+    c = manifest.counts
     lines = [
         f"build       {build}",
-        f"version     {manifest.get('version')}  (format {manifest['format_version']}, drsearch {manifest.get('drsearch_version')})",
-        f"built at    {manifest.get('built_at')}  in {manifest.get('build_seconds')} s",
-        f"corpus      {', '.join(manifest['corpus']['paths'])}  sha256 {manifest['corpus']['sha256'][:16]}…",
+        f"version     {manifest.version}  (format {manifest.format_version}, drsearch {manifest.drsearch_version})",
+        f"built at    {manifest.built_at}  in {manifest.build_seconds} s",
+        f"corpus      {', '.join(manifest.corpus.paths)}  sha256 {manifest.corpus.sha256[:16]}…",
         f"documents   {c['documents']}   passages {c['passages']}   skipped empty {c['skipped_empty']}  bad {c['skipped_bad']}",
-        f"chunking    {manifest['chunking']}",
-        f"bm25        k1={manifest['bm25']['k1']} b={manifest['bm25']['b']}",
-        "dense       " + ("none" if not dense else f"{dense.get('model')} dim={dense.get('dimension')} ann={dense.get('ann')}"),
-        f"libraries   {manifest.get('libraries')}",
+        f"chunking    {manifest.chunking}",
+        *(f"{leg:<12}{s.describe() if (s := manifest.section(leg)) else 'none'}" for leg in ("bm25", "dense")),
+        f"libraries   {manifest.libraries}",
     ]
     typer.echo("\n".join(lines))
 

@@ -52,6 +52,9 @@ def test_manifest_and_resolution_errors(tmp_path):
     (build / "manifest.json").write_text(json.dumps({"format_version": layout.FORMAT_VERSION + 1}))
     with pytest.raises(IndexFormatError, match="newer than this drsearch supports"):
         layout.resolve_build(tmp_path)
+    (build / "manifest.json").write_text(json.dumps({"format_version": layout.FORMAT_VERSION - 1}))
+    with pytest.raises(IndexFormatError, match="older than this drsearch reads.*rebuild"):
+        layout.resolve_build(tmp_path)
     (build / "manifest.json").write_text("{not json")
     with pytest.raises(IndexFormatError, match="unreadable manifest"):
         layout.resolve_build(build)
@@ -101,7 +104,7 @@ def test_manifest_records_how_the_build_was_made(tmp_path):
     corpus.write_text('{"id": "a", "title": "A", "text": "heat transfer"}\n{"id": "b", "text": "  "}\n')
     settings = BuildSettings(chunk_words=50, overlap_words=5, bm25_k1=1.2, bm25_b=0.75, quiet=True,
                              dense=DenseSettings(enabled=False))  # fmt: skip
-    first = build_index([corpus], tmp_path / "idx", settings).manifest
+    first = build_index([corpus], tmp_path / "idx", settings).manifest.as_json()
     on_disk = layout.read_manifest(layout.resolve_build(tmp_path / "idx"))
     assert on_disk == first
     assert first["format_version"] == layout.FORMAT_VERSION and first["drsearch_version"] == indexer.__version__
@@ -109,10 +112,11 @@ def test_manifest_records_how_the_build_was_made(tmp_path):
     assert first["corpus"]["paths"] == [str(corpus.resolve())] and len(first["corpus"]["sha256"]) == 64
     assert (first["counts"]["documents"], first["counts"]["passages"], first["counts"]["skipped_empty"]) == (1, 1, 1)
     assert first["chunking"] == {"target_words": 50, "overlap_words": 5}
-    assert (first["bm25"]["k1"], first["bm25"]["b"]) == (1.2, 0.75)
+    assert (first["bm25"]["backend"], first["bm25"]["k1"], first["bm25"]["b"]) == ("lucene", 1.2, 0.75)
+    assert first["bm25"]["documents"] == 1 and set(first["timings"]) == {"read_chunk_store_s", "bm25_s"}
     assert first["libraries"]["pyserini"] == importlib.metadata.version("pyserini") and first["libraries"]["anserini"]
     assert first["dense"] is None
     corpus.write_text('{"id": "a", "title": "A", "text": "heat transfer!"}\n')
-    second = build_index([corpus], tmp_path / "idx", settings).manifest
+    second = build_index([corpus], tmp_path / "idx", settings).manifest.as_json()
     assert second["corpus"]["sha256"] != first["corpus"]["sha256"] and second["version"] != first["version"]
     assert layout.resolve_build(tmp_path / "idx").name == second["version"]

@@ -193,6 +193,10 @@ def test_termless_queries_refused_in_every_mode(tmp_path):
         for query in ("AND OR", "the of (and) * :"):
             with pytest.raises(QueryError, match="no searchable terms"):
                 p.rank([query], SearchOptions(mode=mode))
+        for bad in ("", "   ", None, 42):  # checked once, in the pipeline, before any leg runs
+            with pytest.raises(QueryError) as err:
+                p.rank(["jazz", bad, "lava"], SearchOptions(mode=mode))  # type: ignore[list-item]
+            assert err.value.field == "queries[1]"
     # A real word absent from the corpus is not an error: the dense leg still answers.
     (hits,) = p.rank(["photosynthesizing xyzzy"], SearchOptions(mode="hybrid", k=3))
     assert hits and hits[0].doc_id == "photo" and hits[0].bm25 is None

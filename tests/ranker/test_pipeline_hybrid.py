@@ -41,7 +41,7 @@ def test_rrf_scores_are_the_sum_over_legs_of_one_over_60_plus_rank(pipeline):
 
 def test_rescore_reorders_bm25_candidates_by_dense_score(pipeline):
     for query, hits in zip(QUERIES, pipeline.rank(QUERIES, options(fusion="rescore"))):
-        bm25 = {h.passage_id for h in pipeline.bm25.search(query, 100)}
+        bm25 = {h.passage_id for h in pipeline.lexical.search([query], 100)[0]}
         assert hits and {h.passage_id for h in hits} <= bm25  # never a passage BM25 did not find
         assert all(h.bm25_rank is not None for h in hits)
         assert [h.dense for h in hits] == sorted((h.dense for h in hits), reverse=True)
@@ -59,7 +59,7 @@ def test_k0_bounds_each_leg(pipeline):
 
 
 def test_caller_encoded_vectors_give_identical_results(pipeline):
-    vectors = pipeline.dense.encode_queries(QUERIES)
+    vectors = pipeline.encode(QUERIES)
     for mode in ("dense", "hybrid"):
         for fusion in ("convex", "rrf", "rescore"):
             opts = options(mode=mode, fusion=fusion)

@@ -44,7 +44,7 @@ def test_health_ready_index(client):
     assert ready.status_code == 200 and ready.json()["index_version"]
     info = client.get("/v1/index").json()
     assert info["version"] == ready.json()["index_version"]
-    assert info["manifest"]["format_version"] == 1 and info["manifest"]["counts"]["passages"] > 1000
+    assert info["manifest"]["format_version"] == 2 and info["manifest"]["counts"]["passages"] > 1000
     assert info["default_mode"] == "hybrid" and info["has_dense"] is True
     assert re.fullmatch(r"[0-9a-f]{64}", info["authority"]["content_hash"])
 
@@ -161,9 +161,9 @@ def test_deterministic_and_cached(client):
 
 
 def _batch_invariant_encoder() -> bool:
-    from indexer import dense
+    from backends.faiss import encoder
 
-    return bool(getattr(dense.encode_queries, "batch_invariant", False))
+    return bool(getattr(encoder.encode_queries, "batch_invariant", False))
 
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])

@@ -66,7 +66,7 @@ def test_calls_with_different_options_share_one_encoding(pipeline):
         (pipeline, SearchOptions(k=4, mode="hybrid", per_doc=0), ["moon pulls the sea"]),
     ]
     alone = [p.batch_search(texts, options) for p, options, texts in calls]
-    with recording(pipeline.dense, "encode_queries") as encoded:
+    with recording(pipeline.dense, "encode") as encoded:
         together = run_together(calls)
     assert encoded == [[q for _, o, texts in calls if o.mode != "bm25" for q in texts]]  # one call, BM25 left out
     assert together == alone
@@ -130,7 +130,7 @@ def test_calls_pile_up_while_slots_are_busy(pipeline):
             gate.set()
             return await asyncio.gather(first, *rest)
 
-    with recording(pipeline.dense, "encode_queries", before=lambda: gate.wait(30)) as encoded:
+    with recording(pipeline.dense, "encode", before=lambda: gate.wait(30)) as encoded:
         results = asyncio.run(main())
     assert sizes == [(1, 1), (8, 8)]
     assert encoded == [["first tides"], [f"sleep {i}" for i in range(8)]]

@@ -1,4 +1,4 @@
-"""Dense retriever: query -> sentence-transformers embedding -> FAISS top-k -> `Hit`s.
+"""FAISS searcher: query -> sentence-transformers embedding -> FAISS top-k -> `Hit`s.
 
 The FAISS index, the passage id list and the encoder are loaded lazily on first use (thread-safe),
 so constructing a retriever is cheap and importing this module loads nothing heavy.
@@ -10,40 +10,36 @@ import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from backends.base import VECTOR, Leg, SourceFilters, check_k
+from backends.faiss.encoder import dimension_of, encode_queries, load_encoder
+from backends.faiss.section import FaissSection
+from backends.hit import Hit
 from indexer import layout
 from indexer.errors import ConfigError, IndexFormatError
-from indexer.settings import DenseSettings
-from ranker.hit import Hit
-from ranker.query import check_k, clean_query
-
-NO_DENSE_LEG = "index was built without the dense leg; rebuild with --dense or use --mode bm25"
 
 
-class DenseRetriever:
-    """Retriever over a build's `dense/` folder (implements `ranker.retriever.Retriever`)."""
+class FaissSearcher:
+    """Vector retriever over a build's `dense/` folder (a `backends.base.VectorRetriever`)."""
 
-    name = "dense"
+    name: ClassVar[Leg] = VECTOR
 
     def __init__(
         self,
         build_dir: Path,
-        manifest: dict[str, Any],
+        section: FaissSection,
         *,
         model: Any = None,
         device: str | None = None,
         threads: int | None = None,
     ):
-        section = manifest.get("dense") if isinstance(manifest, dict) else None
-        if not section:
-            raise IndexFormatError(NO_DENSE_LEG, where=str(build_dir))
         self.build_dir = Path(build_dir)
         self.dir = self.build_dir / layout.DENSE_DIR
-        self.section: dict[str, Any] = dict(section)
-        self.dimension = int(self.section["dimension"])
+        self.section = section
+        self.dimension = section.dimension
         self._device = device
         self._threads = threads  # faiss.omp_set_num_threads is process-wide: only set when asked
         self._model = model
@@ -53,14 +49,12 @@ class DenseRetriever:
         self._idx_of: dict[str, int] | None = None
         self._matrix: np.ndarray | None = None
         self._lock = threading.Lock()
-        self._settings = DenseSettings(
-            model=None if self.section.get("bundled", False) else self.section.get("model"),
-            query_prefix=self.section.get("query_prefix", ""),
-            passage_prefix=self.section.get("passage_prefix", ""),
-            normalize=bool(self.section.get("normalize", True)),
-            max_length=self.section.get("max_length"),
-            device=device,
-        )
+        self._settings = section.encoder_settings(device)
+
+    @classmethod
+    def open(cls, build_dir: Path, section: FaissSection, *, threads: int = 2) -> "FaissSearcher":
+        # FAISS threads stay as they are: faiss.omp_set_num_threads is process-wide.
+        return cls(build_dir, section)
 
     # -------------------------------------------------------------------------------- lazy loading
 
@@ -71,11 +65,8 @@ class DenseRetriever:
             if self._index is None:
                 import faiss
 
-                from indexer.dense import IDS_FILE, INDEX_FILE
-
-                files = self.section.get("files") or {}
-                ipath = self.dir / files.get("index", INDEX_FILE)
-                idpath = self.dir / files.get("passage_ids", IDS_FILE)
+                ipath = self.dir / self.section.files.index
+                idpath = self.dir / self.section.files.passage_ids
                 if not ipath.is_file() or not idpath.is_file():
                     raise IndexFormatError("dense index files are missing", where=str(self.dir))
                 if self._threads:
@@ -95,9 +86,9 @@ class DenseRetriever:
                         f"dense id list has {len(ids) if isinstance(ids, list) else '?'} entries, index {index.ntotal}",
                         where=str(idpath),
                     )
-                hnsw = self.section.get("hnsw")
+                hnsw = self.section.hnsw
                 if hnsw and hasattr(index, "hnsw"):
-                    index.hnsw.efSearch = int(hnsw.get("ef_search", index.hnsw.efSearch))
+                    index.hnsw.efSearch = hnsw.ef_search
                 self._ids = ids
                 self._index = index
         return self._index
@@ -107,13 +98,9 @@ class DenseRetriever:
             return self._model
         with self._lock:
             if self._model is None:
-                from indexer.dense import load_encoder
-
                 self._model = load_encoder(self._settings)
             if not self._model_checked:
-                from indexer.dense import _dimension
-
-                got = int(_dimension(self._model))
+                got = int(dimension_of(self._model))
                 if got != self.dimension:
                     raise ConfigError(
                         f"encoder produces {got}-dimensional vectors but the index was built with {self.dimension}",
@@ -142,27 +129,15 @@ class DenseRetriever:
     # -------------------------------------------------------------------------------------- public
 
     @property
-    def ntotal(self) -> int:
+    def size(self) -> int:
         return int(self._ensure_index().ntotal)
 
-    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        from indexer.dense import encode_queries
-
-        for q in queries:
-            clean_query(q)
+    def encode(self, queries: Sequence[str]) -> np.ndarray:
+        """Query vectors, batch-invariant (see `encode_queries`); queries arrive already validated."""
         return encode_queries(self._ensure_model(), list(queries), self._settings)
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
-        return self.batch_search([query], k)[0]
-
-    def batch_search(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
-        check_k(k)
-        if not queries:
-            return []
-        return self.search_vectors(self.encode_queries(queries), k)
-
-    def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:
-        """Top-k for already encoded queries (lets a service micro-batch encoding)."""
+    def search_vectors(self, vectors: np.ndarray, k: int, filters: SourceFilters | None = None) -> list[list[Hit]]:
+        """Top-k for already encoded queries; `filters` are left to the pipeline's post-filter."""
         check_k(k)
         q = self._as_queries(vectors)
         index = self._ensure_index()
@@ -183,34 +158,30 @@ class DenseRetriever:
             out.append(hits)
         return out
 
-    def scores_for(self, query_vectors: np.ndarray, passage_idx_lists: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        """Dense scores of given candidate passages (by idx), one float32 array per query, in the given order."""
-        q = self._as_queries(query_vectors)
-        if len(q) != len(passage_idx_lists):
-            raise ValueError(f"{len(q)} query vectors but {len(passage_idx_lists)} candidate lists")
+    def scores_for(self, vectors: np.ndarray, passage_ids: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Dense scores of given candidate passages, one float32 array per query, in the given order."""
+        q = self._as_queries(vectors)
+        if len(q) != len(passage_ids):
+            raise ValueError(f"{len(q)} query vectors but {len(passage_ids)} candidate lists")
         matrix = self._vectors()
-        n = len(matrix)
+        idx_of = self._index_of()
         out: list[np.ndarray] = []
-        for qv, cand in zip(q, passage_idx_lists):
-            idx = np.asarray(cand, dtype=np.int64).reshape(-1)
-            if len(idx) and (idx.min() < 0 or idx.max() >= n):
-                raise IndexError(f"passage idx out of range 0..{n - 1}")
+        for qv, cand in zip(q, passage_ids):
+            try:
+                idx = np.fromiter((idx_of[p] for p in cand), dtype=np.int64, count=len(cand))
+            except KeyError as exc:
+                raise KeyError(f"passage {exc.args[0]!r} is not in the dense index") from None
             out.append((matrix[idx] @ qv).astype(np.float32, copy=False))
         return out
 
-    def passage_index(self, passage_id: str) -> int | None:
+    def _index_of(self) -> dict[str, int]:
         if self._idx_of is None:
             self._ensure_index()
             with self._lock:
                 if self._idx_of is None:
                     assert self._ids is not None
                     self._idx_of = {pid: i for i, pid in enumerate(self._ids)}
-        return self._idx_of.get(passage_id)
-
-    def passage_id(self, idx: int) -> str:
-        self._ensure_index()
-        assert self._ids is not None
-        return self._ids[idx]
+        return self._idx_of
 
     def close(self) -> None:
         with self._lock:

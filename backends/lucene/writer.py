@@ -1,4 +1,4 @@
-"""Lucene BM25 index building through Anserini's IndexCollection (a Java subprocess).
+"""Lucene BM25 leg writer: store passages -> Anserini JsonCollection shards -> IndexCollection (a Java subprocess).
 
 A subprocess keeps indexing memory out of the serving process and lets a kill at any
 moment leave nothing half-written in a live index (builds go to a fresh directory).
@@ -9,14 +9,19 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
-from typing import IO
+from typing import IO, ClassVar
 
 from tqdm import tqdm
 
+from backends.base import LEXICAL, BuildContext, Leg
+from backends.lucene.jvm import anserini_jar, java_binary
+from backends.lucene.section import ANALYZER, LuceneSection
+from indexer import layout
 from indexer.errors import DrsearchError
-from indexer.jvm import anserini_jar, java_binary
+from indexer.settings import BuildSettings
 
 
 class LuceneInputWriter:
@@ -71,3 +76,28 @@ def build_lucene_index(input_dir: Path, index_dir: Path, *, threads: int, total:
         tail = " | ".join(l for l in log[-5:] if l)
         raise DrsearchError(f"Lucene indexing failed (exit {rc}): {tail}", where=str(index_dir))
     return indexed
+
+
+class LuceneWriter:
+    """Writes the BM25 leg: the store's passages (title + text) into `lucene/` with BM25(k1, b)."""
+
+    leg: ClassVar[Leg] = LEXICAL
+
+    def __init__(self, settings: BuildSettings):
+        self.k1, self.b = settings.bm25_k1, settings.bm25_b
+        java_binary(), anserini_jar()  # fail before reading the corpus when Java or Anserini is missing
+
+    def write(self, ctx: BuildContext) -> LuceneSection:
+        staging = ctx.build_dir / "lucene-input"
+        # At least two input files: Anserini parallelises indexing by file.
+        shards = LuceneInputWriter(staging, shards=max(2, ctx.threads))
+        try:
+            for _idx, passage_id, title, text in ctx.store.iter_passages():
+                shards.add(passage_id, title, text)
+        finally:
+            shards.close()
+        indexed = build_lucene_index(
+            staging, ctx.build_dir / layout.LUCENE_DIR, threads=ctx.threads, total=ctx.passages, quiet=ctx.quiet
+        )
+        shutil.rmtree(staging)
+        return LuceneSection(k1=self.k1, b=self.b, analyzer=ANALYZER, documents=indexed)

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
+from backends.base import LEXICAL, Leg, SourceFilters, check_k
+from backends.hit import Hit
+from backends.lucene.jvm import autoclass
+from backends.lucene.section import LuceneSection
+from indexer import layout
 from indexer.errors import IndexFormatError
-from indexer.jvm import autoclass
 from indexer.schema import doc_id_of
-from ranker.hit import Hit
-from ranker.query import check_k, clean_query
 
 
-class BM25Retriever:
+class LuceneSearcher:
     """Anserini `SimpleSearcher` with BM25(k1, b). Queries are bags of words: the analyzer
-    tokenises them and no Lucene query syntax is ever parsed."""
+    tokenises them and no Lucene query syntax is ever parsed. Queries arrive already validated."""
 
-    name = "bm25"
+    name: ClassVar[Leg] = LEXICAL
 
     def __init__(self, lucene_dir: Path, *, k1: float = 0.9, b: float = 0.4, threads: int = 2):
-        if not (lucene_dir / "segments_1").exists() and not any(lucene_dir.glob("segments_*")):
+        if not any(lucene_dir.glob("segments_*")):
             raise IndexFormatError("no Lucene index", where=str(lucene_dir))
         self.k1, self.b, self.threads = k1, b, threads
         self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(lucene_dir))
@@ -29,26 +33,24 @@ class BM25Retriever:
         self._analyzer_utils = autoclass("io.anserini.analysis.AnalyzerUtils")
         self._lock = threading.Lock()
 
+    @classmethod
+    def open(cls, build_dir: Path, section: LuceneSection, *, threads: int = 2) -> "LuceneSearcher":
+        return cls(build_dir / layout.LUCENE_DIR, k1=section.k1, b=section.b, threads=threads)
+
     @property
     def size(self) -> int:
         return int(self._searcher.get_total_num_docs())
 
     def terms(self, query: str) -> list[str]:
-        """The index terms the analyzer keeps from `query` (empty: nothing BM25 can match)."""
         return list(self._analyzer_utils.analyze(self._searcher.get_analyzer(), query))
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
-        clean_query(query)
-        return self._to_hits(self._searcher.search(query, check_k(k)))
-
-    def batch_search(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
+    def search(self, queries: Sequence[str], k: int, filters: SourceFilters | None = None) -> list[list[Hit]]:
+        """Top-k per query; `filters` are left to the pipeline's post-filter."""
         check_k(k)
         if not queries:
             return []
-        for q in queries:
-            clean_query(q)
         if len(queries) == 1:
-            return [self.search(queries[0], k)]
+            return [self._to_hits(self._searcher.search(queries[0], k))]
         texts = self._arrays.asList(*queries)
         qids = self._arrays.asList(*map(str, range(len(queries))))
         results = self._searcher.batch_search(texts, qids, int(k), int(self.threads))

@@ -1,4 +1,6 @@
-"""DenseRetriever over a real tiny build (bundled MiniLM + FAISS): search, batching, rescoring, errors."""
+"""FaissSearcher over a real tiny build (bundled MiniLM + FAISS): search, batching, rescoring, errors.
+
+Properties every retriever shares are in tests/ranker/test_retriever_conformance.py; these are FAISS's own."""
 
 from __future__ import annotations
 
@@ -12,18 +14,19 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from backends.base import VectorRetriever  # noqa: E402
+from backends.faiss.encoder import load_encoder  # noqa: E402
+from backends.faiss.searcher import FaissSearcher  # noqa: E402
+from backends.faiss.section import FaissSection  # noqa: E402
+from backends.faiss.writer import build_dense_index  # noqa: E402
+from backends.hit import Hit  # noqa: E402
 from indexer import layout  # noqa: E402
 from indexer.chunker import ChunkSettings, chunk_document  # noqa: E402
-from indexer.dense import build_dense_index, load_encoder  # noqa: E402
 from indexer.errors import ConfigError, IndexFormatError, QueryError  # noqa: E402
 from indexer.schema import Document  # noqa: E402
 from indexer.settings import DenseSettings  # noqa: E402
 from indexer.store import Store, StoreWriter  # noqa: E402
-from ranker.dense import DenseRetriever  # noqa: E402
-from ranker.hit import Hit  # noqa: E402
-from ranker.retriever import Retriever  # noqa: E402
-from tests.text_fixtures import DOCS
-
+from tests.text_fixtures import DOCS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def model():
     return load_encoder(DenseSettings(device="cpu"))
 
 
-def _build(root: Path, model, settings: DenseSettings) -> tuple[Path, dict]:
+def _build(root: Path, model, settings: DenseSettings) -> tuple[Path, FaissSection]:
     build = root / "build"
     build.mkdir(parents=True)
     writer = StoreWriter(build / layout.STORE)
@@ -42,24 +45,28 @@ def _build(root: Path, model, settings: DenseSettings) -> tuple[Path, dict]:
     store = Store(build / layout.STORE)
     section = build_dense_index(store, build / layout.DENSE_DIR, root / "embeddings", settings, quiet=True, model=model)
     store.close()
-    return build, {"format_version": 1, "dense": section}
+    return build, section
+
+
+def search(r: FaissSearcher, queries: list[str], k: int) -> list[list[Hit]]:
+    return r.search_vectors(r.encode(queries), k)
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, model) -> tuple[Path, dict]:
+def built(tmp_path_factory: pytest.TempPathFactory, model) -> tuple[Path, FaissSection]:
     return _build(tmp_path_factory.mktemp("exact"), model, DenseSettings(device="cpu"))
 
 
 @pytest.fixture(scope="module")
-def retriever(built, model) -> DenseRetriever:
-    r = DenseRetriever(*built, model=model)
+def retriever(built, model) -> FaissSearcher:
+    r = FaissSearcher(*built, model=model)
     yield r
     r.close()
 
 
-def test_conforms_to_protocol(retriever: DenseRetriever) -> None:
-    assert isinstance(retriever, Retriever)
-    assert retriever.name == "dense"
+def test_conforms_to_protocol(retriever: FaissSearcher) -> None:
+    assert isinstance(retriever, VectorRetriever)
+    assert retriever.name == "dense" and retriever.size == len(DOCS)
 
 
 @pytest.mark.parametrize(
@@ -71,71 +78,63 @@ def test_conforms_to_protocol(retriever: DenseRetriever) -> None:
         ("crypto money ledger", "bitcoin"),
     ],
 )
-def test_paraphrased_query_finds_right_doc(retriever: DenseRetriever, query: str, doc: str) -> None:
-    hits = retriever.search(query, k=3)
+def test_paraphrased_query_finds_right_doc(retriever: FaissSearcher, query: str, doc: str) -> None:
+    hits = search(retriever, [query], k=3)[0]
     assert hits[0].doc_id == doc
     assert [h.rank for h in hits] == [1, 2, 3]
     assert all(h.dense == h.score and h.dense_rank == h.rank and h.bm25 is None for h in hits)
     assert hits[0].score >= hits[1].score >= hits[2].score
 
 
-def test_batch_search_matches_search_and_k_above_n(retriever: DenseRetriever) -> None:
+def test_batch_search_matches_search_and_k_above_n(retriever: FaissSearcher) -> None:
     queries = ["volcanic eruption lava", "improvised swing music", "board game strategy"]
-    batch = retriever.batch_search(queries, k=4)
+    batch = search(retriever, queries, k=4)
     assert len(batch) == 3
     for q, hits in zip(queries, batch):
-        single = retriever.search(q, k=4)
+        single = search(retriever, [q], k=4)[0]
         assert [h.passage_id for h in hits] == [h.passage_id for h in single]
         assert [h.score for h in hits] == pytest.approx([h.score for h in single], abs=1e-5)
-    everything = retriever.search("anything at all", k=1000)
+    everything = search(retriever, ["anything at all"], k=1000)[0]
     assert len(everything) == len(DOCS)
     assert sorted(h.passage_id for h in everything) == sorted(f"{d}#0" for d, _, _ in DOCS)
-    assert retriever.batch_search([], k=5) == []
+    assert retriever.search_vectors(np.zeros((0, 384), dtype=np.float32), k=5) == []
 
 
-def test_search_vectors_and_scores_for(retriever: DenseRetriever) -> None:
-    q = retriever.encode_queries(["how do green plants make sugar from light", "deep sleep memory"])
+def test_search_vectors_and_scores_for(retriever: FaissSearcher) -> None:
+    q = retriever.encode(["how do green plants make sugar from light", "deep sleep memory"])
     assert q.shape == (2, 384) and q.dtype == np.float32
     hits = retriever.search_vectors(q, k=5)
     assert hits[0][0].passage_id == "photo#0" and hits[1][0].passage_id == "sleep#0"
-    cands = [[retriever.passage_index(h.passage_id) for h in run] for run in hits]
-    rescored = retriever.scores_for(q, cands)
+    rescored = retriever.scores_for(q, [[h.passage_id for h in run] for run in hits])
     for run, scores in zip(hits, rescored):
         assert scores.dtype == np.float32
         assert scores == pytest.approx([h.score for h in run], abs=1e-5)
     # arbitrary candidates, any order, including empty
-    idx_jazz = retriever.passage_index("jazz#0")
-    out = retriever.scores_for(q[:1], [[idx_jazz, 0]])
+    out = retriever.scores_for(q[:1], [["jazz#0", "photo#0"]])
     assert out[0][1] == pytest.approx(hits[0][0].score, abs=1e-5)
     assert retriever.scores_for(q[:1], [[]])[0].shape == (0,)
-    assert retriever.passage_index("nope#0") is None
-    assert retriever.passage_index("photo#0") == 0
-    with pytest.raises(IndexError):
-        retriever.scores_for(q[:1], [[len(DOCS)]])
+    with pytest.raises(KeyError, match="nope#0"):
+        retriever.scores_for(q[:1], [["nope#0"]])
     with pytest.raises(ValueError):
         retriever.scores_for(q, [[0]])
     with pytest.raises(ConfigError):
         retriever.search_vectors(np.zeros((1, 10), dtype=np.float32), k=3)
 
 
-def test_bad_queries_and_k(retriever: DenseRetriever) -> None:
+def test_bad_k(retriever: FaissSearcher) -> None:
     with pytest.raises(QueryError):
-        retriever.search("   ", k=3)
-    with pytest.raises(QueryError):
-        retriever.search("jazz", k=0)
-    with pytest.raises(QueryError):
-        retriever.batch_search(["jazz", ""], k=3)
+        retriever.search_vectors(retriever.encode(["jazz"]), k=0)
 
 
 def test_lazy_thread_safe_first_use(built) -> None:
-    r = DenseRetriever(*built, device="cpu")  # loads the encoder itself from the manifest
+    r = FaissSearcher(*built, device="cpu")  # loads the encoder itself from the manifest
     assert r._index is None and r._model is None  # nothing loaded at construction
     results: list[list[Hit]] = []
     errors: list[BaseException] = []
 
     def work() -> None:
         try:
-            results.append(r.search("lava from a mountain", k=2))
+            results.append(search(r, ["lava from a mountain"], k=2)[0])
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -151,23 +150,15 @@ def test_lazy_thread_safe_first_use(built) -> None:
 
 def test_hnsw_index_search(tmp_path: Path, model) -> None:
     settings = DenseSettings(device="cpu", ann="auto", exact_max=4, hnsw_m=8, hnsw_ef_construction=32, hnsw_ef_search=17)
-    build, manifest = _build(tmp_path, model, settings)
-    assert manifest["dense"]["ann"] == "hnsw"
-    r = DenseRetriever(build, manifest, model=model)
+    build, section = _build(tmp_path, model, settings)
+    assert section.ann == "hnsw"
+    r = FaissSearcher(build, section, model=model)
     assert r._ensure_index().hnsw.efSearch == 17
-    assert r.search("improvised swing music from New Orleans", k=3)[0].passage_id == "jazz#0"
-    q = r.encode_queries(["chess"])
-    idx = [r.passage_index("chess#0")]
-    assert r.scores_for(q, [idx])[0][0] == pytest.approx(r.search("chess", k=1)[0].score, abs=1e-5)
-    assert len(r.search("anything", k=100)) <= len(DOCS)
+    assert search(r, ["improvised swing music from New Orleans"], k=3)[0][0].passage_id == "jazz#0"
+    q = r.encode(["chess"])
+    assert r.scores_for(q, [["chess#0"]])[0][0] == pytest.approx(r.search_vectors(q, k=1)[0][0].score, abs=1e-5)
+    assert len(search(r, ["anything"], k=100)[0]) <= len(DOCS)
     r.close()
-
-
-def test_no_dense_section(tmp_path: Path) -> None:
-    for manifest in ({"format_version": 1, "dense": None}, {"format_version": 1}):
-        with pytest.raises(IndexFormatError) as err:
-            DenseRetriever(tmp_path, manifest)
-        assert "built without the dense leg" in str(err.value)
 
 
 def test_dimension_mismatch(built, model) -> None:
@@ -175,18 +166,18 @@ def test_dimension_mismatch(built, model) -> None:
     from sentence_transformers.models import Dense
 
     smaller = SentenceTransformer(modules=[model[0], model[1], Dense(384, 128)], device="cpu")
-    r = DenseRetriever(*built, model=smaller)
+    r = FaissSearcher(*built, model=smaller)
     with pytest.raises(ConfigError) as err:
-        r.search("jazz", k=3)
+        r.encode(["jazz"])
     assert "128" in str(err.value) and "384" in str(err.value)
-    build, manifest = built
-    wrong = {**manifest, "dense": {**manifest["dense"], "dimension": 768}}
+    build, section = built
+    wrong = section.model_copy(update={"dimension": 768})
     with pytest.raises(IndexFormatError) as err2:
-        DenseRetriever(build, wrong, model=model).search_vectors(np.zeros((1, 768), dtype=np.float32), k=1)
+        FaissSearcher(build, wrong, model=model).search_vectors(np.zeros((1, 768), dtype=np.float32), k=1)
     assert "384" in str(err2.value) and "768" in str(err2.value)
 
 
 def test_missing_files(tmp_path: Path, built) -> None:
-    _, manifest = built
+    _, section = built
     with pytest.raises(IndexFormatError):
-        DenseRetriever(tmp_path, manifest).search_vectors(np.zeros((1, 384), dtype=np.float32), k=1)
+        FaissSearcher(tmp_path, section).search_vectors(np.zeros((1, 384), dtype=np.float32), k=1)

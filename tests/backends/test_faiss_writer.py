@@ -1,4 +1,4 @@
-"""Dense leg of the build: encoder loading, embedding cache (resume + reuse), FAISS selection, errors.
+"""FAISS leg of the build: encoder loading, embedding cache (resume + reuse), FAISS selection, errors.
 
 Runs the real bundled all-MiniLM-L6-v2 (offline) and real FAISS on tiny stores written here.
 """
@@ -21,10 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from indexer.chunker import ChunkSettings, chunk_document  # noqa: E402
-from indexer.dense import (  # noqa: E402
-    IDS_FILE,
-    INDEX_FILE,
-    build_dense_index,
+from backends.faiss.encoder import (  # noqa: E402
     encode_passages,
     encode_queries,
     encoder_info,
@@ -32,6 +29,8 @@ from indexer.dense import (  # noqa: E402
     model_key,
     passage_text,
 )
+from backends.faiss.section import IDS_FILE, INDEX_FILE  # noqa: E402
+from backends.faiss.writer import build_dense_index  # noqa: E402
 from indexer.errors import ConfigError  # noqa: E402
 from indexer.schema import Document  # noqa: E402
 from indexer.settings import DenseSettings  # noqa: E402
@@ -181,9 +180,9 @@ def test_build_exact_and_search_semantics(tmp_path: Path, small_store: Store, mo
 
     settings = DenseSettings(device="cpu")
     section = build_dense_index(small_store, tmp_path / "dense", tmp_path / "cache", settings, quiet=True, model=model)
-    assert section["ann"] == "exact" and section["hnsw"] is None
-    assert section["count"] == len(DOCS) and section["encoded"] == len(DOCS) and section["reused"] == 0
-    assert section["dimension"] == 384 and section["model_key"]
+    assert section.ann == "exact" and section.hnsw is None
+    assert section.count == len(DOCS) and section.encoded == len(DOCS) and section.reused == 0
+    assert section.dimension == 384 and section.model_key
     index, vecs = read_index(tmp_path / "dense")
     assert isinstance(index, faiss.IndexFlatIP) and index.ntotal == len(DOCS)
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
@@ -192,7 +191,7 @@ def test_build_exact_and_search_semantics(tmp_path: Path, small_store: Store, mo
     q = encode_queries(model, ["how do green plants make sugar from light"], settings)
     _, found = index.search(q, 3)
     assert DOCS[found[0][0]][0] == "photo"
-    shards = list((tmp_path / "cache" / section["model_key"]).glob("shard-*.npz"))
+    shards = list((tmp_path / "cache" / section.model_key).glob("shard-*.npz"))
     assert len(shards) == 1
 
 
@@ -201,16 +200,16 @@ def test_auto_selects_hnsw_above_exact_max(tmp_path: Path, small_store: Store, m
 
     settings = DenseSettings(device="cpu", ann="auto", exact_max=5, hnsw_m=8, hnsw_ef_construction=16, hnsw_ef_search=20)
     section = build_dense_index(small_store, tmp_path / "dense", tmp_path / "cache", settings, quiet=True, model=model)
-    assert section["ann"] == "hnsw"
-    assert section["hnsw"] == {"m": 8, "ef_construction": 16, "ef_search": 20}
+    assert section.ann == "hnsw"
+    assert section.hnsw.model_dump() == {"m": 8, "ef_construction": 16, "ef_search": 20}
     index, _ = read_index(tmp_path / "dense")
     assert isinstance(index, faiss.IndexHNSWFlat) and index.ntotal == len(DOCS)
     assert index.metric_type == faiss.METRIC_INNER_PRODUCT
     exact = build_dense_index(small_store, tmp_path / "d2", tmp_path / "cache", settings.model_copy(update={"ann": "exact"}),
                               quiet=True, model=model)  # fmt: skip
-    assert exact["ann"] == "exact" and exact["encoded"] == 0 and exact["reused"] == len(DOCS)
+    assert exact.ann == "exact" and exact.encoded == 0 and exact.reused == len(DOCS)
     forced = settings.model_copy(update={"ann": "hnsw", "exact_max": 1000})
-    assert build_dense_index(small_store, tmp_path / "d3", tmp_path / "cache", forced, quiet=True, model=model)["ann"] == "hnsw"
+    assert build_dense_index(small_store, tmp_path / "d3", tmp_path / "cache", forced, quiet=True, model=model).ann == "hnsw"
 
 
 def test_reuse_encodes_only_changed_passages(tmp_path: Path, model) -> None:
@@ -224,8 +223,8 @@ def test_reuse_encodes_only_changed_passages(tmp_path: Path, model) -> None:
     second = Store(write_store(tmp_path / "b.sqlite", changed))
     s2 = build_dense_index(second, tmp_path / "d2", tmp_path / "cache", settings, quiet=True, model=model)
     second.close()
-    assert s1["encoded"] == len(DOCS)
-    assert s2["encoded"] == 2 and s2["reused"] == len(DOCS) - 2
+    assert s1.encoded == len(DOCS)
+    assert s2.encoded == 2 and s2.reused == len(DOCS) - 2
     _, v1 = read_index(tmp_path / "d1")
     _, v2 = read_index(tmp_path / "d2")
     same = [i for i in range(len(DOCS)) if i not in (3, 8)]
@@ -236,7 +235,7 @@ def test_reuse_encodes_only_changed_passages(tmp_path: Path, model) -> None:
     s3 = build_dense_index(third, tmp_path / "d3", tmp_path / "cache",
                            settings.model_copy(update={"passage_prefix": "passage: "}), quiet=True, model=model)  # fmt: skip
     third.close()
-    assert s3["encoded"] == len(DOCS) and s3["model_key"] != s1["model_key"]
+    assert s3.encoded == len(DOCS) and s3.model_key != s1.model_key
 
 
 def test_duplicate_texts_encoded_once(tmp_path: Path, model) -> None:
@@ -244,7 +243,7 @@ def test_duplicate_texts_encoded_once(tmp_path: Path, model) -> None:
     store = Store(write_store(tmp_path / "s.sqlite", docs))
     s = build_dense_index(store, tmp_path / "d", tmp_path / "cache", DenseSettings(device="cpu"), quiet=True, model=model)
     store.close()
-    assert s["encoded"] == 3 and s["reused"] == 1 and s["count"] == 4
+    assert s.encoded == 3 and s.reused == 1 and s.count == 4
     _, v = read_index(tmp_path / "d")
     assert np.array_equal(v[0], v[3])
 
@@ -253,17 +252,18 @@ RESUME_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    import indexer.dense as dense
+    import backends.faiss.cache as cache_module
+    from backends.faiss.writer import build_dense_index
     from indexer.settings import DenseSettings
     from indexer.store import Store
 
-    real = dense._encode
+    real = cache_module._encode
     def slow(*a, **kw):  # make each shard take a while so the parent can kill us mid-build
         time.sleep(0.5)
         return real(*a, **kw)
-    dense._encode = slow
+    cache_module._encode = slow
     store_path, out, cache = map(Path, sys.argv[1:4])
-    dense.build_dense_index(Store(store_path), out, cache, DenseSettings(device="cpu", shard_size=64), quiet=True)
+    build_dense_index(Store(store_path), out, cache, DenseSettings(device="cpu", shard_size=64), quiet=True)
     print("FINISHED")
     """
 )
@@ -301,10 +301,10 @@ def test_resume_after_killed_build(tmp_path: Path, model) -> None:
     resumed = build_dense_index(store, tmp_path / "resumed", cache, settings, quiet=True, model=model)
     fresh = build_dense_index(store, tmp_path / "fresh", tmp_path / "fresh-cache", settings, quiet=True, model=model)
     store.close()
-    assert resumed["reused"] >= 64 and resumed["reused"] % 64 == 0
-    assert resumed["encoded"] + resumed["reused"] == len(docs)
-    assert fresh["encoded"] == len(docs) and fresh["reused"] == 0
-    assert resumed["model_key"] == fresh["model_key"]
+    assert resumed.reused >= 64 and resumed.reused % 64 == 0
+    assert resumed.encoded + resumed.reused == len(docs)
+    assert fresh.encoded == len(docs) and fresh.reused == 0
+    assert resumed.model_key == fresh.model_key
     _, v_resumed = read_index(tmp_path / "resumed")
     _, v_fresh = read_index(tmp_path / "fresh")
     assert v_resumed.shape == v_fresh.shape == (len(docs), 384)

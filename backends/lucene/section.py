@@ -1,0 +1,20 @@
+"""The Lucene leg's manifest section (written by `LuceneWriter`, read by `LuceneSearcher`)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from backends.base import Section
+
+ANALYZER = "anserini-default-porter"
+
+
+class LuceneSection(Section):
+    backend: Literal["lucene"] = "lucene"
+    summary_fields: ClassVar[tuple[str, ...]] = ("k1", "b")
+    k1: float = Field(gt=0)
+    b: float = Field(ge=0, le=1)
+    analyzer: str = ANALYZER
+    documents: int = Field(ge=0)  # Lucene documents indexed (one per passage)
