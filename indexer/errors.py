@@ -30,3 +30,7 @@ class QueryError(DrsearchError):
 
 class ConfigError(DrsearchError):
     """A setting, model directory or list file is invalid."""
+
+
+class BackendUnavailable(DrsearchError):
+    """A search backend that runs elsewhere (an Elasticsearch cluster) cannot be reached or failed."""

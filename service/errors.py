@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from indexer.errors import ConfigError, DrsearchError, IndexFormatError, QueryError
+from indexer.errors import BackendUnavailable, ConfigError, DrsearchError, IndexFormatError, QueryError
 
 log = logging.getLogger("drsearch.service")
 
@@ -65,6 +65,9 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_json(400, "invalid_query", exc.message, exc.field)
         if isinstance(exc, IndexFormatError):  # e.g. mode=dense on an index built without the dense leg
             return error_json(400, "unsupported_by_index", exc.message, exc.field)
+        if isinstance(exc, BackendUnavailable):  # the cluster is down or refused: retry later, not a bad request
+            log.error("search backend unavailable on %s: %s", request.url.path, exc)
+            return error_json(503, "backend_unavailable", str(exc), exc.field)
         if isinstance(exc, ConfigError):
             log.error("configuration error while serving %s: %s", request.url.path, exc)
             return error_json(503, "config_error", exc.message, exc.field)
