@@ -40,14 +40,17 @@ def analyzer_for(language: str, chinese_analyzer: str = "cjk") -> str:
 
 
 def index_body(*, k1: float, b: float, analyzer: str, dims: int | None, shards: int = 1, replicas: int = 0,
-               hnsw_m: int = 16, hnsw_ef_construction: int = 100) -> dict[str, Any]:
+               hnsw_m: int = 16, hnsw_ef_construction: int = 100, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """`PUT /<index>` body: a BM25 similarity with the build's k1/b on the text field, keyword source
-    fields for filters, and (when `dims`) an int8-quantised HNSW `dense_vector` with cosine similarity."""
+    fields for filters, and (when `dims`) an int8-quantised HNSW `dense_vector` with cosine similarity.
+    `meta` goes to the mapping's `_meta` (application data ES stores and returns, never interprets)."""
     properties: dict[str, Any] = {name: {"type": "keyword"} for name in KEYWORDS}
     properties[TEXT] = {"type": "text", "analyzer": analyzer, "similarity": SIMILARITY}
     properties["tier"] = {"type": "byte"}
     properties["published"] = {"type": "date", "format": PUBLISHED_FORMATS, "ignore_malformed": True}
     mappings: dict[str, Any] = {"dynamic": "strict", "properties": properties}
+    if meta:
+        mappings["_meta"] = meta
     if dims:
         properties[VECTOR] = {
             "type": "dense_vector", "dims": int(dims), "element_type": "float", "index": True,
@@ -145,13 +148,14 @@ def bm25_query(text: str, k: int, filters: SourceFilterLike | None = None) -> di
 
 
 def knn_query(vector: Sequence[float], k: int, filters: SourceFilterLike | None = None, *,
-              num_candidates: int | None = None) -> dict[str, Any]:
+              num_candidates: int | None = None, oversample: float = 2.0) -> dict[str, Any]:
     """Approximate kNN top-k with the source filters in `knn.filter` (applied during the HNSW search,
-    so k hits come back whenever k passages pass)."""
+    so k hits come back whenever k passages pass). `rescore_vector` re-scores the top k x `oversample`
+    int8 candidates with the float vectors (ES 8.18+/9.x), so scores are exact cosines, as FAISS gives."""
     k = _size(k)
     candidates = min(MAX_WINDOW, max(k, num_candidates or 2 * k, 100))
     knn: dict[str, Any] = {"field": VECTOR, "query_vector": [float(x) for x in vector], "k": k,
-                           "num_candidates": candidates}  # fmt: skip
+                           "num_candidates": candidates, "rescore_vector": {"oversample": float(oversample)}}  # fmt: skip
     clauses = filter_clauses(filters)
     if clauses:
         knn["filter"] = clauses

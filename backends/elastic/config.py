@@ -28,6 +28,7 @@ class ElasticSettings(BaseSettings):
     ca_certs: str | None = None  # CA bundle for a private cluster certificate
     request_timeout: float = Field(30.0, gt=0)
     max_retries: int = Field(3, ge=0)
+    language: str = "en"  # the corpus language: `english` analyzer for en, `chinese_analyzer` for zh
     chinese_analyzer: str = "cjk"  # or "smartcn" when the analysis-smartcn plugin is installed
     bulk_chunk: int = Field(500, ge=1)  # passages per bulk request
     shards: int = Field(1, ge=1)

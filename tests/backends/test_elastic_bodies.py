@@ -23,12 +23,13 @@ def test_index_body_sets_bm25_similarity_analyzer_and_source_fields() -> None:
     assert props["tier"]["type"] in {"byte", "short", "integer"}
     assert props["published"]["type"] == "date" and "yyyy" in props["published"]["format"].split("||")
     assert props["published"]["ignore_malformed"] is True  # a bad date in one document cannot fail the bulk
-    assert bodies.VECTOR not in props and "_source" not in body["mappings"]
+    assert bodies.VECTOR not in props and "_source" not in body["mappings"] and "_meta" not in body["mappings"]
     json.dumps(body)  # the client sends it as JSON
 
 
 def test_index_body_with_dense_leg_maps_an_int8_hnsw_cosine_vector() -> None:
-    body = bodies.index_body(k1=1.2, b=0.75, analyzer="cjk", dims=384, hnsw_m=32, hnsw_ef_construction=80)
+    body = bodies.index_body(k1=1.2, b=0.75, analyzer="cjk", dims=384, hnsw_m=32, hnsw_ef_construction=80,
+                             meta={"encoder": {"dimension": 384}})
     vec = body["mappings"]["properties"][bodies.VECTOR]
     assert vec["type"] == "dense_vector" and vec["dims"] == 384 and vec["element_type"] == "float"
     assert vec["index"] is True and vec["similarity"] == "cosine"
@@ -36,6 +37,7 @@ def test_index_body_with_dense_leg_maps_an_int8_hnsw_cosine_vector() -> None:
     assert vec["index_options"] == {"type": "int8_hnsw", "m": 32, "ef_construction": 80}
     assert body["mappings"]["_source"] == {"excludes": [bodies.VECTOR]}
     assert body["settings"]["index"]["similarity"][bodies.SIMILARITY]["k1"] == 1.2
+    assert body["mappings"]["_meta"] == {"encoder": {"dimension": 384}}
 
 
 @pytest.mark.parametrize("language, chinese, expected", [("en", "cjk", "english"), ("zh", "cjk", "cjk"),
@@ -116,6 +118,7 @@ def test_knn_query_uses_the_top_level_knn_option_with_filter() -> None:
     knn = body["knn"]
     assert knn["field"] == bodies.VECTOR and knn["query_vector"] == [0.1, 0.2, 0.3] and knn["k"] == 10
     assert knn["k"] <= knn["num_candidates"] <= bodies.MAX_WINDOW
+    assert knn["rescore_vector"] == {"oversample": 2.0}  # exact float cosines for the top k, not int8 ones
     assert knn["filter"] == [{"terms": {"domain": ["imf.org"]}}]
     assert body["size"] == 10 and "query" not in body
     assert "filter" not in bodies.knn_query([1.0], 5)["knn"]
