@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from backends.base import LEXICAL, VECTOR, Leg, LexicalRetriever, Section, VectorRetriever, Writer
+from backends.elastic.searcher import ElasticSearcher, ElasticVectorSearcher
+from backends.elastic.section import ElasticSection, ElasticVectorSection
+from backends.elastic.writer import ElasticVectorWriter, ElasticWriter
 from backends.faiss.searcher import FaissSearcher
 from backends.faiss.section import FaissSection
 from backends.faiss.writer import FaissWriter
@@ -39,11 +42,16 @@ BACKENDS: dict[str, Backend] = {
     for b in (
         Backend("lucene", LEXICAL, LuceneSection, LuceneWriter, LuceneSearcher),
         Backend("faiss", VECTOR, FaissSection, FaissWriter, FaissSearcher),
+        Backend("elasticsearch", LEXICAL, ElasticSection, ElasticWriter, ElasticSearcher),
+        Backend("elasticsearch-knn", VECTOR, ElasticVectorSection, ElasticVectorWriter, ElasticVectorSearcher),
     )
 }
 
 # `index build --backend NAME`: which backend writes each leg.
-BUILDS: dict[str, dict[Leg, str]] = {"embedded": {LEXICAL: "lucene", VECTOR: "faiss"}}
+BUILDS: dict[str, dict[Leg, str]] = {
+    "embedded": {LEXICAL: "lucene", VECTOR: "faiss"},
+    "elasticsearch": {LEXICAL: "elasticsearch", VECTOR: "elasticsearch-knn"},  # both legs in one index
+}
 DEFAULT_BUILD = "embedded"
 
 

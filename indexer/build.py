@@ -75,6 +75,7 @@ def build_index(
     settings: BuildSettings = BuildSettings(),
     *,
     annotations: dict[str, Any] | None = None,
+    writer_options: dict[str, Any] | None = None,
 ) -> BuildResult:
     """Build a new version under `out_root` and switch `current` to it.
 
@@ -90,7 +91,7 @@ def build_index(
         raise CorpusError("output path exists and is not a directory", where=str(root))
     if (root / layout.MANIFEST).exists():
         raise CorpusError("--out must be an index ROOT, not a build directory", where=str(root))
-    writers = registry.writers(settings)  # a bad --model fails now, not after minutes of reading and indexing
+    writers = registry.writers(settings, **(writer_options or {}))  # a bad --model fails now, not after minutes of reading and indexing
     root.mkdir(parents=True, exist_ok=True)
     started = time.time()
     build_dir = layout.new_build_dir(root)

@@ -75,6 +75,9 @@ def index_build(
     passage_prefix: Annotated[str, typer.Option(help="Prefix for passages, e.g. 'passage: '")] = "",
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip and count malformed lines instead of failing")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars")] = False,
+    backend: Annotated[str, typer.Option(help="embedded (Lucene + FAISS files) | elasticsearch (a cluster)")] = "embedded",
+    es_url: Annotated[Optional[str], typer.Option("--es-url", help="Elasticsearch URL (default: env DRSEARCH_ES_URL)")] = None,
+    es_index: Annotated[Optional[str], typer.Option("--es-index", help="Elasticsearch alias; builds go to NAME-<version>")] = None,
 ) -> None:
     """Build a new index version from one or more corpora and switch `current` to it."""
     from indexer.build import build_index
@@ -83,7 +86,7 @@ def index_build(
     try:
         settings = BuildSettings(
             chunk_words=chunk_words, overlap_words=overlap_words, threads=threads, bm25_k1=k1, bm25_b=b,
-            skip_bad=skip_bad, quiet=quiet,
+            skip_bad=skip_bad, quiet=quiet, backend=backend,
             dense=DenseSettings(enabled=dense, model=str(model) if model else None, ann=ann, exact_max=exact_max,
                                 hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction, hnsw_ef_search=hnsw_ef_search,
                                 query_prefix=query_prefix, passage_prefix=passage_prefix),
@@ -94,7 +97,10 @@ def index_build(
 
     authority = AuthorityList.load()
     annotations = {"authority_list": {"directory": str(authority.directory), "sha256": authority.content_hash}}
-    result = build_index(corpus, out, settings, annotations=annotations)
+    from service.cli_backends import writer_options
+
+    options = writer_options(backend, authority, es_url=es_url, es_index=es_index)
+    result = build_index(corpus, out, settings, annotations=annotations, writer_options=options)
     counts = result.manifest.counts
     typer.echo(
         f"built {result.build_dir} : {counts['documents']} documents, {counts['passages']} passages"

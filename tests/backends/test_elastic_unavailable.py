@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +72,79 @@ def test_connection_refused_is_one_line_backend_unavailable_without_credentials(
     message = str(info.value)
     assert message == f"http://127.0.0.1:{closed_port}: BM25 search: connection refused"
     assert "\n" not in message and "s3cret" not in message
+
+
+# ---- the same failure through the CLI and the HTTP service --------------------------------------------
+
+CORPUS = [{"id": "volcano", "title": "Volcanoes", "text": "Magma erupts as lava from a volcanic vent."},
+          {"id": "tides", "title": "Tides", "text": "The Moon raises and lowers sea levels twice a day."}]  # fmt: skip
+
+
+def test_build_against_a_closed_port_fails_in_one_line_before_reading(tmp_path, closed_port: int) -> None:
+    from tests.conftest import drsearch
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in CORPUS))
+    out = tmp_path / "idx"
+    proc = drsearch("index", "build", "--backend", "elasticsearch", "--es-url", f"http://elastic:s3cret@127.0.0.1:{closed_port}",
+                    "--corpus", corpus, "--out", out, "-q", env={"DRSEARCH_ES_MAX_RETRIES": "0"})  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == f"drsearch: error: http://127.0.0.1:{closed_port}: cannot reach the cluster: connection refused\n"
+    assert not out.exists()  # nothing written, nothing read
+
+
+def test_es_flags_without_the_backend_are_refused(tmp_path) -> None:
+    from tests.conftest import drsearch
+
+    proc = drsearch("index", "build", "--es-url", "http://127.0.0.1:9200", "--corpus", tmp_path, "--out", tmp_path / "x")
+    assert proc.returncode == 2 and proc.stderr.strip() == "drsearch: error: --es-url and --es-index need --backend elasticsearch"
+
+
+@pytest.fixture(scope="module")
+def down_cluster_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """A real BM25-only build whose lexical leg is then pointed at an Elasticsearch index on a port
+    nothing listens on: what serving sees when its cluster goes away."""
+    from backends.elastic.section import ElasticSection
+    from backends.manifest import Manifest
+    from indexer import layout
+    from tests.service.conftest import build_tiny_index
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = build_tiny_index(tmp_path_factory.mktemp("down"), CORPUS, dense=False)
+    build = layout.resolve_build(root)
+    manifest = Manifest.read(build)
+    section = ElasticSection(url=f"http://127.0.0.1:{port}", index="drsearch-gone", alias="drsearch", documents=2,
+                             analyzer="english", language="en", k1=0.9, b=0.4)  # fmt: skip
+    manifest.model_copy(update={"bm25": section}).write(build)
+    return root, port
+
+
+def test_search_cli_when_the_cluster_is_down(down_cluster_index: tuple[Path, int]) -> None:
+    from tests.conftest import drsearch
+
+    root, port = down_cluster_index
+    proc = drsearch("search", "volcanic lava", "--index", root, env={"DRSEARCH_ES_MAX_RETRIES": "0"})
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"drsearch: error: http://127.0.0.1:{port}: ") and proc.stderr.endswith(
+        ": connection refused\n") and proc.stderr.count("\n") == 1  # fmt: skip
+
+
+def test_http_search_when_the_cluster_is_down_is_503_backend_unavailable(down_cluster_index, monkeypatch) -> None:
+    from tests.service.conftest import start_server
+
+    root, port = down_cluster_index
+    monkeypatch.setenv("DRSEARCH_ES_MAX_RETRIES", "0")
+    server = start_server(index=root)
+    try:
+        with server.client() as client:
+            r = client.post("/v1/search", json={"queries": ["volcanic lava", "sea levels"], "k": 3})
+            assert r.status_code == 503, r.text
+            err = r.json()["error"]
+            assert err["code"] == "backend_unavailable" and err["message"].startswith(f"http://127.0.0.1:{port}: ")
+            assert err["message"].endswith("connection refused") and "\n" not in err["message"]
+            again = client.post("/v1/search", json={"queries": ["volcanic lava"], "k": 3})
+            assert again.status_code == 503  # errors are not cached
+    finally:
+        server.stop()
