@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from backends.hit import Hit
-from indexer.errors import QueryError
+from indexer.errors import ConfigError, QueryError
 
 Leg = Literal["bm25", "dense"]  # lexical leg, vector leg: what a search mode fuses
 LEXICAL: Leg = "bm25"
@@ -29,6 +29,16 @@ def check_k(k: object, *, field: str = "k") -> int:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise QueryError(f"k must be a positive integer, got {k!r}", field=field)
     return k
+
+
+def query_matrix(vectors: np.ndarray, dimension: int) -> np.ndarray:
+    """Query vectors as a C-contiguous (n, dimension) float32 matrix (one vector may come as 1-D)."""
+    q = np.asarray(vectors, dtype=np.float32)
+    if q.ndim == 1:
+        q = q[None, :]
+    if q.ndim != 2 or q.shape[1] != dimension:
+        raise ConfigError(f"query vectors have shape {q.shape}, index dimension is {dimension}")
+    return np.ascontiguousarray(q)
 
 
 class SourceFilters(Protocol):

@@ -7,7 +7,9 @@ Field names are the module constants below; the mapping, the bulk actions and th
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
+
+from backends.base import SourceFilters
 
 TEXT = "contents"  # title + "\n" + passage text, exactly what the Lucene leg indexes
 VECTOR = "vector"
@@ -16,17 +18,6 @@ KEYWORDS = ("passage_id", "doc_id", "host", "domain", "site", "category", "langu
 PUBLISHED_FORMATS = "strict_date_optional_time||yyyy-MM||yyyy"
 MAX_WINDOW = 10_000  # ES default index.max_result_window, and the kNN k / num_candidates ceiling
 ANALYZERS = {"en": "english"}  # language -> built-in analyzer; Chinese takes `chinese_analyzer`
-
-
-class SourceFilterLike(Protocol):
-    """The source filter fields pushed down to Elasticsearch (ranker.filters.SourceFilter has them)."""
-
-    include_domains: tuple[str, ...]
-    exclude_domains: tuple[str, ...]
-    min_tier: int | None
-    categories: tuple[str, ...]
-    published_after: str | None
-    published_before: str | None
 
 
 def analyzer_for(language: str, chinese_analyzer: str = "cjk") -> str:
@@ -96,7 +87,7 @@ def bulk_actions(index: str, sources: Iterable[dict[str, Any]]) -> Iterable[dict
         yield {"_op_type": "index", "_index": index, "_id": source["passage_id"], "_source": source}
 
 
-def filter_clauses(filters: SourceFilterLike | None) -> list[dict[str, Any]]:
+def filter_clauses(filters: SourceFilters | None) -> list[dict[str, Any]]:
     """Source filters as non-scoring `filter` clauses (pre-filtering: the top k are taken among the
     passages that pass). Same semantics as ranker.filters.SourceFilter.accepts."""
     if filters is None:
@@ -134,7 +125,7 @@ def _size(k: int) -> int:
     return k
 
 
-def bm25_query(text: str, k: int, filters: SourceFilterLike | None = None) -> dict[str, Any]:
+def bm25_query(text: str, k: int, filters: SourceFilters | None = None) -> dict[str, Any]:
     """BM25 top-k for plain query text: a `match` query (analysed, OR of terms; never query syntax),
     source filters in `filter`; ties broken by passage id as Anserini does; ids only, no `_source`."""
     query: dict[str, Any] = {"match": {TEXT: {"query": text, "operator": "or"}}}
@@ -147,7 +138,7 @@ def bm25_query(text: str, k: int, filters: SourceFilterLike | None = None) -> di
     }  # fmt: skip
 
 
-def knn_query(vector: Sequence[float], k: int, filters: SourceFilterLike | None = None, *,
+def knn_query(vector: Sequence[float], k: int, filters: SourceFilters | None = None, *,
               num_candidates: int | None = None, oversample: float = 2.0) -> dict[str, Any]:
     """Approximate kNN top-k with the source filters in `knn.filter` (applied during the HNSW search,
     so k hits come back whenever k passages pass). `rescore_vector` re-scores the top k x `oversample`

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import LEXICAL, VECTOR, Leg, SourceFilters, check_k
+from backends.base import LEXICAL, VECTOR, Leg, SourceFilters, check_k, query_matrix
 from backends.elastic import bodies, responses
 from backends.elastic.config import ElasticSettings, cluster_errors, make_client
 from backends.elastic.section import ElasticSection, ElasticVectorSection
@@ -138,9 +138,4 @@ class ElasticVectorSearcher(_ElasticLeg):
         return [responses.script_cosines(hits, ids) for ids, hits in zip(passage_ids, runs)]
 
     def _as_queries(self, vectors: np.ndarray) -> np.ndarray:
-        q = np.asarray(vectors, dtype=np.float32)
-        if q.ndim == 1:
-            q = q[None, :]
-        if q.ndim != 2 or q.shape[1] != self.dimension:
-            raise ConfigError(f"query vectors have shape {q.shape}, index dimension is {self.dimension}")
-        return q
+        return query_matrix(vectors, self.dimension)

@@ -7,7 +7,7 @@ searchers read, so a build's results never change when a later build moves the a
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -19,6 +19,7 @@ class ElasticSection(Section):
     """BM25 leg: where the passages are, their text's analyzer and the BM25 parameters."""
 
     backend: Literal["elasticsearch"] = "elasticsearch"
+    summary_fields: ClassVar[tuple[str, ...]] = ("url", "index", "analyzer", "k1", "b")
     url: str
     index: str
     alias: str
@@ -34,6 +35,7 @@ class ElasticVectorSection(EncoderSection):
     """kNN leg: the `dense_vector` field (`dimension`, `count`) and the encoder its vectors came from."""
 
     backend: Literal["elasticsearch-knn"] = "elasticsearch-knn"
+    summary_fields: ClassVar[tuple[str, ...]] = ("index", "model", "dimension")
     url: str
     index: str
     alias: str

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import VECTOR, Leg, SourceFilters, check_k
+from backends.base import VECTOR, Leg, SourceFilters, check_k, query_matrix
 from backends.faiss.encoder import dimension_of, encode_queries, load_encoder
 from backends.faiss.section import FaissSection
 from backends.hit import Hit
@@ -193,10 +193,5 @@ class FaissSearcher:
     # ------------------------------------------------------------------------------------- helpers
 
     def _as_queries(self, vectors: np.ndarray) -> np.ndarray:
-        q = np.asarray(vectors, dtype=np.float32)
-        if q.ndim == 1:
-            q = q[None, :]
-        if q.ndim != 2 or q.shape[1] != self.dimension:
-            raise ConfigError(f"query vectors have shape {q.shape}, index dimension is {self.dimension}")
-        return np.ascontiguousarray(q)
+        return query_matrix(vectors, self.dimension)
 
