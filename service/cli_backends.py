@@ -15,15 +15,15 @@ def writer_options(backend: str, authority: Any, *, es_url: str | None, es_index
         if es_url or es_index:
             raise DrsearchError("--es-url and --es-index need --backend elasticsearch")
         return {}
-    from backends.elastic.config import ElasticSettings
+    from backends.elastic.config import load_settings
 
     overrides = {k: v for k, v in (("url", es_url), ("index", es_index)) if v is not None}
     try:
-        es = ElasticSettings(**overrides)
-    except ValueError as exc:
-        err = exc.errors()[0]  # type: ignore[attr-defined]
-        flag = {"url": "--es-url", "index": "--es-index"}.get(str(err["loc"][0]), f"DRSEARCH_ES_{err['loc'][0]}".upper())
-        raise DrsearchError(f"invalid {flag}: {err['msg'].removeprefix('Value error, ')}") from None
+        es = load_settings(**overrides)
+    except DrsearchError as exc:
+        if exc.field in overrides:  # the bad value came from a flag: name the flag
+            raise DrsearchError(f"invalid --es-{exc.field}: {exc.message}") from None
+        raise
     return {"es": es, "sources": source_fields(authority)}
 
 

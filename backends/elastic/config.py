@@ -19,7 +19,8 @@ from indexer.errors import BackendUnavailable, ConfigError
 class ElasticSettings(BaseSettings):
     """How to reach the cluster. TLS certificates are verified unless explicitly turned off."""
 
-    model_config = SettingsConfigDict(env_prefix="DRSEARCH_ES_", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(env_prefix="DRSEARCH_ES_", extra="ignore", hide_input_in_errors=True,
+                                      env_ignore_empty=True)
 
     url: str | None = None  # e.g. https://es.example.org:9200 (userinfo allowed; kept out of the manifest)
     api_key: SecretStr | None = None  # base64 "id:key" as Kibana shows it
@@ -47,15 +48,28 @@ class ElasticSettings(BaseSettings):
     @field_validator("index")
     @classmethod
     def _index_name(cls, value: str) -> str:
-        bad = set('\\/*?"<>| ,#:') & set(value)
+        bad = "".join(sorted(set('\\/*?"<>| ,#:') & set(value)))
         if not value or value != value.lower() or value[0] in "-_+" or bad:
-            raise ValueError(f"not a valid Elasticsearch index name: {value!r} (lower case, no {''.join(sorted(bad))})")
+            why = f"character(s) {bad!r} not allowed" if bad else "lower case, not starting with -, _ or +"
+            raise ValueError(f"not a valid Elasticsearch index name: {value!r} ({why})")
         return value
 
     def require_url(self) -> str:
         if not self.url:
             raise ConfigError("no Elasticsearch URL: set DRSEARCH_ES_URL or pass --es-url", field="es_url")
         return self.url
+
+
+def load_settings(**overrides: Any) -> ElasticSettings:
+    """Settings from the environment (and `overrides`); a bad value is a one-line ConfigError naming
+    the variable, never a validation traceback (and never the value: it may hold a password)."""
+    try:
+        return ElasticSettings(**overrides)
+    except ValueError as exc:
+        err = exc.errors()[0]  # type: ignore[attr-defined]
+        name = str(err["loc"][0]) if err.get("loc") else "url"
+        raise ConfigError(f"{err['msg'].removeprefix('Value error, ')}", field=name,
+                          where=f"DRSEARCH_ES_{name.upper()}" if name not in overrides else None) from None
 
 
 def public_url(url: str) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 
 from backends.base import LEXICAL, VECTOR, Leg, SourceFilters, check_k, query_matrix
 from backends.elastic import bodies, responses
-from backends.elastic.config import ElasticSettings, cluster_errors, make_client
+from backends.elastic.config import ElasticSettings, cluster_errors, load_settings, make_client
 from backends.elastic.section import ElasticSection, ElasticVectorSection
 from backends.hit import Hit
 from indexer.errors import ConfigError
@@ -27,7 +27,7 @@ class _ElasticLeg:
     def __init__(self, section: ElasticSection | ElasticVectorSection, es: ElasticSettings | None = None,
                  client: Any = None):  # fmt: skip
         self.section = section
-        self.es = es or ElasticSettings()
+        self.es = es or load_settings()
         self.url = self.es.url or section.url  # env/CLI may carry credentials or another route to the cluster
         self.client = client or make_client(self.es.model_copy(update={"url": self.url}))
         self._size: int | None = None

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from backends.base import LEXICAL, VECTOR, BuildContext, Leg
 from backends.elastic import bodies
-from backends.elastic.config import ElasticSettings, cluster_errors, make_client, public_url
+from backends.elastic.config import ElasticSettings, cluster_errors, load_settings, make_client, public_url
 from backends.elastic.section import ElasticSection, ElasticVectorSection
 from indexer import layout
 from indexer.errors import BackendUnavailable, IndexFormatError
@@ -31,7 +31,7 @@ SourceFields = Callable[[str | None], tuple[str | None, str | None, int | None, 
 class _ElasticBuild:
     def __init__(self, settings: BuildSettings, es: ElasticSettings | None = None):
         self.settings = settings
-        self.es = es or ElasticSettings()
+        self.es = es or load_settings()
         self.url = self.es.require_url()
         self.client = make_client(self.es)
         with cluster_errors(self.url, "cannot reach the cluster"):  # fail before reading the corpus

@@ -93,6 +93,24 @@ def test_build_against_a_closed_port_fails_in_one_line_before_reading(tmp_path, 
     assert not out.exists()  # nothing written, nothing read
 
 
+@pytest.mark.parametrize("args, env, expected", [
+    (["--es-url", "es.example.org:9200"], {}, "invalid --es-url: not an http(s) URL: 'es.example.org:9200'"),
+    (["--es-index", "a/b", "--es-url", "http://127.0.0.1:9"], {},
+     "invalid --es-index: not a valid Elasticsearch index name: 'a/b' (character(s) '/' not allowed)"),
+    ([], {"DRSEARCH_ES_URL": "ftp://elastic:s3cret@es.example.org"}, "DRSEARCH_ES_URL: not an http(s) URL: 'ftp://es.example.org'"),
+    ([], {"DRSEARCH_ES_URL": ""}, "no Elasticsearch URL: set DRSEARCH_ES_URL or pass --es-url"),
+])  # fmt: skip
+def test_bad_cluster_settings_are_one_line_naming_flag_or_variable(tmp_path, args, env, expected) -> None:
+    from tests.conftest import drsearch
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(json.dumps(CORPUS[0]) + "\n")
+    proc = drsearch("index", "build", "--backend", "elasticsearch", *args, "--corpus", corpus, "--out", tmp_path / "x",
+                    env=env)  # fmt: skip
+    assert (proc.returncode, proc.stderr) == (2, f"drsearch: error: {expected}\n")
+    assert not (tmp_path / "x").exists()
+
+
 def test_es_flags_without_the_backend_are_refused(tmp_path) -> None:
     from tests.conftest import drsearch
 
