@@ -28,6 +28,21 @@ from indexer.settings import BuildSettings
 SourceFields = Callable[[str | None], tuple[str | None, str | None, int | None, str | None]]
 
 
+def passage_sources(store: Any, language: str, fields_of: SourceFields | None = None,
+                    vectors: Any = None) -> Iterator[dict[str, Any]]:
+    """Every passage of a finished store as the `_source` it is indexed with, in passage idx order
+    (`vectors` row i belongs to passage idx i)."""
+    fields_of = fields_of or (lambda raw: (None, None, None, None))
+    rows = zip(store.iter_passages(), store.passage_doc_fields())  # both in passage idx order
+    for (idx, passage_id, title, text), (_, _, url, domain, published) in rows:
+        host, site, tier, category = fields_of(url or domain)
+        yield bodies.passage_source(
+            passage_id=passage_id, doc_id=doc_id_of(passage_id), title=title, text=text, host=host, site=site,
+            tier=tier, category=category, language=language, published=published,
+            vector=vectors[idx].tolist() if vectors is not None else None,
+        )  # fmt: skip
+
+
 class _ElasticBuild:
     def __init__(self, settings: BuildSettings, es: ElasticSettings | None = None):
         self.settings = settings
@@ -88,21 +103,11 @@ class ElasticWriter(_ElasticBuild):
             source_fields=self.sources is not None,
         )  # fmt: skip
 
-    def _sources(self, ctx: BuildContext, embedded: Any) -> Iterator[dict[str, Any]]:
-        fields_of = self.sources or (lambda raw: (None, None, None, None))
-        rows = zip(ctx.store.iter_passages(), ctx.store.passage_doc_fields())
-        for (idx, passage_id, title, text), (_, _, url, domain, published) in rows:
-            host, site, tier, category = fields_of(url or domain)
-            yield bodies.passage_source(
-                passage_id=passage_id, doc_id=doc_id_of(passage_id), title=title, text=text, host=host, site=site,
-                tier=tier, category=category, language=self.es.language, published=published,
-                vector=embedded.vectors[idx] if embedded is not None else None,
-            )  # fmt: skip
-
     def _fill(self, index: str, ctx: BuildContext, embedded: Any) -> int:
         from elasticsearch.helpers import streaming_bulk
 
-        actions = bodies.bulk_actions(index, self._sources(ctx, embedded))
+        vectors = embedded.vectors if embedded is not None else None
+        actions = bodies.bulk_actions(index, passage_sources(ctx.store, self.es.language, self.sources, vectors))
         with cluster_errors(self.url, f"bulk indexing into {index}"), tqdm(
             total=ctx.passages, desc="index elasticsearch", unit="psg", disable=ctx.quiet, dynamic_ncols=True
         ) as bar:  # fmt: skip
