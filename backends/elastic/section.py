@@ -29,6 +29,7 @@ class ElasticSection(Section):
     k1: float = Field(gt=0)
     b: float = Field(ge=0, le=1)
     source_fields: bool = False  # tier/category were indexed from the authority list (else not pre-filtered)
+    cluster_version: str | None = None  # Elasticsearch version that built the index
 
 
 class ElasticVectorSection(EncoderSection):

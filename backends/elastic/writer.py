@@ -50,7 +50,7 @@ class _ElasticBuild:
         self.url = self.es.require_url()
         self.client = make_client(self.es)
         with cluster_errors(self.url, "cannot reach the cluster"):  # fail before reading the corpus
-            self.client.info()
+            self.cluster_version = str(self.client.info()["version"]["number"])
 
     def index_name(self, ctx: BuildContext) -> str:
         return bodies.versioned_index(self.es.index, ctx.build_dir.name)
@@ -100,7 +100,7 @@ class ElasticWriter(_ElasticBuild):
         return ElasticSection(
             url=public_url(self.url), index=index, alias=self.es.index, documents=documents, analyzer=self.analyzer,
             language=self.es.language, k1=self.settings.bm25_k1, b=self.settings.bm25_b,
-            source_fields=self.sources is not None,
+            source_fields=self.sources is not None, cluster_version=self.cluster_version,
         )  # fmt: skip
 
     def _fill(self, index: str, ctx: BuildContext, embedded: Any) -> int:
