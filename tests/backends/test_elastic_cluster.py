@@ -79,6 +79,7 @@ def test_manifest_names_the_versioned_index_and_no_credentials(es_root: Path, es
     assert m.bm25.index == f"{es_alias}-{build.name}".lower() == m.dense.index and m.bm25.alias == es_alias
     assert "@" not in m.bm25.url and m.bm25.documents == len(DOCS) and m.dense.count == len(DOCS)
     assert m.dense.index_options["type"] == "int8_hnsw" and m.dense.similarity == "cosine"
+    assert m.bm25.cluster_version and m.bm25.source_fields and m.dense.source_fields
 
 
 def test_alias_points_at_the_build(es_root: Path, es_alias: str) -> None:
@@ -91,6 +92,26 @@ def test_alias_points_at_the_build(es_root: Path, es_alias: str) -> None:
         assert list(client.indices.get_alias(name=es_alias)) == [Manifest.read(layout.resolve_build(es_root)).bm25.index]
     finally:
         client.close()
+
+
+def test_a_second_build_moves_the_alias_and_the_first_keeps_its_index(es_root: Path, es_alias: str, legs) -> None:
+    from backends.elastic.config import ElasticSettings, make_client
+    from backends.manifest import Manifest
+    from indexer import layout
+
+    first = layout.resolve_build(es_root)
+    corpus = es_root.parent / "docs.jsonl"
+    drsearch("index", "build", "--backend", "elasticsearch", "--es-url", ES_URL, "--es-index", es_alias, "--corpus",
+             corpus, "--out", es_root, "--chunk-words", "0", "--no-dense", "-q", check=True)  # fmt: skip
+    second = layout.resolve_build(es_root)
+    assert second != first
+    client = make_client(ElasticSettings(url=ES_URL))
+    try:
+        assert list(client.indices.get_alias(name=es_alias)) == [Manifest.read(second).bm25.index]
+        assert client.indices.exists(index=Manifest.read(first).bm25.index)
+    finally:
+        client.close()
+    assert legs["bm25"].search(["lava from a volcanic vent"], 1)[0][0].doc_id == "volcano"  # the first build's legs
 
 
 def test_bm25_leg_conformance(legs) -> None:
