@@ -54,6 +54,14 @@ class ElasticSettings(BaseSettings):
             raise ValueError(f"not a valid Elasticsearch index name: {value!r} ({why})")
         return value
 
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from backends.elastic.bodies import analyzer_for
+
+        analyzer_for(value)  # ValueError naming the language when no analyzer is known for it
+        return value
+
     def require_url(self) -> str:
         if not self.url:
             raise ConfigError("no Elasticsearch URL: set DRSEARCH_ES_URL or pass --es-url", field="es_url")

@@ -99,6 +99,8 @@ def test_build_against_a_closed_port_fails_in_one_line_before_reading(tmp_path, 
      "invalid --es-index: not a valid Elasticsearch index name: 'a/b' (character(s) '/' not allowed)"),
     ([], {"DRSEARCH_ES_URL": "ftp://elastic:s3cret@es.example.org"}, "DRSEARCH_ES_URL: not an http(s) URL: 'ftp://es.example.org'"),
     ([], {"DRSEARCH_ES_URL": ""}, "no Elasticsearch URL: set DRSEARCH_ES_URL or pass --es-url"),
+    (["--es-url", "http://127.0.0.1:9"], {"DRSEARCH_ES_LANGUAGE": "tlh"},
+     "DRSEARCH_ES_LANGUAGE: no Elasticsearch analyzer for language 'tlh' (known: en, zh)"),
 ])  # fmt: skip
 def test_bad_cluster_settings_are_one_line_naming_flag_or_variable(tmp_path, args, env, expected) -> None:
     from tests.conftest import drsearch
