@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export DRSEARCH_DATA := $(DATA)
 
-.PHONY: install demo test bench serve clean
+.PHONY: install browser demo test bench serve clean
 
 install: $(STAMP)
 
@@ -24,6 +24,12 @@ $(STAMP):
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	@rm -f $(VENV)/.installed-* && touch $@
+
+# Debian's chromium for the search page tests (Playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  else echo "chromium is missing: the search page tests are skipped (as root, make browser installs it)"; fi; }
 
 demo: install
 	@if $(BIN)/drsearch index info $(INDEX) >/dev/null 2>&1; then \
@@ -39,7 +45,7 @@ demo: install
 	@echo "  curl -s -X POST http://127.0.0.1:$(PORT)/v1/search -H 'content-type: application/json' -d '{\"queries\": [\"smoking and heart disease\"], \"k\": 3}'"
 	$(BIN)/drsearch serve --index $(INDEX) --host 127.0.0.1 --port $(PORT)
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q --durations=15
 
 bench: install

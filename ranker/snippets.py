@@ -6,14 +6,15 @@ import re
 from functools import lru_cache
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
-_STOP = frozenset(
+# Public: the search page highlights words the way snippets pick them.
+STOPWORDS = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was were will with what which who how".split()
 )
 
 
 def _stems(query: str) -> set[str]:
     # A 5-character prefix is a cheap, language-agnostic stand-in for stemming.
-    return {t.lower()[:5] for t in _TOKEN.findall(query) if t.lower() not in _STOP}
+    return {t.lower()[:5] for t in _TOKEN.findall(query) if t.lower() not in STOPWORDS}
 
 
 @lru_cache(maxsize=1024)

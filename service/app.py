@@ -40,6 +40,7 @@ from service.errors import ApiError, install_error_handlers
 from service.index_state import IndexState, LRUCache, Snapshot
 from service.metrics import Metrics
 from service.middleware import RequestMiddleware, StartupErrorMiddleware
+from service.page import router as page_router
 from service.settings import ServiceSettings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -153,6 +154,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     app.add_middleware(StartupErrorMiddleware)
     _add_routes(app)
+    app.include_router(page_router)  # GET /: the search page for people
     return app
 
 

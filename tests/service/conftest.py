@@ -124,6 +124,22 @@ def live(service_root: Path) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
+def web_root(tmp_path_factory) -> Path:
+    """The web-documents corpus of tests/service/web_docs.py, BM25 + dense, ~30-word passages."""
+    from tests.service.web_docs import web_docs
+
+    return build_tiny_index(tmp_path_factory.mktemp("web") / "index", web_docs(), dense=True, chunk_words=30)
+
+
+@pytest.fixture(scope="session")
+def web_server(web_root: Path) -> Iterator[LiveServer]:
+    """A server over `web_root` shared by the filter tests and the search page tests."""
+    srv = start_server(index=web_root, threads=2)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
 def client(live: LiveServer) -> Iterator[httpx.Client]:
     with live.client() as c:
         yield c

@@ -10,50 +10,17 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.service.conftest import build_tiny_index, start_server
+from tests.service.conftest import LiveServer
+from tests.service.web_docs import PER_SITE, Q, SITES
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-# (site as per-domain caps count it, URL pattern, authority entry or None); 8 documents each.
-SITES = [
-    ("imf.org", "https://www.imf.org/en/Publications/WP/{n}", ("International Monetary Fund", "intergovernmental", 1, "int")),
-    ("imf.org", "https://data.imf.org/series/{n}", ("International Monetary Fund", "intergovernmental", 1, "int")),
-    ("nber.org", "https://www.nber.org/papers/w{n}", ("National Bureau of Economic Research", "research_institute", 2, "us")),
-    ("ox.ac.uk", "https://www.ox.ac.uk/research/{n}", ("University of Oxford", "university", 2, "gb")),
-    ("example.com", "https://econ-blog.example.com/post/{n}", None),
-    ("marketchatter.net", "https://marketchatter.net/{n}", None),  # no publication dates
-]
-PER_SITE = 8
-Q = "inflation interest rates central bank consumer prices"
-
-
-def web_docs() -> list[dict]:
-    docs = []
-    for s, (_, pattern, entry) in enumerate(SITES):
-        org = entry[0] if entry else "an independent commentator"
-        for j in range(PER_SITE):
-            n = 100 * s + j
-            first = (f"Inflation report {n} by {org}: how interest rates set by the central bank shape consumer prices, "
-                     f"wages and household savings in economy number {j}, with evidence gathered over many quarters.")  # fmt: skip
-            second = (f"Inflation outlook appendix {n}: housing costs, energy prices and monetary tightening, and what "
-                      f"the figures suggest for growth, employment and public debt in the coming years.")  # fmt: skip
-            doc = {"id": f"d{n}", "title": f"Inflation report {n}", "text": f"{first}\n\n{second}", "url": pattern.format(n=n)}
-            if "marketchatter" not in pattern:
-                doc["published"] = f"{2014 + j}-{j + 1:02d}-15"
-            docs.append(doc)
-    return docs
-
 
 @pytest.fixture(scope="module")
-def web(tmp_path_factory) -> Iterator[httpx.Client]:
-    root = build_tiny_index(tmp_path_factory.mktemp("web") / "index", web_docs(), dense=True, chunk_words=30)
-    srv = start_server(index=root, threads=2)
-    try:
-        with srv.client() as c:
-            assert c.get("/v1/index").json()["manifest"]["counts"]["passages"] == 2 * len(SITES) * PER_SITE
-            yield c
-    finally:
-        srv.stop()
+def web(web_server: LiveServer) -> Iterator[httpx.Client]:
+    with web_server.client() as c:
+        assert c.get("/v1/index").json()["manifest"]["counts"]["passages"] == 2 * len(SITES) * PER_SITE
+        yield c
 
 
 def hits(client: httpx.Client, **body) -> list[dict]:

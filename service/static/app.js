@@ -1,0 +1,415 @@
+// drsearch search page: vanilla JS over the JSON API. The query state lives in the URL, so a result
+// list can be shared and reloaded. Every text from the API is inserted as text (textContent / text
+// nodes), never as HTML, so a document cannot inject markup.
+"use strict";
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const WORD = "\\p{L}\\p{M}\\p{N}_"; // Python's \w, as ranker/snippets.py matches query words
+  const TEXT_FIELDS = ["include_domains", "exclude_domains", "min_tier", "max_per_domain", "published_after", "published_before"];
+  const URL_NAMES = {include_domains: "include", exclude_domains: "exclude", min_tier: "tier", max_per_domain: "cap",
+                     published_after: "after", published_before: "before"};
+  const INPUT_FOR_FIELD = {queries: "q", query: "q", k: "k", ...Object.fromEntries(TEXT_FIELDS.map((f) => [f, f])),
+                           "X-API-Key": "api-key"};
+  let stopwords = new Set();
+  let searchCache = {key: null, data: null};
+  let sequence = 0;
+
+  // ------------------------------------------------------------------ DOM helpers
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "class") node.className = value;
+      else node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children.flat(Infinity)) {
+      if (child !== null && child !== undefined && child !== false) node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  /** A RegExp finding the words of `query` the way the server's snippets do (5-character prefix stems). */
+  function matcherFor(query) {
+    const stems = new Set();
+    for (const token of (query || "").match(new RegExp(`[${WORD}]+`, "gu")) || []) {
+      const word = token.toLowerCase();
+      if (!stopwords.has(word)) stems.add(word.slice(0, 5));
+    }
+    if (!stems.size) return null;
+    const escape = (s) => s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+    const alts = [...stems].sort().map((s) => escape(s) + (s.length === 5 ? `[${WORD}]*` : `(?![${WORD}])`));
+    return new RegExp(`(?<![${WORD}])(?:${alts.join("|")})`, "giu");
+  }
+
+  /** Text and <mark> nodes: the query words of `text` highlighted. */
+  function highlight(text, re) {
+    text = text || "";
+    if (!re) return [text];
+    const out = [];
+    let last = 0;
+    for (const m of text.matchAll(re)) {
+      if (m.index > last) out.push(text.slice(last, m.index));
+      out.push(el("mark", {}, m[0]));
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) out.push(text.slice(last));
+    return out;
+  }
+
+  function fmt(value) {
+    if (value === null || value === undefined) return "–";
+    const v = Number(value);
+    return Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(3);
+  }
+
+  function badge(authority) {
+    if (!authority) return el("span", {class: "badge unlisted", title: "Not on the authority list"}, "Unlisted");
+    const country = authority.country ? ` (${authority.country.toUpperCase()})` : "";
+    return el("span", {class: `badge tier-${authority.tier}`, title: `${authority.name}${country}`},
+      el("span", {class: "tier"}, `Tier ${authority.tier}`), " ",
+      el("span", {class: "cat"}, authority.category.replace(/_/g, " ")));
+  }
+
+  // ------------------------------------------------------------------ API
+
+  async function api(path, options = {}) {
+    const headers = {accept: "application/json", ...(options.body ? {"content-type": "application/json"} : {})};
+    const key = sessionStorage.getItem("drsearch-api-key");
+    if (key) headers["X-API-Key"] = key;
+    let response;
+    try {
+      response = await fetch(path, {...options, headers});
+    } catch (err) {
+      return {ok: false, error: {message: `cannot reach the server: ${err.message}`, field: null}};
+    }
+    let data = null;
+    try { data = await response.json(); } catch { /* a non-JSON body: reported below */ }
+    if (response.ok && data) return {ok: true, data};
+    const error = (data && data.error) || {message: `HTTP ${response.status}`, field: null};
+    return {ok: false, status: response.status, error};
+  }
+
+  // ------------------------------------------------------------------ state <-> URL <-> form
+
+  function readState(params = new URLSearchParams(location.search)) {
+    const list = (name) => params.getAll(name).flatMap((v) => v.split(",")).map((s) => s.trim()).filter(Boolean);
+    const state = {
+      queries: params.getAll("q").map((q) => q.trim()).filter(Boolean),
+      mode: params.get("mode"), k: params.get("k") || "10",
+      include_domains: list("include"), exclude_domains: list("exclude"), categories: list("cat"),
+      doc: params.get("doc"), pid: params.get("pid"), hq: Number(params.get("hq") || 0),
+    };
+    for (const f of TEXT_FIELDS.slice(2)) state[f] = params.get(URL_NAMES[f]) || "";
+    return state;
+  }
+
+  function urlFor(state) {
+    const p = new URLSearchParams();
+    state.queries.forEach((q) => p.append("q", q));
+    if (state.mode) p.set("mode", state.mode);
+    if (state.k && state.k !== "10") p.set("k", state.k);
+    for (const f of ["include_domains", "exclude_domains"]) if (state[f].length) p.set(URL_NAMES[f], state[f].join(","));
+    for (const f of TEXT_FIELDS.slice(2)) if (state[f]) p.set(URL_NAMES[f], state[f]);
+    if (state.categories.length) p.set("cat", state.categories.join(","));
+    if (state.doc) {
+      p.set("doc", state.doc);
+      if (state.pid) p.set("pid", state.pid);
+      if (state.hq) p.set("hq", String(state.hq));
+    }
+    const qs = p.toString();
+    return qs ? `${location.pathname}?${qs}` : location.pathname;
+  }
+
+  function formState() {
+    const split = (s) => s.split(",").map((x) => x.trim()).filter(Boolean);
+    const mode = document.querySelector("input[name=mode]:checked");
+    const state = {
+      queries: $("q").value.split("\n").map((q) => q.trim()).filter(Boolean),
+      mode: mode ? mode.value : null, k: $("k").value.trim() || "10",
+      include_domains: split($("include_domains").value), exclude_domains: split($("exclude_domains").value),
+      categories: [...document.querySelectorAll("#categories input:checked")].map((c) => c.value),
+      doc: null, pid: null, hq: 0,
+    };
+    for (const f of TEXT_FIELDS.slice(2)) state[f] = $(f).value.trim();
+    return state;
+  }
+
+  function fillForm(state) {
+    $("q").value = state.queries.join("\n");
+    if (state.mode) {
+      const radio = document.querySelector(`input[name=mode][value="${CSS.escape(state.mode)}"]`);
+      if (radio) radio.checked = true;
+    }
+    $("k").value = state.k;
+    $("include_domains").value = state.include_domains.join(", ");
+    $("exclude_domains").value = state.exclude_domains.join(", ");
+    for (const f of TEXT_FIELDS.slice(2)) $(f).value = state[f];
+    for (const box of document.querySelectorAll("#categories input")) box.checked = state.categories.includes(box.value);
+    const active = state.include_domains.length + state.exclude_domains.length + state.categories.length +
+      TEXT_FIELDS.slice(2).filter((f) => state[f]).length;
+    $("filter-count").hidden = !active;
+    $("filter-count").textContent = active ? `${active} active` : "";
+  }
+
+  function requestBody(state) {
+    const num = (v) => (/^\d+$/.test(v) ? Number(v) : v); // anything else goes as typed: the API names the field
+    const body = {queries: state.queries, k: num(state.k)};
+    if (state.mode) body.mode = state.mode;
+    for (const f of ["include_domains", "exclude_domains", "categories"]) if (state[f].length) body[f] = state[f];
+    for (const f of ["min_tier", "max_per_domain"]) if (state[f]) body[f] = num(state[f]);
+    for (const f of ["published_after", "published_before"]) if (state[f]) body[f] = state[f];
+    return body;
+  }
+
+  // ------------------------------------------------------------------ errors next to their field
+
+  function clearErrors() {
+    for (const node of document.querySelectorAll(".field-error")) { node.hidden = true; node.textContent = ""; }
+    for (const node of document.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+  }
+
+  function showError(error) {
+    const base = (error.field || "").split(/[.[]/)[0];
+    const slot = (base && $(`err-${base === "query" ? "queries" : base}`)) || $("err-form");
+    slot.textContent = error.message;
+    slot.hidden = false;
+    const input = $(INPUT_FOR_FIELD[base] || "");
+    if (input) input.setAttribute("aria-invalid", "true");
+    if (base === "X-API-Key") $("index-panel").open = true;
+    if (["include_domains", "exclude_domains", "min_tier", "max_per_domain", "published_after",
+         "published_before", "categories"].includes(base)) $("filters").open = true;
+  }
+
+  // ------------------------------------------------------------------ results
+
+  function renderHit(hit, re, state, qi) {
+    const docHref = urlFor({...state, doc: hit.doc_id, pid: hit.passage_id, hq: qi});
+    const title = hit.url
+      ? el("a", {class: "title", href: hit.url, target: "_blank", rel: "noopener noreferrer"}, hit.title || hit.url)
+      : el("a", {class: "title", href: docHref, "data-nav": true}, hit.title || hit.doc_id);
+    const ranks = hit.ranks || {};
+    const score = (label, value, rank, cls) => el("div", {class: `score ${cls}`},
+      el("dt", {}, label), el("dd", {}, fmt(value), rank ? el("span", {class: "leg-rank"}, ` #${rank}`) : null));
+    return el("li", {class: "hit", "data-passage-id": hit.passage_id, "data-doc-id": hit.doc_id},
+      el("div", {class: "hit-head"}, el("span", {class: "rank"}, String(hit.rank)), title),
+      el("div", {class: "hit-meta"},
+        hit.domain ? el("span", {class: "domain"}, hit.domain) : el("span", {class: "domain none"}, hit.doc_id),
+        badge(hit.authority),
+        hit.published ? el("time", {class: "date", datetime: hit.published}, hit.published) : null),
+      el("p", {class: "snippet"}, highlight(hit.snippet, re)),
+      el("div", {class: "hit-foot"},
+        el("dl", {class: "scores", "aria-label": "score breakdown"},
+          score("BM25", hit.scores.bm25, ranks.bm25, "bm25"), score("Dense", hit.scores.dense, ranks.dense, "dense"),
+          score("Fused", hit.scores.fused, null, "fused"), score("Authority", hit.scores.authority, null, "authority"),
+          score("Final", hit.scores.final, null, "final")),
+        el("a", {class: "open-doc", href: docHref, "data-nav": true}, "Open in document →")));
+  }
+
+  function renderResults(data, state) {
+    const lists = data.results.map((res, qi) => {
+      const re = matcherFor(res.query);
+      const count = `${res.hits.length} result${res.hits.length === 1 ? "" : "s"}`;
+      return el("section", {class: "query-result", "aria-labelledby": `qh-${qi}`},
+        el("h2", {id: `qh-${qi}`}, el("span", {class: "qtext"}, res.query), el("span", {class: "count"}, count)),
+        res.hits.length
+          ? el("ol", {class: "hits"}, res.hits.map((hit) => renderHit(hit, re, state, qi)))
+          : el("p", {class: "empty"}, "No passage matches these filters."));
+    });
+    const summary = el("p", {class: "summary"},
+      `${data.results.length} quer${data.results.length === 1 ? "y" : "ies"} · ${data.mode} · ${data.took_ms.toFixed(0)} ms`,
+      data.cached ? " · cached" : "", " · index ", el("code", {}, data.index_version));
+    $("results").classList.toggle("multi", data.results.length > 1);
+    $("results").replaceChildren(summary, el("div", {class: "query-lists"}, lists));
+  }
+
+  async function showResults(state) {
+    const seq = ++sequence;
+    $("doc-view").hidden = true;
+    $("results").hidden = false;
+    document.title = state.queries.length ? `${state.queries.join(" · ")} – drsearch` : "drsearch";
+    if (!state.queries.length) {
+      $("results").replaceChildren(el("p", {class: "hint"},
+        "Type a query and press Enter. Results show each source's authority and why it ranked where it did."));
+      return;
+    }
+    const key = JSON.stringify(requestBody(state));
+    let data = searchCache.key === key ? searchCache.data : null;
+    if (!data) {
+      $("results").setAttribute("aria-busy", "true");
+      const r = await api("/v1/search", {method: "POST", body: key});
+      if (seq !== sequence) return; // a newer search or view took over
+      $("results").removeAttribute("aria-busy");
+      if (!r.ok) {
+        showError(r.error);
+        $("results").replaceChildren(el("p", {class: "hint error"}, "The search was not run: see the message by the field."));
+        return;
+      }
+      data = r.data;
+      searchCache = {key, data};
+    }
+    renderResults(data, state);
+  }
+
+  // ------------------------------------------------------------------ document view
+
+  function metaRow(label, ...value) {
+    return [el("dt", {}, label), el("dd", {}, ...value)];
+  }
+
+  async function showDoc(state) {
+    const seq = ++sequence;
+    const view = $("doc-view");
+    const back = el("a", {class: "back", href: urlFor({...state, doc: null, pid: null, hq: 0}), "data-nav": true},
+      state.queries.length ? "← Back to results" : "← Search");
+    $("results").hidden = true;
+    view.hidden = false;
+    view.replaceChildren(back, el("p", {class: "hint"}, "Loading document…"));
+    const r = await api(`/v1/documents/${encodeURIComponent(state.doc)}`);
+    if (seq !== sequence) return;
+    if (!r.ok) {
+      view.replaceChildren(back, el("p", {class: "field-error"}, r.error.message));
+      return;
+    }
+    const doc = r.data;
+    document.title = `${doc.title || doc.doc_id} – drsearch`;
+    const re = matcherFor(state.queries[state.hq] || state.queries[0] || "");
+    const parts = [];
+    let pos = 0;
+    for (const p of doc.passages) {
+      if (p.start > pos && doc.text.slice(pos, p.start).trim()) parts.push(el("div", {class: "gap"}, doc.text.slice(pos, p.start)));
+      const isHit = p.passage_id === state.pid;
+      parts.push(el("section", {class: isHit ? "passage matched" : "passage", id: `passage-${p.ordinal}`,
+                                "data-passage-id": p.passage_id, "aria-current": isHit ? "true" : null, tabindex: isHit ? "-1" : null},
+        el("span", {class: "p-label"}, `¶ ${p.ordinal}`, isHit ? el("span", {class: "p-match"}, "matched passage") : null),
+        el("div", {class: "p-text"}, highlight(doc.text.slice(p.start, p.end), re))));
+      pos = Math.max(pos, p.end);
+    }
+    if (doc.text.slice(pos).trim()) parts.push(el("div", {class: "gap"}, doc.text.slice(pos)));
+    const extra = Object.entries(doc.metadata || {}).flatMap(([k, v]) =>
+      metaRow(k, typeof v === "string" ? v : JSON.stringify(v)));
+    view.replaceChildren(back,
+      el("header", {class: "doc-head"},
+        el("h2", {}, doc.title || doc.doc_id),
+        el("dl", {class: "doc-meta"},
+          metaRow("Source", doc.url ? el("a", {href: doc.url, target: "_blank", rel: "noopener noreferrer"}, doc.url) : "–"),
+          metaRow("Domain", doc.domain || "–", " ", badge(doc.authority)),
+          metaRow("Published", doc.published || "–"),
+          metaRow("Document id", el("code", {}, doc.doc_id)),
+          metaRow("Passages", String(doc.passages.length)),
+          doc.source ? metaRow("Read from", doc.source) : [],
+          extra,
+          metaRow("Index version", el("code", {}, doc.index_version)))),
+      el("div", {class: "doc-text"}, parts));
+    const hit = view.querySelector(".passage.matched");
+    if (hit) {
+      hit.scrollIntoView({block: "center"});
+      hit.focus({preventScroll: true});
+    } else {
+      view.focus({preventScroll: true});
+    }
+  }
+
+  // ------------------------------------------------------------------ index and health panel
+
+  async function loadIndex() {
+    const [ready, info] = await Promise.all([api("/readyz"), api("/v1/index")]);
+    $("ix-dot").className = ready.ok ? "dot ok" : "dot bad";
+    $("ix-status").textContent = ready.ok ? "ready" : ready.error.message;
+    if (!info.ok) {
+      $("ix-summary").textContent = `Index unavailable: ${info.error.message}`;
+      return;
+    }
+    const ix = info.data;
+    const counts = (ix.manifest && ix.manifest.counts) || {};
+    const n = (v) => (v === undefined ? "–" : Number(v).toLocaleString("en"));
+    $("ix-version").textContent = ix.version;
+    $("ix-documents").textContent = n(counts.documents);
+    $("ix-passages").textContent = n(counts.passages);
+    $("ix-mode").textContent = ix.default_mode + (ix.has_dense ? "" : " (no dense leg)");
+    const hash = (ix.authority && ix.authority.content_hash) || "";
+    $("ix-authority").replaceChildren(el("code", {title: hash}, hash.slice(0, 12) || "–"),
+      ` · ${n(ix.authority && ix.authority.entries)} entries`);
+    $("ix-loaded").textContent = ix.loaded_at;
+    $("ix-summary").textContent = `${n(counts.passages)} passages · ${ix.default_mode}`;
+    if (!document.querySelector("input[name=mode]:checked")) $(`mode-${ix.default_mode}`).checked = true;
+  }
+
+  async function loadMeta() {
+    const r = await api("/ui/meta.json");
+    if (!r.ok) return;
+    stopwords = new Set(r.data.stopwords);
+    $("categories").replaceChildren(...r.data.categories.map((c) =>
+      el("label", {class: "check"}, el("input", {type: "checkbox", value: c}), c.replace(/_/g, " "))));
+  }
+
+  // ------------------------------------------------------------------ navigation
+
+  let renders = 0;
+
+  /** Show what the URL says; `data-renders` on <body> counts finished views (tests wait on it). */
+  async function route() {
+    clearErrors();
+    const state = readState();
+    fillForm(state);
+    await (state.doc ? showDoc(state) : showResults(state));
+    document.body.dataset.renders = String(++renders);
+  }
+
+  function navigate(url) {
+    history.pushState(null, "", url);
+    route();
+  }
+
+  function wire() {
+    $("search-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const state = formState();
+      if (!state.queries.length) {
+        clearErrors();
+        showError({field: "queries", message: "type at least one query"});
+        $("q").focus();
+        return;
+      }
+      navigate(urlFor(state));
+    });
+    $("q").addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        $("search-form").requestSubmit();
+      }
+    });
+    $("clear-filters").addEventListener("click", () => {
+      for (const f of [...TEXT_FIELDS, "include_domains", "exclude_domains"]) $(f).value = "";
+      for (const box of document.querySelectorAll("#categories input")) box.checked = false;
+      $("search-form").requestSubmit();
+    });
+    $("api-key").value = sessionStorage.getItem("drsearch-api-key") || "";
+    $("api-key").addEventListener("change", () => {
+      sessionStorage.setItem("drsearch-api-key", $("api-key").value.trim());
+      searchCache = {key: null, data: null};
+      loadIndex();
+      route();
+    });
+    document.addEventListener("click", (event) => {
+      const link = event.target.closest("a[data-nav]");
+      if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      navigate(link.getAttribute("href"));
+    });
+    document.addEventListener("keydown", (event) => {
+      const typing = event.target.closest("input, textarea, select");
+      if (event.key === "/" && !typing) { event.preventDefault(); $("q").focus(); }
+      if (event.key === "Escape" && !$("doc-view").hidden) { const back = $("doc-view").querySelector("a.back"); if (back) back.click(); }
+    });
+    window.addEventListener("popstate", route);
+  }
+
+  async function start() {
+    wire();
+    await Promise.all([loadMeta(), loadIndex()]);
+    await route();
+  }
+
+  start();
+})();

@@ -1,0 +1,240 @@
+"""The search page (`GET /`) in a real headless Chromium (Debian's `chromium`, driven by Playwright)
+against a live server over the small web-documents index: what a person sees must be what the API returns.
+
+Screenshots go to the test's output folder; DRSEARCH_PAGE_SCREENSHOTS=docs/img also copies them there
+(how the images in docs/ are made).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.service.conftest import LiveServer
+from tests.service.web_docs import PER_SITE, Q, SITES
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+CHROMIUM = Path(os.environ.get("DRSEARCH_CHROMIUM", "/usr/bin/chromium"))
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for every test of this module."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} not found: `make browser` installs Debian's chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, web_server: LiveServer):
+    """A fresh tab (1280x900) on the live server; fails the test on any script error in the page."""
+    context = browser.new_context(base_url=web_server.base_url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield tab
+    context.close()
+    assert not errors, f"script errors in the page: {errors}"
+
+
+@pytest.fixture
+def api(web_server: LiveServer) -> Iterator[httpx.Client]:
+    with web_server.client() as c:
+        yield c
+
+
+def open_page(page, url: str = "/") -> None:
+    page.goto(url)
+    page.wait_for_selector("body[data-renders]")
+
+
+def search(page, query: str, **fields: str) -> None:
+    """Type into the form the way a person does and press Enter in the query box."""
+    for name, value in fields.items():
+        if name == "min_tier":
+            page.select_option("#min_tier", value)
+        else:
+            page.fill(f"#{name}", value)
+    page.fill("#q", query)
+    before = page.get_attribute("body", "data-renders")
+    page.press("#q", "Enter")
+    page.wait_for_function("n => document.body.dataset.renders !== n", arg=before)
+
+
+def shown(page) -> list[dict]:
+    """The hits on screen, as the page rendered them."""
+    return page.eval_on_selector_all(".hit", """hits => hits.map(h => ({
+        passage_id: h.dataset.passageId, rank: h.querySelector('.rank').textContent,
+        title: h.querySelector('.title').textContent, href: h.querySelector('.title').getAttribute('href'),
+        domain: h.querySelector('.domain').textContent, badge: h.querySelector('.badge').textContent,
+        badge_title: h.querySelector('.badge').getAttribute('title'), date: h.querySelector('.date')?.textContent ?? null,
+        snippet: h.querySelector('.snippet').textContent, marks: [...h.querySelectorAll('.snippet mark')].map(m => m.textContent),
+        scores: h.querySelector('.scores').textContent }))""")
+
+
+def api_hits(api: httpx.Client, **body) -> list[dict]:
+    r = api.post("/v1/search", json={"queries": [Q], **body})
+    assert r.status_code == 200, r.text
+    return r.json()["results"][0]["hits"]
+
+
+def under(url: str, domain: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == domain or host.endswith("." + domain)
+
+
+def screenshot(page, tmp_path: Path, name: str) -> Path:
+    """A full-page PNG, checked not to be blank (many colours, not one flat fill); copied to
+    DRSEARCH_PAGE_SCREENSHOTS when set."""
+    from PIL import Image
+
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=False)
+    with Image.open(path) as img:
+        colours = img.convert("RGB").getcolors(maxcolors=1 << 16)
+        assert img.width >= 800 and img.height >= 600
+    assert path.stat().st_size > 20_000 and (colours is None or len(colours) > 64), f"{path} looks blank"
+    if target := os.environ.get("DRSEARCH_PAGE_SCREENSHOTS"):
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(target) / name)
+    return path
+
+
+def test_search_shows_k_results_with_snippets_badges_and_scores(page, api, tmp_path):
+    open_page(page)
+    search(page, Q, k="6")
+    hits = shown(page)
+    expected = api_hits(api, k=6)
+    assert [h["passage_id"] for h in hits] == [h["passage_id"] for h in expected] and len(hits) == 6
+    authority = {urlsplit(pattern).hostname: entry for _, pattern, entry in SITES}
+    for got, want in zip(hits, expected):
+        assert got["rank"] == str(want["rank"]) and got["title"] == want["title"] and got["href"] == want["url"]
+        assert got["domain"] == want["domain"] and got["date"] == want["published"]
+        assert got["snippet"] == want["snippet"] and {m.lower()[:5] for m in got["marks"]} >= {"infla", "inter"}
+        entry = authority[urlsplit(want["url"]).hostname]
+        if entry:
+            name, category, tier, country = entry
+            assert got["badge"] == f"Tier {tier} {category.replace('_', ' ')}" and got["badge_title"] == f"{name} ({country.upper()})"
+        else:
+            assert got["badge"] == "Unlisted"
+        final = f"{want['scores']['final']:.3f}"
+        assert "BM25" in got["scores"] and "Dense" in got["scores"] and f"Final{final}" in got["scores"]
+        assert f"#{want['ranks']['bm25']}" in got["scores"]
+    assert page.input_value("#k") == "6" and "k=6" in page.url
+    screenshot(page, tmp_path, "search-page-results.png")
+
+
+def test_domain_and_tier_filters_change_the_list(page, api):
+    open_page(page)
+    search(page, Q, k="10")
+    unfiltered = [h["passage_id"] for h in shown(page)]
+    search(page, Q, include_domains="nber.org, example.com")
+    two_sites = shown(page)
+    assert [h["passage_id"] for h in two_sites] == [h["passage_id"] for h in api_hits(api, k=10, include_domains=["nber.org", "example.com"])]
+    assert len(two_sites) == 10 and two_sites != unfiltered
+    assert {h["badge"] for h in two_sites} == {"Tier 2 research institute", "Unlisted"}
+    assert all(under(h["href"], "nber.org") or under(h["href"], "example.com") for h in two_sites)
+    search(page, Q, min_tier="2")  # nber.org is tier 2, example.com unlisted: only nber.org is left
+    nber = shown(page)
+    assert len(nber) == PER_SITE and all(under(h["href"], "nber.org") for h in nber)
+    search(page, Q, include_domains="", min_tier="1")
+    tier1 = shown(page)
+    assert [h["passage_id"] for h in tier1] == [h["passage_id"] for h in api_hits(api, k=10, min_tier=1)]
+    assert len(tier1) == 10 and all(h["badge"].startswith("Tier 1") and under(h["href"], "imf.org") for h in tier1)
+    assert page.locator("#filter-count").text_content() == "1 active"
+
+
+def test_open_document_highlights_the_passage(page, api, tmp_path):
+    open_page(page)
+    query = "housing costs energy prices monetary tightening appendix"  # words of each document's second passage
+    search(page, query, k="5", include_domains="ox.ac.uk")
+    first = shown(page)[0]
+    assert first["passage_id"].endswith("#1")
+    results_url = page.url
+    page.locator(".hit").first.get_by_text("Open in document").click()
+    hit = page.wait_for_selector(".passage.matched")
+    doc = api.get(f"/v1/documents/{first['passage_id'].split('#')[0]}").json()
+    assert hit.get_attribute("data-passage-id") == first["passage_id"] and hit.get_attribute("aria-current") == "true"
+    passages = page.eval_on_selector_all(".passage", "ps => ps.map(p => [p.dataset.passageId, p.querySelector('.p-text').textContent])")
+    assert passages == [[p["passage_id"], doc["text"][p["start"]:p["end"]]] for p in doc["passages"]]
+    assert {m.lower()[:5] for m in hit.eval_on_selector_all("mark", "ms => ms.map(m => m.textContent)")} >= {"housi", "energ"}
+    in_view = hit.evaluate("e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }")
+    assert in_view
+    meta = page.text_content(".doc-meta")
+    assert doc["url"] in meta and doc["published"] in meta and "University of Oxford" in page.get_attribute(".doc-meta .badge", "title")
+    assert f"doc={doc['doc_id']}" in page.url
+    screenshot(page, tmp_path, "search-page-document.png")
+    page.keyboard.press("Escape")  # back to the same list
+    page.wait_for_selector(".hit")
+    assert page.url == results_url and shown(page)[0]["passage_id"] == first["passage_id"]
+
+
+def test_invalid_date_shows_the_api_error_next_to_the_field(page, api):
+    open_page(page)
+    search(page, Q, published_after="2020/01")
+    message = api.post("/v1/search", json={"queries": [Q], "published_after": "2020/01"}).json()["error"]["message"]
+    error = page.locator("#err-published_after")
+    assert error.is_visible() and error.text_content() == message and "published_after" in message
+    assert page.get_attribute("#published_after", "aria-invalid") == "true"
+    assert page.locator(".hit").count() == 0 and page.locator("#err-published_before").is_hidden()
+    search(page, Q, published_after="2020")  # fixed: the error goes, results come
+    assert error.is_hidden() and len(shown(page)) == 10
+
+
+def test_reloaded_url_gives_the_same_list(page, browser, web_server):
+    open_page(page)
+    page.click("label[for=mode-bm25]")
+    search(page, f"{Q}\nhousehold savings and wages", k="4", exclude_domains="imf.org", max_per_domain="1", published_after="2016")
+    before = shown(page)
+    assert len(before) == 6 and page.locator(".query-result").count() == 2  # one list per query line
+    url = page.url
+    page.reload()
+    page.wait_for_selector("body[data-renders]")
+    assert shown(page) == before and page.input_value("#exclude_domains") == "imf.org"
+    assert page.is_checked("#mode-bm25") and page.input_value("#published_after") == "2016"
+    other = browser.new_page()  # a shared link: a new tab, nothing but the URL
+    try:
+        open_page(other, url)
+        assert shown(other) == before
+    finally:
+        other.close()
+
+
+def test_text_from_the_index_or_the_query_is_never_markup(page):
+    open_page(page)
+    search(page, "<img src=x onerror=alert(1)> inflation")
+    page.wait_for_selector(".hit")
+    assert page.text_content(".qtext") == "<img src=x onerror=alert(1)> inflation"
+    assert page.locator("#results img").count() == 0
+
+
+def test_index_panel_and_narrow_window(page, api):
+    open_page(page)
+    info = api.get("/v1/index").json()
+    page.click("#index-panel summary")
+    assert page.text_content("#ix-version") == info["version"]
+    assert page.text_content("#ix-passages") == str(2 * len(SITES) * PER_SITE)
+    assert page.text_content("#ix-documents") == str(len(SITES) * PER_SITE)
+    assert page.text_content("#ix-mode") == info["default_mode"]
+    assert page.get_attribute("#ix-authority code", "title") == info["authority"]["content_hash"]
+    page.click("#index-panel summary")
+    page.set_viewport_size({"width": 380, "height": 800})
+    search(page, Q)
+    assert len(shown(page)) == 10
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
