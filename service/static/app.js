@@ -385,12 +385,15 @@
       $("search-form").requestSubmit();
     });
     $("api-key").value = sessionStorage.getItem("drsearch-api-key") || "";
-    $("api-key").addEventListener("change", () => {
+    const applyKey = () => {
+      if ($("api-key").value.trim() === (sessionStorage.getItem("drsearch-api-key") || "")) return;
       sessionStorage.setItem("drsearch-api-key", $("api-key").value.trim());
       searchCache = {key: null, data: null};
       loadIndex();
       route();
-    });
+    };
+    $("api-key").addEventListener("change", applyKey);
+    $("api-key").addEventListener("keydown", (event) => { if (event.key === "Enter") applyKey(); });
     document.addEventListener("click", (event) => {
       const link = event.target.closest("a[data-nav]");
       if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.service.conftest import LiveServer
+from tests.service.conftest import LiveServer, start_server
 from tests.service.web_docs import PER_SITE, Q, SITES
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -242,3 +242,30 @@ def test_index_panel_and_narrow_window(page, api):
     matched = page.wait_for_selector(".passage.matched")
     assert page.evaluate("scrollY") > 0 and matched.evaluate("e => e.getBoundingClientRect().top >= 0 && e.getBoundingClientRect().bottom <= innerHeight")
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+
+
+def test_key_protected_bm25_only_server(browser, tiny_bm25_root):
+    """A server that requires X-API-Key, over an index without the dense leg and without URLs."""
+    srv = start_server(index=tiny_bm25_root, api_key="page-test-key", threads=1, warmup=False)
+    context = browser.new_context(base_url=srv.base_url, viewport={"width": 1280, "height": 900})
+    try:
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        open_page(page)
+        assert page.is_checked("#mode-bm25") and page.text_content("#ix-mode") == "bm25 (no dense leg)"
+        search(page, "volcanic eruption lava")
+        key_error = page.locator("#err-X-API-Key")
+        assert key_error.is_visible() and key_error.text_content() == "missing or wrong X-API-Key"
+        assert page.locator(".hit").count() == 0
+        page.fill("#api-key", "page-test-key")
+        before = page.get_attribute("body", "data-renders")
+        page.press("#api-key", "Enter")
+        page.wait_for_function("n => document.body.dataset.renders !== n", arg=before)
+        hits = shown(page)
+        assert hits[0]["passage_id"] == "volcano#0" and hits[0]["badge"] == "Unlisted" and key_error.is_hidden()
+        assert "key" not in page.url
+        page.click(".hit .title")  # no source URL: the title opens the document
+        assert page.wait_for_selector(".passage.matched").get_attribute("data-passage-id") == "volcano#0"
+    finally:
+        context.close()
+        srv.stop()
