@@ -13,6 +13,7 @@
   let stopwords = new Set();
   let searchCache = {key: null, data: null};
   let sequence = 0;
+  let defaultMode = null; // the index's, from /v1/index
 
   // ------------------------------------------------------------------ DOM helpers
 
@@ -137,10 +138,9 @@
 
   function fillForm(state) {
     $("q").value = state.queries.join("\n");
-    if (state.mode) {
-      const radio = document.querySelector(`input[name=mode][value="${CSS.escape(state.mode)}"]`);
-      if (radio) radio.checked = true;
-    }
+    const mode = state.mode || defaultMode;
+    const radio = mode && document.querySelector(`input[name=mode][value="${CSS.escape(mode)}"]`);
+    if (radio) radio.checked = true;
     $("k").value = state.k;
     $("include_domains").value = state.include_domains.join(", ");
     $("exclude_domains").value = state.exclude_domains.join(", ");
@@ -332,6 +332,7 @@
       ` · ${n(ix.authority && ix.authority.entries)} entries`);
     $("ix-loaded").textContent = ix.loaded_at;
     $("ix-summary").textContent = `${n(counts.passages)} passages · ${ix.default_mode}`;
+    defaultMode = ix.default_mode;
     if (!document.querySelector("input[name=mode]:checked")) $(`mode-${ix.default_mode}`).checked = true;
   }
 

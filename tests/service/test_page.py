@@ -158,6 +158,11 @@ def test_domain_and_tier_filters_change_the_list(page, api):
     assert [h["passage_id"] for h in tier1] == [h["passage_id"] for h in api_hits(api, k=10, min_tier=1)]
     assert len(tier1) == 10 and all(h["badge"].startswith("Tier 1") and under(h["href"], "imf.org") for h in tier1)
     assert page.locator("#filter-count").text_content() == "1 active"
+    before = page.get_attribute("body", "data-renders")
+    page.go_back()  # the browser's history holds each list with its filters
+    page.wait_for_function("n => document.body.dataset.renders !== n", arg=before)
+    assert shown(page) == nber and page.input_value("#include_domains") == "nber.org, example.com"
+    assert page.input_value("#min_tier") == "2"
 
 
 def test_open_document_highlights_the_passage(page, api, tmp_path):
