@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.service.conftest import LiveServer, start_server
+from tests.service.conftest import LiveServer, build_tiny_index, start_server, tiny_docs
 from tests.service.web_docs import PER_SITE, Q, SITES
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -249,9 +249,14 @@ def test_index_panel_and_narrow_window(page, api):
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
 
 
-def test_key_protected_bm25_only_server(browser, tiny_bm25_root):
-    """A server that requires X-API-Key, over an index without the dense leg and without URLs."""
-    srv = start_server(index=tiny_bm25_root, api_key="page-test-key", threads=1, warmup=False)
+MARKUP = '<img src=x onerror="document.body.dataset.owned=1"><b id=injected>lava</b>'
+
+
+def test_key_protected_bm25_only_server(browser, tmp_path):
+    """A server that requires X-API-Key, over an index without the dense leg and without URLs, with a
+    document whose title and text are HTML."""
+    docs = [*tiny_docs(), {"id": "html", "title": MARKUP, "text": f"Volcanic {MARKUP} lava flows. <script>document.body.dataset.owned=1</script>"}]
+    srv = start_server(index=build_tiny_index(tmp_path / "index", docs, dense=False), api_key="page-test-key", threads=1, warmup=False)
     context = browser.new_context(base_url=srv.base_url, viewport={"width": 1280, "height": 900})
     try:
         context.set_default_timeout(TIMEOUT_MS)
@@ -269,8 +274,16 @@ def test_key_protected_bm25_only_server(browser, tiny_bm25_root):
         hits = shown(page)
         assert hits[0]["passage_id"] == "volcano#0" and hits[0]["badge"] == "Unlisted" and key_error.is_hidden()
         assert "key" not in page.url
+        html_hit = page.locator(".hit[data-doc-id=html]")
+        assert html_hit.locator(".title").text_content() == MARKUP and html_hit.locator("img, b, script").count() == 0
         page.click(".hit .title")  # no source URL: the title opens the document
         assert page.wait_for_selector(".passage.matched").get_attribute("data-passage-id") == "volcano#0"
+        page.keyboard.press("Escape")
+        html_hit.locator(".open-doc").click()
+        page.wait_for_selector(".passage.matched")
+        assert page.text_content(".doc-head h2") == MARKUP and MARKUP in page.text_content(".passage.matched")
+        assert page.locator("#doc-view img, #doc-view b, #doc-view script, #injected").count() == 0
+        assert page.evaluate("document.body.dataset.owned") is None
     finally:
         context.close()
         srv.stop()
