@@ -41,7 +41,7 @@ demo: install
 	$(BIN)/drsearch search "vitamin D deficiency and bone fractures" --index $(INDEX) -k 3 --mode bm25
 	$(BIN)/drsearch search "gene expression in cancer cells" --index $(INDEX) -k 3 --mode dense
 	@echo
-	@echo "Starting the search API on http://127.0.0.1:$(PORT) (Ctrl-C stops it). Try:"
+	@echo "Starting the search API on http://127.0.0.1:$(PORT) (Ctrl-C stops it); the search page is http://127.0.0.1:$(PORT)/ . Try:"
 	@echo "  curl -s -X POST http://127.0.0.1:$(PORT)/v1/search -H 'content-type: application/json' -d '{\"queries\": [\"smoking and heart disease\"], \"k\": 3}'"
 	$(BIN)/drsearch serve --index $(INDEX) --host 127.0.0.1 --port $(PORT)
 

@@ -287,3 +287,18 @@ def test_key_protected_bm25_only_server(browser, tmp_path):
     finally:
         context.close()
         srv.stop()
+
+
+def test_page_assets_are_served_from_the_package(api):
+    from ranker.authority import CATEGORIES
+
+    page = api.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"] and '<script src="/ui/app.js"' in page.text
+    assert api.get("/ui/app.js").headers["content-type"].startswith("text/javascript")
+    assert api.get("/ui/style.css").headers["content-type"].startswith("text/css")
+    assert api.get("/ui/meta.json").json()["categories"] == sorted(CATEGORIES)
+    for missing in ("/ui/nothing.js", "/ui/index.txt", "/ui/..%2Fpage.py"):
+        r = api.get(missing)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", missing
+    assert not any(p == "/" or p.startswith("/ui") for p in api.get("/openapi.json").json()["paths"])
