@@ -5,7 +5,8 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const WORD = "\\p{L}\\p{M}\\p{N}_"; // Python's \w, as ranker/snippets.py matches query words
-  const TEXT_FIELDS = ["include_domains", "exclude_domains", "min_tier", "max_per_domain", "published_after", "published_before"];
+  const SCALAR_FIELDS = ["min_tier", "max_per_domain", "published_after", "published_before"]; // one value each
+  const TEXT_FIELDS = ["include_domains", "exclude_domains", ...SCALAR_FIELDS]; // the filter inputs
   const URL_NAMES = {include_domains: "include", exclude_domains: "exclude", min_tier: "tier", max_per_domain: "cap",
                      published_after: "after", published_before: "before"};
   const INPUT_FOR_FIELD = {queries: "q", query: "q", k: "k", ...Object.fromEntries(TEXT_FIELDS.map((f) => [f, f])),
@@ -101,7 +102,7 @@
       include_domains: list("include"), exclude_domains: list("exclude"), categories: list("cat"),
       doc: params.get("doc"), pid: params.get("pid"), hq: Number(params.get("hq") || 0),
     };
-    for (const f of TEXT_FIELDS.slice(2)) state[f] = params.get(URL_NAMES[f]) || "";
+    for (const f of SCALAR_FIELDS) state[f] = params.get(URL_NAMES[f]) || "";
     return state;
   }
 
@@ -111,7 +112,7 @@
     if (state.mode) p.set("mode", state.mode);
     if (state.k && state.k !== "10") p.set("k", state.k);
     for (const f of ["include_domains", "exclude_domains"]) if (state[f].length) p.set(URL_NAMES[f], state[f].join(","));
-    for (const f of TEXT_FIELDS.slice(2)) if (state[f]) p.set(URL_NAMES[f], state[f]);
+    for (const f of SCALAR_FIELDS) if (state[f]) p.set(URL_NAMES[f], state[f]);
     if (state.categories.length) p.set("cat", state.categories.join(","));
     if (state.doc) {
       p.set("doc", state.doc);
@@ -132,7 +133,7 @@
       categories: [...document.querySelectorAll("#categories input:checked")].map((c) => c.value),
       doc: null, pid: null, hq: 0,
     };
-    for (const f of TEXT_FIELDS.slice(2)) state[f] = $(f).value.trim();
+    for (const f of SCALAR_FIELDS) state[f] = $(f).value.trim();
     return state;
   }
 
@@ -144,10 +145,10 @@
     $("k").value = state.k;
     $("include_domains").value = state.include_domains.join(", ");
     $("exclude_domains").value = state.exclude_domains.join(", ");
-    for (const f of TEXT_FIELDS.slice(2)) $(f).value = state[f];
+    for (const f of SCALAR_FIELDS) $(f).value = state[f];
     for (const box of document.querySelectorAll("#categories input")) box.checked = state.categories.includes(box.value);
     const active = state.include_domains.length + state.exclude_domains.length + state.categories.length +
-      TEXT_FIELDS.slice(2).filter((f) => state[f]).length;
+      SCALAR_FIELDS.filter((f) => state[f]).length;
     $("filter-count").hidden = !active;
     $("filter-count").textContent = active ? `${active} active` : "";
   }
@@ -177,8 +178,7 @@
     const input = $(INPUT_FOR_FIELD[base] || "");
     if (input) input.setAttribute("aria-invalid", "true");
     if (base === "X-API-Key") $("index-panel").open = true;
-    if (["include_domains", "exclude_domains", "min_tier", "max_per_domain", "published_after",
-         "published_before", "categories"].includes(base)) $("filters").open = true;
+    if ([...TEXT_FIELDS, "categories"].includes(base)) $("filters").open = true;
   }
 
   // ------------------------------------------------------------------ results
@@ -381,7 +381,7 @@
       }
     });
     $("clear-filters").addEventListener("click", () => {
-      for (const f of [...TEXT_FIELDS, "include_domains", "exclude_domains"]) $(f).value = "";
+      for (const f of TEXT_FIELDS) $(f).value = "";
       for (const box of document.querySelectorAll("#categories input")) box.checked = false;
       $("search-form").requestSubmit();
     });
