@@ -402,7 +402,7 @@
       navigate(link.getAttribute("href"));
     });
     document.addEventListener("keydown", (event) => {
-      const typing = event.target.closest("input, textarea, select");
+      const typing = event.target.matches?.("textarea, select, input:not([type=radio]):not([type=checkbox])");
       if (event.key === "/" && !typing) { event.preventDefault(); $("q").focus(); }
       if (event.key === "Escape" && !$("doc-view").hidden) { const back = $("doc-view").querySelector("a.back"); if (back) back.click(); }
     });

@@ -172,7 +172,11 @@ def test_open_document_highlights_the_passage(page, api, tmp_path):
     first = shown(page)[0]
     assert first["passage_id"].endswith("#1")
     results_url = page.url
-    page.locator(".hit").first.get_by_text("Open in document").click()
+    page.keyboard.press("Tab")  # keyboard only: from the query box, "/" refocuses it; Enter follows a focused link
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "q"
+    page.locator(".hit").first.locator(".open-doc").focus()
+    page.keyboard.press("Enter")
     hit = page.wait_for_selector(".passage.matched")
     doc = api.get(f"/v1/documents/{first['passage_id'].split('#')[0]}").json()
     assert hit.get_attribute("data-passage-id") == first["passage_id"] and hit.get_attribute("aria-current") == "true"
