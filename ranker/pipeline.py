@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from indexer import layout
 from indexer.errors import IndexFormatError, QueryError
 from indexer.store import PassageRow, Store
 from ranker.filters import SourceFilter, SourceMeta, diversify
-from ranker.query import clean_query
+from ranker.options import SearchOptions
+from ranker.query import CleanQuery, clean_query
 from ranker.settings import Fusion, Mode, SearchSettings
 
 TIER_PRIOR = {1: 1.0, 2: 0.5, 3: 0.25}  # authority score in [0, 1] by tier; unlisted = 0
@@ -27,20 +28,6 @@ TIER_PRIOR = {1: 1.0, 2: 0.5, 3: 0.25}  # authority score in [0, 1] by tier; unl
 MODE_LEGS: dict[str, tuple[Leg, ...]] = {"bm25": (LEXICAL,), "dense": (VECTOR,), "hybrid": (LEXICAL, VECTOR)}
 MODES: tuple[str, ...] = tuple(MODE_LEGS)
 NO_VECTOR_LEG = "index was built without the dense leg; rebuild with --dense or use --mode bm25"
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """Per-request options; None means "the pipeline's setting"."""
-
-    k: int = 10
-    mode: Mode | None = None
-    filters: SourceFilter = field(default_factory=SourceFilter)
-    max_per_domain: int | None = None
-    per_doc: int | None = None
-    authority_weight: float | None = None
-    fusion: Fusion | None = None
-    k0: int | None = None
 
 
 @dataclass(frozen=True)
@@ -167,43 +154,39 @@ class SearchPipeline:
         `vectors` (one row per query, from `dense.encode_queries`) lets a caller encode the queries
         of many calls in one batch; without it they are encoded here, once.
         """
-        if options.k < 1:
-            raise QueryError("k must be at least 1", field="k")
         legs = MODE_LEGS[self.resolve_mode(options.mode)]
-        texts = []
-        for i, q in enumerate(queries):
-            where = f"queries[{i}]" if len(queries) > 1 else "query"
-            texts.append(clean_query(q, field=where))
+        # Options were checked when constructed; query text is checked here unless the edge already did.
+        # Backends get plain `str` (pyjnius refuses str subclasses).
+        texts = [str(q if type(q) is CleanQuery else clean_query(q, field=f"queries[{i}]" if len(queries) > 1 else "query"))
+                 for i, q in enumerate(queries)]  # fmt: skip
         if LEXICAL not in legs:  # no lexical run to tell us; ask the analyzer (one call per query)
             self._refuse_termless(texts, range(len(texts)))
-        options.filters.check()
-        if options.max_per_domain is not None and options.max_per_domain < 1:
-            raise QueryError("max_per_domain must be at least 1", field="max_per_domain")
+        filters = options.filters
         if vectors is not None and len(vectors) != len(texts):
             raise ValueError(f"{len(vectors)} query vectors for {len(texts)} queries")
         if VECTOR in legs and vectors is None:  # once, not again when a filtered list is deepened
             vectors = self.dense.encode(texts)
         # A caller who names the domains wants results from them, however many per domain.
-        max_per_domain = None if options.filters.include_domains else options.max_per_domain
+        max_per_domain = None if filters.include_domains else options.max_per_domain
         per_doc = self.settings.per_doc if options.per_doc is None else options.per_doc
         weight = self.settings.authority_weight if options.authority_weight is None else options.authority_weight
         fusion_name = options.fusion or self.settings.fusion
         size = self.lexical.size
         depth = min(size, max(options.k0 or self.settings.k0, options.k))
-        if options.filters.active or max_per_domain or per_doc:
+        if filters.active or max_per_domain or per_doc:
             depth = min(size, max(depth, options.k * 3))
         results: list[list[Hit] | None] = [None] * len(texts)
         pending = list(range(len(texts)))
         while pending:
             runs = self._retrieve([texts[i] for i in pending], legs, depth, fusion_name,
-                                  None if vectors is None else vectors[pending], options.filters)  # fmt: skip
+                                  None if vectors is None else vectors[pending], filters)  # fmt: skip
             still: list[int] = []
             if LEXICAL in legs:  # an empty lexical run may mean the query has no searchable term at all
                 self._refuse_termless(texts, [i for i, (c, _) in zip(pending, runs) if not any(h.bm25 for h in c)])
             for i, (candidates, exhausted) in zip(pending, runs):
                 final = self._authority_rerank(candidates, weight, fused_by_score=len(legs) > 1)  # ranked 1..n
-                if options.filters.active:
-                    accepts, meta = options.filters.accepts, self.source_meta
+                if filters.active:
+                    accepts, meta = filters.accepts, self.source_meta
                     final = [h for h in final if accepts(h.passage_id, meta(h.passage_id))]
                 if per_doc or max_per_domain:
                     final = list(diversify(final, self.source_meta, per_doc=per_doc, max_per_domain=max_per_domain))
@@ -297,6 +280,34 @@ class SearchPipeline:
             [Result(hit=h, passage=rows[h.passage_id], authority=self.authority_of(h.passage_id)) for h in hits]
             for hits in ranked
         ]
+
+    # ---- fetch by id (what the service shows besides search results) --------------------------
+    def document(self, doc_id: str) -> dict[str, Any] | None:
+        """A document's fields, full text and passages with offsets, and its authority entry; None if unknown."""
+        doc = self.store.document(doc_id)
+        if doc is not None:
+            doc["authority"] = self._authority_dict(doc.get("url") or doc.get("domain"))
+        return doc
+
+    def passage(self, passage_id: str) -> dict[str, Any] | None:
+        """One passage with its document's display fields and authority entry; None if unknown."""
+        row = self.store.passage(passage_id)
+        if row is None:
+            return None
+        out = dict(row.__dict__)
+        out.pop("idx", None)
+        out["authority"] = self._authority_dict(row.url or row.domain)
+        return out
+
+    def _authority_dict(self, host: str | None) -> dict[str, Any] | None:
+        from ranker.format import authority_dict
+
+        return authority_dict(self.authority.lookup(host)) if host else None
+
+    @property
+    def authority_info(self) -> dict[str, Any]:
+        """The authority list this pipeline ranks with: content hash and number of entries."""
+        return {"content_hash": getattr(self.authority, "content_hash", None), "entries": len(self.authority)}
 
     def close(self) -> None:
         for leg in self.legs.values():

@@ -8,7 +8,13 @@ from indexer.errors import QueryError
 MAX_QUERY_CHARS = 2000
 
 
-def clean_query(query: object, *, field: str = "query") -> str:
+class CleanQuery(str):
+    """Query text that `clean_query` accepted: the pipeline does not check it again."""
+
+    __slots__ = ()
+
+
+def clean_query(query: object, *, field: str = "query") -> CleanQuery:
     """The query stripped of surrounding whitespace, or QueryError saying what is wrong."""
     if not isinstance(query, str):
         raise QueryError("query must be a string", field=field)
@@ -19,4 +25,4 @@ def clean_query(query: object, *, field: str = "query") -> str:
         raise QueryError(f"query is longer than {MAX_QUERY_CHARS} characters ({len(text)})", field=field)
     if not any(ch.isalnum() for ch in text):
         raise QueryError("query has no searchable terms (only punctuation or symbols)", field=field)
-    return text
+    return CleanQuery(text)

@@ -6,16 +6,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ranker.query import MAX_QUERY_CHARS
+from ranker.options import RequestOptions
+from ranker.query import MAX_QUERY_CHARS, clean_query
 
 MAX_QUERIES = 64
-DATE_PATTERN = r"^\d{4}(-\d{2}(-\d{2})?)?$"
 
 
-class SearchRequest(BaseModel):
-    """A batch of queries sharing one set of options. Give `queries`, or `query` for a single one."""
+class SearchRequest(RequestOptions):
+    """A batch of queries sharing one set of options. Give `queries`, or `query` for a single one.
 
-    model_config = ConfigDict(extra="forbid")
+    The search options are inherited from `ranker.options.RequestOptions` (declared once, shared
+    with the CLI and the pipeline); this adds the queries and what only changes the response's shape.
+    Query text is cleaned here, once: the pipeline does not check it again.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
 
     queries: list[str] | None = Field(
         None, min_length=1, max_length=MAX_QUERIES,
@@ -23,21 +28,6 @@ class SearchRequest(BaseModel):
     )  # fmt: skip
     query: str | None = Field(None, description="Shortcut for `queries: [query]`; give exactly one of the two")
     k: int = Field(10, ge=1, le=100, description="Results per query")
-    mode: Literal["hybrid", "bm25", "dense"] | None = Field(
-        None, description="Retrieval mode (default: hybrid when the index has a dense leg, else bm25)"
-    )
-    include_domains: list[str] = Field(
-        default_factory=list, max_length=1000, description="Only these domains (and their subdomains)"
-    )
-    exclude_domains: list[str] = Field(
-        default_factory=list, max_length=1000, description="Never these domains (or their subdomains)"
-    )
-    min_tier: int | None = Field(None, ge=1, le=3, description="Only listed sources of authority tier <= N (1 = primary)")
-    categories: list[str] = Field(default_factory=list, max_length=100, description="Only sources of these authority categories")
-    published_after: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
-    published_before: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
-    max_per_domain: int | None = Field(None, ge=1, le=100, description="At most N hits per site")
-    per_doc: int = Field(1, ge=0, le=100, description="Passages per document (0 = no collapse)")
     snippet_chars: int = Field(240, ge=40, le=2000, description="Snippet length in characters")
     return_text: bool = Field(False, description="Include each hit's full passage text")
     dedupe_across_queries: bool = Field(
@@ -48,6 +38,10 @@ class SearchRequest(BaseModel):
     def _one_of_query_queries(self) -> "SearchRequest":
         if (self.queries is None) == (self.query is None):
             raise ValueError("give exactly one of `queries` (a list) or `query` (a string)")
+        if self.queries is not None:
+            self.queries = [clean_query(q, field=f"queries[{i}]") for i, q in enumerate(self.queries)]
+        else:
+            self.query = clean_query(self.query, field="query")
         return self
 
     @property

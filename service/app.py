@@ -183,7 +183,7 @@ async def _watch(st: ServiceState, every_s: float) -> None:
 def _on_swap(st: ServiceState, snap: Snapshot) -> None:
     st.cache.clear()
     p = snap.pipeline
-    st.metrics.set_index(snap.version, str(p.build_dir), p.default_mode, getattr(p.authority, "content_hash", ""))
+    st.metrics.set_index(snap.version, str(p.build_dir), p.default_mode, p.authority_info["content_hash"] or "")
 
 
 def _svc(request: Request) -> ServiceState:
@@ -227,25 +227,12 @@ def require_admin_key(request: Request, x_api_key: str | None = Header(None, des
 # --------------------------------------------------------------------------------------------- search
 
 
-def _options(body: SearchRequest, mode: str, k: int):
-    from ranker.filters import SourceFilter, normalise_domain_list
-    from ranker.pipeline import SearchOptions
-
-    filters = SourceFilter(
-        include_domains=normalise_domain_list(body.include_domains, "include_domains"),
-        exclude_domains=normalise_domain_list(body.exclude_domains, "exclude_domains"),
-        min_tier=body.min_tier, categories=tuple(body.categories),
-        published_after=body.published_after, published_before=body.published_before,
-    )  # fmt: skip
-    filters.check()
-    return SearchOptions(k=k, mode=mode, filters=filters, max_per_domain=body.max_per_domain, per_doc=body.per_doc)
-
-
-def _cache_key(version: str, body: SearchRequest, texts: list[str], options) -> str:
-    normalised = body.model_dump(exclude={"queries", "query", "mode", "include_domains", "exclude_domains"})
-    normalised.update(v=version, queries=texts, mode=options.mode, include_domains=list(options.filters.include_domains),
-                      exclude_domains=list(options.filters.exclude_domains))  # fmt: skip
-    return json.dumps(normalised, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+def _cache_key(version: str, body: SearchRequest, mode: str) -> str:
+    """The request as the cache sees it: every field of the model (options included, domains
+    already normalised, queries already cleaned), with the mode resolved and `query` as `queries`."""
+    key = body.model_dump(mode="json", exclude={"query", "queries"})
+    key.update(v=version, queries=body.query_list, mode=mode)
+    return json.dumps(key, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def _format(results: list[list[Any]], texts: list[str], body: SearchRequest) -> list[dict[str, Any]]:
@@ -265,20 +252,17 @@ def _format(results: list[list[Any]], texts: list[str], body: SearchRequest) -> 
 
 
 async def _search(request: Request, body: SearchRequest) -> JSONResponse:
-    from ranker.query import clean_query
-
     started = time.perf_counter()
     st = _svc(request)
-    raw = body.query_list
-    request.state.n_queries = len(raw)
-    texts = [clean_query(q, field=f"queries[{i}]" if body.queries is not None else "query") for i, q in enumerate(raw)]
+    texts = body.query_list  # cleaned by the request model
+    request.state.n_queries = len(texts)
     with _snapshot(st) as snap:
         pipeline = snap.pipeline
         mode = pipeline.resolve_mode(body.mode)
         request.state.mode = mode
         k = body.k * len(texts) if body.dedupe_across_queries and len(texts) > 1 else body.k
-        options = _options(body, mode, k)
-        key = _cache_key(snap.version, body, texts, options)
+        options = body.to_search(k=k, mode=mode)
+        key = _cache_key(snap.version, body, mode)
         payload = st.cache.get(key)
         st.metrics.queries.labels(mode).inc(len(texts))
         if payload is not None:
@@ -360,10 +344,9 @@ def _add_routes(app: FastAPI) -> None:
         """A document's metadata, full text and passages with character offsets. URL-encode `#` as %23."""
         st = _svc(request)
         with _snapshot(st) as snap:
-            doc = await st.run(snap.pipeline.store.document, doc_id)
+            doc = await st.run(snap.pipeline.document, doc_id)
             if doc is None:
                 raise ApiError(404, "not_found", f"unknown document id {doc_id!r}", "doc_id")
-            doc["authority"] = _authority(snap.pipeline, doc.get("url") or doc.get("domain"))
             doc["index_version"] = snap.version
             return doc
 
@@ -375,12 +358,9 @@ def _add_routes(app: FastAPI) -> None:
         """One passage with its document's display fields. URL-encode `#` as %23."""
         st = _svc(request)
         with _snapshot(st) as snap:
-            row = await st.run(snap.pipeline.store.passage, passage_id)
-            if row is None:
+            out = await st.run(snap.pipeline.passage, passage_id)
+            if out is None:
                 raise ApiError(404, "not_found", f"unknown passage id {passage_id!r}", "passage_id")
-            out = dict(row.__dict__)
-            out.pop("idx", None)
-            out["authority"] = _authority(snap.pipeline, row.url or row.domain)
             out["index_version"] = snap.version
             return out
 
@@ -408,7 +388,7 @@ def _add_routes(app: FastAPI) -> None:
                 "version": snap.version, "build_dir": str(p.build_dir), "root": str(st.settings.index),
                 "default_mode": p.default_mode, "has_dense": p.has_dense,
                 "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.loaded_at)),
-                "authority": {"content_hash": getattr(p.authority, "content_hash", None), "entries": len(p.authority)},
+                "authority": p.authority_info,
                 "manifest": p.manifest.as_json(),
             }  # fmt: skip
 
@@ -444,9 +424,3 @@ def _add_routes(app: FastAPI) -> None:
         log.info("reload: %s -> %s (swapped=%s)", old, new, swapped)
         return {"reloaded": swapped, "old_version": old, "new_version": new,
                 "took_ms": round((time.perf_counter() - started) * 1000.0, 3)}  # fmt: skip
-
-
-def _authority(pipeline: Any, host: str | None) -> dict[str, Any] | None:
-    from ranker.format import authority_dict
-
-    return authority_dict(pipeline.authority.lookup(host)) if host else None

@@ -137,17 +137,17 @@ def index_info(
 
 
 def _search_options(k, mode, include_domain, exclude_domain, min_tier, category, max_per_domain, per_doc, after, before):
-    from ranker.filters import SourceFilter, normalise_domain_list
-    from ranker.pipeline import SearchOptions
+    """The request's one options object (ranker.options), checked here, once; bad values are one-line errors."""
+    from ranker.options import SearchOptions
 
-    return SearchOptions(
-        k=k, mode=mode, max_per_domain=max_per_domain, per_doc=per_doc,
-        filters=SourceFilter(
-            include_domains=normalise_domain_list(include_domain or [], "--include-domain"),
-            exclude_domains=normalise_domain_list(exclude_domain or [], "--exclude-domain"),
+    try:
+        return SearchOptions(
+            k=k, mode=mode, include_domains=tuple(include_domain or ()), exclude_domains=tuple(exclude_domain or ()),
             min_tier=min_tier, categories=tuple(category or ()), published_after=after, published_before=before,
-        ),
-    )  # fmt: skip
+            max_per_domain=max_per_domain, per_doc=per_doc,
+        )  # fmt: skip
+    except ValueError as exc:  # pydantic's ValidationError
+        raise DrsearchError(_first_pydantic_error(exc)) from None
 
 
 @app.command("search")

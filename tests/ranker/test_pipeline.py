@@ -9,9 +9,10 @@ import random
 import pytest
 
 from indexer.build import build_index
-from indexer.errors import QueryError
+from pydantic import ValidationError
+
+from indexer.errors import IndexFormatError, QueryError
 from indexer.settings import BuildSettings, DenseSettings
-from ranker.filters import SourceFilter
 from ranker.pipeline import SearchOptions, SearchPipeline
 
 WORDS = "market price policy growth labour trade energy climate health survey output credit housing".split()
@@ -90,15 +91,17 @@ def big(tmp_path_factory):
 @pytest.mark.parametrize(
     "flt, expected",
     [
-        (SourceFilter(include_domains=("nber.org",)), 10),  # 1% of the corpus, subdomain www. matches
-        (SourceFilter(min_tier=2), 10),
-        (SourceFilter(categories=("research_institute",)), 10),
-        (SourceFilter(include_domains=("blog.example.com",)), 10),
-        (SourceFilter(exclude_domains=("example.org", "example.com")), 10),
+        ({"include_domains": ("nber.org",)}, 10),  # 1% of the corpus, subdomain www. matches
+        ({"min_tier": 2}, 10),
+        ({"categories": ("research_institute",)}, 10),
+        ({"include_domains": ("blog.example.com",)}, 10),
+        ({"exclude_domains": ("example.org", "example.com")}, 10),
     ],
 )
 def test_rare_filters_return_exactly_k(big, flt, expected):
-    hits = big.rank(["labour market"], SearchOptions(k=expected, filters=flt, authority_weight=0.0))[0]
+    options = SearchOptions(k=expected, authority_weight=0.0, **flt)
+    hits = big.rank(["labour market"], options)[0]
+    flt = options.filters
     assert len(hits) == expected
     metas = [big.source_meta(h.passage_id) for h in hits]
     assert all(flt.accepts(h.passage_id, m) for h, m in zip(hits, metas))
@@ -106,13 +109,12 @@ def test_rare_filters_return_exactly_k(big, flt, expected):
 
 
 def test_filter_with_fewer_matches_than_k_returns_all_matches(big):
-    hits = big.rank(["labour market"], SearchOptions(k=50, filters=SourceFilter(include_domains=("nber.org",))))[0]
+    hits = big.rank(["labour market"], SearchOptions(k=50, include_domains=("nber.org",)))[0]
     assert len(hits) == 10
 
 
 def test_date_range(big):
-    flt = SourceFilter(published_after="2020-01", published_before="2021-12-31")
-    hits = big.rank(["labour market"], SearchOptions(k=20, filters=flt))[0]
+    hits = big.rank(["labour market"], SearchOptions(k=20, published_after="2020-01", published_before="2021-12-31"))[0]
     assert len(hits) == 20
     assert all("2020-01" <= big.source_meta(h.passage_id).published[:7] <= "2021-12" for h in hits)
 
@@ -124,8 +126,7 @@ def test_max_per_domain_and_caps_still_fill_k(big):
 
 
 def test_max_per_domain_is_not_applied_to_named_domains(big):
-    named = SourceFilter(include_domains=("nber.org",))
-    hits = big.rank(["labour market"], SearchOptions(k=5, filters=named, max_per_domain=1))[0]
+    hits = big.rank(["labour market"], SearchOptions(k=5, include_domains=("nber.org",), max_per_domain=1))[0]
     assert len(hits) == 5 and {big.source_meta(h.passage_id).site for h in hits} == {"nber.org"}
     capped = big.rank(["labour market"], SearchOptions(k=5, max_per_domain=1))[0]
     sites = [big.source_meta(h.passage_id).site for h in capped]
@@ -133,15 +134,14 @@ def test_max_per_domain_is_not_applied_to_named_domains(big):
 
 
 def test_domain_filters_match_like_the_authority_matcher(big):
-    from ranker.filters import normalise_domain_list
-
     for given in ("https://WWW.NBER.org:443/papers", "user@nber.org", "nber.org."):
-        flt = SourceFilter(include_domains=normalise_domain_list([given], "include_domains"))
-        hits = big.rank(["labour market"], SearchOptions(k=3, filters=flt))[0]
+        options = SearchOptions(k=3, include_domains=(given,))
+        assert options.include_domains == ("nber.org",)  # normalised once, when the options are made
+        hits = big.rank(["labour market"], options)[0]
         assert len(hits) == 3 and all(big.source_meta(h.passage_id).site == "nber.org" for h in hits), given
     for bad in ("*.nber.org", "10.0.0.1", "two words.org", ""):
         with pytest.raises(QueryError, match="not a domain name") as err:
-            normalise_domain_list([bad], "include_domains")
+            SearchOptions(include_domains=(bad,))
         assert err.value.field == "include_domains"
 
 
@@ -158,25 +158,29 @@ def test_per_doc_collapse(tmp_path):
     p.close()
 
 
-def test_bad_options_are_query_errors(big):
-    for options, field in [
-        (SearchOptions(filters=SourceFilter(categories=("blogs",))), "categories"),
-        (SearchOptions(filters=SourceFilter(min_tier=0)), "min_tier"),
-        (SearchOptions(filters=SourceFilter(published_after="last week")), "published_after"),
-        (SearchOptions(mode="semantic"), "mode"),
-        (SearchOptions(mode="dense"), "mode"),
-        (SearchOptions(max_per_domain=0), "max_per_domain"),
-        (SearchOptions(k=0), "k"),
+def test_bad_options_are_errors_naming_the_field_when_made(big):
+    """Options are checked once, when constructed; the pipeline refuses only what needs the index."""
+    for values, field in [
+        ({"categories": ("blogs",)}, "categories"),
+        ({"min_tier": 0}, "min_tier"),
+        ({"published_after": "last week"}, "published_after"),
+        ({"mode": "semantic"}, "mode"),
+        ({"max_per_domain": 0}, "max_per_domain"),
+        ({"k": 0}, "k"),
     ]:
-        with pytest.raises(Exception) as err:
-            big.rank(["labour"], options)
-        assert getattr(err.value, "field", None) == field, (options, err.value)
+        with pytest.raises((QueryError, ValidationError)) as err:
+            SearchOptions(**values)
+        named = err.value.field if isinstance(err.value, QueryError) else err.value.errors()[0]["loc"][0]
+        assert named == field, (values, err.value)
+    with pytest.raises(IndexFormatError) as err:
+        big.rank(["labour"], SearchOptions(mode="dense"))  # a BM25-only index
+    assert err.value.field == "mode"
     with pytest.raises(QueryError):
         big.rank(["   "])
 
 
 def test_results_carry_passage_and_authority(big):
-    (res,) = big.search("labour market", SearchOptions(k=1, filters=SourceFilter(include_domains=("nber.org",))))
+    (res,) = big.search("labour market", SearchOptions(k=1, include_domains=("nber.org",)))
     assert res.passage.url.startswith("https://www.nber.org/") and res.passage.domain == "www.nber.org"
     assert res.authority == big.authority.lookup("nber.org")
     assert (res.authority.category, res.authority.tier) == ("research_institute", 2)

@@ -143,7 +143,7 @@ def test_unexpected_exception_is_json_500_and_logged(client, live, caplog):
     def boom(doc_id):
         raise RuntimeError("simulated bug")
 
-    snap.pipeline.store.document = boom
+    snap.pipeline.document = boom
     try:
         with caplog.at_level(logging.ERROR, logger="drsearch.service"):
             logging.getLogger("drsearch.service").addHandler(caplog.handler)
@@ -155,7 +155,7 @@ def test_unexpected_exception_is_json_500_and_logged(client, live, caplog):
         assert "simulated" not in err["message"]  # no internals leak to the client
         assert any(rec.exc_info and "simulated bug" in str(rec.exc_info[1]) for rec in caplog.records)
     finally:
-        del snap.pipeline.store.document
+        del snap.pipeline.document
     assert client.get("/v1/documents/1").status_code == 200
 
 

@@ -1,0 +1,69 @@
+"""The one typed options object of a search, declared once.
+
+`RequestOptions` is what any caller may ask (an agent over HTTP, a CLI user): the HTTP request
+model inherits it (so its fields, limits and descriptions are the API's and the tool schema's),
+the CLI constructs it, the pipeline reads it, and the response cache keys on its dump. A new
+request option is one field here. `SearchOptions` adds the operator knobs the CLI, eval and
+benchmarks set (not offered over HTTP).
+
+Checks run once, at construction (at the edge): shape errors are pydantic's (422 over HTTP),
+meaning errors (an unknown category, a value that cannot name a domain) raise `QueryError`
+naming the field (400 over HTTP, a one-line CLI error).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ranker.filters import SourceFilter, normalise_domain_list
+from ranker.settings import Fusion, Mode
+
+DATE_PATTERN = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+
+
+class RequestOptions(BaseModel):
+    """Options of one search request (every query of a batch shares them); None = the pipeline's setting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    k: int = Field(10, ge=1, description="Results per query")
+    mode: Mode | None = Field(None, description="Retrieval mode (default: hybrid when the index has a dense leg, else bm25)")
+    include_domains: tuple[str, ...] = Field((), max_length=1000, description="Only these domains (and their subdomains)")
+    exclude_domains: tuple[str, ...] = Field((), max_length=1000, description="Never these domains (or their subdomains)")
+    min_tier: int | None = Field(None, ge=1, le=3, description="Only listed sources of authority tier <= N (1 = primary)")
+    categories: tuple[str, ...] = Field((), max_length=100, description="Only sources of these authority categories")
+    published_after: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
+    published_before: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
+    max_per_domain: int | None = Field(None, ge=1, le=100, description="At most N hits per site")
+    per_doc: int | None = Field(None, ge=0, le=100, description="Passages per document (0 = no collapse; default 1)")
+
+    @model_validator(mode="after")
+    def _normalise(self) -> "RequestOptions":
+        # Domains are compared as normalised hosts; store them normalised so equal requests are equal options.
+        for name in ("include_domains", "exclude_domains"):
+            object.__setattr__(self, name, normalise_domain_list(getattr(self, name), name))
+        self.filters.check()  # unknown categories: QueryError naming the field
+        return self
+
+    @property
+    def filters(self) -> SourceFilter:
+        """The source filters the pipeline (and a pre-filtering backend) applies."""
+        return SourceFilter(
+            include_domains=self.include_domains, exclude_domains=self.exclude_domains, min_tier=self.min_tier,
+            categories=self.categories, published_after=self.published_after, published_before=self.published_before,
+        )  # fmt: skip
+
+    def to_search(self, **changes: Any) -> "SearchOptions":
+        """These options as the pipeline's, with `changes`; no second validation (they were checked once)."""
+        values = {name: getattr(self, name) for name in RequestOptions.model_fields}
+        return SearchOptions.model_construct(**{**values, **changes})
+
+
+class SearchOptions(RequestOptions):
+    """What the pipeline receives: the request's options plus operator knobs (CLI, eval, benchmarks)."""
+
+    authority_weight: float | None = Field(None, ge=0.0, le=1.0, description="Authority prior strength; 0 = off")
+    fusion: Fusion | None = Field(None, description="Hybrid fusion: rrf | convex | rescore")
+    k0: int | None = Field(None, ge=1, le=10_000, description="Candidates per leg before fusion")
