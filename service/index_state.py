@@ -11,12 +11,13 @@ import asyncio
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import cachetools
 
 from indexer import layout
 
@@ -120,29 +121,12 @@ class IndexState:
             snap.pipeline.close()
 
 
-class LRUCache:
-    """A bounded LRU map used only from the event loop thread (no locking needed)."""
+class LRUCache(cachetools.LRUCache):
+    """The response cache: a bounded LRU (cachetools) used only from the event loop thread; 0 entries = off."""
 
     def __init__(self, max_entries: int):
-        self.max_entries = max_entries
-        self._data: OrderedDict[str, Any] = OrderedDict()
-
-    def get(self, key: str) -> Any | None:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
+        super().__init__(maxsize=max(0, max_entries))
 
     def put(self, key: str, value: Any) -> None:
-        if self.max_entries <= 0:
-            return
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
+        if self.maxsize > 0:
+            self[key] = value

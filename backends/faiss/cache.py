@@ -13,8 +13,8 @@ every vector whose text hash matches and encodes only the rest. Any vector backe
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -80,12 +80,9 @@ class EmbeddingCache:
         existing = [int(p.name.split("-")[1]) for p in self.dir.glob("shard-*.npz") if p.name.split("-")[1].isdigit()]
         n = max(existing, default=-1) + 1
         final = self.dir / f"shard-{n:05d}-{secrets.token_hex(3)}.npz"
-        tmp = self.dir / f".{final.name}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            np.savez(fh, keys=karr, vectors=vectors)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        buf = io.BytesIO()
+        np.savez(buf, keys=karr, vectors=vectors)
+        layout.atomic_write_bytes(final, buf.getvalue(), durable=True)
         self._add_block(karr, vectors)
         return final
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -55,9 +54,7 @@ def build_dense_index(
     index = build_faiss(emb.vectors, ann, settings)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{INDEX_FILE}.tmp"
-    faiss.write_index(index, str(tmp))
-    os.replace(tmp, out_dir / INDEX_FILE)
+    layout.atomic_write_bytes(out_dir / INDEX_FILE, faiss.serialize_index(index).tobytes())
     layout.atomic_write_bytes(out_dir / IDS_FILE, json.dumps(emb.passage_ids, ensure_ascii=False).encode("utf-8"))
     hnsw = None if ann == "exact" else HnswParams(
         m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction, ef_search=settings.hnsw_ef_search
