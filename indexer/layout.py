@@ -97,14 +97,6 @@ def resolve_build(path: str | Path) -> Path:
     return build
 
 
-def root_of(build_dir: Path) -> Path | None:
-    """The index ROOT a build belongs to, or None for a loose build directory."""
-    parent = build_dir.parent
-    if parent.name == BUILDS_DIR:
-        return parent.parent
-    return None
-
-
 def read_manifest(build_dir: Path) -> dict[str, Any]:
     mpath = build_dir / MANIFEST
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from indexer.errors import QueryError
 from ranker.hit import Hit
@@ -35,13 +35,12 @@ class SourceFilter:
     categories: tuple[str, ...] = ()
     published_after: str | None = None  # inclusive, ISO date prefix comparison
     published_before: str | None = None  # inclusive
-    extra: tuple[Callable[[str], bool], ...] = field(default=(), compare=False)
 
     @property
     def active(self) -> bool:
         return bool(
             self.include_domains or self.exclude_domains or self.min_tier is not None or self.categories
-            or self.published_after or self.published_before or self.extra
+            or self.published_after or self.published_before
         )  # fmt: skip
 
     def check(self) -> None:
@@ -76,7 +75,7 @@ class SourceFilter:
                 return False
             if self.published_before and published[: len(self.published_before)] > self.published_before:
                 return False
-        return all(f(passage_id) for f in self.extra)
+        return True
 
 
 def _under(host: str, domain: str) -> bool:

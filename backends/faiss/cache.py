@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,8 +169,3 @@ def embed_store(store: Any, cache_dir: Path, settings: DenseSettings, model: Any
         raise IndexFormatError(f"store yielded {len(passage_ids)} passages, counts say {n}")
 
     return Embedded(vectors, passage_ids, info, key, encoded, reused)
-
-
-def iter_texts(store: Any) -> Iterable[str]:
-    """Every passage's embedded text without prefix, in idx order (for benchmarks and tools)."""
-    return (passage_text(title, text) for _, _, title, text in store.iter_passages())
