@@ -151,7 +151,7 @@ class SearchPipeline:
     def rank(self, queries: list[str], options: SearchOptions = SearchOptions(), vectors=None) -> list[list[Hit]]:
         """Ranked hits per query, after fusion, authority, filters and diversity; no store reads.
 
-        `vectors` (one row per query, from `dense.encode_queries`) lets a caller encode the queries
+        `vectors` (one row per query, from `encode`) lets a caller encode the queries
         of many calls in one batch; without it they are encoded here, once.
         """
         legs = MODE_LEGS[self.resolve_mode(options.mode)]
