@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from indexer.domains import suffix_extractor
+
 # Query parameters that only track the visitor, never select content.
 TRACKING_PARAMS = frozenset(
     {
@@ -72,21 +74,13 @@ def doc_id_for(canonical_url: str) -> str:
     return hashlib.sha1(canonical_url.encode("utf-8")).hexdigest()[:16]
 
 
-@lru_cache(maxsize=1)
-def _extractor():  # type: ignore[no-untyped-def]
-    import tldextract  # lazy: no work at import time
-
-    # The bundled public-suffix snapshot only: never fetch the list over the network.
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-
 @lru_cache(maxsize=65536)
 def registrable_domain(host: str) -> str:
     """eTLD+1 of a host (`data.statgov.org` -> `statgov.org`); the host itself for IPs/unknown suffixes."""
     host = host.lower().rstrip(".")
     if _ip_or_none(host) is not None:
         return host
-    result = _extractor()(host)
+    result = suffix_extractor()(host)
     return result.top_domain_under_public_suffix or host
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from indexer.domains import suffix_extractor
 from indexer.errors import ConfigError
 
 __all__ = [
@@ -444,7 +445,6 @@ class AuthorityList:
         self.suffix_rules: list[AuthorityEntry] = [self._suffixes[k] for k in sorted(self._suffixes)]
         self.directory: Path = directory
         self.content_hash: str = content_hash
-        self._extractor: Any = None
 
     @classmethod
     def load(cls, directory: Path | str | None = None) -> "AuthorityList":
@@ -496,11 +496,7 @@ class AuthorityList:
         host = normalise_host(url_or_host)
         if host is None:
             return None
-        if self._extractor is None:
-            import tldextract
-
-            self._extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-        result = self._extractor(host)
+        result = suffix_extractor()(host)
         top = result.top_domain_under_public_suffix
         return top or None
 
