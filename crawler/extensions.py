@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from twisted.internet import task
 
+from indexer.layout import atomic_write_bytes
+
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
@@ -58,8 +60,6 @@ class CrawlReport:
         stats = self.crawler.stats.get_stats() if self.crawler.stats else {}
         report = state.report(stats, spider.config.as_dict(), reason)
         path = state.out_dir / "report.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_bytes(path, json.dumps(report, indent=1, ensure_ascii=False).encode("utf-8"))
         if not self.quiet:
             print(self.progress_line() + f"  [{reason}] report: {path}", file=sys.stderr, flush=True)

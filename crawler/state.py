@@ -24,6 +24,7 @@ from typing import Any
 
 from crawler.shards import ShardWriter, iter_shard_records, recover_tmp_shards
 from crawler.urls import registrable_domain
+from indexer.layout import atomic_write_bytes
 
 SKIP_REASONS = (
     "robots", "offsite", "duplicate", "near_duplicate", "content_type", "too_large", "private_address",
@@ -194,9 +195,7 @@ class CrawlState:
                                            "requests", "skipped_examples")}
         counters["runs"] = self.runs
         counters["groups"] = self.groups
-        tmp = self.job_dir / "counters.json.tmp"
-        tmp.write_text(json.dumps(counters, indent=1), encoding="utf-8")
-        tmp.replace(self.job_dir / "counters.json")
+        atomic_write_bytes(self.job_dir / "counters.json", json.dumps(counters, indent=1).encode("utf-8"))
         return report
 
     def close(self) -> None:
