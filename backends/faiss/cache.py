@@ -16,14 +16,14 @@ from __future__ import annotations
 import io
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from backends.faiss.encoder import _encode, encoder_info, model_key, passage_text, text_key
+from backends.faiss.encoder import _encode, dimension_of, encoder_info, model_key, passage_text, text_key
 from indexer import layout
 from indexer.errors import IndexFormatError
 from indexer.settings import DenseSettings
@@ -61,8 +61,8 @@ class EmbeddingCache:
     def _add_block(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         b = len(self._blocks)
         self._blocks.append(vectors)
-        for row, k in enumerate(keys.tolist()):
-            self._lookup.setdefault(bytes(k), (b, row))
+        for row, k in enumerate(keys.tolist()):  # numpy's S20 drops trailing NUL bytes: restore the 20-byte sha1
+            self._lookup.setdefault(bytes(k).ljust(20, b"\0"), (b, row))
 
     def __len__(self) -> int:
         return len(self._lookup)
@@ -92,6 +92,22 @@ def _length_windows(texts: list[str], size: int) -> Iterator[list[int]]:
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     for i in range(0, len(order), size):
         yield order[i : i + size]
+
+
+def encode_shard(
+    model: Any, texts: list[str], settings: DenseSettings, *, on_window: Callable[[list[int]], None] | None = None
+) -> np.ndarray:
+    """Vectors of one shard's embedded texts (prefix included), row i = texts[i].
+
+    Encoded in windows of similar length; `on_window` gets each finished window's positions (progress).
+    The build, `index encode` and every Ray encoder actor call this, so their vectors agree."""
+    out = np.empty((len(texts), int(dimension_of(model))), dtype=np.float32)
+    window = max(1, settings.batch_size * _ENCODE_WINDOW_BATCHES)
+    for positions in _length_windows(texts, window):
+        out[positions] = _encode(model, [texts[i] for i in positions], settings)
+        if on_window is not None:
+            on_window(positions)
+    return out
 
 
 @dataclass(frozen=True)
@@ -129,11 +145,8 @@ def embed_store(store: Any, cache_dir: Path, settings: DenseSettings, model: Any
             if not pending:
                 return
             keys = list(pending)
-            out = np.empty((len(keys), dim), dtype=np.float32)
-            window = max(1, settings.batch_size * _ENCODE_WINDOW_BATCHES)
-            for positions in _length_windows(pending_texts, window):
-                out[positions] = _encode(model, [pending_texts[i] for i in positions], settings)
-                bar.update(sum(len(pending[keys[i]]) for i in positions))
+            out = encode_shard(model, pending_texts, settings,
+                               on_window=lambda pos: bar.update(sum(len(pending[keys[i]]) for i in pos)))  # fmt: skip
             cache.put(keys, out)
             for row, k in enumerate(keys):
                 vectors[pending[k]] = out[row]
