@@ -13,6 +13,7 @@ import typer
 from indexer.errors import DrsearchError
 from service.cli_authority import authority_app
 from service.cli_crawl import crawl_command
+from service.cli_encode import encode_command
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -24,6 +25,7 @@ app = typer.Typer(
 )  # fmt: skip
 index_app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
+index_app.command("encode")(encode_command)
 app.add_typer(authority_app, name="authority")
 app.command("crawl")(crawl_command)
 

@@ -39,11 +39,16 @@ def model_path(settings: DenseSettings) -> Path:
 
 
 def resolve_device(device: str | None) -> str:
-    if device:
-        return device
+    """`device`, or cuda when available else cpu. Asking for cuda where torch sees none is a ConfigError
+    (one line), not a fallback: a job sized for GPUs should not silently run for days on CPUs."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        why = "this torch build has no CUDA" if torch.version.cuda is None else "no GPU is visible"
+        raise ConfigError(f"CUDA is not available here ({why}; torch {torch.__version__}); use --device cpu", field="device")
+    return device
 
 
 def load_encoder(settings: DenseSettings) -> "SentenceTransformer":

@@ -1,0 +1,64 @@
+"""`index encode` without Ray: the vectors land where `index build` looks, so the build encodes nothing.
+
+Real SciFact documents (a few dozen, written as JSONL here), the real bundled model, a real build.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+from pathlib import Path
+
+import pytest
+
+from backends.base import VECTOR
+from indexer.build import build_index
+from indexer.encode import encode_corpus
+from indexer.settings import BuildSettings, DenseSettings
+from tests.conftest import data_dir, drsearch
+
+
+def scifact_jsonl(path: Path, n: int) -> Path:
+    """The first `n` SciFact documents as a corpus file of their own (no copy kept beyond the test's tmp)."""
+    with gzip.open(data_dir("scifact") / "corpus.jsonl.gz", "rt", encoding="utf-8") as src:
+        path.write_text("".join(itertools.islice(src, n)), encoding="utf-8")
+    return path
+
+
+def test_build_after_encode_encodes_nothing(tmp_path):
+    corpus = scifact_jsonl(tmp_path / "corpus.jsonl", 30)
+    root = tmp_path / "index"
+    settings = BuildSettings(chunk_words=60, quiet=True, dense=DenseSettings(device="cpu", shard_size=64))
+
+    first = encode_corpus([corpus], root, settings)
+    assert first.encoded == first.passages > 64 and first.shards == -(-first.passages // 64)
+    assert first.cache_dir.parent == root / "embeddings"
+
+    again = encode_corpus([corpus], root, settings)
+    assert (again.encoded, again.cached, again.shards) == (0, first.passages, 0)
+
+    built = build_index([corpus], root, settings).manifest
+    dense = built.section(VECTOR)
+    assert built.counts["passages"] == first.passages
+    assert (dense.encoded, dense.reused) == (0, first.passages)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--device", "cuda"], "CUDA is not available here"),
+        (["--device", "tpu"], "invalid --device 'tpu'"),
+        (["--shard-size", "10"], "--shard-size"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, args, says):
+    import torch
+
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("CUDA is available here: the error path cannot be reached")
+    corpus = scifact_jsonl(tmp_path / "corpus.jsonl", 2)
+    proc = drsearch("index", "encode", "--corpus", corpus, "--out", tmp_path / "index", "-q", *args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "index" / "embeddings").exists()
