@@ -1,0 +1,208 @@
+"""Passage encoding spread over a Ray cluster: one encoder actor per GPU (or per CPU slot where there is none).
+
+Each actor loads the model once and encodes whole shards with `encode_shard`, the function a local build
+uses; the driver writes every returned shard into the embedding cache. A shard whose actor died is put
+back in the queue and handed to the next free actor (Ray restarts the dead one, which then rejoins),
+so a lost worker costs time, never vectors. `ray` is imported only here, inside functions: it is the
+optional extra `drsearch[distributed]`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from indexer.errors import ConfigError, DrsearchError
+from indexer.settings import DenseSettings
+
+Shard = tuple[list[bytes], list[str]]  # (text keys, embedded texts)
+LOCAL = "local"  # --ray local: start a one-machine cluster bound to 127.0.0.1 inside this process
+
+
+class EncoderActor:
+    """Runs inside a Ray worker process: one loaded model, many shards."""
+
+    def __init__(self, settings: dict[str, Any], threads: int):
+        import torch
+
+        from backends.faiss.encoder import load_encoder
+
+        torch.set_num_threads(max(1, threads))  # one CPU slot per actor: do not oversubscribe the node
+        self.settings = DenseSettings(**settings)
+        self.model = load_encoder(self.settings)
+
+    def info(self) -> dict[str, Any]:
+        from backends.faiss.encoder import encoder_info
+
+        return encoder_info(self.model, self.settings)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        from backends.faiss.cache import encode_shard
+
+        return encode_shard(self.model, texts, self.settings)
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--ray needs the optional Ray dependency: pip install -e '.[distributed]'") from None
+    return ray
+
+
+def connect(address: str, *, num_cpus: int | None = None) -> Any:
+    """Join the cluster at `address` ('auto' = the one `ray start` runs here), or start a local one on 127.0.0.1."""
+    if address == LOCAL:
+        # Ray resolves 127.0.0.1 to the machine's external address unless it believes clusters are off;
+        # with this setting its servers bind to loopback only.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray = import_ray()
+    try:
+        if address == LOCAL:
+            ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except Exception as exc:  # unreachable address, version mismatch, bad token: one line
+        raise ConfigError(f"cannot join the Ray cluster: {_first_line(exc)}", field="ray", where=address) from None
+    return ray
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+@dataclass
+class _Job:
+    number: int
+    keys: list[bytes]
+    texts: list[str]
+    attempts: int = 0
+    failed_on: set[int] = field(default_factory=set)  # actors that died holding this shard
+
+
+@dataclass
+class PoolStats:
+    shards: int = 0
+    retried: int = 0  # shard submissions repeated because their actor died
+    actor_failures: dict[int, int] = field(default_factory=dict)  # actor position -> deaths seen
+
+
+class RayEncoderPool:
+    """Encoder actors on the connected Ray cluster (ray.init already called)."""
+
+    def __init__(
+        self, settings: DenseSettings, *, workers: int | None = None, max_restarts: int = 2,
+        max_attempts: int = 4, start_timeout_s: float = 600, shard_timeout_s: float = 3600,
+    ):  # fmt: skip
+        ray = import_ray()
+        self.ray = ray
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        device = settings.device or ("cuda" if gpus else "cpu")
+        if device.startswith("cuda") and not gpus:
+            raise ConfigError("--device cuda: the Ray cluster has no GPUs; use --device cpu", field="device")
+        on_gpu = device.startswith("cuda")
+        count = workers or (gpus if on_gpu else cpus)
+        if count < 1:
+            raise ConfigError("the Ray cluster offers no CPU or GPU slot for an encoder", field="ray")
+        options = {"num_gpus": 1, "num_cpus": 0} if on_gpu else {"num_cpus": 1}
+        remote = ray.remote(max_restarts=max_restarts, max_task_retries=0, **options)(EncoderActor)
+        payload = settings.model_copy(update={"device": device}).model_dump()
+        self.actors = [remote.remote(payload, 1) for _ in range(count)]
+        self.max_restarts, self.max_attempts, self.shard_timeout_s = max_restarts, max_attempts, shard_timeout_s
+        self.device = device
+        try:
+            infos = ray.get([a.info.remote() for a in self.actors], timeout=start_timeout_s)
+            self._pids = ray.get([a.pid.remote() for a in self.actors], timeout=start_timeout_s)
+        except Exception as exc:  # the model failed to load on a worker (bad path there, CUDA error, ...)
+            self.close()
+            raise ConfigError(f"encoder actors failed to start: {_first_line(exc)}", field="ray") from None
+        self.encoder_info = infos[0]
+
+    def pids(self) -> list[int]:
+        """Process id of each actor as it started (position i = actor i)."""
+        return list(self._pids)
+
+    def run(
+        self, shards: Iterable[Shard], write: Callable[[list[bytes], np.ndarray], None],
+        *, on_submit: Callable[[int, int], None] | None = None,
+    ) -> PoolStats:  # fmt: skip
+        """Encode every shard on the actors and `write(keys, vectors)` each one in the driver.
+
+        At most one shard per actor is in flight, so the driver holds O(actors) shards of texts.
+        `on_submit(shard_number, actor_position)` is called after each submission (progress, tests)."""
+        ray = self.ray
+        from ray.exceptions import RayActorError
+
+        stats = PoolStats()
+        source = iter(shards)
+        retry: list[_Job] = []
+        idle: deque[int] = deque(range(len(self.actors)))
+        alive = set(idle)
+        inflight: dict[Any, tuple[_Job, int]] = {}
+
+        def submit(job: _Job, actor: int) -> None:
+            idle.remove(actor)
+            job.attempts += 1
+            inflight[self.actors[actor].encode.remote(job.texts)] = (job, actor)
+            if on_submit is not None:
+                on_submit(job.number, actor)
+
+        exhausted = False
+        while True:
+            for job in list(retry):  # a failed shard goes to an actor it has not failed on, when one lives
+                avoid = job.failed_on if alive - job.failed_on else set()
+                actor = next((a for a in idle if a not in avoid), None)
+                if actor is not None:
+                    retry.remove(job)
+                    submit(job, actor)
+            while idle and not exhausted:
+                nxt = next(source, None)
+                if nxt is None:
+                    exhausted = True
+                else:
+                    submit(_Job(stats.shards, *nxt), idle[0])
+                    stats.shards += 1
+            if not inflight:
+                if retry:  # cannot happen while an actor lives: every live actor is idle here
+                    raise DrsearchError("no live encoder actor is left on the Ray cluster")
+                return stats
+            done, _ = ray.wait(list(inflight), num_returns=1, timeout=self.shard_timeout_s)
+            if not done:
+                raise DrsearchError(f"no shard finished within {self.shard_timeout_s:.0f} s on the Ray cluster")
+            job, actor = inflight.pop(done[0])
+            try:
+                vectors = ray.get(done[0])
+            except RayActorError:
+                stats.retried += 1
+                job.failed_on.add(actor)
+                deaths = stats.actor_failures[actor] = stats.actor_failures.get(actor, 0) + 1
+                if deaths > self.max_restarts:
+                    alive.discard(actor)  # out of restarts: Ray will not bring it back
+                else:
+                    idle.append(actor)  # Ray restarts it; calls to it queue until it is back
+                if job.attempts >= self.max_attempts or not alive:
+                    raise DrsearchError(
+                        f"shard {job.number} failed on {job.attempts} encoder actors ({len(alive)} left alive)"
+                    ) from None
+                retry.append(job)
+                continue
+            except Exception as exc:  # an error inside encode: not retried, it would fail again
+                raise DrsearchError(f"shard {job.number} failed on the Ray cluster: {_first_line(exc)}") from None
+            write(job.keys, np.asarray(vectors, dtype=np.float32))
+            idle.append(actor)
+
+    def close(self) -> None:
+        for actor in self.actors:
+            try:
+                self.ray.kill(actor, no_restart=True)
+            except Exception:  # already gone
+                pass
