@@ -44,35 +44,36 @@ def cached(root: Path) -> EmbeddingCache:
 
 
 def test_ray_vectors_equal_local_and_a_killed_actor_shard_is_redone(tmp_path, ray_cluster):
-    # Whole abstracts (one passage each, up to 256 tokens): a 64-passage shard takes seconds on one
-    # CPU, so the actor is still encoding when it is killed.
-    corpus = scifact_jsonl(tmp_path / "corpus.jsonl", 100)
+    # Whole abstracts (one passage each, up to 256 tokens): shard 0 (64 passages) takes seconds on one
+    # CPU, so actor 0 is still encoding it when it is killed; shard 1 (16) goes to actor 1.
+    corpus = scifact_jsonl(tmp_path / "corpus.jsonl", 80)
     settings = BuildSettings(chunk_words=0, quiet=True, dense=DenseSettings(device="cpu", shard_size=64))
 
     pool = RayEncoderPool(settings.dense, workers=2, max_restarts=1)
     pids = pool.pids()
-    killed: list[tuple[int, int]] = []
+    submitted: list[tuple[int, int]] = []
 
-    def kill_second_actor_mid_shard(shard: int, actor: int) -> None:
-        if not killed and actor == 1:
+    def kill_first_actor_mid_shard(shard: int, actor: int) -> None:
+        submitted.append((shard, actor))
+        if (shard, actor) == (0, 0):
             time.sleep(0.3)  # let the shard reach the actor and start encoding
-            os.kill(pids[actor], signal.SIGKILL)
-            killed.append((shard, actor))
+            os.kill(pids[0], signal.SIGKILL)
 
     try:
-        report = encode_corpus([corpus], tmp_path / "ray", settings, pool=pool, on_submit=kill_second_actor_mid_shard)
+        report = encode_corpus([corpus], tmp_path / "ray", settings, pool=pool, on_submit=kill_first_actor_mid_shard)
     finally:
         pool.close()
-    assert killed, "no shard was submitted to the second actor"
+    assert submitted[:2] == [(0, 0), (1, 1)]
+    assert (0, 1) in submitted[2:], f"shard 0 was not redone on the other actor: {submitted}"
     assert report.retried >= 1 and report.workers == 2
-    assert (report.passages, report.encoded, report.shards) == (100, 100, 2)
+    assert (report.passages, report.encoded, report.shards) == (80, 80, 2)
 
     local = encode_corpus([corpus], tmp_path / "local", settings)
-    assert local.encoded == 100
+    assert local.encoded == 80
     remote_cache, local_cache = cached(tmp_path / "ray"), cached(tmp_path / "local")
     assert remote_cache.dir.name == local_cache.dir.name  # the same model key: a build reuses these
     assert len(list(remote_cache.dir.glob("shard-*.npz"))) == 2  # the killed shard was written once, by the driver
     keys = list(local_cache._lookup)
-    assert len(keys) == len(remote_cache) == 100
+    assert len(keys) == len(remote_cache) == 80
     diff = max(float(np.abs(remote_cache.get(k) - local_cache.get(k)).max()) for k in keys)
     assert diff <= 1e-5
