@@ -312,3 +312,16 @@ def test_resume_after_killed_build(tmp_path: Path, model) -> None:
     assert np.allclose(v_resumed, v_fresh, atol=1e-5)
     assert (tmp_path / "resumed" / IDS_FILE).read_text() == (tmp_path / "fresh" / IDS_FILE).read_text()
     assert len(list(cache.glob("*/shard-*.npz"))) == 3
+
+
+def test_cache_finds_keys_ending_in_nul_bytes(tmp_path: Path) -> None:
+    """numpy's S20 strips trailing NULs: a sha1 ending in b"\\0" must still be found after a reload."""
+    from backends.faiss.cache import EmbeddingCache
+
+    keys = [bytes(19) + b"\x01", b"\x07" * 18 + bytes(2), b"\x05" + bytes(19)]
+    vectors = np.arange(3 * 4, dtype=np.float32).reshape(3, 4)
+    EmbeddingCache(tmp_path, 4).put(keys, vectors)
+    reloaded = EmbeddingCache(tmp_path, 4)
+    assert len(reloaded) == 3
+    for key, row in zip(keys, vectors):
+        assert key in reloaded and np.array_equal(reloaded.get(key), row)
