@@ -10,6 +10,7 @@ optional extra `drsearch[distributed]`.
 from __future__ import annotations
 
 import os
+import socket
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ def connect(address: str, *, num_cpus: int | None = None) -> Any:
         # with this setting its servers bind to loopback only.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = import_ray()
+    _check_reachable(address)
     try:
         if address == LOCAL:
             ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
@@ -73,6 +75,17 @@ def connect(address: str, *, num_cpus: int | None = None) -> Any:
     except Exception as exc:  # unreachable address, version mismatch, bad token: one line
         raise ConfigError(f"cannot join the Ray cluster: {_first_line(exc)}", field="ray", where=address) from None
     return ray
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds on a HOST:PORT nobody listens on: Ray itself retries such an address for minutes."""
+    host, sep, port = address.rpartition(":")
+    if address in (LOCAL, "auto") or "://" in address or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(f"no Ray cluster answers there ({exc.strerror or exc})", field="ray", where=address) from None
 
 
 def _first_line(exc: BaseException) -> str:

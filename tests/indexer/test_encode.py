@@ -49,11 +49,14 @@ def test_build_after_encode_encodes_nothing(tmp_path):
         (["--device", "cuda"], "CUDA is not available here"),
         (["--device", "tpu"], "invalid --device 'tpu'"),
         (["--shard-size", "10"], "--shard-size"),
+        (["--ray", "127.0.0.1:1"], "127.0.0.1:1: no Ray cluster answers there"),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path, args, says):
     import torch
 
+    if "--ray" in args:
+        pytest.importorskip("ray", reason="Ray is the optional extra drsearch[distributed]")
     if "cuda" in args and torch.cuda.is_available():
         pytest.skip("CUDA is available here: the error path cannot be reached")
     corpus = scifact_jsonl(tmp_path / "corpus.jsonl", 2)
