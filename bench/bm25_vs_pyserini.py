@@ -1,6 +1,6 @@
 """BM25 build and search speed, side by side with raw Pyserini on the same passages and Lucene index.
 
-    python bench/bm25_vs_pyserini.py [--corpus DIR] [--chunk-words 200]
+    python bench/bm25_vs_pyserini.py [--corpus DIR] [--chunk-words 200] [--k 100] [--build-rounds 0]
 
 Build reference: `python -m pyserini.index.lucene` (JsonCollection, 2 threads, the same
 store flags) over the very passages our build produced, written in Pyserini's input format.
@@ -55,18 +55,21 @@ def main() -> None:
     ap.add_argument("--chunk-words", type=int, default=200)
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--build-rounds", type=int, default=3)
+    ap.add_argument("--build-rounds", type=int, default=3, help="0: build once, no build comparison")
+    ap.add_argument("--k", type=int, default=100, help="hits per query (serving depth k0=100)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         # Builds in interleaved rounds, best round each (JVM start and page cache vary).
         build_s = lucene_s = pyserini_s = float("inf")
-        for r in range(args.build_rounds):
+        for r in range(max(1, args.build_rounds)):
             t = time.perf_counter()
             result = build_index([args.corpus], Path(tmp) / f"idx{r}", BuildSettings(
                 chunk_words=args.chunk_words, quiet=True, dense=DenseSettings(enabled=False)))  # fmt: skip
             build_s = min(build_s, time.perf_counter() - t)
             lucene_s = min(lucene_s, result.manifest.timings["bm25_s"])
+            if not args.build_rounds:
+                break
             work = Path(tmp) / f"pyserini{r}"
             pyserini_s = min(pyserini_s, pyserini_build_seconds(result.build_dir / layout.STORE, work))
         n = result.manifest.counts["passages"]
@@ -81,22 +84,25 @@ def main() -> None:
         queries = (load_queries() * 2)[: args.queries]
         ids = [str(i) for i in range(len(queries))]
 
+        k = args.k
+
         def pyserini_batch(qs):
-            return pyserini.batch_search(qs, ids[: len(qs)], k=10, threads=2)
+            return pyserini.batch_search(qs, ids[: len(qs)], k=k, threads=2)
 
         def pyserini_batch_read(qs):  # what a caller must also do: read ids and scores
             return {q: [(h.docid, h.score) for h in hits] for q, hits in pyserini_batch(qs).items()}
 
-        options = SearchOptions(k=10, mode="bm25", per_doc=0, authority_weight=0.0, k0=10)
+        options = SearchOptions(k=k, mode="bm25", per_doc=0, authority_weight=0.0, k0=k)
         engines = {
             "Pyserini LuceneSearcher.batch_search": pyserini_batch,
             "Pyserini batch_search + read docid/score": pyserini_batch_read,
-            "drsearch LuceneSearcher.search (Hit objects)": lambda qs: ours.search(qs, 10),
+            "drsearch LuceneSearcher.search (bulk read, Hit objects)": lambda qs: ours.search(qs, k),
             "drsearch SearchPipeline.rank, mode=bm25": lambda qs: pipeline.rank(qs, options),
         }
         singles = {
-            "Pyserini LuceneSearcher.batch_search": lambda q: pyserini.search(q, k=10),
-            "drsearch LuceneSearcher.search (Hit objects)": lambda q: ours.search([q], 10),
+            "Pyserini LuceneSearcher.batch_search": lambda q: pyserini.search(q, k=k),
+            "Pyserini batch_search + read docid/score": lambda q: [(h.docid, h.score) for h in pyserini.search(q, k=k)],
+            "drsearch LuceneSearcher.search (bulk read, Hit objects)": lambda q: ours.search([q], k),
             "drsearch SearchPipeline.rank, mode=bm25": lambda q: pipeline.rank([q], options),
         }
         # Interleaved rounds, best round per engine: the JIT warms up and load varies over time.
@@ -104,7 +110,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, fn in engines.items():
                 best[name] = max(best[name], qps(fn, queries, repeats=1))
-        base = best["Pyserini LuceneSearcher.batch_search"]
+        base = best["Pyserini batch_search + read docid/score"]
         rows = []
         for name in engines:
             p50, p95 = latencies_ms(singles[name], queries[:300]) if name in singles else (None, None)
@@ -113,18 +119,20 @@ def main() -> None:
         pipeline.close()
 
     print(f"corpus {args.corpus.name}: {n:,} passages (chunk_words={args.chunk_words})")
-    print("build, 2 threads, best of", args.build_rounds, "interleaved rounds:\n")
-    print(table(["build", "seconds", "passages/s", "ratio to Pyserini"], [
-        ["Pyserini `python -m pyserini.index.lucene` (passages prepared beforehand)", f"{pyserini_s:.2f}",
-         f"{n / pyserini_s:,.0f}", "1.00"],
-        ["drsearch Lucene leg (store -> input shards -> IndexCollection subprocess)", f"{lucene_s:.2f}", f"{n / lucene_s:,.0f}",
-         f"{pyserini_s / lucene_s:.2f}"],
-        ["drsearch `index build --no-dense` end to end (read+chunk+SQLite+Lucene)", f"{build_s:.2f}",
-         f"{n / build_s:,.0f}", f"{pyserini_s / build_s:.2f}"],
-    ]))  # fmt: skip
-    print()
-    print(f"batch: {len(queries)} queries, k=10, 2 threads; single-query latency over 300 queries\n")
-    print(table(["engine", "batch QPS", "ratio to Pyserini", "single p50 ms", "single p95 ms"], rows))
+    if args.build_rounds:
+        print("build, 2 threads, best of", args.build_rounds, "interleaved rounds:\n")
+        print(table(["build", "seconds", "passages/s", "ratio to Pyserini"], [
+            ["Pyserini `python -m pyserini.index.lucene` (passages prepared beforehand)", f"{pyserini_s:.2f}",
+             f"{n / pyserini_s:,.0f}", "1.00"],
+            ["drsearch Lucene leg (store -> input shards -> IndexCollection subprocess)", f"{lucene_s:.2f}", f"{n / lucene_s:,.0f}",
+             f"{pyserini_s / lucene_s:.2f}"],
+            ["drsearch `index build --no-dense` end to end (read+chunk+SQLite+Lucene)", f"{build_s:.2f}",
+             f"{n / build_s:,.0f}", f"{pyserini_s / build_s:.2f}"],
+        ]))  # fmt: skip
+        print()
+    print(f"batch: {len(queries)} queries, k={k}, 2 threads, best of {args.rounds} interleaved rounds; "
+          "single-query latency over 300 queries\n")
+    print(table(["engine", "batch QPS", "ratio to Pyserini + read", "single p50 ms", "single p95 ms"], rows))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from backends.base import LEXICAL, Leg, SourceFilters, check_k
 from backends.hit import Hit
 from backends.lucene.jvm import autoclass
 from backends.lucene.section import LuceneSection
+from backends.lucene.topk import LuceneTopK
 from indexer import layout
 from indexer.errors import IndexFormatError
 from indexer.schema import doc_id_of
@@ -28,8 +29,7 @@ class LuceneSearcher:
         self.k1, self.b, self.threads = k1, b, threads
         self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(lucene_dir))
         self._searcher.set_bm25(float(k1), float(b))
-        self._arrays = autoclass("java.util.Arrays")
-        self._tree_map = autoclass("java.util.TreeMap")
+        self._topk = LuceneTopK(lucene_dir, self._searcher.get_analyzer(), k1=k1, b=b, threads=threads)
         self._analyzer_utils = autoclass("io.anserini.analysis.AnalyzerUtils")
         self._lock = threading.Lock()
 
@@ -47,33 +47,16 @@ class LuceneSearcher:
     def search(self, queries: Sequence[str], k: int, filters: SourceFilters | None = None) -> list[list[Hit]]:
         """Top-k per query; `filters` are left to the pipeline's post-filter."""
         check_k(k)
-        if not queries:
-            return []
-        if len(queries) == 1:
-            return [self._to_hits(self._searcher.search(queries[0], k))]
-        texts = self._arrays.asList(*queries)
-        qids = self._arrays.asList(*map(str, range(len(queries))))
-        results = self._searcher.batch_search(texts, qids, int(k), int(self.threads))
-        # Bulk reads: a TreeMap's keySet() and values() are both in key order, so the two arrays
-        # pair up; one toArray() each is far cheaper than a JNI round trip per map entry.
-        ordered = self._tree_map(results)
-        out: list[list[Hit]] = [[] for _ in queries]
-        for qid, scored_docs in zip(ordered.keySet().toArray(), ordered.values().toArray()):
-            out[int(qid)] = self._to_hits(scored_docs)
-        return out
+        return [self._to_hits(ids, scores) for ids, scores in self._topk.batch(list(queries), k)]
 
     @staticmethod
-    def _to_hits(scored_docs) -> list[Hit]:
-        # Each Java field read is a JNI round trip: read docid and score once per hit.
-        hits = []
-        for rank, d in enumerate(scored_docs, 1):
-            passage_id, score = d.docid, d.score
-            # Positional: (passage_id, doc_id, score, rank, bm25, dense, fused, authority, bm25_rank)
-            hits.append(Hit(passage_id, doc_id_of(passage_id), score, rank, score, None, None, None, rank))
-        return hits
+    def _to_hits(ids: list[str], scores: list[float]) -> list[Hit]:
+        # Positional: (passage_id, doc_id, score, rank, bm25, dense, fused, authority, bm25_rank)
+        return [Hit(pid, doc_id_of(pid), s, r, s, None, None, None, r) for r, (pid, s) in enumerate(zip(ids, scores), 1)]
 
     def close(self) -> None:
         with self._lock:
+            self._topk.close()
             if self._searcher is not None:
                 self._searcher.close()
                 self._searcher = None
