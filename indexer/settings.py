@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+Encoder = Literal["st", "onnx", "onnx-int8"]
+
 
 class DenseSettings(BaseModel):
     """How passages are embedded and indexed for the dense leg."""
@@ -18,6 +20,9 @@ class DenseSettings(BaseModel):
     max_length: int | None = None  # None = the model's own max_seq_length
     batch_size: int = 64
     device: str | None = None  # None = cuda when available, else cpu
+    # st: sentence-transformers (torch); onnx / onnx-int8: ONNX Runtime fp32 / int8 (CPU), exported
+    # from the same weights. Recorded in the manifest: queries use the encoder the passages used.
+    encoder: Encoder = "st"
     ann: Literal["auto", "exact", "hnsw"] = "auto"
     exact_max: int = Field(200_000, ge=1)  # auto: exact inner product up to this many passages, HNSW above
     hnsw_m: int = Field(32, ge=4)

@@ -68,6 +68,7 @@ def index_build(
     b: Annotated[float, typer.Option("--b", help="BM25 b")] = 0.4,
     dense: Annotated[bool, typer.Option("--dense/--no-dense", help="Build the dense (FAISS) leg")] = True,
     model: Annotated[Optional[Path], typer.Option(help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")] = None,
+    encoder: Annotated[str, typer.Option(help="st (torch) | onnx (ONNX Runtime fp32) | onnx-int8; queries use the same")] = "st",
     ann: Annotated[str, typer.Option(help="exact | hnsw | auto (exact up to --exact-max passages)")] = "auto",
     exact_max: Annotated[int, typer.Option(help="auto: exact inner-product search up to this many passages")] = 200_000,
     hnsw_m: Annotated[int, typer.Option("--hnsw-m", help="HNSW graph degree M")] = 32,
@@ -89,7 +90,7 @@ def index_build(
         settings = BuildSettings(
             chunk_words=chunk_words, overlap_words=overlap_words, threads=threads, bm25_k1=k1, bm25_b=b,
             skip_bad=skip_bad, quiet=quiet, backend=backend,
-            dense=DenseSettings(enabled=dense, model=str(model) if model else None, ann=ann, exact_max=exact_max,
+            dense=DenseSettings(enabled=dense, model=str(model) if model else None, encoder=encoder, ann=ann, exact_max=exact_max,
                                 hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction, hnsw_ef_search=hnsw_ef_search,
                                 query_prefix=query_prefix, passage_prefix=passage_prefix),
         )  # fmt: skip

@@ -52,7 +52,8 @@ def resolve_device(device: str | None) -> str:
 
 
 def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
-    """Load the sentence-transformers model named by `settings` (offline only).
+    """Load the sentence-transformers model named by `settings` (offline only), run by torch or,
+    with `settings.encoder` onnx / onnx-int8, by ONNX Runtime (`backends.faiss.onnx`).
 
     Raises ConfigError (one line) when the directory is not a sentence-transformers model.
     The caller keeps the returned model; nothing is cached here.
@@ -81,6 +82,10 @@ def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
         raise ConfigError("not a sentence-transformers model directory (no embedding dimension)", where=where)
     if settings.max_length is not None:
         model.max_seq_length = int(settings.max_length)
+    if settings.encoder != "st":
+        from backends.faiss.onnx import OnnxEncoder
+
+        return OnnxEncoder(model, path, int8=settings.encoder == "onnx-int8")
     return model
 
 
@@ -101,6 +106,7 @@ def encoder_info(model: Any, settings: DenseSettings) -> dict[str, Any]:
         "query_prefix": settings.query_prefix,
         "passage_prefix": settings.passage_prefix,
         "device": str(model.device),
+        "encoder": getattr(model, "kind", "st"),
     }
 
 
@@ -121,6 +127,8 @@ def model_key(info: dict[str, Any]) -> str:
         "query_prefix": info["query_prefix"],
         "passage_prefix": info["passage_prefix"],
     }
+    if info.get("encoder", "st") != "st":  # ONNX vectors differ (int8 visibly); torch keys stay as they were
+        ident["encoder"] = info["encoder"]
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     return f"{info.get('model_name') or path.name}-{digest}".replace(os.sep, "_")
 
@@ -196,6 +204,9 @@ def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) 
     max_len = int(getattr(model, "max_seq_length", 0) or 0)
     if tokenizer is None or not texts or not max_len:
         return _encode(model, texts, settings)
+    if not getattr(model, "batch_invariant", True):  # e.g. int8: activation scales span the whole batch
+        with model_lock(model):
+            return np.vstack([model.encode([t], batch_size=1, normalize_embeddings=settings.normalize) for t in texts])
     with model_lock(model):
         return _encode_in_buckets(model, tokenizer, texts, max_len, settings)
 

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from backends.base import Section
-from indexer.settings import DenseSettings
+from indexer.settings import DenseSettings, Encoder
 
 INDEX_FILE = "index.faiss"
 IDS_FILE = "passage_ids.json"
@@ -28,6 +28,7 @@ class EncoderSection(Section):
     query_prefix: str = ""
     passage_prefix: str = ""
     device: str | None = None  # the build's device (for humans; search picks its own)
+    encoder: Encoder = "st"  # builds before the choice existed used torch
     model_key: str  # embedding-cache key of everything that changes a vector
     count: int = Field(ge=0)
     encoded: int = Field(ge=0)
@@ -38,6 +39,7 @@ class EncoderSection(Section):
         return DenseSettings(
             model=None if self.bundled else self.model, query_prefix=self.query_prefix,
             passage_prefix=self.passage_prefix, normalize=self.normalize, max_length=self.max_length, device=device,
+            encoder=self.encoder,
         )  # fmt: skip
 
 

@@ -1,0 +1,97 @@
+"""ONNX Runtime encoders (fp32, int8) of the bundled model: exported from the local weights,
+close to the torch encoder, batch-invariant for queries, recorded in the manifest and used again
+for queries. Real export, real ONNX Runtime, real FAISS on a tiny build."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from indexer.build import build_index  # noqa: E402
+from backends.faiss.encoder import encode_passages, encode_queries, encoder_info, load_encoder, model_key  # noqa: E402
+from indexer.settings import BuildSettings, DenseSettings  # noqa: E402
+from ranker.pipeline import SearchOptions, SearchPipeline  # noqa: E402
+from tests.conftest import drsearch  # noqa: E402
+from tests.text_fixtures import DOCS  # noqa: E402
+
+QUERIES = ["lava from a volcanic vent", "jazz", "how do tides depend on the moon and the sun over a month",
+           "blockchain ledger miners", "matcha"]  # fmt: skip
+LONG_QUERY = " ".join(["counterclaim about public policy, weak"] * 45)  # ArguAna-style: > 256 tokens, < 2,000 chars
+
+
+@pytest.fixture(scope="module", autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Exports go to a fresh cache: each test module exports from the weights itself."""
+    old = os.environ.get("DRSEARCH_CACHE")
+    os.environ["DRSEARCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("DRSEARCH_CACHE", None)
+    else:
+        os.environ["DRSEARCH_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def torch_model():
+    return load_encoder(DenseSettings(device="cpu"))
+
+
+@pytest.fixture(scope="module", params=["onnx", "onnx-int8"])
+def onnx_model(request: pytest.FixtureRequest):
+    return load_encoder(DenseSettings(device="cpu", encoder=request.param))
+
+
+def test_export_is_cached_and_close_to_torch(onnx_model, torch_model) -> None:
+    assert onnx_model.path.is_file() and str(onnx_model.path).startswith(os.environ["DRSEARCH_CACHE"])
+    settings = DenseSettings()
+    texts = [f"{t}\n{x}" for _, t, x in DOCS]
+    ours, ref = encode_passages(onnx_model, texts, settings), encode_passages(torch_model, texts, settings)
+    cosine = (ours * ref).sum(axis=1)
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert cosine.min() > (0.9999 if onnx_model.kind == "onnx" else 0.97)
+
+
+def test_queries_are_batch_invariant(onnx_model) -> None:
+    settings = DenseSettings()
+    together = encode_queries(onnx_model, QUERIES + [LONG_QUERY], settings)
+    for i, q in enumerate(QUERIES + [LONG_QUERY]):
+        assert np.array_equal(encode_queries(onnx_model, [q], settings)[0], together[i]), q
+    assert np.array_equal(encode_queries(onnx_model, QUERIES[::-1], settings), together[: len(QUERIES)][::-1])
+
+
+def test_encoder_is_part_of_the_cache_key(onnx_model, torch_model) -> None:
+    settings = DenseSettings(encoder=onnx_model.kind)
+    info = encoder_info(onnx_model, settings)
+    assert info["encoder"] == onnx_model.kind
+    assert model_key(info) != model_key(encoder_info(torch_model, DenseSettings()))
+
+
+def test_build_records_the_encoder_and_queries_use_it(tmp_path: Path) -> None:
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "title": t, "text": x}) + "\n" for i, t, x in DOCS))
+    settings = BuildSettings(chunk_words=0, quiet=True, dense=DenseSettings(device="cpu", encoder="onnx-int8"))
+    build = build_index([corpus], tmp_path / "idx", settings).build_dir
+    manifest = json.loads((build / "manifest.json").read_text())
+    assert manifest["dense"]["encoder"] == "onnx-int8"
+    pipeline = SearchPipeline.open(build)
+    try:
+        hits = pipeline.rank(["lava from a volcanic vent", LONG_QUERY], SearchOptions(k=3, mode="dense"))
+        assert pipeline.dense._ensure_model().kind == "onnx-int8"
+        assert hits[0][0].doc_id == "volcano" and len(hits[1]) == 3
+    finally:
+        pipeline.close()
+
+
+def test_unknown_encoder_is_a_one_line_cli_error(tmp_path: Path) -> None:
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(json.dumps({"id": "a", "title": "", "text": "some text"}) + "\n")
+    proc = drsearch("index", "build", "--corpus", corpus, "--out", tmp_path / "idx", "--encoder", "tensorrt", "-q")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "encoder" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
