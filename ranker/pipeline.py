@@ -15,6 +15,7 @@ from backends import registry
 from backends.base import LEXICAL, VECTOR, Leg, LexicalRetriever, VectorRetriever
 from backends.hit import Hit
 from backends.manifest import Manifest
+from backends.threads import budget
 from indexer import layout
 from indexer.errors import IndexFormatError, QueryError
 from indexer.store import PassageRow, Store
@@ -76,7 +77,7 @@ class SearchPipeline:
         manifest = Manifest.read(build_dir)
         store = Store(build_dir / layout.STORE)
         try:
-            legs = registry.open_legs(build_dir, manifest, threads=settings.bm25_threads)
+            legs = registry.open_legs(build_dir, manifest, threads=settings.bm25_threads or budget())
         except BaseException:
             store.close()
             raise

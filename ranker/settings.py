@@ -22,4 +22,4 @@ class SearchSettings(BaseSettings):
     authority_weight: float = Field(0.05, ge=0.0, le=1.0)  # bounded prior added to the normalised fused score
     authority_list: str | None = None  # directory; None = the repository's authority_lists/
     per_doc: int = Field(1, ge=0)  # passages per document in a result list (0 = no collapse)
-    bm25_threads: int = Field(2, ge=1)
+    bm25_threads: int | None = Field(None, ge=1)  # Lucene query threads; None = the process budget (backends.threads)

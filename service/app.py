@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from backends.threads import set_budget, worker_budget
 from indexer.errors import DrsearchError
 from service.api_models import (
     AGENT_FIELDS,
@@ -118,6 +119,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         st: ServiceState = app.state.svc
+        # One thread budget per worker for FAISS, ONNX Runtime and Lucene (docs/OPERATIONS.md).
+        set_budget(worker_budget(settings.workers), torch_threads=settings.torch_threads)
         torch_before = _set_torch_threads(settings.torch_threads) if settings.torch_threads else None
         st.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="drsearch-search")
         st.index = IndexState(settings.index, partial(_open_pipeline, warmup=settings.warmup), st.executor)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.threads import budget
 from indexer.errors import ConfigError
 from indexer.settings import Encoder
 
@@ -119,7 +120,7 @@ class OnnxEncoder:
         self._dimension = int(st_model.get_embedding_dimension())
         self._normalize = any(type(m).__name__ == "Normalize" for m in st_model)  # part of the model itself
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads or 0)  # 0 = ONNX Runtime's default (all cores)
+        options.intra_op_num_threads = int(threads or budget())
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 

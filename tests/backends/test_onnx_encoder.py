@@ -95,3 +95,26 @@ def test_unknown_encoder_is_a_one_line_cli_error(tmp_path: Path) -> None:
     proc = drsearch("index", "build", "--corpus", corpus, "--out", tmp_path / "idx", "--encoder", "tensorrt", "-q")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "encoder" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_thread_budget_sizes_every_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve --workers N` gives each worker cores // N threads for torch, FAISS, ONNX Runtime, Lucene."""
+    import faiss
+    import torch
+
+    from backends import threads
+
+    monkeypatch.delenv("DRSEARCH_THREADS", raising=False)
+    assert threads.worker_budget(1) == threads.cores() and threads.worker_budget(64) == 1
+    monkeypatch.setenv("DRSEARCH_THREADS", "3")
+    assert threads.worker_budget(64) == 3
+    before = torch.get_num_threads(), threads._budget
+    try:
+        threads.set_budget(1)
+        assert torch.get_num_threads() == 1 and faiss.omp_get_max_threads() == 1 and threads.budget() == 1
+        encoder = load_encoder(DenseSettings(device="cpu", encoder="onnx"))
+        assert encoder._session.get_session_options().intra_op_num_threads == 1
+    finally:
+        torch.set_num_threads(before[0])
+        faiss.omp_set_num_threads(threads.cores())
+        threads._budget = before[1]

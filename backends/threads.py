@@ -1,0 +1,57 @@
+"""One thread budget per process for every compute pool: torch, ONNX Runtime, FAISS (OpenMP) and
+the Lucene query pool.
+
+Each library sizes its pool to all cores by default, so a worker that encodes with torch, searches
+FAISS and runs Lucene queries, times N workers, oversubscribes a small machine many times over
+(an oversubscribed intra-op pool made single-query encoding ~25x slower on a busy 2-core host).
+The policy: budget = usable cores // worker processes (at least 1), or $DRSEARCH_THREADS when set;
+`drsearch serve --workers N` applies it in each worker. Nothing is imported at module import.
+"""
+
+from __future__ import annotations
+
+import os
+
+_budget: int | None = None
+
+
+def cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity masks
+        return os.cpu_count() or 1
+
+
+def worker_budget(workers: int = 1) -> int:
+    """Threads each of `workers` processes may use: $DRSEARCH_THREADS, else cores // workers."""
+    env = os.environ.get("DRSEARCH_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, cores() // max(1, workers))
+
+
+def budget() -> int:
+    """The budget set for this process (`set_budget`), else the single-worker budget."""
+    return _budget if _budget is not None else worker_budget(1)
+
+
+def set_budget(n: int, *, torch_threads: int | None = None) -> None:
+    """Size every pool of this process to `n` threads (torch to `torch_threads` when given).
+
+    torch and FAISS pools are process-wide and set here; ONNX Runtime sessions and the Lucene query
+    pool read `budget()` when they are created."""
+    global _budget
+    _budget = max(1, int(n))
+    try:
+        import torch
+
+        torch.set_num_threads(torch_threads or _budget)
+    except ImportError:  # BM25-only deployments need no torch
+        pass
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(_budget)
+    except ImportError:
+        pass
