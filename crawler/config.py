@@ -96,7 +96,7 @@ def load_domains(path: str | Path) -> tuple[list[str], list[str]]:
             parts = urlsplit(token)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(f"not an http(s) URL: {token!r}", where=f"{p}:{lineno}")
-            domain = parts.hostname.lower().removeprefix("www.")
+            domain = normalise_domain(token).removeprefix("www.")
         else:
             domain = normalise_domain(token)
             if not domain or "/" in domain or " " in domain or "." not in domain and domain != "localhost":
@@ -129,7 +129,7 @@ def load_host_map(path: str | Path) -> dict[str, tuple[str, int]]:
         where = f"{p}:{lineno}"
         if len(fields) != 2 or ":" not in fields[1]:
             raise ConfigError("expected 'hostname IP:PORT'", where=where)
-        host, target = fields[0].lower().rstrip("."), fields[1]
+        host, target = normalise_domain(fields[0]), fields[1]
         ip, _, port_s = target.rpartition(":")
         if not port_s.isdigit() or not (0 < int(port_s) < 65536) or not ip:
             raise ConfigError(f"bad target {target!r}: expected IP:PORT", where=where)

@@ -23,10 +23,10 @@ from crawler.urls import (
     host_is_private,
     is_localhost_name,
     literal_ip,
-    registrable_domain,
     system_resolve,
     url_domain,
 )
+from indexer.domains import host_of
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -84,7 +84,7 @@ class SafetyMiddleware(_CrawlerBound):
         state = _state(self.crawler)
         allowlist = self.crawler.spider.allowlist  # type: ignore[union-attr]
         parts = urlsplit(request.url)
-        host = (parts.hostname or "").lower()
+        host = host_of(request.url) or ""
         if parts.scheme not in ("http", "https") or not allowlist.allows_host(host):
             refuse(state, request, "redirect_offsite" if request.meta.get("redirect_urls") else "offsite")
         mapped = self.host_map.get(host) if parts.scheme == "http" else None  # HostMapMiddleware maps http only
@@ -168,7 +168,7 @@ class HostMapMiddleware:
 
     def process_request(self, request: Request) -> None:
         parts = urlsplit(request.url)
-        target = self.host_map.get((parts.hostname or "").lower())
+        target = self.host_map.get(host_of(request.url) or "")
         if target is not None and parts.scheme == "http":
             request.meta["proxy"] = f"http://{target[0]}:{target[1]}"
             request.meta["dr_host_mapped"] = True
@@ -185,7 +185,7 @@ class OutcomeMiddleware(_CrawlerBound):
     def process_response(self, request: Request, response: Response) -> Response:
         if is_page(request):
             state = _state(self.crawler)
-            state.pages_per_domain[registrable_domain(urlsplit(response.url).hostname or "")] += 1
+            state.pages_per_domain[url_domain(response.url)] += 1
             if response.status >= 300:
                 settle(state, request, "http_status", f"{response.status} {response.url}")
         return response

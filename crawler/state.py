@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.shards import ShardWriter, iter_shard_records, recover_tmp_shards
-from crawler.urls import registrable_domain
+from crawler.urls import url_domain
 from indexer.layout import atomic_write_bytes
 
 SKIP_REASONS = (
@@ -107,7 +107,7 @@ class CrawlState:
         # The page limit counts what was let through to the network, as an uninterrupted crawl does: not pages
         # done for other reasons (robots, refused, over the limit); pages in flight at the stop count once.
         for url in self.fetched:
-            self.fetched_per_domain[registrable_domain(_host(url))] += 1
+            self.fetched_per_domain[url_domain(url)] += 1
         counters = self.job_dir / "counters.json"
         if counters.is_file():
             self.previous = json.loads(counters.read_text(encoding="utf-8"))
@@ -132,7 +132,7 @@ class CrawlState:
     def mark_fetched(self, url: str) -> None:
         if url not in self.fetched:
             self.fetched.add(url)
-            self.fetched_per_domain[registrable_domain(_host(url))] += 1
+            self.fetched_per_domain[url_domain(url)] += 1
             self._frontier.write(json.dumps({"fetched": url}) + "\n")
 
     def mark_done(self, url: str) -> None:
@@ -202,12 +202,6 @@ class CrawlState:
         self.writer.close()
         self._frontier.close()
         (self.job_dir / "RUNNING").unlink(missing_ok=True)
-
-
-def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).hostname or ""
 
 
 def _add(prev: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, int]:

@@ -6,10 +6,11 @@ import hashlib
 import ipaddress
 import posixpath
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from indexer.domains import suffix_extractor
+from indexer import domains
+from indexer.domains import host_of
+from indexer.domains import ip_or_none as literal_ip
 
 # Query parameters that only track the visitor, never select content.
 TRACKING_PARAMS = frozenset(
@@ -74,34 +75,20 @@ def doc_id_for(canonical_url: str) -> str:
     return hashlib.sha1(canonical_url.encode("utf-8")).hexdigest()[:16]
 
 
-@lru_cache(maxsize=65536)
-def registrable_domain(host: str) -> str:
-    """eTLD+1 of a host (`data.statgov.org` -> `statgov.org`); the host itself for IPs/unknown suffixes."""
-    host = host.lower().rstrip(".")
-    if _ip_or_none(host) is not None:
-        return host
-    result = suffix_extractor()(host)
-    return result.top_domain_under_public_suffix or host
+def registrable_domain(url_or_host: str) -> str:
+    """eTLD+1 of a host or URL (`data.statgov.org` -> `statgov.org`); the host itself for IPs/unknown suffixes."""
+    host = host_of(url_or_host) or ""
+    return domains.registrable_domain(host) or host
 
 
 def url_domain(url: str) -> str:
     """Registrable domain of a URL's host: the unit of page limits and download slots."""
-    return registrable_domain(urlsplit(url).hostname or "")
+    return registrable_domain(url)
 
 
 def normalise_domain(entry: str) -> str:
     """A domain list entry -> bare lower-case host (accepts URLs and a leading `*.`)."""
-    entry = entry.strip().lower()
-    if "://" in entry:
-        entry = urlsplit(entry).hostname or ""
-    entry = entry.strip("/").removeprefix("*.").rstrip(".")
-    return entry
-
-
-def host_allowed(host: str, allowed: Iterable[str]) -> bool:
-    """True when host equals an allowed domain or is a subdomain of one."""
-    host = host.lower().rstrip(".")
-    return any(host == d or host.endswith("." + d) for d in allowed)
+    return host_of(entry.strip().removeprefix("*.")) or ""
 
 
 class Allowlist:
@@ -111,21 +98,11 @@ class Allowlist:
         self.domains = frozenset(d for d in (normalise_domain(x) for x in domains) if d)
 
     def allows_host(self, host: str | None) -> bool:
-        if not host:
-            return False
-        labels = host.lower().rstrip(".").split(".")
+        labels = (host_of(host or "") or "").split(".")
         return any(".".join(labels[i:]) in self.domains for i in range(len(labels)))
 
     def allows_url(self, url: str) -> bool:
-        parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and self.allows_host(parts.hostname)
-
-
-def _ip_or_none(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
+        return urlsplit(url).scheme in ("http", "https") and self.allows_host(url)
 
 
 def _unmapped(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -147,13 +124,8 @@ def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_
     return is_public_ip(ip) or (allow_loopback and ip.is_loopback)
 
 
-def literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address if `host` is an IP literal, else None."""
-    return _ip_or_none(host)
-
-
 def is_localhost_name(host: str) -> bool:
-    host = host.lower().rstrip(".")
+    host = host_of(host) or ""
     return host == "localhost" or host.endswith(".localhost")
 
 
@@ -163,7 +135,7 @@ def host_is_private(host: str, resolve: Callable[[str], list[str]], *, allow_loo
     `resolve` returns the host's addresses (raises OSError when it does not resolve;
     unresolvable hosts are not private: the download then fails as an ordinary DNS error).
     """
-    ip = _ip_or_none(host)
+    ip = literal_ip(host)
     if ip is None and is_localhost_name(host):
         ip = ipaddress.ip_address("127.0.0.1")
     if ip is not None:
@@ -172,7 +144,7 @@ def host_is_private(host: str, resolve: Callable[[str], list[str]], *, allow_loo
         addresses = resolve(host)
     except OSError:
         return False
-    ips = (a for a in (_ip_or_none(x) for x in addresses) if a is not None)
+    ips = (a for a in (literal_ip(x) for x in addresses) if a is not None)
     return any(not address_allowed(a, allow_loopback=allow_loopback) for a in ips)
 
 

@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
@@ -19,6 +18,7 @@ from backends.base import BuildContext
 from backends.manifest import Manifest
 from indexer import layout
 from indexer.chunker import ChunkSettings, chunk_document
+from indexer.domains import host_of
 from indexer.errors import CorpusError
 from indexer.readers import ReadReport, corpus_files, read_documents
 from indexer.schema import Document
@@ -34,15 +34,8 @@ class BuildResult:
 
 def _host_of(doc: Document) -> Document:
     """Fill `domain` from the URL's host when the corpus did not give one."""
-    if doc.domain or not doc.url:
-        return doc
-    try:
-        host = urlsplit(doc.url if "//" in doc.url else "//" + doc.url).hostname
-    except ValueError:
-        host = None
-    if not host:
-        return doc
-    return Document(**{**doc.__dict__, "domain": host.rstrip(".").lower()})
+    host = None if doc.domain or not doc.url else host_of(doc.url)
+    return Document(**{**doc.__dict__, "domain": host}) if host else doc
 
 
 def corpus_checksum(paths: list[Path]) -> str:

@@ -11,17 +11,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import ipaddress
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from indexer.domains import suffix_extractor
+from indexer.domains import host_of, ip_or_none, is_dns_name, normalise_host, registrable_domain
 from indexer.errors import ConfigError
 
 __all__ = [
@@ -94,9 +90,6 @@ _ISO_ALPHA2 = frozenset(
 )
 _SPECIAL_COUNTRIES = frozenset({"int", "eu"})
 
-_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_NUMERIC_RE = re.compile(r"^[0-9]+$")
-
 
 class AuthorityListError(ConfigError):
     """An authority list file is missing, unreadable or has an invalid row (`where` = file:line)."""
@@ -131,94 +124,6 @@ def default_list_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[1] / "authority_lists"
-
-
-# --------------------------------------------------------------------------- host normalisation
-
-
-def _to_ascii(host: str) -> str | None:
-    """IDN (unicode) host -> punycode, label by label; None if it cannot be encoded."""
-    try:
-        import idna  # type: ignore[import-untyped]
-
-        try:
-            return idna.encode(host, uts46=True, transitional=False).decode("ascii")
-        except idna.IDNAError:
-            return None
-    except ImportError:  # pragma: no cover - idna ships with requests/tldextract
-        try:
-            return host.encode("idna").decode("ascii")
-        except UnicodeError:
-            return None
-
-
-def _is_ip(host: str) -> bool:
-    if not host or not (host[-1].isdigit() or ":" in host):
-        return False  # every IP literal ends in a digit or contains ':' (cheap pre-check)
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
-
-
-def _valid_ascii_host(host: str) -> bool:
-    if not host or len(host) > 253:
-        return False
-    labels = host.split(".")
-    if not all(_LABEL_RE.match(label) for label in labels):
-        return False
-    # A numeric last label is never a TLD (catches "1.2.3", "10.0.0.1" variants ipaddress rejects).
-    return not _NUMERIC_RE.match(labels[-1])
-
-
-def normalise_host(url_or_host: str) -> str | None:
-    """A URL or host -> lower-case ASCII host without `www.`, port, userinfo or trailing dot.
-
-    Unicode (IDN) hosts come back as punycode. IP addresses and anything that is not a
-    plausible DNS name give None.
-    """
-    if not isinstance(url_or_host, str):
-        return None
-    return _normalise_cached(url_or_host)
-
-
-@lru_cache(maxsize=65536)
-def _normalise_cached(url_or_host: str) -> str | None:
-    text = url_or_host.strip()
-    if not text or any(c.isspace() for c in text):
-        return None
-    if "://" not in text:
-        # Scheme-less: "example.org/x", "user@host:8080", "[::1]:80", "mailto:"-like junk.
-        text = "//" + text.lstrip("/")
-    try:
-        netloc = urlsplit(text).netloc
-    except ValueError:  # e.g. unbalanced brackets
-        return None
-    host = netloc.rpartition("@")[2]
-    if not host:
-        return None
-    if host.startswith("["):  # bracketed IPv6 literal, possibly with a port
-        return None
-    if host.count(":") > 1:  # unbracketed IPv6
-        return None
-    if ":" in host:
-        host, _, port = host.partition(":")
-        if port and not port.isdigit():
-            return None
-    host = host.rstrip(".").lower()
-    if not host or _is_ip(host):
-        return None
-    if not host.isascii():
-        ascii_host = _to_ascii(host)
-        if ascii_host is None:
-            return None
-        host = ascii_host.lower().rstrip(".")
-    if host.startswith("www.") and host.count(".") >= 2:
-        host = host[4:]
-    if not _valid_ascii_host(host):
-        return None
-    return host
 
 
 # --------------------------------------------------------------------------- parsing
@@ -260,12 +165,12 @@ def _domain_problem(value: str, key: str) -> str | None:
     if value.startswith("www."):
         return f"{key} must not start with 'www.': {value!r}"
     if not value.isascii():
-        puny = _to_ascii(value)
+        puny = host_of(value)
         hint = f" (use {puny!r})" if puny else ""
         return f"{key} must be punycode, not unicode: {value!r}{hint}"
-    if _is_ip(value):
+    if ip_or_none(value) is not None:
         return f"{key} must not be an IP address: {value!r}"
-    if not _valid_ascii_host(value):
+    if not is_dns_name(value):
         return f"invalid {key} syntax: {value!r}"
     if value.startswith("xn--") or ".xn--" in value:
         try:
@@ -494,11 +399,7 @@ class AuthorityList:
     def registrable_domain(self, url_or_host: str) -> str | None:
         """The domain under the public suffix (`a.b.stats.gov.cn` -> `stats.gov.cn`), offline."""
         host = normalise_host(url_or_host)
-        if host is None:
-            return None
-        result = suffix_extractor()(host)
-        top = result.top_domain_under_public_suffix
-        return top or None
+        return registrable_domain(host) if host else None
 
 
 # --------------------------------------------------------------------------- validation report

@@ -85,7 +85,7 @@ def _under(host: str, domain: str) -> bool:
 def normalise_domain_list(values: Iterable[str], field_name: str) -> tuple[str, ...]:
     """Domains (or URLs) normalised exactly as hosts are when matched: lower case, punycode, no
     `www.`, port, userinfo or path; a value that cannot name a domain is a QueryError naming it."""
-    from ranker.authority import normalise_host
+    from indexer.domains import normalise_host
 
     out = []
     for raw in values:

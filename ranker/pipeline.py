@@ -121,7 +121,7 @@ class SearchPipeline:
     def _load_meta(self) -> dict[str, SourceMeta]:
         by_host: dict[str | None, tuple[str | None, Any]] = {None: (None, None)}  # host -> (site, entry)
         out: dict[str, SourceMeta] = {}
-        from ranker.authority import normalise_host
+        from indexer.domains import normalise_host
 
         for _idx, passage_id, url, domain, published in self.store.passage_doc_fields():
             raw = url or domain  # the URL's host is the most specific (data.worldbank.org over worldbank.org)

@@ -8,7 +8,8 @@ from typing import Any, Optional
 
 import typer
 
-from ranker.authority import AuthorityList, default_list_dir, normalise_host, validate
+from indexer.domains import normalise_host
+from ranker.authority import AuthorityList, default_list_dir, validate
 
 authority_app = typer.Typer(
     help="Inspect the curated authority list (authority_lists/): validate it, look URLs up.",

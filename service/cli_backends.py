@@ -30,7 +30,7 @@ def writer_options(backend: str, authority: Any, *, es_url: str | None, es_index
 def source_fields(authority: Any):
     """url or domain -> (host, site, tier, category) from the authority list, as the pipeline's
     filters see them, for a backend that filters inside its own index."""
-    from ranker.authority import normalise_host
+    from indexer.domains import normalise_host
 
     @lru_cache(maxsize=65_536)
     def of_host(host: str) -> tuple[str | None, str | None, int | None, str | None]:

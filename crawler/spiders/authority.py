@@ -25,7 +25,7 @@ from crawler.items import PageItem
 from crawler.outcomes import PAGE, SETTLED, is_page, late_failure_reason, settle, settle_redirect_to_known
 from crawler.politeness import DOWNLOAD_SLOT
 from crawler.state import CrawlState
-from crawler.urls import Allowlist, canonicalize_url, registrable_domain, url_domain
+from crawler.urls import Allowlist, canonicalize_url, url_domain
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +170,6 @@ class AuthoritySpider(Spider):
             identity = self._canonical_link(response, fetched)
         request_urls = [canonicalize_url(u) for u in response.meta.get("redirect_urls", [])]
         request_urls += [response.meta.get("dr_url", fetched), fetched, identity]
-        host = urlsplit(identity).hostname or ""
         yield PageItem(
             url=identity,
             fetched_url=fetched,
@@ -180,7 +179,7 @@ class AuthoritySpider(Spider):
             body=response.body,
             depth=depth,
             fetched_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-            domain=registrable_domain(host),
+            domain=url_domain(identity),
         )
 
     def _canonical_link(self, response: TextResponse, fetched: str) -> str:
@@ -190,13 +189,7 @@ class AuthoritySpider(Spider):
                 target = canonicalize_url(response.urljoin(href.strip()))
             except ValueError:
                 continue
-            t_host = urlsplit(target).hostname or ""
-            f_host = urlsplit(fetched).hostname or ""
-            if (
-                urlsplit(target).scheme in ("http", "https")
-                and self.allowlist.allows_host(t_host)
-                and registrable_domain(t_host) == registrable_domain(f_host)
-            ):
+            if self.allowlist.allows_url(target) and url_domain(target) == url_domain(fetched):
                 return target
             break
         return fetched
