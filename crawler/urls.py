@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import posixpath
+import re
 from collections.abc import Callable, Iterable
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+from w3lib.url import canonicalize_url as w3lib_canonicalize_url
 
 from indexer import domains
 from indexer.domains import host_of
@@ -23,8 +25,6 @@ TRACKING_PARAMS = frozenset(
 )
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_", "matomo_")
 DEFAULT_PORTS = {"http": 80, "https": 443}
-_SAFE_PATH = "/:@!$&'()*+,;=-._~%"
-_SAFE_QUERY = "/:@!$'()*+,;-._~%?"
 
 
 def _is_tracking(key: str) -> bool:
@@ -32,42 +32,24 @@ def _is_tracking(key: str) -> bool:
     return k in TRACKING_PARAMS or k.startswith(TRACKING_PREFIXES)
 
 
-def _normalise_path(path: str) -> str:
-    if not path:
-        return "/"
-    # Re-quote so that equivalent percent-encodings compare equal; resolve dot segments.
-    path = quote(unquote(path), safe=_SAFE_PATH)
-    trailing = path.endswith("/")
-    norm = posixpath.normpath(path)
-    if norm.startswith("//"):
-        norm = "/" + norm.lstrip("/")
-    if trailing and not norm.endswith("/"):
-        norm += "/"
-    return norm if norm != "." else "/"
-
-
 def canonicalize_url(url: str) -> str:
     """Canonical form used for identity and dedupe.
 
-    Lower-case scheme and host, no default port, no fragment, no userinfo,
-    tracking parameters (utm_*, gclid, fbclid, ...) removed, remaining query sorted.
+    w3lib's canonical form (lower-case scheme and host, IDN as punycode, normalised percent-encoding
+    and dot segments, sorted query, no fragment) plus this project's rules: no userinfo, default port
+    or trailing dot in the host, `/` for an empty path, `//` runs in the path collapsed, tracking
+    parameters (utm_*, gclid, fbclid, ...) removed, and spaces in the query as `%20`, not `+`.
     """
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    try:
-        host = host.encode("idna").decode("ascii").lower() if host else ""
-    except UnicodeError:
-        host = host.lower()
-    port = parts.port if parts.port is not None else None
-    netloc = host
-    if ":" in host and not host.startswith("["):
-        netloc = f"[{host}]"
-    if port is not None and DEFAULT_PORTS.get(scheme) != port:
-        netloc = f"{netloc}:{port}"
-    query_items = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)]
-    query = urlencode(sorted(query_items), quote_via=quote, safe=_SAFE_QUERY)
-    return urlunsplit((scheme, netloc, _normalise_path(parts.path), query, ""))
+    parts = urlsplit(w3lib_canonicalize_url(url.strip()))
+    host = host_of(parts.netloc) or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None and DEFAULT_PORTS.get(parts.scheme) != parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    path = re.sub("//+", "/", parts.path) or "/"
+    # w3lib writes the query with quote_plus, so every `+` there is a space (a literal `+` is %2B).
+    pairs = (p for p in parts.query.split("&") if p and not _is_tracking(unquote_plus(p.partition("=")[0])))
+    query = "&".join(pairs).replace("+", "%20")
+    return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 
 def doc_id_for(canonical_url: str) -> str:

@@ -33,6 +33,9 @@ from tests.crawler.fixture_web import article, minimal_pdf
         ("https://example.org:8443/x?gclid=1&fbclid=2&msclkid=3&q=a%20b", "https://example.org:8443/x?q=a%20b"),
         ("https://example.org/a/./b/../c/", "https://example.org/a/c/"),
         ("https://example.org/%7Euser", "https://example.org/~user"),
+        ("https://user:pw@BÜCHER.de.:443//a//b?q=a+b&utm_medium=c&x", "https://xn--bcher-kva.de/a/b?q=a%20b&x="),
+        ("http://[::1]:8080/a?q=%2B1&_GA=2", "http://[::1]:8080/a?q=%2B1"),  # a literal + stays %2B
+        ("https://example.org/a%2fb/", "https://example.org/a%2Fb/"),  # an encoded / is not a path separator
     ],
 )
 def test_canonicalize(raw: str, canonical: str) -> None:
