@@ -9,7 +9,7 @@ Dependencies point one way: ranker -> backends -> indexer (schema, store, layout
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -58,6 +58,21 @@ class SourceFilters(Protocol):
     def active(self) -> bool: ...
 
 
+@dataclass(frozen=True)
+class Restriction:
+    """Source filters resolved against a build's passage columns (`ranker.sources`), in the terms a
+    backend can apply inside its search: a superset of the exact filter (the pipeline still
+    post-filters), so a backend that ignores part of it stays correct. The pipeline passes it
+    instead of the filters to a searcher whose `restricts` attribute is true."""
+
+    include_hosts: tuple[int, ...] | None = None  # host codes a passage must have (None = any)
+    exclude_hosts: tuple[int, ...] = ()
+    date_range: tuple[str, str] | None = None  # inclusive YYYYMMDD tokens; non-ISO dates always pass
+    allowed: np.ndarray | None = field(default=None, compare=False)  # bool per passage position
+
+    active = True
+
+
 class Section(BaseModel):
     """A leg's manifest section: written by the backend's writer, read by its searcher.
 
@@ -88,7 +103,9 @@ class LexicalRetriever(Protocol):
         """The index terms the analyzer keeps from `query` (empty: nothing can match)."""
         ...
 
-    def search(self, queries: Sequence[str], k: int, filters: SourceFilters | None = None) -> list[list[Hit]]:
+    def search(
+        self, queries: Sequence[str], k: int, filters: SourceFilters | Restriction | None = None
+    ) -> list[list[Hit]]:
         """Top-k per query, best first, ranks 1..n, own leg's score and rank set; result i is queries[i]'s."""
         ...
 
@@ -109,7 +126,9 @@ class VectorRetriever(Protocol):
         """(len(queries), dimension) float32, each row independent of the other queries in the batch."""
         ...
 
-    def search_vectors(self, vectors: np.ndarray, k: int, filters: SourceFilters | None = None) -> list[list[Hit]]:
+    def search_vectors(
+        self, vectors: np.ndarray, k: int, filters: SourceFilters | Restriction | None = None
+    ) -> list[list[Hit]]:
         """Top-k per query vector, best first, ranks 1..n."""
         ...
 

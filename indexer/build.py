@@ -18,6 +18,7 @@ from backends.base import BuildContext
 from backends.manifest import Manifest
 from indexer import layout
 from indexer.chunker import ChunkSettings, chunk_document
+from indexer.columns import COLUMNS_DIR, ColumnWriter
 from indexer.domains import host_of
 from indexer.errors import CorpusError
 from indexer.readers import ReadReport, corpus_files, read_documents
@@ -93,16 +94,19 @@ def build_index(
 
     report = ReadReport()
     store = StoreWriter(build_dir / layout.STORE)
+    columns = ColumnWriter(build_dir / COLUMNS_DIR)  # per-passage source data for filters, memory-mapped at search
     t0 = time.time()
     with tqdm(desc="read+chunk+store", unit="doc", disable=quiet, dynamic_ncols=True) as bar:
         for doc in read_documents(paths, skip_bad=settings.skip_bad, report=report):
             doc = _host_of(doc)
             passages = chunk_document(doc, chunking)
             store.add(doc, passages)
+            columns.add(doc.url, doc.domain, doc.published, [p.passage_id for p in passages])
             bar.update()
             if bar.n % 1000 == 0:
                 bar.set_postfix(passages=store.counts[1], refresh=False)
     store.close()
+    columns.close()
     n_docs, n_passages = store.counts
     if n_passages == 0:
         shutil.rmtree(build_dir, ignore_errors=True)

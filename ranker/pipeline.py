@@ -17,12 +17,14 @@ from backends.hit import Hit
 from backends.manifest import Manifest
 from backends.threads import budget
 from indexer import layout
+from indexer.columns import COLUMNS_DIR, Columns
 from indexer.errors import IndexFormatError, QueryError
 from indexer.store import PassageRow, Store
 from ranker.filters import SourceFilter, SourceMeta, diversify
 from ranker.options import SearchOptions
 from ranker.query import CleanQuery, clean_query
 from ranker.settings import Fusion, Mode, SearchSettings
+from ranker.sources import SourceTable
 
 TIER_PRIOR = {1: 1.0, 2: 0.5, 3: 0.25}  # authority score in [0, 1] by tier; unlisted = 0
 # A search mode is the set of legs it fuses.
@@ -67,7 +69,7 @@ class SearchPipeline:
         self.lexical: LexicalRetriever = legs[LEXICAL]
         self.vector: VectorRetriever | None = legs.get(VECTOR)
         self._lock = threading.Lock()
-        self._meta: dict[str, SourceMeta] | None = None
+        self._sources: SourceTable | None = None
 
     @classmethod
     def open(cls, index: str | Path, settings: SearchSettings | None = None, **kwargs: Any) -> "SearchPipeline":
@@ -111,29 +113,22 @@ class SearchPipeline:
         """Query vectors for `rank(..., vectors=)`, so a caller can encode many calls' queries at once."""
         return self.dense.encode(queries)
 
-    def source_meta(self, passage_id: str) -> SourceMeta | None:
-        if self._meta is None:
+    @property
+    def sources(self) -> SourceTable:
+        """Per-passage source facts from the build's memory-mapped columns (opened on first use)."""
+        if self._sources is None:
             with self._lock:
-                if self._meta is None:
-                    self._meta = self._load_meta()
-        return self._meta.get(passage_id)
+                if self._sources is None:
+                    directory = self.build_dir / COLUMNS_DIR
+                    if not directory.is_dir():
+                        raise IndexFormatError(
+                            "index was built by an older drsearch (no passage columns); rebuild it", where=str(self.build_dir)
+                        )  # fmt: skip
+                    self._sources = SourceTable(Columns(directory), self.authority)
+        return self._sources
 
-    def _load_meta(self) -> dict[str, SourceMeta]:
-        by_host: dict[str | None, tuple[str | None, Any]] = {None: (None, None)}  # host -> (site, entry)
-        out: dict[str, SourceMeta] = {}
-        from indexer.domains import normalise_host
-
-        for _idx, passage_id, url, domain, published in self.store.passage_doc_fields():
-            raw = url or domain  # the URL's host is the most specific (data.worldbank.org over worldbank.org)
-            host = normalise_host(raw) if raw else None
-            if host not in by_host:
-                by_host[host] = (self.authority.registrable_domain(host) or host, self.authority.lookup(host))
-            site, entry = by_host[host]
-            out[passage_id] = SourceMeta(
-                host=host, site=site, published=published,
-                tier=entry.tier if entry else None, category=entry.category if entry else None,
-            )  # fmt: skip
-        return out
+    def source_meta(self, passage_id: str) -> SourceMeta | None:
+        return self.sources.meta_of(passage_id)
 
     def authority_of(self, passage_id: str):
         meta = self.source_meta(passage_id)
@@ -211,13 +206,24 @@ class SearchPipeline:
 
     def _retrieve(self, queries: list[str], legs: tuple[Leg, ...], depth: int, fusion_name: str, vectors,
                   filters: SourceFilter) -> list[tuple[list[Hit], bool]]:  # fmt: skip
-        """Per query: (fused candidates best first, whether every leg ran out before `depth`)."""
-        active = filters if filters.active else None
-        if fusion_name == "rescore" and len(legs) > 1:
-            lexical = self.lexical.search(queries, depth, active)
+        """Per query: (fused candidates best first, whether every leg ran out before `depth`).
+        Active filters reach the legs resolved against the build's columns, so they search only
+        passages that can pass them (the post-filter in `rank` stays the exact check)."""
+        rescore = fusion_name == "rescore" and len(legs) > 1
+        lexical_filter = vector_filter = filters if filters.active else None
+        if filters.active:  # legs that take a Restriction get one; others (Elasticsearch) the filters
+            restricts = [getattr(self.lexical, "restricts", False), getattr(self.vector, "restricts", False)]
+            if any(restricts):
+                positions = restricts[1] and VECTOR in legs and not rescore
+                restriction = self.sources.restriction(filters, positions=positions)
+                lexical_filter = restriction if restricts[0] else filters
+                vector_filter = restriction if restricts[1] else filters
+        if rescore:
+            lexical = self.lexical.search(queries, depth, lexical_filter)
             return [(self._rescore(v, run), len(run) < depth) for v, run in zip(vectors, lexical)]
         runs = [
-            self.lexical.search(queries, depth, active) if leg == LEXICAL else self.dense.search_vectors(vectors, depth, active)
+            self.lexical.search(queries, depth, lexical_filter) if leg == LEXICAL
+            else self.dense.search_vectors(vectors, depth, vector_filter)
             for leg in legs
         ]  # fmt: skip
         if len(runs) == 1:

@@ -85,3 +85,19 @@ def scifact_flat_index(scifact_root) -> Path:
 def scifact_chunked_index(scifact_root, scifact_flat_index) -> Path:
     """SciFact, default paragraph chunking, BM25 + dense (a build directory; built after the flat one)."""
     return _build(scifact_root, data_dir("scifact"), chunk_words=200, dense=True)
+
+
+@pytest.fixture(scope="session")
+def scale_index(tmp_path_factory) -> Path:
+    """1,200 passages of the synthetic scale corpus (bench/scale_corpus.py: real SciFact/Cranfield
+    sentences, planted domains; for mechanisms, never quality), BM25 + exact dense (a build directory)."""
+    from bench.scale_corpus import write
+    from indexer.build import build_index
+    from indexer.settings import BuildSettings
+
+    data_dir("scifact"), data_dir("cranfield")
+    base = tmp_path_factory.mktemp("scale")
+    write(1200, base / "corpus", seed=7)
+    (base / "index").mkdir()
+    _share_embedding_cache(base / "index")
+    return build_index([base / "corpus"], base / "index", BuildSettings(quiet=True)).build_dir

@@ -14,18 +14,42 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import VECTOR, Leg, SourceFilters, check_k, query_matrix
+from backends.base import VECTOR, Leg, Restriction, SourceFilters, check_k, query_matrix
 from backends.faiss.encoder import dimension_of, encode_queries, load_encoder
 from backends.faiss.section import FaissSection
 from backends.hit import Hit
 from indexer import layout
+from indexer.columns import COLUMNS_DIR, Columns
 from indexer.errors import ConfigError, IndexFormatError
+
+
+EXACT_ALLOWED_MAX = 50_000  # a restriction allowing at most this many passages is searched exactly
+
+
+class _ListIds:
+    """The passage-id interface of `Columns` over a JSON id list (a dense folder built on its own)."""
+
+    def __init__(self, ids: list[str]):
+        self._ids = ids
+        self._idx_of: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def passage_id(self, position: int) -> str:
+        return self._ids[position]
+
+    def position(self, passage_id: str) -> int | None:
+        if self._idx_of is None:
+            self._idx_of = {pid: i for i, pid in enumerate(self._ids)}
+        return self._idx_of.get(passage_id)
 
 
 class FaissSearcher:
     """Vector retriever over a build's `dense/` folder (a `backends.base.VectorRetriever`)."""
 
     name: ClassVar[Leg] = VECTOR
+    restricts: ClassVar[bool] = True  # `search_vectors` applies a `Restriction`'s position mask
 
     def __init__(
         self,
@@ -45,9 +69,11 @@ class FaissSearcher:
         self._model = model
         self._model_checked = False
         self._index: Any = None
-        self._ids: list[str] | None = None
-        self._idx_of: dict[str, int] | None = None
+        self._ids: Columns | _ListIds | None = None
         self._matrix: np.ndarray | None = None
+        self._exact: np.ndarray | None = None  # memory-mapped exact vectors (IVF-PQ builds)
+        self._refine = 0
+        self.exact_allowed_max = EXACT_ALLOWED_MAX
         self._lock = threading.Lock()
         self._settings = section.encoder_settings(device)
 
@@ -67,13 +93,18 @@ class FaissSearcher:
 
                 ipath = self.dir / self.section.files.index
                 idpath = self.dir / self.section.files.passage_ids
-                if not ipath.is_file() or not idpath.is_file():
+                columns = self.build_dir / COLUMNS_DIR
+                if not ipath.is_file() or not (columns.is_dir() or idpath.is_file()):
                     raise IndexFormatError("dense index files are missing", where=str(self.dir))
                 if self._threads:
                     faiss.omp_set_num_threads(int(self._threads))
                 try:
-                    index = faiss.read_index(str(ipath))
-                    ids = json.loads(idpath.read_text(encoding="utf-8"))
+                    index = _read_index(str(ipath), self.section.ann)
+                    if self.section.files.vectors:  # exact vectors for re-scoring IVF-PQ candidates
+                        self._exact = np.load(self.dir / self.section.files.vectors, mmap_mode="r")
+                    # Position <-> id through the memory-mapped columns; the JSON list only for a
+                    # dense folder built on its own (no columns beside it).
+                    ids = Columns(columns) if columns.is_dir() else _ListIds(json.loads(idpath.read_text("utf-8")))
                 except (RuntimeError, OSError, ValueError) as exc:
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
                     raise IndexFormatError(f"unreadable dense index: {first}", where=str(self.dir)) from None
@@ -81,14 +112,14 @@ class FaissSearcher:
                     raise IndexFormatError(
                         f"dense index has dimension {index.d}, manifest says {self.dimension}", where=str(ipath)
                     )
-                if not isinstance(ids, list) or len(ids) != index.ntotal:
-                    raise IndexFormatError(
-                        f"dense id list has {len(ids) if isinstance(ids, list) else '?'} entries, index {index.ntotal}",
-                        where=str(idpath),
-                    )
+                if len(ids) != index.ntotal:
+                    raise IndexFormatError(f"dense id list has {len(ids)} entries, index {index.ntotal}", where=str(idpath))
                 hnsw = self.section.hnsw
                 if hnsw and hasattr(index, "hnsw"):
                     index.hnsw.efSearch = hnsw.ef_search
+                if self.section.ivf:
+                    faiss.extract_index_ivf(index).nprobe = self.section.ivf.nprobe
+                    self._refine = self.section.ivf.refine if self._exact is not None else 0
                 self._ids = ids
                 self._index = index
         return self._index
@@ -136,8 +167,11 @@ class FaissSearcher:
         """Query vectors, batch-invariant (see `encode_queries`); queries arrive already validated."""
         return encode_queries(self._ensure_model(), list(queries), self._settings)
 
-    def search_vectors(self, vectors: np.ndarray, k: int, filters: SourceFilters | None = None) -> list[list[Hit]]:
-        """Top-k for already encoded queries; `filters` are left to the pipeline's post-filter."""
+    def search_vectors(
+        self, vectors: np.ndarray, k: int, filters: SourceFilters | Restriction | None = None
+    ) -> list[list[Hit]]:
+        """Top-k for already encoded queries. A `Restriction`'s position mask limits the search to
+        those passages (pre-filtering); plain source filters are left to the pipeline's post-filter."""
         check_k(k)
         q = self._as_queries(vectors)
         index = self._ensure_index()
@@ -146,7 +180,11 @@ class FaissSearcher:
         kk = min(k, int(index.ntotal))
         if kk == 0 or len(q) == 0:
             return [[] for _ in range(len(q))]
-        scores, found = index.search(q, kk)
+        allowed = filters.allowed if isinstance(filters, Restriction) else None
+        if allowed is None:
+            scores, found = self._knn(index, q, kk)
+        else:
+            scores, found = self._search_allowed(index, q, kk, allowed)
         out: list[list[Hit]] = []
         for srow, irow in zip(scores.tolist(), found.tolist()):
             hits: list[Hit] = []
@@ -154,44 +192,103 @@ class FaissSearcher:
                 if i < 0:
                     continue
                 r = len(hits) + 1
-                hits.append(Hit.of(ids[i], float(s), r, dense=float(s), dense_rank=r))
+                hits.append(Hit.of(ids.passage_id(i), float(s), r, dense=float(s), dense_rank=r))
             out.append(hits)
         return out
+
+    def _search_allowed(self, index: Any, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Search only the allowed positions: exact over their vectors when they are few, else
+        through a FAISS id selector (a bitmap), with more lists probed for IVF."""
+        import faiss
+
+        positions = np.flatnonzero(allowed)
+        if len(positions) == 0:
+            return np.zeros((len(q), 0), dtype=np.float32), np.zeros((len(q), 0), dtype=np.int64)
+        k = min(k, len(positions))
+        if len(positions) <= self.exact_allowed_max:
+            scores = q @ self._rows(positions).T
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            return np.take_along_axis(scores, top, axis=1), positions[top]
+        bits = np.packbits(allowed.astype(bool, copy=False), bitorder="little")
+        selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+        if self.section.ivf:
+            ivf = faiss.extract_index_ivf(index)
+            share = len(positions) / max(1, index.ntotal)
+            nprobe = min(ivf.nlist, max(ivf.nprobe, int(ivf.nprobe / share**0.5)))
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+        elif hasattr(index, "hnsw"):
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(index.hnsw.efSearch, k))
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        scores, found = self._knn(index, q, k, params)
+        del bits  # read by the selector during the search only
+        return scores, found
+
+    def _knn(self, index: Any, q: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS search; for IVF-PQ, k x refine candidates re-scored with the exact vectors."""
+        if not self._refine or self._exact is None:
+            return index.search(q, k, params=params)
+        _, cand = index.search(q, k * self._refine, params=params)
+        scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+        found = np.full((len(q), k), -1, dtype=np.int64)
+        for row, (qv, ids) in enumerate(zip(q, cand)):
+            ids = np.sort(ids[ids >= 0])  # ascending: sequential reads of the memory-mapped file
+            exact = self._exact[ids] @ qv
+            top = np.argsort(-exact, kind="stable")[:k]
+            scores[row, : len(top)], found[row, : len(top)] = exact[top], ids[top]
+        return scores, found
+
+    def _rows(self, positions: np.ndarray) -> np.ndarray:
+        """Vectors at `positions`: flat storage, the memory-mapped exact file, else FAISS's reconstruction."""
+        import faiss
+
+        if self._exact is not None:
+            return np.asarray(self._exact[positions])
+        index = self._ensure_index()
+        storage = index if isinstance(index, faiss.IndexFlat) else getattr(index, "storage", None)
+        if storage is not None and isinstance(faiss.downcast_index(storage), faiss.IndexFlat):
+            return self._vectors()[positions]
+        return index.reconstruct_batch(positions.astype(np.int64))
 
     def scores_for(self, vectors: np.ndarray, passage_ids: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Dense scores of given candidate passages, one float32 array per query, in the given order."""
         q = self._as_queries(vectors)
         if len(q) != len(passage_ids):
             raise ValueError(f"{len(q)} query vectors but {len(passage_ids)} candidate lists")
-        matrix = self._vectors()
-        idx_of = self._index_of()
+        self._ensure_index()
+        ids = self._ids
+        assert ids is not None
         out: list[np.ndarray] = []
         for qv, cand in zip(q, passage_ids):
-            try:
-                idx = np.fromiter((idx_of[p] for p in cand), dtype=np.int64, count=len(cand))
-            except KeyError as exc:
-                raise KeyError(f"passage {exc.args[0]!r} is not in the dense index") from None
-            out.append((matrix[idx] @ qv).astype(np.float32, copy=False))
+            idx = np.empty(len(cand), dtype=np.int64)
+            for i, p in enumerate(cand):
+                pos = ids.position(p)
+                if pos is None:
+                    raise KeyError(f"passage {p!r} is not in the dense index")
+                idx[i] = pos
+            out.append((self._rows(idx) @ qv).astype(np.float32, copy=False))
         return out
-
-    def _index_of(self) -> dict[str, int]:
-        if self._idx_of is None:
-            self._ensure_index()
-            with self._lock:
-                if self._idx_of is None:
-                    assert self._ids is not None
-                    self._idx_of = {pid: i for i, pid in enumerate(self._ids)}
-        return self._idx_of
 
     def close(self) -> None:
         with self._lock:
             self._matrix = None
             self._index = None
             self._ids = None
-            self._idx_of = None
+            self._exact = None
 
     # ------------------------------------------------------------------------------------- helpers
 
     def _as_queries(self, vectors: np.ndarray) -> np.ndarray:
         return query_matrix(vectors, self.dimension)
 
+
+def _read_index(path: str, ann: str | None) -> Any:
+    """Open a FAISS index memory-mapped (IVF lists, or the flat codes of exact/HNSW indexes) so its
+    pages load on touch and stay out of the process heap; a plain read where that fails."""
+    import faiss
+
+    mmap = faiss.IO_FLAG_MMAP if ann == "ivf-pq" else faiss.IO_FLAG_MMAP_IFC
+    try:
+        return faiss.read_index(path, mmap | faiss.IO_FLAG_READ_ONLY)
+    except RuntimeError:
+        return faiss.read_index(path)

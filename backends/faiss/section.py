@@ -14,6 +14,7 @@ from indexer.settings import DenseSettings, Encoder
 
 INDEX_FILE = "index.faiss"
 IDS_FILE = "passage_ids.json"
+VECTORS_FILE = "vectors.npy"
 
 
 class EncoderSection(Section):
@@ -51,16 +52,28 @@ class HnswParams(BaseModel):
     ef_search: int
 
 
+class IvfParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nlist: int
+    nprobe: int
+    pq_m: int
+    nbits: int
+    refine: int  # k x refine candidates re-scored with the exact vectors (0 = off)
+
+
 class FaissFiles(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     index: str = INDEX_FILE
     passage_ids: str = IDS_FILE
+    vectors: str | None = None  # exact float32 vectors (.npy, memory-mapped) for IVF-PQ re-scoring
 
 
 class FaissSection(EncoderSection):
     backend: Literal["faiss"] = "faiss"
     summary_fields: ClassVar[tuple[str, ...]] = ("model", "dimension", "ann")
-    ann: Literal["exact", "hnsw"]
+    ann: Literal["exact", "hnsw", "hnsw-sq8", "ivf-pq"]
     hnsw: HnswParams | None = None
+    ivf: IvfParams | None = None
     files: FaissFiles = FaissFiles()

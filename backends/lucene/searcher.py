@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from backends.base import LEXICAL, Leg, SourceFilters, check_k
+from backends.base import LEXICAL, Leg, Restriction, SourceFilters, check_k
 from backends.hit import Hit
 from backends.lucene.jvm import autoclass
 from backends.lucene.section import LuceneSection
@@ -23,7 +24,14 @@ class LuceneSearcher:
 
     name: ClassVar[Leg] = LEXICAL
 
-    def __init__(self, lucene_dir: Path, *, k1: float = 0.9, b: float = 0.4, threads: int = 2):
+    @property
+    def restricts(self) -> bool:
+        """Whether `search` applies a `Restriction` (builds that indexed the host/date fields)."""
+        return bool(self.filter_fields)
+
+    def __init__(
+        self, lucene_dir: Path, *, k1: float = 0.9, b: float = 0.4, threads: int = 2, filter_fields: tuple[str, ...] = ()
+    ):
         if not any(lucene_dir.glob("segments_*")):
             raise IndexFormatError("no Lucene index", where=str(lucene_dir))
         self.k1, self.b, self.threads = k1, b, threads
@@ -32,10 +40,14 @@ class LuceneSearcher:
         self._topk = LuceneTopK(lucene_dir, self._searcher.get_analyzer(), k1=k1, b=b, threads=threads)
         self._analyzer_utils = autoclass("io.anserini.analysis.AnalyzerUtils")
         self._lock = threading.Lock()
+        self.filter_fields = filter_fields  # indexed host/date fields: a Restriction can be applied
+        self._java: dict | None = None  # Lucene query classes for restricted searches, loaded on first use
 
     @classmethod
     def open(cls, build_dir: Path, section: LuceneSection, *, threads: int = 2) -> "LuceneSearcher":
-        return cls(build_dir / layout.LUCENE_DIR, k1=section.k1, b=section.b, threads=threads)
+        return cls(
+            build_dir / layout.LUCENE_DIR, k1=section.k1, b=section.b, threads=threads, filter_fields=section.filter_fields
+        )
 
     @property
     def size(self) -> int:
@@ -44,10 +56,56 @@ class LuceneSearcher:
     def terms(self, query: str) -> list[str]:
         return list(self._analyzer_utils.analyze(self._searcher.get_analyzer(), query))
 
-    def search(self, queries: Sequence[str], k: int, filters: SourceFilters | None = None) -> list[list[Hit]]:
-        """Top-k per query; `filters` are left to the pipeline's post-filter."""
+    def search(
+        self, queries: Sequence[str], k: int, filters: SourceFilters | Restriction | None = None
+    ) -> list[list[Hit]]:
+        """Top-k per query. A `Restriction` becomes a Lucene FILTER clause over the indexed host and
+        date fields (BM25 scores unchanged); plain source filters are left to the pipeline's post-filter."""
         check_k(k)
-        return [self._to_hits(ids, scores) for ids, scores in self._topk.batch(list(queries), k)]
+        wrap = None
+        if isinstance(filters, Restriction) and self.filter_fields:
+            wrap = functools.partial(self._restricted, restrict=filters)
+        return [self._to_hits(ids, scores) for ids, scores in self._topk.batch(list(queries), k, wrap)]
+
+    def _restricted(self, query, restrict: Restriction):
+        """BooleanQuery: the bag-of-words BM25 `query` (MUST) + non-scoring FILTER clauses."""
+        j = self._filter_classes()
+        occur = j["Occur"]
+        builder = j["Builder"]()
+        builder.add(query, occur.MUST)
+
+        def hosts(codes):
+            terms = j["ArrayList"]()
+            for c in codes:
+                terms.add(j["BytesRef"](f"h{c}".encode()))
+            return j["TermInSetQuery"]("host", terms)
+
+        if restrict.include_hosts is not None:
+            builder.add(hosts(restrict.include_hosts), occur.FILTER)
+        if restrict.exclude_hosts:
+            builder.add(hosts(restrict.exclude_hosts), occur.MUST_NOT)
+        if restrict.date_range is not None:
+            lo, hi = restrict.date_range
+            dates = j["Builder"]()
+            dates.add(j["TermRangeQuery"].newStringRange("date", lo, hi, True, True), occur.SHOULD)
+            dates.add(j["TermQuery"](j["Term"]("date", "x")), occur.SHOULD)  # non-ISO dates: the post-filter decides
+            builder.add(dates.build(), occur.FILTER)
+        return builder.build()
+
+    def _filter_classes(self) -> dict:
+        if self._java is None:
+            names = {
+                "Builder": "org.apache.lucene.search.BooleanQuery$Builder",
+                "Occur": "org.apache.lucene.search.BooleanClause$Occur",
+                "TermInSetQuery": "org.apache.lucene.search.TermInSetQuery",
+                "TermRangeQuery": "org.apache.lucene.search.TermRangeQuery",
+                "TermQuery": "org.apache.lucene.search.TermQuery",
+                "Term": "org.apache.lucene.index.Term",
+                "BytesRef": "org.apache.lucene.util.BytesRef",
+                "ArrayList": "java.util.ArrayList",
+            }
+            self._java = {k: autoclass(v) for k, v in names.items()}
+        return self._java
 
     @staticmethod
     def _to_hits(ids: list[str], scores: list[float]) -> list[Hit]:

@@ -9,6 +9,7 @@ from pydantic import Field
 from backends.base import Section
 
 ANALYZER = "anserini-default-porter"
+FILTER_FIELDS = ("host", "date")  # host code token "h<code>", YYYYMMDD date token ("x": not an ISO date)
 
 
 class LuceneSection(Section):
@@ -18,3 +19,4 @@ class LuceneSection(Section):
     b: float = Field(ge=0, le=1)
     analyzer: str = ANALYZER
     documents: int = Field(ge=0)  # Lucene documents indexed (one per passage)
+    filter_fields: tuple[str, ...] = ()  # extra indexed fields a `Restriction` is applied over

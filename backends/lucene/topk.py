@@ -11,6 +11,7 @@ one call each. Hits are identical to Pyserini's, ties included. Java objects sta
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,21 +41,24 @@ class LuceneTopK:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def search(self, query: str, k: int) -> tuple[list[str], list[float]]:
-        """(passage ids, scores) best first, as Anserini's `SimpleSearcher.search(query, k)` ranks them."""
+    def search(self, query: str, k: int, wrap: Callable | None = None) -> tuple[list[str], list[float]]:
+        """(passage ids, scores) best first, as Anserini's `SimpleSearcher.search(query, k)` ranks them.
+        `wrap` turns the bag-of-words query into the one searched (e.g. with filter clauses)."""
         lucene_query = self._generator.buildQuery("contents", self._analyzer, query)
+        if wrap is not None:
+            lucene_query = wrap(lucene_query)
         top = self._searcher.search(lucene_query, int(k), self._sort, True)
         docs = self._ties.rerank(self._scored_docs.fromTopDocs(top, self._searcher), None)
         return docs.docids, docs.scores
 
-    def batch(self, queries: list[str], k: int) -> list[tuple[list[str], list[float]]]:
+    def batch(self, queries: list[str], k: int, wrap: Callable | None = None) -> list[tuple[list[str], list[float]]]:
         if len(queries) < 2 or self._threads == 1:
-            return [self.search(q, k) for q in queries]
+            return [self.search(q, k, wrap) for q in queries]
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="lucene-topk")
             pool = self._pool
-        return list(pool.map(lambda q: self.search(q, k), queries))
+        return list(pool.map(lambda q: self.search(q, k, wrap), queries))
 
     def close(self) -> None:
         with self._lock:

@@ -18,8 +18,9 @@ from tqdm import tqdm
 
 from backends.base import LEXICAL, BuildContext, Leg
 from backends.lucene.jvm import anserini_jar, java_binary
-from backends.lucene.section import ANALYZER, LuceneSection
+from backends.lucene.section import ANALYZER, FILTER_FIELDS, LuceneSection
 from indexer import layout
+from indexer.columns import COLUMNS_DIR, Columns, date_token
 from indexer.errors import DrsearchError
 from indexer.settings import BuildSettings
 
@@ -36,9 +37,10 @@ class LuceneInputWriter:
         ]
         self._n = 0
 
-    def add(self, passage_id: str, title: str, text: str) -> None:
+    def add(self, passage_id: str, title: str, text: str, fields: dict[str, str] | None = None) -> None:
+        """`fields`: extra indexed fields (Anserini analyses them like `contents`), used as filters."""
         contents = f"{title}\n{text}" if title else text
-        line = json.dumps({"id": passage_id, "contents": contents}, ensure_ascii=False) + "\n"
+        line = json.dumps({"id": passage_id, "contents": contents, **(fields or {})}, ensure_ascii=False) + "\n"
         self._files[self._n % len(self._files)].write(line.encode("utf-8"))
         self._n += 1
 
@@ -51,13 +53,16 @@ _INDEXED = re.compile(r"([\d,]+) documents? (?:indexed|added)", re.I)
 _TOTAL = re.compile(r"Total ([\d,]+) documents indexed", re.I)
 
 
-def build_lucene_index(input_dir: Path, index_dir: Path, *, threads: int, total: int, quiet: bool) -> int:
-    """Index `input_dir` into `index_dir`; returns the number of documents Lucene indexed."""
+def build_lucene_index(
+    input_dir: Path, index_dir: Path, *, threads: int, total: int, quiet: bool, fields: tuple[str, ...] = ()
+) -> int:
+    """Index `input_dir` into `index_dir`; returns the number of documents Lucene indexed.
+    `fields`: the extra JSON fields to index besides `contents` (Anserini ignores unnamed ones)."""
     cmd = [
         str(java_binary()), "-Xmx2g", "-cp", str(anserini_jar()), "io.anserini.index.IndexCollection",
         "-collection", "JsonCollection", "-input", str(input_dir), "-index", str(index_dir),
         "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
-        "-storePositions", "-storeDocvectors",
+        "-storePositions", "-storeDocvectors", *(["-fields", *fields] if fields else []),
     ]  # fmt: skip
     log: list[str] = []
     indexed = None
@@ -91,13 +96,25 @@ class LuceneWriter:
         staging = ctx.build_dir / "lucene-input"
         # At least two input files: Anserini parallelises indexing by file.
         shards = LuceneInputWriter(staging, shards=max(2, ctx.threads))
+        columns_dir = ctx.build_dir / COLUMNS_DIR
+        columns = Columns(columns_dir) if columns_dir.is_dir() else None
         try:
-            for _idx, passage_id, title, text in ctx.store.iter_passages():
-                shards.add(passage_id, title, text)
+            for idx, passage_id, title, text in ctx.store.iter_passages():
+                shards.add(passage_id, title, text, _filter_fields(columns, idx) if columns else None)
         finally:
             shards.close()
+        fields = FILTER_FIELDS if columns else ()
         indexed = build_lucene_index(
-            staging, ctx.build_dir / layout.LUCENE_DIR, threads=ctx.threads, total=ctx.passages, quiet=ctx.quiet
-        )
+            staging, ctx.build_dir / layout.LUCENE_DIR, threads=ctx.threads, total=ctx.passages, quiet=ctx.quiet,
+            fields=fields,
+        )  # fmt: skip
         shutil.rmtree(staging)
-        return LuceneSection(k1=self.k1, b=self.b, analyzer=ANALYZER, documents=indexed)
+        return LuceneSection(k1=self.k1, b=self.b, analyzer=ANALYZER, documents=indexed, filter_fields=fields)
+
+
+def _filter_fields(columns: Columns, idx: int) -> dict[str, str]:
+    """The passage's host code and date as single tokens for Lucene filter clauses."""
+    fields = {"host": f"h{int(columns.host[idx])}"}
+    if date := date_token(columns.published[int(columns.published_code[idx])]):
+        fields["date"] = date
+    return fields

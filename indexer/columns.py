@@ -1,0 +1,134 @@
+"""Per-passage source columns: compact numpy arrays in the build folder, memory-mapped at open.
+
+Serving memory must not grow by a Python object per passage, so what filters and the authority
+prior need about a passage's source lives here, one small integer per passage:
+
+    columns/
+      hosts.json        host table, code -> host as the corpus gave it (lower case; "" = none, code 0)
+      published.json    distinct published strings, sorted ("" = none, code 0)
+      host.npy          int32[N]   host code of passage N (N = store idx = FAISS id)
+      published.npy     int32[N]   published code (sorted table, so date ranges are code ranges)
+      ids.bin, ids_off.npy         passage ids (utf-8, concatenated) and int64[N+1] offsets
+      ids_hash.npy, ids_pos.npy    sorted 64-bit hashes of the ids and their positions (id -> position)
+
+Tier and category are not stored: they come from the authority list, which may change without a
+re-index, and are mapped per host code (a small table) when a build is opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from array import array
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from indexer.domains import host_of
+from indexer.errors import IndexFormatError
+
+COLUMNS_DIR = "columns"
+_ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+def id_hash(passage_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(passage_id.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def raw_host(url: str | None, domain: str | None) -> str:
+    """The most specific host a document names (its URL's over its domain); "" = none."""
+    value = url or domain
+    return (host_of(value) or "") if value else ""
+
+
+def date_token(published: str | None) -> str:
+    """8-digit YYYYMMDD (00 for a missing month/day) for the Lucene date field; "x" if not ISO."""
+    if not published:
+        return ""
+    m = _ISO.match(published)
+    if not m:
+        return "x"
+    return m.group(1) + (m.group(2) or "00") + (m.group(3) or "00")
+
+
+class ColumnWriter:
+    """Streams per-passage columns while a build reads its corpus (a few bytes per passage)."""
+
+    def __init__(self, directory: Path):
+        self.dir = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._hosts: dict[str, int] = {"": 0}
+        self._dates: dict[str, int] = {"": 0}
+        self._host = array("i")
+        self._published = array("i")
+        self._hash = array("Q")
+        self._offsets = array("q", [0])
+        self._ids: IO[bytes] = open(directory / "ids.bin", "wb")
+
+    def add(self, url: str | None, domain: str | None, published: str | None, passage_ids: list[str]) -> int:
+        """Record one document's passages; returns its host code (indexed in Lucene for filters)."""
+        host = self._hosts.setdefault(raw_host(url, domain), len(self._hosts))
+        date = self._dates.setdefault(published or "", len(self._dates))
+        for pid in passage_ids:
+            data = pid.encode("utf-8")
+            self._ids.write(data)
+            self._offsets.append(self._offsets[-1] + len(data))
+            self._hash.append(id_hash(pid))
+        self._host.extend([host] * len(passage_ids))
+        self._published.extend([date] * len(passage_ids))
+        return host
+
+    def close(self) -> None:
+        self._ids.close()
+        d = self.dir
+        (d / "hosts.json").write_text(json.dumps(list(self._hosts), ensure_ascii=False), encoding="utf-8")
+        # Re-code dates in sorted order so "published between" is a contiguous code range.
+        dates = sorted(self._dates)
+        new_code = {value: code for code, value in enumerate(dates)}  # "" sorts first: stays code 0
+        rank = np.array([new_code[value] for value in self._dates], dtype=np.int32)  # old code -> new
+        (d / "published.json").write_text(json.dumps(dates, ensure_ascii=False), encoding="utf-8")
+        np.save(d / "host.npy", np.frombuffer(self._host, dtype=np.int32))
+        np.save(d / "published.npy", rank[np.frombuffer(self._published, dtype=np.int32)])
+        np.save(d / "ids_off.npy", np.frombuffer(self._offsets, dtype=np.int64))
+        hashes = np.frombuffer(self._hash, dtype=np.uint64)
+        order = np.argsort(hashes, kind="stable")
+        np.save(d / "ids_hash.npy", hashes[order])
+        np.save(d / "ids_pos.npy", order.astype(np.int32 if len(order) < 2**31 else np.int64))
+
+
+class Columns:
+    """Read side: the arrays memory-mapped (pages load on touch), the two small tables in memory."""
+
+    def __init__(self, directory: Path):
+        self.dir = directory
+        try:
+            self.hosts: list[str] = json.loads((directory / "hosts.json").read_text(encoding="utf-8"))
+            self.published: list[str] = json.loads((directory / "published.json").read_text(encoding="utf-8"))
+            load = lambda name: np.load(directory / name, mmap_mode="r")  # noqa: E731
+            self.host, self.published_code = load("host.npy"), load("published.npy")
+            self._off, self._hash, self._pos = load("ids_off.npy"), load("ids_hash.npy"), load("ids_pos.npy")
+            self._ids = np.memmap(directory / "ids.bin", dtype=np.uint8, mode="r") if self._off[-1] else None
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"unreadable passage columns: {exc}", where=str(directory)) from None
+        if not (len(self.host) == len(self.published_code) == len(self._hash) == len(self._off) - 1):
+            raise IndexFormatError("passage columns disagree in length", where=str(directory))
+
+    def __len__(self) -> int:
+        return len(self.host)
+
+    def passage_id(self, position: int) -> str:
+        lo, hi = int(self._off[position]), int(self._off[position + 1])
+        return bytes(self._ids[lo:hi]).decode("utf-8") if self._ids is not None else ""
+
+    def position(self, passage_id: str) -> int | None:
+        """Position (store idx, FAISS id) of a passage id; None if the build has no such passage."""
+        h = np.uint64(id_hash(passage_id))
+        i = int(np.searchsorted(self._hash, h))
+        while i < len(self._hash) and self._hash[i] == h:  # 64-bit collisions are checked, not assumed away
+            pos = int(self._pos[i])
+            if self.passage_id(pos) == passage_id:
+                return pos
+            i += 1
+        return None

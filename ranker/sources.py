@@ -1,0 +1,88 @@
+"""Source facts of passages for filters, caps and the authority prior, without a Python object per passage.
+
+The build's columns (`indexer.columns`) give each passage a host code and a published code; this
+module maps the small host table to site, tier and category with the authority list loaded now
+(so a changed list needs no re-index) and turns a `SourceFilter` into the `Restriction` the
+retrievers apply inside their search: host codes and a date range (Lucene), a position mask (FAISS).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numpy as np
+
+from backends.base import Restriction
+from indexer.columns import Columns
+from indexer.domains import normalise_host
+from ranker.filters import SourceFilter, SourceMeta
+
+
+class SourceTable:
+    def __init__(self, columns: Columns, authority):
+        self.columns = columns
+        self._host_meta: list[SourceMeta] = []
+        for raw in columns.hosts:
+            host = normalise_host(raw) if raw else None
+            entry = authority.lookup_host(host) if host else None
+            site = (authority.registrable_domain(host) or host) if host else None
+            self._host_meta.append(SourceMeta(
+                host=host, site=site, published=None,
+                tier=entry.tier if entry else None, category=entry.category if entry else None,
+            ))  # fmt: skip
+        self._published = [p or None for p in columns.published]
+
+    def meta(self, position: int) -> SourceMeta:
+        host = self._host_meta[int(self.columns.host[position])]
+        published = self._published[int(self.columns.published_code[position])]
+        return host if published is None else dataclasses.replace(host, published=published)
+
+    def meta_of(self, passage_id: str) -> SourceMeta | None:
+        pos = self.columns.position(passage_id)
+        return None if pos is None else self.meta(pos)
+
+    # ---- filters -> restrictions ---------------------------------------------------------
+    def host_mask(self, filters: SourceFilter) -> np.ndarray:
+        """bool per host code: does a passage from this host pass the host/tier/category part?"""
+        part = dataclasses.replace(filters, published_after=None, published_before=None)
+        return np.fromiter((part.accepts("", m) for m in self._host_meta), dtype=bool, count=len(self._host_meta))
+
+    def date_mask(self, filters: SourceFilter) -> np.ndarray:
+        """bool per published code (exactly the post-filter's prefix comparison)."""
+        part = SourceFilter(published_after=filters.published_after, published_before=filters.published_before)
+        if not part.active:
+            return np.ones(len(self._published), dtype=bool)
+        return np.fromiter(
+            (part.accepts("", SourceMeta(None, None, p, None, None)) for p in self._published),
+            dtype=bool, count=len(self._published),
+        )  # fmt: skip
+
+    def allowed(self, filters: SourceFilter) -> np.ndarray:
+        """bool per passage position: the exact filter, computed over the columns."""
+        ok = self.host_mask(filters)[self.columns.host]
+        if filters.published_after or filters.published_before:
+            ok &= self.date_mask(filters)[self.columns.published_code]
+        return ok
+
+    def restriction(self, filters: SourceFilter, *, positions: bool) -> Restriction:
+        """`filters` for the retrievers: host codes and a date range (Lucene), and with `positions`
+        the exact position mask (FAISS; O(passages) to compute, so only when a vector leg runs)."""
+        hosts = self.host_mask(filters)
+        include: tuple[int, ...] | None = None
+        exclude: tuple[int, ...] = ()
+        if not hosts.all():
+            allowed, refused = np.flatnonzero(hosts), np.flatnonzero(~hosts)
+            if len(allowed) <= len(refused):
+                include = tuple(int(c) for c in allowed)
+            else:
+                exclude = tuple(int(c) for c in refused)
+        dates = None
+        if filters.published_after or filters.published_before:
+            dates = (_token(filters.published_after, "0"), _token(filters.published_before, "9"))
+        return Restriction(include, exclude, dates, self.allowed(filters) if positions else None)
+
+
+def _token(prefix: str | None, fill: str) -> str:
+    """'2020-05' -> '20200500' (lower bound) or '20200599' (upper bound); None -> open end."""
+    if not prefix:
+        return fill * 8
+    return prefix.replace("-", "").ljust(8, fill)
