@@ -23,8 +23,13 @@ class DenseSettings(BaseModel):
     # st: sentence-transformers (torch); onnx / onnx-int8: ONNX Runtime fp32 / int8 (CPU), exported
     # from the same weights. Recorded in the manifest: queries use the encoder the passages used.
     encoder: Encoder = "st"
-    ann: Literal["auto", "exact", "hnsw"] = "auto"
+    ann: Literal["auto", "exact", "flat", "hnsw", "hnsw-sq8", "ivf-pq"] = "auto"  # flat = exact
     exact_max: int = Field(200_000, ge=1)  # auto: exact inner product up to this many passages, HNSW above
+    ivf_min: int = Field(2_000_000, ge=1)  # auto: IVF-PQ from this many passages on
+    ivf_nlist: int | None = Field(None, ge=1)  # None: about 4 * sqrt(passages)
+    ivf_nprobe: int = Field(32, ge=1)
+    pq_m: int = Field(48, ge=1)  # bytes per vector of the PQ code (must divide the dimension)
+    refine: int = Field(4, ge=0)  # IVF-PQ: re-score k x refine candidates with the exact vectors (memory-mapped); 0 = off
     hnsw_m: int = Field(32, ge=4)
     hnsw_ef_construction: int = Field(80, ge=8)
     hnsw_ef_search: int = Field(128, ge=1)

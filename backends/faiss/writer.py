@@ -11,30 +11,60 @@ import numpy as np
 from backends.base import VECTOR, BuildContext, Leg
 from backends.faiss.cache import embed_store
 from backends.faiss.encoder import load_encoder
-from backends.faiss.section import IDS_FILE, INDEX_FILE, FaissSection, HnswParams
+from backends.faiss.section import IDS_FILE, INDEX_FILE, VECTORS_FILE, FaissFiles, FaissSection, HnswParams, IvfParams
 from indexer import layout
+from indexer.errors import ConfigError
 from indexer.settings import BuildSettings, DenseSettings
 
 
 def choose_ann(settings: DenseSettings, n: int) -> str:
-    if settings.ann == "exact" or (settings.ann == "auto" and n <= settings.exact_max):
+    """The FAISS index type: as asked, or by size (exact small, HNSW medium, IVF-PQ large)."""
+    if settings.ann in ("exact", "flat") or (settings.ann == "auto" and n <= settings.exact_max):
         return "exact"
-    return "hnsw"
+    if settings.ann == "auto":
+        return "ivf-pq" if n >= settings.ivf_min else "hnsw"
+    return settings.ann
+
+
+def ivf_shape(settings: DenseSettings, n: int) -> tuple[int, int]:
+    """(nlist, nbits): lists as set or ~4 sqrt(n), at most n / 39 (FAISS's training minimum per
+    centroid); 8-bit PQ codes when there are enough vectors to train 256 centroids, else 4-bit."""
+    nlist = max(1, min(settings.ivf_nlist or int(4 * n**0.5), n // 39))
+    return nlist, 8 if n >= 256 * 39 else 4
 
 
 def build_faiss(vectors: np.ndarray, ann: str, settings: DenseSettings) -> Any:
     import faiss
 
     d = vectors.shape[1]
+    ip = faiss.METRIC_INNER_PRODUCT
     if ann == "exact":
         index = faiss.IndexFlatIP(d)
+    elif ann == "ivf-pq":
+        if d % settings.pq_m:
+            raise ConfigError(f"pq_m {settings.pq_m} does not divide the dimension {d}", field="pq_m")
+        nlist, nbits = ivf_shape(settings, len(vectors))
+        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, settings.pq_m, nbits, ip)
+        index.train(_training_sample(vectors, 256 * 256))
+        index.nprobe = settings.ivf_nprobe
     else:
-        index = faiss.IndexHNSWFlat(d, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        if ann == "hnsw-sq8":
+            index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, settings.hnsw_m, ip)
+            index.train(_training_sample(vectors, 100_000))
+        else:
+            index = faiss.IndexHNSWFlat(d, settings.hnsw_m, ip)
         index.hnsw.efConstruction = settings.hnsw_ef_construction
         index.hnsw.efSearch = settings.hnsw_ef_search
     if len(vectors):
         index.add(vectors)
     return index
+
+
+def _training_sample(vectors: np.ndarray, limit: int) -> np.ndarray:
+    if len(vectors) <= limit:
+        return vectors
+    rows = np.random.default_rng(0).choice(len(vectors), limit, replace=False)
+    return vectors[np.sort(rows)]
 
 
 def build_dense_index(
@@ -56,11 +86,19 @@ def build_dense_index(
     out_dir.mkdir(parents=True, exist_ok=True)
     layout.atomic_write_bytes(out_dir / INDEX_FILE, faiss.serialize_index(index).tobytes())
     layout.atomic_write_bytes(out_dir / IDS_FILE, json.dumps(emb.passage_ids, ensure_ascii=False).encode("utf-8"))
-    hnsw = None if ann == "exact" else HnswParams(
-        m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction, ef_search=settings.hnsw_ef_search
-    )  # fmt: skip
+    n = len(emb.passage_ids)
+    hnsw = ivf = None
+    files = FaissFiles()
+    if ann in ("hnsw", "hnsw-sq8"):
+        hnsw = HnswParams(m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction, ef_search=settings.hnsw_ef_search)
+    elif ann == "ivf-pq":
+        nlist, nbits = ivf_shape(settings, n)
+        ivf = IvfParams(nlist=nlist, nprobe=settings.ivf_nprobe, pq_m=settings.pq_m, nbits=nbits, refine=settings.refine)
+        if settings.refine:  # exact vectors for re-scoring, memory-mapped at search time
+            np.save(out_dir / VECTORS_FILE, emb.vectors)
+            files = FaissFiles(vectors=VECTORS_FILE)
     return FaissSection(
-        **emb.info, ann=ann, hnsw=hnsw, count=len(emb.passage_ids), encoded=emb.encoded, reused=emb.reused,
+        **emb.info, ann=ann, hnsw=hnsw, ivf=ivf, files=files, count=n, encoded=emb.encoded, reused=emb.reused,
         model_key=emb.model_key,
     )  # fmt: skip
 

@@ -1,0 +1,85 @@
+"""FAISS index types (`--dense-index flat|hnsw|hnsw-sq8|ivf-pq`): parameters in the manifest,
+memory-mapped open, recall@10 against exact search, and the id restriction on each type.
+
+Built from the `scale_index` build's store and embedding cache.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from backends.base import Restriction
+from indexer import layout
+from indexer.settings import DenseSettings
+
+
+def _retriever(scale_index, tmp_path, ann: str, **kw):
+    from backends.faiss.searcher import FaissSearcher
+    from backends.faiss.writer import build_dense_index
+    from indexer.store import Store
+
+    settings = DenseSettings(device="cpu", ann=ann, hnsw_m=16, hnsw_ef_construction=40, hnsw_ef_search=64, **kw)
+    store = Store(scale_index / layout.STORE)
+    try:
+        cache = scale_index.parent.parent / layout.EMBEDDING_CACHE_DIR
+        section = build_dense_index(store, tmp_path / ann / layout.DENSE_DIR, cache, settings, quiet=True)
+    finally:
+        store.close()
+    return section, FaissSearcher(tmp_path / ann, section)
+
+
+@pytest.fixture(scope="module")
+def queries(scale_index):
+    from backends.faiss.searcher import FaissSearcher
+    from backends.manifest import Manifest
+
+    exact = FaissSearcher(scale_index, Manifest.read(scale_index).section("dense"))
+    texts = ["boundary layer transition", "gene expression in tumour cells", "heat transfer at hypersonic speed",
+             "randomised trial of vitamin D", "pressure distribution on a cone", "antibody response to vaccine"]  # fmt: skip
+    vectors = exact.encode(texts)
+    truth = [[h.passage_id for h in run] for run in exact.search_vectors(vectors, 10)]
+    return vectors, truth
+
+
+@pytest.mark.parametrize(
+    ("ann", "extra", "params", "min_recall"),
+    [
+        ("flat", {}, None, 1.0),
+        ("hnsw", {}, "hnsw", 0.9),
+        ("hnsw-sq8", {}, "hnsw", 0.85),
+        ("ivf-pq", {"ivf_nprobe": 16, "pq_m": 48}, "ivf", 0.9),
+    ],
+)
+def test_index_type_recall_and_restriction(scale_index, tmp_path, queries, ann, extra, params, min_recall):
+    section, retriever = _retriever(scale_index, tmp_path, ann, **extra)
+    assert section.ann == ("exact" if ann == "flat" else ann)
+    if params:
+        assert getattr(section, params)  # parameters recorded for search time
+    vectors, truth = queries
+    runs = retriever.search_vectors(vectors, 10)
+    recall = np.mean([len({h.passage_id for h in run} & set(t)) / 10 for run, t in zip(runs, truth)])
+    assert recall >= min_recall, (ann, recall)
+
+    # Restrictions: a small allowed set (exact over its vectors) and a large one (FAISS id selector).
+    ids = json.loads((tmp_path / ann / layout.DENSE_DIR / section.files.passage_ids).read_text())
+    n = retriever.size
+    retriever.exact_allowed_max = 100
+    for allowed_count in (30, n // 2 + 7):
+        allowed = np.zeros(n, dtype=bool)
+        allowed[np.random.default_rng(allowed_count).choice(n, allowed_count, replace=False)] = True
+        allowed_ids = {ids[i] for i in np.flatnonzero(allowed)}
+        for run in retriever.search_vectors(vectors, 10, Restriction(allowed=allowed)):
+            assert len(run) == 10
+            assert {h.passage_id for h in run} <= allowed_ids
+    retriever.close()
+
+
+def test_auto_chooses_by_size():
+    from backends.faiss.writer import choose_ann
+
+    s = DenseSettings(exact_max=100, ivf_min=1000)
+    assert [choose_ann(s, n) for n in (100, 101, 999, 1000)] == ["exact", "hnsw", "hnsw", "ivf-pq"]
+    assert choose_ann(DenseSettings(ann="flat"), 10**9) == "exact"
