@@ -29,9 +29,8 @@ CREATE TABLE IF NOT EXISTS passages (
     passage_id TEXT NOT NULL UNIQUE,  -- Lucene document id
     doc_idx    INTEGER NOT NULL REFERENCES documents(idx),
     ordinal    INTEGER NOT NULL,
-    start      INTEGER NOT NULL,
-    end        INTEGER NOT NULL,
-    text       TEXT NOT NULL
+    start      INTEGER NOT NULL,      -- character offsets into the document's text:
+    end        INTEGER NOT NULL       -- a passage's text is stored once, in its document
 );
 CREATE INDEX IF NOT EXISTS passages_by_doc ON passages(doc_idx, ordinal);
 """
@@ -74,8 +73,8 @@ class StoreWriter:
         )
         ids = list(range(self._passage_idx, self._passage_idx + len(passages)))
         self._db.executemany(
-            "INSERT INTO passages VALUES (?,?,?,?,?,?,?)",
-            [(i, p.passage_id, self._doc_idx, p.ordinal, p.start, p.end, p.text) for i, p in zip(ids, passages)],
+            "INSERT INTO passages VALUES (?,?,?,?,?,?)",
+            [(i, p.passage_id, self._doc_idx, p.ordinal, p.start, p.end) for i, p in zip(ids, passages)],
         )
         self._doc_idx += 1
         self._passage_idx += len(passages)
@@ -106,8 +105,10 @@ class Store:
         self._db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
 
+    # SQLite's substr counts characters (1-based), as Python's offsets do.
+    _TEXT = "substr(d.text, p.start + 1, p.end - p.start)"
     _PASSAGE_SELECT = (
-        "SELECT p.idx, p.passage_id, d.doc_id, p.ordinal, p.start, p.end, p.text, d.title, d.url, d.domain, d.published "
+        f"SELECT p.idx, p.passage_id, d.doc_id, p.ordinal, p.start, p.end, {_TEXT}, d.title, d.url, d.domain, d.published "
         "FROM passages p JOIN documents d ON d.idx = p.doc_idx "
     )
 
@@ -142,7 +143,8 @@ class Store:
     def iter_passages(self, batch: int = 2000) -> Iterator[tuple[int, str, str, str]]:
         """(idx, passage_id, title, text) in idx order: what the indexes are built from."""
         cur = self._db.execute(
-            "SELECT p.idx, p.passage_id, d.title, p.text FROM passages p JOIN documents d ON d.idx = p.doc_idx ORDER BY p.idx"
+            f"SELECT p.idx, p.passage_id, d.title, {self._TEXT} FROM passages p JOIN documents d ON d.idx = p.doc_idx "
+            "ORDER BY p.idx"
         )
         while rows := cur.fetchmany(batch):
             yield from (tuple(r) for r in rows)
