@@ -67,8 +67,8 @@ class ColumnWriter:
         self._offsets = array("q", [0])
         self._ids: IO[bytes] = open(directory / "ids.bin", "wb")
 
-    def add(self, url: str | None, domain: str | None, published: str | None, passage_ids: list[str]) -> int:
-        """Record one document's passages; returns its host code (indexed in Lucene for filters)."""
+    def add(self, url: str | None, domain: str | None, published: str | None, passage_ids: list[str]) -> None:
+        """Record one document's passages, in store order."""
         host = self._hosts.setdefault(raw_host(url, domain), len(self._hosts))
         date = self._dates.setdefault(published or "", len(self._dates))
         for pid in passage_ids:
@@ -78,7 +78,6 @@ class ColumnWriter:
             self._hash.append(id_hash(pid))
         self._host.extend([host] * len(passage_ids))
         self._published.extend([date] * len(passage_ids))
-        return host
 
     def close(self) -> None:
         self._ids.close()

@@ -9,6 +9,7 @@ retrievers apply inside their search: host codes and a date range (Lucene), a po
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 
 from backends.base import Restriction
@@ -18,6 +19,8 @@ from ranker.filters import SourceFilter, SourceMeta
 
 
 class SourceTable:
+    """Source facts by passage position: the columns' codes + per-host facts from the authority list."""
+
     def __init__(self, columns: Columns, authority):
         self.columns = columns
         self._host_meta: list[SourceMeta] = []
