@@ -10,7 +10,7 @@ import numpy as np
 
 from backends.base import VECTOR, BuildContext, Leg
 from backends.faiss.cache import embed_store
-from backends.faiss.encoder import load_encoder
+from backends.faiss.encoder import dimension_of, load_encoder
 from backends.faiss.section import IDS_FILE, INDEX_FILE, VECTORS_FILE, FaissFiles, FaissSection, HnswParams, IvfParams
 from indexer import layout
 from indexer.errors import ConfigError
@@ -111,6 +111,9 @@ class FaissWriter:
     def __init__(self, settings: BuildSettings, *, model: Any = None):
         self.settings = settings.dense
         self.model = model if model is not None else load_encoder(self.settings)
+        d = int(dimension_of(self.model))
+        if self.settings.ann in ("auto", "ivf-pq") and d % self.settings.pq_m:  # fail before reading the corpus
+            raise ConfigError(f"pq_m {self.settings.pq_m} does not divide the dimension {d}", field="pq_m")
 
     def write(self, ctx: BuildContext) -> FaissSection:
         return build_dense_index(

@@ -83,3 +83,12 @@ def test_auto_chooses_by_size():
     s = DenseSettings(exact_max=100, ivf_min=1000)
     assert [choose_ann(s, n) for n in (100, 101, 999, 1000)] == ["exact", "hnsw", "hnsw", "ivf-pq"]
     assert choose_ann(DenseSettings(ann="flat"), 10**9) == "exact"
+
+
+def test_pq_m_that_does_not_divide_the_dimension_fails_before_any_work():
+    from backends.faiss.writer import FaissWriter
+    from indexer.errors import ConfigError
+    from indexer.settings import BuildSettings
+
+    with pytest.raises(ConfigError, match="pq_m 7 does not divide the dimension 384"):
+        FaissWriter(BuildSettings(dense=DenseSettings(device="cpu", ann="ivf-pq", pq_m=7)))
