@@ -35,6 +35,7 @@ class CrawlConfig:
     resume: bool = False
     host_map: dict[str, tuple[str, int]] = field(default_factory=dict)
     allow_private: bool = False  # loopback targets allowed (tests, local mirrors); other non-global never
+    allow_dns: bool = False  # with a host map: unmapped hosts may be looked up (else refused)
     user_agent: str = DEFAULT_USER_AGENT
     quiet: bool = False
     shard_docs: int = 1000  # rotate the shard every N documents
@@ -51,6 +52,7 @@ class CrawlConfig:
             "resume": self.resume,
             "host_map": {h: f"{ip}:{port}" for h, (ip, port) in self.host_map.items()},
             "allow_private": self.allow_private,
+            "allow_dns": self.allow_dns,
             "user_agent": self.user_agent,
             "shard_docs": self.shard_docs,
             "flush_docs": self.flush_docs,

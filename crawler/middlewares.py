@@ -17,15 +17,8 @@ from twisted.internet import threads
 from twisted.internet.error import TimeoutError as TxTimeoutError
 
 from crawler.outcomes import SETTLED, is_page, settle, settle_redirect_to_known
-from crawler.urls import (
-    address_allowed,
-    canonicalize_url,
-    host_is_private,
-    is_localhost_name,
-    literal_ip,
-    system_resolve,
-    url_domain,
-)
+from crawler.pinning import AddressBook
+from crawler.urls import canonicalize_url, url_domain
 from indexer.domains import host_of
 
 if TYPE_CHECKING:
@@ -69,16 +62,16 @@ class _CrawlerBound:
 
 
 class SafetyMiddleware(_CrawlerBound):
-    """Refuse any request outside the allowlist (also after redirects) or to a non-public address.
+    """Refuse any request outside the allowlist (also after redirects), to a non-public address, or (with a
+    host map and without `--allow-dns`) to an unmapped host.
 
-    A host-mapped host is judged by its map target (the address actually connected to); `--allow-private`
-    admits loopback addresses only, never private, link-local or shared (CGNAT) ranges."""
+    Addresses come from the crawl's `AddressBook`: one lookup per host, and the resolver connections use
+    answers with the address checked here. A host-mapped host is judged by its map target;
+    `--allow-private` admits loopback addresses only, never private, link-local or shared (CGNAT) ranges."""
 
     def __init__(self, crawler: Crawler):
         super().__init__(crawler)
-        self.host_map: dict[str, tuple[str, int]] = crawler.settings.getdict("DRSEARCH_HOST_MAP")
-        self.allow_loopback = crawler.settings.getbool("DRSEARCH_ALLOW_PRIVATE")
-        self._dns_private: dict[str, bool] = {}
+        self.book = AddressBook.from_settings(crawler.settings)
 
     async def process_request(self, request: Request) -> None:
         state = _state(self.crawler)
@@ -87,25 +80,12 @@ class SafetyMiddleware(_CrawlerBound):
         host = host_of(request.url) or ""
         if parts.scheme not in ("http", "https") or not allowlist.allows_host(host):
             refuse(state, request, "redirect_offsite" if request.meta.get("redirect_urls") else "offsite")
-        mapped = self.host_map.get(host) if parts.scheme == "http" else None  # HostMapMiddleware maps http only
-        if mapped is not None:
-            target = literal_ip(str(mapped[0]))
-            private = target is None or not address_allowed(target, allow_loopback=self.allow_loopback)
+        if self.book.needs_dns(host):
+            _, reason = await maybe_deferred_to_future(threads.deferToThread(self.book.lookup, host))
         else:
-            private = await self._resolves_private(host)
-        if private:
-            refuse(state, request, "private_address")
-
-    async def _resolves_private(self, host: str) -> bool:
-        private = self._dns_private.get(host)
-        if private is None:
-            if literal_ip(host) is not None or is_localhost_name(host):
-                private = host_is_private(host, system_resolve, allow_loopback=self.allow_loopback)
-            else:
-                d = threads.deferToThread(host_is_private, host, system_resolve, allow_loopback=self.allow_loopback)
-                private = await maybe_deferred_to_future(d)
-            self._dns_private[host] = private
-        return private
+            _, reason = self.book.lookup(host)
+        if reason in ("private_address", "unmapped_host"):  # a dns_error fails later as an ordinary download error
+            refuse(state, request, reason)
 
 
 class FrontierDownloaderMiddleware(_CrawlerBound):
@@ -154,7 +134,8 @@ class PageLimitMiddleware(_CrawlerBound):
 
 class HostMapMiddleware:
     """Send requests for mapped hostnames to their IP:PORT (as an HTTP proxy) while the URL keeps the
-    hostname, so allowlist, ids and output URLs are unchanged. For tests and local mirrors; http only."""
+    hostname, so allowlist, ids and output URLs are unchanged. For tests and local mirrors. https URLs of
+    a mapped host go to the target too (as a CONNECT), never to the real site."""
 
     def __init__(self, host_map: dict[str, Any]):
         self.host_map = {h: (str(v[0]), int(v[1])) for h, v in host_map.items()}
@@ -169,7 +150,7 @@ class HostMapMiddleware:
     def process_request(self, request: Request) -> None:
         parts = urlsplit(request.url)
         target = self.host_map.get(host_of(request.url) or "")
-        if target is not None and parts.scheme == "http":
+        if target is not None and parts.scheme in ("http", "https"):
             request.meta["proxy"] = f"http://{target[0]}:{target[1]}"
             request.meta["dr_host_mapped"] = True
         elif request.meta.pop("dr_host_mapped", None):

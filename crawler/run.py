@@ -49,6 +49,7 @@ def make_config(
     resume: bool = False,
     host_map_file: Path | None = None,
     allow_private: bool = False,
+    allow_dns: bool = False,
     user_agent: str = DEFAULT_USER_AGENT,
     quiet: bool = False,
     shard_docs: int = 1000,
@@ -95,6 +96,7 @@ def make_config(
         resume=resume,
         host_map=host_map,
         allow_private=allow_private,
+        allow_dns=allow_dns,
         user_agent=user_agent,
         quiet=quiet,
         shard_docs=shard_docs,
@@ -133,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--host-map", type=Path)
     ap.add_argument("--allow-private", action="store_true")
+    ap.add_argument("--allow-dns", action="store_true", help="with --host-map: look unmapped hosts up (else refused)")
     ap.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--shard-docs", type=int, default=1000)
@@ -154,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             host_map_file=args.host_map,
             allow_private=args.allow_private,
+            allow_dns=args.allow_dns,
             user_agent=args.user_agent,
             quiet=args.quiet,
             shard_docs=args.shard_docs,

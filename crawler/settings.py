@@ -50,6 +50,10 @@ REDIRECT_MAX_TIMES = 5
 METAREFRESH_ENABLED = True  # meta-refresh targets pass the same safety middleware
 DEPTH_LIMIT = 0  # depth is counted by the crawler itself (sitemap entries count as depth 1)
 DNS_TIMEOUT = 10
+TWISTED_DNS_RESOLVER = "crawler.pinning.PinnedResolver"  # connections use the address the safety check accepted
+DRSEARCH_RESOLVE = "crawler.urls.system_resolve"  # host -> addresses (tests pass a recording resolver)
+DRSEARCH_ALLOW_DNS = False  # with a host map: unmapped hosts are refused unless --allow-dns
+DRSEARCH_MAX_LINKS_PER_PAGE = 1000
 
 # Broad-crawl friendly scheduling (breadth first)
 SCHEDULER_PRIORITY_QUEUE = "scrapy.pqueues.DownloaderAwarePriorityQueue"
@@ -98,6 +102,7 @@ _MANAGED_SETTINGS = {
     "JOBDIR": "--out",
     "DRSEARCH_HOST_MAP": "--host-map",
     "DRSEARCH_ALLOW_PRIVATE": "--allow-private",
+    "DRSEARCH_ALLOW_DNS": "--allow-dns",
     "DRSEARCH_MAX_PAGES_PER_DOMAIN": "--max-pages-per-domain",
     "DRSEARCH_MAX_DEPTH": "--max-depth",
     "DRSEARCH_QUIET": "--quiet",
@@ -129,6 +134,7 @@ def build_settings(config: CrawlConfig) -> dict[str, Any]:
             "JOBDIR": str(config.out_dir / "job"),
             "DRSEARCH_HOST_MAP": {h: list(t) for h, t in config.host_map.items()},
             "DRSEARCH_ALLOW_PRIVATE": config.allow_private,
+            "DRSEARCH_ALLOW_DNS": config.allow_dns,
             "DRSEARCH_MAX_PAGES_PER_DOMAIN": config.max_pages_per_domain,
             "DRSEARCH_MAX_DEPTH": config.max_depth,
             "DRSEARCH_QUIET": config.quiet,

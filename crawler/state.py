@@ -29,7 +29,7 @@ from indexer.layout import atomic_write_bytes
 SKIP_REASONS = (
     "robots", "offsite", "duplicate", "near_duplicate", "content_type", "too_large", "private_address",
     "redirect_offsite", "redirect_limit", "redirect_loop", "timeout", "error", "http_status", "empty", "depth",
-    "page_limit",
+    "page_limit", "unmapped_host",
 )
 EXAMPLES_PER_REASON = 50
 _NEAR_WS = re.compile(r"\W+", re.UNICODE)

@@ -6,6 +6,7 @@ re-run them on a deeper candidate list until k results come back (no short lists
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from indexer.errors import QueryError
 from ranker.hit import Hit
 
-_ISO_DATE_PREFIX = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+_ISO_DATE_PREFIX = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")  # ASCII digits only, unlike \d
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,8 @@ class SourceFilter:
                 raise QueryError(f"unknown category '{c}' (known: {', '.join(sorted(CATEGORIES))})", field="categories")
         for name in ("published_after", "published_before"):
             value = getattr(self, name)
-            if value is not None and not _ISO_DATE_PREFIX.fullmatch(value):
-                raise QueryError(f"{name} must be YYYY, YYYY-MM or YYYY-MM-DD, got {value!r}", field=name)
+            if value is not None and (problem := date_prefix_problem(value)):
+                raise QueryError(f"{name} {problem}", field=name)
 
     def accepts(self, passage_id: str, meta: SourceMeta | None) -> bool:
         host = meta.host if meta else None
@@ -76,6 +77,19 @@ class SourceFilter:
             if self.published_before and published[: len(self.published_before)] > self.published_before:
                 return False
         return True
+
+
+def date_prefix_problem(value: str) -> str | None:
+    """Why `value` is not a real calendar date (or month, or year) as YYYY[-MM[-DD]], or None when it is."""
+    m = _ISO_DATE_PREFIX.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        return f"must be YYYY, YYYY-MM or YYYY-MM-DD with ASCII digits, got {value!r}"
+    year, month, day = (int(g) if g else 1 for g in m.groups())
+    try:
+        dt.date(year, month, day)
+    except ValueError as exc:
+        return f"is not a calendar date: {value!r} ({exc})"
+    return None
 
 
 def _under(host: str, domain: str) -> bool:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ranker.filters import SourceFilter, normalise_domain_list
+from ranker.filters import SourceFilter, date_prefix_problem, normalise_domain_list
+from ranker.query import surrogate_at
 from ranker.settings import Fusion, Mode
 
-DATE_PATTERN = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+DATE_PATTERN = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"  # ASCII digits; the calendar is checked too
 
 
 class RequestOptions(BaseModel):
@@ -38,6 +39,22 @@ class RequestOptions(BaseModel):
     published_before: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
     max_per_domain: int | None = Field(None, ge=1, le=100, description="At most N hits per site")
     per_doc: int | None = Field(None, ge=0, le=100, description="Passages per document (0 = no collapse; default 1)")
+
+    @field_validator("include_domains", "exclude_domains", "categories")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        """A lone UTF-16 surrogate (JSON "\\ud800") cannot reach the matcher, JNI or a UTF-8 response."""
+        for i, text in enumerate(value or ()):
+            if isinstance(text, str) and (at := surrogate_at(text)) is not None:
+                raise ValueError(f"contains a lone UTF-16 surrogate (item {i}, character {at}); send valid Unicode text")
+        return value
+
+    @field_validator("published_after", "published_before")
+    @classmethod
+    def _calendar_date(cls, value: str | None) -> str | None:
+        if value is not None and (problem := date_prefix_problem(value)):
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _normalise(self) -> "RequestOptions":
@@ -67,3 +84,6 @@ class SearchOptions(RequestOptions):
     authority_weight: float | None = Field(None, ge=0.0, le=1.0, description="Authority prior strength; 0 = off")
     fusion: Fusion | None = Field(None, description="Hybrid fusion: rrf | convex | rescore")
     k0: int | None = Field(None, ge=1, le=10_000, description="Candidates per leg before fusion")
+    max_candidates: int | None = Field(None, ge=1, description="Per query and leg across deepening rounds (None: the setting)")
+    deadline: float | None = Field(None, description="time.monotonic() after which the search stops (checked between stages)")
+    partial: bool = Field(False, description="At the deadline: the hits ranked so far (flagged) instead of DeadlineExceeded")

@@ -20,6 +20,8 @@ from indexer import layout
 from indexer.columns import COLUMNS_DIR, Columns
 from indexer.errors import IndexFormatError, QueryError
 from indexer.store import PassageRow, Store
+from ranker import budget
+from ranker.budget import RankedList
 from ranker.filters import SourceFilter, SourceMeta, diversify
 from ranker.options import SearchOptions
 from ranker.query import CleanQuery, clean_query
@@ -161,6 +163,7 @@ class SearchPipeline:
         if vectors is not None and len(vectors) != len(texts):
             raise ValueError(f"{len(vectors)} query vectors for {len(texts)} queries")
         if VECTOR in legs and vectors is None:  # once, not again when a filtered list is deepened
+            budget.check(options.deadline, "before encoding the queries")
             vectors = self.dense.encode(texts)
         # A caller who names the domains wants results from them, however many per domain.
         max_per_domain = None if filters.include_domains else options.max_per_domain
@@ -168,34 +171,46 @@ class SearchPipeline:
         weight = self.settings.authority_weight if options.authority_weight is None else options.authority_weight
         fusion_name = options.fusion or self.settings.fusion
         size = self.lexical.size
-        depth = min(size, max(options.k0 or self.settings.k0, options.k))
+        cap = max(options.k, options.max_candidates or self.settings.max_candidates)  # hard bound on work per query
+        depth = min(size, cap, max(options.k0 or self.settings.k0, options.k))
         if filters.active or max_per_domain or per_doc:
-            depth = min(size, max(depth, options.k * 3))
+            depth = min(size, cap, max(depth, options.k * 3))
         results: list[list[Hit] | None] = [None] * len(texts)
         pending = list(range(len(texts)))
+        so_far: dict[int, RankedList] = {}  # best list of each pending query yet (returned if the deadline passes)
         while pending:
+            if budget.passed(options.deadline):
+                if not options.partial:
+                    budget.check(options.deadline, f"before candidates of depth {depth}")
+                for i in pending:
+                    results[i] = so_far.get(i) or RankedList.of([], examined=0, exhausted=False, partial=True)
+                break
             runs = self._retrieve([texts[i] for i in pending], legs, depth, fusion_name,
                                   None if vectors is None else vectors[pending], filters)  # fmt: skip
             still: list[int] = []
             if LEXICAL in legs:  # an empty lexical run may mean the query has no searchable term at all
                 self._refuse_termless(texts, [i for i, (c, _) in zip(pending, runs) if not any(h.bm25 for h in c)])
             for i, (candidates, exhausted) in zip(pending, runs):
+                if not options.partial:  # reranking 64 deep lists takes seconds: stop between queries too
+                    budget.check(options.deadline, "while ranking")
                 final = self._authority_rerank(candidates, weight, fused_by_score=len(legs) > 1)  # ranked 1..n
                 if filters.active:
                     accepts, meta = filters.accepts, self.source_meta
                     final = [h for h in final if accepts(h.passage_id, meta(h.passage_id))]
                 if per_doc or max_per_domain:
                     final = list(diversify(final, self.source_meta, per_doc=per_doc, max_per_domain=max_per_domain))
-                if len(final) >= options.k or exhausted or depth >= size:
-                    top = final[: options.k]
-                    if any(h.rank != r for r, h in enumerate(top, 1)):
-                        top = [h._replace(rank=r) for r, h in enumerate(top, 1)]  # filters or caps left gaps
-                    results[i] = top
+                top = final[: options.k]
+                if any(h.rank != r for r, h in enumerate(top, 1)):
+                    top = [h._replace(rank=r) for r, h in enumerate(top, 1)]  # filters or caps left gaps
+                complete = len(final) >= options.k or exhausted or depth >= size
+                if complete or depth >= cap:
+                    results[i] = RankedList.of(top, examined=len(candidates), exhausted=complete)
                 else:
+                    so_far[i] = RankedList.of(top, examined=len(candidates), exhausted=False, partial=True)
                     still.append(i)
             pending = still
-            depth = min(size, depth * 4)
-        return [r or [] for r in results]
+            depth = min(size, cap, depth * 4)
+        return [r if r is not None else RankedList() for r in results]
 
     def _refuse_termless(self, texts: list[str], which) -> None:
         """QueryError for the first query the analyzer leaves without terms (stopwords, operators, symbols)."""
@@ -282,9 +297,11 @@ class SearchPipeline:
     def batch_search(self, queries: list[str], options: SearchOptions = SearchOptions(), vectors=None
                      ) -> list[list[Result]]:  # fmt: skip
         ranked = self.rank(queries, options, vectors)
+        if not options.partial:
+            budget.check(options.deadline, "before reading the passages")
         rows = self.store.passages_by_id(h.passage_id for hits in ranked for h in hits)
         return [
-            [Result(hit=h, passage=rows[h.passage_id], authority=self.authority_of(h.passage_id)) for h in hits]
+            hits.like(Result(hit=h, passage=rows[h.passage_id], authority=self.authority_of(h.passage_id)) for h in hits)
             for hits in ranked
         ]
 

@@ -21,8 +21,19 @@ def clean_query(query: object, *, field: str = "query") -> CleanQuery:
     text = query.strip()
     if not text:
         raise QueryError("query is empty", field=field)
+    if (at := surrogate_at(text)) is not None:
+        raise QueryError(f"query contains a lone UTF-16 surrogate at character {at} (not valid Unicode text)", field=field)
     if len(text) > MAX_QUERY_CHARS:
         raise QueryError(f"query is longer than {MAX_QUERY_CHARS} characters ({len(text)})", field=field)
     if not any(ch.isalnum() for ch in text):
         raise QueryError("query has no searchable terms (only punctuation or symbols)", field=field)
     return CleanQuery(text)
+
+
+def surrogate_at(text: str) -> int | None:
+    """Index of the first lone surrogate in `text` (JSON "\\ud800" decodes to one; it cannot be UTF-8 encoded), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None

@@ -16,6 +16,7 @@ class SearchSettings(BaseSettings):
 
     mode: Mode = "hybrid"  # falls back to bm25 for an index built without the dense leg
     k0: int = Field(100, ge=1, le=10_000)  # candidates per leg before fusion
+    max_candidates: int = Field(10_000, ge=1)  # per query: filtered lists are deepened up to this, no further
     fusion: Fusion = "convex"
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(0.5, ge=0.0, le=1.0)  # convex: weight of the dense leg

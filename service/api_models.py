@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ranker.options import RequestOptions
-from ranker.query import MAX_QUERY_CHARS, clean_query
+from ranker.query import MAX_QUERY_CHARS, clean_query, surrogate_at
 
 MAX_QUERIES = 64
 
@@ -33,6 +33,24 @@ class SearchRequest(RequestOptions):
     dedupe_across_queries: bool = Field(
         False, description="Drop a passage already returned for an earlier query of this request (lists refilled to k)"
     )
+    timeout_ms: int | None = Field(
+        None, ge=1, le=600_000, description="Deadline for this request in ms; the server's limit applies when it is lower "
+        "(504 deadline_exceeded when passed)",
+    )  # fmt: skip
+    allow_partial: bool = Field(
+        False, description="At the deadline, return the hits ranked so far (lists flagged `partial`) instead of a 504"
+    )
+
+    @field_validator("queries", "query")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        """A lone UTF-16 surrogate (JSON "\\ud800") cannot reach the tokenizer, JNI or a UTF-8 response
+        (domains and categories are checked the same way by `RequestOptions`)."""
+        for i, text in enumerate([value] if isinstance(value, str) else value or []):
+            if (at := surrogate_at(text)) is not None:
+                where = f"item {i}, " if not isinstance(value, str) else ""
+                raise ValueError(f"contains a lone UTF-16 surrogate ({where}character {at}); send valid Unicode text")
+        return value
 
     @model_validator(mode="after")
     def _one_of_query_queries(self) -> "SearchRequest":
@@ -94,6 +112,10 @@ class SearchHit(BaseModel):
 class QueryResult(BaseModel):
     query: str
     hits: list[SearchHit]
+    exhausted: bool = Field(True, description="False: fewer than k hits because the candidate cap (or the deadline) "
+                            "stopped the search; more matches may exist")  # fmt: skip
+    candidates_examined: int | None = Field(None, description="Candidates ranked and filtered for this query")
+    partial: bool = Field(False, description="Only with allow_partial: the deadline passed and these are the hits so far")
 
 
 class SearchResponse(BaseModel):
@@ -167,7 +189,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the given error statuses, all with the error shape."""
     text = {
         400: "Unusable query or option", 401: "Missing or wrong X-API-Key", 403: "Admin endpoints disabled",
-        404: "Unknown id", 413: "Request body too large", 422: "Invalid request body or parameters",
-        500: "Internal error", 503: "Index not loaded",
+        404: "Unknown id", 408: "Request head or body too slow", 409: "Build refused (index_invalid)",
+        413: "Request body too large", 422: "Invalid request body or parameters", 429: "Overloaded: retry after Retry-After",
+        500: "Internal error or index data fault", 503: "Index not loaded", 504: "Deadline exceeded",
     }  # fmt: skip
     return {c: {"model": ErrorResponse, "description": text.get(c, "Error")} for c in codes}

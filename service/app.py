@@ -7,7 +7,6 @@ settings from DRSEARCH_SERVE_* env vars).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import os
@@ -21,11 +20,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import Response
 
+from backends.lucene.jvm import heap_bytes as jvm_heap_bytes
+from backends.lucene.jvm import start_jvm
 from backends.threads import set_budget, worker_budget
-from indexer.errors import DrsearchError
+from indexer import layout
+from indexer.lifeline import die_with_parent
 from service.api_models import (
     AGENT_FIELDS,
     DocumentResponse,
@@ -36,9 +38,12 @@ from service.api_models import (
     SearchResponse,
     error_responses,
 )
+from service.admission import Admission, RateLimiter, request_cost
+from service.auth import require_admin_key, require_api_key
 from service.batching import MicroBatcher
-from service.errors import ApiError, install_error_handlers
-from service.index_state import IndexState, LRUCache, Snapshot
+from service.guard import deadline_for, within
+from service.errors import ApiError, SafeJSONResponse, install_error_handlers
+from service.index_state import IndexState, LRUCache, Snapshot, public_manifest
 from service.metrics import Metrics
 from service.middleware import RequestMiddleware, StartupErrorMiddleware
 from service.page import router as page_router
@@ -61,6 +66,8 @@ class ServiceState:
     settings: ServiceSettings
     metrics: Metrics
     cache: LRUCache
+    admission: Admission
+    limiter: RateLimiter | None = None
     executor: ThreadPoolExecutor | None = None
     index: IndexState | None = None
     batcher: MicroBatcher | None = None
@@ -70,16 +77,10 @@ class ServiceState:
 
 
 def _open_pipeline(build: Path, *, warmup: bool):
-    from ranker.pipeline import SearchOptions, SearchPipeline
-    from ranker.settings import SearchSettings
+    """The build's pipeline once every leg opened and answered a warm-up query (else IndexInvalidError)."""
+    from service.validate import open_validated
 
-    pipeline = SearchPipeline.open(build, SearchSettings())
-    if warmup:  # load the dense model and the filter table now, not on the first request
-        try:
-            pipeline.search("warm up the search index", SearchOptions(k=1))
-        except DrsearchError as exc:
-            log.warning("warm-up query failed: %s", exc)
-    return pipeline
+    return open_validated(build, load_model=warmup)
 
 
 def _set_torch_threads(n: int) -> int | None:
@@ -127,6 +128,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         st.index.on_swap.append(lambda snap: _on_swap(st, snap))
         watcher = None
         try:
+            await asyncio.get_running_loop().run_in_executor(st.executor, start_jvm, settings.jvm_heap)
             await asyncio.get_running_loop().run_in_executor(st.executor, st.index.load)
             st.batcher = MicroBatcher(
                 st.executor, window_s=settings.batch_window_ms / 1000.0, max_queries=settings.batch_max_queries,
@@ -147,14 +149,17 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 _set_torch_threads(torch_before)
 
     app = FastAPI(
-        title="drsearch", version=API_VERSION, lifespan=lifespan,
+        title="drsearch", version=API_VERSION, lifespan=lifespan, default_response_class=SafeJSONResponse,
         description="Batch-first paragraph-level hybrid search with authority-aware ranking. "
         "Every error is `{\"error\": {\"code\", \"message\", \"field\"}}`.",
     )  # fmt: skip
     metrics = Metrics()
-    app.state.svc = ServiceState(settings=settings, metrics=metrics, cache=LRUCache(settings.cache_size))
+    limiter = RateLimiter(settings.rate_limit_qps, settings.rate_limit_burst) if settings.rate_limit_qps and settings.api_key else None
+    app.state.svc = ServiceState(settings=settings, metrics=metrics, cache=LRUCache(settings.cache_size, settings.cache_max_bytes),
+                                 admission=Admission(settings.queue_units, settings.retry_after_s), limiter=limiter)  # fmt: skip
     install_error_handlers(app)
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics,
+                       body_timeout_s=settings.body_timeout_s, api_key=settings.api_key, admin_key=settings.admin_key)  # fmt: skip
     app.add_middleware(StartupErrorMiddleware)
     _add_routes(app)
     app.include_router(page_router)  # GET /: the search page for people
@@ -162,12 +167,22 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """App factory for `uvicorn --factory` / multi-worker serving: settings from the environment."""
+    """App factory for `uvicorn --factory` / multi-worker serving: settings from the environment.
+
+    A worker process of `serve --workers N` dies with its master, so a killed master leaves no
+    worker holding the port; uvicorn's supervisor restarts a worker that dies.
+    """
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        die_with_parent(parent.pid)
     return create_app(ServiceSettings())
 
 
 async def _watch(st: ServiceState, every_s: float) -> None:
     """Follow `current`: reload when it points at another build (each worker process does this itself)."""
+    last_failure = ""
     while True:
         await asyncio.sleep(every_s)
         if st.index is None:
@@ -175,9 +190,12 @@ async def _watch(st: ServiceState, every_s: float) -> None:
         try:
             swapped, old, new = await st.index.reload()
         except Exception as exc:  # noqa: BLE001 - a broken new build must not stop the serving one
-            st.metrics.reloads.labels("failed").inc()
-            log.warning("watch: reload failed, still serving the loaded build: %s", exc)
+            if str(exc) != last_failure:  # the same refused build: counted and logged once, not every tick
+                last_failure = str(exc)
+                st.metrics.reloads.labels("failed").inc()
+                log.warning("watch: build refused, still serving the loaded one: %s", exc)
             continue
+        last_failure = ""
         if swapped:
             st.metrics.reloads.labels("swapped").inc()
             log.info("watch: reloaded %s -> %s", old, new)
@@ -186,7 +204,7 @@ async def _watch(st: ServiceState, every_s: float) -> None:
 def _on_swap(st: ServiceState, snap: Snapshot) -> None:
     st.cache.clear()
     p = snap.pipeline
-    st.metrics.set_index(snap.version, str(p.build_dir), p.default_mode, p.authority_info["content_hash"] or "")
+    st.metrics.set_index(snap.version, f"{layout.BUILDS_DIR}/{Path(p.build_dir).name}", p.default_mode, p.authority_info["content_hash"] or "")
 
 
 def _svc(request: Request) -> ServiceState:
@@ -206,34 +224,14 @@ def _snapshot(st: ServiceState) -> Iterator[Snapshot]:
         index.release(snap)
 
 
-# --------------------------------------------------------------------------------------------- auth
-
-
-def _key_matches(given: str | None, expected: str) -> bool:
-    return given is not None and hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
-
-
-def require_api_key(request: Request, x_api_key: str | None = Header(None, description="Required when the server sets DRSEARCH_API_KEY")) -> None:
-    expected = _svc(request).settings.api_key
-    if expected and not _key_matches(x_api_key, expected):
-        raise ApiError(401, "unauthorized", "missing or wrong X-API-Key", "X-API-Key")
-
-
-def require_admin_key(request: Request, x_api_key: str | None = Header(None, description="Must equal DRSEARCH_ADMIN_KEY")) -> None:
-    expected = _svc(request).settings.admin_key
-    if not expected:
-        raise ApiError(403, "admin_disabled", "admin endpoints are disabled (DRSEARCH_ADMIN_KEY is not set)")
-    if not _key_matches(x_api_key, expected):
-        raise ApiError(401, "unauthorized", "missing or wrong X-API-Key", "X-API-Key")
-
-
 # --------------------------------------------------------------------------------------------- search
 
 
 def _cache_key(version: str, body: SearchRequest, mode: str) -> str:
     """The request as the cache sees it: every field of the model (options included, domains
-    already normalised, queries already cleaned), with the mode resolved and `query` as `queries`."""
-    key = body.model_dump(mode="json", exclude={"query", "queries"})
+    already normalised, queries already cleaned), with the mode resolved and `query` as `queries`;
+    not the deadline asked for."""
+    key = body.model_dump(mode="json", exclude={"query", "queries", "timeout_ms"})
     key.update(v=version, queries=body.query_list, mode=mode)
     return json.dumps(key, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
@@ -250,13 +248,18 @@ def _format(results: list[list[Any]], texts: list[str], body: SearchRequest) -> 
             seen.update(r.hit.passage_id for r in kept)
             rows = [replace(r, hit=r.hit.with_(rank=i)) for i, r in enumerate(kept, 1)]
         hits = [result_dict(r, text, snippet_chars=body.snippet_chars, return_text=body.return_text) for r in rows]
-        out.append({"query": text, "hits": hits})
+        entry = {"query": text, "hits": hits, "exhausted": getattr(rows, "exhausted", True),
+                 "candidates_examined": getattr(rows, "examined", None)}  # fmt: skip
+        if getattr(rows, "partial", False):
+            entry["partial"] = True
+        out.append(entry)
     return out
 
 
-async def _search(request: Request, body: SearchRequest) -> JSONResponse:
+async def _search(request: Request, body: SearchRequest) -> Response:
     started = time.perf_counter()
     st = _svc(request)
+    deadline, budget_s = deadline_for(body.timeout_ms, st.settings.deadline_ms)
     texts = body.query_list  # cleaned by the request model
     request.state.n_queries = len(texts)
     with _snapshot(st) as snap:
@@ -264,7 +267,8 @@ async def _search(request: Request, body: SearchRequest) -> JSONResponse:
         mode = pipeline.resolve_mode(body.mode)
         request.state.mode = mode
         k = body.k * len(texts) if body.dedupe_across_queries and len(texts) > 1 else body.k
-        options = body.to_search(k=k, mode=mode)
+        options = body.to_search(k=k, mode=mode, max_candidates=st.settings.max_candidates, deadline=deadline,
+                                 partial=body.allow_partial)  # fmt: skip
         key = _cache_key(snap.version, body, mode)
         payload = st.cache.get(key)
         st.metrics.queries.labels(mode).inc(len(texts))
@@ -274,18 +278,48 @@ async def _search(request: Request, body: SearchRequest) -> JSONResponse:
         else:
             st.metrics.cache_misses.inc()
             request.state.cache = "miss"
+            release = _admit(st, request, len(texts), body.k, mode)
             if st.settings.batching and st.batcher is not None:
-                results = await st.batcher.submit(pipeline, options, texts)
+                work = asyncio.ensure_future(st.batcher.submit(pipeline, options, texts))
             else:
                 st.metrics.observe_batch(1, len(texts))
-                results = await st.run(pipeline.batch_search, texts, options)
-            payload = await st.run(_format, results, texts, body)
-            st.cache.put(key, payload)
-    return JSONResponse({
-        "request_id": request.state.request_id, "index_version": snap.version,
-        "took_ms": round((time.perf_counter() - started) * 1000.0, 3), "mode": mode,
-        "cached": request.state.cache == "hit", "results": payload,
-    })  # fmt: skip
+                work = asyncio.ensure_future(st.run(pipeline.batch_search, texts, options))
+            work.add_done_callback(lambda _: release())  # units held until the work stops, not until the 504
+            try:
+                results = await within(deadline, budget_s, asyncio.shield(work), partial=body.allow_partial)
+            except BaseException:
+                work.add_done_callback(_consume)
+                raise
+            entries = await st.run(_format, results, texts, body)
+            payload = await st.run(_encode, entries)
+            if not any(entry.get("partial") for entry in entries):
+                st.cache.put(key, payload)
+    meta = {"request_id": request.state.request_id, "index_version": snap.version,
+            "took_ms": round((time.perf_counter() - started) * 1000.0, 3), "mode": mode, "cached": request.state.cache == "hit"}  # fmt: skip
+    head = json.dumps(meta, ensure_ascii=False, separators=(",", ":"))[:-1].encode()
+    return Response(head + b',"results":' + payload + b"}", media_type="application/json")
+
+
+def _encode(entries: list[dict[str, Any]]) -> bytes:
+    """The `results` array as JSON bytes: what the byte-bounded cache holds and the response embeds."""
+    return json.dumps(entries, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _admit(st: ServiceState, request: Request, n_queries: int, k: int, mode: str) -> Callable[[], None]:
+    """Admission (per-key rate limit, then the cost-weighted queue) -> its release, or 429 at once."""
+    try:
+        if st.limiter is not None:
+            st.limiter.take(request.headers.get("x-api-key", ""), n_queries)
+        return st.admission.take(request_cost(n_queries, k, mode))
+    except ApiError as exc:
+        st.metrics.rejected.labels(exc.code).inc()
+        raise
+
+
+def _consume(task: asyncio.Future) -> None:
+    """Retrieve the outcome of work whose caller stopped waiting (no 'exception never retrieved' warning)."""
+    if not task.cancelled():
+        task.exception()
 
 
 # --------------------------------------------------------------------------------------------- tool schema
@@ -328,14 +362,14 @@ def tool_schema() -> dict[str, Any]:
 
 
 def _add_routes(app: FastAPI) -> None:
-    search_errors = error_responses(400, 401, 413, 422, 500, 503)
+    search_errors = error_responses(400, 401, 408, 413, 422, 429, 500, 503, 504)
 
     @app.post(
         "/v1/search", response_model=None, tags=["search"],
         responses={200: {"model": SearchResponse, "description": "One ranked hit list per query, in request order"}, **search_errors},
         dependencies=[Depends(require_api_key)],
     )  # fmt: skip
-    async def search(request: Request, body: SearchRequest) -> JSONResponse:
+    async def search(request: Request, body: SearchRequest) -> Response:
         """Search a batch of queries (1-64) sharing one set of options."""
         return await _search(request, body)
 
@@ -388,11 +422,11 @@ def _add_routes(app: FastAPI) -> None:
         with _snapshot(st) as snap:
             p = snap.pipeline
             return {
-                "version": snap.version, "build_dir": str(p.build_dir), "root": str(st.settings.index),
+                "version": snap.version, "build_dir": f"{layout.BUILDS_DIR}/{Path(p.build_dir).name}",
                 "default_mode": p.default_mode, "has_dense": p.has_dense,
                 "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.loaded_at)),
                 "authority": p.authority_info,
-                "manifest": p.manifest.as_json(),
+                "manifest": public_manifest(p.manifest.as_json()),
             }  # fmt: skip
 
     @app.get("/metrics", tags=["ops"], response_class=Response,
@@ -400,7 +434,14 @@ def _add_routes(app: FastAPI) -> None:
     async def metrics(request: Request) -> Response:
         """Prometheus metrics of this worker process."""
         st = _svc(request)
-        st.metrics.cache_entries.set(len(st.cache))
+        m = st.metrics
+        m.cache_entries.set(len(st.cache))
+        m.cache_bytes.set(st.cache.bytes)
+        m.queue_units.set(st.admission.in_use)
+        m.queue_requests.set(st.admission.requests)
+        if (heap := jvm_heap_bytes()) is not None:
+            m.jvm_heap.labels("used").set(heap[0])
+            m.jvm_heap.labels("max").set(heap[1])
         return Response(st.metrics.render(), media_type=st.metrics.content_type)
 
     @app.get("/v1/tool-schema", tags=["search"])
@@ -410,7 +451,7 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.post(
         "/v1/admin/reload", response_model=ReloadResponse, tags=["admin"],
-        responses=error_responses(401, 403, 422, 500, 503), dependencies=[Depends(require_admin_key)],
+        responses=error_responses(401, 403, 409, 422, 500, 503), dependencies=[Depends(require_admin_key)],
     )  # fmt: skip
     async def reload(request: Request, force: bool = Query(False, description="Reopen even if `current` is unchanged")) -> Any:
         """Open the newest `current` build and swap it in atomically; in-flight requests finish on the old one."""
@@ -420,7 +461,7 @@ def _add_routes(app: FastAPI) -> None:
         started = time.perf_counter()
         try:
             swapped, old, new = await st.index.reload(force=force)
-        except DrsearchError:
+        except Exception:  # refused (409 index_invalid) or unexpected (500): the old build keeps serving either way
             st.metrics.reloads.labels("failed").inc()
             raise
         st.metrics.reloads.labels("swapped" if swapped else "unchanged").inc()

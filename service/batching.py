@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ranker import budget
+
 Outcome = Any  # one call's results (list[list[ranker.pipeline.Result]]) or the exception it raised
 
 
@@ -115,11 +117,17 @@ def search_together(pipeline: Any, calls: list[SearchCall]) -> list[Outcome]:
     vectors = _encode_once(pipeline, calls)
     outcomes: list[Outcome] = [None] * len(calls)
     by_options: dict[Any, list[int]] = {}
-    for i, call in enumerate(calls):
-        by_options.setdefault(call.options, []).append(i)
+    for i, call in enumerate(calls):  # grouped by options except the deadline, which differs per call
+        by_options.setdefault(call.options.model_copy(update={"deadline": None}), []).append(i)
     for options, members in by_options.items():
-        group = _search_isolated(pipeline, options, [calls[i] for i in members], [vectors[i] for i in members])
+        # The group runs to the latest of its deadlines; each call then keeps its own.
+        deadlines = [calls[i].options.deadline for i in members]
+        latest = None if None in deadlines else max(deadlines)
+        group = _search_isolated(pipeline, options.model_copy(update={"deadline": latest}), [calls[i] for i in members],
+                                 [vectors[i] for i in members])  # fmt: skip
         for i, outcome in zip(members, group):
+            if not isinstance(outcome, BaseException) and not options.partial and budget.passed(calls[i].options.deadline):
+                outcome = budget.DeadlineExceeded("search deadline passed while batched with others", field="timeout_ms")
             outcomes[i] = outcome
     return outcomes
 

@@ -38,6 +38,9 @@ def crawl_command(
             "addresses stay refused.",
         ),
     ] = False,
+    allow_dns: Annotated[
+        bool, typer.Option("--allow-dns", help="With --host-map: look unmapped hosts up in DNS (default: refuse them).")
+    ] = False,
     user_agent: Annotated[
         str, typer.Option("--user-agent", help="Sent on every request; robots.txt groups match its product token.")
     ] = DEFAULT_USER_AGENT,
@@ -61,6 +64,7 @@ def crawl_command(
         resume=resume,
         host_map_file=host_map,
         allow_private=allow_private,
+        allow_dns=allow_dns,
         user_agent=user_agent,
         quiet=quiet,
         shard_docs=shard_docs,

@@ -5,7 +5,10 @@ Library exceptions (typed, in `indexer.errors`) are mapped to status codes here,
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,26 +16,38 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indexer.errors import BackendUnavailable, ConfigError, DrsearchError, IndexFormatError, QueryError
+from ranker.budget import DeadlineExceeded
 
 log = logging.getLogger("drsearch.service")
 
 STATUS_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    406: "not_acceptable", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_request",
-    429: "too_many_requests", 499: "client_closed_request", 500: "internal_error", 503: "unavailable",
+    406: "not_acceptable", 408: "request_timeout", 409: "conflict", 413: "payload_too_large",
+    415: "unsupported_media_type", 422: "invalid_request", 429: "too_many_requests", 499: "client_closed_request",
+    500: "internal_error", 503: "unavailable", 504: "deadline_exceeded",
 }  # fmt: skip
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that always encodes: a lone surrogate echoed from a request (a field name, a bad value)
+    is written as its JSON escape `\\udXXX` instead of failing the UTF-8 encoding with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
 
 
 class ApiError(StarletteHTTPException):
     """An HTTP error with the API's `{"error": {code, message, field}}` body."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(status_code=status, detail=message)
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None):  # fmt: skip
+        super().__init__(status_code=status, detail=message, headers=headers)
         self.code, self.message, self.field = code, message, field
 
 
 def error_json(status: int, code: str, message: str, field: str | None = None, headers=None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status, headers=headers)
+    return SafeJSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -55,25 +70,48 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc, ApiError):
-            return error_json(exc.status_code, exc.code, exc.message, exc.field)
+            return error_json(exc.status_code, exc.code, exc.message, exc.field, headers=exc.headers)
         code = STATUS_CODES.get(exc.status_code, "http_error")
         return error_json(exc.status_code, code, str(exc.detail), None, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(DrsearchError)
     async def on_drsearch_error(request: Request, exc: DrsearchError) -> JSONResponse:
+        from service.validate import IndexInvalidError
+
         if isinstance(exc, QueryError):
             return error_json(400, "invalid_query", exc.message, exc.field)
-        if isinstance(exc, IndexFormatError):  # e.g. mode=dense on an index built without the dense leg
+        if isinstance(exc, DeadlineExceeded):
+            return error_json(504, "deadline_exceeded", exc.message, exc.field)
+        if isinstance(exc, IndexInvalidError):  # a reload refused: the served build is unchanged
+            return error_json(409, "index_invalid", f"build refused, still serving the loaded one: {exc}", None)
+        if isinstance(exc, IndexFormatError) and exc.field == "mode":  # mode=dense on an index built without it
             return error_json(400, "unsupported_by_index", exc.message, exc.field)
         if isinstance(exc, BackendUnavailable):  # the cluster is down or refused: retry later, not a bad request
             log.error("search backend unavailable on %s: %s", request.url.path, exc)
             return error_json(503, "backend_unavailable", str(exc), exc.field)
+        if isinstance(exc, IndexFormatError):  # the served files went bad after validation: our fault, not the caller's
+            return _index_corrupt(request, str(exc))
         if isinstance(exc, ConfigError):
             log.error("configuration error while serving %s: %s", request.url.path, exc)
             return error_json(503, "config_error", exc.message, exc.field)
         return error_json(400, "bad_request", exc.message, exc.field)
 
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def on_store_error(request: Request, exc: sqlite3.DatabaseError) -> JSONResponse:
+        return _index_corrupt(request, f"store: {type(exc).__name__}: {exc}")
+
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_json(500, "internal_error", "internal server error", None)
+
+
+_reported_faults: set[str] = set()
+
+
+def _index_corrupt(request: Request, fault: str) -> JSONResponse:
+    """500 `index_corrupt`; each distinct fault (it names the file) is logged once, not per request."""
+    if fault not in _reported_faults:
+        _reported_faults.add(fault)
+        log.error("index data fault while serving %s: %s", request.url.path, fault)
+    return error_json(500, "index_corrupt", "the served index has a data fault; the operator has been told (see the server log)")

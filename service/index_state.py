@@ -20,6 +20,7 @@ from typing import Any
 import cachetools
 
 from indexer import layout
+from indexer.errors import IndexFormatError
 
 log = logging.getLogger("drsearch.service")
 
@@ -49,11 +50,12 @@ class IndexState:
         self._lock = threading.Lock()
         self._reload_lock = asyncio.Lock()
         self.current: Snapshot | None = None
+        self.refused: tuple[Path, Exception] | None = None  # the last build that failed to open, and why
         self.on_swap: list[Callable[[Snapshot], None]] = []
 
     def load(self) -> Snapshot:
         """Open the index's current build (blocking; used once at startup)."""
-        snap = Snapshot(self._opener(layout.resolve_build(self.index)))
+        snap = Snapshot(self._opener(_resolve(self.index)))
         self._install(snap)
         return snap
 
@@ -79,10 +81,17 @@ class IndexState:
         async with self._reload_lock:
             old = self.current
             old_version = old.version if old else ""
-            build = await loop.run_in_executor(self._executor, layout.resolve_build, self.index)
+            build = await loop.run_in_executor(self._executor, _resolve, self.index)
             if old is not None and not force and Path(build) == Path(old.pipeline.build_dir):
                 return False, old_version, old_version
-            pipeline = await loop.run_in_executor(self._executor, self._opener, build)
+            if not force and self.refused is not None and self.refused[0] == Path(build):
+                raise self.refused[1]  # not reopened every watch tick; `force` tries again
+            try:
+                pipeline = await loop.run_in_executor(self._executor, self._opener, build)
+            except Exception as exc:
+                self.refused = (Path(build), exc)
+                raise
+            self.refused = None
             new = Snapshot(pipeline)
             self._install(new)
             if old is not None:
@@ -121,12 +130,44 @@ class IndexState:
             snap.pipeline.close()
 
 
+def _resolve(index: Path) -> Path:
+    """The build `current` names; an unreadable manifest refuses it like any other broken leg."""
+    from service.validate import IndexInvalidError
+
+    try:
+        return layout.resolve_build(index)
+    except IndexFormatError as exc:
+        raise IndexInvalidError("manifest", exc.message, exc.where or str(index)) from None
+
+
+def public_manifest(value: Any) -> Any:
+    """The manifest as shown to clients: an absolute path (e.g. the corpus files it was built from)
+    becomes its last component, so the server's file layout is not disclosed."""
+    if isinstance(value, dict):
+        return {k: public_manifest(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [public_manifest(v) for v in value]
+    if isinstance(value, str) and value.startswith("/") and len(value) > 1:
+        return Path(value).name
+    return value
+
+
 class LRUCache(cachetools.LRUCache):
-    """The response cache: a bounded LRU (cachetools) used only from the event loop thread; 0 entries = off."""
+    """The response cache of encoded responses: an LRU (cachetools) bounded in bytes (each entry weighs
+    its length; a 64-query response with full texts is ~17 MB) and in entries; one entry takes at most a
+    quarter of the bytes. Used only from the event loop thread; 0 entries = off."""
 
-    def __init__(self, max_entries: int):
-        super().__init__(maxsize=max(0, max_entries))
+    def __init__(self, max_entries: int, max_bytes: int = 64 << 20):
+        super().__init__(maxsize=max(0, max_bytes), getsizeof=len)
+        self.max_entries = max_entries
 
-    def put(self, key: str, value: Any) -> None:
-        if self.maxsize > 0:
-            self[key] = value
+    @property
+    def bytes(self) -> int:
+        return int(self.currsize)
+
+    def put(self, key: str, value: bytes) -> None:
+        if self.max_entries <= 0 or len(value) > self.maxsize // 4:
+            return
+        self[key] = value
+        while len(self) > self.max_entries:
+            self.popitem()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, generate_latest,
+)  # fmt: skip
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -24,6 +26,12 @@ class Metrics:
         self.batch_queries = Histogram("drsearch_batch_queries", "Queries per pipeline batch", buckets=BATCH_BUCKETS, registry=r)
         self.index_info = Info("drsearch_index", "The index build being served", registry=r)
         self.reloads = Counter("drsearch_index_reloads", "Index reloads by outcome", ["outcome"], registry=r)
+        self.cache_bytes = Gauge("drsearch_cache_bytes", "Bytes held by the search cache", registry=r)
+        self.queue_units = Gauge("drsearch_queue_units", "Cost units of admitted search requests in flight (queue depth)", registry=r)
+        self.queue_requests = Gauge("drsearch_queue_requests", "Admitted search requests in flight", registry=r)
+        self.rejected = Counter("drsearch_rejected_requests", "Search requests refused at once, by reason", ["reason"], registry=r)
+        self.jvm_heap = Gauge("drsearch_jvm_heap_bytes", "JVM heap (BM25 searcher): used and max (-Xmx)", ["kind"], registry=r)
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, CPU seconds, open fds
         self.inflight = Gauge("drsearch_inflight_requests", "HTTP requests being handled (a scrape counts itself)", registry=r)  # fmt: skip
 
     def observe_batch(self, n_calls: int, n_queries: int) -> None:

@@ -3,6 +3,7 @@ and startup failures caused by bad configuration reported as one line."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from indexer.errors import DrsearchError
+from service.auth import early_auth_error
 from service.errors import STATUS_CODES, error_json
 from service.metrics import Metrics
 
@@ -19,6 +21,8 @@ log = logging.getLogger("drsearch.service")
 
 
 CLIENT_CLOSED = 499  # logged (as nginx does) when the client went away before sending its whole body
+# The metrics' `method` label takes only these; anything else is "other" (a label per random token would grow /metrics forever).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _TooLarge(Exception):
@@ -29,13 +33,20 @@ class _ClientGone(Exception):
     pass
 
 
+class _BodyTimeout(Exception):
+    pass
+
+
 class RequestMiddleware:
     """Request ids, body size limit (413), JSON access logs, request metrics, and the last-resort 500."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], max_body_bytes: int, metrics: Metrics):
+    def __init__(self, app: Callable[..., Awaitable[None]], max_body_bytes: int, metrics: Metrics, *,
+                 body_timeout_s: float = 30.0, api_key: str | None = None, admin_key: str | None = None):  # fmt: skip
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.body_timeout_s = body_timeout_s
+        self.api_key, self.admin_key = api_key, admin_key
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -56,11 +67,20 @@ class RequestMiddleware:
 
         self.metrics.inflight.inc()
         try:
+            denied = early_auth_error(scope.get("path", ""), _header(scope, b"x-api-key"), self.api_key, self.admin_key)
+            if denied is not None:  # before the body is read: no buffering or parsing for unauthenticated clients
+                await error_json(denied.status_code, denied.code, denied.message, denied.field,
+                                 headers={"connection": "close"})(scope, receive, send_wrapper)  # its body stays unread
+                return
             if scope.get("method") in ("POST", "PUT", "PATCH"):
                 receive = await self._buffer_body(scope, receive)
             await self.app(scope, receive, send_wrapper)
         except _ClientGone:  # nobody to answer: skip the work, record it
             status["code"] = CLIENT_CLOSED
+        except _BodyTimeout:
+            if status["code"] == 0:
+                message = f"request body not received within {self.body_timeout_s:g} s"
+                await error_json(408, "request_timeout", message, headers={"connection": "close"})(scope, receive, send_wrapper)
         except _TooLarge:
             if status["code"] == 0:
                 await error_json(413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes")(
@@ -78,11 +98,16 @@ class RequestMiddleware:
 
     async def _buffer_body(self, scope, receive):
         length = _header(scope, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+        if length is not None and length.isascii() and length.isdigit() and int(length) > self.max_body_bytes:
             raise _TooLarge
         chunks, size, more = [], 0, True
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s  # the whole body, not per chunk (trickling)
         while more:
-            message = await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _BodyTimeout from None
             if message["type"] != "http.request":
                 raise _ClientGone
             chunk = message.get("body", b"")
@@ -98,13 +123,14 @@ class RequestMiddleware:
         route = scope.get("route")
         endpoint = getattr(route, "path", None) or "unmatched"
         m = self.metrics
-        m.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
+        method = scope.get("method", "")
+        m.requests.labels(endpoint, method if method in KNOWN_METHODS else "other", str(status)).inc()
         m.latency.labels(endpoint, state.get("mode") or "").observe(elapsed)
         if status >= 400:
             m.errors.labels(endpoint, str(status), STATUS_CODES.get(status, "http_error")).inc()
         access_log.info(json.dumps({
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
-            "request_id": state.get("request_id"), "method": scope.get("method"), "path": scope.get("path"),
+            "request_id": state.get("request_id"), "method": (scope.get("method") or "")[:32], "path": (scope.get("path") or "")[:2048],
             "status": status, "ms": round(elapsed * 1000.0, 3), "n_queries": state.get("n_queries"),
             "mode": state.get("mode"), "cache": state.get("cache"),
         }, ensure_ascii=False))  # fmt: skip

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from indexer import layout
 from service.settings import ServiceSettings
+
+
+def uvicorn_options(settings: ServiceSettings, *, in_process: bool = True) -> dict[str, Any]:
+    """uvicorn settings shared by `serve` and the tests: the guarded h11 protocol (head timeout, JSON
+    400s) and the idle keep-alive timeout. Worker processes read the head timeout from the env."""
+    from service.http_protocol import GuardedH11Protocol
+
+    http: Any = "service.http_protocol:GuardedH11Protocol"
+    if in_process:
+        http = type("GuardedH11Protocol", (GuardedH11Protocol,), {"header_timeout_s": settings.header_timeout_s})
+    return dict(http=http, timeout_keep_alive=settings.idle_timeout_s, h11_max_incomplete_event_size=64 * 1024)
 
 
 def serve(settings: ServiceSettings) -> None:
@@ -22,10 +34,11 @@ def serve(settings: ServiceSettings) -> None:
     if settings.workers <= 1:
         from service.app import create_app
 
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings), **common, **uvicorn_options(settings))
         return
     # Worker processes import the app by name and rebuild the settings from the environment.
     # Each worker follows `current` itself (an admin reload reaches only the worker that receives it).
     watch_s = settings.watch_s or 5.0
     os.environ.update(settings.model_copy(update={"index": settings.index.resolve(), "watch_s": watch_s}).to_env())
-    uvicorn.run("service.app:app_from_env", factory=True, workers=settings.workers, **common)
+    uvicorn.run("service.app:app_from_env", factory=True, workers=settings.workers, **common,
+                **uvicorn_options(settings, in_process=False))  # fmt: skip

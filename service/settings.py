@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,11 +20,26 @@ class ServiceSettings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     threads: int = Field(4, ge=1, le=64, description="threads running blocking pipeline work")
     cache_size: int = Field(10_000, ge=0, description="LRU entries (0 = no cache)")
+    cache_max_bytes: int = Field(64 << 20, ge=0, description="LRU bytes of encoded responses; one entry at most a quarter")
+    queue_units: int = Field(256, ge=2, le=1_000_000, description="admission: cost units (queries x ceil(k/10) x 2 for "
+                             "hybrid) of search requests in flight per worker; beyond it 429 overloaded at once")
+    retry_after_s: float = Field(1.0, ge=0.0, le=3600.0, description="Retry-After given with a 429")
+    rate_limit_qps: float | None = Field(None, gt=0.0, description="per API key: queries per second (token bucket; "
+                                         "only when DRSEARCH_API_KEY is set)")
+    rate_limit_burst: float = Field(128.0, ge=1.0, description="per API key: bucket size in queries")
+    jvm_heap: str = Field("2g", pattern=r"^[0-9]+[kmgKMG]?$", description="JVM -Xmx of the BM25 searcher (reported in /metrics)")
     batching: bool = Field(True, description="micro-batch concurrent search calls (one query encoding for all of them)")
     batch_window_ms: float = Field(3.0, ge=0.0, le=1000.0)
     batch_max_queries: int = Field(64, ge=1, le=4096)
     batch_max_inflight: int = Field(2, ge=1, le=64, description="merged batches running at once; calls queue up meanwhile")
     max_body_bytes: int = Field(1 << 20, ge=1024)
+    deadline_ms: float = Field(10_000.0, gt=0.0, le=600_000.0, description="most time one search request may take "
+                               "(a request's timeout_ms may ask for less); 504 deadline_exceeded after it")
+    max_candidates: int = Field(1000, ge=1, le=1_000_000, description="candidates per query and retrieval leg at most: a "
+                                "filtered list is deepened up to this and then returned short (`exhausted: false`)")
+    header_timeout_s: float = Field(10.0, gt=0.0, le=3600.0, description="a request head must arrive within this (slow clients)")
+    body_timeout_s: float = Field(30.0, gt=0.0, le=3600.0, description="a request body must arrive within this (408 otherwise)")
+    idle_timeout_s: float = Field(5.0, gt=0.0, le=3600.0, description="an idle keep-alive connection is closed after this")
     watch_s: float = Field(0.0, ge=0.0, description="check `current` every N s and reload on change (0 = off; "
                            "`serve --workers N` turns it on so every worker follows a rebuild)")
     torch_threads: int | None = Field(1, ge=1, le=256, description="torch intra-op threads per process (None = torch's "
@@ -32,6 +47,14 @@ class ServiceSettings(BaseSettings):
     warmup: bool = Field(True, description="run one query after opening an index (loads the dense model)")
     api_key: str | None = Field(None, validation_alias="DRSEARCH_API_KEY")
     admin_key: str | None = Field(None, validation_alias="DRSEARCH_ADMIN_KEY")
+
+    @field_validator("api_key", "admin_key")
+    @classmethod
+    def _no_empty_key(cls, value: str | None, info) -> str | None:
+        if value is not None and not value.strip():
+            name = "DRSEARCH_API_KEY" if info.field_name == "api_key" else "DRSEARCH_ADMIN_KEY"
+            raise ValueError(f"{name} is set but empty; unset it to serve without a key, or give a real key")
+        return value
 
     def to_env(self) -> dict[str, str]:
         """The env vars that rebuild these settings in another process (for uvicorn workers)."""

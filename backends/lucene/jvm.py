@@ -83,3 +83,11 @@ def _quiet_java_logging(jnius: ModuleType) -> None:
 
 def autoclass(name: str):
     return start_jvm().autoclass(name)
+
+
+def heap_bytes() -> tuple[int, int] | None:
+    """(used, max) bytes of the JVM heap, or None when no JVM runs in this process (never starts one)."""
+    if _jnius is None:
+        return None
+    runtime = _jnius.autoclass("java.lang.Runtime").getRuntime()
+    return int(runtime.totalMemory() - runtime.freeMemory()), int(runtime.maxMemory())

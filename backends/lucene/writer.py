@@ -22,6 +22,7 @@ from backends.lucene.section import ANALYZER, FILTER_FIELDS, LuceneSection
 from indexer import layout
 from indexer.columns import COLUMNS_DIR, Columns, date_token
 from indexer.errors import DrsearchError
+from indexer.lifeline import child_preexec
 from indexer.settings import BuildSettings
 
 
@@ -67,7 +68,8 @@ def build_lucene_index(
     log: list[str] = []
     indexed = None
     with tqdm(total=total, desc="index bm25", unit="psg", disable=quiet, dynamic_ncols=True) as bar:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                                preexec_fn=child_preexec())  # a killed build takes its indexer with it  # fmt: skip
         assert proc.stdout is not None
         for line in proc.stdout:
             log.append(line.rstrip())

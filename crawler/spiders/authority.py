@@ -51,6 +51,7 @@ class AuthoritySpider(Spider):
             "DOWNLOAD_MAXSIZE"
         )
         spider._sitemaps = set()
+        spider.max_links = crawler.settings.getint("DRSEARCH_MAX_LINKS_PER_PAGE", 1000)
         crawler.signals.connect(spider._robots_parsed, signal=signals.robots_parsed)
         crawler.signals.connect(spider._request_dropped, signal=signals.request_dropped)
         return spider
@@ -157,7 +158,8 @@ class AuthoritySpider(Spider):
         ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").split(";")[0].strip().lower()
         identity = fetched
         if isinstance(response, TextResponse) and ctype in ("text/html", "application/xhtml+xml", ""):
-            for href in response.xpath("//a/@href | //area/@href").getall():
+            # A page with 50,000 links must not cost minutes of refusals: the first max_links only.
+            for href in response.xpath("//a/@href | //area/@href").getall()[: self.max_links]:
                 href = href.strip()
                 if not href or href.lower().startswith(_SKIP_SCHEMES):
                     continue

@@ -37,11 +37,13 @@ class LiveServer:
 
 def start_server(**settings_kwargs) -> LiveServer:
     from service.app import create_app
+    from service.server import uvicorn_options
     from service.settings import ServiceSettings
 
     settings = ServiceSettings(**settings_kwargs)
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on",
+                            **uvicorn_options(settings))  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
@@ -55,6 +57,24 @@ def start_server(**settings_kwargs) -> LiveServer:
         time.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
     return LiveServer(f"http://127.0.0.1:{port}", app, server, thread)
+
+
+def failed_startup(env: dict[str, str], marker: str) -> str:
+    """Run the app factory under uvicorn (what every worker runs) with `env`; assert it refused to start with
+    one line and no traceback, and return the stderr line containing `marker`."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory", "--host", "127.0.0.1", "--port", "0"],
+        check=False, capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, **env},
+    )  # fmt: skip
+    assert proc.returncode != 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "Uvicorn running" not in proc.stderr, proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if marker in x]
+    return line
 
 
 def new_version(root: Path) -> str:

@@ -1,0 +1,79 @@
+"""uvicorn's h11 protocol with a request-head timeout and the API's JSON error shape for broken framing.
+
+uvicorn times out idle keep-alive connections but not a client that sends a request head slowly
+(or never finishes it), and answers malformed HTTP with a plain-text 400. `GuardedH11Protocol`
+closes a connection whose head is incomplete `header_timeout_s` after its first byte (or after
+the connection opened), with a JSON 408 when some of the head arrived, and writes its 400 for a
+malformed request as `{"error": {...}}`. Selected with uvicorn's `http=` option (see `server.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEADER_TIMEOUT_ENV = "DRSEARCH_SERVE_HEADER_TIMEOUT_S"
+
+
+def _json_error(status: int, code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message, "field": None}}).encode()
+
+
+class GuardedH11Protocol(H11Protocol):
+    # Class-level so uvicorn's worker processes (which build the protocol themselves) see it: set from the env.
+    header_timeout_s: float = float(os.environ.get(HEADER_TIMEOUT_ENV, "10"))
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._arm_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:  # (part of) a request head
+            self._head_bytes += len(data)
+            if self._head_timer is None:
+                self._arm_head_timer()
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm_head_timer()
+
+    def on_response_complete(self) -> None:
+        self._disarm_head_timer()
+        self._head_bytes = 0
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE or self.cycle is not None and not self.cycle.response_complete:
+            return
+        if self._head_bytes:
+            message = f"request head not received within {self.header_timeout_s:g} s"
+            self._send_json(408, "Request Timeout", _json_error(408, "request_timeout", message))
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        self._send_json(400, "Bad Request", _json_error(400, "bad_request", f"malformed HTTP request: {msg}"))
+        self.transport.close()
+
+    def _send_json(self, status: int, reason: str, body: bytes) -> None:
+        """A complete response written straight to the transport (h11's state may not allow one any more)."""
+        head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+                "connection: close\r\n\r\n").encode()  # fmt: skip
+        self.transport.write(head + body)

@@ -1,0 +1,99 @@
+"""Validate a build before it may serve: open every leg, cross-check their sizes, run a warm-up
+query in each mode. A build that fails is refused with `IndexInvalidError` naming the leg.
+
+Used at startup (the server does not start) and on reload (the old build keeps serving).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from indexer import layout
+from indexer.errors import ConfigError, IndexFormatError
+
+log = logging.getLogger("drsearch.service")
+T = TypeVar("T")
+WARMUP_QUERY = "warm up the search index"
+
+
+class IndexInvalidError(IndexFormatError):
+    """A build that cannot serve: `leg` is manifest, store, lucene, dense or a mode's warm-up."""
+
+    def __init__(self, leg: str, message: str, where: str):
+        super().__init__(f"{leg}: {message}", where=where)
+        self.leg = leg
+
+
+def _leg(leg: str, where: Path, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except ConfigError:  # a malformed authority list or model setting: configuration, not the build
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything a broken file makes a reader raise
+        message = exc.message if isinstance(exc, IndexFormatError) else f"{type(exc).__name__}: {exc}"
+        first = (message.strip().splitlines() or ["unreadable"])[0][:300]
+        raise IndexInvalidError(leg, first, str(where)) from None
+
+
+def open_validated(build: Path, *, load_model: bool = True) -> Any:
+    """The build's opened SearchPipeline, after every check passed; `load_model` also runs the dense
+    and hybrid warm-ups through the query encoder (else the FAISS leg is probed with a vector)."""
+    from backends.manifest import Manifest
+    from indexer.store import Store
+    from ranker.pipeline import SearchOptions, SearchPipeline
+    from ranker.settings import SearchSettings
+
+    build = Path(build)
+    manifest = _leg("manifest", build / layout.MANIFEST, lambda: Manifest.read(build))
+
+    def store_counts() -> tuple[int, int]:
+        store = Store(build / layout.STORE)
+        try:
+            return store.counts()
+        finally:
+            store.close()
+
+    _, passages = _leg("store", build / layout.STORE, store_counts)
+    expected = manifest.counts.get("passages")
+    if isinstance(expected, int) and expected != passages:
+        raise IndexInvalidError("store", f"has {passages} passages, manifest says {expected}", str(build / layout.STORE))
+    lucene_dir = build / layout.LUCENE_DIR
+    pipeline = _leg("lucene", lucene_dir, lambda: SearchPipeline.open(build, SearchSettings()))
+    try:
+        size = _leg("lucene", lucene_dir, lambda: pipeline.lexical.size)
+        if size != passages:
+            raise IndexInvalidError("lucene", f"has {size} documents, the store {passages} passages", str(lucene_dir))
+        _leg("lucene", lucene_dir, lambda: pipeline.batch_search([WARMUP_QUERY], SearchOptions(k=3, mode="bm25")))
+        if pipeline.has_dense:
+            _check_dense(pipeline, build / layout.DENSE_DIR, passages, load_model)
+    except BaseException:
+        pipeline.close()
+        raise
+    return pipeline
+
+
+def _check_dense(pipeline: Any, where: Path, passages: int, load_model: bool) -> None:
+    from ranker.pipeline import SearchOptions
+
+    dense = _leg("dense", where, lambda: pipeline.dense)
+    ntotal = _leg("dense", where, lambda: dense.size)
+    if ntotal != passages:
+        raise IndexInvalidError("dense", f"has {ntotal} vectors, the store {passages} passages", str(where))
+    probe = np.zeros((1, dense.dimension), dtype=np.float32)
+    probe[0, 0] = 1.0
+
+    def probe_ids() -> None:
+        hits = dense.search_vectors(probe, 3)[0]
+        missing = set(h.passage_id for h in hits) - set(pipeline.store.passages_by_id(h.passage_id for h in hits))
+        if missing:
+            raise IndexFormatError(f"id list names passages the store lacks: {sorted(missing)[:3]}")
+
+    _leg("dense", where, probe_ids)
+    if load_model:
+        for mode in ("dense", "hybrid"):
+            _leg(f"{mode} warm-up", where, lambda: pipeline.batch_search([WARMUP_QUERY], SearchOptions(k=3, mode=mode)))

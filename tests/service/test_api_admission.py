@@ -1,0 +1,115 @@
+"""Overload is answered at once and memory stays bounded (issue 16): a full admission queue gives
+429 + Retry-After immediately, per-key rate limits, a byte-bounded response cache that evicts, and
+/metrics reporting RSS, JVM heap, queue depth and rejections."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+import pytest
+
+from service.admission import Admission, request_cost
+from service.index_state import LRUCache
+from tests.service.conftest import start_server
+from tests.service.test_api import metric
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+HEAVY = {"queries": [f"pressure distribution on a wing at mach {i}" for i in range(64)], "k": 100, "mode": "hybrid",
+         "include_domains": ["nih.gov"], "timeout_ms": 2000}  # fmt: skip
+
+
+def test_cache_evicts_by_bytes():
+    cache = LRUCache(max_entries=100, max_bytes=1000)
+    for i in range(10):
+        cache.put(f"k{i}", b"x" * 190)
+    assert cache.bytes <= 1000 and len(cache) < 10
+    assert cache.get("k0") is None and cache.get("k9") == b"x" * 190  # oldest out, newest in
+    cache.put("huge", b"y" * 400)  # over a quarter of the budget: not cached at all
+    assert cache.get("huge") is None and cache.get("k9") is not None
+
+
+def test_admission_weights_and_halves():
+    adm = Admission(capacity=64)
+    assert request_cost(64, 10, "bm25") == 64 and request_cost(1, 100, "hybrid") == 20
+    with adm.admit(request_cost(64, 100, "hybrid")):  # huge: counts half the queue
+        assert adm.in_use == 32
+        with pytest.raises(Exception) as err, adm.admit(request_cost(64, 10, "bm25")):
+            pass  # a second large request does not fit beside it
+        assert err.value.status_code == 429 and err.value.headers["Retry-After"] == "1"
+        held = [adm.admit(request_cost(1, 10, "hybrid")) for _ in range(16)]  # ordinary traffic keeps the other half
+        for ctx in held:
+            ctx.__enter__()
+        assert adm.in_use == 64
+        with pytest.raises(Exception):
+            adm.admit(1).__enter__()  # now the queue is full
+        for ctx in held:
+            ctx.__exit__(None, None, None)
+    assert adm.rejected == 2 and adm.in_use == 0
+
+
+def test_full_queue_answers_429_at_once(service_root):
+    srv = start_server(index=service_root, threads=2, warmup=False, queue_units=2, cache_size=0)
+    try:
+        with srv.client() as heavy_client, srv.client() as c:
+            done = threading.Event()
+            heavy = threading.Thread(target=lambda: (heavy_client.post("/v1/search", json=HEAVY), done.set()), daemon=True)
+            heavy.start()
+            deadline = time.monotonic() + 30
+            while metric(c, "drsearch_queue_units") < 1:  # the heavy request holds the queue
+                assert time.monotonic() < deadline and not done.is_set(), "the heavy request never queued"
+                time.sleep(0.005)
+            times = []
+            for _ in range(5):
+                started = time.monotonic()
+                r = c.post("/v1/search", json={"query": "wing flutter", "k": 10, "mode": "hybrid"})
+                times.append(time.monotonic() - started)
+                if done.is_set():
+                    break
+                assert r.status_code == 429, r.text
+                assert r.json()["error"]["code"] == "overloaded" and r.headers["retry-after"] == "1"
+            assert statistics.median(times) < 0.05, times
+            heavy.join(timeout=60)
+            assert metric(c, "drsearch_rejected_requests_total", 'reason="overloaded"') >= 1
+            deadline = time.monotonic() + 60  # a search answered 504 keeps its units until its work stops
+            while metric(c, "drsearch_queue_units") > 0:
+                assert time.monotonic() < deadline, "the heavy request's work never ended"
+                time.sleep(0.05)
+            ok = c.post("/v1/search", json={"query": "wing flutter", "k": 10, "mode": "hybrid"})
+            assert ok.status_code == 200, ok.text
+    finally:
+        srv.stop()
+
+
+def test_rate_limit_per_key(tiny_bm25_root):
+    srv = start_server(index=tiny_bm25_root, threads=2, api_key="rate-key", rate_limit_qps=0.5, rate_limit_burst=3)
+    try:
+        with srv.client(headers={"X-API-Key": "rate-key"}) as c:
+            statuses = [c.post("/v1/search", json={"query": "lava from a volcano", "k": 1, "snippet_chars": 40 + i}).status_code
+                        for i in range(4)]  # fmt: skip
+            assert statuses[:3] == [200, 200, 200] and statuses[3] == 429
+            r = c.post("/v1/search", json={"query": "lava", "k": 1})
+            assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited" and int(r.headers["retry-after"]) >= 1
+    finally:
+        srv.stop()
+
+
+def test_cache_bounded_in_bytes_and_memory_metrics(service_root):
+    srv = start_server(index=service_root, threads=2, warmup=False, cache_max_bytes=100_000)
+    try:
+        with srv.client() as c:
+            bodies = [{"queries": [f"flow over a wing {i} {j}" for j in range(2)], "k": 5, "mode": "bm25",
+                       "return_text": True} for i in range(12)]  # fmt: skip  (~17 KB each)
+            for body in bodies:
+                assert c.post("/v1/search", json=body).status_code == 200
+            assert 0 < metric(c, "drsearch_cache_bytes") <= 100_000 and metric(c, "drsearch_cache_entries") < 12
+            assert c.post("/v1/search", json=bodies[0]).json()["cached"] is False  # evicted
+            assert c.post("/v1/search", json=bodies[-1]).json()["cached"] is True
+            assert metric(c, "process_resident_memory_bytes") > 50e6
+            assert metric(c, "drsearch_jvm_heap_bytes", 'kind="max"') > 0
+            assert 0 < metric(c, "drsearch_jvm_heap_bytes", 'kind="used"') <= metric(c, "drsearch_jvm_heap_bytes", 'kind="max"')
+            assert metric(c, "drsearch_queue_units") == 0
+    finally:
+        srv.stop()

@@ -1,0 +1,81 @@
+"""Bounded work per request (issue 16): the deadline is honoured and reported (504, or partial lists on
+request), and the candidate cap stops deepening with `exhausted: false` and the count examined."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.service.conftest import LiveServer, start_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+NOWHERE = {"include_domains": ["nih.gov"]}  # no passage of the test indexes has a domain
+WIDE = "plants lava moon yeast chess vaccines bitcoin tennis jazz ice python sleep"  # a word of every tiny document
+
+
+@pytest.fixture(scope="module")
+def capped(tiny_root) -> Iterator[LiveServer]:
+    srv = start_server(index=tiny_root, threads=2, warmup=False, max_candidates=5, cache_size=0)
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_candidate_cap_stops_a_filter_that_matches_nothing(capped, mode):
+    with capped.client() as c:
+        r = c.post("/v1/search", json={"queries": [WIDE, WIDE + " music"], "k": 3, "mode": mode, **NOWHERE})
+        assert r.status_code == 200, r.text
+        for result in r.json()["results"]:
+            assert result["hits"] == [] and result["exhausted"] is False
+            assert 0 < result["candidates_examined"] <= 5 * (2 if mode == "hybrid" else 1)  # the cap is per leg
+        plain = c.post("/v1/search", json={"query": WIDE, "k": 3, "mode": mode}).json()["results"][0]
+        assert len(plain["hits"]) == 3 and plain["exhausted"] is True
+
+
+def test_without_the_cap_the_whole_index_is_examined(tiny_root):
+    srv = start_server(index=tiny_root, threads=2, warmup=False, max_candidates=1000)
+    try:
+        with srv.client() as c:
+            result = c.post("/v1/search", json={"query": WIDE, "k": 3, "mode": "bm25", **NOWHERE}).json()["results"][0]
+            passages = c.get("/v1/index").json()["manifest"]["counts"]["passages"]
+        assert result["hits"] == [] and result["exhausted"] is True
+        assert 5 < result["candidates_examined"] <= passages
+    finally:
+        srv.stop()
+
+
+HEAVY = {"queries": [f"pressure distribution on a wing at mach {i}" for i in range(64)], "k": 100, "mode": "hybrid", **NOWHERE}
+
+
+def test_deadline_is_honoured_and_reported(client):
+    started = time.monotonic()
+    r = client.post("/v1/search", json={**HEAVY, "timeout_ms": 300})
+    took = time.monotonic() - started
+    assert r.status_code == 504, r.text[:300]
+    err = r.json()["error"]
+    assert err["code"] == "deadline_exceeded" and err["field"] == "timeout_ms" and "300 ms" in err["message"]
+    assert took < 0.3 + 1.0  # answered at the deadline, not when the work would have finished
+    assert client.post("/v1/search", json={"query": "wing flutter", "k": 2}).status_code == 200
+
+
+def test_partial_results_when_asked(client):
+    r = client.post("/v1/search", json={**HEAVY, "timeout_ms": 1, "allow_partial": True})
+    assert r.status_code in (200, 504), r.text[:300]
+    if r.status_code == 200:
+        assert any(res.get("partial") for res in r.json()["results"])
+    # a deadline that leaves room: ordinary, complete lists
+    ok = client.post("/v1/search", json={"query": "wing flutter", "k": 2, "timeout_ms": 60_000, "allow_partial": True})
+    assert ok.status_code == 200 and not ok.json()["results"][0].get("partial")
+
+
+def test_server_limit_caps_what_a_request_asks(service_root):
+    srv = start_server(index=service_root, threads=2, warmup=False, deadline_ms=1)
+    try:
+        with srv.client() as c:
+            r = c.post("/v1/search", json={"query": "wing flutter", "k": 2, "mode": "bm25", "timeout_ms": 600_000})
+        assert r.status_code == 504 and r.json()["error"]["code"] == "deadline_exceeded"
+    finally:
+        srv.stop()

@@ -1,0 +1,166 @@
+"""Hostile edges of the HTTP layer (issue 16): every error is JSON, labels stay bounded, slow clients
+are timed out, keys are checked before a body is read. A real server on 127.0.0.1 over a tiny BM25 index."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import drsearch
+from tests.service.conftest import LiveServer, start_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+KEY = "edge-key-for-tests"
+AUTH = {"X-API-Key": KEY}
+Q = "lava from a volcano"
+TIMEOUT_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def edge(tiny_bm25_root) -> Iterator[LiveServer]:
+    srv = start_server(index=tiny_bm25_root, api_key=KEY, admin_key="admin-edge", threads=2, header_timeout_s=TIMEOUT_S,
+                       body_timeout_s=TIMEOUT_S, idle_timeout_s=TIMEOUT_S)  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+def raw(srv: LiveServer, data: bytes, *, wait_s: float = 5.0) -> tuple[bytes, float]:
+    """Send `data` on a fresh connection; return everything the server sends until it closes, and how long the first byte took."""
+    host, port = srv.base_url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=wait_s) as sock:
+        sock.sendall(data)
+        out, took = b"", None
+        while chunk := sock.recv(65536):
+            took = took or time.monotonic() - started
+            out += chunk
+    return out, took or time.monotonic() - started
+
+
+def json_error(response: bytes, status: int) -> dict:
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), response[:300]
+    assert b"content-type: application/json" in head.lower(), head
+    err = json.loads(body)["error"]
+    assert set(err) == {"code", "message", "field"} and err["message"]
+    return err
+
+
+def post(srv: LiveServer, body: dict, headers: dict | None = None):
+    """POST `body` as ASCII JSON: a lone surrogate travels as its escape, as a hostile client would send it."""
+    with srv.client() as c:
+        return c.post("/v1/search", content=json.dumps(body).encode(),
+                      headers={"content-type": "application/json", **(headers if headers is not None else AUTH)})  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"query": "smoking \ud800 heart"}, "query"),
+    ({"queries": [Q, "smoking \udfff heart"]}, "queries"),
+    ({"query": Q, "categories": ["smoking \ud800 heart"]}, "categories"),
+    ({"query": Q, "include_domains": ["\ud800.org"]}, "include_domains"),
+    ({"query": Q, "\ud800": 1}, None),  # a surrogate in a field name
+])  # fmt: skip
+def test_lone_surrogates_are_422_json(edge, body, field):
+    r = post(edge, body)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "invalid_request" and err["field"] == field, err
+
+
+@pytest.mark.parametrize("date", ["2024-02-30", "2023-02-29", "2024-13-01", "2024-00", "0000", "٢٠٢٤", "２０２４-01-01"])
+def test_invalid_calendar_dates_are_422(edge, date):
+    for name in ("published_after", "published_before"):
+        r = post(edge, {"query": Q, name: date})
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["field"] == name
+
+
+def test_valid_dates_still_pass(edge):
+    r = post(edge, {"query": Q, "published_after": "2024-02-29", "published_before": "2025"})
+    assert r.status_code == 200, r.text
+
+
+def test_method_label_is_bounded(edge):
+    for method in ("FOOBAR", "X" * 8000, "BREW"):
+        response, _ = raw(edge, f"{method} /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        assert response.startswith(b"HTTP/1.1 405 "), response[:200]
+    with edge.client() as c:
+        text = c.get("/metrics").text
+    methods = set(re.findall(r'drsearch_http_requests_total\{[^}]*method="([^"]*)"', text))
+    assert "other" in methods and methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}, methods
+
+
+def test_key_is_checked_before_the_body_is_read(edge):
+    """The head promises 100 body bytes that never come: the 401 must not wait for them."""
+    head = b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    response, took = raw(edge, head + b'{"query"')
+    assert json_error(response, 401)["code"] == "unauthorized"
+    assert took < TIMEOUT_S  # answered before the body timeout could have fired
+    with_key = head.replace(b"\r\n\r\n", f"\r\nX-API-Key: {KEY}\r\n\r\n".encode(), 1)
+    response, _ = raw(edge, with_key + b'{"query"')  # authorised: the server waits for the body, then gives up
+    assert json_error(response, 408)["code"] == "request_timeout"
+
+
+def test_admin_key_checked_before_the_body(edge):
+    head = b"POST /v1/admin/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n"
+    response, took = raw(edge, head)
+    assert json_error(response, 401)["code"] == "unauthorized" and took < TIMEOUT_S
+
+
+def test_slow_request_head_gets_408_and_is_closed(edge):
+    response, took = raw(edge, b"POST /v1/search HTTP/1.1\r\nHost: x\r\n")  # head never finished
+    assert json_error(response, 408)["code"] == "request_timeout"
+    assert TIMEOUT_S * 0.8 <= took < TIMEOUT_S + 3
+
+
+def test_silent_and_idle_connections_are_closed(edge):
+    response, took = raw(edge, b"")  # connects, sends nothing
+    assert response == b"" and took < TIMEOUT_S + 3
+    # one request on a keep-alive connection, then idle
+    response, took = raw(edge, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 200 ") and took < TIMEOUT_S + 3
+
+
+def test_broken_framing_is_a_json_400(edge):
+    for data in (b"GARBAGE\r\n\r\n", b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+                 b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: \xd9\xa2\r\n\r\n"):  # fmt: skip
+        response, _ = raw(edge, data)
+        assert json_error(response, 400)["code"] == "bad_request"
+
+
+def test_index_info_shows_no_absolute_paths(edge, tiny_bm25_root):
+    with edge.client() as c:
+        info = c.get("/v1/index").json()
+        metrics = c.get("/metrics").text
+    text = json.dumps(info)
+    assert str(tiny_bm25_root.parent) not in text and str(tiny_bm25_root.parent) not in metrics
+    strings: list[str] = []
+
+    def walk(value) -> None:
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, str):
+            strings.append(value)
+
+    walk(info)
+    assert not [s for s in strings if s.startswith("/")]
+    assert info["build_dir"].startswith("builds/") and info["manifest"]["corpus"]["paths"]
+
+
+def test_empty_api_key_is_a_startup_error(tiny_bm25_root):
+    for var in ("DRSEARCH_API_KEY", "DRSEARCH_ADMIN_KEY"):
+        proc = drsearch("serve", "--index", tiny_bm25_root, "--port", "0", env={var: ""}, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert var in line and "empty" in line, line

@@ -1,0 +1,153 @@
+"""Crash-only recovery (issue 16): `serve --workers 2` replaces a killed worker while /healthz keeps
+answering, `kill -9` of the master leaves no process holding the port, and a killed build's Lucene
+indexer does not linger. Real processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, data_dir
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+def children(pid: int) -> set[int]:
+    """Live (not zombie) child pids of `pid`, from /proc."""
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            out.add(int(entry.name))
+    return out
+
+
+def workers_of(master: int) -> set[int]:
+    """uvicorn's worker processes (spawned by multiprocessing; not its resource tracker)."""
+    out = set()
+    for pid in children(master):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            out.add(pid)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def healthy(base: str) -> bool:
+    try:  # a generous timeout: a refused or reset connection fails at once, a busy shared machine is slow
+        return httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def port_bindable(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_workers_are_replaced_and_die_with_the_master(tiny_bm25_root):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    master = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--index", str(tiny_bm25_root), "--port", str(port), "--workers", "2"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    workers: set[int] = set()
+    try:
+        wait_until(lambda: healthy(base) and len(workers_of(master.pid)) >= 2, 120, "server did not start")
+        time.sleep(1.0)  # both workers serving
+        workers = workers_of(master.pid)
+        assert len(workers) == 2
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        answered = 0
+        deadline = time.monotonic() + 60
+        while True:  # /healthz answers throughout, from the surviving worker and then the new one
+            assert healthy(base), "healthz failed while a worker restarted"
+            answered += 1
+            now = workers_of(master.pid)
+            if victim not in now and len(now) >= 2:
+                break
+            assert time.monotonic() < deadline, "the killed worker was not replaced"
+            time.sleep(0.05)
+        replacement = workers_of(master.pid) - workers
+        assert len(replacement) == 1 and answered > 0
+        wait_until(lambda: healthy(base), 30, "not healthy after the restart")
+        workers = children(master.pid)  # workers and the resource tracker
+
+        master.send_signal(signal.SIGKILL)  # the master dies hard: its workers must follow
+        master.wait(timeout=10)
+        wait_until(lambda: not any(alive(w) for w in workers), 20, "workers outlived the master")
+        wait_until(lambda: port_bindable(port), 20, "the port is still held")
+    finally:
+        for pid in workers | {master.pid}:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_killed_build_takes_its_lucene_indexer_with_it(tmp_path):
+    corpus = data_dir("scifact")
+    build = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "index", "build", "--corpus", str(corpus), "--out", str(tmp_path / "idx"),
+         "--no-dense", "--chunk-words", "0", "--quiet"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    java: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while not java:
+            assert build.poll() is None, "the build finished before its Lucene child was seen"
+            assert time.monotonic() < deadline, "no Lucene child appeared"
+            java = {p for p in children(build.pid) if b"java" in Path(f"/proc/{p}/cmdline").read_bytes()}
+            time.sleep(0.01)
+        for pid in java:  # hold it (a stopped process still gets SIGKILL) so it cannot just finish or die of SIGPIPE
+            os.kill(pid, signal.SIGSTOP)
+        build.send_signal(signal.SIGKILL)
+        build.wait(timeout=10)
+        wait_until(lambda: not any(alive(p) for p in java), 20, "the Lucene indexer outlived its build")
+    finally:
+        for pid in java | {build.pid}:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
