@@ -43,7 +43,7 @@ class SearchRequest(RequestOptions):
 
     @field_validator("queries", "query")
     @classmethod
-    def _valid_unicode(cls, value: Any) -> Any:
+    def _valid_query_unicode(cls, value: Any) -> Any:  # its own name: the same name would replace the parent's
         """A lone UTF-16 surrogate (JSON "\\ud800") cannot reach the tokenizer, JNI or a UTF-8 response
         (domains and categories are checked the same way by `RequestOptions`)."""
         for i, text in enumerate([value] if isinstance(value, str) else value or []):
