@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from indexer import layout
-from indexer.errors import ConfigError, IndexFormatError
+from indexer.errors import BackendUnavailable, ConfigError, IndexFormatError
 
 log = logging.getLogger("drsearch.service")
 T = TypeVar("T")
@@ -32,7 +32,7 @@ class IndexInvalidError(IndexFormatError):
 def _leg(leg: str, where: Path, fn: Callable[[], T]) -> T:
     try:
         return fn()
-    except ConfigError:  # a malformed authority list or model setting: configuration, not the build
+    except (ConfigError, BackendUnavailable):  # configuration, or a remote cluster down: not a broken build
         raise
     except Exception as exc:  # noqa: BLE001 - anything a broken file makes a reader raise
         message = exc.message if isinstance(exc, IndexFormatError) else f"{type(exc).__name__}: {exc}"
@@ -71,6 +71,8 @@ def open_validated(build: Path, *, load_model: bool = True) -> Any:
         _leg("lucene", lucene_dir, lambda: pipeline.batch_search([WARMUP_QUERY], SearchOptions(k=3, mode="bm25")))
         if pipeline.has_dense:
             _check_dense(pipeline, build / layout.DENSE_DIR, passages, load_model)
+    except BackendUnavailable as exc:  # served anyway: each search answers 503 backend_unavailable until it is back
+        log.warning("build %s not fully validated, its search backend is unavailable: %s", build.name, exc)
     except BaseException:
         pipeline.close()
         raise
