@@ -20,7 +20,7 @@ from indexer import layout
 from indexer.columns import COLUMNS_DIR, Columns
 from indexer.errors import IndexFormatError, QueryError
 from indexer.store import PassageRow, Store
-from ranker import budget
+from ranker import budget as deadlines
 from ranker.budget import RankedList
 from ranker.filters import SourceFilter, SourceMeta, diversify
 from ranker.options import SearchOptions
@@ -163,7 +163,7 @@ class SearchPipeline:
         if vectors is not None and len(vectors) != len(texts):
             raise ValueError(f"{len(vectors)} query vectors for {len(texts)} queries")
         if VECTOR in legs and vectors is None:  # once, not again when a filtered list is deepened
-            budget.check(options.deadline, "before encoding the queries")
+            deadlines.check(options.deadline, "before encoding the queries")
             vectors = self.dense.encode(texts)
         # A caller who names the domains wants results from them, however many per domain.
         max_per_domain = None if filters.include_domains else options.max_per_domain
@@ -179,9 +179,9 @@ class SearchPipeline:
         pending = list(range(len(texts)))
         so_far: dict[int, RankedList] = {}  # best list of each pending query yet (returned if the deadline passes)
         while pending:
-            if budget.passed(options.deadline):
+            if deadlines.passed(options.deadline):
                 if not options.partial:
-                    budget.check(options.deadline, f"before candidates of depth {depth}")
+                    deadlines.check(options.deadline, f"before candidates of depth {depth}")
                 for i in pending:
                     results[i] = so_far.get(i) or RankedList.of([], examined=0, exhausted=False, partial=True)
                 break
@@ -192,7 +192,7 @@ class SearchPipeline:
                 self._refuse_termless(texts, [i for i, (c, _) in zip(pending, runs) if not any(h.bm25 for h in c)])
             for i, (candidates, exhausted) in zip(pending, runs):
                 if not options.partial:  # reranking 64 deep lists takes seconds: stop between queries too
-                    budget.check(options.deadline, "while ranking")
+                    deadlines.check(options.deadline, "while ranking")
                 final = self._authority_rerank(candidates, weight, fused_by_score=len(legs) > 1)  # ranked 1..n
                 if filters.active:
                     accepts, meta = filters.accepts, self.source_meta
@@ -298,7 +298,7 @@ class SearchPipeline:
                      ) -> list[list[Result]]:  # fmt: skip
         ranked = self.rank(queries, options, vectors)
         if not options.partial:
-            budget.check(options.deadline, "before reading the passages")
+            deadlines.check(options.deadline, "before reading the passages")
         rows = self.store.passages_by_id(h.passage_id for hits in ranked for h in hits)
         return [
             hits.like(Result(hit=h, passage=rows[h.passage_id], authority=self.authority_of(h.passage_id)) for h in hits)
