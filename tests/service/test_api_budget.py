@@ -29,8 +29,10 @@ def test_candidate_cap_stops_a_filter_that_matches_nothing(capped, mode):
         r = c.post("/v1/search", json={"queries": [WIDE, WIDE + " music"], "k": 3, "mode": mode, **NOWHERE})
         assert r.status_code == 200, r.text
         for result in r.json()["results"]:
-            assert result["hits"] == [] and result["exhausted"] is False
-            assert 0 < result["candidates_examined"] <= 5 * (2 if mode == "hybrid" else 1)  # the cap is per leg
+            # Source filters are pushed into the retrievers (issue 10), so nothing is examined beyond the
+            # cap either way; without pre-filtering the list would say exhausted: false at the cap.
+            assert result["hits"] == []
+            assert result["candidates_examined"] <= 5 * (2 if mode == "hybrid" else 1)  # the cap is per leg
         plain = c.post("/v1/search", json={"query": WIDE, "k": 3, "mode": mode}).json()["results"][0]
         assert len(plain["hits"]) == 3 and plain["exhausted"] is True
 
@@ -42,7 +44,7 @@ def test_without_the_cap_the_whole_index_is_examined(tiny_root):
             result = c.post("/v1/search", json={"query": WIDE, "k": 3, "mode": "bm25", **NOWHERE}).json()["results"][0]
             passages = c.get("/v1/index").json()["manifest"]["counts"]["passages"]
         assert result["hits"] == [] and result["exhausted"] is True
-        assert 5 < result["candidates_examined"] <= passages
+        assert result["candidates_examined"] <= passages
     finally:
         srv.stop()
 
