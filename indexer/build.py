@@ -101,7 +101,7 @@ def build_index(
             doc = _host_of(doc)
             passages = chunk_document(doc, chunking)
             store.add(doc, passages)
-            columns.add(doc.url, doc.domain, doc.published, [p.passage_id for p in passages])
+            columns.add(doc.url, doc.domain, doc.published, [p.passage_id for p in passages], doc.metadata.get("language"))
             bar.update()
             if bar.n % 1000 == 0:
                 bar.set_postfix(passages=store.counts[1], refresh=False)

@@ -8,6 +8,8 @@ prior need about a passage's source lives here, one small integer per passage:
       published.json    distinct published strings, sorted ("" = none, code 0)
       host.npy          int32[N]   host code of passage N (N = store idx = FAISS id)
       published.npy     int32[N]   published code (sorted table, so date ranges are code ranges)
+      languages.json    language table, code -> ISO 639 code of the document ("" = unknown, code 0)
+      language.npy      int16[N]   language code of passage N (the document's `metadata.language`)
       ids.bin, ids_off.npy         passage ids (utf-8, concatenated) and int64[N+1] offsets
       ids_hash.npy, ids_pos.npy    sorted 64-bit hashes of the ids and their positions (id -> position)
 
@@ -43,6 +45,13 @@ def raw_host(url: str | None, domain: str | None) -> str:
     return (host_of(value) or "") if value else ""
 
 
+def language_code(value: object) -> str | None:
+    """`en`, `EN`, `en-GB`, `en_US` -> `en`; anything else (missing, not text) -> None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip().lower().replace("_", "-").split("-")[0] or None
+
+
 def date_token(published: str | None) -> str:
     """8-digit YYYYMMDD (00 for a missing month/day) for the Lucene date field; "x" if not ISO."""
     if not published:
@@ -63,14 +72,18 @@ class ColumnWriter:
         self._dates: dict[str, int] = {"": 0}
         self._host = array("i")
         self._published = array("i")
+        self._languages: dict[str, int] = {"": 0}
+        self._language = array("h")
         self._hash = array("Q")
         self._offsets = array("q", [0])
         self._ids: IO[bytes] = open(directory / "ids.bin", "wb")
 
-    def add(self, url: str | None, domain: str | None, published: str | None, passage_ids: list[str]) -> None:
-        """Record one document's passages, in store order."""
+    def add(self, url: str | None, domain: str | None, published: str | None, passage_ids: list[str],
+            language: object = None) -> None:  # fmt: skip
+        """Record one document's passages, in store order (`language`: its `metadata.language`)."""
         host = self._hosts.setdefault(raw_host(url, domain), len(self._hosts))
         date = self._dates.setdefault(published or "", len(self._dates))
+        lang = self._languages.setdefault(language_code(language) or "", len(self._languages))
         for pid in passage_ids:
             data = pid.encode("utf-8")
             self._ids.write(data)
@@ -78,6 +91,7 @@ class ColumnWriter:
             self._hash.append(id_hash(pid))
         self._host.extend([host] * len(passage_ids))
         self._published.extend([date] * len(passage_ids))
+        self._language.extend([lang] * len(passage_ids))
 
     def close(self) -> None:
         self._ids.close()
@@ -90,6 +104,8 @@ class ColumnWriter:
         (d / "published.json").write_text(json.dumps(dates, ensure_ascii=False), encoding="utf-8")
         np.save(d / "host.npy", np.frombuffer(self._host, dtype=np.int32))
         np.save(d / "published.npy", rank[np.frombuffer(self._published, dtype=np.int32)])
+        (d / "languages.json").write_text(json.dumps(list(self._languages), ensure_ascii=False), encoding="utf-8")
+        np.save(d / "language.npy", np.frombuffer(self._language, dtype=np.int16))
         np.save(d / "ids_off.npy", np.frombuffer(self._offsets, dtype=np.int64))
         hashes = np.frombuffer(self._hash, dtype=np.uint64)
         order = np.argsort(hashes, kind="stable")
@@ -108,10 +124,15 @@ class Columns:
             load = lambda name: np.load(directory / name, mmap_mode="r")  # noqa: E731
             self.host, self.published_code = load("host.npy"), load("published.npy")
             self._off, self._hash, self._pos = load("ids_off.npy"), load("ids_hash.npy"), load("ids_pos.npy")
+            if (directory / "language.npy").exists():
+                self.languages: list[str] = json.loads((directory / "languages.json").read_text(encoding="utf-8"))
+                self.language = load("language.npy")
+            else:  # built before the language column: every passage's language is unknown
+                self.languages, self.language = [""], np.zeros(len(self.host), dtype=np.int16)
             self._ids = np.memmap(directory / "ids.bin", dtype=np.uint8, mode="r") if self._off[-1] else None
         except (OSError, ValueError) as exc:
             raise IndexFormatError(f"unreadable passage columns: {exc}", where=str(directory)) from None
-        if not (len(self.host) == len(self.published_code) == len(self._hash) == len(self._off) - 1):
+        if not (len(self.host) == len(self.published_code) == len(self.language) == len(self._hash) == len(self._off) - 1):
             raise IndexFormatError("passage columns disagree in length", where=str(directory))
 
     def __len__(self) -> int:

@@ -140,6 +140,10 @@ class Store:
         del doc["idx"]
         return doc
 
+    def document_urls(self) -> Iterator[tuple[str, str]]:
+        """(doc_id, url) of every document that has a URL."""
+        yield from (tuple(r) for r in self._db.execute("SELECT doc_id, url FROM documents WHERE url IS NOT NULL"))
+
     def iter_passages(self, batch: int = 2000) -> Iterator[tuple[int, str, str, str]]:
         """(idx, passage_id, title, text) in idx order: what the indexes are built from."""
         cur = self._db.execute(

@@ -10,11 +10,16 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
+from indexer.columns import language_code
 from indexer.errors import QueryError
 from ranker.hit import Hit
 
 _ISO_DATE_PREFIX = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")  # ASCII digits only, unlike \d
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+_COUNTRY = re.compile(r"[a-z]{2}|int")
+TIME_RANGES = {"day": 1, "week": 7, "month": 30, "year": 365}  # days back from `now`
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,8 @@ class SourceMeta:
     published: str | None
     tier: int | None  # authority tier of the host (1 best), None = unlisted
     category: str | None
+    country: str | None = None  # of the host's authority list entry
+    language: str | None = None  # ISO 639-1 of the document, when known
 
 
 @dataclass(frozen=True)
@@ -36,13 +43,21 @@ class SourceFilter:
     categories: tuple[str, ...] = ()
     published_after: str | None = None  # inclusive, ISO date prefix comparison
     published_before: str | None = None  # inclusive
+    include_undated: bool = False  # a date bound keeps documents without a date
+    languages: tuple[str, ...] = ()  # ISO 639-1 codes; documents of unknown language are dropped
+    countries: tuple[str, ...] = ()  # authority list country codes; unlisted sources are dropped
 
     @property
     def active(self) -> bool:
         return bool(
             self.include_domains or self.exclude_domains or self.min_tier is not None or self.categories
-            or self.published_after or self.published_before
+            or self.published_after or self.published_before or self.languages or self.countries
         )  # fmt: skip
+
+    def drops_undated(self, meta: SourceMeta | None) -> bool:
+        """True when a date bound drops this source only for having no date."""
+        dated = bool(self.published_after or self.published_before)
+        return dated and not self.include_undated and not (meta and meta.published)
 
     def check(self) -> None:
         """QueryError naming an unknown category or tier (4xx at the HTTP edge)."""
@@ -68,14 +83,18 @@ class SourceFilter:
             return False
         if self.categories and (meta is None or meta.category not in self.categories):
             return False
-        if self.published_after or self.published_before:
-            published = meta.published if meta else None
-            if not published:
-                return False
+        if self.countries and (meta is None or meta.country not in self.countries):
+            return False
+        if self.languages and (meta is None or meta.language not in self.languages):
+            return False
+        published = meta.published if meta else None
+        if published:
             if self.published_after and published[: len(self.published_after)] < self.published_after:
                 return False
             if self.published_before and published[: len(self.published_before)] > self.published_before:
                 return False
+        elif (self.published_after or self.published_before) and not self.include_undated:
+            return False
         return True
 
 
@@ -90,6 +109,31 @@ def date_prefix_problem(value: str) -> str | None:
     except ValueError as exc:
         return f"is not a calendar date: {value!r} ({exc})"
     return None
+def since(time_range: str, now: datetime | None = None) -> str:
+    """The first date (YYYY-MM-DD, UTC) inside `time_range` before `now` (default: the clock)."""
+    if time_range not in TIME_RANGES:
+        raise QueryError(f"time_range must be one of {', '.join(TIME_RANGES)}, got {time_range!r}", field="time_range")
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return (now - timedelta(days=TIME_RANGES[time_range])).date().isoformat()
+
+
+def later_date(a: str | None, b: str | None) -> str | None:
+    """The later of two ISO date prefixes (either may be None)."""
+    return max((x for x in (a, b) if x), default=None)
+
+
+def normalise_codes(values: Iterable[str], field_name: str) -> tuple[str, ...]:
+    """Language (ISO 639-1/-3) or country (ISO 3166-1 alpha-2, `int`, `eu`) codes, lower-cased;
+    a value that is not one is a QueryError naming the field."""
+    pattern = _LANGUAGE if field_name == "languages" else _COUNTRY
+    out = []
+    for raw in values:
+        code = language_code(raw) if field_name == "languages" else (raw.strip().lower() if isinstance(raw, str) else "")
+        if not code or not pattern.fullmatch(code):
+            raise QueryError(f"not a {field_name[:-1] if field_name != 'countries' else 'country'} code: {raw!r}",
+                             field=field_name)  # fmt: skip
+        out.append(code)
+    return tuple(out)
 
 
 def _under(host: str, domain: str) -> bool:

@@ -13,11 +13,11 @@ naming the field (400 over HTTP, a one-line CLI error).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ranker.filters import SourceFilter, date_prefix_problem, normalise_domain_list
+from ranker.filters import SourceFilter, date_prefix_problem, later_date, normalise_codes, normalise_domain_list, since
 from ranker.query import surrogate_at
 from ranker.settings import Fusion, Mode
 
@@ -39,6 +39,24 @@ class RequestOptions(BaseModel):
     published_before: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
     max_per_domain: int | None = Field(None, ge=1, le=100, description="At most N hits per site")
     per_doc: int | None = Field(None, ge=0, le=100, description="Passages per document (0 = no collapse; default 1)")
+    time_range: Literal["day", "week", "month", "year"] | None = Field(
+        None, description="Only documents published within the last day/week/month (30 days)/year (365 days) before `now`"
+    )
+    now: AwareDatetime | None = Field(
+        None, description="Reference time of `time_range` (ISO 8601 with offset; default the server's clock): pin it "
+        "for reproducible rollouts",
+    )  # fmt: skip
+    languages: tuple[str, ...] = Field(
+        (), max_length=50, description="Only documents in these languages (ISO 639-1, e.g. en, de); unknown language: dropped"
+    )
+    countries: tuple[str, ...] = Field(
+        (), max_length=300,
+        description="Only sources of these countries (the authority list's ISO 3166-1 alpha-2 codes, or int / eu)",
+    )  # fmt: skip
+    include_undated: bool = Field(
+        False, description="With a date bound or time_range, keep documents without a date (else they are dropped "
+        "and counted in `undated_dropped`)",
+    )  # fmt: skip
 
     @field_validator("include_domains", "exclude_domains", "categories")
     @classmethod
@@ -61,15 +79,19 @@ class RequestOptions(BaseModel):
         # Domains are compared as normalised hosts; store them normalised so equal requests are equal options.
         for name in ("include_domains", "exclude_domains"):
             object.__setattr__(self, name, normalise_domain_list(getattr(self, name), name))
+        for name in ("languages", "countries"):
+            object.__setattr__(self, name, normalise_codes(getattr(self, name), name))
         self.filters.check()  # unknown categories: QueryError naming the field
         return self
 
     @property
     def filters(self) -> SourceFilter:
         """The source filters the pipeline (and a pre-filtering backend) applies."""
+        after = later_date(self.published_after, since(self.time_range, self.now) if self.time_range else None)
         return SourceFilter(
             include_domains=self.include_domains, exclude_domains=self.exclude_domains, min_tier=self.min_tier,
-            categories=self.categories, published_after=self.published_after, published_before=self.published_before,
+            categories=self.categories, published_after=after, published_before=self.published_before,
+            include_undated=self.include_undated, languages=self.languages, countries=self.countries,
         )  # fmt: skip
 
     def to_search(self, **changes: Any) -> "SearchOptions":

@@ -146,11 +146,13 @@ class SearchPipeline:
                 raise IndexFormatError(NO_VECTOR_LEG, where=str(self.build_dir), field="mode")
         return mode  # type: ignore[return-value]
 
-    def rank(self, queries: list[str], options: SearchOptions = SearchOptions(), vectors=None) -> list[list[Hit]]:
+    def rank(self, queries: list[str], options: SearchOptions = SearchOptions(), vectors=None,
+             undated: list[int] | None = None) -> list[list[Hit]]:  # fmt: skip
         """Ranked hits per query, after fusion, authority, filters and diversity; no store reads.
 
         `vectors` (one row per query, from `encode`) lets a caller encode the queries
-        of many calls in one batch; without it they are encoded here, once.
+        of many calls in one batch; without it they are encoded here, once. `undated`, when given,
+        receives per query how many candidate documents a date filter dropped for having no date.
         """
         legs = MODE_LEGS[self.resolve_mode(options.mode)]
         # Options were checked when constructed; query text is checked here unless the edge already did.
@@ -176,6 +178,7 @@ class SearchPipeline:
         if filters.active or max_per_domain or per_doc:
             depth = min(size, cap, max(depth, options.k * 3))
         results: list[list[Hit] | None] = [None] * len(texts)
+        undated_of = [0] * len(texts)
         pending = list(range(len(texts)))
         so_far: dict[int, RankedList] = {}  # best list of each pending query yet (returned if the deadline passes)
         while pending:
@@ -196,6 +199,9 @@ class SearchPipeline:
                 final = self._authority_rerank(candidates, weight, fused_by_score=len(legs) > 1)  # ranked 1..n
                 if filters.active:
                     accepts, meta = filters.accepts, self.source_meta
+                    if undated is not None:
+                        dropped = {h.doc_id for h in final if filters.drops_undated(meta(h.passage_id))}
+                        undated_of[i] = len(dropped)
                     final = [h for h in final if accepts(h.passage_id, meta(h.passage_id))]
                 if per_doc or max_per_domain:
                     final = list(diversify(final, self.source_meta, per_doc=per_doc, max_per_domain=max_per_domain))
@@ -210,6 +216,8 @@ class SearchPipeline:
                     still.append(i)
             pending = still
             depth = min(size, cap, depth * 4)
+        if undated is not None:
+            undated[:] = undated_of
         return [r if r is not None else RankedList() for r in results]
 
     def _refuse_termless(self, texts: list[str], which) -> None:
@@ -294,9 +302,9 @@ class SearchPipeline:
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> list[Result]:
         return self.batch_search([query], options)[0]
 
-    def batch_search(self, queries: list[str], options: SearchOptions = SearchOptions(), vectors=None
-                     ) -> list[list[Result]]:  # fmt: skip
-        ranked = self.rank(queries, options, vectors)
+    def batch_search(self, queries: list[str], options: SearchOptions = SearchOptions(), vectors=None,
+                     undated: list[int] | None = None) -> list[list[Result]]:  # fmt: skip
+        ranked = self.rank(queries, options, vectors, undated)
         if not options.partial:
             deadlines.check(options.deadline, "before reading the passages")
         rows = self.store.passages_by_id(h.passage_id for hits in ranked for h in hits)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from backends.base import check_k  # noqa: F401  (re-exported: the one k check)
 from indexer.errors import QueryError
 
-MAX_QUERY_CHARS = 2000
+MAX_QUERY_CHARS = 10_000  # the API's default cap (a setting); the library itself has none
 
 
 class CleanQuery(str):
@@ -14,8 +14,10 @@ class CleanQuery(str):
     __slots__ = ()
 
 
-def clean_query(query: object, *, field: str = "query") -> CleanQuery:
-    """The query stripped of surrounding whitespace, or QueryError saying what is wrong."""
+def clean_query(query: object, *, field: str = "query", max_chars: int | None = None) -> CleanQuery:
+    """The query stripped of surrounding whitespace, or QueryError saying what is wrong.
+
+    `max_chars` is the caller's cap (None: no cap; long queries are bounded per leg instead)."""
     if not isinstance(query, str):
         raise QueryError("query must be a string", field=field)
     text = query.strip()
@@ -23,8 +25,8 @@ def clean_query(query: object, *, field: str = "query") -> CleanQuery:
         raise QueryError("query is empty", field=field)
     if (at := surrogate_at(text)) is not None:
         raise QueryError(f"query contains a lone UTF-16 surrogate at character {at} (not valid Unicode text)", field=field)
-    if len(text) > MAX_QUERY_CHARS:
-        raise QueryError(f"query is longer than {MAX_QUERY_CHARS} characters ({len(text)})", field=field)
+    if max_chars is not None and len(text) > max_chars:
+        raise QueryError(f"query is longer than {max_chars} characters ({len(text)})", field=field)
     if not any(ch.isalnum() for ch in text):
         raise QueryError("query has no searchable terms (only punctuation or symbols)", field=field)
     return CleanQuery(text)

@@ -1,7 +1,7 @@
 """Source facts of passages for filters, caps and the authority prior, without a Python object per passage.
 
-The build's columns (`indexer.columns`) give each passage a host code and a published code; this
-module maps the small host table to site, tier and category with the authority list loaded now
+The build's columns (`indexer.columns`) give each passage a host, a published and a language code;
+this module maps the small host table to site, tier, category and country with the authority list loaded now
 (so a changed list needs no re-index) and turns a `SourceFilter` into the `Restriction` the
 retrievers apply inside their search: host codes and a date range (Lucene), a position mask (FAISS).
 """
@@ -31,13 +31,18 @@ class SourceTable:
             self._host_meta.append(SourceMeta(
                 host=host, site=site, published=None,
                 tier=entry.tier if entry else None, category=entry.category if entry else None,
+                country=entry.country if entry else None,
             ))  # fmt: skip
         self._published = [p or None for p in columns.published]
+        self._languages = [code or None for code in columns.languages]
 
     def meta(self, position: int) -> SourceMeta:
         host = self._host_meta[int(self.columns.host[position])]
         published = self._published[int(self.columns.published_code[position])]
-        return host if published is None else dataclasses.replace(host, published=published)
+        language = self._languages[int(self.columns.language[position])]
+        if published is None and language is None:
+            return host
+        return dataclasses.replace(host, published=published, language=language)
 
     def meta_of(self, passage_id: str) -> SourceMeta | None:
         pos = self.columns.position(passage_id)
@@ -45,13 +50,14 @@ class SourceTable:
 
     # ---- filters -> restrictions ---------------------------------------------------------
     def host_mask(self, filters: SourceFilter) -> np.ndarray:
-        """bool per host code: does a passage from this host pass the host/tier/category part?"""
-        part = dataclasses.replace(filters, published_after=None, published_before=None)
+        """bool per host code: does a passage from this host pass the host/tier/category/country part?"""
+        part = dataclasses.replace(filters, published_after=None, published_before=None, languages=())
         return np.fromiter((part.accepts("", m) for m in self._host_meta), dtype=bool, count=len(self._host_meta))
 
     def date_mask(self, filters: SourceFilter) -> np.ndarray:
         """bool per published code (exactly the post-filter's prefix comparison)."""
-        part = SourceFilter(published_after=filters.published_after, published_before=filters.published_before)
+        part = SourceFilter(published_after=filters.published_after, published_before=filters.published_before,
+                            include_undated=filters.include_undated)  # fmt: skip
         if not part.active:
             return np.ones(len(self._published), dtype=bool)
         return np.fromiter(
@@ -64,11 +70,15 @@ class SourceTable:
         ok = self.host_mask(filters)[self.columns.host]
         if filters.published_after or filters.published_before:
             ok &= self.date_mask(filters)[self.columns.published_code]
+        if filters.languages:
+            codes = np.fromiter((c in filters.languages for c in self._languages), dtype=bool, count=len(self._languages))
+            ok &= codes[self.columns.language]
         return ok
 
     def restriction(self, filters: SourceFilter, *, positions: bool) -> Restriction:
-        """`filters` for the retrievers: host codes and a date range (Lucene), and with `positions`
-        the exact position mask (FAISS; O(passages) to compute, so only when a vector leg runs)."""
+        """`filters` for the retrievers: host codes and a date range (Lucene; languages are left to the
+        post-filter), and with `positions` the exact position mask (FAISS; O(passages) to compute, so
+        only when a vector leg runs)."""
         hosts = self.host_mask(filters)
         include: tuple[int, ...] | None = None
         exclude: tuple[int, ...] = ()
@@ -78,8 +88,8 @@ class SourceTable:
                 include = tuple(int(c) for c in allowed)
             else:
                 exclude = tuple(int(c) for c in refused)
-        dates = None
-        if filters.published_after or filters.published_before:
+        dates = None  # undated passages have no date field: with include_undated the post-filter decides
+        if (filters.published_after or filters.published_before) and not filters.include_undated:
             dates = (_token(filters.published_after, "0"), _token(filters.published_before, "9"))
         return Restriction(include, exclude, dates, self.allowed(filters) if positions else None)
 

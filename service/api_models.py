@@ -10,6 +10,7 @@ from ranker.options import RequestOptions
 from ranker.query import MAX_QUERY_CHARS, clean_query, surrogate_at
 
 MAX_QUERIES = 64
+MAX_OFFSET = 900
 
 
 class SearchRequest(RequestOptions):
@@ -24,7 +25,7 @@ class SearchRequest(RequestOptions):
 
     queries: list[str] | None = Field(
         None, min_length=1, max_length=MAX_QUERIES,
-        description=f"1-{MAX_QUERIES} plain-text queries (each non-empty, at most {MAX_QUERY_CHARS} characters)",
+        description=f"1-{MAX_QUERIES} plain-text queries (each non-empty, at most {MAX_QUERY_CHARS} characters by default)",
     )  # fmt: skip
     query: str | None = Field(None, description="Shortcut for `queries: [query]`; give exactly one of the two")
     k: int = Field(10, ge=1, le=100, description="Results per query")
@@ -40,6 +41,16 @@ class SearchRequest(RequestOptions):
     allow_partial: bool = Field(
         False, description="At the deadline, return the hits ranked so far (lists flagged `partial`) instead of a 504"
     )
+
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Skip this many ranks: page 2 of k is offset=k (ranks k+1..2k)")
+    max_chars_per_hit: int | None = Field(
+        None, ge=1, le=100_000, description="Trim each hit's snippet (and text) to this many characters, at whole words"
+    )
+    max_total_chars: int | None = Field(
+        None, ge=1, le=1_000_000,
+        description="Characters of snippets and texts in the whole response, filled in rank order across queries; "
+        "hits left without text are dropped",
+    )  # fmt: skip
 
     @field_validator("queries", "query")
     @classmethod
@@ -70,7 +81,8 @@ class SearchRequest(RequestOptions):
 # Fields an agent sets when it calls search as a tool (the rest are display/batching knobs).
 AGENT_FIELDS = (
     "queries", "k", "mode", "include_domains", "exclude_domains", "min_tier", "categories",
-    "published_after", "published_before", "max_per_domain",
+    "published_after", "published_before", "max_per_domain", "offset", "max_chars_per_hit", "max_total_chars",
+    "time_range", "now", "languages", "countries", "include_undated",
 )  # fmt: skip
 
 
@@ -116,6 +128,12 @@ class QueryResult(BaseModel):
                             "stopped the search; more matches may exist")  # fmt: skip
     candidates_examined: int | None = Field(None, description="Candidates ranked and filtered for this query")
     partial: bool = Field(False, description="Only with allow_partial: the deadline passed and these are the hits so far")
+    undated_dropped: int = Field(0, description="Candidate documents a date bound dropped for having no date")
+
+
+class Budget(BaseModel):
+    used_chars: int = Field(description="Characters of snippets and texts returned")
+    dropped_hits: int = Field(description="Hits left out because max_total_chars was spent")
 
 
 class SearchResponse(BaseModel):
@@ -125,6 +143,7 @@ class SearchResponse(BaseModel):
     mode: str
     cached: bool = False
     results: list[QueryResult]
+    budget: Budget | None = Field(None, description="Only with max_chars_per_hit or max_total_chars")
 
 
 class PassageRef(BaseModel):

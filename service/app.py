@@ -28,6 +28,7 @@ from backends.lucene.jvm import start_jvm
 from backends.threads import set_budget, worker_budget
 from indexer import layout
 from indexer.lifeline import die_with_parent
+from ranker.query import clean_query
 from service.api_models import (
     AGENT_FIELDS,
     DocumentResponse,
@@ -43,6 +44,7 @@ from service.auth import require_admin_key, require_api_key
 from service.batching import MicroBatcher
 from service.guard import deadline_for, within
 from service.errors import ApiError, SafeJSONResponse, install_error_handlers
+from service.fetch import FetchRequest, FetchResponse
 from service.index_state import IndexState, LRUCache, Snapshot, public_manifest
 from service.metrics import Metrics
 from service.middleware import RequestMiddleware, StartupErrorMiddleware
@@ -71,6 +73,8 @@ class ServiceState:
     executor: ThreadPoolExecutor | None = None
     index: IndexState | None = None
     batcher: MicroBatcher | None = None
+    fetcher: Any = None  # service.fetch_live.LiveFetcher
+    url_index: Any = None  # service.fetch.UrlIndex
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, partial(fn, *args))
@@ -126,6 +130,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         st.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="drsearch-search")
         st.index = IndexState(settings.index, partial(_open_pipeline, warmup=settings.warmup), st.executor)
         st.index.on_swap.append(lambda snap: _on_swap(st, snap))
+        st.fetcher, st.url_index = _fetcher(settings)
         watcher = None
         try:
             await asyncio.get_running_loop().run_in_executor(st.executor, start_jvm, settings.jvm_heap)
@@ -144,6 +149,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 watcher.cancel()
             index, st.index = st.index, None
             index.close()
+            await st.fetcher.close()
             st.executor.shutdown(wait=False, cancel_futures=True)
             if torch_before:
                 _set_torch_threads(torch_before)
@@ -163,7 +169,22 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.add_middleware(StartupErrorMiddleware)
     _add_routes(app)
     app.include_router(page_router)  # GET /: the search page for people
+    from service import search_r1
+
+    app.include_router(search_r1.router(require_api_key))
     return app
+
+
+def _fetcher(settings: ServiceSettings):
+    from service.fetch import UrlIndex
+    from service.fetch_live import FetchLimits, LiveFetcher
+
+    limits = FetchLimits(
+        any_host=settings.fetch_any_host, allow_loopback=settings.fetch_allow_loopback,
+        extra_hosts=tuple(h.lower() for h in settings.fetch_allow_hosts), timeout_s=settings.fetch_timeout_s,
+        max_bytes=settings.fetch_max_bytes, max_redirects=settings.fetch_max_redirects, cache_ttl_s=settings.fetch_cache_ttl_s,
+    )  # fmt: skip
+    return LiveFetcher(limits), UrlIndex()
 
 
 def app_from_env() -> FastAPI:
@@ -227,49 +248,67 @@ def _snapshot(st: ServiceState) -> Iterator[Snapshot]:
 # --------------------------------------------------------------------------------------------- search
 
 
-def _cache_key(version: str, body: SearchRequest, mode: str) -> str:
+def _options(body: SearchRequest, mode: str, k: int, **changes: Any):
+    """The pipeline's options for a request: its own, with k (offset and dedupe included), the mode resolved
+    and the server's `changes` (candidate cap, deadline)."""
+    return body.to_search(k=k, mode=mode, **changes)
+
+
+def _cache_key(version: str, body: SearchRequest, mode: str, options) -> str:
     """The request as the cache sees it: every field of the model (options included, domains
     already normalised, queries already cleaned), with the mode resolved and `query` as `queries`;
-    not the deadline asked for."""
-    key = body.model_dump(mode="json", exclude={"query", "queries", "timeout_ms"})
-    key.update(v=version, queries=body.query_list, mode=mode)
+    not the deadline asked for; `now` enters as the date bound it implies (a time_range moves with the clock)."""
+    key = body.model_dump(mode="json", exclude={"query", "queries", "timeout_ms", "now"})
+    key.update(v=version, queries=body.query_list, mode=mode, after=options.filters.published_after)
     return json.dumps(key, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def _format(results: list[list[Any]], texts: list[str], body: SearchRequest) -> list[dict[str, Any]]:
-    """Hits as `result_dict`s; with dedupe_across_queries, passages already returned are dropped and lists cut to k."""
+def _format(results: list[list[Any]], texts: list[str], body: SearchRequest, undated: list[int]) -> dict[str, Any]:
+    """Hits as `result_dict`s, the page `offset..offset+k` of each ranking, within the output budgets.
+
+    With dedupe_across_queries, passages already returned are dropped and lists cut to k."""
+    from ranker.output_budget import apply_budgets
     from ranker.format import result_dict
 
     out = []
     seen: set[str] = set()
-    for text, rows in zip(texts, results):
+    if body.offset and all(len(rows) <= body.offset for rows in results):
+        n = max(len(rows) for rows in results)
+        raise ApiError(400, "invalid_query", f"offset {body.offset} is beyond the {n} ranked results", "offset")
+    for text, ranked, n_undated in zip(texts, results, undated):
+        rows = ranked[body.offset :]
         if body.dedupe_across_queries:
             kept = [r for r in rows if r.hit.passage_id not in seen][: body.k]
             seen.update(r.hit.passage_id for r in kept)
-            rows = [replace(r, hit=r.hit.with_(rank=i)) for i, r in enumerate(kept, 1)]
+            rows = [replace(r, hit=r.hit.with_(rank=body.offset + i)) for i, r in enumerate(kept, 1)]
         hits = [result_dict(r, text, snippet_chars=body.snippet_chars, return_text=body.return_text) for r in rows]
-        entry = {"query": text, "hits": hits, "exhausted": getattr(rows, "exhausted", True),
-                 "candidates_examined": getattr(rows, "examined", None)}  # fmt: skip
-        if getattr(rows, "partial", False):
+        entry = {"query": text, "hits": hits, "exhausted": getattr(ranked, "exhausted", True),
+                 "candidates_examined": getattr(ranked, "examined", None), "undated_dropped": n_undated}  # fmt: skip
+        if getattr(ranked, "partial", False):
             entry["partial"] = True
         out.append(entry)
-    return out
+    payload: dict[str, Any] = {"results": out}
+    if body.max_chars_per_hit is not None or body.max_total_chars is not None:
+        payload["budget"] = apply_budgets(out, per_hit=body.max_chars_per_hit, total=body.max_total_chars)
+    return payload
 
 
 async def _search(request: Request, body: SearchRequest) -> Response:
     started = time.perf_counter()
     st = _svc(request)
     deadline, budget_s = deadline_for(body.timeout_ms, st.settings.deadline_ms)
-    texts = body.query_list  # cleaned by the request model
+    cap = st.settings.max_query_chars  # the model cleaned the queries; the server's length cap applies here
+    texts = [clean_query(q, field=f"queries[{i}]" if body.queries is not None else "query", max_chars=cap)
+             for i, q in enumerate(body.query_list)]  # fmt: skip
     request.state.n_queries = len(texts)
     with _snapshot(st) as snap:
         pipeline = snap.pipeline
         mode = pipeline.resolve_mode(body.mode)
         request.state.mode = mode
         k = body.k * len(texts) if body.dedupe_across_queries and len(texts) > 1 else body.k
-        options = body.to_search(k=k, mode=mode, max_candidates=st.settings.max_candidates, deadline=deadline,
-                                 partial=body.allow_partial)  # fmt: skip
-        key = _cache_key(snap.version, body, mode)
+        options = _options(body, mode, body.offset + k, max_candidates=st.settings.max_candidates, deadline=deadline,
+                           partial=body.allow_partial)  # fmt: skip
+        key = _cache_key(snap.version, body, mode, options)
         payload = st.cache.get(key)
         st.metrics.queries.labels(mode).inc(len(texts))
         if payload is not None:
@@ -279,30 +318,33 @@ async def _search(request: Request, body: SearchRequest) -> Response:
             st.metrics.cache_misses.inc()
             request.state.cache = "miss"
             release = _admit(st, request, len(texts), body.k, mode)
-            if st.settings.batching and st.batcher is not None:
+            undated = [0] * len(texts)
+            dated = bool(options.filters.published_after or options.filters.published_before)
+            if st.settings.batching and st.batcher is not None and not dated:
                 work = asyncio.ensure_future(st.batcher.submit(pipeline, options, texts))
-            else:
+            else:  # a date bound counts the undated documents it drops: no merging with other calls
                 st.metrics.observe_batch(1, len(texts))
-                work = asyncio.ensure_future(st.run(pipeline.batch_search, texts, options))
+                work = asyncio.ensure_future(st.run(pipeline.batch_search, texts, options, None, undated))
             work.add_done_callback(lambda _: release())  # units held until the work stops, not until the 504
             try:
                 results = await within(deadline, budget_s, asyncio.shield(work), partial=body.allow_partial)
             except BaseException:
                 work.add_done_callback(_consume)
                 raise
-            entries = await st.run(_format, results, texts, body)
-            payload = await st.run(_encode, entries)
-            if not any(entry.get("partial") for entry in entries):
+            formatted = await st.run(_format, results, texts, body, undated)
+            payload = await st.run(_encode, formatted)
+            if not any(entry.get("partial") for entry in formatted["results"]):
                 st.cache.put(key, payload)
     meta = {"request_id": request.state.request_id, "index_version": snap.version,
             "took_ms": round((time.perf_counter() - started) * 1000.0, 3), "mode": mode, "cached": request.state.cache == "hit"}  # fmt: skip
     head = json.dumps(meta, ensure_ascii=False, separators=(",", ":"))[:-1].encode()
-    return Response(head + b',"results":' + payload + b"}", media_type="application/json")
+    return Response(head + b"," + payload[1:], media_type="application/json")
 
 
-def _encode(entries: list[dict[str, Any]]) -> bytes:
-    """The `results` array as JSON bytes: what the byte-bounded cache holds and the response embeds."""
-    return json.dumps(entries, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def _encode(payload: dict[str, Any]) -> bytes:
+    """The payload (`results`, `budget`) as a JSON object in bytes: what the byte-bounded cache holds
+    and the response embeds after its own fields."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _admit(st: ServiceState, request: Request, n_queries: int, k: int, mode: str) -> Callable[[], None]:
@@ -372,6 +414,19 @@ def _add_routes(app: FastAPI) -> None:
     async def search(request: Request, body: SearchRequest) -> Response:
         """Search a batch of queries (1-64) sharing one set of options."""
         return await _search(request, body)
+
+    @app.post(
+        "/v1/fetch", response_model=FetchResponse, tags=["fetch"],
+        responses=error_responses(400, 401, 404, 413, 422, 500, 503), dependencies=[Depends(require_api_key)],
+    )  # fmt: skip
+    async def fetch(request: Request, body: FetchRequest) -> Any:
+        """Open 1-16 documents by id or URL (live fetch when not indexed), whole or focused on a query."""
+        from service.fetch import fetch_items
+
+        st = _svc(request)
+        request.state.n_queries = len(body.items)
+        with _snapshot(st) as snap:
+            return await fetch_items(st, snap, body, request.state.request_id)
 
     @app.get(
         "/v1/documents/{doc_id:path}", response_model=DocumentResponse, tags=["fetch"],

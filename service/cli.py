@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from indexer.errors import DrsearchError
+from ranker.query import MAX_QUERY_CHARS
 from service.cli_authority import authority_app
 from service.cli_crawl import crawl_command
 from service.cli_encode import encode_command
@@ -173,12 +174,15 @@ def search(
     published_before: Annotated[Optional[str], typer.Option("--published-before", help="YYYY[-MM[-DD]] inclusive")] = None,
     authority_weight: Annotated[Optional[float], typer.Option("--authority-weight", help="Authority prior strength; 0 = off")] = None,
     snippet_chars: Annotated[int, typer.Option(help="Snippet length")] = 240,
+    max_query_chars: Annotated[int, typer.Option(help="Longest query accepted, in characters (0 = no cap)")] = MAX_QUERY_CHARS,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Search an index and print ranked passages."""
     from ranker.format import result_dict
+    from ranker.query import clean_query
     from ranker.snippets import snippet
 
+    query = clean_query(query, max_chars=max_query_chars or None)
     options = _search_options(k, mode, include_domain, exclude_domain, min_tier, category, max_per_domain, per_doc,
                               published_after, published_before)  # fmt: skip
     pipeline = _pipeline(index, authority_weight=authority_weight)
@@ -247,6 +251,8 @@ def serve(
     cache_size: Annotated[int, typer.Option(help="LRU response cache entries per worker (0 = off)")] = 10_000,
     batching: Annotated[bool, typer.Option("--batching/--no-batching", help="Micro-batch concurrent search calls")] = True,
     batch_window_ms: Annotated[float, typer.Option(help="Micro-batching window in milliseconds")] = 3.0,
+    max_query_chars: Annotated[int, typer.Option(help="Longest query accepted, in characters (0 = no cap)")] = MAX_QUERY_CHARS,
+    fetch_any_host: Annotated[bool, typer.Option("--fetch-any-host", help="/v1/fetch may fetch any public host, not only authority-list hosts")] = False,
 ) -> None:
     """Serve the HTTP search API (docs/API.md). Keys: env DRSEARCH_API_KEY, DRSEARCH_ADMIN_KEY."""
     from service.server import serve as run_server
@@ -255,7 +261,8 @@ def serve(
     try:
         settings = ServiceSettings(
             index=index, host=host, port=port, workers=workers, threads=threads, cache_size=cache_size,
-            batching=batching, batch_window_ms=batch_window_ms,
+            batching=batching, batch_window_ms=batch_window_ms, max_query_chars=max_query_chars or None,
+            fetch_any_host=fetch_any_host,
         )  # fmt: skip
     except ValueError as exc:
         raise DrsearchError(_first_pydantic_error(exc)) from None

@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ranker.query import MAX_QUERY_CHARS
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DRSEARCH_SERVE_", extra="ignore", populate_by_name=True)
@@ -40,10 +42,18 @@ class ServiceSettings(BaseSettings):
     header_timeout_s: float = Field(10.0, gt=0.0, le=3600.0, description="a request head must arrive within this (slow clients)")
     body_timeout_s: float = Field(30.0, gt=0.0, le=3600.0, description="a request body must arrive within this (408 otherwise)")
     idle_timeout_s: float = Field(5.0, gt=0.0, le=3600.0, description="an idle keep-alive connection is closed after this")
+    max_query_chars: int | None = Field(MAX_QUERY_CHARS, ge=1, description="longest query accepted, in characters (None = no cap)")
     watch_s: float = Field(0.0, ge=0.0, description="check `current` every N s and reload on change (0 = off; "
                            "`serve --workers N` turns it on so every worker follows a rebuild)")
     torch_threads: int | None = Field(1, ge=1, le=256, description="torch intra-op threads per process (None = torch's "
                                       "default); parallelism comes from the request threads and batching")
+    fetch_any_host: bool = Field(False, description="/v1/fetch may fetch any public host, not only authority-list hosts")
+    fetch_allow_hosts: list[str] = Field(default_factory=list, description="hosts fetchable besides the authority list")
+    fetch_allow_loopback: bool = Field(False, description="let /v1/fetch reach 127.0.0.1/::1 (tests and local ops only)")
+    fetch_timeout_s: float = Field(10.0, gt=0, le=120, description="deadline of one live fetch (robots.txt and redirects included)")
+    fetch_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="largest response body a live fetch reads")
+    fetch_max_redirects: int = Field(5, ge=0, le=20)
+    fetch_cache_ttl_s: float = Field(600.0, ge=0, description="how long a fetched page (and a host's robots.txt) is reused")
     warmup: bool = Field(True, description="run one query after opening an index (loads the dense model)")
     api_key: str | None = Field(None, validation_alias="DRSEARCH_API_KEY")
     admin_key: str | None = Field(None, validation_alias="DRSEARCH_ADMIN_KEY")

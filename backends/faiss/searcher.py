@@ -167,6 +167,12 @@ class FaissSearcher:
         """Query vectors, batch-invariant (see `encode_queries`); queries arrive already validated."""
         return encode_queries(self._ensure_model(), list(queries), self._settings)
 
+    def encode_passages(self, titles_and_texts: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Embed passages that are not in the index (e.g. a page fetched live), as the index embeds its own."""
+        from backends.faiss.encoder import encode_passages, passage_text
+
+        return encode_passages(self._ensure_model(), [passage_text(t, x) for t, x in titles_and_texts], self._settings)
+
     def search_vectors(
         self, vectors: np.ndarray, k: int, filters: SourceFilters | Restriction | None = None
     ) -> list[list[Hit]]:

@@ -16,6 +16,7 @@ from backends.lucene.topk import LuceneTopK
 from indexer import layout
 from indexer.errors import IndexFormatError
 from indexer.schema import doc_id_of
+from ranker.long_query import MAX_BM25_TERMS, bound_terms, might_exceed
 
 
 class LuceneSearcher:
@@ -29,12 +30,13 @@ class LuceneSearcher:
         """Whether `search` applies a `Restriction` (builds that indexed the host/date fields)."""
         return bool(self.filter_fields)
 
-    def __init__(
-        self, lucene_dir: Path, *, k1: float = 0.9, b: float = 0.4, threads: int = 2, filter_fields: tuple[str, ...] = ()
-    ):
+    def __init__(self, lucene_dir: Path, *, k1: float = 0.9, b: float = 0.4, threads: int = 2,
+                 filter_fields: tuple[str, ...] = (), max_terms: int = MAX_BM25_TERMS):  # fmt: skip
         if not any(lucene_dir.glob("segments_*")):
             raise IndexFormatError("no Lucene index", where=str(lucene_dir))
-        self.k1, self.b, self.threads = k1, b, threads
+        self.k1, self.b, self.threads, self.max_terms = k1, b, threads, max_terms
+        self._dir = lucene_dir
+        self._reader = None  # opened on the first long query (document frequencies)
         self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(lucene_dir))
         self._searcher.set_bm25(float(k1), float(b))
         self._topk = LuceneTopK(lucene_dir, self._searcher.get_analyzer(), k1=k1, b=b, threads=threads)
@@ -56,12 +58,38 @@ class LuceneSearcher:
     def terms(self, query: str) -> list[str]:
         return list(self._analyzer_utils.analyze(self._searcher.get_analyzer(), query))
 
+    def bounded(self, query: str) -> str:
+        """`query` with at most `max_terms` distinct terms, the rarest in the index (ranker.long_query)."""
+        if not might_exceed(query, self.max_terms):
+            return query
+        analyzer = self._searcher.get_analyzer()
+
+        def term_of(word: str) -> str | None:
+            found = list(self._analyzer_utils.analyze(analyzer, word))
+            return str(found[0]) if found else None
+
+        return bound_terms(query, term_of, self.doc_freqs, self.max_terms)
+
+    def doc_freqs(self, terms: Sequence[str]) -> list[int]:
+        """Document (passage) frequency of each index term."""
+        with self._lock:
+            if self._reader is None:
+                directory = autoclass("org.apache.lucene.store.FSDirectory").open(
+                    autoclass("java.io.File")(str(self._dir)).toPath())  # fmt: skip
+                self._reader = autoclass("org.apache.lucene.index.DirectoryReader").open(directory)
+        term = autoclass("org.apache.lucene.index.Term")
+        return [int(self._reader.docFreq(term("contents", t))) for t in terms]
+
     def search(
         self, queries: Sequence[str], k: int, filters: SourceFilters | Restriction | None = None
     ) -> list[list[Hit]]:
         """Top-k per query. A `Restriction` becomes a Lucene FILTER clause over the indexed host and
-        date fields (BM25 scores unchanged); plain source filters are left to the pipeline's post-filter."""
+        date fields (BM25 scores unchanged); plain source filters are left to the pipeline's post-filter.
+        Long queries are bounded to `max_terms` terms."""
         check_k(k)
+        if not queries:
+            return []
+        queries = [self.bounded(q) for q in queries]
         wrap = None
         if isinstance(filters, Restriction) and self.filter_fields:
             wrap = functools.partial(self._restricted, restrict=filters)
@@ -118,3 +146,6 @@ class LuceneSearcher:
             if self._searcher is not None:
                 self._searcher.close()
                 self._searcher = None
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None

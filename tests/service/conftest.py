@@ -163,3 +163,34 @@ def web_server(web_root: Path) -> Iterator[LiveServer]:
 def client(live: LiveServer) -> Iterator[httpx.Client]:
     with live.client() as c:
         yield c
+
+
+def agent_docs() -> list[dict]:
+    """The tiny documents plus sourced ones: URLs on listed hosts (several countries), dates, languages.
+
+    Dates are relative to AGENT_NOW (time_range tests pin `now` to it).
+    """
+    from tests.text_fixtures import AGENT_DOCS
+
+    return tiny_docs() + [dict(d) for d in AGENT_DOCS]
+
+
+@pytest.fixture(scope="session")
+def agent_root(tmp_path_factory) -> Path:
+    """An index of `agent_docs()` (BM25 + dense, ~40-word passages so long documents have several)."""
+    return build_tiny_index(tmp_path_factory.mktemp("agent") / "index", agent_docs(), dense=True, chunk_words=40)
+
+
+@pytest.fixture(scope="session")
+def agent_live(agent_root: Path) -> Iterator[LiveServer]:
+    """A server over the agent index; loopback fetches allowed (the fixture web runs on 127.0.0.1)."""
+    srv = start_server(index=agent_root, api_key=None, threads=4, cache_size=0, fetch_allow_loopback=True,
+                       fetch_allow_hosts=["127.0.0.1"], fetch_timeout_s=2.0, fetch_max_bytes=200_000)  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def agent_client(agent_live: LiveServer) -> Iterator[httpx.Client]:
+    with agent_live.client() as c:
+        yield c

@@ -118,7 +118,7 @@ def test_not_an_index_and_newer_format(tmp_path, bm25_index):
 @pytest.mark.parametrize(
     "query, fragment",
     [("", "query is empty"), ("   ", "query is empty"), ("?!... ---", "no searchable terms"),
-     ("AND OR", "no searchable terms"), ('"*" : ( \\', "no searchable terms"), ("x" * 2001, "longer than 2000")],
+     ("AND OR", "no searchable terms"), ('"*" : ( \\', "no searchable terms"), ("x" * 10_001, "longer than 10000")],
 )  # fmt: skip
 def test_bad_queries(bm25_index, query, fragment):
     assert_one_line_error(drsearch("search", query, "--index", bm25_index), fragment)

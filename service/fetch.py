@@ -1,0 +1,248 @@
+"""`POST /v1/fetch`: open 1-16 documents, by indexed id or by URL, whole or focused on a query.
+
+A URL that the index holds (compared in the crawler's canonical form) is answered from the store;
+any other URL is fetched live (`service.fetch_live`). With `query`, the document's passages come
+best first (`ranker.focus`); `max_chars` keeps whole passages and says what it left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ranker.focus import Span
+
+MAX_ITEMS = 16
+
+
+class FetchItem(BaseModel):
+    """One document to open: give `doc_id` (from a search hit) or `url`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    doc_id: str | None = Field(None, min_length=1, max_length=1000, description="An indexed document id (a search hit's doc_id)")
+    url: str | None = Field(None, min_length=1, max_length=4096, description="An http(s) URL; fetched live when not indexed")
+    query: str | None = Field(None, min_length=1, max_length=10_000, description="Return the passages most relevant to this, best first")
+    max_chars: int | None = Field(None, ge=1, le=1_000_000, description="Cap on the returned text: whole passages, never cut mid-word")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        value = value.strip()
+        try:
+            parts = urlsplit(value)
+            _ = parts.port  # raises on a malformed port
+        except ValueError as exc:
+            raise ValueError(f"malformed URL: {exc}") from None
+        if parts.scheme.lower() not in ("http", "https"):
+            raise ValueError(f"only http and https URLs can be fetched, not {parts.scheme or 'a relative URL'!r}")
+        if not parts.hostname:
+            raise ValueError("malformed URL: no host")
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "FetchItem":
+        if (self.doc_id is None) == (self.url is None):
+            raise ValueError("give exactly one of `doc_id` or `url`")
+        return self
+
+
+class FetchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[FetchItem] = Field(..., min_length=1, max_length=MAX_ITEMS, description=f"1-{MAX_ITEMS} documents to open")
+
+
+class FetchedPassage(BaseModel):
+    passage_id: str | None = Field(None, description="Indexed passages only")
+    ordinal: int
+    start: int = Field(description="Character offset in the document text")
+    end: int
+    score: float | None = Field(None, description="Relevance to `query` in [0, 1] (only with a query)")
+    text: str
+
+
+class Omitted(BaseModel):
+    passages: int
+    chars: int
+
+
+class ItemError(BaseModel):
+    code: Literal["blocked_by_robots", "host_not_allowed", "too_large", "timeout", "not_html_or_pdf", "fetch_failed"]
+    message: str
+
+
+class FetchResult(BaseModel):
+    ok: bool
+    source: Literal["index", "live"] | None = None
+    doc_id: str | None = None
+    url: str | None = None
+    title: str | None = None
+    domain: str | None = None
+    published: str | None = None
+    language: str | None = None
+    authority: dict[str, Any] | None = None
+    text: str | None = Field(None, description="The returned passages joined by blank lines, then a marker of what was left out")
+    passages: list[FetchedPassage] = Field(default_factory=list)
+    omitted: Omitted | None = None
+    cached: bool = False
+    error: ItemError | None = None
+
+
+class FetchResponse(BaseModel):
+    request_id: str
+    index_version: str
+    took_ms: float
+    results: list[FetchResult]
+
+
+# ----------------------------------------------------------------------------------------- assembly
+
+
+def marker(omitted: Omitted) -> str:
+    return f"[… {omitted.passages} more passage(s), {omitted.chars} characters, left out]"
+
+
+def select(ranked: list[tuple[Span, float | None]], max_chars: int | None, *, in_order: bool) -> tuple[list, Omitted | None]:
+    """Whole passages within `max_chars` (joined by blank lines, plus the marker when some are left
+    out). `in_order`: stop at the first that does not fit (a prefix of the document); else skip it and
+    try the next (best-first lists). If not even one fits, the first is cut at a word boundary."""
+    from ranker.output_budget import trim_words
+
+    if max_chars is None:
+        return ranked, None
+    total = sum(len(s.text) for s, _ in ranked) + 2 * max(0, len(ranked) - 1)
+    if total <= max_chars:
+        return ranked, None
+    room = max_chars - len(marker(Omitted(passages=len(ranked), chars=total))) - 2
+    kept, used = [], 0
+    for span, score in ranked:
+        need = len(span.text) + (2 if kept else 0)
+        if used + need <= room:
+            kept.append((span, score))
+            used += need
+        elif in_order:
+            break
+    if not kept and ranked and room > 0:
+        span, score = ranked[0]
+        cut = trim_words(span.text, room)
+        if cut:
+            kept = [(Span(span.ordinal, span.start, span.start + len(cut.removesuffix("…")), cut, span.passage_id), score)]
+    chars = sum(len(s.text) for s, _ in ranked) - sum(len(s.text.removesuffix("…")) for s, _ in kept)
+    return kept, Omitted(passages=len(ranked) - len(kept) + (1 if kept and kept[0][0].text.endswith("…") else 0), chars=chars)
+
+
+def assemble(pipeline, *, item: FetchItem, title: str, spans: list[Span], base: dict[str, Any]) -> dict[str, Any]:
+    """A FetchResult dict: the spans whole or focused on `item.query`, within `item.max_chars`."""
+    from ranker.focus import rank_spans
+
+    if item.query:
+        ranked: list[tuple[Span, float | None]] = list(rank_spans(pipeline, item.query, title, spans))
+        kept, omitted = select(ranked, item.max_chars, in_order=False)
+    else:
+        kept, omitted = select([(s, None) for s in spans], item.max_chars, in_order=True)
+    text = "\n\n".join(s.text for s, _ in kept)
+    if omitted is not None:
+        text = (text + "\n\n" if text else "") + marker(omitted)
+    passages = [{"passage_id": s.passage_id, "ordinal": s.ordinal, "start": s.start, "end": s.end, "score": sc, "text": s.text}
+                for s, sc in kept]  # fmt: skip
+    return {**base, "ok": True, "text": text, "passages": passages, "omitted": omitted.model_dump() if omitted else None}
+
+
+# ----------------------------------------------------------------------------------------- index side
+
+
+class UrlIndex:
+    """Canonical URL -> doc_id of one index build, built on first use (one pass over the documents)."""
+
+    def __init__(self) -> None:
+        self._maps: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, version: str, store, url: str) -> str | None:
+        from crawler.urls import canonicalize_url
+
+        with self._lock:
+            mapping = self._maps.get(version)
+            if mapping is None:
+                mapping = {canonicalize_url(u): d for d, u in store.document_urls()}
+                self._maps = {version: mapping}  # only the served build's map is kept
+        return mapping.get(canonicalize_url(url))
+
+
+def indexed_spans(doc: dict[str, Any]) -> list[Span]:
+    text = doc["text"]
+    return [Span(p["ordinal"], p["start"], p["end"], text[p["start"] : p["end"]], p["passage_id"]) for p in doc["passages"]]
+
+
+def live_spans(pipeline, page) -> list[Span]:
+    """A live page cut into passages the way the served build chunked its documents."""
+    from indexer.chunker import ChunkSettings, chunk_document
+    from indexer.schema import Document
+
+    chunking = pipeline.manifest.chunking or {}
+    settings = ChunkSettings(target_words=int(chunking.get("target_words", 200)), overlap_words=int(chunking.get("overlap_words", 0)))
+    passages = chunk_document(Document(doc_id="live", text=page.text, title=page.title), settings)
+    return [Span(p.ordinal, p.start, p.end, p.text) for p in passages]
+
+
+# ----------------------------------------------------------------------------------------- handler
+
+
+async def fetch_items(st, snap, body: FetchRequest, request_id: str) -> dict[str, Any]:
+    """Answer every item; unknown ids are a 404 for the request, live-fetch outcomes are per item."""
+    from crawler.urls import canonicalize_url, doc_id_for
+    from ranker.format import authority_dict
+    from ranker.query import clean_query
+    from service.errors import ApiError
+    from service.fetch_live import FetchFailure
+
+    started = time.perf_counter()
+    pipeline = snap.pipeline
+    cap = st.settings.max_query_chars
+    for i, item in enumerate(body.items):
+        if item.query is not None:
+            item.query = clean_query(item.query, field=f"items[{i}].query", max_chars=cap)
+
+    def resolve_targets() -> list[dict[str, Any] | None]:
+        docs: list[dict[str, Any] | None] = []
+        for i, item in enumerate(body.items):
+            doc_id = item.doc_id or st.url_index.lookup(snap.version, pipeline.store, item.url)
+            doc = pipeline.store.document(doc_id) if doc_id is not None else None
+            if item.doc_id is not None and doc is None:
+                raise ApiError(404, "not_found", f"unknown document id {item.doc_id!r}", f"items[{i}].doc_id")
+            docs.append(doc)
+        return docs
+
+    docs = await st.run(resolve_targets)
+
+    def authority(host: str | None) -> dict[str, Any] | None:
+        return authority_dict(pipeline.authority.lookup(host)) if host else None
+
+    async def one(item: FetchItem, doc: dict[str, Any] | None) -> dict[str, Any]:
+        if doc is not None:
+            base = {"source": "index", "doc_id": doc["doc_id"], "url": doc.get("url"), "title": doc["title"],
+                    "domain": doc.get("domain"), "published": doc.get("published"),
+                    "language": (doc.get("metadata") or {}).get("language"),
+                    "authority": authority(doc.get("url") or doc.get("domain"))}  # fmt: skip
+            return await st.run(lambda: assemble(pipeline, item=item, title=doc["title"], spans=indexed_spans(doc), base=base))
+        try:
+            page, cached = await st.fetcher.fetch(item.url, lambda h: pipeline.authority.lookup(h) is not None)
+        except FetchFailure as exc:
+            return {"ok": False, "url": item.url, "error": {"code": exc.code, "message": exc.message}}
+        host = urlsplit(page.url).hostname
+        base = {"source": "live", "doc_id": doc_id_for(canonicalize_url(page.url)), "url": page.url, "title": page.title,
+                "domain": host, "published": page.published, "language": page.language, "authority": authority(host),
+                "cached": cached}  # fmt: skip
+        return await st.run(lambda: assemble(pipeline, item=item, title=page.title, spans=live_spans(pipeline, page), base=base))
+
+    results = await asyncio.gather(*(one(item, doc) for item, doc in zip(body.items, docs)))
+    return {"request_id": request_id, "index_version": snap.version,
+            "took_ms": round((time.perf_counter() - started) * 1000.0, 3), "results": results}  # fmt: skip

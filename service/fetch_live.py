@@ -1,0 +1,184 @@
+"""Live fetch of one page that is not in the index, with the crawler's safety checks and extraction.
+
+Every hop (the URL and each redirect target) must be http(s), must not be or resolve to a private,
+loopback or link-local address (loopback only when the server allows it, for tests), must be on an
+allowed host (the authority list, unless `fetch_any_host`), and must be allowed by its host's
+robots.txt. Responses are streamed and cut at `max_bytes`; the whole fetch has one deadline.
+HTML goes through the crawler's extractor, PDF through its PDF path. Successes are cached per URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from crawler.config import DEFAULT_USER_AGENT, product_token
+from crawler.urls import canonicalize_url, host_is_private, system_resolve
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+PDF_TYPES = ("application/pdf", "application/x-pdf")
+ROBOTS_MAX_BYTES = 512 * 1024
+
+
+class FetchFailure(Exception):
+    """One item's outcome other than success: a stable `code` and a one-line message."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass(frozen=True)
+class LivePage:
+    url: str  # after redirects
+    title: str
+    text: str
+    published: str | None
+    language: str | None
+    content_type: str  # "html" | "pdf"
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    any_host: bool = False
+    allow_loopback: bool = False
+    extra_hosts: tuple[str, ...] = ()
+    timeout_s: float = 10.0
+    max_bytes: int = 5 * 1024 * 1024
+    max_redirects: int = 5
+    cache_ttl_s: float = 600.0
+    cache_entries: int = 1024
+    user_agent: str = DEFAULT_USER_AGENT
+
+
+class LiveFetcher:
+    """Fetches pages for `POST /v1/fetch`; one per server (holds an HTTP client and the caches)."""
+
+    def __init__(self, limits: FetchLimits, resolve: Callable[[str], list[str]] = system_resolve):
+        self.limits = limits
+        self.resolve = resolve
+        self._agent = product_token(limits.user_agent) or "*"
+        self._client = httpx.AsyncClient(
+            follow_redirects=False, trust_env=False, headers={"User-Agent": limits.user_agent},
+            timeout=httpx.Timeout(limits.timeout_s),
+        )  # fmt: skip
+        self._pages: OrderedDict[str, tuple[float, LivePage]] = OrderedDict()
+        self._robots: dict[str, tuple[float, object | None]] = {}
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(self, url: str, allowed_host: Callable[[str], bool]) -> tuple[LivePage, bool]:
+        """(page, from_cache) or FetchFailure. `allowed_host` says whether a host is on the authority list."""
+        key = canonicalize_url(url)
+        hit = self._pages.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            self._pages.move_to_end(key)
+            return hit[1], True
+        try:
+            page = await asyncio.wait_for(self._fetch(url, allowed_host), self.limits.timeout_s)
+        except (asyncio.TimeoutError, httpx.TimeoutException):
+            raise FetchFailure("timeout", f"no complete answer within {self.limits.timeout_s:g} s") from None
+        except httpx.HTTPError as exc:
+            raise FetchFailure("fetch_failed", f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+        self._pages[key] = (time.monotonic() + self.limits.cache_ttl_s, page)
+        while len(self._pages) > self.limits.cache_entries:
+            self._pages.popitem(last=False)
+        return page, False
+
+    async def _fetch(self, url: str, allowed_host: Callable[[str], bool]) -> LivePage:
+        for _ in range(self.limits.max_redirects + 1):
+            await self._check_target(url, allowed_host)
+            await self._check_robots(url)
+            async with self._client.stream("GET", url) as resp:
+                if resp.is_redirect:
+                    url = urljoin(url, resp.headers.get("location", ""))
+                    continue
+                if resp.status_code >= 400:
+                    raise FetchFailure("fetch_failed", f"HTTP {resp.status_code} from {url}")
+                kind = _kind(resp.headers.get("content-type"))
+                if kind == "other":
+                    raise FetchFailure("not_html_or_pdf", f"content type {resp.headers.get('content-type')!r} is neither HTML nor PDF")
+                declared = resp.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > self.limits.max_bytes:
+                    raise FetchFailure("too_large", f"{declared} bytes, more than the limit of {self.limits.max_bytes}")
+                body = await _read_capped(resp, self.limits.max_bytes)
+                if body is None:
+                    raise FetchFailure("too_large", f"more than the limit of {self.limits.max_bytes} bytes")
+            return await asyncio.to_thread(_extract, url, kind, body)
+        raise FetchFailure("fetch_failed", f"more than {self.limits.max_redirects} redirects")
+
+    async def _check_target(self, url: str, allowed_host: Callable[[str], bool]) -> None:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower().rstrip(".")
+        if parts.scheme not in ("http", "https") or not host:
+            raise FetchFailure("fetch_failed", f"not an http(s) URL: {url[:200]!r}")
+        private = await asyncio.to_thread(host_is_private, host, self.resolve, allow_loopback=self.limits.allow_loopback)
+        if private:
+            raise FetchFailure("host_not_allowed", f"{host} is or resolves to a private, loopback or link-local address")
+        if not (self.limits.any_host or host in self.limits.extra_hosts or allowed_host(host)):
+            raise FetchFailure("host_not_allowed", f"{host} is not on the authority list (the server allows listed hosts only)")
+
+    async def _check_robots(self, url: str) -> None:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        cached = self._robots.get(origin)
+        if cached is None or cached[0] <= time.monotonic():
+            cached = (time.monotonic() + self.limits.cache_ttl_s, await self._robots_parser(origin))
+            self._robots[origin] = cached
+        parser = cached[1]
+        if parser is False:
+            raise FetchFailure("blocked_by_robots", f"{origin}/robots.txt could not be read (server error): not fetching")
+        if parser is not None and not parser.can_fetch(url, self._agent):  # type: ignore[attr-defined]
+            raise FetchFailure("blocked_by_robots", f"{origin}/robots.txt disallows {parts.path or '/'}")
+
+    async def _robots_parser(self, origin: str) -> object | None:
+        """A Protego parser; None = no rules (missing robots.txt); False = server error (fetch nothing)."""
+        from protego import Protego
+
+        async with self._client.stream("GET", origin + "/robots.txt") as resp:
+            if resp.status_code >= 500:
+                return False
+            if resp.status_code != 200:  # 4xx or a redirect: no usable rules
+                return None
+            body = await _read_capped(resp, ROBOTS_MAX_BYTES)
+        return Protego.parse((body or b"").decode("utf-8", "replace"))
+
+
+def _kind(content_type: str | None) -> str:
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if mime in HTML_TYPES:
+        return "html"
+    if mime in PDF_TYPES:
+        return "pdf"
+    return "sniff" if mime in ("", "application/octet-stream") else "other"
+
+
+async def _read_capped(resp: httpx.Response, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _extract(url: str, kind: str, body: bytes) -> LivePage:
+    from crawler.extract import extract_html, extract_pdf
+
+    if kind == "sniff":
+        head = body[:1024].lstrip().lower()
+        kind = "pdf" if body.startswith(b"%PDF") else "html" if head.startswith((b"<!doctype html", b"<html")) else "other"
+        if kind == "other":
+            raise FetchFailure("not_html_or_pdf", "the body is neither HTML nor PDF")
+    ex = extract_pdf(body) if kind == "pdf" else extract_html(body, url=url)
+    if not ex.text.strip():
+        raise FetchFailure("fetch_failed", f"no main text could be extracted from the {kind.upper()}")
+    return LivePage(url=url, title=ex.title, text=ex.text, published=ex.published, language=ex.language, content_type=kind)

@@ -1,0 +1,135 @@
+"""`POST /v1/fetch` against a real server: indexed documents (by id and URL, query-focused, capped)
+and live fetches from a loopback fixture web (pages, PDF, robots.txt, redirects to private
+addresses, slow and huge responses), every outcome per item."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from tests.crawler.fixture_web import PARA, FixtureWeb, Resp, article, minimal_pdf
+from tests.service.test_api_errors import assert_error
+
+ARTICLE = [PARA, "Regional employment rose in the north while household income stayed flat in the south.",
+           "Consumer prices for energy fell for the third month, the statistics office reports."]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[tuple[FixtureWeb, str]]:
+    w = FixtureWeb()
+    w.site("127.0.0.1", {
+        "/robots.txt": Resp(body=b"User-agent: *\nDisallow: /private/\n", ctype="text/plain"),
+        "/article": Resp(body=article("Monthly statistics", ARTICLE)),
+        "/moved": Resp(301, headers={"Location": "/article"}),
+        "/report.pdf": Resp(body=minimal_pdf(["Annual report on consumer prices and wages.", "Prices rose two percent."]),
+                            ctype="application/pdf"),
+        "/private/page": Resp(body=article("Secret", [PARA])),
+        "/to-private": Resp(302, headers={"Location": "http://10.0.0.5/admin"}),
+        "/to-metadata": Resp(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}),
+        "/slow": Resp(body=article("Slow", [PARA]), delay=4.0),
+        "/huge": Resp(body=article("Huge", [PARA] * 2000)),
+        "/logo.png": Resp(body=b"\x89PNG\r\n\x1a\n" + b"0" * 100, ctype="image/png"),
+    })  # fmt: skip
+    w.start()
+    yield w, f"http://127.0.0.1:{w.ports['127.0.0.1']}"
+    w.stop()
+
+
+def _fetch(client, *items, status: int = 200):
+    r = client.post("/v1/fetch", json={"items": list(items)})
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def test_indexed_document_by_id_and_by_url(agent_client):
+    doc = agent_client.get("/v1/documents/cdc-flu").json()
+    by_id, by_url = _fetch(agent_client, {"doc_id": "cdc-flu"},
+                           {"url": "HTTPS://WWW.cdc.gov/flu/vaccine.html?utm_source=agent#top"})["results"]  # fmt: skip
+    for got in (by_id, by_url):
+        assert got["ok"] and got["source"] == "index" and got["doc_id"] == "cdc-flu"
+        assert got["authority"]["country"] == "us" and got["language"] == "en" and got["omitted"] is None
+        assert [p["passage_id"] for p in got["passages"]] == [p["passage_id"] for p in doc["passages"]]
+        assert len(got["passages"]) >= 3
+        for p in got["passages"]:
+            assert doc["text"][p["start"] : p["end"]] == p["text"]
+
+
+def test_query_focused_passages_come_best_first_within_max_chars(agent_client):
+    whole = _fetch(agent_client, {"doc_id": "cdc-flu", "query": "side effects sore arm fever"})["results"][0]
+    scores = [p["score"] for p in whole["passages"]]
+    assert "sore arm" in whole["passages"][0]["text"] and scores == sorted(scores, reverse=True)
+    capped = _fetch(agent_client, {"doc_id": "cdc-flu", "query": "side effects sore arm fever", "max_chars": 200})["results"][0]
+    assert len(capped["text"]) <= 200
+    assert capped["passages"] and capped["passages"][0]["passage_id"] == whole["passages"][0]["passage_id"]
+    assert capped["omitted"]["passages"] == len(whole["passages"]) - len(capped["passages"]) > 0
+    assert capped["text"].endswith("left out]") and f"{capped['omitted']['passages']} more passage" in capped["text"]
+    tiny = _fetch(agent_client, {"doc_id": "cdc-flu", "max_chars": 90})["results"][0]  # no passage fits: cut at a word
+    assert len(tiny["text"]) <= 90 and tiny["passages"][0]["text"].endswith("…")
+    assert tiny["passages"][0]["ordinal"] == 0 and tiny["omitted"]["passages"] == len(whole["passages"])
+
+
+def test_live_fetch_outcomes_per_item(agent_client, web):
+    w, base = web
+    items = ["/article", "/report.pdf", "/private/page", "/to-private", "/to-metadata", "/huge", "/slow", "/logo.png",
+             "/missing", "/moved"]  # fmt: skip
+    results = _fetch(agent_client, *({"url": base + p} for p in items))["results"]
+    got = dict(zip(items, results))
+    assert got["/article"]["ok"] and got["/article"]["source"] == "live"
+    assert "household income stayed flat" in got["/article"]["text"] and got["/article"]["title"] == "Monthly statistics"
+    assert got["/report.pdf"]["ok"] and "Prices rose two percent" in got["/report.pdf"]["text"]
+    assert got["/moved"]["ok"] and got["/moved"]["url"].endswith("/article")
+    codes = {p: (r["error"] or {}).get("code") for p, r in got.items()}
+    assert codes == {"/article": None, "/report.pdf": None, "/moved": None, "/private/page": "blocked_by_robots",
+                     "/to-private": "host_not_allowed", "/to-metadata": "host_not_allowed", "/huge": "too_large",
+                     "/slow": "timeout", "/logo.png": "not_html_or_pdf", "/missing": "fetch_failed"}  # fmt: skip
+    assert "private" in got["/to-private"]["error"]["message"]
+    assert w.count("127.0.0.1", "/private/page") == 0  # robots.txt obeyed: never requested
+    for r in results:
+        assert r["ok"] == (r["error"] is None) and "\n" not in (r["error"] or {}).get("message", "")
+
+
+def test_live_fetch_is_cached_and_query_focused(agent_client, web):
+    w, base = web
+    before = w.count("127.0.0.1", "/article")
+    first = _fetch(agent_client, {"url": base + "/article?utm_campaign=x", "query": "energy prices fell"})["results"][0]
+    again = _fetch(agent_client, {"url": base + "/article", "query": "energy prices fell"})["results"][0]
+    assert first["ok"] and again["cached"] and "energy" in again["passages"][0]["text"]
+    assert w.count("127.0.0.1", "/article") <= before + 1  # one download at most; the second call was cached
+
+
+def test_hosts_off_the_list_are_refused(agent_client, web):
+    _, base = web
+    r = _fetch(agent_client, {"url": base.replace("127.0.0.1", "localhost") + "/article"})["results"][0]
+    assert r["error"]["code"] == "host_not_allowed" and "authority list" in r["error"]["message"]
+
+
+def test_a_name_resolving_to_a_private_address_is_refused():
+    from service.fetch_live import FetchFailure, FetchLimits, LiveFetcher
+
+    async def attempt() -> str:
+        fetcher = LiveFetcher(FetchLimits(any_host=True), resolve=lambda host: ["10.1.2.3"])
+        try:
+            await fetcher.fetch("http://intranet.example.org/", lambda host: True)
+        except FetchFailure as exc:
+            return exc.code
+        finally:
+            await fetcher.close()
+        return "fetched"
+
+    assert asyncio.run(attempt()) == "host_not_allowed"
+
+
+@pytest.mark.parametrize(
+    ("items", "status", "field"),
+    [([{"doc_id": "cdc-flu"}, {"doc_id": "no-such-doc"}], 404, "items[1].doc_id"),
+     ([{"doc_id": "cdc-flu"}] * 17, 422, "items"), ([], 422, "items"),
+     ([{"url": "file:///etc/passwd"}], 422, "items[0].url"), ([{"url": "ftp://example.org/x"}], 422, "items[0].url"),
+     ([{"url": "http://"}], 422, "items[0].url"), ([{"url": "http://example.org:99999/"}], 422, "items[0].url"),
+     ([{"doc_id": "cdc-flu", "max_chars": -1}], 422, "items[0].max_chars"),
+     ([{"doc_id": "cdc-flu", "url": "https://www.cdc.gov/"}], 422, "items[0]"), ([{}], 422, "items[0]"),
+     ([{"doc_id": "cdc-flu", "query": "  "}], 400, "items[0].query")],
+)  # fmt: skip
+def test_bad_fetch_input_names_the_field(agent_client, items, status, field):
+    assert_error(agent_client.post("/v1/fetch", json={"items": items}), status, None, field)

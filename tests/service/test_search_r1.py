@@ -1,0 +1,44 @@
+"""`POST /retrieve`: Search-R1's retrieval-server contract, against a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from tests.service.test_api_errors import assert_error
+
+
+def _check_document(doc: dict) -> None:
+    assert set(doc) == {"id", "contents"}
+    title, _, text = doc["contents"].partition("\n")
+    assert title.startswith('"') and title.endswith('"') and text  # Search-R1's wiki-18 layout
+
+
+def test_retrieve_with_scores_has_search_r1_shape(agent_client):
+    r = agent_client.post("/retrieve", json={"queries": ["how do tides rise and fall", "yeast dough"], "topk": 2,
+                                             "return_scores": True})  # fmt: skip
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"result"} and len(body["result"]) == 2
+    for hits in body["result"]:
+        assert len(hits) == 2
+        for item in hits:
+            assert set(item) == {"document", "score"} and isinstance(item["score"], float)
+            _check_document(item["document"])
+        assert hits[0]["score"] >= hits[1]["score"]
+    assert body["result"][0][0]["document"]["id"] == "tides#0"
+    assert body["result"][0][0]["document"]["contents"].startswith('"Ocean tides"\nThe gravitational pull')
+    assert body["result"][1][0]["document"]["id"] == "bread#0"
+
+
+def test_retrieve_without_scores_is_a_plain_document_list(agent_client):
+    r = agent_client.post("/retrieve", json={"queries": ["volcanic eruption lava"]})
+    assert r.status_code == 200, r.text
+    hits = r.json()["result"][0]
+    assert len(hits) == 3  # Search-R1's default topk
+    for doc in hits:
+        _check_document(doc)
+    assert hits[0]["id"] == "volcano#0"
+
+
+def test_retrieve_bad_input_names_the_field(agent_client):
+    assert_error(agent_client.post("/retrieve", json={"queries": []}), 422, "invalid_request", "queries")
+    assert_error(agent_client.post("/retrieve", json={"queries": ["tides"], "topk": 0}), 422, "invalid_request", "topk")
+    assert_error(agent_client.post("/retrieve", json={"queries": ["tides", "  "]}), 400, "invalid_query", "queries[1]")
