@@ -21,7 +21,12 @@ class SearchRequest(RequestOptions):
     Query text is cleaned here, once: the pipeline does not check it again.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid", frozen=False, json_schema_extra={"examples": [
+        {"queries": ["smoking and coronary heart disease", "vitamin D supplementation and bone fractures"], "k": 5},
+        {"queries": ["influenza vaccine effectiveness"], "k": 5, "offset": 5, "max_total_chars": 2000},
+        {"queries": ["consumer price inflation outlook"], "time_range": "year", "now": "2026-11-30T12:00:00Z",
+         "countries": ["us", "gb"], "languages": ["en"], "include_undated": True, "max_chars_per_hit": 300},
+    ]})  # fmt: skip
 
     queries: list[str] | None = Field(
         None, min_length=1, max_length=MAX_QUERIES,

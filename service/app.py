@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -30,7 +30,6 @@ from indexer import layout
 from indexer.lifeline import die_with_parent
 from ranker.query import clean_query
 from service.api_models import (
-    AGENT_FIELDS,
     DocumentResponse,
     HealthResponse,
     PassageResponse,
@@ -121,6 +120,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     """A FastAPI app serving `settings.index`; the index is opened by the lifespan, once."""
     _configure_logging()
 
+    stack = AsyncExitStack()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         st: ServiceState = app.state.svc
@@ -134,6 +135,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         watcher = None
         try:
             await asyncio.get_running_loop().run_in_executor(st.executor, start_jvm, settings.jvm_heap)
+            await stack.enter_async_context(mcp_sessions)
             await asyncio.get_running_loop().run_in_executor(st.executor, st.index.load)
             st.batcher = MicroBatcher(
                 st.executor, window_s=settings.batch_window_ms / 1000.0, max_queries=settings.batch_max_queries,
@@ -153,6 +155,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             st.executor.shutdown(wait=False, cancel_futures=True)
             if torch_before:
                 _set_torch_threads(torch_before)
+            await stack.aclose()
 
     app = FastAPI(
         title="drsearch", version=API_VERSION, lifespan=lifespan, default_response_class=SafeJSONResponse,
@@ -169,9 +172,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.add_middleware(StartupErrorMiddleware)
     _add_routes(app)
     app.include_router(page_router)  # GET /: the search page for people
-    from service import search_r1
+    from service import mcp_server, search_r1
 
     app.include_router(search_r1.router(require_api_key))
+    mcp_sessions = mcp_server.mount(app, _agent_tools(app.state.svc), settings.host, settings.api_key)
     return app
 
 
@@ -185,6 +189,24 @@ def _fetcher(settings: ServiceSettings):
         max_bytes=settings.fetch_max_bytes, max_redirects=settings.fetch_max_redirects, cache_ttl_s=settings.fetch_cache_ttl_s,
     )  # fmt: skip
     return LiveFetcher(limits), UrlIndex()
+
+
+def _agent_tools(st: ServiceState):
+    """The MCP tools over this app's served index (one snapshot per call)."""
+    from service.agent_tools import AgentTools
+
+    @contextmanager
+    def context():
+        with _snapshot(st) as snap:
+            yield _fetch_context(st, snap)
+
+    return AgentTools(context)
+
+
+def _fetch_context(st: ServiceState, snap: Snapshot):
+    from service.fetch import FetchContext
+
+    return FetchContext(snap.pipeline, snap.version, st.fetcher, st.url_index, st.run, st.settings.max_query_chars)
 
 
 def app_from_env() -> FastAPI:
@@ -364,42 +386,6 @@ def _consume(task: asyncio.Future) -> None:
         task.exception()
 
 
-# --------------------------------------------------------------------------------------------- tool schema
-
-
-def _strip(schema: Any) -> Any:
-    """JSON schema without titles and with Optional[X] collapsed to X (what function-calling APIs expect)."""
-    if isinstance(schema, dict):
-        any_of = schema.get("anyOf")
-        if isinstance(any_of, list):
-            non_null = [s for s in any_of if s != {"type": "null"}]
-            if len(non_null) == 1:
-                merged = {**{k: v for k, v in schema.items() if k != "anyOf"}, **non_null[0]}
-                return _strip(merged)
-        return {k: _strip(v) for k, v in schema.items() if k != "title" and not (k == "default" and v is None)}
-    if isinstance(schema, list):
-        return [_strip(s) for s in schema]
-    return schema
-
-
-def tool_schema() -> dict[str, Any]:
-    full = SearchRequest.model_json_schema()
-    props = {name: _strip(full["properties"][name]) for name in AGENT_FIELDS}
-    return {
-        "type": "function",
-        "function": {
-            "name": "search",
-            "description": (
-                "Search a curated library of authoritative documents (paragraph-level hybrid BM25 + dense retrieval, "
-                "authority-aware ranking). Send several phrasings or sub-questions at once in `queries`; each gets "
-                "its own ranked list of passages with title, url, domain, authority (name, category, tier), "
-                "publication date and a snippet. Fetch a full document with GET /v1/documents/{doc_id}."
-            ),
-            "parameters": {"type": "object", "properties": props, "required": ["queries"], "additionalProperties": False},
-        },
-    }
-
-
 # --------------------------------------------------------------------------------------------- routes
 
 
@@ -426,7 +412,7 @@ def _add_routes(app: FastAPI) -> None:
         st = _svc(request)
         request.state.n_queries = len(body.items)
         with _snapshot(st) as snap:
-            return await fetch_items(st, snap, body, request.state.request_id)
+            return await fetch_items(_fetch_context(st, snap), body, request.state.request_id)
 
     @app.get(
         "/v1/documents/{doc_id:path}", response_model=DocumentResponse, tags=["fetch"],
@@ -501,8 +487,10 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/v1/tool-schema", tags=["search"])
     async def get_tool_schema() -> dict[str, Any]:
-        """An OpenAI-style function-calling schema for the search tool."""
-        return tool_schema()
+        """Both agent tools (`search`, `fetch`) in the OpenAI function-calling format, generated from the request models."""
+        from service.tool_schemas import openai_tools
+
+        return {"tools": openai_tools()}
 
     @app.post(
         "/v1/admin/reload", response_model=ReloadResponse, tags=["admin"],

@@ -269,6 +269,71 @@ def serve(
     run_server(settings)
 
 
+def _agent_settings(index: Path, fetch_any_host: bool, max_query_chars: int):
+    from service.settings import ServiceSettings
+
+    try:  # DRSEARCH_SERVE_FETCH_* env vars set the other fetch limits, as for `serve`
+        return ServiceSettings(index=index, fetch_any_host=fetch_any_host, max_query_chars=max_query_chars or None)
+    except ValueError as exc:
+        raise DrsearchError(_first_pydantic_error(exc)) from None
+
+
+FetchAnyHostOpt = Annotated[bool, typer.Option("--fetch-any-host", help="Fetch any public host, not only authority-list hosts")]
+QueryCapOpt = Annotated[int, typer.Option(help="Longest query accepted, in characters (0 = no cap)")]
+
+
+@app.command("fetch")
+def fetch_command(
+    targets: Annotated[list[str], typer.Argument(help="Indexed document ids or http(s) URLs (1-16)")],
+    index: IndexOpt,
+    query: Annotated[Optional[str], typer.Option("--query", "-q", help="Return the passages most relevant to this, best first")] = None,
+    max_chars: Annotated[Optional[int], typer.Option(help="Cap on each document's text (whole passages)")] = None,
+    fetch_any_host: FetchAnyHostOpt = False,
+    max_query_chars: QueryCapOpt = MAX_QUERY_CHARS,
+    as_json: Annotated[bool, typer.Option("--json", help="The /v1/fetch response as JSON")] = False,
+) -> None:
+    """Open documents by id or URL (live fetch when not indexed), whole or focused on a query."""
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from service.agent_tools import render_fetch, standalone
+    from service.errors import ApiError
+    from service.fetch import FetchRequest
+    from service.mcp_server import _validation_message
+
+    items = [{"url" if "://" in t else "doc_id": t, "query": query, "max_chars": max_chars} for t in targets]
+    try:
+        body = FetchRequest.model_validate({"items": [{k: v for k, v in i.items() if v is not None} for i in items]})
+    except ValidationError as exc:
+        raise DrsearchError(_validation_message(exc)) from None
+    settings = _agent_settings(index, fetch_any_host, max_query_chars)
+
+    async def go() -> dict:
+        async with standalone(index, settings) as (tools, _version):
+            return await tools.fetch(body)
+
+    try:
+        payload = asyncio.run(go())
+    except ApiError as exc:
+        raise DrsearchError(f"{exc.field}: {exc.message}" if exc.field else exc.message) from None
+    typer.echo(json.dumps(payload, ensure_ascii=False, indent=2) if as_json else render_fetch(payload))
+
+
+@app.command("mcp")
+def mcp_command(
+    index: IndexOpt,
+    fetch_any_host: FetchAnyHostOpt = False,
+    max_query_chars: QueryCapOpt = MAX_QUERY_CHARS,
+) -> None:
+    """Serve the agent tools (search, fetch) over MCP on stdin/stdout (for MCP clients that launch a command)."""
+    import asyncio
+
+    from service.mcp_server import serve_stdio
+
+    asyncio.run(serve_stdio(index, _agent_settings(index, fetch_any_host, max_query_chars)))
+
+
 def main() -> None:
     # Typer 0.29 vendors click as typer._click; its exception types are what parsing raises.
     from typer._click import exceptions as click

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -55,7 +57,11 @@ class FetchItem(BaseModel):
 
 
 class FetchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"items": [{"url": "https://www.who.int/news-room/fact-sheets/detail/influenza-(seasonal)",
+                    "query": "how effective is the seasonal influenza vaccine", "max_chars": 3000}]},
+        {"items": [{"url": "https://www.cdc.gov/flu/vaccine.html"}, {"url": "https://www.nih.gov/", "max_chars": 1500}]},
+    ]})  # fmt: skip
 
     items: list[FetchItem] = Field(..., min_length=1, max_length=MAX_ITEMS, description=f"1-{MAX_ITEMS} documents to open")
 
@@ -130,13 +136,15 @@ def select(ranked: list[tuple[Span, float | None]], max_chars: int | None, *, in
             used += need
         elif in_order:
             break
-    if not kept and ranked and room > 0:
+    whole, shown = len(kept), sum(len(s.text) for s, _ in kept)
+    if not kept and ranked and room > 0:  # not even one passage fits: the first, cut at a word
         span, score = ranked[0]
         cut = trim_words(span.text, room)
         if cut:
-            kept = [(Span(span.ordinal, span.start, span.start + len(cut.removesuffix("…")), cut, span.passage_id), score)]
-    chars = sum(len(s.text) for s, _ in ranked) - sum(len(s.text.removesuffix("…")) for s, _ in kept)
-    return kept, Omitted(passages=len(ranked) - len(kept) + (1 if kept and kept[0][0].text.endswith("…") else 0), chars=chars)
+            shown = len(cut.removesuffix("…"))
+            kept = [(Span(span.ordinal, span.start, span.start + shown, cut, span.passage_id), score)]
+    chars = sum(len(s.text) for s, _ in ranked) - shown
+    return kept, Omitted(passages=len(ranked) - whole, chars=chars)
 
 
 def assemble(pipeline, *, item: FetchItem, title: str, spans: list[Span], base: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +204,20 @@ def live_spans(pipeline, page) -> list[Span]:
 # ----------------------------------------------------------------------------------------- handler
 
 
-async def fetch_items(st, snap, body: FetchRequest, request_id: str) -> dict[str, Any]:
+@dataclass
+class FetchContext:
+    """What answering a fetch needs: the served pipeline and build version, the live fetcher, the URL
+    map, a way to run blocking work off the event loop, and the query cap."""
+
+    pipeline: Any
+    version: str
+    fetcher: Any  # service.fetch_live.LiveFetcher
+    url_index: UrlIndex
+    run: Callable[..., Awaitable[Any]]
+    max_query_chars: int | None
+
+
+async def fetch_items(st: FetchContext, body: FetchRequest, request_id: str) -> dict[str, Any]:
     """Answer every item; unknown ids are a 404 for the request, live-fetch outcomes are per item."""
     from crawler.urls import canonicalize_url, doc_id_for
     from ranker.format import authority_dict
@@ -205,16 +226,15 @@ async def fetch_items(st, snap, body: FetchRequest, request_id: str) -> dict[str
     from service.fetch_live import FetchFailure
 
     started = time.perf_counter()
-    pipeline = snap.pipeline
-    cap = st.settings.max_query_chars
+    pipeline = st.pipeline
     for i, item in enumerate(body.items):
         if item.query is not None:
-            item.query = clean_query(item.query, field=f"items[{i}].query", max_chars=cap)
+            item.query = clean_query(item.query, field=f"items[{i}].query", max_chars=st.max_query_chars)
 
     def resolve_targets() -> list[dict[str, Any] | None]:
         docs: list[dict[str, Any] | None] = []
         for i, item in enumerate(body.items):
-            doc_id = item.doc_id or st.url_index.lookup(snap.version, pipeline.store, item.url)
+            doc_id = item.doc_id or st.url_index.lookup(st.version, pipeline.store, item.url)
             doc = pipeline.store.document(doc_id) if doc_id is not None else None
             if item.doc_id is not None and doc is None:
                 raise ApiError(404, "not_found", f"unknown document id {item.doc_id!r}", f"items[{i}].doc_id")
@@ -244,5 +264,5 @@ async def fetch_items(st, snap, body: FetchRequest, request_id: str) -> dict[str
         return await st.run(lambda: assemble(pipeline, item=item, title=page.title, spans=live_spans(pipeline, page), base=base))
 
     results = await asyncio.gather(*(one(item, doc) for item, doc in zip(body.items, docs)))
-    return {"request_id": request_id, "index_version": snap.version,
+    return {"request_id": request_id, "index_version": st.version,
             "took_ms": round((time.perf_counter() - started) * 1000.0, 3), "results": results}  # fmt: skip

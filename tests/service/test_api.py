@@ -50,7 +50,9 @@ def test_health_ready_index(client):
 
 
 def test_tool_schema(client):
-    schema = client.get("/v1/tool-schema").json()
+    tools = client.get("/v1/tool-schema").json()["tools"]
+    assert [t["function"]["name"] for t in tools] == ["search", "fetch"]
+    schema = tools[0]
     assert schema["type"] == "function"
     fn = schema["function"]
     assert fn["name"] == "search" and len(fn["description"]) > 50

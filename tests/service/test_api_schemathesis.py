@@ -14,11 +14,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 def test_schemathesis_no_server_errors(live, tmp_path):
+    # One worker: with two, hypothesis describes strategies (ast.parse of lambdas) in two threads at once,
+    # and CPython 3.11's parser then fails now and then with "AST constructor recursion depth mismatch"
+    # inside schemathesis (the nested /v1/fetch body made it frequent); that is no finding about the server.
     exe = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
     cmd = [
         exe, "run", f"{live.base_url}/openapi.json", "--checks", "not_a_server_error",
         "--max-examples", os.environ.get("DRSEARCH_FUZZ_EXAMPLES", "20"), "--max-time", "40", "--seed", "7",
-        "--workers", "2", "--request-timeout", "60", "--phases", "examples,coverage,fuzzing",
+        "--workers", "1", "--request-timeout", "60", "--phases", "examples,coverage,fuzzing",
         "--suppress-health-check", "all", "--no-shrink", "--warnings", "off",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=200, cwd=tmp_path,

@@ -133,3 +133,19 @@ def test_a_name_resolving_to_a_private_address_is_refused():
 )  # fmt: skip
 def test_bad_fetch_input_names_the_field(agent_client, items, status, field):
     assert_error(agent_client.post("/v1/fetch", json={"items": items}), status, None, field)
+
+
+def test_cli_fetch(agent_root):
+    import json
+
+    from tests.conftest import drsearch
+
+    proc = drsearch("fetch", "cdc-flu", "https://www.nih.gov/vaccines/testing", "--index", agent_root,
+                    "--query", "side effects sore arm", "--max-chars", "200", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first, second = json.loads(proc.stdout)["results"]
+    assert first["doc_id"] == "cdc-flu" and "sore arm" in first["passages"][0]["text"] and len(first["text"]) <= 200
+    assert second["doc_id"] == "nih-vaccines" and second["source"] == "index"
+    bad = drsearch("fetch", "file:///etc/passwd", "--index", agent_root)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "items[0].url" in bad.stderr
+    assert "drsearch: error:" in bad.stderr

@@ -1,0 +1,95 @@
+"""The two agent tools (search, fetch) as plain async calls over one served index, for the MCP
+server: the same request models, options and output shapes as `POST /v1/search` and `/v1/fetch`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from service.api_models import SearchRequest
+from service.fetch import FetchContext, FetchRequest, fetch_items
+
+
+class AgentTools:
+    """`context()` enters one consistent view of the index and yields a `FetchContext` for it."""
+
+    def __init__(self, context: Callable[[], AbstractContextManager[FetchContext]]):
+        self.context = context
+
+    async def search(self, body: SearchRequest) -> dict[str, Any]:
+        from ranker.query import clean_query
+        from service.app import _format, _options
+
+        started = time.perf_counter()
+        with self.context() as ctx:
+            texts = [clean_query(q, field=f"queries[{i}]" if body.queries is not None else "query",
+                                 max_chars=ctx.max_query_chars) for i, q in enumerate(body.query_list)]  # fmt: skip
+            mode = ctx.pipeline.resolve_mode(body.mode)
+            k = body.k * len(texts) if body.dedupe_across_queries and len(texts) > 1 else body.k
+            options = _options(body, mode, body.offset + k)
+            undated = [0] * len(texts)
+            results = await ctx.run(ctx.pipeline.batch_search, texts, options, None, undated)
+            payload = await ctx.run(_format, results, texts, body, undated)
+            return {"index_version": ctx.version, "mode": mode,
+                    "took_ms": round((time.perf_counter() - started) * 1000.0, 3), **payload}  # fmt: skip
+
+    async def fetch(self, body: FetchRequest) -> dict[str, Any]:
+        with self.context() as ctx:
+            return await fetch_items(ctx, body, request_id="mcp")
+
+
+@asynccontextmanager
+async def standalone(index: Path, settings: Any) -> AsyncIterator[tuple[AgentTools, str]]:
+    """(tools, index version) over an index opened in this process (`drsearch mcp`, `drsearch fetch`);
+    `settings` is a `service.settings.ServiceSettings` (fetch limits, query cap)."""
+    from ranker.pipeline import SearchPipeline
+    from service.app import _fetcher
+
+    pipeline = await asyncio.to_thread(SearchPipeline.open, index)
+    fetcher, url_index = _fetcher(settings)
+
+    async def run(fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    ctx = FetchContext(pipeline, pipeline.version, fetcher, url_index, run, settings.max_query_chars)
+    try:
+        yield AgentTools(lambda: nullcontext(ctx)), pipeline.version
+    finally:
+        await fetcher.close()
+        pipeline.close()
+
+
+def render_search(payload: dict[str, Any]) -> str:
+    """A compact rendering for a model's context: per query, rank, title, domain, tier, date, snippet, ids."""
+    lines = []
+    for r in payload["results"]:
+        lines.append(f"## {r['query']}")
+        if not r["hits"]:
+            lines.append("(no results)")
+        for h in r["hits"]:
+            auth = h.get("authority") or {}
+            tier = f"tier {auth['tier']} {auth['name']}" if auth else "unlisted source"
+            meta = " | ".join(x for x in (h.get("domain") or "", tier, h.get("published") or "undated") if x)
+            lines.append(f"{h['rank']}. {h['title']} [{meta}]")
+            lines.append(f"   {h.get('text') or h['snippet']}")
+            lines.append(f"   fetch: doc_id={h['doc_id']} passage_id={h['passage_id']}")
+        if r.get("undated_dropped"):
+            lines.append(f"({r['undated_dropped']} undated document(s) dropped by the date filter)")
+    return "\n".join(lines)
+
+
+def render_fetch(payload: dict[str, Any]) -> str:
+    lines = []
+    for i, r in enumerate(payload["results"], 1):
+        if not r["ok"]:
+            lines.append(f"[{i}] {r.get('url')}: error {r['error']['code']}: {r['error']['message']}")
+            continue
+        auth = r.get("authority") or {}
+        tier = f", tier {auth['tier']} {auth['name']}" if auth else ""
+        lines.append(f"[{i}] {r['title']} ({r.get('url') or r['doc_id']}; {r['source']}{tier}; {r.get('published') or 'undated'})")
+        lines.append(r["text"] or "")
+    return "\n\n".join(lines)

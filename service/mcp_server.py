@@ -1,0 +1,110 @@
+"""MCP server (official `mcp` SDK, low-level server): tools `search` and `fetch` with the request models'
+own JSON schemas as input schemas, answering structured content plus a compact text rendering.
+
+Two transports: `drsearch mcp` (stdio, one index opened in-process) and streamable HTTP at `/mcp`
+on the HTTP app (stateless, so any worker of `serve --workers N` can answer any call).
+"""
+
+from __future__ import annotations
+
+import hmac
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+from mcp.server.lowlevel import Server
+from pydantic import ValidationError
+
+from indexer.errors import DrsearchError
+from service.agent_tools import AgentTools, render_fetch, render_search
+from service.api_models import SearchRequest
+from service.fetch import FetchRequest
+from service.tool_schemas import FETCH_DESCRIPTION, SEARCH_DESCRIPTION, fetch_parameters, search_parameters
+
+
+def _error(message: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err.get("loc", ())).lstrip(".")
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"invalid argument {field}: {msg}" if field else f"invalid arguments: {msg}"
+
+
+def build_server(tools: AgentTools, version: str = "") -> Server:
+    """The MCP server answering `tools/list` and `tools/call` through `tools`."""
+
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[
+            types.Tool(name="search", description=SEARCH_DESCRIPTION, input_schema=search_parameters()),
+            types.Tool(name="fetch", description=FETCH_DESCRIPTION, input_schema=fetch_parameters()),
+        ])  # fmt: skip
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        from service.errors import ApiError
+
+        args = dict(params.arguments or {})
+        try:
+            if params.name == "search":
+                payload = await tools.search(SearchRequest.model_validate(args))
+                text = render_search(payload)
+            elif params.name == "fetch":
+                payload = await tools.fetch(FetchRequest.model_validate(args))
+                text = render_fetch(payload)
+            else:
+                return _error(f"unknown tool {params.name!r} (tools: search, fetch)")
+        except ValidationError as exc:
+            return _error(_validation_message(exc))
+        except ApiError as exc:
+            return _error(f"{exc.field}: {exc.message}" if exc.field else exc.message)
+        except DrsearchError as exc:
+            return _error(f"{exc.field}: {exc.message}" if exc.field else exc.message)
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=payload)
+
+    return Server("drsearch", version=version, on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+class _RequireKey:
+    """ASGI wrapper: 401 in the API's error shape unless X-API-Key matches (when the server has a key)."""
+
+    def __init__(self, app: Any, key: str | None):
+        self.app, self.key = app, key
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.key:
+            given = dict(scope.get("headers") or []).get(b"x-api-key", b"")
+            if not hmac.compare_digest(given, self.key.encode()):
+                from service.errors import error_json
+
+                await error_json(401, "unauthorized", "missing or wrong X-API-Key", "X-API-Key")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def mount(app: Any, tools: AgentTools, host: str, api_key: str | None) -> AbstractAsyncContextManager[None]:
+    """Add the streamable HTTP endpoint `/mcp` to `app`; the returned context runs its session manager
+    (enter it in the app's lifespan). DNS-rebinding protection is on when the server binds localhost."""
+    from starlette.routing import Route
+
+    server = build_server(tools)
+    local = host in ("127.0.0.1", "localhost", "::1")
+    sub = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True,
+                                     host=host if local else "0.0.0.0")  # fmt: skip
+    endpoint = next(r for r in sub.routes if getattr(r, "path", None) == "/mcp").endpoint
+    app.router.routes.append(Route("/mcp", endpoint=_RequireKey(endpoint, api_key), methods=["GET", "POST", "DELETE"]))
+    return server.session_manager.run()
+
+
+async def serve_stdio(index: Path, settings: Any) -> None:
+    """`drsearch mcp`: one index, opened here, served over stdin/stdout."""
+    from mcp.server.stdio import stdio_server
+
+    from service.agent_tools import standalone
+
+    async with standalone(index, settings) as (tools, version):
+        server = build_server(tools, version=version)
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())

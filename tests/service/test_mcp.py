@@ -1,0 +1,61 @@
+"""The MCP server with the official SDK's own client, over streamable HTTP (mounted at /mcp on the
+real server) and over stdio (`drsearch mcp` as a subprocess)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from tests.conftest import REPO
+
+SEARCH_ARGS = {"queries": ["moon tides sea levels", "vaccine clinical trials"], "k": 3, "mode": "bm25"}
+
+
+async def _session(client) -> dict:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == {"search", "fetch"}
+    assert tools["search"].input_schema["properties"]["queries"]["maxItems"] == 64
+    assert tools["fetch"].input_schema["properties"]["items"]["maxItems"] == 16
+    found = await client.call_tool("search", SEARCH_ARGS)
+    assert not found.is_error, found.content
+    hits = found.structured_content["results"][0]["hits"]
+    assert hits[0]["doc_id"] == "tides"
+    text = found.content[0].text
+    assert "1. Ocean tides" in text and "fetch: doc_id=tides" in text and "undated" in text
+    opened = await client.call_tool("fetch", {"items": [{"doc_id": "nih-vaccines", "query": "clinical trial phases"}]})
+    assert not opened.is_error and opened.structured_content["results"][0]["passages"]
+    assert "tier 1 National Institutes of Health" in opened.content[0].text
+    bad = await client.call_tool("fetch", {"items": [{"url": "file:///etc/passwd"}]})
+    assert bad.is_error and "items[0].url" in bad.content[0].text
+    paged = await client.call_tool("search", {"queries": ["tides"], "offset": 500, "mode": "bm25"})
+    assert paged.is_error and "offset" in paged.content[0].text
+    return found.structured_content
+
+
+def test_mcp_over_streamable_http(agent_live, agent_client):
+    from mcp import Client
+
+    async def run() -> dict:
+        async with Client(f"{agent_live.base_url}/mcp") as client:
+            return await _session(client)
+
+    structured = asyncio.run(run())
+    http = agent_client.post("/v1/search", json=SEARCH_ARGS).json()  # same tool, same ranking as the HTTP API
+    assert [h["passage_id"] for h in structured["results"][1]["hits"]] == [h["passage_id"] for h in http["results"][1]["hits"]]
+
+
+def test_mcp_over_stdio(agent_root):
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "service.cli", "mcp", "--index", str(agent_root)], cwd=str(REPO),
+        env={k: v for k, v in os.environ.items() if k.startswith(("DRSEARCH", "HF_", "TRANSFORMERS", "JAVA", "PATH", "HOME"))},
+    )  # fmt: skip
+
+    async def run() -> dict:
+        async with Client(params) as client:
+            return await _session(client)
+
+    asyncio.run(run())
