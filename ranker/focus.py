@@ -63,6 +63,7 @@ def rank_spans(pipeline, query: str, title: str, spans: list[Span]) -> list[tupl
     """`spans` best first for `query` (ties: document order), each with its combined score in [0, 1]."""
     if not spans:
         return []
+    query = str(query)  # a plain str: the Lucene analyzer (pyjnius) refuses str subclasses
     lexical = _minmax(bm25_scores(pipeline.lexical, query, [s.text for s in spans]))
     if pipeline.has_dense:
         w = pipeline.settings.dense_weight

@@ -229,7 +229,7 @@ async def fetch_items(st: FetchContext, body: FetchRequest, request_id: str) -> 
     pipeline = st.pipeline
     for i, item in enumerate(body.items):
         if item.query is not None:
-            item.query = clean_query(item.query, field=f"items[{i}].query", max_chars=st.max_query_chars)
+            item.query = str(clean_query(item.query, field=f"items[{i}].query", max_chars=st.max_query_chars))
 
     def resolve_targets() -> list[dict[str, Any] | None]:
         docs: list[dict[str, Any] | None] = []
