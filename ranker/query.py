@@ -25,11 +25,16 @@ def clean_query(query: object, *, field: str = "query", max_chars: int | None = 
         raise QueryError("query is empty", field=field)
     if (at := surrogate_at(text)) is not None:
         raise QueryError(f"query contains a lone UTF-16 surrogate at character {at} (not valid Unicode text)", field=field)
-    if max_chars is not None and len(text) > max_chars:
-        raise QueryError(f"query is longer than {max_chars} characters ({len(text)})", field=field)
+    check_length(text, max_chars, field=field)
     if not any(ch.isalnum() for ch in text):
         raise QueryError("query has no searchable terms (only punctuation or symbols)", field=field)
     return CleanQuery(text)
+
+
+def check_length(text: str, max_chars: int | None, *, field: str = "query") -> None:
+    """QueryError when `text` is longer than the caller's cap (None: no cap)."""
+    if max_chars is not None and len(text) > max_chars:
+        raise QueryError(f"query is longer than {max_chars} characters ({len(text)})", field=field)
 
 
 def surrogate_at(text: str) -> int | None:

@@ -28,7 +28,7 @@ from backends.lucene.jvm import start_jvm
 from backends.threads import set_budget, worker_budget
 from indexer import layout
 from indexer.lifeline import die_with_parent
-from ranker.query import clean_query
+from ranker.query import check_length
 from service.api_models import (
     DocumentResponse,
     HealthResponse,
@@ -319,9 +319,9 @@ async def _search(request: Request, body: SearchRequest) -> Response:
     started = time.perf_counter()
     st = _svc(request)
     deadline, budget_s = deadline_for(body.timeout_ms, st.settings.deadline_ms)
-    cap = st.settings.max_query_chars  # the model cleaned the queries; the server's length cap applies here
-    texts = [clean_query(q, field=f"queries[{i}]" if body.queries is not None else "query", max_chars=cap)
-             for i, q in enumerate(body.query_list)]  # fmt: skip
+    texts = body.query_list  # cleaned by the request model; the server's length cap applies here
+    for i, q in enumerate(texts):
+        check_length(q, st.settings.max_query_chars, field=f"queries[{i}]" if body.queries is not None else "query")
     request.state.n_queries = len(texts)
     with _snapshot(st) as snap:
         pipeline = snap.pipeline
