@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,9 @@ class SearchPipeline:
         undated_of = [0] * len(texts)
         pending = list(range(len(texts)))
         so_far: dict[int, RankedList] = {}  # best list of each pending query yet (returned if the deadline passes)
+        # To count what a date bound drops for having no date, the legs must return undated passages too.
+        counting = undated is not None and bool(filters.published_after or filters.published_before)
+        leg_filters = replace(filters, include_undated=True) if counting else filters
         while pending:
             if deadlines.passed(options.deadline):
                 if not options.partial:
@@ -189,7 +192,7 @@ class SearchPipeline:
                     results[i] = so_far.get(i) or RankedList.of([], examined=0, exhausted=False, partial=True)
                 break
             runs = self._retrieve([texts[i] for i in pending], legs, depth, fusion_name,
-                                  None if vectors is None else vectors[pending], filters)  # fmt: skip
+                                  None if vectors is None else vectors[pending], leg_filters)  # fmt: skip
             still: list[int] = []
             if LEXICAL in legs:  # an empty lexical run may mean the query has no searchable term at all
                 self._refuse_termless(texts, [i for i, (c, _) in zip(pending, runs) if not any(h.bm25 for h in c)])

@@ -1,0 +1,59 @@
+"""Source facts over the passage columns: country from the authority list, language from the
+language column, include_undated in the position mask and the Lucene date clause."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexer.columns import ColumnWriter, Columns
+from ranker.authority import AuthorityList
+from ranker.filters import SourceFilter
+from ranker.sources import SourceTable
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> SourceTable:
+    d = tmp_path_factory.mktemp("columns")
+    w = ColumnWriter(d)
+    w.add("https://www.destatis.de/a", None, "2024-02-01", ["de#0", "de#1"], "de-DE")
+    w.add("https://www.cdc.gov/b", None, None, ["us#0"], "EN")
+    w.add(None, "example.org", "2019", ["ex#0"], None)
+    w.add("https://www.stats.gov.cn/c", None, "2024-05", ["cn#0"], "zh_CN")
+    w.close()
+    return SourceTable(Columns(d), AuthorityList.load())
+
+
+def _ids(table: SourceTable, **kw) -> list[str]:
+    ok = table.allowed(SourceFilter(**kw))
+    return [table.columns.passage_id(int(p)) for p in np.flatnonzero(ok)]
+
+
+def test_language_column_round_trip(table):
+    assert table.columns.languages[0] == ""  # unknown is code 0
+    assert [table.meta(i).language for i in range(5)] == ["de", "de", "en", None, "zh"]
+    assert [table.meta(i).country for i in range(5)] == ["de", "de", "us", None, "cn"]
+
+
+def test_languages_and_countries_in_the_position_mask(table):
+    assert _ids(table, languages=("de", "zh")) == ["de#0", "de#1", "cn#0"]
+    assert _ids(table, countries=("us",)) == ["us#0"]
+    assert _ids(table, languages=("en",), countries=("de",)) == []
+
+
+def test_include_undated_keeps_undated_passages(table):
+    assert _ids(table, published_after="2020") == ["de#0", "de#1", "cn#0"]
+    assert _ids(table, published_after="2020", include_undated=True) == ["de#0", "de#1", "us#0", "cn#0"]
+    # Lucene indexes no date field for undated passages: with include_undated no date clause is sent.
+    assert table.restriction(SourceFilter(published_after="2020"), positions=False).date_range == ("20200000", "99999999")
+    assert table.restriction(SourceFilter(published_after="2020", include_undated=True), positions=False).date_range is None
+
+
+def test_build_without_language_column_reads_as_unknown(tmp_path):
+    w = ColumnWriter(tmp_path)
+    w.add(None, "who.int", None, ["w#0", "w#1"])
+    w.close()
+    (tmp_path / "language.npy").unlink()
+    (tmp_path / "languages.json").unlink()
+    cols = Columns(tmp_path)
+    assert len(cols.language) == 2 and cols.languages == [""]
