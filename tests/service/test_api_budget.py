@@ -53,13 +53,16 @@ HEAVY = {"queries": [f"pressure distribution on a wing at mach {i}" for i in ran
 
 
 def test_deadline_is_honoured_and_reported(client):
+    # Real work that cannot fit 50 ms on any machine: 64 fresh (uncached) hybrid queries with no filter to
+    # short-cut them (a nothing-matching filter is answered by the retrievers in a few ms since issue 10).
+    work = {"queries": [f"deadline probe {i} pressure distribution on a wing" for i in range(64)], "k": 100, "mode": "hybrid"}
     started = time.monotonic()
-    r = client.post("/v1/search", json={**HEAVY, "timeout_ms": 300})
+    r = client.post("/v1/search", json={**work, "timeout_ms": 50})
     took = time.monotonic() - started
     assert r.status_code == 504, r.text[:300]
     err = r.json()["error"]
-    assert err["code"] == "deadline_exceeded" and err["field"] == "timeout_ms" and "300 ms" in err["message"]
-    assert took < 0.3 + 1.0  # answered at the deadline, not when the work would have finished
+    assert err["code"] == "deadline_exceeded" and err["field"] == "timeout_ms" and "50 ms" in err["message"]
+    assert took < 0.05 + 1.0  # answered at the deadline, not when the work would have finished
     assert client.post("/v1/search", json={"query": "wing flutter", "k": 2}).status_code == 200
 
 
