@@ -30,6 +30,7 @@ class Manifest(BaseModel):
     build_seconds: float
     corpus: CorpusInfo
     counts: dict[str, Any]
+    languages: dict[str, int] = {}  # documents per language (ISO 639-1); empty for builds before languages were kept
     chunking: dict[str, Any]
     bm25: section_type(LEXICAL)  # type: ignore[valid-type]
     dense: section_type(VECTOR) | None = None  # type: ignore[valid-type]

@@ -42,10 +42,10 @@ def paragraphs_to_text(blocks: list[str]) -> str:
 @lru_cache(maxsize=1)
 def _langid():  # type: ignore[no-untyped-def]
     try:
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+        from indexer.language import identifier
 
-        return LanguageIdentifier.from_pickled_model(MODEL_FILE, norm_probs=True)
-    except Exception:  # optional dependency
+        return identifier()
+    except ImportError:  # optional dependency
         return None
 
 

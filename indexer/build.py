@@ -6,7 +6,8 @@ import hashlib
 import importlib.metadata
 import shutil
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from indexer.chunker import ChunkSettings, chunk_document
 from indexer.columns import COLUMNS_DIR, ColumnWriter
 from indexer.domains import host_of
 from indexer.errors import CorpusError
+from indexer.language import document_language
 from indexer.readers import ReadReport, corpus_files, read_documents
 from indexer.schema import Document
 from indexer.settings import BuildSettings
@@ -95,13 +97,16 @@ def build_index(
     report = ReadReport()
     store = StoreWriter(build_dir / layout.STORE)
     columns = ColumnWriter(build_dir / COLUMNS_DIR)  # per-passage source data for filters, memory-mapped at search
+    languages: Counter[str] = Counter()
     t0 = time.time()
     with tqdm(desc="read+chunk+store", unit="doc", disable=quiet, dynamic_ncols=True) as bar:
         for doc in read_documents(paths, skip_bad=settings.skip_bad, report=report):
             doc = _host_of(doc)
+            doc = replace(doc, language=document_language(doc.language, doc.title, doc.text))
+            languages[doc.language] += 1
             passages = chunk_document(doc, chunking)
             store.add(doc, passages)
-            columns.add(doc.url, doc.domain, doc.published, [p.passage_id for p in passages], doc.metadata.get("language"))
+            columns.add(doc.url, doc.domain, doc.published, [p.passage_id for p in passages], doc.language)
             bar.update()
             if bar.n % 1000 == 0:
                 bar.set_postfix(passages=store.counts[1], refresh=False)
@@ -132,6 +137,7 @@ def build_index(
         build_seconds=round(time.time() - started, 2),
         corpus={"paths": [str(p.resolve()) for p in paths], "sha256": corpus_checksum(paths)},
         counts={"documents": n_docs, "passages": n_passages, **_skips(report)},
+        languages=dict(languages.most_common()),
         chunking=chunking.as_dict(),
         timings=timings,
         libraries=library_versions(),

@@ -17,7 +17,7 @@ from indexer.errors import CorpusError
 from indexer.schema import Document
 
 BEIR_FILES = ("corpus.jsonl", "corpus.jsonl.gz")
-_GENERIC_KNOWN = {"id", "_id", "title", "text", "url", "published", "source", "metadata", "domain"}
+_GENERIC_KNOWN = {"id", "_id", "title", "text", "url", "published", "source", "metadata", "domain", "language"}
 
 
 @dataclass
@@ -119,6 +119,7 @@ def _to_document(record: Any, layout: str) -> Document:
         extras = {k: v for k, v in record.items() if k not in _GENERIC_KNOWN}
         metadata = {**extras, **metadata}
     url = _str_field(record, "url") or (metadata.get("url") if isinstance(metadata.get("url"), str) else None)
+    language = _str_field(record, "language") or (metadata.get("language") if isinstance(metadata.get("language"), str) else None)
     return Document(
         doc_id=doc_id,
         text=_str_field(record, "text") or "",
@@ -127,6 +128,7 @@ def _to_document(record: Any, layout: str) -> Document:
         domain=_str_field(record, "domain"),
         published=_str_field(record, "published"),
         source=_str_field(record, "source"),
+        language=language,
         metadata=metadata,
     )
 

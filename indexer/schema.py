@@ -17,6 +17,7 @@ class Document:
     domain: str | None = None
     published: str | None = None  # ISO date (YYYY-MM-DD or full ISO timestamp)
     source: str | None = None
+    language: str | None = None  # ISO 639-1 ("en", "zh"); filled by detection at build time when absent
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

@@ -14,6 +14,7 @@ class DenseSettings(BaseModel):
 
     enabled: bool = True
     model: str | None = None  # a sentence-transformers model directory; None = bundled all-MiniLM-L6-v2
+    languages: list[str] | None = None  # languages the model covers ("*" = all); None = from the model card
     query_prefix: str = ""  # e.g. "query: " for e5 models
     passage_prefix: str = ""  # e.g. "passage: "
     normalize: bool = True

@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS documents (
     published  TEXT,
     source     TEXT,
     metadata   TEXT NOT NULL,
-    text       TEXT NOT NULL
+    text       TEXT NOT NULL,
+    language   TEXT                   -- ISO 639-1; absent in stores built before languages were kept
 );
 CREATE TABLE IF NOT EXISTS passages (
     idx        INTEGER PRIMARY KEY,   -- dense vector id
@@ -67,9 +68,9 @@ class StoreWriter:
     def add(self, doc: Document, passages: list[Passage]) -> list[int]:
         """Store one document and its passages; returns the passages' integer ids."""
         self._db.execute(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
             (self._doc_idx, doc.doc_id, doc.title, doc.url, doc.domain, doc.published, doc.source,
-             json.dumps(doc.metadata, ensure_ascii=False), doc.text),
+             json.dumps(doc.metadata, ensure_ascii=False), doc.text, doc.language),
         )
         ids = list(range(self._passage_idx, self._passage_idx + len(passages)))
         self._db.executemany(
@@ -104,6 +105,8 @@ class Store:
         self.path = path
         self._db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(documents)")}
+        self._language = "d.language" if "language" in columns else "NULL"
 
     # SQLite's substr counts characters (1-based), as Python's offsets do.
     _TEXT = "substr(d.text, p.start + 1, p.end - p.start)"
@@ -153,12 +156,13 @@ class Store:
         while rows := cur.fetchmany(batch):
             yield from (tuple(r) for r in rows)
 
-    def passage_doc_fields(self) -> Iterator[tuple[int, str, str | None, str | None, str | None]]:
-        """(passage idx, passage_id, url, domain, published) for every passage, for in-memory filter tables."""
+    def passage_doc_fields(self) -> Iterator[tuple[int, str, str | None, str | None, str | None, str | None]]:
+        """(passage idx, passage_id, url, domain, published, language) for every passage, for in-memory filter tables."""
         yield from (
             tuple(r)
             for r in self._db.execute(
-                "SELECT p.idx, p.passage_id, d.url, d.domain, d.published FROM passages p JOIN documents d ON d.idx = p.doc_idx ORDER BY p.idx"
+                f"SELECT p.idx, p.passage_id, d.url, d.domain, d.published, {self._language} "
+                "FROM passages p JOIN documents d ON d.idx = p.doc_idx ORDER BY p.idx"
             )
         )
 

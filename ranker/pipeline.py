@@ -19,6 +19,7 @@ from backends.threads import budget
 from indexer import layout
 from indexer.columns import COLUMNS_DIR, Columns
 from indexer.errors import IndexFormatError, QueryError
+from indexer.language import ANY, covered, query_languages
 from indexer.store import PassageRow, Store
 from ranker import budget as deadlines
 from ranker.budget import RankedList
@@ -154,7 +155,8 @@ class SearchPipeline:
         of many calls in one batch; without it they are encoded here, once. `undated`, when given,
         receives per query how many candidate documents a date filter dropped for having no date.
         """
-        legs = MODE_LEGS[self.resolve_mode(options.mode)]
+        mode = self.resolve_mode(options.mode)
+        legs = MODE_LEGS[mode]
         # Options were checked when constructed; query text is checked here unless the edge already did.
         # Backends get plain `str` (pyjnius refuses str subclasses).
         texts = [str(q if type(q) is CleanQuery else clean_query(q, field=f"queries[{i}]" if len(queries) > 1 else "query"))
@@ -164,9 +166,10 @@ class SearchPipeline:
         filters = options.filters
         if vectors is not None and len(vectors) != len(texts):
             raise ValueError(f"{len(vectors)} query vectors for {len(texts)} queries")
-        if VECTOR in legs and vectors is None:  # once, not again when a filtered list is deepened
+        modes = [self.mode_used(t, mode) for t in texts]
+        if vectors is None and any(VECTOR in MODE_LEGS[m] for m in modes):  # once, not again when a list is deepened
             deadlines.check(options.deadline, "before encoding the queries")
-            vectors = self.dense.encode(texts)
+            vectors = self._encode_some(texts, [i for i, m in enumerate(modes) if VECTOR in MODE_LEGS[m]])
         # A caller who names the domains wants results from them, however many per domain.
         max_per_domain = None if filters.include_domains else options.max_per_domain
         per_doc = self.settings.per_doc if options.per_doc is None else options.per_doc
@@ -191,15 +194,19 @@ class SearchPipeline:
                 for i in pending:
                     results[i] = so_far.get(i) or RankedList.of([], examined=0, exhausted=False, partial=True)
                 break
-            runs = self._retrieve([texts[i] for i in pending], legs, depth, fusion_name,
-                                  None if vectors is None else vectors[pending], leg_filters)  # fmt: skip
+            runs: dict[int, tuple[list[Hit], bool]] = {}
+            for m in dict.fromkeys(modes[i] for i in pending):  # one batch per mode used, usually one
+                group = [i for i in pending if modes[i] == m]
+                runs.update(zip(group, self._retrieve([texts[i] for i in group], MODE_LEGS[m], depth, fusion_name,
+                                                      None if vectors is None else vectors[group], leg_filters)))
             still: list[int] = []
-            if LEXICAL in legs:  # an empty lexical run may mean the query has no searchable term at all
-                self._refuse_termless(texts, [i for i, (c, _) in zip(pending, runs) if not any(h.bm25 for h in c)])
-            for i, (candidates, exhausted) in zip(pending, runs):
+            # An empty lexical run may mean the query has no searchable term at all.
+            self._refuse_termless(texts, [i for i in pending if LEXICAL in MODE_LEGS[modes[i]] and not any(h.bm25 for h in runs[i][0])])
+            for i in pending:
+                candidates, exhausted = runs[i]
                 if not options.partial:  # reranking 64 deep lists takes seconds: stop between queries too
                     deadlines.check(options.deadline, "while ranking")
-                final = self._authority_rerank(candidates, weight, fused_by_score=len(legs) > 1)  # ranked 1..n
+                final = self._authority_rerank(candidates, weight, fused_by_score=len(MODE_LEGS[modes[i]]) > 1)  # ranked 1..n
                 if filters.active:
                     accepts, meta = filters.accepts, self.source_meta
                     if undated is not None:
@@ -222,6 +229,28 @@ class SearchPipeline:
         if undated is not None:
             undated[:] = undated_of
         return [r if r is not None else RankedList() for r in results]
+
+    @property
+    def dense_languages(self) -> tuple[str, ...]:
+        """Languages the vector leg's model covers (builds before they were recorded: any)."""
+        section = self.manifest.dense
+        return tuple(getattr(section, "languages", None) or [ANY])
+
+    def mode_used(self, query: str, mode: Mode) -> Mode:
+        """The mode a query runs in: hybrid falls back to BM25 alone for a query in a language the
+        dense model does not cover (its vectors would only add noise)."""
+        if mode == "hybrid" and not covered(query_languages(query), self.dense_languages):
+            return "bm25"
+        return mode
+
+    def _encode_some(self, texts: list[str], which: list[int]):
+        """Query vectors, one row per text; only the rows in `which` are encoded (the rest stay zero)."""
+        import numpy as np
+
+        encoded = self.dense.encode([texts[i] for i in which])
+        vectors = np.zeros((len(texts), encoded.shape[1]), dtype=encoded.dtype)
+        vectors[which] = encoded
+        return vectors
 
     def _refuse_termless(self, texts: list[str], which) -> None:
         """QueryError for the first query the analyzer leaves without terms (stopwords, operators, symbols)."""

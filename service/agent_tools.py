@@ -33,7 +33,8 @@ class AgentTools:
             options = _options(body, mode, body.offset + k)
             undated = [0] * len(texts)
             results = await ctx.run(ctx.pipeline.batch_search, texts, options, None, undated)
-            payload = await ctx.run(_format, results, texts, body, undated)
+            modes = [ctx.pipeline.mode_used(t, mode) for t in texts]
+            payload = await ctx.run(_format, results, texts, body, undated, modes)
             return {"index_version": ctx.version, "mode": mode,
                     "took_ms": round((time.perf_counter() - started) * 1000.0, 3), **payload}  # fmt: skip
 

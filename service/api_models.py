@@ -128,6 +128,8 @@ class SearchHit(BaseModel):
 
 class QueryResult(BaseModel):
     query: str
+    mode_used: str = Field(description="The mode this query ran in: hybrid runs BM25 alone for a query in a "
+                           "language the dense model does not cover")
     hits: list[SearchHit]
     exhausted: bool = Field(True, description="False: fewer than k hits because the candidate cap (or the deadline) "
                             "stopped the search; more matches may exist")  # fmt: skip
@@ -165,6 +167,7 @@ class DocumentResponse(BaseModel):
     domain: str | None = None
     published: str | None = None
     source: str | None = None
+    language: str | None = Field(None, description="ISO 639-1 code, detected at build time unless the corpus gave one")
     authority: Authority | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     text: str

@@ -285,7 +285,8 @@ def _cache_key(version: str, body: SearchRequest, mode: str, options) -> str:
     return json.dumps(key, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def _format(results: list[list[Any]], texts: list[str], body: SearchRequest, undated: list[int]) -> dict[str, Any]:
+def _format(results: list[list[Any]], texts: list[str], body: SearchRequest, undated: list[int],
+            modes: list[str]) -> dict[str, Any]:
     """Hits as `result_dict`s, the page `offset..offset+k` of each ranking, within the output budgets.
 
     With dedupe_across_queries, passages already returned are dropped and lists cut to k."""
@@ -297,14 +298,14 @@ def _format(results: list[list[Any]], texts: list[str], body: SearchRequest, und
     if body.offset and all(len(rows) <= body.offset for rows in results):
         n = max(len(rows) for rows in results)
         raise ApiError(400, "invalid_query", f"offset {body.offset} is beyond the {n} ranked results", "offset")
-    for text, ranked, n_undated in zip(texts, results, undated):
+    for text, ranked, n_undated, mode_used in zip(texts, results, undated, modes):
         rows = ranked[body.offset :]
         if body.dedupe_across_queries:
             kept = [r for r in rows if r.hit.passage_id not in seen][: body.k]
             seen.update(r.hit.passage_id for r in kept)
             rows = [replace(r, hit=r.hit.with_(rank=body.offset + i)) for i, r in enumerate(kept, 1)]
         hits = [result_dict(r, text, snippet_chars=body.snippet_chars, return_text=body.return_text) for r in rows]
-        entry = {"query": text, "hits": hits, "exhausted": getattr(ranked, "exhausted", True),
+        entry = {"query": text, "mode_used": mode_used, "hits": hits, "exhausted": getattr(ranked, "exhausted", True),
                  "candidates_examined": getattr(ranked, "examined", None), "undated_dropped": n_undated}  # fmt: skip
         if getattr(ranked, "partial", False):
             entry["partial"] = True
@@ -353,7 +354,8 @@ async def _search(request: Request, body: SearchRequest) -> Response:
             except BaseException:
                 work.add_done_callback(_consume)
                 raise
-            formatted = await st.run(_format, results, texts, body, undated)
+            modes = [pipeline.mode_used(t, mode) for t in texts]
+            formatted = await st.run(_format, results, texts, body, undated, modes)
             payload = await st.run(_encode, formatted)
             if not any(entry.get("partial") for entry in formatted["results"]):
                 st.cache.put(key, payload)

@@ -70,6 +70,9 @@ def index_build(
     dense: Annotated[bool, typer.Option("--dense/--no-dense", help="Build the dense (FAISS) leg")] = True,
     model: Annotated[Optional[Path], typer.Option(help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")] = None,
     encoder: Annotated[str, typer.Option(help="st (torch) | onnx (ONNX Runtime fp32) | onnx-int8; queries use the same")] = "st",
+    dense_languages: Annotated[Optional[str], typer.Option(
+        "--dense-languages", help="Languages the model covers, comma-separated ISO 639-1 or * (default: the model card's; "
+        "en for the bundled model). Hybrid runs BM25 alone for queries in other languages")] = None,
     ann: Annotated[str, typer.Option("--dense-index", "--ann", help="flat | hnsw | hnsw-sq8 | ivf-pq | auto (flat up to --exact-max passages, IVF-PQ from --ivf-min, HNSW between)")] = "auto",
     exact_max: Annotated[int, typer.Option(help="auto: exact inner-product search up to this many passages")] = 200_000,
     ivf_min: Annotated[int, typer.Option(help="auto: IVF-PQ from this many passages on")] = 2_000_000,
@@ -96,6 +99,7 @@ def index_build(
             skip_bad=skip_bad, quiet=quiet, backend=backend,
             dense=DenseSettings(enabled=dense, model=str(model) if model else None, encoder=encoder, ann=ann, exact_max=exact_max,
                                 ivf_min=ivf_min, ivf_nprobe=ivf_nprobe, pq_m=pq_m,
+                                languages=[c for c in dense_languages.split(",") if c.strip()] if dense_languages else None,
                                 hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction, hnsw_ef_search=hnsw_ef_search,
                                 query_prefix=query_prefix, passage_prefix=passage_prefix),
         )  # fmt: skip
@@ -137,6 +141,8 @@ def index_info(
         f"built at    {manifest.built_at}  in {manifest.build_seconds} s",
         f"corpus      {', '.join(manifest.corpus.paths)}  sha256 {manifest.corpus.sha256[:16]}…",
         f"documents   {c['documents']}   passages {c['passages']}   skipped empty {c['skipped_empty']}  bad {c['skipped_bad']}",
+        "languages   " + (", ".join(f"{lang} {n}" for lang, n in manifest.languages.items())
+                          if manifest.languages else "not recorded (built before languages were kept)"),
         f"chunking    {manifest.chunking}",
         *(f"{leg:<12}{s.describe() if (s := manifest.section(leg)) else 'none'}" for leg in ("bm25", "dense")),
         f"libraries   {manifest.libraries}",
@@ -144,7 +150,8 @@ def index_info(
     typer.echo("\n".join(lines))
 
 
-def _search_options(k, mode, include_domain, exclude_domain, min_tier, category, max_per_domain, per_doc, after, before):
+def _search_options(k, mode, include_domain, exclude_domain, min_tier, category, max_per_domain, per_doc, after, before,
+                    language=None):
     """The request's one options object (ranker.options), checked here, once; bad values are one-line errors."""
     from ranker.options import SearchOptions
 
@@ -152,7 +159,7 @@ def _search_options(k, mode, include_domain, exclude_domain, min_tier, category,
         return SearchOptions(
             k=k, mode=mode, include_domains=tuple(include_domain or ()), exclude_domains=tuple(exclude_domain or ()),
             min_tier=min_tier, categories=tuple(category or ()), published_after=after, published_before=before,
-            max_per_domain=max_per_domain, per_doc=per_doc,
+            languages=tuple(language or ()), max_per_domain=max_per_domain, per_doc=per_doc,
         )  # fmt: skip
     except ValueError as exc:  # pydantic's ValidationError
         raise DrsearchError(_first_pydantic_error(exc)) from None
@@ -172,6 +179,7 @@ def search(
     per_doc: Annotated[Optional[int], typer.Option("--per-doc", help="Passages per document (0 = no collapse; default 1)")] = None,
     published_after: Annotated[Optional[str], typer.Option("--published-after", help="YYYY[-MM[-DD]] inclusive")] = None,
     published_before: Annotated[Optional[str], typer.Option("--published-before", help="YYYY[-MM[-DD]] inclusive")] = None,
+    language: Annotated[Optional[list[str]], typer.Option("--language", help="Only documents in this language (ISO 639-1, e.g. zh); repeatable")] = None,
     authority_weight: Annotated[Optional[float], typer.Option("--authority-weight", help="Authority prior strength; 0 = off")] = None,
     snippet_chars: Annotated[int, typer.Option(help="Snippet length")] = 240,
     max_query_chars: Annotated[int, typer.Option(help="Longest query accepted, in characters (0 = no cap)")] = MAX_QUERY_CHARS,
@@ -184,16 +192,20 @@ def search(
 
     query = clean_query(query, max_chars=max_query_chars or None)
     options = _search_options(k, mode, include_domain, exclude_domain, min_tier, category, max_per_domain, per_doc,
-                              published_after, published_before)  # fmt: skip
+                              published_after, published_before, language)  # fmt: skip
     pipeline = _pipeline(index, authority_weight=authority_weight)
     results = pipeline.search(query, options)
+    resolved = pipeline.resolve_mode(mode)
     if as_json:
         payload = {
-            "query": query, "index_version": pipeline.version, "mode": pipeline.resolve_mode(mode),
+            "query": query, "index_version": pipeline.version, "mode": resolved,
+            "mode_used": pipeline.mode_used(query, resolved),
             "hits": [result_dict(r, query, snippet_chars=snippet_chars) for r in results],
         }  # fmt: skip
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
+    if pipeline.mode_used(query, resolved) != resolved:
+        typer.echo(f"mode bm25: the dense model covers {','.join(pipeline.dense_languages)}, not this query's language")
     if not results:
         typer.echo("no results")
     for r in results:
@@ -239,6 +251,15 @@ def evaluate(
     typer.echo(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>8} {'MRR@10':>8} {'queries':>8}")
     for m, r in report.items():
         typer.echo(f"{m:<8} {r['ndcg@10']:>8.4f} {r['recall@100']:>8.4f} {r['mrr@10']:>8.4f} {r['queries']:>8}")
+    if "hybrid" in report:
+        from ranker.eval import load_qrels, load_queries
+
+        queries = load_queries(beir)
+        texts = [queries[q] for q in load_qrels(beir, split) if q in queries]
+        alone = sum(pipeline.mode_used(q, "hybrid") == "bm25" for q in texts)
+        if alone:
+            typer.echo(f"hybrid ran BM25 alone for {alone} of {len(texts)} queries "
+                       f"(the dense model covers {','.join(pipeline.dense_languages)})")
 
 
 @app.command("serve")

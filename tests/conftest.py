@@ -101,3 +101,54 @@ def scale_index(tmp_path_factory) -> Path:
     (base / "index").mkdir()
     _share_embedding_cache(base / "index")
     return build_index([base / "corpus"], base / "index", BuildSettings(quiet=True)).build_dir
+
+
+def write_mixed_subset(out: Path, *, zh_queries: int = 8, en_docs: int = 60) -> dict[str, object]:
+    """A small real mixed-language library: the rgb_zh documents judged for its first `zh_queries`
+    questions (relevant and hard negatives) plus the first `en_docs` SciFact documents, as two
+    documents JSONL files. Returns the chosen queries, their qrels and the counts per language."""
+    import csv
+    import gzip
+    import json
+
+    rgb, scifact = data_dir("rgb_zh"), data_dir("scifact")
+    queries = {}
+    with open(rgb / "queries.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            q = json.loads(line)
+            if len(queries) < zh_queries:
+                queries[q["_id"]] = q["text"]
+    qrels: dict[str, set[str]] = {}
+    wanted: set[str] = set()
+    for name in ("qrels/test.tsv", "judged_nonrelevant.tsv"):
+        with open(rgb / name, encoding="utf-8") as fh:
+            for row in csv.reader(fh, delimiter="\t"):
+                if row[0] in queries:
+                    wanted.add(row[1])
+                    if row[2] == "1":
+                        qrels.setdefault(row[0], set()).add(row[1])
+    out.mkdir(parents=True, exist_ok=True)
+    n_zh = n_en = 0
+    with open(rgb / "corpus.jsonl", encoding="utf-8") as src, open(out / "zh.jsonl", "w", encoding="utf-8") as dst:
+        for line in src:
+            if json.loads(line)["_id"] in wanted:
+                dst.write(line)
+                n_zh += 1
+    with gzip.open(scifact / "corpus.jsonl.gz", "rt", encoding="utf-8") as src, open(out / "en.jsonl", "w", encoding="utf-8") as dst:
+        for line in src:
+            if n_en == en_docs:
+                break
+            dst.write(line)
+            n_en += 1
+    return {"queries": queries, "qrels": qrels, "counts": {"zh": n_zh, "en": n_en}}
+
+
+@pytest.fixture(scope="session")
+def mixed_zh(tmp_path_factory) -> dict[str, object]:
+    """The mixed subset built once with BM25 + the bundled (English) dense model: an index ROOT."""
+    base = tmp_path_factory.mktemp("mixed-zh")
+    subset = write_mixed_subset(base / "corpus")
+    root = base / "index"
+    root.mkdir()
+    return {**subset, "corpus": base / "corpus", "root": root,
+            "build": _build(root, base / "corpus", chunk_words=200, dense=True)}

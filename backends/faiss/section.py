@@ -31,6 +31,7 @@ class EncoderSection(Section):
     device: str | None = None  # the build's device (for humans; search picks its own)
     encoder: Encoder = "st"  # builds before the choice existed used torch
     model_key: str  # embedding-cache key of everything that changes a vector
+    languages: list[str] = ["*"]  # languages the model covers ("*": any; builds before they were recorded)
     count: int = Field(ge=0)
     encoded: int = Field(ge=0)
     reused: int = Field(ge=0)
@@ -72,7 +73,7 @@ class FaissFiles(BaseModel):
 
 class FaissSection(EncoderSection):
     backend: Literal["faiss"] = "faiss"
-    summary_fields: ClassVar[tuple[str, ...]] = ("model", "dimension", "ann")
+    summary_fields: ClassVar[tuple[str, ...]] = ("model", "dimension", "ann", "languages")
     ann: Literal["exact", "hnsw", "hnsw-sq8", "ivf-pq"]
     hnsw: HnswParams | None = None
     ivf: IvfParams | None = None

@@ -14,6 +14,7 @@ from backends.faiss.encoder import dimension_of, load_encoder
 from backends.faiss.section import IDS_FILE, INDEX_FILE, VECTORS_FILE, FaissFiles, FaissSection, HnswParams, IvfParams
 from indexer import layout
 from indexer.errors import ConfigError
+from indexer.language import dense_languages
 from indexer.settings import BuildSettings, DenseSettings
 
 
@@ -110,13 +111,15 @@ class FaissWriter:
 
     def __init__(self, settings: BuildSettings, *, model: Any = None):
         self.settings = settings.dense
+        self.languages = dense_languages(self.settings.languages, self.settings.model)
         self.model = model if model is not None else load_encoder(self.settings)
         d = int(dimension_of(self.model))
         if self.settings.ann in ("auto", "ivf-pq") and d % self.settings.pq_m:  # fail before reading the corpus
             raise ConfigError(f"pq_m {self.settings.pq_m} does not divide the dimension {d}", field="pq_m")
 
     def write(self, ctx: BuildContext) -> FaissSection:
-        return build_dense_index(
+        section = build_dense_index(
             ctx.store, ctx.build_dir / layout.DENSE_DIR, ctx.root / layout.EMBEDDING_CACHE_DIR, self.settings,
             quiet=ctx.quiet, model=self.model,
         )  # fmt: skip
+        return section.model_copy(update={"languages": self.languages})

@@ -11,9 +11,10 @@ from typing import ClassVar
 from backends.base import LEXICAL, Leg, Restriction, SourceFilters, check_k
 from backends.hit import Hit
 from backends.lucene.jvm import autoclass
-from backends.lucene.section import LuceneSection
+from backends.lucene.section import ANALYZER, LuceneSection
 from backends.lucene.topk import LuceneTopK
 from indexer import layout
+from indexer.analysis import for_lucene
 from indexer.errors import IndexFormatError
 from indexer.schema import doc_id_of
 from ranker.long_query import MAX_BM25_TERMS, bound_terms, might_exceed
@@ -31,11 +32,13 @@ class LuceneSearcher:
         return bool(self.filter_fields)
 
     def __init__(self, lucene_dir: Path, *, k1: float = 0.9, b: float = 0.4, threads: int = 2,
-                 filter_fields: tuple[str, ...] = (), max_terms: int = MAX_BM25_TERMS):  # fmt: skip
+                 filter_fields: tuple[str, ...] = (), max_terms: int = MAX_BM25_TERMS,
+                 analyzer: str = ANALYZER):  # fmt: skip
         if not any(lucene_dir.glob("segments_*")):
             raise IndexFormatError("no Lucene index", where=str(lucene_dir))
         self.k1, self.b, self.threads, self.max_terms = k1, b, threads, max_terms
         self._dir = lucene_dir
+        self._prepare = for_lucene if analyzer == ANALYZER else _unchanged  # as the index was built
         self._reader = None  # opened on the first long query (document frequencies)
         self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(lucene_dir))
         self._searcher.set_bm25(float(k1), float(b))
@@ -48,18 +51,21 @@ class LuceneSearcher:
     @classmethod
     def open(cls, build_dir: Path, section: LuceneSection, *, threads: int = 2) -> "LuceneSearcher":
         return cls(
-            build_dir / layout.LUCENE_DIR, k1=section.k1, b=section.b, threads=threads, filter_fields=section.filter_fields
-        )
+            build_dir / layout.LUCENE_DIR, k1=section.k1, b=section.b, threads=threads,
+            filter_fields=section.filter_fields, analyzer=section.analyzer,
+        )  # fmt: skip
 
     @property
     def size(self) -> int:
         return int(self._searcher.get_total_num_docs())
 
     def terms(self, query: str) -> list[str]:
-        return list(self._analyzer_utils.analyze(self._searcher.get_analyzer(), query))
+        return list(self._analyzer_utils.analyze(self._searcher.get_analyzer(), self._prepare(query)))
 
     def bounded(self, query: str) -> str:
-        """`query` with at most `max_terms` distinct terms, the rarest in the index (ranker.long_query)."""
+        """`query` as the index was analyzed (Han runs as their unit terms) with at most `max_terms`
+        distinct terms, the rarest in the index (ranker.long_query)."""
+        query = self._prepare(query)
         if not might_exceed(query, self.max_terms):
             return query
         analyzer = self._searcher.get_analyzer()
@@ -93,7 +99,7 @@ class LuceneSearcher:
         wrap = None
         if isinstance(filters, Restriction) and self.filter_fields:
             wrap = functools.partial(self._restricted, restrict=filters)
-        return [self._to_hits(ids, scores) for ids, scores in self._topk.batch(list(queries), k, wrap)]
+        return [self._to_hits(ids, scores) for ids, scores in self._topk.batch(queries, k, wrap)]
 
     def _restricted(self, query, restrict: Restriction):
         """BooleanQuery: the bag-of-words BM25 `query` (MUST) + non-scoring FILTER clauses."""
@@ -149,3 +155,7 @@ class LuceneSearcher:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+
+
+def _unchanged(text: str) -> str:
+    return text

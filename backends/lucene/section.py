@@ -8,15 +8,17 @@ from pydantic import Field
 
 from backends.base import Section
 
-ANALYZER = "anserini-default-porter"
+# Han runs as characters + bigrams before Lucene's English analyzer (indexer/analysis.py).
+ANALYZER = "anserini-default-porter+zh-unigram-bigram"
+LEGACY_ANALYZER = "anserini-default-porter"  # builds before Chinese units: queries go in unchanged
 FILTER_FIELDS = ("host", "date")  # host code token "h<code>", YYYYMMDD date token ("x": not an ISO date)
 
 
 class LuceneSection(Section):
     backend: Literal["lucene"] = "lucene"
-    summary_fields: ClassVar[tuple[str, ...]] = ("k1", "b")
+    summary_fields: ClassVar[tuple[str, ...]] = ("k1", "b", "analyzer")
     k1: float = Field(gt=0)
     b: float = Field(ge=0, le=1)
-    analyzer: str = ANALYZER
+    analyzer: str = LEGACY_ANALYZER
     documents: int = Field(ge=0)  # Lucene documents indexed (one per passage)
     filter_fields: tuple[str, ...] = ()  # extra indexed fields a `Restriction` is applied over

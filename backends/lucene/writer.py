@@ -21,6 +21,7 @@ from backends.lucene.jvm import anserini_jar, java_binary
 from backends.lucene.section import ANALYZER, FILTER_FIELDS, LuceneSection
 from indexer import layout
 from indexer.columns import COLUMNS_DIR, Columns, date_token
+from indexer.analysis import for_lucene
 from indexer.errors import DrsearchError
 from indexer.lifeline import child_preexec
 from indexer.settings import BuildSettings
@@ -40,7 +41,7 @@ class LuceneInputWriter:
 
     def add(self, passage_id: str, title: str, text: str, fields: dict[str, str] | None = None) -> None:
         """`fields`: extra indexed fields (Anserini analyses them like `contents`), used as filters."""
-        contents = f"{title}\n{text}" if title else text
+        contents = for_lucene(f"{title}\n{text}" if title else text)
         line = json.dumps({"id": passage_id, "contents": contents, **(fields or {})}, ensure_ascii=False) + "\n"
         self._files[self._n % len(self._files)].write(line.encode("utf-8"))
         self._n += 1

@@ -31,3 +31,33 @@ def test_five_character_prefixes_and_short_words():
 def test_no_query_word_in_text_gives_the_start():
     out = snippet(FILLER, "photosynthesis", max_chars=50)
     assert out.startswith("filler0 ") and out.endswith("…")
+
+
+ZH_FILLER = "据新华社报道，今年以来各地加快推进重点项目建设，带动投资持续增长，市场信心不断恢复。" * 6
+
+
+def test_chinese_snippet_centres_on_the_query_bigrams():
+    text = ZH_FILLER + "《区域全面经济伙伴关系协定》（RCEP）成员国包括东盟十国和中国、日本、韩国、澳大利亚、新西兰。" + ZH_FILLER
+    out = snippet(text, "RCEP 成员国有哪些？", max_chars=80)
+    assert "RCEP" in out and "成员国包括东盟十国" in out
+    assert out.startswith("…") and out.endswith("…") and len(out) <= 82
+    assert out[1] not in "，。" and out.strip("…") in text
+
+
+def test_chinese_match_inside_latin_and_digits():
+    text = ZH_FILLER + "2021年香港GDP增长6.4%，创下十年来最快增速。" + ZH_FILLER
+    out = snippet(text, "2021年香港GDP增长了多少", max_chars=60)
+    assert "香港GDP增长6.4%" in out
+
+
+def test_cuts_never_split_surrogate_pairs_combining_marks_or_joined_emoji():
+    family = "\U0001F468\u200d\U0001F469\u200d\U0001F467"  # one emoji made of three joined ones
+    pair = "\ud83d\ude00"  # a surrogate pair as it arrives from UTF-16 sources
+    unit = f"国e\u0301{family}{pair}x"
+    text = unit * 60
+    for max_chars in range(20, 70):
+        out = snippet(text, "query", max_chars=max_chars).strip("…")
+        first, last = out[0], out[-1]
+        assert not ("\udc00" <= first <= "\udfff") and first not in "\u0301\u200d", (max_chars, out[:5])
+        assert not ("\ud800" <= last <= "\udbff") and last != "\u200d", (max_chars, out[-5:])
+        assert out in text

@@ -1,0 +1,147 @@
+"""Language of documents and queries: ISO 639-1 codes ("en", "zh", ...), "und" when unknown.
+
+Scripts decide first (Han without kana is Chinese, kana Japanese, Hangul Korean): that is exact
+and works on a two-character query. Other text goes to py3langid, which needs some length to be
+right on Latin script, so a short Latin-script text is taken as English, the library's default.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from indexer.analysis import HAN
+
+UNKNOWN = "und"
+_HAN = re.compile(f"[{HAN}]")
+_KANA = re.compile("[\u3040-\u30ff\u31f0-\u31ff]")
+_HANGUL = re.compile("[\uac00-\ud7af\u1100-\u11ff]")
+_LETTER = re.compile(r"[^\W\d_]")
+_LATIN = re.compile("[A-Za-z\u00c0-\u024f]")
+MIN_LANGID_LETTERS = 40  # below this py3langid guesses; the crawler uses the same floor
+SAMPLE_CHARS = 5000
+
+
+@lru_cache(maxsize=1)
+def identifier():  # type: ignore[no-untyped-def]
+    """py3langid's identifier with probabilities normalised to [0, 1] (loaded once, on first use)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def _cjk(text: str) -> str | None:
+    """The CJK language of `text` when CJK characters are at least a fifth of its letters."""
+    letters = len(_LETTER.findall(text))
+    if not letters:
+        return None
+    han, kana, hangul = len(_HAN.findall(text)), len(_KANA.findall(text)), len(_HANGUL.findall(text))
+    if (han + kana + hangul) * 5 < letters:
+        return None
+    if hangul > han + kana:
+        return "ko"
+    return "ja" if kana * 10 >= han + kana and kana else "zh"
+
+
+def _without_cjk(text: str) -> str:
+    return _HAN.sub(" ", _KANA.sub(" ", _HANGUL.sub(" ", text)))
+
+
+def detect(text: str) -> str:
+    """The main language of a document's text."""
+    sample = text[:SAMPLE_CHARS]
+    cjk = _cjk(sample)
+    if cjk:
+        return cjk
+    sample = _without_cjk(sample)  # a few quoted Chinese names would only confuse the classifier
+    letters = len(_LETTER.findall(sample))
+    if letters == 0:
+        return UNKNOWN
+    if letters < MIN_LANGID_LETTERS and len(_LATIN.findall(sample)) * 2 > letters:
+        return "en"
+    lang, prob = identifier().classify(sample)
+    return str(lang) if prob >= 0.5 else UNKNOWN
+
+
+@lru_cache(maxsize=4096)
+def query_languages(text: str) -> tuple[str, ...]:
+    """Every language a query is written in, e.g. ("en", "zh") for `RCEP 成员国`, in a fixed order."""
+    found: set[str] = set()
+    cjk_chars = _HAN.findall(text) + _KANA.findall(text) + _HANGUL.findall(text)
+    if cjk_chars:
+        found.add(_cjk("".join(cjk_chars)) or "zh")
+    rest = _without_cjk(text)
+    if _LETTER.search(rest):
+        found.add(detect(rest))
+    found.discard(UNKNOWN)
+    return tuple(sorted(found))
+
+
+def normalise(code: str) -> str | None:
+    """ISO 639-1 primary subtag of a language tag ("zh-CN" -> "zh", "EN_us" -> "en"), None if not one."""
+    primary = re.split(r"[-_]", code.strip().lower(), maxsplit=1)[0]
+    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
+
+
+def document_language(language: str | None, title: str, text: str) -> str:
+    """A document's own language field when it names one, else the language detected in its text."""
+    given = normalise(language) if language else None
+    return given or detect(f"{title}\n{text}" if title else text)
+
+
+ANY = "*"  # a dense model that covers every language
+_CARD_LANGUAGE = re.compile(r"^language:\s*(?:\[(?P<inline>[^\]]*)\]|(?P<one>\S+))?\s*$", re.M)
+_CARD_ITEM = re.compile(r"^\s*-\s*(\S+)\s*$")
+
+
+def model_languages(model_dir: str | None) -> list[str]:
+    """Languages a sentence-transformers model covers: its model card's `language:` list (README.md
+    front matter); the bundled all-MiniLM-L6-v2 covers English; a model without a card, any language."""
+    if model_dir is None:
+        return ["en"]
+    from pathlib import Path
+
+    try:
+        card = (Path(model_dir) / "README.md").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return [ANY]
+    front = card.split("---", 2)[1] if card.startswith("---") and card.count("---") >= 2 else ""
+    m = _CARD_LANGUAGE.search(front)
+    if not m:
+        return [ANY]
+    if m.group("inline") is not None:
+        items = [s.strip(" '\"") for s in m.group("inline").split(",")]
+    elif m.group("one"):
+        items = [m.group("one").strip("'\"")]
+    else:  # a YAML block list on the following lines
+        items = []
+        for line in front[m.end():].splitlines()[1:]:
+            item = _CARD_ITEM.match(line)
+            if not item:
+                break
+            items.append(item.group(1).strip("'\""))
+    codes = sorted({c for c in map(normalise, items) if c})
+    if "multilingual" in (i.lower() for i in items):
+        return [ANY]
+    return codes or [ANY]
+
+
+def covered(languages: tuple[str, ...], model: list[str] | tuple[str, ...]) -> bool:
+    """Whether a dense model covering `model` languages can embed a text in `languages`."""
+    return ANY in model or all(lang in model for lang in languages)
+
+
+def dense_languages(given: list[str] | None, model_dir: str | None) -> list[str]:
+    """The dense model's languages as recorded in the manifest: `given` (--dense-languages) or the model's."""
+    if not given:
+        return model_languages(model_dir)
+    out = []
+    for code in given:
+        norm = ANY if code.strip() == ANY else normalise(code)
+        if norm is None:
+            from indexer.errors import ConfigError
+
+            raise ConfigError(f"not a language code: {code!r} (expected ISO 639-1 such as en, zh, or *)",
+                              field="--dense-languages")
+        out.append(norm)
+    return sorted(set(out))

@@ -1,0 +1,29 @@
+"""Chinese units in front of Lucene's English analyzer: Chinese terms survive it intact, English is untouched."""
+
+from __future__ import annotations
+
+from indexer.analysis import decode_term, for_lucene, han_units, term, units
+
+
+def test_text_without_han_is_unchanged():
+    text = "Smoking increases the risk of coronary heart disease (p < 0.05); 東 is absent here: ok"
+    assert for_lucene(text.replace("東", "")) == text.replace("東", "")
+
+
+def test_units_are_characters_and_bigrams_without_function_words():
+    assert list(units("成员国")) == ["成", "成员", "员", "员国", "国"]
+    assert list(units("的")) == [] and list(units("国")) == ["国"]
+    assert "的" not in units("中国的经济") and "国的" in units("中国的经济")  # a bigram holding one is kept
+    assert list(units("成员国", "bigram")) == ["成员", "员国"]
+    assert han_units("RCEP成员") == ["成", "成员", "员"]
+
+
+def test_terms_round_trip_and_survive_the_english_analyzer():
+    from backends.lucene.jvm import autoclass
+
+    analyzer = autoclass("io.anserini.analysis.DefaultEnglishAnalyzer").newDefaultInstance()
+    analyze = autoclass("io.anserini.analysis.AnalyzerUtils").analyze
+    prepared = for_lucene("RCEP成员国的GDP增长 smoking 𠀋𠀋")  # includes a character outside the BMP
+    kept = [decode_term(t) for t in analyze(analyzer, prepared)]
+    assert kept == ["rcep", "成", "成员", "员", "员国", "国", "国的", "gdp", "增", "增长", "长", "smoke", "𠀋", "𠀋𠀋", "𠀋"]
+    assert decode_term(term("员国")) == "员国" and decode_term("smoke") == "smoke"

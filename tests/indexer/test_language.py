@@ -1,0 +1,67 @@
+"""Language of documents and queries: scripts first, py3langid for longer texts, the corpus's field wins."""
+
+from __future__ import annotations
+
+import pytest
+
+from indexer.errors import ConfigError
+from indexer.language import (
+    ANY, covered, dense_languages, detect, document_language, model_languages, normalise, query_languages,
+)
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("成员国", "zh"),  # three characters are enough: the script decides
+    ("2021年香港GDP增长了多少？", "zh"),
+    ("東京の天気はどうですか", "ja"),
+    ("서울의 날씨", "ko"),
+    ("RCEP", "en"),  # too short for a statistical guess: the library's default
+    ("Die Inflation in Deutschland ist im vergangenen Jahr stark gestiegen und bleibt hoch.", "de"),
+    ("La inflación en España subió con fuerza el año pasado y sigue siendo elevada para las familias.", "es"),
+    ("Smoking is a major risk factor for coronary heart disease in adults.", "en"),
+    ("12345 --- !!!", "und"),
+])  # fmt: skip
+def test_detect_short_and_long_texts(text, lang):
+    assert detect(text) == lang
+
+
+def test_mixed_text_takes_the_main_language():
+    chinese_with_terms = "区域全面经济伙伴关系协定（RCEP）于2022年1月1日正式生效，成员国包括东盟十国和中国、日本、韩国。"
+    assert detect(chinese_with_terms) == "zh"
+    english_with_a_name = "The Regional Comprehensive Economic Partnership (区域全面经济伙伴关系协定) entered into force in 2022 for ten ASEAN members."
+    assert detect(english_with_a_name) == "en"
+
+
+def test_query_languages_lists_every_script_of_a_mixed_query():
+    assert query_languages("RCEP 成员国") == ("en", "zh")
+    assert query_languages("成员国") == ("zh",)
+    assert query_languages("smoking and heart disease") == ("en",)
+    assert query_languages("1990") == ()
+
+
+def test_document_field_wins_and_is_normalised():
+    assert document_language("zh-CN", "", "An English text about trade agreements and tariffs in Asia.") == "zh"
+    assert document_language("EN_us", "", "成员国") == "en"
+    assert document_language("not a language!", "", "成员国") == "zh"  # unusable field: detected instead
+    assert document_language(None, "贸易协定", "") == "zh"
+    assert normalise("zh-Hant-TW") == "zh" and normalise("") is None
+
+
+def test_model_languages_from_the_model_card(tmp_path):
+    assert model_languages(None) == ["en"]  # the bundled all-MiniLM-L6-v2
+    assert model_languages(str(tmp_path)) == [ANY]  # no card: no claim to restrict on
+    (tmp_path / "README.md").write_text("---\nlanguage:\n- en\n- zh\n- de-DE\ntags:\n- x\n---\n# model\n")
+    assert model_languages(str(tmp_path)) == ["de", "en", "zh"]
+    (tmp_path / "README.md").write_text("---\nlanguage: [multilingual, en]\n---\n")
+    assert model_languages(str(tmp_path)) == [ANY]
+    (tmp_path / "README.md").write_text("---\nlanguage: en\n---\n")
+    assert model_languages(str(tmp_path)) == ["en"]
+
+
+def test_dense_languages_given_and_covered():
+    assert dense_languages(["zh", "EN", "zh"], None) == ["en", "zh"]
+    assert dense_languages(None, None) == ["en"]
+    with pytest.raises(ConfigError, match="not a language code: '12'"):
+        dense_languages(["en", "12"], None)
+    assert covered(("en",), ["en"]) and not covered(("en", "zh"), ["en"]) and covered(("zh",), [ANY])
+    assert covered((), ["en"])  # no detectable language: the dense leg is not refused

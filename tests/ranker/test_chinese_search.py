@@ -1,0 +1,95 @@
+"""Chinese and mixed-language search over a small real library (rgb_zh questions' documents + SciFact)."""
+
+from __future__ import annotations
+
+import pytest
+
+from indexer import layout
+from indexer.analysis import decode_term
+from indexer.errors import QueryError
+from ranker.filters import SourceFilter
+from ranker.pipeline import SearchOptions, SearchPipeline
+
+
+@pytest.fixture(scope="module")
+def pipeline(mixed_zh):
+    p = SearchPipeline.open(mixed_zh["build"])
+    yield p
+    p.close()
+
+
+def docs(hits) -> list[str]:
+    return list(dict.fromkeys(h.doc_id for h in hits))
+
+
+def test_languages_are_stored_and_counted(mixed_zh, pipeline):
+    mix, written = layout.read_manifest(mixed_zh["build"])["languages"], mixed_zh["counts"]
+    assert sum(mix.values()) == sum(written.values())
+    # A few rgb_zh pages are English boilerplate or mojibake, and are counted as what they are.
+    assert mix["zh"] >= 0.95 * written["zh"] and mix["en"] >= written["en"]
+    assert pipeline.manifest.dense.languages == ["en"]  # the bundled MiniLM
+    doc = next(iter(mixed_zh["qrels"]["1"]))
+    assert pipeline.store.document(doc)["language"] == "zh"
+
+
+def test_chinese_questions_find_their_answer_passages(mixed_zh, pipeline):
+    queries, qrels = mixed_zh["queries"], mixed_zh["qrels"]
+    ranked = pipeline.rank(list(queries.values()), SearchOptions(k=10, mode="bm25", per_doc=1))
+    found = [bool(set(docs(hits)) & qrels[qid]) for qid, hits in zip(queries, ranked)]
+    assert sum(found) >= len(found) - 1, found  # hard negatives are in the library too
+
+
+def test_mixed_query_is_analysed_per_script(pipeline):
+    terms = [decode_term(t) for t in pipeline.lexical.terms("RCEP 成员国")]
+    assert terms == ["rcep", "成", "成员", "员", "员国", "国"]
+    top = pipeline.search("RCEP 成员国", SearchOptions(k=3, mode="bm25"))
+    assert top and all("RCEP" in r.passage.text for r in top)
+    # Query syntax stays text: operators and fields are just characters here.
+    assert pipeline.search("RCEP AND title:成员国 OR (", SearchOptions(k=3, mode="bm25"))
+
+
+def test_only_function_words_or_punctuation_is_refused(pipeline):
+    for query in ("的了吗？", "是什么呢", "，。！"):
+        with pytest.raises(QueryError, match="no searchable terms") as err:
+            pipeline.rank([query], SearchOptions(mode="bm25"))
+        assert "\n" not in str(err.value)
+    with pytest.raises(QueryError, match="no searchable terms") as err:
+        pipeline.rank(["RCEP", "哪些呢？"], SearchOptions(mode="hybrid"))
+    assert err.value.field == "queries[1]"
+
+
+def test_language_filter(pipeline):
+    query = "2021 GDP 增长 growth"
+    for lang in ("zh", "en"):
+        hits = pipeline.rank([query], SearchOptions(k=5, mode="bm25", filters=SourceFilter(languages=(lang,))))[0]
+        assert len(hits) == 5 and {pipeline.source_meta(h.passage_id).language for h in hits} == {lang}
+    with pytest.raises(QueryError, match="not a language code") as err:
+        pipeline.rank([query], SearchOptions(filters=SourceFilter(languages=("chinese",))))
+    assert err.value.field == "languages"
+
+
+def test_hybrid_runs_bm25_alone_for_languages_the_dense_model_lacks(mixed_zh, pipeline):
+    zh, en = mixed_zh["queries"]["1"], "ALDH1 expression is associated with poorer prognosis for breast cancer"
+    assert [pipeline.mode_used(q, "hybrid") for q in (zh, "RCEP 成员国", en)] == ["bm25", "bm25", "hybrid"]
+    assert pipeline.mode_used(zh, "dense") == "dense"  # an explicit dense request is honoured
+    opts = SearchOptions(k=10, per_doc=0, authority_weight=0.0)
+    hybrid = pipeline.rank([zh, en], SearchOptions(**{**opts.__dict__, "mode": "hybrid"}))
+    bm25 = pipeline.rank([zh], SearchOptions(**{**opts.__dict__, "mode": "bm25"}))[0]
+    assert [h.passage_id for h in hybrid[0]] == [h.passage_id for h in bm25]
+    assert all(h.dense is None for h in hybrid[0]) and all(h.dense is not None or h.bm25 for h in hybrid[1])
+    assert any(h.dense is not None for h in hybrid[1])
+
+
+def test_a_model_declared_multilingual_keeps_dense_for_chinese(mixed_zh):
+    from indexer.build import build_index
+    from indexer.settings import BuildSettings, DenseSettings
+
+    build = build_index([mixed_zh["corpus"]], mixed_zh["root"], BuildSettings(
+        quiet=True, dense=DenseSettings(languages=["en", "zh"]))).build_dir  # fmt: skip
+    p = SearchPipeline.open(build)
+    try:
+        assert p.dense_languages == ("en", "zh")
+        hits = p.rank([mixed_zh["queries"]["1"]], SearchOptions(k=5, mode="hybrid"))[0]
+        assert p.mode_used(mixed_zh["queries"]["1"], "hybrid") == "hybrid" and any(h.dense is not None for h in hits)
+    finally:
+        p.close()
