@@ -145,12 +145,25 @@ def normalise_domain_list(values: Iterable[str], field_name: str) -> tuple[str, 
     `www.`, port, userinfo or path; a value that cannot name a domain is a QueryError naming it."""
     from indexer.domains import normalise_host
 
+    return _normalised(values, normalise_host, field_name, "not a domain name: {!r}")
+
+
+def normalise_language_list(values: Iterable[str], field_name: str) -> tuple[str, ...]:
+    """Language tags as documents store them ("zh-CN" -> "zh"); a value that is no tag is a QueryError."""
+    from indexer.language import normalise
+
+    codes = _normalised(values, normalise, field_name, "not a language code: {!r} (expected ISO 639-1 such as en, zh)")
+    return tuple(dict.fromkeys(codes))
+
+
+def _normalised(values: Iterable[str], normalise: Callable[[str], str | None], field_name: str, error: str
+                ) -> tuple[str, ...]:  # fmt: skip
     out = []
     for raw in values:
-        domain = normalise_host(raw) if isinstance(raw, str) else None
-        if domain is None:
-            raise QueryError(f"not a domain name: {raw!r}", field=field_name)
-        out.append(domain)
+        value = normalise(raw) if isinstance(raw, str) else None
+        if value is None:
+            raise QueryError(error.format(raw), field=field_name)
+        out.append(value)
     return tuple(out)
 
 
