@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from indexer import layout
@@ -73,8 +75,8 @@ def test_hybrid_runs_bm25_alone_for_languages_the_dense_model_lacks(mixed_zh, pi
     assert [pipeline.mode_used(q, "hybrid") for q in (zh, "RCEP 成员国", en)] == ["bm25", "bm25", "hybrid"]
     assert pipeline.mode_used(zh, "dense") == "dense"  # an explicit dense request is honoured
     opts = SearchOptions(k=10, per_doc=0, authority_weight=0.0)
-    hybrid = pipeline.rank([zh, en], SearchOptions(**{**opts.__dict__, "mode": "hybrid"}))
-    bm25 = pipeline.rank([zh], SearchOptions(**{**opts.__dict__, "mode": "bm25"}))[0]
+    hybrid = pipeline.rank([zh, en], replace(opts, mode="hybrid"))
+    bm25 = pipeline.rank([zh], replace(opts, mode="bm25"))[0]
     assert [h.passage_id for h in hybrid[0]] == [h.passage_id for h in bm25]
     assert all(h.dense is None for h in hybrid[0]) and all(h.dense is not None or h.bm25 for h in hybrid[1])
     assert any(h.dense is not None for h in hybrid[1])
