@@ -85,8 +85,12 @@ def test_hybrid_runs_bm25_alone_for_languages_the_dense_model_lacks(mixed_zh, pi
 def test_a_model_declared_multilingual_keeps_dense_for_chinese(mixed_zh):
     from indexer.build import build_index
     from indexer.settings import BuildSettings, DenseSettings
+    from tests.conftest import _share_embedding_cache
 
-    build = build_index([mixed_zh["corpus"]], mixed_zh["root"], BuildSettings(
+    root = mixed_zh["root"].parent / "multilingual"  # its own ROOT: the shared one's `current` stays put
+    root.mkdir()
+    _share_embedding_cache(root)
+    build = build_index([mixed_zh["corpus"]], root, BuildSettings(
         quiet=True, dense=DenseSettings(languages=["en", "zh"]))).build_dir  # fmt: skip
     p = SearchPipeline.open(build)
     try:
