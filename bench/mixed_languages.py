@@ -1,6 +1,6 @@
 """A mixed library: SciFact (English) and rgb_zh (Chinese) in one index against each alone.
 
-    DRSEARCH_TEST_EMBEDDINGS=/path/to/cache python bench/mixed_languages.py [--modes bm25,dense,hybrid]
+    DRSEARCH_TEST_EMBEDDINGS=/path/to/cache python bench/mixed_languages.py [--modes bm25,dense,hybrid] [--no-dense]
 
 Builds three indexes with the defaults of `drsearch index build` (BM25 + the bundled English dense
 model): SciFact alone, rgb_zh alone, both together; then evaluates each collection's test queries
@@ -19,31 +19,32 @@ from common import DATA, table
 
 from indexer import layout
 from indexer.build import build_index
-from indexer.settings import BuildSettings
+from indexer.settings import BuildSettings, DenseSettings
 from ranker.eval import evaluate
 from ranker.pipeline import SearchOptions, SearchPipeline
 
 COLLECTIONS = ("scifact", "rgb_zh")
 
 
-def build(root: Path, corpora: list[Path]) -> Path:
+def build(root: Path, corpora: list[Path], dense: bool) -> Path:
     shared = os.environ.get("DRSEARCH_TEST_EMBEDDINGS")
     root.mkdir(parents=True)
     if shared:
         (root / layout.EMBEDDING_CACHE_DIR).symlink_to(Path(shared).resolve(), target_is_directory=True)
-    return build_index(corpora, root, BuildSettings(quiet=True)).build_dir
+    return build_index(corpora, root, BuildSettings(quiet=True, dense=DenseSettings(enabled=dense))).build_dir
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--modes", default="bm25,dense,hybrid")
+    ap.add_argument("--no-dense", action="store_true", help="BM25 only (no encode): --modes bm25")
     args = ap.parse_args()
-    modes = args.modes.split(",")
+    modes = ["bm25"] if args.no_dense else args.modes.split(",")
     scores: dict[tuple[str, str, str], float] = {}  # (collection, index, mode) -> nDCG@10
     recalls: dict[tuple[str, str, str], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        builds = {name: build(Path(tmp) / name, [DATA / name]) for name in COLLECTIONS}
-        builds["mixed"] = build(Path(tmp) / "mixed", [DATA / name for name in COLLECTIONS])
+        builds = {name: build(Path(tmp) / name, [DATA / name], not args.no_dense) for name in COLLECTIONS}
+        builds["mixed"] = build(Path(tmp) / "mixed", [DATA / name for name in COLLECTIONS], not args.no_dense)
         for index, build_dir in builds.items():
             pipeline = SearchPipeline.open(build_dir)
             for collection in COLLECTIONS if index == "mixed" else (index,):
