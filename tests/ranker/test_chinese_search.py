@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from indexer import layout
 from indexer.analysis import decode_term
 from indexer.errors import QueryError
-from ranker.filters import SourceFilter
-from ranker.pipeline import SearchOptions, SearchPipeline
+from ranker.options import SearchOptions
+from ranker.pipeline import SearchPipeline
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +61,11 @@ def test_only_function_words_or_punctuation_is_refused(pipeline):
 def test_language_filter(pipeline):
     query = "2021 GDP 增长 growth"
     for lang in ("zh", "en"):
-        hits = pipeline.rank([query], SearchOptions(k=5, mode="bm25", filters=SourceFilter(languages=(lang,))))[0]
+        hits = pipeline.rank([query], SearchOptions(k=5, mode="bm25", languages=(lang,)))[0]
         assert len(hits) == 5 and {pipeline.source_meta(h.passage_id).language for h in hits} == {lang}
+    assert SearchOptions(languages=("ZH-cn", "zh")).languages == ("zh",)
     with pytest.raises(QueryError, match="not a language code") as err:
-        pipeline.rank([query], SearchOptions(filters=SourceFilter(languages=("chinese",))))
+        SearchOptions(languages=("chinese",))
     assert err.value.field == "languages"
 
 
@@ -75,8 +74,8 @@ def test_hybrid_runs_bm25_alone_for_languages_the_dense_model_lacks(mixed_zh, pi
     assert [pipeline.mode_used(q, "hybrid") for q in (zh, "RCEP 成员国", en)] == ["bm25", "bm25", "hybrid"]
     assert pipeline.mode_used(zh, "dense") == "dense"  # an explicit dense request is honoured
     opts = SearchOptions(k=10, per_doc=0, authority_weight=0.0)
-    hybrid = pipeline.rank([zh, en], replace(opts, mode="hybrid"))
-    bm25 = pipeline.rank([zh], replace(opts, mode="bm25"))[0]
+    hybrid = pipeline.rank([zh, en], opts.model_copy(update={"mode": "hybrid"}))
+    bm25 = pipeline.rank([zh], opts.model_copy(update={"mode": "bm25"}))[0]
     assert [h.passage_id for h in hybrid[0]] == [h.passage_id for h in bm25]
     assert all(h.dense is None for h in hybrid[0]) and all(h.dense is not None or h.bm25 for h in hybrid[1])
     assert any(h.dense is not None for h in hybrid[1])
