@@ -63,6 +63,12 @@ def test_language_filter(pipeline):
     for lang in ("zh", "en"):
         hits = pipeline.rank([query], SearchOptions(k=5, mode="bm25", languages=(lang,)))[0]
         assert len(hits) == 5 and {pipeline.source_meta(h.passage_id).language for h in hits} == {lang}
+    # Dense search gets the language inside the FAISS position mask: every candidate it returns passes.
+    en = "ALDH1 expression is associated with poorer prognosis for breast cancer"
+    hits = pipeline.rank([en], SearchOptions(k=5, mode="dense", per_doc=0, languages=("zh",)))[0]
+    assert len(hits) == 5 and {pipeline.source_meta(h.passage_id).language for h in hits} == {"zh"}
+    mask = pipeline.sources.restriction(SearchOptions(languages=("zh",)).filters, positions=True).allowed
+    assert int(mask.sum()) == sum(pipeline.sources.meta(i).language == "zh" for i in range(len(mask)))
     assert SearchOptions(languages=("ZH-cn", "zh")).languages == ("zh",)
     with pytest.raises(QueryError, match="not a language code") as err:
         SearchOptions(languages=("chinese",))
