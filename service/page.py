@@ -42,9 +42,13 @@ async def page() -> Response:
 async def meta() -> dict[str, Any]:
     """What the page's controls offer and how it highlights query words, from the code that defines them."""
     from ranker.authority import CATEGORIES, TIERS
+    from indexer.analysis import STOP_UNITS
     from ranker.snippets import STOPWORDS
 
-    return {"categories": sorted(CATEGORIES), "tiers": list(TIERS), "modes": ["hybrid", "bm25", "dense"], "stopwords": sorted(STOPWORDS)}
+    return {
+        "categories": sorted(CATEGORIES), "tiers": list(TIERS), "modes": ["hybrid", "bm25", "dense"],
+        "stopwords": sorted(STOPWORDS), "han_stop_units": sorted(STOP_UNITS),
+    }  # fmt: skip
 
 
 @router.get("/ui/{name}")

@@ -5,6 +5,8 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const WORD = "\\p{L}\\p{M}\\p{N}_"; // Python's \w, as ranker/snippets.py matches query words
+  const HAN = "\\u3007\\u3400-\\u4dbf\\u4e00-\\u9fff\\uf900-\\ufaff\\u{20000}-\\u{3134f}"; // indexer/analysis.py HAN
+  const W = `(?:(?![${HAN}])[${WORD}])`; // a word character other than Han (Han matches by units)
   const SCALAR_FIELDS = ["min_tier", "max_per_domain", "published_after", "published_before"]; // one value each
   const TEXT_FIELDS = ["include_domains", "exclude_domains", ...SCALAR_FIELDS]; // the filter inputs
   const URL_NAMES = {include_domains: "include", exclude_domains: "exclude", min_tier: "tier", max_per_domain: "cap",
@@ -12,6 +14,7 @@
   const INPUT_FOR_FIELD = {queries: "q", query: "q", k: "k", ...Object.fromEntries(TEXT_FIELDS.map((f) => [f, f])),
                            "X-API-Key": "api-key"};
   let stopwords = new Set();
+  let hanStopUnits = new Set(); // Chinese function characters/words (indexer/analysis.py STOP_UNITS)
   let searchCache = {key: null, data: null};
   let sequence = 0;
   let defaultMode = null; // the index's, from /v1/index
@@ -31,17 +34,35 @@
     return node;
   }
 
-  /** A RegExp finding the words of `query` the way the server's snippets do (5-character prefix stems). */
+  /** A RegExp finding the words of `query` the way the server's snippets do: 5-character prefix stems
+   * for other scripts, the query's Chinese bigrams (a one-character run as itself) for Han. */
   function matcherFor(query) {
     const stems = new Set();
-    for (const token of (query || "").match(new RegExp(`[${WORD}]+`, "gu")) || []) {
+    for (const token of (query || "").match(new RegExp(`${W}+`, "gu")) || []) {
       const word = token.toLowerCase();
       if (!stopwords.has(word)) stems.add(word.slice(0, 5));
     }
-    if (!stems.size) return null;
     const escape = (s) => s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
-    const alts = [...stems].sort().map((s) => escape(s) + (s.length === 5 ? `[${WORD}]*` : `(?![${WORD}])`));
-    return new RegExp(`(?<![${WORD}])(?:${alts.join("|")})`, "giu");
+    const alts = [...stems].sort().map((s) => `(?<!${W})` + escape(s) + (s.length === 5 ? `${W}*` : `(?!${W})`));
+    const han = new Set();
+    for (const run of (query || "").match(new RegExp(`[${HAN}]+`, "gu")) || []) hanUnits([...run]).forEach((u) => han.add(u));
+    alts.push(...[...han].sort((a, b) => [...b].length - [...a].length || (a < b ? -1 : 1)).map(escape));
+    return alts.length ? new RegExp(alts.join("|"), "giu") : null;
+  }
+
+  /** Bigrams of one Han run (array of characters); characters inside a function word make no unit. */
+  function hanUnits(chars) {
+    if (chars.length === 1) return hanStopUnits.has(chars[0]) ? [] : chars;
+    const inside = new Array(chars.length).fill(false);
+    const longest = Math.max(0, ...[...hanStopUnits].map((w) => [...w].length));
+    for (let i = 0; i < chars.length;) {
+      let n = Math.min(longest, chars.length - i);
+      while (n > 0 && !hanStopUnits.has(chars.slice(i, i + n).join(""))) n--;
+      if (n) { inside.fill(true, i, i + n); i += n; } else i += 1;
+    }
+    const out = [];
+    for (let i = 0; i + 1 < chars.length; i++) if (!(inside[i] && inside[i + 1])) out.push(chars[i] + chars[i + 1]);
+    return out;
   }
 
   /** Text and <mark> nodes: the query words of `text` highlighted. */
@@ -340,6 +361,7 @@
     const r = await api("/ui/meta.json");
     if (!r.ok) return;
     stopwords = new Set(r.data.stopwords);
+    hanStopUnits = new Set(r.data.han_stop_units || []);
     $("categories").replaceChildren(...r.data.categories.map((c) =>
       el("label", {class: "check"}, el("input", {type: "checkbox", value: c}), c.replace(/_/g, " "))));
   }
