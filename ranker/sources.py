@@ -4,6 +4,7 @@ The build's columns (`indexer.columns`) give each passage a host, a published an
 this module maps the small host table to site, tier, category and country with the authority list loaded now
 (so a changed list needs no re-index) and turns a `SourceFilter` into the `Restriction` the
 retrievers apply inside their search: host codes and a date range (Lucene), a position mask (FAISS).
+Languages are language codes (Lucene) and part of the position mask (FAISS).
 """
 
 from __future__ import annotations
@@ -71,14 +72,18 @@ class SourceTable:
         if filters.published_after or filters.published_before:
             ok &= self.date_mask(filters)[self.columns.published_code]
         if filters.languages:
-            codes = np.fromiter((c in filters.languages for c in self._languages), dtype=bool, count=len(self._languages))
-            ok &= codes[self.columns.language]
+            ok &= self.language_mask(filters)[self.columns.language]
         return ok
 
+    def language_mask(self, filters: SourceFilter) -> np.ndarray:
+        """bool per language code: is a passage in this language kept (unknown: only without a languages filter)?"""
+        wanted = set(filters.languages)
+        return np.fromiter((not wanted or code in wanted for code in self._languages), dtype=bool,
+                           count=len(self._languages))  # fmt: skip
+
     def restriction(self, filters: SourceFilter, *, positions: bool) -> Restriction:
-        """`filters` for the retrievers: host codes and a date range (Lucene; languages are left to the
-        post-filter), and with `positions` the exact position mask (FAISS; O(passages) to compute, so
-        only when a vector leg runs)."""
+        """`filters` for the retrievers: host, language codes and a date range (Lucene), and with
+        `positions` the exact position mask (FAISS; O(passages) to compute, so only when a vector leg runs)."""
         hosts = self.host_mask(filters)
         include: tuple[int, ...] | None = None
         exclude: tuple[int, ...] = ()
@@ -91,7 +96,9 @@ class SourceTable:
         dates = None  # undated passages have no date field: with include_undated the post-filter decides
         if (filters.published_after or filters.published_before) and not filters.include_undated:
             dates = (_token(filters.published_after, "0"), _token(filters.published_before, "9"))
-        return Restriction(include, exclude, dates, self.allowed(filters) if positions else None)
+        languages = tuple(int(c) for c in np.flatnonzero(self.language_mask(filters))) if filters.languages else None
+        return Restriction(include, exclude, dates, languages=languages,
+                           allowed=self.allowed(filters) if positions else None)  # fmt: skip
 
 
 def _token(prefix: str | None, fill: str) -> str:

@@ -45,7 +45,7 @@ class LuceneSearcher:
         self._topk = LuceneTopK(lucene_dir, self._searcher.get_analyzer(), k1=k1, b=b, threads=threads)
         self._analyzer_utils = autoclass("io.anserini.analysis.AnalyzerUtils")
         self._lock = threading.Lock()
-        self.filter_fields = filter_fields  # indexed host/date fields: a Restriction can be applied
+        self.filter_fields = filter_fields  # indexed host/date(/language) fields: a Restriction can be applied
         self._java: dict | None = None  # Lucene query classes for restricted searches, loaded on first use
 
     @classmethod
@@ -108,11 +108,14 @@ class LuceneSearcher:
         builder = j["Builder"]()
         builder.add(query, occur.MUST)
 
-        def hosts(codes):
+        def codes_in(name, prefix, codes):
             terms = j["ArrayList"]()
             for c in codes:
-                terms.add(j["BytesRef"](f"h{c}".encode()))
-            return j["TermInSetQuery"]("host", terms)
+                terms.add(j["BytesRef"](f"{prefix}{c}".encode()))
+            return j["TermInSetQuery"](name, terms)
+
+        def hosts(codes):
+            return codes_in("host", "h", codes)
 
         if restrict.include_hosts is not None:
             builder.add(hosts(restrict.include_hosts), occur.FILTER)
@@ -124,6 +127,8 @@ class LuceneSearcher:
             dates.add(j["TermRangeQuery"].newStringRange("date", lo, hi, True, True), occur.SHOULD)
             dates.add(j["TermQuery"](j["Term"]("date", "x")), occur.SHOULD)  # non-ISO dates: the post-filter decides
             builder.add(dates.build(), occur.FILTER)
+        if restrict.languages is not None and "language" in self.filter_fields:  # builds before it: post-filter
+            builder.add(codes_in("language", "l", restrict.languages), occur.FILTER)
         return builder.build()
 
     def _filter_classes(self) -> dict:

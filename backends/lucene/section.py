@@ -11,7 +11,8 @@ from backends.base import Section
 # Han runs as characters + bigrams before Lucene's English analyzer (indexer/analysis.py).
 ANALYZER = "anserini-default-porter+zh-unigram-bigram"
 LEGACY_ANALYZER = "anserini-default-porter"  # builds before Chinese units: queries go in unchanged
-FILTER_FIELDS = ("host", "date")  # host code token "h<code>", YYYYMMDD date token ("x": not an ISO date)
+# host code token "h<code>", YYYYMMDD date token ("x": not an ISO date), language code token "l<code>" (field "language")
+FILTER_FIELDS = ("host", "date", "language")
 
 
 class LuceneSection(Section):

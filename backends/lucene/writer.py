@@ -117,7 +117,7 @@ class LuceneWriter:
 
 def _filter_fields(columns: Columns, idx: int) -> dict[str, str]:
     """The passage's host code and date as single tokens for Lucene filter clauses."""
-    fields = {"host": f"h{int(columns.host[idx])}"}
+    fields = {"host": f"h{int(columns.host[idx])}", "language": f"l{int(columns.language[idx])}"}
     if date := date_token(columns.published[int(columns.published_code[idx])]):
         fields["date"] = date
     return fields

@@ -69,6 +69,10 @@ def test_language_filter(pipeline):
     assert len(hits) == 5 and {pipeline.source_meta(h.passage_id).language for h in hits} == {"zh"}
     mask = pipeline.sources.restriction(SearchOptions(languages=("zh",)).filters, positions=True).allowed
     assert int(mask.sum()) == sum(pipeline.sources.meta(i).language == "zh" for i in range(len(mask)))
+    # BM25 gets it as a Lucene FILTER clause over the indexed language field.
+    only_zh = pipeline.sources.restriction(SearchOptions(languages=("zh",)).filters, positions=False)
+    lexical = pipeline.lexical.search([query], 20, only_zh)[0]
+    assert len(lexical) == 20 and {pipeline.source_meta(h.passage_id).language for h in lexical} == {"zh"}
     assert SearchOptions(languages=("ZH-cn", "zh")).languages == ("zh",)
     with pytest.raises(QueryError, match="not a language code") as err:
         SearchOptions(languages=("chinese",))
