@@ -105,8 +105,6 @@ class Store:
         self.path = path
         self._db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(documents)")}
-        self._language = "d.language" if "language" in columns else "NULL"
 
     # SQLite's substr counts characters (1-based), as Python's offsets do.
     _TEXT = "substr(d.text, p.start + 1, p.end - p.start)"
@@ -156,13 +154,12 @@ class Store:
         while rows := cur.fetchmany(batch):
             yield from (tuple(r) for r in rows)
 
-    def passage_doc_fields(self) -> Iterator[tuple[int, str, str | None, str | None, str | None, str | None]]:
-        """(passage idx, passage_id, url, domain, published, language) for every passage, for in-memory filter tables."""
+    def passage_doc_fields(self) -> Iterator[tuple[int, str, str | None, str | None, str | None]]:
+        """(passage idx, passage_id, url, domain, published) for every passage, for in-memory filter tables."""
         yield from (
             tuple(r)
             for r in self._db.execute(
-                f"SELECT p.idx, p.passage_id, d.url, d.domain, d.published, {self._language} "
-                "FROM passages p JOIN documents d ON d.idx = p.doc_idx ORDER BY p.idx"
+                "SELECT p.idx, p.passage_id, d.url, d.domain, d.published FROM passages p JOIN documents d ON d.idx = p.doc_idx ORDER BY p.idx"
             )
         )
 

@@ -123,8 +123,8 @@ def later_date(a: str | None, b: str | None) -> str | None:
 
 
 def normalise_codes(values: Iterable[str], field_name: str) -> tuple[str, ...]:
-    """Language (ISO 639-1/-3) or country (ISO 3166-1 alpha-2, `int`, `eu`) codes, lower-cased;
-    a value that is not one is a QueryError naming the field."""
+    """Language (ISO 639-1/-3) or country (ISO 3166-1 alpha-2, `int`, `eu`) codes, lower-cased and
+    without repeats; a value that is not one is a QueryError naming the field."""
     pattern = _LANGUAGE if field_name == "languages" else _COUNTRY
     out = []
     for raw in values:
@@ -133,7 +133,7 @@ def normalise_codes(values: Iterable[str], field_name: str) -> tuple[str, ...]:
             raise QueryError(f"not a {field_name[:-1] if field_name != 'countries' else 'country'} code: {raw!r}",
                              field=field_name)  # fmt: skip
         out.append(code)
-    return tuple(out)
+    return tuple(dict.fromkeys(out))  # "zh-CN" and "zh" are one code
 
 
 def _under(host: str, domain: str) -> bool:
@@ -145,25 +145,12 @@ def normalise_domain_list(values: Iterable[str], field_name: str) -> tuple[str, 
     `www.`, port, userinfo or path; a value that cannot name a domain is a QueryError naming it."""
     from indexer.domains import normalise_host
 
-    return _normalised(values, normalise_host, field_name, "not a domain name: {!r}")
-
-
-def normalise_language_list(values: Iterable[str], field_name: str) -> tuple[str, ...]:
-    """Language tags as documents store them ("zh-CN" -> "zh"); a value that is no tag is a QueryError."""
-    from indexer.language import normalise
-
-    codes = _normalised(values, normalise, field_name, "not a language code: {!r} (expected ISO 639-1 such as en, zh)")
-    return tuple(dict.fromkeys(codes))
-
-
-def _normalised(values: Iterable[str], normalise: Callable[[str], str | None], field_name: str, error: str
-                ) -> tuple[str, ...]:  # fmt: skip
     out = []
     for raw in values:
-        value = normalise(raw) if isinstance(raw, str) else None
-        if value is None:
-            raise QueryError(error.format(raw), field=field_name)
-        out.append(value)
+        domain = normalise_host(raw) if isinstance(raw, str) else None
+        if domain is None:
+            raise QueryError(f"not a domain name: {raw!r}", field=field_name)
+        out.append(domain)
     return tuple(out)
 
 

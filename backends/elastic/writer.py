@@ -34,7 +34,7 @@ def passage_sources(store: Any, language: str, fields_of: SourceFields | None = 
     (`vectors` row i belongs to passage idx i)."""
     fields_of = fields_of or (lambda raw: (None, None, None, None))
     rows = zip(store.iter_passages(), store.passage_doc_fields())  # both in passage idx order
-    for (idx, passage_id, title, text), (_, _, url, domain, published, *_) in rows:
+    for (idx, passage_id, title, text), (_, _, url, domain, published) in rows:
         host, site, tier, category = fields_of(url or domain)
         yield bodies.passage_source(
             passage_id=passage_id, doc_id=doc_id_of(passage_id), title=title, text=text, host=host, site=site,

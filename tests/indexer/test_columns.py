@@ -27,20 +27,6 @@ def test_round_trip_positions_hosts_and_sorted_dates(tmp_path):
     assert isinstance(cols.host, np.memmap)
 
 
-def test_language_column_and_builds_without_it(tmp_path):
-    w = ColumnWriter(tmp_path)
-    w.add(None, "a.cn", None, ["a#0", "a#1"], language="zh")
-    w.add(None, "b.org", None, ["b#0"], language="en")
-    w.add(None, "c.org", None, ["c#0"])  # language unknown
-    w.close()
-    cols = Columns(tmp_path)
-    assert [cols.languages[c] for c in cols.language] == ["zh", "zh", "en", ""]
-    (tmp_path / "language.npy").unlink()  # as an index built before languages were kept
-    (tmp_path / "languages.json").unlink()
-    old = Columns(tmp_path)
-    assert len(old.language) == 4 and {old.languages[c] for c in old.language} == {""}
-
-
 def test_tokens():
     assert raw_host("https://user@Example.ORG.:8080/p", None) == "example.org"
     assert raw_host(None, "Who.int") == "who.int" and raw_host(None, None) == ""
