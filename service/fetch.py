@@ -250,7 +250,7 @@ async def fetch_items(st: FetchContext, body: FetchRequest, request_id: str) -> 
         if doc is not None:
             base = {"source": "index", "doc_id": doc["doc_id"], "url": doc.get("url"), "title": doc["title"],
                     "domain": doc.get("domain"), "published": doc.get("published"),
-                    "language": (doc.get("metadata") or {}).get("language"),
+                    "language": doc.get("language") or (doc.get("metadata") or {}).get("language"),  # stored or detected
                     "authority": authority(doc.get("url") or doc.get("domain"))}  # fmt: skip
             return await st.run(lambda: assemble(pipeline, item=item, title=doc["title"], spans=indexed_spans(doc), base=base))
         try:
