@@ -30,6 +30,7 @@ import numpy as np
 
 from indexer.domains import host_of
 from indexer.errors import IndexFormatError
+from indexer.language import normalise as normalise_language
 
 COLUMNS_DIR = "columns"
 _ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
@@ -43,13 +44,6 @@ def raw_host(url: str | None, domain: str | None) -> str:
     """The most specific host a document names (its URL's over its domain); "" = none."""
     value = url or domain
     return (host_of(value) or "") if value else ""
-
-
-def language_code(value: object) -> str | None:
-    """`en`, `EN`, `en-GB`, `en_US` -> `en`; anything else (missing, not text) -> None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    return value.strip().lower().replace("_", "-").split("-")[0] or None
 
 
 def date_token(published: str | None) -> str:
@@ -83,7 +77,7 @@ class ColumnWriter:
         """Record one document's passages, in store order (`language`: its `metadata.language`)."""
         host = self._hosts.setdefault(raw_host(url, domain), len(self._hosts))
         date = self._dates.setdefault(published or "", len(self._dates))
-        lang = self._languages.setdefault(language_code(language) or "", len(self._languages))
+        lang = self._languages.setdefault(normalise_language(language) or "", len(self._languages))
         for pid in passage_ids:
             data = pid.encode("utf-8")
             self._ids.write(data)

@@ -77,8 +77,10 @@ def query_languages(text: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def normalise(code: str) -> str | None:
-    """ISO 639-1 primary subtag of a language tag ("zh-CN" -> "zh", "EN_us" -> "en"), None if not one."""
+def normalise(code: object) -> str | None:
+    """ISO 639-1/-3 primary subtag of a language tag ("zh-CN" -> "zh", "EN_us" -> "en"), None if not one."""
+    if not isinstance(code, str):
+        return None
     primary = re.split(r"[-_]", code.strip().lower(), maxsplit=1)[0]
     return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
 

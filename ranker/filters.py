@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from indexer.columns import language_code
+from indexer.language import normalise as normalise_language
 from indexer.errors import QueryError
 from ranker.hit import Hit
 
@@ -128,7 +128,7 @@ def normalise_codes(values: Iterable[str], field_name: str) -> tuple[str, ...]:
     pattern = _LANGUAGE if field_name == "languages" else _COUNTRY
     out = []
     for raw in values:
-        code = language_code(raw) if field_name == "languages" else (raw.strip().lower() if isinstance(raw, str) else "")
+        code = normalise_language(raw) if field_name == "languages" else (raw.strip().lower() if isinstance(raw, str) else "")
         if not code or not pattern.fullmatch(code):
             raise QueryError(f"not a {field_name[:-1] if field_name != 'countries' else 'country'} code: {raw!r}",
                              field=field_name)  # fmt: skip
