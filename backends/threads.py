@@ -6,6 +6,14 @@ FAISS and runs Lucene queries, times N workers, oversubscribes a small machine m
 (an oversubscribed intra-op pool made single-query encoding ~25x slower on a busy 2-core host).
 The policy: budget = usable cores // worker processes (at least 1), or $DRSEARCH_THREADS when set;
 `drsearch serve --workers N` applies it in each worker. Nothing is imported at module import.
+
+OpenMP pools (torch, FAISS) are told to sleep when idle (`OMP_WAIT_POLICY=PASSIVE`, unless the
+environment already says otherwise): by default their threads spin for a while after each parallel
+region, burning the cores that the Lucene leg, which runs right after the query is encoded, needs.
+Measured on 2 cores: hybrid end to end 0.63x -> 0.67-0.8x the encoder's throughput, single-query
+p50 1.34x -> 1.20x the encoder's, encoder alone unchanged (docs/BENCHMARKS.md, issue 14).
+OpenMP reads the variable when the library loads, so `set_budget` must run before torch or FAISS
+is first imported to have this effect.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ def set_budget(n: int, *, torch_threads: int | None = None) -> None:
     pool read `budget()` when they are created."""
     global _budget
     _budget = max(1, int(n))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by OpenMP when torch / FAISS load
     try:
         import torch
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Literal
+
+import numpy as np
 
 from ranker.hit import Hit
 
@@ -23,60 +24,72 @@ Norm = Literal["minmax", "zscore", "none"]
 _LEG_FIELDS = ("bm25", "dense", "authority", "bm25_rank", "dense_rank")
 
 
-@dataclass
-class _Acc:
-    first: Hit
-    best_pos: int
-    legs: dict[str, float | int | None] = field(default_factory=dict)
-    parts: list[float] = field(default_factory=list)  # per-run contributions (summed in sorted order)
+# Fields merged across runs, by position in `Hit` (a NamedTuple; indexing beats getattr per hit).
+_MERGED = tuple(Hit._fields.index(f) for f in _LEG_FIELDS)
+_SCORE, _RANK, _FUSED = (Hit._fields.index(f) for f in ("score", "rank", "fused"))
 
 
-def _collect(runs: Sequence[Sequence[Hit]]) -> tuple[dict[str, _Acc], list[dict[str, int]]]:
-    """Merge leg fields per passage; also each run's passage -> first position map."""
-    accs: dict[str, _Acc] = {}
+def _collect(runs: Sequence[Sequence[Hit]]) -> tuple[dict[str, list], list[dict[str, int]]]:
+    """Per passage, in first-seen order: [merged fields (a Hit as a list), best position]; also
+    each run's passage -> first position map."""
+    merged: dict[str, list] = {}
     positions: list[dict[str, int]] = []
     for run in runs:
         pos_of: dict[str, int] = {}
         for pos, hit in enumerate(run, 1):
-            if hit.passage_id in pos_of:
+            pid = hit[0]
+            if pid in pos_of:
                 continue
-            pos_of[hit.passage_id] = pos
-            acc = accs.get(hit.passage_id)
-            if acc is None:
-                acc = accs[hit.passage_id] = _Acc(first=hit, best_pos=pos)
-            else:
-                acc.best_pos = min(acc.best_pos, pos)
-            for f in _LEG_FIELDS:
-                if acc.legs.get(f) is None:
-                    acc.legs[f] = getattr(hit, f)
+            pos_of[pid] = pos
+            entry = merged.get(pid)
+            if entry is None:
+                merged[pid] = [list(hit), pos]
+                continue
+            entry[1] = min(entry[1], pos)
+            row = entry[0]
+            for f in _MERGED:
+                if row[f] is None:
+                    row[f] = hit[f]
         positions.append(pos_of)
-    return accs, positions
+    return merged, positions
 
 
-def _finish(accs: dict[str, _Acc], limit: int | None) -> list[Hit]:
-    scored = [(math.fsum(sorted(a.parts)), a) for a in accs.values()]
-    scored.sort(key=lambda t: (-t[0], t[1].best_pos, t[1].first.passage_id))
+def _sum_parts(parts: np.ndarray) -> np.ndarray:
+    """Per passage (column), the exactly rounded sum of its runs' contributions (row order irrelevant)."""
+    if len(parts) <= 2:  # a + b is already the correctly rounded sum
+        return parts.sum(axis=0) if len(parts) else np.zeros(parts.shape[1])
+    return np.array([math.fsum(sorted(col)) for col in parts.T.tolist()])
+
+
+def _finish(merged: dict[str, list], scores: np.ndarray, limit: int | None) -> list[Hit]:
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    entries = list(merged.values())
+    best_pos = np.fromiter((e[1] for e in entries), dtype=np.int64, count=len(entries))
+    order = np.lexsort((np.array(list(merged), dtype=str), best_pos, -scores)).tolist()  # last key first
     if limit is not None:
-        if limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
-        scored = scored[:limit]
-    legs = _LEG_FIELDS
-    # The constructor, not dataclasses.replace: this runs for every candidate of every query.
-    return [
-        Hit(a.first.passage_id, a.first.doc_id, s, r, fused=s, **{f: a.legs.get(f) for f in legs})
-        for r, (s, a) in enumerate(scored, 1)
-    ]
+        order = order[:limit]
+    values = scores.tolist()
+    out = []
+    for r, j in enumerate(order, 1):
+        row = entries[j][0]
+        row[_SCORE] = row[_FUSED] = values[j]
+        row[_RANK] = r
+        out.append(Hit._make(row))
+    return out
 
 
 def rrf(runs: Sequence[Sequence[Hit]], k: int = 60, limit: int | None = None) -> list[Hit]:
     """Reciprocal rank fusion: score = sum over runs containing the passage of 1 / (k + position)."""
     if k < 0:
         raise ValueError(f"rrf k must be >= 0, got {k}")
-    accs, positions = _collect(runs)
-    for pos_of in positions:
+    merged, positions = _collect(runs)
+    column = {pid: j for j, pid in enumerate(merged)}
+    parts = np.zeros((len(runs), len(merged)))
+    for row, pos_of in enumerate(positions):
         for pid, pos in pos_of.items():
-            accs[pid].parts.append(1.0 / (k + pos))
-    return _finish(accs, limit)
+            parts[row, column[pid]] = 1.0 / (k + pos)
+    return _finish(merged, _sum_parts(parts), limit)
 
 
 def normalize_scores(scores: Sequence[float], norm: Norm = "minmax") -> list[float]:
@@ -129,13 +142,15 @@ def convex(
         raise ValueError(f"weights must be finite and >= 0, got {list(weights)}")
     if norm not in ("minmax", "zscore", "none"):
         raise ValueError(f"unknown normalisation {norm!r} (minmax, zscore or none)")
-    accs, positions = _collect(runs)
-    for run, pos_of, w in zip(runs, positions, ws):
+    merged, positions = _collect(runs)
+    column = {pid: j for j, pid in enumerate(merged)}
+    parts = np.zeros((len(runs), len(merged)))
+    for row, (run, pos_of, w) in enumerate(zip(runs, positions, ws)):
         if not pos_of:
-            continue
+            continue  # an empty run contributes nothing (0.0 to every sum)
         firsts = [h for pos, h in enumerate(run, 1) if pos_of[h.passage_id] == pos]  # first occurrence only
-        normed = dict(zip((h.passage_id for h in firsts), normalize_scores([h.score for h in firsts], norm)))
-        floor = 0.0 if norm == "minmax" else min(normed.values())
-        for pid, acc in accs.items():
-            acc.parts.append(w * normed.get(pid, floor))
-    return _finish(accs, limit)
+        normed = normalize_scores([h.score for h in firsts], norm)
+        floor = 0.0 if norm == "minmax" else min(normed)
+        parts[row] = w * floor
+        parts[row, [column[h.passage_id] for h in firsts]] = np.multiply(w, normed)
+    return _finish(merged, _sum_parts(parts), limit)

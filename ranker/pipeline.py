@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from backends import registry
 from backends.base import LEXICAL, VECTOR, Leg, LexicalRetriever, VectorRetriever
@@ -30,6 +34,7 @@ from ranker.settings import Fusion, Mode, SearchSettings
 from ranker.sources import SourceTable
 
 TIER_PRIOR = {1: 1.0, 2: 0.5, 3: 0.25}  # authority score in [0, 1] by tier; unlisted = 0
+_PRIOR_BY_TIER = np.array([0.0] + [TIER_PRIOR.get(t, 0.0) for t in range(1, 128)])  # indexed by tier (int8)
 # A search mode is the set of legs it fuses.
 MODE_LEGS: dict[str, tuple[Leg, ...]] = {"bm25": (LEXICAL,), "dense": (VECTOR,), "hybrid": (LEXICAL, VECTOR)}
 MODES: tuple[str, ...] = tuple(MODE_LEGS)
@@ -206,19 +211,19 @@ class SearchPipeline:
                 candidates, exhausted = runs[i]
                 if not options.partial:  # reranking 64 deep lists takes seconds: stop between queries too
                     deadlines.check(options.deadline, "while ranking")
-                final = self._authority_rerank(candidates, weight, fused_by_score=len(MODE_LEGS[modes[i]]) > 1)  # ranked 1..n
+                ranked = self._authority_rerank(candidates, weight, fused_by_score=len(MODE_LEGS[modes[i]]) > 1)  # 1..n
                 if filters.active:
                     accepts, meta = filters.accepts, self.source_meta
                     if undated is not None:
-                        dropped = {h.doc_id for h in final if filters.drops_undated(meta(h.passage_id))}
-                        undated_of[i] = len(dropped)
-                    final = [h for h in final if accepts(h.passage_id, meta(h.passage_id))]
+                        ranked = list(ranked)
+                        undated_of[i] = len({h.doc_id for h in ranked if filters.drops_undated(meta(h.passage_id))})
+                    ranked = (h for h in ranked if accepts(h.passage_id, meta(h.passage_id)))
                 if per_doc or max_per_domain:
-                    final = list(diversify(final, self.source_meta, per_doc=per_doc, max_per_domain=max_per_domain))
-                top = final[: options.k]
+                    ranked = diversify(ranked, self.source_meta, per_doc=per_doc, max_per_domain=max_per_domain)
+                top = list(islice(ranked, options.k))  # hits after the first k that survive are never built
                 if any(h.rank != r for r, h in enumerate(top, 1)):
                     top = [h._replace(rank=r) for r, h in enumerate(top, 1)]  # filters or caps left gaps
-                complete = len(final) >= options.k or exhausted or depth >= size
+                complete = len(top) >= options.k or exhausted or depth >= size
                 if complete or depth >= cap:
                     results[i] = RankedList.of(top, examined=len(candidates), exhausted=complete)
                 else:
@@ -304,31 +309,36 @@ class SearchPipeline:
         rescored.sort(key=lambda h: (-h.score, h.bm25_rank or 0))
         return [h.with_(rank=r) for r, h in enumerate(rescored, 1)]
 
-    def _authority_rerank(self, candidates: list[Hit], weight: float, *, fused_by_score: bool) -> list[Hit]:
+    def _authority_rerank(self, candidates: list[Hit], weight: float, *, fused_by_score: bool) -> Iterator[Hit]:
         """final = relevance normalised to [0, 1] over the candidates + weight x authority prior,
         ranked 1..n by final score (ties: fused score, then passage id).
 
         The prior is bounded by `weight`, so it reorders only hits whose relevance differs by
         less than `weight` (near-ties); weight 0 keeps the relevance order exactly.
+        Scores, priors and the order are computed on arrays; a `Hit` is built only for each hit the
+        caller takes from the returned iterator (usually the first k).
         """
-        if not candidates:
-            return []
-        scores = [h.score for h in candidates]
-        hi, lo = max(scores), min(scores)
+        n = len(candidates)
+        if not n:
+            return iter(())
+        scores = np.fromiter((h.score for h in candidates), dtype=np.float64, count=n)
+        hi, lo = float(scores.max()), float(scores.min())
         span = hi - lo
-        spread = span > 0 and math.isfinite(span)
-        scored = []
-        for h in candidates:
-            prior = 0.0
-            if weight > 0:
-                meta = self.source_meta(h.passage_id)
-                prior = weight * TIER_PRIOR.get(meta.tier, 0.0) if meta and meta.tier else 0.0
-            relevance = (h.score - lo) / span if spread else 1.0
-            fused = h.fused if h.fused is not None else (h.score if fused_by_score else None)
-            scored.append((-(relevance + prior), -(fused if fused is not None else 0.0), h.passage_id, prior, fused, h))
-        scored.sort(key=lambda t: t[:3])
-        return [Hit(h.passage_id, h.doc_id, -neg_final, rank, h.bm25, h.dense, fused, prior, h.bm25_rank, h.dense_rank)
-                for rank, (neg_final, _, _, prior, fused, h) in enumerate(scored, 1)]  # fmt: skip
+        relevance = (scores - lo) / span if span > 0 and math.isfinite(span) else np.ones(n)
+        ids = [h.passage_id for h in candidates]
+        prior = weight * _PRIOR_BY_TIER[self.sources.tiers(ids)] if weight > 0 else np.zeros(n)
+        fused = [h.fused if h.fused is not None else (h.score if fused_by_score else None) for h in candidates]
+        fused_key = np.fromiter((0.0 if f is None else f for f in fused), dtype=np.float64, count=n)
+        final = relevance + prior
+        order = np.lexsort((np.array(ids), -fused_key, -final)).tolist()  # last key first
+        finals, priors = final.tolist(), prior.tolist()
+
+        def ranked() -> Iterator[Hit]:
+            for rank, i in enumerate(order, 1):
+                h = candidates[i]
+                yield Hit(h.passage_id, h.doc_id, finals[i], rank, h.bm25, h.dense, fused[i], priors[i], h.bm25_rank, h.dense_rank)
+
+        return ranked()
 
     # ---- results with content ----------------------------------------------------------
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> list[Result]:

@@ -34,6 +34,7 @@ class SourceTable:
                 tier=entry.tier if entry else None, category=entry.category if entry else None,
                 country=entry.country if entry else None,
             ))  # fmt: skip
+        self._host_tier = np.array([m.tier or 0 for m in self._host_meta], dtype=np.int8)  # 0 = unlisted
         self._published = [p or None for p in columns.published]
         self._languages = [code or None for code in columns.languages]
 
@@ -48,6 +49,13 @@ class SourceTable:
     def meta_of(self, passage_id: str) -> SourceMeta | None:
         pos = self.columns.position(passage_id)
         return None if pos is None else self.meta(pos)
+
+    def tiers(self, passage_ids: list[str]) -> np.ndarray:
+        """Authority tier of each hit's source (int8, 0 = unlisted or no host), in one pass over the
+        columns: ids must come from this build's retrievers (see `Columns.positions`)."""
+        positions = self.columns.positions(passage_ids)
+        tiers = self._host_tier[self.columns.host[np.maximum(positions, 0)]] if len(self.columns) else np.zeros(0, np.int8)
+        return np.where(positions >= 0, tiers, 0).astype(np.int8)
 
     # ---- filters -> restrictions ---------------------------------------------------------
     def host_mask(self, filters: SourceFilter) -> np.ndarray:

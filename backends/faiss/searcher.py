@@ -21,6 +21,7 @@ from backends.hit import Hit
 from indexer import layout
 from indexer.columns import COLUMNS_DIR, Columns
 from indexer.errors import ConfigError, IndexFormatError
+from indexer.schema import doc_id_of
 
 
 EXACT_ALLOWED_MAX = 50_000  # a restriction allowing at most this many passages is searched exactly
@@ -38,6 +39,9 @@ class _ListIds:
 
     def passage_id(self, position: int) -> str:
         return self._ids[position]
+
+    def passage_ids(self, positions: Sequence[int]) -> list[str]:
+        return [self._ids[p] for p in positions]
 
     def position(self, passage_id: str) -> int | None:
         if self._idx_of is None:
@@ -193,13 +197,10 @@ class FaissSearcher:
             scores, found = self._search_allowed(index, q, kk, allowed)
         out: list[list[Hit]] = []
         for srow, irow in zip(scores.tolist(), found.tolist()):
-            hits: list[Hit] = []
-            for s, i in zip(srow, irow):
-                if i < 0:
-                    continue
-                r = len(hits) + 1
-                hits.append(Hit.of(ids.passage_id(i), float(s), r, dense=float(s), dense_rank=r))
-            out.append(hits)
+            kept = [(s, i) for s, i in zip(srow, irow) if i >= 0]
+            pids = ids.passage_ids([i for _, i in kept])
+            # Positional: (passage_id, doc_id, score, rank, bm25, dense, fused, authority, bm25_rank, dense_rank)
+            out.append([Hit(p, doc_id_of(p), s, r, None, s, None, None, None, r) for r, (p, (s, _)) in enumerate(zip(pids, kept), 1)])
         return out
 
     def _search_allowed(self, index: Any, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

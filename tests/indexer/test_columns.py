@@ -24,7 +24,21 @@ def test_round_trip_positions_hosts_and_sorted_dates(tmp_path):
     published = [cols.published[c] for c in cols.published_code]
     assert published == ["2021-03-04"] * 2 + [""] + ["1999"] * 3 + ["2021-03-04T10:00:00Z"]
     assert cols.published == sorted(cols.published)  # a date range is a range of codes
-    assert isinstance(cols.host, np.memmap)
+    assert isinstance(cols.host.base, np.memmap)  # a plain view of the file's pages, not a copy
+    # The bulk forms agree with the one-at-a-time ones.
+    assert cols.passage_ids([6, 0, 3]) == ["d#0", "a#0", "c#0"]
+    assert cols.positions(ids[::-1] + ["a#2"]).tolist() == list(range(6, -1, -1)) + [-1]
+
+
+def test_positions_resolve_a_shared_hash_by_comparing_ids(tmp_path, monkeypatch):
+    import indexer.columns as columns
+
+    monkeypatch.setattr(columns, "id_hash", lambda pid: 7 if pid in ("x#0", "y#0") else len(pid))
+    w = ColumnWriter(tmp_path)
+    w.add(None, "a.org", None, ["x#0", "y#0", "longer#0"])
+    w.close()
+    cols = Columns(tmp_path)
+    assert cols.positions(["y#0", "x#0", "longer#0"]).tolist() == [1, 0, 2]
 
 
 def test_tokens():
