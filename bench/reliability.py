@@ -52,10 +52,18 @@ def pct(values: list[float], p: float) -> float:
 
 
 def rss_mb(pid: int) -> float:
+    return memory_mb(pid)["VmRSS"]
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS and its parts: RssAnon (heaps: Python, JVM, torch, malloc arenas) and RssFile (pages of
+    memory-mapped files: Lucene, FAISS, columns, model weights)."""
+    out = dict.fromkeys(("VmRSS", "RssAnon", "RssFile"), float("nan"))
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        key, _, value = line.partition(":")
+        if key in out:
+            out[key] = int(value.split()[0]) / 1024
+    return out
 
 
 class Server:
@@ -82,7 +90,7 @@ class Server:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("server did not start")
             time.sleep(0.2)
-        self.samples: list[float] = []
+        self.samples: list[dict[str, float]] = []
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -90,7 +98,7 @@ class Server:
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
             try:
-                self.samples.append(rss_mb(self.proc.pid))
+                self.samples.append(memory_mb(self.proc.pid))
             except OSError:
                 return
 
@@ -127,7 +135,8 @@ def new_version(root: Path) -> None:
 async def run(root: Path, args, heavy: bool) -> dict:
     server = Server(root, args.deadline_ms, {"DRSEARCH_SERVE_JVM_HEAP": args.jvm_heap} if args.jvm_heap else {})
     queries = [json.loads(x)["text"] for x in (DATA / "scifact" / "queries.jsonl").read_text().splitlines() if x.strip()]
-    start_rss = rss_mb(server.proc.pid)
+    start = memory_mb(server.proc.pid)
+    start_rss = start["VmRSS"]
     log: list = []
     reload_status = None
     try:
@@ -160,7 +169,10 @@ async def run(root: Path, args, heavy: bool) -> dict:
         "heavy_p50_ms": pct([e[2] for e in heavy_log], 50) * 1000,
         "heavy_max_ms": max((e[2] for e in heavy_log), default=float("nan")) * 1000,
         "worst_vs_deadline": max((e[2] for e in log), default=0.0) / (args.deadline_ms / 1000),
-        "rss_start_mb": start_rss, "rss_peak_mb": max(server.samples or [start_rss]), "rss_end_mb": end_rss,
+        "rss_start_mb": start_rss, "rss_peak_mb": max([m["VmRSS"] for m in server.samples] or [start_rss]),
+        "rss_end_mb": end_rss, "anon_start_mb": start["RssAnon"], "file_start_mb": start["RssFile"],
+        "anon_peak_mb": max([m["RssAnon"] for m in server.samples] or [start["RssAnon"]]),
+        "file_peak_mb": max([m["RssFile"] for m in server.samples] or [start["RssFile"]]),
         "reload_status": reload_status,
     }  # fmt: skip
 
@@ -187,10 +199,11 @@ def main() -> None:
     base, hostile = results
     print(table(
         ["run", "ordinary", "success", "failed (not 429)", "p50 ms", "p99 ms", "heavy statuses", "heavy p50/max ms",
-         "worst / deadline", "RSS start/peak/end MB"],
+         "worst / deadline", "RSS start/peak/end MB", "anon start/peak MB", "file-backed start/peak MB"],
         [[r["run"], r["ordinary"], f"{r['success_rate']:.3f}", r["ordinary_failed"], f"{r['p50_ms']:.0f}",
           f"{r['p99_ms']:.0f}", r["heavy_status"] or "-", f"{r['heavy_p50_ms']:.0f} / {r['heavy_max_ms']:.0f}",
-          f"{r['worst_vs_deadline']:.2f}", f"{r['rss_start_mb']:.0f} / {r['rss_peak_mb']:.0f} / {r['rss_end_mb']:.0f}"]
+          f"{r['worst_vs_deadline']:.2f}", f"{r['rss_start_mb']:.0f} / {r['rss_peak_mb']:.0f} / {r['rss_end_mb']:.0f}",
+          f"{r['anon_start_mb']:.0f} / {r['anon_peak_mb']:.0f}", f"{r['file_start_mb']:.0f} / {r['file_peak_mb']:.0f}"]
          for r in results],
     ))  # fmt: skip
     print(f"\nordinary p99 hostile/baseline: {hostile['p99_ms'] / base['p99_ms']:.2f}x; RSS peak/start: "

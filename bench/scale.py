@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -137,12 +138,52 @@ def load_vectors(directory: Path):
     return np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32)
 
 
+def build_and_open(x, ann: str, settings, path: Path) -> tuple[Any, float, int, int]:
+    """Build `ann` over `x` with the build's code, write it to `path` and open it as the searcher
+    does (memory-mapped, search parameters set): (index, build seconds, MiB of anonymous memory the
+    open added, VmRSS MiB before the open)."""
+    import faiss
+
+    from backends.faiss.searcher import _read_index
+    from backends.faiss.writer import build_faiss
+
+    t = time.perf_counter()
+    index = build_faiss(x, ann, settings)
+    build_s = time.perf_counter() - t
+    faiss.write_index(index, str(path))
+    del index
+    before = proc_status()
+    opened = _read_index(str(path), ann)
+    anon = proc_status()["RssAnon"] - before["RssAnon"]
+    if ann == "ivf-pq":
+        faiss.extract_index_ivf(opened).nprobe = settings.ivf_nprobe
+    elif ann != "exact":
+        opened.hnsw.efSearch = settings.hnsw_ef_search
+    return opened, build_s, anon, before["VmRSS"]
+
+
+def timed_searches(opened, ann: str, settings, x, queries) -> tuple[list[float], list]:
+    """Each query's top-10 from an opened FAISS index and its latency in ms, IVF-PQ candidates
+    re-scored with the exact vectors `x` as the retriever does."""
+    import numpy as np
+
+    k = 10 * settings.refine if ann == "ivf-pq" else 10
+    times, found = [], []
+    for q in queries:
+        t = time.perf_counter()
+        _, ids = opened.search(q[None, :], k)
+        if ann == "ivf-pq":
+            cand = np.sort(ids[0][ids[0] >= 0])
+            ids = cand[np.argsort(-(x[cand] @ q), kind="stable")[:10]][None, :]
+        times.append((time.perf_counter() - t) * 1000)
+        found.append(ids[0][:10])
+    return times, found
+
+
 def dense(vector_dir: Path, sizes: list[int], work: Path) -> list[list]:
     import faiss
     import numpy as np
 
-    from backends.faiss.searcher import _read_index
-    from backends.faiss.writer import build_faiss
     from indexer.settings import DenseSettings
 
     real = load_vectors(vector_dir)
@@ -162,30 +203,9 @@ def dense(vector_dir: Path, sizes: list[int], work: Path) -> list[list]:
         _, exact_ids = truth.search(queries, 10)
         for ann in types:
             settings = DenseSettings(ann=ann, ivf_nprobe=32, pq_m=48)
-            t = time.perf_counter()
-            index = build_faiss(x, ann, settings)
-            build_s = time.perf_counter() - t
             path = work / f"dense-{ann}-{n}.faiss"
-            faiss.write_index(index, str(path))
-            del index
-            before = proc_status()["RssAnon"]
-            opened = _read_index(str(path), ann)
-            anon = proc_status()["RssAnon"] - before
-            if ann == "ivf-pq":
-                faiss.extract_index_ivf(opened).nprobe = settings.ivf_nprobe
-            elif ann != "exact":
-                opened.hnsw.efSearch = settings.hnsw_ef_search
-            k = 10 * settings.refine if ann == "ivf-pq" else 10
-            times = []
-            found = []
-            for q in queries:
-                t = time.perf_counter()
-                _, ids = opened.search(q[None, :], k)
-                if ann == "ivf-pq":  # re-score with the exact vectors, as the retriever does
-                    cand = np.sort(ids[0][ids[0] >= 0])
-                    ids = cand[np.argsort(-(x[cand] @ q), kind="stable")[:10]][None, :]
-                times.append((time.perf_counter() - t) * 1000)
-                found.append(ids[0][:10])
+            opened, build_s, anon, _ = build_and_open(x, ann, settings, path)
+            times, found = timed_searches(opened, ann, settings, x, queries)
             recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact_ids)])
             rows.append([f"{n:,} ({label})", ann, round(build_s, 1), round(path.stat().st_size / 2**20, 1), anon,
                          round(float(np.median(times)), 2), round(float(recall), 3) if label == "real" else "-"])  # fmt: skip

@@ -19,7 +19,7 @@ _HANGUL = re.compile("[\uac00-\ud7af\u1100-\u11ff]")
 _LETTER = re.compile(r"[^\W\d_]")
 _LATIN = re.compile("[A-Za-z\u00c0-\u024f]")
 MIN_LANGID_LETTERS = 40  # below this py3langid guesses; the crawler uses the same floor
-SAMPLE_CHARS = 5000
+SAMPLE_CHARS = 1000  # plenty for py3langid; the classifier costs ~0.4 ms per 1,000 characters, per document at build time
 
 
 @lru_cache(maxsize=1)

@@ -26,6 +26,7 @@ from fastapi.responses import Response
 from backends.lucene.jvm import heap_bytes as jvm_heap_bytes
 from backends.lucene.jvm import start_jvm
 from backends.threads import set_budget, worker_budget
+from service import malloc
 from indexer import layout
 from indexer.lifeline import die_with_parent
 from ranker.query import check_length
@@ -125,6 +126,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         st: ServiceState = app.state.svc
+        malloc.tune()  # before the model and the index allocate anything
         # One thread budget per worker for FAISS, ONNX Runtime and Lucene (docs/OPERATIONS.md).
         set_budget(worker_budget(settings.workers), torch_threads=settings.torch_threads)
         torch_before = _set_torch_threads(settings.torch_threads) if settings.torch_threads else None

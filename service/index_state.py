@@ -21,6 +21,7 @@ import cachetools
 
 from indexer import layout
 from indexer.errors import IndexFormatError
+from service import malloc
 
 log = logging.getLogger("drsearch.service")
 
@@ -116,6 +117,7 @@ class IndexState:
                 snap.pipeline.close()
             except Exception:  # noqa: BLE001 - closing an old snapshot must never fail a request
                 log.exception("closing index %s failed", snap.version)
+            malloc.release_free_memory()  # the old build's heap pages, back to the system
 
         try:
             self._executor.submit(close)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.service.conftest import LiveServer, start_server
+from tests.service.conftest import LiveServer, build_tiny_index, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -84,3 +84,26 @@ def test_server_limit_caps_what_a_request_asks(service_root):
         assert r.status_code == 504 and r.json()["error"]["code"] == "deadline_exceeded"
     finally:
         srv.stop()
+
+
+def test_candidate_cap_stops_deepening_for_a_per_document_collapse(tmp_path):
+    """The collapse to one passage per document cannot be pushed into the retrievers: when the first
+    candidates all come from one long document, the list is deepened, and the cap stops it."""
+    long_doc = {"id": "glacier-report", "title": "Glaciers",
+                "text": "\n\n".join(f"glacier ice melt section {i} " + "word " * 12 for i in range(12))}
+    others = [{"id": f"note-{i}", "title": f"Note {i}", "text": f"a note on glacier tourism number {i}"} for i in range(3)]
+    root = build_tiny_index(tmp_path / "index", [long_doc, *others], dense=False, chunk_words=14)
+    srv = start_server(index=root, threads=1, warmup=False, max_candidates=6, cache_size=0)
+    try:
+        with srv.client() as c:
+            body = {"query": "glacier ice melt section", "k": 4, "mode": "bm25", "per_doc": 1}
+            capped = c.post("/v1/search", json=body).json()["results"][0]
+            wide = c.post("/v1/search", json={**body, "per_doc": 0}).json()["results"][0]
+    finally:
+        srv.stop()
+    passages = 12 + 3
+    assert capped["candidates_examined"] == 6 < passages  # stopped at the cap, not at the index's end
+    assert capped["exhausted"] is False
+    assert 1 <= len(capped["hits"]) < 4  # fewer than k survive the collapse within the cap
+    assert len({h["doc_id"] for h in capped["hits"]}) == len(capped["hits"])
+    assert len(wide["hits"]) == 4 and wide["exhausted"] is True  # without the collapse the cap is no obstacle
