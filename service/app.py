@@ -29,6 +29,7 @@ from backends.threads import set_budget, worker_budget
 from service import malloc
 from indexer import layout
 from indexer.lifeline import die_with_parent
+from ranker.budget import DeadlineExceeded, RankedList
 from ranker.query import check_length
 from service.api_models import (
     DocumentResponse,
@@ -353,6 +354,13 @@ async def _search(request: Request, body: SearchRequest) -> Response:
             work.add_done_callback(lambda _: release())  # units held until the work stops, not until the 504
             try:
                 results = await within(deadline, budget_s, asyncio.shield(work), partial=body.allow_partial)
+            except DeadlineExceeded:
+                work.add_done_callback(_consume)
+                if not body.allow_partial:
+                    raise
+                # Nothing was ranked by the deadline (e.g. the queries were still being encoded): the
+                # partial answer the caller asked for is an empty list per query, not a 504.
+                results = [RankedList.of([], examined=0, exhausted=False, partial=True) for _ in texts]
             except BaseException:
                 work.add_done_callback(_consume)
                 raise

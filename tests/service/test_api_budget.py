@@ -68,9 +68,10 @@ def test_deadline_is_honoured_and_reported(client):
 
 def test_partial_results_when_asked(client):
     r = client.post("/v1/search", json={**HEAVY, "timeout_ms": 1, "allow_partial": True})
-    assert r.status_code in (200, 504), r.text[:300]
-    if r.status_code == 200:
-        assert any(res.get("partial") for res in r.json()["results"])
+    # 1 ms is too short to encode, let alone rank: the caller still gets 200 with (empty) partial lists.
+    assert r.status_code == 200, r.text[:300]
+    results = r.json()["results"]
+    assert len(results) == len(HEAVY["queries"]) and all(res["partial"] and res["exhausted"] is False for res in results)
     # a deadline that leaves room: ordinary, complete lists
     ok = client.post("/v1/search", json={"query": "wing flutter", "k": 2, "timeout_ms": 60_000, "allow_partial": True})
     assert ok.status_code == 200 and not ok.json()["results"][0].get("partial")

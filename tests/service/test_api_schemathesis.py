@@ -24,8 +24,10 @@ def test_schemathesis_no_server_errors(live, tmp_path):
         "--workers", "1", "--request-timeout", "60", "--phases", "examples,coverage,fuzzing",
         "--suppress-health-check", "all", "--no-shrink", "--warnings", "off",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=200, cwd=tmp_path,
-                          env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""})  # fmt: skip
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": "tests.service.schemathesis_hooks",
+           "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=200, cwd=tmp_path, env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     assert "No issues found" in out, out[-3000:]
