@@ -8,7 +8,6 @@ is Scrapy's TWISTED_DNS_RESOLVER; `SafetyMiddleware` asks the same `AddressBook`
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from twisted.internet.error import DNSLookupError
 from twisted.internet.interfaces import IResolverSimple
 from zope.interface import implementer
 
-from crawler.urls import address_allowed, is_localhost_name, literal_ip
+from crawler.urls import AddressRefused, allowed_addresses, connect_addresses, is_localhost_name, literal_ip
 
 Resolve = Callable[[str], list[str]]
 
@@ -65,25 +64,19 @@ class AddressBook:
         return hit
 
     def _check(self, host: str) -> tuple[str | None, str]:
-        if (target := self.mapped(host)) is not None:
-            return self._allowed([target[0]])
-        ip = literal_ip(host)
-        if ip is not None or is_localhost_name(host):
-            return self._allowed([str(ip) if ip is not None else "127.0.0.1"])
-        if not self.allow_dns:
+        target = self.mapped(host)
+        if target is None and not self.allow_dns and literal_ip(host) is None and not is_localhost_name(host):
             return None, "unmapped_host"
         try:
-            addresses = self.resolve(host)
+            if target is not None:
+                addresses = allowed_addresses([target[0]], allow_loopback=self.allow_loopback)
+            else:
+                addresses = connect_addresses(host, self.resolve, allow_loopback=self.allow_loopback)
+        except AddressRefused:
+            return None, "private_address"
         except OSError:
             return None, "dns_error"
-        return self._allowed(addresses) if addresses else (None, "dns_error")
-
-    def _allowed(self, addresses: list[str]) -> tuple[str | None, str]:
-        ips = [literal_ip(a) for a in addresses]
-        if any(ip is None or not address_allowed(ip, allow_loopback=self.allow_loopback) for ip in ips):
-            return None, "private_address"
-        v4 = [ip for ip in ips if isinstance(ip, ipaddress.IPv4Address)]
-        return str((v4 or ips)[0]), ""
+        return addresses[0], ""
 
 
 _shared: AddressBook | None = None

@@ -4,52 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import re
 from collections.abc import Callable, Iterable
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
-
-from w3lib.url import canonicalize_url as w3lib_canonicalize_url
+from urllib.parse import urlsplit
 
 from indexer import domains
 from indexer.domains import host_of
 from indexer.domains import ip_or_none as literal_ip
-
-# Query parameters that only track the visitor, never select content.
-TRACKING_PARAMS = frozenset(
-    {
-        "gclid", "gclsrc", "dclid", "fbclid", "msclkid", "yclid", "twclid", "ttclid", "li_fat_id",
-        "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "igshid", "ref_src", "ref_url",
-        "spm", "scid", "vero_id", "wickedid", "oly_anon_id", "oly_enc_id", "rb_clickid", "s_cid",
-        "mkt_tok", "sessionid", "phpsessid", "jsessionid", "sid",
-    }
-)
-TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_", "matomo_")
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def _is_tracking(key: str) -> bool:
-    k = key.lower()
-    return k in TRACKING_PARAMS or k.startswith(TRACKING_PREFIXES)
-
-
-def canonicalize_url(url: str) -> str:
-    """Canonical form used for identity and dedupe.
-
-    w3lib's canonical form (lower-case scheme and host, IDN as punycode, normalised percent-encoding
-    and dot segments, sorted query, no fragment) plus this project's rules: no userinfo, default port
-    or trailing dot in the host, `/` for an empty path, `//` runs in the path collapsed, tracking
-    parameters (utm_*, gclid, fbclid, ...) removed, and spaces in the query as `%20`, not `+`.
-    """
-    parts = urlsplit(w3lib_canonicalize_url(url.strip()))
-    host = host_of(parts.netloc) or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port is not None and DEFAULT_PORTS.get(parts.scheme) != parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    path = re.sub("//+", "/", parts.path) or "/"
-    # w3lib writes the query with quote_plus, so every `+` there is a space (a literal `+` is %2B).
-    pairs = (p for p in parts.query.split("&") if p and not _is_tracking(unquote_plus(p.partition("=")[0])))
-    query = "&".join(pairs).replace("+", "%20")
-    return urlunsplit((parts.scheme, netloc, path, query, ""))
+from indexer.urls import canonicalize_url  # noqa: F401  (the crawler's URL identity; defined where the store can use it)
 
 
 def doc_id_for(canonical_url: str) -> str:
@@ -111,23 +72,48 @@ def is_localhost_name(host: str) -> bool:
     return host == "localhost" or host.endswith(".localhost")
 
 
+class AddressRefused(ValueError):
+    """A host that is, or resolves to, an address `address_allowed` refuses."""
+
+
+def allowed_addresses(addresses: Iterable[str], *, allow_loopback: bool = False) -> list[str]:
+    """`addresses` to connect to, IPv4 first; AddressRefused if any is refused or not an address
+    (one private answer taints the name: a connection could be sent to it)."""
+    addresses = list(addresses)
+    ips = [literal_ip(a) for a in addresses]
+    for text, ip in zip(addresses, ips):
+        if ip is None or not address_allowed(ip, allow_loopback=allow_loopback):
+            raise AddressRefused(f"{text} is not a public address (private, loopback, link-local or reserved)")
+    return [str(ip) for ip in sorted(ips, key=lambda ip: ip.version)]  # type: ignore[union-attr]
+
+
+def connect_addresses(host: str, resolve: Callable[[str], list[str]], *, allow_loopback: bool = False) -> list[str]:
+    """Where a connection to `host` may go, checked by `allowed_addresses`: a literal address or a
+    localhost name as such, else what `resolve` answers (OSError when it does not resolve)."""
+    ip = literal_ip(host)
+    if ip is None and is_localhost_name(host):
+        ip = ipaddress.ip_address("127.0.0.1")
+    if ip is not None:
+        return allowed_addresses([str(ip)], allow_loopback=allow_loopback)
+    addresses = resolve(host)
+    if not addresses:
+        raise OSError("no address")
+    return allowed_addresses(addresses, allow_loopback=allow_loopback)
+
+
 def host_is_private(host: str, resolve: Callable[[str], list[str]], *, allow_loopback: bool = False) -> bool:
     """True if the host is, or resolves to any, address that `address_allowed` refuses.
 
     `resolve` returns the host's addresses (raises OSError when it does not resolve;
     unresolvable hosts are not private: the download then fails as an ordinary DNS error).
     """
-    ip = literal_ip(host)
-    if ip is None and is_localhost_name(host):
-        ip = ipaddress.ip_address("127.0.0.1")
-    if ip is not None:
-        return not address_allowed(ip, allow_loopback=allow_loopback)
     try:
-        addresses = resolve(host)
+        connect_addresses(host, resolve, allow_loopback=allow_loopback)
+    except AddressRefused:
+        return True
     except OSError:
         return False
-    ips = (a for a in (literal_ip(x) for x in addresses) if a is not None)
-    return any(not address_allowed(a, allow_loopback=allow_loopback) for a in ips)
+    return False
 
 
 def system_resolve(host: str) -> list[str]:

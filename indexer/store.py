@@ -11,6 +11,7 @@ from typing import Any
 
 from indexer.errors import IndexFormatError
 from indexer.schema import Document, Passage
+from indexer.urls import url_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -23,7 +24,8 @@ CREATE TABLE IF NOT EXISTS documents (
     source     TEXT,
     metadata   TEXT NOT NULL,
     text       TEXT NOT NULL,
-    language   TEXT                   -- ISO 639-1; absent in stores built before languages were kept
+    language   TEXT,                  -- ISO 639-1; absent in stores built before languages were kept
+    url_key    TEXT                   -- canonical URL (indexer.urls), indexed; absent in stores built before it
 );
 CREATE TABLE IF NOT EXISTS passages (
     idx        INTEGER PRIMARY KEY,   -- dense vector id
@@ -68,9 +70,9 @@ class StoreWriter:
     def add(self, doc: Document, passages: list[Passage]) -> list[int]:
         """Store one document and its passages; returns the passages' integer ids."""
         self._db.execute(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (self._doc_idx, doc.doc_id, doc.title, doc.url, doc.domain, doc.published, doc.source,
-             json.dumps(doc.metadata, ensure_ascii=False), doc.text, doc.language),
+             json.dumps(doc.metadata, ensure_ascii=False), doc.text, doc.language, url_key(doc.url) if doc.url else None),
         )
         ids = list(range(self._passage_idx, self._passage_idx + len(passages)))
         self._db.executemany(
@@ -91,6 +93,7 @@ class StoreWriter:
 
     def close(self) -> None:
         self._db.commit()
+        self._db.execute("CREATE INDEX IF NOT EXISTS documents_by_url_key ON documents(url_key)")  # once, after the inserts
         self._db.execute("ANALYZE")
         self._db.commit()
         self._db.close()
@@ -105,6 +108,7 @@ class Store:
         self.path = path
         self._db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
+        self._has_url_key = any(r["name"] == "url_key" for r in self._db.execute("PRAGMA table_info(documents)"))
 
     # SQLite's substr counts characters (1-based), as Python's offsets do.
     _TEXT = "substr(d.text, p.start + 1, p.end - p.start)"
@@ -139,11 +143,21 @@ class Store:
             )
         ]
         del doc["idx"]
+        doc.pop("url_key", None)
         return doc
 
-    def document_urls(self) -> Iterator[tuple[str, str]]:
-        """(doc_id, url) of every document that has a URL."""
-        yield from (tuple(r) for r in self._db.execute("SELECT doc_id, url FROM documents WHERE url IS NOT NULL"))
+    def doc_id_for_url(self, url: str) -> str | None:
+        """The id of the first indexed document whose URL has `url`'s canonical form, else None."""
+        key = url_key(url)
+        if key is None:
+            return None
+        if self._has_url_key:
+            row = self._db.execute("SELECT doc_id FROM documents WHERE url_key = ? ORDER BY idx LIMIT 1", (key,)).fetchone()
+            return row[0] if row else None
+        # A store built before the url_key column: compare every stored URL, one pass per lookup and nothing
+        # kept in memory (slow on a large index; a rebuild adds the indexed column).
+        rows = self._db.execute("SELECT doc_id, url FROM documents WHERE url IS NOT NULL ORDER BY idx")
+        return next((doc_id for doc_id, stored in rows if url_key(stored) == key), None)
 
     def iter_passages(self, batch: int = 2000) -> Iterator[tuple[int, str, str, str]]:
         """(idx, passage_id, title, text) in idx order: what the indexes are built from."""

@@ -51,12 +51,12 @@ async def standalone(index: Path, settings: Any) -> AsyncIterator[tuple[AgentToo
     from service.app import _fetcher
 
     pipeline = await asyncio.to_thread(SearchPipeline.open, index)
-    fetcher, url_index = _fetcher(settings)
+    fetcher = _fetcher(settings)
 
     async def run(fn: Any, *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
 
-    ctx = FetchContext(pipeline, pipeline.version, fetcher, url_index, run, settings.max_query_chars)
+    ctx = FetchContext(pipeline, pipeline.version, fetcher, run, settings.max_query_chars)
     try:
         yield AgentTools(lambda: nullcontext(ctx)), pipeline.version
     finally:

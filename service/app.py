@@ -75,7 +75,6 @@ class ServiceState:
     index: IndexState | None = None
     batcher: MicroBatcher | None = None
     fetcher: Any = None  # service.fetch_live.LiveFetcher
-    url_index: Any = None  # service.fetch.UrlIndex
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, partial(fn, *args))
@@ -134,7 +133,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         st.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="drsearch-search")
         st.index = IndexState(settings.index, partial(_open_pipeline, warmup=settings.warmup), st.executor)
         st.index.on_swap.append(lambda snap: _on_swap(st, snap))
-        st.fetcher, st.url_index = _fetcher(settings)
+        st.fetcher = _fetcher(settings)
         watcher = None
         try:
             await asyncio.get_running_loop().run_in_executor(st.executor, start_jvm, settings.jvm_heap)
@@ -183,7 +182,6 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
 
 def _fetcher(settings: ServiceSettings):
-    from service.fetch import UrlIndex
     from service.fetch_live import FetchLimits, LiveFetcher
 
     limits = FetchLimits(
@@ -191,7 +189,7 @@ def _fetcher(settings: ServiceSettings):
         extra_hosts=tuple(h.lower() for h in settings.fetch_allow_hosts), timeout_s=settings.fetch_timeout_s,
         max_bytes=settings.fetch_max_bytes, max_redirects=settings.fetch_max_redirects, cache_ttl_s=settings.fetch_cache_ttl_s,
     )  # fmt: skip
-    return LiveFetcher(limits), UrlIndex()
+    return LiveFetcher(limits)
 
 
 def _agent_tools(st: ServiceState):
@@ -209,7 +207,7 @@ def _agent_tools(st: ServiceState):
 def _fetch_context(st: ServiceState, snap: Snapshot):
     from service.fetch import FetchContext
 
-    return FetchContext(snap.pipeline, snap.version, st.fetcher, st.url_index, st.run, st.settings.max_query_chars)
+    return FetchContext(snap.pipeline, snap.version, st.fetcher, st.run, st.settings.max_query_chars)
 
 
 def app_from_env() -> FastAPI:

@@ -8,7 +8,6 @@ best first (`ranker.focus`); `max_chars` keeps whole passages and says what it l
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -167,24 +166,6 @@ def assemble(pipeline, *, item: FetchItem, title: str, spans: list[Span], base: 
 # ----------------------------------------------------------------------------------------- index side
 
 
-class UrlIndex:
-    """Canonical URL -> doc_id of one index build, built on first use (one pass over the documents)."""
-
-    def __init__(self) -> None:
-        self._maps: dict[str, dict[str, str]] = {}
-        self._lock = threading.Lock()
-
-    def lookup(self, version: str, store, url: str) -> str | None:
-        from crawler.urls import canonicalize_url
-
-        with self._lock:
-            mapping = self._maps.get(version)
-            if mapping is None:
-                mapping = {canonicalize_url(u): d for d, u in store.document_urls()}
-                self._maps = {version: mapping}  # only the served build's map is kept
-        return mapping.get(canonicalize_url(url))
-
-
 def indexed_spans(doc: dict[str, Any]) -> list[Span]:
     text = doc["text"]
     return [Span(p["ordinal"], p["start"], p["end"], text[p["start"] : p["end"]], p["passage_id"]) for p in doc["passages"]]
@@ -206,13 +187,12 @@ def live_spans(pipeline, page) -> list[Span]:
 
 @dataclass
 class FetchContext:
-    """What answering a fetch needs: the served pipeline and build version, the live fetcher, the URL
-    map, a way to run blocking work off the event loop, and the query cap."""
+    """What answering a fetch needs: the served pipeline and build version, the live fetcher, a way to
+    run blocking work off the event loop, and the query cap."""
 
     pipeline: Any
     version: str
     fetcher: Any  # service.fetch_live.LiveFetcher
-    url_index: UrlIndex
     run: Callable[..., Awaitable[Any]]
     max_query_chars: int | None
 
@@ -234,7 +214,7 @@ async def fetch_items(st: FetchContext, body: FetchRequest, request_id: str) -> 
     def resolve_targets() -> list[dict[str, Any] | None]:
         docs: list[dict[str, Any] | None] = []
         for i, item in enumerate(body.items):
-            doc_id = item.doc_id or st.url_index.lookup(st.version, pipeline.store, item.url)
+            doc_id = item.doc_id or pipeline.store.doc_id_for_url(item.url)
             doc = pipeline.store.document(doc_id) if doc_id is not None else None
             if item.doc_id is not None and doc is None:
                 raise ApiError(404, "not_found", f"unknown document id {item.doc_id!r}", f"items[{i}].doc_id")

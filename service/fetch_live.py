@@ -1,10 +1,11 @@
 """Live fetch of one page that is not in the index, with the crawler's safety checks and extraction.
 
-Every hop (the URL and each redirect target) must be http(s), must not be or resolve to a private,
-loopback or link-local address (loopback only when the server allows it, for tests), must be on an
-allowed host (the authority list, unless `fetch_any_host`), and must be allowed by its host's
-robots.txt. Responses are streamed and cut at `max_bytes`; the whole fetch has one deadline.
-HTML goes through the crawler's extractor, PDF through its PDF path. Successes are cached per URL.
+Every hop (the URL and each redirect target) must be http(s), must be on an allowed host (the
+authority list, unless `fetch_any_host`) and must be allowed by its host's robots.txt; every
+connection goes only to an address checked as it connects (`service.fetch_connect`: never a private,
+loopback or link-local one; loopback only when the server allows it, for tests). Responses are
+streamed and cut at `max_bytes`; the whole fetch has one deadline. HTML goes through the crawler's
+extractor, PDF through its PDF path. Successes are cached per URL.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from crawler.config import DEFAULT_USER_AGENT, product_token
-from crawler.urls import canonicalize_url, host_is_private, system_resolve
+from crawler.urls import AddressRefused, canonicalize_url, connect_addresses, is_localhost_name, literal_ip, system_resolve
+from service.fetch_connect import BlockedAddress, checked_transport
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PDF_TYPES = ("application/pdf", "application/x-pdf")
@@ -66,7 +68,7 @@ class LiveFetcher:
         self._agent = product_token(limits.user_agent) or "*"
         self._client = httpx.AsyncClient(
             follow_redirects=False, trust_env=False, headers={"User-Agent": limits.user_agent},
-            timeout=httpx.Timeout(limits.timeout_s),
+            timeout=httpx.Timeout(limits.timeout_s), transport=checked_transport(resolve, allow_loopback=limits.allow_loopback),
         )  # fmt: skip
         self._pages: OrderedDict[str, tuple[float, LivePage]] = OrderedDict()
         self._robots: dict[str, tuple[float, object | None]] = {}
@@ -83,6 +85,8 @@ class LiveFetcher:
             return hit[1], True
         try:
             page = await asyncio.wait_for(self._fetch(url, allowed_host), self.limits.timeout_s)
+        except BlockedAddress as exc:
+            raise FetchFailure("host_not_allowed", str(exc)) from None
         except (asyncio.TimeoutError, httpx.TimeoutException):
             raise FetchFailure("timeout", f"no complete answer within {self.limits.timeout_s:g} s") from None
         except httpx.HTTPError as exc:
@@ -119,9 +123,11 @@ class LiveFetcher:
         host = (parts.hostname or "").lower().rstrip(".")
         if parts.scheme not in ("http", "https") or not host:
             raise FetchFailure("fetch_failed", f"not an http(s) URL: {url[:200]!r}")
-        private = await asyncio.to_thread(host_is_private, host, self.resolve, allow_loopback=self.limits.allow_loopback)
-        if private:
-            raise FetchFailure("host_not_allowed", f"{host} is or resolves to a private, loopback or link-local address")
+        if literal_ip(host) is not None or is_localhost_name(host):  # refused early, with no lookup; names at connect
+            try:
+                connect_addresses(host, self.resolve, allow_loopback=self.limits.allow_loopback)
+            except AddressRefused as exc:
+                raise FetchFailure("host_not_allowed", str(exc) if literal_ip(host) else f"{host}: {exc}") from None
         if not (self.limits.any_host or host in self.limits.extra_hosts or allowed_host(host)):
             raise FetchFailure("host_not_allowed", f"{host} is not on the authority list (the server allows listed hosts only)")
 

@@ -38,6 +38,39 @@ def test_store_round_trip(tmp_path):
     assert store.document("nope") is None and store.passage("nope") is None
 
 
+def test_documents_are_found_by_any_form_of_their_url(tmp_path):
+    import shutil
+    import sqlite3
+
+    docs = [Document("gov", "Text one.", url="https://www.stats.gov.cn/tjsj/zxfb/?b=2&a=1"),
+            Document("plain", "Text two.", url="http://example.org/report"), Document("none", "No URL.")]  # fmt: skip
+    writer = StoreWriter(tmp_path / "s.sqlite")
+    for d in docs:
+        writer.add(d, chunk_document(d, ChunkSettings(target_words=5)))
+    writer.close()
+    variants = {
+        "gov": ["HTTPS://WWW.Stats.Gov.CN:443/tjsj//zxfb/?a=1&b=2&utm_source=feed#part", "https://www.stats.gov.cn./tjsj/zxfb/?b=2&a=1"],
+        "plain": ["http://EXAMPLE.org:80/report#top", "http://reader@example.org/report?fbclid=abc"],
+        None: ["https://example.org/report", "http://example.org/report/other", "http://example.org:8080/report"],
+    }  # fmt: skip
+    db = sqlite3.connect(tmp_path / "s.sqlite")
+    plan = db.execute("EXPLAIN QUERY PLAN SELECT doc_id FROM documents WHERE url_key = ? ORDER BY idx LIMIT 1", ("x",))
+    assert "documents_by_url_key" in " ".join(str(row) for row in plan)  # looked up through the index, not a scan
+    db.close()
+    old = tmp_path / "old.sqlite"  # a store written before the url_key column
+    shutil.copy(tmp_path / "s.sqlite", old)
+    db = sqlite3.connect(old)
+    db.execute("DROP INDEX documents_by_url_key")
+    db.execute("ALTER TABLE documents DROP COLUMN url_key")
+    db.commit()
+    db.close()
+    for store in (Store(tmp_path / "s.sqlite"), Store(old)):
+        for doc_id, urls in variants.items():
+            for url in urls:
+                assert store.doc_id_for_url(url) == doc_id, (store.path.name, url)
+        assert store.document("gov")["url"] == docs[0].url and "url_key" not in store.document("gov")
+
+
 def test_manifest_and_resolution_errors(tmp_path):
     with pytest.raises(IndexFormatError, match="no such index"):
         layout.resolve_build(tmp_path / "missing")

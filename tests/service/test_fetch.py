@@ -32,6 +32,12 @@ def web() -> Iterator[tuple[FixtureWeb, str]]:
         "/huge": Resp(body=article("Huge", [PARA] * 2000)),
         "/logo.png": Resp(body=b"\x89PNG\r\n\x1a\n" + b"0" * 100, ctype="image/png"),
     })  # fmt: skip
+    # A name the tests resolve themselves; robots.txt closes its connection, so the page needs a new one.
+    w.site("rebind.test", {
+        "/robots.txt": Resp(body=b"User-agent: *\nAllow: /\n", ctype="text/plain", headers={"Connection": "close"}),
+        "/article": Resp(body=article("Monthly statistics", ARTICLE)),
+        "/to-intranet": Resp(302, headers={"Location": "/article", "Connection": "close"}),
+    })  # fmt: skip
     w.start()
     yield w, f"http://127.0.0.1:{w.ports['127.0.0.1']}"
     w.stop()
@@ -119,6 +125,66 @@ def test_a_name_resolving_to_a_private_address_is_refused():
         return "fetched"
 
     assert asyncio.run(attempt()) == "host_not_allowed"
+
+
+def _live_outcome(url: str, resolve, *, allow_loopback: bool) -> tuple[str, str]:
+    """("ok", title) or (failure code, message) of one live fetch, any host allowed, names resolved by `resolve`."""
+    from service.fetch_live import FetchFailure, FetchLimits, LiveFetcher
+
+    async def attempt() -> tuple[str, str]:
+        fetcher = LiveFetcher(FetchLimits(any_host=True, allow_loopback=allow_loopback, timeout_s=2.0), resolve=resolve)
+        try:
+            page, _ = await fetcher.fetch(url, lambda host: True)
+            return "ok", page.title
+        except FetchFailure as exc:
+            return exc.code, exc.message
+        finally:
+            await fetcher.close()
+
+    return asyncio.run(attempt())
+
+
+def _answers(*rounds: list[str]):
+    """A resolver answering `rounds` in turn (the last one from then on), recording the names asked."""
+    asked: list[str] = []
+
+    def resolve(host: str) -> list[str]:
+        asked.append(host)
+        return rounds[min(len(asked), len(rounds)) - 1]
+
+    return resolve, asked
+
+
+def test_connections_go_to_the_checked_address_under_the_original_name(web):
+    w, _ = web
+    url = f"http://rebind.test:{w.ports['rebind.test']}"
+    before = w.count("rebind.test", "/article")
+    resolve, asked = _answers(["127.0.0.1"])
+    assert _live_outcome(url + "/article", resolve, allow_loopback=True) == ("ok", "Monthly statistics")
+    assert asked == ["rebind.test", "rebind.test"]  # one lookup per connection (robots.txt, page), none besides
+    assert w.count("rebind.test", "/article") == before + 1  # the server saw the name in the Host header
+
+
+def test_dns_rebinding_to_a_private_address_is_refused_at_connect(web):
+    w, _ = web
+    url = f"http://rebind.test:{w.ports['rebind.test']}"
+    before = w.count("rebind.test", "/article")
+    # Allowed for robots.txt, then rebound: the page's own connection is checked again and refused.
+    resolve, asked = _answers(["127.0.0.1"], ["10.0.0.7"])
+    code, message = _live_outcome(url + "/article", resolve, allow_loopback=True)
+    assert code == "host_not_allowed" and "rebind.test: 10.0.0.7 is not a public address" in message
+    assert "\n" not in message and len(asked) == 2 and w.count("rebind.test", "/article") == before
+    # A redirect hop connects anew and passes the same check.
+    resolve, asked = _answers(["127.0.0.1"], ["127.0.0.1"], ["10.0.0.8"])
+    assert _live_outcome(url + "/to-intranet", resolve, allow_loopback=True)[0] == "host_not_allowed"
+    assert len(asked) == 3 and w.count("rebind.test", "/article") == before
+    # Loopback not allowed: loopback alone, or next to a public address in one answer, is refused
+    # before any connection (one private answer taints the name).
+    served = len(w.log)
+    for answer in (["93.184.216.34", "127.0.0.1"], ["127.0.0.1"]):
+        code, message = _live_outcome(url + "/article", _answers(answer)[0], allow_loopback=False)
+        assert code == "host_not_allowed" and "127.0.0.1 is not a public address" in message and "\n" not in message
+    assert len(w.log) == served
 
 
 @pytest.mark.parametrize(
