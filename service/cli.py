@@ -12,6 +12,7 @@ import typer
 
 from indexer.errors import DrsearchError
 from ranker.query import MAX_QUERY_CHARS
+from service.api_models import MAX_OFFSET
 from service.cli_authority import authority_app
 from service.cli_crawl import crawl_command
 from service.cli_encode import encode_command
@@ -150,19 +151,22 @@ def index_info(
     typer.echo("\n".join(lines))
 
 
-def _search_options(k, mode, include_domain, exclude_domain, min_tier, category, max_per_domain, per_doc, after, before,
-                    language=None):
+def _search_options(**fields: object):
     """The request's one options object (ranker.options), checked here, once; bad values are one-line errors."""
+    from indexer.errors import QueryError
     from ranker.options import SearchOptions
 
     try:
-        return SearchOptions(
-            k=k, mode=mode, include_domains=tuple(include_domain or ()), exclude_domains=tuple(exclude_domain or ()),
-            min_tier=min_tier, categories=tuple(category or ()), published_after=after, published_before=before,
-            languages=tuple(language or ()), max_per_domain=max_per_domain, per_doc=per_doc,
-        )  # fmt: skip
+        return SearchOptions(**fields)
     except ValueError as exc:  # pydantic's ValidationError
         raise DrsearchError(_first_pydantic_error(exc)) from None
+    except QueryError as exc:  # a value that names nothing known (a category, a country code): say which option
+        raise DrsearchError(f"invalid {exc.field}: {exc.message}" if exc.field else exc.message) from None
+
+
+def _codes(values: list[str] | None) -> tuple[str, ...]:
+    """Repeated and comma-separated codes (`--countries us,gb --countries de`) as one tuple."""
+    return tuple(code for value in values or () for code in value.split(","))
 
 
 @app.command("search")
@@ -179,7 +183,12 @@ def search(
     per_doc: Annotated[Optional[int], typer.Option("--per-doc", help="Passages per document (0 = no collapse; default 1)")] = None,
     published_after: Annotated[Optional[str], typer.Option("--published-after", help="YYYY[-MM[-DD]] inclusive")] = None,
     published_before: Annotated[Optional[str], typer.Option("--published-before", help="YYYY[-MM[-DD]] inclusive")] = None,
-    language: Annotated[Optional[list[str]], typer.Option("--language", help="Only documents in this language (ISO 639-1, e.g. zh); repeatable")] = None,
+    language: Annotated[Optional[list[str]], typer.Option("--language", "--languages", help="Only documents in these languages (ISO 639-1, e.g. zh; comma-separated or repeated)")] = None,
+    country: Annotated[Optional[list[str]], typer.Option("--country", "--countries", help="Only sources of these countries (authority list codes, e.g. us,gb, int, eu; comma-separated or repeated)")] = None,
+    time_range: Annotated[Optional[str], typer.Option("--time-range", help="day | week | month | year: published within that span before --now")] = None,
+    now: Annotated[Optional[str], typer.Option("--now", help="Reference time of --time-range (ISO 8601 with offset, e.g. 2026-11-30T12:00:00Z; default: the clock)")] = None,
+    include_undated: Annotated[bool, typer.Option("--include-undated", help="With a date bound or --time-range, keep documents without a date")] = False,
+    offset: Annotated[int, typer.Option("--offset", min=0, max=MAX_OFFSET, help="Skip this many ranks: page 2 of -k K is --offset K")] = 0,
     authority_weight: Annotated[Optional[float], typer.Option("--authority-weight", help="Authority prior strength; 0 = off")] = None,
     snippet_chars: Annotated[int, typer.Option(help="Snippet length")] = 240,
     max_query_chars: Annotated[int, typer.Option(help="Longest query accepted, in characters (0 = no cap)")] = MAX_QUERY_CHARS,
@@ -191,15 +200,23 @@ def search(
     from ranker.snippets import snippet
 
     query = clean_query(query, max_chars=max_query_chars or None)
-    options = _search_options(k, mode, include_domain, exclude_domain, min_tier, category, max_per_domain, per_doc,
-                              published_after, published_before, language)  # fmt: skip
+    options = _search_options(
+        k=k, mode=mode, include_domains=tuple(include_domain or ()), exclude_domains=tuple(exclude_domain or ()),
+        min_tier=min_tier, categories=tuple(category or ()), published_after=published_after,
+        published_before=published_before, languages=_codes(language), countries=_codes(country), time_range=time_range,
+        now=now, include_undated=include_undated, max_per_domain=max_per_domain, per_doc=per_doc,
+    )  # fmt: skip
     pipeline = _pipeline(index, authority_weight=authority_weight)
-    results = pipeline.search(query, options)
+    undated = [0]
+    ranked = pipeline.batch_search([query], options.to_search(k=offset + k), None, undated)[0]  # the page is ranks offset+1..
+    if offset and len(ranked) <= offset:
+        raise DrsearchError(f"offset: offset {offset} is beyond the {len(ranked)} ranked results")
+    results = ranked[offset:]
     resolved = pipeline.resolve_mode(mode)
     if as_json:
         payload = {
             "query": query, "index_version": pipeline.version, "mode": resolved,
-            "mode_used": pipeline.mode_used(query, resolved),
+            "mode_used": pipeline.mode_used(query, resolved), "undated_dropped": undated[0],
             "hits": [result_dict(r, query, snippet_chars=snippet_chars) for r in results],
         }  # fmt: skip
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))

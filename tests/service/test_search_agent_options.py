@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.service.test_api_errors import assert_error
+from tests.service.test_cli import assert_one_line_error
 from tests.text_fixtures import AGENT_NOW
 
 Q = "vaccine vaccination influenza earnings wages Reallöhne"
@@ -108,3 +109,40 @@ def test_languages_come_from_the_document_or_its_text(agent_client):
 )  # fmt: skip
 def test_bad_agent_options_name_the_field(agent_client, extra, status, field):
     assert_error(agent_client.post("/v1/search", json={"query": Q, **extra}), status, None, field)
+
+
+def test_cli_search_pages_and_filters_like_the_api(agent_root, agent_client):
+    """--time-range/--now, --countries, --languages, --include-undated and --offset build the same options as
+    the HTTP request: the CLI's page is the server's page."""
+    import json
+
+    from tests.conftest import drsearch
+
+    proc = drsearch("search", Q, "--index", agent_root, "--mode", "bm25", "--json", "-k", "2", "--offset", "1",
+                    "--time-range", "year", "--now", AGENT_NOW, "--countries", "us,de", "--languages", "en",
+                    "--language", "de", "--include-undated")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cli = json.loads(proc.stdout)
+    body = dict(query=Q, time_range="year", now=AGENT_NOW, countries=["us", "de"], languages=["en", "de"], include_undated=True)
+    whole = _search(agent_client, k=3, **body)["results"][0]["hits"]
+    page = _search(agent_client, k=2, offset=1, **body)["results"][0]["hits"]
+    # within a year of `now`, from the US or Germany, undated kept: not ons-wages (gb) nor the 2019 WHO report
+    assert {h["doc_id"] for h in whole} == {"cdc-flu", "destatis-wages", "nih-vaccines"}
+    assert [(h["doc_id"], h["rank"]) for h in cli["hits"]] == [(h["doc_id"], h["rank"]) for h in page]
+    assert [h["rank"] for h in cli["hits"]] == [2, 3] and [h["doc_id"] for h in cli["hits"]] == [h["doc_id"] for h in whole[1:]]
+    beyond = drsearch("search", Q, "--index", agent_root, "--mode", "bm25", "--countries", "gb", "--offset", "5")
+    assert_one_line_error(beyond, "offset: offset 5 is beyond the 1 ranked results")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [(["--time-range", "decade"], ["invalid time_range", "'year'"]),
+     (["--time-range", "day", "--now", "2026-11-30T12:00:00"], ["invalid now", "timezone"]),
+     (["--countries", "us,usa"], ["invalid countries", "'usa'"]), (["--languages", "english!"], ["invalid languages"]),
+     (["--offset", "-1"], ["--offset"])],
+)  # fmt: skip
+def test_cli_bad_agent_options_are_one_line_errors(tmp_path, args, fragments):
+    from tests.conftest import drsearch
+
+    # Options are checked before the index is opened: no index is needed to reject them.
+    assert_one_line_error(drsearch("search", Q, "--index", tmp_path, *args), *fragments)
