@@ -5,8 +5,7 @@ time a large block is freed, so later activations come from the heap and stay re
 the worker's memory climbs by hundreds of MB over its first minutes of traffic and never returns.
 A fixed threshold keeps large blocks on mmap (returned to the system on free) and two arenas stop
 each thread from keeping its own. Measured in `bench/reliability.py` (docs/BENCHMARKS.md, issue 16):
-a worker's peak RSS under 60 s of mixed traffic and a reload fell from 1.81x its start to 1.45x
-(1.57x in a run with a 512 MiB JVM heap).
+a worker's peak RSS under 60 s of mixed traffic and a reload fell from 1.81x its start to 1.45x.
 
 Set through mallopt(3) when the worker starts, so no environment variable has to reach the
 process before it starts; a no-op where the C library is not glibc.
