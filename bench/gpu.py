@@ -87,10 +87,9 @@ def timed(fn, *a, **kw):
 
 
 def encode(args) -> None:
-    import numpy as np
     import torch
 
-    from backends.faiss.encoder import encode_passages, encode_queries, load_encoder
+    from backends.faiss.encoder import load_encoder
     from indexer.settings import DenseSettings
 
     work = Path(args.work)
@@ -100,20 +99,20 @@ def encode(args) -> None:
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none"
     report(args, {"step": "device", "device": args.device, "gpu": gpu, "torch": torch.__version__})
     queries = load_queries()
-    _, docs = scifact_passages(args.scifact_docs)
-    docs.sort(key=len, reverse=True)  # the build encodes length-sorted windows
-    precisions = ("fp32", "fp16") if args.device.startswith("cuda") else ("fp32",)
     if not args.skip_throughput:
-        throughput(args, model, settings, queries, docs, precisions)
+        throughput(args, model, settings, queries)
     model = model.half() if args.fp16 else model.float()
     scale_vectors(args, work, model, settings, queries)
 
 
-def throughput(args, model, settings, queries: list[str], docs: list[str], precisions: tuple[str, ...]) -> None:
+def throughput(args, model, settings, queries: list[str]) -> None:
     import numpy as np
 
     from backends.faiss.encoder import encode_passages, encode_queries
 
+    _, docs = scifact_passages(args.scifact_docs)
+    docs.sort(key=len, reverse=True)  # the build encodes length-sorted windows
+    precisions = ("fp32", "fp16") if args.device.startswith("cuda") else ("fp32",)
     encode_queries(model, queries[:64], settings)
     encode_passages(model, docs[:512], settings)
     for precision in precisions:
@@ -175,13 +174,14 @@ def scale_vectors(args, work: Path, model, settings, queries: list[str]) -> None
     # Exact top-100 on the GPU (torch matmul + topk): the flat search faiss-gpu would do.
     base = torch.from_numpy(np.asarray(out)).to(args.device, dtype=torch.float16 if args.fp16 else torch.float32)
     qs = torch.from_numpy(qv).to(args.device, dtype=base.dtype)
+    k = min(100, len(texts))  # top-100, or the whole corpus of a small dry run
     for batch in (1, 64, len(qv)):
         def search(b=batch):
-            return [torch.topk(qs[i : i + b] @ base.T, 100, dim=1) for i in range(0, len(qv), b)]
+            return [torch.topk(qs[i : i + b] @ base.T, k, dim=1) for i in range(0, len(qv), b)]
         search()
         _, s = timed(search)
         report(args, {"step": "torch-exact-k100", "device": args.device, "vectors": len(texts), "query_batch": batch, "queries_per_s": round(len(qv) / s, 1)})
-    truth = torch.topk(qs.float() @ base.float().T, 100, dim=1).indices.cpu().numpy()
+    truth = torch.topk(qs.float() @ base.float().T, k, dim=1).indices.cpu().numpy()
     np.save(work / "truth_top100.npy", truth)
 
 
