@@ -101,21 +101,6 @@ def connect_addresses(host: str, resolve: Callable[[str], list[str]], *, allow_l
     return allowed_addresses(addresses, allow_loopback=allow_loopback)
 
 
-def host_is_private(host: str, resolve: Callable[[str], list[str]], *, allow_loopback: bool = False) -> bool:
-    """True if the host is, or resolves to any, address that `address_allowed` refuses.
-
-    `resolve` returns the host's addresses (raises OSError when it does not resolve;
-    unresolvable hosts are not private: the download then fails as an ordinary DNS error).
-    """
-    try:
-        connect_addresses(host, resolve, allow_loopback=allow_loopback)
-    except AddressRefused:
-        return True
-    except OSError:
-        return False
-    return False
-
-
 def system_resolve(host: str) -> list[str]:
     import socket
 

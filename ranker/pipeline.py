@@ -30,7 +30,7 @@ from ranker.budget import RankedList
 from ranker.filters import SourceFilter, SourceMeta, diversify
 from ranker.options import SearchOptions
 from ranker.query import CleanQuery, clean_query
-from ranker.settings import Fusion, Mode, SearchSettings
+from ranker.settings import Mode, SearchSettings
 from ranker.sources import SourceTable
 
 TIER_PRIOR = {1: 1.0, 2: 0.5, 3: 0.25}  # authority score in [0, 1] by tier; unlisted = 0

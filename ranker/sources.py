@@ -54,8 +54,10 @@ class SourceTable:
         """Authority tier of each hit's source (int8, 0 = unlisted or no host), in one pass over the
         columns: ids must come from this build's retrievers (see `Columns.positions`)."""
         positions = self.columns.positions(passage_ids)
-        tiers = self._host_tier[self.columns.host[np.maximum(positions, 0)]] if len(self.columns) else np.zeros(0, np.int8)
-        return np.where(positions >= 0, tiers, 0).astype(np.int8)
+        known = positions >= 0
+        tiers = np.zeros(len(positions), dtype=np.int8)
+        tiers[known] = self._host_tier[self.columns.host[positions[known]]]
+        return tiers
 
     # ---- filters -> restrictions ---------------------------------------------------------
     def host_mask(self, filters: SourceFilter) -> np.ndarray:

@@ -26,11 +26,11 @@ from fastapi.responses import Response
 from backends.lucene.jvm import heap_bytes as jvm_heap_bytes
 from backends.lucene.jvm import start_jvm
 from backends.threads import set_budget, worker_budget
-from service import malloc
 from indexer import layout
 from indexer.lifeline import die_with_parent
 from ranker.budget import DeadlineExceeded, RankedList
 from ranker.query import check_length
+from service import malloc
 from service.api_models import (
     DocumentResponse,
     HealthResponse,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 M_MMAP_THRESHOLD = -3  # from glibc's malloc.h
 M_ARENA_MAX = -8
@@ -22,7 +23,9 @@ MMAP_THRESHOLD_BYTES = 1 << 20
 ARENAS = 2
 
 
+@functools.cache
 def _libc():
+    """glibc through ctypes, looked up once (find_library runs ldconfig), or None elsewhere."""
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name) if name else None
