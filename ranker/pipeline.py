@@ -17,6 +17,7 @@ import numpy as np
 
 from backends import registry
 from backends.base import LEXICAL, VECTOR, Leg, LexicalRetriever, VectorRetriever
+from backends.heap import freeze_long_lived
 from backends.hit import Hit
 from backends.manifest import Manifest
 from backends.threads import budget
@@ -91,7 +92,9 @@ class SearchPipeline:
         except BaseException:
             store.close()
             raise
-        return cls(build_dir, manifest, store, legs, settings, **kwargs)
+        pipeline = cls(build_dir, manifest, store, legs, settings, **kwargs)
+        freeze_long_lived()  # the open pipeline lives as long as its process (backends.heap)
+        return pipeline
 
     # ---- properties ------------------------------------------------------------------
     @property

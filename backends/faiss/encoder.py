@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from backends.heap import freeze_long_lived
 from indexer.errors import ConfigError
 from indexer.settings import DenseSettings
 
@@ -56,7 +57,8 @@ def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
     with `settings.encoder` onnx / onnx-int8, by ONNX Runtime (`backends.faiss.onnx`).
 
     Raises ConfigError (one line) when the directory is not a sentence-transformers model.
-    The caller keeps the returned model; nothing is cached here.
+    The caller keeps the returned model; nothing is cached here. The objects alive after the load
+    are frozen out of the garbage collector's walks (`backends.heap`).
     """
     path = model_path(settings)
     where = str(path)
@@ -85,7 +87,8 @@ def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
     if settings.encoder != "st":
         from backends.faiss.onnx import OnnxEncoder
 
-        return OnnxEncoder(model, path, int8=settings.encoder == "onnx-int8")
+        model = OnnxEncoder(model, path, int8=settings.encoder == "onnx-int8")
+    freeze_long_lived()  # the model lives as long as its process (backends.heap)
     return model
 
 

@@ -66,3 +66,14 @@ def test_caller_encoded_vectors_give_identical_results(pipeline):
             assert pipeline.rank(QUERIES, opts, vectors) == pipeline.rank(QUERIES, opts)
     with pytest.raises(ValueError, match="2 query vectors for 3 queries"):
         pipeline.rank(QUERIES, options(), vectors[:2])
+
+
+def test_the_open_pipeline_and_its_encoder_are_frozen_out_of_the_garbage_collector(pipeline):
+    import gc
+
+    pipeline.rank(QUERIES[:1], options())  # loads the query encoder
+    tracked = {id(o) for o in gc.get_objects()}  # generations 0-2 only: frozen objects are not walked
+    assert gc.get_freeze_count() > 0
+    assert id(pipeline) not in tracked and id(pipeline.dense._model) not in tracked
+    hits = pipeline.rank(QUERIES[:1], options())[0]
+    assert hits and id(hits) in {id(o) for o in gc.get_objects()}  # what a query creates is collected as usual
