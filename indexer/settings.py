@@ -28,7 +28,7 @@ class DenseSettings(BaseModel):
     exact_max: int = Field(200_000, ge=1)  # auto: exact inner product up to this many passages, HNSW above
     ivf_min: int = Field(2_000_000, ge=1)  # auto: IVF-PQ from this many passages on
     ivf_nlist: int | None = Field(None, ge=1)  # None: about 4 * sqrt(passages)
-    ivf_nprobe: int = Field(32, ge=1)
+    ivf_nprobe: int | None = Field(None, ge=1)  # None: a fifth of the lists, at least 32 (docs/OPERATIONS.md)
     pq_m: int = Field(48, ge=1)  # bytes per vector of the PQ code (must divide the dimension)
     refine: int = Field(4, ge=0)  # IVF-PQ: re-score k x refine candidates with the exact vectors (memory-mapped); 0 = off
     hnsw_m: int = Field(32, ge=4)

@@ -77,7 +77,7 @@ def index_build(
     ann: Annotated[str, typer.Option("--dense-index", "--ann", help="flat | hnsw | hnsw-sq8 | ivf-pq | auto (flat up to --exact-max passages, IVF-PQ from --ivf-min, HNSW between)")] = "auto",
     exact_max: Annotated[int, typer.Option(help="auto: exact inner-product search up to this many passages")] = 200_000,
     ivf_min: Annotated[int, typer.Option(help="auto: IVF-PQ from this many passages on")] = 2_000_000,
-    ivf_nprobe: Annotated[int, typer.Option(help="IVF-PQ lists searched per query (recorded; used at search time)")] = 32,
+    ivf_nprobe: Annotated[Optional[int], typer.Option(help="IVF-PQ lists searched per query (default: a fifth of the lists, at least 32; recorded, used at search time)")] = None,
     pq_m: Annotated[int, typer.Option(help="IVF-PQ code bytes per vector (divides the dimension)")] = 48,
     hnsw_m: Annotated[int, typer.Option("--hnsw-m", help="HNSW graph degree M")] = 32,
     hnsw_ef_construction: Annotated[int, typer.Option(help="HNSW efConstruction")] = 80,

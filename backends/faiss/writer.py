@@ -34,6 +34,13 @@ def ivf_shape(settings: DenseSettings, n: int) -> tuple[int, int]:
     return nlist, 8 if n >= 256 * 39 else 4
 
 
+def ivf_probes(settings: DenseSettings, nlist: int) -> int:
+    """Lists searched per query: as set, else a fifth of them (at least 32, at most all). A fifth
+    keeps recall@10 >= 0.9 on the hardest vectors measured (docs/BENCHMARKS.md, issue 10), where a
+    fixed 32 fell to 0.65 at 100k passages."""
+    return min(nlist, settings.ivf_nprobe or max(32, nlist // 5))
+
+
 def build_faiss(vectors: np.ndarray, ann: str, settings: DenseSettings) -> Any:
     import faiss
 
@@ -46,8 +53,9 @@ def build_faiss(vectors: np.ndarray, ann: str, settings: DenseSettings) -> Any:
             raise ConfigError(f"pq_m {settings.pq_m} does not divide the dimension {d}", field="pq_m")
         nlist, nbits = ivf_shape(settings, len(vectors))
         index = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, settings.pq_m, nbits, ip)
-        index.train(_training_sample(vectors, 256 * 256))
-        index.nprobe = settings.ivf_nprobe
+        # FAISS wants >= 39 training points per list; the PQ's 256 centroids need 256 x 256
+        index.train(_training_sample(vectors, max(256 * 256, 39 * nlist)))
+        index.nprobe = ivf_probes(settings, nlist)
     else:
         if ann == "hnsw-sq8":
             index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, settings.hnsw_m, ip)
@@ -94,7 +102,7 @@ def build_dense_index(
         hnsw = HnswParams(m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction, ef_search=settings.hnsw_ef_search)
     elif ann == "ivf-pq":
         nlist, nbits = ivf_shape(settings, n)
-        ivf = IvfParams(nlist=nlist, nprobe=settings.ivf_nprobe, pq_m=settings.pq_m, nbits=nbits, refine=settings.refine)
+        ivf = IvfParams(nlist=nlist, nprobe=ivf_probes(settings, nlist), pq_m=settings.pq_m, nbits=nbits, refine=settings.refine)
         if settings.refine:  # exact vectors for re-scoring, memory-mapped at search time
             np.save(out_dir / VECTORS_FILE, emb.vectors)
             files = FaissFiles(vectors=VECTORS_FILE)

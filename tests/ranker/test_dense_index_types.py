@@ -85,6 +85,13 @@ def test_auto_chooses_by_size():
     assert choose_ann(DenseSettings(ann="flat"), 10**9) == "exact"
 
 
+def test_ivf_probes_a_fifth_of_the_lists_unless_set():
+    from backends.faiss.writer import ivf_probes
+
+    assert [ivf_probes(DenseSettings(), nlist) for nlist in (20, 100, 1264, 4000)] == [20, 32, 252, 800]
+    assert ivf_probes(DenseSettings(ivf_nprobe=16), 1264) == 16
+
+
 def test_pq_m_that_does_not_divide_the_dimension_fails_before_any_work():
     from backends.faiss.writer import FaissWriter
     from indexer.errors import ConfigError
