@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,22 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = False) -> Non
 
     `durable` also fsyncs the file before and the directory after the rename (survives a power cut).
     """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             fh.write(data)
-            if durable:
-                fh.flush()
+
+    atomic_write_with(path, write, durable=durable)
+
+
+def atomic_write_with(path: Path, write: Callable[[Path], None], *, durable: bool = False) -> None:
+    """As `atomic_write_bytes`, with `write(tmp)` writing the new file itself (e.g. FAISS's
+    `write_index`, which streams a multi-GB index instead of serialising a copy in memory first)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+    try:
+        write(tmp)
+        if durable:
+            with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:

@@ -93,7 +93,8 @@ def build_dense_index(
     index = build_faiss(emb.vectors, ann, settings)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    layout.atomic_write_bytes(out_dir / INDEX_FILE, faiss.serialize_index(index).tobytes())
+    layout.atomic_write_with(out_dir / INDEX_FILE, lambda tmp: faiss.write_index(index, str(tmp)))  # streamed: no copy in memory
+    del index
     layout.atomic_write_bytes(out_dir / IDS_FILE, json.dumps(emb.passage_ids, ensure_ascii=False).encode("utf-8"))
     n = len(emb.passage_ids)
     hnsw = ivf = None
