@@ -16,6 +16,8 @@ import numpy as np
 
 from backends.base import VECTOR, Leg, Restriction, SourceFilters, check_k, query_matrix
 from backends.faiss.encoder import dimension_of, encode_queries, load_encoder
+from backends.faiss.gpu import GPU_MAX_K, faiss_device, to_gpu
+from backends.faiss.rows import RowFile
 from backends.faiss.section import FaissSection
 from backends.hit import Hit
 from indexer import layout
@@ -73,9 +75,10 @@ class FaissSearcher:
         self._model = model
         self._model_checked = False
         self._index: Any = None
+        self._gpu_index: Any = None  # a GPU copy for unrestricted searches (backends.faiss.gpu), if any
         self._ids: Columns | _ListIds | None = None
         self._matrix: np.ndarray | None = None
-        self._exact: np.ndarray | None = None  # memory-mapped exact vectors (IVF-PQ builds)
+        self._exact: RowFile | None = None  # exact vectors, read by row (IVF-PQ builds)
         self._refine = 0
         self.exact_allowed_max = EXACT_ALLOWED_MAX
         self._lock = threading.Lock()
@@ -84,6 +87,7 @@ class FaissSearcher:
     @classmethod
     def open(cls, build_dir: Path, section: FaissSection, *, threads: int = 2) -> "FaissSearcher":
         # FAISS threads stay as they are: faiss.omp_set_num_threads is process-wide.
+        faiss_device()  # a bad DRSEARCH_FAISS_DEVICE fails at open, not at the first query
         return cls(build_dir, section)
 
     # -------------------------------------------------------------------------------- lazy loading
@@ -105,7 +109,7 @@ class FaissSearcher:
                 try:
                     index = _read_index(str(ipath), self.section.ann)
                     if self.section.files.vectors:  # exact vectors for re-scoring IVF-PQ candidates
-                        self._exact = np.load(self.dir / self.section.files.vectors, mmap_mode="r")
+                        self._exact = RowFile(self.dir / self.section.files.vectors)
                     # Position <-> id through the memory-mapped columns; the JSON list only for a
                     # dense folder built on its own (no columns beside it).
                     ids = Columns(columns) if columns.is_dir() else _ListIds(json.loads(idpath.read_text("utf-8")))
@@ -124,6 +128,7 @@ class FaissSearcher:
                 if self.section.ivf:
                     faiss.extract_index_ivf(index).nprobe = self.section.ivf.nprobe
                     self._refine = self.section.ivf.refine if self._exact is not None else 0
+                self._gpu_index = to_gpu(index, self.section.ann, self.section.ivf.nprobe if self.section.ivf else None)
                 self._ids = ids
                 self._index = index
         return self._index
@@ -192,7 +197,8 @@ class FaissSearcher:
             return [[] for _ in range(len(q))]
         allowed = filters.allowed if isinstance(filters, Restriction) else None
         if allowed is None:
-            scores, found = self._knn(index, q, kk)
+            gpu = self._gpu_index is not None and kk * max(1, self._refine) <= GPU_MAX_K
+            scores, found = self._knn(self._gpu_index if gpu else index, q, kk)
         else:
             scores, found = self._search_allowed(index, q, kk, allowed)
         out: list[list[Hit]] = []
@@ -239,18 +245,18 @@ class FaissSearcher:
         scores = np.full((len(q), k), -np.inf, dtype=np.float32)
         found = np.full((len(q), k), -1, dtype=np.int64)
         for row, (qv, ids) in enumerate(zip(q, cand)):
-            ids = np.sort(ids[ids >= 0])  # ascending: sequential reads of the memory-mapped file
-            exact = self._exact[ids] @ qv
+            ids = np.sort(ids[ids >= 0])  # ascending: neighbours come in one read (backends.faiss.rows)
+            exact = self._exact.rows(ids) @ qv
             top = np.argsort(-exact, kind="stable")[:k]
             scores[row, : len(top)], found[row, : len(top)] = exact[top], ids[top]
         return scores, found
 
     def _rows(self, positions: np.ndarray) -> np.ndarray:
-        """Vectors at `positions`: flat storage, the memory-mapped exact file, else FAISS's reconstruction."""
+        """Vectors at `positions`: the exact vectors file, flat storage, else FAISS's reconstruction."""
         import faiss
 
         if self._exact is not None:
-            return np.asarray(self._exact[positions])
+            return self._exact.rows(positions)
         index = self._ensure_index()
         storage = index if isinstance(index, faiss.IndexFlat) else getattr(index, "storage", None)
         if storage is not None and isinstance(faiss.downcast_index(storage), faiss.IndexFlat):
@@ -280,7 +286,10 @@ class FaissSearcher:
         with self._lock:
             self._matrix = None
             self._index = None
+            self._gpu_index = None
             self._ids = None
+            if self._exact is not None:
+                self._exact.close()
             self._exact = None
 
     # ------------------------------------------------------------------------------------- helpers

@@ -181,3 +181,26 @@ def test_missing_files(tmp_path: Path, built) -> None:
     _, section = built
     with pytest.raises(IndexFormatError):
         FaissSearcher(tmp_path, section).search_vectors(np.zeros((1, 384), dtype=np.float32), k=1)
+
+
+def test_faiss_device_setting(built, model, monkeypatch) -> None:
+    """DRSEARCH_FAISS_DEVICE: auto falls back to the CPU where faiss has no GPU; cuda there is a
+    one-line error; a bad value fails at open. (The GPU copy itself needs faiss-gpu and a device.)"""
+    import faiss
+
+    from backends.faiss.gpu import gpu_count
+
+    vectors = model.encode(["jazz music history"], normalize_embeddings=True)
+    cpu = FaissSearcher(*built, model=model)
+    expected = cpu.search_vectors(vectors, 3)
+    monkeypatch.setenv("DRSEARCH_FAISS_DEVICE", "bogus")
+    with pytest.raises(ConfigError, match="DRSEARCH_FAISS_DEVICE='bogus' is not one of auto, cpu, cuda"):
+        FaissSearcher.open(*built)
+    if gpu_count(faiss):
+        pytest.skip("this faiss has a GPU: the fallback cannot be observed")
+    monkeypatch.setenv("DRSEARCH_FAISS_DEVICE", "auto")
+    auto = FaissSearcher(*built, model=model)
+    assert auto.search_vectors(vectors, 3) == expected and auto._gpu_index is None
+    monkeypatch.setenv("DRSEARCH_FAISS_DEVICE", "cuda")
+    with pytest.raises(ConfigError, match="DRSEARCH_FAISS_DEVICE=cuda but the installed faiss has no GPU support"):
+        FaissSearcher(*built, model=model).search_vectors(vectors, 3)

@@ -1,0 +1,63 @@
+"""Rows of a 2-D `.npy` file read on demand with `pread`, for IVF-PQ's exact re-score.
+
+A memory map of the exact vectors (1.5 KB per passage) would be the simpler reader, but every query
+reads a few hundred scattered rows and the kernel's readahead and fault-around map their
+neighbours too: after ~50 queries the whole file (1.5 GB at 1M passages) counted in the serving
+process's RSS. Read with `pread`, the pages stay in the shared page cache and the process holds only
+the rows it asked for (docs/BENCHMARKS.md, issue 10).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class RowFile:
+    """Read-only rows of a C-ordered 2-D .npy array; safe to share between threads."""
+
+    _fd = -1  # until the file is open (a header that fails to parse leaves nothing to close)
+
+    def __init__(self, path: Path):
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            self._offset = f.tell()
+        if len(shape) != 2 or fortran:
+            raise ValueError(f"expected a C-ordered 2-D array, got shape {shape}")
+        self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
+        self.dtype = np.dtype(dtype)
+        self._row_bytes = self.shape[1] * self.dtype.itemsize
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """The rows at `positions` (ascending, read-only), one read per run of consecutive positions."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if not len(positions):
+            return np.empty((0, self.shape[1]), dtype=self.dtype)
+        if positions[0] < 0 or positions[-1] >= self.shape[0]:
+            raise IndexError(f"row positions outside 0..{self.shape[0] - 1}")
+        starts = np.flatnonzero(np.diff(positions, prepend=-2) != 1)
+        counts = np.diff(starts, append=len(positions))
+        offsets = self._offset + positions[starts] * self._row_bytes
+        data = b"".join([os.pread(self._fd, n, offset)
+                         for offset, n in zip(offsets.tolist(), (counts * self._row_bytes).tolist())])  # fmt: skip
+        if len(data) != len(positions) * self._row_bytes:
+            raise OSError(f"short read of the exact vectors: {len(data)} of {len(positions) * self._row_bytes} bytes")
+        return np.frombuffer(data, dtype=self.dtype).reshape(len(positions), self.shape[1])
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()
