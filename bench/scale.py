@@ -114,10 +114,26 @@ def serve(build_dir: str, n_queries: int) -> dict:
     u50, _, _ = p50_p95(bm25, fq)
     _, _, five_counts = p50_p95(five, fq[:20])
     after = proc_status()
+    filter_fields = pipe.lexical.filter_fields
     pipe.lexical.filter_fields = ()  # the old way: the leg ignores the filter, post-filter on a deepened list
     post50, _, post_counts = p50_p95(rare, fq[:20])
     allowed = int(pipe.sources.allowed(rare.filters).sum())
+    dense = {}
+    if pipe.has_dense:  # a build with the dense leg: its latencies, then memory with the encoder loaded
+        pipe.lexical.filter_fields = filter_fields
+        for mode in ("dense", "hybrid"):
+            options = SearchOptions(k=10, mode=mode)
+            p50_p95(options, queries[:20])  # warm-up: the encoder loads, index pages are read
+            d50, d95, counts = p50_p95(options, queries)
+            dense.update({f"{mode}_p50_ms": round(d50, 2), f"{mode}_p95_ms": round(d95, 2), f"{mode}_results_min": min(counts)})
+        t = time.perf_counter()
+        pipe.rank(queries, SearchOptions(k=10, mode="hybrid"))
+        dense["hybrid_batch_qps"] = round(len(queries) / (time.perf_counter() - t))
+        with_dense = proc_status()
+        dense.update({"dense_index": pipe.manifest.dense.ann, "rss_mb_with_dense": with_dense["VmRSS"],
+                      "anon_mb_with_dense": with_dense["RssAnon"]})  # fmt: skip
     return {
+        **dense,
         "open_s": round(open_s, 2),
         "rss_mb": after["VmRSS"], "anon_mb": after["RssAnon"], "anon_growth_mb": after["RssAnon"] - base["RssAnon"],
         "bm25_p50_ms": round(p50, 2), "bm25_p95_ms": round(p95, 2), "bm25_batch_qps": round(qps),
@@ -145,7 +161,7 @@ def build_and_open(x, ann: str, settings, path: Path) -> tuple[Any, float, int, 
     import faiss
 
     from backends.faiss.searcher import _read_index
-    from backends.faiss.writer import build_faiss
+    from backends.faiss.writer import build_faiss, ivf_probes
 
     t = time.perf_counter()
     index = build_faiss(x, ann, settings)
@@ -156,7 +172,7 @@ def build_and_open(x, ann: str, settings, path: Path) -> tuple[Any, float, int, 
     opened = _read_index(str(path), ann)
     anon = proc_status()["RssAnon"] - before["RssAnon"]
     if ann == "ivf-pq":
-        faiss.extract_index_ivf(opened).nprobe = settings.ivf_nprobe
+        faiss.extract_index_ivf(opened).nprobe = ivf_probes(settings, faiss.extract_index_ivf(opened).nlist)
     elif ann != "exact":
         opened.hnsw.efSearch = settings.hnsw_ef_search
     return opened, build_s, anon, before["VmRSS"]
@@ -202,7 +218,7 @@ def dense(vector_dir: Path, sizes: list[int], work: Path) -> list[list]:
         truth.add(x)
         _, exact_ids = truth.search(queries, 10)
         for ann in types:
-            settings = DenseSettings(ann=ann, ivf_nprobe=32, pq_m=48)
+            settings = DenseSettings(ann=ann, pq_m=48)
             path = work / f"dense-{ann}-{n}.faiss"
             opened, build_s, anon, _ = build_and_open(x, ann, settings, path)
             times, found = timed_searches(opened, ann, settings, x, queries)
