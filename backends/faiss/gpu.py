@@ -55,7 +55,9 @@ def to_gpu(index: Any, ann: str, nprobe: int | None) -> Any | None:
     if not gpus or ann not in GPU_ANN:
         return None
     options = faiss.GpuClonerOptions()
-    options.useFloat16LookupTables = True  # 48-byte PQ codes x 256 centroids do not fit shared memory in fp32
+    # IVF-PQ: fp16 lookup tables (48-byte codes x 256 centroids do not fit shared memory in fp32);
+    # never for flat, where the same option would store the exact vectors in fp16
+    options.useFloat16 = ann == "ivf-pq"
     resources = faiss.StandardGpuResources()
     gpu = faiss.index_cpu_to_gpu(resources, 0, index, options)
     gpu.referenced_objects = [resources]  # the copy lives only as long as its resources
