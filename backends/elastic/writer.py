@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
+import numpy as np
 from tqdm import tqdm
 
 from backends.base import LEXICAL, VECTOR, BuildContext, Leg
@@ -22,6 +23,8 @@ from indexer import layout
 from indexer.errors import BackendUnavailable, IndexFormatError
 from indexer.schema import doc_id_of
 from indexer.settings import BuildSettings
+
+_VECTORS_FILE = ".vectors.npy"  # the build's passage vectors, in idx order, until they are indexed
 
 #: url or domain of a passage's document -> (host, site, tier, category); given by the caller that
 #: owns the authority list (backends do not read it).
@@ -80,13 +83,14 @@ class ElasticWriter(_ElasticBuild):
         if dense.enabled:
             from backends.faiss.cache import embed_store
 
-            embedded = embed_store(ctx.store, ctx.root / layout.EMBEDDING_CACHE_DIR, dense, self.model, quiet=ctx.quiet)
-            meta["encoder"] = {**embedded.info, "model_key": embedded.model_key, "count": len(embedded.passage_ids),
+            embedded = embed_store(ctx.store, ctx.root / layout.EMBEDDING_CACHE_DIR, dense, self.model, quiet=ctx.quiet,
+                                   out=ctx.build_dir / _VECTORS_FILE)  # fmt: skip
+            meta["encoder"] = {**embedded.info, "model_key": embedded.model_key, "count": embedded.count,
                                 "encoded": embedded.encoded, "reused": embedded.reused}  # fmt: skip
         index = self.index_name(ctx)
         body = bodies.index_body(
             k1=self.settings.bm25_k1, b=self.settings.bm25_b, analyzer=self.analyzer,
-            dims=int(embedded.vectors.shape[1]) if embedded is not None else None, shards=self.es.shards,
+            dims=embedded.dimension if embedded is not None else None, shards=self.es.shards,
             replicas=self.es.replicas, hnsw_m=dense.hnsw_m, hnsw_ef_construction=dense.hnsw_ef_construction, meta=meta,
         )  # fmt: skip
         with cluster_errors(self.url, f"creating index {index}"):
@@ -97,6 +101,8 @@ class ElasticWriter(_ElasticBuild):
         except BaseException:
             self._drop(index)
             raise
+        finally:
+            (ctx.build_dir / _VECTORS_FILE).unlink(missing_ok=True)  # the vectors now live in the cluster
         return ElasticSection(
             url=public_url(self.url), index=index, alias=self.es.index, documents=documents, analyzer=self.analyzer,
             language=self.es.language, k1=self.settings.bm25_k1, b=self.settings.bm25_b,
@@ -106,7 +112,7 @@ class ElasticWriter(_ElasticBuild):
     def _fill(self, index: str, ctx: BuildContext, embedded: Any) -> int:
         from elasticsearch.helpers import streaming_bulk
 
-        vectors = embedded.vectors if embedded is not None else None
+        vectors = np.load(embedded.path, mmap_mode="r") if embedded is not None else None  # read in idx order
         actions = bodies.bulk_actions(index, passage_sources(ctx.store, self.es.language, self.sources, vectors))
         with cluster_errors(self.url, f"bulk indexing into {index}"), tqdm(
             total=ctx.passages, desc="index elasticsearch", unit="psg", disable=ctx.quiet, dynamic_ncols=True

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from backends.faiss.encoder import _encode, dimension_of, encoder_info, model_key, passage_text, text_key
+from backends.faiss.rows import RowFile
 from indexer import layout
 from indexer.errors import IndexFormatError
 from indexer.settings import DenseSettings
@@ -32,7 +35,14 @@ _ENCODE_WINDOW_BATCHES = 16  # one model.encode call covers up to batch_size * t
 
 
 class EmbeddingCache:
-    """Append-only shards of (text sha1 -> vector) for one model key. Not shared across processes' writes."""
+    """Append-only shards of (text sha1 -> vector) for one model key. Not shared across processes' writes.
+
+    Only the keys are held in memory, as one sorted S20 array with each key's (shard, row): 28 bytes
+    per cached vector. Vectors are read from the shard files when asked for (`RowFile.in_npz`), so
+    a build's memory does not hold the cache's vectors (1.5 KB each at 384 dimensions).
+    """
+
+    _OPEN_SHARDS = 64  # shard files kept open at once (least recently used closed first)
 
     def __init__(self, directory: Path, dimension: int, info: dict[str, Any] | None = None):
         self.dir = directory
@@ -40,39 +50,86 @@ class EmbeddingCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         if info is not None and not (self.dir / "model.json").exists():
             layout.atomic_write_bytes(self.dir / "model.json", (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
-        self._blocks: list[np.ndarray] = []
-        self._lookup: dict[bytes, tuple[int, int]] = {}
+        self._shards: list[Path] = []
+        self._open: OrderedDict[int, RowFile] = OrderedDict()
+        self._keys = np.empty(0, dtype="S20")  # sorted
+        self._locs = np.empty(0, dtype=np.int64)  # shard << 32 | row, aligned with _keys
         self.skipped_shards: list[str] = []
-        for shard in sorted(self.dir.glob("shard-*.npz")):
-            self._load_shard(shard)
+        blocks = [block for shard in sorted(self.dir.glob("shard-*.npz")) if (block := self._load_shard(shard))]
+        if blocks:
+            self._merge(np.concatenate([k for k, _ in blocks]), np.concatenate([loc for _, loc in blocks]))
 
-    def _load_shard(self, path: Path) -> None:
+    def _load_shard(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         try:
             with np.load(path, allow_pickle=False) as data:
-                keys, vectors = data["keys"], data["vectors"]
+                keys = data["keys"]
+            vectors = RowFile.in_npz(path, "vectors")
         except Exception:  # unreadable shard (should not happen with atomic writes): ignore, re-encode
             self.skipped_shards.append(path.name)
-            return
-        if vectors.ndim != 2 or vectors.shape[1] != self.dimension or len(keys) != len(vectors):
+            return None
+        vectors.close()
+        if vectors.shape[1] != self.dimension or len(keys) != len(vectors) or keys.dtype != np.dtype("S20"):
             self.skipped_shards.append(path.name)
-            return
-        self._add_block(keys, vectors.astype(np.float32, copy=False))
+            return None
+        shard = len(self._shards)
+        self._shards.append(path)
+        return keys, (shard << 32) | np.arange(len(keys), dtype=np.int64)
 
-    def _add_block(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        b = len(self._blocks)
-        self._blocks.append(vectors)
-        for row, k in enumerate(keys.tolist()):  # numpy's S20 drops trailing NUL bytes: restore the 20-byte sha1
-            self._lookup.setdefault(bytes(k).ljust(20, b"\0"), (b, row))
+    def _merge(self, keys: np.ndarray, locs: np.ndarray) -> None:
+        """Add keys not cached yet (the first shard holding a key wins), keeping `_keys` sorted."""
+        order = np.argsort(keys, kind="stable")
+        keys, locs = keys[order], locs[order]
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        keys, locs = keys[first], locs[first]
+        new = self.locate_array(keys) < 0
+        keys, locs = keys[new], locs[new]
+        at = np.searchsorted(self._keys, keys)
+        self._keys = np.insert(self._keys, at, keys)
+        self._locs = np.insert(self._locs, at, locs)
 
     def __len__(self) -> int:
-        return len(self._lookup)
+        return len(self._keys)
+
+    def keys(self) -> list[bytes]:
+        # numpy's S20 drops trailing NUL bytes: restore the 20-byte sha1
+        return [bytes(k).ljust(20, b"\0") for k in self._keys.tolist()]
+
+    def locate_array(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's (shard << 32 | row), or -1 where it is not cached."""
+        if not len(self._keys) or not len(keys):
+            return np.full(len(keys), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+        return np.where(self._keys[at] == keys, self._locs[at], -1)
+
+    def locate(self, keys: Sequence[bytes]) -> np.ndarray:
+        return self.locate_array(np.array(keys, dtype="S20"))
+
+    def read(self, locs: np.ndarray) -> np.ndarray:
+        """The vectors at `locs` (from `locate`, all >= 0), in that order."""
+        out = np.empty((len(locs), self.dimension), dtype=np.float32)
+        shards, rows = locs >> 32, locs & 0xFFFFFFFF
+        for shard in np.unique(shards).tolist():
+            sel = np.flatnonzero(shards == shard)
+            sel = sel[np.argsort(rows[sel], kind="stable")]  # ascending rows: neighbours in one read
+            out[sel] = self._rows(shard).rows(rows[sel])
+        return out
+
+    def _rows(self, shard: int) -> RowFile:
+        rows = self._open.get(shard)
+        if rows is None:
+            rows = self._open[shard] = RowFile.in_npz(self._shards[shard], "vectors")
+            if len(self._open) > self._OPEN_SHARDS:
+                self._open.popitem(last=False)[1].close()
+        self._open.move_to_end(shard)
+        return rows
 
     def get(self, key: bytes) -> np.ndarray | None:
-        loc = self._lookup.get(key)
-        return None if loc is None else self._blocks[loc[0]][loc[1]]
+        loc = self.locate([key])
+        return None if loc[0] < 0 else self.read(loc)[0]
 
     def __contains__(self, key: bytes) -> bool:
-        return key in self._lookup
+        return bool(self.locate([key])[0] >= 0)
 
     def put(self, keys: list[bytes], vectors: np.ndarray) -> Path:
         """Write one shard atomically, then make it visible to `get`."""
@@ -81,10 +138,16 @@ class EmbeddingCache:
         n = max(existing, default=-1) + 1
         final = self.dir / f"shard-{n:05d}-{secrets.token_hex(3)}.npz"
         buf = io.BytesIO()
-        np.savez(buf, keys=karr, vectors=vectors)
+        np.savez(buf, keys=karr, vectors=np.asarray(vectors, dtype=np.float32))
         layout.atomic_write_bytes(final, buf.getvalue(), durable=True)
-        self._add_block(karr, vectors)
+        shard = len(self._shards)
+        self._shards.append(final)
+        self._merge(karr, (shard << 32) | np.arange(len(karr), dtype=np.int64))
         return final
+
+    def close(self) -> None:
+        while self._open:
+            self._open.popitem()[1].close()
 
 
 def _length_windows(texts: list[str], size: int) -> Iterator[list[int]]:
@@ -112,73 +175,135 @@ def encode_shard(
 
 @dataclass(frozen=True)
 class Embedded:
-    """Every passage's vector in passage idx order, with what the manifest records about them."""
+    """Every passage's vector in passage idx order, in an .npy file, with what the manifest records."""
 
-    vectors: np.ndarray  # (n, d) float32, row i = passage idx i
-    passage_ids: list[str]
+    path: Path  # (count, dimension) float32 .npy, row i = passage idx i
+    count: int
     info: dict[str, Any]  # encoder_info
     model_key: str
     encoded: int  # texts run through the model
     reused: int  # passages served from the cache (or a repeat of a text encoded earlier in this build)
 
+    @property
+    def dimension(self) -> int:
+        return int(self.info["dimension"])
 
-def embed_store(store: Any, cache_dir: Path, settings: DenseSettings, model: Any, *, quiet: bool) -> Embedded:
-    """Embed every passage of `store`, reusing cached vectors; encoded + reused == passage count."""
+
+class _RowWriter:
+    """Writes rows of an (n, d) float32 .npy file at their positions (`pwrite`: nothing is mapped)."""
+
+    def __init__(self, path: Path, n: int, d: int):
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))  # sparse file + header
+        self._offset, self._row_bytes = int(header.offset), d * 4
+        del header
+        self._fd = os.open(path, os.O_WRONLY)
+        self.written = 0
+
+    def write(self, positions: np.ndarray, rows: np.ndarray) -> None:
+        order = np.argsort(positions, kind="stable")
+        positions, rows = positions[order], np.ascontiguousarray(rows[order], dtype=np.float32)
+        starts = np.flatnonzero(np.diff(positions, prepend=-2) != 1).tolist()
+        for a, b in zip(starts, [*starts[1:], len(positions)]):
+            os.pwrite(self._fd, rows[a:b].tobytes(), self._offset + int(positions[a]) * self._row_bytes)
+        self.written += len(positions)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+_LOOKUP_BATCH = 4096  # passages whose keys are looked up in the cache at once
+
+
+def embed_store(store: Any, cache_dir: Path, settings: DenseSettings, model: Any, *, quiet: bool, out: Path,
+                ids_out: Path | None = None) -> Embedded:  # fmt: skip
+    """Embed every passage of `store` into the .npy file `out`, reusing cached vectors; encoded +
+    reused == passage count. `ids_out`, when given, receives the passage ids as a JSON list.
+
+    Memory stays flat in the corpus size: vectors go to `out` as they are found or encoded, cached
+    ones are read from their shard files, and the cache holds only its keys (`EmbeddingCache`)."""
     from tqdm import tqdm
 
     info = encoder_info(model, settings)
     dim = info["dimension"]
     key = model_key(info)
     cache = EmbeddingCache(Path(cache_dir) / key, dim, info)
-
     n = int(store.counts()[1])
-    vectors = np.empty((n, dim), dtype=np.float32)
-    passage_ids: list[str] = []
+    writer = _RowWriter(Path(out), n, dim)
+    ids_tmp = None if ids_out is None else Path(ids_out).with_name(f".{Path(ids_out).name}.tmp")
+    ids_file = None if ids_tmp is None else open(ids_tmp, "w", encoding="utf-8")
     pending: dict[bytes, list[int]] = {}  # text hash -> passage idx waiting for it
     pending_texts: list[str] = []  # embedded texts (prefix included), one per pending key
-    encoded = reused = 0
+    encoded = reused = count = 0
 
-    with tqdm(total=n, desc="encode", unit="psg", disable=quiet, dynamic_ncols=True, smoothing=0.1) as bar:
+    try:
+        with tqdm(total=n, desc="encode", unit="psg", disable=quiet, dynamic_ncols=True, smoothing=0.1) as bar:
 
-        def flush() -> None:
-            nonlocal encoded
-            if not pending:
-                return
-            keys = list(pending)
-            out = encode_shard(model, pending_texts, settings,
-                               on_window=lambda pos: bar.update(sum(len(pending[keys[i]]) for i in pos)))  # fmt: skip
-            cache.put(keys, out)
-            for row, k in enumerate(keys):
-                vectors[pending[k]] = out[row]
-            encoded += len(keys)
-            pending.clear()
-            pending_texts.clear()
+            def flush() -> None:
+                nonlocal encoded
+                if not pending:
+                    return
+                keys = list(pending)
+                out_rows = encode_shard(model, pending_texts, settings,
+                                        on_window=lambda pos: bar.update(sum(len(pending[keys[i]]) for i in pos)))  # fmt: skip
+                cache.put(keys, out_rows)
+                waiting = [pending[k] for k in keys]
+                writer.write(np.fromiter((i for idxs in waiting for i in idxs), dtype=np.int64),
+                             out_rows[np.repeat(np.arange(len(keys)), [len(idxs) for idxs in waiting])])  # fmt: skip
+                encoded += len(keys)
+                pending.clear()
+                pending_texts.clear()
 
-        prefix = settings.passage_prefix
-        for expected, (idx, pid, title, text) in enumerate(store.iter_passages()):
-            if idx != expected or idx >= n:
-                raise IndexFormatError(f"store passage idx {idx} is not dense (expected {expected} of {n})")
-            passage_ids.append(pid)
-            embedded = prefix + passage_text(title, text)
-            h = text_key(embedded)
-            cached = cache.get(h)
-            if cached is not None:
-                vectors[idx] = cached
-                reused += 1
-                bar.update(1)
-            elif h in pending:
-                pending[h].append(idx)
-                reused += 1
-            else:
-                pending[h] = [idx]
-                pending_texts.append(embedded)
-                if len(pending) >= settings.shard_size:
-                    flush()
-            if not quiet and (idx & 1023) == 0:
+            def lookup(batch: list[tuple[int, bytes, str]]) -> None:
+                nonlocal reused
+                locs = cache.locate([h for _, h, _ in batch])
+                found = np.flatnonzero(locs >= 0)
+                if len(found):
+                    writer.write(np.array([batch[i][0] for i in found.tolist()], dtype=np.int64), cache.read(locs[found]))
+                    reused += len(found)
+                    bar.update(len(found))
+                for i in np.flatnonzero(locs < 0).tolist():
+                    idx, h, embedded = batch[i]
+                    if h in pending:
+                        pending[h].append(idx)
+                        reused += 1
+                    elif h in cache:  # encoded by a flush earlier in this batch
+                        writer.write(np.array([idx]), cache.get(h)[None, :])
+                        reused += 1
+                        bar.update(1)
+                    else:
+                        pending[h] = [idx]
+                        pending_texts.append(embedded)
+                        if len(pending) >= settings.shard_size:
+                            flush()
                 bar.set_postfix(reused=reused, encoded=encoded, refresh=False)
-        flush()
-        bar.set_postfix(reused=reused, encoded=encoded, refresh=True)
-    if len(passage_ids) != n:
-        raise IndexFormatError(f"store yielded {len(passage_ids)} passages, counts say {n}")
 
-    return Embedded(vectors, passage_ids, info, key, encoded, reused)
+            prefix = settings.passage_prefix
+            batch: list[tuple[int, bytes, str]] = []
+            for expected, (idx, pid, title, text) in enumerate(store.iter_passages()):
+                if idx != expected or idx >= n:
+                    raise IndexFormatError(f"store passage idx {idx} is not dense (expected {expected} of {n})")
+                if ids_file is not None:
+                    ids_file.write(("[" if idx == 0 else ",") + json.dumps(pid, ensure_ascii=False))
+                count += 1
+                embedded = prefix + passage_text(title, text)
+                batch.append((idx, text_key(embedded), embedded))
+                if len(batch) >= _LOOKUP_BATCH:
+                    lookup(batch)
+                    batch = []
+            lookup(batch)
+            flush()
+            bar.set_postfix(reused=reused, encoded=encoded, refresh=True)
+        if count != n or writer.written != n:
+            raise IndexFormatError(f"store yielded {count} passages ({writer.written} vectors), counts say {n}")
+        if ids_file is not None:
+            ids_file.write("]" if count else "[]")
+            ids_file.close()
+            os.replace(ids_tmp, ids_out)
+    finally:
+        writer.close()
+        cache.close()
+        if ids_file is not None and not ids_file.closed:
+            ids_file.close()
+        if ids_tmp is not None:
+            ids_tmp.unlink(missing_ok=True)
+    return Embedded(Path(out), n, info, key, encoded, reused)

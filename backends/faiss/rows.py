@@ -10,6 +10,8 @@ the rows it asked for (docs/BENCHMARKS.md, issue 10).
 from __future__ import annotations
 
 import os
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,10 @@ class RowFile:
 
     _fd = -1  # until the file is open (a header that fails to parse leaves nothing to close)
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, start: int = 0):
+        """`start`: where the .npy data begins in the file (0, or a member's offset in an .npz)."""
         with open(path, "rb") as f:
+            f.seek(start)
             version = np.lib.format.read_magic(f)
             if version == (1, 0):
                 shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
@@ -34,6 +38,21 @@ class RowFile:
         self.dtype = np.dtype(dtype)
         self._row_bytes = self.shape[1] * self.dtype.itemsize
         self._fd = os.open(path, os.O_RDONLY)
+
+    @classmethod
+    def in_npz(cls, path: Path, name: str) -> "RowFile":
+        """The array `name` of an uncompressed .npz (`np.savez`), read in place."""
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(f"{name}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ValueError(f"{name} is compressed in {path}")
+        with open(path, "rb") as f:  # the data follows the member's local header, whose lengths can differ from the central one
+            f.seek(info.header_offset)
+            local = f.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise ValueError(f"no local header for {name} in {path}")
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        return cls(path, start=info.header_offset + 30 + name_length + extra_length)
 
     def __len__(self) -> int:
         return self.shape[0]

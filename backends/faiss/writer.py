@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,6 +10,7 @@ import numpy as np
 from backends.base import VECTOR, BuildContext, Leg
 from backends.faiss.cache import embed_store
 from backends.faiss.encoder import dimension_of, load_encoder
+from backends.faiss.rows import RowFile
 from backends.faiss.section import IDS_FILE, INDEX_FILE, VECTORS_FILE, FaissFiles, FaissSection, HnswParams, IvfParams
 from indexer import layout
 from indexer.errors import ConfigError
@@ -41,17 +41,22 @@ def ivf_probes(settings: DenseSettings, nlist: int) -> int:
     return min(nlist, settings.ivf_nprobe or max(32, nlist // 5))
 
 
-def build_faiss(vectors: np.ndarray, ann: str, settings: DenseSettings) -> Any:
+_ADD_CHUNK = 65_536  # vectors added to an index at a time (read from the vectors file chunk by chunk)
+
+
+def build_faiss(vectors: np.ndarray | RowFile, ann: str, settings: DenseSettings) -> Any:
+    """A FAISS index of `vectors`: an array, or a `RowFile` read in chunks so that the build holds
+    only the index itself (and one chunk)."""
     import faiss
 
-    d = vectors.shape[1]
+    n, d = len(vectors), vectors.shape[1]
     ip = faiss.METRIC_INNER_PRODUCT
     if ann == "exact":
         index = faiss.IndexFlatIP(d)
     elif ann == "ivf-pq":
         if d % settings.pq_m:
             raise ConfigError(f"pq_m {settings.pq_m} does not divide the dimension {d}", field="pq_m")
-        nlist, nbits = ivf_shape(settings, len(vectors))
+        nlist, nbits = ivf_shape(settings, n)
         index = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, settings.pq_m, nbits, ip)
         # FAISS wants >= 39 training points per list; the PQ's 256 centroids need 256 x 256
         index.train(_training_sample(vectors, max(256 * 256, 39 * nlist)))
@@ -64,16 +69,21 @@ def build_faiss(vectors: np.ndarray, ann: str, settings: DenseSettings) -> Any:
             index = faiss.IndexHNSWFlat(d, settings.hnsw_m, ip)
         index.hnsw.efConstruction = settings.hnsw_ef_construction
         index.hnsw.efSearch = settings.hnsw_ef_search
-    if len(vectors):
-        index.add(vectors)
+    for start in range(0, n, _ADD_CHUNK):
+        index.add(_take(vectors, np.arange(start, min(n, start + _ADD_CHUNK))))
     return index
 
 
-def _training_sample(vectors: np.ndarray, limit: int) -> np.ndarray:
-    if len(vectors) <= limit:
-        return vectors
-    rows = np.random.default_rng(0).choice(len(vectors), limit, replace=False)
-    return vectors[np.sort(rows)]
+def _take(vectors: np.ndarray | RowFile, positions: np.ndarray) -> np.ndarray:
+    if isinstance(vectors, RowFile):
+        return np.ascontiguousarray(vectors.rows(positions), dtype=np.float32)
+    return np.ascontiguousarray(vectors[positions], dtype=np.float32)
+
+
+def _training_sample(vectors: np.ndarray | RowFile, limit: int) -> np.ndarray:
+    n = len(vectors)
+    rows = np.arange(n) if n <= limit else np.sort(np.random.default_rng(0).choice(n, limit, replace=False))
+    return _take(vectors, rows)
 
 
 def build_dense_index(
@@ -82,21 +92,34 @@ def build_dense_index(
     """Embed every passage of `store` (reusing cached vectors), write the FAISS index, return the manifest section.
 
     `model` lets a caller pass an already loaded encoder (it must match `settings`).
-    Vectors are assembled in passage idx order, so FAISS ids are passage idx.
+    Vectors are written in passage idx order to `vectors.npy`, so FAISS ids are passage idx; the file
+    stays for IVF-PQ's exact re-score and is removed otherwise. The build holds the index being built
+    and one chunk of vectors, not all of them.
     """
     import faiss
 
     if model is None:
         model = load_encoder(settings)
-    emb = embed_store(store, cache_dir, settings, model, quiet=quiet)
-    ann = choose_ann(settings, len(emb.passage_ids))
-    index = build_faiss(emb.vectors, ann, settings)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    layout.atomic_write_with(out_dir / INDEX_FILE, lambda tmp: faiss.write_index(index, str(tmp)))  # streamed: no copy in memory
-    del index
-    layout.atomic_write_bytes(out_dir / IDS_FILE, json.dumps(emb.passage_ids, ensure_ascii=False).encode("utf-8"))
-    n = len(emb.passage_ids)
+    vectors_path = out_dir / VECTORS_FILE
+    try:
+        emb = embed_store(store, cache_dir, settings, model, quiet=quiet, out=vectors_path, ids_out=out_dir / IDS_FILE)
+        n = emb.count
+        ann = choose_ann(settings, n)
+        rows = RowFile(vectors_path)
+        try:
+            index = build_faiss(rows, ann, settings)
+        finally:
+            rows.close()
+        layout.atomic_write_with(out_dir / INDEX_FILE, lambda tmp: faiss.write_index(index, str(tmp)))  # streamed: no copy in memory
+        del index
+        keep_vectors = ann == "ivf-pq" and settings.refine > 0
+    except BaseException:
+        vectors_path.unlink(missing_ok=True)
+        raise
+    if not keep_vectors:
+        vectors_path.unlink()
     hnsw = ivf = None
     files = FaissFiles()
     if ann in ("hnsw", "hnsw-sq8"):
@@ -104,8 +127,7 @@ def build_dense_index(
     elif ann == "ivf-pq":
         nlist, nbits = ivf_shape(settings, n)
         ivf = IvfParams(nlist=nlist, nprobe=ivf_probes(settings, nlist), pq_m=settings.pq_m, nbits=nbits, refine=settings.refine)
-        if settings.refine:  # exact vectors for re-scoring, memory-mapped at search time
-            np.save(out_dir / VECTORS_FILE, emb.vectors)
+        if keep_vectors:  # exact vectors for re-scoring, read by row at search time
             files = FaissFiles(vectors=VECTORS_FILE)
     return FaissSection(
         **emb.info, ann=ann, hnsw=hnsw, ivf=ivf, files=files, count=n, encoded=emb.encoded, reused=emb.reused,

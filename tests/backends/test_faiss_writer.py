@@ -5,6 +5,7 @@ Runs the real bundled all-MiniLM-L6-v2 (offline) and real FAISS on tiny stores w
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,7 +30,7 @@ from backends.faiss.encoder import (  # noqa: E402
     model_key,
     passage_text,
 )
-from backends.faiss.section import IDS_FILE, INDEX_FILE  # noqa: E402
+from backends.faiss.section import IDS_FILE, INDEX_FILE, VECTORS_FILE  # noqa: E402
 from backends.faiss.writer import build_dense_index  # noqa: E402
 from indexer.errors import ConfigError  # noqa: E402
 from indexer.schema import Document  # noqa: E402
@@ -325,3 +326,54 @@ def test_cache_finds_keys_ending_in_nul_bytes(tmp_path: Path) -> None:
     assert len(reloaded) == 3
     for key, row in zip(keys, vectors):
         assert key in reloaded and np.array_equal(reloaded.get(key), row)
+
+
+def test_cache_reads_vectors_from_its_shard_files(tmp_path: Path) -> None:
+    """The cache holds keys only: vectors come from the shard files, in the order asked, across
+    shards, with a key repeated in a later shard served by the first."""
+    from backends.faiss.cache import EmbeddingCache
+
+    rng = np.random.default_rng(5)
+    first_keys = [bytes([i]) * 20 for i in range(1, 6)]
+    first = rng.standard_normal((5, 4)).astype(np.float32)
+    later_keys = [bytes([9]) * 20, first_keys[2]]  # the repeat of first_keys[2] must not win
+    later = rng.standard_normal((2, 4)).astype(np.float32)
+    cache = EmbeddingCache(tmp_path, 4)
+    cache.put(first_keys, first)
+    cache.put(later_keys, later)
+    for c in (cache, EmbeddingCache(tmp_path, 4)):
+        assert len(c) == 6 and sorted(c.keys()) == sorted(first_keys + later_keys[:1])
+        asked = [first_keys[4], later_keys[0], bytes(20), first_keys[2], first_keys[4]]
+        locs = c.locate(asked)
+        assert locs[2] == -1 and (locs[[0, 1, 3, 4]] >= 0).all()
+        got = c.read(locs[[0, 1, 3, 4]])
+        assert np.array_equal(got, np.stack([first[4], later[0], first[2], first[4]]))
+        c.close()
+    (tmp_path / "shard-00009-zz.npz").write_bytes(b"not a zip")
+    assert EmbeddingCache(tmp_path, 4).skipped_shards == ["shard-00009-zz.npz"]
+
+
+@pytest.mark.parametrize(("ann", "kept"), [("exact", False), ("ivf-pq", True)])
+def test_build_streams_vectors_through_a_file_kept_only_for_ivf_pq(tmp_path: Path, model, ann: str, kept: bool) -> None:
+    """The passage vectors go to dense/vectors.npy (not one in-memory array) and the index is built
+    from it in chunks; the file stays only where IVF-PQ re-scores with it. Row i = passage idx i."""
+    from backends.faiss.encoder import encode_passages, passage_text
+
+    docs = [Document(doc_id=f"d{i}", text=f"passage number {i} about topic {i % 7}", title="") for i in range(60)]
+    store_path = tmp_path / "store.sqlite"
+    writer = StoreWriter(store_path)
+    for doc in docs:
+        writer.add(doc, chunk_document(doc, ChunkSettings(target_words=0)))
+    writer.close()
+    store = Store(store_path)
+    settings = DenseSettings(device="cpu", ann=ann, pq_m=48, ivf_nlist=1)
+    section = build_dense_index(store, tmp_path / "dense", tmp_path / "cache", settings, quiet=True, model=model)
+    ids = [pid for _, pid, _, _ in store.iter_passages()]
+    store.close()
+    assert section.count == len(ids) == 60 and section.encoded == 60
+    assert (tmp_path / "dense" / VECTORS_FILE).exists() == kept
+    assert json.loads((tmp_path / "dense" / IDS_FILE).read_text()) == ids
+    if kept:
+        stored = np.load(tmp_path / "dense" / VECTORS_FILE)
+        direct = encode_passages(model, [passage_text("", d.text) for d in docs], settings)
+        assert np.allclose(stored, direct, atol=1e-5)

@@ -87,7 +87,7 @@ def _encode_with_a_killed_actor(tmp_path: Path) -> None:
     remote_cache, local_cache = cached(tmp_path / "ray"), cached(tmp_path / "local")
     assert remote_cache.dir.name == local_cache.dir.name  # the same model key: a build reuses these
     assert len(list(remote_cache.dir.glob("shard-*.npz"))) == 2  # the killed shard was written once, by the driver
-    keys = list(local_cache._lookup)
+    keys = local_cache.keys()
     assert len(keys) == len(remote_cache) == 80
     diff = max(float(np.abs(remote_cache.get(k) - local_cache.get(k)).max()) for k in keys)
     assert diff <= 1e-5
