@@ -6,7 +6,7 @@
 
 `model_key` hashes everything that changes a vector (model path + weight sizes, dimension, prefixes,
 normalize, max_length). Shards are written atomically (tmp + rename) every `shard_size` newly encoded
-passages, so a build killed mid-encode keeps its finished shards; the next build loads them, reuses
+passages, so a build killed mid-encode keeps its finished shards; the next build reads their keys, reuses
 every vector whose text hash matches and encodes only the rest. Any vector backend (FAISS here, a
 `dense_vector` field elsewhere) gets its passage vectors from `embed_store`.
 """
