@@ -28,6 +28,7 @@ from indexer.language import ANY, covered, query_languages
 from indexer.store import PassageRow, Store
 from ranker import budget as deadlines
 from ranker.budget import RankedList
+from ranker.candidates import Candidates
 from ranker.filters import SourceFilter, SourceMeta, diversify
 from ranker.options import SearchOptions
 from ranker.query import CleanQuery, clean_query
@@ -39,6 +40,11 @@ _PRIOR_BY_TIER = np.array([0.0] + [TIER_PRIOR.get(t, 0.0) for t in range(1, 128)
 # A search mode is the set of legs it fuses.
 MODE_LEGS: dict[str, tuple[Leg, ...]] = {"bm25": (LEXICAL,), "dense": (VECTOR,), "hybrid": (LEXICAL, VECTOR)}
 MODES: tuple[str, ...] = tuple(MODE_LEGS)
+def _has_lexical(candidates) -> bool:
+    """Whether the lexical leg contributed any candidate (none: the query may have no searchable term)."""
+    return candidates.has_lexical if isinstance(candidates, Candidates) else any(h.bm25 for h in candidates)
+
+
 NO_VECTOR_LEG = "index was built without the dense leg; rebuild with --dense or use --mode bm25"
 
 
@@ -53,6 +59,10 @@ class Result:
 
 class SearchPipeline:
     """Receives its legs (a lexical retriever, optionally a vector retriever) and the build's store."""
+
+    # Hybrid convex fusion on the legs' raw (ids, scores) lists (`ranker.candidates`) where both legs
+    # offer them; False runs the same ranking through a `Hit` per candidate (`fusion.convex`).
+    lean_fusion: bool = True
 
     def __init__(
         self,
@@ -209,7 +219,7 @@ class SearchPipeline:
                                                       None if vectors is None else vectors[group], leg_filters)))
             still: list[int] = []
             # An empty lexical run may mean the query has no searchable term at all.
-            self._refuse_termless(texts, [i for i in pending if LEXICAL in MODE_LEGS[modes[i]] and not any(h.bm25 for h in runs[i][0])])
+            self._refuse_termless(texts, [i for i in pending if LEXICAL in MODE_LEGS[modes[i]] and not _has_lexical(runs[i][0])])
             for i in pending:
                 candidates, exhausted = runs[i]
                 if not options.partial:  # reranking 64 deep lists takes seconds: stop between queries too
@@ -284,6 +294,16 @@ class SearchPipeline:
         if rescore:
             lexical = self.lexical.search(queries, depth, lexical_filter)
             return [(self._rescore(v, run), len(run) < depth) for v, run in zip(vectors, lexical)]
+        lean = (self.lean_fusion and legs == (LEXICAL, VECTOR) and fusion_name != "rrf"
+                and hasattr(self.lexical, "search_raw") and hasattr(self.dense, "search_vectors_raw"))  # fmt: skip
+        if lean:
+            from ranker.candidates import convex_arrays
+
+            w = self.settings.dense_weight
+            lexical_runs = self.lexical.search_raw(queries, depth, lexical_filter)
+            dense_runs = self.dense.search_vectors_raw(vectors, depth, vector_filter)
+            return [(convex_arrays(lex, den, [1.0 - w, w]), len(lex[0]) < depth and len(den[0]) < depth)
+                    for lex, den in zip(lexical_runs, dense_runs)]  # fmt: skip
         runs = [
             self.lexical.search(queries, depth, lexical_filter) if leg == LEXICAL
             else self.dense.search_vectors(vectors, depth, vector_filter)
@@ -324,13 +344,17 @@ class SearchPipeline:
         n = len(candidates)
         if not n:
             return iter(())
-        scores = np.fromiter((h.score for h in candidates), dtype=np.float64, count=n)
+        if isinstance(candidates, Candidates):  # the lean hybrid path: arrays already, fused = score
+            scores, ids = candidates.score, candidates.ids
+            fused: list = scores.tolist()
+        else:
+            scores = np.fromiter((h.score for h in candidates), dtype=np.float64, count=n)
+            ids = [h.passage_id for h in candidates]
+            fused = [h.fused if h.fused is not None else (h.score if fused_by_score else None) for h in candidates]
         hi, lo = float(scores.max()), float(scores.min())
         span = hi - lo
         relevance = (scores - lo) / span if span > 0 and math.isfinite(span) else np.ones(n)
-        ids = [h.passage_id for h in candidates]
         prior = weight * _PRIOR_BY_TIER[self.sources.tiers(ids)] if weight > 0 else np.zeros(n)
-        fused = [h.fused if h.fused is not None else (h.score if fused_by_score else None) for h in candidates]
         fused_key = np.fromiter((0.0 if f is None else f for f in fused), dtype=np.float64, count=n)
         final = relevance + prior
         order = np.lexsort((np.array(ids), -fused_key, -final)).tolist()  # last key first

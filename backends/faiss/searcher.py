@@ -187,6 +187,15 @@ class FaissSearcher:
     ) -> list[list[Hit]]:
         """Top-k for already encoded queries. A `Restriction`'s position mask limits the search to
         those passages (pre-filtering); plain source filters are left to the pipeline's post-filter."""
+        # Positional: (passage_id, doc_id, score, rank, bm25, dense, fused, authority, bm25_rank, dense_rank)
+        return [[Hit(p, doc_id_of(p), s, r, None, s, None, None, None, r) for r, (p, s) in enumerate(zip(pids, scores), 1)]
+                for pids, scores in self.search_vectors_raw(vectors, k, filters)]  # fmt: skip
+
+    def search_vectors_raw(
+        self, vectors: np.ndarray, k: int, filters: SourceFilters | Restriction | None = None
+    ) -> list[tuple[list[str], list[float]]]:
+        """As `search_vectors`, each query's top k as (passage ids, scores) best first: no `Hit` per
+        candidate (the pipeline's lean hybrid path, `ranker.candidates`)."""
         check_k(k)
         q = self._as_queries(vectors)
         index = self._ensure_index()
@@ -194,19 +203,17 @@ class FaissSearcher:
         assert ids is not None
         kk = min(k, int(index.ntotal))
         if kk == 0 or len(q) == 0:
-            return [[] for _ in range(len(q))]
+            return [([], []) for _ in range(len(q))]
         allowed = filters.allowed if isinstance(filters, Restriction) else None
         if allowed is None:
             gpu = self._gpu_index is not None and kk * max(1, self._refine) <= GPU_MAX_K
             scores, found = self._knn(self._gpu_index if gpu else index, q, kk)
         else:
             scores, found = self._search_allowed(index, q, kk, allowed)
-        out: list[list[Hit]] = []
-        for srow, irow in zip(scores.tolist(), found.tolist()):
-            kept = [(s, i) for s, i in zip(srow, irow) if i >= 0]
-            pids = ids.passage_ids([i for _, i in kept])
-            # Positional: (passage_id, doc_id, score, rank, bm25, dense, fused, authority, bm25_rank, dense_rank)
-            out.append([Hit(p, doc_id_of(p), s, r, None, s, None, None, None, r) for r, (p, (s, _)) in enumerate(zip(pids, kept), 1)])
+        out: list[tuple[list[str], list[float]]] = []
+        for srow, irow in zip(scores, found):
+            kept = irow >= 0
+            out.append((ids.passage_ids(irow[kept].tolist()), srow[kept].tolist()))
         return out
 
     def _search_allowed(self, index: Any, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -92,6 +92,13 @@ class LuceneSearcher:
         """Top-k per query. A `Restriction` becomes a Lucene FILTER clause over the indexed host and
         date fields (BM25 scores unchanged); plain source filters are left to the pipeline's post-filter.
         Long queries are bounded to `max_terms` terms."""
+        return [self._to_hits(ids, scores) for ids, scores in self.search_raw(queries, k, filters)]
+
+    def search_raw(
+        self, queries: Sequence[str], k: int, filters: SourceFilters | Restriction | None = None
+    ) -> list[tuple[list[str], list[float]]]:
+        """As `search`, each query's top k as (passage ids, scores) best first: no `Hit` per candidate
+        (the pipeline's lean hybrid path, `ranker.candidates`)."""
         check_k(k)
         if not queries:
             return []
@@ -99,7 +106,7 @@ class LuceneSearcher:
         wrap = None
         if isinstance(filters, Restriction) and self.filter_fields:
             wrap = functools.partial(self._restricted, restrict=filters)
-        return [self._to_hits(ids, scores) for ids, scores in self._topk.batch(queries, k, wrap)]
+        return self._topk.batch(queries, k, wrap)
 
     def _restricted(self, query, restrict: Restriction):
         """BooleanQuery: the bag-of-words BM25 `query` (MUST) + non-scoring FILTER clauses."""

@@ -31,7 +31,7 @@ class Spy:
 
         def wrapper(queries, k, filters=None):
             out = real(queries, k, filters)
-            self.calls.append((k, max((len(r) for r in out), default=0)))
+            self.calls.append((k, max((len(r[0] if isinstance(r, tuple) else r) for r in out), default=0)))  # raw: (ids, scores)
             return out
 
         setattr(obj, name, wrapper)
@@ -84,7 +84,8 @@ def test_filter_to_five_documents_returns_them_without_deepening(pipe, mode):
     options = SearchOptions(k=5, mode=mode, include_domains=(FIVE_DOC_DOMAIN,), per_doc=1, authority_weight=0.0)
     filters = options.filters
     vectors = pipe.dense.encode([query])
-    with Spy(pipe.lexical, "search") as bm25, Spy(pipe.dense, "search_vectors") as dense:
+    raw = "_raw" if mode == "hybrid" else ""  # hybrid takes the legs' raw lists (ranker.candidates)
+    with Spy(pipe.lexical, f"search{raw}") as bm25, Spy(pipe.dense, f"search_vectors{raw}") as dense:
         hits = pipe.rank([query], options, vectors)[0]
     assert {h.doc_id for h in hits} == five
     if mode != "hybrid":  # hybrid fuses restricted runs: its normalisation differs from a full run's
