@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from backends.faiss.encoder import _encode, dimension_of, encoder_info, model_key, passage_text, text_key
-from backends.faiss.rows import RowFile
+from backends.faiss.rows import RowFile, RowWriter
 from indexer import layout
 from indexer.errors import IndexFormatError
 from indexer.settings import DenseSettings
@@ -189,28 +189,6 @@ class Embedded:
         return int(self.info["dimension"])
 
 
-class _RowWriter:
-    """Writes rows of an (n, d) float32 .npy file at their positions (`pwrite`: nothing is mapped)."""
-
-    def __init__(self, path: Path, n: int, d: int):
-        header = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))  # sparse file + header
-        self._offset, self._row_bytes = int(header.offset), d * 4
-        del header
-        self._fd = os.open(path, os.O_WRONLY)
-        self.written = 0
-
-    def write(self, positions: np.ndarray, rows: np.ndarray) -> None:
-        order = np.argsort(positions, kind="stable")
-        positions, rows = positions[order], np.ascontiguousarray(rows[order], dtype=np.float32)
-        starts = np.flatnonzero(np.diff(positions, prepend=-2) != 1).tolist()
-        for a, b in zip(starts, [*starts[1:], len(positions)]):
-            os.pwrite(self._fd, rows[a:b].tobytes(), self._offset + int(positions[a]) * self._row_bytes)
-        self.written += len(positions)
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
 _LOOKUP_BATCH = 4096  # passages whose keys are looked up in the cache at once
 
 
@@ -228,7 +206,7 @@ def embed_store(store: Any, cache_dir: Path, settings: DenseSettings, model: Any
     key = model_key(info)
     cache = EmbeddingCache(Path(cache_dir) / key, dim, info)
     n = int(store.counts()[1])
-    writer = _RowWriter(Path(out), n, dim)
+    writer = RowWriter(Path(out), n, dim)
     ids_tmp = None if ids_out is None else Path(ids_out).with_name(f".{Path(ids_out).name}.tmp")
     ids_file = None if ids_tmp is None else open(ids_tmp, "w", encoding="utf-8")
     pending: dict[bytes, list[int]] = {}  # text hash -> passage idx waiting for it
@@ -266,8 +244,8 @@ def embed_store(store: Any, cache_dir: Path, settings: DenseSettings, model: Any
                     if h in pending:
                         pending[h].append(idx)
                         reused += 1
-                    elif h in cache:  # encoded by a flush earlier in this batch
-                        writer.write(np.array([idx]), cache.get(h)[None, :])
+                    elif (loc := cache.locate([h]))[0] >= 0:  # encoded by a flush earlier in this batch
+                        writer.write(np.array([idx]), cache.read(loc))
                         reused += 1
                         bar.update(1)
                     else:

@@ -1,4 +1,5 @@
-"""Rows of a 2-D `.npy` file read on demand with `pread`, for IVF-PQ's exact re-score.
+"""Rows of a 2-D `.npy` file read on demand with `pread` (IVF-PQ's exact re-score, the embedding
+cache's shards), and written at their positions with `pwrite` (a build's passage vectors).
 
 A memory map of the exact vectors (1.5 KB per passage) would be the simpler reader, but every query
 reads a few hundred scattered rows and the kernel's readahead and fault-around map their
@@ -15,6 +16,12 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
+
+def runs(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each run of consecutive positions starts (an index into `positions`) and its length."""
+    starts = np.flatnonzero(np.diff(positions, prepend=-2) != 1)
+    return starts, np.diff(starts, append=len(positions))
 
 
 class RowFile:
@@ -64,8 +71,7 @@ class RowFile:
             return np.empty((0, self.shape[1]), dtype=self.dtype)
         if positions[0] < 0 or positions[-1] >= self.shape[0]:
             raise IndexError(f"row positions outside 0..{self.shape[0] - 1}")
-        starts = np.flatnonzero(np.diff(positions, prepend=-2) != 1)
-        counts = np.diff(starts, append=len(positions))
+        starts, counts = runs(positions)
         offsets = self._offset + positions[starts] * self._row_bytes
         data = b"".join([os.pread(self._fd, n, offset)
                          for offset, n in zip(offsets.tolist(), (counts * self._row_bytes).tolist())])  # fmt: skip
@@ -80,3 +86,25 @@ class RowFile:
 
     def __del__(self) -> None:
         self.close()
+
+
+class RowWriter:
+    """Writes rows of a new (n, d) float32 .npy file at their positions (`pwrite`: nothing is mapped)."""
+
+    def __init__(self, path: Path, n: int, d: int):
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))  # sparse file + header
+        self._offset, self._row_bytes = int(header.offset), d * 4
+        del header
+        self._fd = os.open(path, os.O_WRONLY)
+        self.written = 0
+
+    def write(self, positions: np.ndarray, rows: np.ndarray) -> None:
+        order = np.argsort(positions, kind="stable")
+        positions, rows = positions[order], np.ascontiguousarray(rows[order], dtype=np.float32)
+        starts, counts = runs(positions)
+        for start, count in zip(starts.tolist(), counts.tolist()):
+            os.pwrite(self._fd, rows[start : start + count].tobytes(), self._offset + int(positions[start]) * self._row_bytes)
+        self.written += len(positions)
+
+    def close(self) -> None:
+        os.close(self._fd)

@@ -25,3 +25,17 @@ def test_only_two_dimensional_c_arrays(tmp_path):
     np.save(tmp_path / "v.npy", np.zeros(8, dtype=np.float32))
     with pytest.raises(ValueError, match="2-D"):
         RowFile(tmp_path / "v.npy")
+
+
+def test_row_writer_puts_rows_at_their_positions_in_any_order(tmp_path):
+    from backends.faiss.rows import RowWriter
+
+    x = np.random.default_rng(4).standard_normal((50, 6)).astype(np.float32)
+    writer = RowWriter(tmp_path / "w.npy", 50, 6)
+    order = np.random.default_rng(5).permutation(50)
+    for chunk in np.array_split(order, 7):  # scattered and partly consecutive positions
+        writer.write(chunk, x[chunk])
+    writer.close()
+    assert writer.written == 50
+    assert np.array_equal(np.load(tmp_path / "w.npy"), x)
+    assert np.array_equal(RowFile(tmp_path / "w.npy").rows(np.arange(50)), x)
