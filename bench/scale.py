@@ -172,7 +172,8 @@ def build_and_open(x, ann: str, settings, path: Path) -> tuple[Any, float, int, 
     opened = _read_index(str(path), ann)
     anon = proc_status()["RssAnon"] - before["RssAnon"]
     if ann == "ivf-pq":
-        faiss.extract_index_ivf(opened).nprobe = ivf_probes(settings, faiss.extract_index_ivf(opened).nlist)
+        ivf = faiss.extract_index_ivf(opened)
+        ivf.nprobe = ivf_probes(settings, ivf.nlist)
     elif ann != "exact":
         opened.hnsw.efSearch = settings.hnsw_ef_search
     return opened, build_s, anon, before["VmRSS"]

@@ -28,7 +28,7 @@ from indexer.language import ANY, covered, query_languages
 from indexer.store import PassageRow, Store
 from ranker import budget as deadlines
 from ranker.budget import RankedList
-from ranker.candidates import Candidates
+from ranker.candidates import Candidates, convex_arrays
 from ranker.filters import SourceFilter, SourceMeta, diversify
 from ranker.options import SearchOptions
 from ranker.query import CleanQuery, clean_query
@@ -40,12 +40,12 @@ _PRIOR_BY_TIER = np.array([0.0] + [TIER_PRIOR.get(t, 0.0) for t in range(1, 128)
 # A search mode is the set of legs it fuses.
 MODE_LEGS: dict[str, tuple[Leg, ...]] = {"bm25": (LEXICAL,), "dense": (VECTOR,), "hybrid": (LEXICAL, VECTOR)}
 MODES: tuple[str, ...] = tuple(MODE_LEGS)
+NO_VECTOR_LEG = "index was built without the dense leg; rebuild with --dense or use --mode bm25"
+
+
 def _has_lexical(candidates) -> bool:
     """Whether the lexical leg contributed any candidate (none: the query may have no searchable term)."""
     return candidates.has_lexical if isinstance(candidates, Candidates) else any(h.bm25 for h in candidates)
-
-
-NO_VECTOR_LEG = "index was built without the dense leg; rebuild with --dense or use --mode bm25"
 
 
 @dataclass(frozen=True)
@@ -297,8 +297,6 @@ class SearchPipeline:
         lean = (self.lean_fusion and legs == (LEXICAL, VECTOR) and fusion_name != "rrf"
                 and hasattr(self.lexical, "search_raw") and hasattr(self.dense, "search_vectors_raw"))  # fmt: skip
         if lean:
-            from ranker.candidates import convex_arrays
-
             w = self.settings.dense_weight
             lexical_runs = self.lexical.search_raw(queries, depth, lexical_filter)
             dense_runs = self.dense.search_vectors_raw(vectors, depth, vector_filter)
@@ -347,15 +345,16 @@ class SearchPipeline:
         if isinstance(candidates, Candidates):  # the lean hybrid path: arrays already, fused = score
             scores, ids = candidates.score, candidates.ids
             fused: list = scores.tolist()
+            fused_key = scores
         else:
             scores = np.fromiter((h.score for h in candidates), dtype=np.float64, count=n)
             ids = [h.passage_id for h in candidates]
             fused = [h.fused if h.fused is not None else (h.score if fused_by_score else None) for h in candidates]
+            fused_key = np.fromiter((0.0 if f is None else f for f in fused), dtype=np.float64, count=n)
         hi, lo = float(scores.max()), float(scores.min())
         span = hi - lo
         relevance = (scores - lo) / span if span > 0 and math.isfinite(span) else np.ones(n)
         prior = weight * _PRIOR_BY_TIER[self.sources.tiers(ids)] if weight > 0 else np.zeros(n)
-        fused_key = np.fromiter((0.0 if f is None else f for f in fused), dtype=np.float64, count=n)
         final = relevance + prior
         order = np.lexsort((np.array(ids), -fused_key, -final)).tolist()  # last key first
         finals, priors = final.tolist(), prior.tolist()
