@@ -108,6 +108,32 @@ def test_encode_matches_plain_encode_and_prefixes(model) -> None:
     assert passage_text("", "body") == "body" and passage_text("T", "body") == "T\nbody"
 
 
+def test_query_buckets_padded_by_the_tokenizer_equal_the_filler_row(model, monkeypatch) -> None:
+    # sentence-transformers pads each length bucket to its size when asked (processing_kwargs);
+    # the vectors must be bit-identical to those of the filler-text fallback, without its extra row.
+    from backends.faiss import encoder
+
+    settings = DenseSettings(device="cpu")
+    queries = ["jazz", "what is jazz", "lava " * 12 + "from a mountain", "how do green plants make sugar from light",
+               "  padded  ", "ein deutscher Satz über Musik", "x " * 40]  # fmt: skip
+    rows: list[int] = []
+    real_encode = model.encode
+
+    def counting_encode(texts, *args, **kwargs):
+        rows.append(len(texts))
+        return real_encode(texts, *args, **kwargs)
+
+    monkeypatch.setattr(model, "encode", counting_encode)
+    padded = encode_queries(model, queries, settings)
+    padded_rows = sum(rows)
+    rows.clear()
+    monkeypatch.setattr(encoder, "_accepts_processing_kwargs", lambda m: False)
+    filled = encode_queries(model, queries, settings)
+    assert np.array_equal(padded, filled)
+    assert padded_rows == len(queries) and sum(rows) > len(queries)  # one filler row per bucket
+    assert all(np.array_equal(encode_queries(model, [q], settings)[0], padded[i]) for i, q in enumerate(queries))
+
+
 def test_concurrent_encoding_is_serialised_and_identical() -> None:
     # A fast tokenizer keeps its padding state on one shared object: two threads tokenising at once
     # used to hand one of them a ragged, unpadded batch. So no two threads may be inside one model.
