@@ -42,7 +42,7 @@ from service.api_models import (
 )
 from service.admission import Admission, RateLimiter, request_cost
 from service.auth import require_admin_key, require_api_key
-from service.batching import MicroBatcher
+from service.batching import MicroBatcher, search_together
 from service.guard import deadline_for, within
 from service.errors import ApiError, SafeJSONResponse, install_error_handlers
 from service.fetch import FetchRequest, FetchResponse
@@ -142,6 +142,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             st.batcher = MicroBatcher(
                 st.executor, window_s=settings.batch_window_ms / 1000.0, max_queries=settings.batch_max_queries,
                 max_batches=settings.batch_max_inflight, on_batch=st.metrics.observe_batch,
+                run_batch=malloc.then_release(search_together),
             )  # fmt: skip
             snap = st.index.current
             log.info("serving index %s (%s) on %d thread(s)", snap.version if snap else "?", settings.index, settings.threads)
@@ -348,7 +349,7 @@ async def _search(request: Request, body: SearchRequest) -> Response:
                 work = asyncio.ensure_future(st.batcher.submit(pipeline, options, texts))
             else:  # a date bound counts the undated documents it drops: no merging with other calls
                 st.metrics.observe_batch(1, len(texts))
-                work = asyncio.ensure_future(st.run(pipeline.batch_search, texts, options, None, undated))
+                work = asyncio.ensure_future(st.run(malloc.then_release(pipeline.batch_search), texts, options, None, undated))
             work.add_done_callback(lambda _: release())  # units held until the work stops, not until the 504
             try:
                 results = await within(deadline, budget_s, asyncio.shield(work), partial=body.allow_partial)

@@ -55,11 +55,13 @@ class MicroBatcher:
         max_queries: int = 64,
         max_batches: int = 2,
         on_batch: Callable[[int, int], None] | None = None,
+        run_batch: Callable[[Any, list[SearchCall]], list[Outcome]] | None = None,
     ):
         self.executor = executor
         self.window_s = window_s
         self.max_queries = max_queries
         self.on_batch = on_batch  # (n_calls, n_queries) per executed batch, for metrics
+        self.run_batch = run_batch or search_together  # the service wraps it (service.malloc.then_release)
         self._slots = asyncio.Semaphore(max_batches)
         self._open: dict[int, _Batch] = {}  # id(pipeline) -> the batch still taking calls
 
@@ -100,7 +102,7 @@ class MicroBatcher:
                 self.on_batch(len(calls), sum(len(c.texts) for c in calls))
             loop = asyncio.get_running_loop()
             try:
-                outcomes = await loop.run_in_executor(self.executor, search_together, batch.pipeline, calls)
+                outcomes = await loop.run_in_executor(self.executor, self.run_batch, batch.pipeline, calls)
             except BaseException as exc:  # noqa: BLE001 - e.g. executor shut down: every waiting caller gets it
                 outcomes = [exc] * len(calls)
         for call, outcome in zip(calls, outcomes):
