@@ -5,6 +5,7 @@ Nothing heavy is imported at module import: torch and sentence_transformers load
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -84,6 +85,8 @@ def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
         raise ConfigError("not a sentence-transformers model directory (no embedding dimension)", where=where)
     if settings.max_length is not None:
         model.max_seq_length = int(settings.max_length)
+    if getattr(model, "tokenizer", None) is not None:
+        serialise_tokenizer(model.tokenizer)
     if settings.encoder != "st":
         from backends.faiss.onnx import OnnxEncoder
 
@@ -149,16 +152,47 @@ def text_key(embedded: str) -> bytes:
 _MODEL_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
 _MODEL_LOCKS_GUARD = threading.Lock()
 _SHARED_LOCK = threading.Lock()
+_TOKENIZER_ENTRY_POINTS = ("__call__", "encode", "encode_plus", "batch_encode_plus", "pad")
 
 
-def model_lock(model: Any) -> threading.Lock:
-    """The lock serialising all use of one encoder.
+def serialise_tokenizer(tokenizer: Any) -> None:
+    """Make every call into a Hugging Face tokenizer hold the tokenizer's own lock.
 
-    A Hugging Face fast tokenizer keeps its padding/truncation settings on the shared Rust object
-    and changes them on every call, so two threads tokenising at once can make one of them build
-    unpadded ragged batches ("Unable to create tensor"). Torch already uses every core for one
-    batch, so serialising costs no throughput.
-    """
+    A fast tokenizer keeps its padding/truncation settings on the shared Rust object and changes
+    them on every call, so two threads tokenising at once can make one of them build unpadded
+    ragged batches ("Unable to create tensor"). With the tokenizer serialised, the model itself
+    (torch inference, an ONNX Runtime session) runs in several threads at once: the service's
+    request threads each encode on their own core instead of queueing behind one another's batch.
+    The instance's class becomes a subclass of its own (isinstance checks still hold)."""
+    cls = type(tokenizer)
+    if getattr(cls, "_drsearch_serialised", False):
+        return
+    tokenizer._drsearch_lock = threading.RLock()  # re-entrant: __call__ goes through batch_encode_plus
+    tokenizer.__class__ = _serialised_type(cls)
+
+
+@functools.cache
+def _serialised_type(cls: type) -> type:
+    def locked(name: str):
+        method = getattr(cls, name)
+
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            with self._drsearch_lock:
+                return method(self, *args, **kwargs)
+
+        return call
+
+    members = {name: locked(name) for name in _TOKENIZER_ENTRY_POINTS if hasattr(cls, name)}
+    return type(cls.__name__, (cls,), {**members, "_drsearch_serialised": True, "__module__": cls.__module__})
+
+
+def model_lock(model: Any):
+    """What a thread holds while it uses `model`: nothing when the model's tokenizer is serialised
+    (`serialise_tokenizer`, done by `load_encoder`), otherwise one lock per model, so that no two
+    threads are inside it at once."""
+    if getattr(type(getattr(model, "tokenizer", None)), "_drsearch_serialised", False):
+        return contextlib.nullcontext()
     with _MODEL_LOCKS_GUARD:
         try:
             lock = _MODEL_LOCKS.get(model)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.service.conftest import LiveServer, build_tiny_index, start_server
+from tests.service.test_api import metric
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -64,6 +65,11 @@ def test_deadline_is_honoured_and_reported(client):
     assert err["code"] == "deadline_exceeded" and err["field"] == "timeout_ms" and "50 ms" in err["message"]
     assert took < 0.05 + 1.0  # answered at the deadline, not when the work would have finished
     assert client.post("/v1/search", json={"query": "wing flutter", "k": 2}).status_code == 200
+    # The answered request's work keeps its queue units until it stops, then gives them back.
+    stop_by = time.monotonic() + 60
+    while metric(client, "drsearch_queue_units") > 0:
+        assert time.monotonic() < stop_by, "the 504'd request's work never ended"
+        time.sleep(0.05)
 
 
 def test_partial_results_when_asked(client):
