@@ -41,11 +41,16 @@ class Admission:
         finally:
             release()
 
+    def is_large(self, cost: int) -> bool:
+        """Whether a request of `cost` counts as large (over 1/8 of the capacity): such requests share
+        one half of the queue, and the service computes them at a lower priority (`service.priority`)."""
+        return cost > self.capacity // 8
+
     def take(self, cost: int) -> Callable[[], None]:
         """Admit `cost` (or raise the 429) and return the function that gives it back, once: a search that
         outlives its answer (a 504) keeps its units until its thread really stops."""
         units = min(cost, max(1, self.capacity // 2))
-        large = cost > self.capacity // 8
+        large = self.is_large(cost)
         if (self.in_use and self.in_use + units > self.capacity) or (
             large and self.large_in_use and self.large_in_use + units > self.capacity // 2
         ):

@@ -43,6 +43,7 @@ from service.api_models import (
 from service.admission import Admission, RateLimiter, request_cost
 from service.auth import require_admin_key, require_api_key
 from service.batching import MicroBatcher, search_together
+from service.priority import bulk_executor
 from service.guard import deadline_for, within
 from service.errors import ApiError, SafeJSONResponse, install_error_handlers
 from service.fetch import FetchRequest, FetchResponse
@@ -72,12 +73,16 @@ class ServiceState:
     admission: Admission
     limiter: RateLimiter | None = None
     executor: ThreadPoolExecutor | None = None
+    bulk: ThreadPoolExecutor | None = None  # large requests, at a lower priority (service.priority)
     index: IndexState | None = None
     batcher: MicroBatcher | None = None
     fetcher: Any = None  # service.fetch_live.LiveFetcher
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, partial(fn, *args))
+
+    async def run_bulk(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.bulk, partial(fn, *args))
 
 
 def _open_pipeline(build: Path, *, warmup: bool):
@@ -131,6 +136,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         set_budget(worker_budget(settings.workers), torch_threads=settings.torch_threads)
         torch_before = _set_torch_threads(settings.torch_threads) if settings.torch_threads else None
         st.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="drsearch-search")
+        st.bulk = bulk_executor(max(1, settings.threads // 2), settings.bulk_nice)
         st.index = IndexState(settings.index, partial(_open_pipeline, warmup=settings.warmup), st.executor)
         st.index.on_swap.append(lambda snap: _on_swap(st, snap))
         st.fetcher = _fetcher(settings)
@@ -156,6 +162,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             index.close()
             await st.fetcher.close()
             st.executor.shutdown(wait=False, cancel_futures=True)
+            st.bulk.shutdown(wait=False, cancel_futures=True)
             if torch_before:
                 _set_torch_threads(torch_before)
             await stack.aclose()
@@ -342,14 +349,18 @@ async def _search(request: Request, body: SearchRequest) -> Response:
         else:
             st.metrics.cache_misses.inc()
             request.state.cache = "miss"
-            release = _admit(st, request, len(texts), body.k, mode)
+            cost = request_cost(len(texts), body.k, mode)
+            release = _admit(st, request, len(texts), cost)
+            # A large request runs alone on the low-priority threads (it gains nothing from merging).
+            bulk = st.admission.is_large(cost)
+            run = st.run_bulk if bulk else st.run
             undated = [0] * len(texts)
             dated = bool(options.filters.published_after or options.filters.published_before)
-            if st.settings.batching and st.batcher is not None and not dated:
+            if st.settings.batching and st.batcher is not None and not dated and not bulk:
                 work = asyncio.ensure_future(st.batcher.submit(pipeline, options, texts))
             else:  # a date bound counts the undated documents it drops: no merging with other calls
                 st.metrics.observe_batch(1, len(texts))
-                work = asyncio.ensure_future(st.run(malloc.then_release(pipeline.batch_search), texts, options, None, undated))
+                work = asyncio.ensure_future(run(malloc.then_release(pipeline.batch_search), texts, options, None, undated))
             work.add_done_callback(lambda _: release())  # units held until the work stops, not until the 504
             try:
                 results = await within(deadline, budget_s, asyncio.shield(work), partial=body.allow_partial)
@@ -364,8 +375,8 @@ async def _search(request: Request, body: SearchRequest) -> Response:
                 work.add_done_callback(_consume)
                 raise
             modes = [pipeline.mode_used(t, mode) for t in texts]
-            formatted = await st.run(_format, results, texts, body, undated, modes)
-            payload = await st.run(_encode, formatted)
+            formatted = await run(_format, results, texts, body, undated, modes)
+            payload = await run(_encode, formatted)
             if not any(entry.get("partial") for entry in formatted["results"]):
                 st.cache.put(key, payload)
     meta = {"request_id": request.state.request_id, "index_version": snap.version,
@@ -380,12 +391,12 @@ def _encode(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _admit(st: ServiceState, request: Request, n_queries: int, k: int, mode: str) -> Callable[[], None]:
+def _admit(st: ServiceState, request: Request, n_queries: int, cost: int) -> Callable[[], None]:
     """Admission (per-key rate limit, then the cost-weighted queue) -> its release, or 429 at once."""
     try:
         if st.limiter is not None:
             st.limiter.take(request.headers.get("x-api-key", ""), n_queries)
-        return st.admission.take(request_cost(n_queries, k, mode))
+        return st.admission.take(cost)
     except ApiError as exc:
         st.metrics.rejected.labels(exc.code).inc()
         raise

@@ -34,6 +34,8 @@ class ServiceSettings(BaseSettings):
     batch_window_ms: float = Field(3.0, ge=0.0, le=1000.0)
     batch_max_queries: int = Field(64, ge=1, le=4096)
     batch_max_inflight: int = Field(2, ge=1, le=64, description="merged batches running at once; calls queue up meanwhile")
+    bulk_nice: int = Field(10, ge=0, le=19, description="niceness of the threads that compute large requests (over "
+                           "1/8 of queue_units): they run on the CPU ordinary requests leave (0 = same priority)")
     max_body_bytes: int = Field(1 << 20, ge=1024)
     deadline_ms: float = Field(10_000.0, gt=0.0, le=600_000.0, description="most time one search request may take "
                                "(a request's timeout_ms may ask for less); 504 deadline_exceeded after it")

@@ -38,7 +38,7 @@ class LuceneTopK:
         self._ties = autoclass("io.anserini.rerank.lib.ScoreTiesAdjusterReranker")()
         self._analyzer = analyzer
         self._threads = max(1, int(threads))
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None if self._threads == 1 else _started_pool(self._threads)
         self._lock = threading.Lock()
 
     def search(self, query: str, k: int, wrap: Callable | None = None) -> tuple[list[str], list[float]]:
@@ -52,12 +52,10 @@ class LuceneTopK:
         return docs.docids, docs.scores
 
     def batch(self, queries: list[str], k: int, wrap: Callable | None = None) -> list[tuple[list[str], list[float]]]:
-        if len(queries) < 2 or self._threads == 1:
-            return [self.search(q, k, wrap) for q in queries]
         with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="lucene-topk")
             pool = self._pool
+        if len(queries) < 2 or pool is None:
+            return [self.search(q, k, wrap) for q in queries]
         return list(pool.map(lambda q: self.search(q, k, wrap), queries))
 
     def close(self) -> None:
@@ -68,6 +66,17 @@ class LuceneTopK:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+
+
+def _started_pool(workers: int) -> ThreadPoolExecutor:
+    """A pool whose threads all exist now, started by the thread that opens the index: a thread
+    inherits its creator's scheduling priority, and a pool started lazily by a low-priority request
+    thread (`service.priority`) would run every later request's BM25 leg at that priority."""
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="lucene-topk")
+    barrier = threading.Barrier(workers)
+    for _ in range(workers):  # each task waits for the others, so each gets a thread of its own
+        pool.submit(barrier.wait, 10)
+    return pool
 
 
 def _detach_workers(pool: ThreadPoolExecutor, workers: int) -> None:
