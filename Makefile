@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export DRSEARCH_DATA := $(DATA)
 
-.PHONY: install browser demo test bench serve clean
+.PHONY: install browser demo test bench serve clean lucene-helper
 
 install: $(STAMP)
 
@@ -50,6 +50,14 @@ test: install browser
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+# The Lucene helper jar is committed (users need no JDK); rebuild it after editing its source (needs javac).
+LUCENE_HELPER := backends/lucene/drsearch-lucene.jar
+lucene-helper: install
+	rm -rf build/lucene-helper && mkdir -p build/lucene-helper
+	javac --release 11 -Xlint:all -cp "$$($(BIN)/python -c 'from backends.lucene.jvm import anserini_jar; print(anserini_jar())')" \
+	  -d build/lucene-helper backends/lucene/java/drsearch/*.java
+	cd build/lucene-helper && $(abspath $(BIN))/python -m zipfile -c $(abspath $(LUCENE_HELPER)) drsearch
 
 clean:
 	rm -rf $(VENV) indexes .pytest_cache

@@ -48,6 +48,9 @@ def anserini_jar() -> Path:
     return jars[-1]
 
 
+HELPER_JAR = Path(__file__).with_name("drsearch-lucene.jar")  # java/drsearch/*.java, built by `make lucene-helper`
+
+
 SEARCH_GC_OPTIONS = ("-XX:+UseSerialGC", "-Xmn32m")
 
 
@@ -74,7 +77,7 @@ def start_jvm(max_heap: str | None = None) -> ModuleType:
         import jnius_config
 
         if not jnius_config.vm_running:
-            jnius_config.add_classpath(str(anserini_jar()))
+            jnius_config.add_classpath(str(anserini_jar()), str(HELPER_JAR))
             heap = max_heap or os.environ.get("DRSEARCH_JVM_HEAP", "2g")
             jnius_config.add_options(f"-Xmx{heap}", "-Djava.awt.headless=true", *gc_options())
         import jnius

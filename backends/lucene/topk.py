@@ -2,10 +2,14 @@
 
 Pyserini (and Anserini's `SimpleSearcher.batch_search`) hand back one `ScoredDoc` Java object per
 hit, and reading its `docid` and `score` from Python costs a JNI round trip each: at k=100 that is
-most of a query's time. Here each query runs the very steps `SimpleSearcher.search` runs (the same
+most of a query's time. Here each query ranks as `SimpleSearcher.search` ranks (the same
 bag-of-words query, BM25(k1, b), ties broken by id, Anserini's score-tie adjustment) and the hits
-come back through Anserini's `ScoredDocs`, whose `docids` (String[]) and `scores` (float[]) arrive in
-one call each. Hits are identical to Pyserini's, ties included. Java objects stay in this module.
+come back as two arrays, ids (String[]) and scores (float[]), in one call each. The project's helper
+(`java/drsearch/TopKArrays.java`, on the JVM's classpath) also avoids the costly parts of the Java
+side: the (score, id) sort is applied only to the few hits around the cut, and ids are read from
+doc values instead of stored documents. Where the JVM was started without it (by another library
+first), the same ranking comes from the sorted search and Anserini's `ScoredDocs`. Hits are
+identical to Pyserini's, ties included. Java objects stay in this module.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class LuceneTopK:
         self._generator = autoclass("io.anserini.search.query.BagOfWordsQueryGenerator")()
         self._scored_docs = autoclass("io.anserini.search.ScoredDocs")
         self._ties = autoclass("io.anserini.rerank.lib.ScoreTiesAdjusterReranker")()
+        self._arrays = _helper(self._searcher, self._sort)
         self._analyzer = analyzer
         self._threads = max(1, int(threads))
         self._pool: ThreadPoolExecutor | None = None if self._threads == 1 else _started_pool(self._threads)
@@ -47,6 +52,9 @@ class LuceneTopK:
         lucene_query = self._generator.buildQuery("contents", self._analyzer, query)
         if wrap is not None:
             lucene_query = wrap(lucene_query)
+        if self._arrays is not None:
+            result = self._arrays.search(lucene_query, int(k))
+            return result.ids, result.scores
         top = self._searcher.search(lucene_query, int(k), self._sort, True)
         docs = self._ties.rerank(self._scored_docs.fromTopDocs(top, self._searcher), None)
         return docs.docids, docs.scores
@@ -66,6 +74,19 @@ class LuceneTopK:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+
+
+TIE_MARGIN = 16  # hits collected beyond k, so that a tie at the cut rarely needs the sorted search
+
+
+def _helper(searcher, sort):
+    """The project's `drsearch.TopKArrays` over `searcher`, or None where the JVM lacks it."""
+    from jnius import JavaException
+
+    try:
+        return autoclass("drsearch.TopKArrays")(searcher, sort, "id", TIE_MARGIN)
+    except JavaException:  # the JVM was started before ours, without the helper on its classpath
+        return None
 
 
 def _started_pool(workers: int) -> ThreadPoolExecutor:
