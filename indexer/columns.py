@@ -41,6 +41,13 @@ def id_hash(passage_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(passage_id.encode("utf-8"), digest_size=8).digest(), "little")
 
 
+def id_hashes(passage_ids: Sequence[str]) -> np.ndarray:
+    """`id_hash` of many ids as uint64, the digests joined and read in one numpy call (~2x faster)."""
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b(p.encode("utf-8"), digest_size=8).digest() for p in passage_ids])
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
+
+
 def raw_host(url: str | None, domain: str | None) -> str:
     """The most specific host a document names (its URL's over its domain); "" = none."""
     value = url or domain
@@ -156,7 +163,7 @@ class Columns:
         n = len(passage_ids)
         if n == 0 or len(self._hash) == 0:
             return np.full(n, -1, dtype=np.int64)
-        wanted = np.fromiter((id_hash(p) for p in passage_ids), dtype=np.uint64, count=n)
+        wanted = id_hashes(passage_ids)
         at = np.minimum(np.searchsorted(self._hash, wanted), len(self._hash) - 1)
         found = self._hash[at] == wanted
         out = np.where(found, self._pos[at], -1).astype(np.int64)

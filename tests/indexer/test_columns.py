@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from indexer.columns import ColumnWriter, Columns, date_token, raw_host
+from indexer.columns import ColumnWriter, Columns, date_token, id_hash, id_hashes, raw_host
 
 
 def test_round_trip_positions_hosts_and_sorted_dates(tmp_path):
@@ -33,12 +33,22 @@ def test_round_trip_positions_hosts_and_sorted_dates(tmp_path):
 def test_positions_resolve_a_shared_hash_by_comparing_ids(tmp_path, monkeypatch):
     import indexer.columns as columns
 
-    monkeypatch.setattr(columns, "id_hash", lambda pid: 7 if pid in ("x#0", "y#0") else len(pid))
+    def colliding(pid: str) -> int:
+        return 7 if pid in ("x#0", "y#0") else len(pid)
+
+    monkeypatch.setattr(columns, "id_hash", colliding)
+    monkeypatch.setattr(columns, "id_hashes", lambda pids: np.array([colliding(p) for p in pids], dtype=np.uint64))
     w = ColumnWriter(tmp_path)
     w.add(None, "a.org", None, ["x#0", "y#0", "longer#0"])
     w.close()
     cols = Columns(tmp_path)
     assert cols.positions(["y#0", "x#0", "longer#0"]).tolist() == [1, 0, 2]
+
+
+def test_bulk_id_hashes_equal_the_single_ones():
+    ids = ["a#0", "PMID:123#17", "文档#3", "é" * 300 + "#0", "x"]
+    assert id_hashes(ids).tolist() == [id_hash(p) for p in ids]
+    assert id_hashes([]).dtype == np.uint64 and len(id_hashes([])) == 0
 
 
 def test_tokens():
