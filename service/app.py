@@ -351,14 +351,13 @@ async def _search(request: Request, body: SearchRequest) -> Response:
             request.state.cache = "miss"
             cost = request_cost(len(texts), body.k, mode)
             release = _admit(st, request, len(texts), cost)
-            # A large request runs alone on the low-priority threads (it gains nothing from merging).
-            bulk = st.admission.is_large(cost)
+            bulk = st.admission.is_large(cost)  # computed on the low-priority threads (service.priority)
             run = st.run_bulk if bulk else st.run
             undated = [0] * len(texts)
             dated = bool(options.filters.published_after or options.filters.published_before)
             if st.settings.batching and st.batcher is not None and not dated and not bulk:
                 work = asyncio.ensure_future(st.batcher.submit(pipeline, options, texts))
-            else:  # a date bound counts the undated documents it drops: no merging with other calls
+            else:  # no merging: a large request gains nothing from it; a date bound counts the undated documents it drops
                 st.metrics.observe_batch(1, len(texts))
                 work = asyncio.ensure_future(run(malloc.then_release(pipeline.batch_search), texts, options, None, undated))
             work.add_done_callback(lambda _: release())  # units held until the work stops, not until the 504
