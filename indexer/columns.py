@@ -42,7 +42,7 @@ def id_hash(passage_id: str) -> int:
 
 
 def id_hashes(passage_ids: Sequence[str]) -> np.ndarray:
-    """`id_hash` of many ids as uint64, the digests joined and read in one numpy call (~2x faster)."""
+    """`id_hash` of many ids as uint64, the digests joined and read in one numpy call (~20% less per id)."""
     blake2b = hashlib.blake2b
     digests = b"".join([blake2b(p.encode("utf-8"), digest_size=8).digest() for p in passage_ids])
     return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
