@@ -242,6 +242,8 @@ def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) 
         return _encode(model, texts, settings)
     if not getattr(model, "batch_invariant", True):  # e.g. int8: activation scales span the whole batch
         with model_lock(model):
+            if hasattr(model, "encode_each"):
+                return model.encode_each(texts, normalize_embeddings=settings.normalize)
             return np.vstack([model.encode([t], batch_size=1, normalize_embeddings=settings.normalize) for t in texts])
     with model_lock(model):
         return _encode_in_buckets(model, tokenizer, texts, max_len, settings)

@@ -107,8 +107,6 @@ class OnnxEncoder:
     """A sentence-transformers model run by ONNX Runtime on the CPU (one session, `threads` intra-op)."""
 
     def __init__(self, st_model: Any, model_dir: Path, *, int8: bool, threads: int | None = None):
-        import onnxruntime as ort
-
         self.kind: Encoder = "onnx-int8" if int8 else "onnx"
         # Dynamic int8 quantises activations with one scale per batch: a row's vector then depends on
         # its batch-mates, so queries are encoded one at a time (`backends.faiss.encoder.encode_queries`).
@@ -119,10 +117,18 @@ class OnnxEncoder:
         self.device = "cpu"
         self._dimension = int(st_model.get_embedding_dimension())
         self._normalize = any(type(m).__name__ == "Normalize" for m in st_model)  # part of the model itself
+        self._threads = int(threads or budget())
+        self._session = self._new_session(self._threads)
+        self._single_threaded: Any = None  # made on first `encode_each` of many texts
+        self._session_lock = threading.Lock()
+
+    def _new_session(self, threads: int) -> Any:
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads or budget())
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
     def get_sentence_embedding_dimension(self) -> int:
         return self._dimension
@@ -137,6 +143,50 @@ class OnnxEncoder:
             enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np")
             feed = {n: enc[n].astype(np.int64) for n in _INPUTS}
             out[start : start + len(batch)] = self._session.run(None, feed)[0]
-        if normalize_embeddings or self._normalize:
+        return self._normalized(out, normalize_embeddings)
+
+    def _normalized(self, out: np.ndarray, normalize: bool) -> np.ndarray:
+        if normalize or self._normalize:  # row by row: a row's result does not depend on the others
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
+
+    def encode_each(self, texts: Sequence[str], normalize_embeddings: bool = False) -> np.ndarray:
+        """Each text encoded as a batch of its own, bit for bit what `encode([text])` gives, with the
+        texts spread over the thread budget: one thread per core, each running a single-threaded
+        session on whole texts. For one short text, intra-op threads are the faster way to use the
+        cores (int8 on 2 cores: 1.0 ms with two, 1.4 ms with one); for many, side-by-side texts use
+        them better (1,250-1,330 vs 740-890 queries/s), since a batch of one parallelises poorly.
+        Threads are started per call, so they run at the caller's priority (`service.priority`)."""
+        texts = [t.strip() for t in texts]
+        workers = min(self._threads, len(texts))
+        if workers <= 1:
+            return self.encode(texts, batch_size=1, normalize_embeddings=normalize_embeddings)
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_seq_length)  # unpadded: each row as alone
+        inputs = [enc[n] for n in _INPUTS]
+        session = self._single_threaded_session()
+        out = np.empty((len(texts), self._dimension), dtype=np.float32)
+        failures: list[BaseException] = []
+
+        def run_share(first: int) -> None:
+            try:
+                for i in range(first, len(texts), workers):
+                    feed = {n: np.asarray([rows[i]], dtype=np.int64) for n, rows in zip(_INPUTS, inputs)}
+                    out[i] = session.run(None, feed)[0][0]
+            except BaseException as exc:  # re-raised in the calling thread
+                failures.append(exc)
+
+        helpers = [threading.Thread(target=run_share, args=(j,), name="drsearch-onnx", daemon=True) for j in range(1, workers)]
+        for thread in helpers:
+            thread.start()
+        run_share(0)
+        for thread in helpers:
+            thread.join()
+        if failures:
+            raise failures[0]
+        return self._normalized(out, normalize_embeddings)
+
+    def _single_threaded_session(self) -> Any:
+        with self._session_lock:
+            if self._single_threaded is None:
+                self._single_threaded = self._new_session(1)
+            return self._single_threaded

@@ -15,7 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from indexer.build import build_index  # noqa: E402
-from backends.faiss.encoder import encode_passages, encode_queries, encoder_info, load_encoder, model_key  # noqa: E402
+from backends.faiss.encoder import encode_passages, encode_queries, encoder_info, load_encoder, model_key, model_path  # noqa: E402
 from indexer.settings import BuildSettings, DenseSettings  # noqa: E402
 from ranker.pipeline import SearchOptions, SearchPipeline  # noqa: E402
 from tests.conftest import drsearch  # noqa: E402
@@ -64,6 +64,22 @@ def test_queries_are_batch_invariant(onnx_model) -> None:
     for i, q in enumerate(QUERIES + [LONG_QUERY]):
         assert np.array_equal(encode_queries(onnx_model, [q], settings)[0], together[i]), q
     assert np.array_equal(encode_queries(onnx_model, QUERIES[::-1], settings), together[: len(QUERIES)][::-1])
+
+
+def test_queries_side_by_side_match_queries_alone(onnx_model, torch_model) -> None:
+    """`encode_each` (int8's query path) spreads queries over single-threaded runs: each row is what
+    a two-thread session gives for that text alone, bit for bit."""
+    from backends.faiss.onnx import OnnxEncoder
+
+    texts = QUERIES + [LONG_QUERY, "  matcha  "]
+    two = OnnxEncoder(torch_model, model_path(DenseSettings()), int8=onnx_model.kind == "onnx-int8", threads=2)
+    assert two.path == onnx_model.path and two._session.get_session_options().intra_op_num_threads == 2
+    together = two.encode_each(texts)
+    assert two._single_threaded is not None and two._single_threaded.get_session_options().intra_op_num_threads == 1
+    for i, text in enumerate(texts):
+        assert np.array_equal(two.encode([text], batch_size=1)[0], together[i]), text
+    assert np.array_equal(together[-1], together[QUERIES.index("matcha")])  # stripped like `encode`
+    assert two.encode_each([]).shape == (0, two.get_sentence_embedding_dimension())
 
 
 def test_encoder_is_part_of_the_cache_key(onnx_model, torch_model) -> None:
