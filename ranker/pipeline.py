@@ -375,9 +375,11 @@ class SearchPipeline:
         ranked = self.rank(queries, options, vectors, undated)
         if not options.partial:
             deadlines.check(options.deadline, "before reading the passages")
-        rows = self.store.passages_by_id(h.passage_id for hits in ranked for h in hits)
+        ids = [h.passage_id for hits in ranked for h in hits]
+        rows = self.store.passages_by_id(ids)
+        authority = dict(zip(ids, self.sources.entries(ids)))
         return [
-            hits.like(Result(hit=h, passage=rows[h.passage_id], authority=self.authority_of(h.passage_id)) for h in hits)
+            hits.like(Result(hit=h, passage=rows[h.passage_id], authority=authority[h.passage_id]) for h in hits)
             for hits in ranked
         ]
 

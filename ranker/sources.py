@@ -25,9 +25,11 @@ class SourceTable:
     def __init__(self, columns: Columns, authority):
         self.columns = columns
         self._host_meta: list[SourceMeta] = []
+        self._host_entry: list = []  # authority list entry per host code (None: unlisted or no host)
         for raw in columns.hosts:
             host = normalise_host(raw) if raw else None
             entry = authority.lookup_host(host) if host else None
+            self._host_entry.append(entry)
             site = (authority.registrable_domain(host) or host) if host else None
             self._host_meta.append(SourceMeta(
                 host=host, site=site, published=None,
@@ -58,6 +60,14 @@ class SourceTable:
         tiers = np.zeros(len(positions), dtype=np.int8)
         tiers[known] = self._host_tier[self.columns.host[positions[known]]]
         return tiers
+
+    def entries(self, passage_ids: list[str]) -> list:
+        """Authority list entry of each hit's source (None: unlisted or no host), in one pass over the
+        columns like `tiers`: ids must come from this build's retrievers."""
+        positions = self.columns.positions(passage_ids)
+        codes = self.columns.host[np.maximum(positions, 0)].tolist()
+        entry = self._host_entry
+        return [entry[c] if p >= 0 else None for p, c in zip(positions.tolist(), codes)]
 
     # ---- filters -> restrictions ---------------------------------------------------------
     def host_mask(self, filters: SourceFilter) -> np.ndarray:

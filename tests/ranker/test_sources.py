@@ -57,3 +57,12 @@ def test_build_without_language_column_reads_as_unknown(tmp_path):
     (tmp_path / "languages.json").unlink()
     cols = Columns(tmp_path)
     assert len(cols.language) == 2 and cols.languages == [""]
+
+
+def test_entries_read_the_authority_list_per_host_in_one_pass(table):
+    authority = AuthorityList.load()
+    ids = ["cn#0", "ex#0", "de#1", "us#0", "de#0", "cn#0"]
+    hosts = [table.meta(table.columns.position(p)).host for p in ids]
+    assert table.entries(ids) == [authority.lookup(h) if h else None for h in hosts]
+    assert [e.domain if e else None for e in table.entries(ids)][:3] == ["stats.gov.cn", None, "destatis.de"]
+    assert table.entries(["nowhere#0"]) == [None] and table.entries([]) == []
