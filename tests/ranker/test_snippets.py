@@ -61,3 +61,23 @@ def test_cuts_never_split_surrogate_pairs_combining_marks_or_joined_emoji():
         assert not ("\udc00" <= first <= "\udfff") and first not in "\u0301\u200d", (max_chars, out[:5])
         assert not ("\ud800" <= last <= "\udbff") and last != "\u200d", (max_chars, out[-5:])
         assert out in text
+
+
+def test_text_without_han_finds_the_starts_the_pattern_finds():
+    """Texts without Chinese take the `str.find` path; it must find what the pattern path finds."""
+    from ranker import snippets
+
+    texts = ["Cell-free DNA in cells; CELL_cell cell2 cell. xcell cell",
+             "Ünïcödé Protein PROTEINS proteolysis über-protein (protein) naïve café Cafe",
+             "aaaaaaa aaaaa aaa aaa_ aaa. dna DNase dnA 3dna", "ǅungla Ǆungla cell ǆ cell"]  # fmt: skip
+    queries = ["cell protein", "cafe café über", "aaaaaaa aaa dna", "džungla cell", "the a of"]
+    for text in texts:
+        for query in queries:
+            want = []
+            matcher = snippets._matcher(query)
+            for m in matcher.finditer(text.lower()) if matcher else ():
+                start, end = m.span()
+                if not (start and snippets._WORD_CHAR.match(text, start - 1)) and not (end - start < 5 and snippets._WORD_CHAR.match(text, end)):
+                    want.append(start)
+            assert snippets._match_starts(text, query) == want, (text, query)
+    assert snippets._match_starts(texts[0], "cell") == [0, 40, 52]  # not cells, CELL_, _cell, cell2, xcell
