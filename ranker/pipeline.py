@@ -28,7 +28,7 @@ from indexer.language import ANY, covered, query_languages
 from indexer.store import PassageRow, Store
 from ranker import budget as deadlines
 from ranker.budget import RankedList
-from ranker.candidates import Candidates, convex_arrays
+from ranker.candidates import Candidates, convex_arrays, convex_positions, ties_by_id
 from ranker.filters import SourceFilter, SourceMeta, diversify
 from ranker.options import SearchOptions
 from ranker.query import CleanQuery, clean_query
@@ -299,9 +299,13 @@ class SearchPipeline:
         if lean:
             w = self.settings.dense_weight
             lexical_runs = self.lexical.search_raw(queries, depth, lexical_filter)
-            dense_runs = self.dense.search_vectors_raw(vectors, depth, vector_filter)
-            return [(convex_arrays(lex, den, [1.0 - w, w]), len(lex[0]) < depth and len(den[0]) < depth)
-                    for lex, den in zip(lexical_runs, dense_runs)]  # fmt: skip
+            if hasattr(self.dense, "search_vectors_positions"):
+                dense_runs = self.dense.search_vectors_positions(vectors, depth, vector_filter)
+                fused = [self._fuse_positions(lex, den, [1.0 - w, w]) for lex, den in zip(lexical_runs, dense_runs)]
+            else:
+                dense_runs = self.dense.search_vectors_raw(vectors, depth, vector_filter)
+                fused = [convex_arrays(lex, den, [1.0 - w, w]) for lex, den in zip(lexical_runs, dense_runs)]
+            return [(c, len(lex[0]) < depth and len(den[0]) < depth) for c, lex, den in zip(fused, lexical_runs, dense_runs)]
         runs = [
             self.lexical.search(queries, depth, lexical_filter) if leg == LEXICAL
             else self.dense.search_vectors(vectors, depth, vector_filter)
@@ -320,6 +324,14 @@ class SearchPipeline:
                 fused = fusion.convex(list(per_leg), weights=[1.0 - w, w])
             out.append((fused, all(len(run) < depth for run in per_leg)))
         return out
+
+    def _fuse_positions(self, lexical, dense, weights: list[float]) -> Candidates:
+        """Convex fusion of a Lucene run (ids, scores) and a FAISS run (positions, scores) keyed by column position."""
+        columns = self.sources.columns
+        positions = columns.positions(lexical[0])
+        if len(positions) and positions.min() < 0:  # an id the columns lack (never for a consistent build): by id
+            return convex_arrays(lexical, (columns.passage_ids(dense[0].tolist()), dense[1]), weights)
+        return convex_positions(lexical, positions, dense, weights, columns.passage_id)
 
     def _rescore(self, vector, run: list[Hit]) -> list[Hit]:
         """Lexical candidates reordered by the vector leg's score for the query's `vector`."""
@@ -343,20 +355,27 @@ class SearchPipeline:
         if not n:
             return iter(())
         if isinstance(candidates, Candidates):  # the lean hybrid path: arrays already, fused = score
-            scores, ids = candidates.score, candidates.ids
+            scores = fused_key = candidates.score
             fused: list = scores.tolist()
-            fused_key = scores
+            id_of = candidates.passage_id
+            if weight > 0:
+                positions = candidates.positions
+                tiers = self.sources.tiers(candidates.ids) if positions is None else self.sources.tiers_at(positions)
         else:
             scores = np.fromiter((h.score for h in candidates), dtype=np.float64, count=n)
             ids = [h.passage_id for h in candidates]
+            id_of = ids.__getitem__
             fused = [h.fused if h.fused is not None else (h.score if fused_by_score else None) for h in candidates]
             fused_key = np.fromiter((0.0 if f is None else f for f in fused), dtype=np.float64, count=n)
+            if weight > 0:
+                tiers = self.sources.tiers(ids)
         hi, lo = float(scores.max()), float(scores.min())
         span = hi - lo
         relevance = (scores - lo) / span if span > 0 and math.isfinite(span) else np.ones(n)
-        prior = weight * _PRIOR_BY_TIER[self.sources.tiers(ids)] if weight > 0 else np.zeros(n)
+        prior = weight * _PRIOR_BY_TIER[tiers] if weight > 0 else np.zeros(n)
         final = relevance + prior
-        order = np.lexsort((np.array(ids), -fused_key, -final)).tolist()  # last key first
+        order = np.lexsort((-fused_key, -final))  # last key first; ties then by passage id
+        order = ties_by_id(order, [-final, -fused_key], id_of).tolist()
         finals, priors = final.tolist(), prior.tolist()
 
         def ranked() -> Iterator[Hit]:

@@ -58,8 +58,12 @@ class SourceTable:
         positions = self.columns.positions(passage_ids)
         known = positions >= 0
         tiers = np.zeros(len(positions), dtype=np.int8)
-        tiers[known] = self._host_tier[self.columns.host[positions[known]]]
+        tiers[known] = self.tiers_at(positions[known])
         return tiers
+
+    def tiers_at(self, positions: np.ndarray) -> np.ndarray:
+        """Authority tier (int8, 0 = unlisted or no host) of the passages at these column positions."""
+        return self._host_tier[self.columns.host[positions]]
 
     def entries(self, passage_ids: list[str]) -> list:
         """Authority list entry of each hit's source (None: unlisted or no host), in one pass over the

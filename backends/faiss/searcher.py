@@ -194,26 +194,34 @@ class FaissSearcher:
     def search_vectors_raw(
         self, vectors: np.ndarray, k: int, filters: SourceFilters | Restriction | None = None
     ) -> list[tuple[list[str], list[float]]]:
-        """As `search_vectors`, each query's top k as (passage ids, scores) best first: no `Hit` per
-        candidate (the pipeline's lean hybrid path, `ranker.candidates`)."""
+        """As `search_vectors`, each query's top k as (passage ids, scores) best first: no `Hit` per candidate."""
+        found = self.search_vectors_positions(vectors, k, filters)
+        ids = self._ids
+        assert ids is not None or not any(len(p) for p, _ in found)
+        return [(ids.passage_ids(p.tolist()) if len(p) else [], s.tolist()) for p, s in found]
+
+    def search_vectors_positions(
+        self, vectors: np.ndarray, k: int, filters: SourceFilters | Restriction | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """As `search_vectors`, each query's top k as (positions int64, scores float32) best first: the
+        passages' positions in the build's columns (the store's idx), for the pipeline's lean hybrid
+        path (`ranker.candidates`), which reads an id only for a hit it builds."""
         check_k(k)
         q = self._as_queries(vectors)
         index = self._ensure_index()
-        ids = self._ids
-        assert ids is not None
         kk = min(k, int(index.ntotal))
         if kk == 0 or len(q) == 0:
-            return [([], []) for _ in range(len(q))]
+            return [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)) for _ in range(len(q))]
         allowed = filters.allowed if isinstance(filters, Restriction) else None
         if allowed is None:
             gpu = self._gpu_index is not None and kk * max(1, self._refine) <= GPU_MAX_K
             scores, found = self._knn(self._gpu_index if gpu else index, q, kk)
         else:
             scores, found = self._search_allowed(index, q, kk, allowed)
-        out: list[tuple[list[str], list[float]]] = []
+        out: list[tuple[np.ndarray, np.ndarray]] = []
         for srow, irow in zip(scores, found):
             kept = irow >= 0
-            out.append((ids.passage_ids(irow[kept].tolist()), srow[kept].tolist()))
+            out.append((irow[kept].astype(np.int64, copy=False), srow[kept]))
         return out
 
     def _search_allowed(self, index: Any, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

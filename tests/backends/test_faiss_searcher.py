@@ -121,6 +121,20 @@ def test_search_vectors_and_scores_for(retriever: FaissSearcher) -> None:
         retriever.search_vectors(np.zeros((1, 10), dtype=np.float32), k=3)
 
 
+def test_positions_are_the_store_positions_of_the_hits(retriever: FaissSearcher, built) -> None:
+    """The lean hybrid path's form of the leg: the passages' store idx (= column position), float32 scores."""
+    q = retriever.encode(["how do green plants make sugar from light", "deep sleep memory"])
+    hits = retriever.search_vectors(q, k=4)
+    store = Store(built[0] / layout.STORE)
+    id_at = {idx: pid for idx, pid, _, _ in store.iter_passages()}
+    store.close()
+    for run, (positions, scores) in zip(hits, retriever.search_vectors_positions(q, k=4)):
+        assert positions.dtype == np.int64 and scores.dtype == np.float32
+        assert [id_at[p] for p in positions.tolist()] == [h.passage_id for h in run]
+        assert scores.tolist() == [h.score for h in run]
+    assert retriever.search_vectors_positions(q[:0], k=4) == []
+
+
 def test_bad_k(retriever: FaissSearcher) -> None:
     with pytest.raises(QueryError):
         retriever.search_vectors(retriever.encode(["jazz"]), k=0)

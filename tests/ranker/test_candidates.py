@@ -11,7 +11,7 @@ import pytest
 from backends.hit import Hit
 from indexer.schema import doc_id_of
 from ranker import fusion
-from ranker.candidates import convex_arrays
+from ranker.candidates import convex_arrays, convex_positions, ties_by_id
 
 
 def _hits(ids, scores, leg):
@@ -39,6 +39,33 @@ def test_convex_arrays_equals_convex_hit_for_hit(seed):
     assert len(got) == len(expected)
     assert list(got) == expected
     assert got.has_lexical == any(h.bm25 for h in expected)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_convex_positions_equals_convex_hit_for_hit(seed):
+    """Keyed by column positions (the FAISS leg's, the Lucene leg's ids looked up): ties still go by
+    passage id, whose string order is not the positions' order ("d10#0" < "d2#0")."""
+    rng = np.random.default_rng(1000 + seed)
+    n_lex, n_dense = [(0, 0), (1, 0), (0, 1), (1, 1)][seed] if seed < 4 else rng.integers(0, 30, 2).tolist()
+    ties = seed % 2 == 0
+    lexical, dense = _run(rng, n_lex, 25, ties), _run(rng, n_dense, 25, ties)
+    position_of = lambda pid: int(pid[1:].split("#")[0])  # noqa: E731
+    id_of = lambda position: f"d{position}#0"  # noqa: E731
+    w = float(rng.uniform(0, 1))
+    expected = fusion.convex([_hits(*lexical, "bm25"), _hits(*dense, "dense")], weights=[1 - w, w])
+    got = convex_positions(lexical, np.array([position_of(p) for p in lexical[0]], dtype=np.int64),
+                           (np.array([position_of(p) for p in dense[0]], dtype=np.int64), np.asarray(dense[1], dtype=np.float32)),
+                           [1 - w, w], id_of)  # fmt: skip
+    assert list(got) == expected
+    assert got.ids == [h.passage_id for h in expected] and list(got.positions) == [position_of(h.passage_id) for h in expected]
+
+
+def test_ties_by_id_orders_each_tied_run_by_id():
+    ids = ["b", "a", "d", "c", "e"]
+    order = np.array([4, 0, 1, 2, 3])
+    key = np.array([1.0, 1.0, 1.0, 0.5, 0.5])  # indices 0-2 tie, 3-4 tie (as ranked by `order`)
+    assert ties_by_id(order, [key[order.argsort()]], ids.__getitem__).tolist() == [1, 0, 4, 3, 2]
+    assert ties_by_id(np.array([2, 0, 1]), [np.array([0.0, 1.0, 2.0])], ids.__getitem__).tolist() == [2, 0, 1]
 
 
 @pytest.fixture(scope="module")
