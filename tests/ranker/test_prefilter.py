@@ -31,7 +31,7 @@ class Spy:
 
         def wrapper(queries, k, filters=None):
             out = real(queries, k, filters)
-            self.calls.append((k, max((len(r[0] if isinstance(r, tuple) else r) for r in out), default=0)))  # raw: (ids, scores)
+            self.calls.append((k, max((len(r[0] if isinstance(r, tuple) else r) for r in out), default=0)))  # raw: (ids or positions, scores)
             return out
 
         setattr(obj, name, wrapper)
@@ -84,8 +84,9 @@ def test_filter_to_five_documents_returns_them_without_deepening(pipe, mode):
     options = SearchOptions(k=5, mode=mode, include_domains=(FIVE_DOC_DOMAIN,), per_doc=1, authority_weight=0.0)
     filters = options.filters
     vectors = pipe.dense.encode([query])
-    raw = "_raw" if mode == "hybrid" else ""  # hybrid takes the legs' raw lists (ranker.candidates)
-    with Spy(pipe.lexical, f"search{raw}") as bm25, Spy(pipe.dense, f"search_vectors{raw}") as dense:
+    # hybrid takes the legs' raw lists: Lucene's (ids, scores), FAISS's (positions, scores) (ranker.candidates)
+    lexical_call, dense_call = ("search_raw", "search_vectors_positions") if mode == "hybrid" else ("search", "search_vectors")
+    with Spy(pipe.lexical, lexical_call) as bm25, Spy(pipe.dense, dense_call) as dense:
         hits = pipe.rank([query], options, vectors)[0]
     assert {h.doc_id for h in hits} == five
     if mode != "hybrid":  # hybrid fuses restricted runs: its normalisation differs from a full run's
