@@ -7,7 +7,8 @@ have put at position i, field for field (tests/ranker/test_candidates.py holds t
 output).
 
 Candidates are keyed by integers: the passages' positions in the build's columns when the legs give
-them (`convex_positions`: the FAISS leg returns positions, the Lucene leg's ids are looked up once),
+them (`convex_positions`: the FAISS leg returns positions, the Lucene leg too where the build has its
+doc-position map, else its ids are looked up once),
 so the union, the order and the authority prior are integer array work and a passage id is read
 only for a hit that is built or for a tie that the id must break.
 """
@@ -79,11 +80,9 @@ def convex_arrays(lexical: LegRun, dense: LegRun, weights: Sequence[float]) -> C
     return convex_keyed(keyed[0], keyed[1], weights, names.__getitem__, positional=False)
 
 
-def convex_positions(lexical: LegRun, lexical_positions: np.ndarray, dense: KeyedRun, weights: Sequence[float],
-                     id_of: Callable[[int], str]) -> Candidates:  # fmt: skip
-    """`convex_arrays` for legs that give column positions: the lexical run's ids already looked up
-    (`lexical_positions`, all known), the dense run as (positions, scores); `id_of` reads a position's id."""
-    return convex_keyed((lexical_positions, lexical[1]), dense, weights, id_of, positional=True)
+def convex_positions(lexical: KeyedRun, dense: KeyedRun, weights: Sequence[float], id_of: Callable[[int], str]) -> Candidates:
+    """`convex_arrays` for runs of column positions (all known) and scores; `id_of` reads a position's id."""
+    return convex_keyed(lexical, dense, weights, id_of, positional=True)
 
 
 def convex_keyed(lexical: KeyedRun, dense: KeyedRun, weights: Sequence[float], id_of: Callable[[int], str], *,

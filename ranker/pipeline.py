@@ -298,11 +298,15 @@ class SearchPipeline:
                 and hasattr(self.lexical, "search_raw") and hasattr(self.dense, "search_vectors_raw"))  # fmt: skip
         if lean:
             w = self.settings.dense_weight
-            lexical_runs = self.lexical.search_raw(queries, depth, lexical_filter)
+            lexical_runs = None
             if hasattr(self.dense, "search_vectors_positions"):
+                if hasattr(self.lexical, "search_positions"):  # None: a build without the doc-position map
+                    lexical_runs = self.lexical.search_positions(queries, depth, lexical_filter)
+                lexical_runs = lexical_runs or self.lexical.search_raw(queries, depth, lexical_filter)
                 dense_runs = self.dense.search_vectors_positions(vectors, depth, vector_filter)
                 fused = [self._fuse_positions(lex, den, [1.0 - w, w]) for lex, den in zip(lexical_runs, dense_runs)]
             else:
+                lexical_runs = self.lexical.search_raw(queries, depth, lexical_filter)
                 dense_runs = self.dense.search_vectors_raw(vectors, depth, vector_filter)
                 fused = [convex_arrays(lex, den, [1.0 - w, w]) for lex, den in zip(lexical_runs, dense_runs)]
             return [(c, len(lex[0]) < depth and len(den[0]) < depth) for c, lex, den in zip(fused, lexical_runs, dense_runs)]
@@ -326,12 +330,15 @@ class SearchPipeline:
         return out
 
     def _fuse_positions(self, lexical, dense, weights: list[float]) -> Candidates:
-        """Convex fusion of a Lucene run (ids, scores) and a FAISS run (positions, scores) keyed by column position."""
+        """Convex fusion of a Lucene run, (positions, scores) or (ids, scores), and a FAISS run
+        (positions, scores), keyed by column position."""
         columns = self.sources.columns
-        positions = columns.positions(lexical[0])
-        if len(positions) and positions.min() < 0:  # an id the columns lack (never for a consistent build): by id
-            return convex_arrays(lexical, (columns.passage_ids(dense[0].tolist()), dense[1]), weights)
-        return convex_positions(lexical, positions, dense, weights, columns.passage_id)
+        if not isinstance(lexical[0], np.ndarray):  # ids: looked up in the columns once
+            positions = columns.positions(lexical[0])
+            if len(positions) and positions.min() < 0:  # an id the columns lack (never for a consistent build)
+                return convex_arrays(lexical, (columns.passage_ids(dense[0].tolist()), dense[1]), weights)
+            lexical = (positions, lexical[1])
+        return convex_positions(lexical, dense, weights, columns.passage_id)
 
     def _rescore(self, vector, run: list[Hit]) -> list[Hit]:
         """Lexical candidates reordered by the vector leg's score for the query's `vector`."""

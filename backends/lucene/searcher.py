@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+
 from backends.base import LEXICAL, Leg, Restriction, SourceFilters, check_k
 from backends.hit import Hit
 from backends.lucene.jvm import autoclass
@@ -99,6 +101,18 @@ class LuceneSearcher:
     ) -> list[tuple[list[str], list[float]]]:
         """As `search`, each query's top k as (passage ids, scores) best first: no `Hit` per candidate
         (the pipeline's lean hybrid path, `ranker.candidates`)."""
+        return self._batch(queries, k, filters, positions=False)
+
+    def search_positions(
+        self, queries: Sequence[str], k: int, filters: SourceFilters | Restriction | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """As `search_raw` with each hit's position in the build's columns (int64) instead of its id and
+        float32 scores, for the lean hybrid path; None for a build without the doc-position map."""
+        if not self._topk.has_positions:
+            return None
+        return self._batch(queries, k, filters, positions=True)
+
+    def _batch(self, queries: Sequence[str], k: int, filters: SourceFilters | Restriction | None, *, positions: bool) -> list:
         check_k(k)
         if not queries:
             return []
@@ -106,7 +120,7 @@ class LuceneSearcher:
         wrap = None
         if isinstance(filters, Restriction) and self.filter_fields:
             wrap = functools.partial(self._restricted, restrict=filters)
-        return self._topk.batch(queries, k, wrap)
+        return self._topk.batch(queries, k, wrap, positions=positions)
 
     def _restricted(self, query, restrict: Restriction):
         """BooleanQuery: the bag-of-words BM25 `query` (MUST) + non-scoring FILTER clauses."""

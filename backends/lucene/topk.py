@@ -19,6 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from backends.lucene.jvm import autoclass
 
 _INDEX_READER = "(Lorg/apache/lucene/index/IndexReader;)V"
@@ -41,17 +43,25 @@ class LuceneTopK:
         self._scored_docs = autoclass("io.anserini.search.ScoredDocs")
         self._ties = autoclass("io.anserini.rerank.lib.ScoreTiesAdjusterReranker")()
         self._arrays = _helper(self._searcher, self._sort)
+        self._doc_positions = _doc_positions(lucene_dir, int(self._reader.maxDoc())) if self._arrays is not None else None
         self._analyzer = analyzer
         self._threads = max(1, int(threads))
         self._pool: ThreadPoolExecutor | None = None if self._threads == 1 else _started_pool(self._threads)
         self._lock = threading.Lock()
 
+    @property
+    def has_positions(self) -> bool:
+        """Whether hits can come as column positions (`search_positions`): builds with the doc-position map."""
+        return self._doc_positions is not None
+
+    def _query(self, query: str, wrap: Callable | None):
+        lucene_query = self._generator.buildQuery("contents", self._analyzer, query)
+        return lucene_query if wrap is None else wrap(lucene_query)
+
     def search(self, query: str, k: int, wrap: Callable | None = None) -> tuple[list[str], list[float]]:
         """(passage ids, scores) best first, as Anserini's `SimpleSearcher.search(query, k)` ranks them.
         `wrap` turns the bag-of-words query into the one searched (e.g. with filter clauses)."""
-        lucene_query = self._generator.buildQuery("contents", self._analyzer, query)
-        if wrap is not None:
-            lucene_query = wrap(lucene_query)
+        lucene_query = self._query(query, wrap)
         if self._arrays is not None:
             result = self._arrays.search(lucene_query, int(k))
             return result.ids, result.scores
@@ -59,12 +69,21 @@ class LuceneTopK:
         docs = self._ties.rerank(self._scored_docs.fromTopDocs(top, self._searcher), None)
         return docs.docids, docs.scores
 
-    def batch(self, queries: list[str], k: int, wrap: Callable | None = None) -> list[tuple[list[str], list[float]]]:
+    def search_positions(self, query: str, k: int, wrap: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`search` with each hit's column position (int64) in place of its id, scores as float32:
+        no id string crosses from Java (requires `has_positions`)."""
+        assert self._doc_positions is not None and self._arrays is not None
+        result = self._arrays.searchDocs(self._query(query, wrap), int(k))
+        return self._doc_positions[np.asarray(result.docs, dtype=np.int64)].astype(np.int64), np.asarray(result.scores, dtype=np.float32)
+
+    def batch(self, queries: list[str], k: int, wrap: Callable | None = None, *, positions: bool = False) -> list:
+        """`search` (or with `positions`, `search_positions`) of each query, over the pool's threads."""
+        one = self.search_positions if positions else self.search
         with self._lock:
             pool = self._pool
         if len(queries) < 2 or pool is None:
-            return [self.search(q, k, wrap) for q in queries]
-        return list(pool.map(lambda q: self.search(q, k, wrap), queries))
+            return [one(q, k, wrap) for q in queries]
+        return list(pool.map(lambda q: one(q, k, wrap), queries))
 
     def close(self) -> None:
         with self._lock:
@@ -87,6 +106,22 @@ def _helper(searcher, sort):
         return autoclass("drsearch.TopKArrays")(searcher, sort, "id", TIE_MARGIN)
     except JavaException:  # the JVM was started before ours, without the helper on its classpath
         return None
+
+
+DOC_POSITIONS = "doc_positions.npy"  # column position of each Lucene doc id (backends.lucene.writer)
+
+
+def _doc_positions(lucene_dir: Path, max_doc: int) -> np.ndarray | None:
+    """The build's doc id -> column position map, memory-mapped; None for builds without one (their
+    hits' ids are looked up in the columns instead) or one that does not fit the index."""
+    path = lucene_dir / DOC_POSITIONS
+    if not path.is_file():
+        return None
+    try:
+        positions = np.load(path, mmap_mode="r").view(np.ndarray)  # numpy.memmap's own indexing is slower
+    except (OSError, ValueError):
+        return None
+    return positions if positions.ndim == 1 and len(positions) == max_doc else None
 
 
 def _started_pool(workers: int) -> ThreadPoolExecutor:

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
+import os
 import re
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 from typing import IO, ClassVar
 
+import numpy as np
 from tqdm import tqdm
 
 from backends.base import LEXICAL, BuildContext, Leg
-from backends.lucene.jvm import anserini_jar, java_binary
+from backends.lucene.jvm import HELPER_JAR, anserini_jar, java_binary
+from backends.lucene.topk import DOC_POSITIONS
 from backends.lucene.section import ANALYZER, FILTER_FIELDS, LuceneSection
 from indexer import layout
 from indexer.columns import COLUMNS_DIR, Columns, date_token
@@ -50,6 +55,8 @@ class LuceneInputWriter:
         for f in self._files:
             f.close()
 
+
+log = logging.getLogger(__name__)
 
 _INDEXED = re.compile(r"([\d,]+) documents? (?:indexed|added)", re.I)
 _TOTAL = re.compile(r"Total ([\d,]+) documents indexed", re.I)
@@ -112,7 +119,63 @@ class LuceneWriter:
             fields=fields,
         )  # fmt: skip
         shutil.rmtree(staging)
+        if columns is not None:
+            write_doc_positions(ctx.build_dir / layout.LUCENE_DIR, columns)
         return LuceneSection(k1=self.k1, b=self.b, analyzer=ANALYZER, documents=indexed, filter_fields=fields)
+
+
+def write_doc_positions(index_dir: Path, columns: Columns, *, chunk: int = 1 << 20) -> bool:
+    """`lucene/doc_positions.npy`: the column position of each Lucene doc id, so that the BM25 leg can
+    hand the hybrid fusion positions instead of ids to look up per query (`LuceneTopK.search_positions`).
+
+    Anserini indexes with several threads, so doc ids follow no fixed order: a Java pass
+    (`drsearch.DocIds`, in the project's helper jar) writes every document's id in doc id order, and
+    each is looked up in the columns' hash table. Not written (False, with a warning) if that pass fails
+    or a document's id is not in the columns: searches then look ids up per query, as for builds made
+    before the map."""
+    listing = index_dir / "doc-ids.bin"
+    cmd = [str(java_binary()), "-Xmx512m", "-cp", os.pathsep.join((str(anserini_jar()), str(HELPER_JAR))),
+           "drsearch.DocIds", str(index_dir), "id", str(listing)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", preexec_fn=child_preexec())
+    if proc.returncode != 0 or not listing.is_file():
+        tail = " | ".join(line for line in proc.stderr.strip().splitlines()[-3:] if line)
+        log.warning("%s: no doc-position map (listing the Lucene doc ids failed, exit %s: %s); BM25 hits "
+                    "are looked up by id", index_dir, proc.returncode, tail)  # fmt: skip
+        listing.unlink(missing_ok=True)
+        return False
+    data = memoryview(listing.read_bytes())
+    listing.unlink()
+    parts: list[np.ndarray] = []
+    ids: list[str | None] = []
+    at = 0
+    while at < len(data):
+        (n,) = _LENGTH.unpack_from(data, at)
+        at += 4
+        ids.append(str(data[at : at + n], "utf-8") if n >= 0 else None)
+        at += max(n, 0)
+        if len(ids) == chunk or at >= len(data):
+            parts.append(_positions_of(columns, ids))
+            ids = []
+    positions = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    if (positions == _MISSING).any():
+        log.warning("%s: no doc-position map (%d Lucene documents have ids the columns lack)", index_dir,
+                    int((positions == _MISSING).sum()))  # fmt: skip
+        return False
+    np.save(index_dir / DOC_POSITIONS, positions.astype(np.int32 if len(columns) < 2**31 else np.int64))
+    return True
+
+
+_LENGTH = struct.Struct(">i")  # DocIds writes each id as a big-endian length and its UTF-8 bytes
+_DELETED, _MISSING = -1, -2
+
+
+def _positions_of(columns: Columns, ids: list[str | None]) -> np.ndarray:
+    """Column position per listed id: -1 for a deleted document (never a hit), -2 for an id the columns lack."""
+    out = np.full(len(ids), _DELETED, dtype=np.int64)
+    live = [i for i, pid in enumerate(ids) if pid is not None]
+    found = columns.positions([ids[i] for i in live])
+    out[live] = np.where(found >= 0, found, _MISSING)
+    return out
 
 
 def _filter_fields(columns: Columns, idx: int) -> dict[str, str]:

@@ -94,3 +94,73 @@ def test_ties_at_the_cut_rank_as_pyserini(tied_lucene_dir, k: int) -> None:
     finally:
         reference.close()
         ours.close()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_positions_name_the_same_hits_as_ids(lucene_dir, queries, threads: int) -> None:
+    """A build writes lucene/doc_positions.npy; `search_positions` then gives each hit's column
+    position (no id string from Java) for exactly the hits and scores `search_raw` gives."""
+    from indexer.columns import COLUMNS_DIR, Columns
+
+    assert (lucene_dir / "doc_positions.npy").is_file()
+    columns = Columns(lucene_dir.parent / COLUMNS_DIR)
+    ours = LuceneSearcher(lucene_dir, threads=threads)
+    try:
+        raw, positions = ours.search_raw(queries, K), ours.search_positions(queries, K)
+        assert positions is not None and len(positions) == len(raw)
+        for (ids, scores), (at, scored) in zip(raw, positions):
+            assert at.dtype == "int64" and scored.dtype == "float32"
+            assert columns.passage_ids(at.tolist()) == list(ids) and scored.tolist() == list(scores)
+    finally:
+        ours.close()
+
+
+def test_ties_keep_their_order_as_positions(tied_lucene_dir) -> None:
+    from indexer.columns import COLUMNS_DIR, Columns
+
+    columns = Columns(tied_lucene_dir.parent / COLUMNS_DIR)
+    ours = LuceneSearcher(tied_lucene_dir)
+    try:
+        for k in (5, 12, 13, 72):
+            (ids, _), = ours.search_raw(["glacier ice"], k)
+            (at, _), = ours.search_positions(["glacier ice"], k)
+            assert columns.passage_ids(at.tolist()) == list(ids)
+    finally:
+        ours.close()
+
+
+def test_build_without_the_position_map_searches_by_id(tmp_path, lucene_dir) -> None:
+    """Builds made before the map (or whose map does not fit the index) still search: no positions."""
+    import shutil
+
+    copy = tmp_path / "lucene"
+    shutil.copytree(lucene_dir, copy)
+    (copy / "doc_positions.npy").unlink()
+    ours = LuceneSearcher(copy)
+    try:
+        assert ours.search_positions(["tumour cells"], 5) is None and len(ours.search_raw(["tumour cells"], 5)[0][0]) == 5
+    finally:
+        ours.close()
+    import numpy as np
+
+    np.save(copy / "doc_positions.npy", np.arange(3, dtype=np.int32))  # the wrong length for this index
+    ours = LuceneSearcher(copy)
+    try:
+        assert ours.search_positions(["tumour cells"], 5) is None
+    finally:
+        ours.close()
+
+
+def test_no_position_map_when_the_columns_lack_the_index_ids(tmp_path, lucene_dir, tied_lucene_dir) -> None:
+    import shutil
+
+    from backends.lucene.writer import write_doc_positions
+    from indexer.columns import COLUMNS_DIR, Columns
+
+    copy = tmp_path / "lucene"
+    shutil.copytree(lucene_dir, copy)
+    (copy / "doc_positions.npy").unlink()
+    assert write_doc_positions(copy, Columns(tied_lucene_dir.parent / COLUMNS_DIR)) is False
+    assert not (copy / "doc_positions.npy").exists() and not (copy / "doc-ids.bin").exists()
+    assert write_doc_positions(copy, Columns(lucene_dir.parent / COLUMNS_DIR)) is True
+    assert (copy / "doc_positions.npy").read_bytes() == (lucene_dir / "doc_positions.npy").read_bytes()

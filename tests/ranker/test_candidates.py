@@ -53,7 +53,7 @@ def test_convex_positions_equals_convex_hit_for_hit(seed):
     id_of = lambda position: f"d{position}#0"  # noqa: E731
     w = float(rng.uniform(0, 1))
     expected = fusion.convex([_hits(*lexical, "bm25"), _hits(*dense, "dense")], weights=[1 - w, w])
-    got = convex_positions(lexical, np.array([position_of(p) for p in lexical[0]], dtype=np.int64),
+    got = convex_positions((np.array([position_of(p) for p in lexical[0]], dtype=np.int64), lexical[1]),
                            (np.array([position_of(p) for p in dense[0]], dtype=np.int64), np.asarray(dense[1], dtype=np.float32)),
                            [1 - w, w], id_of)  # fmt: skip
     assert list(got) == expected

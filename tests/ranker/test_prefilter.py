@@ -84,8 +84,8 @@ def test_filter_to_five_documents_returns_them_without_deepening(pipe, mode):
     options = SearchOptions(k=5, mode=mode, include_domains=(FIVE_DOC_DOMAIN,), per_doc=1, authority_weight=0.0)
     filters = options.filters
     vectors = pipe.dense.encode([query])
-    # hybrid takes the legs' raw lists: Lucene's (ids, scores), FAISS's (positions, scores) (ranker.candidates)
-    lexical_call, dense_call = ("search_raw", "search_vectors_positions") if mode == "hybrid" else ("search", "search_vectors")
+    # hybrid takes the legs' raw lists of (column positions, scores) (ranker.candidates)
+    lexical_call, dense_call = ("search_positions", "search_vectors_positions") if mode == "hybrid" else ("search", "search_vectors")
     with Spy(pipe.lexical, lexical_call) as bm25, Spy(pipe.dense, dense_call) as dense:
         hits = pipe.rank([query], options, vectors)[0]
     assert {h.doc_id for h in hits} == five

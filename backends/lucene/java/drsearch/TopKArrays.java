@@ -50,13 +50,47 @@ public final class TopKArrays {
     }
   }
 
+  /** Lucene doc ids and scores of the result, best first: the ranking and scores of `search`. */
+  public static final class Docs {
+    public final int[] docs;
+    public final float[] scores;
+
+    Docs(int[] docs, float[] scores) {
+      this.docs = docs;
+      this.scores = scores;
+    }
+  }
+
   public Result search(Query query, int k) throws IOException {
+    Ranked r = rank(query, k);
+    String[] names = new String[r.hits.length];
+    for (int i = 0; i < names.length; i++) names[i] = r.ids[i].utf8ToString();
+    return new Result(names, adjusted(r.hits));
+  }
+
+  public Docs searchDocs(Query query, int k) throws IOException {
+    Ranked r = rank(query, k);
+    int[] docs = new int[r.hits.length];
+    for (int i = 0; i < docs.length; i++) docs[i] = r.hits[i].doc;
+    return new Docs(docs, adjusted(r.hits));
+  }
+
+  private static final class Ranked {
+    final ScoreDoc[] hits;
+    final BytesRef[] ids;
+
+    Ranked(ScoreDoc[] hits, BytesRef[] ids) {
+      this.hits = hits;
+      this.ids = ids;
+    }
+  }
+
+  private Ranked rank(Query query, int k) throws IOException {
     TopDocs top = searcher.search(query, k + margin);
     ScoreDoc[] hits = top.scoreDocs;
     if (hits.length == k + margin && hits[hits.length - 1].score == hits[k - 1].score) {
       hits = searcher.search(query, k, sort, true).scoreDocs;  // a tie at the cut: the exact sort decides
-      BytesRef[] ids = ids(hits);
-      return result(hits, ids, hits.length);
+      return new Ranked(hits, ids(hits));
     }
     final BytesRef[] ids = ids(hits);
     final ScoreDoc[] h = hits;
@@ -71,7 +105,7 @@ public final class TopKArrays {
       ranked[i] = hits[order[i]];
       rankedIds[i] = ids[order[i]];
     }
-    return result(ranked, rankedIds, n);
+    return new Ranked(ranked, rankedIds);
   }
 
   /** Each hit's id from the id field's doc values (its stored value where a segment has none). */
@@ -92,12 +126,11 @@ public final class TopKArrays {
 
   /** The adjustment of Anserini's ScoreTiesAdjusterReranker: scores rounded to 1e-4, and each score
    * within 1e-4 of the one before lowered by 1e-6 per tie, so the scores sort in the rank order. */
-  private static Result result(ScoreDoc[] hits, BytesRef[] ids, int n) {
+  private static float[] adjusted(ScoreDoc[] hits) {
+    int n = hits.length;
     float[] scores = new float[n];
-    String[] names = new String[n];
     int dup = 0;
     for (int i = 0; i < n; i++) {
-      names[i] = ids[i].utf8ToString();
       scores[i] = (float) (Math.round((double) hits[i].score * 1e4) / 1e4);  // in double, as Anserini 1.x
       if (i == 0 || scores[i - 1] - scores[i] > 1e-4f) {
         dup = 0;
@@ -106,6 +139,6 @@ public final class TopKArrays {
         scores[i] -= 1e-6f * dup;
       }
     }
-    return new Result(names, scores);
+    return scores;
   }
 }
