@@ -295,21 +295,16 @@ class SearchPipeline:
             lexical = self.lexical.search(queries, depth, lexical_filter)
             return [(self._rescore(v, run), len(run) < depth) for v, run in zip(vectors, lexical)]
         lean = (self.lean_fusion and legs == (LEXICAL, VECTOR) and fusion_name != "rrf"
-                and hasattr(self.lexical, "search_raw") and hasattr(self.dense, "search_vectors_raw"))  # fmt: skip
+                and hasattr(self.lexical, "search_raw") and hasattr(self.dense, "search_vectors_positions"))  # fmt: skip
         if lean:
             w = self.settings.dense_weight
-            lexical_runs = None
-            if hasattr(self.dense, "search_vectors_positions"):
-                if hasattr(self.lexical, "search_positions"):  # None: a build without the doc-position map
-                    lexical_runs = self.lexical.search_positions(queries, depth, lexical_filter)
-                lexical_runs = lexical_runs or self.lexical.search_raw(queries, depth, lexical_filter)
-                dense_runs = self.dense.search_vectors_positions(vectors, depth, vector_filter)
-                fused = [self._fuse_positions(lex, den, [1.0 - w, w]) for lex, den in zip(lexical_runs, dense_runs)]
-            else:
+            # (positions, scores) where the build has the doc-position map (None otherwise), else (ids, scores)
+            lexical_runs = self.lexical.search_positions(queries, depth, lexical_filter) if hasattr(self.lexical, "search_positions") else None
+            if lexical_runs is None:
                 lexical_runs = self.lexical.search_raw(queries, depth, lexical_filter)
-                dense_runs = self.dense.search_vectors_raw(vectors, depth, vector_filter)
-                fused = [convex_arrays(lex, den, [1.0 - w, w]) for lex, den in zip(lexical_runs, dense_runs)]
-            return [(c, len(lex[0]) < depth and len(den[0]) < depth) for c, lex, den in zip(fused, lexical_runs, dense_runs)]
+            dense_runs = self.dense.search_vectors_positions(vectors, depth, vector_filter)
+            return [(self._fuse_positions(lex, den, [1.0 - w, w]), len(lex[0]) < depth and len(den[0]) < depth)
+                    for lex, den in zip(lexical_runs, dense_runs)]  # fmt: skip
         runs = [
             self.lexical.search(queries, depth, lexical_filter) if leg == LEXICAL
             else self.dense.search_vectors(vectors, depth, vector_filter)

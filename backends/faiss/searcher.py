@@ -197,8 +197,8 @@ class FaissSearcher:
         """As `search_vectors`, each query's top k as (passage ids, scores) best first: no `Hit` per candidate."""
         found = self.search_vectors_positions(vectors, k, filters)
         ids = self._ids
-        assert ids is not None or not any(len(p) for p, _ in found)
-        return [(ids.passage_ids(p.tolist()) if len(p) else [], s.tolist()) for p, s in found]
+        assert ids is not None  # loaded with the index
+        return [(ids.passage_ids(p.tolist()), s.tolist()) for p, s in found]
 
     def search_vectors_positions(
         self, vectors: np.ndarray, k: int, filters: SourceFilters | Restriction | None = None
