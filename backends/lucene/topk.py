@@ -42,10 +42,10 @@ class LuceneTopK:
         self._generator = autoclass("io.anserini.search.query.BagOfWordsQueryGenerator")()
         self._scored_docs = autoclass("io.anserini.search.ScoredDocs")
         self._ties = autoclass("io.anserini.rerank.lib.ScoreTiesAdjusterReranker")()
-        self._arrays = _helper(self._searcher, self._sort)
+        self._threads = max(1, int(threads))
+        self._arrays = _helper(self._searcher, self._sort, self._threads)
         self._doc_positions = _doc_positions(lucene_dir, int(self._reader.maxDoc())) if self._arrays is not None else None
         self._analyzer = analyzer
-        self._threads = max(1, int(threads))
         self._pool: ThreadPoolExecutor | None = None if self._threads == 1 else _started_pool(self._threads)
         self._lock = threading.Lock()
 
@@ -77,7 +77,10 @@ class LuceneTopK:
         return self._doc_positions[np.asarray(result.docs, dtype=np.int64)].astype(np.int64), np.asarray(result.scores, dtype=np.float32)
 
     def batch(self, queries: list[str], k: int, wrap: Callable | None = None, *, positions: bool = False) -> list:
-        """`search` (or with `positions`, `search_positions`) of each query, over the pool's threads."""
+        """`search` (or with `positions`, `search_positions`) of each query, over the pool's threads.
+        Unwrapped queries' positions come from one Java call that searches on the helper's own threads."""
+        if positions and wrap is None and len(queries) > 1:
+            return self._batch_positions(queries, k)
         one = self.search_positions if positions else self.search
         with self._lock:
             pool = self._pool
@@ -85,7 +88,22 @@ class LuceneTopK:
             return [one(q, k, wrap) for q in queries]
         return list(pool.map(lambda q: one(q, k, wrap), queries))
 
+    def _batch_positions(self, queries: list[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        assert self._doc_positions is not None and self._arrays is not None
+        packed = self._arrays.searchDocsBatch(self._generator, self._analyzer, "contents", queries, int(k))
+        # Per query its hit count, then all doc ids, then all scores (int32/float32, little-endian).
+        words = np.frombuffer(packed.tostring(), dtype="<i4")
+        n = len(queries)
+        ends = np.cumsum(words[:n])
+        total = int(ends[-1]) if n else 0
+        positions = self._doc_positions[words[n : n + total]].astype(np.int64)
+        scores = words[n + total :].view("<f4").astype(np.float32)
+        starts = ends - words[:n]
+        return [(positions[a:b], scores[a:b]) for a, b in zip(starts.tolist(), ends.tolist())]
+
     def close(self) -> None:
+        if self._arrays is not None:
+            self._arrays.close()
         with self._lock:
             if self._pool is not None:
                 _detach_workers(self._pool, self._threads)
@@ -98,12 +116,13 @@ class LuceneTopK:
 TIE_MARGIN = 16  # hits collected beyond k, so that a tie at the cut rarely needs the sorted search
 
 
-def _helper(searcher, sort):
-    """The project's `drsearch.TopKArrays` over `searcher`, or None where the JVM lacks it."""
+def _helper(searcher, sort, threads: int):
+    """The project's `drsearch.TopKArrays` over `searcher` (its batch threads started now), or None
+    where the JVM lacks it."""
     from jnius import JavaException
 
     try:
-        return autoclass("drsearch.TopKArrays")(searcher, sort, "id", TIE_MARGIN)
+        return autoclass("drsearch.TopKArrays")(searcher, sort, "id", TIE_MARGIN, threads)
     except JavaException:  # the JVM was started before ours, without the helper on its classpath
         return None
 

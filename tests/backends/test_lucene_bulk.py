@@ -115,16 +115,25 @@ def test_positions_name_the_same_hits_as_ids(lucene_dir, queries, threads: int) 
         ours.close()
 
 
-def test_ties_keep_their_order_as_positions(tied_lucene_dir) -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_ties_keep_their_order_as_positions(tied_lucene_dir, threads: int) -> None:
+    """Alone (one query per Java call) and in a batch (one call for all, on the helper's threads,
+    with queries that match nothing packed between them), the same hits in the same order."""
     from indexer.columns import COLUMNS_DIR, Columns
 
     columns = Columns(tied_lucene_dir.parent / COLUMNS_DIR)
-    ours = LuceneSearcher(tied_lucene_dir)
+    ours = LuceneSearcher(tied_lucene_dir, threads=threads)
+    batch = ["glacier ice", "zyxwvut", "glacier", "qwertyuiop", "glacier ice"]
     try:
         for k in (5, 12, 13, 72):
             (ids, _), = ours.search_raw(["glacier ice"], k)
             (at, _), = ours.search_positions(["glacier ice"], k)
             assert columns.passage_ids(at.tolist()) == list(ids)
+            together = ours.search_positions(batch, k)
+            alone = [ours.search_positions([q], k)[0] for q in batch]
+            assert [len(at) for at, _ in together] == [len(at) for at, _ in alone] and len(together[1][0]) == 0
+            for (at, scores), (at_alone, scores_alone) in zip(together, alone):
+                assert at.tolist() == at_alone.tolist() and scores.tolist() == scores_alone.tolist()
     finally:
         ours.close()
 

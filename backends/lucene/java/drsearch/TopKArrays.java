@@ -1,8 +1,23 @@
 package drsearch;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+
+import org.apache.lucene.analysis.Analyzer;
 
 import org.apache.lucene.index.BinaryDocValues;
 import org.apache.lucene.index.LeafReaderContext;
@@ -32,11 +47,37 @@ public final class TopKArrays {
   private final String idField;
   private final int margin;
 
+  private final ExecutorService pool;  // null: batches run on the calling thread
+  private final int threads;
+
   public TopKArrays(IndexSearcher searcher, Sort sort, String idField, int margin) {
+    this(searcher, sort, idField, margin, 1);
+  }
+
+  /** With `threads` > 1, `searchDocsBatch` spreads a batch over that many threads, started now (a
+   * thread inherits its creator's scheduling priority: the thread that opens the index, not a
+   * request's). */
+  public TopKArrays(IndexSearcher searcher, Sort sort, String idField, int margin, int threads) {
     this.searcher = searcher;
     this.sort = sort;
     this.idField = idField;
     this.margin = margin;
+    this.threads = Math.max(1, threads);
+    if (this.threads > 1) {
+      pool = Executors.newFixedThreadPool(this.threads, task -> {
+        Thread t = new Thread(task, "drsearch-topk");
+        t.setDaemon(true);
+        return t;
+      });
+      ((java.util.concurrent.ThreadPoolExecutor) pool).prestartAllCoreThreads();
+    } else {
+      pool = null;
+    }
+  }
+
+  /** Stops the batch threads. */
+  public void close() {
+    if (pool != null) pool.shutdownNow();
   }
 
   /** Ids and scores of the result, best first. */
@@ -73,6 +114,57 @@ public final class TopKArrays {
     int[] docs = new int[r.hits.length];
     for (int i = 0; i < docs.length; i++) docs[i] = r.hits[i].doc;
     return new Docs(docs, adjusted(r.hits));
+  }
+
+  /**
+   * `searchDocs` of each query, as `generator` (an Anserini query generator, e.g.
+   * BagOfWordsQueryGenerator) builds it over `field`, on the helper's threads, in one call: per
+   * query its hit count, then all doc ids, then all scores, little-endian in one byte array (a
+   * primitive array other than byte[] would cross to Python one element at a time).
+   *
+   * The generator's `buildQuery(String, Analyzer, String)` is called by reflection: Anserini's
+   * classes target a newer Java than this helper is compiled for.
+   */
+  public byte[] searchDocsBatch(Object generator, Analyzer analyzer, String field, String[] queries, int k)
+      throws IOException, ReflectiveOperationException {
+    Method build = generator.getClass().getMethod("buildQuery", String.class, Analyzer.class, String.class);
+    int n = queries.length;
+    Docs[] results = new Docs[n];
+    AtomicInteger next = new AtomicInteger();
+    Callable<Void> worker = () -> {
+      for (int i = next.getAndIncrement(); i < n; i = next.getAndIncrement()) {
+        results[i] = searchDocs((Query) build.invoke(generator, field, analyzer, queries[i]), k);
+      }
+      return null;
+    };
+    int workers = pool == null ? 1 : Math.min(threads, n);
+    List<Future<Void>> running = new ArrayList<>();
+    for (int w = 1; w < workers; w++) running.add(pool.submit(worker));
+    try {
+      worker.call();  // the calling thread takes a share too
+      for (Future<Void> f : running) f.get();
+    } catch (ExecutionException e) {
+      next.set(n);  // the other threads stop after their current query
+      throw failure(e.getCause());
+    } catch (Exception e) {
+      next.set(n);
+      throw failure(e);
+    }
+    int total = 0;
+    for (Docs d : results) total += d.docs.length;
+    ByteBuffer out = ByteBuffer.allocate(4 * (n + 2 * total)).order(ByteOrder.LITTLE_ENDIAN);
+    for (Docs d : results) out.putInt(d.docs.length);
+    for (Docs d : results) for (int doc : d.docs) out.putInt(doc);
+    for (Docs d : results) for (float score : d.scores) out.putFloat(score);
+    return out.array();
+  }
+
+  /** What stopped a batch, as the IOException or unchecked exception a query's search threw. */
+  private static IOException failure(Throwable e) {
+    if (e instanceof InvocationTargetException) e = e.getCause();
+    if (e instanceof RuntimeException) throw (RuntimeException) e;
+    if (e instanceof Error) throw (Error) e;
+    return e instanceof IOException ? (IOException) e : new IOException(e);
   }
 
   private static final class Ranked {
