@@ -128,6 +128,10 @@ class OnnxEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Intra-op threads spin while a run is in progress (a batch of one is many short parallel
+        # steps) but stop when it ends: spinning on, they took the cores the BM25 and FAISS legs need
+        # right after the query is encoded (hybrid single-query p50 1.9 -> 1.8 ms, int8 on 2 cores).
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
     def get_sentence_embedding_dimension(self) -> int:
