@@ -5,9 +5,8 @@ The CLI, the HTTP service and evaluation all call it; none of them re-implements
 
 from __future__ import annotations
 
-import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -28,7 +27,7 @@ from indexer.language import ANY, covered, query_languages
 from indexer.store import PassageRow, Store
 from ranker import budget as deadlines
 from ranker.budget import RankedList
-from ranker.candidates import Candidates, convex_arrays, convex_positions, ties_by_id
+from ranker.candidates import Candidates, convex_arrays, convex_positions_many, order_by, per_query, ties_by_id
 from ranker.filters import SourceFilter, SourceMeta, diversify
 from ranker.options import SearchOptions
 from ranker.query import CleanQuery, clean_query
@@ -37,6 +36,40 @@ from ranker.sources import SourceTable
 
 TIER_PRIOR = {1: 1.0, 2: 0.5, 3: 0.25}  # authority score in [0, 1] by tier; unlisted = 0
 _PRIOR_BY_TIER = np.array([0.0] + [TIER_PRIOR.get(t, 0.0) for t in range(1, 128)])  # indexed by tier (int8)
+
+
+def _reranked(scores: np.ndarray, fused: np.ndarray, prior: np.ndarray, counts: list[int],
+              id_of: Callable[[int], str]) -> tuple[list[list[int]], np.ndarray]:  # fmt: skip
+    """For queries whose candidates lie one after another in the arrays (`counts` each): each
+    query's order (indices into its own candidates) by final score = its relevance min-max
+    normalised + `prior`, then fused score, then passage id (`id_of` of a flat index); and the
+    final scores."""
+    which = np.repeat(np.arange(len(counts)), counts)
+    lo, hi = per_query(np.minimum, scores, which), per_query(np.maximum, scores, which)
+    span = hi - lo
+    relevance = np.ones(len(scores))
+    scaled = (span > 0) & np.isfinite(span)  # all equal, or infinite scores: relevance 1
+    relevance[scaled] = (scores[scaled] - lo[scaled]) / span[scaled]
+    final = relevance + prior
+    order = ties_by_id(order_by(which, -final, -fused), [which, -final, -fused], id_of)
+    ends = np.cumsum(counts)
+    return [(order[a:b] - a).tolist() for a, b in zip((ends - counts).tolist(), ends.tolist())], final
+
+
+def _rebuilt(candidates, order: list[int], final: np.ndarray, prior: np.ndarray, fused) -> Iterator[Hit]:
+    """The candidates' `Hit`s in `order`, ranked 1.., with their final score, prior and fused score,
+    each built only when taken."""
+    if isinstance(candidates, Candidates):  # straight from the arrays
+        for rank, i in enumerate(order, 1):
+            yield candidates.hit(i, rank, float(final[i]), float(prior[i]))
+        return
+    for rank, i in enumerate(order, 1):
+        h = candidates[i]
+        f = fused[i]
+        yield Hit(h.passage_id, h.doc_id, float(final[i]), rank, h.bm25, h.dense, None if f is None else float(f),
+                  float(prior[i]), h.bm25_rank, h.dense_rank)  # fmt: skip
+
+
 # A search mode is the set of legs it fuses.
 MODE_LEGS: dict[str, tuple[Leg, ...]] = {"bm25": (LEXICAL,), "dense": (VECTOR,), "hybrid": (LEXICAL, VECTOR)}
 MODES: tuple[str, ...] = tuple(MODE_LEGS)
@@ -220,11 +253,13 @@ class SearchPipeline:
             still: list[int] = []
             # An empty lexical run may mean the query has no searchable term at all.
             self._refuse_termless(texts, [i for i in pending if LEXICAL in MODE_LEGS[modes[i]] and not _has_lexical(runs[i][0])])
+            lean = [i for i in pending if isinstance(runs[i][0], Candidates)]  # reranked together, as arrays
+            reranked = dict(zip(lean, self._authority_rerank_many([runs[i][0] for i in lean], weight)))
             for i in pending:
                 candidates, exhausted = runs[i]
                 if not options.partial:  # reranking 64 deep lists takes seconds: stop between queries too
                     deadlines.check(options.deadline, "while ranking")
-                ranked = self._authority_rerank(candidates, weight, fused_by_score=len(MODE_LEGS[modes[i]]) > 1)  # 1..n
+                ranked = reranked[i] if i in reranked else self._authority_rerank(candidates, weight, fused_by_score=len(MODE_LEGS[modes[i]]) > 1)  # 1..n
                 if filters.active:
                     accepts, meta = filters.accepts, self.source_meta
                     if undated is not None:
@@ -303,8 +338,9 @@ class SearchPipeline:
             if lexical_runs is None:
                 lexical_runs = self.lexical.search_raw(queries, depth, lexical_filter)
             dense_runs = self.dense.search_vectors_positions(vectors, depth, vector_filter)
-            return [(self._fuse_positions(lex, den, [1.0 - w, w]), len(lex[0]) < depth and len(den[0]) < depth)
-                    for lex, den in zip(lexical_runs, dense_runs)]  # fmt: skip
+            fused = self._fuse_positions(lexical_runs, dense_runs, [1.0 - w, w])
+            return [(candidates, len(lex[0]) < depth and len(den[0]) < depth)
+                    for candidates, lex, den in zip(fused, lexical_runs, dense_runs)]  # fmt: skip
         runs = [
             self.lexical.search(queries, depth, lexical_filter) if leg == LEXICAL
             else self.dense.search_vectors(vectors, depth, vector_filter)
@@ -324,16 +360,21 @@ class SearchPipeline:
             out.append((fused, all(len(run) < depth for run in per_leg)))
         return out
 
-    def _fuse_positions(self, lexical, dense, weights: list[float]) -> Candidates:
-        """Convex fusion of a Lucene run, (positions, scores) or (ids, scores), and a FAISS run
-        (positions, scores), keyed by column position."""
+    def _fuse_positions(self, lexical_runs: list, dense_runs: list, weights: list[float]) -> list[Candidates]:
+        """Convex fusion of each query's Lucene run, (positions, scores) or (ids, scores), and FAISS run
+        (positions, scores), keyed by column position, for the whole batch at once."""
         columns = self.sources.columns
-        if not isinstance(lexical[0], np.ndarray):  # ids: looked up in the columns once
-            positions = columns.positions(lexical[0])
-            if len(positions) and positions.min() < 0:  # an id the columns lack (never for a consistent build)
-                return convex_arrays(lexical, (columns.passage_ids(dense[0].tolist()), dense[1]), weights)
-            lexical = (positions, lexical[1])
-        return convex_positions(lexical, dense, weights, columns.passage_id)
+        keyed, by_id = [], {}
+        for i, (lexical, dense) in enumerate(zip(lexical_runs, dense_runs)):
+            if not isinstance(lexical[0], np.ndarray):  # ids: looked up in the columns once
+                positions = columns.positions(lexical[0])
+                if len(positions) and positions.min() < 0:  # an id the columns lack (never for a consistent build)
+                    by_id[i] = convex_arrays(lexical, (columns.passage_ids(dense[0].tolist()), dense[1]), weights)
+                    positions = positions[:0]
+                lexical = (positions, lexical[1][: len(positions)])
+            keyed.append(lexical)
+        fused = convex_positions_many(keyed, dense_runs, weights, columns.passage_id)
+        return [by_id.get(i, candidates) for i, candidates in enumerate(fused)]
 
     def _rescore(self, vector, run: list[Hit]) -> list[Hit]:
         """Lexical candidates reordered by the vector leg's score for the query's `vector`."""
@@ -357,35 +398,38 @@ class SearchPipeline:
         if not n:
             return iter(())
         if isinstance(candidates, Candidates):  # the lean hybrid path: arrays already, fused = score
-            scores = fused_key = candidates.score
-            fused: list = scores.tolist()
-            id_of = candidates.passage_id
-            if weight > 0:
-                positions = candidates.positions
-                tiers = self.sources.tiers(candidates.ids) if positions is None else self.sources.tiers_at(positions)
-        else:
-            scores = np.fromiter((h.score for h in candidates), dtype=np.float64, count=n)
-            ids = [h.passage_id for h in candidates]
-            id_of = ids.__getitem__
-            fused = [h.fused if h.fused is not None else (h.score if fused_by_score else None) for h in candidates]
-            fused_key = np.fromiter((0.0 if f is None else f for f in fused), dtype=np.float64, count=n)
-            if weight > 0:
-                tiers = self.sources.tiers(ids)
-        hi, lo = float(scores.max()), float(scores.min())
-        span = hi - lo
-        relevance = (scores - lo) / span if span > 0 and math.isfinite(span) else np.ones(n)
-        prior = weight * _PRIOR_BY_TIER[tiers] if weight > 0 else np.zeros(n)
-        final = relevance + prior
-        order = np.lexsort((-fused_key, -final))  # last key first; ties then by passage id
-        order = ties_by_id(order, [-final, -fused_key], id_of).tolist()
-        finals, priors = final.tolist(), prior.tolist()
+            return self._authority_rerank_many([candidates], weight)[0]
+        scores = np.fromiter((h.score for h in candidates), dtype=np.float64, count=n)
+        ids = [h.passage_id for h in candidates]
+        fused = [h.fused if h.fused is not None else (h.score if fused_by_score else None) for h in candidates]
+        fused_key = np.fromiter((0.0 if f is None else f for f in fused), dtype=np.float64, count=n)
+        prior = weight * _PRIOR_BY_TIER[self.sources.tiers(ids)] if weight > 0 else np.zeros(n)
+        (order,), final = _reranked(scores, fused_key, prior, [n], ids.__getitem__)
+        return _rebuilt(candidates, order, final, prior, fused)
 
-        def ranked() -> Iterator[Hit]:
-            for rank, i in enumerate(order, 1):
-                h = candidates[i]
-                yield Hit(h.passage_id, h.doc_id, finals[i], rank, h.bm25, h.dense, fused[i], priors[i], h.bm25_rank, h.dense_rank)
+    def _authority_rerank_many(self, lists: list[Candidates], weight: float) -> list[Iterator[Hit]]:
+        """`_authority_rerank` of each query's lean candidates, computed for the whole batch at once."""
+        counts = [len(c) for c in lists]
+        if not sum(counts):
+            return [iter(()) for _ in lists]
+        scores = np.concatenate([c.score for c in lists])  # fused = score on this path
+        prior = np.zeros(len(scores))
+        if weight > 0:
+            if all(c.positions is not None for c in lists):
+                tiers = self.sources.tiers_at(np.concatenate([c.positions for c in lists]))
+            else:
+                tiers = np.concatenate([self.sources.tiers(c.ids) for c in lists])
+            prior = weight * _PRIOR_BY_TIER[tiers]
+        starts = np.cumsum(counts) - counts
+        which = np.repeat(np.arange(len(lists)), counts)
 
-        return ranked()
+        def id_of(j: int) -> str:
+            q = int(which[j])
+            return lists[q].passage_id(j - int(starts[q]))
+
+        orders, final = _reranked(scores, scores, prior, counts, id_of)
+        return [_rebuilt(c, order, final[a:a + len(c)], prior[a:a + len(c)], c.score)
+                for c, order, a in zip(lists, orders, starts.tolist())]  # fmt: skip
 
     # ---- results with content ----------------------------------------------------------
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> list[Result]:

@@ -11,7 +11,7 @@ import pytest
 from backends.hit import Hit
 from indexer.schema import doc_id_of
 from ranker import fusion
-from ranker.candidates import convex_arrays, convex_positions, ties_by_id
+from ranker.candidates import convex_arrays, convex_positions, convex_positions_many, order_by, ties_by_id
 
 
 def _hits(ids, scores, leg):
@@ -58,6 +58,40 @@ def test_convex_positions_equals_convex_hit_for_hit(seed):
                            [1 - w, w], id_of)  # fmt: skip
     assert list(got) == expected
     assert got.ids == [h.passage_id for h in expected] and list(got.positions) == [position_of(h.passage_id) for h in expected]
+
+
+def test_a_batch_fuses_as_each_query_alone():
+    """`convex_positions_many` (one array computation for all queries) gives each query what
+    `convex_positions` gives it alone: runs empty, tied, with repeats, keys shared across queries."""
+    rng = np.random.default_rng(7)
+    id_of = lambda position: f"d{position}#0"  # noqa: E731
+    lexical, dense = [], []
+    for q in range(60):
+        n_lex, n_dense = [(0, 0), (3, 0), (0, 3)][q] if q < 3 else rng.integers(0, 40, 2).tolist()
+        for runs, n, dtype in ((lexical, n_lex, np.float64), (dense, n_dense, np.float32)):
+            keys = rng.integers(0, 30 if q % 2 else 3000, n)
+            raw = rng.integers(0, 3, n).astype(float) if q % 3 == 0 else rng.standard_normal(n)
+            runs.append((keys.astype(np.int64), np.sort(raw)[::-1].astype(dtype)))
+    weights = [0.4, 0.6]
+    together = convex_positions_many(lexical, dense, weights, id_of)
+    assert len(together) == 60 and len(together[0]) == 0
+    for got, lex, den in zip(together, lexical, dense):
+        alone = convex_positions(lex, den, weights, id_of)
+        assert list(got) == list(alone) and got.positions.tolist() == alone.positions.tolist()
+        assert got.has_lexical == alone.has_lexical
+
+
+@pytest.mark.parametrize("int_range", [5, 2**62])  # the second does not pack into 63 bits: lexsort
+def test_order_by_sorts_as_lexsort(int_range):
+    rng = np.random.default_rng(int_range % 97)
+    n = 5000
+    keys = (np.sort(rng.integers(0, int_range, n)), -rng.integers(0, 4, n) / 3.0, rng.integers(1, 200, n))
+    keys[1][::7] = -0.0  # equal to 0.0
+    got = order_by(*keys)
+    expected = np.lexsort(keys[::-1])
+    # Entries equal in every key may come in any order: compare the keys in sorted order.
+    assert all(np.array_equal(key[got], key[expected]) for key in keys)
+    assert sorted(got.tolist()) == list(range(n))
 
 
 def test_ties_by_id_orders_each_tied_run_by_id():
