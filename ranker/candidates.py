@@ -136,7 +136,8 @@ def convex_keyed_many(lexical: Sequence[KeyedRun], dense: Sequence[KeyedRun], we
     perm = ties_by_id(perm, [query, -fused, best], lambda j: id_of(int(keys[j])))
     keys, fused, query = keys[perm], fused[perm], query[perm]
     leg_score, leg_rank = leg_score[:, perm], leg_rank[:, perm]
-    lexical_hits = np.bincount(query, weights=np.nan_to_num(leg_score[0]) != 0, minlength=n_queries) > 0
+    bm25 = leg_score[0]
+    lexical_hits = np.bincount(query, weights=(bm25 != 0) & (bm25 == bm25), minlength=n_queries) > 0  # NaN: no BM25
     ends = np.cumsum(np.bincount(query, minlength=n_queries)).tolist()
     return [Candidates(keys[a:b], fused[a:b], leg_score[0, a:b], leg_score[1, a:b], leg_rank[0, a:b],
                        leg_rank[1, a:b], id_of, positional=positional, has_lexical=has)
@@ -145,6 +146,9 @@ def convex_keyed_many(lexical: Sequence[KeyedRun], dense: Sequence[KeyedRun], we
 
 def _flattened(runs: Sequence[KeyedRun]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One leg's runs as (all keys, all scores as float64, each run's length)."""
+    if len(runs) == 1:  # a single search: nothing to join
+        keys, scores = runs[0]
+        return np.asarray(keys, dtype=np.int64), np.asarray(scores, dtype=np.float64), np.array([len(keys)])
     counts = np.fromiter((len(keys) for keys, _ in runs), dtype=np.int64, count=len(runs))
     if not counts.sum():
         return np.zeros(0, dtype=np.int64), np.zeros(0), counts
@@ -155,10 +159,12 @@ def _flattened(runs: Sequence[KeyedRun]) -> tuple[np.ndarray, np.ndarray, np.nda
 def _first_hits(keys: np.ndarray, scores: np.ndarray, counts: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A leg's flattened runs as (query * span + key, score, position in its run) for each passage's
     first appearance in its query's run, sorted by query then key."""
-    starts = np.cumsum(counts) - counts
-    query = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    place = np.arange(len(keys)) - np.repeat(starts, counts)
-    pairs = query * span + keys
+    if len(counts) == 1:
+        pairs, place = keys, np.arange(len(keys))
+    else:
+        query = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        place = np.arange(len(keys)) - np.repeat(np.cumsum(counts) - counts, counts)
+        pairs = query * span + keys
     order = np.argsort(pairs, kind="stable")  # equal pairs keep their run order: the first comes first
     pairs = pairs[order]
     firsts = _starts_of_equal_runs(pairs)
@@ -171,6 +177,8 @@ def order_by(*keys: np.ndarray) -> np.ndarray:
     order), as `np.lexsort(keys[::-1])` but with one integer sort instead of a stable sort per key:
     each key becomes an order-preserving integer (a float key its dense rank), packed into one
     int64 where they fit."""
+    if len(keys[0]) < 2048:  # lexsort's stable sorts cost little on short arrays; ranking would cost more
+        return np.lexsort(keys[::-1])
     packed, bits = np.zeros(len(keys[0]), dtype=np.int64), 0
     for key in keys:
         if key.dtype.kind in "iu":
@@ -201,6 +209,8 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
 def per_query(reduce: np.ufunc, values: np.ndarray, query: np.ndarray) -> np.ndarray:
     """`reduce` (np.minimum, np.maximum) of `values` over each query's entries (`query` sorted),
     repeated to each entry."""
+    if not len(values) or query[0] == query[-1]:  # one query (a single search): no segments
+        return np.full(len(values), reduce.reduce(values) if len(values) else 0.0)
     starts = np.flatnonzero(_starts_of_equal_runs(query))
     return np.repeat(reduce.reduceat(values, starts), np.diff(np.append(starts, len(values))))
 
