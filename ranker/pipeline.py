@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -218,9 +219,6 @@ class SearchPipeline:
         if vectors is not None and len(vectors) != len(texts):
             raise ValueError(f"{len(vectors)} query vectors for {len(texts)} queries")
         modes = [self.mode_used(t, mode) for t in texts]
-        if vectors is None and any(VECTOR in MODE_LEGS[m] for m in modes):  # once, not again when a list is deepened
-            deadlines.check(options.deadline, "before encoding the queries")
-            vectors = self._encode_some(texts, [i for i, m in enumerate(modes) if VECTOR in MODE_LEGS[m]])
         # A caller who names the domains wants results from them, however many per domain.
         max_per_domain = None if filters.include_domains else options.max_per_domain
         per_doc = self.settings.per_doc if options.per_doc is None else options.per_doc
@@ -238,6 +236,13 @@ class SearchPipeline:
         # To count what a date bound drops for having no date, the legs must return undated passages too.
         counting = undated is not None and bool(filters.published_after or filters.published_before)
         leg_filters = replace(filters, include_undated=True) if counting else filters
+        lexical_ahead = None
+        if vectors is None and any(VECTOR in MODE_LEGS[m] for m in modes):  # once, not again when a list is deepened
+            deadlines.check(options.deadline, "before encoding the queries")
+            if len(texts) == 1 and not filters.active and self._lean(MODE_LEGS[modes[0]], fusion_name) and budget() > 1:
+                # A single query's vector is encoded on threads that leave gaps: its BM25 leg runs meanwhile.
+                lexical_ahead = getattr(self.lexical, "search_positions_later", lambda *_: None)(texts, depth)
+            vectors = self._encode_some(texts, [i for i, m in enumerate(modes) if VECTOR in MODE_LEGS[m]])
         while pending:
             if deadlines.passed(options.deadline):
                 if not options.partial:
@@ -249,7 +254,9 @@ class SearchPipeline:
             for m in dict.fromkeys(modes[i] for i in pending):  # one batch per mode used, usually one
                 group = [i for i in pending if modes[i] == m]
                 runs.update(zip(group, self._retrieve([texts[i] for i in group], MODE_LEGS[m], depth, fusion_name,
-                                                      None if vectors is None else vectors[group], leg_filters)))
+                                                      None if vectors is None else vectors[group], leg_filters,
+                                                      lexical_ahead)))  # fmt: skip
+            lexical_ahead = None  # for the first depth only
             still: list[int] = []
             # An empty lexical run may mean the query has no searchable term at all.
             self._refuse_termless(texts, [i for i in pending if LEXICAL in MODE_LEGS[modes[i]] and not _has_lexical(runs[i][0])])
@@ -312,11 +319,17 @@ class SearchPipeline:
                 where = f"queries[{i}]" if len(texts) > 1 else "query"
                 raise QueryError("query has no searchable terms (only stopwords, operators or symbols)", field=where)
 
+    def _lean(self, legs: tuple[Leg, ...], fusion_name: str) -> bool:
+        """Whether these legs fuse on the lean path (`ranker.candidates`): hybrid, convex fusion."""
+        return (self.lean_fusion and legs == (LEXICAL, VECTOR) and fusion_name not in ("rrf", "rescore")
+                and hasattr(self.lexical, "search_raw") and hasattr(self.dense, "search_vectors_positions"))  # fmt: skip
+
     def _retrieve(self, queries: list[str], legs: tuple[Leg, ...], depth: int, fusion_name: str, vectors,
-                  filters: SourceFilter) -> list[tuple[list[Hit], bool]]:  # fmt: skip
+                  filters: SourceFilter, lexical_ahead: Future | None = None) -> list[tuple[list[Hit], bool]]:  # fmt: skip
         """Per query: (fused candidates best first, whether every leg ran out before `depth`).
         Active filters reach the legs resolved against the build's columns, so they search only
-        passages that can pass them (the post-filter in `rank` stays the exact check)."""
+        passages that can pass them (the post-filter in `rank` stays the exact check).
+        `lexical_ahead`: these queries' unfiltered lexical positions at `depth`, already started."""
         rescore = fusion_name == "rescore" and len(legs) > 1
         lexical_filter = vector_filter = filters if filters.active else None
         if filters.active:  # legs that take a Restriction get one; others (Elasticsearch) the filters
@@ -329,12 +342,15 @@ class SearchPipeline:
         if rescore:
             lexical = self.lexical.search(queries, depth, lexical_filter)
             return [(self._rescore(v, run), len(run) < depth) for v, run in zip(vectors, lexical)]
-        lean = (self.lean_fusion and legs == (LEXICAL, VECTOR) and fusion_name != "rrf"
-                and hasattr(self.lexical, "search_raw") and hasattr(self.dense, "search_vectors_positions"))  # fmt: skip
-        if lean:
+        if self._lean(legs, fusion_name):
             w = self.settings.dense_weight
             # (positions, scores) where the build has the doc-position map (None otherwise), else (ids, scores)
-            lexical_runs = self.lexical.search_positions(queries, depth, lexical_filter) if hasattr(self.lexical, "search_positions") else None
+            if lexical_ahead is not None:
+                lexical_runs = lexical_ahead.result()
+            elif hasattr(self.lexical, "search_positions"):
+                lexical_runs = self.lexical.search_positions(queries, depth, lexical_filter)
+            else:
+                lexical_runs = None
             if lexical_runs is None:
                 lexical_runs = self.lexical.search_raw(queries, depth, lexical_filter)
             dense_runs = self.dense.search_vectors_positions(vectors, depth, vector_filter)

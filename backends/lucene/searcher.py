@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import ClassVar
 
@@ -111,6 +112,12 @@ class LuceneSearcher:
         if not self._topk.has_positions:
             return None
         return self._batch(queries, k, filters, positions=True)
+
+    def search_positions_later(self, queries: Sequence[str], k: int) -> Future | None:
+        """Unfiltered `search_positions` started on another thread; the result is the Future's (None
+        where it cannot run beside the caller: one thread, or no doc-position map)."""
+        check_k(k)
+        return self._topk.positions_later([self.bounded(q) for q in queries], k) if queries else None
 
     def _batch(self, queries: Sequence[str], k: int, filters: SourceFilters | Restriction | None, *, positions: bool) -> list:
         check_k(k)

@@ -137,3 +137,21 @@ def test_pipeline_ranks_the_same_with_and_without_the_lean_path(scifact, options
         pipeline.lean_fusion = True
     assert [list(h) for h in lean] == [list(h) for h in plain]
     assert sum(len(h) for h in lean) >= len(queries)
+
+
+def test_a_single_query_ranks_the_same_with_its_bm25_leg_run_during_encoding(scifact, monkeypatch):
+    """One query that the pipeline encodes itself has its BM25 leg started on another thread first
+    (`search_positions_later`); its hits are those of the same query ranked with its vector given."""
+    from ranker.pipeline import SearchOptions
+
+    pipeline, queries, vectors = scifact
+    if pipeline.lexical.search_positions_later(queries[:1], 10) is None:
+        pytest.skip("the index's BM25 leg runs on one thread: nothing to overlap")
+    started = []
+    later = pipeline.lexical.search_positions_later
+    monkeypatch.setattr(pipeline.lexical, "search_positions_later", lambda *a: started.append(a) or later(*a))
+    opts = SearchOptions(mode="hybrid", k=10)
+    for i in range(0, 200, 10):
+        alone = pipeline.rank([queries[i]], opts)
+        assert alone == pipeline.rank([queries[i]], opts, vectors[i : i + 1])
+    assert len(started) == 20
