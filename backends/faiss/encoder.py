@@ -53,9 +53,18 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
+def resolve_encoder(encoder: str, device: str) -> str:
+    """The encoder `auto` stands for on `device`: ONNX Runtime fp32 on the CPU (the same vectors as
+    torch, cosine >= 0.999999, at about twice its speed: docs/BENCHMARKS.md, issue 14), torch on a GPU
+    (ONNX Runtime runs here on the CPU only)."""
+    if encoder != "auto":
+        return encoder
+    return "st" if device.startswith("cuda") else "onnx"
+
+
 def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
     """Load the sentence-transformers model named by `settings` (offline only), run by torch or,
-    with `settings.encoder` onnx / onnx-int8, by ONNX Runtime (`backends.faiss.onnx`).
+    with `settings.encoder` onnx / onnx-int8 (or auto on the CPU), by ONNX Runtime (`backends.faiss.onnx`).
 
     Raises ConfigError (one line) when the directory is not a sentence-transformers model.
     The caller keeps the returned model; nothing is cached here. The objects alive after the load
@@ -87,10 +96,11 @@ def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
         model.max_seq_length = int(settings.max_length)
     if getattr(model, "tokenizer", None) is not None:
         serialise_tokenizer(model.tokenizer)
-    if settings.encoder != "st":
+    encoder = resolve_encoder(settings.encoder, device)
+    if encoder != "st":
         from backends.faiss.onnx import OnnxEncoder
 
-        model = OnnxEncoder(model, path, int8=settings.encoder == "onnx-int8")
+        model = OnnxEncoder(model, path, int8=encoder == "onnx-int8")
     freeze_long_lived()  # the model lives as long as its process (backends.heap)
     return model
 

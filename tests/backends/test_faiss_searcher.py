@@ -31,7 +31,7 @@ from tests.text_fixtures import DOCS  # noqa: E402
 
 @pytest.fixture(scope="module")
 def model():
-    return load_encoder(DenseSettings(device="cpu"))
+    return load_encoder(DenseSettings(device="cpu", encoder="st"))
 
 
 def _build(root: Path, model, settings: DenseSettings) -> tuple[Path, FaissSection]:
@@ -54,7 +54,7 @@ def search(r: FaissSearcher, queries: list[str], k: int) -> list[list[Hit]]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, model) -> tuple[Path, FaissSection]:
-    return _build(tmp_path_factory.mktemp("exact"), model, DenseSettings(device="cpu"))
+    return _build(tmp_path_factory.mktemp("exact"), model, DenseSettings(device="cpu", encoder="st"))
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_lazy_thread_safe_first_use(built) -> None:
 
 
 def test_hnsw_index_search(tmp_path: Path, model) -> None:
-    settings = DenseSettings(device="cpu", ann="auto", exact_max=4, hnsw_m=8, hnsw_ef_construction=32, hnsw_ef_search=17)
+    settings = DenseSettings(device="cpu", encoder="st", ann="auto", exact_max=4, hnsw_m=8, hnsw_ef_construction=32, hnsw_ef_search=17)
     build, section = _build(tmp_path, model, settings)
     assert section.ann == "hnsw"
     r = FaissSearcher(build, section, model=model)

@@ -64,7 +64,7 @@ def synthetic_docs(n: int) -> list[tuple[str, str, str]]:
 
 @pytest.fixture(scope="module")
 def model():
-    return load_encoder(DenseSettings(device="cpu"))
+    return load_encoder(DenseSettings(device="cpu", encoder="st"))
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +85,11 @@ def read_index(out_dir: Path):
 
 
 def test_load_encoder_and_info(model) -> None:
-    settings = DenseSettings(device="cpu")
+    settings = DenseSettings(device="cpu", encoder="st")
     info = encoder_info(model, settings)
     assert info["dimension"] == 384 and info["bundled"] and info["normalize"]
     assert info["max_length"] == model.max_seq_length and info["device"] == "cpu"
-    short = load_encoder(DenseSettings(device="cpu", max_length=64))
+    short = load_encoder(DenseSettings(device="cpu", encoder="st", max_length=64))
     assert short.max_seq_length == 64
     assert model_key(encoder_info(short, settings.model_copy(update={"max_length": 64}))) != model_key(info)
     assert model_key(info) == model_key(encoder_info(model, settings))
@@ -97,8 +97,24 @@ def test_load_encoder_and_info(model) -> None:
     assert model_key(encoder_info(model, prefixed)) != model_key(info)
 
 
+def test_the_default_encoder_is_onnx_on_the_cpu_and_torch_on_a_gpu(model) -> None:
+    """`encoder="auto"` (the default) loads ONNX Runtime fp32 on the CPU, recorded as such (queries
+    then use it too), with torch's vectors to 1e-6; torch where the device is a GPU."""
+    from backends.faiss.encoder import resolve_encoder
+
+    assert DenseSettings().encoder == "auto"
+    assert resolve_encoder("auto", "cpu") == "onnx" and resolve_encoder("auto", "cuda:0") == "st"
+    assert resolve_encoder("onnx-int8", "cuda") == "onnx-int8" and resolve_encoder("st", "cpu") == "st"
+    default = load_encoder(DenseSettings(device="cpu"))
+    info = encoder_info(default, DenseSettings(device="cpu"))
+    assert info["encoder"] == "onnx" and model_key(info) != model_key(encoder_info(model, DenseSettings(device="cpu", encoder="st")))
+    texts = ["how do green plants make sugar from light", "jazz"]
+    cosine = (default.encode(texts, normalize_embeddings=True) * model.encode(texts, normalize_embeddings=True)).sum(axis=1)
+    assert cosine.min() > 0.99999
+
+
 def test_encode_matches_plain_encode_and_prefixes(model) -> None:
-    settings = DenseSettings(device="cpu")
+    settings = DenseSettings(device="cpu", encoder="st")
     texts = [passage_text(t, x) for _, t, x in DOCS[:3]]
     ours = encode_passages(model, texts, settings)
     plain = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
@@ -114,7 +130,7 @@ def test_query_buckets_padded_by_the_tokenizer_equal_the_filler_row(model, monke
     # the vectors must be bit-identical to those of the filler-text fallback, without its extra row.
     from backends.faiss import encoder
 
-    settings = DenseSettings(device="cpu")
+    settings = DenseSettings(device="cpu", encoder="st")
     queries = ["jazz", "what is jazz", "lava " * 12 + "from a mountain", "how do green plants make sugar from light",
                "  padded  ", "ein deutscher Satz über Musik", "x " * 40]  # fmt: skip
     rows: list[int] = []
@@ -139,8 +155,8 @@ def test_concurrent_encoding_runs_in_parallel_and_is_identical() -> None:
     # A fast tokenizer keeps its padding state on one shared object: two threads tokenising at once
     # used to hand one of them a ragged, unpadded batch. The tokenizer is serialised, the model is not:
     # threads encode at the same time and every vector equals the one encoded alone.
-    model = load_encoder(DenseSettings(device="cpu"))
-    settings = DenseSettings(device="cpu")
+    model = load_encoder(DenseSettings(device="cpu", encoder="st"))
+    settings = DenseSettings(device="cpu", encoder="st")
     queries = ["lava " * n + "from a mountain" for n in range(1, 9)] + ["short"]
     alone = {q: encode_queries(model, [q], settings)[0] for q in queries}
     inside, most_inside = 0, 0
@@ -191,7 +207,7 @@ def test_concurrent_encoding_runs_in_parallel_and_is_identical() -> None:
 def test_tokenizer_calls_are_serialised() -> None:
     from transformers import PreTrainedTokenizerBase
 
-    model = load_encoder(DenseSettings(device="cpu"))
+    model = load_encoder(DenseSettings(device="cpu", encoder="st"))
     tokenizer = model.tokenizer
     assert isinstance(tokenizer, PreTrainedTokenizerBase)  # what sentence-transformers checks before calling it
     done = threading.Event()
@@ -214,7 +230,7 @@ def test_non_model_directory_is_config_error(tmp_path: Path, kind: str) -> None:
         (path / "modules.json").write_text("[{broken")
         (path / "config.json").write_text("{}")
     with pytest.raises(ConfigError) as err:
-        load_encoder(DenseSettings(model=str(path), device="cpu"))
+        load_encoder(DenseSettings(model=str(path), device="cpu", encoder="st"))
     assert "not a sentence-transformers model directory" in str(err.value)
     assert err.value.where == str(path)
     assert "\n" not in str(err.value)
@@ -226,7 +242,7 @@ def test_non_model_directory_is_config_error(tmp_path: Path, kind: str) -> None:
 def test_build_exact_and_search_semantics(tmp_path: Path, small_store: Store, model) -> None:
     import faiss
 
-    settings = DenseSettings(device="cpu")
+    settings = DenseSettings(device="cpu", encoder="st")
     section = build_dense_index(small_store, tmp_path / "dense", tmp_path / "cache", settings, quiet=True, model=model)
     assert section.ann == "exact" and section.hnsw is None
     assert section.count == len(DOCS) and section.encoded == len(DOCS) and section.reused == 0
@@ -246,7 +262,7 @@ def test_build_exact_and_search_semantics(tmp_path: Path, small_store: Store, mo
 def test_auto_selects_hnsw_above_exact_max(tmp_path: Path, small_store: Store, model) -> None:
     import faiss
 
-    settings = DenseSettings(device="cpu", ann="auto", exact_max=5, hnsw_m=8, hnsw_ef_construction=16, hnsw_ef_search=20)
+    settings = DenseSettings(device="cpu", encoder="st", ann="auto", exact_max=5, hnsw_m=8, hnsw_ef_construction=16, hnsw_ef_search=20)
     section = build_dense_index(small_store, tmp_path / "dense", tmp_path / "cache", settings, quiet=True, model=model)
     assert section.ann == "hnsw"
     assert section.hnsw.model_dump() == {"m": 8, "ef_construction": 16, "ef_search": 20}
@@ -261,7 +277,7 @@ def test_auto_selects_hnsw_above_exact_max(tmp_path: Path, small_store: Store, m
 
 
 def test_reuse_encodes_only_changed_passages(tmp_path: Path, model) -> None:
-    settings = DenseSettings(device="cpu")
+    settings = DenseSettings(device="cpu", encoder="st")
     first = Store(write_store(tmp_path / "a.sqlite", DOCS))
     s1 = build_dense_index(first, tmp_path / "d1", tmp_path / "cache", settings, quiet=True, model=model)
     first.close()
@@ -289,7 +305,7 @@ def test_reuse_encodes_only_changed_passages(tmp_path: Path, model) -> None:
 def test_duplicate_texts_encoded_once(tmp_path: Path, model) -> None:
     docs = DOCS[:3] + [("photo2", DOCS[0][1], DOCS[0][2])]
     store = Store(write_store(tmp_path / "s.sqlite", docs))
-    s = build_dense_index(store, tmp_path / "d", tmp_path / "cache", DenseSettings(device="cpu"), quiet=True, model=model)
+    s = build_dense_index(store, tmp_path / "d", tmp_path / "cache", DenseSettings(device="cpu", encoder="st"), quiet=True, model=model)
     store.close()
     assert s.encoded == 3 and s.reused == 1 and s.count == 4
     _, v = read_index(tmp_path / "d")
@@ -311,7 +327,7 @@ RESUME_SCRIPT = textwrap.dedent(
         return real(*a, **kw)
     cache_module._encode = slow
     store_path, out, cache = map(Path, sys.argv[1:4])
-    build_dense_index(Store(store_path), out, cache, DenseSettings(device="cpu", shard_size=64), quiet=True)
+    build_dense_index(Store(store_path), out, cache, DenseSettings(device="cpu", encoder="st", shard_size=64), quiet=True)
     print("FINISHED")
     """
 )
@@ -344,7 +360,7 @@ def test_resume_after_killed_build(tmp_path: Path, model) -> None:
     shards = list(cache.glob("*/shard-*.npz"))
     assert 1 <= len(shards) < 3
 
-    settings = DenseSettings(device="cpu", shard_size=64)
+    settings = DenseSettings(device="cpu", encoder="st", shard_size=64)
     store = Store(store_path)
     resumed = build_dense_index(store, tmp_path / "resumed", cache, settings, quiet=True, model=model)
     fresh = build_dense_index(store, tmp_path / "fresh", tmp_path / "fresh-cache", settings, quiet=True, model=model)
@@ -413,7 +429,7 @@ def test_build_streams_vectors_through_a_file_kept_only_for_ivf_pq(tmp_path: Pat
         writer.add(doc, chunk_document(doc, ChunkSettings(target_words=0)))
     writer.close()
     store = Store(store_path)
-    settings = DenseSettings(device="cpu", ann=ann, pq_m=48, ivf_nlist=1)
+    settings = DenseSettings(device="cpu", encoder="st", ann=ann, pq_m=48, ivf_nlist=1)
     section = build_dense_index(store, tmp_path / "dense", tmp_path / "cache", settings, quiet=True, model=model)
     ids = [pid for _, pid, _, _ in store.iter_passages()]
     store.close()

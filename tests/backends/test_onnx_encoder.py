@@ -40,7 +40,7 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def torch_model():
-    return load_encoder(DenseSettings(device="cpu"))
+    return load_encoder(DenseSettings(device="cpu", encoder="st"))
 
 
 @pytest.fixture(scope="module", params=["onnx", "onnx-int8"])
@@ -86,7 +86,7 @@ def test_encoder_is_part_of_the_cache_key(onnx_model, torch_model) -> None:
     settings = DenseSettings(encoder=onnx_model.kind)
     info = encoder_info(onnx_model, settings)
     assert info["encoder"] == onnx_model.kind
-    assert model_key(info) != model_key(encoder_info(torch_model, DenseSettings()))
+    assert model_key(info) != model_key(encoder_info(torch_model, DenseSettings(encoder="st")))
 
 
 def test_build_records_the_encoder_and_queries_use_it(tmp_path: Path) -> None:
