@@ -97,14 +97,16 @@ def main() -> None:
             "Pyserini LuceneSearcher.batch_search": pyserini_batch,
             "Pyserini batch_search + read docid/score": pyserini_batch_read,
             "drsearch LuceneSearcher.search (bulk read, Hit objects)": lambda qs: ours.search(qs, k),
-            "drsearch LuceneSearcher.search_raw (ids + scores: the hybrid pipeline's BM25 leg)": lambda qs: ours.search_raw(qs, k),
+            "drsearch LuceneSearcher.search_raw (ids + scores)": lambda qs: ours.search_raw(qs, k),
+            "drsearch LuceneSearcher.search_positions (the hybrid pipeline's BM25 leg)": lambda qs: ours.search_positions(qs, k),
             "drsearch SearchPipeline.rank, mode=bm25": lambda qs: pipeline.rank(qs, options),
         }
         singles = {
             "Pyserini LuceneSearcher.batch_search": lambda q: pyserini.search(q, k=k),
             "Pyserini batch_search + read docid/score": lambda q: [(h.docid, h.score) for h in pyserini.search(q, k=k)],
             "drsearch LuceneSearcher.search (bulk read, Hit objects)": lambda q: ours.search([q], k),
-            "drsearch LuceneSearcher.search_raw (ids + scores: the hybrid pipeline's BM25 leg)": lambda q: ours.search_raw([q], k),
+            "drsearch LuceneSearcher.search_raw (ids + scores)": lambda q: ours.search_raw([q], k),
+            "drsearch LuceneSearcher.search_positions (the hybrid pipeline's BM25 leg)": lambda q: ours.search_positions([q], k),
             "drsearch SearchPipeline.rank, mode=bm25": lambda q: pipeline.rank([q], options),
         }
         # Interleaved rounds, best round per engine: the JIT warms up and load varies over time.
