@@ -7,7 +7,7 @@ have put at position i, field for field (tests/ranker/test_candidates.py holds t
 output).
 
 Candidates are keyed by integers: the passages' positions in the build's columns when the legs give
-them (`convex_positions`: the FAISS leg returns positions, the Lucene leg too where the build has its
+them (`convex_positions_many`: the FAISS leg returns positions, the Lucene leg too where the build has its
 doc-position map, else its ids are looked up once),
 so the union, the order and the authority prior are integer array work and a passage id is read
 only for a hit that is built or for a tie that the id must break.
@@ -81,14 +81,10 @@ def convex_arrays(lexical: LegRun, dense: LegRun, weights: Sequence[float]) -> C
     return convex_keyed(keyed[0], keyed[1], weights, names.__getitem__, positional=False)
 
 
-def convex_positions(lexical: KeyedRun, dense: KeyedRun, weights: Sequence[float], id_of: Callable[[int], str]) -> Candidates:
-    """`convex_arrays` for runs of column positions (all known) and scores; `id_of` reads a position's id."""
-    return convex_keyed(lexical, dense, weights, id_of, positional=True)
-
-
 def convex_positions_many(lexical: Sequence[KeyedRun], dense: Sequence[KeyedRun], weights: Sequence[float],
                           id_of: Callable[[int], str]) -> list[Candidates]:  # fmt: skip
-    """`convex_positions` of each query's pair of runs, computed for the whole batch at once."""
+    """`convex_arrays` of each query's pair of runs of column positions (all known) and scores,
+    computed for the whole batch at once; `id_of` reads a position's id."""
     return convex_keyed_many(lexical, dense, weights, id_of, positional=True)
 
 
@@ -121,7 +117,8 @@ def convex_keyed_many(lexical: Sequence[KeyedRun], dense: Sequence[KeyedRun], we
         if not len(pairs):
             continue  # empty runs contribute nothing
         cols = np.searchsorted(union, pairs)
-        lo, hi = per_query(np.minimum, s, pairs // span), per_query(np.maximum, s, pairs // span)
+        of_query = pairs // span
+        lo, hi = per_query(np.minimum, s, of_query), per_query(np.maximum, s, of_query)
         spread = hi - lo
         normed = np.ones(len(s))
         varied = ~(spread <= 0.0)  # a run whose scores are all equal normalises to 1.0

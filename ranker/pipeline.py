@@ -413,8 +413,6 @@ class SearchPipeline:
         n = len(candidates)
         if not n:
             return iter(())
-        if isinstance(candidates, Candidates):  # the lean hybrid path: arrays already, fused = score
-            return self._authority_rerank_many([candidates], weight)[0]
         scores = np.fromiter((h.score for h in candidates), dtype=np.float64, count=n)
         ids = [h.passage_id for h in candidates]
         fused = [h.fused if h.fused is not None else (h.score if fused_by_score else None) for h in candidates]

@@ -11,7 +11,7 @@ import pytest
 from backends.hit import Hit
 from indexer.schema import doc_id_of
 from ranker import fusion
-from ranker.candidates import convex_arrays, convex_positions, convex_positions_many, order_by, ties_by_id
+from ranker.candidates import convex_arrays, convex_positions_many, order_by, ties_by_id
 
 
 def _hits(ids, scores, leg):
@@ -53,16 +53,16 @@ def test_convex_positions_equals_convex_hit_for_hit(seed):
     id_of = lambda position: f"d{position}#0"  # noqa: E731
     w = float(rng.uniform(0, 1))
     expected = fusion.convex([_hits(*lexical, "bm25"), _hits(*dense, "dense")], weights=[1 - w, w])
-    got = convex_positions((np.array([position_of(p) for p in lexical[0]], dtype=np.int64), lexical[1]),
-                           (np.array([position_of(p) for p in dense[0]], dtype=np.int64), np.asarray(dense[1], dtype=np.float32)),
-                           [1 - w, w], id_of)  # fmt: skip
+    (got,) = convex_positions_many([(np.array([position_of(p) for p in lexical[0]], dtype=np.int64), lexical[1])],
+                                   [(np.array([position_of(p) for p in dense[0]], dtype=np.int64), np.asarray(dense[1], dtype=np.float32))],
+                                   [1 - w, w], id_of)  # fmt: skip
     assert list(got) == expected
     assert got.ids == [h.passage_id for h in expected] and list(got.positions) == [position_of(h.passage_id) for h in expected]
 
 
 def test_a_batch_fuses_as_each_query_alone():
-    """`convex_positions_many` (one array computation for all queries) gives each query what
-    `convex_positions` gives it alone: runs empty, tied, with repeats, keys shared across queries."""
+    """`convex_positions_many` (one array computation for all queries) gives each query what it
+    gives that query alone: runs empty, tied, with repeats, keys shared across queries."""
     rng = np.random.default_rng(7)
     id_of = lambda position: f"d{position}#0"  # noqa: E731
     lexical, dense = [], []
@@ -76,7 +76,7 @@ def test_a_batch_fuses_as_each_query_alone():
     together = convex_positions_many(lexical, dense, weights, id_of)
     assert len(together) == 60 and len(together[0]) == 0
     for got, lex, den in zip(together, lexical, dense):
-        alone = convex_positions(lex, den, weights, id_of)
+        (alone,) = convex_positions_many([lex], [den], weights, id_of)
         assert list(got) == list(alone) and got.positions.tolist() == alone.positions.tolist()
         assert got.has_lexical == alone.has_lexical
 
