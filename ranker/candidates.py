@@ -15,24 +15,29 @@ only for a hit that is built or for a tie that the id must break.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from backends.hit import Hit
 from indexer.schema import doc_id_of
 
+_HITS_AT_ONCE = 16  # hits read from the arrays together (a search usually takes 10)
 LegRun = tuple[Sequence[str], Sequence[float]]  # one leg's (passage ids, scores), best first
 KeyedRun = tuple[np.ndarray, Sequence[float]]  # one leg's (integer keys, scores), best first
 
 
 class Candidates(Sequence[Hit]):
-    """Fused candidates best first; leg scores are NaN and leg ranks 0 where a leg missed a passage.
+    """Fused candidates; leg scores are NaN and leg ranks 0 where a leg missed a passage.
 
-    `keys` are the candidates' integer keys, `positions` the same keys when they are column positions
-    (None otherwise), `id_of(key)` a key's passage id."""
+    The arrays (`keys`, `positions`, `score` and the legs') hold the candidates in key order, which
+    is all the authority rerank needs (it orders them itself, ties by passage id); `order`, the fused
+    order (best first), is computed only when asked for, and indexing or iterating gives the `Hit`s
+    in that order. `keys` are the candidates' integer keys, `positions` the same keys when they are
+    column positions (None otherwise), `id_of(key)` a key's passage id."""
 
-    __slots__ = ("keys", "positions", "score", "id_of", "has_lexical", "_bm25", "_dense", "_bm25_rank", "_dense_rank")
+    __slots__ = ("keys", "positions", "score", "id_of", "has_lexical", "_bm25", "_dense", "_bm25_rank", "_dense_rank",
+                 "_order")  # fmt: skip
 
     def __init__(self, keys: np.ndarray, score: np.ndarray, bm25: np.ndarray, dense: np.ndarray,
                  bm25_rank: np.ndarray, dense_rank: np.ndarray, id_of: Callable[[int], str], *,
@@ -42,6 +47,7 @@ class Candidates(Sequence[Hit]):
         # Whether any candidate has a (non-zero) BM25 score, as `any(h.bm25 for h in hits)`.
         self.has_lexical = has_lexical
         self._bm25, self._dense, self._bm25_rank, self._dense_rank = bm25, dense, bm25_rank, dense_rank
+        self._order: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -51,23 +57,47 @@ class Candidates(Sequence[Hit]):
             return [self[j] for j in range(*i.indices(len(self)))]
         if i < 0:
             i += len(self)
-        return self.hit(i, i + 1, float(self.score[i]), None)
+        j = self.order[i]
+        return self.hit(j, i + 1, float(self.score[j]), None)
 
-    def hit(self, i: int, rank: int, score: float, authority: float | None) -> Hit:
-        """Candidate i's `Hit` at `rank` with this final `score` and authority prior."""
-        pid = self.passage_id(i)
-        bm25, dense = float(self._bm25[i]), float(self._dense[i])
-        bm25_rank, dense_rank = int(self._bm25_rank[i]), int(self._dense_rank[i])
-        # Positional: (passage_id, doc_id, score, rank, bm25, dense, fused, authority, bm25_rank, dense_rank)
-        return Hit(pid, doc_id_of(pid), score, rank, None if bm25 != bm25 else bm25, None if dense != dense else dense,
-                   float(self.score[i]), authority, bm25_rank or None, dense_rank or None)  # fmt: skip
+    @property
+    def order(self) -> list[int]:
+        """Array indices best first: by fused score, then the best position in any leg, then passage id."""
+        if self._order is None:
+            missed = np.iinfo(np.int64).max
+            best = np.minimum(np.where(self._bm25_rank > 0, self._bm25_rank, missed),
+                              np.where(self._dense_rank > 0, self._dense_rank, missed))  # fmt: skip
+            keys = [-self.score, best]
+            self._order = ties_by_id(np.lexsort(keys[::-1]), keys, self.passage_id).tolist()
+        return self._order
 
-    def passage_id(self, i: int) -> str:
-        return self.id_of(int(self.keys[i]))
+    def hit(self, j: int, rank: int, score: float, authority: float | None) -> Hit:
+        """The `Hit` of the candidate at array index j, at `rank` with this final `score` and authority prior."""
+        return next(self._hits([j], rank, [score], [authority]))
+
+    def hits(self, order: list[int], final: np.ndarray, prior: np.ndarray) -> Iterator[Hit]:
+        """The candidates' `Hit`s in `order` (array indices), ranked 1.., with their `final` scores and
+        authority `prior`s: each built only when taken, the arrays read a few hits at a time."""
+        for start in range(0, len(order), _HITS_AT_ONCE):
+            at = order[start : start + _HITS_AT_ONCE]
+            yield from self._hits(at, start + 1, final[at].tolist(), prior[at].tolist())
+
+    def _hits(self, at: list[int], first_rank: int, scores: list[float], authority: list) -> Iterator[Hit]:
+        id_of = self.id_of
+        columns = (self.keys[at].tolist(), self._bm25[at].tolist(), self._dense[at].tolist(), self.score[at].tolist(),
+                   self._bm25_rank[at].tolist(), self._dense_rank[at].tolist(), scores, authority)  # fmt: skip
+        for rank, (key, bm25, dense, fused, bm25_rank, dense_rank, score, prior) in enumerate(zip(*columns), first_rank):
+            pid = id_of(key)
+            # Positional: (passage_id, doc_id, score, rank, bm25, dense, fused, authority, bm25_rank, dense_rank)
+            yield Hit(pid, doc_id_of(pid), score, rank, None if bm25 != bm25 else bm25, None if dense != dense else dense,
+                      fused, prior, bm25_rank or None, dense_rank or None)  # fmt: skip
+
+    def passage_id(self, j: int) -> str:
+        return self.id_of(int(self.keys[j]))
 
     @property
     def ids(self) -> list[str]:
-        """Every candidate's passage id, best first (read one by one: for callers that need them all)."""
+        """Every candidate's passage id, in array order (read one by one: for callers that need them all)."""
         return [self.id_of(k) for k in self.keys.tolist()]
 
 
@@ -101,44 +131,58 @@ def convex_keyed(lexical: KeyedRun, dense: KeyedRun, weights: Sequence[float], i
 def convex_keyed_many(lexical: Sequence[KeyedRun], dense: Sequence[KeyedRun], weights: Sequence[float],
                       id_of: Callable[[int], str], *, positional: bool) -> list[Candidates]:  # fmt: skip
     """`convex_keyed` of each query's pair of runs (keys >= 0), as array work over the whole batch:
-    each (query, key) pair is one integer, query * span + key, so the per-query unions, min-max
-    normalisations and orders are a few numpy calls for all queries instead of a few per query."""
+    each (query, key) pair is one integer, query * span + key, and one stable sort of both legs'
+    pairs groups each query's candidates, so the unions, min-max normalisations and fused scores are
+    a few numpy calls for all queries instead of a few per query. The fused order is left to
+    `Candidates.order`: the authority rerank, which ranks them in the end, does not need it."""
     n_queries = len(lexical)
-    flat = [_flattened(runs) for runs in (lexical, dense)]
-    span = 1 + max((int(keys.max()) for keys, _, _ in flat if len(keys)), default=0)
-    legs = [_first_hits(keys, scores, counts, span) for keys, scores, counts in flat]
-    union = _sorted_unique(np.concatenate((legs[0][0], legs[1][0])))
-    n = len(union)
-    parts = np.zeros((2, n))
+    (lex_keys, lex_scores, lex_counts), (den_keys, den_scores, den_counts) = _flattened(lexical), _flattened(dense)
+    counts = np.concatenate((lex_counts, den_counts))  # per (leg, query) run, lexical runs first
+    keys, scores = np.concatenate((lex_keys, den_keys)), np.concatenate((lex_scores, den_scores))
+    n_lex = len(lex_keys)
+    if not len(keys):
+        return [_no_candidates(id_of, positional) for _ in range(n_queries)]
+    run_starts = np.cumsum(counts) - counts
+    place = np.arange(len(keys)) - np.repeat(run_starts, counts)  # position in its run
+    span = 1 + int(keys.max())
+    pairs = keys if n_queries == 1 else np.repeat(np.tile(np.arange(n_queries), 2), counts) * span + keys
+    order = np.argsort(pairs, kind="stable")  # a pair's lexical entries (run order) before its dense ones
+    pairs, from_lex = pairs[order], order < n_lex
+    new = _starts_of_equal_runs(pairs)
+    # The first entry of each leg in each pair counts; a later one (a repeat within a run) does not.
+    first = new.copy()
+    first[1:] |= from_lex[1:] != from_lex[:-1]
+    kept = np.zeros(len(keys), dtype=bool)
+    kept[order[first]] = True
+    lo = per_run(np.minimum, np.where(kept, scores, np.inf), counts, run_starts)
+    hi = per_run(np.maximum, np.where(kept, scores, -np.inf), counts, run_starts)
+    spread = hi - lo
+    normed = np.ones(len(keys))
+    varied = ~(spread <= 0.0)  # a run whose scores are all equal normalises to 1.0
+    normed[varied] = (scores[varied] - lo[varied]) / spread[varied]
+    w = np.where(np.arange(len(keys)) < n_lex, float(weights[0]), float(weights[1]))
+    part = np.where(kept, np.multiply(w, normed), 0.0)
+    group = np.cumsum(new) - 1  # each sorted entry's candidate
+    n = int(group[-1]) + 1
+    fused = np.bincount(group, weights=part[order], minlength=n)  # lexical part first, as fusion.convex adds them
     leg_score = np.full((2, n), np.nan)
     leg_rank = np.zeros((2, n), dtype=np.int64)
-    best = np.full(n, np.iinfo(np.int64).max)
-    for row, ((pairs, s, first), w) in enumerate(zip(legs, weights)):
-        if not len(pairs):
-            continue  # empty runs contribute nothing
-        cols = np.searchsorted(union, pairs)
-        of_query = pairs // span
-        lo, hi = per_query(np.minimum, s, of_query), per_query(np.maximum, s, of_query)
-        spread = hi - lo
-        normed = np.ones(len(s))
-        varied = ~(spread <= 0.0)  # a run whose scores are all equal normalises to 1.0
-        normed[varied] = (s[varied] - lo[varied]) / spread[varied]
-        parts[row, cols] = np.multiply(float(w), normed)
-        leg_score[row, cols] = s
-        leg_rank[row, cols] = first + 1
-        best[cols] = np.minimum(best[cols], first + 1)
-    fused = parts.sum(axis=0)
-    query, keys = np.divmod(union, span)
-    perm = order_by(query, -fused, best)
-    perm = ties_by_id(perm, [query, -fused, best], lambda j: id_of(int(keys[j])))
-    keys, fused, query = keys[perm], fused[perm], query[perm]
-    leg_score, leg_rank = leg_score[:, perm], leg_rank[:, perm]
+    for row, leg in enumerate((first & from_lex, first & ~from_lex)):
+        at = order[leg]
+        leg_score[row, group[leg]] = scores[at]
+        leg_rank[row, group[leg]] = place[at] + 1
+    query, keys = np.divmod(pairs[new], span)
     bm25 = leg_score[0]
     lexical_hits = np.bincount(query, weights=(bm25 != 0) & (bm25 == bm25), minlength=n_queries) > 0  # NaN: no BM25
     ends = np.cumsum(np.bincount(query, minlength=n_queries)).tolist()
     return [Candidates(keys[a:b], fused[a:b], leg_score[0, a:b], leg_score[1, a:b], leg_rank[0, a:b],
                        leg_rank[1, a:b], id_of, positional=positional, has_lexical=has)
             for a, b, has in zip([0, *ends[:-1]], ends, lexical_hits.tolist())]  # fmt: skip
+
+
+def _no_candidates(id_of: Callable[[int], str], positional: bool) -> Candidates:
+    none, nan = np.zeros(0, dtype=np.int64), np.zeros(0)
+    return Candidates(none, nan, nan, nan, none, none, id_of, positional=positional, has_lexical=False)
 
 
 def _flattened(runs: Sequence[KeyedRun]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -153,63 +197,18 @@ def _flattened(runs: Sequence[KeyedRun]) -> tuple[np.ndarray, np.ndarray, np.nda
     return keys, np.concatenate([np.asarray(scores, dtype=np.float64) for _, scores in runs]), counts
 
 
-def _first_hits(keys: np.ndarray, scores: np.ndarray, counts: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A leg's flattened runs as (query * span + key, score, position in its run) for each passage's
-    first appearance in its query's run, sorted by query then key."""
-    if len(counts) == 1:
-        pairs, place = keys, np.arange(len(keys))
-    else:
-        query = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-        place = np.arange(len(keys)) - np.repeat(np.cumsum(counts) - counts, counts)
-        pairs = query * span + keys
-    order = np.argsort(pairs, kind="stable")  # equal pairs keep their run order: the first comes first
-    pairs = pairs[order]
-    firsts = _starts_of_equal_runs(pairs)
-    first = order[firsts]
-    return pairs[firsts], scores[first], place[first]
-
-
-def order_by(*keys: np.ndarray) -> np.ndarray:
-    """Indices sorted by `keys` (first key most significant; entries equal in all keys in no set
-    order), as `np.lexsort(keys[::-1])` but with one integer sort instead of a stable sort per key:
-    each key becomes an order-preserving integer (a float key its dense rank), packed into one
-    int64 where they fit."""
-    if len(keys[0]) < 2048:  # lexsort's stable sorts cost little on short arrays; ranking would cost more
-        return np.lexsort(keys[::-1])
-    packed, bits = np.zeros(len(keys[0]), dtype=np.int64), 0
-    for key in keys:
-        if key.dtype.kind in "iu":
-            rank = key.astype(np.int64) - (int(key.min()) if len(key) else 0)
-        else:
-            ordered = np.argsort(key)
-            rank = np.empty(len(key), dtype=np.int64)
-            rank[ordered] = np.cumsum(_starts_of_equal_runs(key[ordered])) - 1
-        width = max(1, int(rank.max(initial=0)).bit_length())
-        bits += width
-        if bits > 63:
-            return np.lexsort(keys[::-1])
-        packed = (packed << width) | rank
-    return np.argsort(packed)
+def per_run(reduce: np.ufunc, values: np.ndarray, counts: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """`reduce` (np.minimum, np.maximum) of `values` over each run (`counts` long, from `starts`),
+    repeated to each of its entries."""
+    full = counts > 0
+    if full.sum() == 1:
+        return np.full(len(values), reduce.reduce(values))
+    return np.repeat(reduce.reduceat(values, starts[full]), counts[full])
 
 
 def _starts_of_equal_runs(values: np.ndarray) -> np.ndarray:
     """Mask of the entries of sorted `values` that differ from the one before."""
     return np.concatenate(([True], values[1:] != values[:-1])) if len(values) else np.zeros(0, dtype=bool)
-
-
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    """`np.unique(values)`, by sorting: several times faster than numpy 2's hashing for ints."""
-    values = np.sort(values)
-    return values[_starts_of_equal_runs(values)]
-
-
-def per_query(reduce: np.ufunc, values: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """`reduce` (np.minimum, np.maximum) of `values` over each query's entries (`query` sorted),
-    repeated to each entry."""
-    if not len(values) or query[0] == query[-1]:  # one query (a single search): no segments
-        return np.full(len(values), reduce.reduce(values) if len(values) else 0.0)
-    starts = np.flatnonzero(_starts_of_equal_runs(query))
-    return np.repeat(reduce.reduceat(values, starts), np.diff(np.append(starts, len(values))))
 
 
 def ties_by_id(order: np.ndarray, keys: Sequence[np.ndarray], id_of: Callable[[int], str]) -> np.ndarray:

