@@ -69,7 +69,8 @@ def test_text_without_han_finds_the_starts_the_pattern_finds():
 
     texts = ["Cell-free DNA in cells; CELL_cell cell2 cell. xcell cell",
              "Ünïcödé Protein PROTEINS proteolysis über-protein (protein) naïve café Cafe",
-             "aaaaaaa aaaaa aaa aaa_ aaa. dna DNase dnA 3dna", "ǅungla Ǆungla cell ǆ cell"]  # fmt: skip
+             "aaaaaaa aaaaa aaa aaa_ aaa. dna DNase dnA 3dna", "ǅungla Ǆungla cell ǆ cell",
+             "²cell cell½ ⅷcell cell٣ cell‿ cell-cell dna"]  # fmt: skip  (digits and numerals of other scripts)
     queries = ["cell protein", "cafe café über", "aaaaaaa aaa dna", "džungla cell", "the a of"]
     for text in texts:
         for query in queries:
@@ -81,3 +82,16 @@ def test_text_without_han_finds_the_starts_the_pattern_finds():
                     want.append(start)
             assert snippets._match_starts(text, query) == want, (text, query)
     assert snippets._match_starts(texts[0], "cell") == [0, 40, 52]  # not cells, CELL_, _cell, cell2, xcell
+
+
+def test_single_spacing_equals_split_and_join():
+    """The fast path (an ASCII text already single-spaced comes back as it is) changes no text."""
+    from ranker.snippets import _single_spaced
+
+    separators = ["  ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\u00a0", "\u3000", "\u2028", "\x85"]
+    texts = ["one two three", " lead", "trail ", "", " ", "x", "naïve café"]
+    texts += [f"a{sep}b c" for sep in separators] + [f"{sep}a b{sep}" for sep in separators]
+    for text in texts:
+        assert _single_spaced(text) == " ".join(text.split()), repr(text)
+    clean = "already single spaced ASCII text"
+    assert _single_spaced(clean) is clean
