@@ -58,7 +58,7 @@ class Candidates(Sequence[Hit]):
         if i < 0:
             i += len(self)
         j = self.order[i]
-        return self.hit(j, i + 1, float(self.score[j]), None)
+        return next(self._hits([j], i + 1, [float(self.score[j])], [None]))
 
     @property
     def order(self) -> list[int]:
@@ -71,10 +71,6 @@ class Candidates(Sequence[Hit]):
             self._order = ties_by_id(np.lexsort(keys[::-1]), keys, self.passage_id).tolist()
         return self._order
 
-    def hit(self, j: int, rank: int, score: float, authority: float | None) -> Hit:
-        """The `Hit` of the candidate at array index j, at `rank` with this final `score` and authority prior."""
-        return next(self._hits([j], rank, [score], [authority]))
-
     def hits(self, order: list[int], final: np.ndarray, prior: np.ndarray) -> Iterator[Hit]:
         """The candidates' `Hit`s in `order` (array indices), ranked 1.., with their `final` scores and
         authority `prior`s: each built only when taken, the arrays read a few hits at a time."""
@@ -83,6 +79,8 @@ class Candidates(Sequence[Hit]):
             yield from self._hits(at, start + 1, final[at].tolist(), prior[at].tolist())
 
     def _hits(self, at: list[int], first_rank: int, scores: list[float], authority: list) -> Iterator[Hit]:
+        """The `Hit`s of the candidates at array indices `at`, ranked from `first_rank`, with these
+        final `scores` and `authority` priors."""
         id_of = self.id_of
         columns = (self.keys[at].tolist(), self._bm25[at].tolist(), self._dense[at].tolist(), self.score[at].tolist(),
                    self._bm25_rank[at].tolist(), self._dense_rank[at].tolist(), scores, authority)  # fmt: skip
