@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +72,31 @@ def exported_model(st_model: Any, model_dir: Path, *, int8: bool) -> Path:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             tmp = q8.with_name(f".{q8.name}.tmp-{os.getpid()}")
-            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+            with _without_quantizer_advice():
+                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
             os.replace(tmp, q8)
     return target
+
+
+_QUANTIZER_ADVICE = "Please consider to run pre-processing before quantization"
+
+
+class _DropQuantizerAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_QUANTIZER_ADVICE)
+
+
+@contextmanager
+def _without_quantizer_advice() -> Iterator[None]:
+    """ONNX Runtime's quantizer logs advice to pre-process the model (shape inference for static
+    quantisation) on the root logger, which reached a user's `index build -q`; dynamic quantisation
+    of this model needs none. Other log records pass."""
+    root, advice = logging.getLogger(), _DropQuantizerAdvice()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
 
 
 def _export(st_model: Any, pooling: str, out: Path) -> None:

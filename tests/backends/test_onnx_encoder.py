@@ -134,3 +134,16 @@ def test_thread_budget_sizes_every_pool(monkeypatch: pytest.MonkeyPatch) -> None
         torch.set_num_threads(before[0])
         faiss.omp_set_num_threads(threads.cores())
         threads._budget = before[1]
+
+
+def test_the_quantizers_advice_is_dropped_and_other_records_pass(caplog: pytest.LogCaptureFixture) -> None:
+    """`index build -q --encoder onnx-int8` printed ONNX Runtime's advice to pre-process the model."""
+    import logging
+
+    from backends.faiss.onnx import _QUANTIZER_ADVICE, _without_quantizer_advice
+
+    with caplog.at_level(logging.WARNING), _without_quantizer_advice():
+        logging.warning(f"{_QUANTIZER_ADVICE}. Refer to example: ...")
+        logging.warning("something else")
+    logging.warning(f"{_QUANTIZER_ADVICE} (outside)")
+    assert [r.getMessage() for r in caplog.records] == ["something else", f"{_QUANTIZER_ADVICE} (outside)"]
