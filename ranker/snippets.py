@@ -98,7 +98,8 @@ def _han_units(query: str) -> list[str]:
     return sorted(found, key=lambda u: (-len(u), u))
 
 
-_ASCII_SPACING = ("  ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")  # what split() splits on in ASCII, beyond one space
+# What str.split() splits on in ASCII text, beyond a single space.
+_ASCII_SPACING = ("  ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
 
 
 def _single_spaced(text: str) -> str:
