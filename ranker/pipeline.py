@@ -6,6 +6,7 @@ The CLI, the HTTP service and evaluation all call it; none of them re-implements
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -64,12 +65,9 @@ def _reranked(scores: np.ndarray, fused: np.ndarray, prior: np.ndarray, counts: 
     return [(order[a:a + n] - a).tolist() for a, n in zip(starts.tolist(), counts)], final
 
 
-def _rebuilt(candidates, order: list[int], final: np.ndarray, prior: np.ndarray, fused) -> Iterator[Hit]:
+def _rebuilt(candidates: list[Hit], order: list[int], final: np.ndarray, prior: np.ndarray, fused: list) -> Iterator[Hit]:
     """The candidates' `Hit`s in `order`, ranked 1.., with their final score, prior and fused score,
-    each built only when taken."""
-    if isinstance(candidates, Candidates):  # straight from the arrays
-        yield from candidates.hits(order, final, prior)
-        return
+    each built only when taken (lean `Candidates` build theirs with `Candidates.hits`)."""
     for rank, i in enumerate(order, 1):
         h = candidates[i]
         f = fused[i]
@@ -440,16 +438,14 @@ class SearchPipeline:
             else:
                 tiers = np.concatenate([self.sources.tiers(c.ids) for c in lists])
             prior = weight * _PRIOR_BY_TIER[tiers]
-        starts = np.cumsum(counts) - counts
-        which = np.repeat(np.arange(len(lists)), counts)
+        starts = (np.cumsum(counts) - counts).tolist()
 
-        def id_of(j: int) -> str:
-            q = int(which[j])
-            return lists[q].passage_id(j - int(starts[q]))
+        def id_of(j: int) -> str:  # read only for ties, rarely: the query found by bisection
+            q = bisect_right(starts, j) - 1
+            return lists[q].passage_id(j - starts[q])
 
         orders, final = _reranked(scores, scores, prior, counts, id_of)
-        return [_rebuilt(c, order, final[a:a + len(c)], prior[a:a + len(c)], c.score)
-                for c, order, a in zip(lists, orders, starts.tolist())]  # fmt: skip
+        return [c.hits(order, final[a:a + len(c)], prior[a:a + len(c)]) for c, order, a in zip(lists, orders, starts)]
 
     # ---- results with content ----------------------------------------------------------
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> list[Result]:

@@ -143,3 +143,23 @@ def test_a_single_query_ranks_the_same_with_its_bm25_leg_run_during_encoding(sci
         alone = pipeline.rank([queries[i]], opts)
         assert alone == pipeline.rank([queries[i]], opts, vectors[i : i + 1])
     assert len(started) == 20
+
+
+def test_a_batch_reranks_as_each_query_alone_ties_included(scifact):
+    """`_authority_rerank_many` (one computation for the batch; a tie's passage id found by
+    bisection over the queries' starts) ranks each query as `_authority_rerank` ranks its hits."""
+    pipeline, _, _ = scifact
+    columns = pipeline.sources.columns
+    rng = np.random.default_rng(11)
+    lexical, dense = [], []
+    for q in range(12):
+        n_lex, n_dense = (0, 0) if q in (0, 5) else rng.integers(1, 40, 2).tolist()  # empty lists among them
+        for runs, n in ((lexical, n_lex), (dense, n_dense)):
+            keys = rng.choice(min(len(columns), 3000), n, replace=False).astype(np.int64)
+            runs.append((keys, np.sort(rng.integers(0, 3, n).astype(float))[::-1]))  # scores tie often
+    lists = convex_positions_many(lexical, dense, [0.5, 0.5], columns.passage_id)
+    together = pipeline._authority_rerank_many(lists, 0.3)
+    assert sum(len(c) for c in lists) > 100
+    for got, candidates in zip(together, lists):
+        alone = pipeline._authority_rerank(list(candidates), 0.3, fused_by_score=True)
+        assert list(got) == list(alone)
