@@ -188,7 +188,7 @@ def main() -> None:
             passes[0].append(bench_in_process(args.index, queries, len(queries), args.k, args.mode))
             passes[1].append(bench_http_batches(server.url, queries, args.batch, args.k, args.mode))
             passes[2].append(bench_in_process(args.index, queries, args.batch, args.k, args.mode))
-        rows, reference = [max(p, key=lambda r: r["qps"]) for p in passes[:2]], max(passes[2], key=lambda r: r["qps"])
+        *rows, reference = [max(p, key=lambda r: r["qps"]) for p in passes]
         rows.append(bench_http_concurrent(server.url, queries, args.clients, args.k, args.mode, "on"))
     finally:
         server.stop()
