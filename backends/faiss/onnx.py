@@ -194,19 +194,22 @@ class OnnxEncoder:
         session = self._single_threaded_session()
         out = np.empty((len(texts), self._dimension), dtype=np.float32)
         failures: list[BaseException] = []
+        # Longest first, each thread taking the next text when it is free: the threads finish
+        # within about one text of each other (a fixed share each left one idle for several).
+        todo = iter(sorted(range(len(texts)), key=lambda i: -len(inputs[0][i])))
 
-        def run_share(first: int) -> None:
+        def run_share() -> None:
             try:
-                for i in range(first, len(texts), workers):
+                for i in todo:  # next() on a shared iterator hands each index to one thread (the GIL)
                     feed = {n: np.asarray([rows[i]], dtype=np.int64) for n, rows in zip(_INPUTS, inputs)}
                     out[i] = session.run(None, feed)[0][0]
             except BaseException as exc:  # re-raised in the calling thread
                 failures.append(exc)
 
-        helpers = [threading.Thread(target=run_share, args=(j,), name="drsearch-onnx", daemon=True) for j in range(1, workers)]
+        helpers = [threading.Thread(target=run_share, name="drsearch-onnx", daemon=True) for _ in range(1, workers)]
         for thread in helpers:
             thread.start()
-        run_share(0)
+        run_share()
         for thread in helpers:
             thread.join()
         if failures:
