@@ -35,12 +35,14 @@ class _Batch:
     pipeline: Any  # ranker.pipeline.SearchPipeline
     calls: list[SearchCall] = field(default_factory=list)
     n_queries: int = 0
-    full: asyncio.Event = field(default_factory=asyncio.Event)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # the window need not run out
 
 
 class MicroBatcher:
     """Collects `submit` calls per pipeline for `window_s` and, while every batch slot is busy, until
     one frees up (at most `max_queries` per batch), then runs them with `search_together` on `executor`.
+    A batch that already holds `ready_queries` (default: half of `max_queries`) does not wait out the
+    window: a call that brings a batch of its own gains nothing from waiting for company.
 
     At most `max_batches` batches run at once, so under load calls pile up into larger batches
     instead of many small ones competing for the CPU (throughput grows with load); when idle a
@@ -54,12 +56,14 @@ class MicroBatcher:
         window_s: float = 0.003,
         max_queries: int = 64,
         max_batches: int = 2,
+        ready_queries: int | None = None,
         on_batch: Callable[[int, int], None] | None = None,
         run_batch: Callable[[Any, list[SearchCall]], list[Outcome]] | None = None,
     ):
         self.executor = executor
         self.window_s = window_s
         self.max_queries = max_queries
+        self.ready_queries = max(1, max_queries // 2) if ready_queries is None else ready_queries
         self.on_batch = on_batch  # (n_calls, n_queries) per executed batch, for metrics
         self.run_batch = run_batch or search_together  # the service wraps it (service.malloc.then_release)
         self._slots = asyncio.Semaphore(max_batches)
@@ -80,17 +84,19 @@ class MicroBatcher:
         batch.n_queries += len(texts)
         if batch.n_queries >= self.max_queries:
             self._close(batch)
+        elif batch.n_queries >= self.ready_queries:
+            batch.ready.set()  # runs as soon as a slot is free; calls still join it until then
         return await call.future
 
     def _close(self, batch: _Batch) -> None:
         """No more calls join `batch`; it runs as soon as a slot is free."""
         if self._open.get(id(batch.pipeline)) is batch:
             del self._open[id(batch.pipeline)]
-        batch.full.set()
+        batch.ready.set()
 
     async def _dispatch(self, batch: _Batch) -> None:
         try:
-            await asyncio.wait_for(batch.full.wait(), self.window_s)
+            await asyncio.wait_for(batch.ready.wait(), self.window_s)
         except TimeoutError:
             pass
         async with self._slots:  # calls keep joining the batch while every slot is busy

@@ -135,3 +135,24 @@ def test_calls_pile_up_while_slots_are_busy(pipeline):
     assert sizes == [(1, 1), (8, 8)]
     assert encoded == [["first tides"], [f"sleep {i}" for i in range(8)]]
     assert [len(r[0]) for r in results] == [1] + [1 + i % 3 for i in range(8)]
+
+
+def test_a_batch_runs_once_it_holds_half_the_maximum_without_waiting_out_the_window(pipeline):
+    """With a window far longer than the test: one single-query call waits for company; the call
+    that brings the batch to `ready_queries` (half of max_queries) starts it, both in one batch."""
+    sizes: list[tuple[int, int]] = []
+    options = SearchOptions(k=1, mode="hybrid")
+
+    async def main():
+        with ThreadPoolExecutor(2) as pool:
+            b = MicroBatcher(pool, window_s=600, max_queries=4, on_batch=lambda c, q: sizes.append((c, q)))
+            first = asyncio.ensure_future(b.submit(pipeline, options, ["glacier ice valley"]))
+            done, _ = await asyncio.wait([first], timeout=0.3)
+            assert not done and sizes == []  # still collecting
+            second = asyncio.ensure_future(b.submit(pipeline, options, ["jazz improvisation"]))
+            return await asyncio.wait_for(asyncio.gather(first, second), 60)
+
+    first, second = asyncio.run(main())
+    assert sizes == [(2, 2)]
+    assert first == pipeline.batch_search(["glacier ice valley"], options)
+    assert second == pipeline.batch_search(["jazz improvisation"], options)
