@@ -23,7 +23,7 @@ def encode_command(
     overlap_words: Annotated[int, typer.Option(help="Words of overlap between consecutive passages, as `index build`")] = 0,
     query_prefix: Annotated[str, typer.Option(help="As `index build` (part of the cache key)")] = "",
     passage_prefix: Annotated[str, typer.Option(help="As `index build`")] = "",
-    batch_size: Annotated[int, typer.Option(min=1, help="Texts per model forward pass")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per model forward pass (torch; the ONNX encoders run each text alone)")] = 64,
     shard_size: Annotated[int, typer.Option(min=64, help="Passages per cache shard (and per Ray task)")] = 8192,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed lines instead of failing")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,

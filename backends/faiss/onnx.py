@@ -184,6 +184,7 @@ class OnnxEncoder:
         session on whole texts. For one short text, intra-op threads are the faster way to use the
         cores (int8 on 2 cores: 1.0 ms with two, 1.4 ms with one); for many, side-by-side texts use
         them better (1,250-1,330 vs 740-890 queries/s), since a batch of one parallelises poorly.
+        Passages too: no padding, and one text's activations stay in cache (`encoder._encode`).
         Threads are started per call, so they run at the caller's priority (`service.priority`)."""
         texts = [t.strip() for t in texts]
         workers = min(self._threads, len(texts))

@@ -58,6 +58,17 @@ def test_export_is_cached_and_close_to_torch(onnx_model, torch_model) -> None:
     assert cosine.min() > (0.9999 if onnx_model.kind == "onnx" else 0.97)
 
 
+def test_passages_are_encoded_each_as_if_alone(onnx_model) -> None:
+    """ONNX passages run side by side, each a batch of its own: a passage's vector does not depend on
+    the passages encoded with it, int8 included (a padded int8 batch shares its activation scales)."""
+    settings = DenseSettings()
+    texts = [f"{t}\n{x}" for _, t, x in DOCS]
+    together = encode_passages(onnx_model, texts, settings)
+    for i, text in enumerate(texts[:4]):
+        assert np.array_equal(encode_passages(onnx_model, [text], settings)[0], together[i]), text[:40]
+    assert np.array_equal(encode_passages(onnx_model, texts[::-1], settings), together[::-1])
+
+
 def test_queries_are_batch_invariant(onnx_model) -> None:
     settings = DenseSettings()
     together = encode_queries(onnx_model, QUERIES + [LONG_QUERY], settings)
