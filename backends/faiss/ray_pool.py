@@ -29,11 +29,10 @@ class EncoderActor:
     """Runs inside a Ray worker process: one loaded model, many shards."""
 
     def __init__(self, settings: dict[str, Any], threads: int):
-        import torch
-
         from backends.faiss.encoder import load_encoder
+        from backends.threads import set_budget
 
-        torch.set_num_threads(max(1, threads))  # one CPU slot per actor: do not oversubscribe the node
+        set_budget(max(1, threads))  # one CPU slot per actor (torch, FAISS, ONNX Runtime): do not oversubscribe the node
         self.settings = DenseSettings(**settings)
         self.model = load_encoder(self.settings)
 

@@ -91,3 +91,18 @@ def _encode_with_a_killed_actor(tmp_path: Path) -> None:
     assert len(keys) == len(remote_cache) == 80
     diff = max(float(np.abs(remote_cache.get(k) - local_cache.get(k)).max()) for k in keys)
     assert diff <= 1e-5
+
+
+def test_an_encoder_actor_keeps_its_pools_to_its_threads():
+    """An actor is one CPU slot of the node: its ONNX sessions run on `threads` threads, not on every
+    core of the machine (torch's pool alone was sized before)."""
+    from backends import threads
+    from backends.faiss.ray_pool import EncoderActor
+
+    before = threads.budget()
+    try:
+        actor = EncoderActor(DenseSettings(device="cpu", encoder="onnx").model_dump(), threads=1)
+        assert actor.model._session.get_session_options().intra_op_num_threads == 1
+        assert actor.encode(["tides follow the moon", "jazz"]).shape == (2, 384)
+    finally:
+        threads.set_budget(before)
