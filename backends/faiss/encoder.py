@@ -243,12 +243,15 @@ _QUERY_BUCKETS = (16, 32, 64, 128, 256, 512)
 
 
 def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) -> np.ndarray:
-    """Embed queries with the query prefix, batch-invariantly.
-
-    Each query is padded to a fixed bucket length (16, 32, 64, ... tokens), so its vector depends
-    only on the query itself and is bit-identical whether it is encoded alone or with any other
-    queries (plain padding to the longest query in the batch changes vectors by ~1e-7). The HTTP
+    """Embed queries with the query prefix, batch-invariantly: a query's vector depends only on the
+    query itself, bit-identical whether it is encoded alone or with any other queries. The HTTP
     service's micro-batcher relies on this for "same request, same scores".
+
+    ONNX Runtime encoders run each query as a batch of its own, side by side on single-threaded
+    sessions (`OnnxEncoder.encode_each`): nothing is padded (fp32: ~1.3x the queries per second of
+    padded buckets, a single query in half the time). torch pads each query to a fixed bucket
+    length (16, 32, 64, ... tokens); plain padding to the longest query in the batch changes
+    vectors by ~1e-7.
     """
     p = settings.query_prefix
     texts = [p + q for q in queries] if p else list(queries)
@@ -256,10 +259,11 @@ def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) 
     max_len = int(getattr(model, "max_seq_length", 0) or 0)
     if tokenizer is None or not texts or not max_len:
         return _encode(model, texts, settings)
-    if not getattr(model, "batch_invariant", True):  # e.g. int8: activation scales span the whole batch
+    if hasattr(model, "encode_each"):  # ONNX Runtime: each query a batch of its own, side by side
         with model_lock(model):
-            if hasattr(model, "encode_each"):
-                return model.encode_each(texts, normalize_embeddings=settings.normalize)
+            return model.encode_each(texts, normalize_embeddings=settings.normalize)
+    if not getattr(model, "batch_invariant", True):  # activation scales that span the whole batch
+        with model_lock(model):
             return np.vstack([model.encode([t], batch_size=1, normalize_embeddings=settings.normalize) for t in texts])
     with model_lock(model):
         return _encode_in_buckets(model, tokenizer, texts, max_len, settings)

@@ -7,8 +7,9 @@ pooling and L2 normalisation inside the graph, and cached as
 
 written atomically, so concurrent first uses at worst export twice. `OnnxEncoder` offers the
 part of the `SentenceTransformer` interface `backends.faiss.encoder` uses (encode, tokenizer,
-max_seq_length, device, dimension), so bucketed query encoding and the embedding cache work as
-with the torch encoder. Nothing heavy is imported at module import.
+max_seq_length, device, dimension), so the embedding cache works as with the torch encoder, and
+`encode_each`, with which `backends.faiss.encoder` embeds queries and passages each as a batch of
+its own. Nothing heavy is imported at module import.
 """
 
 from __future__ import annotations
