@@ -251,7 +251,7 @@ def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) 
     sessions (`OnnxEncoder.encode_each`): nothing is padded (fp32: ~1.3x the queries per second of
     padded buckets, a single query in half the time). torch pads each query to a fixed bucket
     length (16, 32, 64, ... tokens); plain padding to the longest query in the batch changes
-    vectors by ~1e-7.
+    vectors by ~1e-7. A model that cannot pad per call encodes each query alone.
     """
     p = settings.query_prefix
     texts = [p + q for q in queries] if p else list(queries)
@@ -262,7 +262,8 @@ def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) 
     if hasattr(model, "encode_each"):  # ONNX Runtime: each query a batch of its own, side by side
         with model_lock(model):
             return model.encode_each(texts, normalize_embeddings=settings.normalize)
-    if not getattr(model, "batch_invariant", True):  # activation scales that span the whole batch
+    if not getattr(model, "batch_invariant", True) or not _accepts_processing_kwargs(model):
+        # Activation scales that span the whole batch, or no padding to a bucket per call: each alone.
         with model_lock(model):
             return np.vstack([model.encode([t], batch_size=1, normalize_embeddings=settings.normalize) for t in texts])
     with model_lock(model):
@@ -276,28 +277,17 @@ def _encode_in_buckets(model: Any, tokenizer: Any, texts: list[str], max_len: in
         groups.setdefault(min(next((b for b in _QUERY_BUCKETS if b >= n), max_len), max_len), []).append(i)
     out = np.empty((len(texts), int(dimension_of(model))), dtype=np.float32)
     for size, idx in groups.items():
-        out[idx] = _encode_padded(model, tokenizer, [texts[i] for i in idx], size, max_len, settings)
+        out[idx] = _encode_padded(model, [texts[i] for i in idx], size, settings)
     return out
 
 
-def _encode_padded(model: Any, tokenizer: Any, texts: list[str], size: int, max_len: int,
-                   settings: DenseSettings) -> np.ndarray:  # fmt: skip
-    """`texts` (none longer than `size` tokens) encoded in one batch padded to exactly `size` tokens.
-
-    A sentence-transformers model's tokenizer pads to `size` when the call asks it to
-    (`processing_kwargs`). Other encoders get a filler text of exactly `size` tokens in the batch,
-    a whole extra row (~11 % more work for batches of 32): ONNX Runtime padded by its tokenizer
-    instead gave a single query a vector ~6e-8 off its vector in a batch, which the filler avoids."""
-    kwargs: dict[str, Any] = {}
-    filler = None
-    if _accepts_processing_kwargs(model):
-        kwargs["processing_kwargs"] = {"text": {"padding": "max_length", "max_length": size}}
-    else:
-        filler = _filler_text(tokenizer, size, max_len)
-    batch = texts + ([filler] if filler else [])
-    vectors = model.encode(batch, batch_size=len(batch), convert_to_numpy=True, normalize_embeddings=settings.normalize,
+def _encode_padded(model: Any, texts: list[str], size: int, settings: DenseSettings) -> np.ndarray:
+    """`texts` (none longer than `size` tokens) encoded in one batch that the sentence-transformers
+    model's tokenizer pads to exactly `size` tokens (`processing_kwargs`)."""
+    kwargs = {"processing_kwargs": {"text": {"padding": "max_length", "max_length": size}}}
+    vectors = model.encode(texts, batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=settings.normalize,
                            show_progress_bar=False, **kwargs)  # fmt: skip
-    return np.asarray(vectors[: len(texts)], dtype=np.float32)
+    return np.asarray(vectors, dtype=np.float32)
 
 
 def _accepts_processing_kwargs(model: Any) -> bool:
@@ -319,12 +309,3 @@ def _preprocess_takes_processing_kwargs(module_type: type) -> bool:
 
 
 encode_queries.batch_invariant = True  # type: ignore[attr-defined]
-
-
-@functools.lru_cache(maxsize=64)
-def _filler_text(tokenizer: Any, size: int, max_len: int) -> str | None:
-    """A text of exactly `size` tokens (special tokens included), or None if none can be made."""
-    ids = tokenizer(" ".join(["a"] * size), truncation=True, max_length=size)["input_ids"]
-    text = tokenizer.decode(ids, skip_special_tokens=True)
-    ok = len(tokenizer(text, truncation=True, max_length=max_len)["input_ids"]) == size
-    return text if ok else None

@@ -125,30 +125,31 @@ def test_encode_matches_plain_encode_and_prefixes(model) -> None:
     assert passage_text("", "body") == "body" and passage_text("T", "body") == "T\nbody"
 
 
-def test_query_buckets_padded_by_the_tokenizer_equal_the_filler_row(model, monkeypatch) -> None:
-    # sentence-transformers pads each length bucket to its size when asked (processing_kwargs);
-    # the vectors must be bit-identical to those of the filler-text fallback, without its extra row.
+def test_query_buckets_are_batch_invariant_and_a_model_that_cannot_pad_encodes_each_alone(model, monkeypatch) -> None:
+    # sentence-transformers pads each length bucket to its size when asked (processing_kwargs): one
+    # row per query, each query's vector the same alone or in any batch. A model whose tokenizer
+    # takes no per-call padding encodes each query as a batch of its own: one call per query.
     from backends.faiss import encoder
 
     settings = DenseSettings(device="cpu", encoder="st")
     queries = ["jazz", "what is jazz", "lava " * 12 + "from a mountain", "how do green plants make sugar from light",
                "  padded  ", "ein deutscher Satz über Musik", "x " * 40]  # fmt: skip
-    rows: list[int] = []
+    calls: list[int] = []
     real_encode = model.encode
 
     def counting_encode(texts, *args, **kwargs):
-        rows.append(len(texts))
+        calls.append(len(texts))
         return real_encode(texts, *args, **kwargs)
 
     monkeypatch.setattr(model, "encode", counting_encode)
     padded = encode_queries(model, queries, settings)
-    padded_rows = sum(rows)
-    rows.clear()
-    monkeypatch.setattr(encoder, "_accepts_processing_kwargs", lambda m: False)
-    filled = encode_queries(model, queries, settings)
-    assert np.array_equal(padded, filled)
-    assert padded_rows == len(queries) and sum(rows) > len(queries)  # one filler row per bucket
+    assert sum(calls) == len(queries) and len(calls) < len(queries)  # one batch per bucket, no extra row
     assert all(np.array_equal(encode_queries(model, [q], settings)[0], padded[i]) for i, q in enumerate(queries))
+    calls.clear()
+    monkeypatch.setattr(encoder, "_accepts_processing_kwargs", lambda m: False)
+    alone = encode_queries(model, queries, settings)
+    assert calls == [1] * len(queries)
+    assert np.allclose(alone, padded, atol=1e-5)  # unpadded: within ~1e-7 of the bucket's vectors
 
 
 def test_concurrent_encoding_runs_in_parallel_and_is_identical() -> None:
