@@ -259,11 +259,12 @@ def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) 
     max_len = int(getattr(model, "max_seq_length", 0) or 0)
     if tokenizer is None or not texts or not max_len:
         return _encode(model, texts, settings)
-    if hasattr(model, "encode_each"):  # ONNX Runtime: each query a batch of its own, side by side
+    if hasattr(model, "encode_each"):
+        # ONNX Runtime: each query a batch of its own, side by side. int8 must: dynamic quantisation
+        # scales activations over the whole batch, so a row's vector would depend on its batch-mates.
         with model_lock(model):
             return model.encode_each(texts, normalize_embeddings=settings.normalize)
-    if not getattr(model, "batch_invariant", True) or not _accepts_processing_kwargs(model):
-        # Activation scales that span the whole batch, or no padding to a bucket per call: each alone.
+    if not _accepts_processing_kwargs(model):  # no padding to a bucket per call: each query alone
         with model_lock(model):
             return np.vstack([model.encode([t], batch_size=1, normalize_embeddings=settings.normalize) for t in texts])
     with model_lock(model):

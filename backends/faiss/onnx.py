@@ -133,9 +133,6 @@ class OnnxEncoder:
 
     def __init__(self, st_model: Any, model_dir: Path, *, int8: bool, threads: int | None = None):
         self.kind: Encoder = "onnx-int8" if int8 else "onnx"
-        # Dynamic int8 quantises activations with one scale per batch: a row's vector then depends on
-        # its batch-mates, so each query is encoded as a batch of its own (`encode_each`).
-        self.batch_invariant = not int8
         self.path = exported_model(st_model, model_dir, int8=int8)
         self.tokenizer = st_model.tokenizer
         self.max_seq_length = int(st_model.max_seq_length)
