@@ -257,13 +257,10 @@ def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) 
     texts = [p + q for q in queries] if p else list(queries)
     tokenizer = getattr(model, "tokenizer", None)
     max_len = int(getattr(model, "max_seq_length", 0) or 0)
-    if tokenizer is None or not texts or not max_len:
+    # ONNX Runtime (`encode_each`): `_encode` runs each query as a batch of its own. int8 must: dynamic
+    # quantisation scales activations over the whole batch, so a row would depend on its batch-mates.
+    if tokenizer is None or not texts or not max_len or hasattr(model, "encode_each"):
         return _encode(model, texts, settings)
-    if hasattr(model, "encode_each"):
-        # ONNX Runtime: each query a batch of its own, side by side. int8 must: dynamic quantisation
-        # scales activations over the whole batch, so a row's vector would depend on its batch-mates.
-        with model_lock(model):
-            return model.encode_each(texts, normalize_embeddings=settings.normalize)
     if not _accepts_processing_kwargs(model):  # no padding to a bucket per call: each query alone
         with model_lock(model):
             return np.vstack([model.encode([t], batch_size=1, normalize_embeddings=settings.normalize) for t in texts])
