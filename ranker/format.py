@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ranker.pipeline import Result
-from ranker.snippets import snippet
+from ranker.snippets import snippet, snippets
 
 
 def authority_dict(entry: Any) -> dict[str, Any] | None:
@@ -14,7 +15,19 @@ def authority_dict(entry: Any) -> dict[str, Any] | None:
     return {"name": entry.name, "category": entry.category, "tier": entry.tier, "country": entry.country}
 
 
+def result_dicts(rows: Sequence[tuple[Result, str]], *, snippet_chars: int = 240,
+                 return_text: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+    """`result_dict` of each (result, query), their snippets computed together (`snippets`: in one
+    JVM call where the embedded backend's JVM runs)."""
+    made = snippets([(r.passage.text, query) for r, query in rows], snippet_chars)
+    return [_as_dict(r, s, return_text) for (r, _), s in zip(rows, made)]
+
+
 def result_dict(result: Result, query: str, *, snippet_chars: int = 240, return_text: bool = False) -> dict[str, Any]:
+    return _as_dict(result, snippet(result.passage.text, query, snippet_chars), return_text)
+
+
+def _as_dict(result: Result, snippet_text: str, return_text: bool) -> dict[str, Any]:
     hit, p = result.hit, result.passage
     out: dict[str, Any] = {
         "rank": hit.rank,
@@ -25,7 +38,7 @@ def result_dict(result: Result, query: str, *, snippet_chars: int = 240, return_
         "domain": p.domain,
         "authority": authority_dict(result.authority),
         "published": p.published,
-        "snippet": snippet(p.text, query, snippet_chars),
+        "snippet": snippet_text,
         "scores": hit.breakdown(),
         "ranks": hit.leg_ranks(),
     }

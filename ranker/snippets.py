@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 
 from indexer.analysis import HAN, units
@@ -149,3 +150,45 @@ def _cluster_start(text: str, i: int) -> int:
     ):  # fmt: skip
         i -= 1
     return i
+
+
+def snippets(pairs: Sequence[tuple[str, str]], max_chars: int = 240) -> list[str]:
+    """`snippet(text, query, max_chars)` of each (text, query) pair, the same strings. Where a JVM runs
+    in this process (the embedded Lucene backend) they are computed there, all in one call, except
+    for texts with Han characters or characters outside the BMP, which are computed here."""
+    out: list[str | None] = [None] * len(pairs)
+    from backends.lucene import snippets as in_jvm
+
+    if len(pairs) > 1 and in_jvm.available():
+        queries: dict[str, int] = {}
+        texts = [text for text, _ in pairs]
+        taken = list(range(len(pairs)))
+        if len("".join(texts).encode("utf-16-le", "surrogatepass")) != 2 * sum(map(len, texts)):  # outside the BMP
+            taken = [i for i, t in enumerate(texts) if len(t.encode("utf-16-le", "surrogatepass")) == 2 * len(t)]
+            texts = [texts[i] for i in taken]
+        query_of = [queries.setdefault(pairs[i][1], len(queries)) for i in taken]
+        made = in_jvm.make(texts, query_of, [_sorted_stems(q) for q in queries], max_chars, java_tables) if taken else None
+        for i, s in zip(taken, made or ()):
+            out[i] = s
+    return [s if s is not None else snippet(text, query, max_chars) for s, (text, query) in zip(out, pairs)]
+
+
+@lru_cache(maxsize=1)
+def java_tables() -> tuple[bytes, bytes]:
+    """What Snippets.java reads instead of Java's own character properties (its whitespace, letters
+    and lower case differ from Python's): a class byte per BMP character, and its lower case as one
+    UTF-16LE unit (the character itself, marked OTHER, where Python's lower() gives something else:
+    more than one character, or a final sigma that depends on its neighbours)."""
+    space, word, han, combining, brk, other, spacing = 1, 2, 4, 8, 16, 32, 64  # Snippets.java's bits
+    table = bytearray(65536)
+    lower = bytearray(2 * 65536)
+    for code in range(65536):
+        c = chr(code)
+        low = c.lower()
+        single = len(low) == 1 and code != 0x3A3 and not 0xD800 <= code <= 0xDFFF  # 0x3A3: capital sigma
+        table[code] = ((space if c.isspace() else 0) | (spacing if c.isspace() and c != " " else 0)
+                       | (word if c.isalnum() or c == "_" else 0) | (han if _HAN_CHAR.match(c) else 0)
+                       | (combining if unicodedata.combining(c) else 0) | (brk if _BREAK.match(c) else 0)
+                       | (0 if single else other))  # fmt: skip
+        lower[2 * code : 2 * code + 2] = (ord(low) if single else code).to_bytes(2, "little")
+    return bytes(table), bytes(lower)

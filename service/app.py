@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -300,22 +301,27 @@ def _format(results: list[list[Any]], texts: list[str], body: SearchRequest, und
 
     With dedupe_across_queries, passages already returned are dropped and lists cut to k."""
     from ranker.output_budget import apply_budgets
-    from ranker.format import result_dict
+    from ranker.format import result_dicts
 
-    out = []
+    pages = []
     seen: set[str] = set()
     if body.offset and all(len(rows) <= body.offset for rows in results):
         n = max(len(rows) for rows in results)
         raise ApiError(400, "invalid_query", f"offset {body.offset} is beyond the {n} ranked results", "offset")
-    for text, ranked, n_undated, mode_used in zip(texts, results, undated, modes):
+    for ranked in results:
         rows = ranked[body.offset :]
         if body.dedupe_across_queries:
             kept = [r for r in rows if r.hit.passage_id not in seen][: body.k]
             seen.update(r.hit.passage_id for r in kept)
             rows = [replace(r, hit=r.hit.with_(rank=body.offset + i)) for i, r in enumerate(kept, 1)]
-        hits = [result_dict(r, text, snippet_chars=body.snippet_chars, return_text=body.return_text) for r in rows]
-        entry = {"query": text, "mode_used": mode_used, "hits": hits, "exhausted": getattr(ranked, "exhausted", True),
-                 "candidates_examined": getattr(ranked, "examined", None), "undated_dropped": n_undated}  # fmt: skip
+        pages.append(rows)
+    hits = iter(result_dicts([(r, text) for text, rows in zip(texts, pages) for r in rows],
+                             snippet_chars=body.snippet_chars, return_text=body.return_text))  # fmt: skip
+    out = []
+    for text, ranked, rows, n_undated, mode_used in zip(texts, results, pages, undated, modes):
+        entry = {"query": text, "mode_used": mode_used, "hits": list(islice(hits, len(rows))),
+                 "exhausted": getattr(ranked, "exhausted", True), "candidates_examined": getattr(ranked, "examined", None),
+                 "undated_dropped": n_undated}  # fmt: skip
         if getattr(ranked, "partial", False):
             entry["partial"] = True
         out.append(entry)

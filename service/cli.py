@@ -195,9 +195,8 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Search an index and print ranked passages."""
-    from ranker.format import result_dict
+    from ranker.format import result_dicts
     from ranker.query import clean_query
-    from ranker.snippets import snippet
 
     query = clean_query(query, max_chars=max_query_chars or None)
     options = _search_options(
@@ -217,7 +216,7 @@ def search(
         payload = {
             "query": query, "index_version": pipeline.version, "mode": resolved,
             "mode_used": pipeline.mode_used(query, resolved), "undated_dropped": undated[0],
-            "hits": [result_dict(r, query, snippet_chars=snippet_chars) for r in results],
+            "hits": result_dicts([(r, query) for r in results], snippet_chars=snippet_chars),
         }  # fmt: skip
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
@@ -225,12 +224,12 @@ def search(
         typer.echo(f"mode bm25: the dense model covers {','.join(pipeline.dense_languages)}, not this query's language")
     if not results:
         typer.echo("no results")
-    for r in results:
+    for r, shown in zip(results, result_dicts([(r, query) for r in results], snippet_chars=snippet_chars)):
         h, p = r.hit, r.passage
         auth = f"  [{r.authority.name}, tier {r.authority.tier}]" if r.authority else ""
         src = f"  {p.url}" if p.url else ""
         typer.echo(f"{h.rank:>3}. {h.score:.4f}  {p.doc_id}  {p.title[:90]}{src}{auth}")
-        typer.echo(f"     {snippet(p.text, query, snippet_chars)}")
+        typer.echo(f"     {shown['snippet']}")
 
 
 @app.command("eval")

@@ -100,6 +100,11 @@ def _quiet_java_logging(jnius: ModuleType) -> None:
         _kept_loggers.append(logger)
 
 
+def running() -> bool:
+    """Whether this module started the JVM in this process (asking never starts it)."""
+    return _jnius is not None
+
+
 def autoclass(name: str):
     return start_jvm().autoclass(name)
 

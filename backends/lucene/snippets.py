@@ -1,0 +1,69 @@
+"""Snippets of many hits in one JVM call (`java/drsearch/Snippets.java`), where a JVM already runs.
+
+ranker/snippets.py holds the reference implementation and decides what to send here; this module
+only moves the texts across: their UTF-16LE in one byte array, one byte array out (a length per
+hit, then the snippets). A per-hit Python snippet costs
+~30 µs, mostly finding the query's word starts; in Java all hits of a 32-query response take about
+as long as a few of them. Java objects stay in this module.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+from backends.lucene import jvm
+
+_lock = threading.Lock()
+_helper = None  # drsearch.Snippets with its character classes set; False where the JVM lacks it
+
+
+def available() -> bool:
+    """Whether a JVM runs in this process (never starts one: a process without Lucene keeps Python's snippets)."""
+    return jvm.running() and _helper is not False
+
+
+def make(texts: list[str], query_of: list[int], stems: list[tuple[str, ...]], max_chars: int,
+         classes: Callable[[], tuple[bytes, bytes]]) -> list[str | None] | None:  # fmt: skip
+    """Per text (of query `query_of[i]`, whose stems are `stems[q]`) its snippet, or None where
+    Python must compute it; None for all when the JVM lacks the helper. Texts must hold no
+    character outside the BMP (offsets are counted in UTF-16 units); `classes()` returns the
+    character classes and lower cases that `Snippets.setClasses` takes, asked for once per process."""
+    helper = _snippets_class(classes)
+    if helper is None:
+        return None
+    ends = np.cumsum([len(t) for t in texts]).tolist()
+    flat = [s for per_query in stems for s in per_query]
+    stem_ends = np.cumsum([len(per_query) for per_query in stems]).tolist()
+    joined = "".join(texts).encode("utf-16-le", "surrogatepass")
+    packed = helper.make(joined, ends, query_of, flat, stem_ends, int(max_chars)).tostring()
+    n = len(texts)
+    lengths = np.frombuffer(packed, dtype="<i4", count=n).tolist()
+    body = packed[4 * n :].decode("utf-16-le")
+    out: list[str | None] = []
+    at = 0
+    for length in lengths:
+        if length < 0:
+            out.append(None)
+        else:
+            out.append(body[at : at + length])
+            at += length
+    return out
+
+
+def _snippets_class(classes):
+    global _helper
+    if _helper is None:
+        with _lock:
+            if _helper is None:
+                from jnius import JavaException
+
+                try:
+                    helper = jvm.autoclass("drsearch.Snippets")
+                    helper.setClasses(*classes())
+                    _helper = helper
+                except JavaException:  # the JVM was started before ours, without the helper jar
+                    _helper = False
+    return _helper or None

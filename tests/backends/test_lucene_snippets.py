@@ -1,0 +1,90 @@
+"""Snippets computed in the JVM (Snippets.java) are `ranker.snippets.snippet`'s strings exactly: on
+real SciFact documents with real queries, on texts built from the characters where Python and Java
+disagree (whitespace, letters, lower case, combining marks, joiners), and for the texts left to
+Python (Han, outside the BMP, a capital sigma)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+
+import pytest
+
+from backends.lucene import snippets as in_jvm
+from backends.lucene.jvm import start_jvm
+from ranker.snippets import _sorted_stems, java_tables, snippet, snippets
+from tests.conftest import data_dir
+
+
+@pytest.fixture(scope="module", autouse=True)
+def jvm():
+    start_jvm()
+    assert in_jvm.available()
+
+
+def jvm_made(pairs: list[tuple[str, str]], max_chars: int = 240) -> list[str | None]:
+    """The JVM's own answers (None: left to Python), without the Python fallback."""
+    queries: dict[str, int] = {}
+    query_of = [queries.setdefault(q, len(queries)) for _, q in pairs]
+    made = in_jvm.make([t for t, _ in pairs], query_of, [_sorted_stems(q) for q in queries], max_chars, java_tables)
+    assert made is not None, "the helper jar lacks drsearch.Snippets: run `make lucene-helper`"
+    return made
+
+
+def test_scifact_snippets_are_pythons_and_made_in_the_jvm():
+    scifact = data_dir("scifact")
+    with gzip.open(scifact / "corpus.jsonl.gz", "rt", encoding="utf-8") as fh:
+        texts = [json.loads(line)["text"] for _, line in zip(range(400), fh)]
+    with open(scifact / "queries.jsonl", encoding="utf-8") as fh:
+        queries = [json.loads(line)["text"] for _, line in zip(range(400), fh)]
+    pairs = [(t, queries[(i * 7 + j) % len(queries)]) for i, t in enumerate(texts) for j in range(3)]
+    for max_chars in (240, 60, 1000):
+        expected = [snippet(t, q, max_chars) for t, q in pairs]
+        made = jvm_made(pairs, max_chars)
+        assert sum(m is None for m in made) == 0  # SciFact has no Han, nothing outside the BMP, no capital sigma
+        assert made == expected
+        assert snippets(pairs, max_chars) == expected
+    assert any(e.startswith("…") and e.endswith("…") for e in expected[:30])  # the windows did move
+
+
+# Characters where Java's and Python's ideas of space, letter, lower case or a cut differ.
+ALPHABET = (
+    list("abcdefghij ABCDE 0123 _-.,;:!?()") + ["  ", "\t", "\n", "\r\n", "\xa0", "\u2007", "\u202f", "\u3000", "\x1c",
+    "\x85", "\u2028", "é", "É", "ß", "ẞ", "ǅ", "ﬁ", "Ω", "ω", "²", "½", "Ⅻ", "٣", "\u0301", "\u0308", "\u20dd", "\u200d",
+    "\ufe0f", "\ufe0e", "。", "，", "！", "？", "、", "ー", "\u00ad", "\u200b", "ʼ", "ǈ"]
+)  # fmt: skip
+
+
+def random_text(rng: random.Random, words: list[str]) -> str:
+    parts = []
+    for _ in range(rng.randrange(0, 160)):
+        parts.append(rng.choice(words) if rng.random() < 0.5 else rng.choice(ALPHABET))
+        parts.append(rng.choice([" ", " ", "", "\n", "\xa0"]))
+    return "".join(parts)
+
+
+def test_random_texts_of_awkward_characters_match_python():
+    rng = random.Random(14)
+    words = ["inflation", "Inflation", "INFLATIONARY", "dna", "DNase", "ǅemal", "straße", "ÉCOLE", "école",
+             "cell_line", "x²", "naïve", "nai\u0308ve", "emoji\u200dset", "a\u0301b"]  # fmt: skip
+    queries = ["inflation dna", "École naïve straße", "ǅemal cell", "the of and", "", "x² ½ Ⅻ", "nai\u0308ve a\u0301b"]
+    pairs = [(random_text(rng, words), rng.choice(queries)) for _ in range(1500)]
+    for max_chars in (240, 40, 7):
+        made = jvm_made(pairs, max_chars)
+        assert sum(m is None for m in made) == 0
+        assert made == [snippet(t, q, max_chars) for t, q in pairs]
+
+
+def test_texts_left_to_python_still_get_pythons_snippets():
+    filler = " ".join(f"filler{i}" for i in range(60))
+    han = f"{filler} 中国经济增长 inflation {filler}"
+    sigma = f"{filler} ΟΔΟΣ inflation {filler}"  # capital sigma: Python lower-cases it by its neighbours
+    dotted = f"{filler} İstanbul inflation {filler}"  # lower() gives two characters
+    astral = f"{filler} \U0001f600 inflation {filler}"
+    plain = f"{filler} inflation {filler}"
+    pairs = [(han, "inflation 经济"), (sigma, "inflation"), (dotted, "inflation"), (plain, "inflation")]
+    assert jvm_made(pairs) == [None, None, None, snippet(plain, "inflation")]
+    pairs.append((astral, "inflation"))  # not sent to Java at all: its offsets would count UTF-16 units
+    assert snippets(pairs) == [snippet(t, q) for t, q in pairs]
+    assert "inflation" in snippets(pairs)[4]
