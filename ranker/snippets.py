@@ -152,25 +152,44 @@ def _cluster_start(text: str, i: int) -> int:
     return i
 
 
+JVM_CALL_CHARS = 4_000_000  # text characters per JVM call (8 MB of UTF-16): long texts go in several
+
+
 def snippets(pairs: Sequence[tuple[str, str]], max_chars: int = 240) -> list[str]:
     """`snippet(text, query, max_chars)` of each (text, query) pair, the same strings. Where a JVM runs
-    in this process (the embedded Lucene backend) they are computed there, all in one call, except
-    for texts with Han characters or characters outside the BMP, which are computed here."""
+    in this process (the embedded Lucene backend) they are computed there, a response's worth in one
+    call, except for texts with Han characters or characters outside the BMP, computed here."""
     out: list[str | None] = [None] * len(pairs)
     from backends.lucene import snippets as in_jvm
 
     if len(pairs) > 1 and in_jvm.available():
-        queries: dict[str, int] = {}
-        texts = [text for text, _ in pairs]
-        taken = list(range(len(pairs)))
-        if len("".join(texts).encode("utf-16-le", "surrogatepass")) != 2 * sum(map(len, texts)):  # outside the BMP
-            taken = [i for i, t in enumerate(texts) if len(t.encode("utf-16-le", "surrogatepass")) == 2 * len(t)]
-            texts = [texts[i] for i in taken]
-        query_of = [queries.setdefault(pairs[i][1], len(queries)) for i in taken]
-        made = in_jvm.make(texts, query_of, [_sorted_stems(q) for q in queries], max_chars, java_tables) if taken else None
-        for i, s in zip(taken, made or ()):
-            out[i] = s
+        part: list[int] = []
+        size = 0
+        for i, (text, _) in enumerate(pairs):
+            if part and size + len(text) > JVM_CALL_CHARS:
+                _made_in_jvm(pairs, part, max_chars, out)
+                part, size = [], 0
+            part.append(i)
+            size += len(text)
+        _made_in_jvm(pairs, part, max_chars, out)
     return [s if s is not None else snippet(text, query, max_chars) for s, (text, query) in zip(out, pairs)]
+
+
+def _made_in_jvm(pairs: Sequence[tuple[str, str]], taken: list[int], max_chars: int, out: list[str | None]) -> None:
+    """Fill `out` at `taken` with the snippets the JVM makes (None where it leaves a text to Python)."""
+    from backends.lucene import snippets as in_jvm
+
+    texts = [pairs[i][0] for i in taken]
+    if len("".join(texts).encode("utf-16-le", "surrogatepass")) != 2 * sum(map(len, texts)):  # outside the BMP
+        taken = [i for i, t in zip(taken, texts) if len(t.encode("utf-16-le", "surrogatepass")) == 2 * len(t)]
+        texts = [pairs[i][0] for i in taken]
+    if not taken:
+        return
+    queries: dict[str, int] = {}
+    query_of = [queries.setdefault(pairs[i][1], len(queries)) for i in taken]
+    made = in_jvm.make(texts, query_of, [_sorted_stems(q) for q in queries], max_chars, java_tables)
+    for i, made_one in zip(taken, made or ()):
+        out[i] = made_one
 
 
 @lru_cache(maxsize=1)

@@ -28,7 +28,8 @@ def available() -> bool:
 def make(texts: list[str], query_of: list[int], stems: list[tuple[str, ...]], max_chars: int,
          classes: Callable[[], tuple[bytes, bytes]]) -> list[str | None] | None:  # fmt: skip
     """Per text (of query `query_of[i]`, whose stems are `stems[q]`) its snippet, or None where
-    Python must compute it; None for all when the JVM lacks the helper. Texts must hold no
+    Python must compute it; None for all when the JVM lacks the helper or the call fails (Python
+    then makes them all, as it would without a JVM). Texts must hold no
     character outside the BMP (offsets are counted in UTF-16 units); `classes()` returns the
     character classes and lower cases that `Snippets.setClasses` takes, asked for once per process."""
     helper = _snippets_class(classes)
@@ -38,7 +39,12 @@ def make(texts: list[str], query_of: list[int], stems: list[tuple[str, ...]], ma
     flat = [s for per_query in stems for s in per_query]
     stem_ends = np.cumsum([len(per_query) for per_query in stems]).tolist()
     joined = "".join(texts).encode("utf-16-le", "surrogatepass")
-    packed = helper.make(joined, ends, query_of, flat, stem_ends, int(max_chars)).tostring()
+    from jnius import JavaException
+
+    try:
+        packed = helper.make(joined, ends, query_of, flat, stem_ends, int(max_chars)).tostring()
+    except JavaException:  # e.g. an OutOfMemoryError on a heap filled by other work
+        return None
     n = len(texts)
     lengths = np.frombuffer(packed, dtype="<i4", count=n).tolist()
     body = packed[4 * n :].decode("utf-16-le")

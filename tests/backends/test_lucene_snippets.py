@@ -88,3 +88,19 @@ def test_texts_left_to_python_still_get_pythons_snippets():
     pairs.append((astral, "inflation"))  # not sent to Java at all: its offsets would count UTF-16 units
     assert snippets(pairs) == [snippet(t, q) for t, q in pairs]
     assert "inflation" in snippets(pairs)[4]
+
+
+def test_long_responses_go_to_the_jvm_in_parts(monkeypatch):
+    filler = " ".join(f"filler{i}" for i in range(40))
+    pairs = [(f"{filler} inflation number {i:02d} {filler}", "inflation number") for i in range(30)]
+    calls = []
+    real_make = in_jvm.make
+    monkeypatch.setattr(in_jvm, "make", lambda texts, *rest: calls.append(len(texts)) or real_make(texts, *rest))
+    monkeypatch.setattr("ranker.snippets.JVM_CALL_CHARS", 3 * len(pairs[0][0]))
+    assert snippets(pairs, 80) == [snippet(t, q, 80) for t, q in pairs]
+    assert calls == [3] * 10
+
+
+def test_a_failing_jvm_call_leaves_the_snippets_to_python():
+    # Hit 0 names query 5 of 1: the Java side fails (index out of bounds); nothing is returned from it.
+    assert in_jvm.make(["some text " * 40], [5], [("some",)], 60, java_tables) is None
