@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ranker.pipeline import Result
-from ranker.snippets import snippet, snippets
+from ranker.snippets import snippets
 
 
 def authority_dict(entry: Any) -> dict[str, Any] | None:
@@ -17,14 +17,10 @@ def authority_dict(entry: Any) -> dict[str, Any] | None:
 
 def result_dicts(rows: Sequence[tuple[Result, str]], *, snippet_chars: int = 240,
                  return_text: bool = False) -> list[dict[str, Any]]:  # fmt: skip
-    """`result_dict` of each (result, query), their snippets computed together (`snippets`: in one
+    """Each (result, query) as the hit's JSON shape, their snippets made together (`snippets`: in one
     JVM call where the embedded backend's JVM runs)."""
     made = snippets([(r.passage.text, query) for r, query in rows], snippet_chars)
     return [_as_dict(r, s, return_text) for (r, _), s in zip(rows, made)]
-
-
-def result_dict(result: Result, query: str, *, snippet_chars: int = 240, return_text: bool = False) -> dict[str, Any]:
-    return _as_dict(result, snippet(result.passage.text, query, snippet_chars), return_text)
 
 
 def _as_dict(result: Result, snippet_text: str, return_text: bool) -> dict[str, Any]:

@@ -204,7 +204,8 @@ def java_tables() -> tuple[bytes, bytes]:
     for code in range(65536):
         c = chr(code)
         low = c.lower()
-        single = len(low) == 1 and code != 0x3A3 and not 0xD800 <= code <= 0xDFFF  # 0x3A3: capital sigma
+        # 0x3A3: the capital sigma, lower-cased by its neighbours
+        single = len(low) == 1 and ord(low) < 0x10000 and code != 0x3A3 and not 0xD800 <= code <= 0xDFFF
         table[code] = ((space if c.isspace() else 0) | (spacing if c.isspace() and c != " " else 0)
                        | (word if c.isalnum() or c == "_" else 0) | (han if _HAN_CHAR.match(c) else 0)
                        | (combining if unicodedata.combining(c) else 0) | (brk if _BREAK.match(c) else 0)

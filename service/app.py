@@ -298,7 +298,7 @@ def _cache_key(version: str, body: SearchRequest, mode: str, options) -> str:
 
 def _format(results: list[list[Any]], texts: list[str], body: SearchRequest, undated: list[int],
             modes: list[str]) -> dict[str, Any]:
-    """Hits as `result_dict`s, the page `offset..offset+k` of each ranking, within the output budgets.
+    """Hits as `result_dicts`, the page `offset..offset+k` of each ranking, within the output budgets.
 
     With dedupe_across_queries, passages already returned are dropped and lists cut to k."""
     from ranker.output_budget import apply_budgets
