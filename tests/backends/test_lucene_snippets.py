@@ -104,3 +104,9 @@ def test_long_responses_go_to_the_jvm_in_parts(monkeypatch):
 def test_a_failing_jvm_call_leaves_the_snippets_to_python():
     # Hit 0 names query 5 of 1: the Java side fails (index out of bounds); nothing is returned from it.
     assert in_jvm.make(["some text " * 40], [5], [("some",)], 60, java_tables) is None
+
+
+def test_queries_without_a_stem_get_the_start_of_each_text():
+    pairs = [("the of and " * 50, "the of"), ("x " * 300, "and or")]  # nothing but stopwords to look for
+    assert jvm_made(pairs, 60) == [snippet(t, q, 60) for t, q in pairs]
+    assert jvm_made(pairs, 60)[1].startswith("x x ")
