@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from indexer.analysis import HAN, units
 
@@ -167,27 +168,21 @@ def snippets(pairs: Sequence[tuple[str, str]], max_chars: int = 240) -> list[str
         size = 0
         for i, (text, _) in enumerate(pairs):
             if part and size + len(text) > JVM_CALL_CHARS:
-                _made_in_jvm(pairs, part, max_chars, out)
+                _made_in_jvm(in_jvm, pairs, part, max_chars, out)
                 part, size = [], 0
             part.append(i)
             size += len(text)
-        _made_in_jvm(pairs, part, max_chars, out)
+        _made_in_jvm(in_jvm, pairs, part, max_chars, out)
     return [s if s is not None else snippet(text, query, max_chars) for s, (text, query) in zip(out, pairs)]
 
 
-def _made_in_jvm(pairs: Sequence[tuple[str, str]], taken: list[int], max_chars: int, out: list[str | None]) -> None:
-    """Fill `out` at `taken` with the snippets the JVM makes (None where it leaves a text to Python)."""
-    from backends.lucene import snippets as in_jvm
-
-    texts = [pairs[i][0] for i in taken]
-    if len("".join(texts).encode("utf-16-le", "surrogatepass")) != 2 * sum(map(len, texts)):  # outside the BMP
-        taken = [i for i, t in zip(taken, texts) if len(t.encode("utf-16-le", "surrogatepass")) == 2 * len(t)]
-        texts = [pairs[i][0] for i in taken]
-    if not taken:
-        return
+def _made_in_jvm(in_jvm: Any, pairs: Sequence[tuple[str, str]], taken: list[int], max_chars: int,
+                 out: list[str | None]) -> None:  # fmt: skip
+    """Fill `out` at `taken` with the snippets `in_jvm` (backends.lucene.snippets) makes; None where
+    it leaves a text to Python."""
     queries: dict[str, int] = {}
     query_of = [queries.setdefault(pairs[i][1], len(queries)) for i in taken]
-    made = in_jvm.make(texts, query_of, [_sorted_stems(q) for q in queries], max_chars, java_tables)
+    made = in_jvm.make([pairs[i][0] for i in taken], query_of, [_sorted_stems(q) for q in queries], max_chars, java_tables)
     for i, made_one in zip(taken, made or ()):
         out[i] = made_one
 

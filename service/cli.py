@@ -197,6 +197,7 @@ def search(
     """Search an index and print ranked passages."""
     from ranker.format import result_dicts
     from ranker.query import clean_query
+    from ranker.snippets import snippets
 
     query = clean_query(query, max_chars=max_query_chars or None)
     options = _search_options(
@@ -224,12 +225,12 @@ def search(
         typer.echo(f"mode bm25: the dense model covers {','.join(pipeline.dense_languages)}, not this query's language")
     if not results:
         typer.echo("no results")
-    for r, shown in zip(results, result_dicts([(r, query) for r in results], snippet_chars=snippet_chars)):
+    for r, shown in zip(results, snippets([(r.passage.text, query) for r in results], snippet_chars)):
         h, p = r.hit, r.passage
         auth = f"  [{r.authority.name}, tier {r.authority.tier}]" if r.authority else ""
         src = f"  {p.url}" if p.url else ""
         typer.echo(f"{h.rank:>3}. {h.score:.4f}  {p.doc_id}  {p.title[:90]}{src}{auth}")
-        typer.echo(f"     {shown['snippet']}")
+        typer.echo(f"     {shown}")
 
 
 @app.command("eval")

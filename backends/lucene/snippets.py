@@ -28,33 +28,37 @@ def available() -> bool:
 def make(texts: list[str], query_of: list[int], stems: list[tuple[str, ...]], max_chars: int,
          classes: Callable[[], tuple[bytes, bytes]]) -> list[str | None] | None:  # fmt: skip
     """Per text (of query `query_of[i]`, whose stems are `stems[q]`) its snippet, or None where
-    Python must compute it; None for all when the JVM lacks the helper or the call fails (Python
-    then makes them all, as it would without a JVM). Texts must hold no
-    character outside the BMP (offsets are counted in UTF-16 units); `classes()` returns the
-    character classes and lower cases that `Snippets.setClasses` takes, asked for once per process."""
+    Python must compute it (a text with characters outside the BMP is not sent: Java would count
+    its offsets in UTF-16 units); None for all when the JVM lacks the helper or the call fails
+    (Python then makes them all, as it would without a JVM). `classes()` returns the character
+    classes and lower cases that `Snippets.setClasses` takes, asked for once per process."""
     from jnius import JavaException
 
     helper = _snippets_class(classes)
     if helper is None:
         return None
-    ends = np.cumsum([len(t) for t in texts]).tolist()
+    sent = list(range(len(texts)))
+    joined = "".join(texts).encode("utf-16-le", "surrogatepass")
+    if len(joined) != 2 * sum(map(len, texts)):  # some text reaches outside the BMP: leave it out
+        sent = [i for i, t in enumerate(texts) if len(t.encode("utf-16-le", "surrogatepass")) == 2 * len(t)]
+        joined = "".join(texts[i] for i in sent).encode("utf-16-le", "surrogatepass")
+    out: list[str | None] = [None] * len(texts)
+    if not sent:
+        return out
+    ends = np.cumsum([len(texts[i]) for i in sent]).tolist()
     flat = [s for per_query in stems for s in per_query]
     stem_ends = np.cumsum([len(per_query) for per_query in stems]).tolist()
-    joined = "".join(texts).encode("utf-16-le", "surrogatepass")
     try:
-        packed = helper.make(joined, ends, query_of, flat, stem_ends, int(max_chars)).tostring()
+        packed = helper.make(joined, ends, [query_of[i] for i in sent], flat, stem_ends, int(max_chars)).tostring()
     except JavaException:  # e.g. an OutOfMemoryError on a heap filled by other work
         return None
-    n = len(texts)
+    n = len(sent)
     lengths = np.frombuffer(packed, dtype="<i4", count=n).tolist()
     body = packed[4 * n :].decode("utf-16-le")
-    out: list[str | None] = []
     at = 0
-    for length in lengths:
-        if length < 0:
-            out.append(None)
-        else:
-            out.append(body[at : at + length])
+    for i, length in zip(sent, lengths):
+        if length >= 0:
+            out[i] = body[at : at + length]
             at += length
     return out
 

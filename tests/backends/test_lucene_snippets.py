@@ -86,6 +86,7 @@ def test_texts_left_to_python_still_get_pythons_snippets():
     pairs = [(han, "inflation 经济"), (sigma, "inflation"), (dotted, "inflation"), (plain, "inflation")]
     assert jvm_made(pairs) == [None, None, None, snippet(plain, "inflation")]
     pairs.append((astral, "inflation"))  # not sent to Java at all: its offsets would count UTF-16 units
+    assert jvm_made(pairs) == [None, None, None, snippet(plain, "inflation"), None]
     assert snippets(pairs) == [snippet(t, q) for t, q in pairs]
     assert "inflation" in snippets(pairs)[4]
 
