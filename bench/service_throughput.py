@@ -4,6 +4,10 @@
   (b) the same batches through `POST /v1/search`
   (c) --clients concurrent clients sending single queries, micro-batching on and off
 
+The client runs on the same machine as the servers, so (c) sends its requests as plain HTTP/1.1 on
+asyncio streams (--client raw): httpx's client spends ~2-3 ms of CPU a request, taken from the
+cores the server needs, which both slows the server and starves its micro-batches of company.
+
 Servers run as separate uvicorn processes (cache off, so every query is computed). Before anything
 is timed, each JVM that takes part (this process's, each server's) ranks --warmup queries, since the
 JVM compiles Lucene's search code (and the server's snippet code) only after ~10-20k queries: timed
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -153,24 +158,28 @@ def bench_http_batches(url: str, queries: list[str], batch: int, k: int, mode: s
     return row(f"(b) POST /v1/search, batches of {batch}", len(queries), seconds, lat)
 
 
-def bench_http_concurrent(url: str, queries: list[str], clients: int, k: int, mode: str, label: str) -> dict:
+def bench_http_concurrent(url: str, queries: list[str], clients: int, k: int, mode: str, label: str,
+                          client: str = "raw") -> dict:  # fmt: skip
+    """`clients` connections, each sending the next single query as soon as its answer is in.
+    `client` "raw": plain HTTP/1.1 on asyncio streams (~0.2 ms of CPU a request); "httpx": httpx's
+    AsyncClient (~2-3 ms a request, taken from the two cores the server runs on)."""
+    send = _raw_sender if client == "raw" else _httpx_sender
+
     async def run() -> tuple[float, list[float], int]:
         todo = list(reversed(queries))
         lat: list[float] = []
         errors = 0
-        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-        async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as c:
-            await asyncio.gather(*(c.post("/v1/search", json={"query": q, "k": k, "mode": mode})
-                                   for q in queries[:clients]))  # fmt: skip  (warm-up)
+        async with send(url, clients) as post:
+            await asyncio.gather(*(post({"query": q, "k": k, "mode": mode}) for q in queries[:clients]))  # warm-up
 
             async def worker() -> None:
                 nonlocal errors
                 while todo:
                     q = todo.pop()
                     s = time.perf_counter()
-                    r = await c.post("/v1/search", json={"query": q, "k": k, "mode": mode})
+                    status = await post({"query": q, "k": k, "mode": mode})
                     lat.append(time.perf_counter() - s)
-                    errors += r.status_code != 200
+                    errors += status != 200
 
             t0 = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(clients)))
@@ -180,6 +189,46 @@ def bench_http_concurrent(url: str, queries: list[str], clients: int, k: int, mo
     if errors:
         print(f"warning: {errors} failed requests in {label}", file=sys.stderr)
     return row(f"(c) {clients} concurrent clients, single queries, micro-batching {label}", len(queries), seconds, lat)
+
+
+@contextlib.asynccontextmanager
+async def _httpx_sender(url: str, connections: int):
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as c:
+
+        async def post(body: dict) -> int:
+            return (await c.post("/v1/search", json=body)).status_code
+
+        yield post
+
+
+@contextlib.asynccontextmanager
+async def _raw_sender(url: str, connections: int):
+    """POST /v1/search over a pool of kept-alive HTTP/1.1 connections, each used by one request at a time."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    idle: asyncio.Queue = asyncio.Queue()
+    streams = [await asyncio.open_connection(host, int(port)) for _ in range(connections)]
+    for stream in streams:
+        idle.put_nowait(stream)
+
+    async def post(body: dict) -> int:
+        reader, writer = await idle.get()
+        try:
+            data = json.dumps(body).encode()
+            writer.write(b"POST /v1/search HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (host.encode(), len(data), data))  # fmt: skip
+            head = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+            length = next(int(h.split(b":", 1)[1]) for h in head if h.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
+            return int(head[0].split(b" ", 2)[1])
+        finally:
+            idle.put_nowait((reader, writer))
+
+    try:
+        yield post
+    finally:
+        for _, writer in streams:
+            writer.close()
 
 
 def main() -> None:
@@ -198,6 +247,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="passes of each scenario, taking turns; the best of each is reported")
     ap.add_argument("--warmup", type=int, default=10000,
                     help="queries each JVM (this process's, each server's) ranks before anything is timed")
+    ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
+                    help="(c)'s client: plain HTTP/1.1 on asyncio streams, or httpx (which spends ~10x the CPU a request)")
     ap.add_argument("--json", action="store_true", help="also print the rows as JSON")
     args = ap.parse_args()
 
@@ -216,12 +267,12 @@ def main() -> None:
         warm_in_process(args.index, queries, args.warmup, args.k, args.mode)
         for on, server in servers.items():  # in calls of --batch, then once as (c) sends them
             warm_server(server.url, queries, args.warmup, args.batch, args.k, args.mode)
-            bench_http_concurrent(server.url, queries, args.clients, args.k, args.mode, "on" if on else "off")
+            bench_http_concurrent(server.url, queries, args.clients, args.k, args.mode, "on" if on else "off", args.client)
         scenarios = [
             lambda: bench_in_process(args.index, queries, len(queries), args.k, args.mode),
             lambda: bench_http_batches(servers[True].url, queries, args.batch, args.k, args.mode),
-            lambda: bench_http_concurrent(servers[True].url, queries, args.clients, args.k, args.mode, "on"),
-            lambda: bench_http_concurrent(servers[False].url, queries, args.clients, args.k, args.mode, "off"),
+            lambda: bench_http_concurrent(servers[True].url, queries, args.clients, args.k, args.mode, "on", args.client),
+            lambda: bench_http_concurrent(servers[False].url, queries, args.clients, args.k, args.mode, "off", args.client),
             lambda: bench_in_process(args.index, queries, args.batch, args.k, args.mode),
         ]
         passes: list[list[dict]] = [[] for _ in scenarios]
@@ -235,7 +286,7 @@ def main() -> None:
 
     print(f"\nindex {args.index}, mode {args.mode}, k={args.k}, {len(queries)} queries per scenario, "
           f"{os.cpu_count()} CPUs, server threads {args.threads}, torch threads {args.torch_threads}, window {args.window_ms} ms, "
-          f"{args.warmup} warm-up queries per JVM, each scenario best of {args.rounds} passes taken in turn\n")  # fmt: skip
+          f"{args.warmup} warm-up queries per JVM, each scenario best of {args.rounds} passes taken in turn, (c) client {args.client}\n")  # fmt: skip
     print("| scenario | queries | calls | QPS | p50 ms/call | p99 ms/call |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows + [reference]:
