@@ -282,9 +282,9 @@ def _encode_in_buckets(model: Any, tokenizer: Any, texts: list[str], max_len: in
 def _encode_padded(model: Any, texts: list[str], size: int, settings: DenseSettings) -> np.ndarray:
     """`texts` (none longer than `size` tokens) encoded in one batch that the sentence-transformers
     model's tokenizer pads to exactly `size` tokens (`processing_kwargs`)."""
-    kwargs = {"processing_kwargs": {"text": {"padding": "max_length", "max_length": size}}}
     vectors = model.encode(texts, batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=settings.normalize,
-                           show_progress_bar=False, **kwargs)  # fmt: skip
+                           show_progress_bar=False,
+                           processing_kwargs={"text": {"padding": "max_length", "max_length": size}})  # fmt: skip
     return np.asarray(vectors, dtype=np.float32)
 
 
