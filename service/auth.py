@@ -1,7 +1,9 @@
 """API keys: checked from the request head, before any body byte is read or parsed.
 
 `early_auth_error` runs in the ASGI middleware (an unauthenticated client cannot make the server
-buffer or parse a body); the FastAPI dependencies repeat the check per route and document the header.
+buffer or parse a body); the FastAPI dependencies repeat the check per route and document the header. They are `async def`:
+FastAPI runs a plain `def` dependency on a worker thread, one thread hand-off per request for a
+string comparison.
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ def early_auth_error(path: str, given: str | None, api_key: str | None, admin_ke
     return None
 
 
-def require_api_key(request: Request, x_api_key: str | None = Header(None, description="Required when the server sets DRSEARCH_API_KEY")) -> None:
+async def require_api_key(request: Request, x_api_key: str | None = Header(None, description="Required when the server sets DRSEARCH_API_KEY")) -> None:
     check_api_key(x_api_key, request.app.state.svc.settings.api_key)
 
 
-def require_admin_key(request: Request, x_api_key: str | None = Header(None, description="Must equal DRSEARCH_ADMIN_KEY")) -> None:
+async def require_admin_key(request: Request, x_api_key: str | None = Header(None, description="Must equal DRSEARCH_ADMIN_KEY")) -> None:
     check_admin_key(x_api_key, request.app.state.svc.settings.admin_key)
