@@ -362,27 +362,30 @@ async def _search(request: Request, body: SearchRequest) -> Response:
             run = st.run_bulk if bulk else st.run
             undated = [0] * len(texts)
             dated = bool(options.filters.published_after or options.filters.published_before)
+            # The response is formatted on the thread that ranked it, right after: one trip to a thread per request.
+            modes = [pipeline.mode_used(t, mode) for t in texts]
+            formatted = partial(_formatted, texts=texts, body=body, undated=undated, modes=modes)
             if st.settings.batching and st.batcher is not None and not dated and not bulk:
-                work = asyncio.ensure_future(st.batcher.submit(pipeline, options, texts))
+                work = asyncio.ensure_future(st.batcher.submit(pipeline, options, texts, then=formatted))
             else:  # no merging: a large request gains nothing from it; a date bound counts the undated documents it drops
                 st.metrics.observe_batch(1, len(texts))
-                work = asyncio.ensure_future(run(malloc.then_release(pipeline.batch_search), texts, options, None, undated))
+                ranked = partial(pipeline.batch_search, texts, options, None, undated)
+                work = asyncio.ensure_future(run(malloc.then_release(lambda: formatted(ranked()))))
             work.add_done_callback(lambda _: release())  # units held until the work stops, not until the 504
             try:
-                results = await within(deadline, budget_s, asyncio.shield(work), partial=body.allow_partial)
+                answer = await within(deadline, budget_s, asyncio.shield(work), partial=body.allow_partial)
             except DeadlineExceeded:
                 work.add_done_callback(_consume)
                 if not body.allow_partial:
                     raise
                 # Nothing was ranked by the deadline (e.g. the queries were still being encoded): the
                 # partial answer the caller asked for is an empty list per query, not a 504.
-                results = [RankedList.of([], examined=0, exhausted=False, partial=True) for _ in texts]
+                answer = await run(formatted, [RankedList.of([], examined=0, exhausted=False, partial=True) for _ in texts])
             except BaseException:
                 work.add_done_callback(_consume)
                 raise
-            modes = [pipeline.mode_used(t, mode) for t in texts]
-            formatted, payload = await run(_formatted, results, texts, body, undated, modes)
-            if not any(entry.get("partial") for entry in formatted["results"]):
+            entries, payload = answer
+            if not any(entry.get("partial") for entry in entries["results"]):
                 st.cache.put(key, payload)
     meta = {"request_id": request.state.request_id, "index_version": snap.version,
             "took_ms": round((time.perf_counter() - started) * 1000.0, 3), "mode": mode, "cached": request.state.cache == "hit"}  # fmt: skip
@@ -390,9 +393,10 @@ async def _search(request: Request, body: SearchRequest) -> Response:
     return Response(head + b"," + payload[1:], media_type="application/json")
 
 
-def _formatted(*args: Any) -> tuple[dict[str, Any], bytes]:
-    """`_format` and its `_encode`, in one trip to a worker thread."""
-    formatted = _format(*args)
+def _formatted(results: list[list[Any]], *, texts: list[str], body: SearchRequest, undated: list[int],
+               modes: list[str]) -> tuple[dict[str, Any], bytes]:
+    """`_format` and its `_encode` of a request's ranked `results` (on the thread that ranked them)."""
+    formatted = _format(results, texts, body, undated, modes)
     return formatted, _encode(formatted)
 
 

@@ -6,6 +6,8 @@ whatever their options: the queries of every call that needs the dense model are
 run as one `pipeline.batch_search(texts, options, vectors=...)`. Encoding is batch-invariant, so
 a call gets the same hits and scores as when it runs alone. A group that fails (e.g. one query
 has no searchable terms) is re-run call by call, so one caller's bad input never fails another's.
+A call may bring a `then` (e.g. the service's response formatting), applied to its results in the
+same worker run: no second trip to a thread per call.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class SearchCall:
     texts: list[str]
     options: Any  # ranker.pipeline.SearchOptions (frozen, hashable)
     future: asyncio.Future
+    then: Callable[[list[list[Any]]], Any] | None = None  # applied to the call's results in the worker
 
 
 @dataclass
@@ -69,8 +72,10 @@ class MicroBatcher:
         self._slots = asyncio.Semaphore(max_batches)
         self._open: dict[int, _Batch] = {}  # id(pipeline) -> the batch still taking calls
 
-    async def submit(self, pipeline: Any, options: Any, texts: list[str]) -> list[list[Any]]:
-        """`pipeline.batch_search(texts, options)`, possibly computed together with other calls."""
+    async def submit(self, pipeline: Any, options: Any, texts: list[str],
+                     then: Callable[[list[list[Any]]], Any] | None = None) -> Any:  # fmt: skip
+        """`pipeline.batch_search(texts, options)`, possibly computed together with other calls; with
+        `then`, `then` of those results, computed in the same worker run."""
         loop = asyncio.get_running_loop()
         batch = self._open.get(id(pipeline))
         if batch is not None and batch.n_queries + len(texts) > self.max_queries:
@@ -79,7 +84,7 @@ class MicroBatcher:
         if batch is None:
             batch = self._open[id(pipeline)] = _Batch(pipeline)
             loop.create_task(self._dispatch(batch)).add_done_callback(_consume)
-        call = SearchCall(texts, options, loop.create_future())
+        call = SearchCall(texts, options, loop.create_future(), then)
         batch.calls.append(call)
         batch.n_queries += len(texts)
         if batch.n_queries >= self.max_queries:
@@ -136,8 +141,17 @@ def search_together(pipeline: Any, calls: list[SearchCall]) -> list[Outcome]:
         for i, outcome in zip(members, group):
             if not isinstance(outcome, BaseException) and not options.partial and budget.passed(calls[i].options.deadline):
                 outcome = budget.DeadlineExceeded("search deadline passed while batched with others", field="timeout_ms")
-            outcomes[i] = outcome
+            outcomes[i] = _then(calls[i], outcome)
     return outcomes
+
+
+def _then(call: SearchCall, outcome: Outcome) -> Outcome:
+    if call.then is None or isinstance(outcome, BaseException):
+        return outcome
+    try:
+        return call.then(outcome)
+    except Exception as exc:  # noqa: BLE001 - delivered to the caller it belongs to
+        return exc
 
 
 def _encode_once(pipeline: Any, calls: list[SearchCall]) -> list[np.ndarray | None]:

@@ -98,6 +98,35 @@ def test_a_failing_call_fails_alone(pipeline):
         assert isinstance(bad, QueryError) and bad.field == "query"  # named as in the caller's own request
 
 
+def test_then_runs_on_the_worker_with_the_batch_and_fails_alone(pipeline):
+    """Each call's `then` gets that call's own results, on the worker thread that ran the batch; a
+    `then` that raises fails its own call only."""
+    options = SearchOptions(k=2, mode="hybrid")
+    texts = [["glacier ice valley"], ["jazz improvisation", "moon pulls the sea"], ["lava and ash"]]
+    threads: list[str] = []
+
+    def then(results):
+        threads.append(threading.current_thread().name)
+        return [[r.passage.passage_id for r in ranked] for ranked in results]
+
+    def broken(results):
+        raise ValueError(f"cannot format {len(results)} lists")
+
+    async def main():
+        with ThreadPoolExecutor(2, thread_name_prefix="batch-worker") as pool:
+            batcher = MicroBatcher(pool, window_s=0.05)
+            thens = [then, broken, then]
+            return await asyncio.gather(*(batcher.submit(pipeline, options, t, then=f) for t, f in zip(texts, thens)),
+                                        return_exceptions=True)  # fmt: skip
+
+    with recording(pipeline, "batch_search") as batches:
+        first, second, third = asyncio.run(main())
+    assert batches == [[q for t in texts for q in t]]  # one batch, the failing `then` included
+    assert first == then(pipeline.batch_search(texts[0], options)) and third == then(pipeline.batch_search(texts[2], options))
+    assert isinstance(second, ValueError) and str(second) == "cannot format 2 lists"
+    assert len(threads) == 4 and all(name.startswith("batch-worker") for name in threads[:2])
+
+
 def test_snapshots_are_not_mixed_and_max_queries_bounds_a_batch(pipeline, tiny_bm25_root):
     other = SearchPipeline.open(tiny_bm25_root)
     options = SearchOptions(k=1, mode="bm25")
