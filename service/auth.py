@@ -1,9 +1,9 @@
 """API keys: checked from the request head, before any body byte is read or parsed.
 
 `early_auth_error` runs in the ASGI middleware (an unauthenticated client cannot make the server
-buffer or parse a body); the FastAPI dependencies repeat the check per route and document the header. They are `async def`:
-FastAPI runs a plain `def` dependency on a worker thread, one thread hand-off per request for a
-string comparison.
+buffer or parse a body); the FastAPI dependencies repeat the check per route and document the header.
+They are `async def`: FastAPI runs a plain `def` dependency on a worker thread, one thread hand-off
+per request for a string comparison.
 """
 
 from __future__ import annotations
