@@ -85,18 +85,21 @@ def bench_in_process(index: Path, queries: list[str], batch: int, k: int, mode: 
 class Server:
     """`uvicorn service.app:app_from_env --factory` in a subprocess on a free port."""
 
-    def __init__(self, index: Path, *, batching: bool, threads: int, window_ms: float, torch_threads: int):
+    def __init__(self, index: Path, *, batching: bool, threads: int, window_ms: float, torch_threads: int,
+                 repo: Path = REPO, **settings_changes: object):  # fmt: skip
+        """`repo`: the checkout whose code serves (A/B runs); `settings_changes`: other ServiceSettings fields."""
         from service.settings import ServiceSettings
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         settings = ServiceSettings(index=index.resolve(), port=self.port, batching=batching, threads=threads,
-                                   batch_window_ms=window_ms, cache_size=0, torch_threads=torch_threads)  # fmt: skip
-        env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(REPO)}
+                                   batch_window_ms=window_ms, cache_size=0, torch_threads=torch_threads,
+                                   **settings_changes)  # fmt: skip
+        env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(repo)}
         cmd = [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory", "--host", "127.0.0.1",
                "--port", str(self.port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(cmd, env=env, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 300
         while True:
