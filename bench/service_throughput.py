@@ -93,9 +93,9 @@ class Server:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        settings = ServiceSettings(index=index.resolve(), port=self.port, batching=batching, threads=threads,
-                                   batch_window_ms=window_ms, cache_size=0, torch_threads=torch_threads,
-                                   **settings_changes)  # fmt: skip
+        fields = dict(index=index.resolve(), port=self.port, batching=batching, threads=threads,
+                      batch_window_ms=window_ms, cache_size=0, torch_threads=torch_threads)  # fmt: skip
+        settings = ServiceSettings(**{**fields, **settings_changes})
         env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(repo)}
         cmd = [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory", "--host", "127.0.0.1",
                "--port", str(self.port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
