@@ -14,7 +14,7 @@ from typing import TypeVar
 from ranker.budget import DeadlineExceeded
 
 T = TypeVar("T")
-PARTIAL_GRACE = 0.15  # with allow_partial, the pipeline gets this share of the budget more to hand back what it has
+PARTIAL_GRACE = 0.15  # with allow_partial, the pipeline gets this share of the budget more to hand back (and format) what it has
 
 
 def deadline_for(timeout_ms: int | None, limit_ms: float) -> tuple[float, float]:
