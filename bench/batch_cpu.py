@@ -9,12 +9,12 @@ Process CPU (all threads, getrusage) and wall time per query; the thread budget 
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import time
 from pathlib import Path
 
-from service_throughput import REPO, load_queries
+from common import DATA
+from service_throughput import load_queries
 
 
 def cpu_seconds() -> float:
@@ -25,8 +25,7 @@ def cpu_seconds() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("index", type=Path, help="index ROOT (e.g. built from SciFact)")
-    data = Path(os.environ.get("DRSEARCH_DATA", REPO.parent / "shared" / "data"))
-    ap.add_argument("--queries", type=Path, default=data / "scifact" / "queries.jsonl")
+    ap.add_argument("--queries", type=Path, default=DATA / "scifact" / "queries.jsonl")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--sizes", default="1,8,16,32", help="batch sizes, comma-separated")
     ap.add_argument("--rounds", type=int, default=2)

@@ -22,7 +22,8 @@ import statistics
 import time
 from pathlib import Path
 
-from service_throughput import REPO, Server, bench_http_concurrent, load_queries, warm_server
+from common import DATA, REPO
+from service_throughput import Server, bench_http_concurrent, load_queries, warm_server
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -48,8 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("index", type=Path, help="index ROOT (e.g. built from SciFact)")
     ap.add_argument("sides", nargs="+", help="on|off[@CHECKOUT][,field=value...]")
-    data = Path(os.environ.get("DRSEARCH_DATA", REPO.parent / "shared" / "data"))
-    ap.add_argument("--queries", type=Path, default=data / "scifact" / "queries.jsonl")
+    ap.add_argument("--queries", type=Path, default=DATA / "scifact" / "queries.jsonl")
     ap.add_argument("--n", type=int, default=1000, help="queries per pass")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=4)
@@ -64,8 +64,7 @@ def main() -> None:
             servers.append((spec, Server(args.index, batching=batching, threads=4, window_ms=3.0, torch_threads=1,
                                          repo=repo, **fields)))  # fmt: skip
         for _, server in servers:
-            warm_server(server.url, queries, args.warmup, 32, 10, "hybrid")
-            bench_http_concurrent(server.url, queries, args.clients, 10, "hybrid", "warm-up")
+            warm_server(server.url, queries, args.warmup, 32, args.clients, 10, "hybrid")
         qps: dict[str, list[float]] = {spec: [] for spec, _ in servers}
         for round_ in range(args.rounds):
             for spec, server in servers:

@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 
 import httpx
+from common import DATA, REPO
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -135,12 +135,15 @@ def warm_in_process(index: Path, queries: list[str], n: int, k: int, mode: str) 
     pipeline.close()
 
 
-def warm_server(url: str, queries: list[str], n: int, batch: int, k: int, mode: str) -> None:
-    """POST `n` queries to the server in calls of `batch`, as (b) sends them."""
+def warm_server(url: str, queries: list[str], n: int, batch: int, clients: int, k: int, mode: str,
+                client: str = "raw") -> None:  # fmt: skip
+    """POST `n` queries to the server in calls of `batch`, as (b) sends them, then `queries` once as
+    single queries from `clients` connections, as (c) sends them."""
     with httpx.Client(base_url=url, timeout=300) as c:
         for start in range(0, n, batch):
             body = {"queries": cycled(queries, start, min(batch, n - start)), "k": k, "mode": mode}
             c.post("/v1/search", json=body).raise_for_status()
+    bench_http_concurrent(url, queries, clients, k, mode, "warm-up", client)
 
 
 def cycled(queries: list[str], start: int, count: int) -> list[str]:
@@ -235,10 +238,9 @@ async def _raw_sender(url: str, connections: int):
 
 
 def main() -> None:
-    data = Path(os.environ.get("DRSEARCH_DATA", REPO.parent / "shared" / "data"))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("index", type=Path, help="index ROOT (e.g. built from SciFact)")
-    ap.add_argument("--queries", type=Path, default=data / "scifact" / "queries.jsonl")
+    ap.add_argument("--queries", type=Path, default=DATA / "scifact" / "queries.jsonl")
     ap.add_argument("--n", type=int, default=1000, help="queries per scenario")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--clients", type=int, default=32)
@@ -268,9 +270,8 @@ def main() -> None:
                           torch_threads=args.torch_threads) for on in (True, False)}  # fmt: skip
     try:
         warm_in_process(args.index, queries, args.warmup, args.k, args.mode)
-        for on, server in servers.items():  # in calls of --batch, then once as (c) sends them
-            warm_server(server.url, queries, args.warmup, args.batch, args.k, args.mode)
-            bench_http_concurrent(server.url, queries, args.clients, args.k, args.mode, "on" if on else "off", args.client)
+        for server in servers.values():
+            warm_server(server.url, queries, args.warmup, args.batch, args.clients, args.k, args.mode, args.client)
         scenarios = [
             lambda: bench_in_process(args.index, queries, len(queries), args.k, args.mode),
             lambda: bench_http_batches(servers[True].url, queries, args.batch, args.k, args.mode),
