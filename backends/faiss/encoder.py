@@ -218,10 +218,11 @@ def _encode(model: Any, texts: Sequence[str], settings: DenseSettings) -> np.nda
         return np.zeros((0, int(dimension_of(model))), dtype=np.float32)
     with model_lock(model):
         if hasattr(model, "encode_each"):
-            # ONNX Runtime on the CPU: each text a batch of its own, side by side on single-threaded
-            # sessions. A padded batch of 64 long passages moves ~200 MB of attention scores per layer
-            # through memory; one text's stay in cache (int8 1.5x, fp32 1.4x passages/s; BENCHMARKS,
-            # issue 14). A text's vector is then the same whatever it is encoded with.
+            # ONNX Runtime on the CPU: small runs side by side on single-threaded sessions (fp32: short
+            # texts of similar length share one, padded; a long passage runs alone). A padded batch of
+            # 64 long passages moves ~200 MB of attention scores per layer through memory; one text's
+            # stay in cache (int8 1.5x, fp32 1.4x passages/s; BENCHMARKS, issue 14). A text's vector
+            # is the same whatever it is encoded with.
             return model.encode_each(list(texts), normalize_embeddings=settings.normalize)
         vectors = model.encode(
             list(texts),
@@ -247,9 +248,10 @@ def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) 
     query itself, bit-identical whether it is encoded alone or with any other queries. The HTTP
     service's micro-batcher relies on this for "same request, same scores".
 
-    ONNX Runtime encoders run each query as a batch of its own, side by side on single-threaded
-    sessions (`OnnxEncoder.encode_each`): nothing is padded (fp32: ~1.3x the queries per second of
-    padded buckets, a single query in half the time). torch pads each query to a fixed bucket
+    ONNX Runtime encoders run small runs side by side on single-threaded sessions
+    (`OnnxEncoder.encode_each`): fp32 packs queries of similar length into runs padded to their
+    longest, which leaves every query's token states bit for bit as they are alone, and pools each
+    query over its own tokens; int8 runs each query alone. torch pads each query to a fixed bucket
     length (16, 32, 64, ... tokens); plain padding to the longest query in the batch changes
     vectors by ~1e-7. A model that cannot pad per call encodes each query alone.
     """
@@ -257,8 +259,8 @@ def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) 
     texts = [p + q for q in queries] if p else list(queries)
     tokenizer = getattr(model, "tokenizer", None)
     max_len = int(getattr(model, "max_seq_length", 0) or 0)
-    # ONNX Runtime (`encode_each`): `_encode` runs each query as a batch of its own. int8 must: dynamic
-    # quantisation scales activations over the whole batch, so a row would depend on its batch-mates.
+    # ONNX Runtime (`encode_each`): batch-invariant by itself. int8 runs each query alone: dynamic
+    # quantisation scales activations over the whole run, so a row would depend on its run-mates.
     if tokenizer is None or not texts or not max_len or hasattr(model, "encode_each"):
         return _encode(model, texts, settings)
     if not _accepts_processing_kwargs(model):  # no padding to a bucket per call: each query alone

@@ -18,7 +18,7 @@ from indexer.build import build_index  # noqa: E402
 from backends.faiss.encoder import encode_passages, encode_queries, encoder_info, load_encoder, model_key, model_path  # noqa: E402
 from indexer.settings import BuildSettings, DenseSettings  # noqa: E402
 from ranker.pipeline import SearchOptions, SearchPipeline  # noqa: E402
-from tests.conftest import drsearch  # noqa: E402
+from tests.conftest import data_dir, drsearch  # noqa: E402
 from tests.text_fixtures import DOCS  # noqa: E402
 
 QUERIES = ["lava from a volcanic vent", "jazz", "how do tides depend on the moon and the sun over a month",
@@ -78,8 +78,8 @@ def test_queries_are_batch_invariant(onnx_model) -> None:
 
 
 def test_queries_side_by_side_match_queries_alone(onnx_model, torch_model) -> None:
-    """`encode_each` (int8's query path) spreads queries over single-threaded runs: each row is what
-    a two-thread session gives for that text alone, bit for bit."""
+    """`encode_each` spreads queries over single-threaded runs (fp32: several short ones a run, padded):
+    each row is what a two-thread session gives for that text alone, bit for bit."""
     from backends.faiss.onnx import OnnxEncoder
 
     texts = QUERIES + [LONG_QUERY, "  matcha  "]
@@ -91,6 +91,40 @@ def test_queries_side_by_side_match_queries_alone(onnx_model, torch_model) -> No
         assert np.array_equal(two.encode([text], batch_size=1)[0], together[i]), text
     assert np.array_equal(together[-1], together[QUERIES.index("matcha")])  # stripped like `encode`
     assert two.encode_each([]).shape == (0, two.get_sentence_embedding_dimension())
+
+
+def test_real_queries_packed_into_padded_runs_match_each_alone(onnx_model) -> None:
+    """fp32 packs SciFact queries of similar length into padded runs; int8 runs each alone. Either way
+    a query's vector is the one it gets alone (pooling runs per text over its own tokens)."""
+    from backends.faiss.onnx import RUN_TOKENS, _runs
+
+    with open(data_dir("scifact") / "queries.jsonl") as fh:
+        texts = [json.loads(line)["text"] for line, _ in zip(fh, range(64))]
+    lengths = [len(ids) for ids in onnx_model.tokenizer(texts, truncation=True, max_length=256)["input_ids"]]
+    runs = _runs(lengths, onnx_model._run_tokens)
+    if onnx_model.kind == "onnx":
+        assert onnx_model._run_tokens == RUN_TOKENS and max(len(r) for r in runs) >= 4
+        assert len({lengths[i] for r in runs for i in r if len(r) > 1}) > 1  # runs are padded, not just equal lengths
+    else:
+        assert all(len(r) == 1 for r in runs)
+    together = onnx_model.encode_each(texts, normalize_embeddings=True)
+    for i, text in enumerate(texts):
+        assert np.array_equal(onnx_model.encode([text], batch_size=1, normalize_embeddings=True)[0], together[i]), text
+
+
+def test_runs_pack_sorted_texts_up_to_the_token_budget() -> None:
+    from backends.faiss.onnx import _runs
+
+    lengths = [10, 40, 12, 11, 300, 30]
+    runs = _runs(lengths, 64)
+    assert sorted(i for r in runs for i in r) == list(range(len(lengths)))
+    assert all(len(r) * max(lengths[i] for i in r) <= 64 for r in runs if len(r) > 1)
+    # 10, 11, 12 share a run (3 x 12 <= 64 padded tokens), 30 does not fit with them (4 x 30); largest run first
+    assert runs == [[4], [1], [0, 3, 2], [5]]
+    assert _runs(lengths, 1) == [[4], [1], [5], [2], [3], [0]]  # every text alone, largest first
+    # Three 10-token texts are not padded to 40 to save a run: 2 runs cost 2 x 8 + 30 + 40 < 8 + 4 x 40.
+    assert _runs([10, 10, 10, 40], 160) == [[3], [0, 1, 2]]
+    assert _runs([], 64) == []
 
 
 def test_encoder_is_part_of_the_cache_key(onnx_model, torch_model) -> None:
