@@ -126,12 +126,13 @@ class MicroBatcher:
 
 
 def search_together(pipeline: Any, calls: list[SearchCall]) -> list[Outcome]:
-    """One outcome per call: dense queries encoded once for all calls, one pipeline batch per distinct options."""
-    vectors = _encode_once(pipeline, calls)
+    """One outcome per call: one pipeline batch per distinct options, dense queries encoded once for all calls."""
     outcomes: list[Outcome] = [None] * len(calls)
     by_options: dict[Any, list[int]] = {}
     for i, call in enumerate(calls):  # grouped by options except the deadline, which differs per call
         by_options.setdefault(call.options.model_copy(update={"deadline": None}), []).append(i)
+    # One group (the usual case) is one batch, which encodes its queries itself, its BM25 leg running meanwhile.
+    vectors = _encode_once(pipeline, calls) if len(by_options) > 1 else [None] * len(calls)
     for options, members in by_options.items():
         # The group runs to the latest of its deadlines; each call then keeps its own.
         deadlines = [calls[i].options.deadline for i in members]
