@@ -4,9 +4,10 @@
   (b) the same batches through `POST /v1/search`
   (c) --clients concurrent clients sending single queries, micro-batching on and off
 
-The client runs on the same machine as the servers, so (c) sends its requests as plain HTTP/1.1 on
-asyncio streams (--client raw): httpx's client spends ~2-3 ms of CPU a request, taken from the
-cores the server needs, which both slows the server and starves its micro-batches of company.
+The client runs on the same machine as the servers, so (b) and (c) send their requests as plain
+HTTP/1.1 on asyncio streams (--client raw): httpx's client spends ~2-3 ms of CPU a request, taken
+from the cores the server needs, which both slows the server and starves its micro-batches of
+company; (b)'s one client waits for each answer, so its own CPU adds to every call.
 
 Servers run as separate uvicorn processes (cache off, so every query is computed). Before anything
 is timed, each JVM that takes part (this process's, each server's) ranks --warmup queries, since the
@@ -151,16 +152,26 @@ def cycled(queries: list[str], start: int, count: int) -> list[str]:
     return [queries[(start + i) % len(queries)] for i in range(count)]
 
 
-def bench_http_batches(url: str, queries: list[str], batch: int, k: int, mode: str) -> dict:
-    with httpx.Client(base_url=url, timeout=300) as c:
-        c.post("/v1/search", json={"queries": queries[:batch], "k": k, "mode": mode}).raise_for_status()
-        lat = []
-        t0 = time.perf_counter()
-        for i in range(0, len(queries), batch):
-            s = time.perf_counter()
-            c.post("/v1/search", json={"queries": queries[i : i + batch], "k": k, "mode": mode}).raise_for_status()
-            lat.append(time.perf_counter() - s)
-        seconds = time.perf_counter() - t0
+def bench_http_batches(url: str, queries: list[str], batch: int, k: int, mode: str, client: str = "raw") -> dict:
+    """One client sending the queries in calls of `batch`, each as soon as the previous answer is in
+    (`client` as for (c): with one client in turn with the server, its own CPU adds to every call)."""
+    send = _raw_sender if client == "raw" else _httpx_sender
+
+    async def run() -> tuple[float, list[float]]:
+        async with send(url, 1) as post:
+            calls = [{"queries": queries[i : i + batch], "k": k, "mode": mode} for i in range(0, len(queries), batch)]
+            if await post(calls[0]) != 200:  # warm-up, and a misconfigured server stops the bench here
+                raise SystemExit(f"POST /v1/search to {url} failed")
+            lat: list[float] = []
+            t0 = time.perf_counter()
+            for body in calls:
+                s = time.perf_counter()
+                if await post(body) != 200:
+                    raise SystemExit(f"POST /v1/search to {url} failed")
+                lat.append(time.perf_counter() - s)
+            return time.perf_counter() - t0, lat
+
+    seconds, lat = asyncio.run(run())
     return row(f"(b) POST /v1/search, batches of {batch}", len(queries), seconds, lat)
 
 
@@ -253,7 +264,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=10000,
                     help="queries each JVM (this process's, each server's) ranks before anything is timed")
     ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
-                    help="(c)'s client: plain HTTP/1.1 on asyncio streams, or httpx (which spends ~10x the CPU a request)")
+                    help="(b) and (c)'s client: plain HTTP/1.1 on asyncio streams, or httpx (which spends ~10x the CPU a request)")
     ap.add_argument("--json", action="store_true", help="also print the rows as JSON")
     args = ap.parse_args()
 
@@ -274,7 +285,7 @@ def main() -> None:
             warm_server(server.url, queries, args.warmup, args.batch, args.clients, args.k, args.mode, args.client)
         scenarios = [
             lambda: bench_in_process(args.index, queries, len(queries), args.k, args.mode),
-            lambda: bench_http_batches(servers[True].url, queries, args.batch, args.k, args.mode),
+            lambda: bench_http_batches(servers[True].url, queries, args.batch, args.k, args.mode, args.client),
             lambda: bench_http_concurrent(servers[True].url, queries, args.clients, args.k, args.mode, "on", args.client),
             lambda: bench_http_concurrent(servers[False].url, queries, args.clients, args.k, args.mode, "off", args.client),
             lambda: bench_in_process(args.index, queries, args.batch, args.k, args.mode),
@@ -290,7 +301,7 @@ def main() -> None:
 
     print(f"\nindex {args.index}, mode {args.mode}, k={args.k}, {len(queries)} queries per scenario, "
           f"{os.cpu_count()} CPUs, server threads {args.threads}, torch threads {args.torch_threads}, window {args.window_ms} ms, "
-          f"{args.warmup} warm-up queries per JVM, each scenario best of {args.rounds} passes taken in turn, (c) client {args.client}\n")  # fmt: skip
+          f"{args.warmup} warm-up queries per JVM, each scenario best of {args.rounds} passes taken in turn, (b) and (c) client {args.client}\n")  # fmt: skip
     print("| scenario | queries | calls | QPS | p50 ms/call | p99 ms/call |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows + [reference]:
