@@ -10,8 +10,8 @@ export is cached as
 written atomically, so concurrent first uses at worst export twice. `OnnxEncoder` offers the
 part of the `SentenceTransformer` interface `backends.faiss.encoder` uses (encode, tokenizer,
 max_seq_length, device, dimension), so the embedding cache works as with the torch encoder, and
-`encode_each`, with which `backends.faiss.encoder` embeds queries and passages each as a batch of
-its own. Nothing heavy is imported at module import.
+`encode_each`, with which `backends.faiss.encoder` embeds queries and passages in small runs side
+by side, each text's vector as if it ran alone. Nothing heavy is imported at module import.
 """
 
 from __future__ import annotations

@@ -59,8 +59,8 @@ def test_export_is_cached_and_close_to_torch(onnx_model, torch_model) -> None:
 
 
 def test_passages_are_encoded_each_as_if_alone(onnx_model) -> None:
-    """ONNX passages run side by side, each a batch of its own: a passage's vector does not depend on
-    the passages encoded with it, int8 included (a padded int8 batch shares its activation scales)."""
+    """ONNX passages run side by side in small runs: a passage's vector does not depend on the passages
+    encoded with it, int8 included (it runs each alone: a padded int8 batch shares its activation scales)."""
     settings = DenseSettings()
     texts = [f"{t}\n{x}" for _, t, x in DOCS]
     together = encode_passages(onnx_model, texts, settings)
