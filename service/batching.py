@@ -1,9 +1,11 @@
 """Micro-batching of concurrent search calls.
 
 Calls on the same pipeline (index snapshot) that arrive within a short window are run together,
-whatever their options: the queries of every call that needs the dense model are encoded in ONE
-`pipeline.encode` call (the expensive part of a query), then the calls sharing identical options
-run as one `pipeline.batch_search(texts, options, vectors=...)`. Encoding is batch-invariant, so
+whatever their options: the calls sharing identical options run as one `pipeline.batch_search`.
+With one set of options (the usual case) that batch encodes its own queries, its BM25 leg running
+meanwhile; with several, the queries of every call that needs the dense model are first encoded in
+ONE `pipeline.encode` call (the expensive part of a query), and each group runs with its rows of
+those vectors. Encoding is batch-invariant, so
 a call gets the same hits and scores as when it runs alone. A group that fails (e.g. one query
 has no searchable terms) is re-run call by call, so one caller's bad input never fails another's.
 A call may bring a `then` (e.g. the service's response formatting), applied to its results in the
