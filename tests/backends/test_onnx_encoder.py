@@ -93,10 +93,11 @@ def test_queries_side_by_side_match_queries_alone(onnx_model, torch_model) -> No
     assert two.encode_each([]).shape == (0, two.get_sentence_embedding_dimension())
 
 
-def test_real_queries_packed_into_padded_runs_match_each_alone(onnx_model) -> None:
+def test_real_queries_packed_into_padded_runs_match_each_alone(onnx_model, torch_model) -> None:
     """fp32 packs SciFact queries of similar length into padded runs; int8 runs each alone. Either way
-    a query's vector is the one it gets alone (pooling runs per text over its own tokens)."""
-    from backends.faiss.onnx import RUN_TOKENS, _runs
+    a query's vector is the one it gets alone (pooling runs per text over its own tokens), with a
+    budget of one thread too (the runs one after another)."""
+    from backends.faiss.onnx import RUN_TOKENS, OnnxEncoder, _runs
 
     with open(data_dir("scifact") / "queries.jsonl") as fh:
         texts = [json.loads(line)["text"] for line, _ in zip(fh, range(64))]
@@ -110,6 +111,9 @@ def test_real_queries_packed_into_padded_runs_match_each_alone(onnx_model) -> No
     together = onnx_model.encode_each(texts, normalize_embeddings=True)
     for i, text in enumerate(texts):
         assert np.array_equal(onnx_model.encode([text], batch_size=1, normalize_embeddings=True)[0], together[i]), text
+    one = OnnxEncoder(torch_model, model_path(DenseSettings()), int8=onnx_model.kind == "onnx-int8", threads=1)
+    assert np.array_equal(one.encode_each(texts, normalize_embeddings=True), together)
+    assert one._single_threaded is None  # one thread: no side-by-side session was needed
 
 
 def test_runs_pack_sorted_texts_up_to_the_token_budget() -> None:
@@ -124,6 +128,9 @@ def test_runs_pack_sorted_texts_up_to_the_token_budget() -> None:
     assert _runs(lengths, 1) == [[4], [1], [5], [2], [3], [0]]  # every text alone, largest first
     # Three 10-token texts are not padded to 40 to save a run: 2 runs cost 2 x 8 + 30 + 40 < 8 + 4 x 40.
     assert _runs([10, 10, 10, 40], 160) == [[3], [0, 1, 2]]
+    # At most `max_texts` a run: four texts on two threads make two runs, not one.
+    assert _runs([10, 10, 10, 10], 128) == [[0, 1, 2, 3]]
+    assert _runs([10, 10, 10, 10], 128, 2) == [[2, 3], [0, 1]]
     assert _runs([], 64) == []
 
 
