@@ -155,19 +155,22 @@ def cycled(queries: list[str], start: int, count: int) -> list[str]:
 def bench_http_batches(url: str, queries: list[str], batch: int, k: int, mode: str, client: str = "raw") -> dict:
     """One client sending the queries in calls of `batch`, each as soon as the previous answer is in
     (`client` as for (c): with one client in turn with the server, its own CPU adds to every call)."""
-    send = _raw_sender if client == "raw" else _httpx_sender
+    send = _SENDERS[client]
 
     async def run() -> tuple[float, list[float]]:
         async with send(url, 1) as post:
             calls = [{"queries": queries[i : i + batch], "k": k, "mode": mode} for i in range(0, len(queries), batch)]
-            if await post(calls[0]) != 200:  # warm-up, and a misconfigured server stops the bench here
-                raise SystemExit(f"POST /v1/search to {url} failed")
+
+            async def call(body: dict) -> None:  # a failed call (e.g. a misconfigured server) stops the bench
+                if await post(body) != 200:
+                    raise SystemExit(f"POST /v1/search to {url} failed")
+
+            await call(calls[0])  # warm-up
             lat: list[float] = []
             t0 = time.perf_counter()
             for body in calls:
                 s = time.perf_counter()
-                if await post(body) != 200:
-                    raise SystemExit(f"POST /v1/search to {url} failed")
+                await call(body)
                 lat.append(time.perf_counter() - s)
             return time.perf_counter() - t0, lat
 
@@ -180,7 +183,7 @@ def bench_http_concurrent(url: str, queries: list[str], clients: int, k: int, mo
     """`clients` connections, each sending the next single query as soon as its answer is in.
     `client` "raw": plain HTTP/1.1 on asyncio streams (~0.2 ms of CPU a request); "httpx": httpx's
     AsyncClient (~2-3 ms a request, taken from the two cores the server runs on)."""
-    send = _raw_sender if client == "raw" else _httpx_sender
+    send = _SENDERS[client]
 
     async def run() -> tuple[float, list[float], int]:
         todo = list(reversed(queries))
@@ -246,6 +249,9 @@ async def _raw_sender(url: str, connections: int):
     finally:
         for _, writer in streams:
             writer.close()
+
+
+_SENDERS = {"raw": _raw_sender, "httpx": _httpx_sender}  # --client
 
 
 def main() -> None:
