@@ -58,7 +58,7 @@ def _weights_key(model_dir: Path) -> str:
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def pooling_mode(st_model: Any) -> str:
+def _pooling_mode(st_model: Any) -> str:
     pooling = next((m for m in st_model if type(m).__name__ == "Pooling"), None)
     mode = getattr(pooling, "pooling_mode", None)
     if mode not in ("mean", "cls"):
@@ -137,7 +137,7 @@ class OnnxEncoder:
 
     def __init__(self, st_model: Any, model_dir: Path, *, int8: bool, threads: int | None = None):
         self.kind: Encoder = "onnx-int8" if int8 else "onnx"
-        self.pooling = pooling_mode(st_model)
+        self.pooling = _pooling_mode(st_model)
         self.path = exported_model(st_model, model_dir, int8=int8)
         self.tokenizer = st_model.tokenizer
         self.max_seq_length = int(st_model.max_seq_length)
