@@ -19,6 +19,10 @@ is first imported to have this effect.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
 _budget: int | None = None
 
@@ -64,3 +68,24 @@ def set_budget(n: int, *, torch_threads: int | None = None) -> None:
         faiss.omp_set_num_threads(_budget)
     except ImportError:
         pass
+
+
+class Later:
+    """Work for a core that is not busy yet: `start()` submits it (e.g. called by an encoding
+    thread that has run out of runs, `backends.faiss.onnx.OnnxEncoder.encode_each`'s `on_idle`);
+    `result()` starts it if no one did and waits for it. Started at most once."""
+
+    def __init__(self, submit: Callable[[], Future]):
+        self._submit = submit
+        self._future: Future | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._future is None:
+                self._future = self._submit()
+
+    def result(self) -> Any:
+        self.start()
+        assert self._future is not None
+        return self._future.result()

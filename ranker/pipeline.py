@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -21,7 +20,7 @@ from backends.base import LEXICAL, VECTOR, Leg, LexicalRetriever, VectorRetrieve
 from backends.heap import freeze_long_lived
 from backends.hit import Hit
 from backends.manifest import Manifest
-from backends.threads import budget
+from backends.threads import Later, budget
 from indexer import layout
 from indexer.columns import COLUMNS_DIR, Columns
 from indexer.errors import IndexFormatError, QueryError
@@ -246,9 +245,10 @@ class SearchPipeline:
             deadlines.check(options.deadline, "before encoding the queries")
             if len(set(modes)) == 1 and not filters.active and self._lean(MODE_LEGS[modes[0]], fusion_name) and budget() > 1:
                 # Queries are encoded on threads that leave gaps (a single query's many short steps, the
-                # last runs of a batch's): their BM25 leg runs meanwhile (a batch of 32: ~3 % sooner).
+                # last runs of a batch's): their BM25 leg runs there, started by the encoder (`on_idle`).
                 lexical_ahead = getattr(self.lexical, "search_positions_later", lambda *_: None)(texts, depth)
-            vectors = self._encode_some(texts, [i for i, m in enumerate(modes) if VECTOR in MODE_LEGS[m]])
+            vectors = self._encode_some(texts, [i for i, m in enumerate(modes) if VECTOR in MODE_LEGS[m]],
+                                        None if lexical_ahead is None else lexical_ahead.start)  # fmt: skip
         while pending:
             if deadlines.passed(options.deadline):
                 if not options.partial:
@@ -309,11 +309,12 @@ class SearchPipeline:
             return "bm25"
         return mode
 
-    def _encode_some(self, texts: list[str], which: list[int]):
-        """Query vectors, one row per text; only the rows in `which` are encoded (the rest stay zero)."""
-        import numpy as np
-
-        encoded = self.dense.encode([texts[i] for i in which])
+    def _encode_some(self, texts: list[str], which: list[int], on_idle: Callable[[], None] | None = None):
+        """Query vectors, one row per text; only the rows in `which` are encoded (the rest stay zero).
+        `on_idle`: for the encoder to call when it first leaves a core free (only on the lean path,
+        whose FAISS leg takes it: `FaissSearcher.encode`)."""
+        wanted = [texts[i] for i in which]
+        encoded = self.dense.encode(wanted) if on_idle is None else self.dense.encode(wanted, on_idle=on_idle)
         vectors = np.zeros((len(texts), encoded.shape[1]), dtype=encoded.dtype)
         vectors[which] = encoded
         return vectors
@@ -331,11 +332,11 @@ class SearchPipeline:
                 and hasattr(self.lexical, "search_raw") and hasattr(self.dense, "search_vectors_positions"))  # fmt: skip
 
     def _retrieve(self, queries: list[str], legs: tuple[Leg, ...], depth: int, fusion_name: str, vectors,
-                  filters: SourceFilter, lexical_ahead: Future | None = None) -> list[tuple[list[Hit], bool]]:  # fmt: skip
+                  filters: SourceFilter, lexical_ahead: Later | None = None) -> list[tuple[list[Hit], bool]]:  # fmt: skip
         """Per query: (fused candidates best first, whether every leg ran out before `depth`).
         Active filters reach the legs resolved against the build's columns, so they search only
         passages that can pass them (the post-filter in `rank` stays the exact check).
-        `lexical_ahead`: these queries' unfiltered lexical positions at `depth`, already started."""
+        `lexical_ahead`: these queries' unfiltered lexical positions at `depth`, computed beside the encoding."""
         rescore = fusion_name == "rescore" and len(legs) > 1
         lexical_filter = vector_filter = filters if filters.active else None
         if filters.active:  # legs that take a Restriction get one; others (Elasticsearch) the filters

@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -213,8 +213,10 @@ def model_lock(model: Any):
         return lock
 
 
-def _encode(model: Any, texts: Sequence[str], settings: DenseSettings) -> np.ndarray:
+def _encode(model: Any, texts: Sequence[str], settings: DenseSettings, on_idle: Callable[[], None] | None = None) -> np.ndarray:
     if not texts:
+        if on_idle is not None:
+            on_idle()
         return np.zeros((0, int(dimension_of(model))), dtype=np.float32)
     with model_lock(model):
         if hasattr(model, "encode_each"):
@@ -223,7 +225,7 @@ def _encode(model: Any, texts: Sequence[str], settings: DenseSettings) -> np.nda
             # 64 long passages moves ~200 MB of attention scores per layer through memory; one text's
             # stay in cache (int8 1.5x, fp32 1.4x passages/s; BENCHMARKS, issue 14). A text's vector
             # is the same whatever it is encoded with.
-            return model.encode_each(list(texts), normalize_embeddings=settings.normalize)
+            return model.encode_each(list(texts), normalize_embeddings=settings.normalize, on_idle=on_idle)
         vectors = model.encode(
             list(texts),
             batch_size=settings.batch_size,
@@ -243,7 +245,8 @@ def encode_passages(model: Any, texts: Sequence[str], settings: DenseSettings) -
 _QUERY_BUCKETS = (16, 32, 64, 128, 256, 512)
 
 
-def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) -> np.ndarray:
+def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings,
+                   on_idle: Callable[[], None] | None = None) -> np.ndarray:  # fmt: skip
     """Embed queries with the query prefix, batch-invariantly: a query's vector depends only on the
     query itself, bit-identical whether it is encoded alone or with any other queries. The HTTP
     service's micro-batcher relies on this for "same request, same scores".
@@ -254,7 +257,14 @@ def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) 
     query over its own tokens; int8 runs each query alone. torch pads each query to a fixed bucket
     length (16, 32, 64, ... tokens); plain padding to the longest query in the batch changes
     vectors by ~1e-7. A model that cannot pad per call encodes each query alone.
+
+    `on_idle`, if given, is called once, when the encoding first leaves a core free for other work
+    (the caller's BM25 leg): ONNX Runtime's when the first of its side-by-side threads runs out of
+    runs (`OnnxEncoder.encode_each`); the other encoders', at once.
     """
+    if on_idle is not None and not hasattr(model, "encode_each"):
+        on_idle()
+        on_idle = None
     p = settings.query_prefix
     texts = [p + q for q in queries] if p else list(queries)
     tokenizer = getattr(model, "tokenizer", None)
@@ -262,7 +272,7 @@ def encode_queries(model: Any, queries: Sequence[str], settings: DenseSettings) 
     # ONNX Runtime (`encode_each`): batch-invariant by itself. int8 runs each query alone: dynamic
     # quantisation scales activations over the whole run, so a row would depend on its run-mates.
     if tokenizer is None or not texts or not max_len or hasattr(model, "encode_each"):
-        return _encode(model, texts, settings)
+        return _encode(model, texts, settings, on_idle)
     if not _accepts_processing_kwargs(model):  # no padding to a bucket per call: each query alone
         with model_lock(model):
             return np.vstack([model.encode([t], batch_size=1, normalize_embeddings=settings.normalize) for t in texts])

@@ -23,7 +23,7 @@ import math
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -202,7 +202,8 @@ class OnnxEncoder:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
-    def encode_each(self, texts: Sequence[str], normalize_embeddings: bool = False) -> np.ndarray:
+    def encode_each(self, texts: Sequence[str], normalize_embeddings: bool = False,
+                    on_idle: Callable[[], None] | None = None) -> np.ndarray:  # fmt: skip
         """Each text's vector bit for bit what `encode([text])` gives, whatever it is encoded with,
         the texts spread over the thread budget: one thread per core, each running a single-threaded
         session. fp32 packs texts of similar length into runs of at most `RUN_TOKENS` padded tokens
@@ -211,8 +212,18 @@ class OnnxEncoder:
         short text, intra-op threads are the faster way to use the cores (int8 on 2 cores: 1.0 ms
         with two, 1.4 ms with one); for many, side-by-side runs use them better (int8: 1,250-1,330
         vs 740-890 queries/s), since a small run parallelises poorly. Threads are started per call,
-        so they run at the caller's priority (`service.priority`)."""
+        so they run at the caller's priority (`service.priority`).
+
+        `on_idle`, if given, is called once, when a core is first free for other work: by the first
+        thread to run out of runs (the others still running theirs), or at once where the encoding
+        keeps no thread of its own busy to the end (one text: its intra-op threads leave gaps
+        throughout; a budget of one thread). The pipeline starts a batch's BM25 leg there: batches of
+        16-32 queries came ~1-2 % closer to a batch of 1,000's time per query than with the leg
+        beside the whole encoding (docs/BENCHMARKS.md, issue 14)."""
         texts = [t.strip() for t in texts]
+        if on_idle is not None and (len(texts) <= 1 or self._threads <= 1):
+            on_idle()
+            on_idle = None
         if len(texts) <= 1:
             return self.encode(texts, batch_size=1, normalize_embeddings=normalize_embeddings)
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_seq_length)  # unpadded
@@ -229,11 +240,14 @@ class OnnxEncoder:
         # Largest run first, each thread taking the next run when it is free: the threads finish
         # within about one run of each other (a fixed share each left one idle for several).
         todo = iter(runs)
+        idle = iter([on_idle] if on_idle is not None else [])
 
         def run_share() -> None:
             try:
                 for rows in todo:  # next() on a shared iterator hands each run to one thread (the GIL)
                     self._run(session, enc, rows, out)
+                for call in idle:  # the first thread out of runs takes it
+                    call()
             except BaseException as exc:  # re-raised in the calling thread
                 failures.append(exc)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -172,9 +172,10 @@ class FaissSearcher:
     def size(self) -> int:
         return int(self._ensure_index().ntotal)
 
-    def encode(self, queries: Sequence[str]) -> np.ndarray:
-        """Query vectors, batch-invariant (see `encode_queries`); queries arrive already validated."""
-        return encode_queries(self._ensure_model(), list(queries), self._settings)
+    def encode(self, queries: Sequence[str], on_idle: Callable[[], None] | None = None) -> np.ndarray:
+        """Query vectors, batch-invariant (see `encode_queries`, also for `on_idle`); queries arrive
+        already validated."""
+        return encode_queries(self._ensure_model(), list(queries), self._settings, on_idle)
 
     def encode_passages(self, titles_and_texts: Sequence[tuple[str, str]]) -> np.ndarray:
         """Embed passages that are not in the index (e.g. a page fetched live), as the index embeds its own."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,6 +15,7 @@ from backends.hit import Hit
 from backends.lucene.jvm import autoclass
 from backends.lucene.section import ANALYZER, LuceneSection
 from backends.lucene.topk import LuceneTopK
+from backends.threads import Later
 from indexer import layout
 from indexer.analysis import for_lucene
 from indexer.errors import IndexFormatError
@@ -113,9 +113,10 @@ class LuceneSearcher:
             return None
         return self._batch(queries, k, filters, positions=True)
 
-    def search_positions_later(self, queries: Sequence[str], k: int) -> Future | None:
-        """Unfiltered `search_positions` started on another thread; the result is the Future's (None
-        where it cannot run beside the caller: one thread, or no doc-position map)."""
+    def search_positions_later(self, queries: Sequence[str], k: int) -> Later | None:
+        """Unfiltered `search_positions` to run on another thread once started (`Later.start`; at the
+        latest when its result is asked for). None where it cannot run beside the caller: one
+        thread, or no doc-position map."""
         check_k(k)
         return self._topk.positions_later([self.bounded(q) for q in queries], k) if queries else None
 

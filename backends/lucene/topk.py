@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from backends.lucene.jvm import autoclass
+from backends.threads import Later
 
 _INDEX_READER = "(Lorg/apache/lucene/index/IndexReader;)V"
 
@@ -88,14 +89,15 @@ class LuceneTopK:
             return [one(q, k, wrap) for q in queries]
         return list(pool.map(lambda q: one(q, k, wrap), queries))
 
-    def positions_later(self, queries: list[str], k: int) -> Future | None:
-        """`batch(queries, k, positions=True)` started now on a pool thread, for a caller with other
-        work meanwhile (encoding the query); None without a pool (one thread) or positions."""
+    def positions_later(self, queries: list[str], k: int) -> Later | None:
+        """`batch(queries, k, positions=True)` to run on a pool thread once started (`Later.start`),
+        for a caller with other work meanwhile (encoding the queries); None without a pool (one
+        thread) or positions."""
         with self._lock:
             pool = self._pool
         if pool is None or self._doc_positions is None:
             return None
-        return pool.submit(self.batch, queries, k, positions=True)
+        return Later(lambda: pool.submit(self.batch, queries, k, positions=True))
 
     def _batch_positions(self, queries: list[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         assert self._doc_positions is not None and self._arrays is not None

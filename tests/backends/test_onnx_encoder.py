@@ -116,6 +116,27 @@ def test_real_queries_packed_into_padded_runs_match_each_alone(onnx_model, torch
     assert one._single_threaded is None  # one thread: no side-by-side session was needed
 
 
+def test_on_idle_is_called_once_when_a_core_frees_up(onnx_model, torch_model) -> None:
+    """`encode_each(on_idle=)`: with two threads it is called once, by the first thread to find no
+    run left (every run already taken, the last ones maybe still running); for one text, or a
+    budget of one thread, at once, before anything runs. The vectors stay those of each text alone."""
+    from backends.faiss.onnx import OnnxEncoder
+
+    texts = QUERIES + [LONG_QUERY]
+    int8 = onnx_model.kind == "onnx-int8"
+    for threads, batch in ((2, texts), (2, texts[:1]), (1, texts)):
+        encoder = OnnxEncoder(torch_model, model_path(DenseSettings()), int8=int8, threads=threads)
+        events: list[str] = []
+        run = encoder._run
+        encoder._run = lambda *args: events.append("run") or run(*args)  # type: ignore[method-assign]
+        vectors = encoder.encode_each(batch, on_idle=lambda: events.append("idle"))
+        assert events.count("idle") == 1 and events.count("run") >= 1, (threads, len(batch), events)
+        first_free = threads > 1 and len(batch) > 1
+        assert events.index("idle") == (len(events) - 1 if first_free else 0), (threads, len(batch), events)
+        for i, text in enumerate(batch):
+            assert np.array_equal(vectors[i], onnx_model.encode([text], batch_size=1)[0]), text
+
+
 def test_runs_pack_sorted_texts_up_to_the_token_budget() -> None:
     from backends.faiss.onnx import _runs
 

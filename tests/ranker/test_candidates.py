@@ -127,22 +127,34 @@ def test_pipeline_ranks_the_same_with_and_without_the_lean_path(scifact, options
     assert sum(len(h) for h in lean) >= len(queries)
 
 
-def test_a_single_query_ranks_the_same_with_its_bm25_leg_run_during_encoding(scifact, monkeypatch):
-    """One query that the pipeline encodes itself has its BM25 leg started on another thread first
-    (`search_positions_later`); its hits are those of the same query ranked with its vector given."""
+@pytest.mark.parametrize("size", [1, 7])
+def test_queries_rank_the_same_with_their_bm25_leg_run_during_encoding(scifact, monkeypatch, size):
+    """Queries that the pipeline encodes itself have their BM25 leg run beside the encoding
+    (`search_positions_later`), started by the encoder (`on_idle`: at once for one query, when a
+    thread runs out of runs for a batch) before the leg's result is asked for; their hits are
+    those of the same queries ranked with their vectors given."""
     from ranker.pipeline import SearchOptions
 
     pipeline, queries, vectors = scifact
     if pipeline.lexical.search_positions_later(queries[:1], 10) is None:
         pytest.skip("the index's BM25 leg runs on one thread: nothing to overlap")
-    started = []
+    events: list[str] = []
     later = pipeline.lexical.search_positions_later
-    monkeypatch.setattr(pipeline.lexical, "search_positions_later", lambda *a: started.append(a) or later(*a))
+
+    def watched(*args):
+        pending = later(*args)
+        start, result = pending.start, pending.result
+        pending.start = lambda: events.append("start") or start()
+        pending.result = lambda: events.append("result") or result()
+        return pending
+
+    monkeypatch.setattr(pipeline.lexical, "search_positions_later", watched)
     opts = SearchOptions(mode="hybrid", k=10)
-    for i in range(0, 200, 10):
-        alone = pipeline.rank([queries[i]], opts)
-        assert alone == pipeline.rank([queries[i]], opts, vectors[i : i + 1])
-    assert len(started) == 20
+    for i in range(0, 140, size * 10):
+        events.clear()
+        together = pipeline.rank(queries[i : i + size], opts)
+        assert events[:2] == ["start", "result"]  # started by the encoder, not by asking for the result
+        assert together == pipeline.rank(queries[i : i + size], opts, vectors[i : i + size])
 
 
 def test_a_batch_reranks_as_each_query_alone_ties_included(scifact):
