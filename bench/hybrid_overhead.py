@@ -5,7 +5,8 @@
 (a) the index's query encoder alone (`dense.encode`, the batch-invariant path) and (b)
 `SearchPipeline.rank` hybrid end to end at serving defaults (k=10, k0=100, convex fusion,
 authority prior, per-document collapse), same queries: batch throughput (interleaved rounds, best
-round) and single-query p50. Target: (b)/(a) >= 0.75 in throughput, p50(b) <= 1.3 x p50(a).
+round) and single-query p50 (each query timed on (a) and (b) in turn; best round of each, and each
+round's ratio). Target: (b)/(a) >= 0.75 in throughput, p50(b) <= 1.3 x p50(a).
 
 Both are measured warm, as a serving process runs: first `--warmup` queries are ranked, since the
 JVM compiles Lucene's search code only after ~10-20k queries (the BM25 leg runs ~2x slower before).
@@ -24,13 +25,17 @@ from backends.threads import cores, set_budget
 from ranker.pipeline import SearchOptions, SearchPipeline
 
 
-def p50_ms(fn, queries: list[str]) -> float:
-    times = []
-    for q in queries:
-        t = time.perf_counter()
-        fn(q)
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+def p50s_side_by_side(engines: list, queries: list[str]) -> list[float]:
+    """Single-query p50 (ms) of each engine, every query timed on each engine in turn (who goes
+    first alternating), so that a change in the machine's speed weighs on every engine alike."""
+    times: list[list[float]] = [[] for _ in engines]
+    for i, q in enumerate(queries):
+        turn = list(enumerate(engines))
+        for e, fn in turn[::-1] if i % 2 else turn:
+            t = time.perf_counter()
+            fn([q])
+            times[e].append((time.perf_counter() - t) * 1000)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -54,19 +59,24 @@ def main() -> None:
     }
     best = dict.fromkeys(engines, 0.0)
     single = dict.fromkeys(engines, float("inf"))
+    ratios = []
     for _ in range(args.rounds):
         for name, fn in engines.items():
             best[name] = max(best[name], qps(fn, queries, repeats=1))
-            single[name] = min(single[name], p50_ms(lambda q: fn([q]), queries[: args.singles]))
+        p50s = p50s_side_by_side(list(engines.values()), queries[: args.singles])
+        ratios.append(p50s[1] / p50s[0])
+        for name, ms in zip(engines, p50s):
+            single[name] = min(single[name], ms)
     a, b = engines
     encoder = getattr(pipeline.manifest.dense, "encoder", "-")
     pipeline.close()
     print(f"index {args.index} (encoder {encoder}), {len(queries)} queries, {cores()} threads, "
           f"best of {args.rounds} interleaved rounds\n")
     print(table(["engine", "queries/s", "single p50 ms"],
-                [[n, f"{best[n]:,.1f}", f"{single[n]:.1f}"] for n in engines]))  # fmt: skip
+                [[n, f"{best[n]:,.1f}", f"{single[n]:.2f}"] for n in engines]))  # fmt: skip
     print(f"\nthroughput (b)/(a) = {best[b] / best[a]:.2f} (target >= 0.75); "
-          f"p50 (b)/(a) = {single[b] / single[a]:.2f} (target <= 1.3)")
+          f"p50 (b)/(a) = {single[b] / single[a]:.2f} (target <= 1.3; each round's: "
+          f"{', '.join(f'{r:.2f}' for r in ratios)})")
 
 
 if __name__ == "__main__":
