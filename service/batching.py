@@ -3,9 +3,9 @@
 Calls on the same pipeline (index snapshot) that arrive within a short window are run together,
 whatever their options: the calls sharing identical options run as one `pipeline.batch_search`.
 With one set of options (the usual case) that batch encodes its own queries, its BM25 leg running
-meanwhile; with several, the queries of every call that needs the dense model are first encoded in
-ONE `pipeline.encode` call (the expensive part of a query), and each group runs with its rows of
-those vectors. Encoding is batch-invariant, so
+where the encoding leaves a core free; with several, the queries of every call that needs the
+dense model are first encoded in ONE `pipeline.encode` call (the expensive part of a query), and
+each group runs with its rows of those vectors. Encoding is batch-invariant, so
 a call gets the same hits and scores as when it runs alone. A group that fails (e.g. one query
 has no searchable terms) is re-run call by call, so one caller's bad input never fails another's.
 A call may bring a `then` (e.g. the service's response formatting), applied to its results in the
@@ -133,7 +133,7 @@ def search_together(pipeline: Any, calls: list[SearchCall]) -> list[Outcome]:
     by_options: dict[Any, list[int]] = {}
     for i, call in enumerate(calls):  # grouped by options except the deadline, which differs per call
         by_options.setdefault(call.options.model_copy(update={"deadline": None}), []).append(i)
-    # One group (the usual case) is one batch, which encodes its queries itself, its BM25 leg running meanwhile.
+    # One group (the usual case) is one batch, which encodes its queries itself, its BM25 leg beside (`on_idle`).
     vectors = _encode_once(pipeline, calls) if len(by_options) > 1 else [None] * len(calls)
     for options, members in by_options.items():
         # The group runs to the latest of its deadlines; each call then keeps its own.
