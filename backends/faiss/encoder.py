@@ -213,10 +213,9 @@ def model_lock(model: Any):
         return lock
 
 
-def _encode(model: Any, texts: Sequence[str], settings: DenseSettings, on_idle: Callable[[], None] | None = None) -> np.ndarray:
+def _encode(model: Any, texts: Sequence[str], settings: DenseSettings,
+            on_idle: Callable[[], None] | None = None) -> np.ndarray:  # fmt: skip
     if not texts:
-        if on_idle is not None:
-            on_idle()
         return np.zeros((0, int(dimension_of(model))), dtype=np.float32)
     with model_lock(model):
         if hasattr(model, "encode_each"):
