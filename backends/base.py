@@ -8,7 +8,7 @@ Dependencies point one way: ranker -> backends -> indexer (schema, store, layout
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -123,8 +123,10 @@ class VectorRetriever(Protocol):
     @property
     def size(self) -> int: ...
 
-    def encode(self, queries: Sequence[str]) -> np.ndarray:
-        """(len(queries), dimension) float32, each row independent of the other queries in the batch."""
+    def encode(self, queries: Sequence[str], on_idle: Callable[[], None] | None = None) -> np.ndarray:
+        """(len(queries), dimension) float32, each row independent of the other queries in the batch.
+        `on_idle`, if given, is called once, when the encoding first leaves a core free for other
+        work (`backends.faiss.encoder.encode_queries`)."""
         ...
 
     def search_vectors(

@@ -311,10 +311,8 @@ class SearchPipeline:
 
     def _encode_some(self, texts: list[str], which: list[int], on_idle: Callable[[], None] | None = None):
         """Query vectors, one row per text; only the rows in `which` are encoded (the rest stay zero).
-        `on_idle`: for the encoder to call when it first leaves a core free (only on the lean path,
-        whose FAISS leg takes it: `FaissSearcher.encode`)."""
-        wanted = [texts[i] for i in which]
-        encoded = self.dense.encode(wanted) if on_idle is None else self.dense.encode(wanted, on_idle=on_idle)
+        `on_idle`: for the encoder to call when it first leaves a core free (`VectorRetriever.encode`)."""
+        encoded = self.dense.encode([texts[i] for i in which], on_idle=on_idle)
         vectors = np.zeros((len(texts), encoded.shape[1]), dtype=encoded.dtype)
         vectors[which] = encoded
         return vectors

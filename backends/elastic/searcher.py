@@ -7,7 +7,7 @@ Both searchers read the build's own versioned index (not the alias) and batch wi
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -108,7 +108,7 @@ class ElasticVectorSearcher(_ElasticLeg):
     def open(cls, build_dir: Path, section: ElasticVectorSection, **_: Any) -> "ElasticVectorSearcher":
         return cls(section)
 
-    def encode(self, queries: Sequence[str]) -> np.ndarray:
+    def encode(self, queries: Sequence[str], on_idle: Callable[[], None] | None = None) -> np.ndarray:
         from backends.faiss.encoder import dimension_of, encode_queries, load_encoder
 
         settings = self.section.encoder_settings(self._device)
@@ -119,7 +119,7 @@ class ElasticVectorSearcher(_ElasticLeg):
                     raise ConfigError(f"encoder produces {dimension_of(model)}-dimensional vectors, the index "
                                       f"holds {self.dimension}", where=str(settings.model or "bundled model"))  # fmt: skip
                 self._model = model
-        return encode_queries(self._model, list(queries), settings)
+        return encode_queries(self._model, list(queries), settings, on_idle)
 
     def search_vectors(self, vectors: np.ndarray, k: int, filters: SourceFilters | None = None) -> list[list[Hit]]:
         check_k(k)

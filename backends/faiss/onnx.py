@@ -271,8 +271,8 @@ class OnnxEncoder:
 def _runs(lengths: Sequence[int], run_tokens: int, max_texts: int | None = None) -> list[list[int]]:
     """Indexes of texts grouped into runs, largest run (padded tokens) first. Texts sorted by length
     are cut into consecutive runs of at most `run_tokens` padded tokens each (a longer text runs
-    alone) and at most `max_texts` texts, so that the runs cost least: a run costs `RUN_OVERHEAD` tokens' worth of fixed work plus
-    its padded tokens (its size times its longest text). Packing greedily instead padded short texts
+    alone) and at most `max_texts` texts, so that the runs cost least: a run costs `RUN_OVERHEAD`
+    tokens' worth of fixed work plus its padded tokens (its size times its longest text). Packing greedily instead padded short texts
     to a much longer one's length to save a run: in batches of 32 SciFact queries, 7 % padded tokens
     against 3 % this way."""
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
