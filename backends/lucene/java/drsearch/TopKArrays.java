@@ -36,10 +36,10 @@ import org.apache.lucene.util.BytesRef;
  *
  * Faster than searching with the (score, id) sort and reading the stored ids: the search keeps
  * Lucene's plain top-score collector (which may skip non-competitive documents), asking for `k +
- * margin` hits; the ids come from the "id" doc values. When the scores of the (k+margin)th and the
- * kth hit differ, every document scoring at least the kth score was collected, so ordering those by
- * (score, id) gives exactly the sorted search's first k. Otherwise (a tie reaching the end of the
- * list) the sorted search runs instead.
+ * margin` hits. When the scores of the (k+margin)th and the kth hit differ, every document scoring at
+ * least the kth score was collected, so ordering those by (score, id) gives exactly the sorted
+ * search's first k; ids, from the "id" doc values, are read for that only where scores tie.
+ * Otherwise (a tie reaching the end of the list) the sorted search runs instead.
  */
 public final class TopKArrays {
   private final IndexSearcher searcher;
@@ -103,17 +103,18 @@ public final class TopKArrays {
   }
 
   public Result search(Query query, int k) throws IOException {
-    Ranked r = rank(query, k);
-    String[] names = new String[r.hits.length];
-    for (int i = 0; i < names.length; i++) names[i] = r.ids[i].utf8ToString();
-    return new Result(names, adjusted(r.hits));
+    ScoreDoc[] hits = rank(query, k);
+    BytesRef[] ids = ids(hits);
+    String[] names = new String[hits.length];
+    for (int i = 0; i < names.length; i++) names[i] = ids[i].utf8ToString();
+    return new Result(names, adjusted(hits));
   }
 
   public Docs searchDocs(Query query, int k) throws IOException {
-    Ranked r = rank(query, k);
-    int[] docs = new int[r.hits.length];
-    for (int i = 0; i < docs.length; i++) docs[i] = r.hits[i].doc;
-    return new Docs(docs, adjusted(r.hits));
+    ScoreDoc[] hits = rank(query, k);
+    int[] docs = new int[hits.length];
+    for (int i = 0; i < docs.length; i++) docs[i] = hits[i].doc;
+    return new Docs(docs, adjusted(hits));
   }
 
   /**
@@ -167,37 +168,29 @@ public final class TopKArrays {
     return e instanceof IOException ? (IOException) e : new IOException(e);
   }
 
-  private static final class Ranked {
-    final ScoreDoc[] hits;
-    final BytesRef[] ids;
-
-    Ranked(ScoreDoc[] hits, BytesRef[] ids) {
-      this.hits = hits;
-      this.ids = ids;
+  /** The first k hits in the sorted search's order (score descending, then the id's bytes ascending). */
+  private ScoreDoc[] rank(Query query, int k) throws IOException {
+    ScoreDoc[] hits = searcher.search(query, k + margin).scoreDocs;
+    if (hits.length == k + margin && hits[hits.length - 1].score == hits[k - 1].score) {
+      return searcher.search(query, k, sort, true).scoreDocs;  // a tie at the cut: the exact sort decides
     }
+    // Lucene lists equal scores by doc id: only such runs are put in id order, so that ids are read
+    // for tied hits alone (usually a few of the k).
+    for (int start = 0, end; start < hits.length; start = end) {
+      for (end = start + 1; end < hits.length && hits[end].score == hits[start].score; end++) {}
+      if (end - start > 1) byId(hits, start, end);
+    }
+    return hits.length > k ? Arrays.copyOf(hits, k) : hits;
   }
 
-  private Ranked rank(Query query, int k) throws IOException {
-    TopDocs top = searcher.search(query, k + margin);
-    ScoreDoc[] hits = top.scoreDocs;
-    if (hits.length == k + margin && hits[hits.length - 1].score == hits[k - 1].score) {
-      hits = searcher.search(query, k, sort, true).scoreDocs;  // a tie at the cut: the exact sort decides
-      return new Ranked(hits, ids(hits));
-    }
-    final BytesRef[] ids = ids(hits);
-    final ScoreDoc[] h = hits;
-    Integer[] order = new Integer[hits.length];
+  /** Sorts hits[start, end) by id (SortField.Type.STRING_VAL's order: the id's bytes ascending). */
+  private void byId(ScoreDoc[] hits, int start, int end) throws IOException {
+    ScoreDoc[] run = Arrays.copyOfRange(hits, start, end);
+    BytesRef[] ids = ids(run);
+    Integer[] order = new Integer[run.length];
     for (int i = 0; i < order.length; i++) order[i] = i;
-    // The sort's order: score descending, then the id's bytes ascending (SortField.Type.STRING_VAL).
-    Arrays.sort(order, Comparator.<Integer>comparingDouble(i -> -h[i].score).thenComparing(i -> ids[i]));
-    int n = Math.min(k, hits.length);
-    ScoreDoc[] ranked = new ScoreDoc[n];
-    BytesRef[] rankedIds = new BytesRef[n];
-    for (int i = 0; i < n; i++) {
-      ranked[i] = hits[order[i]];
-      rankedIds[i] = ids[order[i]];
-    }
-    return new Ranked(ranked, rankedIds);
+    Arrays.sort(order, Comparator.comparing(i -> ids[i]));
+    for (int i = 0; i < order.length; i++) hits[start + i] = run[order[i]];
   }
 
   /** Each hit's id from the id field's doc values (its stored value where a segment has none). */
