@@ -11,7 +11,7 @@ import pytest
 from backends.hit import Hit
 from indexer.schema import doc_id_of
 from ranker import fusion
-from ranker.candidates import convex_arrays, convex_positions_many, ties_by_id
+from ranker.candidates import _convex_one, convex_arrays, convex_positions_many, ties_by_id
 
 
 def _hits(ids, scores, leg):
@@ -20,8 +20,8 @@ def _hits(ids, scores, leg):
     return [Hit(p, doc_id_of(p), s, r, None, s, None, None, None, r) for r, (p, s) in enumerate(zip(ids, scores), 1)]
 
 
-def _run(rng, n, pool, ties):
-    ids = [f"d{int(i)}#0" for i in rng.choice(pool, n)]  # repeats within a run on purpose
+def _run(rng, n, pool, ties, repeats=True):
+    ids = [f"d{int(i)}#0" for i in rng.choice(pool, n, replace=repeats)]  # repeats within a run on purpose
     raw = rng.integers(0, 4, n).astype(float) if ties else rng.standard_normal(n).astype(np.float32)
     return ids, sorted(raw.tolist(), reverse=True)
 
@@ -41,14 +41,16 @@ def test_convex_arrays_equals_convex_hit_for_hit(seed):
     assert got.has_lexical == any(h.bm25 for h in expected)
 
 
+@pytest.mark.parametrize("repeats", [True, False], ids=["repeats", "each-once"])
 @pytest.mark.parametrize("seed", range(40))
-def test_convex_positions_equals_convex_hit_for_hit(seed):
+def test_convex_positions_equals_convex_hit_for_hit(seed, repeats):
     """Keyed by column positions (the FAISS leg's, the Lucene leg's ids looked up): ties still go by
-    passage id, whose string order is not the positions' order ("d10#0" < "d2#0")."""
+    passage id, whose string order is not the positions' order ("d10#0" < "d2#0"). Runs that name
+    each passage once, as the legs' do, take a single search's shorter computation."""
     rng = np.random.default_rng(1000 + seed)
-    n_lex, n_dense = [(0, 0), (1, 0), (0, 1), (1, 1)][seed] if seed < 4 else rng.integers(0, 30, 2).tolist()
+    n_lex, n_dense = [(0, 0), (1, 0), (0, 1), (1, 1)][seed] if seed < 4 else rng.integers(0, 26, 2).tolist()
     ties = seed % 2 == 0
-    lexical, dense = _run(rng, n_lex, 25, ties), _run(rng, n_dense, 25, ties)
+    lexical, dense = _run(rng, n_lex, 25, ties, repeats), _run(rng, n_dense, 25, ties, repeats)
     position_of = lambda pid: int(pid[1:].split("#")[0])  # noqa: E731
     id_of = lambda position: f"d{position}#0"  # noqa: E731
     w = float(rng.uniform(0, 1))
@@ -59,6 +61,19 @@ def test_convex_positions_equals_convex_hit_for_hit(seed):
     assert list(got) == expected
     assert [got.ids[j] for j in got.order] == [h.passage_id for h in expected]
     assert [got.positions[j] for j in got.order] == [position_of(h.passage_id) for h in expected]
+
+
+def test_a_single_query_takes_the_short_computation_unless_a_run_repeats_a_passage():
+    id_of = lambda position: f"d{position}#0"  # noqa: E731
+    lexical = (np.array([4, 2, 9], dtype=np.int64), np.array([3.0, 2.0, 1.0]))
+    dense = (np.array([9, 5], dtype=np.int64), np.array([0.9, 0.5], dtype=np.float32))
+    once = _convex_one(lexical, dense, [0.5, 0.5], id_of, positional=True)
+    assert once is not None and sorted(once.positions.tolist()) == [2, 4, 5, 9]
+    for runs in (((np.array([4, 2, 4], dtype=np.int64), lexical[1]), dense),
+                 (lexical, (np.array([9, 9], dtype=np.int64), dense[1]))):  # fmt: skip
+        assert _convex_one(*runs, [0.5, 0.5], id_of, positional=True) is None
+        (general,) = convex_positions_many([runs[0]], [runs[1]], [0.5, 0.5], id_of)  # the batch computation
+        assert sorted(general.positions.tolist()) == sorted(set(runs[0][0].tolist()) | set(runs[1][0].tolist()))
 
 
 def test_a_batch_fuses_as_each_query_alone():
@@ -174,4 +189,5 @@ def test_a_batch_reranks_as_each_query_alone_ties_included(scifact):
     assert sum(len(c) for c in lists) > 100
     for got, candidates in zip(together, lists):
         alone = pipeline._authority_rerank(list(candidates), 0.3, fused_by_score=True)
-        assert list(got) == list(alone)
+        (single,) = pipeline._authority_rerank_many([candidates], 0.3)  # a single search's shorter computation
+        assert list(got) == list(alone) == list(single)
