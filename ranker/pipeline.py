@@ -9,7 +9,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from itertools import islice
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +317,8 @@ class SearchPipeline:
         """Query vectors, one row per text; only the rows in `which` are encoded (the rest stay zero).
         `on_idle`: for the encoder to call when it first leaves a core free (`VectorRetriever.encode`)."""
         encoded = self.dense.encode([texts[i] for i in which], on_idle=on_idle)
+        if len(which) == len(texts):
+            return encoded
         vectors = np.zeros((len(texts), encoded.shape[1]), dtype=encoded.dtype)
         vectors[which] = encoded
         return vectors
@@ -436,14 +438,15 @@ class SearchPipeline:
         if not sum(counts):
             return [iter(()) for _ in lists]
         scores = np.concatenate([c.score for c in lists])  # fused = score on this path
-        prior = np.zeros(len(scores))
         if weight > 0:
             if all(c.positions is not None for c in lists):
                 tiers = self.sources.tiers_at(np.concatenate([c.positions for c in lists]))
             else:
                 tiers = np.concatenate([self.sources.tiers(c.ids) for c in lists])
             prior = weight * _PRIOR_BY_TIER[tiers]
-        starts = (np.cumsum(counts) - counts).tolist()
+        else:
+            prior = np.zeros(len(scores))
+        starts = [0, *accumulate(counts)][:-1]
 
         def id_of(j: int) -> str:  # read only for ties, rarely: the query found by bisection
             q = bisect_right(starts, j) - 1

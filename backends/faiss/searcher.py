@@ -221,8 +221,10 @@ class FaissSearcher:
             scores, found = self._search_allowed(index, q, kk, allowed)
         out: list[tuple[np.ndarray, np.ndarray]] = []
         for srow, irow in zip(scores, found):
-            kept = irow >= 0
-            out.append((irow[kept].astype(np.int64, copy=False), srow[kept]))
+            if len(irow) and irow.min() < 0:  # fewer found than asked: FAISS fills the rest with -1
+                kept = irow >= 0
+                srow, irow = srow[kept], irow[kept]
+            out.append((irow.astype(np.int64, copy=False), srow))
         return out
 
     def _search_allowed(self, index: Any, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
