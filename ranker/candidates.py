@@ -75,10 +75,10 @@ class Candidates(Sequence[Hit]):
         """The candidates' `Hit`s in `order` (array indices), ranked 1.., with their `final` scores and
         authority `prior`s: each built only when taken, the arrays read a few hits at a time."""
         for start in range(0, len(order), _HITS_AT_ONCE):
-            at = order[start : start + _HITS_AT_ONCE]
+            at = np.asarray(order[start : start + _HITS_AT_ONCE])  # converted once for its eight reads
             yield from self._hits(at, start + 1, final[at].tolist(), prior[at].tolist())
 
-    def _hits(self, at: list[int], first_rank: int, scores: list[float], authority: list) -> Iterator[Hit]:
+    def _hits(self, at: Sequence[int], first_rank: int, scores: list[float], authority: list) -> Iterator[Hit]:
         """The `Hit`s of the candidates at array indices `at`, ranked from `first_rank`, with these
         final `scores` and `authority` priors."""
         id_of = self.id_of
