@@ -22,8 +22,9 @@ def words(query: str) -> list[str]:
 
 
 def might_exceed(query: str, limit: int = MAX_BM25_TERMS) -> bool:
-    """Cheap pre-check: distinct analyzed terms never outnumber distinct words."""
-    return len({w.lower() for w in words(query)}) > limit
+    """Cheap pre-check: distinct analyzed terms never outnumber distinct words, nor words half the
+    characters (each word but the last is followed by a non-word character)."""
+    return len(query) > 2 * limit and len({w.lower() for w in words(query)}) > limit
 
 
 def bound_terms(

@@ -45,6 +45,7 @@ class LuceneSearcher:
         self._reader = None  # opened on the first long query (document frequencies)
         self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(lucene_dir))
         self._searcher.set_bm25(float(k1), float(b))
+        self._size = int(self._searcher.get_total_num_docs())  # one reader for the searcher's life
         self._topk = LuceneTopK(lucene_dir, self._searcher.get_analyzer(), k1=k1, b=b, threads=threads)
         self._analyzer_utils = autoclass("io.anserini.analysis.AnalyzerUtils")
         self._lock = threading.Lock()
@@ -60,7 +61,7 @@ class LuceneSearcher:
 
     @property
     def size(self) -> int:
-        return int(self._searcher.get_total_num_docs())
+        return self._size
 
     def terms(self, query: str) -> list[str]:
         return list(self._analyzer_utils.analyze(self._searcher.get_analyzer(), self._prepare(query)))
