@@ -355,6 +355,8 @@ class SearchPipeline:
             return [(self._rescore(v, run), len(run) < depth) for v, run in zip(vectors, lexical)]
         if self._lean(legs, fusion_name):
             w = self.settings.dense_weight
+            # The vector leg first: a lexical leg still running beside the encoding finishes meanwhile.
+            dense_runs = self.dense.search_vectors_positions(vectors, depth, vector_filter)
             # (positions, scores) where the build has the doc-position map (None otherwise), else (ids, scores)
             if lexical_ahead is not None:
                 lexical_runs = lexical_ahead.result()
@@ -364,7 +366,6 @@ class SearchPipeline:
                 lexical_runs = None
             if lexical_runs is None:
                 lexical_runs = self.lexical.search_raw(queries, depth, lexical_filter)
-            dense_runs = self.dense.search_vectors_positions(vectors, depth, vector_filter)
             fused = self._fuse_positions(lexical_runs, dense_runs, [1.0 - w, w])
             return [(candidates, len(lex[0]) < depth and len(den[0]) < depth)
                     for candidates, lex, den in zip(fused, lexical_runs, dense_runs)]  # fmt: skip
