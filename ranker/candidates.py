@@ -218,8 +218,8 @@ def _normalised(scores: np.ndarray, weight: float) -> np.ndarray:
     """`weight` x one run's scores min-max normalised (all equal: 1.0), as `convex_keyed_many` does."""
     if not len(scores):
         return scores
-    lo = scores.min()
-    spread = scores.max() - lo
+    lo = np.minimum.reduce(scores)  # the ufunc itself: ndarray.min's Python wrapper costs as much on ~100 numbers
+    spread = np.maximum.reduce(scores) - lo
     return np.multiply(float(weight), (scores - lo) / spread if not spread <= 0.0 else np.ones(len(scores)))
 
 

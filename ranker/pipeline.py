@@ -46,8 +46,8 @@ def _reranked(scores: np.ndarray, fused: np.ndarray, prior: np.ndarray, counts: 
     normalised + `prior`, then fused score, then passage id (`id_of` of a flat index); and the
     final scores."""
     if len(counts) == 1:  # a single search: the same steps without the per-query bookkeeping
-        lo = scores.min() if len(scores) else 0.0
-        span = scores.max() - lo if len(scores) else 0.0
+        lo = np.minimum.reduce(scores) if len(scores) else 0.0
+        span = np.maximum.reduce(scores) - lo if len(scores) else 0.0
         relevance = (scores - lo) / span if span > 0 and np.isfinite(span) else np.ones(len(scores))
         final = relevance + prior
         by_final, by_fused = -final, -fused
