@@ -205,10 +205,10 @@ def _convex_one(lexical: KeyedRun, dense: KeyedRun, weights: Sequence[float], id
     fused = np.bincount(group, weights=part[order], minlength=n)  # lexical part first, as fusion.convex adds them
     leg_score = np.full((2, n), np.nan)
     leg_rank = np.zeros((2, n), dtype=np.int64)
-    for row, (leg, first) in enumerate(((from_lex, 0), (~from_lex, n_lex))):
+    for row, (leg, offset) in enumerate(((from_lex, 0), (~from_lex, n_lex))):  # offset: the leg's first entry
         at = order[leg]
         leg_score[row, group[leg]] = scores[at]
-        leg_rank[row, group[leg]] = at - (first - 1)
+        leg_rank[row, group[leg]] = at - offset + 1
     bm25 = leg_score[0]
     return Candidates(ranked[new], fused, bm25, leg_score[1], leg_rank[0], leg_rank[1], id_of, positional=positional,
                       has_lexical=bool(((bm25 != 0) & (bm25 == bm25)).any()))  # fmt: skip

@@ -45,9 +45,9 @@ def _reranked(scores: np.ndarray, fused: np.ndarray, prior: np.ndarray, counts: 
     query's order (indices into its own candidates) by final score = its relevance min-max
     normalised + `prior`, then fused score, then passage id (`id_of` of a flat index); and the
     final scores."""
-    if len(counts) == 1:  # a single search: the same steps without the per-query bookkeeping
-        lo = np.minimum.reduce(scores) if len(scores) else 0.0
-        span = np.maximum.reduce(scores) - lo if len(scores) else 0.0
+    if len(counts) == 1:  # a single search (callers pass none empty): the same steps without the per-query bookkeeping
+        lo = np.minimum.reduce(scores)
+        span = np.maximum.reduce(scores) - lo
         relevance = (scores - lo) / span if span > 0 and np.isfinite(span) else np.ones(len(scores))
         final = relevance + prior
         by_final, by_fused = -final, -fused
