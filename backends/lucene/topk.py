@@ -7,9 +7,10 @@ bag-of-words query, BM25(k1, b), ties broken by id, Anserini's score-tie adjustm
 come back as two arrays, ids (String[]) and scores (float[]), in one call each. The project's helper
 (`java/drsearch/TopKArrays.java`, on the JVM's classpath) also avoids the costly parts of the Java
 side: the (score, id) sort is applied only to the few hits around the cut, and ids are read from
-doc values instead of stored documents, by a search for positions only where scores tie. Where the JVM was started without it (by another library
-first), the same ranking comes from the sorted search and Anserini's `ScoredDocs`. Hits are
-identical to Pyserini's, ties included. Java objects stay in this module.
+doc values instead of stored documents (a search for positions reads them only where scores tie).
+Where the JVM was started without it (by another library first), the same ranking comes from the
+sorted search and Anserini's `ScoredDocs`. Hits are identical to Pyserini's, ties included. Java
+objects stay in this module.
 """
 
 from __future__ import annotations
