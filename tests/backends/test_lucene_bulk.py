@@ -59,6 +59,16 @@ def test_batch_is_pyserini_hit_for_hit(lucene_dir, queries, pyserini_runs, threa
         ours.close()
 
 
+def test_a_build_is_one_lucene_segment(lucene_dir) -> None:
+    """Indexed on two threads, merged into one segment: each search walks one set of postings per term."""
+    ours = LuceneSearcher(lucene_dir, threads=2)
+    try:
+        assert ours._topk._reader.leaves().size() == 1
+        assert ours._topk._reader.numDocs() > 5000
+    finally:
+        ours.close()
+
+
 def test_scores_with_equal_bm25_keep_anserini_tie_order(pyserini_runs) -> None:
     """The collection has equal-score hits; the parity above covers their order only if some exist."""
     tied = sum(1 for run in pyserini_runs for (_, a), (_, b) in zip(run, run[1:]) if abs(a - b) < 1e-4)
