@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from indexer.errors import IndexFormatError
 from indexer.schema import Document, Passage
@@ -39,9 +38,9 @@ CREATE INDEX IF NOT EXISTS passages_by_doc ON passages(doc_idx, ordinal);
 """
 
 
-@dataclass(frozen=True)
-class PassageRow:
-    """A passage joined with its document's display fields."""
+class PassageRow(NamedTuple):
+    """A passage joined with its document's display fields (a named tuple: a search response reads
+    hundreds, and a frozen dataclass took ~1.5 µs more to build each)."""
 
     idx: int
     passage_id: str
@@ -120,11 +119,14 @@ class Store:
     def passages_by_id(self, passage_ids: Iterable[str]) -> dict[str, PassageRow]:
         ids = list(dict.fromkeys(passage_ids))
         out: dict[str, PassageRow] = {}
+        cursor = self._db.cursor()
+        cursor.row_factory = None  # plain tuples, made into rows at once (sqlite3.Row read by name costs more)
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(self._PASSAGE_SELECT + f"WHERE p.passage_id IN ({marks})", chunk):
-                out[row["passage_id"]] = PassageRow(*row)
+            for row in cursor.execute(self._PASSAGE_SELECT + f"WHERE p.passage_id IN ({marks})", chunk):
+                passage = PassageRow._make(row)
+                out[passage.passage_id] = passage
         return out
 
     def passage(self, passage_id: str) -> PassageRow | None:

@@ -486,7 +486,7 @@ class SearchPipeline:
         row = self.store.passage(passage_id)
         if row is None:
             return None
-        out = dict(row.__dict__)
+        out = row._asdict()
         out.pop("idx", None)
         out["authority"] = self._authority_dict(row.url or row.domain)
         return out
