@@ -119,8 +119,7 @@ class Store:
     def passages_by_id(self, passage_ids: Iterable[str]) -> dict[str, PassageRow]:
         ids = list(dict.fromkeys(passage_ids))
         out: dict[str, PassageRow] = {}
-        cursor = self._db.cursor()
-        cursor.row_factory = None  # plain tuples, made into rows at once (sqlite3.Row read by name costs more)
+        cursor = self._plain_cursor()
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
@@ -163,26 +162,30 @@ class Store:
 
     def iter_passages(self, batch: int = 2000) -> Iterator[tuple[int, str, str, str]]:
         """(idx, passage_id, title, text) in idx order: what the indexes are built from."""
-        cur = self._db.execute(
+        cur = self._plain_cursor().execute(
             f"SELECT p.idx, p.passage_id, d.title, {self._TEXT} FROM passages p JOIN documents d ON d.idx = p.doc_idx "
             "ORDER BY p.idx"
         )
         while rows := cur.fetchmany(batch):
-            yield from (tuple(r) for r in rows)
+            yield from rows
 
     def passage_doc_fields(self) -> Iterator[tuple[int, str, str | None, str | None, str | None]]:
         """(passage idx, passage_id, url, domain, published) for every passage, for in-memory filter tables."""
-        yield from (
-            tuple(r)
-            for r in self._db.execute(
-                "SELECT p.idx, p.passage_id, d.url, d.domain, d.published FROM passages p JOIN documents d ON d.idx = p.doc_idx ORDER BY p.idx"
-            )
+        yield from self._plain_cursor().execute(
+            "SELECT p.idx, p.passage_id, d.url, d.domain, d.published FROM passages p JOIN documents d ON d.idx = p.doc_idx ORDER BY p.idx"
         )
 
     def counts(self) -> tuple[int, int]:
         docs = self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
         passages = self._db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
         return docs, passages
+
+    def _plain_cursor(self) -> sqlite3.Cursor:
+        """A cursor whose rows are plain tuples: the connection's `sqlite3.Row` costs more to make and
+        to read, where rows are many and read by position."""
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        return cursor
 
     def close(self) -> None:
         self._db.close()
