@@ -134,7 +134,7 @@ def build_web() -> FixtureWeb:
             "/publications": page("bank publications"),
             "/flaky": lambda n: Resp(503, b"busy") if n <= 2 else page("financial stability"),
             "/busy": lambda n: Resp(429, b"slow down", headers={"Retry-After": "1"}) if n == 1 else page("exchange rates"),
-            "/slow": Resp(body=article("Slow", paras("slow pages")), delay=2.5),
+            "/slow": Resp(body=article("Slow", paras("slow pages")), delay=4.0),
             "/broken": Resp(500, b"internal error"),
         },
     )
@@ -190,7 +190,7 @@ DOMAINS = (
 TEST_SETTINGS = {
     "DOWNLOAD_DELAY": 0,
     "AUTOTHROTTLE_ENABLED": False,
-    "DOWNLOAD_TIMEOUT": 1,
+    "DOWNLOAD_TIMEOUT": 2,  # under CPU load a page took over 1 s and was retried; /slow's 4 s delay still times out
     "RETRY_TIMES": 2,
     "RETRY_BACKOFF_BASE": 0.2,
     "DOWNLOAD_MAXSIZE": 100000,
