@@ -109,6 +109,14 @@ def autoclass(name: str):
     return start_jvm().autoclass(name)
 
 
+# pyjnius keeps the object of an instance method call on the method object that every instance of
+# the class shares (kivy/pyjnius#563): between looking the method up and calling it, another thread
+# calling the same method on another object can swap them. Threads that may call one Java instance
+# method on different objects at once (request and pool threads building queries; two open indexes)
+# hold this lock from the lookup to the end of the call, or call a static method instead.
+INSTANCE_CALLS = threading.Lock()
+
+
 def heap_bytes() -> tuple[int, int] | None:
     """(used, max) bytes of the JVM heap, or None when no JVM runs in this process (never starts one)."""
     if _jnius is None:

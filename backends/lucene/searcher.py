@@ -12,7 +12,7 @@ import numpy as np
 
 from backends.base import LEXICAL, Leg, Restriction, SourceFilters, check_k
 from backends.hit import Hit
-from backends.lucene.jvm import autoclass
+from backends.lucene.jvm import INSTANCE_CALLS, autoclass
 from backends.lucene.section import ANALYZER, LuceneSection
 from backends.lucene.topk import LuceneTopK
 from backends.threads import Later
@@ -46,7 +46,8 @@ class LuceneSearcher:
         self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(lucene_dir))
         self._searcher.set_bm25(float(k1), float(b))
         self._size = int(self._searcher.get_total_num_docs())  # one reader for the searcher's life
-        self._topk = LuceneTopK(lucene_dir, self._searcher.get_analyzer(), k1=k1, b=b, threads=threads)
+        self._analyzer = self._searcher.get_analyzer()  # asked for once: each open index has its own searcher
+        self._topk = LuceneTopK(lucene_dir, self._analyzer, k1=k1, b=b, threads=threads)
         self._analyzer_utils = autoclass("io.anserini.analysis.AnalyzerUtils")
         self._lock = threading.Lock()
         self.filter_fields = filter_fields  # indexed host/date(/language) fields: a Restriction can be applied
@@ -64,7 +65,7 @@ class LuceneSearcher:
         return self._size
 
     def terms(self, query: str) -> list[str]:
-        return list(self._analyzer_utils.analyze(self._searcher.get_analyzer(), self._prepare(query)))
+        return list(self._analyzer_utils.analyze(self._analyzer, self._prepare(query)))
 
     def bounded(self, query: str) -> str:
         """`query` as the index was analyzed (Han runs as their unit terms) with at most `max_terms`
@@ -72,7 +73,7 @@ class LuceneSearcher:
         query = self._prepare(query)
         if not might_exceed(query, self.max_terms):
             return query
-        analyzer = self._searcher.get_analyzer()
+        analyzer = self._analyzer
 
         def term_of(word: str) -> str | None:
             found = list(self._analyzer_utils.analyze(analyzer, word))
@@ -88,7 +89,8 @@ class LuceneSearcher:
                     autoclass("java.io.File")(str(self._dir)).toPath())  # fmt: skip
                 self._reader = autoclass("org.apache.lucene.index.DirectoryReader").open(directory)
         term = autoclass("org.apache.lucene.index.Term")
-        return [int(self._reader.docFreq(term("contents", t))) for t in terms]
+        with INSTANCE_CALLS:  # each open index has its own reader
+            return [int(self._reader.docFreq(term("contents", t))) for t in terms]
 
     def search(
         self, queries: Sequence[str], k: int, filters: SourceFilters | Restriction | None = None
@@ -133,33 +135,34 @@ class LuceneSearcher:
 
     def _restricted(self, query, restrict: Restriction):
         """BooleanQuery: the bag-of-words BM25 `query` (MUST) + non-scoring FILTER clauses."""
-        j = self._filter_classes()
-        occur = j["Occur"]
-        builder = j["Builder"]()
-        builder.add(query, occur.MUST)
+        with INSTANCE_CALLS:  # fresh builders and lists, built by several threads at once
+            j = self._filter_classes()
+            occur = j["Occur"]
+            builder = j["Builder"]()
+            builder.add(query, occur.MUST)
 
-        def codes_in(name, prefix, codes):
-            terms = j["ArrayList"]()
-            for c in codes:
-                terms.add(j["BytesRef"](f"{prefix}{c}".encode()))
-            return j["TermInSetQuery"](name, terms)
+            def codes_in(name, prefix, codes):
+                terms = j["ArrayList"]()
+                for c in codes:
+                    terms.add(j["BytesRef"](f"{prefix}{c}".encode()))
+                return j["TermInSetQuery"](name, terms)
 
-        def hosts(codes):
-            return codes_in("host", "h", codes)
+            def hosts(codes):
+                return codes_in("host", "h", codes)
 
-        if restrict.include_hosts is not None:
-            builder.add(hosts(restrict.include_hosts), occur.FILTER)
-        if restrict.exclude_hosts:
-            builder.add(hosts(restrict.exclude_hosts), occur.MUST_NOT)
-        if restrict.date_range is not None:
-            lo, hi = restrict.date_range
-            dates = j["Builder"]()
-            dates.add(j["TermRangeQuery"].newStringRange("date", lo, hi, True, True), occur.SHOULD)
-            dates.add(j["TermQuery"](j["Term"]("date", "x")), occur.SHOULD)  # non-ISO dates: the post-filter decides
-            builder.add(dates.build(), occur.FILTER)
-        if restrict.languages is not None and "language" in self.filter_fields:  # builds before it: post-filter
-            builder.add(codes_in("language", "l", restrict.languages), occur.FILTER)
-        return builder.build()
+            if restrict.include_hosts is not None:
+                builder.add(hosts(restrict.include_hosts), occur.FILTER)
+            if restrict.exclude_hosts:
+                builder.add(hosts(restrict.exclude_hosts), occur.MUST_NOT)
+            if restrict.date_range is not None:
+                lo, hi = restrict.date_range
+                dates = j["Builder"]()
+                dates.add(j["TermRangeQuery"].newStringRange("date", lo, hi, True, True), occur.SHOULD)
+                dates.add(j["TermQuery"](j["Term"]("date", "x")), occur.SHOULD)  # non-ISO dates: the post-filter decides
+                builder.add(dates.build(), occur.FILTER)
+            if restrict.languages is not None and "language" in self.filter_fields:  # builds before it: post-filter
+                builder.add(codes_in("language", "l", restrict.languages), occur.FILTER)
+            return builder.build()
 
     def _filter_classes(self) -> dict:
         if self._java is None:

@@ -11,6 +11,10 @@ doc values instead of stored documents (a search for positions reads them only w
 Where the JVM was started without it (by another library first), the same ranking comes from the
 sorted search and Anserini's `ScoredDocs`. Hits are identical to Pyserini's, ties included. Java
 objects stay in this module.
+
+Searches run on several threads at once, so the helper is called through its static methods, the
+helper passed as an argument, and the fallback's instance calls hold `jvm.INSTANCE_CALLS`: a pyjnius
+instance call from two threads on two objects can land both on one (see `jvm.INSTANCE_CALLS`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.lucene.jvm import autoclass
+from backends.lucene.jvm import INSTANCE_CALLS, autoclass
 from backends.threads import Later
 
 _INDEX_READER = "(Lorg/apache/lucene/index/IndexReader;)V"
@@ -46,6 +50,7 @@ class LuceneTopK:
         self._ties = autoclass("io.anserini.rerank.lib.ScoreTiesAdjusterReranker")()
         self._threads = max(1, int(threads))
         self._arrays = _helper(self._searcher, self._sort, self._threads)
+        self._helper_class = autoclass("drsearch.TopKArrays") if self._arrays is not None else None
         self._doc_positions = _doc_positions(lucene_dir, int(self._reader.maxDoc())) if self._arrays is not None else None
         self._analyzer = analyzer
         self._pool: ThreadPoolExecutor | None = None if self._threads == 1 else _started_pool(self._threads)
@@ -57,6 +62,8 @@ class LuceneTopK:
         return self._doc_positions is not None
 
     def _query(self, query: str, wrap: Callable | None):
+        # An instance call without the lock: the generator holds no state, so a call that lands on
+        # another index's generator builds the same query.
         lucene_query = self._generator.buildQuery("contents", self._analyzer, query)
         return lucene_query if wrap is None else wrap(lucene_query)
 
@@ -65,17 +72,18 @@ class LuceneTopK:
         `wrap` turns the bag-of-words query into the one searched (e.g. with filter clauses)."""
         lucene_query = self._query(query, wrap)
         if self._arrays is not None:
-            result = self._arrays.search(lucene_query, int(k))
+            result = self._helper_class.search(self._arrays, lucene_query, int(k))
             return result.ids, result.scores
-        top = self._searcher.search(lucene_query, int(k), self._sort, True)
-        docs = self._ties.rerank(self._scored_docs.fromTopDocs(top, self._searcher), None)
+        with INSTANCE_CALLS:
+            top = self._searcher.search(lucene_query, int(k), self._sort, True)
+            docs = self._ties.rerank(self._scored_docs.fromTopDocs(top, self._searcher), None)
         return docs.docids, docs.scores
 
     def search_positions(self, query: str, k: int, wrap: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
         """`search` with each hit's column position (int64) in place of its id, scores as float32:
         no id string crosses from Java (requires `has_positions`)."""
         assert self._doc_positions is not None and self._arrays is not None
-        result = self._arrays.searchDocs(self._query(query, wrap), int(k))
+        result = self._helper_class.searchDocs(self._arrays, self._query(query, wrap), int(k))
         return self._doc_positions[np.asarray(result.docs, dtype=np.int64)].astype(np.int64), np.asarray(result.scores, dtype=np.float32)
 
     def batch(self, queries: list[str], k: int, wrap: Callable | None = None, *, positions: bool = False) -> list:
@@ -102,7 +110,7 @@ class LuceneTopK:
 
     def _batch_positions(self, queries: list[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         assert self._doc_positions is not None and self._arrays is not None
-        packed = self._arrays.searchDocsBatch(self._generator, self._analyzer, "contents", queries, int(k))
+        packed = self._helper_class.searchDocsBatch(self._arrays, self._generator, self._analyzer, "contents", queries, int(k))
         # Per query its hit count, then all doc ids, then all scores (int32/float32, little-endian).
         words = np.frombuffer(packed.tostring(), dtype="<i4")
         n = len(queries)
@@ -115,7 +123,7 @@ class LuceneTopK:
 
     def close(self) -> None:
         if self._arrays is not None:
-            self._arrays.close()
+            self._helper_class.close(self._arrays)
         with self._lock:
             if self._pool is not None:
                 _detach_workers(self._pool, self._threads)

@@ -183,3 +183,73 @@ def test_no_position_map_when_the_columns_lack_the_index_ids(tmp_path, lucene_di
     assert not (copy / "doc_positions.npy").exists() and not (copy / "doc-ids.bin").exists()
     assert write_doc_positions(copy, Columns(lucene_dir.parent / COLUMNS_DIR)) is True
     assert (copy / "doc_positions.npy").read_bytes() == (lucene_dir / "doc_positions.npy").read_bytes()
+
+
+def _on_threads(work, *args_per_thread) -> list:
+    """`work(*args)` on a thread per args, with the GIL switching as often as it can (the race
+    below needs a switch between a method's lookup and its call); their results, in order."""
+    import sys
+    import threading
+
+    results: list = [None] * len(args_per_thread)
+
+    def run(i: int) -> None:
+        results[i] = work(*args_per_thread[i])
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(args_per_thread))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        sys.setswitchinterval(interval)
+    return results
+
+
+def _as_lists(runs) -> list:
+    return [(at.tolist(), scores.tolist()) for at, scores in runs]
+
+
+def test_restricted_searches_on_several_threads_are_those_of_one(lucene_dir, queries) -> None:
+    """Each thread builds its own restricted queries (BooleanQuery builders, term lists): pyjnius
+    keeps an instance call's object on the method shared by all instances, so unguarded, a clause
+    could land in another thread's query (an empty or doubly filtered result)."""
+    from backends.base import Restriction
+
+    ours = LuceneSearcher(lucene_dir, threads=2, filter_fields=("host", "date"))
+    restriction = Restriction(exclude_hosts=(987654,))  # a host no passage has: the hits stay the same
+    few = queries[:50]
+    try:
+        alone = _as_lists(ours.search_positions([q], 20, restriction)[0] for q in few)
+        assert alone == _as_lists(ours.search_positions(few, 20))
+
+        def each_alone(rounds: int) -> list:
+            return [_as_lists(ours.search_positions([q], 20, restriction)[0] for q in few) for _ in range(rounds)]
+
+        for per_thread in _on_threads(each_alone, *[(3,)] * 4):
+            assert per_thread == [alone] * 3
+    finally:
+        ours.close()
+
+
+def test_two_indexes_searched_at_once_each_give_their_own_hits(lucene_dir, tied_lucene_dir, queries) -> None:
+    """Two open indexes (one swapped in while the other still serves), searched from several
+    threads at once: every hit comes from the index asked."""
+    big, small = LuceneSearcher(lucene_dir, threads=2), LuceneSearcher(tied_lucene_dir, threads=2)
+    few = queries[:30] + ["glacier ice", "ice shelf glacier"]
+    try:
+        expected = {id(s): _as_lists(s.search_positions([q], 10)[0] for q in few) for s in (big, small)}
+        assert expected[id(big)] != expected[id(small)]
+
+        def each_alone(searcher) -> list:
+            return [_as_lists(searcher.search_positions([q], 10)[0] for q in few) for _ in range(3)]
+
+        pairs = [(big,), (small,), (big,), (small,)]
+        for (searcher,), runs in zip(pairs, _on_threads(each_alone, *pairs)):
+            assert runs == [expected[id(searcher)]] * 3
+    finally:
+        big.close()
+        small.close()

@@ -39,6 +39,12 @@ import org.apache.lucene.util.BytesRef;
  * least the kth score was collected, so ordering those by (score, id) gives exactly the sorted
  * search's first k; ids, from the "id" doc values, are read for that only where scores tie.
  * Otherwise (a tie reaching the end of the list) the sorted search runs instead.
+ *
+ * Python calls the static methods, the helper passed as an argument: pyjnius keeps the object of
+ * an instance method call on the method object that all instances of the class share
+ * (kivy/pyjnius#563), so two Python threads calling one method of two helpers at once (an index
+ * swapped in while the old one still serves) can each run on the other's index. A static call
+ * carries no such state.
  */
 public final class TopKArrays {
   private final IndexSearcher searcher;
@@ -74,9 +80,9 @@ public final class TopKArrays {
     }
   }
 
-  /** Stops the batch threads. */
-  public void close() {
-    if (pool != null) pool.shutdownNow();
+  /** Stops the helper's batch threads. */
+  public static void close(TopKArrays topk) {
+    if (topk.pool != null) topk.pool.shutdownNow();
   }
 
   /** Ids and scores of the result, best first. */
@@ -101,7 +107,17 @@ public final class TopKArrays {
     }
   }
 
-  public Result search(Query query, int k) throws IOException {
+  /** The helper's top k of `query`, as ids and scores. */
+  public static Result search(TopKArrays topk, Query query, int k) throws IOException {
+    return topk.rankedIds(query, k);
+  }
+
+  /** The helper's top k of `query`, as Lucene doc ids and scores. */
+  public static Docs searchDocs(TopKArrays topk, Query query, int k) throws IOException {
+    return topk.rankedDocs(query, k);
+  }
+
+  private Result rankedIds(Query query, int k) throws IOException {
     ScoreDoc[] hits = rank(query, k);
     BytesRef[] ids = ids(hits);
     String[] names = new String[hits.length];
@@ -109,7 +125,7 @@ public final class TopKArrays {
     return new Result(names, adjusted(hits));
   }
 
-  public Docs searchDocs(Query query, int k) throws IOException {
+  private Docs rankedDocs(Query query, int k) throws IOException {
     ScoreDoc[] hits = rank(query, k);
     int[] docs = new int[hits.length];
     for (int i = 0; i < docs.length; i++) docs[i] = hits[i].doc;
@@ -125,7 +141,12 @@ public final class TopKArrays {
    * The generator's `buildQuery(String, Analyzer, String)` is called by reflection: Anserini's
    * classes target a newer Java than this helper is compiled for.
    */
-  public byte[] searchDocsBatch(Object generator, Analyzer analyzer, String field, String[] queries, int k)
+  public static byte[] searchDocsBatch(TopKArrays topk, Object generator, Analyzer analyzer, String field,
+      String[] queries, int k) throws IOException, ReflectiveOperationException {
+    return topk.rankedDocsBatch(generator, analyzer, field, queries, k);
+  }
+
+  private byte[] rankedDocsBatch(Object generator, Analyzer analyzer, String field, String[] queries, int k)
       throws IOException, ReflectiveOperationException {
     Method build = generator.getClass().getMethod("buildQuery", String.class, Analyzer.class, String.class);
     int n = queries.length;
@@ -133,7 +154,7 @@ public final class TopKArrays {
     AtomicInteger next = new AtomicInteger();
     Callable<Void> worker = () -> {
       for (int i = next.getAndIncrement(); i < n; i = next.getAndIncrement()) {
-        results[i] = searchDocs((Query) build.invoke(generator, field, analyzer, queries[i]), k);
+        results[i] = rankedDocs((Query) build.invoke(generator, field, analyzer, queries[i]), k);
       }
       return null;
     };
