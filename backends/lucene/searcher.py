@@ -73,10 +73,9 @@ class LuceneSearcher:
         query = self._prepare(query)
         if not might_exceed(query, self.max_terms):
             return query
-        analyzer = self._analyzer
 
         def term_of(word: str) -> str | None:
-            found = list(self._analyzer_utils.analyze(analyzer, word))
+            found = list(self._analyzer_utils.analyze(self._analyzer, word))
             return str(found[0]) if found else None
 
         return bound_terms(query, term_of, self.doc_freqs, self.max_terms)
