@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import random
+import re
+
 import pytest
+from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 from indexer.errors import ConfigError
 from indexer.language import (
-    ANY, covered, dense_languages, detect, document_language, model_languages, normalise, query_languages,
+    ANY, _ascii_letters, covered, dense_languages, detect, document_language, identifier, model_languages, normalise,
+    query_languages,
 )
+from tests.conftest import data_dir
 
 
 @pytest.mark.parametrize(("text", "lang"), [
@@ -65,3 +72,27 @@ def test_dense_languages_given_and_covered():
         dense_languages(["en", "12"], None)
     assert covered(("en",), ["en"]) and not covered(("en", "zh"), ["en"]) and covered(("zh",), [ANY])
     assert covered((), ["en"])  # no detectable language: the dense leg is not refused
+
+
+def test_packed_identifier_scores_as_py3langid_does():
+    """`identifier()` walks py3langid's automaton over its own packed table: every language's score
+    must stay what the library's identifier gives, bit for bit, on real queries and on noise."""
+    library = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    with open(data_dir("rgb_zh") / "queries.jsonl", encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for line in f][:200]
+    texts += ["Smoking is a major risk factor for coronary heart disease in adults.", "RCEP 成员国", "", "!!!"]
+    rnd = random.Random(7)
+    for _ in range(300):  # any code point up to CJK, and raw bytes read as Latin-1
+        texts.append("".join(chr(rnd.randrange(32, 0x3000)) for _ in range(rnd.randrange(1, 60))))
+        texts.append(bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 60))).decode("latin-1"))
+    packed = identifier()
+    assert type(packed) is not LanguageIdentifier  # the packed walk is the one under test
+    assert [packed.rank(t) for t in texts] == [library.rank(t) for t in texts]
+
+
+def test_ascii_fast_path_counts_letters_as_the_regex_does():
+    letter = re.compile(r"[^\W\d_]")
+    for text in [chr(c) for c in range(128)] + ["R2-D2 and C-3PO_x", "   "]:
+        assert _ascii_letters(text) == len(letter.findall(text))
+    assert detect("Smoking causes heart disease in many adults across the world today.") == "en"
+    assert query_languages("a b") == ("en",) and query_languages("--- 42 ---") == ()
