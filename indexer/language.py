@@ -8,6 +8,7 @@ right on Latin script, so a short Latin-script text is taken as English, the lib
 from __future__ import annotations
 
 import re
+import string
 from functools import lru_cache
 
 from indexer.analysis import HAN
@@ -75,7 +76,7 @@ def _ascii_letters(text: str) -> int:
     return len(data) - len(data.translate(None, _ASCII_LETTER_BYTES))
 
 
-_ASCII_LETTER_BYTES = bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1))
+_ASCII_LETTER_BYTES = string.ascii_letters.encode("ascii")
 
 
 def _cjk(text: str) -> str | None:
