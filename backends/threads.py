@@ -73,19 +73,61 @@ def set_budget(n: int, *, torch_threads: int | None = None) -> None:
 class Later:
     """Work for a core that is not busy yet: `start()` submits it (e.g. called by an encoding
     thread that has run out of runs, `backends.faiss.onnx.OnnxEncoder.encode_each`'s `on_idle`);
-    `result()` starts it if no one did and waits for it. Started at most once."""
+    `result()` starts it if no one did and waits for it. Started at most once.
 
-    def __init__(self, submit: Callable[[], Future]):
+    `submit` runs a function on some thread and returns its Future (`ThreadPoolExecutor.submit`);
+    follow-ups added with `also` run on the same thread right after `work`."""
+
+    def __init__(self, submit: Callable[[Callable[[], Any]], Future], work: Callable[[], Any]):
         self._submit = submit
+        self._work = work
+        self._after: list[tuple[Future, Callable[[], Any]]] = []
         self._future: Future | None = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
         with self._lock:
             if self._future is None:
-                self._future = self._submit()
+                self._future = self._submit(self._run)
 
     def result(self) -> Any:
         self.start()
         assert self._future is not None
+        return self._future.result()
+
+    def also(self, fn: Callable[[], Any]) -> "FollowUp":
+        """`fn()`, to run on this work's thread right after it (this work's own result then waits
+        for it too). Only before the work is started."""
+        future: Future = Future()
+        with self._lock:
+            if self._future is not None:
+                raise RuntimeError("Later.also after the work was started")
+            self._after.append((future, fn))
+        return FollowUp(self, future)
+
+    def _run(self) -> Any:
+        try:
+            return self._work()
+        finally:
+            for future, fn in self._after:
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:  # reaches whoever asks for the follow-up's result
+                    future.set_exception(exc)
+
+
+class FollowUp:
+    """The outcome of work added with `Later.also`: `result()` starts the work it follows if no one
+    did, then waits for both."""
+
+    def __init__(self, first: Later, future: Future):
+        self._first = first
+        self._future = future
+
+    def result(self) -> Any:
+        try:
+            self._first.result()  # done once the follow-ups are (they run before it returns)
+        except BaseException:
+            if not self._future.done():  # never ran: the work was cancelled or could not be submitted
+                raise
         return self._future.result()

@@ -9,6 +9,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,9 @@ class SearchPipeline:
     # Hybrid convex fusion on the legs' raw (ids, scores) lists (`ranker.candidates`) where both legs
     # offer them; False runs the same ranking through a `Hit` per candidate (`fusion.convex`).
     lean_fusion: bool = True
+    # A single ASCII hybrid query's language checked beside its encode, after its BM25 leg
+    # (False: before it is encoded, as every other query's).
+    speculate_language: bool = True
 
     def __init__(
         self,
@@ -226,7 +230,10 @@ class SearchPipeline:
         filters = options.filters
         if vectors is not None and len(vectors) != len(texts):
             raise ValueError(f"{len(vectors)} query vectors for {len(texts)} queries")
-        modes = [self.mode_used(t, mode) for t in texts]
+        # A single ASCII query is taken to be in a language the dense model covers (nearly always so)
+        # and checked on the thread that runs its BM25 leg beside the encode, after that leg (below).
+        speculative = self.speculate_language and mode == "hybrid" and len(texts) == 1 and texts[0].isascii() and vectors is None
+        modes = [mode] if speculative else [self.mode_used(t, mode) for t in texts]
         # A caller who names the domains wants results from them, however many per domain.
         max_per_domain = None if filters.include_domains else options.max_per_domain
         per_doc = self.settings.per_doc if options.per_doc is None else options.per_doc
@@ -244,13 +251,18 @@ class SearchPipeline:
         # To count what a date bound drops for having no date, the legs must return undated passages too.
         counting = undated is not None and bool(filters.published_after or filters.published_before)
         leg_filters = replace(filters, include_undated=True) if counting else filters
-        lexical_ahead = None
+        lexical_ahead = checked = None
         if vectors is None and any(VECTOR in MODE_LEGS[m] for m in modes):  # once, not again when a list is deepened
             deadlines.check(options.deadline, "before encoding the queries")
             if len(set(modes)) == 1 and not filters.active and self._lean(MODE_LEGS[modes[0]], fusion_name) and budget() > 1:
                 # Queries are encoded on threads that leave gaps (a single query's many short steps, the
                 # last runs of a batch's): their BM25 leg runs there, started by the encoder (`on_idle`).
                 lexical_ahead = getattr(self.lexical, "search_positions_later", lambda *_: None)(texts, depth)
+            if speculative and lexical_ahead is not None:
+                # There the check costs the encode less than before it (docs/BENCHMARKS.md, issue 14).
+                checked = lexical_ahead.also(partial(self.mode_used, texts[0], mode))
+            elif speculative:  # no thread beside the encode: checked first, as every other query
+                modes = [self.mode_used(texts[0], mode)]
             vectors = self._encode_some(texts, [i for i, m in enumerate(modes) if VECTOR in MODE_LEGS[m]],
                                         None if lexical_ahead is None else lexical_ahead.start)  # fmt: skip
         while pending:
@@ -296,6 +308,9 @@ class SearchPipeline:
                     still.append(i)
             pending = still
             depth = min(size, cap, depth * 4)
+        if checked is not None and checked.result() != mode:  # not covered after all: BM25 alone, as if checked first
+            # (the encode was wasted: rare, a long ASCII query in a language the dense model lacks)
+            return self.rank(queries, options.model_copy(update={"mode": "bm25"}), undated=undated)
         if undated is not None:
             undated[:] = undated_of
         return [r if r is not None else RankedList() for r in results]
@@ -309,7 +324,8 @@ class SearchPipeline:
     def mode_used(self, query: str, mode: Mode) -> Mode:
         """The mode a query runs in: hybrid falls back to BM25 alone for a query in a language the
         dense model does not cover (its vectors would only add noise)."""
-        if mode == "hybrid" and not covered(query_languages(query), self.dense_languages):
+        model = self.dense_languages
+        if mode == "hybrid" and ANY not in model and not covered(query_languages(query), model):
             return "bm25"
         return mode
 

@@ -19,6 +19,7 @@ instance call from two threads on two objects can land both on one (see `jvm.INS
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -106,7 +107,7 @@ class LuceneTopK:
             pool = self._pool
         if pool is None or self._doc_positions is None:
             return None
-        return Later(lambda: pool.submit(self.batch, queries, k, positions=True))
+        return Later(pool.submit, functools.partial(self.batch, queries, k, positions=True))
 
     def _batch_positions(self, queries: list[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         assert self._doc_positions is not None and self._arrays is not None

@@ -91,6 +91,44 @@ def test_hybrid_runs_bm25_alone_for_languages_the_dense_model_lacks(mixed_zh, pi
     assert any(h.dense is not None for h in hybrid[1])
 
 
+def test_a_single_ascii_query_is_checked_beside_its_encode_with_the_same_outcome(pipeline, monkeypatch):
+    """A single ASCII query's language is checked on the thread running its BM25 leg beside the
+    encode: a French one still runs BM25 alone, an English one ranks exactly as when checked first."""
+    import threading
+
+    import ranker.pipeline as module
+    from indexer.language import query_languages
+
+    monkeypatch.setattr(module, "budget", lambda: 2)  # a thread beside the encode, as on 2+ cores
+    checked_on = []
+    mode_used = pipeline.mode_used
+
+    def recorded(query, mode):
+        checked_on.append(threading.current_thread().name)
+        return mode_used(query, mode)
+
+    monkeypatch.setattr(pipeline, "mode_used", recorded)
+    fr = "Les banques centrales augmentent les taux pour lutter contre l inflation en Europe"
+    en = "ALDH1 expression is associated with poorer prognosis for breast cancer"
+    opts = SearchOptions(k=10, per_doc=0, mode="hybrid")
+
+    def ranked(query: str, speculate: bool, mode: str = "hybrid") -> list[tuple]:
+        query_languages.cache_clear()  # as for a query new to the pipeline
+        monkeypatch.setattr(pipeline, "speculate_language", speculate)
+        checked_on.clear()
+        hits = pipeline.rank([query], opts.model_copy(update={"mode": mode}))[0]
+        return [(h.passage_id, h.score, h.bm25, h.dense) for h in hits]
+
+    assert mode_used(fr, "hybrid") == "bm25"
+    speculated = ranked(fr, True)
+    assert checked_on[0] != threading.current_thread().name  # checked beside the encode
+    assert speculated == ranked(fr, False) == ranked(fr, False, "bm25")
+    assert checked_on == [threading.current_thread().name]  # not speculating: checked first, here
+    speculated = ranked(en, True)
+    assert checked_on[0] != threading.current_thread().name
+    assert speculated == ranked(en, False) and any(dense is not None for *_, dense in speculated)
+
+
 def test_a_model_declared_multilingual_keeps_dense_for_chinese(mixed_zh):
     from indexer.build import build_index
     from indexer.settings import BuildSettings, DenseSettings
