@@ -363,8 +363,7 @@ async def _search(request: Request, body: SearchRequest) -> Response:
             undated = [0] * len(texts)
             dated = bool(options.filters.published_after or options.filters.published_before)
             # The response is formatted on the thread that ranked it, right after: one trip to a thread per request.
-            modes = [pipeline.mode_used(t, mode) for t in texts]
-            formatted = partial(_formatted, texts=texts, body=body, undated=undated, modes=modes)
+            formatted = partial(_formatted, texts=texts, body=body, undated=undated, pipeline=pipeline, mode=mode)
             if st.settings.batching and st.batcher is not None and not dated and not bulk:
                 work = asyncio.ensure_future(st.batcher.submit(pipeline, options, texts, then=formatted))
             else:  # no merging: a large request gains nothing from it; a date bound counts the undated documents it drops
@@ -394,9 +393,11 @@ async def _search(request: Request, body: SearchRequest) -> Response:
 
 
 def _formatted(results: list[list[Any]], *, texts: list[str], body: SearchRequest, undated: list[int],
-               modes: list[str]) -> tuple[dict[str, Any], bytes]:
-    """`_format` and its `_encode` of a request's ranked `results` (on the thread that ranked them)."""
-    formatted = _format(results, texts, body, undated, modes)
+               pipeline: Any, mode: str) -> tuple[dict[str, Any], bytes]:
+    """`_format` and its `_encode` of a request's ranked `results` (on the thread that ranked them).
+    Each query's `mode_used` is asked for after the ranking, which has found it by then (a single
+    query's is found beside its encode, not before it: `SearchPipeline.rank`)."""
+    formatted = _format(results, texts, body, undated, [pipeline.mode_used(t, mode) for t in texts])
     return formatted, _encode(formatted)
 
 
