@@ -61,7 +61,6 @@ def test_follow_ups_run_on_the_same_thread_right_after_the_work() -> None:
         with pytest.raises(RuntimeError, match="after the work was started"):
             later.also(step("late"))
 
-
     def cancelled_at_once(fn) -> Future:  # as a pool shut down with its queue cancelled
         future: Future = Future()
         future.cancel()
