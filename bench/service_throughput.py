@@ -314,6 +314,11 @@ def main() -> None:
         print(f"| {r['scenario']} | {r['queries']} | {r['calls']} | {r['qps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |")
     a, b, c_on, c_off = (r["qps"] for r in rows)
     print(f"\n(b)/(a) = {b / a:.2f} (target >= 0.8)   (c on)/(c off) = {c_on / c_off:.2f} (target >= 1.5)")
+    # A round's passes run within a minute or two of each other: their ratios show how far the host's
+    # drift moves the best-of figures above, and where (b) loses (the batch size in process, or the server).
+    for name, top, bottom in (("(b)/(a)", 1, 0), ("(c on)/(c off)", 2, 3), ("in process 32 / 1,000", 4, 0),
+                              ("(b) / in process 32", 1, 4)):  # fmt: skip
+        print(f"each round's {name}: " + ", ".join(f"{t['qps'] / u['qps']:.2f}" for t, u in zip(passes[top], passes[bottom])))
     if args.json:
         print(json.dumps(rows, indent=2))
 
