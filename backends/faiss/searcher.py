@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -237,7 +238,10 @@ class FaissSearcher:
             return np.zeros((len(q), 0), dtype=np.float32), np.zeros((len(q), 0), dtype=np.int64)
         k = min(k, len(positions))
         if len(positions) <= self.exact_allowed_max:
-            scores = q @ self._rows(positions).T
+            rows = self._rows(positions)
+            # One matrix-vector product per query: a matrix product of the whole batch sums in an order
+            # that depends on the batch's size (one query alone goes to gemv), and so would its scores.
+            scores = np.stack([rows @ qv for qv in q])
             top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
             return np.take_along_axis(scores, top, axis=1), positions[top]
         bits = np.packbits(allowed.astype(bool, copy=False), bitorder="little")
@@ -257,9 +261,10 @@ class FaissSearcher:
 
     def _knn(self, index: Any, q: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """FAISS search; for IVF-PQ, k x refine candidates re-scored with the exact vectors."""
+        search = index.search if index is self._gpu_index else partial(batch_invariant_search, index)
         if not self._refine or self._exact is None:
-            return index.search(q, k, params=params)
-        _, cand = index.search(q, k * self._refine, params=params)
+            return search(q, k, params=params)
+        _, cand = search(q, k * self._refine, params=params)
         scores = np.full((len(q), k), -np.inf, dtype=np.float32)
         found = np.full((len(q), k), -1, dtype=np.int64)
         for row, (qv, ids) in enumerate(zip(q, cand)):
@@ -326,3 +331,20 @@ def _read_index(path: str, ann: str | None) -> Any:
         return faiss.read_index(path, mmap | faiss.IO_FLAG_READ_ONLY)
     except RuntimeError:
         return faiss.read_index(path)
+
+
+def batch_invariant_search(index: Any, q: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """`index.search` in chunks small enough that FAISS computes each query's distances the same way
+    whatever batch it came in. At `queries x dimension` ≥ its `distance_compute_blas_threshold`
+    (FAISS 1.15: 128,000, a batch of 334 queries at 384 dimensions) FAISS switches from its SIMD loop
+    to BLAS, whose sums run in another order: in a batch of 400 SciFact queries every query's scores
+    moved by up to 3.6e-7 and one query's list changed order, against each query alone. The service's
+    micro-batcher merges queries into batches of up to `batch_max_queries` (≤ 4,096), and a request's
+    scores must not depend on what it was merged with."""
+    import faiss
+
+    step = max(1, (int(faiss.cvar.distance_compute_blas_threshold) - 1) // max(1, q.shape[1]))
+    if len(q) <= step:
+        return index.search(q, k, params=params)
+    parts = [index.search(q[i : i + step], k, params=params) for i in range(0, len(q), step)]
+    return np.vstack([scores for scores, _ in parts]), np.vstack([found for _, found in parts])

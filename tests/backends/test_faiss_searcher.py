@@ -14,7 +14,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from backends.base import VectorRetriever  # noqa: E402
+from backends.base import Restriction, VectorRetriever  # noqa: E402
 from backends.faiss.encoder import load_encoder  # noqa: E402
 from backends.faiss.searcher import FaissSearcher  # noqa: E402
 from backends.faiss.section import FaissSection  # noqa: E402
@@ -98,6 +98,26 @@ def test_batch_search_matches_search_and_k_above_n(retriever: FaissSearcher) -> 
     assert len(everything) == len(DOCS)
     assert sorted(h.passage_id for h in everything) == sorted(f"{d}#0" for d, _, _ in DOCS)
     assert retriever.search_vectors(np.zeros((0, 384), dtype=np.float32), k=5) == []
+
+
+def test_a_query_scores_the_same_alone_and_in_a_batch_past_faiss_blas_threshold(retriever: FaissSearcher, monkeypatch) -> None:
+    """FAISS switches to BLAS (other sums, other last bits) for a batch of queries x dimension past its
+    threshold (FAISS 1.15: 128,000, i.e. 334 queries here); lowered here so that a batch of 8 is past it.
+    The micro-batcher's "same request, same scores" needs each query's hits bit for bit as alone."""
+    import faiss
+
+    queries = ["volcanic eruption lava", "improvised swing music", "board game strategy", "deep sleep memory",
+               "how do green plants make sugar from light", "crypto money ledger", "tides and the moon", "jazz"]  # fmt: skip
+    q = retriever.encode(queries)
+    monkeypatch.setattr(faiss.cvar, "distance_compute_blas_threshold", 2 * q.shape[1])
+    few = np.zeros(retriever.size, dtype=bool)
+    few[::3] = True  # under exact_allowed_max: scored with the vectors themselves, not through FAISS
+    for restriction in (None, Restriction(allowed=few)):
+        batch = retriever.search_vectors_positions(q, 5, restriction)
+        for i, (positions, scores) in enumerate(batch):
+            alone_positions, alone_scores = retriever.search_vectors_positions(q[i : i + 1], 5, restriction)[0]
+            assert positions.tolist() == alone_positions.tolist(), (restriction, queries[i])
+            assert scores.tobytes() == alone_scores.tobytes(), (restriction, queries[i])
 
 
 def test_search_vectors_and_scores_for(retriever: FaissSearcher) -> None:
