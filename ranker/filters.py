@@ -113,8 +113,12 @@ def since(time_range: str, now: datetime | None = None) -> str:
     """The first date (YYYY-MM-DD, UTC) inside `time_range` before `now` (default: the clock)."""
     if time_range not in TIME_RANGES:
         raise QueryError(f"time_range must be one of {', '.join(TIME_RANGES)}, got {time_range!r}", field="time_range")
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    return (now - timedelta(days=TIME_RANGES[time_range])).date().isoformat()
+    try:
+        now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        return (now - timedelta(days=TIME_RANGES[time_range])).date().isoformat()
+    except OverflowError:  # e.g. 0001-01-01: the window would start before the first representable date
+        problem = f"a {time_range!r} time_range from this now falls outside the calendar (years 1-9999)"
+        raise QueryError(problem, field="now") from None
 
 
 def later_date(a: str | None, b: str | None) -> str | None:
