@@ -39,6 +39,8 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
                 )  # fmt: skip
         except AddressRefused as exc:
             raise BlockedAddress(f"{host}: {exc}") from None
+        except UnicodeError as exc:  # the resolver's IDNA step: a label over 63 characters, say
+            raise httpcore.ConnectError(f"{host[:100]} is not a valid host name ({exc})") from None
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"{host}: no address within {timeout:g} s") from None
         except OSError as exc:

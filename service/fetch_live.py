@@ -100,21 +100,26 @@ class LiveFetcher:
         for _ in range(self.limits.max_redirects + 1):
             await self._check_target(url, allowed_host)
             await self._check_robots(url)
-            async with self._client.stream("GET", url) as resp:
-                if resp.is_redirect:
-                    url = urljoin(url, resp.headers.get("location", ""))
-                    continue
-                if resp.status_code >= 400:
-                    raise FetchFailure("fetch_failed", f"HTTP {resp.status_code} from {url}")
-                kind = _kind(resp.headers.get("content-type"))
-                if kind == "other":
-                    raise FetchFailure("not_html_or_pdf", f"content type {resp.headers.get('content-type')!r} is neither HTML nor PDF")
-                declared = resp.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > self.limits.max_bytes:
-                    raise FetchFailure("too_large", f"{declared} bytes, more than the limit of {self.limits.max_bytes}")
-                body = await _read_capped(resp, self.limits.max_bytes)
-                if body is None:
-                    raise FetchFailure("too_large", f"more than the limit of {self.limits.max_bytes} bytes")
+            try:
+                async with self._client.stream("GET", url) as resp:
+                    if resp.is_redirect:
+                        url = urljoin(url, resp.headers.get("location", ""))
+                        continue
+                    if resp.status_code >= 400:
+                        raise FetchFailure("fetch_failed", f"HTTP {resp.status_code} from {url}")
+                    kind = _kind(resp.headers.get("content-type"))
+                    if kind == "other":
+                        raise FetchFailure("not_html_or_pdf", f"content type {resp.headers.get('content-type')!r} is neither HTML nor PDF")
+                    declared = resp.headers.get("content-length")
+                    if declared and declared.isdigit() and int(declared) > self.limits.max_bytes:
+                        raise FetchFailure("too_large", f"{declared} bytes, more than the limit of {self.limits.max_bytes}")
+                    body = await _read_capped(resp, self.limits.max_bytes)
+                    if body is None:
+                        raise FetchFailure("too_large", f"more than the limit of {self.limits.max_bytes} bytes")
+            except (ValueError, httpx.InvalidURL) as exc:
+                # A redirect's Location no request can go to (a broken IPv6 literal or IDNA label, a
+                # scheme httpx refuses): httpx reads it as the response arrives, the joining here too.
+                raise FetchFailure("fetch_failed", f"unusable redirect from {url[:200]}: {exc}") from None
             return await asyncio.to_thread(_extract, url, kind, body)
         raise FetchFailure("fetch_failed", f"more than {self.limits.max_redirects} redirects")
 
@@ -123,6 +128,10 @@ class LiveFetcher:
         host = (parts.hostname or "").lower().rstrip(".")
         if parts.scheme not in ("http", "https") or not host:
             raise FetchFailure("fetch_failed", f"not an http(s) URL: {url[:200]!r}")
+        try:
+            parts.port  # noqa: B018 - reading it checks it: a port past 65535 would fail only at connect
+        except ValueError as exc:
+            raise FetchFailure("fetch_failed", f"{exc}: {url[:200]!r}") from None
         if literal_ip(host) is not None or is_localhost_name(host):  # refused early, with no lookup; names at connect
             try:
                 connect_addresses(host, self.resolve, allow_loopback=self.limits.allow_loopback)

@@ -31,6 +31,7 @@ def web() -> Iterator[tuple[FixtureWeb, str]]:
         "/slow": Resp(body=article("Slow", [PARA]), delay=4.0),
         "/huge": Resp(body=article("Huge", [PARA] * 2000)),
         "/logo.png": Resp(body=b"\x89PNG\r\n\x1a\n" + b"0" * 100, ctype="image/png"),
+        **{f"/bad-redirect/{i}": Resp(302, headers={"Location": target}) for i, target in enumerate(BAD_REDIRECTS)},
     })  # fmt: skip
     # A name the tests resolve themselves; robots.txt closes its connection, so the page needs a new one.
     w.site("rebind.test", {
@@ -41,6 +42,12 @@ def web() -> Iterator[tuple[FixtureWeb, str]]:
     w.start()
     yield w, f"http://127.0.0.1:{w.ports['127.0.0.1']}"
     w.stop()
+
+
+# Redirect targets no request can be made to: a broken IPv6 literal, a port past 65535, a scheme
+# other than http(s), a host label over 63 characters, a punycode label that does not decode.
+BAD_REDIRECTS = ["http://[zz/", "http://127.0.0.1:99999/x", "mailto:a@b.c", "http://" + "a" * 300 + ".com/",
+                 "http://xn--zz--.com/"]  # fmt: skip
 
 
 def _fetch(client, *items, status: int = 200):
@@ -142,6 +149,18 @@ def _live_outcome(url: str, resolve, *, allow_loopback: bool) -> tuple[str, str]
             await fetcher.close()
 
     return asyncio.run(attempt())
+
+
+@pytest.mark.parametrize("which", range(len(BAD_REDIRECTS)))
+def test_a_redirect_to_an_unusable_url_is_a_fetch_failure(web, which):
+    _, base = web
+
+    def resolve(host: str) -> list[str]:
+        host.encode("idna")  # what the system resolver does first (a label over 63 characters fails there)
+        return ["127.0.0.1"]
+
+    code, message = _live_outcome(f"{base}/bad-redirect/{which}", resolve, allow_loopback=True)
+    assert code == "fetch_failed" and message, message
 
 
 def _answers(*rounds: list[str]):
