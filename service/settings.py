@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -14,7 +15,10 @@ from ranker.query import MAX_QUERY_CHARS
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DRSEARCH_SERVE_", extra="ignore", populate_by_name=True)
+    # "null" in a variable means None (e.g. DRSEARCH_SERVE_MAX_QUERY_CHARS=null: no cap), so that `to_env`
+    # can hand a None that is not the default on to the workers.
+    model_config = SettingsConfigDict(env_prefix="DRSEARCH_SERVE_", extra="ignore", populate_by_name=True,
+                                      env_parse_none_str="null")
 
     index: Path = Field(..., description="Index ROOT (its `current` build is served and reloaded)")
     host: str = "127.0.0.1"
@@ -60,6 +64,11 @@ class ServiceSettings(BaseSettings):
     api_key: str | None = Field(None, validation_alias="DRSEARCH_API_KEY")
     admin_key: str | None = Field(None, validation_alias="DRSEARCH_ADMIN_KEY")
 
+    @field_validator("max_query_chars", mode="before")
+    @classmethod
+    def _zero_is_no_cap(cls, value: object) -> object:
+        return None if value in (0, "0") else value  # as the CLI's --max-query-chars 0
+
     @field_validator("api_key", "admin_key")
     @classmethod
     def _no_empty_key(cls, value: str | None, info) -> str | None:
@@ -71,10 +80,10 @@ class ServiceSettings(BaseSettings):
     def to_env(self) -> dict[str, str]:
         """The env vars that rebuild these settings in another process (for uvicorn workers)."""
         env = {}
-        for name, value in self.model_dump(exclude={"api_key", "admin_key"}).items():
-            if value is None:
-                continue
-            env[f"DRSEARCH_SERVE_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in self.model_dump(mode="json", exclude={"api_key", "admin_key"}).items():
+            # JSON for lists and None, which pydantic-settings parses back (a list's str() is not JSON)
+            text = json.dumps(value) if value is None or isinstance(value, (list, dict)) else str(value)
+            env[f"DRSEARCH_SERVE_{name.upper()}"] = text.lower() if isinstance(value, bool) else text
         if self.api_key:
             env["DRSEARCH_API_KEY"] = self.api_key
         if self.admin_key:

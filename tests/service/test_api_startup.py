@@ -34,3 +34,25 @@ def test_serve_checks_the_list_before_starting(tiny_bm25_root, bad_list, monkeyp
     with pytest.raises(AuthorityListError) as err:
         serve(ServiceSettings(index=tiny_bm25_root, port=0))
     assert str(err.value).startswith("banks.csv:2: tier")
+
+
+def test_workers_rebuild_the_settings_they_were_given(tmp_path):
+    """`serve --workers N` hands its settings to each worker process as DRSEARCH_SERVE_* variables: a
+    list (fetch hosts) and a None that is not the default (no query cap) must come back as given."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    given = ServiceSettings(index=tmp_path, fetch_allow_hosts=["example.com", "stats.example.org"], max_query_chars=None,
+                            torch_threads=None, rate_limit_qps=2.5, batching=False, api_key="k1")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRSEARCH_SERVE_")} | given.to_env()
+    code = "from service.settings import ServiceSettings; print(ServiceSettings().model_dump_json())"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout) == json.loads(given.model_dump_json())
+
+
+def test_a_query_cap_of_zero_is_no_cap_in_the_environment_too(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRSEARCH_SERVE_MAX_QUERY_CHARS", "0")  # as `--max-query-chars 0`
+    assert ServiceSettings(index=tmp_path).max_query_chars is None
