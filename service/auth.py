@@ -14,7 +14,9 @@ from fastapi import Header, Request
 
 from service.errors import ApiError
 
-SEARCH_PATHS = ("/v1/search", "/v1/documents/", "/v1/passages/")
+# Paths that need DRSEARCH_API_KEY when it is set: these exactly, and everything under the prefixes.
+SEARCH_PATHS = frozenset({"/v1/search", "/v1/fetch", "/retrieve", "/mcp"})
+SEARCH_PREFIXES = ("/v1/documents/", "/v1/passages/", "/mcp/")
 ADMIN_PREFIX = "/v1/admin/"
 
 
@@ -39,7 +41,7 @@ def early_auth_error(path: str, given: str | None, api_key: str | None, admin_ke
     try:
         if path.startswith(ADMIN_PREFIX):
             check_admin_key(given, admin_key)
-        elif path == SEARCH_PATHS[0] or path.startswith(SEARCH_PATHS[1:]):
+        elif path in SEARCH_PATHS or path.startswith(SEARCH_PREFIXES):
             check_api_key(given, api_key)
     except ApiError as exc:
         return exc

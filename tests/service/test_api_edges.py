@@ -96,9 +96,10 @@ def test_method_label_is_bounded(edge):
     assert "other" in methods and methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}, methods
 
 
-def test_key_is_checked_before_the_body_is_read(edge):
+@pytest.mark.parametrize("path", ["/v1/search", "/v1/fetch", "/retrieve", "/mcp"])
+def test_key_is_checked_before_the_body_is_read(edge, path):
     """The head promises 100 body bytes that never come: the 401 must not wait for them."""
-    head = b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode()
     response, took = raw(edge, head + b'{"query"')
     assert json_error(response, 401)["code"] == "unauthorized"
     assert took < TIMEOUT_S  # answered before the body timeout could have fired
