@@ -245,12 +245,9 @@ class SearchPipeline:
         if filters.active or max_per_domain or per_doc:
             depth = min(size, cap, max(depth, options.k * 3))
         results: list[list[Hit] | None] = [None] * len(texts)
-        undated_of = [0] * len(texts)
+        first_depth = depth
         pending = list(range(len(texts)))
         so_far: dict[int, RankedList] = {}  # best list of each pending query yet (returned if the deadline passes)
-        # To count what a date bound drops for having no date, the legs must return undated passages too.
-        counting = undated is not None and bool(filters.published_after or filters.published_before)
-        leg_filters = replace(filters, include_undated=True) if counting else filters
         lexical_ahead = checked = None
         if vectors is None and any(VECTOR in MODE_LEGS[m] for m in modes):  # once, not again when a list is deepened
             deadlines.check(options.deadline, "before encoding the queries")
@@ -276,7 +273,7 @@ class SearchPipeline:
             for m in dict.fromkeys(modes[i] for i in pending):  # one batch per mode used, usually one
                 group = [i for i in pending if modes[i] == m]
                 runs.update(zip(group, self._retrieve([texts[i] for i in group], MODE_LEGS[m], depth, fusion_name,
-                                                      None if vectors is None else vectors[group], leg_filters,
+                                                      None if vectors is None else vectors[group], filters,
                                                       lexical_ahead)))  # fmt: skip
             lexical_ahead = None  # for the first depth only
             still: list[int] = []
@@ -291,9 +288,6 @@ class SearchPipeline:
                 ranked = reranked[i] if i in reranked else self._authority_rerank(candidates, weight, fused_by_score=len(MODE_LEGS[modes[i]]) > 1)  # 1..n
                 if filters.active:
                     accepts, meta = filters.accepts, self.source_meta
-                    if undated is not None:
-                        ranked = list(ranked)
-                        undated_of[i] = len({h.doc_id for h in ranked if filters.drops_undated(meta(h.passage_id))})
                     ranked = (h for h in ranked if accepts(h.passage_id, meta(h.passage_id)))
                 if per_doc or max_per_domain:
                     ranked = diversify(ranked, self.source_meta, per_doc=per_doc, max_per_domain=max_per_domain)
@@ -312,8 +306,25 @@ class SearchPipeline:
             # (the encode was wasted: rare, a long ASCII query in a language the dense model lacks)
             return self.rank(queries, options.model_copy(update={"mode": "bm25"}), undated=undated)
         if undated is not None:
-            undated[:] = undated_of
+            counting = bool(filters.published_after or filters.published_before) and not deadlines.passed(options.deadline)
+            undated[:] = self._undated_dropped(texts, modes, first_depth, fusion_name, vectors, filters) if counting else [0] * len(texts)
         return [r if r is not None else RankedList() for r in results]
+
+    def _undated_dropped(self, texts: list[str], modes: list[Mode], depth: int, fusion_name: str, vectors,
+                         filters: SourceFilter) -> list[int]:  # fmt: skip
+        """Per query, how many candidate documents the date bound drops for having no date: undated
+        documents among the candidates the legs give with undated passages allowed. Searched apart
+        from the ranking, whose legs never see an undated passage, so that counting cannot change it
+        (undated candidates in the legs' lists would move every score's normalisation)."""
+        undated_too, meta = replace(filters, include_undated=True), self.source_meta
+        counts = [0] * len(texts)
+        for m in dict.fromkeys(modes):
+            group = [i for i, used in enumerate(modes) if used == m]
+            runs = self._retrieve([texts[i] for i in group], MODE_LEGS[m], depth, fusion_name,
+                                  None if vectors is None else vectors[group], undated_too)  # fmt: skip
+            for i, (candidates, _) in zip(group, runs):
+                counts[i] = len({h.doc_id for h in candidates if filters.drops_undated(meta(h.passage_id))})
+        return counts
 
     @property
     def dense_languages(self) -> tuple[str, ...]:

@@ -135,3 +135,24 @@ def test_columns_match_the_store(pipe):
         meta = pipe.source_meta(pid)
         assert meta.published == row.published and row.url and meta.host in row.url
     assert cols.position("no-such#0") is None
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_counting_what_a_date_bound_drops_leaves_the_ranking_as_it_is(pipe, mode):
+    """The service and the CLI ask how many undated documents a date bound dropped (`undated`): the
+    hits and scores must be those of the same search that does not ask, and the count must be the
+    undated documents among the candidates when undated passages are allowed."""
+    from ranker.pipeline import SearchOptions
+
+    queries = ["cell growth and pressure distribution in the boundary layer", "turbulent flow over a flat plate",
+               "protein expression in tumour cells"]  # fmt: skip
+    options = SearchOptions(k=10, mode=mode, published_after="2008", published_before="2015-06", authority_weight=0.0)
+    vectors = pipe.dense.encode(queries)
+    plain = pipe.rank(queries, options, vectors)
+    undated = [0] * len(queries)
+    counted = pipe.rank(queries, options, vectors, undated)
+    for a, b in zip(plain, counted):
+        assert [(h.passage_id, h.score) for h in a] == [(h.passage_id, h.score) for h in b]
+    assert sum(undated) > 0  # ~10 % of the corpus has no date
+    pipe.rank(queries, options.model_copy(update={"include_undated": True}), vectors, undated)
+    assert undated == [0] * len(queries)  # nothing dropped when undated documents are kept
