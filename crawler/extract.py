@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from indexer.schema import published_problem
+
 # Options chosen on the article-extraction benchmark (bench/extraction_quality.py).
 HTML_OPTIONS: dict[str, object] = {
     "include_comments": False,
@@ -79,7 +81,7 @@ def extract_html(html: bytes | str, url: str | None = None, **overrides: object)
     # trafilatura's text output puts one block (paragraph, heading, list item, table row) per line.
     text = paragraphs_to_text(body.split("\n"))
     title = _WS.sub(" ", getattr(doc, "title", None) or "").strip()
-    published = getattr(doc, "date", None) or None
+    published = _iso_or_none(getattr(doc, "date", None))
     return Extracted(title=title, text=text, published=published, language=detect_language(text, raw))
 
 
@@ -116,4 +118,10 @@ def _pdf_date(value: str) -> str | None:
     if not m:
         return None
     y, mo, d = m.group(1), m.group(2) or "01", m.group(3) or "01"
-    return f"{y}-{mo}-{d}"
+    return _iso_or_none(f"{y}-{mo}-{d}")  # "D:20231345" is no date
+
+
+def _iso_or_none(value: object) -> str | None:
+    """`value` when it is a date the indexer accepts as `published` (indexer.schema), else None: an
+    undated page is indexed, a page with a date off the calendar would be a bad line of the shard."""
+    return value if isinstance(value, str) and value and published_problem(value) is None else None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import CorpusError
-from indexer.schema import Document
+from indexer.schema import Document, published_problem
 
 BEIR_FILES = ("corpus.jsonl", "corpus.jsonl.gz")
 _GENERIC_KNOWN = {"id", "_id", "title", "text", "url", "published", "source", "metadata", "domain", "language"}
@@ -101,6 +101,18 @@ def _str_field(record: dict[str, Any], name: str) -> str | None:
     return value
 
 
+def _published_field(record: dict[str, Any]) -> str | None:
+    """The `published` date, surrounding blanks stripped ("" and blanks: undated); a value that is not
+    an ISO date (`published_problem`) is a bad line, as a value of the wrong type is."""
+    value = _str_field(record, "published")
+    value = value.strip() if value is not None else None
+    if not value:
+        return None
+    if problem := published_problem(value):
+        raise ValueError(f"field 'published' {problem}")
+    return value
+
+
 def _to_document(record: Any, layout: str) -> Document:
     if not isinstance(record, dict):
         raise ValueError("line is not a JSON object")
@@ -126,7 +138,7 @@ def _to_document(record: Any, layout: str) -> Document:
         title=(_str_field(record, "title") or "").strip(),
         url=url,
         domain=_str_field(record, "domain"),
-        published=_str_field(record, "published"),
+        published=_published_field(record),
         source=_str_field(record, "source"),
         language=language,
         metadata=metadata,
@@ -138,8 +150,9 @@ def read_documents(
 ) -> Iterator[Document]:
     """Yield every non-empty document of every corpus path, in order.
 
-    A malformed line, a missing/empty id or a duplicate id raises CorpusError naming
-    file:line, unless skip_bad is set (then it is counted in `report`).
+    A malformed line, a missing/empty id, a duplicate id, a field of the wrong type or a `published`
+    that is not an ISO date raises CorpusError naming file:line, unless skip_bad is set (then it is
+    counted in `report`).
     Documents with empty text are skipped and counted.
     """
     report = report if report is not None else ReadReport()

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
+
+ISO_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")  # YYYY[-MM[-DD]], ASCII digits only (unlike \d)
 
 
 @dataclass(frozen=True)
@@ -15,7 +20,7 @@ class Document:
     title: str = ""
     url: str | None = None
     domain: str | None = None
-    published: str | None = None  # ISO date (YYYY-MM-DD or full ISO timestamp)
+    published: str | None = None  # ISO date: YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDT<time> (see `published_problem`)
     source: str | None = None
     language: str | None = None  # ISO 639-1 ("en", "zh"); filled by detection at build time when absent
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -45,3 +50,45 @@ def passage_id_for(doc_id: str, ordinal: int) -> str:
 def doc_id_of(passage_id: str) -> str:
     """The document id of a passage id (doc ids may themselves contain '#')."""
     return passage_id.rsplit("#", 1)[0]
+
+
+def date_prefix_problem(value: str) -> str | None:
+    """Why `value` is not a real calendar date (or month, or year) as YYYY[-MM[-DD]], or None when it is."""
+    m = ISO_DATE.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        return f"must be YYYY, YYYY-MM or YYYY-MM-DD with ASCII digits, got {value!r}"
+    year, month, day = (int(g) if g else 1 for g in m.groups())
+    try:
+        dt.date(year, month, day)
+    except ValueError as exc:
+        return f"is not a calendar date: {value!r} ({exc})"
+    return None
+
+
+def published_problem(value: str) -> str | None:
+    """Why `value` is not a `published` date, or None when it is one.
+
+    A date is YYYY, YYYY-MM or YYYY-MM-DD (ASCII digits, on the calendar), the full date optionally
+    followed by "T" and an ISO 8601 time ("2023-05-01T10:00:00Z"). Filters compare its leading
+    YYYY[-MM[-DD]] as a string, so anything else ("yesterday", "2024-13-45", "99999-01-01",
+    "01/05/2023") would fall in arbitrary date ranges."""
+    if not isinstance(value, str):
+        return f"must be a string, got {type(value).__name__}"
+    date, sep, time = value.partition("T")
+    m = ISO_DATE.fullmatch(date)
+    if m is None or (sep and m.group(3) is None):
+        return f"is not an ISO date (YYYY, YYYY-MM or YYYY-MM-DD, optionally followed by T and a time): {value!r}"
+    if problem := date_prefix_problem(date):
+        return problem
+    if sep:
+        try:
+            dt.time.fromisoformat(time)
+        except ValueError:
+            return f"has a time that is not ISO 8601 after its 'T': {value!r}"
+    return None
+
+
+@lru_cache(maxsize=65536)
+def is_published_date(value: str) -> bool:
+    """`published_problem(value) is None`, cached: filters ask it per candidate of a query."""
+    return published_problem(value) is None

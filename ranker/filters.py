@@ -6,7 +6,6 @@ re-run them on a deeper candidate list until k results come back (no short lists
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -14,9 +13,9 @@ from datetime import datetime, timedelta, timezone
 
 from indexer.language import normalise as normalise_language
 from indexer.errors import QueryError
+from indexer.schema import date_prefix_problem, is_published_date
 from ranker.hit import Hit
 
-_ISO_DATE_PREFIX = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")  # ASCII digits only, unlike \d
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 _COUNTRY = re.compile(r"[a-z]{2}|int")
 TIME_RANGES = {"day": 1, "week": 7, "month": 30, "year": 365}  # days back from `now`
@@ -88,6 +87,8 @@ class SourceFilter:
         if self.languages and (meta is None or meta.language not in self.languages):
             return False
         published = meta.published if meta else None
+        if published and not is_published_date(published):
+            published = None  # not an ISO date (stored by a build before they were refused): undated
         if published:
             if self.published_after and published[: len(self.published_after)] < self.published_after:
                 return False
@@ -98,17 +99,6 @@ class SourceFilter:
         return True
 
 
-def date_prefix_problem(value: str) -> str | None:
-    """Why `value` is not a real calendar date (or month, or year) as YYYY[-MM[-DD]], or None when it is."""
-    m = _ISO_DATE_PREFIX.fullmatch(value) if isinstance(value, str) else None
-    if m is None:
-        return f"must be YYYY, YYYY-MM or YYYY-MM-DD with ASCII digits, got {value!r}"
-    year, month, day = (int(g) if g else 1 for g in m.groups())
-    try:
-        dt.date(year, month, day)
-    except ValueError as exc:
-        return f"is not a calendar date: {value!r} ({exc})"
-    return None
 def since(time_range: str, now: datetime | None = None) -> str:
     """The first date (YYYY-MM-DD, UTC) inside `time_range` before `now` (default: the clock)."""
     if time_range not in TIME_RANGES:

@@ -16,6 +16,7 @@ import numpy as np
 from backends.base import Restriction
 from indexer.columns import Columns
 from indexer.domains import normalise_host
+from indexer.schema import is_published_date
 from ranker.filters import SourceFilter, SourceMeta
 
 
@@ -37,7 +38,9 @@ class SourceTable:
                 country=entry.country if entry else None,
             ))  # fmt: skip
         self._host_tier = np.array([m.tier or 0 for m in self._host_meta], dtype=np.int8)  # 0 = unlisted
-        self._published = [p or None for p in columns.published]
+        # A stored value that is not an ISO date (builds before the reader refused them) reads as undated,
+        # for the filters and for counting what a date bound drops for having no date.
+        self._published = [p if p and is_published_date(p) else None for p in columns.published]
         self._languages = [code or None for code in columns.languages]
 
     def meta(self, position: int) -> SourceMeta:
@@ -80,7 +83,8 @@ class SourceTable:
         return np.fromiter((part.accepts("", m) for m in self._host_meta), dtype=bool, count=len(self._host_meta))
 
     def date_mask(self, filters: SourceFilter) -> np.ndarray:
-        """bool per published code (exactly the post-filter's prefix comparison)."""
+        """bool per published code (exactly the post-filter's prefix comparison; a stored value that
+        is not an ISO date is undated: it passes a date bound only with include_undated)."""
         part = SourceFilter(published_after=filters.published_after, published_before=filters.published_before,
                             include_undated=filters.include_undated)  # fmt: skip
         if not part.active:

@@ -43,6 +43,13 @@ def test_generic_documents_with_url_published_and_extra_fields(tmp_path):
         ('{"id": "dup", "text": "again"}', "duplicate document id 'dup'"),
         ('["not", "an", "object"]', "not a JSON object"),
         ('{"id": "t", "text": 5}', "field 'text' must be a string"),
+        ('{"id": "p", "text": "x", "published": 2023}', "field 'published' must be a string"),
+        ('{"id": "p", "text": "x", "published": "yesterday"}', "field 'published' is not an ISO date"),
+        ('{"id": "p", "text": "x", "published": "2024-13-45"}', "field 'published' is not a calendar date"),
+        ('{"id": "p", "text": "x", "published": "99999-01-01"}', "field 'published' is not an ISO date"),
+        ('{"id": "p", "text": "x", "published": "2023-05T10:00"}', "field 'published' is not an ISO date"),
+        ('{"id": "p", "text": "x", "published": "2023-05-01 10:00"}', "field 'published' is not an ISO date"),
+        ('{"id": "p", "text": "x", "published": "2023-05-01T25:00"}', "field 'published' has a time"),
     ],
 )
 def test_bad_lines_name_file_and_line(tmp_path, line, reason):
@@ -50,6 +57,19 @@ def test_bad_lines_name_file_and_line(tmp_path, line, reason):
     with pytest.raises(CorpusError) as err:
         list(read_documents([f]))
     assert f"{f}:2" in str(err.value) and reason in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["2023", "2023-05", "2023-05-01", "2023-05-01T10:00:00Z", "2023-05-01T10:00:00.5+02:00",
+                                   "2024-02-29", " 2023-05-01 "])
+def test_iso_published_dates_are_kept(tmp_path, value):
+    f = write_lines(tmp_path / "docs.jsonl", [json.dumps({"id": "a", "text": "x", "published": value})])
+    (d,) = read_documents([f])
+    assert d.published == value.strip()
+
+
+def test_blank_published_is_undated(tmp_path):
+    f = write_lines(tmp_path / "docs.jsonl", ['{"id": "a", "text": "x", "published": ""}', '{"id": "b", "text": "y", "published": " "}'])
+    assert [d.published for d in read_documents([f])] == [None, None]
 
 
 def test_skip_bad_counts_and_empty_texts_are_skipped(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from indexer.columns import ColumnWriter, Columns
 from ranker.authority import AuthorityList
-from ranker.filters import SourceFilter
+from ranker.filters import SourceFilter, SourceMeta
 from ranker.sources import SourceTable
 
 
@@ -66,3 +66,36 @@ def test_entries_read_the_authority_list_per_host_in_one_pass(table):
     assert table.entries(ids) == [authority.lookup(h) if h else None for h in hosts]
     assert [e.domain if e else None for e in table.entries(ids)][:3] == ["stats.gov.cn", None, "destatis.de"]
     assert table.entries(["nowhere#0"]) == [None] and table.entries([]) == []
+
+
+NOT_ISO = ["yesterday", "2024-13-45", "99999-01-01", "01/05/2023", "2023-02-30", "2024-05-01Tnoon", " 2024"]
+
+
+@pytest.mark.parametrize("stored", NOT_ISO)
+def test_a_stored_published_that_is_not_an_iso_date_is_undated(stored):
+    """A build before the reader refused such values stored them as given: no date bound may match them."""
+    meta = SourceMeta(host=None, site=None, published=stored, tier=None, category=None)
+    for bound in ({"published_after": "2020"}, {"published_before": "2030"}, {"published_after": "0001", "published_before": "9999"}):
+        assert not SourceFilter(**bound).accepts("x#0", meta), bound
+        assert SourceFilter(**bound, include_undated=True).accepts("x#0", meta), bound
+    assert SourceFilter().accepts("x#0", meta)  # no date bound: kept
+    assert SourceFilter(published_after="2020").accepts("x#0", SourceMeta(None, None, "2023-05-01T10:00:00Z", None, None))
+
+
+def test_non_iso_dates_in_old_columns_are_undated_in_the_masks(tmp_path):
+    w = ColumnWriter(tmp_path)  # the writer stores any string, as builds did before the reader checked
+    for i, value in enumerate(NOT_ISO):
+        w.add(None, "example.org", value, [f"bad{i}#0"])
+    w.add(None, "example.org", "2023-05-01T10:00:00Z", ["ok#0"])
+    w.add(None, "example.org", "2019-06", ["old#0"])
+    w.add(None, "example.org", None, ["none#0"])
+    w.close()
+    table = SourceTable(Columns(tmp_path), AuthorityList.load())
+    bad = [f"bad{i}#0" for i in range(len(NOT_ISO))]
+    assert _ids(table, published_after="2020") == ["ok#0"]
+    assert _ids(table, published_before="2020") == ["old#0"]
+    assert _ids(table, published_after="2020", include_undated=True) == [*bad, "ok#0", "none#0"]
+    assert _ids(table, published_before="2020", include_undated=True) == [*bad, "old#0", "none#0"]
+    assert all(table.meta(table.columns.position(p)).published is None for p in bad)
+    # ... and a date bound counts them among the undated documents it drops
+    assert all(SourceFilter(published_after="2020").drops_undated(table.meta_of(p)) for p in bad)
