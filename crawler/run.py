@@ -21,7 +21,7 @@ from crawler.config import (
     load_seeds,
     product_token,
 )
-from crawler.settings import check_override
+from crawler.settings import check_override, check_value
 from crawler.urls import Allowlist
 
 
@@ -35,6 +35,7 @@ def parse_setting(text: str) -> tuple[str, Any]:
     except json.JSONDecodeError:
         value = raw
     check_override(key.strip())
+    check_value(key.strip(), value)
     return key.strip(), value
 
 
@@ -82,6 +83,8 @@ def make_config(
     host_map = load_host_map(host_map_file) if host_map_file is not None else {}
     extra = dict(parse_setting(s) for s in (settings or []))
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory", where="crawl")
     has_previous = (out / "job").exists() or any((out / "docs").glob("part-*")) if out.exists() else False
     if has_previous and not resume:
         raise ConfigError("output directory already holds a crawl: pass --resume or use a new --out", where=str(out))
@@ -112,7 +115,10 @@ def run_crawl(config: CrawlConfig) -> dict[str, Any]:
     from crawler.settings import build_settings
     from crawler.spiders.authority import AuthoritySpider
 
-    config.out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the --out directory: {exc.strerror}", where=str(config.out_dir)) from None
     report_path = config.out_dir / "report.json"
     if report_path.exists():
         report_path.unlink()

@@ -121,6 +121,14 @@ def check_override(key: str) -> None:
         raise ConfigError(f"{key} is set by {flag}, not by --set", where="--set")
 
 
+def check_value(key: str, value: Any) -> None:
+    """Refuse a --set value Scrapy could not use: a number for a setting whose default here is one."""
+    default = globals().get(key)
+    wants_number = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if wants_number and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+        raise ConfigError(f"{key} must be a number, got {value!r}", where="--set")
+
+
 def build_settings(config: CrawlConfig) -> dict[str, Any]:
     """This module's settings + the crawl's options + explicit overrides (config.settings)."""
 

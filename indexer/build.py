@@ -91,6 +91,18 @@ def build_index(
     root.mkdir(parents=True, exist_ok=True)
     started = time.time()
     build_dir = layout.new_build_dir(root)
+    try:
+        manifest = _write_build(build_dir, root, paths, settings, writers, started, annotations)
+    except Exception:  # Ctrl-C or a kill leaves the folder instead: no manifest, never used (docs/OPERATIONS.md)
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise
+    layout.switch_current(root, build_dir)
+    return BuildResult(build_dir, manifest)
+
+
+def _write_build(build_dir: Path, root: Path, paths: list[Path], settings: BuildSettings, writers: list[Any],
+                 started: float, annotations: dict[str, Any] | None) -> Manifest:  # fmt: skip
+    """Store, each leg and, last, the manifest of a new build in `build_dir`."""
     quiet = settings.quiet
     chunking = ChunkSettings(settings.chunk_words, settings.overlap_words)
 
@@ -114,7 +126,6 @@ def build_index(
     columns.close()
     n_docs, n_passages = store.counts
     if n_passages == 0:
-        shutil.rmtree(build_dir, ignore_errors=True)
         raise CorpusError("corpus has no documents with text", where=", ".join(map(str, paths)))
     read_seconds = time.time() - t0
 
@@ -146,8 +157,7 @@ def build_index(
         **(annotations or {}),
     )
     manifest.write(build_dir)
-    layout.switch_current(root, build_dir)
-    return BuildResult(build_dir, manifest)
+    return manifest
 
 
 def _skips(report: ReadReport) -> dict[str, Any]:

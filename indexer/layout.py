@@ -119,7 +119,9 @@ def read_manifest(build_dir: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or "format_version" not in manifest:
         raise IndexFormatError("manifest has no format_version", where=str(mpath))
     fv = manifest["format_version"]
-    if not isinstance(fv, int) or fv > FORMAT_VERSION:
+    if not isinstance(fv, int) or isinstance(fv, bool):
+        raise IndexFormatError(f"manifest format_version must be an integer, got {json.dumps(fv)}", where=str(mpath))
+    if fv > FORMAT_VERSION:
         raise IndexFormatError(
             f"index format {fv} is newer than this drsearch supports ({FORMAT_VERSION}); upgrade drsearch",
             where=str(mpath),

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Encoder = Literal["st", "onnx", "onnx-int8"]
+Encoder = Literal["st", "onnx", "onnx-int8"]  # the encoder a build used (recorded in its manifest)
+EncoderChoice = Literal["auto", Encoder]  # one flat Literal: a bad value is one error naming all four
 
 
 class DenseSettings(BaseModel):
@@ -24,7 +25,7 @@ class DenseSettings(BaseModel):
     # st: sentence-transformers (torch); onnx / onnx-int8: ONNX Runtime fp32 / int8 (CPU), exported
     # from the same weights; auto: onnx on the CPU (same vectors as torch to 1e-6, about twice as
     # fast), st on a GPU. The manifest records the one used: queries use the encoder the passages used.
-    encoder: Encoder | Literal["auto"] = "auto"
+    encoder: EncoderChoice = "auto"
     ann: Literal["auto", "exact", "flat", "hnsw", "hnsw-sq8", "ivf-pq"] = "auto"  # flat = exact
     exact_max: int = Field(200_000, ge=1)  # auto: exact inner product up to this many passages, HNSW above
     ivf_min: int = Field(2_000_000, ge=1)  # auto: IVF-PQ from this many passages on

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tqdm import tqdm
 
-from indexer.errors import CorpusError
+from indexer.errors import CorpusError, QueryError
 from indexer.schema import doc_id_of
 from ranker.hit import Hit
 
@@ -22,35 +22,58 @@ def load_qrels(beir_dir: Path, split: str = "test") -> dict[str, dict[str, int]]
     if not path.is_file():
         raise CorpusError(f"no qrels for split '{split}' (expected qrels/{split}.tsv)", where=str(beir_dir))
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8", newline="") as fh:
-        for lineno, row in enumerate(csv.reader(fh, delimiter="\t"), 1):
-            if not row or (lineno == 1 and row[0] in ("query-id", "query_id", "qid")):
-                continue
-            if len(row) == 4:  # TREC qrels: qid 0 docid rel
-                row = [row[0], row[2], row[3]]
-            if len(row) != 3:
-                raise CorpusError("qrels row must have 3 tab-separated columns", where=f"{path}:{lineno}")
-            try:
-                qrels.setdefault(row[0], {})[row[1]] = int(row[2])
-            except ValueError:
-                raise CorpusError(f"relevance '{row[2]}' is not an integer", where=f"{path}:{lineno}") from None
+    lines = (line for _, line in _utf8_lines(path))
+    for lineno, row in enumerate(csv.reader(lines, delimiter="\t"), 1):
+        if not row or (lineno == 1 and row[0] in ("query-id", "query_id", "qid")):
+            continue
+        if len(row) == 4:  # TREC qrels: qid 0 docid rel
+            row = [row[0], row[2], row[3]]
+        if len(row) != 3:
+            raise CorpusError("qrels row must have 3 tab-separated columns", where=f"{path}:{lineno}")
+        try:
+            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+        except ValueError:
+            raise CorpusError(f"relevance '{row[2]}' is not an integer", where=f"{path}:{lineno}") from None
     return qrels
 
 
+def _utf8_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line; CorpusError at file:line for bytes that are not UTF-8."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise CorpusError(f"not UTF-8 text ({exc.reason} at byte {exc.start + 1} of the line)",
+                                  where=f"{path}:{lineno}") from None  # fmt: skip
+            yield lineno, line
+
+
+def queries_path(beir_dir: Path) -> Path:
+    return Path(beir_dir) / "queries.jsonl"
+
+
 def load_queries(beir_dir: Path) -> dict[str, str]:
-    path = Path(beir_dir) / "queries.jsonl"
+    return {qid: text for qid, (_, text) in _read_queries(beir_dir).items()}
+
+
+def _read_queries(beir_dir: Path) -> dict[str, tuple[int, str]]:
+    """Query id -> (line number in queries.jsonl, text)."""
+    path = queries_path(beir_dir)
     if not path.is_file():
         raise CorpusError("no queries.jsonl", where=str(beir_dir))
     out = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                out[str(rec["_id"])] = rec["text"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise CorpusError("malformed query line (needs _id and text)", where=f"{path}:{lineno}") from None
+    for lineno, line in _utf8_lines(path):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            qid, text = str(rec["_id"]), rec["text"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise CorpusError("malformed query line (needs _id and text)", where=f"{path}:{lineno}") from None
+        if not isinstance(text, str):
+            raise CorpusError(f"query '{qid}': text must be a string, got {type(text).__name__}", where=f"{path}:{lineno}")
+        out[qid] = (lineno, text)
     return out
 
 
@@ -98,7 +121,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Evaluate `rank` (queries -> passage hits, best first) on a BEIR collection's split."""
     qrels = load_qrels(beir_dir, split)
-    queries = load_queries(beir_dir)
+    queries = _read_queries(beir_dir)
     qids = [q for q in qrels if q in queries]
     if not qids:
         raise CorpusError(f"no query of split '{split}' has text in queries.jsonl", where=str(beir_dir))
@@ -106,7 +129,23 @@ def evaluate(
     with tqdm(total=len(qids), desc=desc, unit="q", disable=quiet, dynamic_ncols=True) as bar:
         for i in range(0, len(qids), batch):
             chunk = qids[i : i + batch]
-            for qid, hits in zip(chunk, rank([queries[q] for q in chunk])):
+            for qid, hits in zip(chunk, _rank_naming_query(rank, chunk, queries, beir_dir)):
                 run[qid] = max_passage(hits, exclude=qid if ignore_identical_ids else None)
             bar.update(len(chunk))
     return evaluate_run(run, qrels)
+
+
+def _rank_naming_query(rank: Callable[[list[str]], list[list[Hit]]], qids: list[str],
+                       queries: dict[str, tuple[int, str]], beir_dir: Path) -> list[list[Hit]]:  # fmt: skip
+    """`rank` of these queries; a query it refuses (empty, no searchable terms) is a CorpusError
+    naming its queries.jsonl line and id, as a bad corpus line is."""
+    try:
+        return rank([queries[q][1] for q in qids])
+    except QueryError:
+        for qid in qids:  # the batch's error names a position in it: find the query by ranking each alone
+            lineno, text = queries[qid]
+            try:
+                rank([text])
+            except QueryError as exc:
+                raise CorpusError(f"query '{qid}': {exc.message}", where=f"{queries_path(beir_dir)}:{lineno}") from None
+        raise

@@ -33,6 +33,9 @@ app.command("crawl")(crawl_command)
 
 ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid (default: hybrid when the index has a dense leg)")]
 IndexOpt = Annotated[Path, typer.Option("--index", help="Index ROOT (uses its `current` build) or a build directory")]
+QueryCapOpt = Annotated[int, typer.Option(min=0, help="Longest query accepted, in characters (0 = no cap)")]
+MIN_SNIPPET_CHARS, MAX_SNIPPET_CHARS = 40, 2000  # the API's bounds (service.api_models.SearchRequest.snippet_chars)
+MAX_K0 = 10_000  # ranker.options.SearchOptions.k0's bound
 
 
 def _pipeline(index: Path, authority_weight: float | None = None, fusion: str | None = None):
@@ -55,7 +58,8 @@ def _first_pydantic_error(exc: Exception) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):
         err = errors()[0]
-        return f"invalid {'.'.join(map(str, err['loc']))}: {err['msg']}"
+        got = f", got {err['input']!r}" if err["type"] in ("literal_error", "enum") else ""
+        return f"invalid {'.'.join(map(str, err['loc']))}: {err['msg']}{got}"
     return str(exc)
 
 
@@ -190,8 +194,8 @@ def search(
     include_undated: Annotated[bool, typer.Option("--include-undated", help="With a date bound or --time-range, keep documents without a date")] = False,
     offset: Annotated[int, typer.Option("--offset", min=0, max=MAX_OFFSET, help="Skip this many ranks: page 2 of -k K is --offset K")] = 0,
     authority_weight: Annotated[Optional[float], typer.Option("--authority-weight", help="Authority prior strength; 0 = off")] = None,
-    snippet_chars: Annotated[int, typer.Option(help="Snippet length")] = 240,
-    max_query_chars: Annotated[int, typer.Option(help="Longest query accepted, in characters (0 = no cap)")] = MAX_QUERY_CHARS,
+    snippet_chars: Annotated[int, typer.Option(min=MIN_SNIPPET_CHARS, max=MAX_SNIPPET_CHARS, help="Snippet length in characters")] = 240,
+    max_query_chars: QueryCapOpt = MAX_QUERY_CHARS,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Search an index and print ranked passages."""
@@ -242,7 +246,7 @@ def evaluate(
     ignore_identical_ids: Annotated[bool, typer.Option("--ignore-identical-ids", help="Drop a document whose id equals the query id")] = False,
     fusion: Annotated[Optional[str], typer.Option("--fusion", help="hybrid fusion: rrf | convex | rescore")] = None,
     authority_weight: Annotated[float, typer.Option("--authority-weight", help="Authority prior during eval")] = 0.0,
-    k0: Annotated[Optional[int], typer.Option("--k0", min=1, help="Passages per leg and evaluated per query "
+    k0: Annotated[Optional[int], typer.Option("--k0", min=1, max=MAX_K0, help="Passages per leg and evaluated per query "
                                               "(default 1000; --k0 100 evaluates the serving default)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object keyed by mode")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
@@ -250,7 +254,7 @@ def evaluate(
     """nDCG@10, Recall@100 and MRR@10 at document level (MaxP)."""
     from ranker.eval import PASSAGE_DEPTH
     from ranker.eval import evaluate as run_eval
-    from ranker.pipeline import MODES, SearchOptions
+    from ranker.pipeline import MODES
 
     pipeline = _pipeline(index, authority_weight=authority_weight, fusion=fusion)
     modes = ([m for m in MODES if m == "bm25" or pipeline.has_dense] if mode == "all" else [pipeline.resolve_mode(mode)])
@@ -258,7 +262,7 @@ def evaluate(
     for m in modes:
         pipeline.resolve_mode(m)
         depth = k0 or PASSAGE_DEPTH
-        options = SearchOptions(k=depth, k0=depth, mode=m, per_doc=0, authority_weight=authority_weight)
+        options = _search_options(k=depth, k0=depth, mode=m, per_doc=0, authority_weight=authority_weight)
         rank = lambda qs, o=options: pipeline.rank(qs, o)  # noqa: E731
         report[m] = run_eval(rank, beir, split=split, ignore_identical_ids=ignore_identical_ids,
                              quiet=quiet or as_json, desc=f"eval {m}")  # fmt: skip
@@ -289,7 +293,7 @@ def serve(
     cache_size: Annotated[int, typer.Option(help="LRU response cache entries per worker (0 = off)")] = 10_000,
     batching: Annotated[bool, typer.Option("--batching/--no-batching", help="Micro-batch concurrent search calls")] = True,
     batch_window_ms: Annotated[float, typer.Option(help="Micro-batching window in milliseconds")] = 3.0,
-    max_query_chars: Annotated[int, typer.Option(help="Longest query accepted, in characters (0 = no cap)")] = MAX_QUERY_CHARS,
+    max_query_chars: QueryCapOpt = MAX_QUERY_CHARS,
     fetch_any_host: Annotated[bool, typer.Option("--fetch-any-host", help="/v1/fetch may fetch any public host, not only authority-list hosts")] = False,
 ) -> None:
     """Serve the HTTP search API (docs/API.md). Keys: env DRSEARCH_API_KEY, DRSEARCH_ADMIN_KEY."""
@@ -317,7 +321,6 @@ def _agent_settings(index: Path, fetch_any_host: bool, max_query_chars: int):
 
 
 FetchAnyHostOpt = Annotated[bool, typer.Option("--fetch-any-host", help="Fetch any public host, not only authority-list hosts")]
-QueryCapOpt = Annotated[int, typer.Option(help="Longest query accepted, in characters (0 = no cap)")]
 
 
 @app.command("fetch")
@@ -330,7 +333,9 @@ def fetch_command(
     max_query_chars: QueryCapOpt = MAX_QUERY_CHARS,
     as_json: Annotated[bool, typer.Option("--json", help="The /v1/fetch response as JSON")] = False,
 ) -> None:
-    """Open documents by id or URL (live fetch when not indexed), whole or focused on a query."""
+    """Open documents by id or URL (live fetch when not indexed), whole or focused on a query.
+
+    Exits 1 when an item failed (its error is printed with the others), 2 on a bad request."""
     import asyncio
 
     from pydantic import ValidationError
@@ -356,6 +361,8 @@ def fetch_command(
     except ApiError as exc:
         raise DrsearchError(f"{exc.field}: {exc.message}" if exc.field else exc.message) from None
     typer.echo(json.dumps(payload, ensure_ascii=False, indent=2) if as_json else render_fetch(payload))
+    if not all(r["ok"] for r in payload["results"]):
+        raise typer.Exit(1)  # the other items were printed; scripts still see that one failed
 
 
 @app.command("mcp")

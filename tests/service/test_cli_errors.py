@@ -1,0 +1,145 @@
+"""The real `drsearch` CLI on out-of-range options and bad input files: one line on stderr and a
+non-zero exit, never a traceback, and nothing already stored is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.conftest import drsearch
+from tests.service.test_cli import assert_one_line_error
+from tests.text_fixtures import DOCS
+
+
+def write_docs(path, docs=DOCS) -> None:
+    path.write_text("".join(json.dumps({"id": i, "title": t, "text": x}) + "\n" for i, t, x in docs))
+
+
+@pytest.fixture(scope="module")
+def tiny_index(tmp_path_factory):
+    """An index ROOT over the twelve one-topic documents, BM25 only."""
+    base = tmp_path_factory.mktemp("cli-errors")
+    write_docs(base / "docs.jsonl")
+    drsearch("index", "build", "--corpus", base / "docs.jsonl", "--out", base / "idx", "--no-dense", "-q", check=True)
+    return base / "idx"
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "39", "2001"])
+def test_snippet_chars_has_the_api_bounds(tiny_index, value):
+    proc = drsearch("search", "volcano", "--index", tiny_index, "-k", "1", f"--snippet-chars={value}")
+    assert_one_line_error(proc, "'--snippet-chars'", "40" if int(value) < 40 else "2000")
+
+
+def test_snippet_chars_at_the_bounds(tiny_index):
+    for value in ("40", "2000"):
+        hits = json.loads(drsearch("search", "volcano", "--index", tiny_index, "-k", "1", "--json",
+                                   "--snippet-chars", value, check=True).stdout)["hits"]  # fmt: skip
+        assert hits[0]["doc_id"] == "volcano" and 0 < len(hits[0]["snippet"]) <= int(value) + 2  # + the two "…"
+
+
+@pytest.mark.parametrize("command", [["search", "volcano"], ["fetch", "volcano"], ["serve"], ["mcp"]])
+def test_negative_max_query_chars(tiny_index, command):
+    proc = drsearch(*command, "--index", tiny_index, "--max-query-chars", "-1", timeout=60)
+    assert_one_line_error(proc, "'--max-query-chars'", "greater than or equal to 0")
+
+
+def test_max_query_chars_zero_is_no_cap(tiny_index):
+    out = drsearch("search", "volcano " * 2000, "--index", tiny_index, "-k", "1", "--max-query-chars", "0", check=True)
+    assert "volcano" in out.stdout
+
+
+def write_beir(root, queries: list[bytes], qrels: list[bytes]):
+    (root / "qrels").mkdir(parents=True)
+    (root / "queries.jsonl").write_bytes(b"".join(line + b"\n" for line in queries))
+    (root / "qrels" / "test.tsv").write_bytes(b"".join(line + b"\n" for line in [b"query-id\tcorpus-id\tscore", *qrels]))
+    return root
+
+
+GOOD_QUERIES = [b'{"_id": "q1", "text": "magma lava eruption"}', b'{"_id": "q2", "text": "yeast dough"}']
+GOOD_QRELS = [b"q1\tvolcano\t1", b"q2\tbread\t1"]
+
+
+@pytest.mark.parametrize(
+    "queries, qrels, where, fragments",
+    [([GOOD_QUERIES[0], b'{"_id": "q2", "text": "caf\xe9"}'], GOOD_QRELS, "queries.jsonl:2", ["not UTF-8"]),
+     (GOOD_QUERIES, [GOOD_QRELS[0], b"q2\tbr\xffead\t1"], "test.tsv:3", ["not UTF-8"]),
+     ([GOOD_QUERIES[0], b'{"_id": "q2", "text": 12345}'], GOOD_QRELS, "queries.jsonl:2", ["query 'q2'", "must be a string"]),
+     ([GOOD_QUERIES[0], b'{"_id": "q2", "text": "???"}'], GOOD_QRELS, "queries.jsonl:2", ["query 'q2'", "no searchable terms"]),
+     ([GOOD_QUERIES[0], b'{"_id": "q2", "text": "AND OR the"}'], GOOD_QRELS, "queries.jsonl:2", ["query 'q2'", "no searchable terms"])],
+    ids=["queries-not-utf8", "qrels-not-utf8", "text-not-a-string", "only-symbols", "only-stopwords"],
+)  # fmt: skip
+def test_eval_names_the_bad_line(tmp_path, tiny_index, queries, qrels, where, fragments):
+    beir = write_beir(tmp_path / "beir", queries, qrels)
+    assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", beir, "-q"), f"{beir}/", where, *fragments)
+
+
+def test_eval_k0_bound(tmp_path, tiny_index):
+    beir = write_beir(tmp_path / "beir", GOOD_QUERIES, GOOD_QRELS)
+    assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", beir, "--k0", "20000"),
+                          "'--k0'", "less than or equal to 10000")  # fmt: skip
+    assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", beir, "--authority-weight", "2"),
+                          "authority_weight")  # fmt: skip
+    report = json.loads(drsearch("eval", "--index", tiny_index, "--beir", beir, "--k0", "10000", "--json", check=True).stdout)
+    assert report["bm25"]["ndcg@10"] == 1.0  # the bound itself is accepted
+
+
+def test_crawl_bad_set_value_and_out_that_is_a_file(tmp_path):
+    domains = tmp_path / "domains.txt"
+    domains.write_text("example.org\n")
+    proc = drsearch("crawl", "--out", tmp_path / "out", "--domains", domains, "--set", "DOWNLOAD_DELAY=abc", timeout=60)
+    assert_one_line_error(proc, "--set", "DOWNLOAD_DELAY must be a number", "'abc'")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "file").write_text("x")
+    proc = drsearch("crawl", "--out", tmp_path / "file", "--domains", domains, timeout=60)
+    assert_one_line_error(proc, "--out", str(tmp_path / "file"), "not a directory")
+    proc = drsearch("crawl", "--out", tmp_path / "file" / "sub", "--domains", domains, "--quiet", timeout=60)
+    assert_one_line_error(proc, "--out", str(tmp_path / "file" / "sub"), "Not a directory")
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_fetch_exits_1_when_an_item_failed(tiny_index):
+    proc = drsearch("fetch", "https://example.com/", "volcano", "--index", tiny_index, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "error host_not_allowed" in proc.stdout and "Volcanoes" in proc.stdout  # both items still printed
+    assert "Traceback" not in proc.stderr
+    as_json = drsearch("fetch", "https://example.com/", "--index", tiny_index, "--json", timeout=120)
+    assert as_json.returncode == 1 and json.loads(as_json.stdout)["results"][0]["error"]["code"] == "host_not_allowed"
+    assert drsearch("fetch", "volcano", "--index", tiny_index, check=True).returncode == 0
+
+
+@pytest.mark.parametrize("command", [["index", "build"], ["index", "encode"]])
+def test_bad_encoder_names_the_choices(tmp_path, command):
+    write_docs(tmp_path / "docs.jsonl")
+    proc = drsearch(*command, "--corpus", tmp_path / "docs.jsonl", "--out", tmp_path / "o", "-q", "--encoder", "foo")
+    assert_one_line_error(proc, "invalid encoder: ", "'auto', 'st', 'onnx' or 'onnx-int8'", "got 'foo'")
+    assert "literal[" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("value", ['"2"', "2.0", "true", "null"])
+def test_format_version_not_an_integer(tmp_path, value):
+    (tmp_path / "manifest.json").write_text('{"format_version": %s}' % value)
+    for proc in (drsearch("search", "heat", "--index", tmp_path), drsearch("index", "info", tmp_path)):
+        assert_one_line_error(proc, "manifest.json", f"format_version must be an integer, got {value}")
+        assert "newer" not in proc.stderr
+
+
+def test_failed_build_leaves_no_partial_build(tmp_path):
+    good, bad = tmp_path / "good.jsonl", tmp_path / "bad.jsonl"
+    write_docs(good)
+    write_docs(bad, DOCS[:3])
+    with open(bad, "a") as fh:
+        fh.write('{"id": "x", "text": "broken\n')
+    root = tmp_path / "idx"
+    assert_one_line_error(drsearch("index", "build", "--corpus", bad, "--out", root, "--no-dense", "-q"), f"{bad}:4")
+    assert os.listdir(root / "builds") == []  # a failed first build: nothing left, no `current`
+    drsearch("index", "build", "--corpus", good, "--out", root, "--no-dense", "-q", check=True)
+    live = sorted(os.listdir(root / "builds"))
+    current = os.readlink(root / "current")
+    for _ in range(2):
+        assert_one_line_error(drsearch("index", "build", "--corpus", bad, "--out", root, "--no-dense", "-q"), f"{bad}:4")
+    assert sorted(os.listdir(root / "builds")) == live and os.readlink(root / "current") == current
+    out = drsearch("search", "magma lava", "--index", root, "-k", "1", "--json", check=True)
+    assert json.loads(out.stdout)["hits"][0]["doc_id"] == "volcano"
