@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,21 @@ from service.api_models import SearchRequest
 from service.fetch import FetchContext, FetchRequest, fetch_items
 
 
-class AgentTools:
-    """`context()` enters one consistent view of the index and yields a `FetchContext` for it."""
+Admit = Callable[[int, int, str], AbstractContextManager[dict[str, Any]]]
 
-    def __init__(self, context: Callable[[], AbstractContextManager[FetchContext]]):
-        self.context = context
+
+@contextmanager
+def unlimited(n_queries: int, k: int, mode: str) -> Iterator[dict[str, Any]]:
+    yield {}
+
+
+class AgentTools:
+    """`context()` enters one consistent view of the index and yields a `FetchContext` for it;
+    `admit(n_queries, k, mode)` holds a search's place (a server's rate limit and admission queue: 429
+    at once) and yields the options that bound its work (deadline, candidate cap)."""
+
+    def __init__(self, context: Callable[[], AbstractContextManager[FetchContext]], admit: Admit = unlimited):
+        self.context, self.admit = context, admit
 
     async def search(self, body: SearchRequest) -> dict[str, Any]:
         from ranker.query import clean_query
@@ -30,9 +40,10 @@ class AgentTools:
                                  max_chars=ctx.max_query_chars) for i, q in enumerate(body.query_list)]  # fmt: skip
             mode = ctx.pipeline.resolve_mode(body.mode)
             k = body.k * len(texts) if body.dedupe_across_queries and len(texts) > 1 else body.k
-            options = _options(body, mode, body.offset + k)
             undated = [0] * len(texts)
-            results = await ctx.run(ctx.pipeline.batch_search, texts, options, None, undated)
+            with self.admit(len(texts), body.k, mode) as bounds:
+                options = _options(body, mode, body.offset + k, **bounds)
+                results = await ctx.run(ctx.pipeline.batch_search, texts, options, None, undated)
             modes = [ctx.pipeline.mode_used(t, mode) for t in texts]
             payload = await ctx.run(_format, results, texts, body, undated, modes)
             return {"index_version": ctx.version, "mode": mode,

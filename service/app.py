@@ -211,7 +211,8 @@ def _agent_tools(st: ServiceState):
         with _snapshot(st) as snap:
             yield _fetch_context(st, snap)
 
-    return AgentTools(context)
+    # MCP over HTTP passes the server's one API key (service.mcp_server), so its calls share that key's bucket.
+    return AgentTools(context, admit=partial(_admitted, st, st.settings.api_key or ""))
 
 
 def _fetch_context(st: ServiceState, snap: Snapshot):
@@ -348,6 +349,7 @@ async def _search(request: Request, body: SearchRequest) -> Response:
         options = _options(body, mode, body.offset + k, max_candidates=st.settings.max_candidates, deadline=deadline,
                            partial=body.allow_partial)  # fmt: skip
         key = _cache_key(snap.version, body, mode, options)
+        _rate_limit(st, request.headers.get("x-api-key", ""), len(texts))  # a cached answer counts too
         payload = st.cache.get(key)
         st.metrics.queries.labels(mode).inc(len(texts))
         if payload is not None:
@@ -357,7 +359,7 @@ async def _search(request: Request, body: SearchRequest) -> Response:
             st.metrics.cache_misses.inc()
             request.state.cache = "miss"
             cost = request_cost(len(texts), body.k, mode)
-            release = _admit(st, request, len(texts), cost)
+            release = _take_units(st, cost)
             bulk = st.admission.is_large(cost)  # computed on the low-priority threads (service.priority)
             run = st.run_bulk if bulk else st.run
             undated = [0] * len(texts)
@@ -413,15 +415,36 @@ def _encode(payload: dict[str, Any]) -> bytes:
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
 
 
-def _admit(st: ServiceState, request: Request, n_queries: int, cost: int) -> Callable[[], None]:
-    """Admission (per-key rate limit, then the cost-weighted queue) -> its release, or 429 at once."""
+def _rate_limit(st: ServiceState, key: str, n_queries: int) -> None:
+    """The per-key rate limit (when set): `n_queries` tokens from `key`'s bucket, or 429 at once."""
+    if st.limiter is not None:
+        try:
+            st.limiter.take(key, n_queries)
+        except ApiError as exc:
+            st.metrics.rejected.labels(exc.code).inc()
+            raise
+
+
+def _take_units(st: ServiceState, cost: int) -> Callable[[], None]:
+    """`cost` units of the admission queue -> their release, or 429 at once."""
     try:
-        if st.limiter is not None:
-            st.limiter.take(request.headers.get("x-api-key", ""), n_queries)
         return st.admission.take(cost)
     except ApiError as exc:
         st.metrics.rejected.labels(exc.code).inc()
         raise
+
+
+@contextmanager
+def _admitted(st: ServiceState, key: str, n_queries: int, k: int, mode: str) -> Iterator[dict[str, Any]]:
+    """Rate limit and admission for the search behind `/retrieve` and MCP, as `/v1/search` has them;
+    yields the options that bound its work (the server's deadline and candidate cap)."""
+    _rate_limit(st, key, n_queries)
+    release = _take_units(st, request_cost(n_queries, k, mode))
+    try:
+        deadline, _ = deadline_for(None, st.settings.deadline_ms)
+        yield {"deadline": deadline, "max_candidates": st.settings.max_candidates}
+    finally:
+        release()
 
 
 def _consume(task: asyncio.Future) -> None:

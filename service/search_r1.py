@@ -61,13 +61,13 @@ def to_search_r1(results: list[list[Any]], return_scores: bool) -> dict[str, Any
 
 def router(require_api_key: Any) -> APIRouter:
     """The `/retrieve` route (the API key dependency is the app's)."""
-    from service.app import _snapshot, _svc
+    from service.app import _admitted, _snapshot, _svc
 
     api = APIRouter()
 
     @api.post(
         "/retrieve", response_model=RetrieveResponse, tags=["compat"],
-        responses=error_responses(400, 401, 413, 422, 500, 503), dependencies=[Depends(require_api_key)],
+        responses=error_responses(400, 401, 413, 422, 429, 500, 503, 504), dependencies=[Depends(require_api_key)],
     )  # fmt: skip
     async def retrieve(request: Request, body: RetrieveRequest) -> Any:
         """Search-R1-compatible batch retrieval (`{"result": [[...], ...]}`, one list per query)."""
@@ -79,9 +79,10 @@ def router(require_api_key: Any) -> APIRouter:
                  for i, q in enumerate(body.queries)]  # fmt: skip
         request.state.n_queries = len(texts)
         with _snapshot(st) as snap:
-            options = SearchOptions(k=body.topk or DEFAULT_TOPK)
-            request.state.mode = snap.pipeline.resolve_mode(None)
-            results = await st.run(snap.pipeline.batch_search, texts, options)
+            k = body.topk or DEFAULT_TOPK
+            mode = request.state.mode = snap.pipeline.resolve_mode(None)
+            with _admitted(st, request.headers.get("x-api-key", ""), len(texts), k, mode) as bounds:
+                results = await st.run(snap.pipeline.batch_search, texts, SearchOptions(k=k, **bounds))
         return to_search_r1(results, body.return_scores)
 
     return api

@@ -96,6 +96,29 @@ def test_rate_limit_per_key(tiny_bm25_root):
         srv.stop()
 
 
+def test_rate_limit_counts_every_way_to_search(tiny_bm25_root):
+    """A cached answer, `/retrieve` (Search-R1) and MCP's search tool take from the key's bucket as
+    `/v1/search` does: none of them is a way around the limit."""
+    srv = start_server(index=tiny_bm25_root, threads=2, api_key="rate-key", rate_limit_qps=0.01, rate_limit_burst=5)
+    mcp_call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "search", "arguments": {"queries": ["lava"], "k": 1}}}  # fmt: skip
+    mcp_headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
+    try:
+        with srv.client(headers={"X-API-Key": "rate-key"}) as c:
+            body = {"query": "lava from a volcano", "k": 1}
+            assert [c.post("/v1/search", json=body).json()["cached"] for _ in range(2)] == [False, True]  # 2 of 5
+            assert c.post("/retrieve", json={"queries": ["lava", "volcano"]}).status_code == 200  # 4 of 5
+            assert c.post("/mcp", json=mcp_call, headers=mcp_headers).json()["result"]["isError"] is False  # 5 of 5
+            refused = c.post("/mcp", json=mcp_call, headers=mcp_headers).json()["result"]
+            assert refused["isError"] is True and "rate limit" in refused["content"][0]["text"]
+            r = c.post("/retrieve", json={"queries": ["lava"]})
+            assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+            assert c.post("/v1/search", json=body).status_code == 429  # cached, still counted
+            assert metric(c, "drsearch_rejected_requests_total", 'reason="rate_limited"') >= 3
+    finally:
+        srv.stop()
+
+
 def test_cache_bounded_in_bytes_and_memory_metrics(service_root):
     srv = start_server(index=service_root, threads=2, warmup=False, cache_max_bytes=100_000)
     try:
