@@ -31,6 +31,14 @@ def clean_query(query: object, *, field: str = "query", max_chars: int | None = 
     return CleanQuery(text)
 
 
+def as_listed(exc: QueryError) -> QueryError:
+    """`exc` naming `queries[0]` where the pipeline named a lone query `query`: for a request that sent
+    its one query in a list (the field the client knows)."""
+    if exc.field == "query":
+        exc.field = "queries[0]"
+    return exc
+
+
 def check_length(text: str, max_chars: int | None, *, field: str = "query") -> None:
     """QueryError when `text` is longer than the caller's cap (None: no cap)."""
     if max_chars is not None and len(text) > max_chars:

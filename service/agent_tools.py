@@ -31,7 +31,8 @@ class AgentTools:
         self.context, self.admit = context, admit
 
     async def search(self, body: SearchRequest) -> dict[str, Any]:
-        from ranker.query import clean_query
+        from indexer.errors import QueryError
+        from ranker.query import as_listed, clean_query
         from service.app import _format, _options
 
         started = time.perf_counter()
@@ -43,7 +44,10 @@ class AgentTools:
             undated = [0] * len(texts)
             with self.admit(len(texts), body.k, mode) as bounds:
                 options = _options(body, mode, body.offset + k, **bounds)
-                results = await ctx.run(ctx.pipeline.batch_search, texts, options, None, undated)
+                try:
+                    results = await ctx.run(ctx.pipeline.batch_search, texts, options, None, undated)
+                except QueryError as exc:  # e.g. a query without searchable terms
+                    raise as_listed(exc) if body.queries is not None else exc
             modes = [ctx.pipeline.mode_used(t, mode) for t in texts]
             payload = await ctx.run(_format, results, texts, body, undated, modes)
             return {"index_version": ctx.version, "mode": mode,

@@ -29,9 +29,10 @@ from backends.lucene.jvm import heap_bytes as jvm_heap_bytes
 from backends.lucene.jvm import start_jvm
 from backends.threads import set_budget, worker_budget
 from indexer import layout
+from indexer.errors import QueryError
 from indexer.lifeline import die_with_parent
 from ranker.budget import DeadlineExceeded, RankedList
-from ranker.query import check_length
+from ranker.query import as_listed, check_length
 from service import malloc
 from service.api_models import (
     DocumentResponse,
@@ -375,6 +376,8 @@ async def _search(request: Request, body: SearchRequest) -> Response:
             work.add_done_callback(lambda _: release())  # units held until the work stops, not until the 504
             try:
                 answer = await within(deadline, budget_s, asyncio.shield(work), partial=body.allow_partial)
+            except QueryError as exc:  # e.g. a query without searchable terms
+                raise as_listed(exc) if body.queries is not None else exc
             except DeadlineExceeded:
                 work.add_done_callback(_consume)
                 if not body.allow_partial:

@@ -71,8 +71,9 @@ def router(require_api_key: Any) -> APIRouter:
     )  # fmt: skip
     async def retrieve(request: Request, body: RetrieveRequest) -> Any:
         """Search-R1-compatible batch retrieval (`{"result": [[...], ...]}`, one list per query)."""
+        from indexer.errors import QueryError
         from ranker.pipeline import SearchOptions
-        from ranker.query import clean_query
+        from ranker.query import as_listed, clean_query
 
         st = _svc(request)
         texts = [clean_query(q, field=f"queries[{i}]", max_chars=st.settings.max_query_chars)
@@ -82,7 +83,10 @@ def router(require_api_key: Any) -> APIRouter:
             k = body.topk or DEFAULT_TOPK
             mode = request.state.mode = snap.pipeline.resolve_mode(None)
             with _admitted(st, request.headers.get("x-api-key", ""), len(texts), k, mode) as bounds:
-                results = await st.run(snap.pipeline.batch_search, texts, SearchOptions(k=k, **bounds))
+                try:
+                    results = await st.run(snap.pipeline.batch_search, texts, SearchOptions(k=k, **bounds))
+                except QueryError as exc:  # e.g. a query without searchable terms
+                    raise as_listed(exc) from None
         return to_search_r1(results, body.return_scores)
 
     return api

@@ -57,6 +57,8 @@ def assert_error(r, status: int, code: str | None = None, field: str | None = "_
         ({"query": "x" * 10_001}, 400, "invalid_query", "query"),
         ({"query": "?!? ..."}, 400, "invalid_query", "query"),
         ({"query": "the of and", "mode": "bm25"}, 400, "invalid_query", "query"),
+        ({"queries": ["the of and"], "mode": "bm25"}, 400, "invalid_query", "queries[0]"),  # the field as sent
+        ({"queries": ["the of and"]}, 400, "invalid_query", "queries[0]"),
         ({"query": OK, "categories": ["astrology"]}, 400, "invalid_query", "categories"),
         ({"query": OK, "include_domains": ["  "]}, 400, "invalid_query", "include_domains"),
         ({"query": OK, "exclude_domains": ["two words.com"]}, 400, "invalid_query", "exclude_domains"),
@@ -64,6 +66,10 @@ def assert_error(r, status: int, code: str | None = None, field: str | None = "_
 )
 def test_bad_search_bodies(client, body, status, code, field):
     assert_error(client.post("/v1/search", json=body), status, code, field)
+
+
+def test_retrieve_names_a_termless_query_as_listed(client):
+    assert_error(client.post("/retrieve", json={"queries": ["the of and"]}), 400, "invalid_query", "queries[0]")
 
 
 def test_query_of_exactly_max_chars_is_fine(client):
