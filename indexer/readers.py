@@ -6,18 +6,21 @@ Memory does not grow with corpus size except for the set of seen ids (for duplic
 from __future__ import annotations
 
 import gzip
-import io
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from indexer.errors import CorpusError
 from indexer.schema import Document, published_problem
 
 BEIR_FILES = ("corpus.jsonl", "corpus.jsonl.gz")
 _GENERIC_KNOWN = {"id", "_id", "title", "text", "url", "published", "source", "metadata", "domain", "language"}
+_UTF8_BOM = b"\xef\xbb\xbf"  # RFC 8259: a parser may ignore one at the start of a file
+_MAX_DEPTH = 100  # JSON nesting levels of a record; deeper cannot be stored and read back reliably
+_TOO_DEEP = f"malformed JSON (nesting too deep: more than {_MAX_DEPTH} levels)"
 
 
 @dataclass
@@ -71,23 +74,91 @@ def _corpus_files(p: Path) -> tuple[str, list[Path]]:
     return ("beir" if p.name.startswith("corpus.") else "generic"), [p]
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def _open_binary(path: Path) -> BinaryIO:
     try:
         if path.name.endswith(".gz"):
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-        return open(path, encoding="utf-8")
+            return gzip.open(path, "rb")
+        return open(path, "rb")
     except OSError as exc:
         raise CorpusError(f"cannot read corpus file: {exc.strerror or exc}", where=str(path)) from None
 
 
-def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    with _open_text(path) as fh:
+def _iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw bytes) of each line of a plain or gzip file, a UTF-8 BOM at its start dropped.
+
+    Lines end at \\n, \\r\\n or \\r (as text mode's universal newlines did). Bytes are decoded per line
+    by the caller, so that a line that is not UTF-8 is reported at its own line and can be skipped;
+    only an unreadable file or corrupt/truncated gzip data stops the read."""
+    with _open_binary(path) as fh:
         lineno = 0
         try:
-            for lineno, line in enumerate(fh, 1):
-                yield lineno, line
-        except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
+            for chunk in fh:
+                if lineno == 0 and chunk.startswith(_UTF8_BOM):
+                    chunk = chunk[len(_UTF8_BOM) :]
+                for line in chunk.splitlines() if b"\r" in chunk else (chunk,):
+                    lineno += 1
+                    yield lineno, line
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             raise CorpusError(f"corrupt or unreadable data: {exc}", where=f"{path}:{lineno + 1}") from None
+
+
+def _decode_line(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"not UTF-8 text (byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the line: {exc.reason})"
+        ) from None
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError(_TOO_DEEP) from None
+
+
+def _path_part(key: str) -> str:
+    """A metadata key as it appears in an error: JSON-escaped (ASCII, one line), without quotes."""
+    return json.dumps(key)[1:-1]
+
+
+def _check_field_value(name: str, value: Any) -> None:
+    """Raise ValueError if `value` (a field of the record; for objects and arrays every string and key
+    inside them, however nested) holds a string that is not encodable as UTF-8 (an unpaired surrogate
+    from a JSON escape such as \\ud800), or nests deeper than _MAX_DEPTH. Iterative: no recursion limit."""
+    field = _path_part(name)
+    stack: list[tuple[Any, str, int]] = [(value, field, 2)]  # the record is level 1
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, str):
+            _check_encodable(item, where, field)
+        elif isinstance(item, (dict, list)):
+            if depth > _MAX_DEPTH:
+                raise ValueError(_TOO_DEEP)
+            if isinstance(item, dict):
+                for key, sub in item.items():
+                    _check_encodable(key, f"a key in {where}", field)
+                    stack.append((sub, f"{where}.{_path_part(key)}", depth + 1))
+            else:
+                stack.extend((sub, f"{where}[{i}]", depth + 1) for i, sub in enumerate(item))
+
+
+def _check_encodable(text: str, where: str, field: str) -> None:
+    """Raise ValueError naming `field` (escaped) if `text` has an unpaired surrogate; `where` is the
+    escaped path of `text` inside the field, or the field itself."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = f"\\u{ord(text[exc.start]):04x}"
+        of = "" if where == field else f" of {where}"
+        raise ValueError(
+            f"field '{field}' has an unpaired surrogate ({char} at character {exc.start}{of})"
+        ) from None
 
 
 def _str_field(record: dict[str, Any], name: str) -> str | None:
@@ -116,6 +187,10 @@ def _published_field(record: dict[str, Any]) -> str | None:
 def _to_document(record: Any, layout: str) -> Document:
     if not isinstance(record, dict):
         raise ValueError("line is not a JSON object")
+    for name, value in record.items():  # every field that reaches the Document (generic: extras too)
+        if layout == "generic" or name in _GENERIC_KNOWN:
+            _check_encodable(name, "a key", _path_part(name))
+            _check_field_value(name, value)
     preferred, alternative = ("_id", "id") if layout == "beir" else ("id", "_id")
     id_field = alternative if preferred not in record and alternative in record else preferred
     doc_id = _str_field(record, id_field)
@@ -150,9 +225,11 @@ def read_documents(
 ) -> Iterator[Document]:
     """Yield every non-empty document of every corpus path, in order.
 
-    A malformed line, a missing/empty id, a duplicate id, a field of the wrong type or a `published`
-    that is not an ISO date raises CorpusError naming file:line, unless skip_bad is set (then it is
-    counted in `report`).
+    A malformed line (not UTF-8, not JSON, nested deeper than _MAX_DEPTH), a missing/empty id, a
+    duplicate id, a field of the wrong type or holding an unpaired surrogate (a JSON escape such as
+    \\ud800, which cannot be stored as UTF-8) or a `published` that is not an ISO date raises CorpusError
+    naming file:line, unless skip_bad is set (then it is counted in `report`). A UTF-8 BOM at the start
+    of a file is ignored.
     Documents with empty text are skipped and counted.
     """
     report = report if report is not None else ReadReport()
@@ -161,14 +238,12 @@ def read_documents(
         layout, files = corpus_files(path)
         for file in files:
             for lineno, line in _iter_lines(file):
-                if not line.strip():
-                    continue
                 where = f"{file}:{lineno}"
                 try:
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise ValueError(f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+                    text = _decode_line(line)
+                    if not text.strip():
+                        continue
+                    record = _parse_json(text)
                     doc = _to_document(record, layout)
                     if doc.doc_id in seen:
                         raise ValueError(f"duplicate document id '{doc.doc_id}'")

@@ -105,3 +105,99 @@ def test_reader_is_streaming(tmp_path):
     assert next(it).doc_id == "a"  # the first document arrives before the bad line is read
     with pytest.raises(CorpusError):
         next(it)
+
+
+def write_bytes_or_gzip(path, data: bytes):
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "wb") as fh:
+            fh.write(data)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ('{"id": "s", "text": "bad \\ud800 surrogate"}', "field 'text' has an unpaired surrogate (\\ud800 at character 4)"),
+        ('{"id": "s", "text": "x", "title": "\\udc00"}', "field 'title' has an unpaired surrogate (\\udc00 at character 0)"),
+        ('{"id": "s\\ud800", "text": "x"}', "field 'id' has an unpaired surrogate (\\ud800 at character 1)"),
+        ('{"id": "s", "text": "x", "url": "https://e.org/\\ud800"}', "field 'url' has an unpaired surrogate"),
+        ('{"id": "s", "text": "x", "metadata": {"a": "\\ud800"}}', "field 'metadata' has an unpaired surrogate (\\ud800 at character 0 of metadata.a)"),
+        ('{"id": "s", "text": "x", "metadata": {"a": [1, {"b": "ok \\udfff"}]}}', "(\\udfff at character 3 of metadata.a[1].b)"),
+        ('{"id": "s", "text": "x", "metadata": {"a": {"k\\ud800": 1}}}', "(\\ud800 at character 1 of a key in metadata.a)"),
+        ('{"id": "s", "text": "x", "extra": ["\\ud800"]}', "field 'extra' has an unpaired surrogate"),  # generic: kept in metadata
+    ],
+)
+def test_unpaired_surrogate_is_a_bad_line(tmp_path, line, reason):
+    f = write_lines(tmp_path / "docs.jsonl", ['{"id": "a", "text": "first"}', line, '{"id": "z", "text": "last \\ud83d\\ude00"}'])
+    with pytest.raises(CorpusError) as err:
+        list(read_documents([f]))
+    assert f"{f}:2: " in str(err.value) and reason in str(err.value)
+    assert str(err.value).isascii() and "\n" not in str(err.value)  # printable on any terminal, one line
+    report = ReadReport()
+    docs = list(read_documents([f], skip_bad=True, report=report))
+    assert [d.doc_id for d in docs] == ["a", "z"] and docs[1].text == "last \U0001f600"  # a valid pair is kept
+    assert report.skipped_bad == 1 and report.bad_lines[0].startswith(f"{f}:2: ")
+    for d in docs:  # what the reader yields can be stored (store.py encodes these as UTF-8)
+        (d.doc_id + d.text + d.title + json.dumps(d.metadata, ensure_ascii=False)).encode("utf-8")
+
+
+@pytest.mark.parametrize("name", ["docs.jsonl", "docs.jsonl.gz"])
+def test_invalid_utf8_is_reported_at_its_line_and_skippable(tmp_path, name):
+    lines = [('{"id": "d%d", "text": "caf\u00e9 %d"}' % (i, i)).encode("utf-8") for i in range(1, 101)]
+    lines[49] = b'{"id": "d50", "text": "caf\xe9 latin-1"}'  # line 50
+    f = write_bytes_or_gzip(tmp_path / name, b"\n".join(lines) + b"\n")
+    with pytest.raises(CorpusError) as err:
+        list(read_documents([f]))
+    assert str(err.value).startswith(f"{f}:50: not UTF-8 text (byte 0xe9")
+    report = ReadReport()
+    docs = list(read_documents([f], skip_bad=True, report=report))
+    assert len(docs) == 99 and "d50" not in {d.doc_id for d in docs} and docs[0].text == "caf\u00e9 1"
+    assert (report.documents, report.skipped_bad) == (99, 1)
+    assert report.bad_lines == [f"{f}:50: not UTF-8 text (byte 0xe9 at byte 27 of the line: invalid continuation byte)"]
+
+
+@pytest.mark.parametrize("depth", [100_000, 990, 100])
+def test_too_deeply_nested_json_is_a_bad_line(tmp_path, depth):
+    # 100_000: json.loads raises RecursionError; 990: it parses, but storing it (json.dumps) would not
+    deep = '{"a": ' * depth + "1" + "}" * depth
+    f = write_lines(tmp_path / "docs.jsonl", ['{"id": "a", "text": "x"}', '{"id": "b", "text": "y", "metadata": %s}' % deep])
+    with pytest.raises(CorpusError) as err:
+        list(read_documents([f]))
+    assert f"{f}:2: malformed JSON (nesting too deep" in str(err.value)
+    report = ReadReport()
+    assert [d.doc_id for d in read_documents([f], skip_bad=True, report=report)] == ["a"]
+    assert report.skipped_bad == 1
+
+
+def test_nesting_up_to_the_limit_is_kept(tmp_path):
+    deep = '{"a": ' * 98 + "1" + "}" * 98  # record (1) + metadata (2) + 98 objects = 100 levels
+    f = write_lines(tmp_path / "docs.jsonl", ['{"id": "b", "text": "y", "metadata": {"m": %s}}' % deep])
+    (d,) = read_documents([f])
+    assert json.dumps(d.metadata).count("{") == 99
+
+
+@pytest.mark.parametrize("name", ["docs.jsonl", "docs.jsonl.gz", "corpus.jsonl"])
+def test_utf8_bom_at_start_of_file_is_ignored(tmp_path, name):
+    f = write_bytes_or_gzip(tmp_path / name, b'\xef\xbb\xbf{"id": "a", "_id": "a", "text": "first"}\n{"id": "b", "_id": "b", "text": "second"}\n')
+    report = ReadReport()
+    assert [d.doc_id for d in read_documents([f], skip_bad=True, report=report)] == ["a", "b"]
+    assert report.skipped_bad == 0
+
+
+def test_line_endings_crlf_and_cr(tmp_path):
+    f = tmp_path / "docs.jsonl"
+    f.write_bytes(b'{"id": "a", "text": "x"}\r\n{"id": "b", "text": "y"}\r{"id": "c", "text": "z"}\n{broken\r\n')
+    with pytest.raises(CorpusError, match=f"{f}:4: malformed JSON"):
+        list(read_documents([f]))
+    assert [d.doc_id for d in read_documents([f], skip_bad=True)] == ["a", "b", "c"]
+
+
+def test_corrupt_deflate_data_in_gzip(tmp_path):
+    data = bytearray(gzip.compress(b'{"id": "a", "text": "x"}\n' * 10))
+    data[10] = 0xFF  # first deflate block header: invalid block type (zlib.error, not OSError)
+    bad = tmp_path / "bad.jsonl.gz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CorpusError, match=f"{bad}:1: corrupt or unreadable data"):
+        list(read_documents([bad], skip_bad=True))
