@@ -28,6 +28,11 @@ STATUS_CODES = {
 }  # fmt: skip
 
 
+# Validation errors about the body as a whole: absent, or not an object (e.g. sent as a form).
+_WHOLE_BODY_ERRORS = ("missing", "model_attributes_type", "dict_type")
+_FASTAPI_BODY_UNPARSED = "There was an error parsing the body"  # fastapi.routing's message
+
+
 class SafeJSONResponse(JSONResponse):
     """JSON that always encodes: a lone surrogate echoed from a request (a field name, a bad value)
     is written as its JSON escape `\\udXXX` instead of failing the UTF-8 encoding with a 500."""
@@ -61,6 +66,13 @@ def install_error_handlers(app: FastAPI) -> None:
         field = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".") or None
         if first.get("type") == "json_invalid":
             return error_json(400, "invalid_json", f"request body is not valid JSON: {first.get('msg', '')}", None)
+        if field is None and first.get("type") in _WHOLE_BODY_ERRORS:  # the body itself, not one of its fields
+            content_type = request.headers.get("content-type", "")
+            if "json" not in content_type.lower():
+                return error_json(415, "unsupported_media_type", "the request body must be JSON, sent with content-type: "
+                                  f"application/json (got {content_type or 'no content-type'!r})", None)  # fmt: skip
+            if first.get("type") == "missing":
+                return error_json(422, "invalid_request", "the request body is empty: send a JSON object", None)
         if field is None and request.url.path == "/v1/search" and first.get("type") == "value_error":
             field = "queries"
         msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
@@ -71,6 +83,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc, ApiError):
             return error_json(exc.status_code, exc.code, exc.message, exc.field, headers=exc.headers)
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_UNPARSED:  # json.loads raised other than JSONDecodeError
+            return error_json(400, "invalid_json", "request body is not valid JSON (not UTF-8 text, or nested too deep)", None)
         code = STATUS_CODES.get(exc.status_code, "http_error")
         return error_json(exc.status_code, code, str(exc.detail), None, headers=getattr(exc, "headers", None))
 

@@ -90,8 +90,21 @@ def test_invalid_json(client, content):
 
 def test_wrong_content_type_is_4xx(client):
     r = client.post("/v1/search", content=b"query=wing", headers={"content-type": "application/x-www-form-urlencoded"})
-    assert 400 <= r.status_code < 500
-    assert "error" in r.json()
+    assert "content-type" in assert_error(r, 415, "unsupported_media_type", None)["message"]
+    r = client.post("/v1/search", content=json.dumps({"query": OK}).encode(), headers={"content-type": "text/plain"})
+    assert "text/plain" in assert_error(r, 415, "unsupported_media_type", None)["message"]
+
+
+@pytest.mark.parametrize("content", [b'{"query": "caf\xe9"}', b'{"a":' * 5000 + b"1" + b"}" * 5000])
+def test_a_body_json_cannot_read_is_invalid_json(client, content):
+    """Bytes that are not UTF-8, or nesting past the parser's depth: the body is not JSON it can use."""
+    r = client.post("/v1/search", content=content, headers={"content-type": "application/json"})
+    assert_error(r, 400, "invalid_json", None)
+
+
+def test_an_empty_body_says_so(client):
+    r = client.post("/v1/search", content=b"", headers={"content-type": "application/json"})
+    assert "empty" in assert_error(r, 422, "invalid_request", None)["message"]
 
 
 def test_oversized_body_by_content_length(client):
