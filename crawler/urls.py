@@ -58,7 +58,8 @@ def is_public_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """True only for globally routable unicast addresses: not private, loopback, link-local, shared
     (CGNAT 100.64.0.0/10), benchmarking, documentation, reserved, unspecified or multicast."""
     ip = _unmapped(ip)
-    return ip.is_global and not ip.is_multicast
+    # Reserved too: Python counts IPv4-compatible IPv6 (::127.0.0.1, in reserved ::/8) as global.
+    return ip.is_global and not ip.is_multicast and not ip.is_reserved
 
 
 def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_loopback: bool = False) -> bool:

@@ -76,7 +76,7 @@ def test_private_addresses() -> None:
         "10.0.0.1", "192.168.1.1", "172.16.5.4", "127.0.0.1", "169.254.169.254", "::1", "localhost", "0.0.0.0",
         "100.64.0.1", "100.127.255.254",  # shared address space (CGNAT)
         "198.18.0.1", "192.0.2.1", "240.0.0.1", "255.255.255.255", "224.0.0.1", "fc00::1", "fe80::1",
-        "::ffff:10.0.0.1", "2001:db8::1",
+        "::ffff:10.0.0.1", "2001:db8::1", "::127.0.0.1", "::a00:1",  # IPv4-compatible IPv6 (deprecated, reserved)
     )  # fmt: skip
     for host in non_global:
         assert refused(host, no_dns), host
