@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import shutil
+import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -21,7 +22,7 @@ from indexer import layout
 from indexer.chunker import ChunkSettings, chunk_document
 from indexer.columns import COLUMNS_DIR, ColumnWriter
 from indexer.domains import host_of
-from indexer.errors import CorpusError
+from indexer.errors import CorpusError, DrsearchError
 from indexer.language import document_language
 from indexer.readers import ReadReport, corpus_files, read_documents
 from indexer.schema import Document
@@ -88,16 +89,45 @@ def build_index(
     if (root / layout.MANIFEST).exists():
         raise CorpusError("--out must be an index ROOT, not a build directory", where=str(root))
     writers = registry.writers(settings, **(writer_options or {}))  # a bad --model fails now, not after minutes of reading and indexing
-    root.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    build_dir = layout.new_build_dir(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        build_dir = layout.new_build_dir(root)
+    except OSError as exc:  # under a regular file, /proc, a read-only or full file system
+        raise _write_error(exc, root) from None
     try:
         manifest = _write_build(build_dir, root, paths, settings, writers, started, annotations)
-    except Exception:  # Ctrl-C or a kill leaves the folder instead: no manifest, never used (docs/OPERATIONS.md)
+    except Exception as exc:  # Ctrl-C or a kill leaves the folder instead: no manifest, never used (docs/OPERATIONS.md)
         shutil.rmtree(build_dir, ignore_errors=True)
+        if isinstance(exc, (OSError, sqlite3.Error)):  # e.g. the disk filled up: one line, not a traceback
+            raise _write_error(exc, root) from None
         raise
-    layout.switch_current(root, build_dir)
+    try:
+        layout.switch_current(root, build_dir)
+    except OSError as exc:  # the build is complete; `current` still names the previous one
+        raise _write_error(exc, root) from None
     return BuildResult(build_dir, manifest)
+
+
+def _write_error(exc: OSError | sqlite3.Error, root: Path) -> DrsearchError:
+    """One line for a failed write under ROOT: the path and the OS's (or SQLite's) reason, e.g.
+    `ROOT: cannot write the index: database or disk is full`. An OSError about a file elsewhere
+    (a corpus file that became unreadable) names that file instead."""
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        filename = Path(exc.filename) if exc.filename else None
+        if filename is not None and not (_is_under(filename, root) or _is_under(root, filename)):  # nor an ancestor of ROOT
+            return DrsearchError(reason, where=str(filename))
+    else:
+        reason = str(exc) or type(exc).__name__
+    return DrsearchError(f"cannot write the index: {reason}", where=str(root))
+
+
+def _is_under(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except OSError:
+        return False
 
 
 def _write_build(build_dir: Path, root: Path, paths: list[Path], settings: BuildSettings, writers: list[Any],

@@ -107,7 +107,18 @@ class Store:
         self.path = path
         self._db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
-        self._has_url_key = any(r["name"] == "url_key" for r in self._db.execute("PRAGMA table_info(documents)"))
+        try:  # a damaged file fails here (SQLite checks the header's page count against the file's length)
+            self._has_url_key = any(r["name"] == "url_key" for r in self._db.execute("PRAGMA table_info(documents)"))
+            self.extent = self._extent()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _extent(self) -> tuple[int, int]:
+        """(documents, passages) of a finished store from the last row of each table (its ids run from 0
+        without gaps): two B-tree descents where `counts()` reads every row, so cheap enough for every open."""
+        last = [self._db.execute(f"SELECT MAX(idx) FROM {table}").fetchone()[0] for table in ("documents", "passages")]
+        return tuple((-1 if v is None else int(v)) + 1 for v in last)  # type: ignore[return-value]
 
     # SQLite's substr counts characters (1-based), as Python's offsets do.
     _TEXT = "substr(d.text, p.start + 1, p.end - p.start)"

@@ -100,6 +100,17 @@ class Result:
     authority: Any | None  # ranker.authority.AuthorityEntry
 
 
+def _check_store_extent(manifest: Manifest, store: Store, where: Path) -> None:
+    """Refuse a store whose document or passage count is not the manifest's (e.g. one copied from
+    another build: its passage ids are not the ones the legs return). `Store.extent` is cheap."""
+    from indexer.damage import LegError
+
+    for name, found in zip(("documents", "passages"), store.extent):
+        expected = manifest.counts.get(name)
+        if isinstance(expected, int) and not isinstance(expected, bool) and expected != found:
+            raise LegError("store", f"has {found} {name}, the manifest says {expected} (a store from another build?)", str(where))
+
+
 class SearchPipeline:
     """Receives its legs (a lexical retriever, optionally a vector retriever) and the build's store."""
 
@@ -138,13 +149,26 @@ class SearchPipeline:
 
     @classmethod
     def open(cls, index: str | Path, settings: SearchSettings | None = None, **kwargs: Any) -> "SearchPipeline":
-        """The pipeline over an index ROOT or build directory, with the legs its manifest names."""
+        """The pipeline over an index ROOT or build directory, with the legs its manifest names.
+
+        A damaged build (a file truncated or overwritten, a store copied from another build) is refused
+        with a one-line `IndexFormatError` naming the leg, the file and the first line of the cause
+        (`indexer.damage`), as `serve` refuses it."""
+        from indexer.damage import read_leg
+        from indexer.errors import DrsearchError
+
         settings = settings or SearchSettings()
         build_dir = layout.resolve_build(index)
         manifest = Manifest.read(build_dir)
-        store = Store(build_dir / layout.STORE)
+        store_path = build_dir / layout.STORE
+        store = read_leg("store", store_path, lambda: Store(store_path), keep=(DrsearchError,))
         try:
-            legs = registry.open_legs(build_dir, manifest, threads=settings.bm25_threads or budget())
+            _check_store_extent(manifest, store, store_path)
+            backends = "+".join(str(getattr(manifest.section(leg), "backend", leg)) for leg in manifest.legs)
+            legs = read_leg(
+                backends, build_dir, lambda: registry.open_legs(build_dir, manifest, threads=settings.bm25_threads or budget()),
+                keep=(DrsearchError,),
+            )  # fmt: skip
         except BaseException:
             store.close()
             raise

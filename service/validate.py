@@ -14,30 +14,20 @@ from typing import Any, TypeVar
 import numpy as np
 
 from indexer import layout
-from indexer.errors import BackendUnavailable, ConfigError, IndexFormatError
+from indexer.damage import LegError, read_leg
+from indexer.errors import BackendUnavailable, IndexFormatError
 
 log = logging.getLogger("drsearch.service")
 T = TypeVar("T")
 WARMUP_QUERY = "warm up the search index"
 
 
-class IndexInvalidError(IndexFormatError):
+class IndexInvalidError(LegError):
     """A build that cannot serve: `leg` is manifest, store, lucene, dense or a mode's warm-up."""
-
-    def __init__(self, leg: str, message: str, where: str):
-        super().__init__(f"{leg}: {message}", where=where)
-        self.leg = leg
 
 
 def _leg(leg: str, where: Path, fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except (ConfigError, BackendUnavailable):  # configuration, or a remote cluster down: not a broken build
-        raise
-    except Exception as exc:  # noqa: BLE001 - anything a broken file makes a reader raise
-        message = exc.message if isinstance(exc, IndexFormatError) else f"{type(exc).__name__}: {exc}"
-        first = (message.strip().splitlines() or ["unreadable"])[0][:300]
-        raise IndexInvalidError(leg, first, str(where)) from None
+    return read_leg(leg, where, fn, error=IndexInvalidError)
 
 
 def open_validated(build: Path, *, load_model: bool = True) -> Any:

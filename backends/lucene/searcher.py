@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,6 +18,7 @@ from backends.lucene.section import ANALYZER, LuceneSection
 from backends.lucene.topk import LuceneTopK
 from backends.threads import Later
 from indexer import layout
+from indexer.damage import LegError, first_line, java_exception_names
 from indexer.analysis import for_lucene
 from indexer.errors import IndexFormatError
 from indexer.schema import doc_id_of
@@ -43,11 +45,16 @@ class LuceneSearcher:
         self._dir = lucene_dir
         self._prepare = for_lucene if analyzer == ANALYZER else _unchanged  # as the index was built
         self._reader = None  # opened on the first long query (document frequencies)
-        self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(lucene_dir))
-        self._searcher.set_bm25(float(k1), float(b))
-        self._size = int(self._searcher.get_total_num_docs())  # one reader for the searcher's life
-        self._analyzer = self._searcher.get_analyzer()  # asked for once: each open index has its own searcher
-        self._topk = LuceneTopK(lucene_dir, self._analyzer, k1=k1, b=b, threads=threads)
+        with unreadable_as_error(lucene_dir):  # a truncated or overwritten segment file fails here, mostly
+            self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(lucene_dir))
+            try:
+                self._searcher.set_bm25(float(k1), float(b))
+                self._size = int(self._searcher.get_total_num_docs())  # one reader for the searcher's life
+                self._analyzer = self._searcher.get_analyzer()  # asked for once: each open index has its own searcher
+                self._topk = LuceneTopK(lucene_dir, self._analyzer, k1=k1, b=b, threads=threads)
+            except BaseException:
+                self._searcher.close()
+                raise
         self._analyzer_utils = autoclass("io.anserini.analysis.AnalyzerUtils")
         self._lock = threading.Lock()
         self.filter_fields = filter_fields  # indexed host/date(/language) fields: a Restriction can be applied
@@ -55,10 +62,17 @@ class LuceneSearcher:
 
     @classmethod
     def open(cls, build_dir: Path, section: LuceneSection, *, threads: int = 2) -> "LuceneSearcher":
-        return cls(
+        """The searcher of a build's Lucene leg; a folder whose document count is not the manifest's
+        (copied from another build) is refused as a damaged one is, in one line naming the folder."""
+        searcher = cls(
             build_dir / layout.LUCENE_DIR, k1=section.k1, b=section.b, threads=threads,
             filter_fields=section.filter_fields, analyzer=section.analyzer,
         )  # fmt: skip
+        if searcher.size != section.documents:
+            searcher.close()
+            raise LegError("lucene", f"has {searcher.size} documents, the manifest says {section.documents} "
+                           "(a Lucene index from another build?)", str(build_dir / layout.LUCENE_DIR))  # fmt: skip
+        return searcher
 
     @property
     def size(self) -> int:
@@ -82,13 +96,13 @@ class LuceneSearcher:
 
     def doc_freqs(self, terms: Sequence[str]) -> list[int]:
         """Document (passage) frequency of each index term."""
-        with self._lock:
+        with self._lock, unreadable_as_error(self._dir):
             if self._reader is None:
                 directory = autoclass("org.apache.lucene.store.FSDirectory").open(
                     autoclass("java.io.File")(str(self._dir)).toPath())  # fmt: skip
                 self._reader = autoclass("org.apache.lucene.index.DirectoryReader").open(directory)
         term = autoclass("org.apache.lucene.index.Term")
-        with INSTANCE_CALLS:  # each open index has its own reader
+        with INSTANCE_CALLS, unreadable_as_error(self._dir):  # each open index has its own reader
             return [int(self._reader.docFreq(term("contents", t))) for t in terms]
 
     def search(
@@ -130,7 +144,8 @@ class LuceneSearcher:
         wrap = None
         if isinstance(filters, Restriction) and self.filter_fields:
             wrap = functools.partial(self._restricted, restrict=filters)
-        return self._topk.batch(queries, k, wrap, positions=positions)
+        with unreadable_as_error(self._dir):  # damage that shows only when a query reads the postings
+            return self._topk.batch(queries, k, wrap, positions=positions)
 
     def _restricted(self, query, restrict: Restriction):
         """BooleanQuery: the bag-of-words BM25 `query` (MUST) + non-scoring FILTER clauses."""
@@ -196,3 +211,22 @@ class LuceneSearcher:
 
 def _unchanged(text: str) -> str:
     return text
+
+
+# Java exceptions (the exception or one of its causes) that say the index's files cannot be read.
+UNREADABLE = frozenset({
+    "CorruptIndexException", "EOFException", "IOException", "IndexFormatTooOldException", "IndexFormatTooNewException",
+    "NoSuchFileException", "FileNotFoundException", "AccessDeniedException", "IndexNotFoundException",
+})  # fmt: skip
+
+
+@contextmanager
+def unreadable_as_error(lucene_dir: Path) -> Iterator[None]:
+    """A Java exception that says `lucene_dir`'s files are damaged or missing (`UNREADABLE`) becomes one
+    line naming the folder and the innermost cause, e.g. `lucene: EOFException: read past EOF: ...`."""
+    try:
+        yield
+    except Exception as exc:  # jnius.JavaException, known by its `classname` (importing jnius first would start the JVM)
+        if not getattr(exc, "classname", None) or not java_exception_names(exc) & UNREADABLE:
+            raise
+        raise LegError("lucene", first_line(exc), str(lucene_dir)) from None

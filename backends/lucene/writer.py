@@ -91,9 +91,22 @@ def build_lucene_index(
                 bar.update(max(0, int(m.group(1).replace(",", "")) - bar.n))
         rc = proc.wait()
     if rc != 0 or indexed is None:
-        tail = " | ".join(l for l in log[-5:] if l)
-        raise DrsearchError(f"Lucene indexing failed (exit {rc}): {tail}", where=str(index_dir))
+        raise DrsearchError(indexing_failure(rc, log), where=str(index_dir))
     return indexed
+
+
+_FRAME = re.compile(r"^\s+at\s|^\s*\.\.\. \d+ more\s*$|^\s*Caused by:\s*$")
+_EXCEPTION = re.compile(r"^(?:Caused by:\s*|Exception in thread \"[^\"]*\"\s+)?((?:[\w$]+\.)+[\w$]*(?:Exception|Error)\b.*)$")
+
+
+def indexing_failure(rc: int, log: list[str]) -> str:
+    """One line for a failed IndexCollection run: its exit status and the last exception line of its
+    log (the innermost cause, e.g. `java.io.IOException: No space left on device`), never a stack
+    frame; without one, the last line of the log that is not a frame."""
+    lines = [line.strip() for line in log if line.strip() and not _FRAME.match(line)]
+    exceptions = [m.group(1) for line in lines if (m := _EXCEPTION.match(line))]
+    reason = (exceptions or lines or ["no output"])[-1]
+    return f"Lucene indexing failed (exit {rc}): {reason[:300]}"
 
 
 class LuceneWriter:

@@ -143,3 +143,51 @@ def test_failed_build_leaves_no_partial_build(tmp_path):
     assert sorted(os.listdir(root / "builds")) == live and os.readlink(root / "current") == current
     out = drsearch("search", "magma lava", "--index", root, "-k", "1", "--json", check=True)
     assert json.loads(out.stdout)["hits"][0]["doc_id"] == "volcano"
+
+
+def _damaged_copy(tmp_path, tiny_index, damage: str):
+    """A copy of tiny_index's build with one file damaged as `damage` says; returns (build, the damaged file)."""
+    import shutil
+
+    build = tmp_path / "build"
+    shutil.copytree(os.path.realpath(tiny_index / "current"), build)
+    store = build / "store.sqlite"
+    if damage == "garbage-store":
+        store.write_bytes(b"garbage\n")
+        return build, store
+    if damage == "truncated-store":
+        os.truncate(store, store.stat().st_size // 2)
+        return build, store
+    if damage == "store-of-another-build":
+        write_docs(tmp_path / "three.jsonl", DOCS[:3])
+        drsearch("index", "build", "--corpus", tmp_path / "three.jsonl", "--out", tmp_path / "other", "--no-dense", "-q", check=True)
+        shutil.copyfile(tmp_path / "other" / "current" / "store.sqlite", store)
+        return build, store
+    assert damage == "truncated-segment"
+    segment = max((build / "lucene").glob("_*.fdt"), key=lambda p: p.stat().st_size)
+    os.truncate(segment, 10)
+    return build, build / "lucene"
+
+
+@pytest.mark.parametrize(
+    "damage, fragments",
+    [("garbage-store", ["store: DatabaseError: file is not a database"]),
+     ("truncated-store", ["store: DatabaseError: database disk image is malformed"]),
+     ("store-of-another-build", ["store: has 3 documents, the manifest says 12"]),
+     ("truncated-segment", ["lucene: EOFException", ".fdt"])],
+)  # fmt: skip
+def test_search_refuses_a_damaged_build_in_one_line(tmp_path, tiny_index, damage, fragments):
+    build, damaged = _damaged_copy(tmp_path, tiny_index, damage)
+    proc = drsearch("search", "magma lava", "--index", build, "--mode", "bm25", timeout=120)
+    assert_one_line_error(proc, f"drsearch: error: {damaged}: ", *fragments)
+    out = drsearch("search", "magma lava", "--index", tiny_index, "-k", "1", "--json", check=True)  # the original is intact
+    assert json.loads(out.stdout)["hits"][0]["doc_id"] == "volcano"
+
+
+def test_eval_fetch_and_mcp_refuse_a_damaged_build_in_one_line(tmp_path, tiny_index):
+    build, lucene = _damaged_copy(tmp_path, tiny_index, "truncated-segment")
+    beir = write_beir(tmp_path / "beir", GOOD_QUERIES, GOOD_QRELS)
+    for proc in (drsearch("eval", "--index", build, "--beir", beir, "-q", timeout=120),
+                 drsearch("fetch", "volcano", "--index", build, timeout=120),
+                 drsearch("mcp", "--index", build, timeout=120)):  # fmt: skip
+        assert_one_line_error(proc, f"{lucene}: lucene: EOFException", ".fdt")
