@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -120,24 +121,67 @@ class Store:
         last = [self._db.execute(f"SELECT MAX(idx) FROM {table}").fetchone()[0] for table in ("documents", "passages")]
         return tuple((-1 if v is None else int(v)) + 1 for v in last)  # type: ignore[return-value]
 
-    # SQLite's substr counts characters (1-based), as Python's offsets do.
-    _TEXT = "substr(d.text, p.start + 1, p.end - p.start)"
+    # A passage's text: characters [start, end) of its document's text. SQLite's substr() counts characters
+    # (1-based) as Python's offsets do, and reads a TEXT value only up to its first NUL (see `_sql_text`),
+    # but loads the whole value for every row it is applied to: reading N passages of one document that
+    # way costs N times its size, so the readers below read each document's text once.
     _PASSAGE_SELECT = (
-        f"SELECT p.idx, p.passage_id, d.doc_id, p.ordinal, p.start, p.end, {_TEXT}, d.title, d.url, d.domain, d.published "
+        "SELECT p.idx, p.passage_id, d.doc_id, p.ordinal, p.start, p.end, {text}, d.title, d.url, d.domain, d.published "
         "FROM passages p JOIN documents d ON d.idx = p.doc_idx "
     )
+    _WITH_TEXT = _PASSAGE_SELECT.format(text="substr(d.text, p.start + 1, p.end - p.start)")
+    _WITH_DOC_IDX = _PASSAGE_SELECT.format(text="p.doc_idx")
 
     def passages_by_id(self, passage_ids: Iterable[str]) -> dict[str, PassageRow]:
+        """The passages of `passage_ids` that exist, by id, one query per 500 ids. Where the ids name
+        (`doc_id_of`) at most two passages of each document, that query reads each passage's text (the
+        common case: one of each); where three or more of one document are asked for (a long document
+        matching a query), a second query reads each document's text once, as one span over its passages
+        (for two, a span's longer copy costs about what the second read of the document saves)."""
         ids = list(dict.fromkeys(passage_ids))
         out: dict[str, PassageRow] = {}
         cursor = self._plain_cursor()
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in cursor.execute(self._PASSAGE_SELECT + f"WHERE p.passage_id IN ({marks})", chunk):
-                passage = PassageRow._make(row)
-                out[passage.passage_id] = passage
+            where = f"WHERE p.passage_id IN ({','.join('?' * len(chunk))})"
+            doc_ids = {pid.rsplit("#", 1)[0] for pid in chunk}  # doc_id_of, inlined
+            if len(doc_ids) == len(chunk) or max(Counter(pid.rsplit("#", 1)[0] for pid in chunk).values()) < 3:
+                make = PassageRow._make
+                out.update({row[1]: make(row) for row in cursor.execute(self._WITH_TEXT + where, chunk)})
+                continue
+            rows = cursor.execute(self._WITH_DOC_IDX + where, chunk).fetchall()
+            spans: dict[int, tuple[int, int]] = {}  # doc idx -> (first start, last end) of its passages here
+            for row in rows:
+                first, last = spans.get(row[6], (row[4], row[5]))
+                spans[row[6]] = (min(first, row[4]), max(last, row[5]))
+            texts = self._spans(cursor, spans)
+            for idx, pid, doc_id, ordinal, start, end, doc_idx, title, url, domain, published in rows:
+                first = spans[doc_idx][0]
+                text = texts[doc_idx][start - first : end - first]
+                out[pid] = PassageRow(idx, pid, doc_id, ordinal, start, end, text, title, url, domain, published)
         return out
+
+    @staticmethod
+    def _spans(cursor: sqlite3.Cursor, spans: dict[int, tuple[int, int]]) -> dict[int, str]:
+        """doc idx -> characters [first, last) of its text, as substr() reads them: one read of each text."""
+        out: dict[int, str] = {}
+        items = list(spans.items())
+        for i in range(0, len(items), 300):  # 3 parameters a document: under the oldest SQLite's limit of 999
+            part = items[i : i + 300]
+            values = ",".join(["(?,?,?)"] * len(part))
+            params = [v for doc_idx, (first, last) in part for v in (doc_idx, first + 1, last - first)]
+            out.update(cursor.execute(
+                f"WITH s(i, a, n) AS (VALUES {values}) SELECT s.i, substr(d.text, s.a, s.n) FROM s JOIN documents d ON d.idx = s.i",
+                params,
+            ))  # fmt: skip
+        return out
+
+    @staticmethod
+    def _sql_text(text: str) -> str:
+        """`text` as SQLite's substr() reads a TEXT value: up to its first NUL (U+0000), if any. Passages
+        were always read that way; the bulk reader, which slices in Python, keeps to it."""
+        nul = text.find("\0")
+        return text if nul < 0 else text[:nul]
 
     def passage(self, passage_id: str) -> PassageRow | None:
         return self.passages_by_id([passage_id]).get(passage_id)
@@ -172,13 +216,33 @@ class Store:
         return next((doc_id for doc_id, stored in rows if url_key(stored) == key), None)
 
     def iter_passages(self, batch: int = 2000) -> Iterator[tuple[int, str, str, str]]:
-        """(idx, passage_id, title, text) in idx order: what the indexes are built from."""
-        cur = self._plain_cursor().execute(
-            f"SELECT p.idx, p.passage_id, d.title, {self._TEXT} FROM passages p JOIN documents d ON d.idx = p.doc_idx "
-            "ORDER BY p.idx"
-        )
-        while rows := cur.fetchmany(batch):
-            yield from rows
+        """(idx, passage_id, title, text) in idx order: what the indexes are built from.
+
+        Linear in the corpus: each document's text is read once, by a second cursor walking the documents
+        in idx order alongside the passages (a store lays a document's passages out consecutively, in
+        document order), and its passages are sliced from it in Python. A passage whose document is not
+        the current one or a later one is looked up on its own; one whose document is missing is skipped,
+        as the join it replaces did."""
+        passages = self._plain_cursor().execute("SELECT idx, passage_id, doc_idx, start, end FROM passages ORDER BY idx")
+        docs = self._plain_cursor().execute("SELECT idx, title, text FROM documents ORDER BY idx")
+        doc: tuple[int, str, str] | None = next(docs, None)  # the documents cursor's current row; None once past the end
+        cur_idx, title, text = -1, "", ""  # the document the last passages came from
+        while rows := passages.fetchmany(batch):
+            for idx, passage_id, doc_idx, start, end in rows:
+                if doc_idx != cur_idx:
+                    while doc is not None and doc[0] < doc_idx:  # skip documents without passages
+                        doc = next(docs, None)
+                    if doc is not None and doc[0] == doc_idx:
+                        found: tuple[int, str, str] | None = doc
+                    else:  # out of order (not written by StoreWriter) or dangling
+                        found = self._plain_cursor().execute(
+                            "SELECT idx, title, text FROM documents WHERE idx = ?", (doc_idx,)
+                        ).fetchone()
+                    if found is None:
+                        continue
+                    cur_idx, title, text = found
+                    text = self._sql_text(text)
+                yield idx, passage_id, title, text[start:end]
 
     def passage_doc_fields(self) -> Iterator[tuple[int, str, str | None, str | None, str | None]]:
         """(passage idx, passage_id, url, domain, published) for every passage, for in-memory filter tables."""
