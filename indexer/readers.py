@@ -102,6 +102,17 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
             raise CorpusError(f"corrupt or unreadable data: {exc}", where=f"{path}:{lineno + 1}") from None
 
 
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line of a plain or gzip UTF-8 file (`_iter_lines`), for files read
+    whole (queries, qrels); CorpusError at file:line for a line that is not UTF-8."""
+    for lineno, raw in _iter_lines(path):
+        try:
+            line = _decode_line(raw)
+        except ValueError as exc:
+            raise CorpusError(str(exc), where=f"{path}:{lineno}") from None
+        yield lineno, line
+
+
 def _decode_line(line: bytes) -> str:
     try:
         return line.decode("utf-8")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
 from indexer.errors import CorpusError, QueryError
+from indexer.readers import text_lines
 from indexer.schema import doc_id_of
 from ranker.hit import Hit
 
@@ -22,7 +23,7 @@ def load_qrels(beir_dir: Path, split: str = "test") -> dict[str, dict[str, int]]
     if not path.is_file():
         raise CorpusError(f"no qrels for split '{split}' (expected qrels/{split}.tsv)", where=str(beir_dir))
     qrels: dict[str, dict[str, int]] = {}
-    lines = (line for _, line in _utf8_lines(path))
+    lines = (line for _, line in text_lines(path))
     for lineno, row in enumerate(csv.reader(lines, delimiter="\t"), 1):
         if not row or (lineno == 1 and row[0] in ("query-id", "query_id", "qid")):
             continue
@@ -35,18 +36,6 @@ def load_qrels(beir_dir: Path, split: str = "test") -> dict[str, dict[str, int]]
         except ValueError:
             raise CorpusError(f"relevance '{row[2]}' is not an integer", where=f"{path}:{lineno}") from None
     return qrels
-
-
-def _utf8_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each line; CorpusError at file:line for bytes that are not UTF-8."""
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise CorpusError(f"not UTF-8 text ({exc.reason} at byte {exc.start + 1} of the line)",
-                                  where=f"{path}:{lineno}") from None  # fmt: skip
-            yield lineno, line
 
 
 def queries_path(beir_dir: Path) -> Path:
@@ -63,7 +52,7 @@ def _read_queries(beir_dir: Path) -> dict[str, tuple[int, str]]:
     if not path.is_file():
         raise CorpusError("no queries.jsonl", where=str(beir_dir))
     out = {}
-    for lineno, line in _utf8_lines(path):
+    for lineno, line in text_lines(path):
         if not line.strip():
             continue
         try:
