@@ -303,7 +303,7 @@ def serve(
     try:
         settings = ServiceSettings(
             index=index, host=host, port=port, workers=workers, threads=threads, cache_size=cache_size,
-            batching=batching, batch_window_ms=batch_window_ms, max_query_chars=max_query_chars or None,
+            batching=batching, batch_window_ms=batch_window_ms, max_query_chars=max_query_chars,
             fetch_any_host=fetch_any_host,
         )  # fmt: skip
     except ValueError as exc:
@@ -315,7 +315,7 @@ def _agent_settings(index: Path, fetch_any_host: bool, max_query_chars: int):
     from service.settings import ServiceSettings
 
     try:  # DRSEARCH_SERVE_FETCH_* env vars set the other fetch limits, as for `serve`
-        return ServiceSettings(index=index, fetch_any_host=fetch_any_host, max_query_chars=max_query_chars or None)
+        return ServiceSettings(index=index, fetch_any_host=fetch_any_host, max_query_chars=max_query_chars)  # 0: no cap
     except ValueError as exc:
         raise DrsearchError(_first_pydantic_error(exc)) from None
 
