@@ -64,12 +64,16 @@ class Candidates(Sequence[Hit]):
     def order(self) -> list[int]:
         """Array indices best first: by fused score, then the best position in any leg, then passage id."""
         if self._order is None:
-            missed = np.iinfo(np.int64).max
-            best = np.minimum(np.where(self._bm25_rank > 0, self._bm25_rank, missed),
-                              np.where(self._dense_rank > 0, self._dense_rank, missed))  # fmt: skip
-            keys = [-self.score, best]
+            keys = [-self.score, self.nearest]
             self._order = ties_by_id(np.lexsort(keys[::-1]), keys, self.passage_id).tolist()
         return self._order
+
+    @property
+    def nearest(self) -> np.ndarray:
+        """Each candidate's best (smallest) position in any leg."""
+        missed = np.iinfo(np.int64).max
+        return np.minimum(np.where(self._bm25_rank > 0, self._bm25_rank, missed),
+                          np.where(self._dense_rank > 0, self._dense_rank, missed))  # fmt: skip
 
     def hits(self, order: list[int], final: np.ndarray, prior: np.ndarray) -> Iterator[Hit]:
         """The candidates' `Hit`s in `order` (array indices), ranked 1.., with their `final` scores and
@@ -99,35 +103,36 @@ class Candidates(Sequence[Hit]):
         return [self.id_of(k) for k in self.keys.tolist()]
 
 
-def convex_arrays(lexical: LegRun, dense: LegRun, weights: Sequence[float]) -> Candidates:
-    """`fusion.convex([lexical hits, dense hits], weights, norm="minmax")` on the legs' raw lists
-    (passage ids and scores): each distinct id gets an integer key, then `convex_keyed`."""
+def convex_arrays(lexical: LegRun, dense: LegRun, weights: Sequence[float], window: int | None = None) -> Candidates:
+    """`fusion.convex([lexical hits, dense hits], weights, norm="minmax", window=window)` on the legs'
+    raw lists (passage ids and scores): each distinct id gets an integer key, then `convex_keyed`."""
     key_of: dict[str, int] = {}
     keyed = [(np.fromiter((key_of.setdefault(p, len(key_of)) for p in ids), dtype=np.int64, count=len(ids)), scores)
              for ids, scores in (lexical, dense)]  # fmt: skip
     names = list(key_of)
-    return convex_keyed(keyed[0], keyed[1], weights, names.__getitem__, positional=False)
+    return convex_keyed(keyed[0], keyed[1], weights, names.__getitem__, positional=False, window=window)
 
 
 def convex_positions_many(lexical: Sequence[KeyedRun], dense: Sequence[KeyedRun], weights: Sequence[float],
-                          id_of: Callable[[int], str]) -> list[Candidates]:  # fmt: skip
+                          id_of: Callable[[int], str], window: int | None = None) -> list[Candidates]:  # fmt: skip
     """`convex_arrays` of each query's pair of runs of column positions (all known) and scores,
     computed for the whole batch at once; `id_of` reads a position's id."""
-    return convex_keyed_many(lexical, dense, weights, id_of, positional=True)
+    return convex_keyed_many(lexical, dense, weights, id_of, positional=True, window=window)
 
 
 def convex_keyed(lexical: KeyedRun, dense: KeyedRun, weights: Sequence[float], id_of: Callable[[int], str], *,
-                 positional: bool) -> Candidates:  # fmt: skip
+                 positional: bool, window: int | None = None) -> Candidates:  # fmt: skip
     """`fusion.convex` over runs keyed by integers (one key per passage).
 
     Same order and scores: a passage's first position in each run counts; each run's scores are
-    min-max normalised over those (all equal: 1.0), a missing passage contributes 0, the weighted sum
-    is the fused score; ties go to the best position in any run, then the passage id."""
-    return convex_keyed_many([lexical], [dense], weights, id_of, positional=positional)[0]
+    min-max normalised over those (all equal: 1.0) within its first `window` positions, a passage
+    further down or missing contributes 0, the weighted sum is the fused score; ties go to the best
+    position in any run, then the passage id."""
+    return convex_keyed_many([lexical], [dense], weights, id_of, positional=positional, window=window)[0]
 
 
 def convex_keyed_many(lexical: Sequence[KeyedRun], dense: Sequence[KeyedRun], weights: Sequence[float],
-                      id_of: Callable[[int], str], *, positional: bool) -> list[Candidates]:  # fmt: skip
+                      id_of: Callable[[int], str], *, positional: bool, window: int | None = None) -> list[Candidates]:  # fmt: skip
     """`convex_keyed` of each query's pair of runs (keys >= 0), as array work over the whole batch:
     each (query, key) pair is one integer, query * span + key, and one stable sort of both legs'
     pairs groups each query's candidates, so the unions, min-max normalisations and fused scores are
@@ -135,7 +140,7 @@ def convex_keyed_many(lexical: Sequence[KeyedRun], dense: Sequence[KeyedRun], we
     `Candidates.order`: the authority rerank, which ranks them in the end, does not need it."""
     n_queries = len(lexical)
     if n_queries == 1:
-        one = _convex_one(lexical[0], dense[0], weights, id_of, positional=positional)
+        one = _convex_one(lexical[0], dense[0], weights, id_of, positional=positional, window=window)
         if one is not None:
             return [one]
     (lex_keys, lex_scores, lex_counts), (den_keys, den_scores, den_counts) = _flattened(lexical), _flattened(dense)
@@ -156,6 +161,8 @@ def convex_keyed_many(lexical: Sequence[KeyedRun], dense: Sequence[KeyedRun], we
     first[1:] |= from_lex[1:] != from_lex[:-1]
     kept = np.zeros(len(keys), dtype=bool)
     kept[order[first]] = True
+    if window is not None:  # further down a run, a passage is a candidate but scores nothing from it
+        kept &= place < window
     lo = per_run(np.minimum, np.where(kept, scores, np.inf), counts, run_starts)
     hi = per_run(np.maximum, np.where(kept, scores, -np.inf), counts, run_starts)
     spread = hi - lo
@@ -183,7 +190,7 @@ def convex_keyed_many(lexical: Sequence[KeyedRun], dense: Sequence[KeyedRun], we
 
 
 def _convex_one(lexical: KeyedRun, dense: KeyedRun, weights: Sequence[float], id_of: Callable[[int], str], *,
-                positional: bool) -> Candidates | None:  # fmt: skip
+                positional: bool, window: int | None = None) -> Candidates | None:  # fmt: skip
     """`convex_keyed_many` of a single query whose runs each name a passage at most once (as Lucene's
     and FAISS's do), in half the array steps, since a single search's latency is mostly per-step
     cost; None where a run repeats a key (the batch computation handles repeats)."""
@@ -199,7 +206,7 @@ def _convex_one(lexical: KeyedRun, dense: KeyedRun, weights: Sequence[float], id
     if (~new[1:] & (from_lex[1:] == from_lex[:-1])).any():  # a run names a passage twice
         return None
     scores = np.concatenate((np.asarray(lex_scores, dtype=np.float64), np.asarray(den_scores, dtype=np.float64)))
-    part = np.concatenate((_normalised(scores[:n_lex], weights[0]), _normalised(scores[n_lex:], weights[1])))
+    part = np.concatenate((_normalised(scores[:n_lex], weights[0], window), _normalised(scores[n_lex:], weights[1], window)))
     group = np.cumsum(new) - 1  # each sorted entry's candidate
     n = int(group[-1]) + 1
     fused = np.bincount(group, weights=part[order], minlength=n)  # lexical part first, as fusion.convex adds them
@@ -214,10 +221,13 @@ def _convex_one(lexical: KeyedRun, dense: KeyedRun, weights: Sequence[float], id
                       has_lexical=bool(((bm25 != 0) & (bm25 == bm25)).any()))  # fmt: skip
 
 
-def _normalised(scores: np.ndarray, weight: float) -> np.ndarray:
-    """`weight` x one run's scores min-max normalised (all equal: 1.0), as `convex_keyed_many` does."""
+def _normalised(scores: np.ndarray, weight: float, window: int | None = None) -> np.ndarray:
+    """`weight` x one run's scores min-max normalised (all equal: 1.0), as `convex_keyed_many` does:
+    over its first `window` scores, the rest 0."""
     if not len(scores):
         return scores
+    if window is not None and len(scores) > window:
+        return np.concatenate((_normalised(scores[:window], weight), np.zeros(len(scores) - window)))
     lo = np.minimum.reduce(scores)  # the ufunc itself: ndarray.min's Python wrapper costs as much on ~100 numbers
     spread = np.maximum.reduce(scores) - lo
     return np.multiply(float(weight), (scores - lo) / spread if not spread <= 0.0 else np.ones(len(scores)))

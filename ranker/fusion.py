@@ -8,6 +8,10 @@ Ordering is deterministic: fused score descending, then the best (smallest) posi
 had in any run, then `passage_id` ascending. A passage's position in a run is its 1-based place in
 the list (not its `rank` field), so runs that were filtered without renumbering still fuse correctly;
 a passage repeated within one run counts once, at its first position.
+
+`window`: only a run's first `window` positions score (a passage further down counts as missing
+from that run, though it stays a candidate), so a deeper run appends candidates without moving the
+scores of those found within the window: pages of one ranking asked with more depth stay in order.
 """
 
 from __future__ import annotations
@@ -79,8 +83,8 @@ def _finish(merged: dict[str, list], scores: np.ndarray, limit: int | None) -> l
     return out
 
 
-def rrf(runs: Sequence[Sequence[Hit]], k: int = 60, limit: int | None = None) -> list[Hit]:
-    """Reciprocal rank fusion: score = sum over runs containing the passage of 1 / (k + position)."""
+def rrf(runs: Sequence[Sequence[Hit]], k: int = 60, limit: int | None = None, window: int | None = None) -> list[Hit]:
+    """Reciprocal rank fusion: score = sum over runs containing the passage (within `window`) of 1 / (k + position)."""
     if k < 0:
         raise ValueError(f"rrf k must be >= 0, got {k}")
     merged, positions = _collect(runs)
@@ -88,7 +92,8 @@ def rrf(runs: Sequence[Sequence[Hit]], k: int = 60, limit: int | None = None) ->
     parts = np.zeros((len(runs), len(merged)))
     for row, pos_of in enumerate(positions):
         for pid, pos in pos_of.items():
-            parts[row, column[pid]] = 1.0 / (k + pos)
+            if window is None or pos <= window:
+                parts[row, column[pid]] = 1.0 / (k + pos)
     return _finish(merged, _sum_parts(parts), limit)
 
 
@@ -125,6 +130,7 @@ def convex(
     weights: Sequence[float],
     norm: Norm = "minmax",
     limit: int | None = None,
+    window: int | None = None,
 ) -> list[Hit]:
     """Weighted sum of per-run normalised scores (each run's `score` field), per query.
 
@@ -148,7 +154,7 @@ def convex(
     for row, (run, pos_of, w) in enumerate(zip(runs, positions, ws)):
         if not pos_of:
             continue  # an empty run contributes nothing (0.0 to every sum)
-        firsts = [h for pos, h in enumerate(run, 1) if pos_of[h.passage_id] == pos]  # first occurrence only
+        firsts = [h for pos, h in enumerate(run[:window], 1) if pos_of[h.passage_id] == pos]  # first occurrence only
         normed = normalize_scores([h.score for h in firsts], norm)
         floor = 0.0 if norm == "minmax" else min(normed)
         parts[row] = w * floor

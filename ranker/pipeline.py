@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from itertools import accumulate, islice
@@ -41,11 +41,24 @@ _PRIOR_BY_TIER = np.array([0.0] + [TIER_PRIOR.get(t, 0.0) for t in range(1, 128)
 
 
 def _reranked(scores: np.ndarray, fused: np.ndarray, prior: np.ndarray, counts: list[int],
-              id_of: Callable[[int], str]) -> tuple[list[list[int]], np.ndarray]:  # fmt: skip
+              id_of: Callable[[int], str], nearest: np.ndarray | None = None,
+              window: int = 0) -> tuple[list[list[int]], np.ndarray]:  # fmt: skip
     """For queries whose candidates lie one after another in the arrays (`counts` each): each
     query's order (indices into its own candidates) by final score = its relevance min-max
     normalised + `prior`, then fused score, then passage id (`id_of` of a flat index); and the
-    final scores."""
+    final scores. `nearest`, given with a `window`: each candidate's best position in any leg; those
+    within the first `window` of a leg set the normalisation's bounds and rank before the others,
+    which were found deeper only to fill a page (collapse and filters thin lists; pages go past the
+    window) and rank by that position: so each candidate keeps its place when a list goes deeper."""
+    if nearest is not None:
+        in_window = nearest <= window
+        deeper = ~in_window
+        lo = per_query(np.minimum, np.where(in_window, scores, np.inf), counts)
+        span = per_query(np.maximum, np.where(in_window, scores, -np.inf), counts) - lo
+        scaled = (span > 0) & np.isfinite(span)
+        relevance = np.where(in_window, 1.0, 0.0)  # all equal within the window: 1, deeper 0
+        relevance[scaled] = (scores[scaled] - lo[scaled]) / span[scaled]
+        return _ordered(relevance + prior, fused, counts, id_of, first=[deeper, np.where(deeper, nearest, 0)])
     if len(counts) == 1:  # a single search (callers pass none empty): the same steps without the per-query bookkeeping
         lo = np.minimum.reduce(scores)
         span = np.maximum.reduce(scores) - lo
@@ -53,20 +66,30 @@ def _reranked(scores: np.ndarray, fused: np.ndarray, prior: np.ndarray, counts: 
         final = relevance + prior
         by_final, by_fused = -final, -fused
         return [ties_by_id(np.lexsort((by_fused, by_final)), [by_final, by_fused], id_of).tolist()], final
-    sizes = np.asarray(counts)
-    starts = np.cumsum(sizes) - sizes
-    lo, hi = per_run(np.minimum, scores, sizes, starts), per_run(np.maximum, scores, sizes, starts)
-    firsts = starts.tolist()
-    span = hi - lo
+    lo = per_query(np.minimum, scores, counts)
+    span = per_query(np.maximum, scores, counts) - lo
     relevance = np.ones(len(scores))
     scaled = (span > 0) & np.isfinite(span)  # all equal, or infinite scores: relevance 1
     relevance[scaled] = (scores[scaled] - lo[scaled]) / span[scaled]
-    final = relevance + prior
-    by_final, by_fused = -final, -fused
+    return _ordered(relevance + prior, fused, counts, id_of)
+
+
+def per_query(reduce: np.ufunc, values: np.ndarray, counts: list[int]) -> np.ndarray:
+    """`reduce` of `values` over each query's candidates (`counts` each, one after another), repeated to each."""
+    sizes = np.asarray(counts)
+    return per_run(reduce, values, sizes, np.cumsum(sizes) - sizes)
+
+
+def _ordered(final: np.ndarray, fused: np.ndarray, counts: list[int], id_of: Callable[[int], str],
+             first: Sequence[np.ndarray] = ()) -> tuple[list[list[int]], np.ndarray]:  # fmt: skip
+    """`_reranked`'s orders by the keys `first` (most significant first), then final score, then
+    fused score, then passage id; and `final`."""
+    firsts = (np.cumsum(counts) - counts).tolist()
+    keys = [*first, -final, -fused]
     # A small sort per query: 3x faster than one sort of the whole batch by (query, final, fused).
-    orders = [np.lexsort((by_fused[a:a + n], by_final[a:a + n])) for a, n in zip(firsts, counts)]
+    orders = [np.lexsort([key[a:a + n] for key in reversed(keys)]) for a, n in zip(firsts, counts)]
     order = np.concatenate([o + a for o, a in zip(orders, firsts)])
-    order = ties_by_id(order, [np.repeat(np.arange(len(counts)), counts), by_final, by_fused], id_of)
+    order = ties_by_id(order, [np.repeat(np.arange(len(counts)), counts), *keys], id_of)
     return [(order[a:a + n] - a).tolist() for a, n in zip(firsts, counts)], final
 
 
@@ -265,7 +288,11 @@ class SearchPipeline:
         fusion_name = options.fusion or self.settings.fusion
         size = self.lexical.size
         cap = max(options.k, options.max_candidates or self.settings.max_candidates)  # hard bound on work per query
-        depth = min(size, cap, max(options.k0 or self.settings.k0, options.k))
+        k0 = options.k0 or self.settings.k0
+        depth = min(size, cap, max(k0, options.k))
+        # Only each leg's first `window` hits score: deeper lists (filters, collapse, a page's offset)
+        # add candidates ranked after them, so a larger k keeps the order a smaller one gave.
+        window = min(depth, max(k0, options.page_size or options.k))
         if filters.active or max_per_domain or per_doc:
             depth = min(size, cap, max(depth, options.k * 3))
         results: list[list[Hit] | None] = [None] * len(texts)
@@ -294,22 +321,24 @@ class SearchPipeline:
                     results[i] = so_far.get(i) or RankedList.of([], examined=0, exhausted=False, partial=True)
                 break
             runs: dict[int, tuple[list[Hit], bool]] = {}
+            deeper = window if depth > window else None  # the window, where the lists go past it
             for m in dict.fromkeys(modes[i] for i in pending):  # one batch per mode used, usually one
                 group = [i for i in pending if modes[i] == m]
                 runs.update(zip(group, self._retrieve([texts[i] for i in group], MODE_LEGS[m], depth, fusion_name,
                                                       None if vectors is None else vectors[group], filters,
-                                                      lexical_ahead)))  # fmt: skip
+                                                      lexical_ahead, deeper)))  # fmt: skip
             lexical_ahead = None  # for the first depth only
             still: list[int] = []
             # An empty lexical run may mean the query has no searchable term at all.
             self._refuse_termless(texts, [i for i in pending if LEXICAL in MODE_LEGS[modes[i]] and not _has_lexical(runs[i][0])])
             lean = [i for i in pending if isinstance(runs[i][0], Candidates)]  # reranked together, as arrays
-            reranked = dict(zip(lean, self._authority_rerank_many([runs[i][0] for i in lean], weight)))
+            reranked = dict(zip(lean, self._authority_rerank_many([runs[i][0] for i in lean], weight, deeper)))
             for i in pending:
                 candidates, exhausted = runs[i]
                 if not options.partial:  # reranking 64 deep lists takes seconds: stop between queries too
                     deadlines.check(options.deadline, "while ranking")
-                ranked = reranked[i] if i in reranked else self._authority_rerank(candidates, weight, fused_by_score=len(MODE_LEGS[modes[i]]) > 1)  # 1..n
+                ranked = reranked[i] if i in reranked else self._authority_rerank(
+                    candidates, weight, fused_by_score=len(MODE_LEGS[modes[i]]) > 1, window=deeper)  # 1..n
                 if filters.active:
                     accepts, meta = filters.accepts, self.source_meta
                     ranked = (h for h in ranked if accepts(h.passage_id, meta(h.passage_id)))
@@ -387,11 +416,13 @@ class SearchPipeline:
                 and hasattr(self.lexical, "search_raw") and hasattr(self.dense, "search_vectors_positions"))  # fmt: skip
 
     def _retrieve(self, queries: list[str], legs: tuple[Leg, ...], depth: int, fusion_name: str, vectors,
-                  filters: SourceFilter, lexical_ahead: Later | None = None) -> list[tuple[list[Hit], bool]]:  # fmt: skip
+                  filters: SourceFilter, lexical_ahead: Later | None = None,
+                  window: int | None = None) -> list[tuple[list[Hit], bool]]:  # fmt: skip
         """Per query: (fused candidates best first, whether every leg ran out before `depth`).
         Active filters reach the legs resolved against the build's columns, so they search only
         passages that can pass them (the post-filter in `rank` stays the exact check).
-        `lexical_ahead`: these queries' unfiltered lexical positions at `depth`, computed beside the encoding."""
+        `lexical_ahead`: these queries' unfiltered lexical positions at `depth`, computed beside the encoding.
+        `window`: only each leg's first `window` hits score in the fusion (`ranker.fusion`)."""
         rescore = fusion_name == "rescore" and len(legs) > 1
         lexical_filter = vector_filter = filters if filters.active else None
         if filters.active:  # legs that take a Restriction get one; others (Elasticsearch) the filters
@@ -417,7 +448,7 @@ class SearchPipeline:
                 lexical_runs = None
             if lexical_runs is None:
                 lexical_runs = self.lexical.search_raw(queries, depth, lexical_filter)
-            fused = self._fuse_positions(lexical_runs, dense_runs, [1.0 - w, w])
+            fused = self._fuse_positions(lexical_runs, dense_runs, [1.0 - w, w], window)
             return [(candidates, len(lex[0]) < depth and len(den[0]) < depth)
                     for candidates, lex, den in zip(fused, lexical_runs, dense_runs)]  # fmt: skip
         runs = [
@@ -432,14 +463,15 @@ class SearchPipeline:
         out = []
         for per_leg in zip(*runs):
             if fusion_name == "rrf":
-                fused = fusion.rrf(list(per_leg), k=self.settings.rrf_k)
+                fused = fusion.rrf(list(per_leg), k=self.settings.rrf_k, window=window)
             else:
                 w = self.settings.dense_weight
-                fused = fusion.convex(list(per_leg), weights=[1.0 - w, w])
+                fused = fusion.convex(list(per_leg), weights=[1.0 - w, w], window=window)
             out.append((fused, all(len(run) < depth for run in per_leg)))
         return out
 
-    def _fuse_positions(self, lexical_runs: list, dense_runs: list, weights: list[float]) -> list[Candidates]:
+    def _fuse_positions(self, lexical_runs: list, dense_runs: list, weights: list[float],
+                        window: int | None = None) -> list[Candidates]:  # fmt: skip
         """Convex fusion of each query's Lucene run, (positions, scores) or (ids, scores), and FAISS run
         (positions, scores), keyed by column position, for the whole batch at once."""
         columns = self.sources.columns
@@ -448,11 +480,11 @@ class SearchPipeline:
             if not isinstance(lexical[0], np.ndarray):  # ids: looked up in the columns once
                 positions = columns.positions(lexical[0])
                 if len(positions) and positions.min() < 0:  # an id the columns lack (never for a consistent build)
-                    by_id[i] = convex_arrays(lexical, (columns.passage_ids(dense[0].tolist()), dense[1]), weights)
+                    by_id[i] = convex_arrays(lexical, (columns.passage_ids(dense[0].tolist()), dense[1]), weights, window)
                     positions = positions[:0]
                 lexical = (positions, lexical[1][: len(positions)])
             keyed.append(lexical)
-        fused = convex_positions_many(keyed, dense_runs, weights, columns.passage_id)
+        fused = convex_positions_many(keyed, dense_runs, weights, columns.passage_id, window)
         return [by_id.get(i, candidates) for i, candidates in enumerate(fused)]
 
     def _rescore(self, vector, run: list[Hit]) -> list[Hit]:
@@ -464,9 +496,11 @@ class SearchPipeline:
         rescored.sort(key=lambda h: (-h.score, h.bm25_rank or 0))
         return [h.with_(rank=r) for r, h in enumerate(rescored, 1)]
 
-    def _authority_rerank(self, candidates: list[Hit], weight: float, *, fused_by_score: bool) -> Iterator[Hit]:
+    def _authority_rerank(self, candidates: list[Hit], weight: float, *, fused_by_score: bool,
+                          window: int | None = None) -> Iterator[Hit]:  # fmt: skip
         """final = relevance normalised to [0, 1] over the candidates + weight x authority prior,
-        ranked 1..n by final score (ties: fused score, then passage id).
+        ranked 1..n by final score (ties: fused score, then passage id). With a `window`, the
+        normalisation's bounds are those of the candidates within the first `window` hits of a leg.
 
         The prior is bounded by `weight`, so it reorders only hits whose relevance differs by
         less than `weight` (near-ties); weight 0 keeps the relevance order exactly.
@@ -481,10 +515,14 @@ class SearchPipeline:
         fused = [h.fused if h.fused is not None else (h.score if fused_by_score else None) for h in candidates]
         fused_key = np.fromiter((0.0 if f is None else f for f in fused), dtype=np.float64, count=n)
         prior = weight * _PRIOR_BY_TIER[self.sources.tiers(ids)] if weight > 0 else np.zeros(n)
-        (order,), final = _reranked(scores, fused_key, prior, [n], ids.__getitem__)
+        nearest = None
+        if window is not None:
+            missed = np.iinfo(np.int64).max
+            nearest = np.fromiter((min(h.bm25_rank or missed, h.dense_rank or missed) for h in candidates), dtype=np.int64, count=n)
+        (order,), final = _reranked(scores, fused_key, prior, [n], ids.__getitem__, nearest, window or 0)
         return _rebuilt(candidates, order, final, prior, fused)
 
-    def _authority_rerank_many(self, lists: list[Candidates], weight: float) -> list[Iterator[Hit]]:
+    def _authority_rerank_many(self, lists: list[Candidates], weight: float, window: int | None = None) -> list[Iterator[Hit]]:
         """`_authority_rerank` of each query's lean candidates, computed for the whole batch at once."""
         counts = [len(c) for c in lists]
         if not sum(counts):
@@ -504,7 +542,8 @@ class SearchPipeline:
             q = bisect_right(starts, j) - 1
             return lists[q].passage_id(j - starts[q])
 
-        orders, final = _reranked(scores, scores, prior, counts, id_of)
+        nearest = None if window is None else np.concatenate([c.nearest for c in lists])
+        orders, final = _reranked(scores, scores, prior, counts, id_of, nearest, window or 0)
         return [c.hits(order, final[a:a + len(c)], prior[a:a + len(c)]) for c, order, a in zip(lists, orders, starts)]
 
     # ---- results with content ----------------------------------------------------------

@@ -43,7 +43,7 @@ class AgentTools:
             k = body.k * len(texts) if body.dedupe_across_queries and len(texts) > 1 else body.k
             undated = [0] * len(texts)
             with self.admit(len(texts), body.k, mode) as bounds:
-                options = _options(body, mode, body.offset + k, **bounds)
+                options = _options(body, mode, k, **bounds)
                 try:
                     results = await ctx.run(ctx.pipeline.batch_search, texts, options, None, undated)
                 except QueryError as exc:  # e.g. a query without searchable terms

@@ -284,9 +284,9 @@ def _snapshot(st: ServiceState) -> Iterator[Snapshot]:
 
 
 def _options(body: SearchRequest, mode: str, k: int, **changes: Any):
-    """The pipeline's options for a request: its own, with k (offset and dedupe included), the mode resolved
-    and the server's `changes` (candidate cap, deadline)."""
-    return body.to_search(k=k, mode=mode, **changes)
+    """The pipeline's options for a request: its own, with k (dedupe included) past the offset, the mode
+    resolved and the server's `changes` (candidate cap, deadline)."""
+    return body.to_search(k=body.offset + k, page_size=k, mode=mode, **changes)
 
 
 def _cache_key(version: str, body: SearchRequest, mode: str, options) -> str:
@@ -347,7 +347,7 @@ async def _search(request: Request, body: SearchRequest) -> Response:
         mode = pipeline.resolve_mode(body.mode)
         request.state.mode = mode
         k = body.k * len(texts) if body.dedupe_across_queries and len(texts) > 1 else body.k
-        options = _options(body, mode, body.offset + k, max_candidates=st.settings.max_candidates, deadline=deadline,
+        options = _options(body, mode, k, max_candidates=st.settings.max_candidates, deadline=deadline,
                            partial=body.allow_partial)  # fmt: skip
         key = _cache_key(snap.version, body, mode, options)
         _rate_limit(st, request.headers.get("x-api-key", ""), len(texts))  # a cached answer counts too

@@ -212,7 +212,7 @@ def search(
     )  # fmt: skip
     pipeline = _pipeline(index, authority_weight=authority_weight)
     undated = [0]
-    ranked = pipeline.batch_search([query], options.to_search(k=offset + k), None, undated)[0]  # the page is ranks offset+1..
+    ranked = pipeline.batch_search([query], options.to_search(k=offset + k, page_size=k), None, undated)[0]  # the page is ranks offset+1..
     if offset and len(ranked) <= offset:
         raise DrsearchError(f"offset: offset {offset} is beyond the {len(ranked)} ranked results")
     results = ranked[offset:]

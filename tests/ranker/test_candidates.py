@@ -63,6 +63,24 @@ def test_convex_positions_equals_convex_hit_for_hit(seed, repeats):
     assert [got.positions[j] for j in got.order] == [position_of(h.passage_id) for h in expected]
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_with_a_window_the_arrays_fuse_as_convex_hit_for_hit(seed):
+    """Only each run's first `window` positions score (`fusion.convex(..., window=)`), in the batch
+    computation (runs with repeats), in a single query's shorter one and keyed by ids."""
+    rng = np.random.default_rng(2000 + seed)
+    repeats = seed % 2 == 0
+    lexical, dense = (_run(rng, int(n), 25, seed % 3 == 0, repeats) for n in rng.integers(0, 26, 2))
+    window = int(rng.integers(1, 20))
+    w = float(rng.uniform(0, 1))
+    expected = fusion.convex([_hits(*lexical, "bm25"), _hits(*dense, "dense")], weights=[1 - w, w], window=window)
+    position_of = lambda pid: int(pid[1:].split("#")[0])  # noqa: E731
+    (keyed,) = convex_positions_many([(np.array([position_of(p) for p in lexical[0]], dtype=np.int64), lexical[1])],
+                                     [(np.array([position_of(p) for p in dense[0]], dtype=np.int64), dense[1])],
+                                     [1 - w, w], lambda position: f"d{position}#0", window)  # fmt: skip
+    assert list(keyed) == expected
+    assert list(convex_arrays(lexical, dense, [1 - w, w], window)) == expected
+
+
 def test_a_single_query_takes_the_short_computation_unless_a_run_repeats_a_passage():
     id_of = lambda position: f"d{position}#0"  # noqa: E731
     lexical = (np.array([4, 2, 9], dtype=np.int64), np.array([3.0, 2.0, 1.0]))
@@ -140,6 +158,44 @@ def test_pipeline_ranks_the_same_with_and_without_the_lean_path(scifact, options
         pipeline.lean_fusion = True
     assert [list(h) for h in lean] == [list(h) for h in plain]
     assert sum(len(h) for h in lean) >= len(queries)
+
+
+@pytest.mark.parametrize("options", [{"mode": "hybrid"}, {"mode": "bm25"}, {"mode": "dense"}, {"mode": "hybrid", "fusion": "rrf"},
+                                     {"mode": "hybrid", "fusion": "rescore"}, {"mode": "hybrid", "k0": 12, "authority_weight": 0.5},
+                                     {"mode": "hybrid", "exclude_domains": ("example.org",), "max_per_domain": 2}],
+                         ids=["hybrid", "bm25", "dense", "rrf", "rescore", "k0-12", "filtered"])  # fmt: skip
+def test_a_longer_list_starts_with_the_shorter_one(scifact, options):
+    """Page 4 of 10 (offset 30) ranks k=40, whose per-document collapse and filters search deeper
+    than k=10's: the first ranks must not move, or pages would repeat and skip hits. (The order is
+    kept while offset + k is at most k0, the depth that scores.)"""
+    from ranker.pipeline import SearchOptions
+
+    pipeline, queries, vectors = scifact
+    queries, vectors = queries[:60], vectors[:60]
+    most = options.get("k0", 40)
+    longest = pipeline.rank(queries, SearchOptions(k=most, **options), vectors)
+    for k in (k for k in (10, 11, 33) if k < most):
+        shorter = pipeline.rank(queries, SearchOptions(k=k, **options), vectors)
+        assert [[h.passage_id for h in hits] for hits in shorter] == [[h.passage_id for h in hits[:k]] for hits in longest]
+    assert sum(len(hits) for hits in longest) > (most - 10) * len(queries)
+
+
+@pytest.mark.parametrize("options", [{"mode": "hybrid"}, {"mode": "hybrid", "fusion": "rescore"}, {"mode": "dense", "k0": 20}],
+                         ids=["hybrid", "rescore", "dense-k0-20"])  # fmt: skip
+def test_pages_past_the_scoring_depth_neither_repeat_nor_skip_a_hit(scifact, options):
+    """The API and CLI page with k = offset + page and `page_size` = page: pages of 10 down to rank
+    150 (past k0, where candidates rank by leg position) are the 150-long list, cut in tens."""
+    from ranker.pipeline import SearchOptions
+
+    pipeline, queries, vectors = scifact
+    queries, vectors = queries[:30], vectors[:30]
+    whole = pipeline.rank(queries, SearchOptions(k=150, page_size=10, **options), vectors)
+    pages: list[list[str]] = [[] for _ in queries]
+    for offset in range(0, 150, 10):
+        for page, hits in zip(pages, pipeline.rank(queries, SearchOptions(k=offset + 10, page_size=10, **options), vectors)):
+            page += [h.passage_id for h in hits[offset:]]
+    assert pages == [[h.passage_id for h in hits] for hits in whole]
+    assert all(len(page) == 150 for page in pages)
 
 
 @pytest.mark.parametrize("size", [1, 7])

@@ -162,3 +162,25 @@ def test_convex_empty_and_errors() -> None:
         convex([[]], [math.nan])
     with pytest.raises(ValueError):
         convex([[]], [1.0], norm="softmax")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------- window
+def _deep_runs(depth: int) -> tuple[list[Hit], list[Hit]]:
+    """A BM25 and a dense run `depth` long, each the first `depth` of one fixed longer list."""
+    bm = bm25_run(*[(f"p{i}#0", 30.0 - i * 0.5) for i in range(60)])
+    de = dense_run(*[(f"p{(i * 7) % 61}#0", 0.9 - i * 0.01) for i in range(60)])
+    return bm[:depth], de[:depth]
+
+
+@pytest.mark.parametrize("fuse", [lambda runs, **kw: convex(runs, [0.5, 0.5], **kw), lambda runs, **kw: rrf(runs, **kw)],
+                         ids=["convex", "rrf"])  # fmt: skip
+def test_with_a_window_a_deeper_run_keeps_every_score_found_within_it(fuse) -> None:
+    window = 20
+    shallow = {h.passage_id: h.score for h in fuse(_deep_runs(window), window=window)}
+    deep = {h.passage_id: h.score for h in fuse(_deep_runs(50), window=window)}
+    assert set(shallow) < set(deep)
+    assert {p: deep[p] for p in shallow} == shallow  # same scores, so the same order among them
+    assert all(s == 0.0 for p, s in deep.items() if p not in shallow)  # found deeper only: scores nothing
+    unbounded = {h.passage_id: h.score for h in fuse(_deep_runs(50))}
+    assert {p: unbounded[p] for p in shallow} != shallow  # without the window, depth moves the scores
+    assert fuse(_deep_runs(window), window=window) == fuse(_deep_runs(window))  # runs within it: no change

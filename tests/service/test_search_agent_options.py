@@ -148,3 +148,14 @@ def test_cli_bad_agent_options_are_one_line_errors(tmp_path, args, fragments):
 
     # Options are checked before the index is opened: no index is needed to reject them.
     assert_one_line_error(drsearch("search", Q, "--index", tmp_path, *args), *fragments)
+
+
+def test_a_page_scores_as_deep_as_its_own_k_whatever_its_offset():
+    """The server asks the pipeline for offset + k hits but scores the legs to the page's own k, so that
+    page 40 orders its candidates as page 1 did (tests/ranker/test_candidates.py holds the pipeline to it)."""
+    from service.api_models import SearchRequest
+    from service.app import _options
+
+    for offset in (0, 30, 300):
+        options = _options(SearchRequest(query="tides", k=10, offset=offset), "hybrid", 10)
+        assert (options.k, options.page_size, options.mode) == (offset + 10, 10, "hybrid")
