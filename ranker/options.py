@@ -29,16 +29,16 @@ class RequestOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    k: int = Field(10, ge=1, description="Results per query")
+    k: int = Field(10, strict=True, ge=1, description="Results per query")
     mode: Mode | None = Field(None, description="Retrieval mode (default: hybrid when the index has a dense leg, else bm25)")
     include_domains: tuple[str, ...] = Field((), max_length=1000, description="Only these domains (and their subdomains)")
     exclude_domains: tuple[str, ...] = Field((), max_length=1000, description="Never these domains (or their subdomains)")
-    min_tier: int | None = Field(None, ge=1, le=3, description="Only listed sources of authority tier <= N (1 = primary)")
+    min_tier: int | None = Field(None, strict=True, ge=1, le=3, description="Only listed sources of authority tier <= N (1 = primary)")
     categories: tuple[str, ...] = Field((), max_length=100, description="Only sources of these authority categories")
     published_after: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
     published_before: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
-    max_per_domain: int | None = Field(None, ge=1, le=100, description="At most N hits per site")
-    per_doc: int | None = Field(None, ge=0, le=100, description="Passages per document (0 = no collapse; default 1)")
+    max_per_domain: int | None = Field(None, strict=True, ge=1, le=100, description="At most N hits per site")
+    per_doc: int | None = Field(None, strict=True, ge=0, le=100, description="Passages per document (0 = no collapse; default 1)")
     time_range: Literal["day", "week", "month", "year"] | None = Field(
         None, description="Only documents published within the last day/week/month (30 days)/year (365 days) before `now`"
     )
@@ -54,7 +54,7 @@ class RequestOptions(BaseModel):
         description="Only sources of these countries (the authority list's ISO 3166-1 alpha-2 codes, or int / eu)",
     )  # fmt: skip
     include_undated: bool = Field(
-        False, description="With a date bound or time_range, keep documents without a date (else they are dropped "
+        False, strict=True, description="With a date bound or time_range, keep documents without a date (else they are dropped "
         "and counted in `undated_dropped`)",
     )  # fmt: skip
 

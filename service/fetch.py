@@ -29,7 +29,7 @@ class FetchItem(BaseModel):
     doc_id: str | None = Field(None, min_length=1, max_length=1000, description="An indexed document id (a search hit's doc_id)")
     url: str | None = Field(None, min_length=1, max_length=4096, description="An http(s) URL; fetched live when not indexed")
     query: str | None = Field(None, min_length=1, max_length=10_000, description="Return the passages most relevant to this, best first")
-    max_chars: int | None = Field(None, ge=1, le=1_000_000, description="Cap on the returned text: whole passages, never cut mid-word")
+    max_chars: int | None = Field(None, strict=True, ge=1, le=1_000_000, description="Cap on the returned text: whole passages, never cut mid-word")
 
     @field_validator("url")
     @classmethod

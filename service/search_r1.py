@@ -24,8 +24,8 @@ class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # Search-R1 clients may send fields of newer versions
 
     queries: list[str] = Field(..., min_length=1, max_length=MAX_QUERIES, description="Plain-text queries")
-    topk: int | None = Field(None, ge=1, le=100, description=f"Results per query (default {DEFAULT_TOPK})")
-    return_scores: bool = Field(False, description="Wrap each document as {document, score}")
+    topk: int | None = Field(None, strict=True, ge=1, le=100, description=f"Results per query (default {DEFAULT_TOPK})")
+    return_scores: bool = Field(False, strict=True, description="Wrap each document as {document, score}")
 
 
 class R1Document(BaseModel):

@@ -51,6 +51,14 @@ def assert_error(r, status: int, code: str | None = None, field: str | None = "_
         ({"query": OK, "per_doc": -1}, 422, "invalid_request", "per_doc"),
         ({"query": OK, "max_per_domain": 0}, 422, "invalid_request", "max_per_domain"),
         ({"query": OK, "return_text": "maybe"}, 422, "invalid_request", "return_text"),
+        # JSON types as documented: no bool for a number, no string for a number or a bool
+        ({"query": OK, "k": True}, 422, "invalid_request", "k"),
+        ({"query": OK, "k": "5"}, 422, "invalid_request", "k"),
+        ({"query": OK, "offset": False}, 422, "invalid_request", "offset"),
+        ({"query": OK, "min_tier": "2"}, 422, "invalid_request", "min_tier"),
+        ({"query": OK, "return_text": 1}, 422, "invalid_request", "return_text"),
+        ({"query": OK, "dedupe_across_queries": "true"}, 422, "invalid_request", "dedupe_across_queries"),
+        ({"query": OK, "include_undated": "yes"}, 422, "invalid_request", "include_undated"),
         ({"query": ""}, 400, "invalid_query", "query"),
         ({"query": "   \n\t "}, 400, "invalid_query", "query"),
         ({"queries": [OK, " "]}, 400, "invalid_query", "queries[1]"),
@@ -66,6 +74,15 @@ def assert_error(r, status: int, code: str | None = None, field: str | None = "_
 )
 def test_bad_search_bodies(client, body, status, code, field):
     assert_error(client.post("/v1/search", json=body), status, code, field)
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/retrieve", {"queries": ["lava"], "topk": True}, "topk"),
+    ("/retrieve", {"queries": ["lava"], "return_scores": "yes"}, "return_scores"),
+    ("/v1/fetch", {"items": [{"doc_id": "d1", "max_chars": True}]}, "items[0].max_chars"),
+])
+def test_a_number_or_flag_of_another_json_type_is_a_422_naming_it(client, path, body, field):
+    assert_error(client.post(path, json=body), 422, "invalid_request", field)
 
 
 def test_retrieve_names_a_termless_query_as_listed(client):
