@@ -134,7 +134,10 @@ class LuceneSearcher:
         latest when its result is asked for). None where it cannot run beside the caller: one
         thread, or no doc-position map."""
         check_k(k)
-        return self._topk.positions_later([self.bounded(q) for q in queries], k) if queries else None
+        if not queries:
+            return None
+        # Damage that shows only when a query reads the postings: one line, as on the caller's thread.
+        return self._topk.positions_later([self.bounded(q) for q in queries], k, guard=functools.partial(unreadable_as_error, self._dir))
 
     def _batch(self, queries: Sequence[str], k: int, filters: SourceFilters | Restriction | None, *, positions: bool) -> list:
         check_k(k)

@@ -19,10 +19,10 @@ instance call from two threads on two objects can land both on one (see `jvm.INS
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -99,15 +99,21 @@ class LuceneTopK:
             return [one(q, k, wrap) for q in queries]
         return list(pool.map(lambda q: one(q, k, wrap), queries))
 
-    def positions_later(self, queries: list[str], k: int) -> Later | None:
+    def positions_later(self, queries: list[str], k: int,
+                        guard: Callable[[], AbstractContextManager] = nullcontext) -> Later | None:  # fmt: skip
         """`batch(queries, k, positions=True)` to run on a pool thread once started (`Later.start`),
-        for a caller with other work meanwhile (encoding the queries); None without a pool (one
-        thread) or positions."""
+        for a caller with other work meanwhile (encoding the queries), inside `guard()`; None without
+        a pool (one thread) or positions."""
         with self._lock:
             pool = self._pool
         if pool is None or self._doc_positions is None:
             return None
-        return Later(pool.submit, functools.partial(self.batch, queries, k, positions=True))
+
+        def work() -> list:
+            with guard():
+                return self.batch(queries, k, positions=True)
+
+        return Later(pool.submit, work)
 
     def _batch_positions(self, queries: list[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         assert self._doc_positions is not None and self._arrays is not None

@@ -191,3 +191,18 @@ def test_eval_fetch_and_mcp_refuse_a_damaged_build_in_one_line(tmp_path, tiny_in
                  drsearch("fetch", "volcano", "--index", build, timeout=120),
                  drsearch("mcp", "--index", build, timeout=120)):  # fmt: skip
         assert_one_line_error(proc, f"{lucene}: lucene: EOFException", ".fdt")
+
+
+def test_hybrid_search_of_damaged_postings_is_one_line(tmp_path, scifact_flat_index):
+    """Postings damaged past their header pass the open; a single hybrid query reads them on the thread
+    that runs its BM25 leg beside the encode, whose error must read as on the caller's thread."""
+    import shutil
+
+    build = tmp_path / "build"
+    shutil.copytree(scifact_flat_index, build)
+    (postings,) = (build / "lucene").glob("*.doc")
+    data = bytearray(postings.read_bytes())
+    data[100:-16] = b"\xff" * (len(data) - 116)
+    postings.write_bytes(bytes(data))
+    proc = drsearch("search", "coronary heart disease risk from smoking", "--index", build, "--mode", "hybrid", timeout=180)
+    assert_one_line_error(proc, f"drsearch: error: {build / 'lucene'}: lucene: IOException")
