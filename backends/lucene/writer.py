@@ -90,19 +90,23 @@ def build_lucene_index(
             elif m := _INDEXED.search(line):
                 bar.update(max(0, int(m.group(1).replace(",", "")) - bar.n))
         rc = proc.wait()
-    if rc != 0 or indexed is None:
+    # Anserini can exit 0 after its final merge or commit failed (a full disk): no commit point then.
+    if rc != 0 or indexed is None or not any(index_dir.glob("segments_*")):
         raise DrsearchError(indexing_failure(rc, log), where=str(index_dir))
     return indexed
 
 
 _FRAME = re.compile(r"^\s+at\s|^\s*\.\.\. \d+ more\s*$|^\s*Caused by:\s*$")
-_EXCEPTION = re.compile(r"^(?:Caused by:\s*|Exception in thread \"[^\"]*\"\s+)?((?:[\w$]+\.)+[\w$]*(?:Exception|Error)\b.*)$")
+# An exception line: alone, after "Caused by:" or "Exception in thread ...", or as an ERROR log line's
+# message; group 1 is the exception's simple name and message (its package left out, as in `LegError`s).
+_EXCEPTION = re.compile(r"^(?:Caused by:\s*|Exception in thread \"[^\"]*\"\s+|.*?\sERROR\s.*?\s-\s+)?"
+                        r"(?:[\w$]+\.)+([\w$]*(?:Exception|Error)\b.*)$")
 
 
 def indexing_failure(rc: int, log: list[str]) -> str:
     """One line for a failed IndexCollection run: its exit status and the last exception line of its
-    log (the innermost cause, e.g. `java.io.IOException: No space left on device`), never a stack
-    frame; without one, the last line of the log that is not a frame."""
+    log (the innermost cause, e.g. `IOException: No space left on device`), never a stack frame;
+    without one, the last line of the log that is not a frame."""
     lines = [line.strip() for line in log if line.strip() and not _FRAME.match(line)]
     exceptions = [m.group(1) for line in lines if (m := _EXCEPTION.match(line))]
     reason = (exceptions or lines or ["no output"])[-1]

@@ -70,8 +70,66 @@ Caused by: java.io.IOException: No space left on device
 def test_lucene_failure_names_the_exception_not_a_frame():
     from backends.lucene.writer import indexing_failure
 
-    assert indexing_failure(1, DISK_FULL_LOG.splitlines()) == "Lucene indexing failed (exit 1): java.io.IOException: No space left on device"
+    assert indexing_failure(1, DISK_FULL_LOG.splitlines()) == "Lucene indexing failed (exit 1): IOException: No space left on device"
     oom = ['Exception in thread "main" java.lang.OutOfMemoryError: Java heap space', "\tat java.base/java.util.Arrays.copyOf(Arrays.java:3537)"]
-    assert indexing_failure(1, oom) == "Lucene indexing failed (exit 1): java.lang.OutOfMemoryError: Java heap space"
+    assert indexing_failure(1, oom) == "Lucene indexing failed (exit 1): OutOfMemoryError: Java heap space"
     assert indexing_failure(0, ["Starting to index...", ""]) == "Lucene indexing failed (exit 0): Starting to index..."
     assert indexing_failure(137, []) == "Lucene indexing failed (exit 137): no output"
+    anserini = ["2026-12-03 17:06:14,110 ERROR [main] index.AbstractIndexer (AbstractIndexer.java:281) - java.io.IOException: "
+                "No space left on device", "2026-12-03 17:06:14,116 INFO  [main] index.AbstractIndexer (AbstractIndexer.java:301) "
+                "- Total 5,183 documents indexed in 00:00:01"]  # fmt: skip
+    assert indexing_failure(0, anserini) == "Lucene indexing failed (exit 0): IOException: No space left on device"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A function that mounts a tmpfs of a given size (bytes) and returns its path; root only."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = []
+
+    def mount(size: int):
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def test_a_full_disk_fails_the_build_in_one_line_or_the_build_serves(tmp_path, small_disk):
+    """Real full disks at several sizes below what a build needs: each build either fails with one line
+    (exit 1, nothing published) or ends with an index that searches. Anserini exits 0 when its
+    final commit fails, with no index written: that must not publish a build."""
+    import gzip
+    import shutil
+
+    from tests.conftest import DATA
+
+    corpus = tmp_path / "scifact.jsonl"
+    with gzip.open(DATA / "scifact" / "corpus.jsonl.gz", "rt", encoding="utf-8") as fh:
+        corpus.write_text("".join(line for _, line in zip(range(1500), fh)), encoding="utf-8")
+    whole = drsearch("index", "build", "--corpus", corpus, "--out", tmp_path / "whole", "--no-dense", "-q", check=True)
+    assert whole.returncode == 0
+    need = sum(f.stat().st_size for f in (tmp_path / "whole").rglob("*") if f.is_file())
+    outcomes = []
+    for fraction in (0.3, 0.6, 0.8, 0.9, 1.0, 1.1):
+        root = small_disk(int(need * fraction)) / "idx"
+        proc = drsearch("index", "build", "--corpus", corpus, "--out", root, "--no-dense", "-q", timeout=300)
+        if proc.returncode == 0:
+            out = drsearch("search", "cancer cells", "--index", root, "-k", "1", "--json", check=True)
+            assert json.loads(out.stdout)["hits"], out.stdout
+            outcomes.append("built")
+        else:
+            assert_one_line_error(proc, f"drsearch: error: {root}")
+            assert not (root / "current").exists()
+            outcomes.append(proc.stderr.strip().rsplit(": ", 1)[-1])
+        shutil.rmtree(root, ignore_errors=True)
+    assert outcomes[0] != "built" and any("No space left" in o or "disk is full" in o for o in outcomes), outcomes
