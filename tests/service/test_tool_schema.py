@@ -30,7 +30,7 @@ def test_schemas_follow_the_request_models(tools):
     from service.fetch import FetchItem
 
     search = tools["search"]["parameters"]["properties"]
-    assert search["k"]["maximum"] == SearchRequest.model_fields["k"].metadata[1].le
+    assert search["k"]["maximum"] == SearchRequest.model_json_schema()["properties"]["k"]["maximum"] == 100
     assert tools["fetch"]["parameters"]["properties"]["items"]["items"]["properties"]["max_chars"]["maximum"] == \
         FetchItem.model_json_schema()["properties"]["max_chars"]["anyOf"][0]["maximum"]
 
