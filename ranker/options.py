@@ -107,8 +107,9 @@ class SearchOptions(RequestOptions):
     fusion: Fusion | None = Field(None, description="Hybrid fusion: rrf | convex | rescore")
     k0: int | None = Field(None, ge=1, le=10_000, description="Candidates per leg before fusion")
     page_size: int | None = Field(
-        None, ge=1, description="When k counts a page's offset too: the page's own k. Each leg's first max(k0, page_size) "
-        "hits score (default max(k0, k)); deeper hits rank after them by leg position, so every page of a ranking orders alike",
+        None, ge=1, description="When k counts a page's offset too: the page's own k. Scores come from as deep as a "
+        "request for page_size hits searches (default: k's depth); deeper hits rank after them by leg position, so "
+        "every page of a ranking orders alike",
     )  # fmt: skip
     max_candidates: int | None = Field(None, ge=1, description="Per query and leg across deepening rounds (None: the setting)")
     deadline: float | None = Field(None, description="time.monotonic() after which the search stops (checked between stages)")

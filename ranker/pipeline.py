@@ -289,12 +289,15 @@ class SearchPipeline:
         size = self.lexical.size
         cap = max(options.k, options.max_candidates or self.settings.max_candidates)  # hard bound on work per query
         k0 = options.k0 or self.settings.k0
-        depth = min(size, cap, max(k0, options.k))
-        # Only each leg's first `window` hits score: deeper lists (filters, collapse, a page's offset)
-        # add candidates ranked after them, so a larger k keeps the order a smaller one gave.
-        window = min(depth, max(k0, options.page_size or options.k))
-        if filters.active or max_per_domain or per_doc:
-            depth = min(size, cap, max(depth, options.k * 3))
+        thinned = bool(filters.active or max_per_domain or per_doc)  # lists searched 3k deep to fill k
+
+        def depth_for(k: int) -> int:
+            return min(size, cap, max(k0, k * 3 if thinned else k))
+
+        depth = depth_for(options.k)
+        # Only each leg's first `window` hits score, as deep as the page's own first page searches:
+        # what a page's offset, or a refill, adds ranks after them, so pages never repeat or skip a hit.
+        window = depth_for(options.page_size or options.k)
         results: list[list[Hit] | None] = [None] * len(texts)
         first_depth = depth
         pending = list(range(len(texts)))

@@ -164,20 +164,18 @@ def test_pipeline_ranks_the_same_with_and_without_the_lean_path(scifact, options
                                      {"mode": "hybrid", "fusion": "rescore"}, {"mode": "hybrid", "k0": 12, "authority_weight": 0.5},
                                      {"mode": "hybrid", "exclude_domains": ("example.org",), "max_per_domain": 2}],
                          ids=["hybrid", "bm25", "dense", "rrf", "rescore", "k0-12", "filtered"])  # fmt: skip
-def test_a_longer_list_starts_with_the_shorter_one(scifact, options):
-    """Page 4 of 10 (offset 30) ranks k=40, whose per-document collapse and filters search deeper
-    than k=10's: the first ranks must not move, or pages would repeat and skip hits. (The order is
-    kept while offset + k is at most k0, the depth that scores.)"""
+def test_a_page_further_down_keeps_the_first_pages_order(scifact, options):
+    """Page 4 of 10 (offset 30) ranks k=40 with page_size 10, whose per-document collapse and filters
+    search deeper than k=10's: its first 10 must be k=10's, or pages would repeat and skip hits."""
     from ranker.pipeline import SearchOptions
 
     pipeline, queries, vectors = scifact
     queries, vectors = queries[:60], vectors[:60]
-    most = options.get("k0", 40)
-    longest = pipeline.rank(queries, SearchOptions(k=most, **options), vectors)
-    for k in (k for k in (10, 11, 33) if k < most):
-        shorter = pipeline.rank(queries, SearchOptions(k=k, **options), vectors)
-        assert [[h.passage_id for h in hits] for hits in shorter] == [[h.passage_id for h in hits[:k]] for hits in longest]
-    assert sum(len(hits) for hits in longest) > (most - 10) * len(queries)
+    for page in (10, 11, 33):
+        first = pipeline.rank(queries, SearchOptions(k=page, **options), vectors)
+        deeper = pipeline.rank(queries, SearchOptions(k=page + 30, page_size=page, **options), vectors)
+        assert [[h.passage_id for h in hits] for hits in first] == [[h.passage_id for h in hits[:page]] for hits in deeper]
+        assert sum(len(hits) for hits in deeper) > (page + 20) * len(queries)
 
 
 @pytest.mark.parametrize("options", [{"mode": "hybrid"}, {"mode": "hybrid", "fusion": "rescore"}, {"mode": "dense", "k0": 20}],
