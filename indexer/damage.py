@@ -51,8 +51,12 @@ def java_cause(exc: BaseException) -> str:
                 line = rest
             elif i + 1 < len(trace):
                 line = trace[i + 1]
-    line = re.sub(r"^(?:[\w$]+\.)+(?=[\w$]+(?::|$))", "", line.strip())  # java.io.EOFException -> EOFException
-    return re.sub(r" lockFactory=\S+", "", line).rstrip(": ")
+    return re.sub(r" lockFactory=\S+", "", without_package(line.strip())).rstrip(": ")
+
+
+def without_package(line: str) -> str:
+    """A Java exception line with its class's package left off: `java.io.EOFException: ...` -> `EOFException: ...`."""
+    return re.sub(r"^(?:[\w$]+\.)+(?=[\w$]+(?::|$))", "", line)
 
 
 def java_exception_names(exc: BaseException) -> set[str]:

@@ -26,6 +26,7 @@ from backends.lucene.topk import DOC_POSITIONS
 from backends.lucene.section import ANALYZER, FILTER_FIELDS, LuceneSection
 from indexer import layout
 from indexer.columns import COLUMNS_DIR, Columns, date_token
+from indexer.damage import without_package
 from indexer.analysis import for_lucene
 from indexer.errors import DrsearchError
 from indexer.lifeline import child_preexec
@@ -97,10 +98,9 @@ def build_lucene_index(
 
 
 _FRAME = re.compile(r"^\s+at\s|^\s*\.\.\. \d+ more\s*$|^\s*Caused by:\s*$")
-# An exception line: alone, after "Caused by:" or "Exception in thread ...", or as an ERROR log line's
-# message; group 1 is the exception's simple name and message (its package left out, as in `LegError`s).
+# An exception line: alone, after "Caused by:" or "Exception in thread ...", or as an ERROR log line's message.
 _EXCEPTION = re.compile(r"^(?:Caused by:\s*|Exception in thread \"[^\"]*\"\s+|.*?\sERROR\s.*?\s-\s+)?"
-                        r"(?:[\w$]+\.)+([\w$]*(?:Exception|Error)\b.*)$")
+                        r"((?:[\w$]+\.)+[\w$]*(?:Exception|Error)\b.*)$")
 
 
 def indexing_failure(rc: int, log: list[str]) -> str:
@@ -109,7 +109,7 @@ def indexing_failure(rc: int, log: list[str]) -> str:
     without one, the last line of the log that is not a frame."""
     lines = [line.strip() for line in log if line.strip() and not _FRAME.match(line)]
     exceptions = [m.group(1) for line in lines if (m := _EXCEPTION.match(line))]
-    reason = (exceptions or lines or ["no output"])[-1]
+    reason = without_package(exceptions[-1]) if exceptions else (lines or ["no output"])[-1]  # as in `LegError`s
     return f"Lucene indexing failed (exit {rc}): {reason[:300]}"
 
 
