@@ -132,3 +132,25 @@ def test_a_later_data_fault_is_500_index_corrupt(root, tmp_path):
             assert c.post("/v1/search", json={**Q, "mode": "bm25"}).status_code == 200  # the rest keeps working
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("damage", ["missing", "last_passage_gone"])
+def test_validation_names_the_store_for_a_missing_or_short_store(tiny_root, tmp_path, damage):
+    """The store is checked by its cheap extent, not by counting every row, and a fault in it is still
+    named `store` (the pipeline opened after it would otherwise take the blame)."""
+    import os
+    import sqlite3
+
+    from service.validate import IndexInvalidError, open_validated
+
+    build = tmp_path / "build"
+    shutil.copytree(os.path.realpath(layout.resolve_build(tiny_root)), build)
+    store = build / layout.STORE
+    if damage == "missing":
+        store.unlink()
+    else:
+        with sqlite3.connect(store) as db:
+            db.execute("DELETE FROM passages WHERE idx = (SELECT MAX(idx) FROM passages)")
+    with pytest.raises(IndexInvalidError) as refused:
+        open_validated(build, load_model=False)
+    assert refused.value.leg == "store" and refused.value.where == str(store), refused.value
