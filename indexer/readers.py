@@ -20,6 +20,9 @@ BEIR_FILES = ("corpus.jsonl", "corpus.jsonl.gz")
 _GENERIC_KNOWN = {"id", "_id", "title", "text", "url", "published", "source", "metadata", "domain", "language"}
 _UTF8_BOM = b"\xef\xbb\xbf"  # RFC 8259: a parser may ignore one at the start of a file
 _MAX_DEPTH = 100  # JSON nesting levels of a record; deeper cannot be stored and read back reliably
+# A passage's id is its document's id plus "#" and its ordinal, and must fit Elasticsearch's 512-byte
+# `_id` (Lucene itself drops a document whose id term passes 32,766 bytes, and the rest of its shard).
+MAX_ID_BYTES = 500
 _TOO_DEEP = f"malformed JSON (nesting too deep: more than {_MAX_DEPTH} levels)"
 
 
@@ -45,7 +48,7 @@ def corpus_files(path: str | Path) -> tuple[str, list[Path]]:
     """(layout, files) for a corpus path.
 
     - a BEIR directory (holds corpus.jsonl[.gz]) -> ("beir", [that file])
-    - a directory of *.jsonl / *.jsonl.gz (also DIR/docs/ as the crawler writes) -> ("generic", sorted files)
+    - a directory of *.jsonl / *.jsonl.gz, else the ones in its docs/ (as the crawler writes) -> ("generic", sorted files)
     - a single .jsonl / .jsonl.gz file -> ("beir" if its name starts with "corpus", else "generic")
     """
     p = Path(path)
@@ -62,16 +65,21 @@ def _corpus_files(p: Path) -> tuple[str, list[Path]]:
         for name in BEIR_FILES:
             if (p / name).is_file():
                 return "beir", [p / name]
-        search = p / "docs" if (p / "docs").is_dir() else p
-        files = sorted(f for f in search.iterdir() if f.name.endswith((".jsonl", ".jsonl.gz")) and f.is_file())
+        # A directory of shards, or a crawl's output folder, whose shards are in docs/.
+        files = _shards_in(p) or (_shards_in(p / "docs") if (p / "docs").is_dir() else [])
         if not files:
             raise CorpusError(
-                "no corpus.jsonl[.gz] (BEIR layout) and no *.jsonl[.gz] document files in directory", where=str(p)
+                "no corpus.jsonl[.gz] (BEIR layout) and no *.jsonl[.gz] document files in directory or its docs/",
+                where=str(p),
             )
         return "generic", files
     if not p.name.endswith((".jsonl", ".jsonl.gz")):
         raise CorpusError("corpus file must be .jsonl or .jsonl.gz", where=str(p))
     return ("beir" if p.name.startswith("corpus.") else "generic"), [p]
+
+
+def _shards_in(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if f.name.endswith((".jsonl", ".jsonl.gz")) and f.is_file())
 
 
 def _open_binary(path: Path) -> BinaryIO:
@@ -210,6 +218,8 @@ def _to_document(record: Any, layout: str) -> Document:
     doc_id = doc_id.strip()
     if not doc_id:
         raise ValueError(f"empty field '{id_field}'")
+    if len(doc_id) * 4 > MAX_ID_BYTES and (size := len(doc_id.encode("utf-8"))) > MAX_ID_BYTES:
+        raise ValueError(f"field '{id_field}' is {size} bytes long (at most {MAX_ID_BYTES} in UTF-8)")
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ValueError("field 'metadata' must be an object")
@@ -220,7 +230,8 @@ def _to_document(record: Any, layout: str) -> Document:
     language = _str_field(record, "language") or (metadata.get("language") if isinstance(metadata.get("language"), str) else None)
     return Document(
         doc_id=doc_id,
-        text=_str_field(record, "text") or "",
+        # SQLite's text functions end a string at U+0000, which would cut the passages after it.
+        text=(_str_field(record, "text") or "").replace("\0", " "),
         title=(_str_field(record, "title") or "").strip(),
         url=url,
         domain=_str_field(record, "domain"),

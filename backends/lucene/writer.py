@@ -66,7 +66,7 @@ _TOTAL = re.compile(r"Total ([\d,]+) documents indexed", re.I)
 def build_lucene_index(
     input_dir: Path, index_dir: Path, *, threads: int, total: int, quiet: bool, fields: tuple[str, ...] = ()
 ) -> int:
-    """Index `input_dir` into `index_dir`; returns the number of documents Lucene indexed.
+    """Index `input_dir`'s `total` documents into `index_dir`, all of them or DrsearchError; returns that number.
     `fields`: the extra JSON fields to index besides `contents` (Anserini ignores unnamed ones)."""
     cmd = [
         str(java_binary()), "-Xmx2g", "-cp", str(anserini_jar()), "io.anserini.index.IndexCollection",
@@ -94,6 +94,9 @@ def build_lucene_index(
     # Anserini can exit 0 after its final merge or commit failed (a full disk): no commit point then.
     if rc != 0 or indexed is None or not any(index_dir.glob("segments_*")):
         raise DrsearchError(indexing_failure(rc, log), where=str(index_dir))
+    # It also exits 0 after a document failed (e.g. an immense term), dropping the rest of that input file.
+    if indexed != total:
+        raise DrsearchError(indexing_failure(rc, log, f"{indexed} of {total} documents indexed"), where=str(index_dir))
     return indexed
 
 
@@ -103,14 +106,14 @@ _EXCEPTION = re.compile(r"^(?:Caused by:\s*|Exception in thread \"[^\"]*\"\s+|.*
                         r"((?:[\w$]+\.)+[\w$]*(?:Exception|Error)\b.*)$")
 
 
-def indexing_failure(rc: int, log: list[str]) -> str:
-    """One line for a failed IndexCollection run: its exit status and the last exception line of its
-    log (the innermost cause, e.g. `IOException: No space left on device`), never a stack frame;
-    without one, the last line of the log that is not a frame."""
+def indexing_failure(rc: int, log: list[str], outcome: str | None = None) -> str:
+    """One line for a failed IndexCollection run: its exit status (or `outcome`) and the last exception
+    line of its log (the innermost cause, e.g. `IOException: No space left on device`), never a stack
+    frame; without one, the last line of the log that is not a frame."""
     lines = [line.strip() for line in log if line.strip() and not _FRAME.match(line)]
     exceptions = [m.group(1) for line in lines if (m := _EXCEPTION.match(line))]
     reason = without_package(exceptions[-1]) if exceptions else (lines or ["no output"])[-1]  # as in `LegError`s
-    return f"Lucene indexing failed (exit {rc}): {reason[:300]}"
+    return f"Lucene indexing failed ({outcome or f'exit {rc}'}): {reason[:300]}"
 
 
 class LuceneWriter:

@@ -133,3 +133,19 @@ def test_a_full_disk_fails_the_build_in_one_line_or_the_build_serves(tmp_path, s
             outcomes.append(proc.stderr.strip().rsplit(": ", 1)[-1])
         shutil.rmtree(root, ignore_errors=True)
     assert outcomes[0] != "built" and any("No space left" in o or "disk is full" in o for o in outcomes), outcomes
+
+
+def test_a_run_that_drops_documents_fails(tmp_path):
+    """Anserini exits 0 when a document fails (an id term past Lucene's 32,766 bytes: the reader refuses
+    such ids, but the count is the check that catches any such loss) and drops the rest of its file."""
+    from backends.lucene.writer import LuceneInputWriter, build_lucene_index
+    from indexer.errors import DrsearchError
+
+    shards = LuceneInputWriter(tmp_path / "input", shards=2)
+    for i in range(20):
+        shards.add("a" * 40_000 if i == 0 else f"ok{i}", "", f"fine document {i}")
+    shards.close()
+    with pytest.raises(DrsearchError) as failed:
+        build_lucene_index(tmp_path / "input", tmp_path / "lucene", threads=2, total=20, quiet=True)
+    message = str(failed.value)
+    assert " of 20 documents indexed): " in message and "MaxBytesLengthExceededException" in message and "\n" not in message, message

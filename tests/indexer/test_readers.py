@@ -50,6 +50,8 @@ def test_generic_documents_with_url_published_and_extra_fields(tmp_path):
         ('{"id": "p", "text": "x", "published": "2023-05T10:00"}', "field 'published' is not an ISO date"),
         ('{"id": "p", "text": "x", "published": "2023-05-01 10:00"}', "field 'published' is not an ISO date"),
         ('{"id": "p", "text": "x", "published": "2023-05-01T25:00"}', "field 'published' has a time"),
+        (json.dumps({"id": "a" * 40_000, "text": "x"}), "field 'id' is 40000 bytes long (at most 500 in UTF-8)"),
+        (json.dumps({"_id": "\u00e9" * 251, "text": "x"}), "field '_id' is 502 bytes long (at most 500 in UTF-8)"),
     ],
 )
 def test_bad_lines_name_file_and_line(tmp_path, line, reason):
@@ -97,6 +99,31 @@ def test_missing_path_wrong_layout_and_corrupt_gzip(tmp_path):
     bad.write_bytes(b"this is not gzip")
     with pytest.raises(CorpusError, match="corrupt or unreadable"):
         list(read_documents([bad]))
+
+
+def test_ids_up_to_the_byte_limit_are_kept(tmp_path):
+    f = write_lines(tmp_path / "docs.jsonl", [json.dumps({"id": "\u00e9" * 250, "text": "x"}), json.dumps({"id": "a" * 500, "text": "y"})])
+    assert [len(d.doc_id.encode()) for d in read_documents([f])] == [500, 500]
+
+
+def test_a_nul_in_the_text_reads_as_a_space(tmp_path):
+    """SQLite's text functions end a string at U+0000: kept, it cut every passage after it."""
+    f = write_lines(tmp_path / "docs.jsonl", [json.dumps({"id": "n", "title": "T", "text": "intro\u0000 zebra words"})])
+    (d,) = read_documents([f])
+    assert d.text == "intro  zebra words"
+
+
+def test_a_directory_reads_its_own_shards_before_a_docs_folder(tmp_path):
+    """DIR/docs/ is where a crawl writes its shards; a directory of shards that has a docs/ folder too
+    is still read as the shards it holds."""
+    shards = tmp_path / "shards"
+    (shards / "docs").mkdir(parents=True)
+    write_lines(shards / "a.jsonl", [json.dumps({"id": "top", "text": "x"})])
+    assert [d.doc_id for d in read_documents([shards])] == ["top"]
+    write_lines(shards / "docs" / "b.jsonl", [json.dumps({"id": "nested", "text": "y"})])
+    assert [d.doc_id for d in read_documents([shards])] == ["top"]
+    (shards / "a.jsonl").unlink()
+    assert [d.doc_id for d in read_documents([shards])] == ["nested"]
 
 
 def test_reader_is_streaming(tmp_path):
