@@ -23,8 +23,9 @@ class RetrieveRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")  # Search-R1 clients may send fields of newer versions
 
-    queries: list[str] = Field(..., min_length=1, max_length=MAX_QUERIES, description="Plain-text queries")
-    topk: int | None = Field(None, strict=True, ge=1, le=100, description=f"Results per query (default {DEFAULT_TOPK})")
+    # Search-R1's trainer posts every step's searches, none in a step where every rollout answered.
+    queries: list[str] = Field(..., max_length=MAX_QUERIES, description="Plain-text queries (none: no results)")
+    topk: int | None = Field(None, strict=True, ge=0, le=100, description=f"Results per query (0 or none: {DEFAULT_TOPK})")
     return_scores: bool = Field(False, strict=True, description="Wrap each document as {document, score}")
 
 
@@ -59,6 +60,27 @@ def to_search_r1(results: list[list[Any]], return_scores: bool) -> dict[str, Any
     return {"result": out}
 
 
+def has_words(query: str) -> bool:
+    return any(ch.isalnum() for ch in query)
+
+
+def search_searchable(pipeline: Any, texts: list[str | None], options: Any) -> list[list[Any]]:
+    """`pipeline.batch_search` of the texts, those of stopwords only (which it refuses) and the None ones
+    (nothing to search at all) left without results."""
+    from indexer.errors import QueryError
+
+    live = [i for i, text in enumerate(texts) if text is not None]
+    try:
+        found = pipeline.batch_search([texts[i] for i in live], options)
+    except QueryError:  # rare: found out by the search; the analyzer asked per query only then
+        live = [i for i in live if pipeline.lexical.terms(str(texts[i]))]  # a plain str for the JVM
+        found = pipeline.batch_search([texts[i] for i in live], options) if live else []
+    results: list[list[Any]] = [[] for _ in texts]
+    for i, hits in zip(live, found):
+        results[i] = hits
+    return results
+
+
 def router(require_api_key: Any) -> APIRouter:
     """The `/retrieve` route (the API key dependency is the app's)."""
     from service.app import _admitted, _snapshot, _svc
@@ -71,22 +93,22 @@ def router(require_api_key: Any) -> APIRouter:
     )  # fmt: skip
     async def retrieve(request: Request, body: RetrieveRequest) -> Any:
         """Search-R1-compatible batch retrieval (`{"result": [[...], ...]}`, one list per query)."""
-        from indexer.errors import QueryError
         from ranker.pipeline import SearchOptions
-        from ranker.query import as_listed, clean_query
+        from ranker.query import clean_query
 
         st = _svc(request)
-        texts = [clean_query(q, field=f"queries[{i}]", max_chars=st.settings.max_query_chars)
+        # A rollout's empty search (`<search></search>`) or one of symbols only has nothing to search: it
+        # gets no documents, as from Search-R1's retrievers, instead of failing every rollout's batch.
+        texts = [clean_query(q, field=f"queries[{i}]", max_chars=st.settings.max_query_chars) if has_words(q) else None
                  for i, q in enumerate(body.queries)]  # fmt: skip
         request.state.n_queries = len(texts)
+        if not any(texts):
+            return to_search_r1([[] for _ in texts], body.return_scores)
         with _snapshot(st) as snap:
             k = body.topk or DEFAULT_TOPK
             mode = request.state.mode = snap.pipeline.resolve_mode(None)
             with _admitted(st, request.headers.get("x-api-key", ""), len(texts), k, mode) as bounds:
-                try:
-                    results = await st.run(snap.pipeline.batch_search, texts, SearchOptions(k=k, **bounds))
-                except QueryError as exc:  # e.g. a query without searchable terms
-                    raise as_listed(exc) from None
+                results = await st.run(search_searchable, snap.pipeline, texts, SearchOptions(k=k, **bounds))
         return to_search_r1(results, body.return_scores)
 
     return api

@@ -85,8 +85,6 @@ def test_a_number_or_flag_of_another_json_type_is_a_422_naming_it(client, path, 
     assert_error(client.post(path, json=body), 422, "invalid_request", field)
 
 
-def test_retrieve_names_a_termless_query_as_listed(client):
-    assert_error(client.post("/retrieve", json={"queries": ["the of and"]}), 400, "invalid_query", "queries[0]")
 
 
 def test_query_of_exactly_max_chars_is_fine(client):

@@ -39,6 +39,21 @@ def test_retrieve_without_scores_is_a_plain_document_list(agent_client):
 
 
 def test_retrieve_bad_input_names_the_field(agent_client):
-    assert_error(agent_client.post("/retrieve", json={"queries": []}), 422, "invalid_request", "queries")
-    assert_error(agent_client.post("/retrieve", json={"queries": ["tides"], "topk": 0}), 422, "invalid_request", "topk")
-    assert_error(agent_client.post("/retrieve", json={"queries": ["tides", "  "]}), 400, "invalid_query", "queries[1]")
+    assert_error(agent_client.post("/retrieve", json={"queries": ["tides"], "topk": -1}), 422, "invalid_request", "topk")
+    assert_error(agent_client.post("/retrieve", json={"queries": ["tides", "x" * 10_001]}), 400, "invalid_query", "queries[1]")
+
+
+def test_retrieve_answers_what_search_r1_sends_from_a_training_step(agent_client):
+    """Search-R1's trainer posts every step's searches: none when every rollout answered, an empty one
+    for `<search></search>`, stopwords only. Each such query gets no documents, the rest theirs."""
+    assert agent_client.post("/retrieve", json={"queries": []}).json() == {"result": []}
+    alone = agent_client.post("/retrieve", json={"queries": ["volcanic eruption lava"], "topk": 0}).json()["result"][0]
+    assert len(alone) == 3  # topk 0 is Search-R1's default, as its server reads it
+    for odd in (["", "volcanic eruption lava"], ["  ", "volcanic eruption lava", "the of and"], ["?!", "volcanic eruption lava"]):
+        r = agent_client.post("/retrieve", json={"queries": odd, "topk": 0})
+        assert r.status_code == 200, r.text
+        result = r.json()["result"]
+        assert len(result) == len(odd) and result[1] == alone
+        assert all(docs == [] for i, docs in enumerate(result) if i != 1)
+    only_stopwords = agent_client.post("/retrieve", json={"queries": ["the of and"], "return_scores": True})
+    assert only_stopwords.json() == {"result": [[]]}
