@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from indexer.errors import QueryError
 from ranker.options import RequestOptions
 from ranker.query import MAX_QUERY_CHARS, clean_query, surrogate_at
 
@@ -37,7 +38,7 @@ class SearchRequest(RequestOptions):
     snippet_chars: int = Field(240, strict=True, ge=40, le=2000, description="Snippet length in characters")
     return_text: bool = Field(False, strict=True, description="Include each hit's full passage text")
     dedupe_across_queries: bool = Field(
-        False, strict=True, description="Drop a passage already returned for an earlier query of this request (lists refilled to k)"
+        False, strict=True, description="Drop a passage already returned for an earlier query of this request (lists refilled to k; not with offset)"
     )
     timeout_ms: int | None = Field(
         None, strict=True, ge=1, le=600_000, description="Deadline for this request in ms; the server's limit applies when it is lower "
@@ -74,6 +75,10 @@ class SearchRequest(RequestOptions):
             raise ValueError("give exactly one of `queries` (a list) or `query` (a string)")
         if self.queries is not None:
             self.queries = [clean_query(q, field=f"queries[{i}]") for i, q in enumerate(self.queries)]
+            if self.dedupe_across_queries and self.offset and len(self.queries) > 1:
+                # What a query's later page may show depends on what earlier queries showed on every page before.
+                raise QueryError("offset cannot page lists deduplicated across queries (dedupe_across_queries): "
+                                 "their pages would repeat or skip passages; ask for a larger k instead", field="offset")  # fmt: skip
         else:
             self.query = clean_query(self.query, field="query")
         return self

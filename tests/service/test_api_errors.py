@@ -68,6 +68,7 @@ def assert_error(r, status: int, code: str | None = None, field: str | None = "_
         ({"queries": ["the of and"], "mode": "bm25"}, 400, "invalid_query", "queries[0]"),  # the field as sent
         ({"queries": ["the of and"]}, 400, "invalid_query", "queries[0]"),
         ({"query": OK, "categories": ["astrology"]}, 400, "invalid_query", "categories"),
+        ({"queries": [OK, OK], "offset": 5, "dedupe_across_queries": True}, 400, "invalid_query", "offset"),
         ({"query": OK, "include_domains": ["  "]}, 400, "invalid_query", "include_domains"),
         ({"query": OK, "exclude_domains": ["two words.com"]}, 400, "invalid_query", "exclude_domains"),
     ],
