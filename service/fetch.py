@@ -136,9 +136,9 @@ def select(ranked: list[tuple[Span, float | None]], max_chars: int | None, *, in
         elif in_order:
             break
     whole, shown = len(kept), sum(len(s.text) for s, _ in kept)
-    if not kept and ranked and room > 0:  # not even one passage fits: the first, cut at a word
+    if not kept and ranked:  # not even one passage fits: the first, cut at a word
         span, score = ranked[0]
-        cut = trim_words(span.text, room)
+        cut = trim_words(span.text, room) or trim_words(span.text, max_chars)  # the latter without the marker
         if cut:
             shown = len(cut.removesuffix("…"))
             kept = [(Span(span.ordinal, span.start, span.start + shown, cut, span.passage_id), score)]
@@ -157,7 +157,8 @@ def assemble(pipeline, *, item: FetchItem, title: str, spans: list[Span], base: 
         kept, omitted = select([(s, None) for s in spans], item.max_chars, in_order=True)
     text = "\n\n".join(s.text for s, _ in kept)
     if omitted is not None:
-        text = (text + "\n\n" if text else "") + marker(omitted)
+        marked = (text + "\n\n" if text else "") + marker(omitted)
+        text = marked if len(marked) <= (item.max_chars or len(marked)) else text  # no room for it: `omitted` says it
     passages = [{"passage_id": s.passage_id, "ordinal": s.ordinal, "start": s.start, "end": s.end, "score": sc, "text": s.text}
                 for s, sc in kept]  # fmt: skip
     return {**base, "ok": True, "text": text, "passages": passages, "omitted": omitted.model_dump() if omitted else None}

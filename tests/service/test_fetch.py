@@ -81,6 +81,11 @@ def test_query_focused_passages_come_best_first_within_max_chars(agent_client):
     tiny = _fetch(agent_client, {"doc_id": "cdc-flu", "max_chars": 90})["results"][0]  # no passage fits: cut at a word
     assert len(tiny["text"]) <= 90 and tiny["passages"][0]["text"].endswith("…")
     assert tiny["passages"][0]["ordinal"] == 0 and tiny["omitted"]["passages"] == len(whole["passages"])
+    for max_chars in (1, 10, 47):  # less room than the marker takes: the cap still holds, `omitted` says what is left out
+        small = _fetch(agent_client, {"doc_id": "cdc-flu", "max_chars": max_chars})["results"][0]
+        assert len(small["text"]) <= max_chars and "left out" not in small["text"], (max_chars, small["text"])
+        shown = sum(len(p["text"].removesuffix("…")) for p in small["passages"])
+        assert small["omitted"]["chars"] + shown == sum(len(p["text"]) for p in whole["passages"])
 
 
 def test_live_fetch_outcomes_per_item(agent_client, web):
