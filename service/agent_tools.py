@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from service.api_models import SearchRequest
-from service.fetch import FetchContext, FetchRequest, fetch_items
+from service.fetch import FetchContext, FetchRequest, FetchResponse, fetch_items
 
 
 Admit = Callable[[int, int, str], AbstractContextManager[dict[str, Any]]]
@@ -55,7 +55,9 @@ class AgentTools:
 
     async def fetch(self, body: FetchRequest) -> dict[str, Any]:
         with self.context() as ctx:
-            return await fetch_items(ctx, body, request_id="mcp")
+            payload = await fetch_items(ctx, body, request_id="mcp")
+        # Every field of every item, as `/v1/fetch` answers through its response model (a failed item too).
+        return FetchResponse.model_validate(payload).model_dump(mode="json")
 
 
 @asynccontextmanager

@@ -26,6 +26,12 @@ async def _session(client) -> dict:
     opened = await client.call_tool("fetch", {"items": [{"doc_id": "nih-vaccines", "query": "clinical trial phases"}]})
     assert not opened.is_error and opened.structured_content["results"][0]["passages"]
     assert "tier 1 National Institutes of Health" in opened.content[0].text
+    missing = await client.call_tool("fetch", {"items": [{"url": "https://not-on-the-list.example/page"}]})
+    failed = missing.structured_content["results"][0]
+    assert not failed["ok"] and failed["error"]["code"]
+    from service.fetch import FetchResult  # every field of a result, failed or not, as /v1/fetch answers
+
+    assert set(failed) == set(opened.structured_content["results"][0]) == set(FetchResult.model_fields)
     bad = await client.call_tool("fetch", {"items": [{"url": "file:///etc/passwd"}]})
     assert bad.is_error and "items[0].url" in bad.content[0].text
     paged = await client.call_tool("search", {"queries": ["tides"], "offset": 500, "mode": "bm25"})
