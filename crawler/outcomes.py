@@ -59,9 +59,12 @@ def settle_redirect_to_known(state: CrawlState, request: Request) -> None:
 
 
 def late_failure_reason(exc: BaseException) -> str:
-    """Reason for an IgnoreRequest raised from a downloader middleware's process_response, which Scrapy
-    hands to the errback only (no process_exception): the redirect cap or the decompressed-size cap.
-    Scrapy 2.19's messages are the only distinguishing mark."""
+    """Reason for an exception raised from a downloader middleware's process_response, which Scrapy hands
+    to the errback only (no process_exception): the redirect cap or the decompressed-size cap (Scrapy
+    2.19's messages are the only distinguishing mark), or a redirect whose Location no request can be made
+    for (a ValueError building it: a port out of range, say)."""
+    if isinstance(exc, ValueError):
+        return "redirect_bad_url"
     text = str(exc).lower()
     if "max redirections" in text:
         return "redirect_limit"

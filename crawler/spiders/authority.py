@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request, Spider, signals
-from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.gz import gunzip, gzip_magic_number
@@ -68,10 +67,30 @@ class AuthoritySpider(Spider):
             meta={"dr_kind": PAGE, "dr_depth": depth, "dr_url": url, DOWNLOAD_SLOT: url_domain(url)},
         )
 
-    def sitemap_request(self, url: str, nesting: int = 0) -> Request | None:
-        """A sitemap fetch, once per run. Not left to Scrapy's persistent dupefilter: a crawl killed after
-        a sitemap's fingerprint was saved but before it was parsed would lose its pages on resume."""
-        url = canonicalize_url(url)
+    def link_request(self, base: str, href: str, depth: int) -> Request | None:
+        """A page request for a link or sitemap entry; None for another scheme (`ftp:`, `sms:`, ...) and,
+        counted as `bad_url`, for a URL no request can be made for (a port out of range, say), so that the
+        rest of its page or sitemap still goes on."""
+        url = href
+        try:
+            url = urljoin(base, href)
+            if urlsplit(url).scheme not in ("http", "https"):
+                return None
+            return self.page_request(url, depth)
+        except ValueError:
+            self.crawl_state.skip("bad_url", url)
+            return None
+
+    def sitemap_request(self, base: str, href: str, nesting: int = 0) -> Request | None:
+        """A sitemap fetch, once per run (None for a URL already asked for or unusable: `bad_url`). Not left
+        to Scrapy's persistent dupefilter: a crawl killed after a sitemap's fingerprint was saved but before
+        it was parsed would lose its pages on resume."""
+        url = href
+        try:
+            url = canonicalize_url(urljoin(base, href))
+        except ValueError:
+            self.crawl_state.skip("bad_url", url)
+            return None
         if url in self._sitemaps:
             return None
         self._sitemaps.add(url)
@@ -98,7 +117,7 @@ class AuthoritySpider(Spider):
             site = f"{parts.scheme}://{parts.netloc}"
             if site not in seen_sites:
                 seen_sites.add(site)
-                req = self.sitemap_request(f"{site}/sitemap.xml")
+                req = self.sitemap_request(site, "/sitemap.xml")
                 if req is not None:
                     yield req
 
@@ -108,12 +127,10 @@ class AuthoritySpider(Spider):
         sitemaps = list(getattr(rp, "sitemaps", None) or [])
         base = f"{urlsplit(request.url).scheme}://{urlsplit(request.url).netloc}/"
         for sm in sitemaps:
-            url = canonicalize_url(urljoin(base, sm))
-            if not self.allowlist.allows_url(url):
-                self.crawl_state.skip("offsite", url)
-                continue
-            req = self.sitemap_request(url)
-            if req is not None:
+            req = self.sitemap_request(base, sm)
+            if req is not None and not self.allowlist.allows_url(req.url):
+                self.crawl_state.skip("offsite", req.url)
+            elif req is not None:
                 self.crawler.engine.crawl(req)
 
     # -- parsing --------------------------------------------------------------------------------
@@ -132,13 +149,14 @@ class AuthoritySpider(Spider):
             if nesting >= MAX_SITEMAP_NESTING:
                 return
             for entry in sitemap:
-                req = self.sitemap_request(response.urljoin(entry["loc"]), nesting + 1) if entry.get("loc") else None
+                req = self.sitemap_request(response.url, entry["loc"], nesting + 1) if entry.get("loc") else None
                 if req is not None:
                     yield req
         elif sitemap.type == "urlset":
             for entry in sitemap:
-                if entry.get("loc"):
-                    yield self.page_request(response.urljoin(entry["loc"]), SITEMAP_DEPTH)
+                req = self.link_request(response.url, entry["loc"], SITEMAP_DEPTH) if entry.get("loc") else None
+                if req is not None:
+                    yield req
 
     def _sitemap_body(self, response: Response) -> bytes | None:
         if gzip_magic_number(response):
@@ -163,12 +181,9 @@ class AuthoritySpider(Spider):
                 href = href.strip()
                 if not href or href.lower().startswith(_SKIP_SCHEMES):
                     continue
-                try:
-                    url = response.urljoin(href)
-                except ValueError:
-                    continue
-                if urlsplit(url).scheme in ("http", "https"):
-                    yield self.page_request(url, depth + 1)
+                req = self.link_request(response.url, href, depth + 1)
+                if req is not None:
+                    yield req
             identity = self._canonical_link(response, fetched)
         request_urls = [canonicalize_url(u) for u in response.meta.get("redirect_urls", [])]
         request_urls += [response.meta.get("dr_url", fetched), fetched, identity]
@@ -198,10 +213,9 @@ class AuthoritySpider(Spider):
 
     def on_error(self, failure: Any) -> None:
         """Most failures are settled by OutcomeMiddleware already; those raised in process_response (the
-        redirect cap, the decompressed-size cap) arrive only here."""
+        redirect cap, the decompressed-size cap, a redirect to an unusable URL) arrive only here."""
         request = failure.request
-        late = failure.check(IgnoreRequest) and not failure.check(HttpError)  # HttpError: a response, settled
-        if late and not request.meta.get(SETTLED):
+        if not failure.check(HttpError) and not request.meta.get(SETTLED):  # HttpError: a response, settled
             settle(self.crawl_state, request, late_failure_reason(failure.value))
         logger.debug("request failed: %s", failure.getErrorMessage())
 

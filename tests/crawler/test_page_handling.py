@@ -1,0 +1,84 @@
+"""One crawl of a small fixture web (127.0.0.1 only) of awkward pages: malformed links and sitemap entries,
+redirects to unusable locations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.crawler.conftest import SM_NS, page, read_docs, run_crawl
+from tests.crawler.fixture_web import FixtureWeb, Resp
+
+BAD = "www.badlink.org"
+BAD_LINK = f"http://{BAD}:99999/x"  # port out of range: no request can be made for it
+BAD_LOC = f"http://{BAD}:0x/s0"
+
+
+def build_web() -> FixtureWeb:
+    web = FixtureWeb()
+    web.site(
+        BAD,
+        {
+            "/": page("bad link home", ["/a", BAD_LINK, "/b", "/badloc"]),
+            "/a": page("alpha"),
+            "/b": page("beta"),
+            "/badloc": Resp(301, b"", headers={"Location": f"http://{BAD}:99999/moved"}),
+            "/sitemap.xml": Resp(
+                body=(
+                    f'<?xml version="1.0"?><urlset {SM_NS}><url><loc>{BAD_LOC}</loc></url>'
+                    f"<url><loc>http://{BAD}/s1</loc></url></urlset>"
+                ).encode(),
+                ctype="application/xml",
+            ),
+            "/s1": page("sitemap one"),
+        },
+    )
+    return web
+
+
+@pytest.fixture(scope="module")
+def crawl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FixtureWeb, Path, dict]]:
+    web = build_web()
+    web.start()
+    try:
+        tmp = tmp_path_factory.mktemp("pages")
+        (tmp / "domains.txt").write_text("".join(f"http://{host}/\n" for host in web.sites))
+        (tmp / "hosts.txt").write_text(web.host_map_text())
+        proc = run_crawl(tmp / "out", tmp / "domains.txt", tmp / "hosts.txt")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        yield web, tmp / "out", json.loads((tmp / "out" / "report.json").read_text())
+    finally:
+        web.stop()
+
+
+def pending(out: Path) -> set[str]:
+    """Pages the frontier log has seen but not settled: a resume would ask for them again."""
+    seen, done = set(), set()
+    for line in (out / "job" / "frontier.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        seen.add(rec.get("seen"))
+        done.add(rec.get("done"))
+    return seen - done - {None}
+
+
+def stored(out: Path) -> set[str]:
+    return {d["url"] for d in read_docs(out)}
+
+
+def test_a_malformed_link_or_sitemap_entry_is_skipped_alone(crawl) -> None:
+    web, out, report = crawl
+    assert {"/", "/a", "/b", "/s1"} <= {path for host, path in web.requested() if host == BAD}
+    assert {f"http://{BAD}{p}" for p in ("/", "/a", "/b", "/s1")} <= stored(out)
+    assert report["skips"]["bad_url"] == 2
+    assert set(report["skipped_examples"]["bad_url"]) == {BAD_LINK, BAD_LOC}
+    assert report["finish_reason"] == "finished"
+    assert pending(out) == set()
+
+
+def test_a_redirect_to_an_unusable_location_is_settled(crawl) -> None:
+    _, out, report = crawl
+    assert report["skipped_examples"]["redirect_bad_url"] == [f"http://{BAD}/badloc"]
+    assert f"http://{BAD}/badloc" not in pending(out)
