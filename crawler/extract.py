@@ -19,6 +19,8 @@ HTML_OPTIONS: dict[str, object] = {
     "deduplicate": False,
 }
 
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+PDF_TYPES = ("application/pdf", "application/x-pdf")
 _LANG_ATTR = re.compile(rb"<html[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.I)
 _WS = re.compile(r"[ \t\r\f\v\u00a0]+")
 
@@ -29,6 +31,21 @@ class Extracted:
     text: str
     published: str | None
     language: str | None
+
+
+def page_kind(content_type: str, body: bytes) -> str | None:
+    """'html', 'pdf' or None (unsupported) from the media type, sniffing the body when unclear. The spider
+    follows the links of exactly the pages stored as HTML."""
+    head = body[:1024].lstrip().lower()
+    if content_type in PDF_TYPES or body.startswith(b"%PDF-"):
+        return "pdf"
+    if content_type in HTML_TYPES:
+        return "html"
+    if content_type in ("", "application/octet-stream", "text/plain") and (
+        head.startswith((b"<!doctype html", b"<html")) or b"<body" in head
+    ):
+        return "html"
+    return None
 
 
 def paragraphs_to_text(blocks: list[str]) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem
 
-from crawler.extract import extract_html, extract_pdf
+from crawler.extract import extract_html, extract_pdf, page_kind
 from crawler.items import PageItem
 from crawler.state import content_hash, near_hash
 from crawler.urls import doc_id_for
@@ -22,25 +22,6 @@ if TYPE_CHECKING:
     from crawler.state import CrawlState
 
 logger = logging.getLogger(__name__)
-
-HTML_TYPES = ("text/html", "application/xhtml+xml")
-PDF_TYPES = ("application/pdf", "application/x-pdf")
-
-
-def kind_of(item: PageItem) -> str | None:
-    """'html', 'pdf' or None (unsupported) from the content type, sniffing the body when unclear."""
-    ctype = item.content_type
-    head = item.body[:1024].lstrip().lower()
-    if ctype in PDF_TYPES or item.body.startswith(b"%PDF-"):
-        return "pdf"
-    if ctype in HTML_TYPES:
-        return "html"
-    if ctype in ("", "application/octet-stream", "text/plain") and (
-        head.startswith((b"<!doctype html", b"<html")) or b"<body" in head
-    ):
-        return "html"
-    return None
-
 
 class _Stage:
     def __init__(self, crawler: Crawler):
@@ -68,7 +49,7 @@ class ValidatePipeline(_Stage):
             raise self.drop(item, "http_status", str(item.status))
         if not item.body:
             raise self.drop(item, "empty")
-        kind = kind_of(item)
+        kind = page_kind(item.content_type, item.body)
         if kind is None:
             raise self.drop(item, "content_type", item.content_type)
         item.extra["kind"] = kind

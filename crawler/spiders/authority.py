@@ -14,12 +14,13 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request, Spider, signals
-from scrapy.http import Response, TextResponse
+from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.gz import gunzip, gzip_magic_number
 from scrapy.utils.sitemap import Sitemap
 
 from crawler.config import CrawlConfig
+from crawler.extract import page_kind
 from crawler.items import PageItem
 from crawler.outcomes import PAGE, SETTLED, is_page, late_failure_reason, settle, settle_redirect_to_known
 from crawler.politeness import DOWNLOAD_SLOT
@@ -175,7 +176,9 @@ class AuthoritySpider(Spider):
         fetched = canonicalize_url(response.url)
         ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").split(";")[0].strip().lower()
         identity = fetched
-        if isinstance(response, TextResponse) and ctype in ("text/html", "application/xhtml+xml", ""):
+        if page_kind(ctype, response.body) == "html":
+            if not isinstance(response, TextResponse):  # HTML sent as application/octet-stream
+                response = response.replace(cls=HtmlResponse)
             # A page with 50,000 links must not cost minutes of refusals: the first max_links only.
             for href in response.xpath("//a/@href | //area/@href").getall()[: self.max_links]:
                 href = href.strip()

@@ -1,5 +1,5 @@
 """One crawl of a small fixture web (127.0.0.1 only) of awkward pages: malformed links and sitemap entries,
-redirects to unusable locations."""
+redirects to unusable locations, HTML served under another content type."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tests.crawler.fixture_web import FixtureWeb, Resp
 BAD = "www.badlink.org"
 BAD_LINK = f"http://{BAD}:99999/x"  # port out of range: no request can be made for it
 BAD_LOC = f"http://{BAD}:0x/s0"
+TYPES = "www.types.org"
 
 
 def build_web() -> FixtureWeb:
@@ -34,6 +35,18 @@ def build_web() -> FixtureWeb:
                 ctype="application/xml",
             ),
             "/s1": page("sitemap one"),
+        },
+    )
+    web.site(
+        TYPES,
+        {
+            "/": page("content types home", ["/plain-html", "/octet-html"]),
+            "/plain-html": Resp(body=page("html served as plain text", ["/from-plain"]).body, ctype="text/plain"),
+            "/from-plain": page("linked from plain text"),
+            "/octet-html": Resp(
+                body=page("html served as octets", ["/from-octet"]).body, ctype="application/octet-stream"
+            ),
+            "/from-octet": page("linked from octets"),
         },
     )
     return web
@@ -82,3 +95,10 @@ def test_a_redirect_to_an_unusable_location_is_settled(crawl) -> None:
     _, out, report = crawl
     assert report["skipped_examples"]["redirect_bad_url"] == [f"http://{BAD}/badloc"]
     assert f"http://{BAD}/badloc" not in pending(out)
+
+
+def test_html_under_another_content_type_is_stored_and_its_links_followed(crawl) -> None:
+    web, out, _ = crawl
+    assert {(TYPES, "/from-plain"), (TYPES, "/from-octet")} <= web.requested()
+    pages = ("/plain-html", "/from-plain", "/octet-html", "/from-octet")
+    assert {f"http://{TYPES}{p}" for p in pages} <= stored(out)
