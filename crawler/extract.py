@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from w3lib.encoding import html_body_declared_encoding, read_bom, resolve_encoding
+
 from indexer.schema import published_problem
 
 # Options chosen on the article-extraction benchmark (bench/extraction_quality.py).
@@ -82,14 +84,35 @@ def detect_language(text: str, html: bytes | None = None) -> str | None:
     return None
 
 
-def extract_html(html: bytes | str, url: str | None = None, **overrides: object) -> Extracted:
-    """Title, main text (paragraphs separated by blank lines), published date and language of a page."""
+def decode_declared(body: bytes, charset: str | None = None) -> str | None:
+    """The page as text in the encoding it declares: its byte order mark, else `charset` (the HTTP
+    header's), else its own `<meta>` or XML declaration, as browsers and Scrapy's `response.encoding` read
+    them. None when it declares none or its bytes are not valid in it: left to trafilatura's guess."""
+    encoding, bom = read_bom(body)
+    if encoding is None:
+        encoding = (resolve_encoding(charset) if charset else None) or html_body_declared_encoding(body)
+    if encoding is None:
+        return None
+    try:
+        return body[len(bom or b""):].decode(encoding)
+    except (LookupError, UnicodeDecodeError):
+        return None
+
+
+def extract_html(
+    html: bytes | str, url: str | None = None, *, charset: str | None = None, **overrides: object
+) -> Extracted:
+    """Title, main text (paragraphs separated by blank lines), published date and language of a page;
+    `charset`: the one its HTTP Content-Type header names."""
     import trafilatura  # lazy: heavy import
 
     options = {**HTML_OPTIONS, **overrides}
     raw = html.encode("utf-8", "replace") if isinstance(html, str) else html
+    page = html if isinstance(html, str) else decode_declared(raw, charset)
     try:
-        doc = trafilatura.bare_extraction(raw, url=url, with_metadata=True, output_format="python", **options)
+        doc = trafilatura.bare_extraction(
+            raw if page is None else page, url=url, with_metadata=True, output_format="python", **options
+        )
     except Exception:  # malformed input must never stop a crawl
         doc = None
     if doc is None:

@@ -16,6 +16,7 @@ class PageItem:
     depth: int
     fetched_at: str
     domain: str
+    charset: str | None = None  # the encoding the Content-Type header names
     title: str = ""
     text: str = ""
     published: str | None = None

@@ -74,7 +74,7 @@ class ExtractPipeline(_Stage):
         if item.extra["kind"] == "pdf":
             ex = extract_pdf(item.body)
         else:
-            ex = extract_html(item.body, item.url)
+            ex = extract_html(item.body, item.url, charset=item.charset)
         if not ex.text.strip():
             raise self.drop(item, "empty", "(no main text)")
         item.title, item.text, item.published, item.language = ex.title, ex.text, ex.published, ex.language

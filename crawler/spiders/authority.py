@@ -18,6 +18,7 @@ from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.gz import gunzip, gzip_magic_number
 from scrapy.utils.sitemap import Sitemap
+from w3lib.encoding import http_content_type_encoding
 
 from crawler.config import CrawlConfig
 from crawler.extract import page_kind
@@ -174,7 +175,8 @@ class AuthoritySpider(Spider):
     def parse_page(self, response: Response) -> Iterator[Request | PageItem]:
         depth = int(response.meta.get("dr_depth", 0))
         fetched = canonicalize_url(response.url)
-        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").split(";")[0].strip().lower()
+        header = response.headers.get(b"Content-Type", b"").decode("latin-1")
+        ctype = header.split(";")[0].strip().lower()
         identity = fetched
         if page_kind(ctype, response.body) == "html":
             if not isinstance(response, TextResponse):  # HTML sent as application/octet-stream
@@ -200,6 +202,7 @@ class AuthoritySpider(Spider):
             depth=depth,
             fetched_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
             domain=url_domain(identity),
+            charset=http_content_type_encoding(header),
         )
 
     def _canonical_link(self, response: TextResponse, fetched: str) -> str:

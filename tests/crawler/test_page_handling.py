@@ -1,5 +1,6 @@
 """One crawl of a small fixture web (127.0.0.1 only) of awkward pages: malformed links and sitemap entries,
-redirects to unusable locations, HTML served under another content type."""
+redirects to unusable locations, HTML served under another content type, a charset named only in the HTTP
+header."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ BAD = "www.badlink.org"
 BAD_LINK = f"http://{BAD}:99999/x"  # port out of range: no request can be made for it
 BAD_LOC = f"http://{BAD}:0x/s0"
 TYPES = "www.types.org"
+CHARSET = "www.charset.org"
+FRENCH = (
+    "Le r\u00e9sum\u00e9 co\u00fbte 5\u20ac \u2013 \u201cna\u00efve\u201d fa\u00e7ade, "
+    "\u00e9t\u00e9 \u00e0 l\u2019h\u00f4tel"
+)
 
 
 def build_web() -> FixtureWeb:
@@ -47,6 +53,22 @@ def build_web() -> FixtureWeb:
                 body=page("html served as octets", ["/from-octet"]).body, ctype="application/octet-stream"
             ),
             "/from-octet": page("linked from octets"),
+        },
+    )
+    french = [f"{FRENCH}, des donn\u00e9es \u00e9conomiques pour la {w}." for w in ("r\u00e9gion", "nation")]
+    web.site(
+        CHARSET,
+        {
+            "/": page("charset home", ["/cp1252"]),
+            # windows-1252 named in the Content-Type header only (the page has no <meta charset>)
+            "/cp1252": Resp(
+                body=(
+                    "<html><head><title>Donn\u00e9es \u00e9t\u00e9</title></head><body><article>"
+                    + "".join(f"<p>{p}</p>" for p in french)
+                    + "</article></body></html>"
+                ).encode("cp1252"),
+                ctype="text/html; charset=windows-1252",
+            ),
         },
     )
     return web
@@ -102,3 +124,10 @@ def test_html_under_another_content_type_is_stored_and_its_links_followed(crawl)
     assert {(TYPES, "/from-plain"), (TYPES, "/from-octet")} <= web.requested()
     pages = ("/plain-html", "/from-plain", "/octet-html", "/from-octet")
     assert {f"http://{TYPES}{p}" for p in pages} <= stored(out)
+
+
+def test_the_charset_of_the_http_header_decodes_the_page(crawl) -> None:
+    _, out, _ = crawl
+    doc = next(d for d in read_docs(out) if d["url"] == f"http://{CHARSET}/cp1252")
+    assert doc["title"] == "Donn\u00e9es \u00e9t\u00e9"
+    assert FRENCH in doc["text"]

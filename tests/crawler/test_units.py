@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crawler.config import DEFAULT_USER_AGENT, load_domains, load_host_map, load_seeds, product_token
-from crawler.extract import extract_html, extract_pdf
+from crawler.extract import decode_declared, extract_html, extract_pdf
 from crawler.politeness import retry_after_seconds
 from crawler.shards import ShardWriter, iter_shard_records, recover_tmp_shards
 from crawler.state import CrawlState
@@ -258,3 +258,12 @@ def test_extract_html_paragraphs_and_pdf() -> None:
     pdf = extract_pdf(minimal_pdf(["Line one.", "Line two."]))
     assert pdf.text == "Line one. Line two." and pdf.title == "Annual Report 2023"
     assert extract_pdf(b"%PDF-1.4 garbage").text == ""
+
+
+def test_pages_decode_in_the_encoding_they_declare() -> None:
+    text = "<html><head><meta charset=windows-1252></head><body>\u00e9t\u00e9 \u20ac</body></html>"
+    assert decode_declared(text.encode("cp1252")) == text  # <meta>
+    assert decode_declared(text.encode("utf-8"), "utf-8") == text  # the header before the <meta>
+    assert decode_declared(b"\xef\xbb\xbf" + text.encode("utf-8"), "latin-1") == text  # a byte order mark first
+    assert decode_declared(b"<html>\xe9t\xe9</html>") is None  # nothing declared: left to trafilatura
+    assert decode_declared(b"<html>\xe9t\xe9</html>", "utf-8") is None  # not valid in it: likewise
