@@ -17,6 +17,7 @@ class PageItem:
     fetched_at: str
     domain: str
     charset: str | None = None  # the encoding the Content-Type header names
+    noindex: bool = False  # the page's robots directives (header or meta) forbid storing it
     title: str = ""
     text: str = ""
     published: str | None = None

@@ -42,11 +42,13 @@ class _Stage:
 
 
 class ValidatePipeline(_Stage):
-    """Only successful HTML and PDF responses with a body go on."""
+    """Only successful HTML and PDF responses with a body that their robots directives let us index go on."""
 
     def process_item(self, item: PageItem) -> PageItem:
         if item.status != 200:
             raise self.drop(item, "http_status", str(item.status))
+        if item.noindex:
+            raise self.drop(item, "noindex")
         if not item.body:
             raise self.drop(item, "empty")
         kind = page_kind(item.content_type, item.body)

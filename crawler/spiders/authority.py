@@ -21,6 +21,7 @@ from scrapy.utils.sitemap import Sitemap
 from w3lib.encoding import http_content_type_encoding
 
 from crawler.config import CrawlConfig
+from crawler.directives import page_directives
 from crawler.extract import page_kind
 from crawler.items import PageItem
 from crawler.outcomes import PAGE, SETTLED, is_page, late_failure_reason, settle, settle_redirect_to_known
@@ -53,6 +54,7 @@ class AuthoritySpider(Spider):
         )
         spider._sitemaps = set()
         spider.max_links = crawler.settings.getint("DRSEARCH_MAX_LINKS_PER_PAGE", 1000)
+        spider.robots_token = crawler.settings.get("ROBOTSTXT_USER_AGENT") or ""
         crawler.signals.connect(spider._robots_parsed, signal=signals.robots_parsed)
         crawler.signals.connect(spider._request_dropped, signal=signals.request_dropped)
         return spider
@@ -178,11 +180,16 @@ class AuthoritySpider(Spider):
         header = response.headers.get(b"Content-Type", b"").decode("latin-1")
         ctype = header.split(";")[0].strip().lower()
         identity = fetched
+        robots_headers = [v.decode("latin-1") for v in response.headers.getlist(b"X-Robots-Tag")]
+        directives = page_directives(robots_headers, [], self.robots_token)
         if page_kind(ctype, response.body) == "html":
             if not isinstance(response, TextResponse):  # HTML sent as application/octet-stream
                 response = response.replace(cls=HtmlResponse)
+            metas = [(m.attrib.get("name", ""), m.attrib.get("content", "")) for m in response.xpath("//meta[@name]")]
+            directives |= page_directives([], metas, self.robots_token)
+            links = [] if "nofollow" in directives else response.xpath("//a/@href | //area/@href").getall()
             # A page with 50,000 links must not cost minutes of refusals: the first max_links only.
-            for href in response.xpath("//a/@href | //area/@href").getall()[: self.max_links]:
+            for href in links[: self.max_links]:
                 href = href.strip()
                 if not href or href.lower().startswith(_SKIP_SCHEMES):
                     continue
@@ -203,6 +210,7 @@ class AuthoritySpider(Spider):
             fetched_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
             domain=url_domain(identity),
             charset=http_content_type_encoding(header),
+            noindex="noindex" in directives,
         )
 
     def _canonical_link(self, response: TextResponse, fetched: str) -> str:

@@ -1,6 +1,6 @@
 """One crawl of a small fixture web (127.0.0.1 only) of awkward pages: malformed links and sitemap entries,
 redirects to unusable locations, HTML served under another content type, a charset named only in the HTTP
-header."""
+header, robots directives of a page (noindex, nofollow)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ BAD_LINK = f"http://{BAD}:99999/x"  # port out of range: no request can be made 
 BAD_LOC = f"http://{BAD}:0x/s0"
 TYPES = "www.types.org"
 CHARSET = "www.charset.org"
+NOIDX = "www.noidx.org"
 FRENCH = (
     "Le r\u00e9sum\u00e9 co\u00fbte 5\u20ac \u2013 \u201cna\u00efve\u201d fa\u00e7ade, "
     "\u00e9t\u00e9 \u00e0 l\u2019h\u00f4tel"
@@ -69,6 +70,23 @@ def build_web() -> FixtureWeb:
                 ).encode("cp1252"),
                 ctype="text/html; charset=windows-1252",
             ),
+        },
+    )
+    web.site(
+        NOIDX,
+        {
+            "/": page("directives home", ["/meta", "/hdr", "/meta-nofollow", "/hdr-none", "/ours", "/others"]),
+            "/meta": page("meta noindex", ["/from-meta"], head='<meta name="ROBOTS" content="NoIndex">'),
+            "/from-meta": page("linked from a noindex page"),
+            "/hdr": Resp(body=page("header noindex").body, headers={"X-Robots-Tag": "noindex"}),
+            "/meta-nofollow": page(
+                "meta nofollow", ["/from-nofollow"], head='<meta name="robots" content="index, nofollow">'
+            ),
+            "/from-nofollow": page("linked from a nofollow page"),
+            "/hdr-none": Resp(body=page("header none", ["/from-none"]).body, headers={"X-Robots-Tag": "none"}),
+            "/from-none": page("linked from a none page"),
+            "/ours": page("our bot noindex", head='<meta name="drsearch-crawler" content="noindex">'),
+            "/others": Resp(body=page("other bot noindex").body, headers={"X-Robots-Tag": "otherbot: noindex"}),
         },
     )
     return web
@@ -131,3 +149,14 @@ def test_the_charset_of_the_http_header_decodes_the_page(crawl) -> None:
     doc = next(d for d in read_docs(out) if d["url"] == f"http://{CHARSET}/cp1252")
     assert doc["title"] == "Donn\u00e9es \u00e9t\u00e9"
     assert FRENCH in doc["text"]
+
+
+def test_noindex_pages_are_not_stored_and_nofollow_links_not_followed(crawl) -> None:
+    web, out, report = crawl
+    docs = {url for url in stored(out) if url.startswith(f"http://{NOIDX}/")}
+    assert docs == {f"http://{NOIDX}{p}" for p in ("/", "/from-meta", "/meta-nofollow", "/others")}
+    noindex = {f"http://{NOIDX}{p}" for p in ("/meta", "/hdr", "/hdr-none", "/ours")}
+    assert report["skips"]["noindex"] == 4 and set(report["skipped_examples"]["noindex"]) == noindex
+    requested = {path for host, path in web.requested() if host == NOIDX}
+    assert "/from-meta" in requested and not {"/from-nofollow", "/from-none"} & requested
+    assert not noindex & pending(out)
