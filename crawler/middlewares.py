@@ -16,7 +16,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import threads
 from twisted.internet.error import TimeoutError as TxTimeoutError
 
-from crawler.outcomes import SETTLED, is_page, settle, settle_redirect_to_known
+from crawler.outcomes import SETTLED, follow_same_page, is_page, settle, settle_redirect_to_known
 from crawler.pinning import AddressBook
 from crawler.urls import canonicalize_url, url_domain
 from indexer.domains import host_of
@@ -90,7 +90,8 @@ class SafetyMiddleware(_CrawlerBound):
 
 class FrontierDownloaderMiddleware(_CrawlerBound):
     """Never refetch a stored/done page (resume) and fetch a page once per run. A redirect into a page
-    already asked for (a loop, or another URL of a known page) settles its chain."""
+    already asked for (a loop, or another URL of a known page) settles its chain, unless it is that page's
+    own next fetch (`follow_same_page`)."""
 
     def process_request(self, request: Request) -> None:
         if not is_page(request) or _is_retry(request):
@@ -99,6 +100,8 @@ class FrontierDownloaderMiddleware(_CrawlerBound):
         url = canonicalize_url(request.url)
         done = url in state.stored or url in state.done
         if request.meta.get("redirect_urls") and (done or url in state.issued):
+            if not done and follow_same_page(request):
+                return
             settle_redirect_to_known(state, request)
             raise Refused(str(request.meta[SETTLED]), url)
         if done:

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 PAGE = "page"
 SETTLED = "dr_settled"
+SAME_PAGE = "dr_same_page"  # the URL a redirect into its own page was let through for
 
 
 def is_page(request: Request) -> bool:
@@ -43,6 +44,25 @@ def settle(state: CrawlState, request: Request, reason: str, detail: str = "") -
     if is_page(request):
         mark_request_done(state, request)
     logger.info("%s: %s", reason, request.url)
+
+
+def follow_same_page(request: Request) -> bool:
+    """Whether a redirect into a page already asked for is that page's own next fetch, followed once: a hop
+    to another URL of the same identity not fetched yet in its chain (`/p` -> `/p?utm_source=x`), or a meta
+    refresh to the very URL it was on, which is then fetched once more without following refreshes (the
+    page is its own content). Anything else into a known page is a loop or a duplicate."""
+    if request.meta.get(SAME_PAGE) == request.url:
+        return True
+    chain = request.meta.get("redirect_urls") or []
+    if not chain or canonicalize_url(chain[-1]) != canonicalize_url(request.url):
+        return False
+    if request.url in chain:
+        refresh = (request.meta.get("redirect_reasons") or [None])[-1] == "meta refresh"
+        if not refresh or request.url != chain[-1] or request.meta.get("dont_redirect"):
+            return False
+        request.meta["dont_redirect"] = True
+    request.meta[SAME_PAGE] = request.url
+    return True
 
 
 def settle_redirect_to_known(state: CrawlState, request: Request) -> None:

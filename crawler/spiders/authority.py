@@ -24,7 +24,15 @@ from crawler.config import CrawlConfig
 from crawler.directives import page_directives
 from crawler.extract import page_kind
 from crawler.items import PageItem
-from crawler.outcomes import PAGE, SETTLED, is_page, late_failure_reason, settle, settle_redirect_to_known
+from crawler.outcomes import (
+    PAGE,
+    SETTLED,
+    follow_same_page,
+    is_page,
+    late_failure_reason,
+    settle,
+    settle_redirect_to_known,
+)
 from crawler.politeness import DOWNLOAD_SLOT
 from crawler.state import CrawlState
 from crawler.urls import Allowlist, canonicalize_url, url_domain
@@ -234,6 +242,10 @@ class AuthoritySpider(Spider):
         logger.debug("request failed: %s", failure.getErrorMessage())
 
     def _request_dropped(self, request: Request) -> None:
-        """The scheduler's duplicate filter dropped a request: for a redirect, its chain ends at a known page."""
+        """The scheduler's duplicate filter dropped a request: for a redirect, its chain ends at a known page,
+        unless it is a meta refresh of a page to itself, fetched once more."""
         if is_page(request) and request.meta.get("redirect_urls"):
-            settle_redirect_to_known(self.crawl_state, request)
+            if follow_same_page(request):
+                self.crawler.engine.crawl(request.replace(dont_filter=True))
+            else:
+                settle_redirect_to_known(self.crawl_state, request)

@@ -1,6 +1,6 @@
 """One crawl of a small fixture web (127.0.0.1 only) of awkward pages: malformed links and sitemap entries,
 redirects to unusable locations, HTML served under another content type, a charset named only in the HTTP
-header, robots directives of a page (noindex, nofollow)."""
+header, robots directives of a page (noindex, nofollow), redirects to another URL of the same page."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ BAD_LOC = f"http://{BAD}:0x/s0"
 TYPES = "www.types.org"
 CHARSET = "www.charset.org"
 NOIDX = "www.noidx.org"
+REDIR = "www.redir.org"
 FRENCH = (
     "Le r\u00e9sum\u00e9 co\u00fbte 5\u20ac \u2013 \u201cna\u00efve\u201d fa\u00e7ade, "
     "\u00e9t\u00e9 \u00e0 l\u2019h\u00f4tel"
@@ -87,6 +88,17 @@ def build_web() -> FixtureWeb:
             "/from-none": page("linked from a none page"),
             "/ours": page("our bot noindex", head='<meta name="drsearch-crawler" content="noindex">'),
             "/others": Resp(body=page("other bot noindex").body, headers={"X-Robots-Tag": "otherbot: noindex"}),
+        },
+    )
+    web.site(
+        REDIR,
+        {
+            "/": page("redirects home", ["/self", "/refresh", "/loop"]),
+            "/self": Resp(302, b"", headers={"Location": "/self?utm_source=redirect"}),
+            "/self?utm_source=redirect": page("self after a tracking redirect"),
+            "/refresh": page("refreshing live page", head='<meta http-equiv="refresh" content="30; url=/refresh">'),
+            "/loop": Resp(302, b"", headers={"Location": "/loop?utm_source=x"}),
+            "/loop?utm_source=x": Resp(302, b"", headers={"Location": "/loop"}),
         },
     )
     return web
@@ -160,3 +172,13 @@ def test_noindex_pages_are_not_stored_and_nofollow_links_not_followed(crawl) -> 
     requested = {path for host, path in web.requested() if host == NOIDX}
     assert "/from-meta" in requested and not {"/from-nofollow", "/from-none"} & requested
     assert not noindex & pending(out)
+
+
+def test_a_redirect_to_another_url_of_the_same_page_is_followed_once(crawl) -> None:
+    web, out, report = crawl
+    assert {f"http://{REDIR}/self", f"http://{REDIR}/refresh"} <= stored(out)
+    assert web.count(REDIR, "/self?utm_source=redirect") == 1
+    assert web.count(REDIR, "/refresh") <= 2  # a meta refresh to itself: the page is the content
+    assert report["skipped_examples"]["redirect_loop"] == [f"http://{REDIR}/loop"]  # a real loop still stops
+    assert web.count(REDIR, "/loop") == 1 and web.count(REDIR, "/loop?utm_source=x") == 1
+    assert not {u for u in pending(out) if REDIR in u}
