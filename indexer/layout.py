@@ -86,12 +86,24 @@ def switch_current(root: Path, build_dir: Path) -> None:
     _fsync_dir(root)
 
 
+def current_link_as_root(path: str | Path) -> Path:
+    """ROOT for the path of ROOT's `current` link, else `path` as given.
+
+    Naming `current` means following it: a reader that kept the link itself as its build would
+    still see the same path after `current` moved (so never reload), while the files under it change.
+    """
+    p = Path(path)
+    if p.name == CURRENT and p.is_symlink() and (p.parent / BUILDS_DIR).is_dir():
+        return p.parent
+    return p
+
+
 def resolve_build(path: str | Path) -> Path:
-    """ROOT (follows `current`) or a build directory -> the complete build directory.
+    """ROOT (follows `current`; so does ROOT/current) or a build directory -> the complete build directory.
 
     Raises IndexFormatError with a one-line reason when `path` is not a usable index.
     """
-    p = Path(path)
+    p = current_link_as_root(path)
     if not p.exists():
         raise IndexFormatError("no such index directory", where=str(p))
     if not p.is_dir():

@@ -93,6 +93,18 @@ def test_manifest_and_resolution_errors(tmp_path):
         layout.resolve_build(build)
 
 
+def test_the_current_link_resolves_as_its_root(tmp_path):
+    """`ROOT/current` names whatever build `current` points at now; a build folder names itself."""
+    a, b = layout.new_build_dir(tmp_path), layout.new_build_dir(tmp_path)
+    for build in (a, b):
+        layout.write_manifest(build, {"format_version": layout.FORMAT_VERSION, "version": build.name})
+    layout.switch_current(tmp_path, a)
+    assert layout.resolve_build(tmp_path / "current") == a.resolve()
+    layout.switch_current(tmp_path, b)
+    assert layout.resolve_build(tmp_path / "current") == b.resolve() == layout.resolve_build(tmp_path)
+    assert layout.resolve_build(a) == a
+
+
 def test_switch_current_is_a_single_rename(tmp_path):
     a, b = layout.new_build_dir(tmp_path), layout.new_build_dir(tmp_path)
     layout.switch_current(tmp_path, a)
