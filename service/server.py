@@ -39,6 +39,8 @@ def serve(settings: ServiceSettings) -> None:
     # Worker processes import the app by name and rebuild the settings from the environment.
     # Each worker follows `current` itself (an admin reload reaches only the worker that receives it).
     watch_s = settings.watch_s or 5.0
-    os.environ.update(settings.model_copy(update={"index": settings.index.resolve(), "watch_s": watch_s}).to_env())
+    # Made absolute for the workers; resolving ROOT/current itself would pin them to the build it names now.
+    index = layout.current_link_as_root(settings.index).resolve()
+    os.environ.update(settings.model_copy(update={"index": index, "watch_s": watch_s}).to_env())
     uvicorn.run("service.app:app_from_env", factory=True, workers=settings.workers, **common,
                 **uvicorn_options(settings, in_process=False))  # fmt: skip

@@ -1,15 +1,23 @@
-"""Serving `ROOT/current` is serving ROOT: a reload moves to the build `current` names now.
-Serving a build folder stays on that build. Real servers on 127.0.0.1."""
+"""Serving `ROOT/current` is serving ROOT: a reload and the `--workers` watcher move to the build
+`current` names now. Serving a build folder stays on that build. Real servers on 127.0.0.1."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from indexer import layout
+from tests.conftest import REPO
 from tests.service.conftest import ADMIN_KEY, new_version, start_server
+from tests.service.test_serve_recovery import alive, free_port, healthy, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -47,3 +55,37 @@ def test_reload_follows_the_current_link(root):
 def test_a_served_build_folder_stays_on_its_build(root):
     before, _, answer = reload_after_a_new_build(layout.resolve_build(root), root)
     assert answer == {**answer, "reloaded": False, "old_version": before, "new_version": before}
+
+
+def test_every_worker_follows_the_current_link(root):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"DRSEARCH_SERVE_WATCH_S": "0.2", "DRSEARCH_SERVE_WARMUP": "false", "HF_HUB_OFFLINE": "1"}
+    master = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--index", str(root / layout.CURRENT), "--port", str(port),
+         "--workers", "2", "--threads", "1"],
+        cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: healthy(base), 120, "server did not start")
+        wait_until(lambda: _ready_version(base) is not None, 120, "index not loaded")
+        version = new_version(root)
+        wait_until(lambda: _ready_version(base) == version, 60, "no worker followed `current`")
+        answers = {_ready_version(base) for _ in range(40)}  # the kernel spreads connections over both workers
+        assert answers == {version}, answers
+    finally:
+        if alive(master.pid):
+            master.send_signal(signal.SIGTERM)
+        try:
+            master.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(master.pid, signal.SIGKILL)  # its own session: the master and its workers
+            master.wait(timeout=10)
+
+
+def _ready_version(base: str) -> str | None:
+    try:
+        r = httpx.get(f"{base}/readyz", timeout=10)
+    except httpx.HTTPError:
+        return None
+    return r.json().get("index_version") if r.status_code == 200 else None
