@@ -137,6 +137,11 @@ class Columns:
             raise IndexFormatError(f"unreadable passage columns: {exc}", where=str(directory)) from None
         if not (len(self.host) == len(self.published_code) == len(self.language) == len(self._hash) == len(self._off) - 1):
             raise IndexFormatError("passage columns disagree in length", where=str(directory))
+        # A short ids.bin cuts its last ids off, which then match no filter. The map's length is the file's
+        # size: nothing is read.
+        if self._ids is not None and len(self._ids) != self._off[-1]:
+            raise IndexFormatError(f"passage columns disagree: ids.bin has {len(self._ids)} bytes, its offsets "
+                                   f"(ids_off.npy) end at {int(self._off[-1])}", where=str(directory))  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.host)

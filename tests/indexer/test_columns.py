@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from indexer.columns import ColumnWriter, Columns, date_token, id_hash, id_hashes, raw_host
+from indexer.errors import IndexFormatError
 
 
 def test_round_trip_positions_hosts_and_sorted_dates(tmp_path):
@@ -43,6 +45,17 @@ def test_positions_resolve_a_shared_hash_by_comparing_ids(tmp_path, monkeypatch)
     w.close()
     cols = Columns(tmp_path)
     assert cols.positions(["y#0", "x#0", "longer#0"]).tolist() == [1, 0, 2]
+
+
+def test_an_id_file_shorter_than_its_offsets_is_refused(tmp_path):
+    """Otherwise its last ids read back cut short or empty, and match no filter."""
+    w = ColumnWriter(tmp_path)
+    w.add(None, "a.org", None, ["first#0", "second#0"])
+    w.close()
+    with open(tmp_path / "ids.bin", "r+b") as fh:
+        fh.truncate(3)
+    with pytest.raises(IndexFormatError, match=r"ids\.bin has 3 bytes, its offsets \(ids_off\.npy\) end at 15"):
+        Columns(tmp_path)
 
 
 def test_bulk_id_hashes_equal_the_single_ones():

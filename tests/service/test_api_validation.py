@@ -13,6 +13,7 @@ import pytest
 
 from backends.faiss.section import INDEX_FILE
 from indexer import layout
+from indexer.columns import COLUMNS_DIR
 from tests.service.conftest import ADMIN_KEY, LiveServer, failed_startup, new_version, start_server
 from tests.service.test_api import metric
 
@@ -154,3 +155,26 @@ def test_validation_names_the_store_for_a_missing_or_short_store(tiny_root, tmp_
     with pytest.raises(IndexInvalidError) as refused:
         open_validated(build, load_model=False)
     assert refused.value.leg == "store" and refused.value.where == str(store), refused.value
+
+
+def test_reload_refuses_a_bm25_build_whose_id_file_is_short(tiny_bm25_root, tmp_path):
+    """Without a dense leg no probe reads the passage ids back: a truncated ids.bin would serve, its
+    filtered searches silently finding nothing, if the columns did not check its size at open."""
+    root = tmp_path / "index"
+    shutil.copytree(tiny_bm25_root, root, symlinks=True)
+    server = start_server(index=root, admin_key=ADMIN_KEY, threads=2, warmup=False, cache_size=0)
+    filtered = {**Q, "languages": ["en"]}
+    try:
+        with server.client() as c:
+            before = c.get("/readyz").json()["index_version"]
+            new_version(root)
+            truncate(layout.resolve_build(root) / COLUMNS_DIR / "ids.bin")
+            r = c.post("/v1/admin/reload", headers=ADMIN)
+            assert r.status_code == 409, r.text
+            err = r.json()["error"]
+            assert err["code"] == "index_invalid" and "ids.bin" in err["message"], err
+            ok = c.post("/v1/search", json=filtered)
+            assert ok.status_code == 200 and ok.json()["index_version"] == before, ok.text
+            assert ok.json()["results"][0]["hits"], "the old build's filtered search lost its hits"
+    finally:
+        server.stop()

@@ -163,6 +163,9 @@ def _damaged_copy(tmp_path, tiny_index, damage: str):
         drsearch("index", "build", "--corpus", tmp_path / "three.jsonl", "--out", tmp_path / "other", "--no-dense", "-q", check=True)
         shutil.copyfile(tmp_path / "other" / "current" / "store.sqlite", store)
         return build, store
+    if damage == "truncated-ids":
+        os.truncate(build / "columns" / "ids.bin", 3)
+        return build, build / "columns"
     assert damage == "truncated-segment"
     segment = max((build / "lucene").glob("_*.fdt"), key=lambda p: p.stat().st_size)
     os.truncate(segment, 10)
@@ -174,6 +177,7 @@ def _damaged_copy(tmp_path, tiny_index, damage: str):
     [("garbage-store", ["store: DatabaseError: file is not a database"]),
      ("truncated-store", ["store: DatabaseError: database disk image is malformed"]),
      ("store-of-another-build", ["store: has 3 documents, the manifest says 12"]),
+     ("truncated-ids", ["passage columns disagree: ids.bin has 3 bytes"]),
      ("truncated-segment", ["lucene: EOFException", ".fdt"])],
 )  # fmt: skip
 def test_search_refuses_a_damaged_build_in_one_line(tmp_path, tiny_index, damage, fragments):
