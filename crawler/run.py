@@ -22,6 +22,7 @@ from crawler.config import (
     product_token,
 )
 from crawler.settings import check_override, check_value
+from crawler.state import check_not_in_use, lock_job
 from crawler.urls import Allowlist
 
 
@@ -85,6 +86,7 @@ def make_config(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory", where="crawl")
+    check_not_in_use(out)
     has_previous = (out / "job").exists() or any((out / "docs").glob("part-*")) if out.exists() else False
     if has_previous and not resume:
         raise ConfigError("output directory already holds a crawl: pass --resume or use a new --out", where=str(out))
@@ -119,12 +121,16 @@ def run_crawl(config: CrawlConfig) -> dict[str, Any]:
         config.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create the --out directory: {exc.strerror}", where=str(config.out_dir)) from None
-    report_path = config.out_dir / "report.json"
-    if report_path.exists():
-        report_path.unlink()
-    process = CrawlerProcess(build_settings(config))
-    process.crawl(AuthoritySpider, config=config)
-    process.start()
+    lock = lock_job(config.out_dir)
+    try:
+        report_path = config.out_dir / "report.json"
+        if report_path.exists():
+            report_path.unlink()
+        process = CrawlerProcess(build_settings(config))
+        process.crawl(AuthoritySpider, config=config)
+        process.start()
+    finally:
+        lock.close()
     if not report_path.is_file():
         raise DrsearchError("the crawl ended without writing its report (see the log above)", where=str(report_path))
     return json.loads(report_path.read_text(encoding="utf-8"))

@@ -2,6 +2,9 @@
 counters for the report. Persisted in the job dir so that `--resume` continues without refetching.
 
 Files (besides Scrapy's own JOBDIR files in DIR/job/):
+- DIR/job/LOCK            flock'ed by the running crawl for its whole life (its pid inside): one crawl per DIR.
+- DIR/job/RUNNING         written when a run starts, removed when it ends cleanly: found by the next run
+                          (which holds the lock), it means the last run was killed.
 - DIR/job/frontier.jsonl  `{"seen": url, "depth": d}` when a page request is scheduled,
                           `{"fetched": url}` when it is let through to the network (page limits),
                           `{"done": url}` when its outcome is durable (stored in a flushed shard,
@@ -12,6 +15,7 @@ Files (besides Scrapy's own JOBDIR files in DIR/job/):
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -20,10 +24,11 @@ import shutil
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from crawler.shards import ShardWriter, iter_shard_records, recover_tmp_shards
 from crawler.urls import url_domain
+from indexer.errors import ConfigError
 from indexer.layout import atomic_write_bytes
 
 SKIP_REASONS = (
@@ -42,6 +47,58 @@ def content_hash(text: str) -> str:
 def near_hash(text: str) -> str:
     """Hash of the text with case, punctuation and whitespace differences removed."""
     return hashlib.sha1(_NEAR_WS.sub(" ", text.casefold()).strip().encode("utf-8")).hexdigest()
+
+
+LOCK_WAIT_S = 1.0  # a check (in_use_by) may hold the lock for a moment: ride that out, not a crawl
+
+
+def lock_job(out_dir: Path) -> IO[str]:
+    """Take DIR/job/LOCK for this process (released when the returned file is closed or the process dies,
+    so a killed crawl never leaves it taken). ConfigError, touching nothing, while another crawl holds it."""
+    job_dir = out_dir / "job"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(job_dir / "LOCK", "a+", encoding="utf-8")
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                fh.seek(0)
+                pid = fh.read().strip() or "?"
+                fh.close()
+                raise _in_use(out_dir, pid) from None
+            time.sleep(0.05)
+    fh.truncate(0)
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
+
+
+def in_use_by(out_dir: Path) -> str | None:
+    """The pid of the crawl holding DIR's job lock, or None; reads only."""
+    try:
+        fh = open(out_dir / "job" / "LOCK", encoding="utf-8")
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fh.read().strip() or "?"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+def check_not_in_use(out_dir: Path) -> None:
+    pid = in_use_by(out_dir)
+    if pid is not None:
+        raise _in_use(out_dir, pid)
+
+
+def _in_use(out_dir: Path, pid: str) -> ConfigError:
+    return ConfigError(f"--out {out_dir} is in use by a running crawl (pid {pid})")
 
 
 class CrawlState:
@@ -72,9 +129,10 @@ class CrawlState:
             self._load()
         marker = self.job_dir / "RUNNING"
         if marker.exists():
-            # The previous run was killed: Scrapy's disk queue and seen-set were not closed and cannot be
-            # trusted (a FIFO disk queue reopened without its info file replays stale entries). Drop them;
-            # the frontier log re-issues every pending page and sitemaps are refetched.
+            # The previous run was killed (a live one would hold the job lock, see lock_job): Scrapy's disk
+            # queue and seen-set were not closed and cannot be trusted (a FIFO disk queue reopened without
+            # its info file replays stale entries). Drop them; the frontier log re-issues every pending page
+            # and sitemaps are refetched.
             self.unclean_previous = True
             shutil.rmtree(self.job_dir / "requests.queue", ignore_errors=True)
             (self.job_dir / "requests.seen").unlink(missing_ok=True)

@@ -1,0 +1,54 @@
+"""One --out holds one running crawl: a second one, --resume or not, is refused before it touches anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import drsearch
+from tests.crawler.conftest import REPO, TEST_SETTINGS, page, paras
+from tests.crawler.fixture_web import FixtureWeb, Resp, article
+from tests.service.test_cli import assert_one_line_error
+
+
+def test_a_second_crawl_on_a_running_out_is_refused(tmp_path: Path) -> None:
+    web = FixtureWeb()
+    links = [f"/p{i}" for i in range(10)]
+    slow = {p: Resp(body=article(f"Busy {p}", paras(f"busy page {p}")), delay=0.3) for p in links}
+    web.site("www.busy.org", {"/": page("busy home", links), **slow})
+    web.start()
+    try:
+        (tmp_path / "domains.txt").write_text("http://www.busy.org/\n")
+        (tmp_path / "hosts.txt").write_text(web.host_map_text())
+        out, job = tmp_path / "out", tmp_path / "out" / "job"
+        cmd = [sys.executable, "-m", "crawler.run", "--out", str(out), "--domains", str(tmp_path / "domains.txt"),
+               "--host-map", str(tmp_path / "hosts.txt"), "--allow-private", "--quiet"]  # fmt: skip
+        for k, v in {**TEST_SETTINGS, "CONCURRENT_REQUESTS_PER_DOMAIN": 1}.items():
+            cmd += ["--set", f"{k}={json.dumps(v)}"]
+        first = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while not web.count("www.busy.org", "/p0") and time.monotonic() < deadline and first.poll() is None:
+                time.sleep(0.05)
+            for args in (["--resume"], []):
+                second = drsearch("crawl", "--out", out, "--domains", tmp_path / "domains.txt", "--host-map",
+                                  tmp_path / "hosts.txt", "--allow-private", "--quiet", *args, timeout=60)  # fmt: skip
+                assert_one_line_error(second, f"--out {out} is in use by a running crawl (pid {first.pid})")
+            assert first.poll() is None  # still running, its queue and marker untouched
+            assert (job / "requests.queue").is_dir() and (job / "RUNNING").read_text() == str(first.pid)
+            _, err = first.communicate(timeout=60)
+            assert first.returncode == 0, err[-3000:]
+        finally:
+            if first.poll() is None:
+                first.send_signal(signal.SIGKILL)
+                first.wait(timeout=10)
+        assert sorted(h.path for h in web.log if h.path.startswith("/p")) == sorted(links)  # once each
+        assert json.loads((out / "report.json").read_text())["docs"] == 1 + len(links)
+    finally:
+        web.stop()
