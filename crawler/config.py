@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from indexer.domains import normalise_host
 from indexer.errors import ConfigError
 
 from crawler.urls import canonicalize_url, literal_ip, normalise_domain
@@ -83,28 +84,41 @@ def home_page(entry: str) -> str:
     return canonicalize_url(f"https://{normalise_domain(entry)}/")
 
 
+def http_url(text: str, where: str) -> str:
+    """The canonical form of an http(s) URL from an input file; ConfigError naming `where` otherwise."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number in 0-65535)
+        canonical = canonicalize_url(text)
+    except ValueError as exc:
+        raise ConfigError(f"not a valid URL: {text!r} ({exc})", where=where) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"not an http(s) URL: {text!r}", where=where)
+    return canonical
+
+
 def load_domains(path: str | Path) -> tuple[list[str], list[str]]:
     """(allowed domains, home pages) from a domains file: one domain (or home-page URL) per line, `#` comments.
 
-    A URL line (`http://www.example.org/`) gives the home page explicitly; its host,
-    without a leading `www.`, becomes the allowed domain.
+    A URL line (`http://www.example.org/`) gives the home page explicitly. A leading `www.` is dropped
+    from the allowed domain either way (`www.example.org` and `http://www.example.org/` both allow
+    example.org and its subdomains), so a site's www -> apex redirect stays inside the crawl.
     """
     p = Path(path)
     domains: list[str] = []
     homes: list[str] = []
     for lineno, line in _read_lines(p, "domains"):
         token = line.split()[0]
+        where = f"{p}:{lineno}"
         if "://" in token:
-            parts = urlsplit(token)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(f"not an http(s) URL: {token!r}", where=f"{p}:{lineno}")
-            domain = normalise_domain(token).removeprefix("www.")
+            home = http_url(token, where)
         else:
-            domain = normalise_domain(token)
-            if not domain or "/" in domain or " " in domain or "." not in domain and domain != "localhost":
-                raise ConfigError(f"not a domain name: {token!r}", where=f"{p}:{lineno}")
-        domains.append(domain)
-        homes.append(home_page(token))
+            bare = normalise_domain(token)
+            if not bare or "/" in bare or " " in bare or "." not in bare and bare != "localhost":
+                raise ConfigError(f"not a domain name: {token!r}", where=where)
+            home = home_page(bare)
+        domains.append(normalise_host(home) or normalise_domain(home))  # no www.; IP addresses as they are
+        homes.append(home)
     if not domains:
         raise ConfigError("domains file lists no domain", where=str(p))
     return sorted(set(domains)), list(dict.fromkeys(homes))
@@ -115,10 +129,7 @@ def load_seeds(path: str | Path) -> list[str]:
     p = Path(path)
     seeds = []
     for lineno, line in _read_lines(p, "seeds"):
-        parts = urlsplit(line)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"not an http(s) URL: {line!r}", where=f"{p}:{lineno}")
-        seeds.append(canonicalize_url(line))
+        seeds.append(http_url(line, f"{p}:{lineno}"))
     return seeds
 
 

@@ -267,3 +267,16 @@ def test_pages_decode_in_the_encoding_they_declare() -> None:
     assert decode_declared(b"\xef\xbb\xbf" + text.encode("utf-8"), "latin-1") == text  # a byte order mark first
     assert decode_declared(b"<html>\xe9t\xe9</html>") is None  # nothing declared: left to trafilatura
     assert decode_declared(b"<html>\xe9t\xe9</html>", "utf-8") is None  # not valid in it: likewise
+
+
+def test_www_line_and_www_url_allow_the_same_hosts(tmp_path: Path) -> None:
+    """A site's www -> apex redirect stays inside the crawl whichever way the domains file names it."""
+    allowed = []
+    for entry in ("www.wonly.org", "http://www.wonly.org/"):
+        (tmp_path / "d.txt").write_text(f"{entry}\n")
+        domains, homes = load_domains(tmp_path / "d.txt")
+        assert Allowlist(domains).allows_url("http://wonly.org/report") and "://www.wonly.org/" in homes[0]
+        allowed.append(domains)
+    assert allowed == [["wonly.org"], ["wonly.org"]]
+    (tmp_path / "d.txt").write_text("www.org\n")  # a www. that is the whole name stays
+    assert load_domains(tmp_path / "d.txt")[0] == ["www.org"]

@@ -210,3 +210,21 @@ def test_hybrid_search_of_damaged_postings_is_one_line(tmp_path, scifact_flat_in
     postings.write_bytes(bytes(data))
     proc = drsearch("search", "coronary heart disease risk from smoking", "--index", build, "--mode", "hybrid", timeout=180)
     assert_one_line_error(proc, f"drsearch: error: {build / 'lucene'}: lucene: IOException")
+
+
+@pytest.mark.parametrize(
+    "option, text, fragments",
+    [("--domains", "# home\nhttp://example.org:99999/\n", [":2", "'http://example.org:99999/'", "Port out of range"]),
+     ("--domains", "http://example.org:abc/\n", [":1", "Port could not be cast"]),
+     ("--domains", "http://[::1/\n", [":1", "Invalid IPv6 URL"]),
+     ("--seeds", "http://www.example.org/ok\nhttp://www.example.org:99999/x\n", [":2", "Port out of range"])],
+    ids=["domains-port-range", "domains-port-text", "domains-bracket", "seeds-port"],
+)  # fmt: skip
+def test_crawl_bad_url_line_names_file_and_line(tmp_path, option, text, fragments):
+    (tmp_path / "domains.txt").write_text("example.org\n")
+    bad = tmp_path / "bad.txt"
+    bad.write_text(text)
+    files = {"--domains": tmp_path / "domains.txt", option: bad}
+    proc = drsearch("crawl", "--out", tmp_path / "out", *[x for kv in files.items() for x in kv], "--quiet", timeout=60)
+    assert_one_line_error(proc, f"{bad}{fragments[0]}: not a valid URL", *fragments[1:])
+    assert not (tmp_path / "out").exists()
