@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import logging
+from typing import Any, NoReturn
 
 from indexer.errors import ConfigError
 
@@ -121,12 +123,65 @@ def check_override(key: str) -> None:
         raise ConfigError(f"{key} is set by {flag}, not by --set", where="--set")
 
 
+# --set ranges. Every other number is >= 0 unless it is a priority; these need more.
+_AT_LEAST_ONE = {"CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "DRSEARCH_MAX_LINKS_PER_PAGE"}
+_ABOVE_ZERO = {"DOWNLOAD_TIMEOUT", "DNS_TIMEOUT", "AUTOTHROTTLE_MAX_DELAY", "AUTOTHROTTLE_TARGET_CONCURRENCY",
+               "DRSEARCH_PROGRESS_INTERVAL"}  # fmt: skip
+_WHOLE = _AT_LEAST_ONE | {"RETRY_TIMES", "REDIRECT_MAX_TIMES", "DEPTH_LIMIT", "DOWNLOAD_MAXSIZE", "DOWNLOAD_WARNSIZE",
+                          "SITEMAP_MAX_DECOMPRESSED_SIZE", "CLOSESPIDER_PAGECOUNT", "CLOSESPIDER_ITEMCOUNT"}
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def _default(key: str) -> Any:
+    """The value a setting has without --set: this module's, else Scrapy's (None for an unknown name)."""
+    import scrapy.settings.default_settings as scrapy_defaults
+
+    return globals()[key] if key in globals() else getattr(scrapy_defaults, key, None)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_value(key: str, value: Any) -> None:
-    """Refuse a --set value Scrapy could not use: a number for a setting whose default here is one."""
-    default = globals().get(key)
-    wants_number = isinstance(default, (int, float)) and not isinstance(default, bool)
-    if wants_number and (not isinstance(value, (int, float)) or isinstance(value, bool)):
-        raise ConfigError(f"{key} must be a number, got {value!r}", where="--set")
+    """Refuse a --set value the crawl could not use, before anything starts: the wrong type for the
+    setting (judged by its default), a number out of range, an unknown log level."""
+    from scrapy.settings import BaseSettings
+
+    default = _default(key)
+
+    def refuse(what: str) -> NoReturn:
+        raise ConfigError(f"{key} must be {what}, got {value!r}", where="--set")
+
+    if key.endswith("LOG_LEVEL"):
+        if not isinstance(value, str) or value not in logging.getLevelNamesMapping():
+            refuse("one of " + ", ".join(_LOG_LEVELS))
+    elif isinstance(default, bool):
+        try:
+            BaseSettings({key: value}).getbool(key)
+        except ValueError:
+            refuse("true or false")
+    elif _is_number(default) or key in _WHOLE | _ABOVE_ZERO:
+        if key in _WHOLE and not (isinstance(value, int) and not isinstance(value, bool)):
+            refuse("a whole number")
+        if not _is_number(value):
+            refuse("a number")
+        if key in _AT_LEAST_ONE and value < 1:
+            refuse(">= 1")
+        if key in _ABOVE_ZERO and value <= 0:
+            refuse("> 0")
+        if value < 0 and "PRIORITY" not in key:
+            refuse(">= 0")
+    elif isinstance(default, list):
+        if not isinstance(value, list):
+            refuse("a JSON list, e.g. " + json.dumps(default[:2]))
+        if default and all(_is_number(v) for v in default) and not all(_is_number(v) for v in value):
+            refuse("a JSON list of numbers")
+    elif isinstance(default, dict):
+        if not isinstance(value, dict):
+            refuse("a JSON object")
+    elif isinstance(default, str) and not isinstance(value, str):
+        refuse("a string")
 
 
 def build_settings(config: CrawlConfig) -> dict[str, Any]:

@@ -280,3 +280,16 @@ def test_www_line_and_www_url_allow_the_same_hosts(tmp_path: Path) -> None:
     assert allowed == [["wonly.org"], ["wonly.org"]]
     (tmp_path / "d.txt").write_text("www.org\n")  # a www. that is the whole name stays
     assert load_domains(tmp_path / "d.txt")[0] == ["www.org"]
+
+
+def test_set_values_in_range_are_kept(tmp_path: Path) -> None:
+    from crawler.run import make_config
+
+    d = tmp_path / "d.txt"
+    d.write_text("statgov.org\n")
+    values = ["LOG_LEVEL=INFO", "RETRY_HTTP_CODES=[503]", "CONCURRENT_REQUESTS_PER_DOMAIN=1", "DOWNLOAD_DELAY=0",
+              "COOKIES_ENABLED=False", "DEPTH_PRIORITY=-1", "DRSEARCH_CRAWL_DELAY_MAX=5"]  # fmt: skip
+    assert make_config(tmp_path / "out", domains_file=d, settings=values).settings == {
+        "LOG_LEVEL": "INFO", "RETRY_HTTP_CODES": [503], "CONCURRENT_REQUESTS_PER_DOMAIN": 1, "DOWNLOAD_DELAY": 0,
+        "COOKIES_ENABLED": "False", "DEPTH_PRIORITY": -1, "DRSEARCH_CRAWL_DELAY_MAX": 5,
+    }  # fmt: skip

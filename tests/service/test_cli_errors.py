@@ -228,3 +228,25 @@ def test_crawl_bad_url_line_names_file_and_line(tmp_path, option, text, fragment
     proc = drsearch("crawl", "--out", tmp_path / "out", *[x for kv in files.items() for x in kv], "--quiet", timeout=60)
     assert_one_line_error(proc, f"{bad}{fragments[0]}: not a valid URL", *fragments[1:])
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "setting, fragment",
+    [("LOG_LEVEL=BOGUS", "LOG_LEVEL must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG, got 'BOGUS'"),
+     ("RETRY_HTTP_CODES=5", "RETRY_HTTP_CODES must be a JSON list"),
+     ("RETRY_HTTP_CODES=[500, \"x\"]", "RETRY_HTTP_CODES must be a JSON list of numbers"),
+     ("CONCURRENT_REQUESTS_PER_DOMAIN=0", "CONCURRENT_REQUESTS_PER_DOMAIN must be >= 1, got 0"),
+     ("CONCURRENT_REQUESTS=2.5", "CONCURRENT_REQUESTS must be a whole number"),
+     ("DOWNLOAD_DELAY=-1", "DOWNLOAD_DELAY must be >= 0"),
+     ("DOWNLOAD_TIMEOUT=0", "DOWNLOAD_TIMEOUT must be > 0"),
+     ("COOKIES_ENABLED=maybe", "COOKIES_ENABLED must be true or false"),
+     ("DOWNLOADER_MIDDLEWARES=[]", "DOWNLOADER_MIDDLEWARES must be a JSON object")],
+)  # fmt: skip
+def test_crawl_set_values_are_checked_before_anything_starts(tmp_path, setting, fragment):
+    domains, hosts = tmp_path / "domains.txt", tmp_path / "hosts.txt"
+    domains.write_text("example.org\n")
+    hosts.write_text("example.org 127.0.0.1:9\n")  # were the value let through, the crawl stays on this machine
+    proc = drsearch("crawl", "--out", tmp_path / "out", "--domains", domains, "--host-map", hosts, "--allow-private",
+                    "--set", setting, "--quiet", timeout=60)  # fmt: skip
+    assert_one_line_error(proc, "--set", fragment)
+    assert not (tmp_path / "out").exists()
