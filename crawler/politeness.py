@@ -1,5 +1,6 @@
 """Politeness on top of Scrapy: one download slot per registrable domain, retries with exponential
-backoff (5xx, timeouts), and a 429's Retry-After pausing the whole domain's slot."""
+backoff (5xx, timeouts), a 429's Retry-After pausing the whole domain's slot, and robots.txt's
+Crawl-delay as the least delay of its domain's slot."""
 
 from __future__ import annotations
 
@@ -71,6 +72,37 @@ class SlotPauses:
             slot.latercall.cancel()
         slot.latercall = call_later(seconds, downloader._latercall, slot)  # private, Scrapy pinned
         return True
+
+
+class CrawlDelays:
+    """robots.txt's Crawl-delay (capped by DRSEARCH_CRAWL_DELAY_MAX) as the least delay between requests of a
+    download slot: the largest of its hosts' values. Applied whenever a request reaches the downloader (a slot
+    may be new, or recreated after Scrapy collected an idle one) and after each response, because
+    AutoThrottle lowers a slot's delay there. Jitter is narrowed so that no delay falls below it."""
+
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+        self.cap = crawler.settings.getfloat("DRSEARCH_CRAWL_DELAY_MAX", 60.0)
+        self.floors: dict[str, float] = {}
+        crawler.signals.connect(self._apply, signal=signals.request_reached_downloader)
+        # Extensions (AutoThrottle) connect before the downloader's middlewares are built, which is when this
+        # runs, so on response_downloaded this handler comes after AutoThrottle's adjustment.
+        crawler.signals.connect(self._apply, signal=signals.response_downloaded)
+
+    def set(self, key: str, seconds: float) -> None:
+        floor = min(float(seconds), self.cap)
+        if floor > self.floors.get(key, 0.0):
+            self.floors[key] = floor
+            logger.info("Crawl-delay of %s: %.1fs", key, floor)
+
+    def _apply(self, request: Request, **_: Any) -> None:
+        key = request.meta.get(DOWNLOAD_SLOT)
+        floor = self.floors.get(key) if key is not None else None
+        slot = self.crawler.engine.downloader.slots.get(key) if floor else None
+        if slot is None or floor is None:
+            return
+        slot.delay = max(slot.delay, floor)
+        slot.jitter = max(0.0, min(slot.jitter, 1.0 - floor / slot.delay))
 
 
 class PoliteRetryMiddleware(RetryMiddleware):

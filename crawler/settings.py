@@ -42,6 +42,7 @@ RETRY_BACKOFF_BASE = 2.0
 RETRY_BACKOFF_MAX = 60.0
 RETRY_AFTER_MAX = 60.0
 RETRY_AFTER_DEFAULT = 10.0
+DRSEARCH_CRAWL_DELAY_MAX = 60.0  # robots.txt Crawl-delay is honoured up to this many seconds
 
 # Safety and size limits
 DOWNLOAD_TIMEOUT = 30

@@ -32,7 +32,8 @@ from indexer.errors import ConfigError
 from indexer.layout import atomic_write_bytes
 
 SKIP_REASONS = (
-    "robots", "offsite", "duplicate", "near_duplicate", "content_type", "too_large", "private_address",
+    "robots", "robots_unreachable", "offsite", "duplicate", "near_duplicate", "content_type", "too_large",
+    "private_address",
     "redirect_offsite", "redirect_limit", "redirect_loop", "timeout", "error", "http_status", "empty", "depth",
     "page_limit", "unmapped_host",
 )
