@@ -112,7 +112,7 @@ def detect(text: str) -> str:
     if letters < MIN_LANGID_LETTERS and latin * 2 > letters:
         return "en"
     lang, prob = identifier().classify(sample)
-    return str(lang) if prob >= 0.5 else UNKNOWN
+    return (normalise(str(lang)) or UNKNOWN) if prob >= 0.5 else UNKNOWN  # a few of its codes are ISO 639-3 ("kik")
 
 
 @lru_cache(maxsize=4096)
@@ -133,11 +133,31 @@ def query_languages(text: str) -> tuple[str, ...]:
 
 
 def normalise(code: object) -> str | None:
-    """ISO 639-1/-3 primary subtag of a language tag ("zh-CN" -> "zh", "EN_us" -> "en"), None if not one."""
+    """ISO 639-1 code of a language tag's primary subtag ("zh-CN" -> "zh", "EN_us" -> "en", "zho" and
+    "chi" -> "zh"); a three-letter code of a language 639-1 lacks stays as it is ("haw"); None if not a code."""
     if not isinstance(code, str):
         return None
     primary = re.split(r"[-_]", code.strip().lower(), maxsplit=1)[0]
-    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
+    if not re.fullmatch(r"[a-z]{2,3}", primary):
+        return None
+    return _iso639_1().get(primary, primary)
+
+
+@lru_cache(maxsize=1)
+def _iso639_1() -> dict[str, str]:
+    """Other code -> ISO 639-1 code of the same language, from CLDR's language aliases (Babel): the
+    ISO 639-2/T and /B codes ("zho", "chi"), 639-3 ones ("cmn") and 639-1's withdrawn codes ("iw")."""
+    from babel.core import get_global
+
+    aliases: dict[str, str] = get_global("language_aliases")
+    # CLDR prefers a few longer codes to 639-1's ("tl" -> "fil"): their other codes ("tgl") go to 639-1's
+    two_letter_of = {target: code for code, target in aliases.items() if len(code) == 2 and len(target) != 2}
+    table = {}
+    for code, target in aliases.items():
+        two = target if re.fullmatch(r"[a-z]{2}", target) else two_letter_of.get(target)
+        if two:
+            table[code] = two
+    return table
 
 
 def document_language(language: str | None, title: str, text: str) -> str:

@@ -27,11 +27,11 @@ AGENT_DOCS = [
              "so clinics prioritise them when vaccine supply is short.\n\n"
              "Side effects of the influenza shot are usually mild: a sore arm, low fever or aches for a day."},
     {"id": "ons-wages", "title": "Average weekly earnings in Great Britain", "url": "https://www.ons.gov.uk/earnings/weekly",
-     "published": "2026-11-10", "language": "en",
+     "published": "2026-11-10", "language": "eng",
      "text": "Average regular pay growth for employees in Great Britain was five percent in the latest quarter, "
              "while real earnings adjusted for inflation rose slightly as consumer price inflation eased."},
     {"id": "destatis-wages", "title": "Reallöhne in Deutschland", "url": "https://www.destatis.de/loehne",
-     "published": "2026-06-01", "language": "de",
+     "published": "2026-06-01", "language": "deu",
      "text": "Die Reallöhne in Deutschland sind im zweiten Quartal gestiegen, weil die Nominallöhne stärker "
              "zunahmen als die Verbraucherpreise. Die Inflation schwächte sich ab, earnings and wages rose."},
     {"id": "nih-vaccines", "title": "How vaccines are tested", "url": "https://www.nih.gov/vaccines/testing",

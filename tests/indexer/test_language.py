@@ -53,6 +53,21 @@ def test_document_field_wins_and_is_normalised():
     assert normalise("zh-Hant-TW") == "zh" and normalise("") is None
 
 
+@pytest.mark.parametrize(("code", "iso639_1"), [
+    ("zho", "zh"), ("chi", "zh"), ("eng", "en"), ("deu", "de"), ("ger", "de"), ("fra", "fr"), ("fre", "fr"),
+    ("ZHO-Hans", "zh"), ("cmn", "zh"), ("tgl", "tl"), ("iw", "he"),
+    ("haw", "haw"), ("yue", "yue"),  # no ISO 639-1 code: kept
+])  # fmt: skip
+def test_three_letter_codes_become_iso_639_1(code, iso639_1):
+    assert normalise(code) == iso639_1
+    assert document_language(code, "", "成员国") == iso639_1
+
+
+def test_detected_languages_are_iso_639_1_where_it_has_one():
+    assert detect("Mũndũ o wothe aciaragwo arĩ na wĩyathi na agaakorwo na kĩgĩrĩro kĩa ũndũ-mũndũ o ta andũ arĩa angĩ.") == "ki"
+    assert detect("Opavave yvypóra ojeheja reko peteĩcha ha peteĩcha avei tekoruvicha ha akatuaha jeguerekópe.") == "gn"
+
+
 def test_model_languages_from_the_model_card(tmp_path):
     assert model_languages(None) == ["en"]  # the bundled all-MiniLM-L6-v2
     assert model_languages(str(tmp_path)) == [ANY]  # no card: no claim to restrict on

@@ -94,7 +94,10 @@ def test_countries_come_from_the_authority_list(agent_client, countries, expecte
 
 
 def test_languages_come_from_the_document_or_its_text(agent_client):
-    assert _docs(_search(agent_client, query=Q, k=20, languages=["de"])) == ["destatis-wages"]
+    # destatis-wages says "deu" and ons-wages "eng" (ISO 639-2): stored, counted and filtered as "de" and "en"
+    for languages in (["de"], ["deu"], ["ger"]):
+        assert _docs(_search(agent_client, query=Q, k=20, languages=languages)) == ["destatis-wages"]
+    assert set(agent_client.get("/v1/index").json()["manifest"]["languages"]) <= {"en", "de"}
     english = set(_docs(_search(agent_client, query=Q, k=20, languages=["en-GB"])))
     # 'vaccine' has no language field: its language is detected from its English text.
     assert english == {"cdc-flu", "ons-wages", "nih-vaccines", "who-vaccines-2019", "vaccine"}
