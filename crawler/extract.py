@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from w3lib.encoding import html_body_declared_encoding, read_bom, resolve_encoding
 
+from indexer.language import normalise as normalise_language
 from indexer.schema import published_problem
 
 # Options chosen on the article-extraction benchmark (bench/extraction_quality.py).
@@ -76,11 +77,11 @@ def detect_language(text: str, html: bytes | None = None) -> str | None:
     if ident is not None and len(text) >= 40:
         lang, prob = ident.classify(text[:5000])
         if prob >= 0.5:
-            return str(lang)
+            return normalise_language(str(lang))
     if html:
         m = _LANG_ATTR.search(html[:20000])
         if m:
-            return m.group(1).decode("ascii").lower()
+            return normalise_language(m.group(1).decode("ascii"))
     return None
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crawler.config import DEFAULT_USER_AGENT, load_domains, load_host_map, load_seeds, product_token
-from crawler.extract import decode_declared, extract_html, extract_pdf
+from crawler.extract import decode_declared, detect_language, extract_html, extract_pdf
 from crawler.politeness import retry_after_seconds
 from crawler.shards import ShardWriter, iter_shard_records, recover_tmp_shards
 from crawler.state import CrawlState
@@ -293,3 +293,9 @@ def test_set_values_in_range_are_kept(tmp_path: Path) -> None:
         "LOG_LEVEL": "INFO", "RETRY_HTTP_CODES": [503], "CONCURRENT_REQUESTS_PER_DOMAIN": 1, "DOWNLOAD_DELAY": 0,
         "COOKIES_ENABLED": "False", "DEPTH_PRIORITY": -1, "DRSEARCH_CRAWL_DELAY_MAX": 5,
     }  # fmt: skip
+
+
+def test_page_languages_are_iso_639_1_codes() -> None:
+    assert detect_language("Kurz.", b'<html lang="deu"><body>Kurz.</body></html>') == "de"  # too short to detect
+    kikuyu = "Mũndũ o wothe aciaragwo arĩ na wĩyathi na agaakorwo na kĩgĩrĩro kĩa ũndũ-mũndũ o ta andũ arĩa angĩ."
+    assert detect_language(kikuyu) == "ki"  # py3langid says "kik"
