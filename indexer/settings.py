@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from indexer.errors import ConfigError
 
 Encoder = Literal["st", "onnx", "onnx-int8"]  # the encoder a build used (recorded in its manifest)
 EncoderChoice = Literal["auto", Encoder]  # one flat Literal: a bad value is one error naming all four
@@ -37,6 +39,19 @@ class DenseSettings(BaseModel):
     hnsw_ef_construction: int = Field(80, ge=8)
     hnsw_ef_search: int = Field(128, ge=1)
     shard_size: int = Field(8192, ge=64)  # passages per embedding shard (resume granularity)
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, codes: list[str] | None) -> list[str] | None:
+        """A code that is not one fails with the settings, where the CLI can name its flag."""
+        from indexer.language import dense_languages
+
+        try:
+            if codes:
+                dense_languages(codes, None)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return codes
 
 
 class BuildSettings(BaseModel):

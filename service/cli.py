@@ -59,8 +59,25 @@ def _first_pydantic_error(exc: Exception) -> str:
     if callable(errors):
         err = errors()[0]
         got = f", got {err['input']!r}" if err["type"] in ("literal_error", "enum") else ""
-        return f"invalid {'.'.join(map(str, err['loc']))}: {err['msg']}{got}"
+        where = _flag_of(err["loc"]) or ".".join(map(str, err["loc"]))  # a field no flag sets: from the environment
+        return f"invalid {where}: {err['msg'].removeprefix('Value error, ')}{got}"
     return str(exc)
+
+
+def _flag_of(loc: tuple[str | int, ...]) -> str | None:
+    """The flag that set a settings field, as the user typed it: the running command's option whose
+    parameter is named after the field, whole or its last parts (`bm25_k1` -> --k1, `dense.ann` ->
+    --dense-index or --ann, `dense.languages` -> --dense-languages); None where no flag sets it."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    options = {p.name: p for p in ctx.command.params if p.param_type_name == "option"} if ctx else {}
+    names = [part for part in loc if isinstance(part, str)]  # not a list item's index
+    for i in range(len(names)):
+        if option := options.get("_".join(names[i:])):
+            given = [arg.split("=", 1)[0] for arg in sys.argv[1:] if arg.split("=", 1)[0] in option.opts]
+            return given[-1] if given else option.opts[0]
+    return None
 
 
 @index_app.command("build")
@@ -70,8 +87,8 @@ def index_build(
     chunk_words: Annotated[int, typer.Option(help="Target passage size in words; 0 = one passage per document")] = 200,
     overlap_words: Annotated[int, typer.Option(help="Words of overlap between consecutive passages")] = 0,
     threads: Annotated[int, typer.Option(help="Lucene indexing threads")] = 2,
-    k1: Annotated[float, typer.Option("--k1", help="BM25 k1")] = 0.9,
-    b: Annotated[float, typer.Option("--b", help="BM25 b")] = 0.4,
+    bm25_k1: Annotated[float, typer.Option("--k1", help="BM25 k1")] = 0.9,
+    bm25_b: Annotated[float, typer.Option("--b", help="BM25 b")] = 0.4,
     dense: Annotated[bool, typer.Option("--dense/--no-dense", help="Build the dense (FAISS) leg")] = True,
     model: Annotated[Optional[Path], typer.Option(help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")] = None,
     encoder: Annotated[str, typer.Option(help="auto (onnx on the CPU, st on a GPU) | st (torch) | onnx (ONNX Runtime fp32) | onnx-int8; queries use the same")] = "auto",
@@ -96,17 +113,17 @@ def index_build(
 ) -> None:
     """Build a new index version from one or more corpora and switch `current` to it."""
     from indexer.build import build_index
-    from indexer.settings import BuildSettings, DenseSettings
+    from indexer.settings import BuildSettings
 
     try:
         settings = BuildSettings(
-            chunk_words=chunk_words, overlap_words=overlap_words, threads=threads, bm25_k1=k1, bm25_b=b,
+            chunk_words=chunk_words, overlap_words=overlap_words, threads=threads, bm25_k1=bm25_k1, bm25_b=bm25_b,
             skip_bad=skip_bad, quiet=quiet, backend=backend,
-            dense=DenseSettings(enabled=dense, model=str(model) if model else None, encoder=encoder, ann=ann, exact_max=exact_max,
-                                ivf_min=ivf_min, ivf_nprobe=ivf_nprobe, pq_m=pq_m,
-                                languages=[c for c in dense_languages.split(",") if c.strip()] if dense_languages else None,
-                                hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction, hnsw_ef_search=hnsw_ef_search,
-                                query_prefix=query_prefix, passage_prefix=passage_prefix),
+            dense=dict(enabled=dense, model=str(model) if model else None, encoder=encoder, ann=ann, exact_max=exact_max,
+                       ivf_min=ivf_min, ivf_nprobe=ivf_nprobe, pq_m=pq_m,
+                       languages=[c for c in dense_languages.split(",") if c.strip()] if dense_languages else None,
+                       hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction, hnsw_ef_search=hnsw_ef_search,
+                       query_prefix=query_prefix, passage_prefix=passage_prefix),  # a dict: errors say dense.<field>
         )  # fmt: skip
     except ValueError as exc:
         raise DrsearchError(_first_pydantic_error(exc)) from None
@@ -165,7 +182,8 @@ def _search_options(**fields: object):
     except ValueError as exc:  # pydantic's ValidationError
         raise DrsearchError(_first_pydantic_error(exc)) from None
     except QueryError as exc:  # a value that names nothing known (a category, a country code): say which option
-        raise DrsearchError(f"invalid {exc.field}: {exc.message}" if exc.field else exc.message) from None
+        where = exc.field and (_flag_of((exc.field,)) or exc.field)
+        raise DrsearchError(f"invalid {where}: {exc.message}" if where else exc.message) from None
 
 
 def _codes(values: list[str] | None) -> tuple[str, ...]:
@@ -179,16 +197,16 @@ def search(
     index: IndexOpt,
     k: Annotated[int, typer.Option("-k", "--k", help="Number of results")] = 10,
     mode: ModeOpt = None,
-    include_domain: Annotated[Optional[list[str]], typer.Option("--include-domain", help="Only these domains (and subdomains)")] = None,
-    exclude_domain: Annotated[Optional[list[str]], typer.Option("--exclude-domain", help="Never these domains (and subdomains)")] = None,
+    include_domains: Annotated[Optional[list[str]], typer.Option("--include-domain", help="Only these domains (and subdomains)")] = None,
+    exclude_domains: Annotated[Optional[list[str]], typer.Option("--exclude-domain", help="Never these domains (and subdomains)")] = None,
     min_tier: Annotated[Optional[int], typer.Option("--min-tier", help="Only listed sources of tier <= N (1 = primary)")] = None,
-    category: Annotated[Optional[list[str]], typer.Option("--category", help="Only sources of this authority category")] = None,
+    categories: Annotated[Optional[list[str]], typer.Option("--category", help="Only sources of this authority category")] = None,
     max_per_domain: Annotated[Optional[int], typer.Option("--max-per-domain", help="At most N hits per site")] = None,
     per_doc: Annotated[Optional[int], typer.Option("--per-doc", help="Passages per document (0 = no collapse; default 1)")] = None,
     published_after: Annotated[Optional[str], typer.Option("--published-after", help="YYYY[-MM[-DD]] inclusive")] = None,
     published_before: Annotated[Optional[str], typer.Option("--published-before", help="YYYY[-MM[-DD]] inclusive")] = None,
-    language: Annotated[Optional[list[str]], typer.Option("--language", "--languages", help="Only documents in these languages (ISO 639-1, e.g. zh; comma-separated or repeated)")] = None,
-    country: Annotated[Optional[list[str]], typer.Option("--country", "--countries", help="Only sources of these countries (authority list codes, e.g. us,gb, int, eu; comma-separated or repeated)")] = None,
+    languages: Annotated[Optional[list[str]], typer.Option("--language", "--languages", help="Only documents in these languages (ISO 639-1, e.g. zh; comma-separated or repeated)")] = None,
+    countries: Annotated[Optional[list[str]], typer.Option("--country", "--countries", help="Only sources of these countries (authority list codes, e.g. us,gb, int, eu; comma-separated or repeated)")] = None,
     time_range: Annotated[Optional[str], typer.Option("--time-range", help="day | week | month | year: published within that span before --now")] = None,
     now: Annotated[Optional[str], typer.Option("--now", help="Reference time of --time-range (ISO 8601 with offset, e.g. 2026-11-30T12:00:00Z; default: the clock)")] = None,
     include_undated: Annotated[bool, typer.Option("--include-undated", help="With a date bound or --time-range, keep documents without a date")] = False,
@@ -205,9 +223,9 @@ def search(
 
     query = clean_query(query, max_chars=max_query_chars or None)
     options = _search_options(
-        k=k, mode=mode, include_domains=tuple(include_domain or ()), exclude_domains=tuple(exclude_domain or ()),
-        min_tier=min_tier, categories=tuple(category or ()), published_after=published_after,
-        published_before=published_before, languages=_codes(language), countries=_codes(country), time_range=time_range,
+        k=k, mode=mode, include_domains=tuple(include_domains or ()), exclude_domains=tuple(exclude_domains or ()),
+        min_tier=min_tier, categories=tuple(categories or ()), published_after=published_after,
+        published_before=published_before, languages=_codes(languages), countries=_codes(countries), time_range=time_range,
         now=now, include_undated=include_undated, max_per_domain=max_per_domain, per_doc=per_doc,
     )  # fmt: skip
     pipeline = _pipeline(index, authority_weight=authority_weight)
@@ -348,8 +366,9 @@ def fetch_command(
     items = [{"url" if "://" in t else "doc_id": t, "query": query, "max_chars": max_chars} for t in targets]
     try:
         body = FetchRequest.model_validate({"items": [{k: v for k, v in i.items() if v is not None} for i in items]})
-    except ValidationError as exc:
-        raise DrsearchError(_validation_message(exc)) from None
+    except ValidationError as exc:  # a bad option value names its flag; a bad target, its item
+        from_flag = _flag_of(exc.errors()[0]["loc"]) is not None
+        raise DrsearchError(_first_pydantic_error(exc) if from_flag else _validation_message(exc)) from None
     settings = _agent_settings(index, fetch_any_host, max_query_chars)
 
     async def go() -> dict:

@@ -31,13 +31,13 @@ def encode_command(
 ) -> None:
     """Encode a corpus's passages into the embedding cache a later `index build` reuses."""
     from indexer.encode import encode_corpus
-    from indexer.settings import BuildSettings, DenseSettings
+    from indexer.settings import BuildSettings
 
     try:
         settings = BuildSettings(
             chunk_words=chunk_words, overlap_words=overlap_words, skip_bad=skip_bad, quiet=quiet,
-            dense=DenseSettings(model=str(model) if model else None, encoder=encoder, query_prefix=query_prefix,
-                                passage_prefix=passage_prefix, device=device, batch_size=batch_size, shard_size=shard_size),
+            dense=dict(model=str(model) if model else None, encoder=encoder, query_prefix=query_prefix,
+                       passage_prefix=passage_prefix, device=device, batch_size=batch_size, shard_size=shard_size),
         )  # fmt: skip
     except ValueError as exc:
         from service.cli import _first_pydantic_error

@@ -132,15 +132,15 @@ def test_usage_errors_are_one_line(bm25_index):
 
 
 def test_bad_options(bm25_index):
-    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--mode", "fuzzy"), "invalid mode", "'bm25', 'dense' or 'hybrid'")
+    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--mode", "fuzzy"), "invalid --mode:", "'bm25', 'dense' or 'hybrid'")
     for mode in ("dense", "hybrid"):
         assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--mode", mode),
                               "built without the dense leg")  # fmt: skip
         assert_one_line_error(drsearch("eval", "--index", bm25_index, "--beir", DATA / "cranfield", "--mode", mode),
                               "built without the dense leg")  # fmt: skip
     assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--category", "blogs"), "unknown category 'blogs'")
-    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--min-tier", "7"), "invalid min_tier", "less than or equal to 3")
-    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--authority-weight", "-1"), "authority_weight")
+    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--min-tier", "7"), "invalid --min-tier:", "less than or equal to 3")
+    assert_one_line_error(drsearch("search", "heat", "--index", bm25_index, "--authority-weight", "-1"), "invalid --authority-weight:")
 
 
 def test_query_syntax_is_plain_text(bm25_index):

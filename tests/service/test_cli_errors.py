@@ -80,7 +80,7 @@ def test_eval_k0_bound(tmp_path, tiny_index):
     assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", beir, "--k0", "20000"),
                           "'--k0'", "less than or equal to 10000")  # fmt: skip
     assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", beir, "--authority-weight", "2"),
-                          "authority_weight")  # fmt: skip
+                          "invalid --authority-weight:")  # fmt: skip
     report = json.loads(drsearch("eval", "--index", tiny_index, "--beir", beir, "--k0", "10000", "--json", check=True).stdout)
     assert report["bm25"]["ndcg@10"] == 1.0  # the bound itself is accepted
 
@@ -109,11 +109,31 @@ def test_fetch_exits_1_when_an_item_failed(tiny_index):
     assert drsearch("fetch", "volcano", "--index", tiny_index, check=True).returncode == 0
 
 
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["index", "build", "--dense-index", "foo"], "invalid --dense-index: "),
+    (["index", "build", "--ann", "foo"], "invalid --ann: "),  # the alias typed
+    (["index", "build", "--k1", "0"], "invalid --k1: "),
+    (["index", "build", "--dense-languages", "en,english"], "invalid --dense-languages: "),
+    (["index", "encode", "--chunk-words", "-1"], "invalid --chunk-words: "),
+    (["search", "x", "--include-domain", "http://"], "invalid --include-domain: "),
+    (["search", "x", "--languages", "english"], "invalid --languages: "),
+    (["search", "x", "--category", "blogs"], "invalid --category: "),
+    (["eval", "--beir", "beir", "--fusion", "magic"], "invalid --fusion: "),
+    (["serve", "--workers", "0"], "invalid --workers: "),
+    (["fetch", "volcano", "--max-chars", "0"], "invalid --max-chars: "),
+    (["crawl", "--max-depth", "-1"], "'--max-depth'"),
+])  # fmt: skip
+def test_bad_flag_values_name_the_flag_as_typed(tmp_path, args, fragment):
+    place = ["--corpus", tmp_path / "docs.jsonl", "--out", tmp_path / "o"] if args[0] == "index" else (
+        ["--out", tmp_path / "o", "--domains", tmp_path / "d.txt"] if args[0] == "crawl" else ["--index", tmp_path])
+    assert_one_line_error(drsearch(*args, *place, timeout=60), fragment)  # refused before any file is read
+
+
 @pytest.mark.parametrize("command", [["index", "build"], ["index", "encode"]])
 def test_bad_encoder_names_the_choices(tmp_path, command):
     write_docs(tmp_path / "docs.jsonl")
     proc = drsearch(*command, "--corpus", tmp_path / "docs.jsonl", "--out", tmp_path / "o", "-q", "--encoder", "foo")
-    assert_one_line_error(proc, "invalid encoder: ", "'auto', 'st', 'onnx' or 'onnx-int8'", "got 'foo'")
+    assert_one_line_error(proc, "invalid --encoder: ", "'auto', 'st', 'onnx' or 'onnx-int8'", "got 'foo'")
     assert "literal[" not in proc.stderr
     assert not (tmp_path / "o").exists()
 

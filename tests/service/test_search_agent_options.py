@@ -141,9 +141,9 @@ def test_cli_search_pages_and_filters_like_the_api(agent_root, agent_client):
 
 @pytest.mark.parametrize(
     ("args", "fragments"),
-    [(["--time-range", "decade"], ["invalid time_range", "'year'"]),
-     (["--time-range", "day", "--now", "2026-11-30T12:00:00"], ["invalid now", "timezone"]),
-     (["--countries", "us,usa"], ["invalid countries", "'usa'"]), (["--languages", "english!"], ["invalid languages"]),
+    [(["--time-range", "decade"], ["invalid --time-range:", "'year'"]),
+     (["--time-range", "day", "--now", "2026-11-30T12:00:00"], ["invalid --now:", "timezone"]),
+     (["--countries", "us,usa"], ["invalid --countries:", "'usa'"]), (["--languages", "english!"], ["invalid --languages:"]),
      (["--offset", "-1"], ["--offset"])],
 )  # fmt: skip
 def test_cli_bad_agent_options_are_one_line_errors(tmp_path, args, fragments):
