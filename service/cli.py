@@ -157,17 +157,24 @@ def index_info(
         typer.echo(json.dumps(manifest.as_json(), indent=2, sort_keys=True))
         return
     c = manifest.counts
+    bad_lines = c.get("bad_lines") or []
+    authority = (manifest.model_extra or {}).get("authority_list") or {}
     lines = [
         f"build       {build}",
         f"version     {manifest.version}  (format {manifest.format_version}, drsearch {manifest.drsearch_version})",
         f"built at    {manifest.built_at}  in {manifest.build_seconds} s",
+        "timings     " + (", ".join(f"{stage.removesuffix('_s')} {t} s" for stage, t in manifest.timings.items()) or "none"),
         f"corpus      {', '.join(manifest.corpus.paths)}  sha256 {manifest.corpus.sha256[:16]}…",
         f"documents   {c['documents']}   passages {c['passages']}   skipped empty {c['skipped_empty']}  bad {c['skipped_bad']}",
+        *(f"{'bad lines' if i == 0 else '':<12}{line}" for i, line in enumerate(bad_lines)),
+        *([f"{'':<12}(the first {len(bad_lines)} of {c['skipped_bad']})"] if c["skipped_bad"] > len(bad_lines) > 0 else []),
         "languages   " + (", ".join(f"{lang} {n}" for lang, n in manifest.languages.items())
                           if manifest.languages else "not recorded (built before languages were kept)"),
         f"chunking    {manifest.chunking}",
         *(f"{leg:<12}{s.describe() if (s := manifest.section(leg)) else 'none'}" for leg in ("bm25", "dense")),
         f"libraries   {manifest.libraries}",
+        "authority   " + (f"sha256 {authority['sha256']}  {authority.get('directory', '')}".rstrip()
+                          if authority.get("sha256") else "not recorded"),
     ]
     typer.echo("\n".join(lines))
 

@@ -104,6 +104,11 @@ def test_skip_bad_builds_and_reports(tmp_path):
     assert "1 documents" in out.stdout and "skipped 1 empty, 1 bad" in out.stdout
     info = json.loads(drsearch("index", "info", tmp_path / "o", "--json", check=True).stdout)
     assert info["counts"]["skipped_bad"] == 1 and info["counts"]["bad_lines"][0].startswith(f"{bad}:2")
+    # The plain output shows what docs/OPERATIONS.md promises too: bad lines, timings, the authority list's hash.
+    plain = drsearch("index", "info", tmp_path / "o", check=True).stdout.splitlines()
+    assert f"bad lines   {info['counts']['bad_lines'][0]}" in plain
+    assert f"timings     bm25 {info['timings']['bm25_s']} s, read_chunk_store {info['timings']['read_chunk_store_s']} s" in plain
+    assert f"authority   sha256 {info['authority_list']['sha256']}  {info['authority_list']['directory']}" in plain
 
 
 def test_not_an_index_and_newer_format(tmp_path, bm25_index):
