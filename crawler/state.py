@@ -34,8 +34,8 @@ from indexer.layout import atomic_write_bytes
 SKIP_REASONS = (
     "robots", "robots_unreachable", "offsite", "duplicate", "near_duplicate", "content_type", "too_large",
     "private_address",
-    "redirect_offsite", "redirect_limit", "redirect_loop", "timeout", "error", "http_status", "empty", "depth",
-    "page_limit", "unmapped_host",
+    "redirect_offsite", "redirect_limit", "redirect_loop", "redirect_bad_url", "bad_url", "noindex", "timeout",
+    "error", "http_status", "empty", "depth", "page_limit", "unmapped_host",
 )
 EXAMPLES_PER_REASON = 50
 _NEAR_WS = re.compile(r"\W+", re.UNICODE)
