@@ -70,9 +70,9 @@ def test_every_worker_follows_the_current_link(root):
         wait_until(lambda: healthy(base), 120, "server did not start")
         wait_until(lambda: _ready_version(base) is not None, 120, "index not loaded")
         version = new_version(root)
-        wait_until(lambda: _ready_version(base) == version, 60, "no worker followed `current`")
-        answers = {_ready_version(base) for _ in range(40)}  # the kernel spreads connections over both workers
-        assert answers == {version}, answers
+        # Each worker's watcher loads the new build on its own time: wait until no answer is the old one
+        # (the kernel spreads connections over both workers; one left behind keeps answering its build).
+        wait_until(lambda: {_ready_version(base) for _ in range(40)} == {version}, 60, "not every worker followed `current`")
     finally:
         if alive(master.pid):
             master.send_signal(signal.SIGTERM)
