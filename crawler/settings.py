@@ -117,11 +117,28 @@ _MANAGED_SETTINGS = {
 _MIN_DOWNLOAD_DELAY = 0.001
 
 
+# The crawler's components: its safety checks (private addresses, robots.txt, page limits) and its
+# output are built of them, so --set may not replace or reorder them.
+_COMPONENT_SETTINGS = {
+    f"{name}{suffix}" for name in ("DOWNLOADER_MIDDLEWARES", "SPIDER_MIDDLEWARES", "ITEM_PIPELINES", "EXTENSIONS",
+                                   "DOWNLOAD_HANDLERS") for suffix in ("", "_BASE")
+} | {"SCHEDULER", "DOWNLOADER", "DOWNLOADER_CLIENTCONTEXTFACTORY", "DNS_RESOLVER", "TWISTED_DNS_RESOLVER", "TWISTED_REACTOR",
+     "SPIDER_LOADER_CLASS"}
+
+
 def check_override(key: str) -> None:
-    """Refuse a --set KEY that one of the crawl's options owns."""
+    """Refuse a --set KEY that one of the crawl's options owns, that wires the crawler's components, or
+    that is no setting at all (a misspelt name would be ignored)."""
+    import scrapy.settings.default_settings as scrapy_defaults
+
     flag = _MANAGED_SETTINGS.get(key)
     if flag is not None:
         raise ConfigError(f"{key} is set by {flag}, not by --set", where="--set")
+    if key in _COMPONENT_SETTINGS:
+        raise ConfigError(f"{key} wires the crawler's safety checks and output together; it cannot be changed by --set",
+                          where="--set")  # fmt: skip
+    if key not in globals() and not hasattr(scrapy_defaults, key):
+        raise ConfigError(f"{key} is not a Scrapy or drsearch setting", where="--set")
 
 
 # --set ranges. Every other number is >= 0 unless it is a priority; these need more.

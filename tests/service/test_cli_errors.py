@@ -260,7 +260,9 @@ def test_crawl_bad_url_line_names_file_and_line(tmp_path, option, text, fragment
      ("DOWNLOAD_DELAY=-1", "DOWNLOAD_DELAY must be >= 0"),
      ("DOWNLOAD_TIMEOUT=0", "DOWNLOAD_TIMEOUT must be > 0"),
      ("COOKIES_ENABLED=maybe", "COOKIES_ENABLED must be true or false"),
-     ("DOWNLOADER_MIDDLEWARES=[]", "DOWNLOADER_MIDDLEWARES must be a JSON object")],
+     ("DOWNLOADER_MIDDLEWARES={}", "DOWNLOADER_MIDDLEWARES wires the crawler's safety checks and output together"),
+     ("ITEM_PIPELINES_BASE={}", "ITEM_PIPELINES_BASE wires the crawler's safety checks"),
+     ("DOWNLOAD_DELEY=1", "DOWNLOAD_DELEY is not a Scrapy or drsearch setting")],
 )  # fmt: skip
 def test_crawl_set_values_are_checked_before_anything_starts(tmp_path, setting, fragment):
     domains, hosts = tmp_path / "domains.txt", tmp_path / "hosts.txt"
