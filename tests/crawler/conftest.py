@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,22 @@ def run_crawl(
     env.pop("http_proxy", None)
     env.pop("HTTP_PROXY", None)
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@contextmanager
+def crawled(web: FixtureWeb, tmp: Path, domains: str, *extra: str, hosts_extra: str = "",
+            settings: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """The report of one crawl of `web` (started here, stopped on leaving) into tmp/out, from a domains file
+    of `domains` and the web's host map plus `hosts_extra`; the crawl must succeed."""
+    web.start()
+    try:
+        (tmp / "domains.txt").write_text(domains)
+        (tmp / "hosts.txt").write_text(web.host_map_text() + hosts_extra)
+        proc = run_crawl(tmp / "out", tmp / "domains.txt", tmp / "hosts.txt", *extra, settings=settings)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        yield json.loads((tmp / "out" / "report.json").read_text())
+    finally:
+        web.stop()
 
 
 def read_docs(out: Path) -> list[dict[str, Any]]:

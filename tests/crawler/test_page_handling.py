@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.crawler.conftest import SM_NS, page, read_docs, run_crawl
+from tests.crawler.conftest import SM_NS, crawled, page, read_docs
 from tests.crawler.fixture_web import FixtureWeb, Resp
 
 BAD = "www.badlink.org"
@@ -106,17 +106,9 @@ def build_web() -> FixtureWeb:
 
 @pytest.fixture(scope="module")
 def crawl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FixtureWeb, Path, dict]]:
-    web = build_web()
-    web.start()
-    try:
-        tmp = tmp_path_factory.mktemp("pages")
-        (tmp / "domains.txt").write_text("".join(f"http://{host}/\n" for host in web.sites))
-        (tmp / "hosts.txt").write_text(web.host_map_text())
-        proc = run_crawl(tmp / "out", tmp / "domains.txt", tmp / "hosts.txt")
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        yield web, tmp / "out", json.loads((tmp / "out" / "report.json").read_text())
-    finally:
-        web.stop()
+    web, tmp = build_web(), tmp_path_factory.mktemp("pages")
+    with crawled(web, tmp, "".join(f"http://{host}/\n" for host in web.sites)) as report:
+        yield web, tmp / "out", report
 
 
 def pending(out: Path) -> set[str]:

@@ -3,14 +3,13 @@ domain's requests (up to a cap, also under AutoThrottle)."""
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.crawler.conftest import TEST_SETTINGS, page, read_docs, run_crawl
+from tests.crawler.conftest import TEST_SETTINGS, crawled, page, read_docs, run_crawl
 from tests.crawler.fixture_web import FixtureWeb, Resp
 
 DOWN, GONE, NOBOTS = "www.down.org", "www.gone.org", "www.nobots.org"
@@ -62,17 +61,10 @@ SETTINGS = {
 
 @pytest.fixture(scope="module")
 def robots_crawl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FixtureWeb, Path, dict, int]]:
-    web = build_robots_web()
-    web.start()
-    try:
-        tmp = tmp_path_factory.mktemp("robots")
-        (tmp / "domains.txt").write_text("".join(f"http://{h}/\n" for h in (DOWN, GONE, NOBOTS, SLOW, HOSTILE)))
-        (tmp / "hosts.txt").write_text(web.host_map_text() + f"{GONE} 127.0.0.1:{closed_port()}\n")
-        proc = run_crawl(tmp / "out", tmp / "domains.txt", tmp / "hosts.txt", settings=SETTINGS)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        yield web, tmp, json.loads((tmp / "out" / "report.json").read_text()), len(web.log)
-    finally:
-        web.stop()
+    web, tmp = build_robots_web(), tmp_path_factory.mktemp("robots")
+    domains = "".join(f"http://{h}/\n" for h in (DOWN, GONE, NOBOTS, SLOW, HOSTILE))
+    with crawled(web, tmp, domains, hosts_extra=f"{GONE} 127.0.0.1:{closed_port()}\n", settings=SETTINGS) as report:
+        yield web, tmp, report, len(web.log)
 
 
 def test_robots_txt_5xx_disallows_the_host(robots_crawl) -> None:

@@ -4,14 +4,13 @@ configured User-Agent."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import drsearch
-from tests.crawler.conftest import page, paras, read_docs, run_crawl
+from tests.crawler.conftest import crawled, page, paras, read_docs
 from tests.crawler.fixture_web import FixtureWeb, Hit, Resp, article
 
 WWW, DATA, LIMITED = "www.shared.org", "data.shared.org", "www.ratelimited.org"
@@ -60,21 +59,11 @@ def build_small_web() -> FixtureWeb:
 
 @pytest.fixture(scope="module")
 def small_crawl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FixtureWeb, Path, dict]]:
-    web = build_small_web()
-    web.start()
-    try:
-        tmp = tmp_path_factory.mktemp("small")
-        (tmp / "domains.txt").write_text("http://www.shared.org/\nhttp://www.ratelimited.org/\n")
-        (tmp / "hosts.txt").write_text(web.host_map_text())
-        (tmp / "seeds.txt").write_text("# deep pages\n" + "\n".join([DEEP_SEED, *FORBIDDEN_SEEDS]) + "\n")
-        proc = run_crawl(
-            tmp / "out", tmp / "domains.txt", tmp / "hosts.txt", "--seeds", str(tmp / "seeds.txt"),
-            "--user-agent", USER_AGENT, settings={"CONCURRENT_REQUESTS_PER_DOMAIN": 1},
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        yield web, tmp / "out", json.loads((tmp / "out" / "report.json").read_text())
-    finally:
-        web.stop()
+    web, tmp = build_small_web(), tmp_path_factory.mktemp("small")
+    (tmp / "seeds.txt").write_text("# deep pages\n" + "\n".join([DEEP_SEED, *FORBIDDEN_SEEDS]) + "\n")
+    with crawled(web, tmp, "http://www.shared.org/\nhttp://www.ratelimited.org/\n", "--seeds", str(tmp / "seeds.txt"),
+                 "--user-agent", USER_AGENT, settings={"CONCURRENT_REQUESTS_PER_DOMAIN": 1}) as report:  # fmt: skip
+        yield web, tmp / "out", report
 
 
 def test_subdomains_share_one_download_slot(small_crawl) -> None:
