@@ -26,9 +26,14 @@ def clean_query(query: object, *, field: str = "query", max_chars: int | None = 
     if (at := surrogate_at(text)) is not None:
         raise QueryError(f"query contains a lone UTF-16 surrogate at character {at} (not valid Unicode text)", field=field)
     check_length(text, max_chars, field=field)
-    if not any(ch.isalnum() for ch in text):
+    if not has_words(text):
         raise QueryError("query has no searchable terms (only punctuation or symbols)", field=field)
     return CleanQuery(text)
+
+
+def has_words(text: str) -> bool:
+    """Whether `text` has a letter or digit: without one (empty, symbols only) there is nothing to search."""
+    return any(ch.isalnum() for ch in text)
 
 
 def as_listed(exc: QueryError) -> QueryError:

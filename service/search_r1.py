@@ -60,10 +60,6 @@ def to_search_r1(results: list[list[Any]], return_scores: bool) -> dict[str, Any
     return {"result": out}
 
 
-def has_words(query: str) -> bool:
-    return any(ch.isalnum() for ch in query)
-
-
 def search_searchable(pipeline: Any, texts: list[str | None], options: Any) -> list[list[Any]]:
     """`pipeline.batch_search` of the texts, those of stopwords only (which it refuses) and the None ones
     (nothing to search at all) left without results."""
@@ -94,7 +90,7 @@ def router(require_api_key: Any) -> APIRouter:
     async def retrieve(request: Request, body: RetrieveRequest) -> Any:
         """Search-R1-compatible batch retrieval (`{"result": [[...], ...]}`, one list per query)."""
         from ranker.pipeline import SearchOptions
-        from ranker.query import clean_query
+        from ranker.query import clean_query, has_words
 
         st = _svc(request)
         # A rollout's empty search (`<search></search>`) or one of symbols only has nothing to search: it
