@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from scrapy import Request
+from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware
 from scrapy.exceptions import DownloadCancelledError, DownloadTimeoutError, IgnoreRequest, NotConfigured
-from scrapy.http import Response
+from scrapy.http import HtmlResponse, Response
+from scrapy.utils.response import get_meta_refresh
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import threads
 from twisted.internet.error import TimeoutError as TxTimeoutError
@@ -191,6 +193,18 @@ class OutcomeMiddleware(_CrawlerBound):
         settle(state, request, reason)
         logger.info("%s on %s: %s", reason, request.url, exception)
         return None
+
+
+class SelfRefreshMiddleware(MetaRefreshMiddleware):
+    """Scrapy's meta refresh, except that a page refreshing to its own URL is kept as it is: it is its own
+    content, and following the refresh would only fetch it again."""
+
+    def process_response(self, request: Request, response: Response) -> Request | Response:  # type: ignore[override]
+        if isinstance(response, HtmlResponse) and not request.meta.get("dont_redirect"):
+            _, url = get_meta_refresh(response, ignore_tags=self._ignore_tags)
+            if url == response.url:
+                return response
+        return super().process_response(request, response)
 
 
 class FrontierSpiderMiddleware(_CrawlerBound):

@@ -48,19 +48,14 @@ def settle(state: CrawlState, request: Request, reason: str, detail: str = "") -
 
 def follow_same_page(request: Request) -> bool:
     """Whether a redirect into a page already asked for is that page's own next fetch, followed once: a hop
-    to another URL of the same identity not fetched yet in its chain (`/p` -> `/p?utm_source=x`), or a meta
-    refresh to the very URL it was on, which is then fetched once more without following refreshes (the
-    page is its own content). Anything else into a known page is a loop or a duplicate."""
+    to another URL of the same identity not fetched yet in its chain (`/p` -> `/p?utm_source=x`). Anything
+    else into a known page is a loop or a duplicate (a meta refresh to the very URL never gets here:
+    `SelfRefreshMiddleware` keeps that page as it is)."""
     if request.meta.get(SAME_PAGE) == request.url:
         return True
     chain = request.meta.get("redirect_urls") or []
-    if not chain or canonicalize_url(chain[-1]) != canonicalize_url(request.url):
+    if not chain or request.url in chain or canonicalize_url(chain[-1]) != canonicalize_url(request.url):
         return False
-    if request.url in chain:
-        refresh = (request.meta.get("redirect_reasons") or [None])[-1] == "meta refresh"
-        if not refresh or request.url != chain[-1] or request.meta.get("dont_redirect"):
-            return False
-        request.meta["dont_redirect"] = True
     request.meta[SAME_PAGE] = request.url
     return True
 

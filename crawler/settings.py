@@ -77,6 +77,8 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,  # SafetyMiddleware does it
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.politeness.PoliteRetryMiddleware": 550,
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "crawler.middlewares.SelfRefreshMiddleware": 580,  # a page refreshing to itself is stored, not refetched
     "crawler.middlewares.HostMapMiddleware": 745,  # just before HttpProxyMiddleware (750)
 }
 SPIDER_MIDDLEWARES = {

@@ -243,7 +243,7 @@ class AuthoritySpider(Spider):
 
     def _request_dropped(self, request: Request) -> None:
         """The scheduler's duplicate filter dropped a request: for a redirect, its chain ends at a known page,
-        unless it is a meta refresh of a page to itself, fetched once more."""
+        unless it is a hop to another URL of its own page (`follow_same_page`) that an earlier chain asked for."""
         if is_page(request) and request.meta.get("redirect_urls"):
             if follow_same_page(request):
                 self.crawler.engine.crawl(request.replace(dont_filter=True))
