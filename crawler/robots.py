@@ -6,8 +6,9 @@
   Deferred into a Future consumes its result, so only the first of them sees the parser and the others get
   None, which means "allow everything". A resumed crawl (many pending pages per host at once) or several
   seeds on one host then fetch disallowed pages.
-- A robots.txt that answers 5xx (after retries) or cannot be fetched at all (timeout, connection error)
-  disallows the whole host for this run (RFC 9309 2.3.1.4); Scrapy parses the error page or allows all.
+- A robots.txt that answers 5xx or 429 (after retries) or cannot be fetched at all (timeout, connection
+  error) disallows the whole host for this run (RFC 9309 2.3.1.4; a 429 asks the crawler to slow down,
+  which "no robots.txt, crawl everything" would not); Scrapy parses the error page or allows all.
   Those pages count as `robots_unreachable` and are not recorded as done, so `--resume` asks again.
   A 4xx, or a robots.txt our own rules refuse (offsite redirect, redirect cap), still allows all.
 - Its `Crawl-delay` (for our product token) becomes the least delay of the host's download slot
@@ -93,7 +94,7 @@ class RobotsTxtMiddleware(ScrapyRobotsTxtMiddleware):
         super().process_request_2(rp, request)
 
     async def _parse_robots(self, response: Response, key: str, request: Request) -> None:
-        if response.status >= 500:
+        if response.status >= 500 or response.status == 429:
             self._stats.inc_value(f"robotstxt/response_status_count/{response.status}")
             logger.info("robots.txt of %s answered %s: the host is disallowed", key, response.status)
             self._settle(key, UNREACHABLE)

@@ -12,7 +12,7 @@ import pytest
 from tests.crawler.conftest import TEST_SETTINGS, crawled, page, read_docs, run_crawl
 from tests.crawler.fixture_web import FixtureWeb, Resp
 
-DOWN, GONE, NOBOTS = "www.down.org", "www.gone.org", "www.nobots.org"
+DOWN, GONE, NOBOTS, BUSY = "www.down.org", "www.gone.org", "www.nobots.org", "www.busy.org"
 SLOW, HOSTILE = "www.slowpoke.org", "www.hostile.org"
 DELAY_CAP = 1.5
 ROBOTS_ATTEMPTS = 1 + TEST_SETTINGS["RETRY_TIMES"]  # a 5xx robots.txt is retried like any 5xx
@@ -36,6 +36,7 @@ def build_robots_web() -> FixtureWeb:
         },
     )
     web.site(NOBOTS, {"/": page("no robots home")})  # robots.txt 404: everything allowed
+    web.site(BUSY, {"/robots.txt": Resp(429, b"slow down"), "/": page("busy home")})  # rate-limited: not a 4xx "none"
     web.site(SLOW, {"/robots.txt": robots("User-agent: *\nCrawl-delay: 1\n"), "/": page("slow home", ["/p1"]),
                     "/p1": page("slow one")})  # fmt: skip
     web.site(HOSTILE, {"/robots.txt": robots("User-agent: drsearch-crawler\nCrawl-delay: 86400\n"),
@@ -62,7 +63,7 @@ SETTINGS = {
 @pytest.fixture(scope="module")
 def robots_crawl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FixtureWeb, Path, dict, int]]:
     web, tmp = build_robots_web(), tmp_path_factory.mktemp("robots")
-    domains = "".join(f"http://{h}/\n" for h in (DOWN, GONE, NOBOTS, SLOW, HOSTILE))
+    domains = "".join(f"http://{h}/\n" for h in (DOWN, GONE, NOBOTS, BUSY, SLOW, HOSTILE))
     with crawled(web, tmp, domains, hosts_extra=f"{GONE} 127.0.0.1:{closed_port()}\n", settings=SETTINGS) as report:
         yield web, tmp, report, len(web.log)
 
@@ -71,6 +72,12 @@ def test_robots_txt_5xx_disallows_the_host(robots_crawl) -> None:
     web, _, report, first_run = robots_crawl
     assert [h.path for h in web.log[:first_run] if h.host == DOWN] == ["/robots.txt"] * ROBOTS_ATTEMPTS
     assert "http://www.down.org/" in report["skipped_examples"]["robots_unreachable"]
+
+
+def test_robots_txt_429_disallows_the_host_like_a_5xx(robots_crawl) -> None:
+    web, _, report, first_run = robots_crawl
+    assert "http://www.busy.org/" in report["skipped_examples"]["robots_unreachable"]
+    assert [h.path for h in web.log[:first_run] if h.host == BUSY] == ["/robots.txt"] * ROBOTS_ATTEMPTS
 
 
 def test_unreachable_robots_txt_disallows_the_host(robots_crawl) -> None:
