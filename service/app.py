@@ -512,7 +512,7 @@ def _add_routes(app: FastAPI) -> None:
             out["index_version"] = snap.version
             return out
 
-    @app.get("/healthz", response_model=HealthResponse, tags=["ops"])
+    @app.get("/healthz", response_model=HealthResponse, response_model_exclude_none=True, tags=["ops"])
     async def healthz() -> Any:
         """The process is alive."""
         return {"status": "ok"}
