@@ -15,7 +15,10 @@ from indexer.analysis import HAN
 
 UNKNOWN = "und"
 _HAN = re.compile(f"[{HAN}]")
-_KANA = re.compile("[\u3040-\u30ff\u31f0-\u31ff]")
+# Kana, less the katakana middle dot and prolonged sound mark (U+30FB, U+30FC): Chinese writes them
+# too, between the parts of a transliterated name (哈利・波特), so they are no evidence of Japanese.
+_KANA = re.compile("[\u3040-\u30fa\u30fd-\u30ff\u31f0-\u31ff]")
+_SHARED_MARKS = re.compile("[\u30fb\u30fc]")
 _HANGUL = re.compile("[\uac00-\ud7af\u1100-\u11ff]")
 _LETTER = re.compile(r"[^\W\d_]")
 _LATIN = re.compile("[A-Za-z\u00c0-\u024f]")
@@ -85,7 +88,7 @@ def _cjk(text: str) -> str | None:
     if not letters:
         return None
     han, kana, hangul = len(_HAN.findall(text)), len(_KANA.findall(text)), len(_HANGUL.findall(text))
-    if (han + kana + hangul) * 5 < letters:
+    if (han + kana + hangul + len(_SHARED_MARKS.findall(text))) * 5 < letters:
         return None
     if hangul > han + kana:
         return "ko"
@@ -93,7 +96,7 @@ def _cjk(text: str) -> str | None:
 
 
 def _without_cjk(text: str) -> str:
-    return _HAN.sub(" ", _KANA.sub(" ", _HANGUL.sub(" ", text)))
+    return _HAN.sub(" ", _KANA.sub(" ", _HANGUL.sub(" ", _SHARED_MARKS.sub(" ", text))))
 
 
 def detect(text: str) -> str:

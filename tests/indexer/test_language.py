@@ -45,6 +45,18 @@ def test_query_languages_lists_every_script_of_a_mixed_query():
     assert query_languages("1990") == ()
 
 
+@pytest.mark.parametrize("text", ["哈利・波特", "迈克尔・乔丹", "哈利・波特新书发布", "弗兰克ー劳埃德ー赖特设计的住宅"])
+def test_chinese_with_a_katakana_middle_dot_or_long_mark_is_chinese(text):
+    """U+30FB and U+30FC are written in Chinese transliterated names too: no evidence of Japanese."""
+    assert detect(text) == "zh" and query_languages(text) == ("zh",)
+    assert document_language(None, "", text) == "zh"
+
+
+@pytest.mark.parametrize("text", ["コーヒー", "コーヒー・ショップ", "東京タワー", "ラーメンを食べました"])
+def test_japanese_with_those_marks_is_still_japanese(text):
+    assert detect(text) == "ja" and query_languages(text) == ("ja",)
+
+
 def test_document_field_wins_and_is_normalised():
     assert document_language("zh-CN", "", "An English text about trade agreements and tariffs in Asia.") == "zh"
     assert document_language("EN_us", "", "成员国") == "en"
