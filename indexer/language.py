@@ -163,9 +163,16 @@ def _iso639_1() -> dict[str, str]:
     return table
 
 
+# ISO 639-2's codes that name no one language: undetermined, multiple, no linguistic content
+_NOT_A_LANGUAGE = frozenset({"und", "mul", "zxx"})
+
+
 def document_language(language: str | None, title: str, text: str) -> str:
-    """A document's own language field when it names one, else the language detected in its text."""
+    """A document's own language field when it names one language, else the language detected in its
+    text (also for `und`, `mul` and `zxx`, which say the language is unknown or not one)."""
     given = normalise(language) if language else None
+    if given in _NOT_A_LANGUAGE:
+        given = None
     return given or detect(f"{title}\n{text}" if title else text)
 
 

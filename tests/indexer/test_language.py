@@ -65,6 +65,12 @@ def test_document_field_wins_and_is_normalised():
     assert normalise("zh-Hant-TW") == "zh" and normalise("") is None
 
 
+@pytest.mark.parametrize("code", ["und", "mul", "zxx", "UND", "mul-Latn"])
+def test_a_field_naming_no_one_language_is_detected_instead(code):
+    assert document_language(code, "", "这是一段中文新闻报道的正文内容，足够长。") == "zh"
+    assert document_language(code, "", "Smoking is a major risk factor for coronary heart disease in adults.") == "en"
+
+
 @pytest.mark.parametrize(("code", "iso639_1"), [
     ("zho", "zh"), ("chi", "zh"), ("eng", "en"), ("deu", "de"), ("ger", "de"), ("fra", "fr"), ("fre", "fr"),
     ("ZHO-Hans", "zh"), ("cmn", "zh"), ("tgl", "tl"), ("iw", "he"),
