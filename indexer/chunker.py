@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from indexer.schema import Document, Passage, passage_id_for
 
 _PARAGRAPH_BREAK = re.compile(r"\r?\n[ \t\r\f\v]*\r?\n\s*")
-# A sentence ends at . ! ? (or CJK full stops) followed by whitespace, or right after a CJK stop.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？])")
+# A sentence ends at . ! ? followed by whitespace, or right after a CJK stop; closing quotes and
+# brackets right after the stop stay with the sentence they close.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？])[”’」』）》】〕〉\"')\]]*")
 # Count each CJK ideograph/kana/hangul as one word; other words are runs of non-space.
 _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
 

@@ -95,3 +95,15 @@ def test_ids_are_deterministic_and_doc_ids_with_hash_survive():
     second = chunk_document(d, ChunkSettings(target_words=3))
     assert first == second
     assert [doc_id_of(p.passage_id) for p in first] == ["report#2024", "report#2024"]
+
+
+PAIRS = ["“”", "‘’", "「」", "『』", "（）", "《》", "【】"]
+
+
+def test_cjk_closing_quotes_and_brackets_stay_with_their_sentence():
+    d = doc("".join(f"{o}这是用来测试切分的句子{i}。{c}" for i, (o, c) in enumerate(PAIRS * 3)))
+    passages = chunk_document(d, ChunkSettings(target_words=20))  # about one sentence a passage
+    assert len(passages) == len(PAIRS) * 3
+    for p, (o, c) in zip(passages, PAIRS * 3):
+        assert p.text.startswith(o) and p.text.endswith("。" + c), p.text
+    assert_offsets(d, passages)
