@@ -11,14 +11,17 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from indexer.analysis import HAN
 from indexer.schema import Document, Passage, passage_id_for
 
 _PARAGRAPH_BREAK = re.compile(r"\r?\n[ \t\r\f\v]*\r?\n\s*")
 # A sentence ends at . ! ? followed by whitespace, or right after a CJK stop; closing quotes and
 # brackets right after the stop stay with the sentence they close.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？])[”’」』）》】〕〉\"')\]]*")
-# Count each CJK ideograph/kana/hangul as one word; other words are runs of non-space.
-_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
+# Each Han character (the analyzer's ranges), kana (half-width too) and Hangul syllable is one word;
+# other words are runs of non-space.
+_CJK = f"{HAN}\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f\uac00-\ud7af"
+_WORD = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 
 
 @dataclass(frozen=True)

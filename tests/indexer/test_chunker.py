@@ -107,3 +107,19 @@ def test_cjk_closing_quotes_and_brackets_stay_with_their_sentence():
     for p, (o, c) in zip(passages, PAIRS * 3):
         assert p.text.startswith(o) and p.text.endswith("。" + c), p.text
     assert_offsets(d, passages)
+
+
+def _han_range_ends() -> list[str]:
+    """The first and last character of every range in the analyzer's HAN class."""
+    from indexer.analysis import HAN
+
+    return [ch for i, ch in enumerate(HAN) if ch != "-"]
+
+
+@pytest.mark.parametrize("ch", [*_han_range_ends(), "ｶ", "ﾝ"])
+def test_every_han_character_of_the_analyzer_and_half_width_kana_count_one_word_each(ch):
+    assert count_words(ch * 3) == 3
+    d = doc(ch * 500)
+    passages = chunk_document(d, ChunkSettings(target_words=100))  # a run without spaces is cut by characters
+    assert [len(p.text) for p in passages] == [100] * 5
+    assert_offsets(d, passages)
