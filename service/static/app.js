@@ -80,6 +80,16 @@
     return out;
   }
 
+  /** A function from a code-point offset in `text` (the API's passage offsets: Python string indices)
+   * to the UTF-16 index JavaScript's slice needs; they differ after each character outside the BMP
+   * (emoji, CJK extension B). */
+  function utf16Index(text) {
+    if (!/[\ud800-\udfff]/.test(text)) return (k) => k; // the same numbers
+    const at = [0];
+    for (const ch of text) at.push(at[at.length - 1] + ch.length);
+    return (k) => at[Math.min(k, at.length - 1)];
+  }
+
   function fmt(value) {
     if (value === null || value === undefined) return "–";
     const v = Number(value);
@@ -295,18 +305,20 @@
     const doc = r.data;
     document.title = `${doc.title || doc.doc_id} – drsearch`;
     const re = matcherFor(state.queries[state.hq] || state.queries[0] || "");
+    const u = utf16Index(doc.text);
+    const text = (start, end) => doc.text.slice(u(start), end === undefined ? undefined : u(end));
     const parts = [];
     let pos = 0;
     for (const p of doc.passages) {
-      if (p.start > pos && doc.text.slice(pos, p.start).trim()) parts.push(el("div", {class: "gap"}, doc.text.slice(pos, p.start)));
+      if (p.start > pos && text(pos, p.start).trim()) parts.push(el("div", {class: "gap"}, text(pos, p.start)));
       const isHit = p.passage_id === state.pid;
       parts.push(el("section", {class: isHit ? "passage matched" : "passage", id: `passage-${p.ordinal}`,
                                 "data-passage-id": p.passage_id, "aria-current": isHit ? "true" : null, tabindex: isHit ? "-1" : null},
         el("span", {class: "p-label"}, `¶ ${p.ordinal}`, isHit ? el("span", {class: "p-match"}, "matched passage") : null),
-        el("div", {class: "p-text"}, highlight(doc.text.slice(p.start, p.end), re))));
+        el("div", {class: "p-text"}, highlight(text(p.start, p.end), re))));
       pos = Math.max(pos, p.end);
     }
-    if (doc.text.slice(pos).trim()) parts.push(el("div", {class: "gap"}, doc.text.slice(pos)));
+    if (text(pos).trim()) parts.push(el("div", {class: "gap"}, text(pos)));
     const extra = Object.entries(doc.metadata || {}).flatMap(([k, v]) =>
       metaRow(k, typeof v === "string" ? v : JSON.stringify(v)));
     view.replaceChildren(back,

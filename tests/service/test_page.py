@@ -39,10 +39,9 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, web_server: LiveServer):
-    """A fresh tab (1280x900) on the live server; fails the test on any script error in the page."""
-    context = browser.new_context(base_url=web_server.base_url, viewport={"width": 1280, "height": 900})
+def new_tab(browser, server: LiveServer):
+    """A fresh tab (1280x900) on `server`; fails the test on any script error in the page."""
+    context = browser.new_context(base_url=server.base_url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     tab = context.new_page()
     errors: list[str] = []
@@ -50,6 +49,12 @@ def page(browser, web_server: LiveServer):
     yield tab
     context.close()
     assert not errors, f"script errors in the page: {errors}"
+
+
+@pytest.fixture
+def page(browser, web_server: LiveServer):
+    """A fresh tab on the web-documents server."""
+    yield from new_tab(browser, web_server)
 
 
 @pytest.fixture
@@ -306,3 +311,46 @@ def test_page_assets_are_served_from_the_package(api):
         r = api.get(missing)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", missing
     assert not any(p == "/" or p.startswith("/ui") for p in api.get("/openapi.json").json()["paths"])
+
+
+# Chinese documents with characters outside the BMP (emoji, CJK extension B) before and inside their
+# passages, and documents whose URL is not a web address.
+EMOJI_PARAS = [f"第{i}段😀🎉：今天天气很好，我们去公园散步👍。" + "公园里有很多人在锻炼身体，孩子们在草地上玩耍🏃。" * 3 for i in range(4)]
+ZH_DOCS = [
+    {"id": "emoji", "title": "表情😀文档", "url": "https://example.cn/emoji", "text": "\n\n".join(EMOJI_PARAS)},
+    {"id": "extb", "title": "扩展B", "url": "https://example.cn/extb",
+     "text": "𠀀𠀁𠀂字𪚥测试。\n\n" + "公园里的人很多。" * 20 + "\n\n公园最后一段。"},
+    {"id": "computer", "title": "量子计算机", "url": "http://example.cn/computer",
+     "text": "量子计算机的研究进展很快。许多大学都在研究新的计算机结构。"},
+    {"id": "js-url", "title": "脚本链接", "url": "javascript:document.body.dataset.owned=1", "text": "XSSMARKER javascript scheme"},
+    {"id": "data-url", "title": "数据链接", "url": "data:text/html,<b>owned</b>", "text": "XSSMARKER data scheme"},
+]
+
+
+@pytest.fixture(scope="module")
+def zh_server(tmp_path_factory) -> Iterator[LiveServer]:
+    """A BM25-only server over ZH_DOCS, ~40-character passages."""
+    root = build_tiny_index(tmp_path_factory.mktemp("zh-page") / "index", ZH_DOCS, dense=False, chunk_words=40)
+    srv = start_server(index=root, threads=1, warmup=False)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def zh_page(browser, zh_server: LiveServer):
+    yield from new_tab(browser, zh_server)
+
+
+@pytest.mark.parametrize("doc_id", ["emoji", "extb"])
+def test_document_view_cuts_passages_at_the_apis_code_point_offsets(zh_page, zh_server, doc_id):
+    """The API's offsets count code points; JavaScript strings count UTF-16 units (two for 😀 or 𠀀)."""
+    with zh_server.client() as api:
+        doc = api.get(f"/v1/documents/{doc_id}").json()
+    assert len(doc["passages"]) >= 3
+    open_page(zh_page, f"/?q=公园&doc={doc_id}&pid={doc_id}%232")
+    passages = zh_page.eval_on_selector_all(".passage", "ps => ps.map(p => [p.dataset.passageId, p.querySelector('.p-text').textContent])")
+    assert passages == [[p["passage_id"], doc["text"][p["start"]:p["end"]]] for p in doc["passages"]]
+    assert zh_page.locator(".gap").count() == 0  # nothing but whitespace between passages
+    matched = zh_page.locator(".passage.matched")
+    assert matched.get_attribute("data-passage-id") == f"{doc_id}#2"
+    assert set(matched.locator("mark").all_text_contents()) == {"公园"}
