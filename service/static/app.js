@@ -65,16 +65,28 @@
     return out;
   }
 
-  /** Text and <mark> nodes: the query words of `text` highlighted. */
+  /** Text and <mark> nodes: the query words of `text` highlighted. Matches may overlap (the bigrams
+   * 计算 and 算机 of 计算机), so a match is looked for at every character; overlapping or touching
+   * matches become one <mark>. */
   function highlight(text, re) {
     text = text || "";
     if (!re) return [text];
+    const spans = [];
+    re.lastIndex = 0;
+    for (let m; (m = re.exec(text)) && m[0];) {
+      const [start, end] = [m.index, m.index + m[0].length];
+      const top = spans[spans.length - 1];
+      if (top && start <= top[1]) top[1] = Math.max(top[1], end);
+      else spans.push([start, end]);
+      re.lastIndex = start + (text.codePointAt(start) > 0xffff ? 2 : 1); // the next character, not past the match
+    }
+    re.lastIndex = 0;
     const out = [];
     let last = 0;
-    for (const m of text.matchAll(re)) {
-      if (m.index > last) out.push(text.slice(last, m.index));
-      out.push(el("mark", {}, m[0]));
-      last = m.index + m[0].length;
+    for (const [start, end] of spans) {
+      if (start > last) out.push(text.slice(last, start));
+      out.push(el("mark", {}, text.slice(start, end)));
+      last = end;
     }
     if (last < text.length) out.push(text.slice(last));
     return out;

@@ -354,3 +354,12 @@ def test_document_view_cuts_passages_at_the_apis_code_point_offsets(zh_page, zh_
     matched = zh_page.locator(".passage.matched")
     assert matched.get_attribute("data-passage-id") == f"{doc_id}#2"
     assert set(matched.locator("mark").all_text_contents()) == {"公园"}
+
+
+def test_overlapping_chinese_bigrams_are_highlighted_whole(zh_page):
+    """计算机's bigrams 计算 and 算机 overlap: the whole word is marked, once."""
+    open_page(zh_page)
+    for query, marks in [("计算机", ["计算机", "计算机"]), ("量子计算机", ["量子计算机", "计算机"])]:
+        search(zh_page, query)
+        snippet = zh_page.locator(".hit[data-doc-id=computer] .snippet")
+        assert snippet.locator("mark").all_text_contents() == marks, query
