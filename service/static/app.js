@@ -197,7 +197,7 @@
   }
 
   function requestBody(state) {
-    const num = (v) => (/^\d+$/.test(v) ? Number(v) : v); // anything else goes as typed: the API names the field
+    const num = (v) => (/^-?\d+$/.test(v) ? Number(v) : v); // anything else goes as typed: the API names the field
     const body = {queries: state.queries, k: num(state.k)};
     if (state.mode) body.mode = state.mode;
     for (const f of ["include_domains", "exclude_domains", "categories"]) if (state[f].length) body[f] = state[f];

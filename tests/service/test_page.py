@@ -363,3 +363,11 @@ def test_overlapping_chinese_bigrams_are_highlighted_whole(zh_page):
         search(zh_page, query)
         snippet = zh_page.locator(".hit[data-doc-id=computer] .snippet")
         assert snippet.locator("mark").all_text_contents() == marks, query
+
+
+def test_a_negative_number_is_sent_as_a_number(zh_page, zh_server):
+    """k=-1 reaches the API as -1, so the message is the API's range error, not a type error."""
+    with zh_server.client() as api:
+        message = api.post("/v1/search", json={"queries": ["公园"], "k": -1}).json()["error"]["message"]
+    open_page(zh_page, "/?q=公园&k=-1")
+    assert zh_page.text_content("#err-k") == message and "integer" not in message
