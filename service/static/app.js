@@ -102,6 +102,15 @@
     return (k) => at[Math.min(k, at.length - 1)];
   }
 
+  /** `url` when it is an http(s) URL, the only kind the page makes a link of (never javascript: or data:). */
+  function webUrl(url) {
+    try {
+      return ["http:", "https:"].includes(new URL(url).protocol) ? url : null;
+    } catch {
+      return null;
+    }
+  }
+
   function fmt(value) {
     if (value === null || value === undefined) return "–";
     const v = Number(value);
@@ -228,7 +237,7 @@
 
   function renderHit(hit, re, state, qi) {
     const docHref = urlFor({...state, doc: hit.doc_id, pid: hit.passage_id, hq: qi});
-    const title = hit.url
+    const title = webUrl(hit.url)
       ? el("a", {class: "title", href: hit.url, target: "_blank", rel: "noopener noreferrer"}, hit.title || hit.url)
       : el("a", {class: "title", href: docHref, "data-nav": true}, hit.title || hit.doc_id);
     const ranks = hit.ranks || {};
@@ -337,7 +346,8 @@
       el("header", {class: "doc-head"},
         el("h2", {}, doc.title || doc.doc_id),
         el("dl", {class: "doc-meta"},
-          metaRow("Source", doc.url ? el("a", {href: doc.url, target: "_blank", rel: "noopener noreferrer"}, doc.url) : "–"),
+          metaRow("Source", webUrl(doc.url) ? el("a", {href: doc.url, target: "_blank", rel: "noopener noreferrer"}, doc.url)
+                                            : doc.url || "–"),
           metaRow("Domain", doc.domain || "–", " ", badge(doc.authority)),
           metaRow("Published", doc.published || "–"),
           metaRow("Document id", el("code", {}, doc.doc_id)),

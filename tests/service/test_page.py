@@ -371,3 +371,19 @@ def test_a_negative_number_is_sent_as_a_number(zh_page, zh_server):
         message = api.post("/v1/search", json={"queries": ["公园"], "k": -1}).json()["error"]["message"]
     open_page(zh_page, "/?q=公园&k=-1")
     assert zh_page.text_content("#err-k") == message and "integer" not in message
+
+
+def test_only_web_urls_become_links(zh_page):
+    """A javascript: or data: URL from the corpus is shown as text; the title opens the document instead."""
+    open_page(zh_page)
+    search(zh_page, "XSSMARKER")
+    hits = {h["passage_id"].split("#")[0]: h for h in shown(zh_page)}
+    assert set(hits) == {"js-url", "data-url"}
+    for doc_id in hits:
+        assert hits[doc_id]["href"].startswith("/?") and f"doc={doc_id}" in hits[doc_id]["href"]
+    search(zh_page, "计算机")
+    assert shown(zh_page)[0]["href"] == "http://example.cn/computer"
+    open_page(zh_page, "/?q=XSSMARKER&doc=js-url&pid=js-url%230")
+    assert "javascript:document.body.dataset.owned=1" in zh_page.text_content(".doc-meta")
+    assert zh_page.locator(".doc-meta a").count() == 0
+    assert zh_page.locator("a[href^='javascript:' i], a[href^='data:' i]").count() == 0
