@@ -17,6 +17,7 @@ from indexer.errors import CorpusError
 from indexer.schema import Document, published_problem
 
 BEIR_FILES = ("corpus.jsonl", "corpus.jsonl.gz")
+BEIR_OTHER_FILES = ("queries.jsonl", "queries.jsonl.gz")  # the layout's own; a BEIR read skips them
 _GENERIC_KNOWN = {"id", "_id", "title", "text", "url", "published", "source", "metadata", "domain", "language"}
 _UTF8_BOM = b"\xef\xbb\xbf"  # RFC 8259: a parser may ignore one at the start of a file
 _MAX_DEPTH = 100  # JSON nesting levels of a record; deeper cannot be stored and read back reliably
@@ -47,7 +48,8 @@ class ReadReport:
 def corpus_files(path: str | Path) -> tuple[str, list[Path]]:
     """(layout, files) for a corpus path.
 
-    - a BEIR directory (holds corpus.jsonl[.gz]) -> ("beir", [that file])
+    - a BEIR directory (holds corpus.jsonl[.gz]) -> ("beir", [that file]); CorpusError naming them if it
+      holds other *.jsonl[.gz] files besides queries.jsonl[.gz] (they would not be read)
     - a directory of *.jsonl / *.jsonl.gz, else the ones in its docs/ (as the crawler writes) -> ("generic", sorted files)
     - a single .jsonl / .jsonl.gz file -> ("beir" if its name starts with "corpus", else "generic")
     """
@@ -64,6 +66,7 @@ def _corpus_files(p: Path) -> tuple[str, list[Path]]:
     if p.is_dir():
         for name in BEIR_FILES:
             if (p / name).is_file():
+                _refuse_beir_extras(p, p / name)
                 return "beir", [p / name]
         # A directory of shards, or a crawl's output folder, whose shards are in docs/.
         files = _shards_in(p) or (_shards_in(p / "docs") if (p / "docs").is_dir() else [])
@@ -76,6 +79,20 @@ def _corpus_files(p: Path) -> tuple[str, list[Path]]:
     if not p.name.endswith((".jsonl", ".jsonl.gz")):
         raise CorpusError("corpus file must be .jsonl or .jsonl.gz", where=str(p))
     return ("beir" if p.name.startswith("corpus.") else "generic"), [p]
+
+
+def _refuse_beir_extras(folder: Path, corpus: Path) -> None:
+    """A BEIR directory is read as its corpus file alone: other document files beside it (a second
+    corpus.jsonl[.gz], more *.jsonl[.gz] shards) would be silently left out, so they are refused."""
+    extras = [f.name for f in _shards_in(folder) if f != corpus and f.name not in BEIR_OTHER_FILES]
+    if extras:
+        shown = ", ".join(extras[:5]) + (f" and {len(extras) - 5} more" if len(extras) > 5 else "")
+        raise CorpusError(
+            f"BEIR directory (has {corpus.name}) also holds other document files, which a BEIR read leaves out: "
+            f"{shown}; pass the files to index as their own --corpus (e.g. --corpus {corpus} --corpus "
+            f"{folder / extras[0]}) or move the other files out of the directory",
+            where=str(folder),
+        )
 
 
 def _shards_in(folder: Path) -> list[Path]:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from indexer.errors import CorpusError
-from indexer.readers import ReadReport, read_documents
+from indexer.readers import ReadReport, corpus_files, read_documents
 
 
 def write_lines(path, lines):
@@ -124,6 +124,41 @@ def test_a_directory_reads_its_own_shards_before_a_docs_folder(tmp_path):
     assert [d.doc_id for d in read_documents([shards])] == ["top"]
     (shards / "a.jsonl").unlink()
     assert [d.doc_id for d in read_documents([shards])] == ["nested"]
+
+
+def _beir_dir(root):
+    """A BEIR folder as BEIR ships one: corpus.jsonl, queries.jsonl and qrels/."""
+    root.mkdir()
+    write_lines(root / "corpus.jsonl", [json.dumps({"_id": "c1", "text": "alpha"})])
+    write_lines(root / "queries.jsonl", [json.dumps({"_id": "q1", "text": "alpha?"})])
+    (root / "qrels").mkdir()
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tc1\t1\n")
+    return root
+
+
+def test_a_beir_directory_reads_its_corpus_file_and_not_its_queries(tmp_path):
+    beir = _beir_dir(tmp_path / "beir")
+    assert [d.doc_id for d in read_documents([beir])] == ["c1"]
+    assert corpus_files(beir) == ("beir", [beir / "corpus.jsonl"])
+
+
+@pytest.mark.parametrize("extras", [["more.jsonl"], ["corpus.jsonl.gz"], ["part-1.jsonl", "part-2.jsonl.gz"]])
+def test_a_beir_directory_with_other_document_files_is_refused(tmp_path, extras):
+    """Other *.jsonl[.gz] files beside corpus.jsonl are documents a BEIR read would silently leave out."""
+    beir = _beir_dir(tmp_path / "beir")
+    for name in extras:
+        line = (json.dumps({"id": name, "text": "dropped"}) + "\n").encode()
+        (beir / name).write_bytes(gzip.compress(line) if name.endswith(".gz") else line)
+    with pytest.raises(CorpusError) as err:
+        list(read_documents([beir]))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{beir}: ")
+    assert ", ".join(extras) in message and "--corpus" in message
+    with pytest.raises(CorpusError):
+        corpus_files(beir)  # build and encode check paths with it before any work
+    # What the message proposes reads every document.
+    ids = [d.doc_id for d in read_documents([beir / "corpus.jsonl", *(beir / name for name in extras)])]
+    assert ids == ["c1", *extras]
 
 
 def test_reader_is_streaming(tmp_path):
