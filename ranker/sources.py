@@ -38,9 +38,17 @@ class SourceTable:
                 country=entry.country if entry else None,
             ))  # fmt: skip
         self._host_tier = np.array([m.tier or 0 for m in self._host_meta], dtype=np.int8)  # 0 = unlisted
+        # Per host code, for the vectorised host mask: category and country as codes into small tables
+        # (-1: none), and the host codes under each domain (`_hosts_under`, built on first use).
+        self._host_category, self._category_code = _coded([m.category for m in self._host_meta])
+        self._host_country, self._country_code = _coded([m.country for m in self._host_meta])
+        self._under: dict[str, np.ndarray] | None = None
         # A stored value that is not an ISO date (builds before the reader refused them) reads as undated,
         # for the filters and for counting what a date bound drops for having no date.
         self._published = [p if p and is_published_date(p) else None for p in columns.published]
+        # The same values as one bytes array (b"": undated) for the vectorised date mask.
+        self._dated = np.fromiter((p is not None for p in self._published), dtype=bool, count=len(self._published))
+        self._published_bytes = np.array([p.encode("utf-8") if p else b"" for p in self._published], dtype=np.bytes_)
         self._languages = [code or None for code in columns.languages]
 
     def meta(self, position: int) -> SourceMeta:
@@ -78,21 +86,51 @@ class SourceTable:
 
     # ---- filters -> restrictions ---------------------------------------------------------
     def host_mask(self, filters: SourceFilter) -> np.ndarray:
-        """bool per host code: does a passage from this host pass the host/tier/category/country part?"""
-        part = dataclasses.replace(filters, published_after=None, published_before=None, languages=())
-        return np.fromiter((part.accepts("", m) for m in self._host_meta), dtype=bool, count=len(self._host_meta))
+        """bool per host code: does a passage from this host pass the host/tier/category/country part?
+        (exactly `SourceFilter.accepts` on the host's facts, computed with array operations)"""
+        ok = np.ones(len(self._host_meta), dtype=bool)
+        if filters.include_domains:
+            included = np.zeros_like(ok)
+            for domain in filters.include_domains:
+                included[self._hosts_under(domain)] = True
+            ok &= included
+        for domain in filters.exclude_domains:
+            ok[self._hosts_under(domain)] = False
+        if filters.min_tier is not None:  # unlisted hosts (tier code 0) never pass
+            tier = self._host_tier.astype(np.int64)
+            ok &= (tier != 0) & (tier <= filters.min_tier)
+        if filters.categories:
+            ok &= np.isin(self._host_category, _codes_of(filters.categories, self._category_code))
+        if filters.countries:
+            ok &= np.isin(self._host_country, _codes_of(filters.countries, self._country_code))
+        return ok
+
+    def _hosts_under(self, domain: str) -> np.ndarray:
+        """Host codes of the hosts that are `domain` or end with "." + domain (`filters._under`)."""
+        if self._under is None:
+            under: dict[str, list[int]] = {}
+            for code, meta in enumerate(self._host_meta):
+                if meta.host:
+                    labels = meta.host.split(".")
+                    for i in range(len(labels)):  # every dot-suffix of the host, the host itself first
+                        under.setdefault(".".join(labels[i:]), []).append(code)
+            self._under = {suffix: np.array(codes, dtype=np.int64) for suffix, codes in under.items()}
+        return self._under.get(domain, _NO_CODES)
 
     def date_mask(self, filters: SourceFilter) -> np.ndarray:
         """bool per published code (exactly the post-filter's prefix comparison; a stored value that
         is not an ISO date is undated: it passes a date bound only with include_undated)."""
-        part = SourceFilter(published_after=filters.published_after, published_before=filters.published_before,
-                            include_undated=filters.include_undated)  # fmt: skip
-        if not part.active:
+        after, before = filters.published_after, filters.published_before
+        if not (after or before):
             return np.ones(len(self._published), dtype=bool)
-        return np.fromiter(
-            (part.accepts("", SourceMeta(None, None, p, None, None)) for p in self._published),
-            dtype=bool, count=len(self._published),
-        )  # fmt: skip
+        ok = self._dated.copy()
+        for bound, keep in ((after, np.greater_equal), (before, np.less_equal)):
+            if bound:
+                value = bound.encode("utf-8")  # the stored value's first len(bound) bytes against the bound
+                ok &= keep(self._published_bytes.astype(f"S{len(value)}"), value)
+        if filters.include_undated:
+            ok |= ~self._dated
+        return ok
 
     def allowed(self, filters: SourceFilter) -> np.ndarray:
         """bool per passage position: the exact filter, computed over the columns."""
@@ -127,6 +165,21 @@ class SourceTable:
         languages = tuple(int(c) for c in np.flatnonzero(self.language_mask(filters))) if filters.languages else None
         return Restriction(include, exclude, dates, languages=languages,
                            allowed=self.allowed(filters) if positions else None)  # fmt: skip
+
+
+_NO_CODES = np.zeros(0, dtype=np.int64)
+
+
+def _coded(values: list[str | None]) -> tuple[np.ndarray, dict[str, int]]:
+    """(int32 code per value, -1 for None; value -> code) for comparing a small table's values with np.isin."""
+    table: dict[str, int] = {}
+    codes = [-1 if v is None else table.setdefault(v, len(table)) for v in values]
+    return np.array(codes, dtype=np.int32), table
+
+
+def _codes_of(wanted: tuple[str, ...], table: dict[str, int]) -> np.ndarray:
+    """The codes of the wanted values the table holds (a value no host has matches nothing)."""
+    return np.array([table[v] for v in wanted if v in table], dtype=np.int32)
 
 
 def _token(prefix: str | None, fill: str) -> str:
