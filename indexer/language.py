@@ -146,6 +146,36 @@ def normalise(code: object) -> str | None:
     return _iso639_1().get(primary, primary)
 
 
+def language_code(code: object) -> str | None:
+    """`normalise(code)` when the tag's primary subtag is an ISO 639-1 or 639-2/639-3 code of a language
+    ("en", "zh-CN", "zho", "haw", "yue") or one of 639-2's special codes (und, mul, zxx); None for
+    anything else ("english", "xx", "jp"). The codes are CLDR's (Babel), plus the few 639-3 codes the
+    language detector assigns that CLDR lacks, so that every code a build stores can be asked for."""
+    norm = normalise(code)
+    if norm is None:
+        return None
+    primary = re.split(r"[-_]", str(code).strip().lower(), maxsplit=1)[0]
+    if primary in _iso639_codes() or primary in _detected_codes():
+        return norm
+    return None
+
+
+@lru_cache(maxsize=1)
+def _iso639_codes() -> frozenset[str]:
+    """Every language code CLDR knows: the languages it names (ISO 639-1 where there is one, else
+    639-2/639-3, with und, mul and zxx) and the other codes it maps to one of them ("zho", "cmn", "iw")."""
+    from babel import Locale
+    from babel.core import get_global
+
+    codes = set(Locale("en").languages) | set(get_global("language_aliases"))
+    return frozenset(c for c in codes if re.fullmatch(r"[a-z]{2,3}", c))
+
+
+def _detected_codes() -> frozenset[str]:
+    """The codes py3langid can assign (loaded only when a code is not CLDR's: few are, e.g. "hbo")."""
+    return frozenset(str(c) for c in identifier().nb_classes)
+
+
 @lru_cache(maxsize=1)
 def _iso639_1() -> dict[str, str]:
     """Other code -> ISO 639-1 code of the same language, from CLDR's language aliases (Babel): the
@@ -224,11 +254,11 @@ def dense_languages(given: list[str] | None, model_dir: str | None) -> list[str]
         return model_languages(model_dir)
     out = []
     for code in given:
-        norm = ANY if code.strip() == ANY else normalise(code)
+        norm = ANY if code.strip() == ANY else language_code(code)
         if norm is None:
             from indexer.errors import ConfigError
 
-            raise ConfigError(f"not a language code: {code!r} (expected ISO 639-1 such as en, zh, or *)",
+            raise ConfigError(f"not a language code: {code!r} (expected ISO 639-1 or 639-3 such as en, zh, haw, or *)",
                               field="--dense-languages")
         out.append(norm)
     return sorted(set(out))

@@ -10,14 +10,13 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
-from indexer.language import normalise as normalise_language
+from indexer.language import language_code
 from indexer.errors import QueryError
 from indexer.schema import date_prefix_problem, is_published_date
 from ranker.hit import Hit
 
-_LANGUAGE = re.compile(r"[a-z]{2,3}")
-_COUNTRY = re.compile(r"[a-z]{2}|int")
 TIME_RANGES = {"day": 1, "week": 7, "month": 30, "year": 365}  # days back from `now`
 
 
@@ -117,17 +116,57 @@ def later_date(a: str | None, b: str | None) -> str | None:
 
 
 def normalise_codes(values: Iterable[str], field_name: str) -> tuple[str, ...]:
-    """Language (ISO 639-1/-3) or country (ISO 3166-1 alpha-2, `int`, `eu`) codes, lower-cased and
-    without repeats; a value that is not one is a QueryError naming the field."""
-    pattern = _LANGUAGE if field_name == "languages" else _COUNTRY
+    """Language (ISO 639-1/-3, `indexer.language.language_code`) or country (ISO 3166-1 alpha-2, `int`,
+    `eu`) codes, lower-cased and without repeats; a value that is not one is a QueryError naming the field."""
     out = []
     for raw in values:
-        code = normalise_language(raw) if field_name == "languages" else (raw.strip().lower() if isinstance(raw, str) else "")
-        if not code or not pattern.fullmatch(code):
-            raise QueryError(f"not a {field_name[:-1] if field_name != 'countries' else 'country'} code: {raw!r}",
-                             field=field_name)  # fmt: skip
+        if field_name == "languages":
+            code = language_code(raw)
+            problem = None if code else f"not a language code: {raw!r} (ISO 639-1 or 639-3, e.g. en, zh, haw)"
+        else:
+            code = raw.strip().lower() if isinstance(raw, str) else ""
+            problem = country_code_problem(code, raw)
+        if problem:
+            raise QueryError(problem, field=field_name)
         out.append(code)
     return tuple(dict.fromkeys(out))  # "zh-CN" and "zh" are one code
+
+
+SPECIAL_COUNTRIES = ("int", "eu")  # the authority list's codes of international and EU sources
+
+
+def country_code_problem(code: str, raw: object) -> str | None:
+    """Why a lower-cased `code` (as given: `raw`) is not an ISO 3166-1 alpha-2 country code nor `int` or
+    `eu`, with the current code for a retired or alpha-3 one CLDR knows ("uk": did you mean gb?)."""
+    if code in _iso3166_alpha2() or code in SPECIAL_COUNTRIES:
+        return None
+    problem = f"not a country code: {raw!r} (ISO 3166-1 alpha-2, int or eu)"
+    hint = _country_aliases().get(code)
+    return f"{problem}; did you mean {hint}?" if hint else problem
+
+
+@lru_cache(maxsize=1)
+def _iso3166_alpha2() -> frozenset[str]:
+    """ISO 3166-1's assigned alpha-2 codes, from CLDR (Babel): those its numeric codes 001-899 map to
+    (900-999, and alpha-2 codes such as QO, XK or ZZ, are user-assigned, not countries)."""
+    from babel.core import get_global
+
+    return frozenset(
+        targets[0].lower() for key, targets in get_global("territory_aliases").items()
+        if key.isdigit() and int(key) < 900 and len(targets) == 1 and re.fullmatch(r"[A-Z]{2}", targets[0])
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _country_aliases() -> dict[str, str]:
+    """Retired alpha-2 and alpha-3 codes CLDR maps to one current code ("uk" -> "gb", "deu" -> "de")."""
+    from babel.core import get_global
+
+    current = _iso3166_alpha2()
+    return {
+        key.lower(): targets[0].lower() for key, targets in get_global("territory_aliases").items()
+        if key.isalpha() and len(targets) == 1 and targets[0].lower() in current
+    }  # fmt: skip
 
 
 def _under(host: str, domain: str) -> bool:

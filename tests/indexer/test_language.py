@@ -11,7 +11,7 @@ from py3langid.langid import MODEL_FILE, LanguageIdentifier
 from indexer.errors import ConfigError
 from indexer.language import (
     _LATIN, _LETTER, ANY, _ascii_letters, covered, dense_languages, detect, document_language, identifier,
-    model_languages, normalise, query_languages,
+    language_code, model_languages, normalise, query_languages,
 )
 from tests.conftest import data_dir
 
@@ -104,6 +104,28 @@ def test_dense_languages_given_and_covered():
         dense_languages(["en", "12"], None)
     assert covered(("en",), ["en"]) and not covered(("en", "zh"), ["en"]) and covered(("zh",), [ANY])
     assert covered((), ["en"])  # no detectable language: the dense leg is not refused
+
+
+@pytest.mark.parametrize(("code", "iso"), [
+    ("en", "en"), ("zh-CN", "zh"), ("EN_us", "en"), ("zho", "zh"), ("cmn", "zh"), ("iw", "he"),
+    ("haw", "haw"), ("yue", "yue"), ("und", "und"), ("zxx", "zxx"), ("mul", "mul"),
+    ("hbo", "hbo"),  # ISO 639-3, not in CLDR, but py3langid assigns it: a build can store it
+])  # fmt: skip
+def test_language_code_accepts_iso_639_1_and_639_3(code, iso):
+    assert language_code(code) == iso
+
+
+@pytest.mark.parametrize("code", ["xx", "jp", "qq", "zz", "english", "e", "12", "", "en!", None, 5])
+def test_language_code_refuses_what_is_not_an_iso_639_code(code):
+    assert language_code(code) is None
+
+
+def test_dense_languages_are_iso_639_codes():
+    assert dense_languages(["haw", "yue", "EN", "*"], None) == ["*", "en", "haw", "yue"]
+    for bad in ("xx", "jp"):
+        with pytest.raises(ConfigError, match=f"not a language code: '{bad}' .*ISO 639-1 or 639-3") as err:
+            dense_languages(["en", bad], None)
+        assert err.value.field == "--dense-languages"
 
 
 def test_packed_identifier_scores_as_py3langid_does():

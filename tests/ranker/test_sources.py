@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from indexer.columns import ColumnWriter, Columns
+from indexer.errors import QueryError
 from ranker.authority import AuthorityList
-from ranker.filters import SourceFilter, SourceMeta
+from ranker.filters import SourceFilter, SourceMeta, normalise_codes
 from ranker.sources import SourceTable
 
 
@@ -99,3 +100,31 @@ def test_non_iso_dates_in_old_columns_are_undated_in_the_masks(tmp_path):
     assert all(table.meta(table.columns.position(p)).published is None for p in bad)
     # ... and a date bound counts them among the undated documents it drops
     assert all(SourceFilter(published_after="2020").drops_undated(table.meta_of(p)) for p in bad)
+
+
+def test_language_filter_codes_are_iso_639():
+    assert normalise_codes(["zh-CN", "ZHO", "haw", "yue", "und", "zxx", "mul", "zh"], "languages") == (
+        "zh", "haw", "yue", "und", "zxx", "mul")  # fmt: skip
+    for bad in ("xx", "jp", "english", "12", ""):
+        with pytest.raises(QueryError) as err:
+            normalise_codes(["en", bad], "languages")
+        assert err.value.field == "languages" and f"not a language code: {bad!r}" in err.value.message
+        assert "\n" not in err.value.message
+
+
+def test_country_filter_codes_are_iso_3166_alpha_2():
+    assert normalise_codes(["US", " gb ", "int", "eu", "cn", "us"], "countries") == ("us", "gb", "int", "eu", "cn")
+    for bad, hint in [("uk", "gb"), ("usa", "us"), ("deu", "de"), ("xk", None), ("zz", None), ("qo", None), ("u", None), ("", None)]:
+        with pytest.raises(QueryError) as err:
+            normalise_codes(["us", bad], "countries")
+        message = err.value.message
+        assert err.value.field == "countries" and f"not a country code: {bad!r}" in message and "\n" not in message
+        assert message.endswith(f"; did you mean {hint}?") if hint else "did you mean" not in message
+
+
+def test_countries_from_cldr_are_the_assigned_iso_3166_alpha_2_codes():
+    """The 249 codes ISO 3166-1 assigns, as the authority list's check spells them out."""
+    from ranker.authority import _ISO_ALPHA2
+    from ranker.filters import _iso3166_alpha2
+
+    assert _iso3166_alpha2() == _ISO_ALPHA2 and len(_ISO_ALPHA2) == 249

@@ -117,6 +117,10 @@ def test_fetch_exits_1_when_an_item_failed(tiny_index):
     (["index", "encode", "--chunk-words", "-1"], "invalid --chunk-words: "),
     (["search", "x", "--include-domain", "http://"], "invalid --include-domain: "),
     (["search", "x", "--languages", "english"], "invalid --languages: "),
+    (["search", "x", "--languages", "en,xx"], "invalid --languages: not a language code: 'xx' (ISO 639-1 or 639-3"),
+    (["index", "build", "--dense-languages", "en,jp"], "invalid --dense-languages: not a language code: 'jp' ("),
+    (["search", "x", "--country", "uk"], "invalid --country: not a country code: 'uk' (ISO 3166-1 alpha-2, int or eu); did you mean gb?"),
+    (["search", "x", "--countries", "us,zz"], "invalid --countries: not a country code: 'zz' (ISO 3166-1 alpha-2, int or eu)"),
     (["search", "x", "--category", "blogs"], "invalid --category: "),
     (["eval", "--beir", "beir", "--fusion", "magic"], "invalid --fusion: "),
     (["serve", "--workers", "0"], "invalid --workers: "),
@@ -127,6 +131,12 @@ def test_bad_flag_values_name_the_flag_as_typed(tmp_path, args, fragment):
     place = ["--corpus", tmp_path / "docs.jsonl", "--out", tmp_path / "o"] if args[0] == "index" else (
         ["--out", tmp_path / "o", "--domains", tmp_path / "d.txt"] if args[0] == "crawl" else ["--index", tmp_path])
     assert_one_line_error(drsearch(*args, *place, timeout=60), fragment)  # refused before any file is read
+
+
+def test_iso_639_3_and_special_codes_are_accepted(tiny_index):
+    out = drsearch("search", "volcano", "--index", tiny_index, "--languages", "haw,und,zxx,mul,cmn", "--country",
+                   "gb,int,eu", "--json", check=True)  # fmt: skip
+    assert json.loads(out.stdout)["hits"] == []  # valid filters that no document of this index passes
 
 
 @pytest.mark.parametrize("command", [["index", "build"], ["index", "encode"]])
