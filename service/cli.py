@@ -115,6 +115,12 @@ def index_build(
     from indexer.build import build_index
     from indexer.settings import BuildSettings
 
+    if not dense and dense_languages is not None:  # the languages of a dense leg that is not built
+        from typer._click.exceptions import UsageError
+        from typer._click.globals import get_current_context
+
+        raise UsageError("--dense-languages cannot be used with --no-dense (no dense leg is built to record "
+                         "its languages): drop one of them", ctx=get_current_context(silent=True))  # fmt: skip
     try:
         settings = BuildSettings(
             chunk_words=chunk_words, overlap_words=overlap_words, threads=threads, bm25_k1=bm25_k1, bm25_b=bm25_b,

@@ -119,6 +119,8 @@ def test_fetch_exits_1_when_an_item_failed(tiny_index):
     (["search", "x", "--languages", "english"], "invalid --languages: "),
     (["search", "x", "--languages", "en,xx"], "invalid --languages: not a language code: 'xx' (ISO 639-1 or 639-3"),
     (["index", "build", "--dense-languages", "en,jp"], "invalid --dense-languages: not a language code: 'jp' ("),
+    (["index", "build", "--no-dense", "--dense-languages", "en"], "--dense-languages cannot be used with --no-dense"),
+    (["index", "build", "--dense-languages=zh", "--no-dense"], "--dense-languages cannot be used with --no-dense"),
     (["search", "x", "--country", "uk"], "invalid --country: not a country code: 'uk' (ISO 3166-1 alpha-2, int or eu); did you mean gb?"),
     (["search", "x", "--countries", "us,zz"], "invalid --countries: not a country code: 'zz' (ISO 3166-1 alpha-2, int or eu)"),
     (["search", "x", "--category", "blogs"], "invalid --category: "),
@@ -131,6 +133,14 @@ def test_bad_flag_values_name_the_flag_as_typed(tmp_path, args, fragment):
     place = ["--corpus", tmp_path / "docs.jsonl", "--out", tmp_path / "o"] if args[0] == "index" else (
         ["--out", tmp_path / "o", "--domains", tmp_path / "d.txt"] if args[0] == "crawl" else ["--index", tmp_path])
     assert_one_line_error(drsearch(*args, *place, timeout=60), fragment)  # refused before any file is read
+
+
+def test_dense_languages_with_no_dense_builds_nothing(tmp_path):
+    write_docs(tmp_path / "docs.jsonl")
+    proc = drsearch("index", "build", "--corpus", tmp_path / "docs.jsonl", "--out", tmp_path / "o", "--no-dense",
+                    "--dense-languages", "en,zh", "-q")  # fmt: skip
+    assert_one_line_error(proc, "--dense-languages cannot be used with --no-dense", "index build --help")
+    assert not (tmp_path / "o").exists()
 
 
 def test_iso_639_3_and_special_codes_are_accepted(tiny_index):
