@@ -5,27 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from service.api_models import SearchRequest
 from service.fetch import FetchContext, FetchRequest, FetchResponse, fetch_items
 
 
-Admit = Callable[[int, int, str], AbstractContextManager[dict[str, Any]]]
+T = TypeVar("T")
+Admit = Callable[[int, int, str, Callable[[dict[str, Any]], Awaitable[Any]]], Awaitable[Any]]
 
 
-@contextmanager
-def unlimited(n_queries: int, k: int, mode: str) -> Iterator[dict[str, Any]]:
-    yield {}
+async def unlimited(n_queries: int, k: int, mode: str, search: Callable[[dict[str, Any]], Awaitable[T]]) -> T:
+    return await search({})
 
 
 class AgentTools:
     """`context()` enters one consistent view of the index and yields a `FetchContext` for it;
-    `admit(n_queries, k, mode)` holds a search's place (a server's rate limit and admission queue: 429
-    at once) and yields the options that bound its work (deadline, candidate cap)."""
+    `admit(n_queries, k, mode, search)` runs `search(bounds)` in a server's rate limit and admission queue
+    (429 at once), giving it the options that bound its work (deadline, candidate cap), and answers by
+    that deadline (DeadlineExceeded, 504 over HTTP)."""
 
     def __init__(self, context: Callable[[], AbstractContextManager[FetchContext]], admit: Admit = unlimited):
         self.context, self.admit = context, admit
@@ -42,12 +43,11 @@ class AgentTools:
             mode = ctx.pipeline.resolve_mode(body.mode)
             k = body.k * len(texts) if body.dedupe_across_queries and len(texts) > 1 else body.k
             undated = [0] * len(texts)
-            with self.admit(len(texts), body.k, mode) as bounds:
-                options = _options(body, mode, k, **bounds)
-                try:
-                    results = await ctx.run(ctx.pipeline.batch_search, texts, options, None, undated)
-                except QueryError as exc:  # e.g. a query without searchable terms
-                    raise as_listed(exc) if body.queries is not None else exc
+            try:
+                results = await self.admit(len(texts), body.k, mode, lambda bounds: ctx.run(
+                    ctx.pipeline.batch_search, texts, _options(body, mode, k, **bounds), None, undated))
+            except QueryError as exc:  # e.g. a query without searchable terms
+                raise as_listed(exc) if body.queries is not None else exc
             modes = [ctx.pipeline.mode_used(t, mode) for t in texts]
             payload = await ctx.run(_format, results, texts, body, undated, modes)
             return {"index_version": ctx.version, "mode": mode,

@@ -12,14 +12,14 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, Query, Request
@@ -63,6 +63,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 log = logging.getLogger("drsearch.service")
 
 API_VERSION = "1"
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------------------------- state
@@ -373,21 +374,16 @@ async def _search(request: Request, body: SearchRequest) -> Response:
                 st.metrics.observe_batch(1, len(texts))
                 ranked = partial(pipeline.batch_search, texts, options, None, undated)
                 work = asyncio.ensure_future(run(malloc.then_release(lambda: formatted(ranked()))))
-            work.add_done_callback(lambda _: release())  # units held until the work stops, not until the 504
             try:
-                answer = await within(deadline, budget_s, asyncio.shield(work), partial=body.allow_partial)
+                answer = await _answer_within(work, release, deadline, budget_s, partial=body.allow_partial)
             except QueryError as exc:  # e.g. a query without searchable terms
                 raise as_listed(exc) if body.queries is not None else exc
             except DeadlineExceeded:
-                work.add_done_callback(_consume)
                 if not body.allow_partial:
                     raise
                 # Nothing was ranked by the deadline (e.g. the queries were still being encoded): the
                 # partial answer the caller asked for is an empty list per query, not a 504.
                 answer = await run(formatted, [RankedList.of([], examined=0, exhausted=False, partial=True) for _ in texts])
-            except BaseException:
-                work.add_done_callback(_consume)
-                raise
             entries, payload = answer
             if not any(entry.get("partial") for entry in entries["results"]):
                 st.cache.put(key, payload)
@@ -437,17 +433,32 @@ def _take_units(st: ServiceState, cost: int) -> Callable[[], None]:
         raise
 
 
-@contextmanager
-def _admitted(st: ServiceState, key: str, n_queries: int, k: int, mode: str) -> Iterator[dict[str, Any]]:
-    """Rate limit and admission for the search behind `/retrieve` and MCP, as `/v1/search` has them;
-    yields the options that bound its work (the server's deadline and candidate cap)."""
+async def _answer_within(work: asyncio.Future, release: Callable[[], None], deadline: float, budget_s: float, *,
+                         partial: bool = False) -> Any:  # fmt: skip
+    """`work`'s result, or DeadlineExceeded (504 `deadline_exceeded`) when the deadline passes first; the
+    queue units (`release`) stay held until the work really stops, not only until the 504."""
+    work.add_done_callback(lambda _: release())
+    try:
+        return await within(deadline, budget_s, asyncio.shield(work), partial=partial)
+    except BaseException:
+        work.add_done_callback(_consume)
+        raise
+
+
+async def _admitted(st: ServiceState, key: str, n_queries: int, k: int, mode: str,
+                    search: Callable[[dict[str, Any]], Awaitable[T]]) -> T:  # fmt: skip
+    """The search behind `/retrieve` and MCP with the rate limit, admission and deadline `/v1/search` has:
+    `search(bounds)`, given the options that bound its work (the server's deadline and candidate cap),
+    answered by that deadline or DeadlineExceeded (504 `deadline_exceeded`)."""
     _rate_limit(st, key, n_queries)
     release = _take_units(st, request_cost(n_queries, k, mode))
+    deadline, budget_s = deadline_for(None, st.settings.deadline_ms)
     try:
-        deadline, _ = deadline_for(None, st.settings.deadline_ms)
-        yield {"deadline": deadline, "max_candidates": st.settings.max_candidates}
-    finally:
+        work = asyncio.ensure_future(search({"deadline": deadline, "max_candidates": st.settings.max_candidates}))
+    except BaseException:  # e.g. options refused before any work started
         release()
+        raise
+    return await _answer_within(work, release, deadline, budget_s)
 
 
 def _consume(task: asyncio.Future) -> None:

@@ -3,8 +3,11 @@ request), and the candidate cap stops deepening with `exhausted: false` and the 
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -91,6 +94,60 @@ def test_server_limit_caps_what_a_request_asks(service_root):
         assert r.status_code == 504 and r.json()["error"]["code"] == "deadline_exceeded"
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def hurried(tiny_root) -> Iterator[LiveServer]:
+    """One search thread and a 50 ms server deadline."""
+    srv = start_server(index=tiny_root, threads=1, warmup=False, deadline_ms=50, cache_size=0)
+    yield srv
+    srv.stop()
+
+
+@contextmanager
+def search_thread_busy(srv: LiveServer) -> Iterator[None]:
+    """The server's one search thread held by other work until the block ends: a search queues behind it, so
+    it cannot finish by the deadline however fast the machine (its own deadline checks never run meanwhile)."""
+    gate = threading.Event()
+    srv.app.state.svc.executor.submit(gate.wait, 30)
+    try:
+        yield
+    finally:
+        gate.set()
+
+
+def assert_units_given_back(client) -> None:
+    """The cut-off search's queue units come back once its work, let go, really stops."""
+    stop_by = time.monotonic() + 60
+    while metric(client, "drsearch_queue_units") > 0:
+        assert time.monotonic() < stop_by, "the 504'd search's work never ended"
+        time.sleep(0.05)
+
+
+def test_retrieve_answers_504_at_the_server_deadline(hurried):
+    with hurried.client() as c:
+        with search_thread_busy(hurried):
+            r = c.post("/retrieve", json={"queries": ["magma lava eruption", "yeast dough"], "topk": 3})
+            assert r.status_code == 504, r.text[:300]
+            err = r.json()["error"]
+            assert err["code"] == "deadline_exceeded" and err["field"] == "timeout_ms" and "50 ms" in err["message"]
+            assert metric(c, "drsearch_queue_units") > 0  # answered while the search still waits, as /v1/search is
+        assert_units_given_back(c)
+
+
+def test_mcp_search_answers_at_the_server_deadline(hurried):
+    from mcp import Client
+
+    async def call() -> object:
+        async with Client(f"{hurried.base_url}/mcp") as client:
+            return await asyncio.wait_for(client.call_tool("search", {"queries": ["magma lava eruption"], "k": 3}), 20)
+
+    with hurried.client() as c:
+        with search_thread_busy(hurried):
+            found = asyncio.run(call())
+            assert found.is_error and found.content[0].text.startswith("timeout_ms: search did not finish within 50 ms")
+            assert metric(c, "drsearch_queue_units") > 0  # answered while the search still waits
+        assert_units_given_back(c)
 
 
 def test_candidate_cap_stops_deepening_for_a_per_document_collapse(tmp_path):
