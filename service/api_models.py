@@ -12,6 +12,7 @@ from ranker.query import MAX_QUERY_CHARS, clean_query, surrogate_at
 
 MAX_QUERIES = 64
 MAX_OFFSET = 900
+MAX_K = 100  # results per query: SearchRequest.k, `/retrieve`'s topk and `drsearch search -k`
 
 
 class SearchRequest(RequestOptions):
@@ -34,7 +35,7 @@ class SearchRequest(RequestOptions):
         description=f"1-{MAX_QUERIES} plain-text queries (each non-empty, at most {MAX_QUERY_CHARS} characters by default)",
     )  # fmt: skip
     query: str | None = Field(None, description="Shortcut for `queries: [query]`; give exactly one of the two")
-    k: int = Field(10, strict=True, ge=1, le=100, description="Results per query")
+    k: int = Field(10, strict=True, ge=1, le=MAX_K, description="Results per query")
     snippet_chars: int = Field(240, strict=True, ge=40, le=2000, description="Snippet length in characters")
     return_text: bool = Field(False, strict=True, description="Include each hit's full passage text")
     dedupe_across_queries: bool = Field(

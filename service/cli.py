@@ -12,7 +12,7 @@ import typer
 
 from indexer.errors import DrsearchError
 from ranker.query import MAX_QUERY_CHARS
-from service.api_models import MAX_OFFSET
+from service.api_models import MAX_K, MAX_OFFSET
 from service.cli_authority import authority_app
 from service.cli_crawl import crawl_command
 from service.cli_encode import encode_command
@@ -208,7 +208,7 @@ def _codes(values: list[str] | None) -> tuple[str, ...]:
 def search(
     query: Annotated[str, typer.Argument(help="Query text (plain text; no query syntax)")],
     index: IndexOpt,
-    k: Annotated[int, typer.Option("-k", "--k", help="Number of results")] = 10,
+    k: Annotated[int, typer.Option("-k", "--k", help=f"Number of results (1-{MAX_K}, as the API's k)")] = 10,
     mode: ModeOpt = None,
     include_domains: Annotated[Optional[list[str]], typer.Option("--include-domain", help="Only these domains (and subdomains)")] = None,
     exclude_domains: Annotated[Optional[list[str]], typer.Option("--exclude-domain", help="Never these domains (and subdomains)")] = None,
@@ -234,6 +234,8 @@ def search(
     from ranker.query import clean_query
     from ranker.snippets import snippets
 
+    if not 1 <= k <= MAX_K:  # the API's bound (SearchRequest.k), checked before anything is opened
+        raise DrsearchError(f"invalid {_flag_of(('k',))}: must be between 1 and {MAX_K}, got {k}")
     query = clean_query(query, max_chars=max_query_chars or None)
     options = _search_options(
         k=k, mode=mode, include_domains=tuple(include_domains or ()), exclude_domains=tuple(exclude_domains or ()),

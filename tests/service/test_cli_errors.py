@@ -39,6 +39,11 @@ def test_snippet_chars_at_the_bounds(tiny_index):
         assert hits[0]["doc_id"] == "volcano" and 0 < len(hits[0]["snippet"]) <= int(value) + 2  # + the two "…"
 
 
+def test_k_at_the_api_bound(tiny_index):
+    hits = json.loads(drsearch("search", "volcano", "--index", tiny_index, "-k", "100", "--json", check=True).stdout)["hits"]
+    assert hits[0]["doc_id"] == "volcano"  # 100 itself is accepted, as by the API
+
+
 @pytest.mark.parametrize("command", [["search", "volcano"], ["fetch", "volcano"], ["serve"], ["mcp"]])
 def test_negative_max_query_chars(tiny_index, command):
     proc = drsearch(*command, "--index", tiny_index, "--max-query-chars", "-1", timeout=60)
@@ -124,6 +129,10 @@ def test_fetch_exits_1_when_an_item_failed(tiny_index):
     (["search", "x", "--country", "uk"], "invalid --country: not a country code: 'uk' (ISO 3166-1 alpha-2, int or eu); did you mean gb?"),
     (["search", "x", "--countries", "us,zz"], "invalid --countries: not a country code: 'zz' (ISO 3166-1 alpha-2, int or eu)"),
     (["search", "x", "--category", "blogs"], "invalid --category: "),
+    (["search", "x", "-k", "0"], "invalid -k: must be between 1 and 100, got 0"),
+    (["search", "x", "-k", "101"], "invalid -k: must be between 1 and 100, got 101"),
+    (["search", "x", "--k", "10000"], "invalid --k: must be between 1 and 100, got 10000"),  # the long form typed
+    (["search", "x", "--k", "-1"], "invalid --k: must be between 1 and 100, got -1"),
     (["eval", "--beir", "beir", "--fusion", "magic"], "invalid --fusion: "),
     (["serve", "--workers", "0"], "invalid --workers: "),
     (["fetch", "volcano", "--max-chars", "0"], "invalid --max-chars: "),
