@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from indexer.errors import DrsearchError
-from ranker.query import MAX_QUERY_CHARS
 from service.api_models import MAX_K, MAX_OFFSET
 from service.cli_authority import authority_app
 from service.cli_crawl import crawl_command
 from service.cli_encode import encode_command
+from service.settings import QuerySettings, ServiceSettings, env_var
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -31,9 +33,21 @@ index_app.command("encode")(encode_command)
 app.add_typer(authority_app, name="authority")
 app.command("crawl")(crawl_command)
 
+
+def _env_default(field: str) -> str:
+    """`--help`'s default of a flag that falls back to its DRSEARCH_SERVE_* variable: `$VAR or <built-in>`."""
+    info = ServiceSettings.model_fields[field]
+    if info.is_required():
+        return f"${env_var(field)}"
+    default = str(info.default).lower() if isinstance(info.default, bool) else info.default
+    return f"${env_var(field)} or {default}"
+
+
 ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid (default: hybrid when the index has a dense leg)")]
 IndexOpt = Annotated[Path, typer.Option("--index", help="Index ROOT (uses its `current` build) or a build directory")]
-QueryCapOpt = Annotated[int, typer.Option(min=0, help="Longest query accepted, in characters (0 = no cap)")]
+# Flags that set a DRSEARCH_SERVE_* setting default to None (not given): flag > variable > built-in default.
+QueryCapOpt = Annotated[Optional[int], typer.Option(min=0, help="Longest query accepted, in characters (0 = no cap)",
+                                                    show_default=_env_default("max_query_chars"))]  # fmt: skip
 MIN_SNIPPET_CHARS, MAX_SNIPPET_CHARS = 40, 2000  # the API's bounds (service.api_models.SearchRequest.snippet_chars)
 MAX_K0 = 10_000  # ranker.options.SearchOptions.k0's bound
 
@@ -54,14 +68,42 @@ def _pipeline(index: Path, authority_weight: float | None = None, fusion: str | 
     return SearchPipeline.open(index, settings)
 
 
-def _first_pydantic_error(exc: Exception) -> str:
+def _first_pydantic_error(exc: Exception, env_of: Callable[[tuple[str | int, ...]], str | None] | None = None) -> str:
+    """One line for a settings or options error, naming the flag as typed, or with `env_of` the environment
+    variable the value came from (with the value, since it is not on the command line)."""
     errors = getattr(exc, "errors", None)
     if callable(errors):
         err = errors()[0]
-        got = f", got {err['input']!r}" if err["type"] in ("literal_error", "enum") else ""
-        where = _flag_of(err["loc"]) or ".".join(map(str, err["loc"]))  # a field no flag sets: from the environment
+        env = env_of(err["loc"]) if env_of else None
+        got = f", got {err['input']!r}" if env or err["type"] in ("literal_error", "enum") else ""
+        where = env or _flag_of(err["loc"]) or ".".join(map(str, err["loc"]))  # a field no flag sets: from the environment
         return f"invalid {where}: {err['msg'].removeprefix('Value error, ')}{got}"
     return str(exc)
+
+
+def _settings(model: type[Any], **flags: Any) -> Any:
+    """`model` (ServiceSettings or QuerySettings) from the flags given (None: not given) over the DRSEARCH_SERVE_*
+    variables over the built-in defaults; a bad value is one line naming its flag or its variable."""
+    from pydantic_settings import SettingsError
+
+    given = {name: value for name, value in flags.items() if value is not None}
+    try:
+        return model(**given)
+    except SettingsError as exc:  # a variable that is not JSON where JSON is needed (a list)
+        field = re.search(r'field "(\w+)"', str(exc))
+        raise DrsearchError(f"invalid {env_var(field[1]) if field else 'DRSEARCH_SERVE_* variable'}: "
+                            "not a valid JSON value (lists are JSON, e.g. [\"example.org\"])") from None  # fmt: skip
+    except ValueError as exc:  # pydantic's ValidationError
+        err = exc.errors()[0] if callable(getattr(exc, "errors", None)) else {}
+        if err.get("type") == "missing" and err["loc"][0] in flags:
+            field = str(err["loc"][0])
+            raise DrsearchError(f"missing option '{_flag_of((field,))}' (or set {env_var(field)})") from None
+
+        def env_of(loc: tuple[str | int, ...]) -> str | None:
+            field = loc[0] if loc else None
+            return env_var(field) if field in model.model_fields and field not in given else None
+
+        raise DrsearchError(_first_pydantic_error(exc, env_of)) from None
 
 
 def _flag_of(loc: tuple[str | int, ...]) -> str | None:
@@ -226,7 +268,7 @@ def search(
     offset: Annotated[int, typer.Option("--offset", min=0, max=MAX_OFFSET, help="Skip this many ranks: page 2 of -k K is --offset K")] = 0,
     authority_weight: Annotated[Optional[float], typer.Option("--authority-weight", help="Authority prior strength; 0 = off")] = None,
     snippet_chars: Annotated[int, typer.Option(min=MIN_SNIPPET_CHARS, max=MAX_SNIPPET_CHARS, help="Snippet length in characters")] = 240,
-    max_query_chars: QueryCapOpt = MAX_QUERY_CHARS,
+    max_query_chars: QueryCapOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Search an index and print ranked passages."""
@@ -236,7 +278,7 @@ def search(
 
     if not 1 <= k <= MAX_K:  # the API's bound (SearchRequest.k), checked before anything is opened
         raise DrsearchError(f"invalid {_flag_of(('k',))}: must be between 1 and {MAX_K}, got {k}")
-    query = clean_query(query, max_chars=max_query_chars or None)
+    query = clean_query(query, max_chars=_settings(QuerySettings, max_query_chars=max_query_chars).max_query_chars)
     options = _search_options(
         k=k, mode=mode, include_domains=tuple(include_domains or ()), exclude_domains=tuple(exclude_domains or ()),
         min_tier=min_tier, categories=tuple(categories or ()), published_after=published_after,
@@ -316,44 +358,42 @@ def evaluate(
                        f"(the dense model covers {','.join(pipeline.dense_languages)})")
 
 
+def _serve_opt(field: str, text: str, *names: str) -> Any:
+    """A flag for a ServiceSettings field: None when not given, the effective default in --help."""
+    return typer.Option(*names, help=text, show_default=_env_default(field))
+
+
+FetchAnyHostOpt = Annotated[Optional[bool], _serve_opt("fetch_any_host", "Fetch any public host, not only authority-list hosts",
+                                                       "--fetch-any-host")]  # fmt: skip
+
+
 @app.command("serve")
 def serve(
-    index: IndexOpt,
-    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes (each loads the index; each follows `current`)")] = 1,
-    threads: Annotated[int, typer.Option(help="Threads per worker running blocking search work")] = 4,
-    cache_size: Annotated[int, typer.Option(help="LRU response cache entries per worker (0 = off)")] = 10_000,
-    batching: Annotated[bool, typer.Option("--batching/--no-batching", help="Micro-batch concurrent search calls")] = True,
-    batch_window_ms: Annotated[float, typer.Option(help="Micro-batching window in milliseconds")] = 3.0,
-    max_query_chars: QueryCapOpt = MAX_QUERY_CHARS,
-    fetch_any_host: Annotated[bool, typer.Option("--fetch-any-host", help="/v1/fetch may fetch any public host, not only authority-list hosts")] = False,
+    index: Annotated[Optional[Path], _serve_opt("index", "Index ROOT (uses its `current` build) or a build directory", "--index")] = None,
+    host: Annotated[Optional[str], _serve_opt("host", "Interface to bind")] = None,
+    port: Annotated[Optional[int], _serve_opt("port", "TCP port")] = None,
+    workers: Annotated[Optional[int], _serve_opt("workers", "Worker processes (each loads the index; each follows `current`)")] = None,
+    threads: Annotated[Optional[int], _serve_opt("threads", "Threads per worker running blocking search work")] = None,
+    cache_size: Annotated[Optional[int], _serve_opt("cache_size", "LRU response cache entries per worker (0 = off)")] = None,
+    batching: Annotated[Optional[bool], _serve_opt("batching", "Micro-batch concurrent search calls", "--batching/--no-batching")] = None,
+    batch_window_ms: Annotated[Optional[float], _serve_opt("batch_window_ms", "Micro-batching window in milliseconds")] = None,
+    max_query_chars: QueryCapOpt = None,
+    fetch_any_host: Annotated[Optional[bool], _serve_opt("fetch_any_host", "/v1/fetch may fetch any public host, not only authority-list hosts",
+                                                         "--fetch-any-host")] = None,  # fmt: skip
 ) -> None:
-    """Serve the HTTP search API (docs/API.md). Keys: env DRSEARCH_API_KEY, DRSEARCH_ADMIN_KEY."""
+    """Serve the HTTP search API (docs/API.md). Every flag falls back to its DRSEARCH_SERVE_* variable, then
+    to the built-in default. Keys: env DRSEARCH_API_KEY, DRSEARCH_ADMIN_KEY."""
     from service.server import serve as run_server
-    from service.settings import ServiceSettings
 
-    try:
-        settings = ServiceSettings(
-            index=index, host=host, port=port, workers=workers, threads=threads, cache_size=cache_size,
-            batching=batching, batch_window_ms=batch_window_ms, max_query_chars=max_query_chars,
-            fetch_any_host=fetch_any_host,
-        )  # fmt: skip
-    except ValueError as exc:
-        raise DrsearchError(_first_pydantic_error(exc)) from None
+    settings = _settings(ServiceSettings, index=index, host=host, port=port, workers=workers, threads=threads,
+                         cache_size=cache_size, batching=batching, batch_window_ms=batch_window_ms,
+                         max_query_chars=max_query_chars, fetch_any_host=fetch_any_host)  # fmt: skip
     run_server(settings)
 
 
-def _agent_settings(index: Path, fetch_any_host: bool, max_query_chars: int):
-    from service.settings import ServiceSettings
-
-    try:  # DRSEARCH_SERVE_FETCH_* env vars set the other fetch limits, as for `serve`
-        return ServiceSettings(index=index, fetch_any_host=fetch_any_host, max_query_chars=max_query_chars)  # 0: no cap
-    except ValueError as exc:
-        raise DrsearchError(_first_pydantic_error(exc)) from None
-
-
-FetchAnyHostOpt = Annotated[bool, typer.Option("--fetch-any-host", help="Fetch any public host, not only authority-list hosts")]
+def _agent_settings(index: Path, fetch_any_host: bool | None, max_query_chars: int | None):
+    # DRSEARCH_SERVE_* env vars set what no flag gives (the other fetch limits too), as for `serve`
+    return _settings(ServiceSettings, index=index, fetch_any_host=fetch_any_host, max_query_chars=max_query_chars)
 
 
 @app.command("fetch")
@@ -362,8 +402,8 @@ def fetch_command(
     index: IndexOpt,
     query: Annotated[Optional[str], typer.Option("--query", "-q", help="Return the passages most relevant to this, best first")] = None,
     max_chars: Annotated[Optional[int], typer.Option(help="Cap on each document's text (whole passages)")] = None,
-    fetch_any_host: FetchAnyHostOpt = False,
-    max_query_chars: QueryCapOpt = MAX_QUERY_CHARS,
+    fetch_any_host: FetchAnyHostOpt = None,
+    max_query_chars: QueryCapOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="The /v1/fetch response as JSON")] = False,
 ) -> None:
     """Open documents by id or URL (live fetch when not indexed), whole or focused on a query.
@@ -402,8 +442,8 @@ def fetch_command(
 @app.command("mcp")
 def mcp_command(
     index: IndexOpt,
-    fetch_any_host: FetchAnyHostOpt = False,
-    max_query_chars: QueryCapOpt = MAX_QUERY_CHARS,
+    fetch_any_host: FetchAnyHostOpt = None,
+    max_query_chars: QueryCapOpt = None,
 ) -> None:
     """Serve the agent tools (search, fetch) over MCP on stdin/stdout (for MCP clients that launch a command)."""
     import asyncio

@@ -1,6 +1,7 @@
 """Service configuration: one pydantic-settings model (env DRSEARCH_SERVE_*, keys DRSEARCH_API_KEY / DRSEARCH_ADMIN_KEY).
 
-`drsearch serve --workers N` passes its flags to the worker processes through these env vars.
+A flag given to `drsearch serve` (or `search`, `fetch`, `mcp`) beats its DRSEARCH_SERVE_* variable, which beats
+the default here. `drsearch serve --workers N` passes its settings to the worker processes through these env vars.
 """
 
 from __future__ import annotations
@@ -14,12 +15,32 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ranker.query import MAX_QUERY_CHARS
 
 
-class ServiceSettings(BaseSettings):
+ENV_PREFIX = "DRSEARCH_SERVE_"
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a settings field (`threads` -> DRSEARCH_SERVE_THREADS)."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+class QuerySettings(BaseSettings):
+    """What every command that takes queries shares with the server: the query-length cap
+    (`serve`, `search`, `fetch`, `mcp`; env DRSEARCH_SERVE_MAX_QUERY_CHARS)."""
+
     # "null" in a variable means None (e.g. DRSEARCH_SERVE_MAX_QUERY_CHARS=null: no cap), so that `to_env`
     # can hand a None that is not the default on to the workers.
-    model_config = SettingsConfigDict(env_prefix="DRSEARCH_SERVE_", extra="ignore", populate_by_name=True,
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", populate_by_name=True,
                                       env_parse_none_str="null")
 
+    max_query_chars: int | None = Field(MAX_QUERY_CHARS, ge=1, description="longest query accepted, in characters (None = no cap)")
+
+    @field_validator("max_query_chars", mode="before")
+    @classmethod
+    def _zero_is_no_cap(cls, value: object) -> object:
+        return None if value in (0, "0") else value  # as the CLI's --max-query-chars 0
+
+
+class ServiceSettings(QuerySettings):
     index: Path = Field(..., description="Index ROOT (its `current` build is served and reloaded)")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -48,7 +69,6 @@ class ServiceSettings(BaseSettings):
     header_timeout_s: float = Field(10.0, gt=0.0, le=3600.0, description="a request head must arrive within this (slow clients)")
     body_timeout_s: float = Field(30.0, gt=0.0, le=3600.0, description="a request body must arrive within this (408 otherwise)")
     idle_timeout_s: float = Field(5.0, gt=0.0, le=3600.0, description="an idle keep-alive connection is closed after this")
-    max_query_chars: int | None = Field(MAX_QUERY_CHARS, ge=1, description="longest query accepted, in characters (None = no cap)")
     watch_s: float = Field(0.0, ge=0.0, description="check `current` every N s and reload on change (0 = off; "
                            "`serve --workers N` turns it on so every worker follows a rebuild)")
     torch_threads: int | None = Field(1, ge=1, le=256, description="torch intra-op threads per process (None = torch's "
@@ -64,11 +84,6 @@ class ServiceSettings(BaseSettings):
     api_key: str | None = Field(None, validation_alias="DRSEARCH_API_KEY")
     admin_key: str | None = Field(None, validation_alias="DRSEARCH_ADMIN_KEY")
 
-    @field_validator("max_query_chars", mode="before")
-    @classmethod
-    def _zero_is_no_cap(cls, value: object) -> object:
-        return None if value in (0, "0") else value  # as the CLI's --max-query-chars 0
-
     @field_validator("api_key", "admin_key")
     @classmethod
     def _no_empty_key(cls, value: str | None, info) -> str | None:
@@ -83,7 +98,7 @@ class ServiceSettings(BaseSettings):
         for name, value in self.model_dump(mode="json", exclude={"api_key", "admin_key"}).items():
             # JSON for lists and None, which pydantic-settings parses back (a list's str() is not JSON)
             text = json.dumps(value) if value is None or isinstance(value, (list, dict)) else str(value)
-            env[f"DRSEARCH_SERVE_{name.upper()}"] = text.lower() if isinstance(value, bool) else text
+            env[env_var(name)] = text.lower() if isinstance(value, bool) else text
         if self.api_key:
             env["DRSEARCH_API_KEY"] = self.api_key
         if self.admin_key:
