@@ -11,6 +11,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from starlette.routing import Match
+
 from indexer.errors import DrsearchError
 from service.auth import early_auth_error
 from service.errors import STATUS_CODES, error_json
@@ -120,8 +122,7 @@ class RequestMiddleware:
 
     def _record(self, scope, state: dict, status: int, started: float) -> None:
         elapsed = time.perf_counter() - started
-        route = scope.get("route")
-        endpoint = getattr(route, "path", None) or "unmatched"
+        endpoint = _route_template(scope)
         m = self.metrics
         method = scope.get("method", "")
         m.requests.labels(endpoint, method if method in KNOWN_METHODS else "other", str(status)).inc()
@@ -156,6 +157,24 @@ class StartupErrorMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+
+def _route_template(scope) -> str:
+    """The metrics' `endpoint` label: the route template (`/v1/documents/{doc_id:path}`), never the raw path,
+    so clients cannot grow /metrics with random paths (those share `unmatched`). A request answered here
+    before routing (401, 408, 413, 415, 499) is matched against the app's routes for its template."""
+    route = scope.get("route")
+    if route is None and (router := getattr(scope.get("app"), "router", None)) is not None:
+        partial = None
+        for candidate in router.routes:
+            match, _ = candidate.matches(scope)
+            if match is Match.FULL:
+                route = candidate
+                break
+            if match is Match.PARTIAL and partial is None:
+                partial = candidate  # the path matches, the method does not (as the router answers 405)
+        route = route or partial
+    return getattr(route, "path", None) or "unmatched"
 
 
 def _header(scope, name: bytes) -> str | None:

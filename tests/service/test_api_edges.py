@@ -165,3 +165,33 @@ def test_empty_api_key_is_a_startup_error(tiny_bm25_root):
         assert "Traceback" not in proc.stderr
         (line,) = proc.stderr.strip().splitlines()
         assert var in line and "empty" in line, line
+
+
+def _request_counts(srv: LiveServer) -> dict[tuple[str, str, str], float]:
+    """`drsearch_http_requests_total` as {(endpoint, method, status): count}."""
+    with srv.client() as c:
+        text = c.get("/metrics").text
+    pattern = r'^drsearch_http_requests_total\{endpoint="([^"]*)",method="([^"]*)",status="([^"]*)"\} (\S+)$'
+    return {m[:3]: float(m[3]) for m in re.findall(pattern, text, re.M)}
+
+
+def test_request_metrics_have_the_real_status_and_the_route_template(edge):
+    """Every answer is counted under the status it really had and its route template, also the ones the
+    middleware answers before any route runs (401, 413); unknown paths share one label."""
+    before = _request_counts(edge)
+    with edge.client() as c:
+        assert c.post("/v1/search", json={"query": Q, "k": 1}, headers=AUTH).status_code == 200
+        assert c.post("/v1/search", json={"query": Q, "k": 0}, headers=AUTH).status_code == 422
+        assert c.post("/v1/search", json={"query": Q}).status_code == 401  # refused before routing
+        assert c.post("/v1/search", content=b"x" * (1 << 21), headers={**AUTH, "content-type": "application/json"}).status_code == 413
+        assert c.get("/v1/documents/no-such-doc", headers=AUTH).status_code == 404
+        for i in range(5):
+            assert c.get(f"/random-{i}/{'x' * i}").status_code == 404
+    after = _request_counts(edge)
+    grew = {labels: n - before.get(labels, 0.0) for labels, n in after.items() if n != before.get(labels, 0.0)}
+    grew.pop(("/metrics", "GET", "200"), None)
+    assert grew == {
+        ("/v1/search", "POST", "200"): 1.0, ("/v1/search", "POST", "422"): 1.0, ("/v1/search", "POST", "401"): 1.0,
+        ("/v1/search", "POST", "413"): 1.0, ("/v1/documents/{doc_id:path}", "GET", "404"): 1.0,
+        ("unmatched", "GET", "404"): 5.0,
+    }, grew
