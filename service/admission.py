@@ -77,7 +77,11 @@ class Admission:
 
 
 class RateLimiter:
-    """Token buckets per API key: `rate` queries per second, bursts up to `burst`."""
+    """Token buckets per API key: `rate` queries per second, bursts up to `burst`.
+
+    A request of n queries costs n tokens. It is admitted while its key's bucket is not empty (holds at
+    least one token), even when n is more than the bucket holds: the bucket then goes into debt, and the
+    key's next requests are refused until it has refilled, so a batch costs what its queries cost."""
 
     def __init__(self, rate: float, burst: float):
         self.rate, self.burst = rate, burst
@@ -87,10 +91,9 @@ class RateLimiter:
         now = time.monotonic()
         tokens, last = self._buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
-        need = min(float(n), self.burst)  # a request larger than the burst waits for a full bucket
-        if tokens < need:
+        if tokens < 1.0:  # empty or in debt: back when one query's token is there again
             self._buckets[key] = (tokens, now)
-            wait = math.ceil((need - tokens) / self.rate)
+            wait = max(1, math.ceil((1.0 - tokens) / self.rate))
             raise ApiError(429, "rate_limited", f"rate limit of {self.rate:g} queries/s for this key exceeded; "
                            f"retry after {wait} s", "X-API-Key", headers={"Retry-After": str(wait)})  # fmt: skip
-        self._buckets[key] = (tokens - need, now)
+        self._buckets[key] = (tokens - max(1, n), now)

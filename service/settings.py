@@ -52,7 +52,7 @@ class ServiceSettings(QuerySettings):
                              "hybrid) of search requests in flight per worker; beyond it 429 overloaded at once")
     retry_after_s: float = Field(1.0, ge=0.0, le=3600.0, description="Retry-After given with a 429")
     rate_limit_qps: float | None = Field(None, gt=0.0, description="per API key: queries per second (token bucket; "
-                                         "only when DRSEARCH_API_KEY is set)")
+                                         "a batch costs one token per query; only when DRSEARCH_API_KEY is set)")
     rate_limit_burst: float = Field(128.0, ge=1.0, description="per API key: bucket size in queries")
     jvm_heap: str = Field("2g", pattern=r"^[0-9]+[kmgKMG]?$", description="JVM -Xmx of the BM25 searcher (reported in /metrics)")
     batching: bool = Field(True, description="micro-batch concurrent search calls (one query encoding for all of them)")

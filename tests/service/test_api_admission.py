@@ -96,6 +96,25 @@ def test_rate_limit_per_key(tiny_bm25_root):
         srv.stop()
 
 
+def test_rate_limit_charges_every_query_of_a_batch(tiny_bm25_root):
+    """A batch of N queries costs N tokens: admitted while the bucket is not empty, even when it holds
+    fewer than N, it leaves the bucket in debt, and the next request waits until the debt is repaid."""
+    srv = start_server(index=tiny_bm25_root, threads=2, api_key="rate-key", rate_limit_qps=0.5, rate_limit_burst=3)
+    try:
+        with srv.client(headers={"X-API-Key": "rate-key"}) as c:
+            assert c.post("/v1/search", json={"query": "lava", "k": 1}).status_code == 200  # 2 of 3 left
+            r = c.post("/v1/search", json={"queries": ["lava from a volcano"] * 10, "k": 1})
+            assert r.status_code == 200, r.text  # holds 2, costs 10: admitted, 8 in debt
+            r = c.post("/v1/search", json={"query": "volcano", "k": 1})
+            assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+            # 8 of debt plus the one query asked for, at 0.5 queries/s: 18 s, not the 2 s of one query
+            assert int(r.headers["retry-after"]) >= 17, r.headers
+            r = c.post("/retrieve", json={"queries": ["lava"]})
+            assert r.status_code == 429 and int(r.headers["retry-after"]) >= 17
+    finally:
+        srv.stop()
+
+
 def test_rate_limit_counts_every_way_to_search(tiny_bm25_root):
     """A cached answer, `/retrieve` (Search-R1) and MCP's search tool take from the key's bucket as
     `/v1/search` does: none of them is a way around the limit."""
