@@ -239,3 +239,23 @@ def test_cli_fetch(agent_root):
     bad = drsearch("fetch", "file:///etc/passwd", "--index", agent_root)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "items[0].url" in bad.stderr
     assert "drsearch: error:" in bad.stderr
+
+
+def test_fetch_query_cap_is_the_servers_setting(tiny_bm25_root):
+    """`/v1/fetch` caps its `query` by the server's max_query_chars, as `/v1/search` does, not by a number of its own."""
+    from tests.service.conftest import start_server
+
+    srv = start_server(index=tiny_bm25_root, threads=2, max_query_chars=20_000)
+    long_query = ("lava volcano " * 2000)[:15_000]
+    try:
+        with srv.client() as c:
+            assert c.post("/v1/search", json={"query": long_query, "k": 1}).status_code == 200
+            r = c.post("/v1/fetch", json={"items": [{"doc_id": "volcano", "query": long_query, "max_chars": 500}]})
+            assert r.status_code == 200, r.text
+            too_long = long_query + "x" * 5_001
+            search = assert_error(c.post("/v1/search", json={"query": too_long}), 400, "invalid_query", "query")
+            fetch = assert_error(c.post("/v1/fetch", json={"items": [{"doc_id": "volcano", "query": too_long}]}),
+                                 400, "invalid_query", "items[0].query")  # fmt: skip
+            assert fetch["message"] == search["message"] == "query is longer than 20000 characters (20001)"
+    finally:
+        srv.stop()
