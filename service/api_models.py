@@ -223,7 +223,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
         400: "Unusable query or option", 401: "Missing or wrong X-API-Key", 403: "Admin endpoints disabled",
         404: "Unknown id", 408: "Request head or body too slow", 409: "Build refused (index_invalid)",
-        413: "Request body too large", 422: "Invalid request body or parameters", 429: "Overloaded: retry after Retry-After",
+        413: "Request body too large", 415: "Body not sent as JSON (content-type: application/json or a +json type)", 422: "Invalid request body or parameters", 429: "Overloaded: retry after Retry-After",
         500: "Internal error or index data fault", 503: "Index not loaded", 504: "Deadline exceeded",
     }  # fmt: skip
     return {c: {"model": ErrorResponse, "description": text.get(c, "Error")} for c in codes}

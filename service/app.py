@@ -471,7 +471,7 @@ def _consume(task: asyncio.Future) -> None:
 
 
 def _add_routes(app: FastAPI) -> None:
-    search_errors = error_responses(400, 401, 408, 413, 422, 429, 500, 503, 504)
+    search_errors = error_responses(400, 401, 408, 413, 415, 422, 429, 500, 503, 504)
 
     @app.post(
         "/v1/search", response_model=None, tags=["search"],
@@ -484,7 +484,7 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.post(
         "/v1/fetch", response_model=FetchResponse, tags=["fetch"],
-        responses=error_responses(400, 401, 404, 413, 422, 500, 503), dependencies=[Depends(require_api_key)],
+        responses=error_responses(400, 401, 404, 413, 415, 422, 500, 503), dependencies=[Depends(require_api_key)],
     )  # fmt: skip
     async def fetch(request: Request, body: FetchRequest) -> Any:
         """Open 1-16 documents by id or URL (live fetch when not indexed), whole or focused on a query."""

@@ -33,6 +33,21 @@ _WHOLE_BODY_ERRORS = ("missing", "model_attributes_type", "dict_type")
 _FASTAPI_BODY_UNPARSED = "There was an error parsing the body"  # fastapi.routing's message
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """Whether a Content-Type names JSON: `application/json` or a `+json` type (`application/vnd.x+json`),
+    in any case, parameters such as `; charset=utf-8` allowed. `text/json` or a missing type is not."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or (subtype.endswith("+json") and len(subtype) > len("+json")))
+
+
+def unsupported_media_type(content_type: str | None) -> JSONResponse:
+    """The 415 for a body sent under another content type than JSON (one line, naming what was sent)."""
+    got = repr(content_type) if content_type else "no content-type"
+    return error_json(415, "unsupported_media_type", "the request body must be JSON, sent with content-type: "
+                      f"application/json or a +json type (got {got})", None)  # fmt: skip
+
+
 class SafeJSONResponse(JSONResponse):
     """JSON that always encodes: a lone surrogate echoed from a request (a field name, a bad value)
     is written as its JSON escape `\\udXXX` instead of failing the UTF-8 encoding with a 500."""
@@ -67,10 +82,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if first.get("type") == "json_invalid":
             return error_json(400, "invalid_json", f"request body is not valid JSON: {first.get('msg', '')}", None)
         if field is None and first.get("type") in _WHOLE_BODY_ERRORS:  # the body itself, not one of its fields
-            content_type = request.headers.get("content-type", "")
-            if "json" not in content_type.lower():
-                return error_json(415, "unsupported_media_type", "the request body must be JSON, sent with content-type: "
-                                  f"application/json (got {content_type or 'no content-type'!r})", None)  # fmt: skip
+            content_type = request.headers.get("content-type")
+            if not is_json_media_type(content_type):
+                return unsupported_media_type(content_type)
             if first.get("type") == "missing":
                 return error_json(422, "invalid_request", "the request body is empty: send a JSON object", None)
         if field is None and request.url.path == "/v1/search" and first.get("type") == "value_error":

@@ -1,5 +1,5 @@
-"""ASGI middleware: request ids, body size limit (413), JSON access logs, request metrics, last-resort 500;
-and startup failures caused by bad configuration reported as one line."""
+"""ASGI middleware: request ids, body size limit (413), JSON bodies only (415), JSON access logs, request
+metrics, last-resort 500; and startup failures caused by bad configuration reported as one line."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from starlette.routing import Match
 
 from indexer.errors import DrsearchError
 from service.auth import early_auth_error
-from service.errors import STATUS_CODES, error_json
+from service.errors import STATUS_CODES, error_json, is_json_media_type, unsupported_media_type
 from service.metrics import Metrics
 
 access_log = logging.getLogger("drsearch.access")
@@ -40,7 +40,7 @@ class _BodyTimeout(Exception):
 
 
 class RequestMiddleware:
-    """Request ids, body size limit (413), JSON access logs, request metrics, and the last-resort 500."""
+    """Request ids, body size limit (413), JSON bodies only (415), JSON access logs, request metrics, and the last-resort 500."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], max_body_bytes: int, metrics: Metrics, *,
                  body_timeout_s: float = 30.0, api_key: str | None = None, admin_key: str | None = None):  # fmt: skip
@@ -75,7 +75,12 @@ class RequestMiddleware:
                                  headers={"connection": "close"})(scope, receive, send_wrapper)  # its body stays unread
                 return
             if scope.get("method") in ("POST", "PUT", "PATCH"):
-                receive = await self._buffer_body(scope, receive)
+                body = await self._read_body(scope, receive)
+                content_type = _header(scope, b"content-type")
+                if body and not is_json_media_type(content_type):  # a bodiless POST (admin reload) needs no type
+                    await unsupported_media_type(content_type)(scope, receive, send_wrapper)
+                    return
+                receive = _replay(body, receive)
             await self.app(scope, receive, send_wrapper)
         except _ClientGone:  # nobody to answer: skip the work, record it
             status["code"] = CLIENT_CLOSED
@@ -98,7 +103,7 @@ class RequestMiddleware:
             self.metrics.inflight.dec()
             self._record(scope, state, status["code"] or 500, started)
 
-    async def _buffer_body(self, scope, receive):
+    async def _read_body(self, scope, receive) -> bytes:
         length = _header(scope, b"content-length")
         if length is not None and length.isascii() and length.isdigit() and int(length) > self.max_body_bytes:
             raise _TooLarge
@@ -118,7 +123,7 @@ class RequestMiddleware:
                 raise _TooLarge
             chunks.append(chunk)
             more = message.get("more_body", False)
-        return _replay(b"".join(chunks), receive)
+        return b"".join(chunks)
 
     def _record(self, scope, state: dict, status: int, started: float) -> None:
         elapsed = time.perf_counter() - started

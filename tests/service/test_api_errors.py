@@ -111,6 +111,47 @@ def test_wrong_content_type_is_4xx(client):
     assert "text/plain" in assert_error(r, 415, "unsupported_media_type", None)["message"]
 
 
+BODIES = {"/v1/search": {"query": OK, "k": 1}, "/v1/fetch": {"items": [{"doc_id": "1"}]}, "/retrieve": {"queries": [OK]},
+          "/mcp": {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", list(BODIES))
+@pytest.mark.parametrize("content_type", ["text/json", "application/jsonx", "application/x-json", "text/plain; charset=utf-8",
+                                          "multipart/form-data; boundary=x", "json"])  # fmt: skip
+def test_a_json_body_under_another_content_type_is_415(client, path, content_type):
+    """Only application/json or a +json type is read as JSON, on every POST endpoint, in the API's error shape."""
+    r = client.post(path, content=json.dumps(BODIES[path]).encode(),
+                    headers={"content-type": content_type, "accept": "application/json, text/event-stream"})  # fmt: skip
+    message = assert_error(r, 415, "unsupported_media_type", None)["message"]
+    assert repr(content_type) in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON",
+                                          "application/vnd.drsearch+json", "application/problem+json; charset=UTF-8"])  # fmt: skip
+def test_json_content_types_are_read(client, content_type):
+    for path in ("/v1/search", "/retrieve"):
+        r = client.post(path, content=json.dumps(BODIES[path]).encode(), headers={"content-type": content_type})
+        assert r.status_code == 200, (path, r.text)
+
+
+def test_what_search_r1_and_mcp_clients_send_is_read(client):
+    """Search-R1's retriever client posts with `requests.post(url, json=...)`; MCP clients send application/json."""
+    import requests
+
+    r = requests.post(f"{client.base_url}/retrieve", json={"queries": [OK], "topk": 3, "return_scores": True}, timeout=60)
+    assert r.status_code == 200 and len(r.json()["result"][0]) == 3, r.text
+    mcp = client.post("/mcp", json=BODIES["/mcp"], headers={"accept": "application/json, text/event-stream",
+                                                            "mcp-protocol-version": "2025-06-18"})  # fmt: skip
+    assert mcp.status_code == 200 and [t["name"] for t in mcp.json()["result"]["tools"]] == ["search", "fetch"]
+
+
+def test_a_post_without_a_body_needs_no_content_type(client):
+    from tests.service.conftest import ADMIN_KEY
+
+    r = client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY})  # what `curl -X POST` sends: no body, no type
+    assert r.status_code == 200, r.text
+
+
 @pytest.mark.parametrize("content", [b'{"query": "caf\xe9"}', b'{"a":' * 5000 + b"1" + b"}" * 5000])
 def test_a_body_json_cannot_read_is_invalid_json(client, content):
     """Bytes that are not UTF-8, or nesting past the parser's depth: the body is not JSON it can use."""
