@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -39,6 +41,50 @@ def is_json_media_type(content_type: str | None) -> bool:
     media = (content_type or "").split(";", 1)[0].strip().lower()
     kind, _, subtype = media.partition("/")
     return kind == "application" and (subtype == "json" or (subtype.endswith("+json") and len(subtype) > len("+json")))
+
+
+def invalid_json(reason: str) -> JSONResponse:
+    """The 400 for a body that is not JSON the API can read; `reason` says where and why, on one line."""
+    return error_json(400, "invalid_json", f"request body is not valid JSON: {reason}", None)
+
+
+def not_utf8_encoding(body: bytes) -> str | None:
+    """Why a JSON body is refused for its encoding: UTF-16 or UTF-32 (with a byte order mark, or found by
+    the zero bytes around its first ASCII characters, RFC 4627), which `json.loads` would decode by
+    guesswork; else None. JSON exchanged over HTTP is UTF-8 (RFC 8259)."""
+    encoding = json.detect_encoding(body)
+    if encoding.startswith("utf-8"):
+        return None
+    name = encoding.upper().replace("-LE", " little-endian").replace("-BE", " big-endian")
+    return f"the body is {name} text; send JSON encoded as UTF-8"
+
+
+def json_problem(body: bytes) -> str:
+    """Where and why `body` is not JSON `json.loads` reads: one line (position and reason)."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text: byte 0x{body[exc.start]:02x} at byte {exc.start} ({exc.reason})"
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}"
+    except RecursionError:
+        return "nested deeper than the parser allows"
+    except ValueError as exc:  # an integer literal past sys.get_int_max_str_digits() (4300 by default)
+        limit = sys.get_int_max_str_digits()
+        if "integer string conversion" not in str(exc):
+            return str(exc).splitlines()[0][:200]
+        found = re.search(rf"[0-9]{{{limit + 1},}}", text)
+        where = _position(text, found.start()) + ": " if found else ""
+        return f"{where}an integer literal of more than {limit} digits (Python's int conversion limit)"
+    return "unreadable"
+
+
+def _position(text: str, pos: int) -> str:
+    """`pos` (a character offset) as json's JSONDecodeError gives it: line, column and offset."""
+    line, column = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+    return f"line {line} column {column} (char {pos})"
 
 
 def unsupported_media_type(content_type: str | None) -> JSONResponse:
@@ -79,8 +125,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if loc and loc[0] in ("body", "query", "path", "header", "cookie"):  # where, not which field
             loc = loc[1:]
         field = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".") or None
-        if first.get("type") == "json_invalid":
-            return error_json(400, "invalid_json", f"request body is not valid JSON: {first.get('msg', '')}", None)
+        if first.get("type") == "json_invalid":  # loc: ("body", char offset), the reason in ctx
+            doc, pos = exc.body if isinstance(exc.body, str) else "", first.get("loc", (None, 0))[-1]
+            where = _position(doc, pos) if isinstance(pos, int) and pos <= len(doc) else "position unknown"
+            return invalid_json(f"{where}: {(first.get('ctx') or {}).get('error', 'malformed')}")
         if field is None and first.get("type") in _WHOLE_BODY_ERRORS:  # the body itself, not one of its fields
             content_type = request.headers.get("content-type")
             if not is_json_media_type(content_type):
@@ -98,7 +146,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, ApiError):
             return error_json(exc.status_code, exc.code, exc.message, exc.field, headers=exc.headers)
         if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_UNPARSED:  # json.loads raised other than JSONDecodeError
-            return error_json(400, "invalid_json", "request body is not valid JSON (not UTF-8 text, or nested too deep)", None)
+            body = request.scope.get("state", {}).get("body")  # kept by the middleware
+            reason = json_problem(body) if isinstance(body, bytes) else "not UTF-8 text, nested too deep, or an over-long number"
+            return invalid_json(reason)
         code = STATUS_CODES.get(exc.status_code, "http_error")
         return error_json(exc.status_code, code, str(exc.detail), None, headers=getattr(exc, "headers", None))
 

@@ -15,7 +15,9 @@ from starlette.routing import Match
 
 from indexer.errors import DrsearchError
 from service.auth import early_auth_error
-from service.errors import STATUS_CODES, error_json, is_json_media_type, unsupported_media_type
+from service.errors import (
+    STATUS_CODES, error_json, invalid_json, is_json_media_type, not_utf8_encoding, unsupported_media_type,
+)  # fmt: skip
 from service.metrics import Metrics
 
 access_log = logging.getLogger("drsearch.access")
@@ -80,6 +82,10 @@ class RequestMiddleware:
                 if body and not is_json_media_type(content_type):  # a bodiless POST (admin reload) needs no type
                     await unsupported_media_type(content_type)(scope, receive, send_wrapper)
                     return
+                if body and (wrong := not_utf8_encoding(body)):
+                    await invalid_json(wrong)(scope, receive, send_wrapper)
+                    return
+                state["body"] = body  # for the message of a body the JSON parser refuses (service.errors)
                 receive = _replay(body, receive)
             await self.app(scope, receive, send_wrapper)
         except _ClientGone:  # nobody to answer: skip the work, record it

@@ -159,6 +159,37 @@ def test_a_body_json_cannot_read_is_invalid_json(client, content):
     assert_error(r, 400, "invalid_json", None)
 
 
+def test_invalid_json_says_where_and_why(client):
+    r = client.post("/v1/search", content=b'{"query": "wing",\n  "k": }', headers={"content-type": "application/json"})
+    message = assert_error(r, 400, "invalid_json", None)["message"]
+    assert "line 2 column 8 (char 25)" in message and "Expecting value" in message and "\n" not in message, message
+    r = client.post("/v1/search", content=b'{"query": "caf\xe9"}', headers={"content-type": "application/json"})
+    message = assert_error(r, 400, "invalid_json", None)["message"]
+    assert "UTF-8" in message and "byte 14" in message and "0xe9" in message, message
+    r = client.post("/v1/search", content=b'{"a":' * 5000 + b"1" + b"}" * 5000, headers={"content-type": "application/json"})
+    assert "nested" in assert_error(r, 400, "invalid_json", None)["message"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
+def test_a_utf16_or_utf32_body_is_refused(client, encoding):
+    """JSON over HTTP is UTF-8 (RFC 8259): a body in UTF-16 or UTF-32, with a byte order mark or without,
+    is refused saying so, not decoded by guesswork."""
+    for path, body in (("/v1/search", {"query": OK, "k": 1}), ("/retrieve", {"queries": [OK]})):
+        r = client.post(path, content=json.dumps(body).encode(encoding), headers={"content-type": "application/json"})
+        message = assert_error(r, 400, "invalid_json", None)["message"]
+        assert encoding[:6].upper() in message and "UTF-8" in message, message
+
+
+def test_an_integer_too_long_to_convert_is_invalid_json(client):
+    """Python refuses to convert an integer literal of more than 4300 digits: a 400, not a 500."""
+    digits = b"9" * 5000
+    for path, content in (("/v1/search", b'{"query": "wing", "k": ' + digits + b"}"),
+                          ("/retrieve", b'{"queries": ["wing"], "topk": ' + digits + b"}")):  # fmt: skip
+        r = client.post(path, content=content, headers={"content-type": "application/json"})
+        message = assert_error(r, 400, "invalid_json", None)["message"]
+        assert "4300 digits" in message and "char " in message and len(message) < 300, message
+
+
 def test_an_empty_body_says_so(client):
     r = client.post("/v1/search", content=b"", headers={"content-type": "application/json"})
     assert "empty" in assert_error(r, 422, "invalid_request", None)["message"]
