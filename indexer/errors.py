@@ -3,6 +3,21 @@
 from __future__ import annotations
 
 
+ECHO_CHARS = 100  # the most of a client's text an error message quotes
+
+
+def echo(text: object, limit: int = ECHO_CHARS) -> str:
+    """Client-supplied text (a query, a field value, a host, a URL) as an error message quotes it: as
+    repr() writes it (quoted; control characters, newlines and lone surrogates escaped) and cut to
+    `limit` characters with a marker saying how long it was, so a message stays one short line
+    whatever a client sends. Every message that echoes client text goes through here."""
+    value = text if isinstance(text, str) else repr(text)
+    if len(value) <= limit:
+        return repr(value) if isinstance(text, str) else value
+    cut = value[:limit]
+    return f"{repr(cut) if isinstance(text, str) else cut}… ({len(value)} characters)"
+
+
 class DrsearchError(Exception):
     """Base of every error caused by user input or environment, never by a bug."""
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from indexer.language import language_code
-from indexer.errors import QueryError
+from indexer.errors import QueryError, echo
 from indexer.schema import date_prefix_problem, is_published_date
 from ranker.hit import Hit
 
@@ -65,7 +65,7 @@ class SourceFilter:
             raise QueryError(f"unknown tier {self.min_tier} (tiers are {', '.join(map(str, TIERS))})", field="min_tier")
         for c in self.categories:
             if c not in CATEGORIES:
-                raise QueryError(f"unknown category '{c}' (known: {', '.join(sorted(CATEGORIES))})", field="categories")
+                raise QueryError(f"unknown category {echo(c)} (known: {', '.join(sorted(CATEGORIES))})", field="categories")
         for name in ("published_after", "published_before"):
             value = getattr(self, name)
             if value is not None and (problem := date_prefix_problem(value)):
@@ -101,7 +101,7 @@ class SourceFilter:
 def since(time_range: str, now: datetime | None = None) -> str:
     """The first date (YYYY-MM-DD, UTC) inside `time_range` before `now` (default: the clock)."""
     if time_range not in TIME_RANGES:
-        raise QueryError(f"time_range must be one of {', '.join(TIME_RANGES)}, got {time_range!r}", field="time_range")
+        raise QueryError(f"time_range must be one of {', '.join(TIME_RANGES)}, got {echo(time_range)}", field="time_range")
     try:
         now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
         return (now - timedelta(days=TIME_RANGES[time_range])).date().isoformat()
@@ -122,7 +122,7 @@ def normalise_codes(values: Iterable[str], field_name: str) -> tuple[str, ...]:
     for raw in values:
         if field_name == "languages":
             code = language_code(raw)
-            problem = None if code else f"not a language code: {raw!r} (ISO 639-1 or 639-3, e.g. en, zh, haw)"
+            problem = None if code else f"not a language code: {echo(raw)} (ISO 639-1 or 639-3, e.g. en, zh, haw)"
         else:
             code = raw.strip().lower() if isinstance(raw, str) else ""
             problem = country_code_problem(code, raw)
@@ -140,7 +140,7 @@ def country_code_problem(code: str, raw: object) -> str | None:
     `eu`, with the current code for a retired or alpha-3 one CLDR knows ("uk": did you mean gb?)."""
     if code in _iso3166_alpha2() or code in SPECIAL_COUNTRIES:
         return None
-    problem = f"not a country code: {raw!r} (ISO 3166-1 alpha-2, int or eu)"
+    problem = f"not a country code: {echo(raw)} (ISO 3166-1 alpha-2, int or eu)"
     hint = _country_aliases().get(code)
     return f"{problem}; did you mean {hint}?" if hint else problem
 
@@ -182,7 +182,7 @@ def normalise_domain_list(values: Iterable[str], field_name: str) -> tuple[str, 
     for raw in values:
         domain = normalise_host(raw) if isinstance(raw, str) else None
         if domain is None:
-            raise QueryError(f"not a domain name: {raw!r}", field=field_name)
+            raise QueryError(f"not a domain name: {echo(raw)}", field=field_name)
         out.append(domain)
     return tuple(out)
 

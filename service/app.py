@@ -29,7 +29,7 @@ from backends.lucene.jvm import heap_bytes as jvm_heap_bytes
 from backends.lucene.jvm import start_jvm
 from backends.threads import set_budget, worker_budget
 from indexer import layout
-from indexer.errors import QueryError
+from indexer.errors import QueryError, echo
 from indexer.lifeline import die_with_parent
 from ranker.budget import DeadlineExceeded, RankedList
 from ranker.query import as_listed, check_length
@@ -505,7 +505,7 @@ def _add_routes(app: FastAPI) -> None:
         with _snapshot(st) as snap:
             doc = await st.run(snap.pipeline.document, doc_id)
             if doc is None:
-                raise ApiError(404, "not_found", f"unknown document id {doc_id!r}", "doc_id")
+                raise ApiError(404, "not_found", f"unknown document id {echo(doc_id)}", "doc_id")
             doc["index_version"] = snap.version
             return doc
 
@@ -519,7 +519,7 @@ def _add_routes(app: FastAPI) -> None:
         with _snapshot(st) as snap:
             out = await st.run(snap.pipeline.passage, passage_id)
             if out is None:
-                raise ApiError(404, "not_found", f"unknown passage id {passage_id!r}", "passage_id")
+                raise ApiError(404, "not_found", f"unknown passage id {echo(passage_id)}", "passage_id")
             out["index_version"] = snap.version
             return out
 

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from indexer.errors import BackendUnavailable, ConfigError, DrsearchError, IndexFormatError, QueryError
+from indexer.errors import ECHO_CHARS, BackendUnavailable, ConfigError, DrsearchError, IndexFormatError, QueryError, echo
 from ranker.budget import DeadlineExceeded
 
 log = logging.getLogger("drsearch.service")
@@ -89,7 +89,7 @@ def _position(text: str, pos: int) -> str:
 
 def unsupported_media_type(content_type: str | None) -> JSONResponse:
     """The 415 for a body sent under another content type than JSON (one line, naming what was sent)."""
-    got = repr(content_type) if content_type else "no content-type"
+    got = echo(content_type) if content_type else "no content-type"
     return error_json(415, "unsupported_media_type", "the request body must be JSON, sent with content-type: "
                       f"application/json or a +json type (got {got})", None)  # fmt: skip
 
@@ -116,6 +116,17 @@ def error_json(status: int, code: str, message: str, field: str | None = None, h
     return SafeJSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status, headers=headers)
 
 
+def field_path(loc: Any) -> str | None:
+    """A validation error's location as the field path the API names (`queries[3]`, `items[0].url`)."""
+    return "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".") or None
+
+
+def shown_field(field: str) -> str:
+    """A field path as a message shows it: as it is, unless a client's unknown key made it long or
+    unprintable, then quoted and cut as any echoed client text (`indexer.errors.echo`)."""
+    return field if len(field) <= ECHO_CHARS and field.isprintable() else echo(field)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -124,7 +135,7 @@ def install_error_handlers(app: FastAPI) -> None:
         loc = list(first.get("loc", ()))
         if loc and loc[0] in ("body", "query", "path", "header", "cookie"):  # where, not which field
             loc = loc[1:]
-        field = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".") or None
+        field = field_path(loc)
         if first.get("type") == "json_invalid":  # loc: ("body", char offset), the reason in ctx
             doc, pos = exc.body if isinstance(exc.body, str) else "", first.get("loc", (None, 0))[-1]
             where = _position(doc, pos) if isinstance(pos, int) and pos <= len(doc) else "position unknown"
@@ -139,7 +150,10 @@ def install_error_handlers(app: FastAPI) -> None:
             field = "queries"
         msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        return error_json(422, "invalid_request", f"{field}: {msg}{more}" if field else msg + more, field)
+        shown = f"{shown_field(field)}: {msg}{more}" if field else msg + more
+        if field is not None and len(field) > ECHO_CHARS:  # an unknown key of any length: named, cut
+            field = field[:ECHO_CHARS] + "…"
+        return error_json(422, "invalid_request", shown, field)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from indexer.errors import echo
 from ranker.focus import Span
 from ranker.query import MAX_QUERY_CHARS
 
@@ -44,9 +45,10 @@ class FetchItem(BaseModel):
             parts = urlsplit(value)
             _ = parts.port  # raises on a malformed port
         except ValueError as exc:
-            raise ValueError(f"malformed URL: {exc}") from None
+            raise ValueError(f"malformed URL: {echo(str(exc))}") from None
         if parts.scheme.lower() not in ("http", "https"):
-            raise ValueError(f"only http and https URLs can be fetched, not {parts.scheme or 'a relative URL'!r}")
+            scheme = echo(parts.scheme) if parts.scheme else "a relative URL"
+            raise ValueError(f"only http and https URLs can be fetched, not {scheme}")
         if not parts.hostname:
             raise ValueError("malformed URL: no host")
         return value
@@ -221,7 +223,7 @@ async def fetch_items(st: FetchContext, body: FetchRequest, request_id: str) -> 
             doc_id = item.doc_id or pipeline.store.doc_id_for_url(item.url)
             doc = pipeline.store.document(doc_id) if doc_id is not None else None
             if item.doc_id is not None and doc is None:
-                raise ApiError(404, "not_found", f"unknown document id {item.doc_id!r}", f"items[{i}].doc_id")
+                raise ApiError(404, "not_found", f"unknown document id {echo(item.doc_id)}", f"items[{i}].doc_id")
             docs.append(doc)
         return docs
 

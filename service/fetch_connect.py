@@ -15,6 +15,7 @@ import httpcore
 import httpx
 
 from crawler.urls import AddressRefused, connect_addresses
+from indexer.errors import echo
 
 Resolve = Callable[[str], list[str]]
 
@@ -38,13 +39,13 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
                     lambda: connect_addresses(host, self.resolve, allow_loopback=self.allow_loopback), abandon_on_cancel=True
                 )  # fmt: skip
         except AddressRefused as exc:
-            raise BlockedAddress(f"{host}: {exc}") from None
+            raise BlockedAddress(f"{echo(host)}: {exc}") from None
         except UnicodeError as exc:  # the resolver's IDNA step: a label over 63 characters, say
-            raise httpcore.ConnectError(f"{host[:100]} is not a valid host name ({exc})") from None
+            raise httpcore.ConnectError(f"{echo(host)} is not a valid host name ({exc})") from None
         except TimeoutError:
-            raise httpcore.ConnectTimeout(f"{host}: no address within {timeout:g} s") from None
+            raise httpcore.ConnectTimeout(f"{echo(host)}: no address within {timeout:g} s") from None
         except OSError as exc:
-            raise httpcore.ConnectError(f"{host} does not resolve ({exc})") from None
+            raise httpcore.ConnectError(f"{echo(host)} does not resolve ({exc})") from None
         error: Exception | None = None
         for address in addresses:  # IPv4 first; every one of them was checked
             try:
@@ -57,7 +58,7 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: typing.Iterable[typing.Any] | None = None) -> httpcore.AsyncNetworkStream:  # fmt: skip
-        raise BlockedAddress(f"unix socket {path}: live fetches connect over TCP only")
+        raise BlockedAddress(f"unix socket {echo(path)}: live fetches connect over TCP only")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)

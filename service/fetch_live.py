@@ -21,6 +21,7 @@ import httpx
 
 from crawler.config import DEFAULT_USER_AGENT, product_token
 from crawler.urls import AddressRefused, canonicalize_url, connect_addresses, is_localhost_name, literal_ip, system_resolve
+from indexer.errors import echo
 from service.fetch_connect import BlockedAddress, checked_transport
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -106,10 +107,11 @@ class LiveFetcher:
                         url = urljoin(url, resp.headers.get("location", ""))
                         continue
                     if resp.status_code >= 400:
-                        raise FetchFailure("fetch_failed", f"HTTP {resp.status_code} from {url}")
+                        raise FetchFailure("fetch_failed", f"HTTP {resp.status_code} from {echo(url)}")
                     kind = _kind(resp.headers.get("content-type"))
                     if kind == "other":
-                        raise FetchFailure("not_html_or_pdf", f"content type {resp.headers.get('content-type')!r} is neither HTML nor PDF")
+                        ctype = echo(resp.headers.get("content-type"))
+                        raise FetchFailure("not_html_or_pdf", f"content type {ctype} is neither HTML nor PDF")
                     declared = resp.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > self.limits.max_bytes:
                         raise FetchFailure("too_large", f"{declared} bytes, more than the limit of {self.limits.max_bytes}")
@@ -119,7 +121,7 @@ class LiveFetcher:
             except (ValueError, httpx.InvalidURL) as exc:
                 # A redirect's Location no request can go to (a broken IPv6 literal or IDNA label, a
                 # scheme httpx refuses): httpx reads it as the response arrives, the joining here too.
-                raise FetchFailure("fetch_failed", f"unusable redirect from {url[:200]}: {exc}") from None
+                raise FetchFailure("fetch_failed", f"unusable redirect from {echo(url)}: {echo(str(exc))}") from None
             return await asyncio.to_thread(_extract, url, kind, body)
         raise FetchFailure("fetch_failed", f"more than {self.limits.max_redirects} redirects")
 
@@ -127,18 +129,19 @@ class LiveFetcher:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower().rstrip(".")
         if parts.scheme not in ("http", "https") or not host:
-            raise FetchFailure("fetch_failed", f"not an http(s) URL: {url[:200]!r}")
+            raise FetchFailure("fetch_failed", f"not an http(s) URL: {echo(url)}")
         try:
             parts.port  # noqa: B018 - reading it checks it: a port past 65535 would fail only at connect
         except ValueError as exc:
-            raise FetchFailure("fetch_failed", f"{exc}: {url[:200]!r}") from None
+            raise FetchFailure("fetch_failed", f"{echo(str(exc))}: {echo(url)}") from None
         if literal_ip(host) is not None or is_localhost_name(host):  # refused early, with no lookup; names at connect
             try:
                 connect_addresses(host, self.resolve, allow_loopback=self.limits.allow_loopback)
             except AddressRefused as exc:
-                raise FetchFailure("host_not_allowed", str(exc) if literal_ip(host) else f"{host}: {exc}") from None
+                raise FetchFailure("host_not_allowed", str(exc) if literal_ip(host) else f"{echo(host)}: {exc}") from None
         if not (self.limits.any_host or host in self.limits.extra_hosts or allowed_host(host)):
-            raise FetchFailure("host_not_allowed", f"{host} is not on the authority list (the server allows listed hosts only)")
+            raise FetchFailure("host_not_allowed",
+                               f"{echo(host)} is not on the authority list (the server allows listed hosts only)")  # fmt: skip
 
     async def _check_robots(self, url: str) -> None:
         parts = urlsplit(url)
@@ -149,9 +152,10 @@ class LiveFetcher:
             self._robots[origin] = cached
         parser = cached[1]
         if parser is False:
-            raise FetchFailure("blocked_by_robots", f"{origin}/robots.txt could not be read (server error): not fetching")
+            raise FetchFailure("blocked_by_robots",
+                               f"{echo(origin + '/robots.txt')} could not be read (server error): not fetching")  # fmt: skip
         if parser is not None and not parser.can_fetch(url, self._agent):  # type: ignore[attr-defined]
-            raise FetchFailure("blocked_by_robots", f"{origin}/robots.txt disallows {parts.path or '/'}")
+            raise FetchFailure("blocked_by_robots", f"{echo(origin + '/robots.txt')} disallows {echo(parts.path or '/')}")
 
     async def _robots_parser(self, origin: str) -> object | None:
         """A Protego parser; None = no rules (missing robots.txt); False = server error (fetch nothing)."""

@@ -16,7 +16,7 @@ import mcp_types as types
 from mcp.server.lowlevel import Server
 from pydantic import ValidationError
 
-from indexer.errors import DrsearchError
+from indexer.errors import DrsearchError, echo
 from service.agent_tools import AgentTools, render_fetch, render_search
 from service.api_models import SearchRequest
 from service.fetch import FetchRequest
@@ -28,10 +28,12 @@ def _error(message: str) -> types.CallToolResult:
 
 
 def _validation_message(exc: ValidationError) -> str:
+    from service.errors import field_path, shown_field
+
     err = exc.errors()[0]
-    field = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err.get("loc", ())).lstrip(".")
+    field = field_path(err.get("loc", ()))
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-    return f"invalid argument {field}: {msg}" if field else f"invalid arguments: {msg}"
+    return f"invalid argument {shown_field(field)}: {msg}" if field else f"invalid arguments: {msg}"
 
 
 def build_server(tools: AgentTools, version: str = "") -> Server:
@@ -55,7 +57,7 @@ def build_server(tools: AgentTools, version: str = "") -> Server:
                 payload = await tools.fetch(FetchRequest.model_validate(args))
                 text = render_fetch(payload)
             else:
-                return _error(f"unknown tool {params.name!r} (tools: search, fetch)")
+                return _error(f"unknown tool {echo(params.name)} (tools: search, fetch)")
         except ValidationError as exc:
             return _error(_validation_message(exc))
         except ApiError as exc:

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from indexer.errors import echo
 from service.errors import ApiError
 
 router = APIRouter(include_in_schema=False)
@@ -27,8 +28,8 @@ _HEADERS = {
 
 def _asset(name: str) -> Response:
     suffix = name[name.rfind("."):]
-    if "/" in name or suffix not in _MEDIA_TYPES or not (_STATIC / name).is_file():
-        raise ApiError(404, "not_found", f"no page asset {name!r}", "name")
+    if "/" in name or suffix not in _MEDIA_TYPES or len(name) > 255 or not (_STATIC / name).is_file():  # 255: no OSError
+        raise ApiError(404, "not_found", f"no page asset {echo(name)}", "name")
     return Response((_STATIC / name).read_bytes(), media_type=_MEDIA_TYPES[suffix], headers=_HEADERS)
 
 

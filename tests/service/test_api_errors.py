@@ -281,3 +281,43 @@ def test_bad_call_in_a_batch_does_not_fail_its_neighbours(client):
             assert r.status_code == 200 and len(r.json()["results"][0]["hits"]) == 3
         else:
             assert_error(r, 400, "invalid_query", "query")
+
+
+LONG = "x\n\x1b" + "y" * 5000  # a control character and a newline, then far more than any message should hold
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", "/v1/search", {"query": OK, "include_domains": [LONG]}),
+    ("POST", "/v1/search", {"query": OK, "exclude_domains": ["ok.org", LONG]}),
+    ("POST", "/v1/search", {"query": OK, "categories": [LONG]}),
+    ("POST", "/v1/search", {"query": OK, "languages": [LONG]}),
+    ("POST", "/v1/search", {"query": OK, "countries": [LONG]}),
+    ("POST", "/v1/search", {"query": OK, LONG: 1}),  # an unknown field's name
+    ("POST", "/v1/fetch", {"items": [{"doc_id": LONG[:900]}]}),  # doc_id's own cap is 1000
+    ("POST", "/v1/fetch", {"items": [{"url": "gopher" * 300 + "://example.org/"}]}),
+    ("POST", "/v1/fetch", {"items": [{"url": "http://example.org:" + "9" * 3000 + "x/"}]}),
+    ("GET", "/v1/documents/" + "d" * 5000, None),
+    ("GET", "/v1/passages/" + "p" * 5000, None),
+    ("GET", "/ui/" + "a" * 3000 + ".js", None),
+])  # fmt: skip
+def test_echoed_client_text_is_cut_and_escaped(client, method, path, body):
+    """An error message quotes what the client sent at most 100 characters long, marked as cut, with
+    control characters escaped: one short line, however long or strange the text."""
+    r = client.request(method, path, json=body)
+    assert 400 <= r.status_code < 500, r.text
+    message = r.json()["error"]["message"]
+    assert len(message) < 400 and "\n" not in message and "\x1b" not in message, message
+    assert "…" in message and "y" * 101 not in message and "9" * 101 not in message, message
+    assert "characters)" in message, message
+
+
+def test_echoed_text_in_a_fetch_failure_and_a_content_type_is_cut(client):
+    host = "h" * 300 + ".example.org"
+    r = client.post("/v1/fetch", json={"items": [{"url": f"http://{host}/page"}]})
+    assert r.status_code == 200, r.text
+    (item,) = r.json()["results"]
+    assert item["error"]["code"] == "host_not_allowed" and len(item["error"]["message"]) < 300, item
+    assert "…" in item["error"]["message"] and "h" * 101 not in item["error"]["message"]
+    r = client.post("/v1/search", content=b"{}", headers={"content-type": "text/" + "z" * 3000})
+    message = assert_error(r, 415, "unsupported_media_type", None)["message"]
+    assert len(message) < 400 and "…" in message and "z" * 101 not in message, message

@@ -196,7 +196,7 @@ def test_dns_rebinding_to_a_private_address_is_refused_at_connect(web):
     # Allowed for robots.txt, then rebound: the page's own connection is checked again and refused.
     resolve, asked = _answers(["127.0.0.1"], ["10.0.0.7"])
     code, message = _live_outcome(url + "/article", resolve, allow_loopback=True)
-    assert code == "host_not_allowed" and "rebind.test: 10.0.0.7 is not a public address" in message
+    assert code == "host_not_allowed" and "'rebind.test': 10.0.0.7 is not a public address" in message
     assert "\n" not in message and len(asked) == 2 and w.count("rebind.test", "/article") == before
     # A redirect hop connects anew and passes the same check.
     resolve, asked = _answers(["127.0.0.1"], ["127.0.0.1"], ["10.0.0.8"])
