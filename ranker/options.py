@@ -13,15 +13,28 @@ naming the field (400 over HTTP, a one-line CLI error).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ranker.filters import SourceFilter, date_prefix_problem, later_date, normalise_codes, normalise_domain_list, since
 from ranker.query import surrogate_at
 from ranker.settings import Fusion, Mode
 
 DATE_PATTERN = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"  # ASCII digits; the calendar is checked too
+
+
+def _valid_unicode(value: Any) -> Any:
+    """A lone UTF-16 surrogate (JSON "\\ud800") cannot reach the tokenizer, the matcher, SQLite, JNI or a
+    UTF-8 response: refused before any other check of the string, so the error names the field and,
+    in a list, its index (`queries[3]`)."""
+    if isinstance(value, str) and (at := surrogate_at(value)) is not None:
+        raise ValueError(f"contains a lone UTF-16 surrogate at character {at}; send valid Unicode text")
+    return value
+
+
+# A string of any request field (queries, domains, codes, ids, URLs): valid Unicode, i.e. encodable as UTF-8.
+UnicodeText = Annotated[str, BeforeValidator(_valid_unicode)]
 
 
 class RequestOptions(BaseModel):
@@ -31,10 +44,10 @@ class RequestOptions(BaseModel):
 
     k: int = Field(10, strict=True, ge=1, description="Results per query")
     mode: Mode | None = Field(None, description="Retrieval mode (default: hybrid when the index has a dense leg, else bm25)")
-    include_domains: tuple[str, ...] = Field((), max_length=1000, description="Only these domains (and their subdomains)")
-    exclude_domains: tuple[str, ...] = Field((), max_length=1000, description="Never these domains (or their subdomains)")
+    include_domains: tuple[UnicodeText, ...] = Field((), max_length=1000, description="Only these domains (and their subdomains)")
+    exclude_domains: tuple[UnicodeText, ...] = Field((), max_length=1000, description="Never these domains (or their subdomains)")
     min_tier: int | None = Field(None, strict=True, ge=1, le=3, description="Only listed sources of authority tier <= N (1 = primary)")
-    categories: tuple[str, ...] = Field((), max_length=100, description="Only sources of these authority categories")
+    categories: tuple[UnicodeText, ...] = Field((), max_length=100, description="Only sources of these authority categories")
     published_after: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
     published_before: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
     max_per_domain: int | None = Field(None, strict=True, ge=1, le=100, description="At most N hits per site")
@@ -46,10 +59,10 @@ class RequestOptions(BaseModel):
         None, description="Reference time of `time_range` (ISO 8601 with offset; default the server's clock): pin it "
         "for reproducible rollouts",
     )  # fmt: skip
-    languages: tuple[str, ...] = Field(
+    languages: tuple[UnicodeText, ...] = Field(
         (), max_length=50, description="Only documents in these languages (ISO 639-1, e.g. en, de); unknown language: dropped"
     )
-    countries: tuple[str, ...] = Field(
+    countries: tuple[UnicodeText, ...] = Field(
         (), max_length=300,
         description="Only sources of these countries (the authority list's ISO 3166-1 alpha-2 codes, or int / eu)",
     )  # fmt: skip
@@ -57,15 +70,6 @@ class RequestOptions(BaseModel):
         False, strict=True, description="With a date bound or time_range, keep documents without a date (else they are dropped "
         "and counted in `undated_dropped`)",
     )  # fmt: skip
-
-    @field_validator("include_domains", "exclude_domains", "categories")
-    @classmethod
-    def _valid_unicode(cls, value: Any) -> Any:
-        """A lone UTF-16 surrogate (JSON "\\ud800") cannot reach the matcher, JNI or a UTF-8 response."""
-        for i, text in enumerate(value or ()):
-            if isinstance(text, str) and (at := surrogate_at(text)) is not None:
-                raise ValueError(f"contains a lone UTF-16 surrogate (item {i}, character {at}); send valid Unicode text")
-        return value
 
     @field_validator("published_after", "published_before")
     @classmethod

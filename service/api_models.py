@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from indexer.errors import QueryError
-from ranker.options import RequestOptions
-from ranker.query import MAX_QUERY_CHARS, clean_query, surrogate_at
+from ranker.options import RequestOptions, UnicodeText
+from ranker.query import MAX_QUERY_CHARS, clean_query
 
 MAX_QUERIES = 64
 MAX_OFFSET = 900
@@ -30,11 +30,11 @@ class SearchRequest(RequestOptions):
          "countries": ["us", "gb"], "languages": ["en"], "include_undated": True, "max_chars_per_hit": 300},
     ]})  # fmt: skip
 
-    queries: list[str] | None = Field(
+    queries: list[UnicodeText] | None = Field(
         None, min_length=1, max_length=MAX_QUERIES,
         description=f"1-{MAX_QUERIES} plain-text queries (each non-empty, at most {MAX_QUERY_CHARS} characters by default)",
     )  # fmt: skip
-    query: str | None = Field(None, description="Shortcut for `queries: [query]`; give exactly one of the two")
+    query: UnicodeText | None = Field(None, description="Shortcut for `queries: [query]`; give exactly one of the two")
     k: int = Field(10, strict=True, ge=1, le=MAX_K, description="Results per query")
     snippet_chars: int = Field(240, strict=True, ge=40, le=2000, description="Snippet length in characters")
     return_text: bool = Field(False, strict=True, description="Include each hit's full passage text")
@@ -58,17 +58,6 @@ class SearchRequest(RequestOptions):
         description="Characters of snippets and texts in the whole response, filled in rank order across queries; "
         "hits left without text are dropped",
     )  # fmt: skip
-
-    @field_validator("queries", "query")
-    @classmethod
-    def _valid_query_unicode(cls, value: Any) -> Any:  # its own name: the same name would replace the parent's
-        """A lone UTF-16 surrogate (JSON "\\ud800") cannot reach the tokenizer, JNI or a UTF-8 response
-        (domains and categories are checked the same way by `RequestOptions`)."""
-        for i, text in enumerate([value] if isinstance(value, str) else value or []):
-            if (at := surrogate_at(text)) is not None:
-                where = f"item {i}, " if not isinstance(value, str) else ""
-                raise ValueError(f"contains a lone UTF-16 surrogate ({where}character {at}); send valid Unicode text")
-        return value
 
     @model_validator(mode="after")
     def _one_of_query_queries(self) -> "SearchRequest":

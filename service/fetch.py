@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from indexer.errors import echo
 from ranker.focus import Span
+from ranker.options import UnicodeText
 from ranker.query import MAX_QUERY_CHARS
 
 MAX_ITEMS = 16
@@ -28,10 +29,10 @@ class FetchItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    doc_id: str | None = Field(None, min_length=1, max_length=1000, description="An indexed document id (a search hit's doc_id)")
-    url: str | None = Field(None, min_length=1, max_length=4096, description="An http(s) URL; fetched live when not indexed")
+    doc_id: UnicodeText | None = Field(None, min_length=1, max_length=1000, description="An indexed document id (a search hit's doc_id)")
+    url: UnicodeText | None = Field(None, min_length=1, max_length=4096, description="An http(s) URL; fetched live when not indexed")
     # Its length is capped where the request is answered, by the server's max_query_chars (as /v1/search's queries).
-    query: str | None = Field(None, min_length=1, description="Return the passages most relevant to this, best first "
+    query: UnicodeText | None = Field(None, min_length=1, description="Return the passages most relevant to this, best first "
                               f"(at most the server's query cap, {MAX_QUERY_CHARS} characters by default)")
     max_chars: int | None = Field(None, strict=True, ge=1, le=1_000_000, description="Cap on the returned text: whole passages, never cut mid-word")
 

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from ranker.options import UnicodeText
 from service.api_models import MAX_K, MAX_QUERIES, error_responses
 
 DEFAULT_TOPK = 3  # Search-R1's retrieval_topk default
@@ -24,7 +25,7 @@ class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # Search-R1 clients may send fields of newer versions
 
     # Search-R1's trainer posts every step's searches, none in a step where every rollout answered.
-    queries: list[str] = Field(..., max_length=MAX_QUERIES, description="Plain-text queries (none: no results)")
+    queries: list[UnicodeText] = Field(..., max_length=MAX_QUERIES, description="Plain-text queries (none: no results)")
     topk: int | None = Field(None, strict=True, ge=0, le=MAX_K, description=f"Results per query (0 or none: {DEFAULT_TOPK})")
     return_scores: bool = Field(False, strict=True, description="Wrap each document as {document, score}")
 

@@ -52,18 +52,18 @@ def json_error(response: bytes, status: int) -> dict:
     return err
 
 
-def post(srv: LiveServer, body: dict, headers: dict | None = None):
+def post(srv: LiveServer, body: dict, headers: dict | None = None, path: str = "/v1/search"):
     """POST `body` as ASCII JSON: a lone surrogate travels as its escape, as a hostile client would send it."""
     with srv.client() as c:
-        return c.post("/v1/search", content=json.dumps(body).encode(),
+        return c.post(path, content=json.dumps(body).encode(),
                       headers={"content-type": "application/json", **(headers if headers is not None else AUTH)})  # fmt: skip
 
 
 @pytest.mark.parametrize(("body", "field"), [
     ({"query": "smoking \ud800 heart"}, "query"),
-    ({"queries": [Q, "smoking \udfff heart"]}, "queries"),
-    ({"query": Q, "categories": ["smoking \ud800 heart"]}, "categories"),
-    ({"query": Q, "include_domains": ["\ud800.org"]}, "include_domains"),
+    ({"queries": [Q, "smoking \udfff heart"]}, "queries[1]"),
+    ({"query": Q, "categories": ["smoking \ud800 heart"]}, "categories[0]"),
+    ({"query": Q, "include_domains": ["\ud800.org"]}, "include_domains[0]"),
     ({"query": Q, "\ud800": 1}, None),  # a surrogate in a field name
 ])  # fmt: skip
 def test_lone_surrogates_are_422_json(edge, body, field):
@@ -71,6 +71,47 @@ def test_lone_surrogates_are_422_json(edge, body, field):
     assert r.status_code == 422, r.text
     err = r.json()["error"]
     assert err["code"] == "invalid_request" and err["field"] == field, err
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/v1/search", {"queries": [Q, Q, Q, "smoking \ud800 heart"]}, "queries[3]"),
+    ("/v1/search", {"query": Q, "exclude_domains": ["a.org", "\udc00.org"]}, "exclude_domains[1]"),
+    ("/v1/search", {"query": Q, "languages": ["en", "e\ud800"]}, "languages[1]"),
+    ("/v1/search", {"query": Q, "countries": ["\ud800"]}, "countries[0]"),
+    ("/v1/fetch", {"items": [{"doc_id": "volcano"}, {"doc_id": "x\ud800"}]}, "items[1].doc_id"),
+    ("/v1/fetch", {"items": [{"doc_id": "volcano", "query": "lava \ud800"}]}, "items[0].query"),
+    ("/v1/fetch", {"items": [{"url": "http://example.org/\ud800"}]}, "items[0].url"),
+    ("/retrieve", {"queries": ["lava", "a", "b", "x\ud800"]}, "queries[3]"),
+])  # fmt: skip
+def test_a_lone_surrogate_is_a_422_naming_the_field_and_its_index(edge, path, body, field):
+    """On every endpoint, whatever the field: never a 500 further down (SQLite, JNI, a UTF-8 response)."""
+    r = post(edge, body, path=path)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "invalid_request" and err["field"] == field, err
+    assert err["message"].startswith(f"{field}: ") and "lone UTF-16 surrogate" in err["message"], err
+
+
+def test_a_lone_surrogate_over_mcp(edge):
+    """MCP over HTTP: the SDK refuses the JSON-RPC message itself (a 4xx parse error, not a 500); a tool
+    call handed arguments with one (in-process) names the field and index, as the HTTP API does."""
+    from pydantic import ValidationError
+
+    from service.api_models import SearchRequest
+    from service.fetch import FetchRequest
+    from service.mcp_server import _validation_message
+
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "search", "arguments": {"queries": [Q, "x\ud800"]}}}  # fmt: skip
+    r = post(edge, call, headers={**AUTH, "accept": "application/json, text/event-stream"}, path="/mcp")
+    assert r.status_code == 400 and r.json()["error"], r.text
+    for model, args, field in ((SearchRequest, {"queries": [Q, Q, Q, "x\ud800"]}, "queries[3]"),
+                               (SearchRequest, {"query": Q, "languages": ["\ud800"]}, "languages[0]"),
+                               (FetchRequest, {"items": [{"doc_id": "volcano", "query": "\ud800"}]}, "items[0].query")):  # fmt: skip
+        with pytest.raises(ValidationError) as exc:
+            model.model_validate(args)
+        message = _validation_message(exc.value)
+        assert message.startswith(f"invalid argument {field}: ") and "lone UTF-16 surrogate" in message, message
 
 
 @pytest.mark.parametrize("date", ["2024-02-30", "2023-02-29", "2024-13-01", "2024-00", "0000", "٢٠٢٤", "２０２４-01-01"])
