@@ -458,7 +458,11 @@ async def _admitted(st: ServiceState, key: str, n_queries: int, k: int, mode: st
     except BaseException:  # e.g. options refused before any work started
         release()
         raise
-    return await _answer_within(work, release, deadline, budget_s)
+    try:
+        return await _answer_within(work, release, deadline, budget_s)
+    except DeadlineExceeded:  # said without /v1/search's timeout_ms and allow_partial, which these callers lack
+        raise DeadlineExceeded(f"search did not finish within the server's deadline of {budget_s * 1000:.0f} ms "
+                               "(DRSEARCH_SERVE_DEADLINE_MS); ask for fewer queries or fewer results") from None
 
 
 def _consume(task: asyncio.Future) -> None:
