@@ -135,7 +135,7 @@ def index_build(
     model: Annotated[Optional[Path], typer.Option(help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")] = None,
     encoder: Annotated[str, typer.Option(help="auto (onnx on the CPU, st on a GPU) | st (torch) | onnx (ONNX Runtime fp32) | onnx-int8; queries use the same")] = "auto",
     dense_languages: Annotated[Optional[str], typer.Option(
-        "--dense-languages", help="Languages the model covers, comma-separated ISO 639-1 or * (default: the model card's; "
+        "--dense-languages", help="Languages the model covers, comma-separated ISO 639-1 or 639-3 codes, or * (default: the model card's; "
         "en for the bundled model). Hybrid runs BM25 alone for queries in other languages")] = None,
     ann: Annotated[str, typer.Option("--dense-index", "--ann", help="flat | hnsw | hnsw-sq8 | ivf-pq | auto (flat up to --exact-max passages, IVF-PQ from --ivf-min, HNSW between)")] = "auto",
     exact_max: Annotated[int, typer.Option(help="auto: exact inner-product search up to this many passages")] = 200_000,
@@ -260,7 +260,7 @@ def search(
     per_doc: Annotated[Optional[int], typer.Option("--per-doc", help="Passages per document (0 = no collapse; default 1)")] = None,
     published_after: Annotated[Optional[str], typer.Option("--published-after", help="YYYY[-MM[-DD]] inclusive")] = None,
     published_before: Annotated[Optional[str], typer.Option("--published-before", help="YYYY[-MM[-DD]] inclusive")] = None,
-    languages: Annotated[Optional[list[str]], typer.Option("--language", "--languages", help="Only documents in these languages (ISO 639-1, e.g. zh; comma-separated or repeated)")] = None,
+    languages: Annotated[Optional[list[str]], typer.Option("--language", "--languages", help="Only documents in these languages (ISO 639-1 or 639-3, e.g. zh, haw; comma-separated or repeated)")] = None,
     countries: Annotated[Optional[list[str]], typer.Option("--country", "--countries", help="Only sources of these countries (authority list codes, e.g. us,gb, int, eu; comma-separated or repeated)")] = None,
     time_range: Annotated[Optional[str], typer.Option("--time-range", help="day | week | month | year: published within that span before --now")] = None,
     now: Annotated[Optional[str], typer.Option("--now", help="Reference time of --time-range (ISO 8601 with offset, e.g. 2026-11-30T12:00:00Z; default: the clock)")] = None,
@@ -364,7 +364,7 @@ def _serve_opt(field: str, text: str, *names: str) -> Any:
 
 
 FetchAnyHostOpt = Annotated[Optional[bool], _serve_opt("fetch_any_host", "Fetch any public host, not only authority-list hosts",
-                                                       "--fetch-any-host")]  # fmt: skip
+                                                       "--fetch-any-host/--no-fetch-any-host")]  # fmt: skip
 
 
 @app.command("serve")
@@ -378,8 +378,7 @@ def serve(
     batching: Annotated[Optional[bool], _serve_opt("batching", "Micro-batch concurrent search calls", "--batching/--no-batching")] = None,
     batch_window_ms: Annotated[Optional[float], _serve_opt("batch_window_ms", "Micro-batching window in milliseconds")] = None,
     max_query_chars: QueryCapOpt = None,
-    fetch_any_host: Annotated[Optional[bool], _serve_opt("fetch_any_host", "/v1/fetch may fetch any public host, not only authority-list hosts",
-                                                         "--fetch-any-host")] = None,  # fmt: skip
+    fetch_any_host: FetchAnyHostOpt = None,
 ) -> None:
     """Serve the HTTP search API (docs/API.md). Every flag falls back to its DRSEARCH_SERVE_* variable, then
     to the built-in default. Keys: env DRSEARCH_API_KEY, DRSEARCH_ADMIN_KEY."""

@@ -107,3 +107,11 @@ def test_search_honours_the_query_cap_from_env(tiny_bm25_root):
 ])  # fmt: skip
 def test_bad_env_value_is_one_line_naming_the_variable(tiny_bm25_root, command, env, fragments):
     assert_one_line_error(cli(*command, "--index", tiny_bm25_root, env=env), *fragments)
+
+
+def test_no_fetch_any_host_turns_the_variable_off(tiny_bm25_root):
+    """`.example` never resolves: allowed to fetch any host, the fetch fails on DNS; refused, it names the list."""
+    url, on = "https://unlisted.example/page", {"DRSEARCH_SERVE_FETCH_ANY_HOST": "true"}
+    assert "does not resolve" in cli("fetch", url, "--index", tiny_bm25_root, env=on).stdout
+    off = cli("fetch", url, "--index", tiny_bm25_root, "--no-fetch-any-host", env=on)
+    assert "host_not_allowed" in off.stdout and "not on the authority list" in off.stdout, off.stdout + off.stderr
