@@ -238,3 +238,37 @@ def test_faiss_device_setting(built, model, monkeypatch) -> None:
     monkeypatch.setenv("DRSEARCH_FAISS_DEVICE", "cuda")
     with pytest.raises(ConfigError, match="DRSEARCH_FAISS_DEVICE=cuda but the installed faiss has no GPU support"):
         FaissSearcher(*built, model=model).search_vectors(vectors, 3)
+
+
+@pytest.fixture
+def faiss_threads():
+    """FAISS on 2 threads in this test's thread, restored after (the count is per calling thread)."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
+@pytest.mark.parametrize("vectors", [9_000, 12_000])
+def test_a_single_query_scores_as_in_a_batch_on_a_flat_index_faiss_would_split(vectors: int, faiss_threads) -> None:
+    """From 10,000 vectors FAISS splits an exact index over its threads for fewer queries than threads,
+    summing otherwise (`FLAT_SPLIT_FROM`): the retriever's search must still give a query alone the
+    scores it gets in a batch, on both sides of that size."""
+    import faiss
+
+    from backends.faiss.searcher import FLAT_SPLIT_FROM, batch_invariant_search
+
+    assert 9_000 < FLAT_SPLIT_FROM <= 12_000
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((vectors, 64), dtype=np.float32)
+    index = faiss.IndexFlatIP(64)
+    index.add(x / np.linalg.norm(x, axis=1, keepdims=True))
+    q = rng.standard_normal((12, 64), dtype=np.float32)
+    batch_scores, batch_ids = batch_invariant_search(index, q, 50)
+    for i in range(len(q)):
+        scores, ids = batch_invariant_search(index, q[i : i + 1], 50)
+        assert scores.shape == (1, 50) and ids[0].tolist() == batch_ids[i].tolist()
+        assert scores[0].tobytes() == batch_scores[i].tobytes(), i
+
