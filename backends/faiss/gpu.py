@@ -6,12 +6,16 @@ with a one-line error where there is none. Exact (flat) and IVF-PQ indexes move 
 graphs stay on the CPU (faiss has no GPU HNSW search). Only unrestricted searches run there: a
 search restricted to some passages (source filters) uses the CPU index, because the GPU indexes do
 not take FAISS id selectors. The CPU index stays open (memory-mapped) beside the GPU copy.
+GPU searches run on blocks of a fixed number of queries (`batch_invariant_gpu_search`), so that a
+query's scores do not depend on the batch it came in.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
+
+import numpy as np
 
 from indexer.errors import ConfigError
 
@@ -20,6 +24,8 @@ DEVICES = ("auto", "cpu", "cuda")
 GPU_ANN = ("exact", "ivf-pq")
 GPU_MAX_NPROBE = 2048  # the GPU kernels' limits: lists probed per query, results per query
 GPU_MAX_K = 2048
+# Every GPU search is a call over exactly this many query rows (the last block padded with zeros).
+GPU_QUERY_BLOCK = 64
 
 
 def faiss_device() -> str:
@@ -64,3 +70,20 @@ def to_gpu(index: Any, ann: str, nprobe: int | None) -> Any | None:
     if nprobe:
         gpu.nprobe = min(nprobe, GPU_MAX_NPROBE)
     return gpu
+
+
+def batch_invariant_gpu_search(index: Any, queries: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """`index.search` on a GPU index, one call per block of exactly `GPU_QUERY_BLOCK` queries.
+
+    faiss-gpu scores an exact index with cuBLAS matrix products, whose sums run in an order that
+    depends on the product's shape: on an H200, every one of 300 SciFact queries searched alone got
+    scores (up to ~1e-7) other than in a batch of 1,109 (docs/BENCHMARKS.md, issue 14), and the
+    service's micro-batcher must give a request the same scores whatever it was merged with. Blocks
+    of one shape give each query the same sums; a single query costs what a block does (on the GPU,
+    the library's read dominates either way)."""
+    n = len(queries)
+    rows = -(-n // GPU_QUERY_BLOCK) * GPU_QUERY_BLOCK
+    padded = np.zeros((rows, queries.shape[1]), dtype=np.float32)
+    padded[:n] = queries
+    parts = [index.search(padded[i : i + GPU_QUERY_BLOCK], k, params=params) for i in range(0, rows, GPU_QUERY_BLOCK)]
+    return np.vstack([scores for scores, _ in parts])[:n], np.vstack([found for _, found in parts])[:n]

@@ -272,3 +272,28 @@ def test_a_single_query_scores_as_in_a_batch_on_a_flat_index_faiss_would_split(v
         assert scores.shape == (1, 50) and ids[0].tolist() == batch_ids[i].tolist()
         assert scores[0].tobytes() == batch_scores[i].tobytes(), i
 
+
+def test_gpu_search_runs_fixed_blocks_and_returns_each_query_once() -> None:
+    """`batch_invariant_gpu_search` (the GPU's same-scores-alone-and-in-a-batch) on a CPU index: every
+    call FAISS sees has exactly GPU_QUERY_BLOCK rows; the padding's results are dropped, in order."""
+    import faiss
+
+    from backends.faiss.gpu import GPU_QUERY_BLOCK, batch_invariant_gpu_search
+
+    rng = np.random.default_rng(3)
+    index = faiss.IndexFlatIP(16)
+    index.add(rng.standard_normal((500, 16), dtype=np.float32))
+    seen: list[int] = []
+
+    class Recording:
+        def search(self, q, k, params=None):
+            seen.append(len(q))
+            return index.search(q, k, params=params)
+
+    for n in (1, GPU_QUERY_BLOCK, GPU_QUERY_BLOCK + 1, 3 * GPU_QUERY_BLOCK - 5):
+        seen.clear()
+        q = rng.standard_normal((n, 16), dtype=np.float32)
+        scores, ids = batch_invariant_gpu_search(Recording(), q, 7)
+        assert seen == [GPU_QUERY_BLOCK] * -(-n // GPU_QUERY_BLOCK)
+        expected_scores, expected_ids = index.search(q, 7)
+        assert ids.tolist() == expected_ids.tolist() and np.allclose(scores, expected_scores)
