@@ -17,6 +17,7 @@ import numpy as np
 
 from backends.base import VECTOR, Leg, Restriction, SourceFilters, check_k, query_matrix
 from backends.faiss.encoder import dimension_of, encode_queries, load_encoder
+from backends.faiss.flat_split import large_flat, split_search, ties_by_id
 from backends.faiss.gpu import GPU_MAX_K, batch_invariant_gpu_search, faiss_device, to_gpu
 from backends.faiss.rows import RowFile
 from backends.faiss.section import FaissSection
@@ -334,14 +335,6 @@ def _read_index(path: str, ann: str | None) -> Any:
         return faiss.read_index(path)
 
 
-# From this many vectors, FAISS 1.15 splits an exact index over its threads to score fewer queries than
-# it has threads, with other sums than when each thread takes whole queries: on 2 threads, every one of 20
-# SciFact queries alone scored otherwise (~1e-7) than in a batch, from 10,000 random vectors on (9,999:
-# the same). With a query a thread the search was also faster: 0.86 against 0.97 ms at 12,000 vectors,
-# 8.5 against 10.7 ms at 100,000 (docs/BENCHMARKS.md, issue 14); under 10,000, one row alone is faster.
-FLAT_SPLIT_FROM = 10_000
-
-
 def batch_invariant_search(index: Any, q: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """`index.search` in chunks small enough that FAISS computes each query's distances the same way
     whatever batch it came in. At `queries x dimension` ≥ its `distance_compute_blas_threshold`
@@ -349,19 +342,24 @@ def batch_invariant_search(index: Any, q: np.ndarray, k: int, params: Any = None
     to BLAS, whose sums run in another order: in a batch of 400 SciFact queries every query's scores
     moved by up to 3.6e-7 and one query's list changed order, against each query alone. The service's
     micro-batcher merges queries into batches of up to `batch_max_queries` (≤ 4,096), and a request's
-    scores must not depend on what it was merged with. Fewer queries than FAISS has threads, over an
-    exact index of `FLAT_SPLIT_FROM` vectors or more, are padded to one a thread (below)."""
+    scores must not depend on what it was merged with. Fewer queries than FAISS has threads, over a
+    large exact index, are split over threads as a batch is scored (`backends.faiss.flat_split`)."""
     import faiss
 
     threads = faiss.omp_get_max_threads()  # this thread's: what FAISS's parallel regions here use
-    if len(q) < threads and index.ntotal >= FLAT_SPLIT_FROM and isinstance(index, faiss.IndexFlat):
-        # Padded with zero queries to one a thread, so that FAISS takes each query whole, as in a batch.
+    split = large_flat(index)
+    if split and len(q) < threads:
+        if params is None:
+            return split_search(index, q, k, threads)
+        # (a search through an id selector) padded with zero queries to one a thread, each taken whole
         padded = np.zeros((threads, q.shape[1]), dtype=np.float32)
         padded[: len(q)] = q
         scores, found = index.search(padded, k, params=params)
-        return scores[: len(q)], found[: len(q)]
+        return ties_by_id(index, scores[: len(q)], found[: len(q)])
     step = max(1, (int(faiss.cvar.distance_compute_blas_threshold) - 1) // max(1, q.shape[1]))
     if len(q) <= step:
-        return index.search(q, k, params=params)
-    parts = [index.search(q[i : i + step], k, params=params) for i in range(0, len(q), step)]
-    return np.vstack([scores for scores, _ in parts]), np.vstack([found for _, found in parts])
+        scores, found = index.search(q, k, params=params)
+    else:
+        parts = [index.search(q[i : i + step], k, params=params) for i in range(0, len(q), step)]
+        scores, found = np.vstack([s for s, _ in parts]), np.vstack([f for _, f in parts])
+    return ties_by_id(index, scores, found) if split else (scores, found)

@@ -255,22 +255,32 @@ def faiss_threads():
 def test_a_single_query_scores_as_in_a_batch_on_a_flat_index_faiss_would_split(vectors: int, faiss_threads) -> None:
     """From 10,000 vectors FAISS splits an exact index over its threads for fewer queries than threads,
     summing otherwise (`FLAT_SPLIT_FROM`): the retriever's search must still give a query alone the
-    scores it gets in a batch, on both sides of that size."""
+    scores and the order it gets in a batch, on both sides of that size, through an id selector
+    too, and with equal scores (duplicate vectors, as repeated boilerplate paragraphs give)."""
     import faiss
 
-    from backends.faiss.searcher import FLAT_SPLIT_FROM, batch_invariant_search
+    from backends.faiss.flat_split import FLAT_SPLIT_FROM
+    from backends.faiss.searcher import batch_invariant_search
 
     assert 9_000 < FLAT_SPLIT_FROM <= 12_000
     rng = np.random.default_rng(7)
     x = rng.standard_normal((vectors, 64), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x[vectors // 2 :: 997] = x[3]  # copies of one vector, spread over the shards
     index = faiss.IndexFlatIP(64)
-    index.add(x / np.linalg.norm(x, axis=1, keepdims=True))
-    q = rng.standard_normal((12, 64), dtype=np.float32)
-    batch_scores, batch_ids = batch_invariant_search(index, q, 50)
-    for i in range(len(q)):
-        scores, ids = batch_invariant_search(index, q[i : i + 1], 50)
-        assert scores.shape == (1, 50) and ids[0].tolist() == batch_ids[i].tolist()
-        assert scores[0].tobytes() == batch_scores[i].tobytes(), i
+    index.add(x)
+    q = np.vstack([x[3] + 0.01, rng.standard_normal((11, 64), dtype=np.float32)])
+    most = faiss.IDSelectorRange(0, vectors - 5)
+    for params in (None, faiss.SearchParameters(sel=most)):
+        batch_scores, batch_ids = batch_invariant_search(index, q, 50, params)
+        assert len(set(batch_ids[0][:8].tolist())) == 8 and batch_scores[0][0] == batch_scores[0][1]  # the ties
+        for i in range(len(q)):
+            scores, ids = batch_invariant_search(index, q[i : i + 1], 50, params)
+            assert scores.shape == (1, 50) and ids[0].tolist() == batch_ids[i].tolist(), (params, i)
+            assert scores[0].tobytes() == batch_scores[i].tobytes(), (params, i)
+    exact = x @ q[1]
+    best = np.argsort(-exact, kind="stable")[:50]
+    assert batch_invariant_search(index, q[1:2], 50)[1][0].tolist() == best.tolist()
 
 
 def test_gpu_search_runs_fixed_blocks_and_returns_each_query_once() -> None:
