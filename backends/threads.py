@@ -51,8 +51,9 @@ def budget() -> int:
 def set_budget(n: int, *, torch_threads: int | None = None) -> None:
     """Size every pool of this process to `n` threads (torch to `torch_threads` when given).
 
-    torch and FAISS pools are process-wide and set here; ONNX Runtime sessions and the Lucene query
-    pool read `budget()` when they are created."""
+    torch's pool is process-wide and set here; FAISS's OpenMP count is per thread, set here for this
+    thread and by each FAISS search for its own (`faiss_threads_here`); ONNX Runtime sessions and the
+    Lucene query pool read `budget()` when they are created."""
     global _budget
     _budget = max(1, int(n))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by OpenMP when torch / FAISS load
@@ -68,6 +69,18 @@ def set_budget(n: int, *, torch_threads: int | None = None) -> None:
         faiss.omp_set_num_threads(_budget)
     except ImportError:
         pass
+
+
+def faiss_threads_here(n: int | None = None) -> None:
+    """Give FAISS `n` threads (default: the budget) in the calling thread. OpenMP keeps its thread count per thread:
+    `omp_set_num_threads` in `set_budget` reached only the thread that called it, and every other
+    thread (the service's search threads) ran FAISS on all cores, so N workers oversubscribed them
+    N times. Each FAISS search calls this first (two C calls)."""
+    import faiss
+
+    n = n or budget()
+    if faiss.omp_get_max_threads() != n:
+        faiss.omp_set_num_threads(n)
 
 
 class Later:

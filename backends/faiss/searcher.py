@@ -22,6 +22,7 @@ from backends.faiss.gpu import GPU_MAX_K, batch_invariant_gpu_search, faiss_devi
 from backends.faiss.rows import RowFile
 from backends.faiss.section import FaissSection
 from backends.hit import Hit
+from backends.threads import faiss_threads_here
 from indexer import layout
 from indexer.columns import COLUMNS_DIR, Columns
 from indexer.errors import ConfigError, IndexFormatError
@@ -73,7 +74,7 @@ class FaissSearcher:
         self.section = section
         self.dimension = section.dimension
         self._device = device
-        self._threads = threads  # faiss.omp_set_num_threads is process-wide: only set when asked
+        self._threads = threads  # FAISS's threads for this searcher's searches; None: the budget (backends.threads)
         self._model = model
         self._model_checked = False
         self._index: Any = None
@@ -88,7 +89,6 @@ class FaissSearcher:
 
     @classmethod
     def open(cls, build_dir: Path, section: FaissSection, *, threads: int = 2) -> "FaissSearcher":
-        # FAISS threads stay as they are: faiss.omp_set_num_threads is process-wide.
         faiss_device()  # a bad DRSEARCH_FAISS_DEVICE fails at open, not at the first query
         return cls(build_dir, section)
 
@@ -106,8 +106,6 @@ class FaissSearcher:
                 columns = self.build_dir / COLUMNS_DIR
                 if not ipath.is_file() or not (columns.is_dir() or idpath.is_file()):
                     raise IndexFormatError("dense index files are missing", where=str(self.dir))
-                if self._threads:
-                    faiss.omp_set_num_threads(int(self._threads))
                 try:
                     index = _read_index(str(ipath), self.section.ann)
                     if self.section.files.vectors:  # exact vectors for re-scoring IVF-PQ candidates
@@ -262,6 +260,7 @@ class FaissSearcher:
 
     def _knn(self, index: Any, q: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """FAISS search; for IVF-PQ, k x refine candidates re-scored with the exact vectors."""
+        faiss_threads_here(self._threads)
         on_gpu = index is self._gpu_index
         search = partial(batch_invariant_gpu_search if on_gpu else batch_invariant_search, index)
         if not self._refine or self._exact is None:

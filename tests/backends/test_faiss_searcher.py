@@ -307,3 +307,29 @@ def test_gpu_search_runs_fixed_blocks_and_returns_each_query_once() -> None:
         assert seen == [GPU_QUERY_BLOCK] * -(-n // GPU_QUERY_BLOCK)
         expected_scores, expected_ids = index.search(q, 7)
         assert ids.tolist() == expected_ids.tolist() and np.allclose(scores, expected_scores)
+
+
+def test_faiss_searches_from_any_thread_use_the_thread_budget(retriever: FaissSearcher, monkeypatch) -> None:
+    """OpenMP keeps its thread count per thread: the budget set in one thread (`set_budget`) must
+    still size FAISS in the threads that search (the service's executor), or N workers each run
+    FAISS on every core."""
+    import faiss
+
+    from backends import threads
+
+    default = []  # what a fresh thread gets from OpenMP: its process-wide default
+    probe = threading.Thread(target=lambda: default.append(faiss.omp_get_max_threads()))
+    probe.start()
+    probe.join()
+    monkeypatch.setattr(threads, "_budget", default[0] + 1)  # any count but the default
+    q = retriever.encode(["deep sleep memory"])
+    seen = []
+
+    def search_here() -> None:
+        retriever.search_vectors_positions(q, 3)
+        seen.append(faiss.omp_get_max_threads())
+
+    worker = threading.Thread(target=search_here)
+    worker.start()
+    worker.join()
+    assert seen == [default[0] + 1]
