@@ -44,3 +44,11 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def report(args, row: dict) -> None:
+    """Print a result row as a JSON line, and append it to `args.json` when that names a file."""
+    print(json.dumps(row), flush=True)
+    if args.json:
+        with open(args.json, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")

@@ -18,7 +18,6 @@ printed as JSON lines and appended to --json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -27,14 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import load_queries, report  # noqa: E402
+
 K = 100
-
-
-def report(args, row: dict) -> None:
-    print(json.dumps(row), flush=True)
-    if args.json:
-        with open(args.json, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
 
 
 def query_vectors(args) -> None:
@@ -43,7 +37,6 @@ def query_vectors(args) -> None:
 
     from backends.faiss.searcher import FaissSearcher
     from backends.manifest import Manifest
-    from bench.common import load_queries
 
     build = Path(args.build)
     searcher = FaissSearcher(build, Manifest.read(build).section("dense"))

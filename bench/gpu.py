@@ -31,16 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import DATA, load_queries  # noqa: E402
+from bench.common import DATA, load_queries, report  # noqa: E402
 
 HOSTS_FILE = "listed_hosts.txt"
 
-
-def report(args, row: dict) -> None:
-    print(json.dumps(row), flush=True)
-    if args.json:
-        with open(args.json, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
 
 
 def scifact_passages(n: int | None = None) -> tuple[list[str], list[str]]:
