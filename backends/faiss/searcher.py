@@ -348,13 +348,7 @@ def batch_invariant_search(index: Any, q: np.ndarray, k: int, params: Any = None
     threads = faiss.omp_get_max_threads()  # this thread's: what FAISS's parallel regions here use
     split = large_flat(index)
     if split and len(q) < threads:
-        if params is None:
-            return split_search(index, q, k, threads)
-        # (a search through an id selector) padded with zero queries to one a thread, each taken whole
-        padded = np.zeros((threads, q.shape[1]), dtype=np.float32)
-        padded[: len(q)] = q
-        scores, found = index.search(padded, k, params=params)
-        return ties_by_id(index, scores[: len(q)], found[: len(q)])
+        return split_search(index, q, k, threads, None if params is None else params.sel)
     step = max(1, (int(faiss.cvar.distance_compute_blas_threshold) - 1) // max(1, q.shape[1]))
     if len(q) <= step:
         scores, found = index.search(q, k, params=params)

@@ -283,6 +283,34 @@ def test_a_single_query_scores_as_in_a_batch_on_a_flat_index_faiss_would_split(v
     assert batch_invariant_search(index, q[1:2], 50)[1][0].tolist() == best.tolist()
 
 
+def test_a_filtered_single_query_over_a_large_flat_index_gets_the_allowed_top_k(faiss_threads) -> None:
+    """A single query through an id selector over an exact index FAISS would split is split over the
+    threads by the retriever (each shard searching through the selector and its range): it must
+    return exactly the best allowed vectors, as a brute-force scan of them ranks them, including
+    where one shard holds fewer allowed vectors than k."""
+    import faiss
+
+    from backends.faiss.searcher import batch_invariant_search
+
+    rng = np.random.default_rng(11)
+    n = 12_000
+    x = rng.standard_normal((n, 32), dtype=np.float32)
+    index = faiss.IndexFlatIP(32)
+    index.add(x)
+    allowed = np.zeros(n, dtype=bool)
+    allowed[: n // 2 : 3] = True  # every third vector of the first shard
+    allowed[n - 20 :] = True  # and only 20 of the second: fewer than k
+    bits = np.packbits(allowed, bitorder="little")
+    params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits)))
+    positions = np.flatnonzero(allowed)
+    for q in rng.standard_normal((5, 32), dtype=np.float32):
+        scores, ids = batch_invariant_search(index, q[None, :], 60, params)
+        exact = x[positions] @ q
+        best = positions[np.argsort(-exact, kind="stable")[:60]]
+        assert ids[0].tolist() == best.tolist()
+        assert np.allclose(scores[0], np.sort(exact)[::-1][:60], atol=1e-5)
+
+
 def test_gpu_search_runs_fixed_blocks_and_returns_each_query_once() -> None:
     """`batch_invariant_gpu_search` (the GPU's same-scores-alone-and-in-a-batch) on a CPU index: every
     call FAISS sees has exactly GPU_QUERY_BLOCK rows; the padding's results are dropped, in order."""

@@ -1,0 +1,98 @@
+"""One query over a large exact index on every core: the retriever's split against FAISS's own search.
+
+    python bench/flat_split.py [--sizes 100000 1000000] [--threads N] [--singles 50] [--json FILE]
+
+Over random unit stand-in vectors (a cost measurement only: they mean nothing), k=100, with FAISS
+on --threads threads (default: every core) and OpenMP's passive wait, as the service sets it:
+
+- `faiss`: plain `index.search` of one query. FAISS splits the index over its threads with a kernel
+  of its own, so the query's scores differ from those it gets in a batch (what the retriever avoids).
+- `padded`: the query padded with zero queries to one a thread, each taken whole, as in a batch.
+- `split`: the retriever's `batch_invariant_search` (`backends.faiss.flat_split`: shards scanned on
+  threads of their own, their top k merged).
+- with source filters that allow half of the passages, through an id selector: `selector padded`
+  (as `padded`; the retriever's path before) and `selector split` (the retriever's: each shard's
+  thread searching through the selector and its own id range).
+
+Per size and way: single-query p50 (each query on every way in turn), and for the retriever's two
+ways, how many queries searched alone got the scores they get in a batch of 200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import report  # noqa: E402
+
+K = 100
+BATCH = 200
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--singles", type=int, default=50, help="single queries timed per size")
+    ap.add_argument("--dimension", type=int, default=384)
+    ap.add_argument("--json", help="append each result row to this file")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before FAISS loads, as `backends.threads.set_budget`
+    import faiss
+    import numpy as np
+
+    from backends.faiss.searcher import batch_invariant_search
+
+    faiss.omp_set_num_threads(args.threads)
+    report(args, {"step": "setup", "faiss": faiss.__version__, "threads": faiss.omp_get_max_threads(), "cpus": os.cpu_count()})
+    rng = np.random.default_rng(0)
+    queries = unit(rng.standard_normal((BATCH, args.dimension), dtype=np.float32))
+    for size in args.sizes:
+        index = faiss.IndexFlatIP(args.dimension)
+        index.add(unit(rng.standard_normal((size, args.dimension), dtype=np.float32)))
+        allowed = rng.random(size) < 0.5
+        bits = np.packbits(allowed, bitorder="little")
+        bitmap = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+        everywhere = faiss.SearchParameters(sel=bitmap)
+
+        def padded(q, params=None):
+            rows = np.zeros((args.threads, q.shape[1]), dtype=np.float32)
+            rows[: len(q)] = q
+            return index.search(rows, K, params=params)
+
+        ways = {
+            "faiss": lambda q: index.search(q, K),
+            "padded": padded,
+            "split": lambda q: batch_invariant_search(index, q, K),
+            "selector padded": lambda q: padded(q, everywhere),
+            "selector split": lambda q: batch_invariant_search(index, q, K, params=everywhere),
+        }
+        singles: dict[str, list[float]] = {name: [] for name in ways}
+        for i in range(args.singles):
+            names = list(ways) if i % 2 else list(ways)[::-1]
+            for name in names:
+                t = time.perf_counter()
+                ways[name](queries[i : i + 1])
+                singles[name].append(time.perf_counter() - t)
+        batch_scores = {name: ways[name](queries)[0] for name in ("split", "selector split")}
+        same = {name: sum(np.array_equal(ways[name](queries[i : i + 1])[0][0], batch_scores[name][i])
+                          for i in range(args.singles)) for name in batch_scores}  # fmt: skip
+        report(args, {"size": size, "threads": args.threads, "singles": args.singles,
+                      **{f"p50_ms {name}": round(statistics.median(v) * 1000, 2) for name, v in singles.items()},
+                      **{f"alone as in batch, {name}": f"{n}/{args.singles}" for name, n in same.items()}})  # fmt: skip
+
+
+def unit(x):
+    import numpy as np
+
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+if __name__ == "__main__":
+    main()
