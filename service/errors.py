@@ -112,6 +112,27 @@ class ApiError(StarletteHTTPException):
         self.code, self.message, self.field = code, message, field
 
 
+def error_code(exc: DrsearchError) -> tuple[int, str]:
+    """The HTTP status and the API's error code for `exc` (the MCP tools name the same codes)."""
+    from service.validate import IndexInvalidError
+
+    if isinstance(exc, QueryError):
+        return 400, "invalid_query"
+    if isinstance(exc, DeadlineExceeded):
+        return 504, "deadline_exceeded"
+    if isinstance(exc, IndexInvalidError):
+        return 409, "index_invalid"
+    if isinstance(exc, IndexFormatError) and exc.field == "mode":  # mode=dense on an index built without it
+        return 400, "unsupported_by_index"
+    if isinstance(exc, BackendUnavailable):
+        return 503, "backend_unavailable"
+    if isinstance(exc, IndexFormatError):
+        return 500, "index_corrupt"
+    if isinstance(exc, ConfigError):
+        return 503, "config_error"
+    return 400, "bad_request"
+
+
 def error_json(status: int, code: str, message: str, field: str | None = None, headers=None) -> JSONResponse:
     return SafeJSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status, headers=headers)
 
@@ -168,25 +189,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DrsearchError)
     async def on_drsearch_error(request: Request, exc: DrsearchError) -> JSONResponse:
-        from service.validate import IndexInvalidError
-
-        if isinstance(exc, QueryError):
-            return error_json(400, "invalid_query", exc.message, exc.field)
-        if isinstance(exc, DeadlineExceeded):
-            return error_json(504, "deadline_exceeded", exc.message, exc.field)
-        if isinstance(exc, IndexInvalidError):  # a reload refused: the served build is unchanged
-            return error_json(409, "index_invalid", f"build refused, still serving the loaded one: {exc}", None)
-        if isinstance(exc, IndexFormatError) and exc.field == "mode":  # mode=dense on an index built without it
-            return error_json(400, "unsupported_by_index", exc.message, exc.field)
-        if isinstance(exc, BackendUnavailable):  # the cluster is down or refused: retry later, not a bad request
+        status, code = error_code(exc)
+        if code == "index_invalid":  # a reload refused: the served build is unchanged
+            return error_json(status, code, f"build refused, still serving the loaded one: {exc}", None)
+        if code == "backend_unavailable":  # the cluster is down or refused: retry later, not a bad request
             log.error("search backend unavailable on %s: %s", request.url.path, exc)
-            return error_json(503, "backend_unavailable", str(exc), exc.field)
-        if isinstance(exc, IndexFormatError):  # the served files went bad after validation: our fault, not the caller's
+            return error_json(status, code, str(exc), exc.field)
+        if code == "index_corrupt":  # the served files went bad after validation: our fault, not the caller's
             return _index_corrupt(request, str(exc))
-        if isinstance(exc, ConfigError):
+        if code == "config_error":
             log.error("configuration error while serving %s: %s", request.url.path, exc)
-            return error_json(503, "config_error", exc.message, exc.field)
-        return error_json(400, "bad_request", exc.message, exc.field)
+        return error_json(status, code, exc.message, exc.field)
 
     @app.exception_handler(sqlite3.DatabaseError)
     async def on_store_error(request: Request, exc: sqlite3.DatabaseError) -> JSONResponse:

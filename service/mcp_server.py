@@ -23,17 +23,33 @@ from service.fetch import FetchRequest
 from service.tool_schemas import FETCH_DESCRIPTION, SEARCH_DESCRIPTION, fetch_parameters, search_parameters
 
 
-def _error(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+def _error(code: str, message: str, field: str | None = None, text: str | None = None) -> types.CallToolResult:
+    """An `isError` result: one line for the model (`text`, by default the field and the message),
+    and the API's error object (`code`, as over HTTP) as structured content, so that a client can
+    tell a retry (`overloaded`, `deadline_exceeded`) from a bad argument without reading the text."""
+    text = text or (f"{field}: {message}" if field else message)
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True,
+                                structured_content={"error": {"code": code, "message": message, "field": field}})  # fmt: skip
+
+
+def _validation_problem(exc: ValidationError) -> tuple[str | None, str]:
+    """The first problem's field path (None for the arguments as a whole) and message."""
+    from service.errors import field_path
+
+    err = exc.errors()[0]
+    return field_path(err.get("loc", ())), str(err.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
 def _validation_message(exc: ValidationError) -> str:
-    from service.errors import field_path, shown_field
+    from service.errors import shown_field
 
-    err = exc.errors()[0]
-    field = field_path(err.get("loc", ()))
-    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    field, msg = _validation_problem(exc)
     return f"invalid argument {shown_field(field)}: {msg}" if field else f"invalid arguments: {msg}"
+
+
+def _invalid_arguments(exc: ValidationError) -> types.CallToolResult:
+    field, msg = _validation_problem(exc)
+    return _error("invalid_request", msg, field, text=_validation_message(exc))
 
 
 def build_server(tools: AgentTools, version: str = "") -> Server:
@@ -46,7 +62,7 @@ def build_server(tools: AgentTools, version: str = "") -> Server:
         ])  # fmt: skip
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        from service.errors import ApiError
+        from service.errors import ApiError, error_code
 
         args = dict(params.arguments or {})
         try:
@@ -57,13 +73,13 @@ def build_server(tools: AgentTools, version: str = "") -> Server:
                 payload = await tools.fetch(FetchRequest.model_validate(args))
                 text = render_fetch(payload)
             else:
-                return _error(f"unknown tool {echo(params.name)} (tools: search, fetch)")
+                return _error("unknown_tool", f"unknown tool {echo(params.name)} (tools: search, fetch)")
         except ValidationError as exc:
-            return _error(_validation_message(exc))
+            return _invalid_arguments(exc)
         except ApiError as exc:
-            return _error(f"{exc.field}: {exc.message}" if exc.field else exc.message)
+            return _error(exc.code, exc.message, exc.field)
         except DrsearchError as exc:
-            return _error(f"{exc.field}: {exc.message}" if exc.field else exc.message)
+            return _error(error_code(exc)[1], exc.message, exc.field)
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=payload)
 
     return Server("drsearch", version=version, on_list_tools=list_tools, on_call_tool=call_tool)

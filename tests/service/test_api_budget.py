@@ -147,6 +147,8 @@ def test_mcp_search_answers_at_the_server_deadline(hurried):
         with search_thread_busy(hurried):
             found = asyncio.run(call())
             assert found.is_error and found.content[0].text.startswith("search did not finish within the server's deadline of 50 ms")
+            assert found.structured_content["error"]["code"] == "deadline_exceeded"  # a retry, not a bad argument
+            assert found.structured_content["error"]["field"] is None
             assert metric(c, "drsearch_queue_units") > 0  # answered while the search still waits
         assert_units_given_back(c)
 

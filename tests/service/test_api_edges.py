@@ -99,7 +99,7 @@ def test_a_lone_surrogate_over_mcp(edge):
 
     from service.api_models import SearchRequest
     from service.fetch import FetchRequest
-    from service.mcp_server import _validation_message
+    from service.mcp_server import _invalid_arguments
 
     call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": {"name": "search", "arguments": {"queries": [Q, "x\ud800"]}}}  # fmt: skip
@@ -110,8 +110,10 @@ def test_a_lone_surrogate_over_mcp(edge):
                                (FetchRequest, {"items": [{"doc_id": "volcano", "query": "\ud800"}]}, "items[0].query")):  # fmt: skip
         with pytest.raises(ValidationError) as exc:
             model.model_validate(args)
-        message = _validation_message(exc.value)
+        result = _invalid_arguments(exc.value)
+        message = result.content[0].text
         assert message.startswith(f"invalid argument {field}: ") and "lone UTF-16 surrogate" in message, message
+        assert result.is_error and result.structured_content["error"]["field"] == field
 
 
 @pytest.mark.parametrize("date", ["2024-02-30", "2023-02-29", "2024-13-01", "2024-00", "0000", "٢٠٢٤", "２０２４-01-01"])

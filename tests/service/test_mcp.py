@@ -34,8 +34,12 @@ async def _session(client) -> dict:
     assert set(failed) == set(opened.structured_content["results"][0]) == set(FetchResult.model_fields)
     bad = await client.call_tool("fetch", {"items": [{"url": "file:///etc/passwd"}]})
     assert bad.is_error and "items[0].url" in bad.content[0].text
+    # the API's error object, as over HTTP: a client tells a bad argument from a retry by its code
+    assert bad.structured_content["error"]["code"] == "invalid_request" and bad.structured_content["error"]["field"] == "items[0].url"
     paged = await client.call_tool("search", {"queries": ["tides"], "offset": 500, "mode": "bm25"})
     assert paged.is_error and "offset" in paged.content[0].text
+    error = paged.structured_content["error"]
+    assert error["code"] == "invalid_query" and error["field"] == "offset" and error["message"].startswith("offset 500 is beyond")
     return found.structured_content
 
 
