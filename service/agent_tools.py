@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,7 +66,7 @@ async def standalone(index: Path, settings: Any) -> AsyncIterator[tuple[AgentToo
     """(tools, index version) over an index opened in this process (`drsearch mcp`, `drsearch fetch`);
     `settings` is a `service.settings.ServiceSettings` (fetch limits, query cap)."""
     from ranker.pipeline import SearchPipeline
-    from service.app import _fetcher
+    from service.app import _fetcher, bounded
 
     pipeline = await asyncio.to_thread(SearchPipeline.open, index)
     fetcher = _fetcher(settings)
@@ -75,7 +76,7 @@ async def standalone(index: Path, settings: Any) -> AsyncIterator[tuple[AgentToo
 
     ctx = FetchContext(pipeline, pipeline.version, fetcher, run, settings.max_query_chars)
     try:
-        yield AgentTools(lambda: nullcontext(ctx)), pipeline.version
+        yield AgentTools(lambda: nullcontext(ctx), admit=partial(bounded, settings)), pipeline.version
     finally:
         await fetcher.close()
         pipeline.close()

@@ -451,10 +451,23 @@ async def _admitted(st: ServiceState, key: str, n_queries: int, k: int, mode: st
     `search(bounds)`, given the options that bound its work (the server's deadline and candidate cap),
     answered by that deadline or DeadlineExceeded (504 `deadline_exceeded`)."""
     _rate_limit(st, key, n_queries)
-    release = _take_units(st, request_cost(n_queries, k, mode))
-    deadline, budget_s = deadline_for(None, st.settings.deadline_ms)
+    return await _within_deadline(st.settings, search, _take_units(st, request_cost(n_queries, k, mode)))
+
+
+async def bounded(settings: ServiceSettings, n_queries: int, k: int, mode: str,
+                  search: Callable[[dict[str, Any]], Awaitable[T]]) -> T:  # fmt: skip
+    """The agent tools' admission in a process that serves one client (`drsearch mcp` on stdio): the
+    deadline and candidate cap `serve` gives a search, without its rate limit and queue."""
+    return await _within_deadline(settings, search)
+
+
+async def _within_deadline(settings: ServiceSettings, search: Callable[[dict[str, Any]], Awaitable[T]],
+                           release: Callable[[], None] = lambda: None) -> T:  # fmt: skip
+    """`search(bounds)` given the deadline and candidate cap of `settings`, answered by that deadline or
+    DeadlineExceeded; `release` (the queue units it holds) runs once the work really stops."""
+    deadline, budget_s = deadline_for(None, settings.deadline_ms)
     try:
-        work = asyncio.ensure_future(search({"deadline": deadline, "max_candidates": st.settings.max_candidates}))
+        work = asyncio.ensure_future(search({"deadline": deadline, "max_candidates": settings.max_candidates}))
     except BaseException:  # e.g. options refused before any work started
         release()
         raise

@@ -55,17 +55,37 @@ def test_mcp_over_streamable_http(agent_live, agent_client):
     assert [h["passage_id"] for h in structured["results"][1]["hits"]] == [h["passage_id"] for h in http["results"][1]["hits"]]
 
 
-def test_mcp_over_stdio(agent_root):
-    from mcp import Client
+def _stdio_server(agent_root, **env: str):
     from mcp.client.stdio import StdioServerParameters
 
-    params = StdioServerParameters(
+    return StdioServerParameters(
         command=sys.executable, args=["-m", "service.cli", "mcp", "--index", str(agent_root)], cwd=str(REPO),
-        env={k: v for k, v in os.environ.items() if k.startswith(("DRSEARCH", "HF_", "TRANSFORMERS", "JAVA", "PATH", "HOME"))},
+        env={**{k: v for k, v in os.environ.items() if k.startswith(("DRSEARCH", "HF_", "TRANSFORMERS", "JAVA", "PATH", "HOME"))}, **env},
     )  # fmt: skip
 
+
+def test_mcp_over_stdio(agent_root):
+    from mcp import Client
+
     async def run() -> dict:
-        async with Client(params) as client:
+        async with Client(_stdio_server(agent_root)) as client:
             return await _session(client)
 
     asyncio.run(run())
+
+
+def test_mcp_over_stdio_keeps_the_servers_search_deadline(agent_root):
+    """`drsearch mcp` bounds a search by DRSEARCH_SERVE_DEADLINE_MS as `serve` does: past it, an
+    `isError` result with the API's `deadline_exceeded` code; the process keeps serving."""
+    from mcp import Client
+
+    async def run():
+        async with Client(_stdio_server(agent_root, DRSEARCH_SERVE_DEADLINE_MS="0.001")) as client:
+            late = await client.call_tool("search", SEARCH_ARGS)
+            opened = await client.call_tool("fetch", {"items": [{"doc_id": "tides"}]})
+            return late, opened
+
+    late, opened = asyncio.run(run())
+    assert late.is_error and late.content[0].text.startswith("search did not finish within the server's deadline")
+    assert late.structured_content["error"]["code"] == "deadline_exceeded"
+    assert not opened.is_error and opened.structured_content["results"][0]["ok"]
