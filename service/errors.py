@@ -116,21 +116,12 @@ def error_code(exc: DrsearchError) -> tuple[int, str]:
     """The HTTP status and the API's error code for `exc` (the MCP tools name the same codes)."""
     from service.validate import IndexInvalidError
 
-    if isinstance(exc, QueryError):
-        return 400, "invalid_query"
-    if isinstance(exc, DeadlineExceeded):
-        return 504, "deadline_exceeded"
-    if isinstance(exc, IndexInvalidError):
-        return 409, "index_invalid"
-    if isinstance(exc, IndexFormatError) and exc.field == "mode":  # mode=dense on an index built without it
-        return 400, "unsupported_by_index"
-    if isinstance(exc, BackendUnavailable):
-        return 503, "backend_unavailable"
-    if isinstance(exc, IndexFormatError):
-        return 500, "index_corrupt"
-    if isinstance(exc, ConfigError):
-        return 503, "config_error"
-    return 400, "bad_request"
+    if isinstance(exc, IndexFormatError) and not isinstance(exc, IndexInvalidError) and exc.field == "mode":
+        return 400, "unsupported_by_index"  # mode=dense on an index built without it
+    kinds = ((QueryError, 400, "invalid_query"), (DeadlineExceeded, 504, "deadline_exceeded"),
+             (IndexInvalidError, 409, "index_invalid"), (BackendUnavailable, 503, "backend_unavailable"),
+             (IndexFormatError, 500, "index_corrupt"), (ConfigError, 503, "config_error"))  # fmt: skip
+    return next(((status, code) for kind, status, code in kinds if isinstance(exc, kind)), (400, "bad_request"))
 
 
 def error_json(status: int, code: str, message: str, field: str | None = None, headers=None) -> JSONResponse:
