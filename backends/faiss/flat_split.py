@@ -13,8 +13,8 @@ equal scores (`ties_by_id`: the lower position first), as the shards' merge sees
 through an id selector (source filters) is split the same way, each shard's thread searching the
 whole index through the selector and the shard's id range. Single query p50, side by side
 (`bench/flat_split.py`, docs/BENCHMARKS.md, issue 14), FAISS's own split / a query padded with zero
-queries to one a thread / this split: 1M vectors on 16 threads 29.6 / 147 / 16.4 ms, through a
-selector allowing half of them - / 103 / 15.4 ms; 100,000 on 2 threads 14.2 / 11.0 / 6.4 ms.
+queries to one a thread / this split: 1M vectors on 16 threads 32.5 / 161 / 19.1 ms, through a
+selector allowing half of them - / 111 / 20.0 ms; 100,000 on 2 threads 14.5 / 10.8 / 6.1 ms.
 """
 
 from __future__ import annotations
