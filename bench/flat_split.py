@@ -1,6 +1,6 @@
-"""One query over a large exact index on every core: the retriever's split against FAISS's own search.
+"""Queries over a large exact index on every core: the retriever's split and blocks against FAISS's own search.
 
-    python bench/flat_split.py [--sizes 100000 1000000] [--threads N] [--singles 50] [--json FILE]
+    python bench/flat_split.py [--sizes 100000 1000000] [--threads N] [--singles 50] [--batches 32 200] [--json FILE]
 
 Over random unit stand-in vectors (a cost measurement only: they mean nothing), k=100, with FAISS
 on --threads threads (default: every core) and OpenMP's passive wait, as the service sets it:
@@ -16,6 +16,11 @@ on --threads threads (default: every core) and OpenMP's passive wait, as the ser
 
 Per size and way: single-query p50 (each query on every way in turn), and for the retriever's two
 ways, how many queries searched alone got the scores they get in a batch of 200.
+
+Batches (--batches sizes, best of 3 each): `whole scans` (FAISS's `index.search` of the batch, each
+query scanning every vector: the retriever's path before 2026-12-04) against `blocked` (the
+retriever's: a block of vectors at a time for the whole batch, `blocked_search`), and whether the
+two gave the same scores and positions for every query.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--singles", type=int, default=50, help="single queries timed per size")
+    ap.add_argument("--batches", type=int, nargs="*", default=[32, 200], help="batch sizes timed per size")
     ap.add_argument("--dimension", type=int, default=384)
     ap.add_argument("--json", help="append each result row to this file")
     args = ap.parse_args()
@@ -47,6 +53,7 @@ def main() -> None:
     import faiss
     import numpy as np
 
+    from backends.faiss.flat_split import ties_by_id
     from backends.faiss.searcher import batch_invariant_search
 
     faiss.omp_set_num_threads(args.threads)
@@ -86,6 +93,20 @@ def main() -> None:
         report(args, {"size": size, "threads": args.threads, "singles": args.singles,
                       **{f"p50_ms {name}": round(statistics.median(v) * 1000, 2) for name, v in singles.items()},
                       **{f"alone as in batch, {name}": f"{n}/{args.singles}" for name, n in same.items()}})  # fmt: skip
+        for size_b in args.batches:
+            batch = unit(rng.standard_normal((size_b, args.dimension), dtype=np.float32))
+            timed = {"whole scans": lambda: ties_by_id(index, *index.search(batch, K)),
+                     "blocked": lambda: batch_invariant_search(index, batch, K)}  # fmt: skip
+            best, got = {}, {}
+            for _ in range(3):
+                for name, run in timed.items():
+                    t = time.perf_counter()
+                    got[name] = run()
+                    best[name] = min(best.get(name, float("inf")), time.perf_counter() - t)
+            same_b = all(np.array_equal(a, b) for a, b in zip(got["whole scans"], got["blocked"]))
+            report(args, {"size": size, "threads": args.threads, "batch": size_b,
+                          **{f"{name} ms": round(v * 1000, 1) for name, v in best.items()},
+                          "speed-up": round(best["whole scans"] / best["blocked"], 2), "same": same_b})  # fmt: skip
 
 
 def unit(x):

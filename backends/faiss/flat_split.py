@@ -15,6 +15,11 @@ whole index through the selector and the shard's id range. Single query p50, sid
 (`bench/flat_split.py`, docs/BENCHMARKS.md, issue 14), FAISS's own split / a query padded with zero
 queries to one a thread / this split: 1M vectors on 16 threads 32.5 / 161 / 19.1 ms, through a
 selector allowing half of them - / 111 / 20.0 ms; 100,000 on 2 threads 14.5 / 10.8 / 6.1 ms.
+
+A batch over such an index (`blocked_search`) is scored block by block of the vectors instead of
+query by query: each block, a few MB, is read once for all the queries while it is in cache, with
+the same kernel (so the same scores), and the blocks' top k are merged in a heap that keeps, among
+equal scores, the lower position, as a whole scan does.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 import numpy as np
 
 FLAT_SPLIT_FROM = 10_000
+FLAT_BLOCK_BYTES = 2 << 20  # vectors scored against a whole batch at a time (`blocked_search`)
 
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
@@ -73,6 +79,31 @@ def split_search(index: Any, q: np.ndarray, k: int, threads: int, selector: Any 
         scores = np.hstack([scores, np.full((len(q), missing), worst, dtype=np.float32)])
         found = np.hstack([found, np.full((len(q), missing), -1, dtype=np.int64)])
     return scores[:, :k], found[:, :k]
+
+
+def blocked_search(index: Any, q: np.ndarray, k: int, queries_per_call: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top k of each query over an exact index, scored one block of vectors at a time for all the queries
+    (in calls of at most `queries_per_call`, FAISS's kernel for a batch), best first, equal scores by position."""
+    import faiss
+
+    n, d = int(index.ntotal), int(index.d)
+    vectors = faiss.rev_swig_ptr(index.get_xb(), n * d).reshape(n, d)
+    rows = max(1, FLAT_BLOCK_BYTES // (4 * d))
+    keep_max = index.metric_type == faiss.METRIC_INNER_PRODUCT
+    scores = np.empty((len(q), k), dtype=np.float32)
+    found = np.empty((len(q), k), dtype=np.int64)
+    for first in range(0, len(q), queries_per_call):
+        part = q[first : first + queries_per_call]
+        # Blocks in position order, each added with its lower positions first: the heap takes an
+        # equal score only while it has room, so ties keep the lower positions (FAISS's own rule).
+        heap = faiss.ResultHeap(len(part), k, keep_max=keep_max)
+        for start in range(0, n, rows):
+            block = vectors[start : start + rows]
+            s, f = faiss.knn(part, block, min(k, len(block)), metric=index.metric_type)
+            heap.add_result(*ties_by_id(index, s, np.where(f >= 0, f + start, -1)))
+        heap.finalize()
+        scores[first : first + len(part)], found[first : first + len(part)] = ties_by_id(index, heap.D, heap.I)
+    return scores, found
 
 
 def ties_by_id(index: Any, scores: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

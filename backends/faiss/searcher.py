@@ -17,7 +17,7 @@ import numpy as np
 
 from backends.base import VECTOR, Leg, Restriction, SourceFilters, check_k, query_matrix
 from backends.faiss.encoder import dimension_of, encode_queries, load_encoder
-from backends.faiss.flat_split import large_flat, split_search, ties_by_id
+from backends.faiss.flat_split import blocked_search, large_flat, split_search, ties_by_id
 from backends.faiss.gpu import GPU_MAX_K, batch_invariant_gpu_search, faiss_device, to_gpu
 from backends.faiss.rows import RowFile
 from backends.faiss.section import FaissSection
@@ -342,7 +342,8 @@ def batch_invariant_search(index: Any, q: np.ndarray, k: int, params: Any = None
     moved by up to 3.6e-7 and one query's list changed order, against each query alone. The service's
     micro-batcher merges queries into batches of up to `batch_max_queries` (≤ 4,096), and a request's
     scores must not depend on what it was merged with. Fewer queries than FAISS has threads, over a
-    large exact index, are split over threads as a batch is scored (`backends.faiss.flat_split`)."""
+    large exact index, are split over threads as a batch is scored, and a batch is scored block by
+    block of the vectors, each read once for all its queries (`backends.faiss.flat_split`)."""
     import faiss
 
     threads = faiss.omp_get_max_threads()  # this thread's: what FAISS's parallel regions here use
@@ -350,6 +351,8 @@ def batch_invariant_search(index: Any, q: np.ndarray, k: int, params: Any = None
     if split and len(q) < threads:
         return split_search(index, q, k, threads, None if params is None else params.sel)
     step = max(1, (int(faiss.cvar.distance_compute_blas_threshold) - 1) // max(1, q.shape[1]))
+    if split and params is None:
+        return blocked_search(index, q, k, step)
     if len(q) <= step:
         scores, found = index.search(q, k, params=params)
     else:

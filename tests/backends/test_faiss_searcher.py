@@ -283,6 +283,33 @@ def test_a_single_query_scores_as_in_a_batch_on_a_flat_index_faiss_would_split(v
     assert batch_invariant_search(index, q[1:2], 50)[1][0].tolist() == best.tolist()
 
 
+def test_a_batch_over_a_large_flat_index_scored_block_by_block_ranks_as_a_whole_scan(faiss_threads, monkeypatch) -> None:
+    """A batch over an exact index of 10,000+ vectors is scored a block of vectors at a time
+    (`blocked_search`): each query must get the scores and order a whole scan of the index gives it,
+    and alone (the split) the same as in the batch, with 80 equal scores straddling the top 50 over
+    many blocks, where only the lower positions may be kept."""
+    import faiss
+
+    from backends.faiss import flat_split
+    from backends.faiss.searcher import batch_invariant_search
+
+    monkeypatch.setattr(flat_split, "FLAT_BLOCK_BYTES", 64 << 10)  # 256 vectors a block: 47 blocks
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((12_000, 64), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x[200::150] = x[5]  # 79 copies of one vector, in many blocks
+    index = faiss.IndexFlatIP(64)
+    index.add(x)
+    q = np.vstack([x[5], rng.standard_normal((7, 64), dtype=np.float32)])
+    scores, ids = batch_invariant_search(index, q, 50)
+    assert ids[0].tolist() == [5, *range(200, 200 + 150 * 49, 150)] and len(set(scores[0].tolist())) == 1
+    whole = flat_split.ties_by_id(index, *index.search(q, 50))  # each query one scan of all vectors
+    for i in range(len(q)):
+        assert ids[i].tolist() == whole[1][i].tolist() and scores[i].tobytes() == whole[0][i].tobytes(), i
+        alone = batch_invariant_search(index, q[i : i + 1], 50)
+        assert alone[1][0].tolist() == ids[i].tolist() and alone[0][0].tobytes() == scores[i].tobytes(), i
+
+
 def test_a_filtered_single_query_over_a_large_flat_index_gets_the_allowed_top_k(faiss_threads) -> None:
     """A single query through an id selector over an exact index FAISS would split is split over the
     threads by the retriever (each shard searching through the selector and its range): it must
