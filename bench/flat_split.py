@@ -21,6 +21,12 @@ Batches (--batches sizes, best of 3 each): `whole scans` (FAISS's `index.search`
 query scanning every vector: the retriever's path before 2026-12-04) against `blocked` (the
 retriever's: a block of vectors at a time for the whole batch, `blocked_search`), and whether the
 two gave the same scores and positions for every query.
+
+Restrictions (--allowed-shares, e.g. 0.02 0.2 0.5: source filters allowing that share of the
+passages at random), through `FaissSearcher.search_vectors_positions` over the index written to a
+temporary folder: `copied rows` (the allowed vectors copied out and scored, the path below
+`exact_allowed_max` for every index type before 2026-12-04) against `selector` (FAISS's search
+through an id bitmap, in place); one query (p50 of --singles) and a batch of 32 (best of 3).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--singles", type=int, default=50, help="single queries timed per size")
     ap.add_argument("--batches", type=int, nargs="*", default=[32, 200], help="batch sizes timed per size")
+    ap.add_argument("--allowed-shares", type=float, nargs="*", default=[], help="restrictions timed per size")
     ap.add_argument("--dimension", type=int, default=384)
     ap.add_argument("--json", help="append each result row to this file")
     args = ap.parse_args()
@@ -107,6 +114,63 @@ def main() -> None:
             report(args, {"size": size, "threads": args.threads, "batch": size_b,
                           **{f"{name} ms": round(v * 1000, 1) for name, v in best.items()},
                           "speed-up": round(best["whole scans"] / best["blocked"], 2), "same": same_b})  # fmt: skip
+        if args.allowed_shares:
+            restrictions(args, index, queries, rng)
+
+
+def restrictions(args, index, queries, rng) -> None:
+    """Copied rows against the id selector, per allowed share (see the module's docstring)."""
+    import tempfile
+
+    import numpy as np
+
+    from backends.base import Restriction
+    from backends.faiss.searcher import FaissSearcher
+
+    n = int(index.ntotal)
+    with tempfile.TemporaryDirectory() as tmp:
+        section = flat_dense_folder(Path(tmp), index)
+        for share in args.allowed_shares:
+            restriction = Restriction(allowed=rng.random(n) < share)
+            timed, got = {}, {}
+            for name, limit in (("copied rows", n), ("selector", 0)):
+                retriever = FaissSearcher(Path(tmp), section)
+                retriever._exact_limit = lambda _index, limit=limit: limit  # copied rows up to `limit` allowed
+                singles = []
+                for i in range(args.singles):
+                    t = time.perf_counter()
+                    retriever.search_vectors_positions(queries[i : i + 1], K, restriction)
+                    singles.append(time.perf_counter() - t)
+                batch = []
+                for _ in range(3):
+                    t = time.perf_counter()
+                    got[name] = retriever.search_vectors_positions(queries[:32], K, restriction)
+                    batch.append(time.perf_counter() - t)
+                timed[name] = (statistics.median(singles), min(batch))
+            same = all(np.array_equal(a[0], b[0]) for a, b in zip(got["copied rows"], got["selector"]))
+            report(args, {"size": n, "threads": args.threads, "allowed": int(restriction.allowed.sum()),
+                          **{f"{name} one query p50 ms": round(v[0] * 1000, 2) for name, v in timed.items()},
+                          **{f"{name} batch of 32 ms": round(v[1] * 1000, 1) for name, v in timed.items()},
+                          "same positions": same})  # fmt: skip
+
+
+def flat_dense_folder(build_dir: Path, index) -> "FaissSection":  # noqa: F821 - imported inside
+    """A dense folder under `build_dir` holding `index` (exact) with stand-in passage ids, and its
+    manifest section: a `FaissSearcher` over vectors no encoder made (no query encoding then)."""
+    import json
+
+    import faiss
+
+    from backends.faiss.section import FaissSection
+    from indexer import layout
+
+    dense = build_dir / layout.DENSE_DIR
+    dense.mkdir(parents=True, exist_ok=True)
+    faiss.write_index(index, str(dense / "index.faiss"))
+    n = int(index.ntotal)
+    (dense / "passage_ids.json").write_text(json.dumps([f"p{i}#0" for i in range(n)]), encoding="utf-8")
+    return FaissSection(model="stand-in", bundled=False, model_name="stand-in", dimension=int(index.d), model_key="-",
+                        count=n, encoded=n, reused=0, ann="exact")  # fmt: skip
 
 
 def unit(x):

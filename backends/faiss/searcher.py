@@ -30,6 +30,8 @@ from indexer.schema import doc_id_of
 
 
 EXACT_ALLOWED_MAX = 50_000  # a restriction allowing at most this many passages is searched exactly
+# ... on a large exact index, only while it allows at most this many or 1/20 of its passages (`_exact_limit`)
+FLAT_EXACT_ALLOWED = 4_000
 
 
 class _ListIds:
@@ -236,7 +238,7 @@ class FaissSearcher:
         if len(positions) == 0:
             return np.zeros((len(q), 0), dtype=np.float32), np.zeros((len(q), 0), dtype=np.int64)
         k = min(k, len(positions))
-        if len(positions) <= self.exact_allowed_max:
+        if len(positions) <= self._exact_limit(index):
             rows = self._rows(positions)
             # One matrix-vector product per query: a matrix product of the whole batch sums in an order
             # that depends on the batch's size (one query alone goes to gemv), and so would its scores.
@@ -257,6 +259,16 @@ class FaissSearcher:
         scores, found = self._knn(index, q, k, params)
         del bits  # read by the selector during the search only
         return scores, found
+
+    def _exact_limit(self, index: Any) -> int:
+        """Up to how many allowed passages `_search_allowed` scores from a copy of their vectors. HNSW
+        and IVF need that below `exact_allowed_max` (through an id selector they lose recall when few
+        are allowed). A large exact index searched through a selector is exact too, and reads the
+        vectors in place: that is faster once more than FLAT_EXACT_ALLOWED or 1/20 of its passages
+        are allowed (2-3x for one query at 20-50 % of 100,000; docs/BENCHMARKS.md, issue 14)."""
+        if large_flat(index):
+            return min(self.exact_allowed_max, max(FLAT_EXACT_ALLOWED, int(index.ntotal) // 20))
+        return self.exact_allowed_max
 
     def _knn(self, index: Any, q: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """FAISS search; for IVF-PQ, k x refine candidates re-scored with the exact vectors."""

@@ -310,6 +310,34 @@ def test_a_batch_over_a_large_flat_index_scored_block_by_block_ranks_as_a_whole_
         assert alone[1][0].tolist() == ids[i].tolist() and alone[0][0].tobytes() == scores[i].tobytes(), i
 
 
+def test_restrictions_over_a_large_flat_index_get_the_allowed_top_k_alone_and_in_a_batch(tmp_path: Path, faiss_threads) -> None:
+    """A restriction over an exact index of 12,000 vectors, allowing a few passages (scored from
+    their copied vectors) or half of them (through an id selector, `_exact_limit`): each query gets
+    the best allowed passages as a brute-force scan ranks them, and the same scores alone as in a batch."""
+    import faiss
+
+    from bench.flat_split import flat_dense_folder
+
+    rng = np.random.default_rng(13)
+    n, d = 12_000, 32
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = faiss.IndexFlatIP(d)
+    index.add(x)
+    retriever = FaissSearcher(tmp_path, flat_dense_folder(tmp_path, index))
+    q = rng.standard_normal((6, d), dtype=np.float32)
+    for share in (0.02, 0.5):  # under the limit (1/20 of 12,000 is under FLAT_EXACT_ALLOWED) and over it
+        allowed = rng.random(n) < share
+        positions = np.flatnonzero(allowed)
+        batch = retriever.search_vectors_positions(q, 40, Restriction(allowed=allowed))
+        for i, (found, scores) in enumerate(batch):
+            exact = x[positions] @ q[i]
+            assert found.tolist() == positions[np.argsort(-exact, kind="stable")[:40]].tolist(), (share, i)
+            assert np.allclose(scores, np.sort(exact)[::-1][:40], atol=1e-5)
+            alone_found, alone_scores = retriever.search_vectors_positions(q[i : i + 1], 40, Restriction(allowed=allowed))[0]
+            assert alone_found.tolist() == found.tolist() and alone_scores.tobytes() == scores.tobytes(), (share, i)
+
+
 def test_a_filtered_single_query_over_a_large_flat_index_gets_the_allowed_top_k(faiss_threads) -> None:
     """A single query through an id selector over an exact index FAISS would split is split over the
     threads by the retriever (each shard searching through the selector and its range): it must
