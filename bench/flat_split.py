@@ -37,8 +37,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+if TYPE_CHECKING:  # pragma: no cover
+    from backends.faiss.section import FaissSection
 
 from bench.common import report  # noqa: E402
 
@@ -154,7 +158,7 @@ def restrictions(args, index, queries, rng) -> None:
                           "same positions": same})  # fmt: skip
 
 
-def flat_dense_folder(build_dir: Path, index) -> "FaissSection":  # noqa: F821 - imported inside
+def flat_dense_folder(build_dir: Path, index) -> FaissSection:
     """A dense folder under `build_dir` holding `index` (exact) with stand-in passage ids, and its
     manifest section: a `FaissSearcher` over vectors no encoder made (no query encoding then)."""
     import json

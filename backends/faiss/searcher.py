@@ -265,7 +265,7 @@ class FaissSearcher:
         and IVF need that below `exact_allowed_max` (through an id selector they lose recall when few
         are allowed). A large exact index searched through a selector is exact too, and reads the
         vectors in place: that is faster once more than FLAT_EXACT_ALLOWED or 1/20 of its passages
-        are allowed (2-3x for one query at 20-50 % of 100,000; docs/BENCHMARKS.md, issue 14)."""
+        are allowed (2-7x for one query at 20-50 % of 100,000; docs/BENCHMARKS.md, issue 14)."""
         if large_flat(index):
             return min(self.exact_allowed_max, max(FLAT_EXACT_ALLOWED, int(index.ntotal) // 20))
         return self.exact_allowed_max
