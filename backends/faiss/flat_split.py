@@ -59,14 +59,12 @@ def split_search(index: Any, q: np.ndarray, k: int, threads: int, selector: Any 
     with a FAISS id `selector`, only the ids it accepts."""
     import faiss
 
-    vectors = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
     bounds = np.linspace(0, index.ntotal, threads + 1).astype(np.int64)
     metric = index.metric_type
 
     def shard(start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
         if selector is None:
-            scores, found = faiss.knn(q, vectors[start:end], min(k, int(end - start)), metric=metric)
-            return scores, np.where(found >= 0, found + start, -1)
+            return _scan(index, q, start, end, k)
         within = faiss.IDSelectorRange(start, end)
         both = faiss.IDSelectorAnd(within, selector)  # holds plain pointers: `within` lives until the search ends
         return index.search(q, min(k, int(end - start)), params=faiss.SearchParameters(sel=both))
@@ -86,9 +84,8 @@ def blocked_search(index: Any, q: np.ndarray, k: int, queries_per_call: int) -> 
     (in calls of at most `queries_per_call`, FAISS's kernel for a batch), best first, equal scores by position."""
     import faiss
 
-    n, d = int(index.ntotal), int(index.d)
-    vectors = faiss.rev_swig_ptr(index.get_xb(), n * d).reshape(n, d)
-    rows = max(1, FLAT_BLOCK_BYTES // (4 * d))
+    n = int(index.ntotal)
+    rows = max(1, FLAT_BLOCK_BYTES // (4 * int(index.d)))
     keep_max = index.metric_type == faiss.METRIC_INNER_PRODUCT
     scores = np.empty((len(q), k), dtype=np.float32)
     found = np.empty((len(q), k), dtype=np.int64)
@@ -98,12 +95,20 @@ def blocked_search(index: Any, q: np.ndarray, k: int, queries_per_call: int) -> 
         # equal score only while it has room, so ties keep the lower positions (FAISS's own rule).
         heap = faiss.ResultHeap(len(part), k, keep_max=keep_max)
         for start in range(0, n, rows):
-            block = vectors[start : start + rows]
-            s, f = faiss.knn(part, block, min(k, len(block)), metric=index.metric_type)
-            heap.add_result(*ties_by_id(index, s, np.where(f >= 0, f + start, -1)))
+            heap.add_result(*ties_by_id(index, *_scan(index, part, start, min(n, start + rows), k)))
         heap.finalize()
         scores[first : first + len(part)], found[first : first + len(part)] = ties_by_id(index, heap.D, heap.I)
     return scores, found
+
+
+def _scan(index: Any, q: np.ndarray, start: int, end: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top k of each query among the exact index's vectors at positions [start, end), with FAISS's
+    batch kernel over a view of them (no copy); found as positions in the whole index."""
+    import faiss
+
+    vectors = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+    scores, found = faiss.knn(q, vectors[start:end], min(k, int(end - start)), metric=index.metric_type)
+    return scores, np.where(found >= 0, found + start, -1)
 
 
 def ties_by_id(index: Any, scores: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
