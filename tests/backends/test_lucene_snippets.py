@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -23,11 +26,12 @@ def jvm():
     assert in_jvm.available()
 
 
-def jvm_made(pairs: list[tuple[str, str]], max_chars: int = 240) -> list[str | None]:
+def jvm_made(pairs: list[tuple[str, str]], max_chars: int = 240, threads: int | None = None) -> list[str | None]:
     """The JVM's own answers (None: left to Python), without the Python fallback."""
     queries: dict[str, int] = {}
     query_of = [queries.setdefault(q, len(queries)) for _, q in pairs]
-    made = in_jvm.make([t for t, _ in pairs], query_of, [_sorted_stems(q) for q in queries], max_chars, java_tables)
+    made = in_jvm.make([t for t, _ in pairs], query_of, [_sorted_stems(q) for q in queries], max_chars, java_tables,
+                       threads)  # fmt: skip
     assert made is not None, "the helper jar lacks drsearch.Snippets: run `make lucene-helper`"
     return made
 
@@ -74,6 +78,50 @@ def test_random_texts_of_awkward_characters_match_python():
         made = jvm_made(pairs, max_chars)
         assert sum(m is None for m in made) == 0
         assert made == [snippet(t, q, max_chars) for t, q in pairs]
+
+
+def test_a_response_made_in_parts_side_by_side_is_the_one_made_in_one():
+    # Parts are cut by text length (one part gets the few long texts), each part's hits keep their
+    # order, and texts left to Python stay None wherever the cuts fall.
+    rng = random.Random(7)
+    words = ["inflation", "École", "naïve", "dna", "cell_line"]
+    han = "中国经济增长 " * 30
+    pairs = [(random_text(rng, words) * (8 if i % 37 == 0 else 1), rng.choice(["inflation dna", "École naïve", "cell"]))
+             for i in range(301)]  # fmt: skip
+    pairs[150] = (han, "inflation")
+    expected = jvm_made(pairs, 60, threads=1)
+    assert expected[150] is None and expected == [None if i == 150 else snippet(t, q, 60) for i, (t, q) in enumerate(pairs)]
+    for threads in (2, 3, 8, 64):
+        assert jvm_made(pairs, 60, threads) == expected
+    assert jvm_made(pairs[:63], 60, 2) == expected[:63]  # under two parts' worth: made in one
+
+
+@pytest.mark.skipif(not Path("/proc/thread-self/stat").exists(), reason="per-thread niceness is read from Linux's /proc")
+def test_a_low_priority_callers_parts_run_at_its_priority():
+    # A bulk request is formatted on a thread with raised niceness (service.priority); the Java
+    # helpers that take its snippets' other parts must not run them at the normal priority.
+    from service.priority import lower_this_thread
+
+    pairs = [(f"{' '.join(['filler'] * 80)} inflation {i}", "inflation") for i in range(200)]
+    expected = [snippet(t, q, 60) for t, q in pairs]
+    seen: list[int] = []
+
+    def low_priority_call() -> None:
+        assert lower_this_thread(7)
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        assert jvm_made(pairs, 60, threads=2) == expected
+
+    caller = threading.Thread(target=low_priority_call)
+    caller.start()
+    caller.join()
+    assert jvm_made(pairs, 60, threads=2) == expected  # and a normal-priority call
+    helpers = {}
+    for task in Path("/proc/self/task").iterdir():
+        name = (task / "comm").read_text().strip()
+        if name.startswith("snip-nice"):
+            helpers[name] = int((task / "stat").read_text().rsplit(")", 1)[1].split()[16])  # its nice value
+    normal = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert helpers == {f"snip-nice{seen[0]}": seen[0], f"snip-nice{normal}": normal} and seen[0] > normal
 
 
 def test_texts_left_to_python_still_get_pythons_snippets():
