@@ -116,12 +116,13 @@ def error_code(exc: DrsearchError) -> tuple[int, str]:
     """The HTTP status and the API's error code for `exc` (the MCP tools name the same codes)."""
     from service.validate import IndexInvalidError
 
-    if isinstance(exc, IndexFormatError) and not isinstance(exc, IndexInvalidError) and exc.field == "mode":
-        return 400, "unsupported_by_index"  # mode=dense on an index built without it
-    kinds = ((QueryError, 400, "invalid_query"), (DeadlineExceeded, 504, "deadline_exceeded"),
-             (IndexInvalidError, 409, "index_invalid"), (BackendUnavailable, 503, "backend_unavailable"),
-             (IndexFormatError, 500, "index_corrupt"), (ConfigError, 503, "config_error"))  # fmt: skip
-    return next(((status, code) for kind, status, code in kinds if isinstance(exc, kind)), (400, "bad_request"))
+    # In order, the first that fits; a field names the one a kind needs (mode=dense on an index built without it).
+    kinds = ((QueryError, None, 400, "invalid_query"), (DeadlineExceeded, None, 504, "deadline_exceeded"),
+             (IndexInvalidError, None, 409, "index_invalid"), (IndexFormatError, "mode", 400, "unsupported_by_index"),
+             (BackendUnavailable, None, 503, "backend_unavailable"), (IndexFormatError, None, 500, "index_corrupt"),
+             (ConfigError, None, 503, "config_error"))  # fmt: skip
+    fits = ((status, code) for kind, field, status, code in kinds if isinstance(exc, kind) and field in (None, exc.field))
+    return next(fits, (400, "bad_request"))
 
 
 def error_json(status: int, code: str, message: str, field: str | None = None, headers=None) -> JSONResponse:
