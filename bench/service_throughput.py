@@ -129,7 +129,7 @@ class Server:
 def warm_in_process(index: Path, queries: list[str], n: int, batch: int, k: int, mode: str) -> None:
     """Rank `n` queries in this process (the JVM's JIT, model and page cache): half in batches of
     1,000, half in batches of `batch`, the two sizes timed here. Batches of 32 run code that batches
-    of 1,000 leave cold: after 10,000 queries in batches of 1,000, the JVM's compiler still spent
+    of 1,000 leave cold: after 6,000 queries in batches of 1,000, the JVM's compiler still spent
     0.65 s on the first 1,000 queries in batches of 32, and 0.1 s on the next (per-thread CPU)."""
     from ranker.pipeline import SearchOptions, SearchPipeline
     from ranker.settings import SearchSettings
