@@ -8,8 +8,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from indexer.errors import ConfigError
 
-Encoder = Literal["st", "onnx", "onnx-int8"]  # the encoder a build used (recorded in its manifest)
-EncoderChoice = Literal["auto", Encoder]  # one flat Literal: a bad value is one error naming all four
+Encoder = Literal["st", "onnx", "onnx-int8", "st-bf16"]  # the encoder a build used (recorded in its manifest)
+EncoderChoice = Literal["auto", Encoder]  # one flat Literal: a bad value is one error naming all five
 
 
 class DenseSettings(BaseModel):
@@ -26,7 +26,9 @@ class DenseSettings(BaseModel):
     device: str | None = None  # None = cuda when available, else cpu
     # st: sentence-transformers (torch); onnx / onnx-int8: ONNX Runtime fp32 / int8 (CPU), exported
     # from the same weights; auto: onnx on the CPU (same vectors as torch to 1e-6, about twice as
-    # fast), st on a GPU. The manifest records the one used: queries use the encoder the passages used.
+    # fast), st on a GPU. The manifest records the one used: queries use the encoder the passages used,
+    # except st-bf16 (torch in bfloat16, for passages on CPUs with AMX or on a GPU): its queries use
+    # auto, the fp32 model its vectors stay within cosine ~1e-4 of.
     encoder: EncoderChoice = "auto"
     ann: Literal["auto", "exact", "flat", "hnsw", "hnsw-sq8", "ivf-pq"] = "auto"  # flat = exact
     exact_max: int = Field(200_000, ge=1)  # auto: exact inner product up to this many passages, HNSW above

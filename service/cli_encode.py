@@ -18,7 +18,7 @@ def encode_command(
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Encoder actors (default: one per GPU, or per CPU slot where the cluster has no GPU)")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cuda | cpu (default: cuda when available); cuda where there is none is an error")] = None,
     model: Annotated[Optional[Path], typer.Option(help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")] = None,
-    encoder: Annotated[str, typer.Option(help="auto (onnx on the CPU, st on a GPU) | st (torch) | onnx (ONNX Runtime fp32) | onnx-int8, as `index build --encoder` (part of the cache key)")] = "auto",
+    encoder: Annotated[str, typer.Option(help="auto (onnx on the CPU, st on a GPU) | st (torch) | onnx (ONNX Runtime fp32) | onnx-int8 | st-bf16, as `index build --encoder` (part of the cache key)")] = "auto",
     chunk_words: Annotated[int, typer.Option(help="Target passage size in words, as `index build` (0 = one passage per document)")] = 200,
     overlap_words: Annotated[int, typer.Option(help="Words of overlap between consecutive passages, as `index build`")] = 0,
     query_prefix: Annotated[str, typer.Option(help="As `index build` (part of the cache key)")] = "",

@@ -64,7 +64,8 @@ def resolve_encoder(encoder: str, device: str) -> str:
 
 def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
     """Load the sentence-transformers model named by `settings` (offline only), run by torch or,
-    with `settings.encoder` onnx / onnx-int8 (or auto on the CPU), by ONNX Runtime (`backends.faiss.onnx`).
+    with `settings.encoder` onnx / onnx-int8 (or auto on the CPU), by ONNX Runtime (`backends.faiss.onnx`),
+    with st-bf16 by torch in bfloat16 (`backends.faiss.bf16`).
 
     Raises ConfigError (one line) when the directory is not a sentence-transformers model.
     The caller keeps the returned model; nothing is cached here. The objects alive after the load
@@ -97,7 +98,11 @@ def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
     if getattr(model, "tokenizer", None) is not None:
         serialise_tokenizer(model.tokenizer)
     encoder = resolve_encoder(settings.encoder, device)
-    if encoder != "st":
+    if encoder == "st-bf16":
+        from backends.faiss.bf16 import Bf16Encoder
+
+        model = Bf16Encoder(model)
+    elif encoder != "st":
         from backends.faiss.onnx import OnnxEncoder
 
         model = OnnxEncoder(model, path, int8=encoder == "onnx-int8")

@@ -58,11 +58,12 @@ def _weights_key(model_dir: Path) -> str:
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _pooling_mode(st_model: Any) -> str:
+def pooling_mode(st_model: Any, encoder: str = "ONNX encoders") -> str:
+    """The model's pooling, mean or CLS: what the encoders that pool outside the model support."""
     pooling = next((m for m in st_model if type(m).__name__ == "Pooling"), None)
     mode = getattr(pooling, "pooling_mode", None)
     if mode not in ("mean", "cls"):
-        raise ConfigError("ONNX encoders support mean or CLS pooling only; use --encoder st", where="encoder")
+        raise ConfigError(f"{encoder} support mean or CLS pooling only; use --encoder st", where="encoder")
     return mode
 
 
@@ -137,7 +138,7 @@ class OnnxEncoder:
 
     def __init__(self, st_model: Any, model_dir: Path, *, int8: bool, threads: int | None = None):
         self.kind: Encoder = "onnx-int8" if int8 else "onnx"
-        self.pooling = _pooling_mode(st_model)
+        self.pooling = pooling_mode(st_model)
         self.path = exported_model(st_model, model_dir, int8=int8)
         self.tokenizer = st_model.tokenizer
         self.max_seq_length = int(st_model.max_seq_length)

@@ -37,11 +37,13 @@ class EncoderSection(Section):
     reused: int = Field(ge=0)
 
     def encoder_settings(self, device: str | None = None) -> DenseSettings:
-        """The settings that load this build's encoder for queries."""
+        """The settings that load this build's encoder for queries. A bfloat16 build's queries are
+        encoded in fp32 (`auto`): one query gains nothing from bfloat16 (torch's per-call cost), and
+        the pair ranks as the fp32 build does (`backends.faiss.bf16`)."""
         return DenseSettings(
             model=None if self.bundled else self.model, query_prefix=self.query_prefix,
             passage_prefix=self.passage_prefix, normalize=self.normalize, max_length=self.max_length, device=device,
-            encoder=self.encoder,
+            encoder="auto" if self.encoder == "st-bf16" else self.encoder,
         )  # fmt: skip
 
 

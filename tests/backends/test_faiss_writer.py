@@ -125,7 +125,20 @@ def test_encode_matches_plain_encode_and_prefixes(model) -> None:
     assert passage_text("", "body") == "body" and passage_text("T", "body") == "T\nbody"
 
 
-def test_query_buckets_are_batch_invariant_and_a_model_that_cannot_pad_encodes_each_alone(model, monkeypatch) -> None:
+@pytest.fixture
+def one_torch_thread():
+    """torch with one intra-op thread, as the service runs it (`ServiceSettings.torch_threads`):
+    with two, a bucket of several queries came out ~1e-7 from each query alone (docs/OPERATIONS.md).
+    The count is process-wide: a test before this one (a server's lifespan) could leave it at 1."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_query_buckets_are_batch_invariant_and_a_model_that_cannot_pad_encodes_each_alone(model, monkeypatch, one_torch_thread) -> None:
     # sentence-transformers pads each length bucket to its size when asked (processing_kwargs): one
     # row per query, each query's vector the same alone or in any batch. A model whose tokenizer
     # takes no per-call padding encodes each query as a batch of its own: one call per query.

@@ -162,7 +162,7 @@ def test_iso_639_3_and_special_codes_are_accepted(tiny_index):
 def test_bad_encoder_names_the_choices(tmp_path, command):
     write_docs(tmp_path / "docs.jsonl")
     proc = drsearch(*command, "--corpus", tmp_path / "docs.jsonl", "--out", tmp_path / "o", "-q", "--encoder", "foo")
-    assert_one_line_error(proc, "invalid --encoder: ", "'auto', 'st', 'onnx' or 'onnx-int8'", "got 'foo'")
+    assert_one_line_error(proc, "invalid --encoder: ", "'auto', 'st', 'onnx', 'onnx-int8' or 'st-bf16'", "got 'foo'")
     assert "literal[" not in proc.stderr
     assert not (tmp_path / "o").exists()
 
