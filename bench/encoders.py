@@ -20,7 +20,7 @@ import time
 
 from common import DATA, load_queries, table
 
-from backends.faiss.bf16 import _cpu_capability, native_bf16
+from backends.faiss.bf16 import cpu_capability, native_bf16
 from backends.faiss.encoder import encode_passages, encode_queries, load_encoder, passage_text
 from backends.threads import cores, set_budget
 from indexer.settings import DenseSettings
@@ -50,7 +50,7 @@ def main() -> None:
     queries = load_queries()[: args.queries]
     texts = passages(args.passages)
     settings = DenseSettings(device="cpu")
-    encoders = [e for e in ENCODERS if e != "st-bf16" or native_bf16(_cpu_capability())]
+    encoders = [e for e in ENCODERS if e != "st-bf16" or native_bf16(cpu_capability())]
     models = {e: load_encoder(settings.model_copy(update={"encoder": e})) for e in encoders}
     for m in models.values():  # warm up (first ONNX run allocates)
         encode_passages(m, texts[:8], settings)

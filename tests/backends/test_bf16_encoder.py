@@ -15,7 +15,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from backends.faiss.bf16 import _cpu_capability, native_bf16  # noqa: E402
+from backends.faiss.bf16 import cpu_capability, native_bf16  # noqa: E402
 from backends.faiss.encoder import encode_passages, encoder_info, load_encoder, model_key  # noqa: E402
 from indexer.build import build_index  # noqa: E402
 from indexer.errors import ConfigError  # noqa: E402
@@ -23,7 +23,7 @@ from indexer.settings import BuildSettings, DenseSettings  # noqa: E402
 from ranker.pipeline import SearchOptions, SearchPipeline  # noqa: E402
 from tests.text_fixtures import DOCS  # noqa: E402
 
-needs_bf16 = pytest.mark.skipif(not native_bf16(_cpu_capability()), reason="this CPU has no native bfloat16 (AMX or AVX512-BF16)")
+needs_bf16 = pytest.mark.skipif(not native_bf16(cpu_capability()), reason="this CPU has no native bfloat16 (AMX or AVX512-BF16)")
 TEXTS = [f"{title}\n{text}" for _, title, text in DOCS]
 
 
@@ -95,7 +95,7 @@ def test_a_cpu_without_bf16_refuses_the_encoder_in_one_line(torch_model, monkeyp
     """What a user on an older CPU sees (the capability read is replaced: this host may have bfloat16)."""
     import backends.faiss.bf16 as bf16
 
-    monkeypatch.setattr(bf16, "_cpu_capability", lambda: {"avx512_f": True})
+    monkeypatch.setattr(bf16, "cpu_capability", lambda: {"avx512_f": True})
     with pytest.raises(ConfigError, match="st-bf16 needs a CPU with bfloat16") as err:
         bf16.Bf16Encoder(torch_model)
     assert "\n" not in str(err.value)
