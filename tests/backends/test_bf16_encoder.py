@@ -99,3 +99,15 @@ def test_a_cpu_without_bf16_refuses_the_encoder_in_one_line(torch_model, monkeyp
     with pytest.raises(ConfigError, match="st-bf16 needs a CPU with bfloat16") as err:
         bf16.Bf16Encoder(torch_model)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="no /proc/cpuinfo (not Linux)")
+def test_without_torchs_capability_api_linux_flags_decide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's capability read is private: where a torch lacks it, the CPU's flags still tell."""
+    import torch
+
+    import backends.faiss.bf16 as bf16
+
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    monkeypatch.delattr(torch._C._cpu, "_get_cpu_capability", raising=False)
+    assert bf16.cpu_capability() == {name: name in flags for name in bf16.BF16_FEATURES}
