@@ -133,7 +133,7 @@ def index_build(
     bm25_b: Annotated[float, typer.Option("--b", help="BM25 b")] = 0.4,
     dense: Annotated[bool, typer.Option("--dense/--no-dense", help="Build the dense (FAISS) leg")] = True,
     model: Annotated[Optional[Path], typer.Option(help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")] = None,
-    encoder: Annotated[str, typer.Option(help="auto (onnx on the CPU, st on a GPU) | st (torch) | onnx (ONNX Runtime fp32) | onnx-int8 | st-bf16 (torch bfloat16: passages on AMX CPUs or GPUs, queries fp32); queries use the same")] = "auto",
+    encoder: Annotated[str, typer.Option(help="auto (onnx on the CPU, st on a GPU) | st (torch) | onnx (ONNX Runtime fp32) | onnx-int8 | st-bf16 (torch bfloat16, for passages on AMX CPUs or GPUs); queries use the same encoder (st-bf16 builds: fp32)")] = "auto",
     dense_languages: Annotated[Optional[str], typer.Option(
         "--dense-languages", help="Languages the model covers, comma-separated ISO 639-1 or 639-3 codes, or * (default: the model card's; "
         "en for the bundled model). Hybrid runs BM25 alone for queries in other languages")] = None,
