@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.faiss.onnx import pooling_mode
+from backends.faiss.onnx import ends_normalized, pooling_mode, unit_rows
 from indexer.errors import ConfigError
 from indexer.settings import Encoder
 
@@ -63,7 +63,7 @@ class Bf16Encoder:
             raise ConfigError("st-bf16 needs a GPU with bfloat16 units (Ampere or newer); use --encoder st",
                               where="encoder")  # fmt: skip
         self.pooling = pooling_mode(st_model, "bfloat16 encoders")
-        self._normalize = any(type(m).__name__ == "Normalize" for m in st_model)  # part of the model itself
+        self._normalize = ends_normalized(st_model)
         self._transformer = st_model[0].auto_model.to(torch.bfloat16).eval()
         self.tokenizer = st_model.tokenizer
         self.max_seq_length = int(st_model.max_seq_length)
@@ -94,6 +94,4 @@ class Bf16Encoder:
                     mask = feed["attention_mask"].unsqueeze(-1).float()
                     pooled = (states * mask).sum(dim=1) / mask.sum(dim=1)
                 out[rows] = pooled.cpu().numpy()
-        if normalize_embeddings or self._normalize:
-            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return out
+        return unit_rows(out) if normalize_embeddings or self._normalize else out

@@ -67,6 +67,18 @@ def pooling_mode(st_model: Any, encoder: str = "ONNX encoders") -> str:
     return mode
 
 
+def ends_normalized(st_model: Any) -> bool:
+    """Whether the model ends in L2 normalisation (a Normalize module), which the encoders that pool
+    outside the model apply themselves (`unit_rows`)."""
+    return any(type(m).__name__ == "Normalize" for m in st_model)
+
+
+def unit_rows(out: np.ndarray) -> np.ndarray:
+    """`out` with each row L2-normalised in place, row by row: a row's result does not depend on the others."""
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out
+
+
 def exported_model(st_model: Any, model_dir: Path, *, int8: bool) -> Path:
     """Path of the model's ONNX export (int8: dynamically quantised), exporting it on first use."""
     folder = cache_root() / "onnx" / f"{model_dir.name}-{_weights_key(model_dir)}"
@@ -144,7 +156,7 @@ class OnnxEncoder:
         self.max_seq_length = int(st_model.max_seq_length)
         self.device = "cpu"
         self._dimension = int(st_model.get_embedding_dimension())
-        self._normalize = any(type(m).__name__ == "Normalize" for m in st_model)  # part of the model itself
+        self._normalize = ends_normalized(st_model)
         # fp32: padding leaves a text's token states bit for bit as they are alone (tested), so texts
         # may share a run. int8 quantises activations with one scale per run: each text runs alone.
         self._run_tokens = 1 if int8 else RUN_TOKENS
@@ -199,9 +211,7 @@ class OnnxEncoder:
             out[i] = states[j, 0] if self.pooling == "cls" else states[j, :n].sum(axis=0) / np.float32(n)
 
     def _normalized(self, out: np.ndarray, normalize: bool) -> np.ndarray:
-        if normalize or self._normalize:  # row by row: a row's result does not depend on the others
-            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return out
+        return unit_rows(out) if normalize or self._normalize else out
 
     def encode_each(self, texts: Sequence[str], normalize_embeddings: bool = False,
                     on_idle: Callable[[], None] | None = None) -> np.ndarray:  # fmt: skip
