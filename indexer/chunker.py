@@ -21,7 +21,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？])[”’」�
 # Each Han character (the analyzer's ranges), kana (half-width too) and Hangul syllable is one word;
 # other words are runs of non-space.
 _CJK = f"{HAN}\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f\uac00-\ud7af"
-_WORD = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
+WORD = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ChunkSettings:
 
 
 def count_words(text: str) -> int:
-    return sum(1 for _ in _WORD.finditer(text))
+    return sum(1 for _ in WORD.finditer(text))
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -58,7 +58,7 @@ def _paragraph_spans(text: str) -> Iterator[tuple[int, int]]:
 
 
 def _split_by_words(text: str, start: int, end: int, limit: int) -> Iterator[tuple[int, int]]:
-    words = list(_WORD.finditer(text, start, end))
+    words = list(WORD.finditer(text, start, end))
     for i in range(0, len(words), limit):
         group = words[i : i + limit]
         yield group[0].start(), group[-1].end()

@@ -6,21 +6,34 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from indexer.chunker import WORD
+
 ELLIPSIS = "…"
 
 
 def trim_words(text: str, max_chars: int) -> str:
-    """`text` cut to at most `max_chars` characters at a word boundary, "…" marking the cut
-    (the marker counts). Never cuts inside a word: a first word longer than the budget gives ""."""
+    """`text` cut to at most `max_chars` characters after a whole word, "…" marking the cut (the
+    marker counts). Words are the chunker's: runs of non-space, and each CJK character alone, so
+    Chinese and Japanese text is cut between characters. A first word longer than the budget gives ""."""
     if len(text) <= max_chars:
         return text
-    if max_chars <= len(ELLIPSIS):
-        return ""
-    head = text[: max_chars - len(ELLIPSIS) + 1]
-    cut = head.rfind(" ")
-    if cut <= 0:
-        return ""
-    return head[:cut].rstrip() + ELLIPSIS
+    room = max_chars - len(ELLIPSIS)
+    cut = 0
+    for word in WORD.finditer(text):  # lazily: stops at the first word that does not fit
+        if word.end() > room:
+            break
+        cut = word.end()
+    return text[:cut] + ELLIPSIS if cut else ""
+
+
+def _trim_hit(hit: dict[str, Any], budget: int) -> int:
+    """Trim the hit's snippet, then its text, within `budget` characters in all; returns what they use."""
+    used = 0
+    for key in ("snippet", "text"):
+        if hit.get(key):
+            hit[key] = trim_words(hit[key], max(0, budget - used))
+            used += len(hit[key])
+    return used
 
 
 def _hit_chars(hit: dict[str, Any]) -> int:
@@ -31,34 +44,31 @@ def apply_budgets(results: Iterable[dict[str, Any]], *, per_hit: int | None, tot
     """Trim each result's hits in place (`snippet`, `text`): at most `per_hit` characters each, at most
     `total` for the whole response. Hits left with no text are dropped. Returns the accounting."""
     results = list(results)
-    for r in results:
-        for h in r["hits"]:
-            if per_hit is not None:
+    dropped = 0
+    if per_hit is not None:
+        for r in results:
+            for h in r["hits"]:
                 for key in ("snippet", "text"):
                     if h.get(key):
                         h[key] = trim_words(h[key], per_hit)
-    dropped = 0
-    used = 0
-    if total is not None:
-        left = total
-        depth = max((len(r["hits"]) for r in results), default=0)
-        keep: list[list[dict[str, Any]]] = [[] for _ in results]
-        for rank in range(depth):  # round-robin: every query's first hit before any second hit
-            for qi, r in enumerate(results):
-                if rank >= len(r["hits"]):
-                    continue
-                h = r["hits"][rank]
-                for key in ("snippet", "text"):
-                    if h.get(key):
-                        h[key] = trim_words(h[key], max(0, left))
-                        left -= len(h[key])
-                if h.get("snippet") or h.get("text"):
-                    keep[qi].append(h)
-                else:
-                    dropped += 1
-        for r, kept in zip(results, keep):
-            r["hits"] = kept
-        used = total - left
-    else:
+            dropped += _drop_emptied(r)
+    if total is None:
         used = sum(_hit_chars(h) for r in results for h in r["hits"])
-    return {"used_chars": used, "dropped_hits": dropped}
+        return {"used_chars": used, "dropped_hits": dropped}
+    left = total
+    depth = max((len(r["hits"]) for r in results), default=0)
+    for rank in range(depth):  # round-robin: every query's first hit before any second hit
+        for r in results:
+            if rank < len(r["hits"]):
+                left -= _trim_hit(r["hits"][rank], left)
+    for r in results:
+        dropped += _drop_emptied(r)
+    return {"used_chars": total - left, "dropped_hits": dropped}
+
+
+def _drop_emptied(result: dict[str, Any]) -> int:
+    """Drop the hits that a budget left with neither snippet nor text; returns how many."""
+    kept = [h for h in result["hits"] if h.get("snippet") or h.get("text")]
+    dropped = len(result["hits"]) - len(kept)
+    result["hits"] = kept
+    return dropped

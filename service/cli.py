@@ -71,13 +71,15 @@ def _pipeline(index: Path, authority_weight: float | None = None, fusion: str | 
 def _first_pydantic_error(exc: Exception, env_of: Callable[[tuple[str | int, ...]], str | None] | None = None) -> str:
     """One line for a settings or options error, naming the flag as typed, or with `env_of` the environment
     variable the value came from (with the value, since it is not on the command line)."""
+    from service.errors import problem_message
+
     errors = getattr(exc, "errors", None)
     if callable(errors):
         err = errors()[0]
         env = env_of(err["loc"]) if env_of else None
         got = f", got {err['input']!r}" if env or err["type"] in ("literal_error", "enum") else ""
         where = env or _flag_of(err["loc"]) or ".".join(map(str, err["loc"]))  # a field no flag sets: from the environment
-        return f"invalid {where}: {err['msg'].removeprefix('Value error, ')}{got}"
+        return f"invalid {where}: {problem_message(err)}{got}"
     return str(exc)
 
 

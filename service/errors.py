@@ -35,6 +35,27 @@ _WHOLE_BODY_ERRORS = ("missing", "model_attributes_type", "dict_type")
 _FASTAPI_BODY_UNPARSED = "There was an error parsing the body"  # fastapi.routing's message
 
 
+def problem_message(error: dict[str, Any]) -> str:
+    """One pydantic error's message as the API, the CLI and the MCP tools show it."""
+    return length_message(error) or str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
+def length_message(error: dict[str, Any]) -> str | None:
+    """A length check's message in the API's words: characters for text, items for a JSON list
+    (pydantic says "Tuple" or "Value ... items" for the API's lists and text fields)."""
+    kind, ctx = error.get("type", ""), error.get("ctx") or {}
+    if kind not in ("too_short", "too_long", "string_too_short", "string_too_long"):
+        return None
+    unit = "character" if isinstance(error.get("input"), str) else "item"
+    if kind.endswith("too_short"):
+        bound = ctx.get("min_length")
+        if unit == "character" and bound == 1:
+            return "must not be empty"
+        return f"must have at least {bound} {unit}{'s' * (bound != 1)}, not {ctx.get('actual_length', 0)}"
+    bound, actual = ctx.get("max_length"), ctx.get("actual_length")
+    return f"must have at most {bound} {unit}s" + (f", not {actual}" if actual is not None else "")
+
+
 def is_json_media_type(content_type: str | None) -> bool:
     """Whether a Content-Type names JSON: `application/json` or a `+json` type (`application/vnd.x+json`),
     in any case, parameters such as `; charset=utf-8` allowed. `text/json` or a missing type is not."""
@@ -161,7 +182,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 return error_json(422, "invalid_request", "the request body is empty: send a JSON object", None)
         if field is None and request.url.path == "/v1/search" and first.get("type") == "value_error":
             field = "queries"
-        msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        msg = problem_message(first)
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         shown = f"{shown_field(field)}: {msg}{more}" if field else msg + more
         if field is not None and len(field) > ECHO_CHARS:  # an unknown key of any length: named, cut

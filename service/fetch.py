@@ -32,7 +32,7 @@ class FetchItem(BaseModel):
     doc_id: UnicodeText | None = Field(None, min_length=1, max_length=1000, description="An indexed document id (a search hit's doc_id)")
     url: UnicodeText | None = Field(None, min_length=1, max_length=4096, description="An http(s) URL; fetched live when not indexed")
     # Its length is capped where the request is answered, by the server's max_query_chars (as /v1/search's queries).
-    query: UnicodeText | None = Field(None, min_length=1, description="Return the passages most relevant to this, best first "
+    query: UnicodeText | None = Field(None, description="Return the passages most relevant to this, best first "
                               f"(at most the server's query cap, {MAX_QUERY_CHARS} characters by default)")
     max_chars: int | None = Field(None, strict=True, ge=1, le=1_000_000, description="Cap on the returned text: whole passages, never cut mid-word")
 
@@ -141,15 +141,15 @@ def select(ranked: list[tuple[Span, float | None]], max_chars: int | None, *, in
             used += need
         elif in_order:
             break
-    whole, shown = len(kept), sum(len(s.text) for s, _ in kept)
-    if not kept and ranked:  # not even one passage fits: the first, cut at a word
+    shown = sum(len(s.text) for s, _ in kept)
+    if not kept and ranked:  # not even one passage fits: the first, cut at a word (its rest counts in `chars`)
         span, score = ranked[0]
         cut = trim_words(span.text, room) or trim_words(span.text, max_chars)  # the latter without the marker
         if cut:
             shown = len(cut.removesuffix("…"))
             kept = [(Span(span.ordinal, span.start, span.start + shown, cut, span.passage_id), score)]
     chars = sum(len(s.text) for s, _ in ranked) - shown
-    return kept, Omitted(passages=len(ranked) - whole, chars=chars)
+    return kept, Omitted(passages=len(ranked) - len(kept), chars=chars)
 
 
 def assemble(pipeline, *, item: FetchItem, title: str, spans: list[Span], base: dict[str, Any]) -> dict[str, Any]:

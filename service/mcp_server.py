@@ -34,10 +34,10 @@ def _error(code: str, message: str, field: str | None = None, text: str | None =
 
 def _validation_problem(exc: ValidationError) -> tuple[str | None, str]:
     """The first problem's field path (None for the arguments as a whole) and message."""
-    from service.errors import field_path
+    from service.errors import field_path, problem_message
 
     err = exc.errors()[0]
-    return field_path(err.get("loc", ())), str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    return field_path(err.get("loc", ())), problem_message(err)
 
 
 def _validation_message(exc: ValidationError) -> str:

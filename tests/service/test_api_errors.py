@@ -77,6 +77,18 @@ def test_bad_search_bodies(client, body, status, code, field):
     assert_error(client.post("/v1/search", json=body), status, code, field)
 
 
+@pytest.mark.parametrize(("path", "body", "message"), [
+    ("/v1/search", {"queries": []}, "queries: must have at least 1 item, not 0"),
+    ("/v1/search", {"queries": [OK] * 65}, "queries: must have at most 64 items, not 65"),
+    ("/v1/search", {"query": OK, "include_domains": ["a.org"] * 1001}, "include_domains: must have at most 1000 items, not 1001"),
+    ("/v1/fetch", {"items": [{"doc_id": ""}]}, "items[0].doc_id: must not be empty"),
+    ("/v1/fetch", {"items": [{"url": "http://a.org/" + "x" * 4096}]}, "items[0].url: must have at most 4096 characters, not 4109"),
+])  # fmt: skip
+def test_length_limits_are_told_in_the_apis_words(client, path, body, message):
+    """Lists are counted in items and text in characters, whatever pydantic's type behind them."""
+    assert assert_error(client.post(path, json=body), 422, "invalid_request")["message"] == message
+
+
 @pytest.mark.parametrize(("path", "body", "field"), [
     ("/retrieve", {"queries": ["lava"], "topk": True}, "topk"),
     ("/retrieve", {"queries": ["lava"], "return_scores": "yes"}, "return_scores"),

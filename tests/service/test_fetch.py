@@ -80,7 +80,8 @@ def test_query_focused_passages_come_best_first_within_max_chars(agent_client):
     assert capped["text"].endswith("left out]") and f"{capped['omitted']['passages']} more passage" in capped["text"]
     tiny = _fetch(agent_client, {"doc_id": "cdc-flu", "max_chars": 90})["results"][0]  # no passage fits: cut at a word
     assert len(tiny["text"]) <= 90 and tiny["passages"][0]["text"].endswith("…")
-    assert tiny["passages"][0]["ordinal"] == 0 and tiny["omitted"]["passages"] == len(whole["passages"])
+    # the cut passage is shown (its rest counts in `chars`), not left out
+    assert tiny["passages"][0]["ordinal"] == 0 and tiny["omitted"]["passages"] == len(whole["passages"]) - 1
     for max_chars in (1, 10, 47):  # less room than the marker takes: the cap still holds, `omitted` says what is left out
         small = _fetch(agent_client, {"doc_id": "cdc-flu", "max_chars": max_chars})["results"][0]
         assert len(small["text"]) <= max_chars and "left out" not in small["text"], (max_chars, small["text"])
@@ -219,7 +220,7 @@ def test_dns_rebinding_to_a_private_address_is_refused_at_connect(web):
      ([{"url": "http://"}], 422, "items[0].url"), ([{"url": "http://example.org:99999/"}], 422, "items[0].url"),
      ([{"doc_id": "cdc-flu", "max_chars": -1}], 422, "items[0].max_chars"),
      ([{"doc_id": "cdc-flu", "url": "https://www.cdc.gov/"}], 422, "items[0]"), ([{}], 422, "items[0]"),
-     ([{"doc_id": "cdc-flu", "query": "  "}], 400, "items[0].query")],
+     ([{"doc_id": "cdc-flu", "query": "  "}], 400, "items[0].query"), ([{"doc_id": "cdc-flu", "query": ""}], 400, "items[0].query")],
 )  # fmt: skip
 def test_bad_fetch_input_names_the_field(agent_client, items, status, field):
     assert_error(agent_client.post("/v1/fetch", json={"items": items}), status, None, field)
