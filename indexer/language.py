@@ -199,8 +199,10 @@ _NOT_A_LANGUAGE = frozenset({"und", "mul", "zxx"})
 
 def document_language(language: str | None, title: str, text: str) -> str:
     """A document's own language field when it names one language, else the language detected in its
-    text (also for `und`, `mul` and `zxx`, which say the language is unknown or not one)."""
-    given = normalise(language) if language else None
+    text (also for `und`, `mul` and `zxx`, which say the language is unknown or not one, and for a
+    field that is no language code at all, such as the country codes "cn" or "jp", which no language
+    filter could ask for)."""
+    given = language_code(language) if language else None
     if given in _NOT_A_LANGUAGE:
         given = None
     return given or detect(f"{title}\n{text}" if title else text)
