@@ -18,6 +18,8 @@ from typing import Literal
 
 # Han ideographs: CJK unified (+ extension A, B-H), compatibility ideographs and 〇.
 HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+# Kana: hiragana, katakana (with its phonetic extensions) and half-width katakana.
+KANA = "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f"
 _HAN_RUN = re.compile(f"[{HAN}]+")
 _TERM = re.compile(r"zh((?:\d{6})+)")
 

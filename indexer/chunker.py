@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from indexer.analysis import HAN
+from indexer.analysis import HAN, KANA
 from indexer.schema import Document, Passage, passage_id_for
 
 _PARAGRAPH_BREAK = re.compile(r"\r?\n[ \t\r\f\v]*\r?\n\s*")
@@ -20,7 +20,7 @@ _PARAGRAPH_BREAK = re.compile(r"\r?\n[ \t\r\f\v]*\r?\n\s*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？])[”’」』）》】〕〉\"')\]]*")
 # Each Han character (the analyzer's ranges), kana (half-width too) and Hangul syllable is one word;
 # other words are runs of non-space.
-_CJK = f"{HAN}\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f\uac00-\ud7af"
+_CJK = f"{HAN}{KANA}\uac00-\ud7af"
 WORD = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 
 

@@ -81,6 +81,20 @@ def test_random_texts_of_awkward_characters_match_python():
         assert made == [snippet(t, q, max_chars) for t, q in pairs]
 
 
+def test_kana_texts_are_made_in_the_jvm_and_find_a_word_after_a_particle():
+    """Japanese without Han goes to the JVM: kana are no word characters there either, so a query
+    word right after a particle (で, が) is a match, as in Python."""
+    rng = random.Random(3)
+    kana = ["これは", "ながい", "ぶんしょう", "です。", "オリンピック", "で", "が", "カイサイ", "ｵﾘﾝﾋﾟｯｸ", "cell", " "]
+    pairs = [("".join(rng.choice(kana) for _ in range(rng.randrange(20, 120))), q)
+             for q in ("オリンピック", "カイサ cell", "ｵﾘﾝﾋﾟｯｸ") for _ in range(200)]  # fmt: skip
+    pairs.append(("これはながいぶんしょうです。" * 20 + "とうきょうでオリンピックがかいさいされた。" + "これはながいぶんしょうです。" * 20, "オリンピック"))
+    made = jvm_made(pairs, 60)
+    assert sum(m is None for m in made) == 0
+    assert made == [snippet(t, q, 60) for t, q in pairs]
+    assert "でオリンピックが" in made[-1] and made[-1].startswith("…")
+
+
 def test_a_response_made_in_parts_side_by_side_is_the_one_made_in_one():
     # Parts are cut by text length (one part gets the few long texts), each part's hits keep their
     # order, and texts left to Python stay None wherever the cuts fall.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ranker.snippets import snippet
 
 FILLER = " ".join(f"filler{i}" for i in range(80))
@@ -48,6 +50,17 @@ def test_chinese_match_inside_latin_and_digits():
     text = ZH_FILLER + "2021年香港GDP增长6.4%，创下十年来最快增速。" + ZH_FILLER
     out = snippet(text, "2021年香港GDP增长了多少", max_chars=60)
     assert "香港GDP增长6.4%" in out
+
+
+JA_FILLER = "これは長い日本語の文章です。" * 20
+
+
+@pytest.mark.parametrize("around", [("東京で", "が開催された。"), ("とうきょうで", "がかいさいされた。")])  # with Han, kana only
+def test_japanese_query_word_right_after_a_particle_is_found(around):
+    """Japanese writes no spaces: a word after a particle (で) is a match, not the inside of a word."""
+    before, after = around
+    out = snippet(JA_FILLER + before + "オリンピック" + after + JA_FILLER, "オリンピック", max_chars=80)
+    assert "オリンピック" in out and out.startswith("…")
 
 
 def test_cuts_never_split_surrogate_pairs_combining_marks_or_joined_emoji():

@@ -21,7 +21,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class Snippets {
   static final int SPACE = 1;      // str.isspace(): what str.split() splits on
-  static final int WORD = 2;       // str.isalnum() or "_": Python's \w
+  static final int WORD = 2;       // ranker.snippets._in_word: Python's \w less kana
   static final int HAN = 4;        // indexer.analysis.HAN (its BMP part)
   static final int COMBINING = 8;  // unicodedata.combining(c) != 0
   static final int BREAK = 16;     // ranker.snippets._BREAK: where a cut reads naturally
