@@ -407,6 +407,7 @@
   /** Show what the URL says; `data-renders` on <body> counts finished views (tests wait on it). */
   async function route() {
     clearErrors();
+    $("results").removeAttribute("aria-busy"); // a search this view overtook set it and won't clear it
     const state = readState();
     fillForm(state);
     await (state.doc ? showDoc(state) : showResults(state));

@@ -230,6 +230,25 @@ def test_reloaded_url_gives_the_same_list(page, browser, web_server):
         other.close()
 
 
+def test_a_search_overtaken_by_a_cached_list_leaves_no_busy_mark(page):
+    """A slow search (held here until released) that the Back button overtakes with a cached list: the
+    list on screen is not marked busy, neither then nor when the overtaken answer arrives."""
+    held = []
+    open_page(page)
+    search(page, Q, k="5")
+    page.route("**/v1/search", lambda route: held.append(route))
+    page.fill("#q", "household savings and wages")
+    page.press("#q", "Enter")
+    page.wait_for_function("document.querySelector('#results').getAttribute('aria-busy') === 'true'")
+    page.go_back()  # the list before it, from the page's cache
+    page.wait_for_function("q => document.querySelector('#q').value === q", arg=Q)
+    assert len(shown(page)) == 5 and page.get_attribute("#results", "aria-busy") is None
+    with page.expect_event("requestfinished"):
+        held.pop().continue_()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 200))")  # the page reads the late answer
+    assert len(shown(page)) == 5 and page.get_attribute("#results", "aria-busy") is None
+
+
 def test_text_from_the_index_or_the_query_is_never_markup(page):
     open_page(page)
     search(page, "<img src=x onerror=alert(1)> inflation")
