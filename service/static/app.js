@@ -225,7 +225,8 @@
   function showError(error) {
     const base = (error.field || "").split(/[.[]/)[0];
     const slot = (base && $(`err-${base === "query" ? "queries" : base}`)) || $("err-form");
-    slot.textContent = error.message;
+    const line = /^queries\[(\d+)\]/.exec(error.field || ""); // the box holds the queries one per line, in order
+    slot.textContent = line ? `Line ${Number(line[1]) + 1}: ${error.message}` : error.message;
     slot.hidden = false;
     const input = $(INPUT_FOR_FIELD[base] || "");
     if (input) input.setAttribute("aria-invalid", "true");

@@ -392,6 +392,18 @@ def test_a_negative_number_is_sent_as_a_number(zh_page, zh_server):
     assert zh_page.text_content("#err-k") == message and "integer" not in message
 
 
+def test_an_unusable_query_line_is_named(zh_page, zh_server):
+    """Of several query lines, the one the API rejects (`queries[2]`) is named by its line number."""
+    lines = ["公园", "计算机", "!!!", "量子"]
+    with zh_server.client() as api:
+        error = api.post("/v1/search", json={"queries": lines}).json()["error"]
+    assert error["field"] == "queries[2]"
+    open_page(zh_page)
+    search(zh_page, "\n".join(lines))
+    assert zh_page.text_content("#err-queries") == f"Line 3: {error['message']}"
+    assert zh_page.get_attribute("#q", "aria-invalid") == "true"
+
+
 def test_only_web_urls_become_links(zh_page):
     """A javascript: or data: URL from the corpus is shown as text; the title opens the document instead."""
     open_page(zh_page)
