@@ -389,7 +389,17 @@
     $("ix-loaded").textContent = ix.loaded_at;
     $("ix-summary").textContent = `${n(counts.passages)} passages · ${ix.default_mode}`;
     defaultMode = ix.default_mode;
-    if (!document.querySelector("input[name=mode]:checked")) $(`mode-${ix.default_mode}`).checked = true;
+    offerModes(ix.has_dense);
+    const mode = document.querySelector("input[name=mode]:checked");
+    if (!mode || mode.disabled) $(`mode-${ix.default_mode}`).checked = true;
+  }
+
+  /** Hybrid and dense need the index's dense leg: without it they are disabled, and their labels say why. */
+  function offerModes(hasDense) {
+    for (const mode of ["hybrid", "dense"]) {
+      $(`mode-${mode}`).disabled = !hasDense;
+      document.querySelector(`label[for=mode-${mode}]`).title = hasDense ? "" : "not available: this index has no dense leg";
+    }
   }
 
   async function loadMeta() {

@@ -404,6 +404,20 @@ def test_an_unusable_query_line_is_named(zh_page, zh_server):
     assert zh_page.get_attribute("#q", "aria-invalid") == "true"
 
 
+def test_modes_a_bm25_only_index_cannot_serve_are_disabled(zh_page):
+    """Without the dense leg, Hybrid and Dense are disabled and marked; clicking one keeps BM25."""
+    open_page(zh_page)
+    assert zh_page.is_checked("#mode-bm25") and zh_page.is_enabled("#mode-bm25")
+    for mode in ("hybrid", "dense"):
+        assert zh_page.is_disabled(f"#mode-{mode}")
+        assert "dense" in zh_page.get_attribute(f"label[for=mode-{mode}]", "title")
+        assert zh_page.eval_on_selector(f"label[for=mode-{mode}]", "e => getComputedStyle(e).cursor") == "not-allowed"
+        zh_page.click(f"label[for=mode-{mode}]", force=True)
+    search(zh_page, "公园")
+    assert zh_page.is_checked("#mode-bm25") and "mode=bm25" in zh_page.url and len(shown(zh_page)) > 0
+    assert zh_page.locator("#err-mode").is_hidden()
+
+
 def test_only_web_urls_become_links(zh_page):
     """A javascript: or data: URL from the corpus is shown as text; the title opens the document instead."""
     open_page(zh_page)
