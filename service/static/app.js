@@ -130,7 +130,7 @@
   async function api(path, options = {}) {
     const headers = {accept: "application/json", ...(options.body ? {"content-type": "application/json"} : {})};
     const key = sessionStorage.getItem("drsearch-api-key");
-    if (key) headers["X-API-Key"] = key;
+    if (key && !keyProblem(key)) headers["X-API-Key"] = key; // fetch() would throw on it
     let response;
     try {
       response = await fetch(path, {...options, headers});
@@ -142,6 +142,14 @@
     if (response.ok && data) return {ok: true, data};
     const error = (data && data.error) || {message: `HTTP ${response.status}`, field: null};
     return {ok: false, status: response.status, error};
+  }
+
+  /** Why `key` cannot go in the X-API-Key header (null: it can): a header value is ISO-8859-1 text. */
+  function keyProblem(key) {
+    const bad = [...key].find((ch) => !/[\x20-\x7e\xa0-\xff]/.test(ch));
+    if (bad === undefined) return null;
+    const code = bad.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+    return `the key has ${JSON.stringify(bad)} (U+${code}): an HTTP header carries only ISO-8859-1 (Latin-1) characters, so this key was not sent`;
   }
 
   // ------------------------------------------------------------------ state <-> URL <-> form
@@ -455,8 +463,15 @@
     });
     $("api-key").value = sessionStorage.getItem("drsearch-api-key") || "";
     const applyKey = () => {
-      if ($("api-key").value.trim() === (sessionStorage.getItem("drsearch-api-key") || "")) return;
-      sessionStorage.setItem("drsearch-api-key", $("api-key").value.trim());
+      const key = $("api-key").value.trim();
+      const problem = keyProblem(key);
+      if (problem) {
+        showError({field: "X-API-Key", message: problem});
+        return;
+      }
+      // an unchanged key is applied again while it is marked wrong: the user is retrying it
+      if (key === (sessionStorage.getItem("drsearch-api-key") || "") && !$("api-key").hasAttribute("aria-invalid")) return;
+      sessionStorage.setItem("drsearch-api-key", key);
       searchCache = {key: null, data: null};
       loadIndex();
       route();

@@ -302,6 +302,17 @@ def test_key_protected_bm25_only_server(browser, tmp_path):
         hits = shown(page)
         assert hits[0]["passage_id"] == "volcano#0" and hits[0]["badge"] == "Unlisted" and key_error.is_hidden()
         assert "key" not in page.url
+        page.fill("#api-key", "clé—ключ")  # "—" and Cyrillic are not ISO-8859-1: no HTTP header can carry them
+        page.press("#api-key", "Enter")
+        page.wait_for_selector("#err-X-API-Key:not([hidden]), #err-form:not([hidden])")
+        assert "U+2014" in key_error.text_content() and page.get_attribute("#api-key", "aria-invalid") == "true"
+        assert page.locator("#err-form").is_hidden() and "unavailable" not in page.text_content("#ix-summary")
+        assert shown(page) == hits  # the key in use is still the right one
+        page.fill("#api-key", "page-test-key")
+        before = page.get_attribute("body", "data-renders")
+        page.press("#api-key", "Enter")
+        page.wait_for_function("n => document.body.dataset.renders !== n", arg=before)
+        assert key_error.is_hidden() and page.get_attribute("#api-key", "aria-invalid") is None and shown(page) == hits
         html_hit = page.locator(".hit[data-doc-id=html]")
         assert html_hit.locator(".title").text_content() == MARKUP and html_hit.locator("img, b, script").count() == 0
         page.click(".hit .title")  # no source URL: the title opens the document
