@@ -1,6 +1,7 @@
 // drsearch search page: vanilla JS over the JSON API. The query state lives in the URL, so a result
-// list can be shared and reloaded. Every text from the API is inserted as text (textContent / text
-// nodes), never as HTML, so a document cannot inject markup.
+// list can be shared and reloaded; queries too long for a URL live in the history entry only. Every
+// text from the API is inserted as text (textContent / text nodes), never as HTML, so a document
+// cannot inject markup.
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -11,6 +12,7 @@
   const TEXT_FIELDS = ["include_domains", "exclude_domains", ...SCALAR_FIELDS]; // the filter inputs
   const URL_NAMES = {include_domains: "include", exclude_domains: "exclude", min_tier: "tier", max_per_domain: "cap",
                      published_after: "after", published_before: "before"};
+  const MAX_URL = 8000; // characters: servers and proxies commonly refuse a request line past 8 KiB
   const INPUT_FOR_FIELD = {queries: "q", query: "q", k: "k", ...Object.fromEntries(TEXT_FIELDS.map((f) => [f, f])),
                            "X-API-Key": "api-key"};
   let stopwords = new Set();
@@ -18,6 +20,8 @@
   let searchCache = {key: null, data: null};
   let sequence = 0;
   let defaultMode = null; // the index's, from /v1/index
+  let shownState = null; // the state of the view on screen
+  const linkStates = new WeakMap(); // each data-nav link's state: its href may leave the queries out
 
   // ------------------------------------------------------------------ DOM helpers
 
@@ -166,7 +170,16 @@
     return state;
   }
 
+  /** The address of `state`, without its queries when they would make it longer than MAX_URL (a
+   * request that long fails to reload); history.state still holds them. */
   function urlFor(state) {
+    const full = fullUrl(state);
+    if (full.length <= MAX_URL) return full;
+    const short = fullUrl({...state, queries: []});
+    return short.length <= MAX_URL ? short : location.pathname;
+  }
+
+  function fullUrl(state) {
     const p = new URLSearchParams();
     state.queries.forEach((q) => p.append("q", q));
     if (state.mode) p.set("mode", state.mode);
@@ -213,6 +226,13 @@
     $("filter-count").textContent = active ? `${active} active` : "";
   }
 
+  /** A link the page follows itself (to `state`), not by loading its href. */
+  function navLink(attrs, state, ...children) {
+    const link = el("a", {...attrs, href: urlFor(state), "data-nav": true}, ...children);
+    linkStates.set(link, state);
+    return link;
+  }
+
   function requestBody(state) {
     const num = (v) => (/^-?\d+$/.test(v) ? Number(v) : v); // anything else goes as typed: the API names the field
     const body = {queries: state.queries, k: num(state.k)};
@@ -245,10 +265,10 @@
   // ------------------------------------------------------------------ results
 
   function renderHit(hit, re, state, qi) {
-    const docHref = urlFor({...state, doc: hit.doc_id, pid: hit.passage_id, hq: qi});
+    const docState = {...state, doc: hit.doc_id, pid: hit.passage_id, hq: qi};
     const title = webUrl(hit.url)
       ? el("a", {class: "title", href: hit.url, target: "_blank", rel: "noopener noreferrer"}, hit.title || hit.url)
-      : el("a", {class: "title", href: docHref, "data-nav": true}, hit.title || hit.doc_id);
+      : navLink({class: "title"}, docState, hit.title || hit.doc_id);
     const ranks = hit.ranks || {};
     const score = (label, value, rank, cls) => el("div", {class: `score ${cls}`},
       el("dt", {}, label), el("dd", {}, fmt(value), rank ? el("span", {class: "leg-rank"}, ` #${rank}`) : null));
@@ -264,7 +284,7 @@
           score("BM25", hit.scores.bm25, ranks.bm25, "bm25"), score("Dense", hit.scores.dense, ranks.dense, "dense"),
           score("Fused", hit.scores.fused, null, "fused"), score("Authority", hit.scores.authority, null, "authority"),
           score("Final", hit.scores.final, null, "final")),
-        el("a", {class: "open-doc", href: docHref, "data-nav": true}, "Open in document →")));
+        navLink({class: "open-doc"}, docState, "Open in document →")));
   }
 
   function renderResults(data, state) {
@@ -279,7 +299,8 @@
     });
     const summary = el("p", {class: "summary"},
       `${data.results.length} quer${data.results.length === 1 ? "y" : "ies"} · ${data.mode} · ${data.took_ms.toFixed(0)} ms`,
-      data.cached ? " · cached" : "", " · index ", el("code", {}, data.index_version));
+      data.cached ? " · cached" : "", " · index ", el("code", {}, data.index_version),
+      urlFor(state) === fullUrl(state) ? "" : " · queries too long for the address: no shareable link");
     $("results").classList.toggle("multi", data.results.length > 1);
     $("results").replaceChildren(summary, el("div", {class: "query-lists"}, lists));
   }
@@ -321,7 +342,7 @@
   async function showDoc(state) {
     const seq = ++sequence;
     const view = $("doc-view");
-    const back = el("a", {class: "back", href: urlFor({...state, doc: null, pid: null, hq: 0}), "data-nav": true},
+    const back = navLink({class: "back"}, {...state, doc: null, pid: null, hq: 0},
       state.queries.length ? "← Back to results" : "← Search");
     $("results").hidden = true;
     view.hidden = false;
@@ -423,18 +444,20 @@
 
   let renders = 0;
 
-  /** Show what the URL says; `data-renders` on <body> counts finished views (tests wait on it). */
+  /** Show what the history entry's state (else the URL) says; `data-renders` on <body> counts finished
+   * views (tests wait on it). */
   async function route() {
     clearErrors();
     $("results").removeAttribute("aria-busy"); // a search this view overtook set it and won't clear it
-    const state = readState();
+    const state = history.state || readState();
+    shownState = state;
     fillForm(state);
     await (state.doc ? showDoc(state) : showResults(state));
     document.body.dataset.renders = String(++renders);
   }
 
-  function navigate(url) {
-    history.pushState(null, "", url);
+  function navigate(state) {
+    history.pushState(state, "", urlFor(state));
     route();
   }
 
@@ -448,7 +471,7 @@
         $("q").focus();
         return;
       }
-      navigate(urlFor(state));
+      navigate(state);
     });
     $("q").addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -482,17 +505,22 @@
       const link = event.target.closest("a[data-nav]");
       if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
       event.preventDefault();
-      navigate(link.getAttribute("href"));
+      navigate(linkStates.get(link));
     });
     document.addEventListener("keydown", (event) => {
       const typing = event.target.matches?.("textarea, select, input:not([type=radio]):not([type=checkbox])");
       if (event.key === "/" && !typing) { event.preventDefault(); $("q").focus(); }
       if (event.key === "Escape" && !$("doc-view").hidden) { const back = $("doc-view").querySelector("a.back"); if (back) back.click(); }
     });
-    window.addEventListener("popstate", route);
+    window.addEventListener("popstate", () => {
+      // only a fragment link (#results) makes an entry without a state: it keeps the view, whose queries its URL may lack
+      if (!history.state) history.replaceState(shownState, "");
+      else route();
+    });
   }
 
   async function start() {
+    if (!history.state) history.replaceState(readState(), ""); // the entry it was opened at
     wire();
     await Promise.all([loadMeta(), loadIndex()]);
     await route();

@@ -429,6 +429,46 @@ def test_modes_a_bm25_only_index_cannot_serve_are_disabled(zh_page):
     assert zh_page.locator("#err-mode").is_hidden()
 
 
+def test_long_queries_are_kept_out_of_the_address(zh_page):
+    """Queries that would make the URL longer than 8 KB (here ~11 KB) stay in the history entry only: the
+    address stays short enough to reload, and reload, Back, Forward and the document links keep them."""
+    lines = ["公园" * 300, "计算机" * 200]  # 9 URL characters per Han character
+
+    def back_or_forward(go) -> None:
+        before = zh_page.get_attribute("body", "data-renders")
+        go()
+        zh_page.wait_for_function("n => document.body.dataset.renders !== n", arg=before)
+
+    def lists() -> list[str]:
+        return zh_page.eval_on_selector_all(".qtext", "qs => qs.map(q => q.textContent)")
+
+    open_page(zh_page)
+    search(zh_page, "计算机")
+    short_url, short_hits = zh_page.url, shown(zh_page)
+    search(zh_page, "\n".join(lines))
+    long_hits = shown(zh_page)
+    assert lists() == lines and len(long_hits) > len(short_hits)
+    assert len(zh_page.url) < 8192 and "q=" not in zh_page.url and "no shareable link" in zh_page.text_content(".summary")
+    zh_page.reload()
+    zh_page.wait_for_selector("body[data-renders]")
+    assert lists() == lines and shown(zh_page) == long_hits and zh_page.input_value("#q") == "\n".join(lines)
+    back_or_forward(zh_page.go_back)
+    assert zh_page.url == short_url and shown(zh_page) == short_hits
+    back_or_forward(zh_page.go_forward)
+    assert lists() == lines and shown(zh_page) == long_hits
+    zh_page.locator(".open-doc").first.click()  # the document view highlights the first query's words
+    assert "公园" in zh_page.wait_for_selector(".passage.matched").eval_on_selector_all("mark", "ms => ms.map(m => m.textContent)")
+    zh_page.keyboard.press("Escape")
+    zh_page.wait_for_selector(".hit")
+    assert lists() == lines and shown(zh_page) == long_hits
+    zh_page.focus("a.skip")  # the skip link adds a history entry of its own (#results)
+    zh_page.keyboard.press("Enter")
+    zh_page.wait_for_url("**#results")
+    zh_page.reload()
+    zh_page.wait_for_selector("body[data-renders]")
+    assert lists() == lines and shown(zh_page) == long_hits
+
+
 def test_only_web_urls_become_links(zh_page):
     """A javascript: or data: URL from the corpus is shown as text; the title opens the document instead."""
     open_page(zh_page)
