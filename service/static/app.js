@@ -8,6 +8,10 @@
   const WORD = "\\p{L}\\p{M}\\p{N}_"; // Python's \w, as ranker/snippets.py matches query words
   const HAN = "\\u3007\\u3400-\\u4dbf\\u4e00-\\u9fff\\uf900-\\ufaff\\u{20000}-\\u{3134f}"; // indexer/analysis.py HAN
   const W = `(?:(?![${HAN}])[${WORD}])`; // a word character other than Han (Han matches by units)
+  const KATAKANA = "\\u30a0-\\u30ff\\u31f0-\\u31ff\\uff66-\\uff9f"; // with half-width katakana
+  const KANA = `\\u3040-\\u309f${KATAKANA}`; // indexer/analysis.py KANA
+  // inside a word that spaces delimit (ranker/snippets.py _WORD_CHAR): Japanese runs its words together
+  const IN_WORD = `(?:(?![${HAN}${KANA}])[${WORD}])`;
   const SCALAR_FIELDS = ["min_tier", "max_per_domain", "published_after", "published_before"]; // one value each
   const TEXT_FIELDS = ["include_domains", "exclude_domains", ...SCALAR_FIELDS]; // the filter inputs
   const URL_NAMES = {include_domains: "include", exclude_domains: "exclude", min_tier: "tier", max_per_domain: "cap",
@@ -47,7 +51,9 @@
       if (!stopwords.has(word)) stems.add(word.slice(0, 5));
     }
     const escape = (s) => s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
-    const alts = [...stems].sort().map((s) => `(?<!${W})` + escape(s) + (s.length === 5 ? `${W}*` : `(?!${W})`));
+    // a 5-character stem marks the rest of its word too (a katakana one, the rest of its katakana run)
+    const rest = (s) => (s.length < 5 ? `(?!${IN_WORD})` : new RegExp(`[${KATAKANA}]$`, "u").test(s) ? `[${KATAKANA}]*` : `${IN_WORD}*`);
+    const alts = [...stems].sort().map((s) => `(?<!${IN_WORD})` + escape(s) + rest(s));
     const han = new Set();
     for (const run of (query || "").match(new RegExp(`[${HAN}]+`, "gu")) || []) hanUnits([...run]).forEach((u) => han.add(u));
     alts.push(...[...han].sort((a, b) => [...b].length - [...a].length || (a < b ? -1 : 1)).map(escape));

@@ -352,6 +352,8 @@ ZH_DOCS = [
      "text": "𠀀𠀁𠀂字𪚥测试。\n\n" + "公园里的人很多。" * 20 + "\n\n公园最后一段。"},
     {"id": "computer", "title": "量子计算机", "url": "http://example.cn/computer",
      "text": "量子计算机的研究进展很快。许多大学都在研究新的计算机结构。"},
+    {"id": "ja", "title": "東京大会", "url": "https://example.jp/olympics",
+     "text": "とうきょうでオリンピックがかいさいされた。cellでも。"},
     {"id": "js-url", "title": "脚本链接", "url": "javascript:document.body.dataset.owned=1", "text": "XSSMARKER javascript scheme"},
     {"id": "data-url", "title": "数据链接", "url": "data:text/html,<b>owned</b>", "text": "XSSMARKER data scheme"},
 ]
@@ -393,6 +395,14 @@ def test_overlapping_chinese_bigrams_are_highlighted_whole(zh_page):
         search(zh_page, query)
         snippet = zh_page.locator(".hit[data-doc-id=computer] .snippet")
         assert snippet.locator("mark").all_text_contents() == marks, query
+
+
+def test_a_japanese_word_after_a_particle_is_highlighted(zh_page):
+    """Japanese runs its words together: オリンピック after で is marked (the whole katakana word),
+    as the snippets match it; a Latin word before a particle is marked without the particle."""
+    open_page(zh_page)
+    search(zh_page, "オリンピック cell")
+    assert zh_page.locator(".hit[data-doc-id=ja] .snippet mark").all_text_contents() == ["オリンピック", "cell"]
 
 
 def test_a_negative_number_is_sent_as_a_number(zh_page, zh_server):
