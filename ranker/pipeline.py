@@ -106,7 +106,7 @@ def _rebuilt(candidates: list[Hit], order: list[int], final: np.ndarray, prior: 
 # A search mode is the set of legs it fuses.
 MODE_LEGS: dict[str, tuple[Leg, ...]] = {"bm25": (LEXICAL,), "dense": (VECTOR,), "hybrid": (LEXICAL, VECTOR)}
 MODES: tuple[str, ...] = tuple(MODE_LEGS)
-NO_VECTOR_LEG = "index was built without the dense leg; rebuild with --dense or use --mode bm25"
+NO_VECTOR_LEG = "index was built without the dense leg: use mode bm25, or rebuild it with dense vectors (index build without --no-dense)"
 
 
 def _has_lexical(candidates) -> bool:

@@ -4,7 +4,7 @@ uvicorn times out idle keep-alive connections but not a client that sends a requ
 (or never finishes it), and answers malformed HTTP with a plain-text 400. `GuardedH11Protocol`
 closes a connection whose head is incomplete `header_timeout_s` after its first byte (or after
 the connection opened), with a JSON 408 when some of the head arrived, and writes its 400 for a
-malformed request as `{"error": {...}}`. Selected with uvicorn's `http=` option (see `server.py`).
+malformed request (431 for a head over the size limit) as `{"error": {...}}`. Selected with uvicorn's `http=` option (see `server.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEADER_TIMEOUT_ENV = "DRSEARCH_SERVE_HEADER_TIMEOUT_S"
+LINGER_S = 2.0  # how long the rest of an over-long head is read and dropped after the 431
 
 
 def _json_error(status: int, code: str, message: str) -> bytes:
@@ -31,9 +32,27 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_made(transport)
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
+        self._status_hint = 400
+        self._lingering = False
         self._arm_head_timer()
+        self.conn.next_event = self._next_event_keeping_the_status_hint(self.conn.next_event)
+
+    def _next_event_keeping_the_status_hint(self, next_event):  # type: ignore[no-untyped-def]
+        """h11's next_event, remembering the status its protocol errors suggest (431 for a head over
+        the size limit), which uvicorn drops before it calls `send_400_response`."""
+
+        def next_event_kept():  # type: ignore[no-untyped-def]
+            try:
+                return next_event()
+            except h11.RemoteProtocolError as exc:
+                self._status_hint = exc.error_status_hint
+                raise
+
+        return next_event_kept
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:  # answered with 431: the rest of the head is read and dropped
+            return
         if self.conn.their_state is h11.IDLE:  # (part of) a request head
             self._head_bytes += len(data)
             if self._head_timer is None:
@@ -69,8 +88,24 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
+        if self._status_hint == 431:
+            limit = (self.config.h11_max_incomplete_event_size or h11.DEFAULT_MAX_INCOMPLETE_EVENT_SIZE) // 1024
+            message = f"request head too large: the request line and headers exceed {limit} KiB (a URL or a header too long)"
+            self._send_json(431, "Request Header Fields Too Large", _json_error(431, "request_head_too_large", message))
+            self._close_lingering()
+            return
         self._send_json(400, "Bad Request", _json_error(400, "bad_request", f"malformed HTTP request: {msg}"))
         self.transport.close()
+
+    def _close_lingering(self) -> None:
+        """Close after the answer while the client may still be sending its head: closed at once, the
+        unread bytes would make the kernel reset the connection, and the client might never read the
+        answer. The write side ends now; what still arrives is dropped, for at most LINGER_S."""
+        self._disarm_head_timer()
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
 
     def _send_json(self, status: int, reason: str, body: bytes) -> None:
         """A complete response written straight to the transport (h11's state may not allow one any more)."""

@@ -178,6 +178,19 @@ def test_broken_framing_is_a_json_400(edge):
         assert json_error(response, 400)["code"] == "bad_request"
 
 
+@pytest.mark.parametrize("where", ["url", "header"])
+def test_a_request_head_over_the_limit_is_a_json_431_saying_so(edge, where):
+    """A URL (e.g. the search page's, with long queries) or a header over the limit: 431, not 'malformed'."""
+    long = "q=" + "x" * 300_000  # more than one read of the socket, as the limit is checked between reads
+    head = (f"GET /?{long} HTTP/1.1\r\nHost: x\r\n\r\n" if where == "url"
+            else f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: {long}\r\n\r\n")  # fmt: skip
+    response, _ = raw(edge, head.encode())
+    err = json_error(response, 431)
+    assert err["code"] == "request_head_too_large" and "64 KiB" in err["message"]
+    with edge.client() as c:  # the server goes on answering
+        assert c.get("/healthz").status_code == 200
+
+
 def test_index_info_shows_no_absolute_paths(edge, tiny_bm25_root):
     with edge.client() as c:
         info = c.get("/v1/index").json()
