@@ -40,12 +40,24 @@ TIER_PRIOR = {1: 1.0, 2: 0.5, 3: 0.25}  # authority score in [0, 1] by tier; unl
 _PRIOR_BY_TIER = np.array([0.0] + [TIER_PRIOR.get(t, 0.0) for t in range(1, 128)])  # indexed by tier (int8)
 
 
+# The normalisation's range is at least this fraction of the largest score's magnitude: min-max over a
+# pool of two near-equal candidates would stretch a rounding-sized gap to the full [0, 1] range, which
+# no authority prior (a few hundredths) could then close. Pools of ordinary size span far more.
+MIN_SPAN_OF_SCALE = 0.1
+
+
+def _spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The normalisation's range per candidate: hi - lo, or MIN_SPAN_OF_SCALE of the scores' scale if larger."""
+    with np.errstate(invalid="ignore"):  # infinite scores: nan, treated as unscaled
+        return np.maximum(hi - lo, MIN_SPAN_OF_SCALE * np.maximum(np.abs(lo), np.abs(hi)))
+
+
 def _reranked(scores: np.ndarray, fused: np.ndarray, prior: np.ndarray, counts: list[int],
               id_of: Callable[[int], str], nearest: np.ndarray | None = None,
               window: int = 0) -> tuple[list[list[int]], np.ndarray]:  # fmt: skip
     """For queries whose candidates lie one after another in the arrays (`counts` each): each
     query's order (indices into its own candidates) by final score = its relevance min-max
-    normalised + `prior`, then fused score, then passage id (`id_of` of a flat index); and the
+    normalised (over at least `MIN_SPAN_OF_SCALE` of the scores' scale) + `prior`, then fused score, then passage id (`id_of` of a flat index); and the
     final scores. `nearest`, given with a `window`: each candidate's best position in any leg; those
     within the first `window` of a leg set the normalisation's bounds and rank before the others,
     which were found deeper only to fill a page (collapse and filters thin lists; pages go past the
@@ -54,20 +66,20 @@ def _reranked(scores: np.ndarray, fused: np.ndarray, prior: np.ndarray, counts: 
         in_window = nearest <= window
         deeper = ~in_window
         lo = per_query(np.minimum, np.where(in_window, scores, np.inf), counts)
-        span = per_query(np.maximum, np.where(in_window, scores, -np.inf), counts) - lo
+        span = _spans(lo, per_query(np.maximum, np.where(in_window, scores, -np.inf), counts))
         scaled = (span > 0) & np.isfinite(span)
         relevance = np.where(in_window, 1.0, 0.0)  # all equal within the window: 1, deeper 0
         relevance[scaled] = (scores[scaled] - lo[scaled]) / span[scaled]
         return _ordered(relevance + prior, fused, counts, id_of, first=[deeper, np.where(deeper, nearest, 0)])
     if len(counts) == 1:  # a single search (callers pass none empty): the same steps without the per-query bookkeeping
         lo = np.minimum.reduce(scores)
-        span = np.maximum.reduce(scores) - lo
+        span = float(_spans(lo, np.maximum.reduce(scores)))
         relevance = (scores - lo) / span if span > 0 and np.isfinite(span) else np.ones(len(scores))
         final = relevance + prior
         by_final, by_fused = -final, -fused
         return [ties_by_id(np.lexsort((by_fused, by_final)), [by_final, by_fused], id_of).tolist()], final
     lo = per_query(np.minimum, scores, counts)
-    span = per_query(np.maximum, scores, counts) - lo
+    span = _spans(lo, per_query(np.maximum, scores, counts))
     relevance = np.ones(len(scores))
     scaled = (span > 0) & np.isfinite(span)  # all equal, or infinite scores: relevance 1
     relevance[scaled] = (scores[scaled] - lo[scaled]) / span[scaled]

@@ -57,6 +57,25 @@ def test_authority_breaks_ties_but_not_clear_relevance(ties):
     assert ids(off) == ids(ties.rank(["core inflation consumer prices"], SearchOptions(k=4, authority_weight=0.0))[0])
 
 
+def test_authority_breaks_ties_in_a_pool_of_two(tmp_path):
+    """Two equal copies are the only candidates: min-max over two scores would make any rounding gap
+    a full point of relevance; the listed copy must still come first, and a clearly more relevant
+    unlisted passage must still win its own pool of two."""
+    same = "Zorblat habitat survey across several regions."
+    rows = [{"id": "a-blog", "url": "https://zorblat.example.net/p", "text": same},
+            {"id": "z-nature", "url": "https://www.nature.com/zorblat", "text": same},
+            {"id": "a-strong", "url": "https://quibbix.example.net/p", "text": "Quibbix quibbix quibbix: all about quibbix."},
+            {"id": "z-weak", "url": "https://www.nature.com/quibbix", "text": "A long survey of regional habitats that "
+             "mentions quibbix once, among many other words about birds, rivers, forests and the people who count them."},
+            ] + [{"id": f"filler{i}", "text": " ".join(random.Random(i).choices(WORDS, k=40))} for i in range(10)]  # fmt: skip
+    p = build(tmp_path, rows)
+    try:
+        assert ids(p.rank(["zorblat"], SearchOptions(k=2, authority_weight=0.05))[0]) == ["z-nature", "a-blog"]
+        assert ids(p.rank(["quibbix"], SearchOptions(k=2, authority_weight=0.05))[0]) == ["a-strong", "z-weak"]
+    finally:
+        p.close()
+
+
 def test_strength_is_bounded(ties):
     # Even a large prior cannot lift a passage above one whose relevance is higher by more than the weight.
     from ranker.pipeline import TIER_PRIOR
