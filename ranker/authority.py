@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,21 +216,22 @@ def _parse_file(path: Path, parsed: _Parsed) -> bytes | None:
         return raw
     target = parsed.suffixes if is_suffix else parsed.entries
     while True:
+        line = reader.line_num + 1  # where the row starts: a quoted field may run over several lines
         try:
             row = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(_Problem(fname, reader.line_num, "row", f"unreadable CSV: {exc}"))
+            problems.append(_Problem(fname, line, "row", f"unreadable CSV: {exc}"))
             break
-        line = reader.line_num
         if not row or all(not c.strip() for c in row):
             continue
         if row[0].lstrip().startswith("#"):
             continue  # comment line for human reviewers
         if len(row) != len(header):
+            runs_to = f" (the row runs to line {reader.line_num}: a quote not closed?)" if reader.line_num > line else ""
             problems.append(
-                _Problem(fname, line, "row", f"expected {len(header)} fields, got {len(row)}")
+                _Problem(fname, line, "row", f"expected {len(header)} fields, got {len(row)}{runs_to}")
             )
             continue
         domain, name, category, country, tier_s, note = (c.strip() for c in row)
@@ -252,7 +254,7 @@ def _parse_file(path: Path, parsed: _Parsed) -> bytes | None:
             )
             ok = False
         tier = 0
-        if tier_s.isdigit() and int(tier_s) in TIERS:
+        if re.fullmatch("[0-9]+", tier_s) and int(tier_s) in TIERS:  # ASCII digits: "²".isdigit() too
             tier = int(tier_s)
         else:
             problems.append(_Problem(fname, line, "tier", f"tier must be 1, 2 or 3, got {tier_s!r}"))

@@ -250,6 +250,8 @@ BAD_ROWS = [
     ("example.org,Example,government,us,x,", "tier", "tier"),
     ("example.org,Example,government,us,4,", "tier", "tier"),
     ("example.org,Example,government,us,0,", "tier", "tier"),
+    ("example.org,Example,government,us,²,", "tier", "tier"),  # str.isdigit() says yes, int() says no
+    ("example.org,Example,government,us,１,", "tier", "tier"),  # a full-width digit
     ("example.org,Example,blog,us,1,", "category", "unknown category"),
     ("example.org,Example,government,USA,1,", "country", "ISO 3166"),
     ("example.org,Example,government,uk,1,", "country", "ISO 3166"),  # gb, not uk
@@ -280,6 +282,13 @@ def test_validation_names_file_line_field(tmp_path: Path, row: str, field: str, 
     assert exc.field == field
     assert isinstance(exc, ConfigError) and isinstance(exc, DrsearchError)
     assert str(exc).startswith("bad.csv:3: ")
+
+
+def test_an_unclosed_quote_is_reported_where_its_row_starts(tmp_path: Path) -> None:
+    rows = ('good.org,Good,government,us,1,\n"open.org,Open,government,us,1,\n'
+            "a.org,A,government,us,1,\nb.org,B,government,us,1,\nc.org,C,government,us,1,\n")
+    err = _single_error(validate(write_list(tmp_path / "l", rows, suffixes=None, name="q.csv")), "q.csv", 3, "row")
+    assert "runs to line 6" in err["message"] and "quote" in err["message"]
 
 
 def test_duplicate_across_files(tmp_path: Path) -> None:
