@@ -25,7 +25,7 @@ class SourceMeta:
     """What filters need to know about a passage's source document."""
 
     host: str | None  # normalised host (no www.)
-    site: str | None  # registrable domain, the unit of per-domain caps
+    site: str | None  # registrable domain (or an IP host's address), the unit of per-domain caps
     published: str | None
     tier: int | None  # authority tier of the host (1 best), None = unlisted
     category: str | None

@@ -15,9 +15,15 @@ import numpy as np
 
 from backends.base import Restriction
 from indexer.columns import Columns
-from indexer.domains import normalise_host
+from indexer.domains import ip_or_none, normalise_host
 from indexer.schema import is_published_date
 from ranker.filters import SourceFilter, SourceMeta
+
+
+def _address(raw_host: str) -> str | None:
+    """An IP host as its address, a site of its own for the per-domain cap (None: no host, or not an IP)."""
+    ip = ip_or_none(raw_host) if raw_host else None
+    return str(ip) if ip is not None else None
 
 
 class SourceTable:
@@ -31,7 +37,7 @@ class SourceTable:
             host = normalise_host(raw) if raw else None
             entry = authority.lookup_host(host) if host else None
             self._host_entry.append(entry)
-            site = (authority.registrable_domain(host) or host) if host else None
+            site = (authority.registrable_domain(host) or host) if host else _address(raw)
             self._host_meta.append(SourceMeta(
                 host=host, site=site, published=None,
                 tier=entry.tier if entry else None, category=entry.category if entry else None,

@@ -144,6 +144,19 @@ def test_max_per_domain_and_caps_still_fill_k(big):
     assert len(hits) == 3 and len(set(sites)) == 3  # nber.org, example.com, example.org
 
 
+def test_max_per_domain_caps_a_site_addressed_by_ip(tmp_path):
+    """An IP host is no registrable domain, but it is one site: the cap holds for it too."""
+    rows = [{"id": f"ip{i}", "url": f"http://10.1.2.3/p/{i}", "text": f"labour market report {i}"} for i in range(3)]
+    rows += [{"id": f"v6-{i}", "url": f"http://[2001:db8::1]/p/{i}", "text": f"labour market note {i}"} for i in range(3)]
+    rows += [{"id": "named", "url": "https://b.example.org/p", "text": "labour market review"}]
+    p = build(tmp_path, rows)
+    try:
+        hits = p.rank(["labour market"], SearchOptions(k=7, max_per_domain=1, authority_weight=0.0))[0]
+        assert sorted(p.source_meta(h.passage_id).site for h in hits) == ["10.1.2.3", "2001:db8::1", "example.org"]
+    finally:
+        p.close()
+
+
 def test_max_per_domain_is_not_applied_to_named_domains(big):
     hits = big.rank(["labour market"], SearchOptions(k=5, include_domains=("nber.org",), max_per_domain=1))[0]
     assert len(hits) == 5 and {big.source_meta(h.passage_id).site for h in hits} == {"nber.org"}
