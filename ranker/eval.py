@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -23,8 +22,11 @@ def load_qrels(beir_dir: Path, split: str = "test") -> dict[str, dict[str, int]]
     if not path.is_file():
         raise CorpusError(f"no qrels for split '{split}' (expected qrels/{split}.tsv)", where=str(beir_dir))
     qrels: dict[str, dict[str, int]] = {}
-    lines = (line for _, line in text_lines(path))
-    for lineno, row in enumerate(csv.reader(lines, delimiter="\t"), 1):
+    for lineno, line in text_lines(path):
+        line = line.rstrip("\r\n")
+        # A line is a row: qrels are plain TSV (a quote in a document id is part of it), or TREC's
+        # whitespace-separated `qid 0 docid rel`.
+        row = line.split("\t") if "\t" in line else line.split()
         if not row or (lineno == 1 and row[0] in ("query-id", "query_id", "qid")):
             continue
         if len(row) == 4:  # TREC qrels: qid 0 docid rel

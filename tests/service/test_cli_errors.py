@@ -72,8 +72,12 @@ GOOD_QRELS = [b"q1\tvolcano\t1", b"q2\tbread\t1"]
      (GOOD_QUERIES, [GOOD_QRELS[0], b"q2\tbr\xffead\t1"], "test.tsv:3", ["not UTF-8"]),
      ([GOOD_QUERIES[0], b'{"_id": "q2", "text": 12345}'], GOOD_QRELS, "queries.jsonl:2", ["query 'q2'", "must be a string"]),
      ([GOOD_QUERIES[0], b'{"_id": "q2", "text": "???"}'], GOOD_QRELS, "queries.jsonl:2", ["query 'q2'", "no searchable terms"]),
-     ([GOOD_QUERIES[0], b'{"_id": "q2", "text": "AND OR the"}'], GOOD_QRELS, "queries.jsonl:2", ["query 'q2'", "no searchable terms"])],
-    ids=["queries-not-utf8", "qrels-not-utf8", "text-not-a-string", "only-symbols", "only-stopwords"],
+     ([GOOD_QUERIES[0], b'{"_id": "q2", "text": "AND OR the"}'], GOOD_QRELS, "queries.jsonl:2", ["query 'q2'", "no searchable terms"]),
+     # a quote is part of a TSV field, so the bad value is named on its own line; a huge field is no CSV limit
+     (GOOD_QUERIES, [b'q1	"volcano	1', b"q2	bread	x"], "test.tsv:3", ["relevance 'x'"]),
+     (GOOD_QUERIES, [b"q1	" + b"v" * 200_000 + b"	1", b"q2	bread	x"], "test.tsv:3", ["relevance 'x'"])],
+    ids=["queries-not-utf8", "qrels-not-utf8", "text-not-a-string", "only-symbols", "only-stopwords", "qrels-quote",
+         "qrels-huge-field"],
 )  # fmt: skip
 def test_eval_names_the_bad_line(tmp_path, tiny_index, queries, qrels, where, fragments):
     beir = write_beir(tmp_path / "beir", queries, qrels)
