@@ -35,7 +35,7 @@ class DenseSettings(BaseModel):
     ivf_min: int = Field(2_000_000, ge=1)  # auto: IVF-PQ from this many passages on
     ivf_nlist: int | None = Field(None, ge=1)  # None: about 4 * sqrt(passages)
     ivf_nprobe: int | None = Field(None, ge=1)  # None: a fifth of the lists, at least 32 (docs/OPERATIONS.md)
-    pq_m: int = Field(48, ge=1)  # bytes per vector of the PQ code (must divide the dimension)
+    pq_m: int | None = Field(None, ge=1)  # bytes per vector of the PQ code (divides the dimension); None: 48 or the divisor nearest it
     refine: int = Field(4, ge=0)  # IVF-PQ: re-score k x refine candidates with the exact vectors (memory-mapped); 0 = off
     hnsw_m: int = Field(32, ge=4)
     hnsw_ef_construction: int = Field(80, ge=8)

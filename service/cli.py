@@ -143,7 +143,7 @@ def index_build(
     exact_max: Annotated[int, typer.Option(help="auto: exact inner-product search up to this many passages")] = 200_000,
     ivf_min: Annotated[int, typer.Option(help="auto: IVF-PQ from this many passages on")] = 2_000_000,
     ivf_nprobe: Annotated[Optional[int], typer.Option(help="IVF-PQ lists searched per query (default: a fifth of the lists, at least 32; recorded, used at search time)")] = None,
-    pq_m: Annotated[int, typer.Option(help="IVF-PQ code bytes per vector (divides the dimension)")] = 48,
+    pq_m: Annotated[Optional[int], typer.Option(help="IVF-PQ code bytes per vector, a divisor of the model's dimension (default: 48, or the divisor nearest 48 where 48 does not divide it)")] = None,
     hnsw_m: Annotated[int, typer.Option("--hnsw-m", help="HNSW graph degree M")] = 32,
     hnsw_ef_construction: Annotated[int, typer.Option(help="HNSW efConstruction")] = 80,
     hnsw_ef_search: Annotated[int, typer.Option(help="HNSW efSearch (recorded; used at search time)")] = 128,

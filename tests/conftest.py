@@ -152,3 +152,20 @@ def mixed_zh(tmp_path_factory) -> dict[str, object]:
     root.mkdir()
     return {**subset, "corpus": base / "corpus", "root": root,
             "build": _build(root, base / "corpus", chunk_words=200, dense=True)}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny RoBERTa sentence-transformers model, no token_type_ids (tests/model_fixtures.py).
+    Shared: a test that changes it works on a copy."""
+    from tests.model_fixtures import tiny_roberta
+
+    return tiny_roberta(tmp_path_factory.mktemp("tiny-model") / "roberta")
+
+
+@pytest.fixture(scope="session")
+def tiny_dense_model(tmp_path_factory) -> Path:
+    """The tiny RoBERTa with a Dense module after pooling (32 -> 16 dimensions)."""
+    from tests.model_fixtures import tiny_roberta
+
+    return tiny_roberta(tmp_path_factory.mktemp("tiny-dense-model") / "roberta-dense", dense=16)

@@ -41,6 +41,20 @@ def ivf_probes(settings: DenseSettings, nlist: int) -> int:
     return min(nlist, settings.ivf_nprobe or max(32, nlist // 5))
 
 
+def pq_codes(settings: DenseSettings, dimension: int) -> int:
+    """PQ code bytes per vector: `--pq-m` as given, else 48, or where 48 does not divide the
+    dimension (512, 1024) the divisor of the dimension nearest to 48 (the larger on a tie)."""
+    if settings.pq_m:
+        return settings.pq_m
+    divisors = [m for m in range(1, dimension + 1) if dimension % m == 0]
+    return min(divisors, key=lambda m: (abs(m - 48), -m))
+
+
+def check_pq_m(settings: DenseSettings, dimension: int) -> None:
+    if settings.pq_m and dimension % settings.pq_m:
+        raise ConfigError(f"invalid --pq-m: {settings.pq_m} does not divide the model's dimension {dimension}", field="pq_m")
+
+
 _ADD_CHUNK = 65_536  # vectors added to an index at a time (read from the vectors file chunk by chunk)
 
 
@@ -54,10 +68,9 @@ def build_faiss(vectors: np.ndarray | RowFile, ann: str, settings: DenseSettings
     if ann == "exact":
         index = faiss.IndexFlatIP(d)
     elif ann == "ivf-pq":
-        if d % settings.pq_m:
-            raise ConfigError(f"pq_m {settings.pq_m} does not divide the dimension {d}", field="pq_m")
+        check_pq_m(settings, d)
         nlist, nbits = ivf_shape(settings, n)
-        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, settings.pq_m, nbits, ip)
+        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, pq_codes(settings, d), nbits, ip)
         # FAISS wants >= 39 training points per list; the PQ's 256 centroids need 256 x 256
         index.train(_training_sample(vectors, max(256 * 256, 39 * nlist)))
         index.nprobe = ivf_probes(settings, nlist)
@@ -126,7 +139,8 @@ def build_dense_index(
         hnsw = HnswParams(m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction, ef_search=settings.hnsw_ef_search)
     elif ann == "ivf-pq":
         nlist, nbits = ivf_shape(settings, n)
-        ivf = IvfParams(nlist=nlist, nprobe=ivf_probes(settings, nlist), pq_m=settings.pq_m, nbits=nbits, refine=settings.refine)
+        ivf = IvfParams(nlist=nlist, nprobe=ivf_probes(settings, nlist), pq_m=pq_codes(settings, emb.dimension), nbits=nbits,
+                        refine=settings.refine)  # fmt: skip
         if keep_vectors:  # exact vectors for re-scoring, read by row at search time
             files = FaissFiles(vectors=VECTORS_FILE)
     return FaissSection(
@@ -144,9 +158,9 @@ class FaissWriter:
         self.settings = settings.dense
         self.languages = dense_languages(self.settings.languages, self.settings.model)
         self.model = model if model is not None else load_encoder(self.settings)
-        d = int(dimension_of(self.model))
-        if self.settings.ann in ("auto", "ivf-pq") and d % self.settings.pq_m:  # fail before reading the corpus
-            raise ConfigError(f"pq_m {self.settings.pq_m} does not divide the dimension {d}", field="pq_m")
+        self.dimension = int(dimension_of(self.model))
+        if self.settings.ann in ("auto", "ivf-pq"):  # a --pq-m given for this model fails before reading the corpus
+            check_pq_m(self.settings, self.dimension)
 
     def write(self, ctx: BuildContext) -> FaissSection:
         section = build_dense_index(

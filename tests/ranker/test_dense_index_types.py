@@ -97,5 +97,24 @@ def test_pq_m_that_does_not_divide_the_dimension_fails_before_any_work():
     from indexer.errors import ConfigError
     from indexer.settings import BuildSettings
 
-    with pytest.raises(ConfigError, match="pq_m 7 does not divide the dimension 384"):
+    with pytest.raises(ConfigError, match="invalid --pq-m: 7 does not divide the model.s dimension 384"):
         FaissWriter(BuildSettings(dense=DenseSettings(device="cpu", ann="ivf-pq", pq_m=7)))
+
+
+def test_default_pq_m_is_48_or_the_divisor_of_the_dimension_nearest_it():
+    from backends.faiss.writer import pq_codes
+
+    assert [pq_codes(DenseSettings(), d) for d in (384, 768, 512, 1024, 32)] == [48, 48, 64, 64, 32]
+    assert pq_codes(DenseSettings(pq_m=96), 384) == 96
+
+
+def test_a_model_48_does_not_divide_builds_with_the_default_pq_m(tiny_model):
+    """bge-small-zh (512), bge-m3 (1024), here a 32-dimensional model: `auto` builds them without
+    --pq-m, and an IVF-PQ index of such vectors gets a PQ that divides the dimension."""
+    from backends.faiss.writer import FaissWriter, build_faiss
+    from indexer.settings import BuildSettings
+
+    FaissWriter(BuildSettings(dense=DenseSettings(model=str(tiny_model), device="cpu", encoder="st")))
+    vectors = np.random.default_rng(0).standard_normal((64, 32)).astype(np.float32)
+    index = build_faiss(vectors, "ivf-pq", DenseSettings(ann="ivf-pq"))
+    assert index.pq.M == 32 and index.ntotal == 64
