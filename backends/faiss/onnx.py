@@ -122,25 +122,28 @@ def _without_quantizer_advice() -> Iterator[None]:
 
 
 def _export(st_model: Any, out: Path) -> None:
-    """The transformer as a graph from token ids to token states (batch x tokens x dimension)."""
+    """The transformer as a graph from token ids to token states (batch x tokens x dimension). Its
+    inputs are those the tokenizer gives: XLM-R and RoBERTa tokenizers (multilingual-e5, bge-m3,
+    paraphrase-multilingual-*) and DistilBERT's give no token_type_ids."""
     import torch
+
+    sample = st_model.tokenizer(["an example text", "two"], padding=True, return_tensors="pt")
+    names = [name for name in _INPUTS if name in sample]
 
     class TokenStates(torch.nn.Module):
         def __init__(self, transformer: torch.nn.Module):
             super().__init__()
             self.transformer = transformer
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.transformer(input_ids=input_ids, attention_mask=attention_mask,
-                                    token_type_ids=token_type_ids).last_hidden_state  # fmt: skip
+        def forward(self, *inputs):
+            return self.transformer(**dict(zip(names, inputs))).last_hidden_state
 
     module = TokenStates(st_model[0].auto_model.to("cpu")).eval()
-    sample = st_model.tokenizer(["an example text", "two"], padding=True, return_tensors="pt")
-    axes = {name: {0: "batch", 1: "tokens"} for name in [*_INPUTS, "token_states"]}
+    axes = {name: {0: "batch", 1: "tokens"} for name in [*names, "token_states"]}
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes about the model's Python branches: not the user's concern
-        torch.onnx.export(module, tuple(sample[n] for n in _INPUTS), str(tmp), input_names=list(_INPUTS),
+        torch.onnx.export(module, tuple(sample[n] for n in names), str(tmp), input_names=names,
                           output_names=["token_states"], dynamic_axes=axes, opset_version=17, dynamo=False)  # fmt: skip
     os.replace(tmp, out)
 
@@ -162,6 +165,7 @@ class OnnxEncoder:
         self._run_tokens = 1 if int8 else RUN_TOKENS
         self._threads = int(threads or budget())
         self._session = self._new_session(self._threads)
+        self._inputs = [i.name for i in self._session.get_inputs()]  # token_type_ids only where the tokenizer gives them
         self._single_threaded: Any = None  # made on first `encode_each` of many texts
         self._session_lock = threading.Lock()
 
@@ -199,10 +203,11 @@ class OnnxEncoder:
         go to `out[rows]`, each pooled over its own tokens only."""
         lengths = [len(enc["input_ids"][i]) for i in rows]
         feed, pad_id = {}, self.tokenizer.pad_token_id or 0
-        for name in _INPUTS:
+        for name in self._inputs:
             padded = np.full((len(rows), max(lengths)), pad_id if name == "input_ids" else 0, dtype=np.int64)
-            for j, i in enumerate(rows):
-                padded[j, : lengths[j]] = enc[name][i]
+            if name in enc:
+                for j, i in enumerate(rows):
+                    padded[j, : lengths[j]] = enc[name][i]
             feed[name] = padded
         states = session.run(None, feed)[0]
         for j, (i, n) in enumerate(zip(rows, lengths)):

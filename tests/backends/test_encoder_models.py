@@ -1,0 +1,70 @@
+"""The encoders that pool outside the model (onnx, onnx-int8, st-bf16) on models unlike the bundled
+one: a RoBERTa whose tokenizer gives no token_type_ids runs on them with the model's own vectors; a
+model with a module after pooling (Dense) is refused in one line, and `auto` runs it on torch.
+Real tiny models built here (tests/model_fixtures.py), real ONNX Runtime, Lucene and FAISS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backends.faiss.bf16 import cpu_capability, native_bf16
+from backends.faiss.encoder import encode_passages, encoder_info, load_encoder
+from indexer.build import build_index
+from indexer.errors import ConfigError
+from indexer.settings import BuildSettings, DenseSettings
+from ranker.pipeline import SearchOptions, SearchPipeline
+from tests.text_fixtures import DOCS
+
+needs_bf16 = pytest.mark.skipif(not native_bf16(cpu_capability()), reason="this CPU has no native bfloat16 (AMX or AVX512-BF16)")
+TEXTS = [f"{title}\n{text}" for _, title, text in DOCS]
+
+
+@pytest.fixture(autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRSEARCH_CACHE", str(tmp_path_factory.getbasetemp() / "encoder-models-cache"))
+
+
+def _corpus(path: Path) -> Path:
+    path.write_text("".join(json.dumps({"id": i, "title": t, "text": x}) + "\n" for i, t, x in DOCS))
+    return path
+
+
+def _build_and_search(model: Path, tmp_path: Path, encoder: str):
+    settings = BuildSettings(chunk_words=0, quiet=True, dense=DenseSettings(model=str(model), device="cpu", encoder=encoder))
+    build = build_index([_corpus(tmp_path / "docs.jsonl")], tmp_path / encoder, settings).build_dir
+    pipeline = SearchPipeline.open(build)
+    try:
+        hits = pipeline.rank(["lava from a volcanic vent", "jazz"], SearchOptions(k=3, mode="dense"))
+    finally:
+        pipeline.close()
+    return json.loads((build / "manifest.json").read_text())["dense"], hits
+
+
+@pytest.mark.parametrize(("encoder", "min_cosine"), [("onnx", 0.99999), ("onnx-int8", 0.95)])
+def test_a_model_without_token_type_ids_runs_on_onnx(tiny_model: Path, encoder: str, min_cosine: float) -> None:
+    """XLM-R / RoBERTa tokenizers give no token_type_ids: the export takes the inputs the tokenizer gives."""
+    settings = DenseSettings(model=str(tiny_model), device="cpu", encoder=encoder)
+    ours = load_encoder(settings)
+    assert [i.name for i in ours._session.get_inputs()] == ["input_ids", "attention_mask"]
+    assert encoder_info(ours, settings)["encoder"] == encoder
+    ref = encode_passages(load_encoder(settings.model_copy(update={"encoder": "st"})), TEXTS, settings)
+    assert ((encode_passages(ours, TEXTS, settings) * ref).sum(axis=1)).min() > min_cosine
+    assert np.array_equal(ours.encode_each(TEXTS[:3])[1], ours.encode([TEXTS[1]])[0])
+
+
+def test_a_default_build_of_a_model_without_token_type_ids_is_searchable(tiny_model: Path, tmp_path: Path) -> None:
+    """The default encoder (ONNX on the CPU) and the default --pq-m on a 32-dimensional model."""
+    dense, hits = _build_and_search(tiny_model, tmp_path, "auto")
+    assert dense["encoder"] == "onnx" and dense["dimension"] == 32
+    assert all(len(run) == 3 for run in hits)
+
+
+@needs_bf16
+def test_a_bf16_build_of_a_model_without_token_type_ids_is_searchable(tiny_model: Path, tmp_path: Path) -> None:
+    """Its queries are encoded by ONNX Runtime (fp32), which crashed on the missing token_type_ids."""
+    dense, hits = _build_and_search(tiny_model, tmp_path, "st-bf16")
+    assert dense["encoder"] == "st-bf16" and all(len(run) == 3 for run in hits)
