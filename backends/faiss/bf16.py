@@ -55,6 +55,7 @@ class Bf16Encoder:
     def __init__(self, st_model: Any):
         import torch
 
+        self.pooling = pooling_mode(st_model, "st-bf16")
         self.device = st_model.device
         if self.device.type == "cpu" and not native_bf16(cpu_capability()):
             raise ConfigError("st-bf16 needs a CPU with bfloat16 instructions (AMX or AVX512-BF16) or a GPU; "
@@ -62,7 +63,6 @@ class Bf16Encoder:
         if self.device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
             raise ConfigError("st-bf16 needs a GPU with bfloat16 units (Ampere or newer); use --encoder st",
                               where="encoder")  # fmt: skip
-        self.pooling = pooling_mode(st_model, "bfloat16 encoders")
         self._normalize = ends_normalized(st_model)
         self._transformer = st_model[0].auto_model.to(torch.bfloat16).eval()
         self.tokenizer = st_model.tokenizer

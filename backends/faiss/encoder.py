@@ -97,7 +97,11 @@ def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
         model.max_seq_length = int(settings.max_length)
     if getattr(model, "tokenizer", None) is not None:
         serialise_tokenizer(model.tokenizer)
+    from backends.faiss.onnx import outside_pooling_problem
+
     encoder = resolve_encoder(settings.encoder, device)
+    if settings.encoder == "auto" and encoder != "st" and outside_pooling_problem(model):
+        encoder = "st"  # a model the ONNX encoders cannot reproduce runs on torch (recorded as st)
     if encoder == "st-bf16":
         from backends.faiss.bf16 import Bf16Encoder
 

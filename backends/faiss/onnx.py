@@ -58,13 +58,34 @@ def _weights_key(model_dir: Path) -> str:
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def pooling_mode(st_model: Any, encoder: str = "ONNX encoders") -> str:
-    """The model's pooling, mean or CLS: what the encoders that pool outside the model support."""
-    pooling = next((m for m in st_model if type(m).__name__ == "Pooling"), None)
-    mode = getattr(pooling, "pooling_mode", None)
-    if mode not in ("mean", "cls"):
-        raise ConfigError(f"{encoder} support mean or CLS pooling only; use --encoder st", where="encoder")
-    return mode
+def outside_pooling_problem(st_model: Any) -> str | None:
+    """Why the encoders that pool outside the model (ONNX, bfloat16) would not give this model's
+    vectors, or None. They run its transformer on the tokenizer's ids, then mean or CLS pooling and
+    an optional L2 normalisation, nothing else: any other module (a Dense projection after pooling,
+    as LaBSE, distiluse-* and sentence-t5 have) or pooling mode would be skipped or run wrongly."""
+    modules = list(st_model)
+    kinds = [type(m).__name__ for m in modules]
+    if not kinds or kinds[0] != "Transformer":
+        return f"its first module is {kinds[0] if kinds else 'missing'}, not a Transformer"
+    if getattr(modules[0], "do_lower_case", False):
+        return "its Transformer lower-cases texts before tokenising"
+    if len(kinds) < 2 or kinds[1] != "Pooling":
+        return "it has no Pooling module after its Transformer"
+    if getattr(modules[1], "pooling_mode", None) not in ("mean", "cls"):
+        return f"its pooling is {getattr(modules[1], 'pooling_mode', '?')!r} (mean or CLS only)"
+    for i, kind in enumerate(kinds[2:], start=2):
+        if kind != "Normalize" or i != len(kinds) - 1:
+            return f"it has a {kind} module after pooling (module {i})"
+    return None
+
+
+def pooling_mode(st_model: Any, encoder: str) -> str:
+    """The model's pooling, mean or CLS; a ConfigError (one line) for a model these encoders cannot
+    run exactly (`outside_pooling_problem`)."""
+    problem = outside_pooling_problem(st_model)
+    if problem:
+        raise ConfigError(f"--encoder {encoder} cannot run this model: {problem}; use --encoder st", field="encoder")
+    return st_model[1].pooling_mode
 
 
 def ends_normalized(st_model: Any) -> bool:
@@ -153,7 +174,7 @@ class OnnxEncoder:
 
     def __init__(self, st_model: Any, model_dir: Path, *, int8: bool, threads: int | None = None):
         self.kind: Encoder = "onnx-int8" if int8 else "onnx"
-        self.pooling = pooling_mode(st_model)
+        self.pooling = pooling_mode(st_model, self.kind)
         self.path = exported_model(st_model, model_dir, int8=int8)
         self.tokenizer = st_model.tokenizer
         self.max_seq_length = int(st_model.max_seq_length)

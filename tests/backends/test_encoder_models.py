@@ -44,6 +44,30 @@ def _build_and_search(model: Path, tmp_path: Path, encoder: str):
     return json.loads((build / "manifest.json").read_text())["dense"], hits
 
 
+@pytest.mark.parametrize("encoder", ["onnx", "onnx-int8", "st-bf16"])
+def test_a_module_after_pooling_is_refused_in_one_line(tiny_dense_model: Path, encoder: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_encoder(DenseSettings(model=str(tiny_dense_model), device="cpu", encoder=encoder))
+    message = str(err.value)
+    assert f"--encoder {encoder} cannot run this model" in message and "Dense module after pooling" in message
+    assert "use --encoder st" in message and "\n" not in message
+
+
+def test_auto_runs_a_model_with_a_module_after_pooling_on_torch(tiny_dense_model: Path, tmp_path: Path) -> None:
+    """`auto` (ONNX on the CPU) falls back to torch for such a model, and the manifest says so:
+    the index holds the model's own 16-dimensional vectors, and queries use torch too."""
+    import faiss
+    from sentence_transformers import SentenceTransformer
+
+    dense, hits = _build_and_search(tiny_dense_model, tmp_path, "auto")
+    assert dense["encoder"] == "st" and dense["dimension"] == 16
+    assert all(len(run) == 3 for run in hits)
+    build = next((tmp_path / "auto" / "builds").iterdir())
+    stored = faiss.read_index(str(build / "dense" / "index.faiss")).reconstruct_n(0, len(DOCS))
+    own = SentenceTransformer(str(tiny_dense_model), device="cpu").encode(TEXTS, normalize_embeddings=True)
+    assert np.allclose(stored, own, atol=1e-5)
+
+
 @pytest.mark.parametrize(("encoder", "min_cosine"), [("onnx", 0.99999), ("onnx-int8", 0.95)])
 def test_a_model_without_token_type_ids_runs_on_onnx(tiny_model: Path, encoder: str, min_cosine: float) -> None:
     """XLM-R / RoBERTa tokenizers give no token_type_ids: the export takes the inputs the tokenizer gives."""
