@@ -109,7 +109,7 @@ class ElasticVectorSearcher(_ElasticLeg):
         return cls(section)
 
     def encode(self, queries: Sequence[str], on_idle: Callable[[], None] | None = None) -> np.ndarray:
-        from backends.faiss.encoder import dimension_of, encode_queries, load_encoder
+        from backends.faiss.encoder import check_model_unchanged, dimension_of, encode_queries, load_encoder
 
         settings = self.section.encoder_settings(self._device)
         with self._lock:
@@ -118,6 +118,7 @@ class ElasticVectorSearcher(_ElasticLeg):
                 if int(dimension_of(model)) != self.dimension:
                     raise ConfigError(f"encoder produces {dimension_of(model)}-dimensional vectors, the index "
                                       f"holds {self.dimension}", where=str(settings.model or "bundled model"))  # fmt: skip
+                check_model_unchanged(self.section.model_digest, settings)
                 self._model = model
         return encode_queries(self._model, list(queries), settings, on_idle)
 

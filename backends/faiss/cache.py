@@ -4,8 +4,8 @@
         model.json            what the key stands for (for humans)
         shard-00000-<rand>.npz  `keys` (sha1 of the exact embedded text, S20) + `vectors` (float32)
 
-`model_key` hashes everything that changes a vector (model path + weight sizes, dimension, prefixes,
-normalize, max_length). Shards are written atomically (tmp + rename) every `shard_size` newly encoded
+`model_key` hashes everything that changes a vector (the contents of the model's files, dimension,
+prefixes, normalize, max_length, encoder). Shards are written atomically (tmp + rename) every `shard_size` newly encoded
 passages, so a build killed mid-encode keeps its finished shards; the next build reads their keys, reuses
 every vector whose text hash matches and encodes only the rest. Any vector backend (FAISS here, a
 `dense_vector` field elsewhere) gets its passage vectors from `embed_store`.

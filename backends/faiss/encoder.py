@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from backends.faiss.model_files import model_digest
 from backends.heap import freeze_long_lived
 from indexer.errors import ConfigError
 from indexer.settings import DenseSettings
@@ -123,6 +124,7 @@ def encoder_info(model: Any, settings: DenseSettings) -> dict[str, Any]:
     """The encoder description recorded in the manifest's `dense` section."""
     return {
         "model": str(model_path(settings)),
+        "model_digest": model_digest(model_path(settings)),
         "bundled": settings.model is None,
         "model_name": BUNDLED_NAME if settings.model is None else model_path(settings).name,
         "dimension": int(dimension_of(model)),
@@ -136,26 +138,38 @@ def encoder_info(model: Any, settings: DenseSettings) -> dict[str, Any]:
 
 
 def model_key(info: dict[str, Any]) -> str:
-    """Identity of everything that changes a passage vector: cache directory name."""
+    """Identity of everything that changes a passage vector: cache directory name. The model is
+    identified by its files' contents (`model_digest`), not by where it lies."""
     path = Path(info["model"])
-    weights = sorted(
-        (p.name, p.stat().st_size)
-        for p in (list(path.glob("*.safetensors")) + list(path.glob("*.bin")))
-        if p.is_file()
-    ) if path.is_dir() else []
     ident = {
-        "model": BUNDLED_NAME if info.get("bundled") else str(path.resolve()),
-        "weights": weights,
+        "files": info.get("model_digest") or model_digest(path),
         "dimension": info["dimension"],
         "normalize": info["normalize"],
         "max_length": info["max_length"],
         "query_prefix": info["query_prefix"],
         "passage_prefix": info["passage_prefix"],
     }
-    if info.get("encoder", "st") != "st":  # ONNX vectors differ (int8 visibly); torch keys stay as they were
+    if info.get("encoder", "st") != "st":  # ONNX vectors differ (int8 visibly)
         ident["encoder"] = info["encoder"]
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     return f"{info.get('model_name') or path.name}-{digest}".replace(os.sep, "_")
+
+
+def check_model_unchanged(recorded_digest: str | None, settings: DenseSettings) -> None:
+    """A ConfigError (one line) when the model directory's files are no longer those a build
+    recorded: its passage vectors came from another model than the one that would encode the
+    queries, and every dense score would be wrong without a sign. Builds that recorded no digest
+    (made before it was recorded) are not checked."""
+    if not recorded_digest:
+        return
+    path = model_path(settings)
+    now = model_digest(path)
+    if now != recorded_digest:
+        raise ConfigError(
+            f"the model's files changed since this index was built (content sha256 {now[:12]}, built with "
+            f"{recorded_digest[:12]}): rebuild the index, or restore the model it was built with",
+            where=str(path),
+        )
 
 
 def passage_text(title: str, text: str) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.faiss.model_files import model_digest
 from backends.threads import budget
 from indexer.errors import ConfigError
 from indexer.settings import Encoder
@@ -48,12 +49,11 @@ def cache_root() -> Path:
     return Path(os.environ.get("DRSEARCH_CACHE") or Path.home() / ".cache" / "drsearch")
 
 
-def _weights_key(model_dir: Path) -> str:
+def _export_key(model_dir: Path) -> str:
     import onnxruntime
     import torch
 
-    weights = sorted((p.name, p.stat().st_size) for p in model_dir.glob("*") if p.suffix in (".safetensors", ".bin"))
-    ident = {"model": str(model_dir.resolve()), "weights": weights, "graph": _GRAPH_FORMAT,
+    ident = {"files": model_digest(model_dir), "graph": _GRAPH_FORMAT,
              "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}  # fmt: skip
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -102,7 +102,7 @@ def unit_rows(out: np.ndarray) -> np.ndarray:
 
 def exported_model(st_model: Any, model_dir: Path, *, int8: bool) -> Path:
     """Path of the model's ONNX export (int8: dynamically quantised), exporting it on first use."""
-    folder = cache_root() / "onnx" / f"{model_dir.name}-{_weights_key(model_dir)}"
+    folder = cache_root() / "onnx" / f"{model_dir.name}-{_export_key(model_dir)}"
     fp32, q8 = folder / "model.onnx", folder / "model-int8.onnx"
     target = q8 if int8 else fp32
     if target.is_file():

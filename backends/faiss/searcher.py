@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from backends.base import VECTOR, Leg, Restriction, SourceFilters, check_k, query_matrix
-from backends.faiss.encoder import dimension_of, encode_queries, load_encoder
+from backends.faiss.encoder import check_model_unchanged, dimension_of, encode_queries, load_encoder
 from backends.faiss.flat_split import blocked_search, large_flat, split_search, ties_by_id
 from backends.faiss.gpu import GPU_MAX_K, batch_invariant_gpu_search, faiss_device, to_gpu
 from backends.faiss.rows import RowFile
@@ -148,6 +148,7 @@ class FaissSearcher:
                         f"encoder produces {got}-dimensional vectors but the index was built with {self.dimension}",
                         where=str(self._settings.model or "bundled model"),
                     )
+                check_model_unchanged(self.section.model_digest, self._settings)
                 self._model_checked = True
         return self._model
 

@@ -31,6 +31,7 @@ class EncoderSection(Section):
     device: str | None = None  # the build's device (for humans; search picks its own)
     encoder: Encoder = "st"  # builds before the choice existed used torch
     model_key: str  # embedding-cache key of everything that changes a vector
+    model_digest: str | None = None  # sha256 of the model's files (backends.faiss.model_files); None: builds before it
     languages: list[str] = ["*"]  # languages the model covers ("*": any; builds before they were recorded)
     count: int = Field(ge=0)
     encoded: int = Field(ge=0)
