@@ -38,7 +38,9 @@ def bundled_model_path() -> Path:
 
 
 def model_path(settings: DenseSettings) -> Path:
-    return Path(settings.model).expanduser() if settings.model else bundled_model_path()
+    """The model directory, absolute (symbolic links kept): the manifest records it for searches
+    run from any directory."""
+    return Path(os.path.abspath(Path(settings.model).expanduser())) if settings.model else bundled_model_path()
 
 
 def resolve_device(device: str | None) -> str:

@@ -94,3 +94,18 @@ def test_a_fine_tune_saved_over_the_model_is_encoded_afresh_and_old_builds_refus
         assert err.value.where == str(model) and "\n" not in str(err.value)
     finally:
         pipeline.close()
+
+
+def test_a_relative_model_path_is_recorded_absolute(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--model models/x` given in one directory: searches from any other directory load that model."""
+    (tmp_path / "work" / "models").mkdir(parents=True)
+    shutil.copytree(tiny_model, tmp_path / "work" / "models" / "x")
+    monkeypatch.chdir(tmp_path / "work")
+    build = build_index([_corpus(tmp_path / "docs.jsonl")], tmp_path / "idx", _settings(os.path.join("models", "x"))).build_dir
+    assert json.loads((build / "manifest.json").read_text())["dense"]["model"] == str(tmp_path / "work" / "models" / "x")
+    monkeypatch.chdir(tmp_path)
+    pipeline = SearchPipeline.open(build)
+    try:
+        assert len(pipeline.rank(["lava from a volcanic vent"], SearchOptions(k=3, mode="dense"))[0]) == 3
+    finally:
+        pipeline.close()
