@@ -19,7 +19,7 @@ from tqdm import tqdm
 from backends.faiss.cache import EmbeddingCache, encode_shard
 from backends.faiss.encoder import encoder_info, load_encoder, model_key, passage_text, text_key
 from indexer import layout
-from indexer.build import _host_of
+from indexer.build import _host_of, _write_error
 from indexer.chunker import ChunkSettings, chunk_document
 from indexer.errors import CorpusError
 from indexer.readers import ReadReport, corpus_files, read_documents
@@ -112,7 +112,10 @@ def encode_corpus(
         else:
             model = load_encoder(dense)
             info = encoder_info(model, dense)
-        cache = EmbeddingCache(root / layout.EMBEDDING_CACHE_DIR / model_key(info), info["dimension"], info)
+        try:
+            cache = EmbeddingCache(root / layout.EMBEDDING_CACHE_DIR / model_key(info), info["dimension"], info)
+        except OSError as exc:  # --out under a regular file, read-only, ...: one line, as `index build` says it
+            raise _write_error(exc, root) from None
         counter = _Counter(cache, dense.shard_size)
         shards = counter.shards(embedded_texts(paths, settings))
         with tqdm(desc="encode", unit="psg", disable=settings.quiet, dynamic_ncols=True) as bar:

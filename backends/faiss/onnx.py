@@ -101,24 +101,34 @@ def unit_rows(out: np.ndarray) -> np.ndarray:
 
 
 def exported_model(st_model: Any, model_dir: Path, *, int8: bool) -> Path:
-    """Path of the model's ONNX export (int8: dynamically quantised), exporting it on first use."""
+    """Path of the model's ONNX export (int8: dynamically quantised), exporting it on first use.
+    A cache folder that cannot be made or written is a ConfigError (one line) naming it."""
     folder = cache_root() / "onnx" / f"{model_dir.name}-{_export_key(model_dir)}"
     fp32, q8 = folder / "model.onnx", folder / "model-int8.onnx"
     target = q8 if int8 else fp32
     if target.is_file():
         return target
     with _export_lock:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not fp32.is_file():
-            _export(st_model, fp32)
-        if int8 and not q8.is_file():
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            tmp = q8.with_name(f".{q8.name}.tmp-{os.getpid()}")
-            with _without_quantizer_advice():
-                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
-            os.replace(tmp, q8)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not fp32.is_file():
+                _export(st_model, fp32)
+            if int8 and not q8.is_file():
+                _quantize(fp32, q8)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(f"cannot write the ONNX export cache ({reason}); set DRSEARCH_CACHE to a writable "
+                              "directory", where=str(folder)) from None  # fmt: skip
     return target
+
+
+def _quantize(fp32: Path, q8: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = q8.with_name(f".{q8.name}.tmp-{os.getpid()}")
+    with _without_quantizer_advice():
+        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    os.replace(tmp, q8)
 
 
 _QUANTIZER_ADVICE = "Please consider to run pre-processing before quantization"

@@ -17,6 +17,7 @@ from indexer.build import build_index
 from indexer.errors import ConfigError
 from indexer.settings import BuildSettings, DenseSettings
 from ranker.pipeline import SearchOptions, SearchPipeline
+from tests.conftest import drsearch
 from tests.text_fixtures import DOCS
 
 needs_bf16 = pytest.mark.skipif(not native_bf16(cpu_capability()), reason="this CPU has no native bfloat16 (AMX or AVX512-BF16)")
@@ -92,3 +93,17 @@ def test_a_bf16_build_of_a_model_without_token_type_ids_is_searchable(tiny_model
     """Its queries are encoded by ONNX Runtime (fp32), which crashed on the missing token_type_ids."""
     dense, hits = _build_and_search(tiny_model, tmp_path, "st-bf16")
     assert dense["encoder"] == "st-bf16" and all(len(run) == 3 for run in hits)
+
+
+def test_an_unusable_onnx_cache_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DRSEARCH_CACHE naming a regular file: loading the ONNX encoder (a build's, or a search's
+    on an ONNX index) names the folder it cannot make; the CLI says it in one line, exit 2."""
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("DRSEARCH_CACHE", str(tmp_path / "afile"))
+    with pytest.raises(ConfigError, match="cannot write the ONNX export cache") as err:
+        load_encoder(DenseSettings(device="cpu", encoder="onnx"))
+    assert err.value.where.startswith(str(tmp_path / "afile" / "onnx"))
+    proc = drsearch("index", "build", "--corpus", _corpus(tmp_path / "docs.jsonl"), "--out", tmp_path / "idx", "-q")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
+    assert str(tmp_path / "afile" / "onnx") in lines[0] and "DRSEARCH_CACHE" in lines[0]

@@ -65,3 +65,13 @@ def test_cli_errors_are_one_line(tmp_path, args, says):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "index" / "embeddings").exists()
+
+
+def test_out_under_a_regular_file_is_a_one_line_error(tmp_path):
+    """As `index build` says it for the same --out: the path and the system's reason, exit 2."""
+    corpus = scifact_jsonl(tmp_path / "corpus.jsonl", 2)
+    (tmp_path / "afile").write_text("")
+    proc = drsearch("index", "encode", "--corpus", corpus, "--out", tmp_path / "afile" / "sub", "-q")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
+    assert f"{tmp_path / 'afile' / 'sub'}: cannot write the index: Not a directory" in lines[0]
