@@ -158,7 +158,9 @@ class Writer(Protocol):
     """Writes one leg of a build from the store and returns its manifest section.
 
     Constructed from the build settings before the corpus is read, so a bad setting
-    (a missing model, an unreachable cluster) fails before minutes of reading.
+    (a missing model, an unreachable cluster) fails before minutes of reading. A writer may also
+    have `check(ctx)`, called once the store is written and before any leg is, for what depends on
+    the corpus (an index type its size cannot train).
     """
 
     leg: ClassVar[Leg]

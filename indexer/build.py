@@ -164,6 +164,9 @@ def _write_build(build_dir: Path, root: Path, paths: list[Path], settings: Build
     reader = Store(build_dir / layout.STORE)
     try:
         ctx = BuildContext(build_dir, root, reader, n_passages, settings.threads, quiet)
+        for writer in writers:  # what depends on the corpus (its size) fails before any leg is written
+            if hasattr(writer, "check"):
+                writer.check(ctx)
         for writer in writers:
             t0 = time.time()
             sections[writer.leg] = writer.write(ctx)

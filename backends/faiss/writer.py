@@ -55,6 +55,18 @@ def check_pq_m(settings: DenseSettings, dimension: int) -> None:
         raise ConfigError(f"invalid --pq-m: {settings.pq_m} does not divide the model's dimension {dimension}", field="pq_m")
 
 
+def check_ivf_pq(settings: DenseSettings, n: int, dimension: int) -> None:
+    """A ConfigError (one line) when the IVF-PQ index `settings` choose for `n` passages cannot be
+    trained: its PQ needs at least 2^nbits vectors (16 below ~10,000 passages)."""
+    if choose_ann(settings, n) != "ivf-pq":
+        return
+    check_pq_m(settings, dimension)
+    need = 2 ** ivf_shape(settings, n)[1]
+    if n < need:
+        raise ConfigError(f"--dense-index ivf-pq needs at least {need} passages to train its codes, this corpus has {n}: "
+                          "use --dense-index flat (or auto)", field="ann")  # fmt: skip
+
+
 _ADD_CHUNK = 65_536  # vectors added to an index at a time (read from the vectors file chunk by chunk)
 
 
@@ -68,7 +80,7 @@ def build_faiss(vectors: np.ndarray | RowFile, ann: str, settings: DenseSettings
     if ann == "exact":
         index = faiss.IndexFlatIP(d)
     elif ann == "ivf-pq":
-        check_pq_m(settings, d)
+        check_ivf_pq(settings.model_copy(update={"ann": "ivf-pq"}), n, d)
         nlist, nbits = ivf_shape(settings, n)
         index = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, pq_codes(settings, d), nbits, ip)
         # FAISS wants >= 39 training points per list; the PQ's 256 centroids need 256 x 256
@@ -113,6 +125,7 @@ def build_dense_index(
 
     if model is None:
         model = load_encoder(settings)
+    check_ivf_pq(settings, store.extent[1], int(dimension_of(model)))  # before any passage is encoded
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     vectors_path = out_dir / VECTORS_FILE
@@ -161,6 +174,10 @@ class FaissWriter:
         self.dimension = int(dimension_of(self.model))
         if self.settings.ann in ("auto", "ivf-pq"):  # a --pq-m given for this model fails before reading the corpus
             check_pq_m(self.settings, self.dimension)
+
+    def check(self, ctx: BuildContext) -> None:
+        """Before any leg is written: an IVF-PQ index this corpus is too small to train fails now."""
+        check_ivf_pq(self.settings, ctx.passages, self.dimension)
 
     def write(self, ctx: BuildContext) -> FaissSection:
         section = build_dense_index(

@@ -118,3 +118,39 @@ def test_a_model_48_does_not_divide_builds_with_the_default_pq_m(tiny_model):
     vectors = np.random.default_rng(0).standard_normal((64, 32)).astype(np.float32)
     index = build_faiss(vectors, "ivf-pq", DenseSettings(ann="ivf-pq"))
     assert index.pq.M == 32 and index.ntotal == 64
+
+
+@pytest.mark.parametrize("n", [15, 16])
+def test_ivf_pq_trains_from_16_vectors_and_says_so_below(n):
+    """Below 16 passages the 4-bit PQ cannot train: a one-line error naming --dense-index, not FAISS's."""
+    from backends.faiss.writer import build_faiss
+    from indexer.errors import ConfigError
+
+    vectors = np.random.default_rng(n).standard_normal((n, 384)).astype(np.float32)
+    if n < 16:
+        with pytest.raises(ConfigError, match="--dense-index ivf-pq needs at least 16 passages .* this corpus has 15"):
+            build_faiss(vectors, "ivf-pq", DenseSettings(ann="ivf-pq"))
+    else:
+        assert build_faiss(vectors, "ivf-pq", DenseSettings(ann="ivf-pq")).ntotal == 16
+
+
+def test_ivf_pq_on_too_few_passages_fails_before_any_leg_is_written(tmp_path, monkeypatch):
+    """The build stops once the store is written, before Lucene indexes or a passage is encoded;
+    the previous build stays current."""
+    from backends.lucene.writer import LuceneWriter
+    from indexer.build import build_index
+    from indexer.errors import ConfigError
+    from indexer.settings import BuildSettings
+    from tests.text_fixtures import DOCS
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "title": t, "text": x}) + "\n" for i, t, x in DOCS[:5]))
+    kept = build_index([corpus], tmp_path / "idx", BuildSettings(quiet=True, dense=DenseSettings(enabled=False))).build_dir
+    written = []
+    real_write = LuceneWriter.write
+    monkeypatch.setattr(LuceneWriter, "write", lambda self, ctx: written.append(ctx) or real_write(self, ctx))
+    settings = BuildSettings(quiet=True, dense=DenseSettings(device="cpu", ann="ivf-pq"))
+    with pytest.raises(ConfigError, match="--dense-index ivf-pq needs at least 16 passages .* this corpus has 5"):
+        build_index([corpus], tmp_path / "idx", settings)
+    assert written == [] and not (tmp_path / "idx" / layout.EMBEDDING_CACHE_DIR).exists()
+    assert (tmp_path / "idx" / layout.CURRENT).resolve() == kept and list((tmp_path / "idx" / "builds").iterdir()) == [kept]
