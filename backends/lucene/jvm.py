@@ -79,7 +79,9 @@ def start_jvm(max_heap: str | None = None) -> ModuleType:
         if not jnius_config.vm_running:
             jnius_config.add_classpath(str(anserini_jar()), str(HELPER_JAR))
             heap = max_heap or os.environ.get("DRSEARCH_JVM_HEAP", "2g")
-            jnius_config.add_options(f"-Xmx{heap}", "-Djava.awt.headless=true", *gc_options())
+            # -Xrs: the JVM installs no handlers for SIGTERM, SIGINT or SIGHUP, so Python's stay (uvicorn's
+            # graceful shutdown, KeyboardInterrupt); with them a SIGTERM to a server mid-search hung it.
+            jnius_config.add_options(f"-Xmx{heap}", "-Djava.awt.headless=true", "-Xrs", *gc_options())
         import jnius
 
         _quiet_java_logging(jnius)

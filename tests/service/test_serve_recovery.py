@@ -4,6 +4,7 @@ indexer does not linger. Real processes on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -151,3 +152,54 @@ def test_killed_build_takes_its_lucene_indexer_with_it(tmp_path):
         for pid in java | {build.pid}:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_drains_in_flight_searches_and_exits_cleanly(tiny_bm25_root, tmp_path, workers):
+    """SIGTERM mid-search: the answers in flight arrive, the lifespan shuts down and the process exits.
+    The JVM must leave the signal to Python: with its own handler the server hung mid-request."""
+    import threading
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        master = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--index", str(tiny_bm25_root), "--port", str(port),
+             "--workers", str(workers)], cwd=REPO, stdout=out, stderr=out, start_new_session=True,
+        )  # fmt: skip
+    statuses: list[int | str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(base_url=base, timeout=20) as c:
+            while not stop.is_set():
+                try:
+                    statuses.append(c.post("/v1/search", json={"queries": ["lava volcano"] * 16, "k": 5}).status_code)
+                except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+                    return  # closed: the listener, or an idle keep-alive connection the next request raced
+                except httpx.HTTPError as exc:  # a timeout: the server hung
+                    statuses.append(type(exc).__name__)
+                    return
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    try:
+        wait_until(lambda: healthy(base), 120, "server did not start")
+        for t in threads:
+            t.start()
+        wait_until(lambda: len(statuses) >= 12, 60, "no searches answered")
+        master.send_signal(signal.SIGTERM)
+        # after its graceful shutdown uvicorn raises the signal again, as a process killed by it would end
+        assert master.wait(timeout=60) in (0, -signal.SIGTERM), log.read_text()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        if master.poll() is None:
+            os.killpg(master.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert set(statuses) == {200}, (statuses[-10:], text[-2000:])  # no request left hanging
+    served = [json.loads(line) for line in text.splitlines() if line.startswith('{"ts"')]
+    searched = [r["status"] for r in served if r["path"] == "/v1/search"]
+    assert searched == [200] * len(statuses), text[-2000:]  # every search the server took was answered and received
+    assert text.count("Application shutdown complete") == workers and "Traceback" not in text, text[-3000:]
