@@ -7,6 +7,7 @@ settings from DRSEARCH_SERVE_* env vars).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -293,10 +294,13 @@ def _options(body: SearchRequest, mode: str, k: int, **changes: Any):
 def _cache_key(version: str, body: SearchRequest, mode: str, options) -> str:
     """The request as the cache sees it: every field of the model (options included, domains
     already normalised, queries already cleaned), with the mode resolved and `query` as `queries`;
-    not the deadline asked for; `now` enters as the date bound it implies (a time_range moves with the clock)."""
+    not the deadline asked for; `now` enters as the date bound it implies (a time_range moves with the clock).
+    Kept as its sha256: a request can be far larger than its answer (64 long queries, 2,000 domains),
+    and the cache's byte bound counts its entries' answers."""
     key = body.model_dump(mode="json", exclude={"query", "queries", "timeout_ms", "now"})
     key.update(v=version, queries=body.query_list, mode=mode, after=options.filters.published_after)
-    return json.dumps(key, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(json.dumps(key, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "surrogatepass")).hexdigest()  # fmt: skip
 
 
 def _format(results: list[list[Any]], texts: list[str], body: SearchRequest, undated: list[int],
@@ -353,8 +357,8 @@ async def _search(request: Request, body: SearchRequest) -> Response:
         key = _cache_key(snap.version, body, mode, options)
         _rate_limit(st, request.headers.get("x-api-key", ""), len(texts))  # a cached answer counts too
         payload = st.cache.get(key)
-        st.metrics.queries.labels(mode).inc(len(texts))
         if payload is not None:
+            st.metrics.queries.labels(mode).inc(len(texts))
             st.metrics.cache_hits.inc()
             request.state.cache = "hit"
         else:
@@ -362,6 +366,7 @@ async def _search(request: Request, body: SearchRequest) -> Response:
             request.state.cache = "miss"
             cost = request_cost(len(texts), body.k, mode)
             release = _take_units(st, cost)
+            st.metrics.queries.labels(mode).inc(len(texts))  # admitted: a 429 searched nothing
             bulk = st.admission.is_large(cost)  # computed on the low-priority threads (service.priority)
             run = st.run_bulk if bulk else st.run
             undated = [0] * len(texts)
@@ -382,8 +387,9 @@ async def _search(request: Request, body: SearchRequest) -> Response:
                 if not body.allow_partial:
                     raise
                 # Nothing was ranked by the deadline (e.g. the queries were still being encoded): the
-                # partial answer the caller asked for is an empty list per query, not a 504.
-                answer = await run(formatted, [RankedList.of([], examined=0, exhausted=False, partial=True) for _ in texts])
+                # partial answer the caller asked for is an empty list per query, not a 504. Formatted
+                # here: empty lists need no thread, and the threads may be busy well past the deadline.
+                answer = formatted([RankedList.of([], examined=0, exhausted=False, partial=True) for _ in texts])
             entries, payload = answer
             if not any(entry.get("partial") for entry in entries["results"]):
                 st.cache.put(key, payload)

@@ -154,13 +154,16 @@ def public_manifest(value: Any) -> Any:
     return value
 
 
+ENTRY_OVERHEAD = 256  # bytes an entry costs besides its answer: its key (a sha256 in hex), the LRU's links
+
+
 class LRUCache(cachetools.LRUCache):
     """The response cache of encoded responses: an LRU (cachetools) bounded in bytes (each entry weighs
-    its length; a 64-query response with full texts is ~17 MB) and in entries; one entry takes at most a
-    quarter of the bytes. Used only from the event loop thread; 0 entries = off."""
+    its length plus `ENTRY_OVERHEAD`; a 64-query response with full texts is ~17 MB) and in entries; one
+    entry takes at most a quarter of the bytes. Used only from the event loop thread; 0 entries = off."""
 
     def __init__(self, max_entries: int, max_bytes: int = 64 << 20):
-        super().__init__(maxsize=max(0, max_bytes), getsizeof=len)
+        super().__init__(maxsize=max(0, max_bytes), getsizeof=lambda value: len(value) + ENTRY_OVERHEAD)
         self.max_entries = max_entries
 
     @property
@@ -168,7 +171,7 @@ class LRUCache(cachetools.LRUCache):
         return int(self.currsize)
 
     def put(self, key: str, value: bytes) -> None:
-        if self.max_entries <= 0 or len(value) > self.maxsize // 4:
+        if self.max_entries <= 0 or len(value) + ENTRY_OVERHEAD > self.maxsize // 4:
             return
         self[key] = value
         while len(self) > self.max_entries:

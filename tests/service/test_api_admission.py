@@ -22,13 +22,32 @@ HEAVY = {"queries": [f"pressure distribution on a wing at mach {i}" for i in ran
 
 
 def test_cache_evicts_by_bytes():
-    cache = LRUCache(max_entries=100, max_bytes=1000)
+    from service.index_state import ENTRY_OVERHEAD
+
+    cache = LRUCache(max_entries=100, max_bytes=4000)
     for i in range(10):
         cache.put(f"k{i}", b"x" * 190)
-    assert cache.bytes <= 1000 and len(cache) < 10
+    assert cache.bytes == len(cache) * (190 + ENTRY_OVERHEAD) <= 4000 and len(cache) < 10  # entries weigh their overhead too
     assert cache.get("k0") is None and cache.get("k9") == b"x" * 190  # oldest out, newest in
-    cache.put("huge", b"y" * 400)  # over a quarter of the budget: not cached at all
+    cache.put("huge", b"y" * 800)  # over a quarter of the budget with its overhead: not cached at all
     assert cache.get("huge") is None and cache.get("k9") is not None
+
+
+def test_a_cached_request_costs_a_bounded_key_however_large_the_request():
+    """The cache's byte bound counts answers; a request can be far larger than its answer (1,000 long
+    domains for a 257-byte answer), so what it keeps of the request is a fixed-size digest."""
+    from ranker.pipeline import SearchOptions
+    from service.api_models import SearchRequest
+    from service.app import _cache_key
+
+    def key(**extra):
+        body = SearchRequest(query="wing flutter", **extra)
+        return _cache_key("v1", body, "bm25", SearchOptions())
+
+    domains = [f"site{i}-{'x' * 50}.{'y' * 60}.example.org" for i in range(1000)]
+    big, other = key(include_domains=domains), key(include_domains=domains[:-1])
+    assert len(big) == len(other) == 64 and big != other and big == key(include_domains=domains)
+    assert key() != key(k=11)
 
 
 def test_admission_weights_and_halves():
@@ -61,11 +80,12 @@ def test_full_queue_answers_429_at_once(service_root):
             while metric(c, "drsearch_queue_units") < 1:  # the heavy request holds the queue
                 assert time.monotonic() < deadline and not done.is_set(), "the heavy request never queued"
                 time.sleep(0.005)
-            times = []
+            times, statuses = [], []
             for _ in range(5):
                 started = time.monotonic()
                 r = c.post("/v1/search", json={"query": "wing flutter", "k": 10, "mode": "hybrid"})
                 times.append(time.monotonic() - started)
+                statuses.append(r.status_code)
                 if done.is_set():
                     break
                 assert r.status_code == 429, r.text
@@ -73,6 +93,8 @@ def test_full_queue_answers_429_at_once(service_root):
             assert statistics.median(times) < 0.05, times
             heavy.join(timeout=60)
             assert metric(c, "drsearch_rejected_requests_total", 'reason="overloaded"') >= 1
+            # the queries counter counts what was searched: the heavy request's 64, not the refused ones
+            assert metric(c, "drsearch_search_queries_total", 'mode="hybrid"') == 64 + statuses.count(200)
             deadline = time.monotonic() + 60  # a search answered 504 keeps its units until its work stops
             while metric(c, "drsearch_queue_units") > 0:
                 assert time.monotonic() < deadline, "the heavy request's work never ended"

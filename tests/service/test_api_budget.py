@@ -136,6 +136,19 @@ def test_retrieve_answers_504_at_the_server_deadline(hurried):
         assert_units_given_back(c)
 
 
+def test_a_partial_answer_comes_at_the_deadline_while_the_threads_are_busy(hurried):
+    """Nothing ranked by the deadline: the empty partial lists are made without waiting for a search thread."""
+    with hurried.client() as c:
+        with search_thread_busy(hurried):
+            started = time.monotonic()
+            r = c.post("/v1/search", json={"queries": ["magma lava eruption", "yeast dough"], "allow_partial": True})
+            took = time.monotonic() - started
+            assert r.status_code == 200, r.text[:300]
+            assert [(x["hits"], x["partial"]) for x in r.json()["results"]] == [([], True), ([], True)]
+            assert took < 20  # not held until the busy thread is let go (30 s)
+        assert_units_given_back(c)
+
+
 def test_mcp_search_answers_at_the_server_deadline(hurried):
     from mcp import Client
 
