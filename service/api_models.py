@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from indexer.errors import QueryError
+from indexer.errors import QueryError, echo
 from ranker.options import RequestOptions, UnicodeText
 from ranker.query import MAX_QUERY_CHARS, clean_query
 
@@ -84,6 +84,22 @@ AGENT_FIELDS = (
     "published_after", "published_before", "max_per_domain", "offset", "max_chars_per_hit", "max_total_chars",
     "time_range", "now", "languages", "countries", "include_undated",
 )  # fmt: skip
+
+
+class ToolSearchRequest(SearchRequest):
+    """The search tool's arguments (MCP): exactly what its published schema allows, the `AGENT_FIELDS`
+    with `queries` required, so a call the schema refuses is refused here too."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _published_arguments_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [name for name in data if name not in AGENT_FIELDS]
+            if unknown:
+                raise ValueError(f"unknown argument {echo(str(unknown[0]))} (the search tool takes {', '.join(AGENT_FIELDS)})")
+            if "queries" not in data:
+                raise ValueError("missing argument 'queries': a list of 1-64 plain-text queries")
+        return data
 
 
 class Authority(BaseModel):

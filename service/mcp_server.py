@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from indexer.errors import DrsearchError, echo
 from service.agent_tools import AgentTools, render_fetch, render_search
-from service.api_models import SearchRequest
+from service.api_models import ToolSearchRequest
 from service.fetch import FetchRequest
 from service.tool_schemas import FETCH_DESCRIPTION, SEARCH_DESCRIPTION, fetch_parameters, search_parameters
 
@@ -67,7 +67,7 @@ def build_server(tools: AgentTools, version: str = "") -> Server:
         args = dict(params.arguments or {})
         try:
             if params.name == "search":
-                payload = await tools.search(SearchRequest.model_validate(args))
+                payload = await tools.search(ToolSearchRequest.model_validate(args))
                 text = render_search(payload)
             elif params.name == "fetch":
                 payload = await tools.fetch(FetchRequest.model_validate(args))

@@ -36,6 +36,14 @@ async def _session(client) -> dict:
     assert bad.is_error and "items[0].url" in bad.content[0].text
     # the API's error object, as over HTTP: a client tells a bad argument from a retry by its code
     assert bad.structured_content["error"]["code"] == "invalid_request" and bad.structured_content["error"]["field"] == "items[0].url"
+    # what the published schema refuses (additionalProperties false, queries required) is refused
+    schema = tools["search"].input_schema
+    for args, fragment in (({"queries": ["tides"], "return_text": True}, "unknown argument 'return_text'"),
+                           ({"query": "tides"}, "unknown argument 'query'"), ({}, "missing argument 'queries'")):
+        assert not set(args) <= set(schema["properties"]) or not set(schema["required"]) <= set(args)
+        refused = await client.call_tool("search", args)
+        assert refused.is_error and fragment in refused.content[0].text, refused.content[0].text
+        assert refused.structured_content["error"]["code"] == "invalid_request"
     paged = await client.call_tool("search", {"queries": ["tides"], "offset": 500, "mode": "bm25"})
     assert paged.is_error and "offset" in paged.content[0].text
     error = paged.structured_content["error"]
