@@ -54,18 +54,27 @@ MAX_K0 = 10_000  # ranker.options.SearchOptions.k0's bound
 
 def _pipeline(index: Path, authority_weight: float | None = None, fusion: str | None = None):
     from ranker.pipeline import SearchPipeline
+
+    return SearchPipeline.open(index, _search_settings(authority_weight=authority_weight, fusion=fusion))
+
+
+def _search_settings(**flags: Any) -> Any:
+    """The ranking's `SearchSettings` from the flags given (None: not given) over the DRSEARCH_* variables
+    (DRSEARCH_MODE, DRSEARCH_AUTHORITY_WEIGHT, ...); a bad value is one line naming its flag, or its
+    variable with the value. Every command that ranks builds them here first, `serve` and `mcp` too."""
     from ranker.settings import SearchSettings
 
-    overrides = {}
-    if authority_weight is not None:
-        overrides["authority_weight"] = authority_weight
-    if fusion is not None:
-        overrides["fusion"] = fusion
+    given = {name: value for name, value in flags.items() if value is not None}
+    prefix = SearchSettings.model_config.get("env_prefix", "")
+
+    def env_of(loc: tuple[str | int, ...]) -> str | None:
+        field = loc[0] if loc else None
+        return f"{prefix}{field}".upper() if field in SearchSettings.model_fields and field not in given else None
+
     try:
-        settings = SearchSettings(**overrides)
-    except ValueError as exc:
-        raise DrsearchError(_first_pydantic_error(exc)) from None
-    return SearchPipeline.open(index, settings)
+        return SearchSettings(**given)
+    except ValueError as exc:  # pydantic's ValidationError, or pydantic-settings' SettingsError
+        raise DrsearchError(_first_pydantic_error(exc, env_of)) from None
 
 
 def _first_pydantic_error(exc: Exception, env_of: Callable[[tuple[str | int, ...]], str | None] | None = None) -> str:
@@ -389,11 +398,13 @@ def serve(
     settings = _settings(ServiceSettings, index=index, host=host, port=port, workers=workers, threads=threads,
                          cache_size=cache_size, batching=batching, batch_window_ms=batch_window_ms,
                          max_query_chars=max_query_chars, fetch_any_host=fetch_any_host)  # fmt: skip
+    _search_settings()  # the ranking's DRSEARCH_* variables, checked before any process starts
     run_server(settings)
 
 
 def _agent_settings(index: Path, fetch_any_host: bool | None, max_query_chars: int | None):
     # DRSEARCH_SERVE_* env vars set what no flag gives (the other fetch limits too), as for `serve`
+    _search_settings()  # and the ranking's DRSEARCH_* variables are checked as for `serve`
     return _settings(ServiceSettings, index=index, fetch_any_host=fetch_any_host, max_query_chars=max_query_chars)
 
 

@@ -104,6 +104,12 @@ def test_search_honours_the_query_cap_from_env(tiny_bm25_root):
     (["serve"], {"DRSEARCH_SERVE_FETCH_ALLOW_HOSTS": "example.org"}, ["invalid DRSEARCH_SERVE_FETCH_ALLOW_HOSTS: ", "JSON"]),
     (["search", "volcano"], {"DRSEARCH_SERVE_MAX_QUERY_CHARS": "-5"}, ["invalid DRSEARCH_SERVE_MAX_QUERY_CHARS: ", "got '-5'"]),
     (["fetch", "volcano"], {"DRSEARCH_SERVE_MAX_QUERY_CHARS": "many"}, ["invalid DRSEARCH_SERVE_MAX_QUERY_CHARS: "]),
+    # the ranking's own DRSEARCH_* variables, which every command that ranks reads
+    (["serve"], {"DRSEARCH_MODE": "bogus"}, ["invalid DRSEARCH_MODE: ", "got 'bogus'"]),
+    (["serve"], {"DRSEARCH_AUTHORITY_WEIGHT": "2"}, ["invalid DRSEARCH_AUTHORITY_WEIGHT: ", "got '2'"]),
+    (["mcp"], {"DRSEARCH_FUSION": "x"}, ["invalid DRSEARCH_FUSION: ", "got 'x'"]),
+    (["fetch", "volcano"], {"DRSEARCH_K0": "0"}, ["invalid DRSEARCH_K0: "]),
+    (["search", "volcano"], {"DRSEARCH_MODE": "bogus"}, ["invalid DRSEARCH_MODE: "]),  # not --mode, which was not given
 ])  # fmt: skip
 def test_bad_env_value_is_one_line_naming_the_variable(tiny_bm25_root, command, env, fragments):
     assert_one_line_error(cli(*command, "--index", tiny_bm25_root, env=env), *fragments)
