@@ -242,8 +242,10 @@ async def fetch_items(st: FetchContext, body: FetchRequest, request_id: str) -> 
             return await st.run(lambda: assemble(pipeline, item=item, title=doc["title"], spans=indexed_spans(doc), base=base))
         try:
             page, cached = await st.fetcher.fetch(item.url, lambda h: pipeline.authority.lookup(h) is not None)
-        except FetchFailure as exc:
-            return {"ok": False, "url": item.url, "error": {"code": exc.code, "message": exc.message}}
+        except FetchFailure as exc:  # a live fetch that failed: still the live source, and whose host it is
+            host = urlsplit(item.url).hostname
+            return {"ok": False, "source": "live", "url": item.url, "domain": host, "authority": authority(host),
+                    "error": {"code": exc.code, "message": exc.message}}  # fmt: skip
         host = urlsplit(page.url).hostname
         base = {"source": "live", "doc_id": doc_id_for(canonicalize_url(page.url)), "url": page.url, "title": page.title,
                 "domain": host, "published": page.published, "language": page.language, "authority": authority(host),

@@ -107,6 +107,7 @@ def test_live_fetch_outcomes_per_item(agent_client, web):
     assert w.count("127.0.0.1", "/private/page") == 0  # robots.txt obeyed: never requested
     for r in results:
         assert r["ok"] == (r["error"] is None) and "\n" not in (r["error"] or {}).get("message", "")
+        assert r["source"] == "live" and r["domain"] == "127.0.0.1"  # a failed live fetch too
 
 
 def test_live_fetch_is_cached_and_query_focused(agent_client, web):
