@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
 import time
 import uuid
@@ -41,6 +42,15 @@ class _BodyTimeout(Exception):
     pass
 
 
+_ERROR_CODE = re.compile(rb'^\{"error":\{"code":"([a-z_]{1,40})"')
+
+
+def _error_code(body: bytes) -> str | None:
+    """The `code` of an error body in the API's shape (`service.errors.error_json` writes it first), else None."""
+    found = _ERROR_CODE.match(body[:80])
+    return found[1].decode() if found else None
+
+
 class RequestMiddleware:
     """Request ids, body size limit (413), JSON bodies only (415), JSON access logs, request metrics, and the last-resort 500."""
 
@@ -67,6 +77,8 @@ class RequestMiddleware:
                 status["code"] = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            elif status["code"] >= 400 and status["error"] is None:  # the metric's label: the API's own code
+                status["error"] = _error_code(message.get("body", b""))
             await send(message)
 
         self.metrics.inflight.inc()
@@ -107,7 +119,7 @@ class RequestMiddleware:
                 raise
         finally:
             self.metrics.inflight.dec()
-            self._record(scope, state, status["code"] or 500, started)
+            self._record(scope, state, status["code"] or 500, started, status["error"])
 
     async def _read_body(self, scope, receive) -> bytes:
         length = _header(scope, b"content-length")
@@ -131,7 +143,7 @@ class RequestMiddleware:
             more = message.get("more_body", False)
         return b"".join(chunks)
 
-    def _record(self, scope, state: dict, status: int, started: float) -> None:
+    def _record(self, scope, state: dict, status: int, started: float, error_code: str | None = None) -> None:
         elapsed = time.perf_counter() - started
         endpoint = _route_template(scope)
         m = self.metrics
@@ -139,7 +151,7 @@ class RequestMiddleware:
         m.requests.labels(endpoint, method if method in KNOWN_METHODS else "other", str(status)).inc()
         m.latency.labels(endpoint, state.get("mode") or "").observe(elapsed)
         if status >= 400:
-            m.errors.labels(endpoint, str(status), STATUS_CODES.get(status, "http_error")).inc()
+            m.errors.labels(endpoint, str(status), error_code or STATUS_CODES.get(status, "http_error")).inc()
         access_log.info(json.dumps({
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
             "request_id": state.get("request_id"), "method": (scope.get("method") or "")[:32], "path": (scope.get("path") or "")[:2048],

@@ -93,6 +93,8 @@ def test_full_queue_answers_429_at_once(service_root):
             assert statistics.median(times) < 0.05, times
             heavy.join(timeout=60)
             assert metric(c, "drsearch_rejected_requests_total", 'reason="overloaded"') >= 1
+            overloaded = 'code="overloaded",endpoint="/v1/search",status="429"'
+            assert metric(c, "drsearch_http_errors_total", overloaded) == statuses.count(429) >= 1
             # the queries counter counts what was searched: the heavy request's 64, not the refused ones
             assert metric(c, "drsearch_search_queries_total", 'mode="hybrid"') == 64 + statuses.count(200)
             deadline = time.monotonic() + 60  # a search answered 504 keeps its units until its work stops
@@ -114,6 +116,9 @@ def test_rate_limit_per_key(tiny_bm25_root):
             assert statuses[:3] == [200, 200, 200] and statuses[3] == 429
             r = c.post("/v1/search", json={"query": "lava", "k": 1})
             assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited" and int(r.headers["retry-after"]) >= 1
+            # the error metric is labelled with the API's code, so rate_limited and overloaded 429s tell apart
+            errors = 'code="rate_limited",endpoint="/v1/search",status="429"'
+            assert metric(c, "drsearch_http_errors_total", errors) == 2
     finally:
         srv.stop()
 
