@@ -59,22 +59,12 @@ def _pipeline(index: Path, authority_weight: float | None = None, fusion: str | 
 
 
 def _search_settings(**flags: Any) -> Any:
-    """The ranking's `SearchSettings` from the flags given (None: not given) over the DRSEARCH_* variables
-    (DRSEARCH_MODE, DRSEARCH_AUTHORITY_WEIGHT, ...); a bad value is one line naming its flag, or its
-    variable with the value. Every command that ranks builds them here first, `serve` and `mcp` too."""
+    """The ranking's `SearchSettings` from the flags given over the DRSEARCH_* variables (DRSEARCH_MODE,
+    DRSEARCH_AUTHORITY_WEIGHT, ...), as `_settings` makes them. Every command that ranks builds them
+    here first, `serve` and `mcp` too, so that a bad variable is one line naming it."""
     from ranker.settings import SearchSettings
 
-    given = {name: value for name, value in flags.items() if value is not None}
-    prefix = SearchSettings.model_config.get("env_prefix", "")
-
-    def env_of(loc: tuple[str | int, ...]) -> str | None:
-        field = loc[0] if loc else None
-        return f"{prefix}{field}".upper() if field in SearchSettings.model_fields and field not in given else None
-
-    try:
-        return SearchSettings(**given)
-    except ValueError as exc:  # pydantic's ValidationError, or pydantic-settings' SettingsError
-        raise DrsearchError(_first_pydantic_error(exc, env_of)) from None
+    return _settings(SearchSettings, **flags)
 
 
 def _first_pydantic_error(exc: Exception, env_of: Callable[[tuple[str | int, ...]], str | None] | None = None) -> str:
@@ -93,26 +83,32 @@ def _first_pydantic_error(exc: Exception, env_of: Callable[[tuple[str | int, ...
 
 
 def _settings(model: type[Any], **flags: Any) -> Any:
-    """`model` (ServiceSettings or QuerySettings) from the flags given (None: not given) over the DRSEARCH_SERVE_*
-    variables over the built-in defaults; a bad value is one line naming its flag or its variable."""
+    """`model` (ServiceSettings, QuerySettings or SearchSettings) from the flags given (None: not given) over
+    its variables (its `env_prefix`: DRSEARCH_SERVE_*, DRSEARCH_*) over the built-in defaults; a bad value
+    is one line naming its flag or its variable."""
     from pydantic_settings import SettingsError
+
+    prefix = model.model_config.get("env_prefix", "")
+
+    def variable(field: str) -> str:
+        return f"{prefix}{field}".upper()
 
     given = {name: value for name, value in flags.items() if value is not None}
     try:
         return model(**given)
     except SettingsError as exc:  # a variable that is not JSON where JSON is needed (a list)
         field = re.search(r'field "(\w+)"', str(exc))
-        raise DrsearchError(f"invalid {env_var(field[1]) if field else 'DRSEARCH_SERVE_* variable'}: "
+        raise DrsearchError(f"invalid {variable(field[1]) if field else prefix + '* variable'}: "
                             "not a valid JSON value (lists are JSON, e.g. [\"example.org\"])") from None  # fmt: skip
     except ValueError as exc:  # pydantic's ValidationError
         err = exc.errors()[0] if callable(getattr(exc, "errors", None)) else {}
         if err.get("type") == "missing" and err["loc"][0] in flags:
             field = str(err["loc"][0])
-            raise DrsearchError(f"missing option '{_flag_of((field,))}' (or set {env_var(field)})") from None
+            raise DrsearchError(f"missing option '{_flag_of((field,))}' (or set {variable(field)})") from None
 
         def env_of(loc: tuple[str | int, ...]) -> str | None:
             field = loc[0] if loc else None
-            return env_var(field) if field in model.model_fields and field not in given else None
+            return variable(str(field)) if field in model.model_fields and field not in given else None
 
         raise DrsearchError(_first_pydantic_error(exc, env_of)) from None
 
