@@ -98,7 +98,8 @@ def _word_starts(text: str, lowered: str, stems: tuple[str, ...]) -> list[int]:
 
 
 def _in_word(char: str) -> bool:
-    """`_WORD_CHAR`'s test on one character, without a regex match for ASCII ones."""
+    """`_WORD_CHAR`'s test on one character of a text without Han (Han counts as a word character
+    here), without a regex match for ASCII ones."""
     if char.isascii():
         return char.isalnum() or char == "_"
     return char.isalnum() and not _KANA_CHAR.match(char)
