@@ -9,6 +9,7 @@ optional extra `drsearch[distributed]`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections import deque
@@ -58,11 +59,15 @@ def import_ray() -> Any:
     return ray
 
 
+# `ray start` turns token authentication on where ~/.ray/auth_token exists; a joining driver does not.
+_AUTH_HINT = " (if the cluster uses token authentication, set RAY_AUTH_MODE=token)"
+
+
 def connect(address: str, *, num_cpus: int | None = None) -> Any:
     """Join the cluster at `address` ('auto' = the one `ray start` runs here), or start a local one on 127.0.0.1."""
-    if address == LOCAL:
-        # Ray resolves 127.0.0.1 to the machine's external address unless it believes clusters are off;
-        # with this setting its servers bind to loopback only.
+    if address == LOCAL or _is_loopback(address):
+        # Ray resolves 127.0.0.1 to the machine's external address unless it believes clusters are off; with
+        # this setting a local cluster binds to loopback only, and a loopback HOST:PORT is dialled as given.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = import_ray()
     _check_reachable(address)
@@ -72,19 +77,60 @@ def connect(address: str, *, num_cpus: int | None = None) -> Any:
         else:
             ray.init(address=address, log_to_driver=False)
     except Exception as exc:  # unreachable address, version mismatch, bad token: one line
-        raise ConfigError(f"cannot join the Ray cluster: {_first_line(exc)}", field="ray", where=address) from None
+        hint = "" if address == LOCAL or os.environ.get("RAY_AUTH_MODE") else _AUTH_HINT
+        raise ConfigError(f"cannot join the Ray cluster: {_first_line(exc)}{hint}", field="ray", where=address) from None
     return ray
 
 
+def _is_loopback(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Fail in seconds on a HOST:PORT nobody listens on: Ray itself retries such an address for minutes."""
+    """Fail in seconds on a HOST:PORT where no Ray head answers: Ray itself retries such an address for minutes.
+
+    A Ray head's GCS is a gRPC (HTTP/2) server, which answers a client's connection preface with its
+    own SETTINGS frame at once; a closed port, a silent listener or another protocol does not."""
     host, sep, port = address.rpartition(":")
     if address in (LOCAL, "auto") or "://" in address or not sep or not port.isdigit():
         return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as conn:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", ""):  # TLS: the handshake comes first
+                conn.sendall(_HTTP2_PREFACE)
+                header = _read_exactly(conn, 9)
+                if len(header) < 9 or header[3] != _HTTP2_SETTINGS:
+                    raise ConfigError(
+                        "no Ray cluster answers there (the port accepts connections but does not speak gRPC)",
+                        field="ray", where=address,
+                    )  # fmt: skip
+    except TimeoutError:
+        raise ConfigError(
+            f"no Ray cluster answers there (nothing came back within {timeout_s:.0f} s)", field="ray", where=address
+        ) from None
     except OSError as exc:
         raise ConfigError(f"no Ray cluster answers there ({exc.strerror or exc})", field="ray", where=address) from None
+
+
+_HTTP2_SETTINGS = 0x4
+# The HTTP/2 client connection preface followed by an empty SETTINGS frame (RFC 9113, section 3.4).
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, _HTTP2_SETTINGS, 0, 0, 0, 0, 0])
+
+
+def _read_exactly(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _first_line(exc: BaseException) -> str:

@@ -106,3 +106,51 @@ def test_an_encoder_actor_keeps_its_pools_to_its_threads():
         assert actor.encode(["tides follow the moon", "jazz"]).shape == (2, 384)
     finally:
         threads.set_budget(before)
+
+
+def test_a_head_that_ray_start_runs_on_loopback_is_joined_by_host_and_port(tmp_path):
+    """`--ray 127.0.0.1:PORT` dials loopback as given; Ray alone rewrote it to the machine's external
+    address, where the head (bound to loopback) never answers, and retried for minutes."""
+    import shutil
+    import socket
+    import tempfile
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    ray_cli = Path(sys.executable).with_name("ray")
+    session_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
+    head = subprocess.Popen(
+        [ray_cli, "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
+         "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", session_dir],
+        env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "head.log").open("w"), start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None, (tmp_path / "head.log").read_text()[-3000:]
+                time.sleep(0.5)
+        corpus = scifact_jsonl(tmp_path / "corpus.jsonl", 3)
+        driver_env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+        driver_env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+        proc = subprocess.run(
+            [Path(sys.executable).with_name("drsearch"), "index", "encode", "--corpus", corpus, "--out", tmp_path / "index",
+             "--ray", f"127.0.0.1:{port}"],
+            env=driver_env, capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(session_dir, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    passages = len(cached(tmp_path / "index"))
+    assert passages >= 3 and f"encoded {passages} of {passages} passages" in proc.stdout
+    assert "on 1 cpu worker(s)" in proc.stdout  # the head's one CPU slot: encoded there, not locally

@@ -67,6 +67,34 @@ def test_cli_errors_are_one_line(tmp_path, args, says):
     assert not (tmp_path / "index" / "embeddings").exists()
 
 
+@pytest.mark.parametrize("answer", [None, b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n"])
+def test_a_port_where_no_ray_head_answers_is_refused_in_seconds(answer):
+    """A listener that accepts and stays silent (or speaks HTTP/1) is no Ray head: Ray would retry it
+    for minutes; the check reads the gRPC server's greeting and gives up after its timeout."""
+    import socket
+    import threading
+
+    from backends.faiss.ray_pool import _check_reachable
+    from indexer.errors import ConfigError
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        address = "127.0.0.1:%d" % server.getsockname()[1]
+
+        def reply_once() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(answer)
+
+        if answer is not None:
+            threading.Thread(target=reply_once, daemon=True).start()
+        with pytest.raises(ConfigError) as refused:
+            _check_reachable(address, timeout_s=1.0)
+    says = "nothing came back within 1 s" if answer is None else "does not speak gRPC"
+    assert says in str(refused.value) and str(refused.value).startswith(address)
+
+
 def test_out_under_a_regular_file_is_a_one_line_error(tmp_path):
     """As `index build` says it for the same --out: the path and the system's reason, exit 2."""
     corpus = scifact_jsonl(tmp_path / "corpus.jsonl", 2)
