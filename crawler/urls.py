@@ -49,8 +49,10 @@ class Allowlist:
 
 
 def _unmapped(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
+    """The IPv4 address an IPv6 one stands for: mapped (::ffff:a.b.c.d) or 6to4 (2002:AABB:CCDD::), which
+    Python counts as global whatever it wraps, so 2002:7f00:1:: would pass for 127.0.0.1."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        return ip.ipv4_mapped or ip.sixtofour or ip
     return ip
 
 

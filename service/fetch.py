@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from indexer.errors import echo
@@ -52,6 +53,10 @@ class FetchItem(BaseModel):
             raise ValueError(f"only http and https URLs can be fetched, not {scheme}")
         if not parts.hostname:
             raise ValueError("malformed URL: no host")
+        try:
+            httpx.URL(value)  # the client's own parse: a host it cannot encode (IDNA, a bad IPv4) fails here, not mid-fetch
+        except (httpx.InvalidURL, ValueError) as exc:  # idna's errors are ValueErrors
+            raise ValueError(f"malformed URL: {echo(str(exc))}") from None
         return value
 
     @model_validator(mode="after")

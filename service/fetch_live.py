@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ class LiveFetcher:
         self.resolve = resolve
         self._agent = product_token(limits.user_agent) or "*"
         self._client = httpx.AsyncClient(
-            follow_redirects=False, trust_env=False, headers={"User-Agent": limits.user_agent},
+            follow_redirects=False, trust_env=False, headers={"User-Agent": limits.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             timeout=httpx.Timeout(limits.timeout_s), transport=checked_transport(resolve, allow_loopback=limits.allow_loopback),
         )  # fmt: skip
         self._pages: OrderedDict[str, tuple[float, LivePage]] = OrderedDict()
@@ -79,7 +80,10 @@ class LiveFetcher:
 
     async def fetch(self, url: str, allowed_host: Callable[[str], bool]) -> tuple[LivePage, bool]:
         """(page, from_cache) or FetchFailure. `allowed_host` says whether a host is on the authority list."""
-        key = canonicalize_url(url)
+        try:
+            key = canonicalize_url(url)
+        except ValueError as exc:  # callers pass a checked URL (FetchItem); this keeps one bad item an item error
+            raise FetchFailure("fetch_failed", f"malformed URL {echo(url)}: {echo(str(exc))}") from None
         hit = self._pages.get(key)
         if hit is not None and hit[0] > time.monotonic():
             self._pages.move_to_end(key)
@@ -100,8 +104,8 @@ class LiveFetcher:
     async def _fetch(self, url: str, allowed_host: Callable[[str], bool]) -> LivePage:
         for _ in range(self.limits.max_redirects + 1):
             await self._check_target(url, allowed_host)
-            await self._check_robots(url)
             try:
+                await self._check_robots(url)
                 async with self._client.stream("GET", url) as resp:
                     if resp.is_redirect:
                         url = urljoin(url, resp.headers.get("location", ""))
@@ -120,8 +124,8 @@ class LiveFetcher:
                         raise FetchFailure("too_large", f"more than the limit of {self.limits.max_bytes} bytes")
             except (ValueError, httpx.InvalidURL) as exc:
                 # A redirect's Location no request can go to (a broken IPv6 literal or IDNA label, a
-                # scheme httpx refuses): httpx reads it as the response arrives, the joining here too.
-                raise FetchFailure("fetch_failed", f"unusable redirect from {echo(url)}: {echo(str(exc))}") from None
+                # scheme httpx refuses): httpx reads it as the request is built, robots.txt's first.
+                raise FetchFailure("fetch_failed", f"unusable URL {echo(url)}: {echo(str(exc))}") from None
             return await asyncio.to_thread(_extract, url, kind, body)
         raise FetchFailure("fetch_failed", f"more than {self.limits.max_redirects} redirects")
 
@@ -180,13 +184,41 @@ def _kind(content_type: str | None) -> str:
 
 
 async def _read_capped(resp: httpx.Response, limit: int) -> bytes | None:
+    """The decoded body, or None past `limit` bytes, counted after decompression: httpx's own decoders
+    inflate each network read whole, so a few KB of gzip or brotli could become GBs before any check.
+    The client asks for gzip and deflate only (`ACCEPT_ENCODING`); any other coding is refused."""
+    decoder = _decoder(resp.headers.get("content-encoding", ""))
     chunks, size = [], 0
-    async for chunk in resp.aiter_bytes():
+    async for raw in resp.aiter_raw():
+        if decoder is None:
+            chunk = raw
+        else:
+            try:
+                chunk = decoder.decompress(raw, limit - size + 1)  # output capped: the rest waits in unconsumed_tail
+            except zlib.error as exc:
+                raise FetchFailure("fetch_failed", f"the compressed body is corrupt ({exc})") from None
+            if decoder.unconsumed_tail:
+                return None
         size += len(chunk)
         if size > limit:
             return None
         chunks.append(chunk)
-    return b"".join(chunks)
+    if decoder is not None:
+        chunks.append(decoder.flush())  # at most what a stopped-short stream left buffered
+        size += len(chunks[-1])
+    return b"".join(chunks) if size <= limit else None
+
+
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+def _decoder(content_encoding: str) -> "zlib._Decompress | None":
+    coding = content_encoding.strip().lower()
+    if coding in ("", "identity"):
+        return None
+    if coding in ("gzip", "x-gzip", "deflate"):
+        return zlib.decompressobj(32 + zlib.MAX_WBITS)  # gzip or zlib header, whichever the body has
+    raise FetchFailure("fetch_failed", f"content encoding {echo(coding)} is not supported (the fetcher asks for {ACCEPT_ENCODING})")
 
 
 def _extract(url: str, kind: str, body: bytes) -> LivePage:

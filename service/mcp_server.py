@@ -112,7 +112,9 @@ def mount(app: Any, tools: AgentTools, host: str, api_key: str | None) -> Abstra
     sub = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True,
                                      host=host if local else "0.0.0.0")  # fmt: skip
     endpoint = next(r for r in sub.routes if getattr(r, "path", None) == "/mcp").endpoint
-    app.router.routes.append(Route("/mcp", endpoint=_RequireKey(endpoint, api_key), methods=["GET", "POST", "DELETE"]))
+    # POST only: stateless JSON mode never pushes, so a GET's event stream would stay open, empty, past every
+    # timeout (one descriptor per client), and there is no session for DELETE to end. Both are 405.
+    app.router.routes.append(Route("/mcp", endpoint=_RequireKey(endpoint, api_key), methods=["POST"]))
     return server.session_manager.run()
 
 

@@ -77,10 +77,11 @@ def test_private_addresses() -> None:
         "100.64.0.1", "100.127.255.254",  # shared address space (CGNAT)
         "198.18.0.1", "192.0.2.1", "240.0.0.1", "255.255.255.255", "224.0.0.1", "fc00::1", "fe80::1",
         "::ffff:10.0.0.1", "2001:db8::1", "::127.0.0.1", "::a00:1",  # IPv4-compatible IPv6 (deprecated, reserved)
+        "2002:7f00:1::", "2002:a00:1::1",  # 6to4 wrapping 127.0.0.1 and 10.0.0.1
     )  # fmt: skip
     for host in non_global:
         assert refused(host, no_dns), host
-    assert not refused("8.8.8.8", no_dns) and not refused("2606:4700::1111", no_dns)
+    assert not refused("8.8.8.8", no_dns) and not refused("2606:4700::1111", no_dns) and not refused("2002:808:808::", no_dns)
     assert not refused("100.128.0.1", no_dns)  # just past 100.64.0.0/10
     # --allow-private admits loopback only
     for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):

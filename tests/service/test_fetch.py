@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.crawler.fixture_web import PARA, FixtureWeb, Resp, article, minimal_pdf
+from tests.crawler.fixture_web import PARA, FixtureWeb, Resp, article, gz, minimal_pdf
 from tests.service.test_api_errors import assert_error
 
 ARTICLE = [PARA, "Regional employment rose in the north while household income stayed flat in the south.",
@@ -31,6 +31,9 @@ def web() -> Iterator[tuple[FixtureWeb, str]]:
         "/slow": Resp(body=article("Slow", [PARA]), delay=4.0),
         "/huge": Resp(body=article("Huge", [PARA] * 2000)),
         "/logo.png": Resp(body=b"\x89PNG\r\n\x1a\n" + b"0" * 100, ctype="image/png"),
+        "/gzipped": Resp(body=gz(article("Packed statistics", ARTICLE)), headers={"Content-Encoding": "gzip"}),
+        "/gzip-bomb": Resp(body=gz(bytes(64 << 20)), headers={"Content-Encoding": "gzip"}),  # ~64 KB on the wire
+        "/brotli": Resp(body=b"\x0b\x02\x80hi\x03", headers={"Content-Encoding": "br"}),
         **{f"/bad-redirect/{i}": Resp(302, headers={"Location": target}) for i, target in enumerate(BAD_REDIRECTS)},
     })  # fmt: skip
     # A name the tests resolve themselves; robots.txt closes its connection, so the page needs a new one.
@@ -170,6 +173,25 @@ def test_a_redirect_to_an_unusable_url_is_a_fetch_failure(web, which):
     assert code == "fetch_failed" and message, message
 
 
+def test_compressed_bodies_are_capped_as_they_inflate(web):
+    """The 5 MiB limit counts decoded bytes as they come: a 64 KB gzip body of 64 MB of zeros is cut
+    with a few MB held, not inflated whole first (httpx's decoder did, on the event loop). Only the
+    codings the fetcher asks for are decoded."""
+    import tracemalloc
+
+    w, base = web
+    assert _live_outcome(base + "/gzipped", lambda host: ["127.0.0.1"], allow_loopback=True) == ("ok", "Packed statistics")
+    tracemalloc.start()
+    try:
+        code, message = _live_outcome(base + "/gzip-bomb", lambda host: ["127.0.0.1"], allow_loopback=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == "too_large" and peak < 24 << 20, (code, message, peak)
+    code, message = _live_outcome(base + "/brotli", lambda host: ["127.0.0.1"], allow_loopback=True)
+    assert code == "fetch_failed" and "content encoding 'br' is not supported" in message
+
+
 def _answers(*rounds: list[str]):
     """A resolver answering `rounds` in turn (the last one from then on), recording the names asked."""
     asked: list[str] = []
@@ -219,6 +241,9 @@ def test_dns_rebinding_to_a_private_address_is_refused_at_connect(web):
      ([{"doc_id": "cdc-flu"}] * 17, 422, "items"), ([], 422, "items"),
      ([{"url": "file:///etc/passwd"}], 422, "items[0].url"), ([{"url": "ftp://example.org/x"}], 422, "items[0].url"),
      ([{"url": "http://"}], 422, "items[0].url"), ([{"url": "http://example.org:99999/"}], 422, "items[0].url"),
+     # hosts the HTTP client cannot encode: they failed mid-fetch as a 500 that lost the whole batch
+     ([{"doc_id": "cdc-flu"}, {"url": "http://\uff57\uff57\uff57.cdc.gov/"}], 422, "items[1].url"),
+     ([{"url": "http://[::1]x/"}], 422, "items[0].url"), ([{"url": "http://999.1.1.1/"}], 422, "items[0].url"),
      ([{"doc_id": "cdc-flu", "max_chars": -1}], 422, "items[0].max_chars"),
      ([{"doc_id": "cdc-flu", "url": "https://www.cdc.gov/"}], 422, "items[0]"), ([{}], 422, "items[0]"),
      ([{"doc_id": "cdc-flu", "query": "  "}], 400, "items[0].query"), ([{"doc_id": "cdc-flu", "query": ""}], 400, "items[0].query")],

@@ -7,6 +7,8 @@ import asyncio
 import os
 import sys
 
+import httpx
+
 from tests.conftest import REPO
 
 SEARCH_ARGS = {"queries": ["moon tides sea levels", "vaccine clinical trials"], "k": 3, "mode": "bm25"}
@@ -32,6 +34,8 @@ async def _session(client) -> dict:
     from service.fetch import FetchResult  # every field of a result, failed or not, as /v1/fetch answers
 
     assert set(failed) == set(opened.structured_content["results"][0]) == set(FetchResult.model_fields)
+    unencodable = await client.call_tool("fetch", {"items": [{"url": "http://\u2603.cdc.gov/"}]})
+    assert unencodable.is_error and "malformed URL" in unencodable.content[0].text  # not a JSON-RPC error
     bad = await client.call_tool("fetch", {"items": [{"url": "file:///etc/passwd"}]})
     assert bad.is_error and "items[0].url" in bad.content[0].text
     # the API's error object, as over HTTP: a client tells a bad argument from a retry by its code
@@ -59,6 +63,10 @@ def test_mcp_over_streamable_http(agent_live, agent_client):
             return await _session(client)
 
     structured = asyncio.run(run())
+    # Stateless JSON mode pushes nothing: a GET's event stream would stay open and empty for good.
+    for method in ("GET", "DELETE"):
+        r = httpx.request(method, f"{agent_live.base_url}/mcp", headers={"accept": "text/event-stream"}, timeout=5)
+        assert r.status_code == 405 and r.headers["allow"] == "POST", (method, r.status_code, r.text)
     http = agent_client.post("/v1/search", json=SEARCH_ARGS).json()  # same tool, same ranking as the HTTP API
     assert [h["passage_id"] for h in structured["results"][1]["hits"]] == [h["passage_id"] for h in http["results"][1]["hits"]]
 
