@@ -121,7 +121,10 @@ def encode_corpus(
         with tqdm(desc="encode", unit="psg", disable=settings.quiet, dynamic_ncols=True) as bar:
 
             def write(keys: list[bytes], vectors) -> None:
-                cache.put(keys, vectors)
+                try:
+                    cache.put(keys, vectors)  # atomic per shard: the shards written before stay usable
+                except OSError as exc:  # the disk filled up, say: one line, as `index build` says it
+                    raise _write_error(exc, root) from None
                 bar.update(len(keys))
 
             if pool is None:

@@ -135,6 +135,25 @@ def test_a_full_disk_fails_the_build_in_one_line_or_the_build_serves(tmp_path, s
     assert outcomes[0] != "built" and any("No space left" in o or "disk is full" in o for o in outcomes), outcomes
 
 
+def test_a_full_disk_stops_index_encode_in_one_line_and_keeps_the_shards_written(tmp_path, small_disk):
+    """`index encode` on a disk that fills after two shards (~100 KB each): one line, exit 2 (it was a
+    traceback); the two shards stay whole and a rerun with room reuses them."""
+    import subprocess
+
+    from tests.indexer.test_encode import scifact_jsonl
+
+    corpus = scifact_jsonl(tmp_path / "corpus.jsonl", 200)
+    disk = small_disk(300_000)
+    args = ("index", "encode", "--corpus", corpus, "--out", disk / "idx", "--chunk-words", "0", "--shard-size", "64", "--json")
+    proc = drsearch(*args, "-q", timeout=300)
+    assert_one_line_error(proc, f"drsearch: error: {disk / 'idx'}: cannot write the index: No space left on device")
+    (cache,) = (disk / "idx" / "embeddings").iterdir()
+    assert len(list(cache.glob("shard-*.npz"))) == 2 and not list(cache.glob(".*tmp*"))
+    subprocess.run(["mount", "-o", "remount,size=2000000", str(disk)], check=True)
+    again = json.loads(drsearch(*args, "-q", check=True, timeout=300).stdout)
+    assert (again["cached"], again["encoded"], again["passages"]) == (128, 72, 200)
+
+
 def test_a_run_that_drops_documents_fails(tmp_path):
     """Anserini exits 0 when a document fails (an id term past Lucene's 32,766 bytes: the reader refuses
     such ids, but the count is the check that catches any such loss) and drops the rest of its file."""
