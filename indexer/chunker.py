@@ -7,6 +7,7 @@ the target at word boundaries. A passage is always a contiguous span of the text
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,11 +58,19 @@ def _paragraph_spans(text: str) -> Iterator[tuple[int, int]]:
         yield span
 
 
-def _split_by_words(text: str, start: int, end: int, limit: int) -> Iterator[tuple[int, int]]:
-    words = list(WORD.finditer(text, start, end))
-    for i in range(0, len(words), limit):
-        group = words[i : i + limit]
-        yield group[0].start(), group[-1].end()
+def _split_by_words(text: str, start: int, end: int, limit: int) -> Iterator[tuple[int, int, int]]:
+    """(start, end, words) pieces of `limit` words, walking the words once: a one-paragraph book holds
+    no list of its words (a match object each)."""
+    count, first, last = 0, start, start
+    for m in WORD.finditer(text, start, end):
+        if count == 0:
+            first = m.start()
+        count, last = count + 1, m.end()
+        if count == limit:
+            yield first, last, count
+            count = 0
+    if count:
+        yield first, last, count
 
 
 def _units(text: str, target: int) -> Iterator[tuple[int, int, int]]:
@@ -72,7 +81,7 @@ def _units(text: str, target: int) -> Iterator[tuple[int, int, int]]:
             yield p_start, p_end, words
             continue
         pos = p_start
-        sentence_ends = [m.end() for m in _SENTENCE_END.finditer(text, p_start, p_end)] + [p_end]
+        sentence_ends = itertools.chain((m.end() for m in _SENTENCE_END.finditer(text, p_start, p_end)), (p_end,))
         for s_end in sentence_ends:
             span = _trimmed(text, pos, s_end)
             pos = s_end
@@ -80,8 +89,7 @@ def _units(text: str, target: int) -> Iterator[tuple[int, int, int]]:
                 continue
             s_words = count_words(text[span[0] : span[1]])
             if s_words > 2 * target:
-                for w_start, w_end in _split_by_words(text, span[0], span[1], target):
-                    yield w_start, w_end, count_words(text[w_start:w_end])
+                yield from _split_by_words(text, span[0], span[1], target)
             else:
                 yield span[0], span[1], s_words
 
@@ -94,27 +102,26 @@ def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> 
         return [_passage(doc, 0, *span)] if span else []
 
     target = settings.target_words
-    groups: list[list[tuple[int, int, int]]] = []
+    # Finished passages as (start, end, words); only the passage being filled keeps its units (at most
+    # ~target of them), so memory follows the passages, not the sentences of the document.
+    passages: list[tuple[int, int, int]] = []
     current: list[tuple[int, int, int]] = []
-    current_words = 0
+    current_words = carried_words = 0  # carried: the overlap taken over from the previous passage
     for unit in _units(text, target):
         if current and current_words + unit[2] > target:
-            groups.append(current)
+            passages.append((current[0][0], current[-1][1], current_words))
             current = _overlap_tail(current, settings.overlap_words)
-            current_words = sum(u[2] for u in current)
+            current_words = carried_words = sum(u[2] for u in current)
         current.append(unit)
         current_words += unit[2]
     if current:
         # Fold a small tail into the previous passage rather than emit a fragment.
-        if groups and current_words < target // 4 and _words(groups[-1]) + current_words <= target * 5 // 4:
-            groups[-1] = groups[-1] + [u for u in current if u not in groups[-1]]
+        if passages and current_words < target // 4 and passages[-1][2] + current_words <= target * 5 // 4:
+            start, _, words = passages[-1]
+            passages[-1] = (start, current[-1][1], words + current_words - carried_words)
         else:
-            groups.append(current)
-    return [_passage(doc, n, g[0][0], g[-1][1]) for n, g in enumerate(groups)]
-
-
-def _words(group: list[tuple[int, int, int]]) -> int:
-    return sum(u[2] for u in group)
+            passages.append((current[0][0], current[-1][1], current_words))
+    return [_passage(doc, n, start, end) for n, (start, end, _) in enumerate(passages)]
 
 
 def _overlap_tail(group: list[tuple[int, int, int]], overlap_words: int) -> list[tuple[int, int, int]]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ _MAX_DEPTH = 100  # JSON nesting levels of a record; deeper cannot be stored and
 # A passage's id is its document's id plus "#" and its ordinal, and must fit Elasticsearch's 512-byte
 # `_id` (Lucene itself drops a document whose id term passes 32,766 bytes, and the rest of its shard).
 MAX_ID_BYTES = 500
+MAX_LINE_BYTES = 64 << 20  # one record; a longer line is a bad line, never held in memory whole
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 _TOO_DEEP = f"malformed JSON (nesting too deep: more than {_MAX_DEPTH} levels)"
 
 
@@ -108,21 +112,38 @@ def _open_binary(path: Path) -> BinaryIO:
         raise CorpusError(f"cannot read corpus file: {exc.strerror or exc}", where=str(path)) from None
 
 
-def _iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def _iter_lines(path: Path, block_bytes: int = 1 << 20) -> Iterator[tuple[int, bytes | None]]:
     """(line number, raw bytes) of each line of a plain or gzip file, a UTF-8 BOM at its start dropped.
 
     Lines end at \\n, \\r\\n or \\r (as text mode's universal newlines did). Bytes are decoded per line
     by the caller, so that a line that is not UTF-8 is reported at its own line and can be skipped;
-    only an unreadable file or corrupt/truncated gzip data stops the read."""
+    only an unreadable file or corrupt/truncated gzip data stops the read. A line over MAX_LINE_BYTES
+    comes as None, its bytes dropped as they are read: a small gzip file can hold a line of gigabytes."""
     with _open_binary(path) as fh:
-        lineno = 0
+        lineno, pending, too_long, after_cr = 0, bytearray(), False, False
         try:
-            for chunk in fh:
-                if lineno == 0 and chunk.startswith(_UTF8_BOM):
-                    chunk = chunk[len(_UTF8_BOM) :]
-                for line in chunk.splitlines() if b"\r" in chunk else (chunk,):
+            block = fh.read(max(block_bytes, len(_UTF8_BOM)))
+            if block.startswith(_UTF8_BOM):
+                block = block[len(_UTF8_BOM) :] or fh.read(block_bytes)
+            while block:
+                if after_cr and block.startswith(b"\n"):  # a \r\n split between two blocks
+                    block = block[1:]
+                after_cr = block.endswith(b"\r")
+                *lines, rest = _LINE_END.split(block) if b"\r" in block else block.split(b"\n")
+                for piece in lines:
                     lineno += 1
-                    yield lineno, line
+                    too_long = too_long or len(pending) + len(piece) > MAX_LINE_BYTES
+                    yield lineno, None if too_long else bytes(pending + piece) if pending else piece
+                    pending.clear()
+                    too_long = False
+                too_long = too_long or len(pending) + len(rest) > MAX_LINE_BYTES
+                if too_long:
+                    pending.clear()
+                else:
+                    pending += rest
+                block = fh.read(block_bytes)
+            if pending or too_long:
+                yield lineno + 1, None if too_long else bytes(pending)
         except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             raise CorpusError(f"corrupt or unreadable data: {exc}", where=f"{path}:{lineno + 1}") from None
 
@@ -138,7 +159,9 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
         yield lineno, line
 
 
-def _decode_line(line: bytes) -> str:
+def _decode_line(line: bytes | None) -> str:
+    if line is None:
+        raise ValueError(f"line longer than {MAX_LINE_BYTES >> 20} MiB (one document's JSON must fit in that)")
     try:
         return line.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -154,6 +177,8 @@ def _parse_json(text: str) -> Any:
         raise ValueError(f"malformed JSON ({exc.msg} at column {exc.colno})") from None
     except RecursionError:
         raise ValueError(_TOO_DEEP) from None
+    except ValueError:  # Python's int parsing limit (sys.get_int_max_str_digits), reached inside json
+        raise ValueError(f"malformed JSON (a number of more than {sys.get_int_max_str_digits()} digits)") from None
 
 
 def _path_part(key: str) -> str:

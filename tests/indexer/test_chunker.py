@@ -123,3 +123,21 @@ def test_every_han_character_of_the_analyzer_and_half_width_kana_count_one_word_
     passages = chunk_document(d, ChunkSettings(target_words=100))  # a run without spaces is cut by characters
     assert [len(p.text) for p in passages] == [100] * 5
     assert_offsets(d, passages)
+
+
+@pytest.mark.parametrize("unit", ["word ", "Short one. "])
+def test_one_long_paragraph_is_chunked_in_memory_near_its_own_size(unit):
+    """A book-length paragraph (4 MB): no list of all its words or sentences (a match object or a
+    tuple each, ~30x the text) is built; the passages themselves hold about one copy of it."""
+    import tracemalloc
+
+    d = doc(unit * (4_000_000 // len(unit)))
+    tracemalloc.start()
+    try:
+        passages = chunk_document(d, ChunkSettings(target_words=200, overlap_words=20))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(d.text), peak
+    assert all(count_words(p.text) <= 200 for p in passages) and passages[-1].end == len(d.text.rstrip())
+    assert_offsets(d, passages)

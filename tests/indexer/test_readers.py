@@ -52,6 +52,7 @@ def test_generic_documents_with_url_published_and_extra_fields(tmp_path):
         ('{"id": "p", "text": "x", "published": "2023-05-01T25:00"}', "field 'published' has a time"),
         (json.dumps({"id": "a" * 40_000, "text": "x"}), "field 'id' is 40000 bytes long (at most 500 in UTF-8)"),
         (json.dumps({"_id": "\u00e9" * 251, "text": "x"}), "field '_id' is 502 bytes long (at most 500 in UTF-8)"),
+        ('{"id": "n", "text": "x", "pages": ' + "9" * 5000 + "}", "malformed JSON (a number of more than 4300 digits)"),
     ],
 )
 def test_bad_lines_name_file_and_line(tmp_path, line, reason):
@@ -263,3 +264,35 @@ def test_corrupt_deflate_data_in_gzip(tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(CorpusError, match=f"{bad}:1: corrupt or unreadable data"):
         list(read_documents([bad], skip_bad=True))
+
+
+@pytest.mark.parametrize("skip_bad", [False, True])
+def test_a_line_over_the_limit_is_a_bad_line_never_held_whole(tmp_path, monkeypatch, skip_bad):
+    """A small gzip file can hold a line of gigabytes: it is read in blocks and dropped past
+    MAX_LINE_BYTES (a bad line at its own line number), not read whole first. Here the limit is
+    1 MiB and the line 64 MiB; memory stays near the limit (plus gzip's own buffers)."""
+    import tracemalloc
+
+    from indexer import readers
+
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 1 << 20)
+    bomb = tmp_path / "docs.jsonl.gz"
+    with gzip.open(bomb, "wb") as fh:
+        fh.write(b'{"id": "a", "text": "first"}\n{"id": "big", "text": "')
+        for _ in range(64):
+            fh.write(b"word " * (1 << 18) + b"....")  # 1 MiB + 4 bytes
+        fh.write(b'"}\r\n{"id": "z", "text": "last"}\n')
+    report = ReadReport()
+    tracemalloc.start()
+    try:
+        if skip_bad:
+            assert [d.doc_id for d in read_documents([bomb], skip_bad=True, report=report)] == ["a", "z"]
+        else:
+            with pytest.raises(CorpusError, match=rf"{bomb}:2: line longer than 1 MiB"):
+                list(read_documents([bomb]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 << 20, peak  # the limit and a few blocks, not the 64 MiB line
+    says = f"{bomb}:2: line longer than 1 MiB (one document's JSON must fit in that)"
+    assert report.skipped_bad == skip_bad and report.bad_lines == ([says] if skip_bad else [])
