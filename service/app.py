@@ -457,6 +457,12 @@ async def _admitted(st: ServiceState, key: str, n_queries: int, k: int, mode: st
     `search(bounds)`, given the options that bound its work (the server's deadline and candidate cap),
     answered by that deadline or DeadlineExceeded (504 `deadline_exceeded`)."""
     _rate_limit(st, key, n_queries)
+    return await _queued(st, n_queries, k, mode, search)
+
+
+async def _queued(st: ServiceState, n_queries: int, k: int, mode: str,
+                  search: Callable[[dict[str, Any]], Awaitable[T]]) -> T:  # fmt: skip
+    """`_admitted` without the rate limit: the admission queue's units and the deadline."""
     return await _within_deadline(st.settings, search, _take_units(st, request_cost(n_queries, k, mode)))
 
 

@@ -17,6 +17,9 @@ from ranker.options import UnicodeText
 from service.api_models import MAX_K, MAX_QUERIES, error_responses
 
 DEFAULT_TOPK = 3  # Search-R1's retrieval_topk default
+# Search-R1's trainer posts all of a step's searches at once (train_grpo.sh: 512 prompts x 5 rollouts);
+# its server takes any number. Larger than /v1/search's cap, searched in slices of MAX_QUERIES.
+MAX_RETRIEVE_QUERIES = 8192
 
 
 class RetrieveRequest(BaseModel):
@@ -25,9 +28,10 @@ class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # Search-R1 clients may send fields of newer versions
 
     # Search-R1's trainer posts every step's searches, none in a step where every rollout answered.
-    queries: list[UnicodeText] = Field(..., max_length=MAX_QUERIES, description="Plain-text queries (none: no results)")
-    topk: int | None = Field(None, strict=True, ge=0, le=MAX_K, description=f"Results per query (0 or none: {DEFAULT_TOPK})")
-    return_scores: bool = Field(False, strict=True, description="Wrap each document as {document, score}")
+    queries: list[UnicodeText] = Field(..., max_length=MAX_RETRIEVE_QUERIES, description="Plain-text queries (none: no results)")
+    # Lax types, as Search-R1's own model reads them ("3" and 3.0 are 3, "true" is true).
+    topk: int | None = Field(None, ge=0, le=MAX_K, description=f"Results per query (0 or none: {DEFAULT_TOPK})")
+    return_scores: bool = Field(False, description="Wrap each document as {document, score}")
 
 
 class R1Document(BaseModel):
@@ -45,8 +49,9 @@ class RetrieveResponse(BaseModel):
 
 
 def contents(title: str, text: str) -> str:
-    """Search-R1's corpus layout: the quoted title on the first line, then the text."""
-    return f'"{title}"\n{text}'
+    """Search-R1's corpus layout: the quoted title on the first line, then the text. The title is made
+    one line: Search-R1's client takes everything before the first newline as the title."""
+    return f'"{" ".join(title.split())}"\n{text}'
 
 
 def to_search_r1(results: list[list[Any]], return_scores: bool) -> dict[str, Any]:
@@ -80,7 +85,7 @@ def search_searchable(pipeline: Any, texts: list[str | None], options: Any) -> l
 
 def router(require_api_key: Any) -> APIRouter:
     """The `/retrieve` route (the API key dependency is the app's)."""
-    from service.app import _admitted, _snapshot, _svc
+    from service.app import _queued, _rate_limit, _snapshot, _svc
 
     api = APIRouter()
 
@@ -101,12 +106,21 @@ def router(require_api_key: Any) -> APIRouter:
         request.state.n_queries = len(texts)
         if not any(texts):
             return to_search_r1([[] for _ in texts], body.return_scores)
+        _rate_limit(st, request.headers.get("x-api-key", ""), len(texts))  # every query counts, once
         with _snapshot(st) as snap:
             k = body.topk or DEFAULT_TOPK
             mode = request.state.mode = snap.pipeline.resolve_mode(None)
-            # The server's deadline bounds the answer (504 deadline_exceeded), as for /v1/search.
-            results = await _admitted(st, request.headers.get("x-api-key", ""), len(texts), k, mode,
-                                      lambda bounds: st.run(search_searchable, snap.pipeline, texts, SearchOptions(k=k, **bounds)))  # fmt: skip
+            results: list[list[Any]] = []
+            # Slices of /v1/search's size, one after another: each passes the admission queue and is bounded
+            # by the server's deadline (504 deadline_exceeded) as a request of that size is, so a rollout
+            # step's thousands of queries neither take the queue alone nor need a deadline of their own.
+            for start in range(0, len(texts), MAX_QUERIES):
+                part = texts[start : start + MAX_QUERIES]
+                if not any(part):
+                    results += [[] for _ in part]
+                    continue
+                results += await _queued(st, len(part), k, mode, lambda bounds, part=part: st.run(
+                    search_searchable, snap.pipeline, part, SearchOptions(k=k, **bounds)))  # fmt: skip
         return to_search_r1(results, body.return_scores)
 
     return api

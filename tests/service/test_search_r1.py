@@ -57,3 +57,35 @@ def test_retrieve_answers_what_search_r1_sends_from_a_training_step(agent_client
         assert all(docs == [] for i, docs in enumerate(result) if i != 1)
     only_stopwords = agent_client.post("/retrieve", json={"queries": ["the of and"], "return_scores": True})
     assert only_stopwords.json() == {"result": [[]]}
+
+
+def test_retrieve_takes_a_whole_training_step_of_searches(agent_client):
+    """Search-R1's GRPO step posts up to 512 prompts x 5 rollouts at once and its client reads `result`
+    without a status check: more than /v1/search's 64 queries must answer, each as if asked alone,
+    in order (slices of 64 here, one of them all empty searches)."""
+    asks = ["volcanic eruption lava", "how do tides rise and fall", "yeast dough", ""]
+    alone = {q: agent_client.post("/retrieve", json={"queries": [q]}).json()["result"][0] for q in asks}
+    queries = [asks[i % 3] for i in range(100)] + [""] * 64 + [asks[i % 4] for i in range(36)]
+    r = agent_client.post("/retrieve", json={"queries": queries})
+    assert r.status_code == 200, r.text
+    result = r.json()["result"]
+    assert len(result) == 200 and result == [alone[q] for q in queries]
+    assert_error(agent_client.post("/retrieve", json={"queries": ["tides"] * 8193}), 422, "invalid_request", "queries")
+
+
+def test_retrieve_reads_its_fields_as_search_r1s_own_model_does(agent_client):
+    """Search-R1's pydantic model is lax: "2" and 2.0 are a topk of 2, "true" and 1 turn scores on."""
+    for topk, scores in (("2", "true"), (2.0, 1)):
+        r = agent_client.post("/retrieve", json={"queries": ["yeast dough"], "topk": topk, "return_scores": scores})
+        assert r.status_code == 200, r.text
+        hits = r.json()["result"][0]
+        assert len(hits) == 2 and all(set(h) == {"document", "score"} for h in hits)
+    assert_error(agent_client.post("/retrieve", json={"queries": ["tides"], "topk": 2.5}), 422, "invalid_request", "topk")
+
+
+def test_a_title_keeps_to_the_first_line_of_contents():
+    """Search-R1's client takes the text before the first newline as the title: a title with a line
+    break (JSONL and PDF titles keep theirs) would cut it in two."""
+    from service.search_r1 import contents
+
+    assert contents("Penicillin\nDiscovery \r\n of 1928", "Fleming saw mould.") == '"Penicillin Discovery of 1928"\nFleming saw mould.'
