@@ -22,7 +22,7 @@ from w3lib.encoding import http_content_type_encoding
 
 from crawler.config import CrawlConfig
 from crawler.directives import page_directives
-from crawler.extract import page_kind
+from crawler.extract import MAX_TAG_ATTRIBUTES, page_kind, strip_attribute_floods
 from crawler.items import PageItem
 from crawler.outcomes import (
     PAGE,
@@ -193,6 +193,10 @@ class AuthoritySpider(Spider):
         if page_kind(ctype, response.body) == "html":
             if not isinstance(response, TextResponse):  # HTML sent as application/octet-stream
                 response = response.replace(cls=HtmlResponse)
+            body, stripped = strip_attribute_floods(response.body)
+            if stripped:  # the links below and the stored body (extraction) both read the stripped page
+                logger.info("%d tag(s) of over %d attributes reduced to their names: %s", stripped, MAX_TAG_ATTRIBUTES, response.url)
+                response = response.replace(body=body)
             metas = [(m.attrib.get("name", ""), m.attrib.get("content", "")) for m in response.xpath("//meta[@name]")]
             directives |= page_directives([], metas, self.robots_token)
             links = [] if "nofollow" in directives else response.xpath("//a/@href | //area/@href").getall()

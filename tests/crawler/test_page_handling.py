@@ -1,6 +1,7 @@
 """One crawl of a small fixture web (127.0.0.1 only) of awkward pages: malformed links and sitemap entries,
 redirects to unusable locations, HTML served under another content type, a charset named only in the HTTP
-header, robots directives of a page (noindex, nofollow), redirects to another URL of the same page."""
+header, robots directives of a page (noindex, nofollow), redirects to another URL of the same page, markup
+that is costly or fatal to parse. Some pages are handed to the spider's `parse_page` directly, no crawl."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from scrapy import Request
+from scrapy.http import HtmlResponse
+from scrapy.utils.test import get_crawler
 
-from tests.crawler.conftest import SM_NS, crawled, page, read_docs
-from tests.crawler.fixture_web import FixtureWeb, Resp
+from crawler.config import CrawlConfig
+from crawler.extract import extract_html
+from crawler.items import PageItem
+from crawler.spiders.authority import AuthoritySpider
+from tests.crawler.conftest import SM_NS, crawled, page, paras, read_docs
+from tests.crawler.fixture_web import PARA, FixtureWeb, Resp
 
 BAD = "www.badlink.org"
 BAD_LINK = f"http://{BAD}:99999/x"  # port out of range: no request can be made for it
@@ -20,6 +28,7 @@ TYPES = "www.types.org"
 CHARSET = "www.charset.org"
 NOIDX = "www.noidx.org"
 REDIR = "www.redir.org"
+MARKUP = "www.markup.org"
 FRENCH = (
     "Le r\u00e9sum\u00e9 co\u00fbte 5\u20ac \u2013 \u201cna\u00efve\u201d fa\u00e7ade, "
     "\u00e9t\u00e9 \u00e0 l\u2019h\u00f4tel"
@@ -102,7 +111,26 @@ def build_web() -> FixtureWeb:
             "/loop?utm_source=x": Resp(302, b"", headers={"Location": "/loop"}),
         },
     )
+    web.site(
+        MARKUP,
+        {
+            "/": page("markup home", ["/attributes"]),
+            # libxml2 parses a tag's attributes in quadratic time: seconds for these unless stripped
+            "/attributes": Resp(body=flood_page(10_000, "/after-flood")),
+            "/after-flood": page("after the flood"),
+        },
+    )
     return web
+
+
+def flood_page(attributes: int, link: str) -> bytes:
+    """A page whose first paragraph's tag has `attributes` attributes, then a link."""
+    flood = " ".join(f"a{i}=1" for i in range(attributes))
+    first, second = paras("flooded tags")
+    return (
+        f'<html><head><title>Flood</title></head><body><article><p {flood}>{first}</p><p>{second}</p>'
+        f'<a href="{link}">next</a></article></body></html>'
+    ).encode()
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +204,45 @@ def test_a_redirect_to_another_url_of_the_same_page_is_followed_once(crawl) -> N
     assert report["skipped_examples"]["redirect_loop"] == [f"http://{REDIR}/loop"]  # a real loop still stops
     assert web.count(REDIR, "/loop") == 1 and web.count(REDIR, "/loop?utm_source=x") == 1
     assert not {u for u in pending(out) if REDIR in u}
+
+
+def test_a_page_with_a_tag_of_thousands_of_attributes_is_stored(crawl) -> None:
+    web, out, _ = crawl
+    doc = next(d for d in read_docs(out) if d["url"] == f"http://{MARKUP}/attributes")
+    assert all(p in doc["text"] for p in paras("flooded tags"))
+    assert (MARKUP, "/after-flood") in web.requested()
+
+
+# -- pages handed to the spider directly ---------------------------------------------------------------
+
+UNIT = "www.unit.org"
+
+
+@pytest.fixture
+def spider(tmp_path: Path) -> Iterator[AuthoritySpider]:
+    spider = AuthoritySpider.from_crawler(get_crawler(AuthoritySpider), config=CrawlConfig(tmp_path, [UNIT]))
+    yield spider
+    spider.crawl_state.close()
+
+
+def parse_page(spider: AuthoritySpider, body: bytes) -> tuple[list[str], PageItem]:
+    """The URLs the spider follows from an HTML page, and the item it makes of it."""
+    url = f"http://{UNIT}/page"
+    response = HtmlResponse(url, body=body, headers={"Content-Type": "text/html; charset=utf-8"},
+                            request=Request(url, meta={"dr_depth": 0}))  # fmt: skip
+    *requests, item = spider.parse_page(response)
+    return [r.url for r in requests], item
+
+
+@pytest.mark.timeout(180)  # a hang guard only: unstripped, 20,000 attributes take seconds (40,000: a minute)
+def test_a_tag_of_thousands_of_attributes_is_reduced_to_its_name(spider) -> None:
+    body = flood_page(20_000, "/after")
+    image = b'<img src="data:image/png;base64,' + b"QUJD" * 50_000 + b'">'  # long, with one attribute: kept
+    body = body.replace(b"<article>", b"<article>" + image)
+    links, item = parse_page(spider, body)
+    first, second = paras("flooded tags")
+    assert links == [f"http://{UNIT}/after"]
+    assert f"<p>{first}</p>".encode() in item.body and b"a19999=1" not in item.body
+    assert image in item.body
+    assert f"{first}\n\n{second}" in extract_html(item.body, item.url).text  # what the crawl stores
+    assert extract_html(body, item.url).text == extract_html(item.body, item.url).text  # live fetch: as sent
