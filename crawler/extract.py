@@ -41,6 +41,11 @@ _FLOOD = {
     bytes: (re.compile(_LONG_TAG.encode()), re.compile(_ATTRIBUTE.encode())),
 }
 
+# A numeric character reference to a code point XML forbids (`&#1;`, `&#xFFFF;`, a surrogate) makes
+# trafilatura drop the whole page; HTML also reads one without its `;`.
+_CHAR_REF = r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));?"
+_CHAR_REFS = {str: re.compile(_CHAR_REF), bytes: re.compile(_CHAR_REF.encode())}
+
 
 @dataclass(frozen=True)
 class Extracted:
@@ -116,6 +121,23 @@ def strip_attribute_floods(html: AnyStr) -> tuple[AnyStr, int]:
     return long_tag.sub(bare, html), stripped
 
 
+def _xml_forbidden(code: int) -> bool:
+    """C0 controls but tab, LF and CR; surrogates; U+FFFE and U+FFFF; past U+10FFFF."""
+    return code < 0x20 and code not in (0x9, 0xA, 0xD) or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF) or code > 0x10FFFF
+
+
+def blank_xml_forbidden_refs(html: AnyStr) -> AnyStr:
+    """`html` with each numeric character reference to a code point XML forbids replaced by a space."""
+    space, zero = (" ", "0") if isinstance(html, str) else (b" ", b"0")
+
+    def blank(m: re.Match[AnyStr]) -> AnyStr:
+        digits = (m.group(1) or m.group(2)).lstrip(zero) or zero
+        code = int(digits, 16 if m.group(1) else 10) if len(digits) <= 8 else 0x110000  # int() refuses 4,300+ digits
+        return space if _xml_forbidden(code) else m.group(0)  # type: ignore[return-value]
+
+    return _CHAR_REFS[type(html)].sub(blank, html)
+
+
 def decode_declared(body: bytes, charset: str | None = None) -> str | None:
     """The page as text in the encoding it declares: its byte order mark, else `charset` (the HTTP
     header's), else its own `<meta>` or XML declaration, as browsers and Scrapy's `response.encoding` read
@@ -145,7 +167,8 @@ def extract_html(
     page = html if isinstance(html, str) else decode_declared(raw, charset)
     try:
         doc = trafilatura.bare_extraction(
-            raw if page is None else page, url=url, with_metadata=True, output_format="python", **options
+            blank_xml_forbidden_refs(raw if page is None else page),
+            url=url, with_metadata=True, output_format="python", **options,
         )
     except Exception:  # malformed input must never stop a crawl
         doc = None

@@ -19,7 +19,7 @@ from crawler.extract import extract_html
 from crawler.items import PageItem
 from crawler.spiders.authority import AuthoritySpider
 from tests.crawler.conftest import SM_NS, crawled, page, paras, read_docs
-from tests.crawler.fixture_web import PARA, FixtureWeb, Resp
+from tests.crawler.fixture_web import PARA, FixtureWeb, Resp, article
 
 BAD = "www.badlink.org"
 BAD_LINK = f"http://{BAD}:99999/x"  # port out of range: no request can be made for it
@@ -114,10 +114,12 @@ def build_web() -> FixtureWeb:
     web.site(
         MARKUP,
         {
-            "/": page("markup home", ["/attributes"]),
+            "/": page("markup home", ["/attributes", "/control"]),
             # libxml2 parses a tag's attributes in quadratic time: seconds for these unless stripped
             "/attributes": Resp(body=flood_page(10_000, "/after-flood")),
             "/after-flood": page("after the flood"),
+            # a reference to a character XML forbids: trafilatura dropped the whole page
+            "/control": Resp(body=article("Control", [f"{PARA} one&#1;reference", "Another paragraph. " * 5])),
         },
     )
     return web
@@ -212,6 +214,13 @@ def test_a_page_with_a_tag_of_thousands_of_attributes_is_stored(crawl) -> None:
     assert all(p in doc["text"] for p in paras("flooded tags"))
     assert (MARKUP, "/after-flood") in web.requested()
 
+
+
+def test_a_reference_to_a_character_xml_forbids_does_not_lose_the_page(crawl) -> None:
+    _, out, report = crawl
+    doc = next(d for d in read_docs(out) if d["url"] == f"http://{MARKUP}/control")
+    assert f"{PARA} one reference" in doc["text"]
+    assert f"http://{MARKUP}/control" not in report["skipped_examples"].get("empty", [])
 
 # -- pages handed to the spider directly ---------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crawler.config import DEFAULT_USER_AGENT, load_domains, load_host_map, load_seeds, product_token
-from crawler.extract import decode_declared, detect_language, extract_html, extract_pdf
+from crawler.extract import blank_xml_forbidden_refs, decode_declared, detect_language, extract_html, extract_pdf
 from crawler.politeness import retry_after_seconds
 from crawler.shards import ShardWriter, iter_shard_records, recover_tmp_shards
 from crawler.state import CrawlState
@@ -259,6 +259,25 @@ def test_extract_html_paragraphs_and_pdf() -> None:
     pdf = extract_pdf(minimal_pdf(["Line one.", "Line two."]))
     assert pdf.text == "Line one. Line two." and pdf.title == "Annual Report 2023"
     assert extract_pdf(b"%PDF-1.4 garbage").text == ""
+
+
+@pytest.mark.parametrize(
+    "ref", ["&#1;", "&#x1;", "&#8", "&#X8;", "&#0;", "&#x1F;", "&#xFFFF;", "&#65534;", "&#xD800;", "&#57343;",
+            "&#x110000;", "&#0000001;", "&#99999999999;"],
+)  # fmt: skip
+def test_a_reference_to_a_character_xml_forbids_is_a_space(ref: str) -> None:
+    first, second = ("First paragraph " * 10).strip(), ("Second paragraph " * 10).strip()
+    for charset in ("utf-8", None):  # the decoded page, or the bytes trafilatura decodes itself
+        html = article("Title", [f"{first} a{ref}b caf&#233;&#x2019;", second]).replace(b'<meta charset="utf-8">', b"")
+        text = extract_html(html, "http://www.example.org/a", charset=charset).text
+        assert f"{first} a b caf\u00e9\u2019" in text and second in text
+
+
+def test_references_to_characters_xml_allows_are_left_alone() -> None:
+    allowed = "&#9;&#10;&#13;&#32;&#x7F;&#x80;&#xD7FF;&#xE000;&#xFFFD;&#x10000;&#x10FFFF;&#0233;&#x2019&amp;#1;"
+    assert blank_xml_forbidden_refs(allowed) == allowed
+    assert blank_xml_forbidden_refs(allowed.encode()) == allowed.encode()
+    assert blank_xml_forbidden_refs("a&#1;b&#x0;c&#xdfff") == "a b c "
 
 
 def test_pages_decode_in_the_encoding_they_declare() -> None:
