@@ -199,9 +199,12 @@ class AuthoritySpider(Spider):
                 response = response.replace(body=body)
             metas = [(m.attrib.get("name", ""), m.attrib.get("content", "")) for m in response.xpath("//meta[@name]")]
             directives |= page_directives([], metas, self.robots_token)
-            links = [] if "nofollow" in directives else response.xpath("//a/@href | //area/@href").getall()
-            # A page with 50,000 links must not cost minutes of refusals: the first max_links only.
-            for href in links[: self.max_links]:
+            # A page with 50,000 links must not cost minutes of refusals: the first max_links only, capped in
+            # the XPath itself (listing a page's 1.2M links first took 3.2 GB). No union (`//a/@href |
+            # //area/@href`): libxml2 merges two node sets in quadratic time, 19 s for 50,000 of each.
+            first_links = f"(//*[self::a or self::area]/@href)[position() <= {self.max_links}]"
+            links = [] if "nofollow" in directives else response.xpath(first_links).getall()
+            for href in links:
                 href = href.strip()
                 if not href or href.lower().startswith(_SKIP_SCHEMES):
                     continue

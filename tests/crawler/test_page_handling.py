@@ -6,6 +6,7 @@ that is costly or fatal to parse. Some pages are handed to the spider's `parse_p
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,12 +235,15 @@ def spider(tmp_path: Path) -> Iterator[AuthoritySpider]:
     spider.crawl_state.close()
 
 
+def html_response(body: bytes) -> HtmlResponse:
+    url = f"http://{UNIT}/page"
+    return HtmlResponse(url, body=body, headers={"Content-Type": "text/html; charset=utf-8"},
+                        request=Request(url, meta={"dr_depth": 0}))  # fmt: skip
+
+
 def parse_page(spider: AuthoritySpider, body: bytes) -> tuple[list[str], PageItem]:
     """The URLs the spider follows from an HTML page, and the item it makes of it."""
-    url = f"http://{UNIT}/page"
-    response = HtmlResponse(url, body=body, headers={"Content-Type": "text/html; charset=utf-8"},
-                            request=Request(url, meta={"dr_depth": 0}))  # fmt: skip
-    *requests, item = spider.parse_page(response)
+    *requests, item = spider.parse_page(html_response(body))
     return [r.url for r in requests], item
 
 
@@ -255,3 +259,21 @@ def test_a_tag_of_thousands_of_attributes_is_reduced_to_its_name(spider) -> None
     assert image in item.body
     assert f"{first}\n\n{second}" in extract_html(item.body, item.url).text  # what the crawl stores
     assert extract_html(body, item.url).text == extract_html(item.body, item.url).text  # live fetch: as sent
+
+
+@pytest.mark.timeout(180)  # a hang guard only: listing all 100,000 links took 14 s
+def test_only_the_first_links_of_a_page_are_listed(spider) -> None:
+    cap = spider.max_links
+    body = article("Links", paras("many links")).replace(
+        b"</body>", b"".join(b'<a href="/l%d">l</a><area href="/m%d">' % (i, i) for i in range(50_000)) + b"</body>"
+    )
+    response = html_response(body)
+    response.xpath("//title")  # parsed before the measurement
+    tracemalloc.start()
+    try:
+        *requests, _ = spider.parse_page(response)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [r.url for r in requests] == [f"http://{UNIT}/{x}{i}" for i in range(cap // 2) for x in "lm"]
+    assert peak < 20 * cap * 1024  # the requests for the first links (~8 MB), not 100,000 selectors (~50 MB)
