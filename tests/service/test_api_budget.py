@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 import pytest
@@ -60,13 +61,11 @@ def test_deadline_is_honoured_and_reported(client):
     # Real work that cannot fit 50 ms on any machine: 64 fresh (uncached) hybrid queries with no filter to
     # short-cut them (a nothing-matching filter is answered by the retrievers in a few ms since issue 10).
     work = {"queries": [f"deadline probe {i} pressure distribution on a wing" for i in range(64)], "k": 100, "mode": "hybrid"}
-    started = time.monotonic()
     r = client.post("/v1/search", json={**work, "timeout_ms": 50})
-    took = time.monotonic() - started
     assert r.status_code == 504, r.text[:300]
     err = r.json()["error"]
     assert err["code"] == "deadline_exceeded" and err["field"] == "timeout_ms" and "50 ms" in err["message"]
-    assert took < 0.05 + 1.0  # answered at the deadline, not when the work would have finished
+    assert metric(client, "drsearch_queue_units") > 0  # answered at the deadline, while the work still runs
     assert client.post("/v1/search", json={"query": "wing flutter", "k": 2}).status_code == 200
     # The answered request's work keeps its queue units until it stops, then gives them back.
     stop_by = time.monotonic() + 60
@@ -105,13 +104,13 @@ def hurried(tiny_root) -> Iterator[LiveServer]:
 
 
 @contextmanager
-def search_thread_busy(srv: LiveServer) -> Iterator[None]:
+def search_thread_busy(srv: LiveServer) -> Iterator[Future]:
     """The server's one search thread held by other work until the block ends: a search queues behind it, so
     it cannot finish by the deadline however fast the machine (its own deadline checks never run meanwhile)."""
     gate = threading.Event()
-    srv.app.state.svc.executor.submit(gate.wait, 30)
+    busy = srv.app.state.svc.executor.submit(gate.wait, 30)
     try:
-        yield
+        yield busy
     finally:
         gate.set()
 
@@ -139,13 +138,11 @@ def test_retrieve_answers_504_at_the_server_deadline(hurried):
 def test_a_partial_answer_comes_at_the_deadline_while_the_threads_are_busy(hurried):
     """Nothing ranked by the deadline: the empty partial lists are made without waiting for a search thread."""
     with hurried.client() as c:
-        with search_thread_busy(hurried):
-            started = time.monotonic()
+        with search_thread_busy(hurried) as busy:
             r = c.post("/v1/search", json={"queries": ["magma lava eruption", "yeast dough"], "allow_partial": True})
-            took = time.monotonic() - started
             assert r.status_code == 200, r.text[:300]
             assert [(x["hits"], x["partial"]) for x in r.json()["results"]] == [([], True), ([], True)]
-            assert took < 20  # not held until the busy thread is let go (30 s)
+            assert not busy.done()  # answered while the thread is still held, not once it was let go
         assert_units_given_back(c)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -30,17 +29,16 @@ def edge(tiny_bm25_root) -> Iterator[LiveServer]:
     srv.stop()
 
 
-def raw(srv: LiveServer, data: bytes, *, wait_s: float = 5.0) -> tuple[bytes, float]:
-    """Send `data` on a fresh connection; return everything the server sends until it closes, and how long the first byte took."""
+def raw(srv: LiveServer, data: bytes, *, wait_s: float = 5.0) -> bytes:
+    """Send `data` on a fresh connection; return everything the server sends until it closes (a server
+    that never closes fails the read after `wait_s`)."""
     host, port = srv.base_url.removeprefix("http://").split(":")
-    started = time.monotonic()
     with socket.create_connection((host, int(port)), timeout=wait_s) as sock:
         sock.sendall(data)
-        out, took = b"", None
+        out = b""
         while chunk := sock.recv(65536):
-            took = took or time.monotonic() - started
             out += chunk
-    return out, took or time.monotonic() - started
+    return out
 
 
 def json_error(response: bytes, status: int) -> dict:
@@ -131,7 +129,7 @@ def test_valid_dates_still_pass(edge):
 
 def test_method_label_is_bounded(edge):
     for method in ("FOOBAR", "X" * 8000, "BREW"):
-        response, _ = raw(edge, f"{method} /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        response = raw(edge, f"{method} /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         assert response.startswith(b"HTTP/1.1 405 "), response[:200]
     with edge.client() as c:
         text = c.get("/metrics").text
@@ -141,40 +139,40 @@ def test_method_label_is_bounded(edge):
 
 @pytest.mark.parametrize("path", ["/v1/search", "/v1/fetch", "/retrieve", "/mcp"])
 def test_key_is_checked_before_the_body_is_read(edge, path):
-    """The head promises 100 body bytes that never come: the 401 must not wait for them."""
+    """The head promises 100 body bytes that never come: the 401 must not wait for them (a server that
+    read the body first would answer its body timeout's 408, as the authorised request below gets)."""
     head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode()
-    response, took = raw(edge, head + b'{"query"')
+    response = raw(edge, head + b'{"query"')
     assert json_error(response, 401)["code"] == "unauthorized"
-    assert took < TIMEOUT_S  # answered before the body timeout could have fired
     with_key = head.replace(b"\r\n\r\n", f"\r\nX-API-Key: {KEY}\r\n\r\n".encode(), 1)
-    response, _ = raw(edge, with_key + b'{"query"')  # authorised: the server waits for the body, then gives up
+    response = raw(edge, with_key + b'{"query"')  # authorised: the server waits for the body, then gives up
     assert json_error(response, 408)["code"] == "request_timeout"
 
 
 def test_admin_key_checked_before_the_body(edge):
     head = b"POST /v1/admin/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n"
-    response, took = raw(edge, head)
-    assert json_error(response, 401)["code"] == "unauthorized" and took < TIMEOUT_S
+    response = raw(edge, head)
+    assert json_error(response, 401)["code"] == "unauthorized"  # not the 408 of waiting for the 50 bytes
 
 
 def test_slow_request_head_gets_408_and_is_closed(edge):
-    response, took = raw(edge, b"POST /v1/search HTTP/1.1\r\nHost: x\r\n")  # head never finished
-    assert json_error(response, 408)["code"] == "request_timeout"
-    assert TIMEOUT_S * 0.8 <= took < TIMEOUT_S + 3
+    response = raw(edge, b"POST /v1/search HTTP/1.1\r\nHost: x\r\n")  # head never finished
+    assert json_error(response, 408)["code"] == "request_timeout"  # and closed: raw reads until the server closes
 
 
 def test_silent_and_idle_connections_are_closed(edge):
-    response, took = raw(edge, b"")  # connects, sends nothing
-    assert response == b"" and took < TIMEOUT_S + 3
+    # raw reads until the server closes, and fails past its own 5 s: the server's 0.5 s timeouts close them
+    response = raw(edge, b"")  # connects, sends nothing
+    assert response == b""
     # one request on a keep-alive connection, then idle
-    response, took = raw(edge, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert response.startswith(b"HTTP/1.1 200 ") and took < TIMEOUT_S + 3
+    response = raw(edge, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 200 ")
 
 
 def test_broken_framing_is_a_json_400(edge):
     for data in (b"GARBAGE\r\n\r\n", b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
                  b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: \xd9\xa2\r\n\r\n"):  # fmt: skip
-        response, _ = raw(edge, data)
+        response = raw(edge, data)
         assert json_error(response, 400)["code"] == "bad_request"
 
 
@@ -184,7 +182,7 @@ def test_a_request_head_over_the_limit_is_a_json_431_saying_so(edge, where):
     long = "q=" + "x" * 300_000  # more than one read of the socket, as the limit is checked between reads
     head = (f"GET /?{long} HTTP/1.1\r\nHost: x\r\n\r\n" if where == "url"
             else f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: {long}\r\n\r\n")  # fmt: skip
-    response, _ = raw(edge, head.encode())
+    response = raw(edge, head.encode())
     err = json_error(response, 431)
     assert err["code"] == "request_head_too_large" and "64 KiB" in err["message"]
     with edge.client() as c:  # the server goes on answering

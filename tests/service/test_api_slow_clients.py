@@ -76,12 +76,10 @@ def test_slow_and_disconnecting_clients_do_not_block_others(live, client):
         dropped.close()  # gone mid-body
         assert wait_for(lambda: inflight(client) >= 3)  # the stalled, the trickling and the scrape
 
-        for k in (2, 4, 6):  # other clients are served meanwhile, promptly
-            started = time.monotonic()
+        for k in (2, 4, 6):  # other clients are served meanwhile: while the trickling client is still sending
             r = client.post("/v1/search", json={"query": Q, "k": k})
             assert r.status_code == 200 and len(r.json()["results"][0]["hits"]) == k
-            assert time.monotonic() - started < 5.0
-        assert thread.is_alive(), "the trickling client finished too early to test anything"
+        assert thread.is_alive(), "the trickling client finished before the others were answered: nothing was shown"
     finally:
         stop.set()
         thread.join(timeout=10)
