@@ -141,3 +141,57 @@ def test_one_long_paragraph_is_chunked_in_memory_near_its_own_size(unit):
     assert peak < 3 * len(d.text), peak
     assert all(count_words(p.text) <= 200 for p in passages) and passages[-1].end == len(d.text.rstrip())
     assert_offsets(d, passages)
+
+
+def _words(prefix: str, n: int) -> str:
+    return " ".join(f"{prefix}{i}" for i in range(n))
+
+
+def test_a_sentence_up_to_twice_the_target_is_not_split_at_words():
+    """Only a sentence longer than 2x the target is cut at words; a 150-word sentence (target 100) stays whole."""
+    long_sentence = _words("s", 150) + "."
+    short_sentence = _words("t", 10) + "."
+    d = doc(long_sentence + " " + short_sentence)
+    passages = chunk_document(d, ChunkSettings(target_words=100))
+    assert [p.text for p in passages] == [long_sentence, short_sentence]
+    assert_offsets(d, passages)
+
+
+def test_a_tail_of_a_quarter_target_or_more_is_not_folded():
+    """Only a tail under target//4 words is folded: 30 words after a 90-word passage (target 100) stay apart."""
+    first, tail = _words("a", 90), _words("b", 30)
+    d = doc(first + "\n\n" + tail)
+    passages = chunk_document(d, ChunkSettings(target_words=100))
+    assert [p.text for p in passages] == [first, tail]
+    assert_offsets(d, passages)
+
+
+def test_overlap_never_carries_a_whole_single_unit_passage():
+    """A passage of one unit carries nothing into the next, even when that unit fits in the overlap."""
+    first, second = _words("a", 40), _words("b", 70)
+    d = doc(first + "\n\n" + second)
+    passages = chunk_document(d, ChunkSettings(target_words=100, overlap_words=50))
+    assert [p.text for p in passages] == [first, second]
+    assert_offsets(d, passages)
+
+
+@pytest.mark.parametrize("closer", ['"', "'", ")", "]", '")'])
+def test_closing_quotes_and_brackets_after_a_stop_stay_with_their_sentence(closer):
+    opener = {'"': '"', "'": "'", ")": "(", "]": "[", '")': '("'}[closer]
+    first = f"She said {opener}stop now.{closer}"
+    second = "Then we all left the room quickly."
+    d = doc(f"{first} {second}")
+    passages = chunk_document(d, ChunkSettings(target_words=5))  # the paragraph (11 words) is split at sentences
+    assert [p.text for p in passages] == [first, second]
+    assert_offsets(d, passages)
+
+
+def test_a_paragraph_of_at_most_target_words_is_never_split():
+    """An 80-word paragraph (target 100) is one unit: its sentences are not packed across passages."""
+    first = _words("a", 39) + " end."
+    middle = " ".join(_words(f"m{k}_", 19) + " end." for k in range(4))  # 80 words in 4 sentences
+    last = _words("c", 39) + " end."
+    d = doc("\n\n".join([first, middle, last]))
+    passages = chunk_document(d, ChunkSettings(target_words=100))
+    assert [p.text for p in passages] == [first, middle, last]
+    assert_offsets(d, passages)
