@@ -366,6 +366,57 @@ def test_subdomain_with_other_category_or_same_tier_is_fine(tmp_path: Path) -> N
     assert validate(write_list(tmp_path / "l", rows, suffixes=None))["errors"] == []
 
 
+def test_explicit_domain_equal_to_a_suffix_rule_rated_below_it_is_an_error(tmp_path: Path) -> None:
+    """The rule `gov.uk` covers the host `gov.uk` itself: an explicit `gov.uk` of the same category rated
+    below it contradicts it."""
+    suffixes = "gov.uk,UK government,government,gb,1,\n"
+    d = write_list(tmp_path / "l", "gov.uk,UK Gov,government,gb,3,\n", suffixes=suffixes)
+    err = _single_error(validate(d), "fixture.csv", 2, "tier")
+    assert "conflicts with suffix rule 'gov.uk'" in err["message"] and "suffix_rules.csv:2" in err["message"]
+
+
+def _rows(category: str, n: int, country: str = "us", prefix: str = "") -> str:
+    return "".join(f"{prefix}{category.replace('_', '-')}{i}.org,{category} {i},{category},{country},1,\n" for i in range(n))
+
+
+def test_exactly_meeting_a_breadth_minimum_is_not_a_shortfall(tmp_path: Path) -> None:
+    report = validate(write_list(tmp_path / "l", _rows("central_bank", 40), suffixes=None))
+    assert report["errors"] == []
+    assert report["breadth"]["central_bank"] == {"required": 40, "actual": 40, "ok": True}
+    assert report["breadth"]["statistics"]["ok"] is False  # 0 of 40
+
+
+def test_int_and_eu_are_not_counted_as_countries_with_official_sources(tmp_path: Path) -> None:
+    rows = (
+        "un-gov.org,UN,government,int,1,\n"
+        "eu-gov.org,EU,government,eu,1,\n"
+        "eu-bank.org,ECB,central_bank,eu,1,\n"
+        "us-gov.org,US,government,us,1,\n"
+        "gb-stats.org,GB,statistics,gb,1,\n"
+    )
+    report = validate(write_list(tmp_path / "l", rows, suffixes=None))
+    assert report["errors"] == []
+    assert report["breadth"]["countries_with_official_sources"]["actual"] == 2  # us, gb
+
+
+def test_preprint_servers_count_toward_publishers(tmp_path: Path) -> None:
+    rows = _rows("publisher", 1) + _rows("preprint", 2)
+    report = validate(write_list(tmp_path / "l", rows, suffixes=None))
+    assert report["errors"] == []
+    assert report["breadth"]["publisher+preprint"]["actual"] == 3
+
+
+def test_a_csv_saved_with_a_utf8_byte_order_mark_is_read(tmp_path: Path) -> None:
+    d = tmp_path / "l"
+    d.mkdir()
+    (d / "bom.csv").write_bytes(("\ufeff" + DOMAIN_HEADER + "\nexample.org,Example,government,us,1,\n").encode("utf-8"))
+    (d / "suffix_rules.csv").write_bytes(("\ufeff" + SUFFIX_HEADER + "\ngov,US government,government,us,1,\n").encode("utf-8"))
+    assert validate(d)["errors"] == []
+    alist = AuthorityList.load(d)
+    assert alist.lookup("https://example.org/x").domain == "example.org"
+    assert alist.lookup("nasa.gov").domain == "gov"
+
+
 def test_validate_counts(tmp_path: Path) -> None:
     report = validate(write_list(tmp_path / "l"))
     assert report["errors"] == []
