@@ -16,10 +16,12 @@ from crawler.urls import (
     AddressRefused,
     Allowlist,
     address_allowed,
+    allowed_addresses,
     canonicalize_url,
     connect_addresses,
     doc_id_for,
     literal_ip,
+    normalise_domain,
     registrable_domain,
 )
 from indexer.errors import ConfigError
@@ -66,6 +68,21 @@ def test_allowlist_and_domains() -> None:
     assert not allow.allows_url("http://statgov.org.evil.com/") and not allow.allows_url("http://notstatgov.org/")
     assert not allow.allows_url("ftp://statgov.org/") and allow.allows_url("http://a.www.health.gov/")
     assert registrable_domain("a.b.uni.ac.uk") == "uni.ac.uk" and registrable_domain("10.0.0.1") == "10.0.0.1"
+
+
+def test_a_wildcard_entry_allows_the_domain_and_its_subdomains() -> None:
+    assert normalise_domain(" *.Example.ORG ") == "example.org"
+    allow = Allowlist(["*.example.org"])
+    assert allow.allows_host("example.org") and allow.allows_url("https://www.example.org/a")
+    assert not allow.allows_url("https://example.org.evil.com/")
+
+
+def test_addresses_to_connect_to_come_ipv4_first() -> None:
+    assert allowed_addresses(["2606:4700::1111", "93.184.216.34", "2001:4860::8888", "8.8.8.8"]) == [
+        "93.184.216.34", "8.8.8.8", "2606:4700::1111", "2001:4860::8888",
+    ]  # fmt: skip
+    resolve = lambda host: ["2606:4700::1111", "93.184.216.34"]  # noqa: E731
+    assert connect_addresses("www.example.org", resolve) == ["93.184.216.34", "2606:4700::1111"]
 
 
 def test_private_addresses() -> None:
