@@ -86,6 +86,15 @@ def test_rrf_empty_single_disjoint_limit() -> None:
     assert rrf([single], limit=0) == []
 
 
+def test_rrf_refuses_a_negative_k_or_limit() -> None:
+    run = bm25_run(("a#0", 3.0), ("b#0", 2.0))
+    with pytest.raises(ValueError):
+        rrf([run], k=-5)  # would score 1/(k + position) < 0: an order no caller meant
+    with pytest.raises(ValueError):
+        rrf([run], limit=-1)  # not a silent order[:-1] that drops the last hit
+    assert ids(rrf([run], k=0)) == ["a#0", "b#0"]  # 0 is allowed
+
+
 def test_rrf_duplicate_in_run_counts_once() -> None:
     run = bm25_run(("a#0", 3.0), ("a#0", 2.0), ("b#0", 1.0))
     out = rrf([run], k=60)
@@ -162,6 +171,18 @@ def test_convex_empty_and_errors() -> None:
         convex([[]], [math.nan])
     with pytest.raises(ValueError):
         convex([[]], [1.0], norm="softmax")  # type: ignore[arg-type]
+
+
+def test_convex_accepts_a_zero_weight_and_refuses_a_negative_limit() -> None:
+    """Settings allow dense_weight 0 or 1: a leg weighted 0 fuses to nothing, it is not an error."""
+    bm = bm25_run(("a#0", 10.0), ("b#0", 6.0), ("c#0", 2.0))
+    de = dense_run(("c#0", 0.9), ("b#0", 0.5), ("a#0", 0.1))
+    out = convex([bm, de], [1.0, 0.0])
+    assert ids(out) == ["a#0", "b#0", "c#0"]
+    assert [h.fused for h in out] == pytest.approx([1.0, 0.5, 0.0])
+    assert ids(convex([bm, de], [0.0, 1.0])) == ["c#0", "b#0", "a#0"]
+    with pytest.raises(ValueError):
+        convex([bm, de], [0.5, 0.5], limit=-1)
 
 
 # --------------------------------------------------------------------------------------------- window
