@@ -55,3 +55,36 @@ def test_total_budget_fills_a_chinese_hit_with_what_is_left():
     accounting = apply_budgets(results, per_hit=None, total=130)
     assert accounting == {"used_chars": 130, "dropped_hits": 0}
     assert results[0]["hits"][1]["snippet"] == ZH[: 130 - len(EN) - 1] + "…"
+
+
+def _words(n: int, word: str) -> str:
+    return " ".join([word] * n)
+
+
+def test_total_budget_goes_round_robin_over_the_queries_by_rank():
+    """Every query's first hit is filled before any query's second hit (docs/API.md, max_total_chars)."""
+    hit = _words(20, "alpha")  # 119 characters
+    results = [{"hits": [{"snippet": hit}, {"snippet": hit}]}, {"hits": [{"snippet": hit}, {"snippet": hit}]}]
+    accounting = apply_budgets(results, per_hit=None, total=300)
+    left = 300 - 2 * len(hit)  # after both first hits, whole
+    assert [[h["snippet"] for h in r["hits"]] for r in results] == [[hit, trim_words(hit, left)], [hit]]
+    assert accounting == {"used_chars": 2 * len(hit) + len(trim_words(hit, left)), "dropped_hits": 1}
+
+
+def test_total_budget_counts_and_trims_text_after_the_snippet():
+    snippet, text = _words(4, "alpha"), _words(30, "beta")  # 23 and 149 characters
+    results = [{"hits": [{"snippet": snippet, "text": text}, {"snippet": snippet, "text": text}]}]
+    accounting = apply_budgets(results, per_hit=None, total=100)
+    first = results[0]["hits"][0]
+    assert first == {"snippet": snippet, "text": trim_words(text, 100 - len(snippet))}
+    assert len(first["snippet"]) + len(first["text"]) <= 100
+    assert accounting == {"used_chars": len(snippet) + len(first["text"]), "dropped_hits": 1}  # nothing left for hit 2
+
+
+def test_a_hit_whose_snippet_is_cut_to_nothing_but_keeps_text_is_kept():
+    hits = [{"snippet": "Pneumonoultramicroscopicsilicovolcanoconiosis is a word", "text": "short text"}]
+    accounting = apply_budgets([{"hits": hits}], per_hit=10, total=None)
+    assert hits == [{"snippet": "", "text": "short text"}] and accounting == {"used_chars": 10, "dropped_hits": 0}
+    results = [{"hits": [{"snippet": "Pneumonoultramicroscopicsilicovolcanoconiosis", "text": "short text"}]}]
+    assert apply_budgets(results, per_hit=None, total=20) == {"used_chars": 10, "dropped_hits": 0}
+    assert results[0]["hits"] == [{"snippet": "", "text": "short text"}]

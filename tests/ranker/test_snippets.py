@@ -108,3 +108,10 @@ def test_single_spacing_equals_split_and_join():
         assert _single_spaced(text) == " ".join(text.split()), repr(text)
     clean = "already single spaced ASCII text"
     assert _single_spaced(clean) is clean
+
+
+def test_stopwords_in_the_query_do_not_place_the_snippet():
+    """"the inflation": the window goes to the one "inflation", not to a run of "the"s."""
+    text = f"{FILLER} the cat and the dog met the fox by the barn at the end of the day {FILLER} inflation rose {FILLER}"
+    out = snippet(text, "the inflation", max_chars=60)
+    assert "inflation rose" in out and "the barn" not in out
