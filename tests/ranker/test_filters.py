@@ -6,6 +6,7 @@ bounds equal to stored values (inclusive) at every granularity."""
 from __future__ import annotations
 
 import random
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ BASE_HOSTS = [
 ]  # fmt: skip
 DOMAINS = ["cdc.gov", "gov", "example.org", "who.int", "ac.uk", "org", "data.cdc.gov", "nowhere.example", "de"]
 COUNTRIES = ["us", "de", "cn", "gb", "int", "eu", "ch", "fr"]
+LANGUAGES = ["en", "de", "zh", "fr", "ja"]  # ja: no document has it
 NOT_ISO = ["yesterday", "2024-13-45", "01/05/2023", "2023-02-30"]
 
 
@@ -35,15 +37,17 @@ def _published(rng: random.Random) -> str | None:
 @pytest.fixture(scope="module")
 def table(tmp_path_factory) -> SourceTable:
     rng = random.Random(20240501)
+    languages = random.Random(5)  # its own stream: the hosts and dates stay those drawn before languages
     w = ColumnWriter(tmp_path_factory.mktemp("columns"))
     for i in range(3000):
         host = rng.choice(BASE_HOSTS)
         if rng.random() < 0.3:
             host = f"s{rng.randrange(50)}.{host}"
+        language = languages.choice([None, "en", "de", "zh", "fr"])  # None: unknown
         if rng.random() < 0.05:
-            w.add(None, None, _published(rng), [f"d{i}#0"])  # no host at all
+            w.add(None, None, _published(rng), [f"d{i}#0"], language)  # no host at all
         else:
-            w.add(f"https://{host}/p{i}", None, _published(rng), [f"d{i}#0", f"d{i}#1"])
+            w.add(f"https://{host}/p{i}", None, _published(rng), [f"d{i}#0", f"d{i}#1"], language)
     w.close()
     return SourceTable(Columns(w.dir), AuthorityList.load())
 
@@ -61,6 +65,7 @@ def _random_filter(rng: random.Random, table: SourceTable) -> SourceFilter:
         categories=tuple(rng.sample(sorted(CATEGORIES), rng.randrange(4))) if rng.random() < 0.4 else (),
         countries=tuple(rng.sample(COUNTRIES, rng.randrange(4))) if rng.random() < 0.4 else (),
         published_after=bound(), published_before=bound(), include_undated=rng.random() < 0.5,
+        languages=tuple(rng.sample(LANGUAGES, rng.randrange(1, 3))) if rng.random() < 0.4 else (),
     )  # fmt: skip
 
 
@@ -91,6 +96,15 @@ def test_allowed_equals_accepts_per_passage(table):
         f = _random_filter(rng, table)
         expected = [f.accepts("", table.meta(p)) for p in range(n)]
         assert table.allowed(f).tolist() == expected, f
+
+
+def test_languages_keep_only_documents_known_to_be_in_them(table):
+    n = len(table.columns.host)
+    f = SourceFilter(languages=("de", "zh"))
+    kept = [p for p in range(n) if f.accepts("", table.meta(p))]
+    assert kept and {table.meta(p).language for p in kept} == {"de", "zh"}  # unknown language: dropped
+    assert table.allowed(f).tolist() == [p in set(kept) for p in range(n)]
+    assert not any(SourceFilter(languages=("ja",)).accepts("", table.meta(p)) for p in range(n))
 
 
 def test_mask_edges(table):
@@ -135,3 +149,23 @@ def test_masks_do_not_ask_accepts_per_host_or_date(table, monkeypatch):
                      published_after="2019-03", published_before="2021")  # fmt: skip
     assert table.host_mask(f).any() and table.date_mask(f).any()
     assert table.allowed(f).any()
+
+
+def test_time_range_and_published_after_the_later_bound_wins():
+    from ranker.filters import later_date
+    from ranker.options import SearchOptions
+
+    now = datetime(2024, 6, 1, tzinfo=timezone.utc)  # a "year" from here starts 2023-06-02
+    assert SearchOptions(time_range="year", now=now, published_after="2020").filters.published_after == "2023-06-02"
+    assert SearchOptions(time_range="year", now=now, published_after="2024-01").filters.published_after == "2024-01"
+    assert SearchOptions(time_range="year", now=now).filters.published_after == "2023-06-02"
+    assert later_date("2023-06-02", "2020") == later_date("2020", "2023-06-02") == "2023-06-02"
+    assert later_date(None, "2020") == "2020" and later_date(None, None) is None
+
+
+def test_time_ranges_are_1_7_30_and_365_days_back():
+    from ranker.filters import since
+
+    now = datetime(2026, 3, 31, 23, 30, tzinfo=timezone.utc)
+    assert [since(r, now) for r in ("day", "week", "month", "year")] == ["2026-03-30", "2026-03-24", "2026-03-01", "2025-03-31"]
+    assert since("month", datetime(2026, 3, 1, 2, tzinfo=timezone(timedelta(hours=5)))) == "2026-01-29"  # 2026-02-28 UTC - 30 days
