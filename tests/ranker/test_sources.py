@@ -128,3 +128,39 @@ def test_countries_from_cldr_are_the_assigned_iso_3166_alpha_2_codes():
     from ranker.filters import _iso3166_alpha2
 
     assert _iso3166_alpha2() == _ISO_ALPHA2 and len(_ISO_ALPHA2) == 249
+
+
+def test_an_upper_date_bound_at_month_or_year_precision_is_inclusive_in_the_lucene_clause(table, tmp_path):
+    """`published_before="2012-06"` keeps a document of 2012-06-15 and `"2012"` one of 2012-12-31: the
+    date clause Lucene gets fills the upper bound with 9s (the post-filter never sees what it drops)."""
+    import json
+
+    from indexer.build import build_index
+    from indexer.settings import BuildSettings, DenseSettings
+    from ranker.options import SearchOptions
+    from ranker.pipeline import SearchPipeline
+
+    def dates(**bounds) -> tuple[str, str] | None:
+        return table.restriction(SourceFilter(**bounds), positions=False).date_range
+
+    assert dates(published_before="2012-06") == ("00000000", "20120699")
+    assert dates(published_after="2012-06", published_before="2012") == ("20120600", "20129999")
+    dated = {"may31": "2012-05-31", "jun": "2012-06", "jun15": "2012-06-15", "jul01": "2012-07-01",
+             "dec31": "2012-12-31T23:00:00Z", "jan01": "2013-01-01", "year": "2012"}  # fmt: skip
+    corpus = tmp_path / "dated.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": i, "title": i, "text": "smoking and lung cancer risk", "published": p}) + "\n"
+                              for i, p in dated.items()), encoding="utf-8")  # fmt: skip
+    build_index([corpus], tmp_path / "idx", BuildSettings(chunk_words=0, quiet=True, dense=DenseSettings(enabled=False)))
+    pipe = SearchPipeline.open(tmp_path / "idx")
+    try:
+        def ids(**bounds) -> set[str]:
+            (results,) = pipe.batch_search(["smoking"], SearchOptions(mode="bm25", k=50, **bounds))
+            return {r.hit.doc_id for r in results}
+
+        assert ids() == set(dated)
+        assert ids(published_before="2012-06") == {"may31", "jun", "jun15", "year"}
+        assert ids(published_before="2012") == set(dated) - {"jan01"}
+        assert ids(published_after="2012-06", published_before="2012-06") == {"jun", "jun15"}
+        assert ids(published_before="2012-06-15") == {"may31", "jun", "jun15", "year"}
+    finally:
+        pipe.close()
