@@ -147,31 +147,18 @@ def _words(prefix: str, n: int) -> str:
     return " ".join(f"{prefix}{i}" for i in range(n))
 
 
-def test_a_sentence_up_to_twice_the_target_is_not_split_at_words():
-    """Only a sentence longer than 2x the target is cut at words; a 150-word sentence (target 100) stays whole."""
-    long_sentence = _words("s", 150) + "."
-    short_sentence = _words("t", 10) + "."
-    d = doc(long_sentence + " " + short_sentence)
-    passages = chunk_document(d, ChunkSettings(target_words=100))
-    assert [p.text for p in passages] == [long_sentence, short_sentence]
-    assert_offsets(d, passages)
-
-
-def test_a_tail_of_a_quarter_target_or_more_is_not_folded():
-    """Only a tail under target//4 words is folded: 30 words after a 90-word passage (target 100) stay apart."""
-    first, tail = _words("a", 90), _words("b", 30)
-    d = doc(first + "\n\n" + tail)
-    passages = chunk_document(d, ChunkSettings(target_words=100))
-    assert [p.text for p in passages] == [first, tail]
-    assert_offsets(d, passages)
-
-
-def test_overlap_never_carries_a_whole_single_unit_passage():
-    """A passage of one unit carries nothing into the next, even when that unit fits in the overlap."""
-    first, second = _words("a", 40), _words("b", 70)
-    d = doc(first + "\n\n" + second)
-    passages = chunk_document(d, ChunkSettings(target_words=100, overlap_words=50))
-    assert [p.text for p in passages] == [first, second]
+@pytest.mark.parametrize(("pieces", "separator", "overlap"), [
+    # Only a sentence longer than 2x the target is cut at words: 150 words (target 100) stay whole.
+    pytest.param([_words("s", 150) + ".", _words("t", 10) + "."], " ", 0, id="sentence-up-to-2x-target-not-split"),
+    # Only a tail under target//4 words is folded: 30 words after a 90-word passage stay apart.
+    pytest.param([_words("a", 90), _words("b", 30)], "\n\n", 0, id="quarter-target-tail-not-folded"),
+    # A passage of one unit carries nothing into the next, even when that unit fits in the overlap.
+    pytest.param([_words("a", 40), _words("b", 70)], "\n\n", 50, id="overlap-never-carries-a-whole-passage"),
+])  # fmt: skip
+def test_chunking_rules_keep_these_pieces_as_passages(pieces, separator, overlap):
+    d = doc(separator.join(pieces))
+    passages = chunk_document(d, ChunkSettings(target_words=100, overlap_words=overlap))
+    assert [p.text for p in passages] == pieces
     assert_offsets(d, passages)
 
 
