@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
@@ -182,32 +183,71 @@ def extract_html(
     return Extracted(title=title, text=text, published=published, language=detect_language(text, raw))
 
 
-def extract_pdf(data: bytes, max_pages: int = 2000) -> Extracted:
+# A PDF's work is bounded by what its pages hold, not by its size on the wire: pypdf reads a page's
+# operators in about quadratic time (4 MB of text operators on one page took 10 s, 20 MB 221 s), and
+# 2,000 pages may all show one shared 100 KB stream (187 M characters from a 315 KB file). A page whose
+# decoded content passes MAX_PDF_PAGE_BYTES is skipped; reading stops after MAX_PDF_CONTENT_BYTES of
+# pages, MAX_PDF_TEXT_CHARS of text or the caller's deadline, keeping what was read.
+MAX_PDF_PAGES = 2000
+MAX_PDF_PAGE_BYTES = 1 << 20
+MAX_PDF_CONTENT_BYTES = 32 << 20
+MAX_PDF_TEXT_CHARS = 5_000_000
+MAX_TITLE_CHARS = 500
+_SURROGATE = re.compile("[\ud800-\udfff]")  # pypdf decodes CMaps with surrogatepass; UTF-8 cannot hold them
+_CONTROL = re.compile("[\x00-\x1f\x7f]+")
+
+
+def extract_pdf(data: bytes, max_pages: int = MAX_PDF_PAGES, *, deadline: float | None = None) -> Extracted:
     """Text of a PDF with pypdf: pages joined by blank lines (lines inside a page kept as one paragraph
-    unless the page itself has blank lines). Title and date from the document info when present."""
+    unless the page itself has blank lines). Title and date from the document info when present and
+    usable (a broken /Info loses them, not the text). `deadline`: a `time.monotonic()` after which no
+    further page is read."""
     from pypdf import PdfReader
 
+    pages: list[str] = []
     try:
         reader = PdfReader(io.BytesIO(data))
-        pages = []
+        content_bytes = chars = 0
         for i, page in enumerate(reader.pages):
-            if i >= max_pages:
+            if i >= max_pages or content_bytes >= MAX_PDF_CONTENT_BYTES or chars >= MAX_PDF_TEXT_CHARS:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
                 break
             try:
-                pages.append(page.extract_text() or "")
+                contents = page.get_contents()
+                size = len(contents.get_data()) if contents is not None else 0
+                content_bytes += size
+                text = (page.extract_text() or "") if size <= MAX_PDF_PAGE_BYTES else ""
             except Exception:
-                pages.append("")
-        meta = reader.metadata or {}
-        title = str(meta.get("/Title") or "").strip()
-        published = _pdf_date(str(meta.get("/CreationDate") or ""))
+                text = ""
+            pages.append(text[: MAX_PDF_TEXT_CHARS - chars])
+            chars += len(pages[-1])
     except Exception:
         return Extracted(title="", text="", published=None, language=None)
+    title, published = _pdf_info(reader)
     blocks: list[str] = []
     for page in pages:
-        for para in re.split(r"\n\s*\n", page):
+        for para in re.split(r"\n\s*\n", _SURROGATE.sub("\ufffd", page)):
             blocks.append(" ".join(line.strip() for line in para.splitlines()))
     text = paragraphs_to_text(blocks)
     return Extracted(title=title, text=text, published=published, language=detect_language(text))
+
+
+def _pdf_info(reader: object) -> tuple[str, str | None]:
+    """(title, published) from the document info: a title only when it is text, on one line, capped."""
+    from pypdf.generic import NameObject
+
+    try:
+        meta = reader.metadata  # type: ignore[attr-defined]
+        title, created = (meta.title, meta.creation_date_raw) if meta is not None else (None, None)
+    except Exception:  # an /Info that is no dictionary, a broken reference
+        return "", None
+
+    def text(value: object) -> str | None:  # a name (/Some#20Name), number or dictionary is no text
+        return value if isinstance(value, str) and not isinstance(value, NameObject) else None
+
+    title = " ".join(_CONTROL.sub(" ", _SURROGATE.sub("\ufffd", text(title) or "")).split())[:MAX_TITLE_CHARS]
+    return title, _pdf_date(text(created) or "")
 
 
 def _pdf_date(value: str) -> str | None:

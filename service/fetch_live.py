@@ -89,7 +89,8 @@ class LiveFetcher:
             self._pages.move_to_end(key)
             return hit[1], True
         try:
-            page = await asyncio.wait_for(self._fetch(url, allowed_host), self.limits.timeout_s)
+            deadline = time.monotonic() + self.limits.timeout_s
+            page = await asyncio.wait_for(self._fetch(url, allowed_host, deadline), self.limits.timeout_s)
         except BlockedAddress as exc:
             raise FetchFailure("host_not_allowed", str(exc)) from None
         except (asyncio.TimeoutError, httpx.TimeoutException):
@@ -101,7 +102,7 @@ class LiveFetcher:
             self._pages.popitem(last=False)
         return page, False
 
-    async def _fetch(self, url: str, allowed_host: Callable[[str], bool]) -> LivePage:
+    async def _fetch(self, url: str, allowed_host: Callable[[str], bool], deadline: float) -> LivePage:
         for _ in range(self.limits.max_redirects + 1):
             await self._check_target(url, allowed_host)
             try:
@@ -126,7 +127,8 @@ class LiveFetcher:
                 # A redirect's Location no request can go to (a broken IPv6 literal or IDNA label, a
                 # scheme httpx refuses): httpx reads it as the request is built, robots.txt's first.
                 raise FetchFailure("fetch_failed", f"unusable URL {echo(url)}: {echo(str(exc))}") from None
-            return await asyncio.to_thread(_extract, url, kind, body)
+            # The thread cannot be stopped at the timeout: a PDF reads no page past the deadline.
+            return await asyncio.to_thread(_extract, url, kind, body, deadline)
         raise FetchFailure("fetch_failed", f"more than {self.limits.max_redirects} redirects")
 
     async def _check_target(self, url: str, allowed_host: Callable[[str], bool]) -> None:
@@ -221,7 +223,7 @@ def _decoder(content_encoding: str) -> "zlib._Decompress | None":
     raise FetchFailure("fetch_failed", f"content encoding {echo(coding)} is not supported (the fetcher asks for {ACCEPT_ENCODING})")
 
 
-def _extract(url: str, kind: str, body: bytes) -> LivePage:
+def _extract(url: str, kind: str, body: bytes, deadline: float | None = None) -> LivePage:
     from crawler.extract import extract_html, extract_pdf
 
     if kind == "sniff":
@@ -229,7 +231,7 @@ def _extract(url: str, kind: str, body: bytes) -> LivePage:
         kind = "pdf" if body.startswith(b"%PDF") else "html" if head.startswith((b"<!doctype html", b"<html")) else "other"
         if kind == "other":
             raise FetchFailure("not_html_or_pdf", "the body is neither HTML nor PDF")
-    ex = extract_pdf(body) if kind == "pdf" else extract_html(body, url=url)
+    ex = extract_pdf(body, deadline=deadline) if kind == "pdf" else extract_html(body, url=url)
     if not ex.text.strip():
         raise FetchFailure("fetch_failed", f"no main text could be extracted from the {kind.upper()}")
     return LivePage(url=url, title=ex.title, text=ex.text, published=ex.published, language=ex.language, content_type=kind)

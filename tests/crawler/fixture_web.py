@@ -28,23 +28,29 @@ def article(title: str, paragraphs: list[str], extra_head: str = "", links: list
     ).encode("utf-8")
 
 
-def minimal_pdf(lines: list[str]) -> bytes:
-    """A valid one-page PDF whose text pypdf can extract (Helvetica, one line per Td)."""
+def minimal_pdf(lines: list[str], *, info: bytes = b"<< /Title (Annual Report 2023) /CreationDate (D:20230415120000Z) >>",
+                pages: int = 1, to_unicode: bytes | None = None) -> bytes:  # fmt: skip
+    """A valid PDF whose text pypdf can extract (Helvetica, one line per Td): `pages` pages all showing
+    the same content stream, `info` as its document info, the font's ToUnicode CMap if given."""
     ops = ["BT", "/F1 12 Tf", "72 720 Td", "14 TL"]
     for line in lines:
         safe = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
         ops.append(f"({safe}) Tj T*")
     ops.append("ET")
     stream = "\n".join(ops).encode("latin-1")
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica%s >>" % (b" /ToUnicode 7 0 R" if to_unicode else b"")
+    kids = b" ".join(b"%d 0 R" % (8 + i) for i in range(pages))
     objs = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
+        b"null",  # (the page objects follow the fixed ones)
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Title (Annual Report 2023) /CreationDate (D:20230415120000Z) >>",
-    ]
+        font,
+        info,
+        b"<< /Length %d >>\nstream\n" % len(to_unicode or b"") + (to_unicode or b"") + b"\nendstream",
+        *(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+          b"/Resources << /Font << /F1 5 0 R >> >> >>" for _ in range(pages)),
+    ]  # fmt: skip
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for i, body in enumerate(objs, 1):

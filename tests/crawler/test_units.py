@@ -336,3 +336,55 @@ def test_page_languages_are_iso_639_1_codes() -> None:
     assert detect_language("Kurz.", b'<html lang="deu"><body>Kurz.</body></html>') == "de"  # too short to detect
     kikuyu = "Mũndũ o wothe aciaragwo arĩ na wĩyathi na agaakorwo na kĩgĩrĩro kĩa ũndũ-mũndũ o ta andũ arĩa angĩ."
     assert detect_language(kikuyu) == "ki"  # py3langid says "kik"
+
+
+_SURROGATE_CMAP = b"""/CIDInit /ProcSet findresource begin 12 dict begin begincmap
+/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def /CMapName /Adobe-Identity-UCS def /CMapType 2 def
+1 begincodespacerange <00> <FF> endcodespacerange
+3 beginbfchar <41> <0041> <42> <D800> <43> <0043> endbfchar
+endcmap CMapName currentdict /CMap defineresource pop end end"""
+
+
+def test_pdf_text_holds_no_lone_surrogate():
+    """A ToUnicode CMap may map a code to U+D800 (pypdf decodes with surrogatepass): such text could
+    not be hashed or written as UTF-8, and the crawl logged a traceback and lost the page."""
+    from crawler.extract import extract_pdf
+    from tests.crawler.fixture_web import minimal_pdf
+
+    text = extract_pdf(minimal_pdf(["AAAA B CCCC"], to_unicode=_SURROGATE_CMAP)).text
+    assert text == "AAAA \ufffd CCCC" and text.encode("utf-8")
+
+
+@pytest.mark.parametrize(("info", "title"), [
+    (b"42", ""), (b"[1 2 3]", ""),  # an /Info that is no dictionary: the text is kept all the same
+    (b"<< /Title << /A 1 >> >>", ""), (b"<< /Title /Some#20Name >>", ""), (b"<< /Title 42 >>", ""),
+    (b"<< /Title 99 0 R >>", ""),  # a reference to nothing
+    (b"<< /Title (Line one\\nLine two\\r\\n\\tthree\\tfour) >>", "Line one Line two three four"),
+    (b"<< /Title (" + b"T" * 20_000 + b") >>", "T" * 500),
+])  # fmt: skip
+def test_a_pdf_title_is_text_on_one_line_or_nothing(info, title):
+    from crawler.extract import extract_pdf
+    from tests.crawler.fixture_web import minimal_pdf
+
+    ex = extract_pdf(minimal_pdf(["Prices rose two percent."], info=info))
+    assert (ex.title, ex.text) == (title, "Prices rose two percent.")
+
+
+def test_pdf_reading_is_bounded_by_what_its_pages_hold(monkeypatch):
+    """2,000 pages may show one shared stream, and one page may hold megabytes of operators (pypdf reads
+    them in about quadratic time): reading stops at the text cap, skips a page over the content cap and
+    reads no page past the deadline, keeping what it read."""
+    import time
+
+    from crawler import extract
+    from tests.crawler.fixture_web import minimal_pdf
+
+    line = "The quick brown fox jumps over the lazy dog"
+    shared = minimal_pdf([line] * 20, pages=2000)  # ~900 characters a page, 1.8 M in all
+    monkeypatch.setattr(extract, "MAX_PDF_TEXT_CHARS", 10_000)
+    text = extract.extract_pdf(shared).text
+    assert 10_000 <= len(text) < 10_100 and text.startswith(line)
+    monkeypatch.setattr(extract, "MAX_PDF_PAGE_BYTES", 500)  # each page's stream is ~1 KB
+    assert extract.extract_pdf(minimal_pdf([line] * 20, pages=3)).text == ""
+    assert extract.extract_pdf(minimal_pdf([line] * 5, pages=3)).text.count(line) == 15
+    assert extract.extract_pdf(shared, deadline=time.monotonic()).text == ""
