@@ -40,6 +40,7 @@ def main() -> None:
     sh(sys.executable, "modes_latency.py", "--index", chunked)
     sh(sys.executable, "service_throughput.py", chunked)
     sh(sys.executable, "extraction_quality.py")
+    sh(sys.executable, "ingest_memory.py", "--work", INDEXES / "bench-ingest-memory")
 
 
 if __name__ == "__main__":
