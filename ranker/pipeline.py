@@ -58,10 +58,11 @@ def _reranked(scores: np.ndarray, fused: np.ndarray, prior: np.ndarray, counts: 
     """For queries whose candidates lie one after another in the arrays (`counts` each): each
     query's order (indices into its own candidates) by final score = its relevance min-max
     normalised (over at least `MIN_SPAN_OF_SCALE` of the scores' scale) + `prior`, then fused
-    score, then passage id (`id_of` of a flat index); and the final scores. `nearest`, given with a `window`: each candidate's best position in any leg; those
-    within the first `window` of a leg set the normalisation's bounds and rank before the others,
-    which were found deeper only to fill a page (collapse and filters thin lists; pages go past the
-    window) and rank by that position: so each candidate keeps its place when a list goes deeper."""
+    score, then passage id (`id_of` of a flat index); and the final scores. `nearest`, given with a
+    `window`: each candidate's best position in any leg; those within the first `window` of a leg
+    set the normalisation's bounds and rank before the others, which were found deeper only to fill
+    a page (collapse and filters thin lists; pages go past the window) and rank by that position:
+    so each candidate keeps its place when a list goes deeper."""
     if nearest is not None:
         in_window = nearest <= window
         deeper = ~in_window

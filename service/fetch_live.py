@@ -223,7 +223,7 @@ def _decoder(content_encoding: str) -> "zlib._Decompress | None":
     raise FetchFailure("fetch_failed", f"content encoding {echo(coding)} is not supported (the fetcher asks for {ACCEPT_ENCODING})")
 
 
-def _extract(url: str, kind: str, body: bytes, deadline: float | None = None) -> LivePage:
+def _extract(url: str, kind: str, body: bytes, deadline: float) -> LivePage:
     from crawler.extract import extract_html, extract_pdf
 
     if kind == "sniff":
