@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,8 +20,14 @@ from tests.service.test_cli import assert_one_line_error
 def test_a_second_crawl_on_a_running_out_is_refused(tmp_path: Path) -> None:
     web = FixtureWeb()
     links = [f"/p{i}" for i in range(10)]
-    slow = {p: Resp(body=article(f"Busy {p}", paras(f"busy page {p}")), delay=0.3) for p in links}
-    web.site("www.busy.org", {"/": page("busy home", links), **slow})
+    pages = {p: Resp(body=article(f"Busy {p}", paras(f"busy page {p}"))) for p in links}
+    released = threading.Event()
+
+    def held(_: int) -> Resp:  # the crawl runs until the test has tried its second crawls
+        released.wait(60)
+        return pages["/p0"]
+
+    web.site("www.busy.org", {"/": page("busy home", links), **pages, "/p0": held})
     web.start()
     try:
         (tmp_path / "domains.txt").write_text("http://www.busy.org/\n")
@@ -28,7 +35,7 @@ def test_a_second_crawl_on_a_running_out_is_refused(tmp_path: Path) -> None:
         out, job = tmp_path / "out", tmp_path / "out" / "job"
         cmd = [sys.executable, "-m", "crawler.run", "--out", str(out), "--domains", str(tmp_path / "domains.txt"),
                "--host-map", str(tmp_path / "hosts.txt"), "--allow-private", "--quiet"]  # fmt: skip
-        for k, v in {**TEST_SETTINGS, "CONCURRENT_REQUESTS_PER_DOMAIN": 1}.items():
+        for k, v in {**TEST_SETTINGS, "CONCURRENT_REQUESTS_PER_DOMAIN": 1, "DOWNLOAD_TIMEOUT": 60}.items():
             cmd += ["--set", f"{k}={json.dumps(v)}"]
         first = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -42,9 +49,11 @@ def test_a_second_crawl_on_a_running_out_is_refused(tmp_path: Path) -> None:
                 assert_one_line_error(second, f"--out {out} is in use by a running crawl (pid {first.pid})")
             assert first.poll() is None  # still running, its queue and marker untouched
             assert (job / "requests.queue").is_dir() and (job / "RUNNING").read_text() == str(first.pid)
+            released.set()
             _, err = first.communicate(timeout=60)
             assert first.returncode == 0, err[-3000:]
         finally:
+            released.set()
             if first.poll() is None:
                 first.send_signal(signal.SIGKILL)
                 first.wait(timeout=10)
