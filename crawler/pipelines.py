@@ -2,16 +2,20 @@
 
 Every drop is counted in the crawl state with its reason and recorded as done (the page will
 not be refetched on resume); stored pages are recorded as done once their shard member is flushed.
+Extraction runs in a pool of threads; every other stage, and all crawl state, stays on the reactor thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem
 
-from crawler.extract import extract_html, extract_pdf, page_kind
+from crawler.extract import Extracted, extract_html, extract_pdf, page_kind
 from crawler.items import PageItem
 from crawler.state import content_hash, near_hash
 from crawler.urls import doc_id_for
@@ -40,6 +44,12 @@ class _Stage:
         self.state.mark_done_many(item.request_urls)
         return DropItem(f"{reason}: {item.fetched_url} {detail}".strip())
 
+    def drop_if_identity_stored(self, item: PageItem) -> None:
+        kept_hash = self.state.stored.get(item.url)
+        if kept_hash is not None:
+            self.state.add_duplicate(item.url, kept_hash, item.fetched_url)
+            raise self.drop(item, "duplicate", f"(identity {item.url} already stored)")
+
 
 class ValidatePipeline(_Stage):
     """Only successful HTML and PDF responses with a body that their robots directives let us index go on."""
@@ -62,35 +72,48 @@ class UrlDedupePipeline(_Stage):
     """A page whose identity URL (after rel=canonical) is already stored is a duplicate."""
 
     def process_item(self, item: PageItem) -> PageItem:
-        kept_hash = self.state.stored.get(item.url)
-        if kept_hash is not None:
-            self.state.add_duplicate(item.url, kept_hash, item.fetched_url)
-            raise self.drop(item, "duplicate", f"(identity {item.url} already stored)")
+        self.drop_if_identity_stored(item)
         return item
 
 
 class ExtractPipeline(_Stage):
-    """Main text, title, date and language (HTML: trafilatura; PDF: pypdf)."""
+    """Main text, title, date and language (HTML: trafilatura; PDF: pypdf), in DRSEARCH_EXTRACT_THREADS
+    threads: a page slow to extract holds one of them, not the reactor (downloads, their timeouts and the
+    other pages go on). A PDF's pages are read for at most DRSEARCH_PDF_READ_SECONDS."""
 
-    def process_item(self, item: PageItem) -> PageItem:
-        if item.extra["kind"] == "pdf":
-            ex = extract_pdf(item.body)
-        else:
-            ex = extract_html(item.body, item.url, charset=item.charset)
+    def __init__(self, crawler: Crawler):
+        super().__init__(crawler)
+        self.pdf_read_s = crawler.settings.getfloat("DRSEARCH_PDF_READ_SECONDS")
+        self.pool = ThreadPoolExecutor(crawler.settings.getint("DRSEARCH_EXTRACT_THREADS"), "drsearch-extract")
+
+    async def process_item(self, item: PageItem) -> PageItem:
+        ex, item.content_hash, item.near_hash = await asyncio.wrap_future(
+            self.pool.submit(self._extract, item.extra["kind"], item.body, item.url, item.charset)
+        )
         if not ex.text.strip():
             raise self.drop(item, "empty", "(no main text)")
         item.title, item.text, item.published, item.language = ex.title, ex.text, ex.published, ex.language
         item.body = b""  # not needed any more
-        item.content_hash = content_hash(item.text)
-        item.near_hash = near_hash(item.text)
         return item
+
+    def _extract(self, kind: str, body: bytes, url: str, charset: str | None) -> tuple[Extracted, str, str]:
+        if kind == "pdf":
+            ex = extract_pdf(body, deadline=time.monotonic() + self.pdf_read_s)
+        else:
+            ex = extract_html(body, url, charset=charset)
+        return ex, content_hash(ex.text), near_hash(ex.text)
+
+    def close_spider(self) -> None:
+        self.pool.shutdown()
 
 
 class ContentDedupePipeline(_Stage):
     """Same text under another URL: exact (hash of the text) -> duplicate; equal after normalising case,
-    punctuation and whitespace -> near_duplicate. Kept once; groups go to the report."""
+    punctuation and whitespace -> near_duplicate. Kept once; groups go to the report. The identity is
+    checked again: another page of it may have been stored while this one was extracted."""
 
     def process_item(self, item: PageItem) -> PageItem:
+        self.drop_if_identity_stored(item)
         kept = self.state.by_hash.get(item.content_hash)
         reason = "duplicate"
         if kept is None:

@@ -58,6 +58,14 @@ DRSEARCH_RESOLVE = "crawler.urls.system_resolve"  # host -> addresses (tests pas
 DRSEARCH_ALLOW_DNS = False  # with a host map: unmapped hosts are refused unless --allow-dns
 DRSEARCH_MAX_LINKS_PER_PAGE = 1000
 
+# Extraction runs in its own threads (trafilatura took 13 s for a 4 MB page: on the reactor thread the
+# whole crawl stopped meanwhile). Responses of up to SCRAPER_SLOT_MAX_ACTIVE_SIZE bytes in all may wait
+# for it before new downloads pause: room for two pages of DOWNLOAD_MAXSIZE (Scrapy's default, 5 MB, paused
+# them for any page over 5 MB).
+DRSEARCH_EXTRACT_THREADS = 2
+SCRAPER_SLOT_MAX_ACTIVE_SIZE = 48 * 1024 * 1024
+DRSEARCH_PDF_READ_SECONDS = 60.0  # a PDF's pages are read until then; what was read is kept
+
 # Broad-crawl friendly scheduling (breadth first)
 SCHEDULER_PRIORITY_QUEUE = "scrapy.pqueues.DownloaderAwarePriorityQueue"
 SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"
@@ -144,9 +152,10 @@ def check_override(key: str) -> None:
 
 
 # --set ranges. Every other number is >= 0 unless it is a priority; these need more.
-_AT_LEAST_ONE = {"CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "DRSEARCH_MAX_LINKS_PER_PAGE"}
+_AT_LEAST_ONE = {"CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "DRSEARCH_MAX_LINKS_PER_PAGE",
+                 "DRSEARCH_EXTRACT_THREADS"}  # fmt: skip
 _ABOVE_ZERO = {"DOWNLOAD_TIMEOUT", "DNS_TIMEOUT", "AUTOTHROTTLE_MAX_DELAY", "AUTOTHROTTLE_TARGET_CONCURRENCY",
-               "DRSEARCH_PROGRESS_INTERVAL"}  # fmt: skip
+               "DRSEARCH_PROGRESS_INTERVAL", "DRSEARCH_PDF_READ_SECONDS"}  # fmt: skip
 _WHOLE = _AT_LEAST_ONE | {"RETRY_TIMES", "REDIRECT_MAX_TIMES", "DEPTH_LIMIT", "DOWNLOAD_MAXSIZE", "DOWNLOAD_WARNSIZE",
                           "SITEMAP_MAX_DECOMPRESSED_SIZE", "CLOSESPIDER_PAGECOUNT", "CLOSESPIDER_ITEMCOUNT"}
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")

@@ -5,6 +5,7 @@ that is costly or fatal to parse. Some pages are handed to the spider's `parse_p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tracemalloc
 from collections.abc import Iterator
@@ -12,15 +13,18 @@ from pathlib import Path
 
 import pytest
 from scrapy import Request
+from scrapy.exceptions import DropItem
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
 from crawler.config import CrawlConfig
 from crawler.extract import extract_html
 from crawler.items import PageItem
+from crawler.pipelines import ExtractPipeline
+from crawler.settings import build_settings
 from crawler.spiders.authority import AuthoritySpider
 from tests.crawler.conftest import SM_NS, crawled, page, paras, read_docs
-from tests.crawler.fixture_web import PARA, FixtureWeb, Resp, article
+from tests.crawler.fixture_web import PARA, FixtureWeb, Resp, article, minimal_pdf
 
 BAD = "www.badlink.org"
 BAD_LINK = f"http://{BAD}:99999/x"  # port out of range: no request can be made for it
@@ -30,6 +34,8 @@ CHARSET = "www.charset.org"
 NOIDX = "www.noidx.org"
 REDIR = "www.redir.org"
 MARKUP = "www.markup.org"
+HEAVY = "www.heavy.org"
+HEAVY_PARAS = [f"Paragraph {i} of a long report on consumer prices, household income and regional employment." for i in range(20_000)]
 FRENCH = (
     "Le r\u00e9sum\u00e9 co\u00fbte 5\u20ac \u2013 \u201cna\u00efve\u201d fa\u00e7ade, "
     "\u00e9t\u00e9 \u00e0 l\u2019h\u00f4tel"
@@ -123,6 +129,18 @@ def build_web() -> FixtureWeb:
             "/control": Resp(body=article("Control", [f"{PARA} one&#1;reference", "Another paragraph. " * 5])),
         },
     )
+    web.site(
+        HEAVY,
+        {
+            "/": page("heavy home", ["/heavy", "/report", "/report-print"]),
+            # ~2 MB of paragraphs: seconds to extract; /after-heavy is found only by reading its links
+            "/heavy": Resp(body=article("Heavy", HEAVY_PARAS, links=["/after-heavy"])),
+            "/after-heavy": page("after the heavy page"),
+            # one page under two URLs, fetched side by side: the short one is stored first
+            "/report": Resp(body=article("Report", [p.replace("Paragraph", "Section") for p in HEAVY_PARAS[:8000]])),
+            "/report-print": page("printable report", head=f'<link rel="canonical" href="http://{HEAVY}/report">'),
+        },
+    )
     return web
 
 
@@ -139,7 +157,8 @@ def flood_page(attributes: int, link: str) -> bytes:
 @pytest.fixture(scope="module")
 def crawl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FixtureWeb, Path, dict]]:
     web, tmp = build_web(), tmp_path_factory.mktemp("pages")
-    with crawled(web, tmp, "".join(f"http://{host}/\n" for host in web.sites)) as report:
+    domains = "".join(f"http://{host}/\n" for host in web.sites)
+    with crawled(web, tmp, domains, settings={"DOWNLOAD_MAXSIZE": 4 << 20}) as report:
         yield web, tmp / "out", report
 
 
@@ -217,6 +236,23 @@ def test_a_page_with_a_tag_of_thousands_of_attributes_is_stored(crawl) -> None:
 
 
 
+def test_the_crawl_goes_on_while_a_page_is_extracted(crawl) -> None:
+    """Extraction runs beside the reactor: the page linked from a heavy one is fetched, extracted and
+    stored while the heavy page is still being extracted (on the reactor thread it waited its turn)."""
+    _, out, _ = crawl
+    order = [d["url"] for d in read_docs(out)]
+    heavy, after = order.index(f"http://{HEAVY}/heavy"), order.index(f"http://{HEAVY}/after-heavy")
+    assert after < heavy
+    assert read_docs(out)[heavy]["text"].count("Paragraph ") == len(HEAVY_PARAS)
+
+
+def test_a_page_is_stored_once_when_another_url_of_it_was_stored_during_its_extraction(crawl) -> None:
+    _, out, report = crawl
+    docs = [d for d in read_docs(out) if d["url"] == f"http://{HEAVY}/report"]
+    assert len(docs) == 1 and "printable report" in docs[0]["text"]
+    assert report["skips"]["duplicate"] == 1  # the long one, when its extraction ended
+
+
 def test_a_reference_to_a_character_xml_forbids_does_not_lose_the_page(crawl) -> None:
     _, out, report = crawl
     doc = next(d for d in read_docs(out) if d["url"] == f"http://{MARKUP}/control")
@@ -277,3 +313,23 @@ def test_only_the_first_links_of_a_page_are_listed(spider) -> None:
         tracemalloc.stop()
     assert [r.url for r in requests] == [f"http://{UNIT}/{x}{i}" for i in range(cap // 2) for x in "lm"]
     assert peak < 20 * cap * 1024  # the requests for the first links (~8 MB), not 100,000 selectors (~50 MB)
+
+
+def extracted(spider: AuthoritySpider, body: bytes, **settings: object) -> PageItem:
+    """`body` (a PDF) through the crawl's extraction stage, with `settings` over the crawl's."""
+    crawler = get_crawler(AuthoritySpider, settings_dict=build_settings(spider.config) | settings)
+    crawler.spider = spider
+    stage = ExtractPipeline.from_crawler(crawler)
+    url = f"http://{UNIT}/paper.pdf"
+    item = PageItem(url, url, [url], 200, "application/pdf", body, 0, "2026-01-01T00:00:00Z", UNIT, extra={"kind": "pdf"})
+    try:
+        return asyncio.run(stage.process_item(item))
+    finally:
+        stage.close_spider()
+
+
+def test_a_pdf_is_read_for_at_most_the_crawls_pdf_read_seconds(spider) -> None:
+    pdf = minimal_pdf(["Working paper on labour markets."], pages=3)
+    assert extracted(spider, pdf).text.count("Working paper") == 3
+    with pytest.raises(DropItem, match="empty"):  # no page read: the time was spent before the first
+        extracted(spider, pdf, DRSEARCH_PDF_READ_SECONDS=1e-9)
