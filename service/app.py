@@ -201,6 +201,7 @@ def _fetcher(settings: ServiceSettings):
         any_host=settings.fetch_any_host, allow_loopback=settings.fetch_allow_loopback,
         extra_hosts=tuple(h.lower() for h in settings.fetch_allow_hosts), timeout_s=settings.fetch_timeout_s,
         max_bytes=settings.fetch_max_bytes, max_redirects=settings.fetch_max_redirects, cache_ttl_s=settings.fetch_cache_ttl_s,
+        extract_threads=settings.fetch_extract_threads,
     )  # fmt: skip
     return LiveFetcher(limits)
 

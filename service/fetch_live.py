@@ -15,6 +15,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -59,6 +60,7 @@ class FetchLimits:
     cache_ttl_s: float = 600.0
     cache_entries: int = 1024
     user_agent: str = DEFAULT_USER_AGENT
+    extract_threads: int = 2
 
 
 class LiveFetcher:
@@ -74,9 +76,13 @@ class LiveFetcher:
         )  # fmt: skip
         self._pages: OrderedDict[str, tuple[float, LivePage]] = OrderedDict()
         self._robots: dict[str, tuple[float, object | None]] = {}
+        # Extraction is CPU work of seconds for a large page: its own threads bound how many cores fetches
+        # take from searches, and a fetch whose deadline passes while it waits for one is never extracted.
+        self._extractors = ThreadPoolExecutor(limits.extract_threads, "drsearch-fetch-extract")
 
     async def close(self) -> None:
         await self._client.aclose()
+        self._extractors.shutdown(wait=False, cancel_futures=True)
 
     async def fetch(self, url: str, allowed_host: Callable[[str], bool]) -> tuple[LivePage, bool]:
         """(page, from_cache) or FetchFailure. `allowed_host` says whether a host is on the authority list."""
@@ -128,7 +134,7 @@ class LiveFetcher:
                 # scheme httpx refuses): httpx reads it as the request is built, robots.txt's first.
                 raise FetchFailure("fetch_failed", f"unusable URL {echo(url)}: {echo(str(exc))}") from None
             # The thread cannot be stopped at the timeout: a PDF reads no page past the deadline.
-            return await asyncio.to_thread(_extract, url, kind, body, deadline)
+            return await asyncio.get_running_loop().run_in_executor(self._extractors, _extract, url, kind, body, deadline)
         raise FetchFailure("fetch_failed", f"more than {self.limits.max_redirects} redirects")
 
     async def _check_target(self, url: str, allowed_host: Callable[[str], bool]) -> None:

@@ -80,6 +80,8 @@ class ServiceSettings(QuerySettings):
     fetch_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="largest response body a live fetch reads")
     fetch_max_redirects: int = Field(5, ge=0, le=20)
     fetch_cache_ttl_s: float = Field(600.0, ge=0, description="how long a fetched page (and a host's robots.txt) is reused")
+    fetch_extract_threads: int = Field(2, ge=1, le=64, description="threads that extract fetched pages; a fetch still "
+                                       "waiting for one at its deadline is a timeout and is not extracted")
     warmup: bool = Field(True, description="run one query after opening an index (loads the dense model)")
     api_key: str | None = Field(None, validation_alias="DRSEARCH_API_KEY")
     admin_key: str | None = Field(None, validation_alias="DRSEARCH_ADMIN_KEY")

@@ -5,6 +5,7 @@ addresses, slow and huge responses), every outcome per item."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -30,6 +31,7 @@ def web() -> Iterator[tuple[FixtureWeb, str]]:
         "/to-metadata": Resp(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}),
         "/slow": Resp(body=article("Slow", [PARA]), delay=4.0),
         "/huge": Resp(body=article("Huge", [PARA] * 2000)),
+        "/heavy": Resp(body=article("Heavy", [f"Paragraph {i}: {PARA}" for i in range(8000)])),  # seconds to extract
         "/logo.png": Resp(body=b"\x89PNG\r\n\x1a\n" + b"0" * 100, ctype="image/png"),
         "/gzipped": Resp(body=gz(article("Packed statistics", ARTICLE)), headers={"Content-Encoding": "gzip"}),
         "/gzip-bomb": Resp(body=gz(bytes(64 << 20)), headers={"Content-Encoding": "gzip"}),  # ~64 KB on the wire
@@ -159,6 +161,31 @@ def _live_outcome(url: str, resolve, *, allow_loopback: bool) -> tuple[str, str]
             await fetcher.close()
 
     return asyncio.run(attempt())
+
+
+def test_pages_are_extracted_in_the_fetchers_own_bounded_threads(web):
+    """Three fetches of a page that takes seconds to extract, one extraction thread, a 1 s deadline: all
+    three are timeouts, and one thread of the fetcher's own extracts (the loop's default executor would
+    have run all three at once)."""
+    from service.fetch_live import FetchFailure, FetchLimits, LiveFetcher
+
+    _, base = web
+
+    async def burst() -> tuple[list[object], list[str]]:
+        limits = FetchLimits(any_host=True, allow_loopback=True, timeout_s=1.0, extract_threads=1)
+        fetcher = LiveFetcher(limits, resolve=lambda host: ["127.0.0.1"])
+        before = set(threading.enumerate())  # other servers' fetchers in this process have theirs
+        try:
+            fetches = [fetcher.fetch(f"{base}/heavy?copy={i}", lambda host: True) for i in range(3)]
+            outcomes = await asyncio.gather(*fetches, return_exceptions=True)
+            started = [t.name for t in set(threading.enumerate()) - before]
+            return outcomes, [name for name in started if name.startswith(("drsearch-", "asyncio_"))]  # not I/O's
+        finally:
+            await fetcher.close()
+
+    outcomes, started = asyncio.run(burst())
+    assert [o.code if isinstance(o, FetchFailure) else o for o in outcomes] == ["timeout"] * 3
+    assert [name.rsplit("_", 1)[0] for name in started] == ["drsearch-fetch-extract"]
 
 
 @pytest.mark.parametrize("which", range(len(BAD_REDIRECTS)))
