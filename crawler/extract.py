@@ -8,11 +8,11 @@ import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import islice
 from typing import AnyStr
 
 from w3lib.encoding import html_body_declared_encoding, read_bom, resolve_encoding
 
+from crawler.tag_floods import strip_attribute_floods
 from indexer.language import normalise as normalise_language
 from indexer.schema import published_problem
 
@@ -29,18 +29,6 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 PDF_TYPES = ("application/pdf", "application/x-pdf")
 _LANG_ATTR = re.compile(rb"<html[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.I)
 _WS = re.compile(r"[ \t\r\f\v\u00a0]+")
-
-# libxml2 (lxml, trafilatura) parses a tag with N attributes in O(N^2) time: one <p> with 40,000 of them
-# took 11 s to parse and 31 s to extract. A tag with more than MAX_TAG_ATTRIBUTES keeps only its name. Only
-# tags of 1,024+ characters are looked at: shorter ones cannot hold enough attributes to matter (20 MB of
-# them parse in seconds). No `<` inside keeps the scan linear and a match from running over a closing tag.
-MAX_TAG_ATTRIBUTES = 256
-_LONG_TAG = r"<([a-zA-Z][^\s/<>]*)([^<>]{1024,})>"
-_ATTRIBUTE = r"""[^\s"'/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"']*))?"""
-_FLOOD = {
-    str: (re.compile(_LONG_TAG), re.compile(_ATTRIBUTE)),
-    bytes: (re.compile(_LONG_TAG.encode()), re.compile(_ATTRIBUTE.encode())),
-}
 
 # A numeric character reference to a code point XML forbids (`&#1;`, `&#xFFFF;`, a surrogate) makes
 # trafilatura drop the whole page; HTML also reads one without its `;`.
@@ -103,23 +91,6 @@ def detect_language(text: str, html: bytes | None = None) -> str | None:
         if m:
             return normalise_language(m.group(1).decode("ascii"))
     return None
-
-
-def strip_attribute_floods(html: AnyStr) -> tuple[AnyStr, int]:
-    """`html` with every tag of more than MAX_TAG_ATTRIBUTES attributes reduced to its bare name (the element
-    and its content stay), and how many there were. A long tag with few attributes (`<img src="data:...">`)
-    is kept as it is."""
-    long_tag, attribute = _FLOOD[type(html)]
-    stripped = 0
-
-    def bare(m: re.Match[AnyStr]) -> AnyStr:
-        nonlocal stripped
-        if sum(1 for _ in islice(attribute.finditer(m.group(2)), MAX_TAG_ATTRIBUTES + 1)) <= MAX_TAG_ATTRIBUTES:
-            return m.group(0)
-        stripped += 1
-        return m.group(0)[:1] + m.group(1) + m.group(0)[-1:]  # "<" name ">"
-
-    return long_tag.sub(bare, html), stripped
 
 
 def _xml_forbidden(code: int) -> bool:

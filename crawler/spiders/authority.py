@@ -22,7 +22,8 @@ from w3lib.encoding import http_content_type_encoding
 
 from crawler.config import CrawlConfig
 from crawler.directives import page_directives
-from crawler.extract import MAX_TAG_ATTRIBUTES, page_kind, strip_attribute_floods
+from crawler.extract import page_kind
+from crawler.tag_floods import MAX_TAG_ATTRIBUTES, strip_attribute_floods
 from crawler.items import PageItem
 from crawler.outcomes import (
     PAGE,

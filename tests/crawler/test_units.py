@@ -9,6 +9,7 @@ import pytest
 
 from crawler.config import DEFAULT_USER_AGENT, load_domains, load_host_map, load_seeds, product_token
 from crawler.extract import blank_xml_forbidden_refs, decode_declared, detect_language, extract_html, extract_pdf
+from crawler.tag_floods import MAX_TAG_ATTRIBUTES, strip_attribute_floods
 from crawler.politeness import retry_after_seconds
 from crawler.shards import ShardWriter, iter_shard_records, recover_tmp_shards
 from crawler.state import CrawlState
@@ -295,6 +296,28 @@ def test_references_to_characters_xml_allows_are_left_alone() -> None:
     assert blank_xml_forbidden_refs(allowed) == allowed
     assert blank_xml_forbidden_refs(allowed.encode()) == allowed.encode()
     assert blank_xml_forbidden_refs("a&#1;b&#x0;c&#xdfff") == "a b c "
+
+
+@pytest.mark.parametrize("first", ["", 'title=">" ', "title = '<b>' ", 'data-x="a<b>c" ', "<b ", "don't=\">\" "])
+def test_a_tag_flooded_with_attributes_is_read_as_the_parser_reads_it(first: str) -> None:
+    """A tag ends at its first `>` outside a quoted value (quoted only after `=`); a `<` does not end it."""
+    flood = first + " ".join(f"a{i}=1" for i in range(MAX_TAG_ATTRIBUTES * 4))
+    page = f'<p>Before.</p><p {flood}>Flooded text.</p><img alt="x > y" src="/a.png"><p>After.</p>'
+    bare = '<p>Before.</p><p>Flooded text.</p><img alt="x > y" src="/a.png"><p>After.</p>'
+    assert strip_attribute_floods(page) == (bare, 1)
+    assert strip_attribute_floods(page.encode()) == (bare.encode(), 1)
+    few = page.replace(flood, first + " ".join(f"a{i}={'x' * 20}" for i in range(MAX_TAG_ATTRIBUTES - 2)))
+    assert strip_attribute_floods(few) == (few, 0)  # long, but no more attributes than allowed
+
+
+@pytest.mark.parametrize("holder", ["<!-- {} -->", "<title>{}</title>", "<script>var s = '{}';</script>",
+                                    "<TEXTAREA>{}</textarea >", "<plaintext>{}"])  # fmt: skip
+def test_what_looks_like_a_flooded_tag_in_a_comment_or_raw_text_is_left_alone(holder: str) -> None:
+    flood = "<p " + " ".join(f"a{i}=1" for i in range(MAX_TAG_ATTRIBUTES * 4)) + ">"
+    page = holder.format(flood) + "<p>After.</p>"
+    assert strip_attribute_floods(page) == (page, 0)
+    then = page + flood  # after it, a real tag (after <plaintext>, text to the end)
+    assert strip_attribute_floods(then) == ((then, 0) if holder.startswith("<plaintext>") else (page + "<p>", 1))
 
 
 def test_pages_decode_in_the_encoding_they_declare() -> None:
