@@ -134,7 +134,7 @@ def extract_html(
     import trafilatura  # lazy: heavy import
 
     options = {**HTML_OPTIONS, **overrides}
-    html = strip_attribute_floods(html)[0]
+    html = strip_attribute_floods(html, charset)[0]
     raw = html.encode("utf-8", "replace") if isinstance(html, str) else html
     page = html if isinstance(html, str) else decode_declared(raw, charset)
     try:

@@ -7,13 +7,17 @@ them, or a flood hides from the scan: a tag is `<` and a letter up to the first 
 value; a value is quoted only right after `=`; a `<` inside does not end it (`<p title=">" a0=1 ...>` and
 `<p a0=1 <b a1=1 ...>` are each one tag). Comments and the text of raw-text elements (script, style,
 title, ...) hold no tags. The page is read once, left to right, as the tokenizer does: linear time.
+Bytes in UTF-16 or UTF-32 (by their byte order mark, or the encoding given) are read as text.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from itertools import islice
 from typing import AnyStr
+
+from w3lib.encoding import read_bom
 
 MAX_TAG_ATTRIBUTES = 256
 _MIN_FLOOD_CHARS = 1024  # a shorter tag cannot hold enough attributes to matter (20 MB of them parse in seconds)
@@ -45,10 +49,20 @@ class _Patterns:
 _PATTERNS = {str: _Patterns(str), bytes: _Patterns(bytes)}
 
 
-def strip_attribute_floods(html: AnyStr) -> tuple[AnyStr, int]:
+def strip_attribute_floods(html: AnyStr, encoding: str | None = None) -> tuple[AnyStr, int]:
     """`html` with every tag of more than MAX_TAG_ATTRIBUTES attributes reduced to its bare name (the element
     and its content stay), and how many there were. A long tag with few attributes (`<img src="data:...">`)
-    is kept as it is."""
+    is kept as it is. `encoding`: the one the bytes are in, when known (the HTTP header's)."""
+    if isinstance(html, bytes):
+        bom_encoding, bom = read_bom(html)
+        wide = _wide(bom_encoding or encoding)
+        if wide is not None:
+            try:
+                text = html[len(bom or b""):].decode(wide, "surrogatepass")
+            except UnicodeDecodeError:
+                return html, 0
+            stripped, n = strip_attribute_floods(text)
+            return ((bom or b"") + stripped.encode(wide, "surrogatepass") if n else html), n
     p = _PATTERNS[type(html)]
     pieces: list[AnyStr] = []  # only around the flooded tags: a page has ~100,000 of the others
     done = pos = 0
@@ -83,6 +97,15 @@ def strip_attribute_floods(html: AnyStr) -> tuple[AnyStr, int]:
     if not pieces:
         return html, 0
     return html[:0].join([*pieces, html[done:]]), len(pieces) // 2
+
+
+def _wide(encoding: str | None) -> str | None:
+    """The codec's name when `encoding` is UTF-16 or UTF-32 (tags are no ASCII bytes there)."""
+    try:
+        name = codecs.lookup(encoding).name if encoding else ""
+    except LookupError:
+        return None
+    return name if name.startswith(("utf-16", "utf-32")) else None
 
 
 def _is_flood(html: AnyStr, start: int, end: int, attribute: re.Pattern) -> bool:

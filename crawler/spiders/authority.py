@@ -194,7 +194,7 @@ class AuthoritySpider(Spider):
         if page_kind(ctype, response.body) == "html":
             if not isinstance(response, TextResponse):  # HTML sent as application/octet-stream
                 response = response.replace(cls=HtmlResponse)
-            body, stripped = strip_attribute_floods(response.body)
+            body, stripped = strip_attribute_floods(response.body, response.encoding)
             if stripped:  # the links below and the stored body (extraction) both read the stripped page
                 logger.info("%d tag(s) of over %d attributes reduced to their names: %s", stripped, MAX_TAG_ATTRIBUTES, response.url)
                 response = response.replace(body=body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 from pathlib import Path
 
@@ -308,6 +309,15 @@ def test_a_tag_flooded_with_attributes_is_read_as_the_parser_reads_it(first: str
     assert strip_attribute_floods(page.encode()) == (bare.encode(), 1)
     few = page.replace(flood, first + " ".join(f"a{i}={'x' * 20}" for i in range(MAX_TAG_ATTRIBUTES - 2)))
     assert strip_attribute_floods(few) == (few, 0)  # long, but no more attributes than allowed
+
+
+@pytest.mark.parametrize("encoding,bom", [("utf-16-le", codecs.BOM_UTF16_LE), ("utf-16-be", codecs.BOM_UTF16_BE),
+                                          ("utf-32-le", codecs.BOM_UTF32_LE), ("utf-16-le", b"")])  # fmt: skip
+def test_a_flooded_tag_in_utf_16_or_32_is_found(encoding: str, bom: bytes) -> None:
+    flood = " ".join(f"a{i}=1" for i in range(MAX_TAG_ATTRIBUTES * 4))
+    page = bom + f"<p>Before.</p><p {flood}>Flooded text.</p>".encode(encoding)
+    stripped, n = strip_attribute_floods(page, None if bom else encoding)  # no BOM: the header's charset
+    assert n == 1 and stripped == bom + "<p>Before.</p><p>Flooded text.</p>".encode(encoding)
 
 
 @pytest.mark.parametrize("holder", ["<!-- {} -->", "<title>{}</title>", "<script>var s = '{}';</script>",
