@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.faiss.encoder import model_path
 from indexer.errors import ConfigError, DrsearchError
 from indexer.settings import DenseSettings
 
@@ -137,6 +139,15 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
+def _remote_cause(exc: BaseException) -> str:
+    """The error a Ray task or actor raised: the last line of the traceback Ray's message carries (its
+    first line only names the actor)."""
+    return (_ANSI.sub("", str(exc)).strip().splitlines() or [type(exc).__name__])[-1].strip()[:300]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 @dataclass
 class _Job:
     number: int
@@ -173,7 +184,9 @@ class RayEncoderPool:
             raise ConfigError("the Ray cluster offers no CPU or GPU slot for an encoder", field="ray")
         options = {"num_gpus": 1, "num_cpus": 0} if on_gpu else {"num_cpus": 1}
         remote = ray.remote(max_restarts=max_restarts, max_task_retries=0, **options)(EncoderActor)
-        payload = settings.model_copy(update={"device": device}).model_dump()
+        # The model path as the driver resolves it: the actors run in other folders, maybe on other hosts.
+        model = str(model_path(settings)) if settings.model else None
+        payload = settings.model_copy(update={"device": device, "model": model}).model_dump()
         self.actors = [remote.remote(payload, 1) for _ in range(count)]
         self.max_restarts, self.max_attempts, self.shard_timeout_s = max_restarts, max_attempts, shard_timeout_s
         self.device = device
@@ -182,7 +195,7 @@ class RayEncoderPool:
             self._pids = ray.get([a.pid.remote() for a in self.actors], timeout=start_timeout_s)
         except Exception as exc:  # the model failed to load on a worker (bad path there, CUDA error, ...)
             self.close()
-            raise ConfigError(f"encoder actors failed to start: {_first_line(exc)}", field="ray") from None
+            raise ConfigError(f"encoder actors failed to start: {_remote_cause(exc)}", field="ray") from None
         self.encoder_info = infos[0]
 
     def pids(self) -> list[int]:
@@ -254,7 +267,7 @@ class RayEncoderPool:
                 retry.append(job)
                 continue
             except Exception as exc:  # an error inside encode: not retried, it would fail again
-                raise DrsearchError(f"shard {job.number} failed on the Ray cluster: {_first_line(exc)}") from None
+                raise DrsearchError(f"shard {job.number} failed on the Ray cluster: {_remote_cause(exc)}") from None
             write(job.keys, np.asarray(vectors, dtype=np.float32))
             idle.append(actor)
 

@@ -19,8 +19,10 @@ import pytest
 pytest.importorskip("ray", reason="Ray is the optional extra drsearch[distributed] (make install adds it via [test])")
 
 from backends.faiss.cache import EmbeddingCache  # noqa: E402
+from backends.faiss.encoder import bundled_model_path  # noqa: E402
 from backends.faiss.ray_pool import LOCAL, RayEncoderPool, connect  # noqa: E402
 from indexer.encode import encode_corpus  # noqa: E402
+from indexer.errors import ConfigError  # noqa: E402
 from indexer.settings import BuildSettings, DenseSettings  # noqa: E402
 from tests.indexer.test_encode import scifact_jsonl  # noqa: E402
 
@@ -52,9 +54,19 @@ def scenario(tmp: str) -> None:
     ray = connect(LOCAL, num_cpus=2)
     try:
         _encode_with_a_killed_actor(tmp_path)
+        _an_actor_that_cannot_load_its_model_says_why(tmp_path)
     finally:
         ray.shutdown()
     print("scenario passed")
+
+
+def _an_actor_that_cannot_load_its_model_says_why(tmp_path: Path) -> None:
+    """The error names what the actor raised (Ray's message starts with the actor's repr and pid)."""
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError) as err:
+        RayEncoderPool(DenseSettings(device="cpu", model=str(tmp_path / "empty")), workers=1, max_restarts=0)
+    assert "encoder actors failed to start:" in str(err.value) and "not a sentence-transformers model" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def _encode_with_a_killed_actor(tmp_path: Path) -> None:
@@ -110,7 +122,8 @@ def test_an_encoder_actor_keeps_its_pools_to_its_threads():
 
 def test_a_head_that_ray_start_runs_on_loopback_is_joined_by_host_and_port(tmp_path):
     """`--ray 127.0.0.1:PORT` dials loopback as given; Ray alone rewrote it to the machine's external
-    address, where the head (bound to loopback) never answers, and retried for minutes."""
+    address, where the head (bound to loopback) never answers, and retried for minutes. A `--model`
+    relative to the driver's folder is found by the head's workers, which run in another."""
     import shutil
     import socket
     import tempfile
@@ -138,10 +151,12 @@ def test_a_head_that_ray_start_runs_on_loopback_is_joined_by_host_and_port(tmp_p
         corpus = scifact_jsonl(tmp_path / "corpus.jsonl", 3)
         driver_env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
         driver_env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
-        proc = subprocess.run(
+        (tmp_path / "models").mkdir()
+        (tmp_path / "models" / "minilm").symlink_to(bundled_model_path())
+        proc = subprocess.run(  # a --model relative to the driver's folder: the head's workers run elsewhere
             [Path(sys.executable).with_name("drsearch"), "index", "encode", "--corpus", corpus, "--out", tmp_path / "index",
-             "--ray", f"127.0.0.1:{port}"],
-            env=driver_env, capture_output=True, text=True, timeout=240,
+             "--ray", f"127.0.0.1:{port}", "--model", "minilm"],
+            env=driver_env, capture_output=True, text=True, timeout=240, cwd=tmp_path / "models",
         )  # fmt: skip
     finally:
         os.killpg(head.pid, signal.SIGTERM)
