@@ -85,11 +85,16 @@ class ExtractPipeline(_Stage):
         super().__init__(crawler)
         self.pdf_read_s = crawler.settings.getfloat("DRSEARCH_PDF_READ_SECONDS")
         self.pool = ThreadPoolExecutor(crawler.settings.getint("DRSEARCH_EXTRACT_THREADS"), "drsearch-extract")
+        self.large_bytes = crawler.settings.getint("DRSEARCH_EXTRACT_LARGE_BYTES")
+        self.one_large_page = asyncio.Lock()
 
     async def process_item(self, item: PageItem) -> PageItem:
-        ex, item.content_hash, item.near_hash = await asyncio.wrap_future(
-            self.pool.submit(self._extract, item.extra["kind"], item.body, item.url, item.charset)
-        )
+        args = (item.extra["kind"], item.body, item.url, item.charset)
+        if len(item.body) > self.large_bytes:  # one at a time: an 18 MB page took 2.3 GB to extract
+            async with self.one_large_page:
+                ex, item.content_hash, item.near_hash = await asyncio.wrap_future(self.pool.submit(self._extract, *args))
+        else:
+            ex, item.content_hash, item.near_hash = await asyncio.wrap_future(self.pool.submit(self._extract, *args))
         if not ex.text.strip():
             raise self.drop(item, "empty", "(no main text)")
         item.title, item.text, item.published, item.language = ex.title, ex.text, ex.published, ex.language

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -315,17 +316,54 @@ def test_only_the_first_links_of_a_page_are_listed(spider) -> None:
     assert peak < 20 * cap * 1024  # the requests for the first links (~8 MB), not 100,000 selectors (~50 MB)
 
 
-def extracted(spider: AuthoritySpider, body: bytes, **settings: object) -> PageItem:
-    """`body` (a PDF) through the crawl's extraction stage, with `settings` over the crawl's."""
+def extraction_stage(spider: AuthoritySpider, **settings: object) -> ExtractPipeline:
+    """The crawl's extraction stage, with `settings` over the crawl's."""
     crawler = get_crawler(AuthoritySpider, settings_dict=build_settings(spider.config) | settings)
     crawler.spider = spider
-    stage = ExtractPipeline.from_crawler(crawler)
-    url = f"http://{UNIT}/paper.pdf"
-    item = PageItem(url, url, [url], 200, "application/pdf", body, 0, "2026-01-01T00:00:00Z", UNIT, extra={"kind": "pdf"})
+    return ExtractPipeline.from_crawler(crawler)
+
+
+def page_item(body: bytes, kind: str, path: str) -> PageItem:
+    url, ctype = f"http://{UNIT}{path}", "application/pdf" if kind == "pdf" else "text/html"
+    return PageItem(url, url, [url], 200, ctype, body, 0, "2026-01-01T00:00:00Z", UNIT, extra={"kind": kind})
+
+
+def extracted(spider: AuthoritySpider, body: bytes, **settings: object) -> PageItem:
+    """`body` (a PDF) through the crawl's extraction stage, with `settings` over the crawl's."""
+    stage = extraction_stage(spider, **settings)
     try:
-        return asyncio.run(stage.process_item(item))
+        return asyncio.run(stage.process_item(page_item(body, "pdf", "/paper.pdf")))
     finally:
         stage.close_spider()
+
+
+def test_large_pages_are_extracted_one_at_a_time(spider) -> None:
+    stage = extraction_stage(spider, DRSEARCH_EXTRACT_LARGE_BYTES=20_000)
+    extract, lock, running, most = stage._extract, threading.Lock(), [0], [0]
+
+    def counted(kind: str, body: bytes, url: str, charset: str | None):  # the real extraction, counted
+        large = len(body) > 20_000
+        with lock:
+            running[0] += large
+            most[0] = max(most[0], running[0])
+        try:
+            return extract(kind, body, url, charset)
+        finally:
+            with lock:
+                running[0] -= large
+
+    stage._extract = counted
+    pages = [article(f"Report {i}", [f"{PARA} Part {j}." for j in range(400)]) for i in range(3)]  # ~90 KB each
+
+    async def crawl() -> list[PageItem]:
+        return await asyncio.gather(*(stage.process_item(page_item(p, "html", f"/r{i}")) for i, p in enumerate(pages)))
+
+    try:
+        items = asyncio.run(crawl())
+    finally:
+        stage.close_spider()
+    assert [item.text.count("Part ") for item in items] == [400] * 3
+    assert most[0] == 1
 
 
 def test_a_pdf_is_read_for_at_most_the_crawls_pdf_read_seconds(spider) -> None:
