@@ -8,6 +8,7 @@ Extraction runs in a pool of threads; every other stage, and all crawl state, st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -89,12 +90,11 @@ class ExtractPipeline(_Stage):
         self.one_large_page = asyncio.Lock()
 
     async def process_item(self, item: PageItem) -> PageItem:
-        args = (item.extra["kind"], item.body, item.url, item.charset)
-        if len(item.body) > self.large_bytes:  # one at a time: an 18 MB page took 2.3 GB to extract
-            async with self.one_large_page:
-                ex, item.content_hash, item.near_hash = await asyncio.wrap_future(self.pool.submit(self._extract, *args))
-        else:
-            ex, item.content_hash, item.near_hash = await asyncio.wrap_future(self.pool.submit(self._extract, *args))
+        large = len(item.body) > self.large_bytes  # one at a time: an 18 MB page took 2.3 GB to extract
+        async with self.one_large_page if large else contextlib.nullcontext():
+            ex, item.content_hash, item.near_hash = await asyncio.wrap_future(
+                self.pool.submit(self._extract, item.extra["kind"], item.body, item.url, item.charset)
+            )
         if not ex.text.strip():
             raise self.drop(item, "empty", "(no main text)")
         item.title, item.text, item.published, item.language = ex.title, ex.text, ex.published, ex.language
