@@ -1,12 +1,14 @@
 """Documents JSONL.gz shards written as the crawl goes.
 
 The open shard is `part-NNNNN.jsonl.gz.tmp`; every flush appends one complete gzip member, so the
-valid prefix of a killed crawl's shard is recoverable; on rotation/close it is renamed to
+valid prefix of a killed crawl's shard is recoverable (a flush that fails, e.g. on a full disk, leaves none of
+its member: the documents stay buffered for the next flush); on rotation/close it is renamed to
 `part-NNNNN.jsonl.gz` (the indexer reads only `*.jsonl.gz`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -98,10 +100,20 @@ class ShardWriter:
         if not self._buffer:
             return
         if self._fh is None:
-            self._fh = open(self._tmp_path(), "ab")
-        self._fh.write(gzip.compress("".join(self._buffer).encode("utf-8"), mtime=0))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+            self._fh = open(self._tmp_path(), "ab", buffering=0)  # unbuffered: a failed write keeps no bytes back
+        fd = self._fh.fileno()
+        start = os.fstat(fd).st_size
+        try:
+            member = memoryview(gzip.compress("".join(self._buffer).encode("utf-8"), mtime=0))
+            while member:
+                member = member[os.write(fd, member) :]
+            os.fsync(fd)
+        except BaseException:
+            # The disk filled up part-way, say: cut off what was written of this member, so that the next
+            # flush, which writes these documents again, leaves each of them in the shard once.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
         self._in_shard += len(self._buffer)
         self.written += len(self._buffer)
         self._buffer = []

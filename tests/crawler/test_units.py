@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import resource
+import signal
 from pathlib import Path
 
 import pytest
@@ -267,6 +269,32 @@ def test_shards_rotate_and_recover(tmp_path: Path) -> None:
     recover_tmp_shards(tmp_path)
     assert [r["id"] for r in iter_shard_records(tmp_path)] == [str(i) for i in range(7)]
     assert done == [f"u{i}" for i in range(7)]
+
+
+def test_a_flush_that_fails_part_way_leaves_each_document_once(tmp_path: Path) -> None:
+    """A flush cut short by the file system (here the file-size limit, as a disk that fills up) leaves nothing
+    of its member: the next flush writes those documents again, and each is in the shard once. A crawl whose
+    disk filled and then had room again stored pages two to six times, and its index build then failed."""
+    done: list[str] = []
+    w = ShardWriter(tmp_path, shard_docs=100, flush_docs=2, on_flushed=done.extend)
+    w.add({"id": "0", "text": "x"}, ["u0"])
+    w.add({"id": "1", "text": "y"}, ["u1"])
+    room = next(tmp_path.glob("*.tmp")).stat().st_size + 10  # a part of the next member fits, not all of it
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, a write fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (room, hard))
+    try:
+        w.add({"id": "2", "text": "a longer text " * 20}, ["u2"])
+        with pytest.raises(OSError):
+            w.add({"id": "3", "text": "z"}, ["u3"])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert done == ["u0", "u1"]
+    w.add({"id": "4", "text": "w"}, ["u4"])  # room again: the failed documents go out with this one
+    w.close()
+    assert [r["id"] for r in iter_shard_records(tmp_path)] == ["0", "1", "2", "3", "4"]
+    assert done == ["u0", "u1", "u2", "u3", "u4"]
 
 
 def test_extract_html_paragraphs_and_pdf() -> None:
