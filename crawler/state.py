@@ -125,16 +125,17 @@ class CrawlState:
         self.groups: dict[str, dict[str, Any]] = {}  # kept url -> {content_hash, duplicates}
         self.previous: dict[str, Any] = {}
         self.runs = 1
-        self.unclean_previous = False
         if resume:
             self._load()
         marker = self.job_dir / "RUNNING"
-        if marker.exists():
-            # The previous run was killed (a live one would hold the job lock, see lock_job): Scrapy's disk
-            # queue and seen-set were not closed and cannot be trusted (a FIFO disk queue reopened without
-            # its info file replays stale entries). Drop them; the frontier log re-issues every pending page
-            # and sitemaps are refetched.
-            self.unclean_previous = True
+        self.unclean_previous = marker.exists()  # the previous run was killed (a live one would hold the job lock)
+        if resume or self.unclean_previous:
+            # Scrapy's disk queue and seen-set of an earlier run are never reused: the frontier log re-issues
+            # every pending page and sitemaps are refetched. After a kill they were not closed and cannot be
+            # trusted (a FIFO disk queue reopened without its info file replays stale entries); after a clean
+            # stop (Ctrl-C, SIGTERM, CLOSESPIDER_*) they hold pages the frontier re-issues anyway, and a retry
+            # waiting among them was fetched a second time beside its re-issued page (a retry passes the
+            # once-per-run check), its outcome counted twice (a page reported a duplicate of itself).
             shutil.rmtree(self.job_dir / "requests.queue", ignore_errors=True)
             (self.job_dir / "requests.seen").unlink(missing_ok=True)
         marker.write_text(str(os.getpid()))

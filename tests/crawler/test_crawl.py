@@ -14,8 +14,8 @@ import pytest
 from crawler.config import DEFAULT_USER_AGENT
 from crawler.shards import complete_members
 from crawler.urls import doc_id_for, registrable_domain
-from tests.crawler.conftest import REPO, TEST_SETTINGS, read_docs, run_crawl, write_inputs
-from tests.crawler.fixture_web import FixtureWeb
+from tests.crawler.conftest import REPO, TEST_SETTINGS, page, paras, read_docs, run_crawl, write_inputs
+from tests.crawler.fixture_web import FixtureWeb, Resp, article
 
 S, D, C, H, U = "www.statgov.org", "data.statgov.org", "www.centralbank.int", "www.health.gov", "www.uni.ac.uk"
 REDIRECT_CAP = 5  # REDIRECT_MAX_TIMES in crawler/settings.py
@@ -185,6 +185,38 @@ def test_resume_after_interruption(tmp_path: Path, web: FixtureWeb, full_crawl) 
     assert not refetched
     report = json.loads((out / "report.json").read_text())
     assert report["runs"] == 2 and report["docs"] == len(EXPECTED_DOCS)
+
+
+def test_a_retry_waiting_at_a_clean_stop_is_fetched_once_on_resume(tmp_path: Path) -> None:
+    """A crawl stopped cleanly (here CLOSESPIDER_PAGECOUNT; Ctrl-C and SIGTERM close the same way) while a
+    page's retry waits in Scrapy's queue: the resumed crawl asks for that page once, and does not report it a
+    duplicate of itself (Scrapy's saved queue gave the retry back beside the frontier's re-issued page)."""
+    web = FixtureWeb()
+    slow = [f"/s{i}" for i in range(6)]
+    web.site("www.retry.org", {
+        "/": page("retry home", ["/flaky", *slow]),
+        "/flaky": lambda n: Resp(503, b"busy") if n == 1 else page("flaky page"),
+        **{p: Resp(body=article(f"Slow {p}", paras(f"slow page {p}")), delay=0.5) for p in slow},
+    })  # fmt: skip
+    web.start()
+    try:
+        (tmp_path / "domains.txt").write_text("http://www.retry.org/\n")
+        (tmp_path / "hosts.txt").write_text(web.host_map_text())
+        out, args = tmp_path / "out", (tmp_path / "domains.txt", tmp_path / "hosts.txt")
+        # One request at a time: the 503's retry (0.2 s backoff, a lower priority than the pages) waits in the
+        # queue behind the slow pages; the crawl stops after five responses, the retry still waiting.
+        first = run_crawl(out, *args, settings={"CONCURRENT_REQUESTS": 1, "CLOSESPIDER_PAGECOUNT": 5})
+        assert first.returncode == 3, first.stderr[-2000:]
+        assert [h.path for h in web.log].count("/flaky") == 1 and "/s5" not in [h.path for h in web.log]
+        n_first = len(web.log)
+        resumed = run_crawl(out, *args, "--resume", settings={"CONCURRENT_REQUESTS": 1})
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert [h.path for h in web.log[n_first:]].count("/flaky") == 1
+        report = json.loads((out / "report.json").read_text())
+        assert report["skips"]["duplicate"] == 0
+        assert sorted(d["url"] for d in read_docs(out)) == sorted(f"http://www.retry.org{p}" for p in ["/", "/flaky", *slow])
+    finally:
+        web.stop()
 
 
 def test_killed_crawl_leaves_readable_shards_and_resumes(tmp_path: Path, web: FixtureWeb, full_crawl) -> None:
