@@ -139,7 +139,9 @@ class CrawlState:
             shutil.rmtree(self.job_dir / "requests.queue", ignore_errors=True)
             (self.job_dir / "requests.seen").unlink(missing_ok=True)
         marker.write_text(str(os.getpid()))
-        self._frontier = open(self.job_dir / "frontier.jsonl", "a", encoding="utf-8", buffering=1)
+        frontier = self.job_dir / "frontier.jsonl"
+        _end_torn_line(frontier)
+        self._frontier = open(frontier, "a", encoding="utf-8", buffering=1)
         self.writer = ShardWriter(self.docs_dir, shard_docs, flush_docs, on_flushed=self.mark_done_many)
 
     # -- resume ---------------------------------------------------------------------------------
@@ -262,6 +264,20 @@ class CrawlState:
         self.writer.close()
         self._frontier.close()
         (self.job_dir / "RUNNING").unlink(missing_ok=True)
+
+
+def _end_torn_line(path: Path) -> None:
+    """End the log's last line when it has no newline (a crawl stopped on a full disk left half a record):
+    the half stays one unreadable line, skipped on resume, instead of swallowing the next record written."""
+    try:
+        with open(path, "rb+") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")
+    except FileNotFoundError:
+        pass
 
 
 def _add(prev: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, int]:

@@ -171,6 +171,24 @@ def test_page_limit_counts_only_fetched_pages_on_resume(tmp_path: Path) -> None:
         resumed.close()
 
 
+def test_a_half_written_frontier_record_does_not_swallow_the_next_one(tmp_path: Path) -> None:
+    """A crawl stopped on a full disk can leave the frontier log's last record half written, without its
+    newline; the next run's first record must not be appended to it (it was lost, unreadable with it)."""
+    state = CrawlState(tmp_path, resume=False, shard_docs=10, flush_docs=10)
+    state.mark_seen("http://www.x.org/", 0)
+    state.close()
+    with open(tmp_path / "job" / "frontier.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"seen": "http://www.x.org/a", "de')
+    resumed = CrawlState(tmp_path, resume=True, shard_docs=10, flush_docs=10)
+    resumed.mark_seen("http://www.x.org/b", 1)
+    resumed.close()
+    again = CrawlState(tmp_path, resume=True, shard_docs=10, flush_docs=10)
+    try:
+        assert again.pending() == [("http://www.x.org/", 0), ("http://www.x.org/b", 1)]
+    finally:
+        again.close()
+
+
 def test_retry_after() -> None:
     assert retry_after_seconds(b"1", 5, 60) == 1
     assert retry_after_seconds(b"3600", 5, 60) == 60  # capped
