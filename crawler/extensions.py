@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -16,6 +18,22 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 ERROR_REASONS = ("timeout", "error", "http_status", "too_large")
+
+
+class DiskFullLines(logging.Filter):
+    """Scrapy's own writes on a full disk (its request queue, its signal handlers) are logged as one line,
+    not a traceback: the crawl stops and says why in one line of its own."""
+    # asyncio logs "Task exception was never retrieved" for a request its disk queue could not take.
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            record.msg, record.args, record.exc_info = f"{record.getMessage()}: {exc.strerror}", (), None
+        return True
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_SCRAPY_LOGGERS = ("scrapy.core.engine", "scrapy.core.scraper", "scrapy.utils.signal", "asyncio")
 
 
 class CrawlReport:
@@ -47,6 +65,8 @@ class CrawlReport:
         print(self.progress_line(), file=sys.stderr, flush=True)
 
     def spider_opened(self, spider: Any) -> None:
+        for name in _SCRAPY_LOGGERS:
+            logging.getLogger(name).addFilter(DiskFullLines())
         self._t0 = time.monotonic()
         if not self.quiet and self.interval > 0:
             self._loop = task.LoopingCall(self._tick)
@@ -58,8 +78,11 @@ class CrawlReport:
         state = spider.crawl_state
         state.close()
         stats = self.crawler.stats.get_stats() if self.crawler.stats else {}
-        report = state.report(stats, spider.config.as_dict(), reason)
         path = state.out_dir / "report.json"
-        atomic_write_bytes(path, json.dumps(report, indent=1, ensure_ascii=False).encode("utf-8"))
-        if not self.quiet:
+        try:
+            report = state.report(stats, spider.config.as_dict(), reason)
+            atomic_write_bytes(path, json.dumps(report, indent=1, ensure_ascii=False).encode("utf-8"))
+        except OSError as exc:
+            state.failed_write(exc)
+        if not self.quiet and state.write_error is None:
             print(self.progress_line() + f"  [{reason}] report: {path}", file=sys.stderr, flush=True)

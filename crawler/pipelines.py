@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -131,9 +132,19 @@ class ContentDedupePipeline(_Stage):
 
 
 class StorePipeline(_Stage):
-    """Write the document to the current shard; it counts as stored once flushed."""
+    """Write the document to the current shard; it counts as stored once flushed. The crawl stops while the
+    --out file system still has DRSEARCH_MIN_FREE_BYTES free (its last shard, log and report then fit:
+    a clean stop that --resume continues), and at a failed write of its output all the same."""
+
+    def __init__(self, crawler: Crawler):
+        super().__init__(crawler)
+        self.min_free = crawler.settings.getint("DRSEARCH_MIN_FREE_BYTES")
+        self.stopping = False
 
     def process_item(self, item: PageItem) -> dict[str, Any]:
+        if not self.stopping and self.min_free and (free := shutil.disk_usage(self.state.out_dir).free) < self.min_free:
+            self.state.write_error = (f"{free / 2**20:.1f} MiB left free on the file system of --out, under "
+                                      f"DRSEARCH_MIN_FREE_BYTES ({self.min_free / 2**20:.1f} MiB)")  # fmt: skip
         record = {
             "id": doc_id_for(item.url),
             "url": item.url,
@@ -148,8 +159,11 @@ class StorePipeline(_Stage):
             "language": item.language,
         }
         self.state.register_stored(item.url, item.content_hash, item.near_hash, item.domain)
-        self.state.writer.add(record, item.request_urls)
+        try:
+            self.state.writer.add(record, item.request_urls)  # kept in its buffer when the write fails
+        except OSError as exc:
+            self.state.failed_write(exc)
+        if self.state.write_error is not None and not self.stopping:
+            self.stopping = True  # a full disk: every later page would be fetched for nothing
+            asyncio.ensure_future(self.crawler.engine.close_spider_async(reason="disk_full"))
         return {"id": record["id"], "url": item.url}
-
-    def close_spider(self) -> None:
-        self.state.writer.flush()

@@ -127,10 +127,15 @@ def run_crawl(config: CrawlConfig) -> dict[str, Any]:
         if report_path.exists():
             report_path.unlink()
         process = CrawlerProcess(build_settings(config))
-        process.crawl(AuthoritySpider, config=config)
+        crawler = process.create_crawler(AuthoritySpider)
+        process.crawl(crawler, config=config)
         process.start()
     finally:
         lock.close()
+    write_error = getattr(getattr(crawler.spider, "crawl_state", None), "write_error", None)
+    if write_error is not None:
+        raise DrsearchError(f"the crawl stopped, its disk full: {write_error}; what was written is kept: free "
+                            "space, then run it again with --resume", where=str(config.out_dir))  # fmt: skip
     if not report_path.is_file():
         raise DrsearchError("the crawl ended without writing its report (see the log above)", where=str(report_path))
     return json.loads(report_path.read_text(encoding="utf-8"))

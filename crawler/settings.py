@@ -65,6 +65,7 @@ DRSEARCH_MAX_LINKS_PER_PAGE = 1000
 DRSEARCH_EXTRACT_THREADS = 2
 DRSEARCH_EXTRACT_LARGE_BYTES = 4 * 1024 * 1024  # larger pages are extracted one at a time (memory)
 SCRAPER_SLOT_MAX_ACTIVE_SIZE = 48 * 1024 * 1024
+DRSEARCH_MIN_FREE_BYTES = 100 * 1024 * 1024  # the crawl stops cleanly when its --out file system has less free
 DRSEARCH_PDF_READ_SECONDS = 60.0  # a PDF's pages are read until then; what was read is kept
 
 # Broad-crawl friendly scheduling (breadth first)
@@ -104,6 +105,7 @@ ITEM_PIPELINES = {
 EXTENSIONS = {
     "crawler.extensions.CrawlReport": 100,
     "scrapy.extensions.logstats.LogStats": None,
+    "scrapy.extensions.spiderstate.SpiderState": None,  # spider.state is unused: the crawl state is CrawlState
 }
 
 DRSEARCH_PROGRESS_INTERVAL = 10.0
@@ -159,7 +161,7 @@ _ABOVE_ZERO = {"DOWNLOAD_TIMEOUT", "DNS_TIMEOUT", "AUTOTHROTTLE_MAX_DELAY", "AUT
                "DRSEARCH_PROGRESS_INTERVAL", "DRSEARCH_PDF_READ_SECONDS"}  # fmt: skip
 _WHOLE = _AT_LEAST_ONE | {"RETRY_TIMES", "REDIRECT_MAX_TIMES", "DEPTH_LIMIT", "DOWNLOAD_MAXSIZE", "DOWNLOAD_WARNSIZE",
                           "SITEMAP_MAX_DECOMPRESSED_SIZE", "CLOSESPIDER_PAGECOUNT", "CLOSESPIDER_ITEMCOUNT",
-                          "DRSEARCH_EXTRACT_LARGE_BYTES"}  # fmt: skip
+                          "DRSEARCH_EXTRACT_LARGE_BYTES", "DRSEARCH_MIN_FREE_BYTES"}  # fmt: skip
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 

@@ -128,6 +128,7 @@ class CrawlState:
         if resume:
             self._load()
         marker = self.job_dir / "RUNNING"
+        self.write_error: str | None = None  # the first failed write of the crawl's output
         self.unclean_previous = marker.exists()  # the previous run was killed (a live one would hold the job lock)
         if resume or self.unclean_previous:
             # Scrapy's disk queue and seen-set of an earlier run are never reused: the frontier log re-issues
@@ -189,18 +190,30 @@ class CrawlState:
     def mark_seen(self, url: str, depth: int) -> None:
         if url not in self.seen:
             self.seen[url] = depth
-            self._frontier.write(json.dumps({"seen": url, "depth": depth}) + "\n")
+            self._log({"seen": url, "depth": depth})
 
     def mark_fetched(self, url: str) -> None:
         if url not in self.fetched:
             self.fetched.add(url)
             self.fetched_per_domain[url_domain(url)] += 1
-            self._frontier.write(json.dumps({"fetched": url}) + "\n")
+            self._log({"fetched": url})
 
     def mark_done(self, url: str) -> None:
         if url not in self.done:
             self.done.add(url)
-            self._frontier.write(json.dumps({"done": url}) + "\n")
+            self._log({"done": url})
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.write_error is None:  # after a failed write nothing more is logged: a resume asks again
+            try:
+                self._frontier.write(json.dumps(record) + "\n")
+            except OSError as exc:
+                self.failed_write(exc)
+
+    def failed_write(self, exc: OSError) -> None:
+        """Record the first write of the crawl's output that failed (a full disk): the crawl stops."""
+        if self.write_error is None:
+            self.write_error = exc.strerror or str(exc)
 
     def mark_done_many(self, urls: list[str]) -> None:
         for url in urls:
@@ -261,8 +274,11 @@ class CrawlState:
         return report
 
     def close(self) -> None:
-        self.writer.close()
-        self._frontier.close()
+        for close in (self.writer.close, self._frontier.close):
+            try:
+                close()
+            except OSError as exc:
+                self.failed_write(exc)
         (self.job_dir / "RUNNING").unlink(missing_ok=True)
 
 

@@ -169,3 +169,24 @@ def tiny_dense_model(tmp_path_factory) -> Path:
     from tests.model_fixtures import tiny_roberta
 
     return tiny_roberta(tmp_path_factory.mktemp("tiny-dense-model") / "roberta-dense", dense=16)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A function that mounts a tmpfs of a given size (bytes or "32k") and returns its path; root only."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = []
+
+    def mount(size: int | str):
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", str(where)], check=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import os
 import signal
 import subprocess
 import sys
@@ -215,6 +217,35 @@ def test_a_retry_waiting_at_a_clean_stop_is_fetched_once_on_resume(tmp_path: Pat
         report = json.loads((out / "report.json").read_text())
         assert report["skips"]["duplicate"] == 0
         assert sorted(d["url"] for d in read_docs(out)) == sorted(f"http://www.retry.org{p}" for p in ["/", "/flaky", *slow])
+    finally:
+        web.stop()
+
+
+@pytest.mark.parametrize("size,margin", [("1m", 900 << 10), ("96k", 0)])  # stopped with room to spare; at a failed write
+def test_a_crawl_whose_disk_fills_stops_with_one_line_and_resumes_once_there_is_room(tmp_path: Path, small_disk,
+                                                                                    size: str, margin: int) -> None:  # fmt: skip
+    """A crawl whose disk is (nearly) full stops at once with a one-line error and exit 2; it went on fetching
+    every page for nothing, logging a traceback each. What was written is kept, and --resume with room
+    again stores every page once."""
+    web, rnd = FixtureWeb(), random.Random(7)
+    pages = [f"/p{i}" for i in range(150)]
+    words = {p: " ".join(f"{rnd.getrandbits(32):08x}" for _ in range(300)) for p in pages}  # ~1.5 KB gzipped each
+    web.site("www.full.org", {"/": page("full home", pages), **{p: Resp(body=article(p, [words[p]])) for p in pages}})
+    web.start()
+    try:
+        (tmp_path / "domains.txt").write_text("http://www.full.org/\n")
+        (tmp_path / "hosts.txt").write_text(web.host_map_text())
+        disk, args = small_disk(size), (tmp_path / "domains.txt", tmp_path / "hosts.txt")
+        slower = {"CONCURRENT_REQUESTS_PER_DOMAIN": 1, "DOWNLOAD_DELAY": 0.01, "DRSEARCH_MIN_FREE_BYTES": margin}
+        first = run_crawl(disk / "out", *args, "--flush-docs", "1", settings=slower)
+        assert first.returncode == 2
+        assert first.stderr.strip().splitlines()[-1].startswith("error: ") and "the crawl stopped, its disk full" in first.stderr
+        assert "--resume" in first.stderr and "Traceback" not in first.stderr
+        assert sum(1 for h in web.log if h.path.startswith("/p")) < len(pages)  # it stopped
+        subprocess.run(["mount", "-o", "remount,size=300m", str(disk)], check=True)  # room again
+        resumed = run_crawl(disk / "out", *args, "--resume")
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert sorted(d["url"] for d in read_docs(disk / "out")) == sorted(f"http://www.full.org{p}" for p in ["/", *pages])
     finally:
         web.stop()
 

@@ -81,29 +81,6 @@ def test_lucene_failure_names_the_exception_not_a_frame():
     assert indexing_failure(0, anserini) == "Lucene indexing failed (exit 0): IOException: No space left on device"
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A function that mounts a tmpfs of a given size (bytes) and returns its path; root only."""
-    import subprocess
-
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mounted = []
-
-    def mount(size: int):
-        where = tmp_path / f"disk{len(mounted)}"
-        where.mkdir()
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip()}")
-        mounted.append(where)
-        return where
-
-    yield mount
-    for where in mounted:
-        subprocess.run(["umount", str(where)], check=False)
-
-
 def test_a_full_disk_fails_the_build_in_one_line_or_the_build_serves(tmp_path, small_disk):
     """Real full disks at several sizes below what a build needs: each build either fails with one line
     (exit 1, nothing published) or ends with an index that searches. Anserini exits 0 when its
