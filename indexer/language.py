@@ -12,6 +12,7 @@ import string
 from functools import lru_cache
 
 from indexer.analysis import HAN
+from indexer.query_cache import query_cache
 
 UNKNOWN = "und"
 _HAN = re.compile(f"[{HAN}]")
@@ -118,7 +119,7 @@ def detect(text: str) -> str:
     return (normalise(str(lang)) or UNKNOWN) if prob >= 0.5 else UNKNOWN  # a few of its codes are ISO 639-3 ("kik")
 
 
-@lru_cache(maxsize=4096)
+@query_cache(maxsize=4096)
 def query_languages(text: str) -> tuple[str, ...]:
     """Every language a query is written in, e.g. ("en", "zh") for `RCEP 成员国`, in a fixed order."""
     if text.isascii():  # one script, no CJK: what the steps below give, without their regex passes

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from indexer.analysis import HAN, KANA, units
+from indexer.query_cache import query_cache
 
 _HAN_RUN = re.compile(f"[{HAN}]+")
 _W = f"[^\\W{HAN}]"  # a word character other than Han (Han is matched by units, not words)
@@ -36,7 +37,7 @@ _KANA_CHAR = re.compile(f"[{KANA}]")
 _HAN_CHAR = re.compile(f"[{HAN}]")
 
 
-@lru_cache(maxsize=1024)
+@query_cache(maxsize=1024)
 def _matcher(query: str, ignore_case: bool = False) -> re.Pattern[str] | None:
     """The query's stems and Chinese units as plain literals, longest first. The word-boundary
     conditions are checked per match in `_match_starts` with one pattern compiled once: put into the
@@ -48,7 +49,7 @@ def _matcher(query: str, ignore_case: bool = False) -> re.Pattern[str] | None:
     return re.compile("|".join(literals), re.IGNORECASE if ignore_case else 0) if literals else None
 
 
-@lru_cache(maxsize=1024)
+@query_cache(maxsize=1024)
 def _sorted_stems(query: str) -> tuple[str, ...]:
     return tuple(sorted(_stems(query)))
 
