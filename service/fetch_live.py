@@ -5,20 +5,22 @@ authority list, unless `fetch_any_host`) and must be allowed by its host's robot
 connection goes only to an address checked as it connects (`service.fetch_connect`: never a private,
 loopback or link-local one; loopback only when the server allows it, for tests). Responses are
 streamed and cut at `max_bytes`; the whole fetch has one deadline. HTML goes through the crawler's
-extractor, PDF through its PDF path. Successes are cached per URL.
+extractor, PDF through its PDF path. Successes are cached per URL, robots.txt rules per origin, both
+for `cache_ttl_s` and within a bound in bytes (`FetchLimits.cache_bytes`, `robots_cache_bytes`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+import cachetools
 import httpx
 
 from crawler.config import DEFAULT_USER_AGENT, product_token
@@ -29,6 +31,10 @@ from service.fetch_connect import BlockedAddress, checked_transport
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PDF_TYPES = ("application/pdf", "application/x-pdf")
 ROBOTS_MAX_BYTES = 512 * 1024
+# Parsed robots.txt rules (Protego) take ~16-21x the file's bytes: a 43 KB file's ~680 KB. A cached
+# entry is weighed at this multiple of its file (plus ENTRY_BYTES), so that the bound counts the rules.
+ROBOTS_WEIGHT = 24
+ENTRY_BYTES = 1024  # what an entry costs besides its text or rules: its key, the cache's links, the objects
 
 
 class FetchFailure(Exception):
@@ -58,7 +64,8 @@ class FetchLimits:
     max_bytes: int = 5 * 1024 * 1024
     max_redirects: int = 5
     cache_ttl_s: float = 600.0
-    cache_entries: int = 1024
+    cache_bytes: int = 64 << 20  # fetched pages' text (an entry at most half of it)
+    robots_cache_bytes: int = 16 << 20  # robots.txt rules, weighed at ROBOTS_WEIGHT x their file
     user_agent: str = DEFAULT_USER_AGENT
     extract_threads: int = 2
 
@@ -74,8 +81,11 @@ class LiveFetcher:
             follow_redirects=False, trust_env=False, headers={"User-Agent": limits.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             timeout=httpx.Timeout(limits.timeout_s), transport=checked_transport(resolve, allow_loopback=limits.allow_loopback),
         )  # fmt: skip
-        self._pages: OrderedDict[str, tuple[float, LivePage]] = OrderedDict()
-        self._robots: dict[str, tuple[float, object | None]] = {}
+        # Least recently used out first, and what is past its time goes at the next insert: an origin's
+        # rules were kept for the process's life (~0.7 MB for a large site's robots.txt, per distinct origin
+        # ever fetched), pages up to 1,024 of any size (5 MB each) after their time.
+        self._pages = _cache(limits.cache_bytes, limits.cache_ttl_s, _page_bytes)
+        self._robots = _cache(limits.robots_cache_bytes, limits.cache_ttl_s, lambda entry: entry[1])
         # Extraction is CPU work of seconds for a large page: its own threads bound how many cores fetches
         # take from searches, and a fetch whose deadline passes while it waits for one is never extracted.
         self._extractors = ThreadPoolExecutor(limits.extract_threads, "drsearch-fetch-extract")
@@ -91,9 +101,8 @@ class LiveFetcher:
         except ValueError as exc:  # callers pass a checked URL (FetchItem); this keeps one bad item an item error
             raise FetchFailure("fetch_failed", f"malformed URL {echo(url)}: {echo(str(exc))}") from None
         hit = self._pages.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            self._pages.move_to_end(key)
-            return hit[1], True
+        if hit is not None:
+            return hit, True
         try:
             deadline = time.monotonic() + self.limits.timeout_s
             page = await asyncio.wait_for(self._fetch(url, allowed_host, deadline), self.limits.timeout_s)
@@ -103,9 +112,7 @@ class LiveFetcher:
             raise FetchFailure("timeout", f"no complete answer within {self.limits.timeout_s:g} s") from None
         except httpx.HTTPError as exc:
             raise FetchFailure("fetch_failed", f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
-        self._pages[key] = (time.monotonic() + self.limits.cache_ttl_s, page)
-        while len(self._pages) > self.limits.cache_entries:
-            self._pages.popitem(last=False)
+        _put(self._pages, key, page)
         return page, False
 
     async def _fetch(self, url: str, allowed_host: Callable[[str], bool], deadline: float) -> LivePage:
@@ -159,27 +166,44 @@ class LiveFetcher:
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         cached = self._robots.get(origin)
-        if cached is None or cached[0] <= time.monotonic():
-            cached = (time.monotonic() + self.limits.cache_ttl_s, await self._robots_parser(origin))
-            self._robots[origin] = cached
-        parser = cached[1]
+        if cached is None:
+            parser, size = await self._robots_parser(origin)
+            cached = (parser, ROBOTS_WEIGHT * size + ENTRY_BYTES)
+            _put(self._robots, origin, cached)
+        parser = cached[0]
         if parser is False:
             raise FetchFailure("blocked_by_robots",
                                f"{echo(origin + '/robots.txt')} could not be read (server error): not fetching")  # fmt: skip
         if parser is not None and not parser.can_fetch(url, self._agent):  # type: ignore[attr-defined]
             raise FetchFailure("blocked_by_robots", f"{echo(origin + '/robots.txt')} disallows {echo(parts.path or '/')}")
 
-    async def _robots_parser(self, origin: str) -> object | None:
-        """A Protego parser; None = no rules (missing robots.txt); False = server error (fetch nothing)."""
+    async def _robots_parser(self, origin: str) -> tuple[object | None, int]:
+        """(A Protego parser, the bytes it was parsed from); None = no rules (missing robots.txt); False =
+        server error (fetch nothing)."""
         from protego import Protego
 
         async with self._client.stream("GET", origin + "/robots.txt") as resp:
             if resp.status_code >= 500:
-                return False
+                return False, 0
             if resp.status_code != 200:  # 4xx or a redirect: no usable rules
-                return None
+                return None, 0
             body = await _read_capped(resp, ROBOTS_MAX_BYTES)
-        return Protego.parse((body or b"").decode("utf-8", "replace"))
+        return Protego.parse((body or b"").decode("utf-8", "replace")), len(body or b"")
+
+
+def _cache(max_bytes: int, ttl_s: float, weigh: Callable[[object], int]) -> cachetools.TTLCache:
+    return cachetools.TTLCache(maxsize=max(1, max_bytes), ttl=ttl_s, timer=time.monotonic, getsizeof=weigh)
+
+
+def _put(cache: cachetools.TTLCache, key: str, value: object) -> None:
+    """`cache[key] = value` (dropping what has expired, then the least recently used past the bound), unless
+    the value alone would take more than half the bound."""
+    if cache.getsizeof(value) <= cache.maxsize // 2:
+        cache[key] = value
+
+
+def _page_bytes(page: LivePage) -> int:
+    return sys.getsizeof(page.text) + sys.getsizeof(page.title) + sys.getsizeof(page.url) + ENTRY_BYTES
 
 
 def _kind(content_type: str | None) -> str:
