@@ -5,7 +5,8 @@ Files (besides Scrapy's own JOBDIR files in DIR/job/):
 - DIR/job/LOCK            flock'ed by the running crawl for its whole life (its pid inside): one crawl per DIR.
 - DIR/job/RUNNING         written when a run starts, removed when it ends cleanly: found by the next run
                           (which holds the lock), it means the last run was killed.
-- DIR/job/frontier.jsonl  `{"seen": url, "depth": d}` when a page request is scheduled,
+- DIR/job/frontier.jsonl  `{"seen": url, "depth": d}` when a page request is scheduled (again, with a
+                          smaller d, when a shorter path to it is found: the least depth counts),
                           `{"fetched": url}` when it is let through to the network (page limits),
                           `{"done": url}` when its outcome is durable (stored in a flushed shard,
                           dropped, refused or failed); pending = seen - done, re-issued on resume.
@@ -162,7 +163,8 @@ class CrawlState:
                 except json.JSONDecodeError:
                     continue  # a torn last line of a killed crawl
                 if "seen" in rec:
-                    self.seen.setdefault(rec["seen"], int(rec.get("depth", 0)))
+                    depth = int(rec.get("depth", 0))
+                    self.seen[rec["seen"]] = min(depth, self.seen.get(rec["seen"], depth))
                 elif "fetched" in rec:
                     self.fetched.add(rec["fetched"])
                 elif "done" in rec:
@@ -188,9 +190,16 @@ class CrawlState:
 
     # -- frontier -------------------------------------------------------------------------------
     def mark_seen(self, url: str, depth: int) -> None:
-        if url not in self.seen:
+        """Record a page request at `depth`; a page already seen deeper takes the smaller depth (a shorter path
+        found after a longer one: its links are followed from the depth it really has)."""
+        if depth < self.seen.get(url, depth + 1):
             self.seen[url] = depth
             self._log({"seen": url, "depth": depth})
+
+    def least_depth(self, urls: list[str], depth: int) -> int:
+        """The smallest depth any of `urls` (one page: the URL asked for, its redirect hops, the URL fetched)
+        was seen at, `depth` at most: a request made for a longer path may reach the page first."""
+        return min([depth] + [self.seen[u] for u in urls if u in self.seen])
 
     def mark_fetched(self, url: str) -> None:
         if url not in self.fetched:

@@ -58,6 +58,10 @@ class AuthoritySpider(Spider):
         spider.crawl_state = CrawlState(
             Path(cfg.out_dir), resume=cfg.resume, shard_docs=cfg.shard_docs, flush_docs=cfg.flush_docs
         )
+        # Start pages are depth 0 before anything is crawled: Scrapy reads start() lazily, so a link from another
+        # site's page (or a redirect from its apex) could otherwise claim one at depth 1 and shift its whole site.
+        for url in cfg.start_urls:
+            spider.crawl_state.mark_seen(url, 0)
         spider.sitemap_maxsize = crawler.settings.getint("SITEMAP_MAX_DECOMPRESSED_SIZE") or crawler.settings.getint(
             "DOWNLOAD_MAXSIZE"
         )
@@ -184,8 +188,10 @@ class AuthoritySpider(Spider):
         return None
 
     def parse_page(self, response: Response) -> Iterator[Request | PageItem]:
-        depth = int(response.meta.get("dr_depth", 0))
         fetched = canonicalize_url(response.url)
+        hops = [canonicalize_url(u) for u in response.meta.get("redirect_urls", [])]
+        depth = self.crawl_state.least_depth([response.meta.get("dr_url", fetched), *hops, fetched],
+                                             int(response.meta.get("dr_depth", 0)))  # fmt: skip
         header = response.headers.get(b"Content-Type", b"").decode("latin-1")
         ctype = header.split(";")[0].strip().lower()
         identity = fetched
@@ -213,8 +219,7 @@ class AuthoritySpider(Spider):
                 if req is not None:
                     yield req
             identity = self._canonical_link(response, fetched)
-        request_urls = [canonicalize_url(u) for u in response.meta.get("redirect_urls", [])]
-        request_urls += [response.meta.get("dr_url", fetched), fetched, identity]
+        request_urls = hops + [response.meta.get("dr_url", fetched), fetched, identity]
         yield PageItem(
             url=identity,
             fetched_url=fetched,
