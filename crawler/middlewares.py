@@ -225,10 +225,11 @@ class FrontierSpiderMiddleware(_CrawlerBound):
         if is_page(result):
             depth = int(result.meta.get("dr_depth", 0))
             url = result.meta.get("dr_url", result.url)
-            if depth > self.max_depth:
-                state.skip("depth", url)
-                return False
             if url in state.stored or url in state.done:
+                return False
+            if depth > self.max_depth:
+                if url not in state.seen:  # a page linked from every page deep down is not skipped each time
+                    state.skip("depth", url)
                 return False
             state.mark_seen(url, depth)
         return True

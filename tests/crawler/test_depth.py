@@ -56,6 +56,13 @@ def test_page_found_by_a_shorter_path_later_is_crawled_from_its_least_depth(dept
 
 
 
+
+def test_depth_skips_count_pages_beyond_the_limit_not_links_to_crawled_pages(depth_crawl) -> None:
+    _, _, report = depth_crawl
+    assert report["skipped_examples"]["depth"] == [f"{SITE}/z"]
+    assert report["skips"]["depth"] == 1
+
+
 def test_resume_keeps_the_least_depth_of_a_pending_page(tmp_path: Path) -> None:
     from crawler.state import CrawlState
 
