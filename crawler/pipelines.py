@@ -89,13 +89,26 @@ class ExtractPipeline(_Stage):
         self.pool = ThreadPoolExecutor(crawler.settings.getint("DRSEARCH_EXTRACT_THREADS"), "drsearch-extract")
         self.large_bytes = crawler.settings.getint("DRSEARCH_EXTRACT_LARGE_BYTES")
         self.one_large_page = asyncio.Lock()
+        self.last_of_identity: dict[str, asyncio.Future[None]] = {}
 
     async def process_item(self, item: PageItem) -> PageItem:
-        large = len(item.body) > self.large_bytes  # one at a time: an 18 MB page took 2.3 GB to extract
-        async with self.one_large_page if large else contextlib.nullcontext():
-            ex, item.content_hash, item.near_hash = await asyncio.wrap_future(
-                self.pool.submit(self._extract, item.extra["kind"], item.body, item.url, item.charset)
-            )
+        # Pages of one identity (a page and another URL naming it rel=canonical) go on in the order they came,
+        # as on one thread: the first is stored, whichever extracts faster.
+        before, mine = self.last_of_identity.get(item.url), asyncio.get_running_loop().create_future()
+        self.last_of_identity[item.url] = mine
+        try:
+            if before is not None:
+                await before
+                self.drop_if_identity_stored(item)
+            large = len(item.body) > self.large_bytes  # one at a time: an 18 MB page took 2.3 GB to extract
+            async with self.one_large_page if large else contextlib.nullcontext():
+                ex, item.content_hash, item.near_hash = await asyncio.wrap_future(
+                    self.pool.submit(self._extract, item.extra["kind"], item.body, item.url, item.charset)
+                )
+        finally:
+            mine.set_result(None)
+            if self.last_of_identity.get(item.url) is mine:
+                del self.last_of_identity[item.url]
         if not ex.text.strip():
             raise self.drop(item, "empty", "(no main text)")
         item.title, item.text, item.published, item.language = ex.title, ex.text, ex.published, ex.language
