@@ -90,6 +90,17 @@ class SafetyMiddleware(_CrawlerBound):
             refuse(state, request, reason)
 
 
+class ExtractBacklogMiddleware(_CrawlerBound):
+    """A page download waits while DRSEARCH_EXTRACT_BACKLOG pages are waiting for extraction or in it
+    (`pipelines.ExtractBacklog`): the waiting requests fill the downloader, so the engine takes no more from
+    the scheduler, and at most that many pages plus CONCURRENT_REQUESTS are held in memory (and lost to a
+    kill). robots.txt and sitemap fetches never wait: no page is extracted from them."""
+
+    async def process_request(self, request: Request) -> None:
+        if is_page(request):
+            await self.crawler.spider.extract_backlog.room()  # type: ignore[union-attr]
+
+
 class FrontierDownloaderMiddleware(_CrawlerBound):
     """Never refetch a stored/done page (resume) and fetch a page once per run. A redirect into a page
     already asked for (a loop, or another URL of a known page) settles its chain, unless it is that page's

@@ -34,6 +34,7 @@ from crawler.outcomes import (
     settle,
     settle_redirect_to_known,
 )
+from crawler.pipelines import ExtractBacklog
 from crawler.politeness import DOWNLOAD_SLOT
 from crawler.state import CrawlState
 from crawler.urls import Allowlist, canonicalize_url, url_domain
@@ -62,6 +63,7 @@ class AuthoritySpider(Spider):
         # site's page (or a redirect from its apex) could otherwise claim one at depth 1 and shift its whole site.
         for url in cfg.start_urls:
             spider.crawl_state.mark_seen(url, 0)
+        spider.extract_backlog = ExtractBacklog(crawler.settings.getint("DRSEARCH_EXTRACT_BACKLOG"))
         spider.sitemap_maxsize = crawler.settings.getint("SITEMAP_MAX_DECOMPRESSED_SIZE") or crawler.settings.getint(
             "DOWNLOAD_MAXSIZE"
         )
