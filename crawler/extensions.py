@@ -34,6 +34,7 @@ class DiskFullLines(logging.Filter):
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _SCRAPY_LOGGERS = ("scrapy.core.engine", "scrapy.core.scraper", "scrapy.utils.signal", "asyncio")
+_DISK_FULL_LINES = DiskFullLines()  # one instance: adding it again (a later crawl in the process) is a no-op
 
 
 class CrawlReport:
@@ -66,7 +67,7 @@ class CrawlReport:
 
     def spider_opened(self, spider: Any) -> None:
         for name in _SCRAPY_LOGGERS:
-            logging.getLogger(name).addFilter(DiskFullLines())
+            logging.getLogger(name).addFilter(_DISK_FULL_LINES)
         self._t0 = time.monotonic()
         if not self.quiet and self.interval > 0:
             self._loop = task.LoopingCall(self._tick)

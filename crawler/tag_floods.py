@@ -84,9 +84,9 @@ def strip_attribute_floods(html: AnyStr, encoding: str | None = None) -> tuple[A
             pieces += [html[done:pos], html[tag.end() - 1 : tag.end()]]  # "<" name ">"
             done = tag.end()
         pos = tag.end()
-        name = opening.group(2).lower()
-        if opening.group(1):
+        if opening.group(1):  # an end tag: no raw text follows
             continue
+        name = opening.group(2).lower()
         if name == p.plaintext:
             break  # text to the end of the page
         if name in p.raw_text_end:
