@@ -27,6 +27,7 @@ HTML_OPTIONS: dict[str, object] = {
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PDF_TYPES = ("application/pdf", "application/x-pdf")
+SNIFFED_TYPES = ("", "application/octet-stream", "text/plain")  # media types whose body decides what the page is
 _LANG_ATTR = re.compile(rb"<html[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.I)
 _WS = re.compile(r"[ \t\r\f\v\u00a0]+")
 
@@ -52,7 +53,7 @@ def page_kind(content_type: str, body: bytes) -> str | None:
         return "pdf"
     if content_type in HTML_TYPES:
         return "html"
-    if content_type in ("", "application/octet-stream", "text/plain") and (
+    if content_type in SNIFFED_TYPES and (
         head.startswith((b"<!doctype html", b"<html")) or b"<body" in head
     ):
         return "html"

@@ -23,13 +23,14 @@ from urllib.parse import urljoin, urlsplit
 import cachetools
 import httpx
 
+from w3lib.encoding import http_content_type_encoding
+
 from crawler.config import DEFAULT_USER_AGENT, product_token
+from crawler.extract import HTML_TYPES, PDF_TYPES, SNIFFED_TYPES, extract_html, extract_pdf, page_kind
 from crawler.urls import AddressRefused, canonicalize_url, connect_addresses, is_localhost_name, literal_ip, system_resolve
 from indexer.errors import echo
 from service.fetch_connect import BlockedAddress, checked_transport
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
-PDF_TYPES = ("application/pdf", "application/x-pdf")
 ROBOTS_MAX_BYTES = 512 * 1024
 # Parsed robots.txt rules (Protego) take ~16-21x the file's bytes: a 43 KB file's ~680 KB. A cached
 # entry is weighed at this multiple of its file (plus ENTRY_BYTES), so that the bound counts the rules.
@@ -126,10 +127,10 @@ class LiveFetcher:
                         continue
                     if resp.status_code >= 400:
                         raise FetchFailure("fetch_failed", f"HTTP {resp.status_code} from {echo(url)}")
-                    kind = _kind(resp.headers.get("content-type"))
-                    if kind == "other":
-                        ctype = echo(resp.headers.get("content-type"))
-                        raise FetchFailure("not_html_or_pdf", f"content type {ctype} is neither HTML nor PDF")
+                    header = resp.headers.get("content-type") or ""
+                    mime = header.split(";")[0].strip().lower()
+                    if mime not in HTML_TYPES + PDF_TYPES + SNIFFED_TYPES:  # refused before its body is read
+                        raise FetchFailure("not_html_or_pdf", f"content type {echo(header)} is neither HTML nor PDF")
                     declared = resp.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > self.limits.max_bytes:
                         raise FetchFailure("too_large", f"{declared} bytes, more than the limit of {self.limits.max_bytes}")
@@ -141,7 +142,9 @@ class LiveFetcher:
                 # scheme httpx refuses): httpx reads it as the request is built, robots.txt's first.
                 raise FetchFailure("fetch_failed", f"unusable URL {echo(url)}: {echo(str(exc))}") from None
             # The thread cannot be stopped at the timeout: a PDF reads no page past the deadline.
-            return await asyncio.get_running_loop().run_in_executor(self._extractors, _extract, url, kind, body, deadline)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._extractors, _extract, url, page_kind(mime, body), http_content_type_encoding(header), body, deadline
+            )
         raise FetchFailure("fetch_failed", f"more than {self.limits.max_redirects} redirects")
 
     async def _check_target(self, url: str, allowed_host: Callable[[str], bool]) -> None:
@@ -206,15 +209,6 @@ def _page_bytes(page: LivePage) -> int:
     return sys.getsizeof(page.text) + sys.getsizeof(page.title) + sys.getsizeof(page.url) + ENTRY_BYTES
 
 
-def _kind(content_type: str | None) -> str:
-    mime = (content_type or "").split(";")[0].strip().lower()
-    if mime in HTML_TYPES:
-        return "html"
-    if mime in PDF_TYPES:
-        return "pdf"
-    return "sniff" if mime in ("", "application/octet-stream") else "other"
-
-
 async def _read_capped(resp: httpx.Response, limit: int) -> bytes | None:
     """The decoded body, or None past `limit` bytes, counted after decompression: httpx's own decoders
     inflate each network read whole, so a few KB of gzip or brotli could become GBs before any check.
@@ -253,15 +247,12 @@ def _decoder(content_encoding: str) -> "zlib._Decompress | None":
     raise FetchFailure("fetch_failed", f"content encoding {echo(coding)} is not supported (the fetcher asks for {ACCEPT_ENCODING})")
 
 
-def _extract(url: str, kind: str, body: bytes, deadline: float) -> LivePage:
-    from crawler.extract import extract_html, extract_pdf
-
-    if kind == "sniff":
-        head = body[:1024].lstrip().lower()
-        kind = "pdf" if body.startswith(b"%PDF") else "html" if head.startswith((b"<!doctype html", b"<html")) else "other"
-        if kind == "other":
-            raise FetchFailure("not_html_or_pdf", "the body is neither HTML nor PDF")
-    ex = extract_pdf(body, deadline=deadline) if kind == "pdf" else extract_html(body, url=url)
+def _extract(url: str, kind: str | None, charset: str | None, body: bytes, deadline: float) -> LivePage:
+    """The page as the crawler extracts it: `kind` and `charset` as the crawler reads them from the
+    Content-Type header and the body (`crawler.extract.page_kind`)."""
+    if kind is None:
+        raise FetchFailure("not_html_or_pdf", "the body is neither HTML nor PDF")
+    ex = extract_pdf(body, deadline=deadline) if kind == "pdf" else extract_html(body, url=url, charset=charset)
     if not ex.text.strip():
         raise FetchFailure("fetch_failed", f"no main text could be extracted from the {kind.upper()}")
     return LivePage(url=url, title=ex.title, text=ex.text, published=ex.published, language=ex.language, content_type=kind)

@@ -33,6 +33,10 @@ def web() -> Iterator[tuple[FixtureWeb, str]]:
         "/huge": Resp(body=article("Huge", [PARA] * 2000)),
         "/heavy": Resp(body=article("Heavy", [f"Paragraph {i}: {PARA}" for i in range(8000)])),  # seconds to extract
         "/logo.png": Resp(body=b"\x89PNG\r\n\x1a\n" + b"0" * 100, ctype="image/png"),
+        # The header's charset wins over a stale <meta>, as in browsers.
+        "/header-charset": Resp(body=article("Prix à la consommation", ARTICLE).replace(b'"utf-8"', b'"iso-8859-1"')),
+        "/served-as-text": Resp(body=article("Monthly statistics", ARTICLE), ctype="text/plain"),
+        "/notes.txt": Resp(body=" ".join(ARTICLE).encode(), ctype="text/plain"),
         "/gzipped": Resp(body=gz(article("Packed statistics", ARTICLE)), headers={"Content-Encoding": "gzip"}),
         "/gzip-bomb": Resp(body=gz(bytes(64 << 20)), headers={"Content-Encoding": "gzip"}),  # ~64 KB on the wire
         "/brotli": Resp(body=b"\x0b\x02\x80hi\x03", headers={"Content-Encoding": "br"}),
@@ -113,6 +117,25 @@ def test_live_fetch_outcomes_per_item(agent_client, web):
     for r in results:
         assert r["ok"] == (r["error"] is None) and "\n" not in (r["error"] or {}).get("message", "")
         assert r["source"] == "live" and r["domain"] == "127.0.0.1"  # a failed live fetch too
+
+
+def test_live_fetch_reads_a_page_as_the_crawler_does(agent_client, web):
+    """The page's kind from its Content-Type and body, its encoding from the header's charset."""
+    from crawler.extract import extract_html, page_kind
+
+    w, base = web
+    items = ["/header-charset", "/served-as-text", "/notes.txt"]
+    got = dict(zip(items, _fetch(agent_client, *({"url": base + p} for p in items))["results"]))
+    assert got["/header-charset"]["title"] == "Prix à la consommation", got["/header-charset"]
+    assert got["/served-as-text"]["ok"] and "household income stayed flat" in got["/served-as-text"]["text"]
+    assert got["/notes.txt"]["error"]["code"] == "not_html_or_pdf"
+    for path, result in got.items():  # the crawler stores the same text, or skips the page
+        resp = w.sites["127.0.0.1"][path]
+        mime, _, charset = resp.ctype.partition("; charset=")
+        kind = page_kind(mime.lower(), resp.body)
+        assert (kind is not None) == result["ok"]
+        if kind:
+            assert extract_html(resp.body, base + path, charset=charset or None).text == result["text"]
 
 
 def test_live_fetch_is_cached_and_query_focused(agent_client, web):
