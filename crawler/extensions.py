@@ -1,4 +1,5 @@
-"""Progress line on stderr while crawling, report.json and state flush when the spider closes."""
+"""Progress line on stderr while crawling, the run's network counters logged every COUNTERS_CHECKPOINT_S,
+report.json and state flush when the spider closes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from twisted.internet import task
 
+from crawler.state import COUNTERS_CHECKPOINT_S
 from indexer.layout import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ class CrawlReport:
         self.quiet = crawler.settings.getbool("DRSEARCH_QUIET")
         self.interval = crawler.settings.getfloat("DRSEARCH_PROGRESS_INTERVAL", 10.0)
         self._loop: task.LoopingCall | None = None
+        self._counters: task.LoopingCall | None = None  # made when the spider opens: it imports the reactor
         self._t0 = time.monotonic()
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
@@ -65,6 +68,12 @@ class CrawlReport:
     def _tick(self) -> None:
         print(self.progress_line(), file=sys.stderr, flush=True)
 
+    def _stats(self) -> dict[str, Any]:
+        return self.crawler.stats.get_stats() if self.crawler.stats else {}
+
+    def _log_net(self) -> None:
+        self.crawler.spider.crawl_state.log_net(self._stats())  # type: ignore[union-attr]
+
     def spider_opened(self, spider: Any) -> None:
         for name in _SCRAPY_LOGGERS:
             logging.getLogger(name).addFilter(_DISK_FULL_LINES)
@@ -72,13 +81,17 @@ class CrawlReport:
         if not self.quiet and self.interval > 0:
             self._loop = task.LoopingCall(self._tick)
             self._loop.start(self.interval, now=False)
+        self._counters = task.LoopingCall(self._log_net)
+        self._counters.start(COUNTERS_CHECKPOINT_S, now=False)
 
     def spider_closed(self, spider: Any, reason: str) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        for loop in (self._loop, self._counters):
+            if loop is not None and loop.running:
+                loop.stop()
         state = spider.crawl_state
+        stats = self._stats()
+        state.log_net(stats, final=True)
         state.close()
-        stats = self.crawler.stats.get_stats() if self.crawler.stats else {}
         path = state.out_dir / "report.json"
         try:
             report = state.report(stats, spider.config.as_dict(), reason)

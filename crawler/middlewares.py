@@ -225,13 +225,16 @@ class FrontierSpiderMiddleware(_CrawlerBound):
         super().__init__(crawler)
         self.max_depth = crawler.settings.getint("DRSEARCH_MAX_DEPTH")
 
-    def _filter(self, result: Any) -> bool:
-        if not isinstance(result, Request):
-            return True
+    def _filter(self, result: Any, page: str | None) -> bool:
+        """`page`: the page whose output this is (None for a sitemap's or the start requests)."""
         state = _state(self.crawler)
+        if not isinstance(result, Request):
+            if page is not None:
+                state.log_links(page)  # the page's item: its outcome follows
+            return True
         spider = self.crawler.spider
         if not spider.allowlist.allows_url(result.url):  # type: ignore[union-attr]
-            state.skip("offsite", result.url)
+            state.skip_link(page, "offsite", result.url)
             return False
         if is_page(result):
             depth = int(result.meta.get("dr_depth", 0))
@@ -240,24 +243,30 @@ class FrontierSpiderMiddleware(_CrawlerBound):
                 return False
             if depth > self.max_depth:
                 if url not in state.seen:  # a page linked from every page deep down is not skipped each time
-                    state.skip("depth", url)
+                    state.skip_link(page, "depth", url)
                 return False
             state.mark_seen(url, depth)
         return True
 
     def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
+        page = _page_of(response)
         for r in result:
-            if self._filter(r):
+            if self._filter(r, page):
                 yield r
 
     async def process_spider_output_async(
         self, response: Response, result: AsyncIterator[Any]
     ) -> AsyncIterator[Any]:
+        page = _page_of(response)
         async for r in result:
-            if self._filter(r):
+            if self._filter(r, page):
                 yield r
 
     async def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
         async for r in start:
-            if self._filter(r):
+            if self._filter(r, None):
                 yield r
+
+
+def _page_of(response: Response) -> str | None:
+    return response.meta.get("dr_url") if is_page(response.request) else None

@@ -27,22 +27,21 @@ def is_page(request: Request) -> bool:
     return request.meta.get("dr_kind") == PAGE
 
 
-def mark_request_done(state: CrawlState, request: Request) -> None:
-    """The page the request was made for, the URL it ended at and every redirect hop between."""
-    state.mark_done(request.meta.get("dr_url", canonicalize_url(request.url)))
-    state.mark_done(canonicalize_url(request.url))
-    for url in request.meta.get("redirect_urls", []):
-        state.mark_done(canonicalize_url(url))
+def request_urls(request: Request) -> list[str]:
+    """The page the request was made for (first), the URL it ended at and every redirect hop between."""
+    urls = [request.meta.get("dr_url", canonicalize_url(request.url)), canonicalize_url(request.url)]
+    return list(dict.fromkeys(urls + [canonicalize_url(u) for u in request.meta.get("redirect_urls", [])]))
 
 
 def settle(state: CrawlState, request: Request, reason: str, detail: str = "") -> None:
-    """Count `reason` once for this request and, for a page, record it as done."""
+    """Count `reason` once for this request and, for a page, record it as done (with its reason)."""
     if request.meta.get(SETTLED):
         return
     request.meta[SETTLED] = reason
-    state.skip(reason, detail or request.url)
     if is_page(request):
-        mark_request_done(state, request)
+        state.settle_page(reason, detail or request.url, request_urls(request))
+    else:
+        state.skip(reason, detail or request.url)
     logger.info("%s: %s", reason, request.url)
 
 
@@ -69,8 +68,8 @@ def settle_redirect_to_known(state: CrawlState, request: Request) -> None:
     chain = [canonicalize_url(u) for u in request.meta.get("redirect_urls", [])]
     reason = "redirect_loop" if target in chain else "duplicate"
     request.meta[SETTLED] = reason
-    state.skip(reason, chain[0] if chain else target)
-    state.mark_done_many([request.meta.get("dr_url", target), *chain])
+    urls = list(dict.fromkeys([request.meta.get("dr_url", target), *chain]))
+    state.settle_page(reason, chain[0] if chain else target, urls)
 
 
 def late_failure_reason(exc: BaseException) -> str:

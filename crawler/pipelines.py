@@ -41,16 +41,17 @@ class _Stage:
     def state(self) -> CrawlState:
         return self.crawler.spider.crawl_state  # type: ignore[union-attr]
 
-    def drop(self, item: PageItem, reason: str, detail: str = "") -> DropItem:
-        self.state.skip(reason, item.fetched_url)
-        self.state.mark_done_many(item.request_urls)
+    def drop(self, item: PageItem, reason: str, detail: str = "",
+             duplicate: tuple[str, str, str] | None = None) -> DropItem:  # fmt: skip
+        """`duplicate`: (kept url, its content hash, the duplicate) for the report's groups."""
+        self.state.settle_page(reason, item.fetched_url, item.request_urls, duplicate)
         return DropItem(f"{reason}: {item.fetched_url} {detail}".strip())
 
     def drop_if_identity_stored(self, item: PageItem) -> None:
         kept_hash = self.state.stored.get(item.url)
         if kept_hash is not None:
-            self.state.add_duplicate(item.url, kept_hash, item.fetched_url)
-            raise self.drop(item, "duplicate", f"(identity {item.url} already stored)")
+            raise self.drop(item, "duplicate", f"(identity {item.url} already stored)",
+                            (item.url, kept_hash, item.fetched_url))  # fmt: skip
 
 
 class ValidatePipeline(_Stage):
@@ -173,8 +174,8 @@ class ContentDedupePipeline(_Stage):
             kept = self.state.by_near.get(item.near_hash)
             reason = "near_duplicate"
         if kept is not None and kept != item.url:
-            self.state.add_duplicate(kept, self.state.stored.get(kept, item.content_hash), item.url)
-            raise self.drop(item, reason, f"(same text as {kept})")
+            group = (kept, self.state.stored.get(kept, item.content_hash), item.url)
+            raise self.drop(item, reason, f"(same text as {kept})", group)
         return item
 
 

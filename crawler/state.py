@@ -10,8 +10,21 @@ Files (besides Scrapy's own JOBDIR files in DIR/job/):
                           `{"fetched": url}` when it is let through to the network (page limits),
                           `{"done": url}` when its outcome is durable (stored in a flushed shard,
                           dropped, refused or failed); pending = seen - done, re-issued on resume.
-- DIR/job/counters.json   cumulative report counters of earlier runs.
+                          The report's counters are kept there too, so that a killed run loses none:
+                          a page's skip rides on its `done` record (`"skip"`, `"ex"` when the example
+                          is not the URL, `"dup": [kept, hash, duplicate]` for a duplicate group), the
+                          links skipped on a page go in `{"links": url, "skips": {..}, "ex": {..}}`
+                          before its outcome (counted once the page is done; a page parsed again
+                          after a kill counts its last parse), `{"net": {..}}` adds what a run
+                          counted on the network (requests, bytes, status codes, pages per domain,
+                          duration) every COUNTERS_CHECKPOINT_S and at its end, `{"run": n}` starts run n.
+- DIR/job/counters.json   written by earlier versions at a clean end: the counters of the runs whose
+                          records carry none; read on resume, never written.
 - DIR/docs/*.jsonl.gz     the documents themselves: the stored URLs/hashes are read back from them.
+
+Skips with no page outcome behind them (a robots.txt or sitemap fetch and the entries of a sitemap,
+`robots_unreachable`, which leaves the page pending) are not logged: every run fetches robots.txt and
+the sitemaps again and asks again for those pages, so a report counts them for its own run only.
 """
 
 from __future__ import annotations
@@ -30,7 +43,6 @@ from typing import IO, Any
 from crawler.shards import ShardWriter, iter_shard_records, recover_tmp_shards
 from crawler.urls import url_domain
 from indexer.errors import ConfigError
-from indexer.layout import atomic_write_bytes
 
 SKIP_REASONS = (
     "robots", "robots_unreachable", "offsite", "duplicate", "near_duplicate", "content_type", "too_large",
@@ -39,6 +51,7 @@ SKIP_REASONS = (
     "error", "http_status", "empty", "depth", "page_limit", "unmapped_host",
 )
 EXAMPLES_PER_REASON = 50
+COUNTERS_CHECKPOINT_S = 2.0  # a killed run loses at most this long of its network counters
 _NEAR_WS = re.compile(r"\W+", re.UNICODE)
 
 
@@ -124,7 +137,9 @@ class CrawlState:
         self.skips: Counter[str] = Counter()
         self.examples: dict[str, list[str]] = defaultdict(list)
         self.groups: dict[str, dict[str, Any]] = {}  # kept url -> {content_hash, duplicates}
-        self.previous: dict[str, Any] = {}
+        self.link_skips: dict[str, dict[str, list[Any]]] = {}  # page url -> reason -> [count, examples]
+        self.net_logged: dict[str, Any] = {}  # this run's network counters already in the log
+        self.previous: dict[str, Any] = {}  # counters of earlier runs
         self.runs = 1
         if resume:
             self._load()
@@ -144,6 +159,7 @@ class CrawlState:
         frontier = self.job_dir / "frontier.jsonl"
         _end_torn_line(frontier)
         self._frontier = open(frontier, "a", encoding="utf-8", buffering=1)
+        self._log({"run": self.runs})
         self.writer = ShardWriter(self.docs_dir, shard_docs, flush_docs, on_flushed=self.mark_done_many)
 
     # -- resume ---------------------------------------------------------------------------------
@@ -155,6 +171,15 @@ class CrawlState:
             self.by_hash.setdefault(h, url)
             self.by_near.setdefault(near_hash(rec.get("text", "")), url)
             self.done.add(url)
+        counters = self.job_dir / "counters.json"
+        if counters.is_file():  # an earlier version's
+            self.previous = json.loads(counters.read_text(encoding="utf-8"))
+            for kept, g in self.previous.get("groups", {}).items():
+                self.groups[kept] = {"content_hash": g["content_hash"], "duplicates": list(g["duplicates"])}
+        runs = int(self.previous.get("runs", 0))
+        earlier = _Skips()
+        links: dict[str, dict[str, Any]] = {}  # page url -> its last links record
+        net: list[dict[str, Any]] = [self.previous]
         path = self.job_dir / "frontier.jsonl"
         if path.is_file():
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -169,16 +194,35 @@ class CrawlState:
                     self.fetched.add(rec["fetched"])
                 elif "done" in rec:
                     self.done.add(rec["done"])
+                    if "skip" in rec:
+                        earlier.add(rec["skip"], rec.get("ex", rec["done"]))
+                    if "dup" in rec:
+                        self.add_duplicate(*rec["dup"])
+                elif "links" in rec:
+                    links[rec["links"]] = rec
+                elif "net" in rec:
+                    net.append(rec["net"])
+                elif "run" in rec:
+                    runs = max(runs, int(rec["run"]))
+        # Links skipped on a page count once its outcome is durable: a page in flight at a kill is parsed again.
+        for url, rec in links.items():
+            if url in self.done:
+                for reason, n in rec["skips"].items():
+                    earlier.add(reason, *rec.get("ex", {}).get(reason, []), n=int(n))
+        self.runs = runs + 1
+        self.previous = {
+            "skips": _add(self.previous.get("skips"), earlier.counts),
+            "skipped_examples": _merge_examples(self.previous.get("skipped_examples"), earlier.examples),
+            "duration_s": sum(float(n.get("duration_s", 0.0)) for n in net),
+            "bytes": sum(int(n.get("bytes", 0)) for n in net),
+            "requests": sum(int(n.get("requests", 0)) for n in net),
+            "status_codes": _add_all(n.get("status_codes") for n in net),
+            "pages_per_domain": _add_all(n.get("pages_per_domain") for n in net),
+        }
         # The page limit counts what was let through to the network, as an uninterrupted crawl does: not pages
         # done for other reasons (robots, refused, over the limit); pages in flight at the stop count once.
         for url in self.fetched:
             self.fetched_per_domain[url_domain(url)] += 1
-        counters = self.job_dir / "counters.json"
-        if counters.is_file():
-            self.previous = json.loads(counters.read_text(encoding="utf-8"))
-            self.runs = int(self.previous.get("runs", 0)) + 1
-            for kept, g in self.previous.get("groups", {}).items():
-                self.groups[kept] = {"content_hash": g["content_hash"], "duplicates": list(g["duplicates"])}
         # documents per domain: recount from the shards (the truth)
         self.docs_per_domain = Counter()
         for rec in iter_shard_records(self.docs_dir):
@@ -229,16 +273,83 @@ class CrawlState:
             self.mark_done(url)
 
     # -- counters -------------------------------------------------------------------------------
-    def skip(self, reason: str, url: str) -> None:
+    def skip(self, reason: str, url: str) -> bool:
+        """Count a skip in this run's counters, unlogged (`settle_page` and `skip_link` log theirs); True when
+        `url` became one of the reason's examples."""
         self.skips[reason] += 1
-        ex = self.examples[reason]
-        if len(ex) < EXAMPLES_PER_REASON and url not in ex:
-            ex.append(url)
+        return _keep_example(self.examples[reason], url)
+
+    def settle_page(self, reason: str, example: str, urls: list[str],
+                    duplicate: tuple[str, str, str] | None = None) -> None:  # fmt: skip
+        """Count a page's outcome and record its URLs (the page asked for first) as done. The reason and the
+        duplicate group go in the first URL's done record: a resume counts them exactly when it does not ask
+        for the page again."""
+        self.skip(reason, example)
+        record: dict[str, Any] = {"done": urls[0], "skip": reason}
+        if example != urls[0]:
+            record["ex"] = example
+        if duplicate is not None:
+            self.add_duplicate(*duplicate)
+            record["dup"] = list(duplicate)
+        self.done.add(urls[0])
+        self._log(record)
+        self.mark_done_many(urls[1:])
+
+    def skip_link(self, page: str | None, reason: str, url: str) -> None:
+        """Count a link of `page` skipped (offsite, depth, bad_url); logged with the page by `log_links`.
+        A link with no page behind it (a sitemap's entry) counts for this run only."""
+        kept = self.skip(reason, url)
+        if page is not None:
+            count = self.link_skips.setdefault(page, {}).setdefault(reason, [0, []])
+            count[0] += 1
+            if kept:
+                count[1].append(url)
+
+    def log_links(self, page: str) -> None:
+        """Log the links skipped on `page`, before its outcome is (they count once it is done)."""
+        skipped = self.link_skips.pop(page, None)
+        if skipped:
+            record: dict[str, Any] = {"links": page, "skips": {r: n for r, (n, _) in skipped.items()}}
+            examples = {r: ex for r, (_, ex) in skipped.items() if ex}
+            if examples:
+                record["ex"] = examples
+            self._log(record)
 
     def add_duplicate(self, kept: str, h: str, dup: str) -> None:
         g = self.groups.setdefault(kept, {"content_hash": h, "duplicates": []})
         if dup != kept and dup not in g["duplicates"]:
             g["duplicates"].append(dup)
+
+    def net_counters(self, stats: dict[str, Any]) -> dict[str, Any]:
+        """What this run counted on the network so far (from Scrapy's stats and the page responses)."""
+        return {
+            "duration_s": round(time.time() - self.started, 3),
+            "bytes": int(stats.get("downloader/response_bytes", 0)),
+            "requests": int(stats.get("downloader/request_count", 0)),
+            "status_codes": {
+                k.rsplit("/", 1)[1]: int(v) for k, v in stats.items()
+                if k.startswith("downloader/response_status_count/")
+            },
+            "pages_per_domain": dict(self.pages_per_domain),
+        }  # fmt: skip
+
+    def log_net(self, stats: dict[str, Any], *, final: bool = False) -> None:
+        """Log what this run counted on the network since the last such record (while only the clock moved,
+        nothing but at the end): a killed run loses at most COUNTERS_CHECKPOINT_S of it."""
+        now, before = self.net_counters(stats), self.net_logged
+        delta: dict[str, Any] = {}
+        for key in ("bytes", "requests"):
+            if now[key] != before.get(key, 0):
+                delta[key] = now[key] - before.get(key, 0)
+        for key in ("status_codes", "pages_per_domain"):
+            changed = {k: v - before.get(key, {}).get(k, 0) for k, v in now[key].items()
+                       if v != before.get(key, {}).get(k, 0)}  # fmt: skip
+            if changed:
+                delta[key] = changed
+        if delta or final:
+            delta["duration_s"] = round(now["duration_s"] - before.get("duration_s", 0.0), 3)
+            self._log({"net": delta})
+            self.net_logged = now
 
     def register_stored(self, url: str, h: str, nh: str, domain: str) -> None:
         self.stored[url] = h
@@ -275,11 +386,6 @@ class CrawlState:
             "shards": sorted(p.name for p in self.docs_dir.glob("part-*.jsonl.gz")),
             "config": config,
         }
-        counters = {k: report[k] for k in ("duration_s", "pages_per_domain", "status_codes", "skips", "bytes",
-                                           "requests", "skipped_examples")}
-        counters["runs"] = self.runs
-        counters["groups"] = self.groups
-        atomic_write_bytes(self.job_dir / "counters.json", json.dumps(counters, indent=1).encode("utf-8"))
         return report
 
     def close(self) -> None:
@@ -312,11 +418,37 @@ def _add(prev: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
+def _add_all(counts: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in counts:
+        out = _add(out, c or {})
+    return out
+
+
+class _Skips:
+    """Skip counts and their examples, as `CrawlState.skip` keeps them."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = defaultdict(list)
+
+    def add(self, reason: str, *examples: str, n: int = 1) -> None:
+        self.counts[reason] += n
+        for url in examples:
+            _keep_example(self.examples[reason], url)
+
+
+def _keep_example(examples: list[str], url: str) -> bool:
+    """Add `url` to a reason's examples while there is room; whether it was added."""
+    if len(examples) < EXAMPLES_PER_REASON and url not in examples:
+        examples.append(url)
+        return True
+    return False
+
+
 def _merge_examples(prev: dict[str, list[str]] | None, now: dict[str, list[str]]) -> dict[str, list[str]]:
     out = {k: list(v) for k, v in (prev or {}).items()}
     for k, urls in now.items():
-        lst = out.setdefault(k, [])
         for u in urls:
-            if u not in lst and len(lst) < EXAMPLES_PER_REASON:
-                lst.append(u)
+            _keep_example(out.setdefault(k, []), u)
     return dict(sorted(out.items()))

@@ -86,10 +86,10 @@ class AuthoritySpider(Spider):
             meta={"dr_kind": PAGE, "dr_depth": depth, "dr_url": url, DOWNLOAD_SLOT: url_domain(url)},
         )
 
-    def link_request(self, base: str, href: str, depth: int) -> Request | None:
-        """A page request for a link or sitemap entry; None for another scheme (`ftp:`, `sms:`, ...) and,
-        counted as `bad_url`, for a URL no request can be made for (a port out of range, say), so that the
-        rest of its page or sitemap still goes on."""
+    def link_request(self, base: str, href: str, depth: int, page: str | None = None) -> Request | None:
+        """A page request for a link of `page` or a sitemap entry; None for another scheme (`ftp:`, `sms:`, ...)
+        and, counted as `bad_url`, for a URL no request can be made for (a port out of range, say), so that
+        the rest of its page or sitemap still goes on."""
         url = href
         try:
             url = urljoin(base, href)
@@ -97,7 +97,7 @@ class AuthoritySpider(Spider):
                 return None
             return self.page_request(url, depth)
         except ValueError:
-            self.crawl_state.skip("bad_url", url)
+            self.crawl_state.skip_link(page, "bad_url", url)
             return None
 
     def sitemap_request(self, base: str, href: str, nesting: int = 0) -> Request | None:
@@ -217,7 +217,7 @@ class AuthoritySpider(Spider):
                 href = href.strip()
                 if not href or href.lower().startswith(_SKIP_SCHEMES):
                     continue
-                req = self.link_request(response.url, href, depth + 1)
+                req = self.link_request(response.url, href, depth + 1, response.meta.get("dr_url", fetched))
                 if req is not None:
                     yield req
             identity = self._canonical_link(response, fetched)

@@ -15,6 +15,7 @@ import pytest
 
 from crawler.config import DEFAULT_USER_AGENT
 from crawler.shards import complete_members
+from crawler.state import SKIP_REASONS
 from crawler.urls import doc_id_for, registrable_domain
 from tests.crawler.conftest import REPO, TEST_SETTINGS, page, paras, read_docs, run_crawl, write_inputs
 from tests.crawler.fixture_web import FixtureWeb, Resp, article
@@ -168,7 +169,7 @@ def _doc_keys(out: Path) -> set[tuple[str, str, str]]:
 
 
 def test_resume_after_interruption(tmp_path: Path, web: FixtureWeb, full_crawl) -> None:
-    _, full_out, _, _ = full_crawl
+    _, full_out, full_report, _ = full_crawl
     domains, hosts = write_inputs(tmp_path, web)
     out = tmp_path / "out"
     first = run_crawl(out, domains, hosts, settings={"CLOSESPIDER_PAGECOUNT": 12})
@@ -187,6 +188,8 @@ def test_resume_after_interruption(tmp_path: Path, web: FixtureWeb, full_crawl) 
     assert not refetched
     report = json.loads((out / "report.json").read_text())
     assert report["runs"] == 2 and report["docs"] == len(EXPECTED_DOCS)
+    # what both runs refetch (robots.txt, sitemaps: a sitemap of a refused host) is counted once
+    _assert_counts_as_one_crawl(report, full_report)
 
 
 def test_a_retry_waiting_at_a_clean_stop_is_fetched_once_on_resume(tmp_path: Path) -> None:
@@ -250,8 +253,22 @@ def test_a_crawl_whose_disk_fills_stops_with_one_line_and_resumes_once_there_is_
         web.stop()
 
 
+def _frontier(out: Path) -> list[dict]:
+    """The frontier log's records (a kill may leave its last line torn: skipped, as a resume skips it)."""
+    records = []
+    for line in (out / "job" / "frontier.jsonl").read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return records
+
+
 def test_killed_crawl_leaves_readable_shards_and_resumes(tmp_path: Path, web: FixtureWeb, full_crawl) -> None:
-    _, full_out, _, _ = full_crawl
+    """A crawl killed (SIGKILL) mid-way and resumed stores what an uninterrupted crawl stores, and its report
+    counts what that crawl counts: the pages settled before the kill (their skips, duplicate groups, links
+    skipped on them) are counted once, neither lost with the killed run nor counted again by the resume."""
+    _, full_out, full_report, _ = full_crawl
     domains, hosts = write_inputs(tmp_path, web)
     out = tmp_path / "out"
     cmd_settings = {"CONCURRENT_REQUESTS_PER_DOMAIN": 1, "DOWNLOAD_DELAY": 0.3}
@@ -279,6 +296,8 @@ def test_killed_crawl_leaves_readable_shards_and_resumes(tmp_path: Path, web: Fi
     flushed_members = complete_members(next((out / "docs").glob("*.tmp")).read_bytes())[0].decode()
     flushed = {json.loads(line)["url"] for line in flushed_members.splitlines()}
     assert flushed
+    settled = {r["done"] for r in _frontier(out) if "done" in r} - flushed
+    assert settled  # the killed run settled pages it did not store: its skips must not be lost
     resumed = run_crawl(out, domains, hosts, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _doc_keys(out) == _doc_keys(full_out)
@@ -287,6 +306,19 @@ def test_killed_crawl_leaves_readable_shards_and_resumes(tmp_path: Path, web: Fi
     # yet stored were)
     second_pages = {f"http://{h.host}{h.path}" for h in web.log[n_first:]}
     assert not flushed & second_pages
+    report = json.loads((out / "report.json").read_text())
+    _assert_counts_as_one_crawl(report, full_report)
+    assert report["runs"] == 2  # the killed run is one
+
+
+def _assert_counts_as_one_crawl(report: dict, full_report: dict) -> None:
+    """The outcome counters of a crawl run in several goes are those of the uninterrupted crawl (network
+    counters may differ: pages in flight at a stop are fetched again)."""
+    assert {r: report["skips"][r] for r in SKIP_REASONS} == {r: full_report["skips"][r] for r in SKIP_REASONS}
+    examples = {r: sorted(urls) for r, urls in report["skipped_examples"].items()}
+    assert examples == {r: sorted(urls) for r, urls in full_report["skipped_examples"].items()}
+    assert report["near_duplicate_groups"] == full_report["near_duplicate_groups"]
+    assert (report["docs"], report["docs_per_domain"]) == (full_report["docs"], full_report["docs_per_domain"])
 
 
 def _pages_per_domain(hits) -> dict[str, set[str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import json
 import resource
 import signal
 from pathlib import Path
@@ -187,6 +188,68 @@ def test_a_half_written_frontier_record_does_not_swallow_the_next_one(tmp_path: 
         assert again.pending() == [("http://www.x.org/", 0), ("http://www.x.org/b", 1)]
     finally:
         again.close()
+
+
+def test_a_killed_runs_counters_are_read_back_from_the_frontier_log(tmp_path: Path) -> None:
+    """A killed run writes no report: a resume counts its settled pages' skips, duplicate groups and the
+    links skipped on them, and its network counters, from the frontier log, each page once."""
+    x = "http://www.x.org"
+    killed = CrawlState(tmp_path, resume=False, shard_docs=10, flush_docs=10)
+    for path in ("/missing", "/copy", "/quiet", "/in-flight"):
+        killed.mark_seen(x + path, 1)
+    killed.settle_page("http_status", f"404 {x}/missing", [x + "/missing"])
+    killed.settle_page("duplicate", x + "/copy", [x + "/copy", x + "/copy-final"], (x + "/", "h", x + "/copy"))
+    killed.skip_link(x + "/quiet", "depth", x + "/deep")
+    killed.log_links(x + "/quiet")
+    killed.settle_page("noindex", x + "/quiet", [x + "/quiet"])
+    killed.skip_link(x + "/in-flight", "offsite", "http://y.org/1")  # parsed, not settled at the kill
+    killed.log_links(x + "/in-flight")
+    killed.skip("private_address", "https://10.0.0.1/sitemap.xml")  # no page behind it: the next run asks again
+    killed.log_net({"downloader/request_count": 7, "downloader/response_bytes": 700,
+                    "downloader/response_status_count/200": 6, "downloader/response_status_count/404": 1})
+    # killed here: no report, no close
+
+    resumed = CrawlState(tmp_path, resume=True, shard_docs=10, flush_docs=10)
+    assert resumed.pending() == [(x + "/in-flight", 1)]
+    resumed.skip_link(x + "/in-flight", "offsite", "http://y.org/1")  # parsed again, settled this time
+    resumed.log_links(x + "/in-flight")
+    resumed.settle_page("empty", x + "/in-flight", [x + "/in-flight"])
+    report = resumed.report({"downloader/request_count": 2, "downloader/response_status_count/200": 2}, {}, "finished")
+    resumed.close()
+    assert report["runs"] == 2
+    skips = {r: n for r, n in report["skips"].items() if n}
+    assert skips == {"http_status": 1, "duplicate": 1, "noindex": 1, "depth": 1, "offsite": 1, "empty": 1}
+    assert report["skipped_examples"]["http_status"] == [f"404 {x}/missing"]
+    assert report["skipped_examples"]["offsite"] == ["http://y.org/1"]
+    assert report["near_duplicate_groups"] == [{"kept": x + "/", "content_hash": "h", "duplicates": [x + "/copy"]}]
+    assert (report["requests"], report["bytes"], report["status_codes"]) == (9, 700, {"200": 8, "404": 1})
+
+    again = CrawlState(tmp_path, resume=True, shard_docs=10, flush_docs=10)  # the same, from the log alone
+    assert again.report({}, {}, "finished")["skips"] == report["skips"]
+    again.close()
+
+
+def test_a_job_dir_of_the_earlier_format_resumes_with_its_counters(tmp_path: Path) -> None:
+    """Before the log held the counters, a clean stop wrote them to DIR/job/counters.json: they still count."""
+    x = "http://www.x.org"
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "frontier.jsonl").write_text(
+        f'{{"seen": "{x}/", "depth": 0}}\n{{"seen": "{x}/copy", "depth": 1}}\n{{"seen": "{x}/next", "depth": 1}}\n'
+        f'{{"fetched": "{x}/copy"}}\n{{"done": "{x}/copy"}}\n{{"done": "{x}/"}}\n'
+    )
+    (tmp_path / "job" / "counters.json").write_text(json.dumps({
+        "duration_s": 3.5, "pages_per_domain": {"x.org": 2}, "status_codes": {"200": 2}, "skips": {"duplicate": 1},
+        "bytes": 100, "requests": 3, "skipped_examples": {"duplicate": [x + "/copy"]}, "runs": 1,
+        "groups": {x + "/": {"content_hash": "h", "duplicates": [x + "/copy"]}},
+    }))  # fmt: skip
+    state = CrawlState(tmp_path, resume=True, shard_docs=10, flush_docs=10)
+    assert state.pending() == [(x + "/next", 1)]
+    state.settle_page("http_status", f"404 {x}/next", [x + "/next"])
+    report = state.report({"downloader/request_count": 1}, {}, "finished")
+    state.close()
+    assert report["runs"] == 2 and report["requests"] == 4 and report["duration_s"] >= 3.5
+    assert report["skips"]["duplicate"] == 1 and report["skips"]["http_status"] == 1
+    assert report["near_duplicate_groups"] == [{"kept": x + "/", "content_hash": "h", "duplicates": [x + "/copy"]}]
 
 
 def test_retry_after() -> None:
