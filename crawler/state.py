@@ -178,7 +178,7 @@ class CrawlState:
                 self.groups[kept] = {"content_hash": g["content_hash"], "duplicates": list(g["duplicates"])}
         runs = int(self.previous.get("runs", 0))
         earlier = _Skips()
-        links: dict[str, dict[str, Any]] = {}  # page url -> its last links record
+        links: dict[str, dict[str, Any]] = {}  # page url -> its last links record, until the page is done
         net: list[dict[str, Any]] = [self.previous]
         path = self.job_dir / "frontier.jsonl"
         if path.is_file():
@@ -198,17 +198,19 @@ class CrawlState:
                         earlier.add(rec["skip"], rec.get("ex", rec["done"]))
                     if "dup" in rec:
                         self.add_duplicate(*rec["dup"])
+                    if rec["done"] in links:
+                        earlier.add_links(links.pop(rec["done"]))
                 elif "links" in rec:
                     links[rec["links"]] = rec
                 elif "net" in rec:
                     net.append(rec["net"])
                 elif "run" in rec:
                     runs = max(runs, int(rec["run"]))
-        # Links skipped on a page count once its outcome is durable: a page in flight at a kill is parsed again.
+        # Links skipped on a page count once its outcome is durable: a page in flight at a kill is parsed again
+        # (its last parse counts). Left here: pages in flight, and stored ones whose done records a kill lost.
         for url, rec in links.items():
             if url in self.done:
-                for reason, n in rec["skips"].items():
-                    earlier.add(reason, *rec.get("ex", {}).get(reason, []), n=int(n))
+                earlier.add_links(rec)
         self.runs = runs + 1
         self.previous = {
             "skips": _add(self.previous.get("skips"), earlier.counts),
@@ -436,6 +438,11 @@ class _Skips:
         self.counts[reason] += n
         for url in examples:
             _keep_example(self.examples[reason], url)
+
+    def add_links(self, record: dict[str, Any]) -> None:
+        """A page's `{"links": url, "skips": {..}, "ex": {..}}` record."""
+        for reason, n in record["skips"].items():
+            self.add(reason, *record.get("ex", {}).get(reason, []), n=int(n))
 
 
 def _keep_example(examples: list[str], url: str) -> bool:
