@@ -1,4 +1,5 @@
-"""Chinese analysis in front of Lucene's English analyzer, so that one index holds both languages.
+"""Chinese (and Korean, Thai, Lao, Khmer, Myanmar) analysis in front of Lucene's English analyzer,
+so that one index holds every language.
 
 Lucene's default (English, Porter) analyzer splits Han text into single characters. Before text
 reaches Lucene, every run of Han characters is replaced by its Chinese index units (characters
@@ -8,6 +9,13 @@ tokenizer keeps a letter+digit run as one term, a term ending in a digit has no 
 no such term is a stopword. Text without Han characters is returned unchanged, so the English path
 is byte-for-byte what it was. Documents and queries go through the same function, so a mixed query
 such as `RCEP 成员国` is analysed per script: `RCEP` by the English analyzer, 成员国 into Chinese units.
+
+Two other script families go through the same path (their terms share the historical `zh` prefix;
+code points keep them apart). Lucene's standard tokenizer keeps a run of Hangul syllables as one
+term, so a Korean word with its particle (한국은행은) never matched the bare word, nor a compound
+its parts: Hangul runs become syllables + syllable bigrams, as Han runs do. Thai, Lao, Khmer and
+Myanmar write words without spaces, and the tokenizer keeps a whole phrase as one term: their runs
+become character bigrams, the units a query's words share with the text holding them.
 """
 
 from __future__ import annotations
@@ -20,7 +28,14 @@ from typing import Literal
 HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 # Kana: hiragana, katakana (with its phonetic extensions) and half-width katakana.
 KANA = "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f"
+# Hangul syllables (precomposed, as NFC text has them).
+HANGUL = "\uac00-\ud7a3"
+# Scripts written without spaces between words (besides CJK): Thai, Lao, Myanmar (+ extensions), Khmer (+ symbols).
+UNSPACED = "\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\uaa60-\uaa7f\ua9e0-\ua9ff\u1780-\u17ff\u19e0-\u19ff"
 _HAN_RUN = re.compile(f"[{HAN}]+")
+_RUN = re.compile(f"[{HAN}]+|[{HANGUL}]+|[{UNSPACED}]+")
+_HAN_CHAR = re.compile(f"[{HAN}]")
+_HANGUL_CHAR = re.compile(f"[{HANGUL}]")
 _TERM = re.compile(r"zh((?:\d{6})+)")
 
 Scheme = Literal["unigram", "bigram", "unigram+bigram"]
@@ -86,11 +101,30 @@ def decode_term(index_term: str) -> str:
 
 
 def for_lucene(text: str, units_of: Callable[[str], Iterable[str]] = units) -> str:
-    """`text` with every Han run replaced by its units' index terms (unchanged when it has no Han).
-    `units_of` is replaceable so that bench/ can compare other segmentations through the same path."""
+    """`text` with every Han, Hangul and Thai/Lao/Khmer/Myanmar run replaced by its units' index terms
+    (unchanged when it has none). `units_of` (for Han runs) is replaceable so that bench/ can compare
+    other segmentations through the same path."""
+    if text.isascii():
+        return text
+    return _RUN.sub(lambda m: " " + " ".join(term(u) for u in run_units(m.group(0), units_of)) + " ", text)
+
+
+def for_lucene_han_only(text: str) -> str:
+    """`for_lucene` of builds before Hangul and Thai/Lao/Khmer/Myanmar units (their queries go in so)."""
     if not has_han(text):
         return text
-    return _HAN_RUN.sub(lambda m: " " + " ".join(term(u) for u in units_of(m.group(0))) + " ", text)
+    return _HAN_RUN.sub(lambda m: " " + " ".join(term(u) for u in units(m.group(0))) + " ", text)
+
+
+def run_units(run: str, han_units_of: Callable[[str], Iterable[str]] = units) -> Iterable[str]:
+    """The index units of one run `_RUN` finds: Han and Hangul characters + bigrams (function words
+    only for Han), characters of the scripts without spaces in bigrams (a single one alone: one
+    Thai letter says little, two say much)."""
+    if _HAN_CHAR.match(run):
+        return han_units_of(run)
+    if _HANGUL_CHAR.match(run):
+        return units(run, stop=frozenset())
+    return units(run, "bigram", stop=frozenset())
 
 
 def han_units(text: str, scheme: Scheme = SCHEME) -> list[str]:

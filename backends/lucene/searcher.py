@@ -14,12 +14,12 @@ import numpy as np
 from backends.base import LEXICAL, Leg, Restriction, SourceFilters, check_k
 from backends.hit import Hit
 from backends.lucene.jvm import INSTANCE_CALLS, autoclass
-from backends.lucene.section import ANALYZER, LuceneSection
+from backends.lucene.section import ANALYZER, HAN_ONLY_ANALYZER, LuceneSection
 from backends.lucene.topk import LuceneTopK
 from backends.threads import Later
 from indexer import layout
 from indexer.damage import LegError, first_line, java_exception_names
-from indexer.analysis import for_lucene
+from indexer.analysis import for_lucene, for_lucene_han_only
 from indexer.errors import IndexFormatError
 from indexer.schema import doc_id_of
 from ranker.long_query import MAX_BM25_TERMS, bound_terms, might_exceed
@@ -43,7 +43,7 @@ class LuceneSearcher:
             raise IndexFormatError("no Lucene index", where=str(lucene_dir))
         self.k1, self.b, self.threads, self.max_terms = k1, b, threads, max_terms
         self._dir = lucene_dir
-        self._prepare = for_lucene if analyzer == ANALYZER else _unchanged  # as the index was built
+        self._prepare = _PREPARE.get(analyzer, _unchanged)  # as the index was built
         self._reader = None  # opened on the first long query (document frequencies)
         with unreadable_as_error(lucene_dir):  # a truncated or overwritten segment file fails here, mostly
             self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(lucene_dir))
@@ -214,6 +214,10 @@ class LuceneSearcher:
 
 def _unchanged(text: str) -> str:
     return text
+
+
+# How a query is prepared for the analyzer a build's index was written with (older builds: older ways).
+_PREPARE = {ANALYZER: for_lucene, HAN_ONLY_ANALYZER: for_lucene_han_only}
 
 
 # Java exceptions (the exception or one of its causes) that say the index's files cannot be read.

@@ -8,8 +8,10 @@ from pydantic import Field
 
 from backends.base import Section
 
-# Han runs as characters + bigrams before Lucene's English analyzer (indexer/analysis.py).
-ANALYZER = "anserini-default-porter+zh-unigram-bigram"
+# Han and Hangul runs as characters + bigrams, Thai/Lao/Khmer/Myanmar runs as character bigrams, before
+# Lucene's English analyzer (indexer/analysis.py).
+ANALYZER = "anserini-default-porter+zh-ko-unigram-bigram+th-lo-km-my-bigram"
+HAN_ONLY_ANALYZER = "anserini-default-porter+zh-unigram-bigram"  # builds before Hangul and Thai units
 LEGACY_ANALYZER = "anserini-default-porter"  # builds before Chinese units: queries go in unchanged
 # host code token "h<code>", YYYYMMDD date token ("x": not an ISO date), language code token "l<code>" (field "language")
 FILTER_FIELDS = ("host", "date", "language")

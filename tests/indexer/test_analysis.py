@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from indexer.analysis import decode_term, for_lucene, han_units, term, units
+from indexer.analysis import decode_term, for_lucene, for_lucene_han_only, han_units, run_units, term, units
 
 
 def test_text_without_han_is_unchanged():
@@ -27,3 +27,13 @@ def test_terms_round_trip_and_survive_the_english_analyzer():
     kept = [decode_term(t) for t in analyze(analyzer, prepared)]
     assert kept == ["rcep", "成", "成员", "员", "员国", "国", "国的", "gdp", "增", "增长", "长", "smoke", "𠀋", "𠀋𠀋", "𠀋"]
     assert decode_term(term("员国")) == "员国" and decode_term("smoke") == "smoke"
+
+
+def test_hangul_and_unspaced_scripts_become_units():
+    assert list(run_units("합계출산율은")) == ["합", "합계", "계", "계출", "출", "출산", "산", "산율", "율", "율은", "은"]
+    assert list(run_units("ว่างงาน")) == ["ว่", "่า", "าง", "งง", "งา", "าน"]  # character bigrams
+    assert list(run_units("ก")) == ["ก"]
+    prepared = for_lucene("GDP 합계 ว่าง Größe")
+    assert [decode_term(t) for t in prepared.split()] == ["GDP", "합", "합계", "계", "ว่", "่า", "าง", "Größe"]
+    # Builds written before Hangul and Thai units get their queries prepared as they were.
+    assert for_lucene_han_only("GDP 합계 ว่าง 成员").split() == ["GDP", "합계", "ว่าง", *map(term, units("成员"))]
