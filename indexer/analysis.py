@@ -16,11 +16,19 @@ term, so a Korean word with its particle (한국은행은) never matched the bar
 its parts: Hangul runs become syllables + syllable bigrams, as Han runs do. Thai, Lao, Khmer and
 Myanmar write words without spaces, and the tokenizer keeps a whole phrase as one term: their runs
 become character bigrams, the units a query's words share with the text holding them.
+
+Spellings of one word that writers and readers vary are folded to one (`fold`), as Lucene's Greek,
+Arabic and Persian normalizers do: Greek without accents and with σ for ς (capitals drop accents,
+and a capital final sigma lower-cases to σ), Arabic without short vowels and tatweel and with one
+alef, yeh and heh for their variants (also Persian's yeh and kaf), Hebrew without points, and
+Turkish dotless ı as i (Lucene lower-cases the capital I of ılımlı to i). Latin-script text other
+than ı, and so English, is not touched.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from typing import Literal
 
@@ -37,6 +45,19 @@ _RUN = re.compile(f"[{HAN}]+|[{HANGUL}]+|[{UNSPACED}]+")
 _HAN_CHAR = re.compile(f"[{HAN}]")
 _HANGUL_CHAR = re.compile(f"[{HANGUL}]")
 _TERM = re.compile(r"zh((?:\d{6})+)")
+
+_GREEK_LETTERS = "\u0370-\u03ff\u1f00-\u1fff"
+_GREEK_WORD = re.compile(f"[{_GREEK_LETTERS}][{_GREEK_LETTERS}\u0300-\u036f]*")
+_DROPPED = (
+    "\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e8\u06ea-\u06ed\u0640"  # Arabic marks, tatweel
+    "\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7"  # Hebrew points and cantillation
+)
+_REPLACED = {"\u0622": "\u0627", "\u0623": "\u0627", "\u0625": "\u0627", "\u0671": "\u0627",  # alef forms
+             "\u0649": "\u064a", "\u06cc": "\u064a",  # alef maksura, Persian yeh -> yeh
+             "\u0629": "\u0647", "\u06a9": "\u0643", "\u0131": "i"}  # teh marbuta -> heh, keheh -> kaf, ı -> i
+_FOLD_TABLE = str.maketrans({**dict.fromkeys(re.sub(r"(.)-(.)", lambda m: "".join(
+    map(chr, range(ord(m.group(1)), ord(m.group(2)) + 1))), _DROPPED)), **_REPLACED})
+_FOLDED = re.compile(f"[{_GREEK_LETTERS}{_DROPPED}{''.join(_REPLACED)}]")
 
 Scheme = Literal["unigram", "bigram", "unigram+bigram"]
 SCHEME: Scheme = "unigram+bigram"  # measured on rgb_zh against bigrams, words and Pyserini: docs/BENCHMARKS.md
@@ -106,7 +127,20 @@ def for_lucene(text: str, units_of: Callable[[str], Iterable[str]] = units) -> s
     other segmentations through the same path."""
     if text.isascii():
         return text
+    text = fold(text)
     return _RUN.sub(lambda m: " " + " ".join(term(u) for u in run_units(m.group(0), units_of)) + " ", text)
+
+
+def fold(text: str) -> str:
+    """`text` with the spelling variants the module docstring lists folded (unchanged when it has none)."""
+    if not _FOLDED.search(text):
+        return text
+    return _GREEK_WORD.sub(lambda m: _greek(m.group(0)), text.translate(_FOLD_TABLE))
+
+
+def _greek(word: str) -> str:
+    bare = "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", bare).lower().replace("\u03c2", "\u03c3")
 
 
 def for_lucene_han_only(text: str) -> str:

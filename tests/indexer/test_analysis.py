@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from indexer.analysis import decode_term, for_lucene, for_lucene_han_only, han_units, run_units, term, units
+from indexer.analysis import decode_term, fold, for_lucene, for_lucene_han_only, han_units, run_units, term, units
 
 
 def test_text_without_han_is_unchanged():
@@ -37,3 +37,11 @@ def test_hangul_and_unspaced_scripts_become_units():
     assert [decode_term(t) for t in prepared.split()] == ["GDP", "합", "합계", "계", "ว่", "่า", "าง", "Größe"]
     # Builds written before Hangul and Thai units get their queries prepared as they were.
     assert for_lucene_han_only("GDP 합계 ว่าง 成员").split() == ["GDP", "합계", "ว่าง", *map(term, units("成员"))]
+
+
+def test_spelling_variants_fold_and_latin_text_stays():
+    assert fold("ΠΛΗΘΩΡΙΣΜΟΣ πληθωρισμός") == "πληθωρισμοσ πληθωρισμοσ"
+    assert fold("انسجامًا يُعزِّز أدنى کاهش") == "انسجاما يعزز ادني كاهش"
+    assert fold("הַמְּחִירִים ılımlı") == "המחירים ilimli"
+    text = "TNF-α and β-cells; café, İstanbul, naïve Σ-δ"  # Greek letters alone: Lucene lower-cases them the same
+    assert fold(text) == text.replace("Σ", "σ")

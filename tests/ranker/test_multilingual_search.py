@@ -82,3 +82,17 @@ def test_builds_before_hangul_and_thai_units_keep_their_query_analysis(pipeline)
     finally:
         older.close()
     assert len(pipeline.lexical.terms("합계출산율 ว่างงาน")) == 9 + 6
+
+
+@pytest.mark.parametrize("doc, query", [
+    ("el-bog", "ΠΛΗΘΩΡΙΣΜΟΣ"),  # capitals drop the accent; a final capital sigma lower-cases to σ, the text has ς
+    ("el-bog", "πληθωρισμος"),  # typed without the accent (the text: πληθωρισμός)
+    ("ar-sama", "انسجاما"),  # the text has انسجامًا, with tanween
+    ("ar-sama", "يعزز"),  # the text has يُعزِّز, with damma and shadda
+    ("ar-stats", "ادنى"),  # alef without hamza; the text has أدنى
+    ("fa-cbi", "كاهش"),  # Arabic kaf; the Persian text has کاهش (keheh)
+    ("he-boi", "הַמְּחִירִים"),  # pointed; the text is not
+    ("tr-tcmb", "ILIMLI"),  # capital I of dotless ı (the text: ılımlı)
+])  # fmt: skip
+def test_spelling_variants_of_one_word_match(pipeline, doc, query):
+    assert top_doc(pipeline, query) == doc
