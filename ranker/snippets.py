@@ -158,11 +158,17 @@ def _cluster_start(text: str, i: int) -> int:
     """`i` moved back to the start of its character: never between a surrogate pair, before a
     combining mark or variation selector, or inside a zero-width-joiner sequence."""
     while 0 < i < len(text) and (
-        "\udc00" <= text[i] <= "\udfff" or unicodedata.combining(text[i]) or text[i] in "\u200d\ufe0e\ufe0f"
+        "\udc00" <= text[i] <= "\udfff" or _is_mark(text[i]) or text[i] in "\u200d\ufe0e\ufe0f"
         or text[i - 1] == "\u200d"
     ):  # fmt: skip
         i -= 1
     return i
+
+
+def _is_mark(char: str) -> bool:
+    """A mark that belongs to the character before it: any combining class, but also the Thai vowels
+    above and below and the Indic vowel signs, whose combining class is 0 (category Mn, Mc or Me)."""
+    return unicodedata.category(char)[0] == "M"
 
 
 JVM_CALL_CHARS = 4_000_000  # text characters per JVM call (8 MB of UTF-16): long texts go in several
@@ -215,7 +221,7 @@ def java_tables() -> tuple[bytes, bytes]:
         single = len(low) == 1 and ord(low) < 0x10000 and code != 0x3A3 and not 0xD800 <= code <= 0xDFFF
         table[code] = ((space if c.isspace() else 0) | (spacing if c.isspace() and c != " " else 0)
                        | (word if _in_word(c) else 0) | (han if _HAN_CHAR.match(c) else 0)
-                       | (combining if unicodedata.combining(c) else 0) | (brk if _BREAK.match(c) else 0)
+                       | (combining if _is_mark(c) else 0) | (brk if _BREAK.match(c) else 0)
                        | (0 if single else other))  # fmt: skip
         lower[2 * code : 2 * code + 2] = (ord(low) if single else code).to_bytes(2, "little")
     return bytes(table), bytes(lower)

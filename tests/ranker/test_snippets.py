@@ -115,3 +115,24 @@ def test_stopwords_in_the_query_do_not_place_the_snippet():
     text = f"{FILLER} the cat and the dog met the fox by the barn at the end of the day {FILLER} inflation rose {FILLER}"
     out = snippet(text, "the inflation", max_chars=60)
     assert "inflation rose" in out and "the barn" not in out
+
+
+@pytest.mark.parametrize("text, query", [
+    ("คณะกรรมการนโยบายการเงินมีมติเอกฉันท์ให้คงอัตราดอกเบี้ยนโยบายไว้ที่ร้อยละสองจุดห้าต่อปี" * 8, "ดอกเบี้ย"),  # Thai: no spaces
+    ("भारतीयरिज़र्वबैंककीमौद्रिकनीतिसमितिनेनीतिगतरेपोदरकोअपरिवर्तितरखनेकानिर्णयलिया" * 8, "रेपो"),  # a run without spaces
+])  # fmt: skip
+def test_cuts_keep_vowel_signs_with_their_consonant(text, query):
+    """Thai vowels above and below (Mn) and Devanagari vowel signs (Mc) have combining class 0: a cut is
+    still not allowed before them. Both ways of making snippets (Python, and the JVM for a batch)."""
+    import unicodedata
+
+    from backends.lucene.jvm import start_jvm
+    from ranker.snippets import snippets
+
+    start_jvm()
+    for max_chars in range(200, 260):
+        for out in (snippet(text, query, max_chars), snippets([(text, query), (text, query)], max_chars)[1]):
+            body = out.strip("…")
+            after = text.find(body) + len(body)
+            assert not unicodedata.category(body[0]).startswith("M"), (max_chars, body[:3])
+            assert after == len(text) or not unicodedata.category(text[after]).startswith("M"), (max_chars, body[-3:])

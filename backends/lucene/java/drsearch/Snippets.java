@@ -23,7 +23,7 @@ public final class Snippets {
   static final int SPACE = 1;      // str.isspace(): what str.split() splits on
   static final int WORD = 2;       // ranker.snippets._in_word: Python's \w less kana
   static final int HAN = 4;        // indexer.analysis.HAN (its BMP part)
-  static final int COMBINING = 8;  // unicodedata.combining(c) != 0
+  static final int COMBINING = 8;  // a mark (ranker.snippets._is_mark: category Mn, Mc or Me)
   static final int BREAK = 16;     // ranker.snippets._BREAK: where a cut reads naturally
   static final int OTHER = 32;     // a surrogate, or a character that Python lower-cases otherwise than `lowerCase` says
   static final int SPACING = 64;   // a space other than " " (and from `flags`: a text not single-spaced)
