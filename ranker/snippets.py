@@ -1,6 +1,7 @@
 """Query-biased snippets: the window of a passage with the most query-term matches.
 
-Latin-script words match by 5-character prefix; Chinese matches by the query's character bigrams
+Words match by 5-character prefix (in Japanese kana, Korean and Thai-like scripts also inside a longer word,
+as the index finds them there); Chinese matches by the query's character bigrams
 (single characters only where a Han run is one character long), the units the index searches.
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from indexer.analysis import HAN, KANA, units
+from indexer.analysis import HAN, HANGUL, KANA, UNSPACED, units
 from indexer.query_cache import query_cache
 
 _HAN_RUN = re.compile(f"[{HAN}]+")
@@ -31,9 +32,12 @@ def _stems(query: str) -> set[str]:
 
 
 # A character inside a word that spaces delimit: not Han, and not kana either, since Japanese runs
-# its words together (a query word right after a particle such as で is still a match).
-_WORD_CHAR = re.compile(f"[^\\W{HAN}{KANA}]")
-_KANA_CHAR = re.compile(f"[{KANA}]")
+# its words together (a query word right after a particle such as で is still a match); nor Hangul
+# or Thai, Lao, Khmer, Myanmar, which the index searches by bigrams (a word inside a compound or an
+# unspaced phrase is a match there too).
+_RUN_ON = f"{KANA}{HANGUL}{UNSPACED}"
+_WORD_CHAR = re.compile(f"[^\\W{HAN}{_RUN_ON}]")
+_RUN_ON_CHAR = re.compile(f"[{_RUN_ON}]")
 _HAN_CHAR = re.compile(f"[{HAN}]")
 
 
@@ -103,7 +107,7 @@ def _in_word(char: str) -> bool:
     here), without a regex match for ASCII ones."""
     if char.isascii():
         return char.isalnum() or char == "_"
-    return char.isalnum() and not _KANA_CHAR.match(char)
+    return char.isalnum() and not _RUN_ON_CHAR.match(char)
 
 
 def _han_units(query: str) -> list[str]:

@@ -136,3 +136,22 @@ def test_cuts_keep_vowel_signs_with_their_consonant(text, query):
             after = text.find(body) + len(body)
             assert not unicodedata.category(body[0]).startswith("M"), (max_chars, body[:3])
             assert after == len(text) or not unicodedata.category(text[after]).startswith("M"), (max_chars, body[-3:])
+
+
+TH_FILLER = "สำนักงานสถิติแห่งชาติได้ดำเนินการสำรวจภาวะการทำงานของประชากรทั่วประเทศ " * 8
+KO_FILLER = "통계청에 따르면 지난해 출생아 수는 전년보다 감소하였다. " * 8
+
+
+@pytest.mark.parametrize("text, query, word", [
+    (TH_FILLER + "คณะกรรมการมีมติให้คงอัตราดอกเบี้ยนโยบายไว้ที่ร้อยละสอง " + TH_FILLER, "ดอกเบี้ย", "ดอกเบี้ย"),
+    (KO_FILLER + "금융통화위원회는 한국은행 기준금리를 현 수준에서 유지하였다. " + KO_FILLER, "금리", "기준금리"),
+])  # fmt: skip
+def test_thai_and_korean_query_word_inside_a_longer_word_is_found(text, query, word):
+    """Thai writes no spaces between words and Korean joins nouns into compounds: the index finds a
+    query word inside a longer one (character bigrams), and the snippet shows where, in Python and the JVM."""
+    from backends.lucene.jvm import start_jvm
+    from ranker.snippets import snippets
+
+    start_jvm()
+    for out in (snippet(text, query, max_chars=120), snippets([(text, query), (text, query)], 120)[1]):
+        assert word in out and out.startswith("…"), out
