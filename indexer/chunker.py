@@ -9,20 +9,35 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from indexer.analysis import HAN, KANA
+from indexer.analysis import HAN, KANA, UNSPACED
 from indexer.schema import Document, Passage, passage_id_for
 
 _PARAGRAPH_BREAK = re.compile(r"\r?\n[ \t\r\f\v]*\r?\n\s*")
 # A sentence ends at . ! ? followed by whitespace, or right after a CJK stop; closing quotes and
 # brackets right after the stop stay with the sentence they close.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？])[”’」』）》】〕〉\"')\]]*")
-# Each Han character (the analyzer's ranges), kana (half-width too) and Hangul syllable is one word;
-# other words are runs of non-space.
+
+
+def _marks_of(ranges: str) -> str:
+    """The combining marks (Mn, Mc, Me) among the characters of a character class's ranges."""
+    bounds = re.findall(r"(.)-(.)", ranges)
+    return "".join(chr(c) for lo, hi in bounds for c in range(ord(lo), ord(hi) + 1)
+                   if unicodedata.category(chr(c))[0] == "M")  # fmt: skip
+
+
+# Each Han character (the analyzer's ranges), kana (half-width too) and Hangul syllable is one word.
+# Thai, Lao, Khmer and Myanmar put spaces between phrases, not words: up to three characters (a letter
+# with its vowel and tone marks, and a consonant stacked under it after a coeng or virama) count as
+# one word, about a word of theirs, so that their passages are as long as others' and can be cut
+# inside a run, between two characters. Other words are runs of non-space.
 _CJK = f"{HAN}{KANA}\uac00-\ud7af"
-WORD = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
+_UNSPACED_MARKS = _marks_of(UNSPACED)
+_UNSPACED_CHAR = f"[{UNSPACED}](?:[\u1039\u17d2][{UNSPACED}]|[{_UNSPACED_MARKS}])*"
+WORD = re.compile(f"[{_CJK}]|(?:{_UNSPACED_CHAR}){{1,3}}|[^\\s{_CJK}{UNSPACED}]+")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.chunker import ChunkSettings, chunk_document, count_words
+from indexer.chunker import WORD, ChunkSettings, chunk_document, count_words
 from indexer.schema import Document, doc_id_of
 
 
@@ -182,3 +182,32 @@ def test_a_paragraph_of_at_most_target_words_is_never_split():
     passages = chunk_document(d, ChunkSettings(target_words=100))
     assert [p.text for p in passages] == [first, middle, last]
     assert_offsets(d, passages)
+
+
+def _thai_text() -> str:
+    from tests.multilingual_texts import DOCS
+
+    return " ".join(text for _, lang, _, _, text in DOCS if lang == "th")
+
+
+@pytest.mark.parametrize("separator", [" ", ""])  # phrases spaced as Thai writes them; a run with no space at all
+def test_scripts_without_spaces_are_cut_into_passages_of_a_few_hundred_words(separator):
+    """Thai, Lao, Khmer and Myanmar space phrases, not words: a Thai document of 10,000 characters
+    was one passage (each spaced phrase counted one word). Their characters count in threes, about a
+    word, and a cut falls between two characters, never before a vowel or tone mark."""
+    import unicodedata
+
+    d = doc("\n\n".join([_thai_text().replace(" ", separator)] * 30))
+    passages = chunk_document(d)
+    assert len(passages) >= 8 and max(len(p.text) for p in passages) < 2500
+    for p in passages:
+        assert not unicodedata.category(p.text[0]).startswith("M")
+        assert p.end == len(d.text) or not unicodedata.category(d.text[p.end]).startswith("M")
+    assert_offsets(d, passages)
+
+
+def test_khmer_and_myanmar_stacked_consonants_stay_in_one_word():
+    # Khmer ក្ស (ka, coeng, sa) and Myanmar က္က (ka, virama, ka): the second consonant is written under the first
+    for stacked in ("\u1780\u17d2\u179f", "\u1000\u1039\u1000"):
+        assert [m.group(0) for m in WORD.finditer(stacked * 4)][0].startswith(stacked)
+        assert all(not m.group(0).startswith(stacked[1:]) for m in WORD.finditer(stacked * 4))
