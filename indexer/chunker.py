@@ -37,7 +37,9 @@ def _marks_of(ranges: str) -> str:
 _CJK = f"{HAN}{KANA}\uac00-\ud7af"
 _UNSPACED_MARKS = _marks_of(UNSPACED)
 _UNSPACED_CHAR = f"[{UNSPACED}](?:[\u1039\u17d2][{UNSPACED}]|[{_UNSPACED_MARKS}])*"
-WORD = re.compile(f"[{_CJK}]|(?:{_UNSPACED_CHAR}){{1,3}}|[^\\s{_CJK}{UNSPACED}]+")
+# A CJK character takes the variation selectors and kana voicing marks (NFD) that follow it along.
+_CJK_CHAR = f"[{_CJK}][\ufe00-\ufe0f\U000e0100-\U000e01ef\u3099\u309a]*"
+WORD = re.compile(f"{_CJK_CHAR}|(?:{_UNSPACED_CHAR}){{1,3}}|[^\\s{_CJK}{UNSPACED}]+")
 
 
 @dataclass(frozen=True)

@@ -211,3 +211,11 @@ def test_khmer_and_myanmar_stacked_consonants_stay_in_one_word():
     for stacked in ("\u1780\u17d2\u179f", "\u1000\u1039\u1000"):
         assert [m.group(0) for m in WORD.finditer(stacked * 4)][0].startswith(stacked)
         assert all(not m.group(0).startswith(stacked[1:]) for m in WORD.finditer(stacked * 4))
+
+
+@pytest.mark.parametrize("char", ["葛\U000e0100", "辻\ufe00", "か\u3099"])  # ideographic variation, variation selector, NFD が
+def test_a_cjk_character_keeps_its_variation_selector_or_voicing_mark(char):
+    d = doc(char * 300)
+    passages = chunk_document(d, ChunkSettings(target_words=100))
+    assert count_words(char * 3) == 3 and [p.text for p in passages] == [char * 100] * 3
+    assert_offsets(d, passages)
