@@ -21,8 +21,10 @@ Spellings of one word that writers and readers vary are folded to one (`fold`), 
 Arabic and Persian normalizers do: Greek without accents and with σ for ς (capitals drop accents,
 and a capital final sigma lower-cases to σ), Arabic without short vowels and tatweel and with one
 alef, yeh and heh for their variants (also Persian's yeh and kaf), Hebrew without points, and
-Turkish dotless ı as i (Lucene lower-cases the capital I of ılımlı to i). Latin-script text other
-than ı, and so English, is not touched.
+Turkish dotless ı as i (Lucene lower-cases the capital I of ılımlı to i). In a text with Hebrew or
+Arabic letters the invisible direction marks pages put around words and numbers (&rlm;) are
+dropped: Lucene's tokenizer keeps them in the word (البطالة + RLM is a term of its own). Latin-script
+text other than ı, and so English, is not touched.
 """
 
 from __future__ import annotations
@@ -57,7 +59,10 @@ _REPLACED = {"\u0622": "\u0627", "\u0623": "\u0627", "\u0625": "\u0627", "\u0671
              "\u0629": "\u0647", "\u06a9": "\u0643", "\u0131": "i"}  # teh marbuta -> heh, keheh -> kaf, ı -> i
 _FOLD_TABLE = str.maketrans({**dict.fromkeys(re.sub(r"(.)-(.)", lambda m: "".join(
     map(chr, range(ord(m.group(1)), ord(m.group(2)) + 1))), _DROPPED)), **_REPLACED})
-_FOLDED = re.compile(f"[{_GREEK_LETTERS}{_DROPPED}{''.join(_REPLACED)}]")
+_RTL_LETTER = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")  # Hebrew, Arabic, Syriac, Thaana, N'Ko...
+_DIRECTION_MARK_CHARS = "\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
+_DIRECTION_MARKS = str.maketrans(dict.fromkeys("\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+_FOLDED = re.compile(f"[{_GREEK_LETTERS}{_DROPPED}{''.join(_REPLACED)}{_DIRECTION_MARK_CHARS}]")
 
 Scheme = Literal["unigram", "bigram", "unigram+bigram"]
 SCHEME: Scheme = "unigram+bigram"  # measured on rgb_zh against bigrams, words and Pyserini: docs/BENCHMARKS.md
@@ -135,6 +140,8 @@ def fold(text: str) -> str:
     """`text` with the spelling variants the module docstring lists folded (unchanged when it has none)."""
     if not _FOLDED.search(text):
         return text
+    if _RTL_LETTER.search(text):
+        text = text.translate(_DIRECTION_MARKS)
     return _GREEK_WORD.sub(lambda m: _greek(m.group(0)), text.translate(_FOLD_TABLE))
 
 

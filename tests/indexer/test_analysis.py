@@ -45,3 +45,5 @@ def test_spelling_variants_fold_and_latin_text_stays():
     assert fold("הַמְּחִירִים ılımlı") == "המחירים ilimli"
     text = "TNF-α and β-cells; café, İstanbul, naïve Σ-δ"  # Greek letters alone: Lucene lower-cases them the same
     assert fold(text) == text.replace("Σ", "σ")
+    assert fold("البطالة\u200f في") == "البطالة في".replace("ة", "ه")  # a direction mark goes where RTL letters are
+    assert fold("p53\u200e protein") == "p53\u200e protein"  # and only there
