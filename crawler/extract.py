@@ -81,9 +81,16 @@ def _langid():  # type: ignore[no-untyped-def]
 
 
 def detect_language(text: str, html: bytes | None = None) -> str | None:
-    """ISO 639-1 code: the text's language (py3langid when installed) else the page's `<html lang>`."""
+    """ISO 639-1 code: the text's language (py3langid when installed) else the page's `<html lang>`. The
+    `lang` decides a text under 40 characters only when it is in Latin script (site templates say
+    lang="en" on pages in every language): CJK says its language by its script, others go to py3langid."""
+    from indexer.language import mostly_latin, script_language
+
+    short = len(text) < 40
+    if short and (by_script := script_language(text)):
+        return by_script
     ident = _langid()
-    if ident is not None and len(text) >= 40:
+    if ident is not None and (not short or not mostly_latin(text)):
         lang, prob = ident.classify(text[:5000])
         if prob >= 0.5:
             return normalise_language(str(lang))

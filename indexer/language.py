@@ -96,6 +96,20 @@ def _cjk(text: str) -> str | None:
     return "ja" if kana * 10 >= han + kana and kana else "zh"
 
 
+def script_language(text: str) -> str | None:
+    """The language a text's script names exactly (Chinese, Japanese, Korean), else None."""
+    sample = text[:SAMPLE_CHARS]
+    return None if sample.isascii() else _cjk(sample)
+
+
+def mostly_latin(text: str) -> bool:
+    """Whether at least half of a text's letters are Latin ones (True for a text without letters)."""
+    sample = text[:SAMPLE_CHARS]
+    if sample.isascii():
+        return True
+    return 2 * len(_LATIN.findall(sample)) >= len(_LETTER.findall(sample))
+
+
 def _without_cjk(text: str) -> str:
     return _HAN.sub(" ", _KANA.sub(" ", _HANGUL.sub(" ", _SHARED_MARKS.sub(" ", text))))
 

@@ -480,6 +480,20 @@ def test_page_languages_are_iso_639_1_codes() -> None:
     assert detect_language(kikuyu) == "ki"  # py3langid says "kik"
 
 
+@pytest.mark.parametrize("text, language", [
+    ("한국은행 보도자료: 2024년 3월 소비자물가 동향", "ko"), ("日本銀行：金融政策決定会合の結果について", "ja"),
+    ("统计局：三月份居民消费价格同比上涨", "zh"), ("ธนาคารแห่งประเทศไทย ประกาศอัตราดอกเบี้ย", "th"),
+    ("Τράπεζα της Ελλάδος: Ανακοίνωση", "el"), ("Банк России: ключевая ставка", "ru"),
+])  # fmt: skip
+def test_a_short_page_in_another_script_is_not_taken_for_its_templates_lang(text, language) -> None:
+    """Under 40 characters the page's `<html lang>` decided, and site templates say lang="en" on pages in
+    every language; a text's script says more (CJK exactly, others through py3langid)."""
+    html = f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{text}</title></head>'
+    html += f"<body><article><h1>{text}</h1><p>{text}</p></article></body></html>"
+    assert detect_language(text, html.encode()) == language
+    assert extract_html(html.encode(), "https://example.org/a").language == language
+
+
 _SURROGATE_CMAP = b"""/CIDInit /ProcSet findresource begin 12 dict begin begincmap
 /CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def /CMapName /Adobe-Identity-UCS def /CMapType 2 def
 1 begincodespacerange <00> <FF> endcodespacerange
