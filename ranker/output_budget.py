@@ -13,8 +13,9 @@ ELLIPSIS = "…"
 
 def trim_words(text: str, max_chars: int) -> str:
     """`text` cut to at most `max_chars` characters after a whole word, "…" marking the cut (the
-    marker counts). Words are the chunker's: runs of non-space, and each CJK character alone, so
-    Chinese and Japanese text is cut between characters. A first word longer than the budget gives ""."""
+    marker counts). Words are the chunker's: runs of non-space, each CJK character alone and Thai, Lao,
+    Khmer or Myanmar characters in threes, so Chinese, Japanese and Thai text is cut between characters
+    (a mark stays with its letter). A first word longer than the budget gives ""."""
     if len(text) <= max_chars:
         return text
     room = max_chars - len(ELLIPSIS)

@@ -88,3 +88,13 @@ def test_a_hit_whose_snippet_is_cut_to_nothing_but_keeps_text_is_kept():
     results = [{"hits": [{"snippet": "Pneumonoultramicroscopicsilicovolcanoconiosis", "text": "short text"}]}]
     assert apply_budgets(results, per_hit=None, total=20) == {"used_chars": 10, "dropped_hits": 0}
     assert results[0]["hits"] == [{"snippet": "", "text": "short text"}]
+
+
+def test_text_without_spaces_in_thai_is_trimmed_between_characters_not_emptied():
+    import unicodedata
+
+    thai = "คณะกรรมการนโยบายการเงินมีมติเอกฉันท์ให้คงอัตราดอกเบี้ยนโยบายไว้ที่ร้อยละสองจุดห้าต่อปี"  # one phrase, no space
+    for budget in range(10, len(thai)):
+        out = trim_words(thai, budget)
+        assert out.endswith("…") and len(out) <= budget and thai.startswith(out[:-1]), budget
+        assert not unicodedata.category(thai[len(out) - 1]).startswith("M"), budget  # no vowel or tone mark cut off
