@@ -145,7 +145,10 @@ def query_languages(text: str) -> tuple[str, ...]:
         found.add(_cjk("".join(cjk_chars)) or "zh")
     rest = _without_cjk(text)
     if _LETTER.search(rest):
-        found.add(detect(rest))
+        lang = detect(rest)
+        if lang == UNKNOWN and not mostly_latin(rest):  # no English at least: py3langid's best guess, however unsure
+            lang = normalise(str(identifier().classify(rest)[0])) or UNKNOWN
+        found.add(lang)
     found.discard(UNKNOWN)
     return tuple(sorted(found))
 

@@ -45,6 +45,15 @@ def test_query_languages_lists_every_script_of_a_mixed_query():
     assert query_languages("1990") == ()
 
 
+@pytest.mark.parametrize("query", ["ставка", "انسجاما", "نرخ تورم", "रेपो दर"])
+def test_a_short_query_in_another_script_is_no_language_an_english_model_covers(query):
+    """py3langid is unsure of a word or two (no language reached 0.5), and an unknown language used to
+    count as covered: an English-only dense model then embedded Arabic or Hindi in hybrid mode. Not in
+    Latin script, the query takes py3langid's best guess, its script's language at least."""
+    languages = query_languages(query)
+    assert languages and not covered(languages, ["en"]), languages
+
+
 @pytest.mark.parametrize("text", ["哈利・波特", "迈克尔・乔丹", "哈利・波特新书发布", "弗兰克ー劳埃德ー赖特设计的住宅"])
 def test_chinese_with_a_katakana_middle_dot_or_long_mark_is_chinese(text):
     """U+30FB and U+30FC are written in Chinese transliterated names too: no evidence of Japanese."""
