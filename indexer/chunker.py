@@ -17,9 +17,10 @@ from indexer.analysis import HAN, KANA, UNSPACED
 from indexer.schema import Document, Passage, passage_id_for
 
 _PARAGRAPH_BREAK = re.compile(r"\r?\n[ \t\r\f\v]*\r?\n\s*")
-# A sentence ends at . ! ? followed by whitespace, or right after a CJK stop; closing quotes and
-# brackets right after the stop stay with the sentence they close.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？])[”’」』）》】〕〉\"')\]]*")
+# A sentence ends at . ! ? (and other scripts' stops: Devanagari । ॥, Arabic ؟, Urdu ۔, Armenian ։,
+# Ethiopic ። ፧, Tibetan །) followed by whitespace, or right after a CJK, Khmer or Myanmar stop (。！？ ។ ៕ ။);
+# closing quotes and brackets right after the stop stay with the sentence they close.
+_SENTENCE_END = re.compile(r"(?<=[.!?।॥؟۔։።፧།])[\"')\]]*\s+|(?<=[。！？។៕။])[”’」』）》】〕〉\"')\]]*")
 
 
 def _marks_of(ranges: str) -> str:

@@ -219,3 +219,21 @@ def test_a_cjk_character_keeps_its_variation_selector_or_voicing_mark(char):
     passages = chunk_document(d, ChunkSettings(target_words=100))
     assert count_words(char * 3) == 3 and [p.text for p in passages] == [char * 100] * 3
     assert_offsets(d, passages)
+
+
+@pytest.mark.parametrize("sentence", [
+    "भारतीय रिज़र्व बैंक की मौद्रिक नीति समिति ने रेपो दर को अपरिवर्तित रखा।",  # Hindi danda
+    "هل سيبقى معدل الفائدة ثابتا حتى نهاية العام المقبل؟",  # Arabic question mark
+    "مرکزی بینک نے شرح سود میں کوئی تبدیلی نہیں کی۔",  # Urdu full stop
+    "ធនាគារជាតិនៃកម្ពុជា បានរក្សាអត្រាការប្រាក់ដដែល។",  # Khmer khan
+    "မြန်မာနိုင်ငံတော်ဗဟိုဘဏ်သည် အတိုးနှုန်းကို မပြောင်းလဲဘဲ ထားရှိသည်။",  # Myanmar section mark
+    "Հայաստանի կենտրոնական բանկը պահպանեց վերաֆինանսավորման տոկոսադրույքը։",  # Armenian full stop
+])  # fmt: skip
+def test_a_long_paragraph_splits_after_the_full_stops_of_other_scripts(sentence):
+    """Hindi ends a sentence with ।, Arabic asks with ؟, Urdu stops with ۔: a long paragraph was cut at a
+    word count, in the middle of a sentence, where it had no . ! ?"""
+    d = doc(" ".join([sentence] * 40))
+    words = count_words(sentence)
+    passages = chunk_document(d, ChunkSettings(target_words=words * 3 + words // 2))  # three sentences fit, not four
+    assert len(passages) > 1 and all(p.text.endswith(sentence[-1]) for p in passages), [p.text[-5:] for p in passages]
+    assert_offsets(d, passages)
