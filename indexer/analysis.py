@@ -23,8 +23,9 @@ and a capital final sigma lower-cases to σ), Arabic without short vowels and ta
 alef, yeh and heh for their variants (also Persian's yeh and kaf), Hebrew without points, and
 Turkish dotless ı as i (Lucene lower-cases the capital I of ılımlı to i). In a text with Hebrew or
 Arabic letters the invisible direction marks pages put around words and numbers (&rlm;) are
-dropped: Lucene's tokenizer keeps them in the word (البطالة + RLM is a term of its own). Latin-script
-text other than ı, and so English, is not touched.
+dropped and a zero-width non-joiner is a space: Lucene's tokenizer keeps them in the word
+(البطالة + RLM is a term of its own, and so is Persian مصرف‌کننده, which others write مصرف کننده).
+Latin-script text other than ı, and so English, is not touched.
 """
 
 from __future__ import annotations
@@ -57,12 +58,20 @@ _DROPPED = (
 _REPLACED = {"\u0622": "\u0627", "\u0623": "\u0627", "\u0625": "\u0627", "\u0671": "\u0627",  # alef forms
              "\u0649": "\u064a", "\u06cc": "\u064a",  # alef maksura, Persian yeh -> yeh
              "\u0629": "\u0647", "\u06a9": "\u0643", "\u0131": "i"}  # teh marbuta -> heh, keheh -> kaf, ı -> i
-_FOLD_TABLE = str.maketrans({**dict.fromkeys(re.sub(r"(.)-(.)", lambda m: "".join(
-    map(chr, range(ord(m.group(1)), ord(m.group(2)) + 1))), _DROPPED)), **_REPLACED})
+
+
+def _chars(ranges: str) -> str:
+    """Every character of a character class's ranges and single characters ("a-cx" -> "abcx")."""
+    return re.sub(r"(.)-(.)", lambda m: "".join(map(chr, range(ord(m.group(1)), ord(m.group(2)) + 1))), ranges)
+
+
+_FOLD_TABLE = str.maketrans({**dict.fromkeys(_chars(_DROPPED)), **_REPLACED})
 _RTL_LETTER = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")  # Hebrew, Arabic, Syriac, Thaana, N'Ko...
-_DIRECTION_MARK_CHARS = "\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
-_DIRECTION_MARKS = str.maketrans(dict.fromkeys("\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
-_FOLDED = re.compile(f"[{_GREEK_LETTERS}{_DROPPED}{''.join(_REPLACED)}{_DIRECTION_MARK_CHARS}]")
+_DIRECTION_MARKS = "\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
+# In RTL text direction marks are dropped, and a zero-width non-joiner, which Persian writes between
+# the parts of one word (مصرف‌کننده) where others write a space, becomes one (as Lucene's Persian analyzer does).
+_RTL_TABLE = str.maketrans({**dict.fromkeys(_chars(_DIRECTION_MARKS)), "\u200c": " "})
+_FOLDED = re.compile(f"[{_GREEK_LETTERS}{_DROPPED}{''.join(_REPLACED)}{_DIRECTION_MARKS}\u200c]")
 
 Scheme = Literal["unigram", "bigram", "unigram+bigram"]
 SCHEME: Scheme = "unigram+bigram"  # measured on rgb_zh against bigrams, words and Pyserini: docs/BENCHMARKS.md
@@ -141,7 +150,7 @@ def fold(text: str) -> str:
     if not _FOLDED.search(text):
         return text
     if _RTL_LETTER.search(text):
-        text = text.translate(_DIRECTION_MARKS)
+        text = text.translate(_RTL_TABLE)
     return _GREEK_WORD.sub(lambda m: _greek(m.group(0)), text.translate(_FOLD_TABLE))
 
 

@@ -213,7 +213,8 @@ def test_khmer_and_myanmar_stacked_consonants_stay_in_one_word():
         assert all(not m.group(0).startswith(stacked[1:]) for m in WORD.finditer(stacked * 4))
 
 
-@pytest.mark.parametrize("char", ["葛\U000e0100", "辻\ufe00", "か\u3099"])  # ideographic variation, variation selector, NFD が
+# an ideographic variation sequence, a variation selector, NFD が
+@pytest.mark.parametrize("char", ["葛\U000e0100", "辻\ufe00", "か\u3099"])
 def test_a_cjk_character_keeps_its_variation_selector_or_voicing_mark(char):
     d = doc(char * 300)
     passages = chunk_document(d, ChunkSettings(target_words=100))

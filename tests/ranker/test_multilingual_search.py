@@ -95,6 +95,7 @@ def test_builds_before_hangul_and_thai_units_keep_their_query_analysis(pipeline)
     ("tr-tcmb", "ILIMLI"),  # capital I of dotless ı (the text: ılımlı)
     ("ar-stats", "تاريخي"),  # the text has a right-to-left mark right after it, as pages write &rlm;
     ("he-boi", "אחוזים"),  # the text: a left-to-right mark around 4.5, a right-to-left mark after אחוזים
+    ("fa-cbi", "مصرف کننده"),  # the text joins them with a zero-width non-joiner: مصرف‌کننده
 ])  # fmt: skip
 def test_spelling_variants_of_one_word_match(pipeline, doc, query):
     assert top_doc(pipeline, query) == doc
