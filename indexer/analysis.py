@@ -6,8 +6,8 @@ reaches Lucene, every run of Han characters is replaced by its Chinese index uni
 and overlapping character bigrams: `units`) written as opaque ASCII terms (`zh` + six-digit code
 points, e.g. 成员 -> `zh025104021592`). Those pass the English analyzer unchanged: the standard
 tokenizer keeps a letter+digit run as one term, a term ending in a digit has no Porter suffix, and
-no such term is a stopword. Text without Han characters is returned unchanged, so the English path
-is byte-for-byte what it was. Documents and queries go through the same function, so a mixed query
+no such term is a stopword. Text without Han characters (nor the scripts and variants below) is
+returned unchanged, so the English path is byte-for-byte what it was. Documents and queries go through the same function, so a mixed query
 such as `RCEP 成员国` is analysed per script: `RCEP` by the English analyzer, 成员国 into Chinese units.
 
 Two other script families go through the same path (their terms share the historical `zh` prefix;
