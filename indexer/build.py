@@ -92,12 +92,14 @@ def build_index(
     started = time.time()
     try:
         root.mkdir(parents=True, exist_ok=True)
+        layout.remove_debris(root)  # of builds killed before this one
         build_dir = layout.new_build_dir(root)
     except OSError as exc:  # under a regular file, /proc, a read-only or full file system
         raise _write_error(exc, root) from None
     try:
-        manifest = _write_build(build_dir, root, paths, settings, writers, started, annotations)
-    except Exception as exc:  # Ctrl-C or a kill leaves the folder instead: no manifest, never used (docs/OPERATIONS.md)
+        with layout.building(build_dir):
+            manifest = _write_build(build_dir, root, paths, settings, writers, started, annotations)
+    except Exception as exc:  # Ctrl-C or a kill leaves the folder instead: the next build removes it
         shutil.rmtree(build_dir, ignore_errors=True)
         if isinstance(exc, (OSError, sqlite3.Error)):  # e.g. the disk filled up: one line, not a traceback
             raise _write_error(exc, root) from None

@@ -9,16 +9,21 @@
       current -> builds/<version>   symlink, replaced atomically (rename) after a build finishes
       embeddings/                 reusable passage-embedding cache shared by builds
 
-Killing a build at any moment leaves `current` pointing at the previous complete build.
+Killing a build at any moment leaves `current` pointing at the previous complete build. What the
+killed build leaves (its folder, a temporary file or link) the next build removes (`remove_debris`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import secrets
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,11 @@ DENSE_DIR = "dense"
 BUILDS_DIR = "builds"
 CURRENT = "current"
 EMBEDDING_CACHE_DIR = "embeddings"
+BUILDING = ".building"  # in a build folder while its build runs: flock'ed by the build, its pid inside
+# The temporary name of a file or link written then renamed into place: `.NAME.tmp-PID[-random]`.
+_TEMPORARY = re.compile(r"\..+\.tmp-(\d+)(?:-[0-9a-f]+)?")
+_OLD_SWITCH_LINK = re.compile(rf"\.{CURRENT}\.[0-9a-f]{{8}}")  # `switch_current`'s name before it held the pid
+_OLD_SWITCH_LINK_AGE_S = 60  # such a link lives for one rename: one older than this is a killed switch's
 
 
 def new_build_dir(root: Path) -> Path:
@@ -40,6 +50,78 @@ def new_build_dir(root: Path) -> Path:
     path = root / BUILDS_DIR / version
     path.mkdir(parents=True, exist_ok=False)
     return path
+
+
+@contextmanager
+def building(build_dir: Path) -> Iterator[None]:
+    """Mark `build_dir` as being written by this process until the block ends: its `BUILDING` file,
+    flock'ed (the kernel releases the lock when the process dies, however it dies) and holding the
+    pid. `remove_debris` removes a build folder only once that lock is free and it has no manifest;
+    `write_manifest` removes the file."""
+    with open(build_dir / BUILDING, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks: the file stays empty, the folder kept if the build is killed
+            yield
+            return
+        fh.write(str(os.getpid()))  # written under the lock: an empty file may be a build that has not locked it yet
+        fh.flush()
+        yield
+
+
+def remove_debris(root: Path) -> None:
+    """Remove what killed runs left in the index `root`: the folders of killed builds (no manifest,
+    their `BUILDING` lock free) and the temporary files and links of killed writes and `current`
+    switches. A running build's folder and files, the build `current` names and folders of builds
+    from before `BUILDING` existed are kept. Whatever cannot be removed stays: never an error."""
+    remove_stale_temporaries(root)
+    for link in _list(root):
+        if _OLD_SWITCH_LINK.fullmatch(link.name) and link.is_symlink():
+            with suppress(OSError):
+                if time.time() - link.lstat().st_mtime > _OLD_SWITCH_LINK_AGE_S:
+                    link.unlink()
+    current = os.path.realpath(root / CURRENT)
+    for build in _list(root / BUILDS_DIR):
+        if os.path.realpath(build) != current and not (build / MANIFEST).exists():
+            _remove_killed_build(build)
+
+
+def _remove_killed_build(build: Path) -> None:
+    with suppress(OSError), open(build / BUILDING, encoding="utf-8") as fh:  # none: from before BUILDING, kept
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # its build is running
+            return
+        if fh.read().strip() and not (build / MANIFEST).exists():  # empty: its build is about to lock it
+            shutil.rmtree(build, ignore_errors=True)
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Remove the temporary files and links (`.NAME.tmp-PID[-random]`) in `folder` whose process is
+    gone: a run killed between writing one and renaming it into place leaves it behind. Those of a
+    running process (this one included) are kept, as is anything that cannot be removed."""
+    for path in _list(folder):
+        found = _TEMPORARY.fullmatch(path.name)
+        if found and not _running(int(found.group(1))):
+            with suppress(OSError):
+                path.unlink()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; a number no pid can be: keep its file
+        return True
+    return True
+
+
+def _list(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = False) -> None:
@@ -72,7 +154,8 @@ def atomic_write_with(path: Path, write: Callable[[Path], None], *, durable: boo
 
 
 def write_manifest(build_dir: Path, manifest: dict[str, Any]) -> None:
-    """Write the manifest atomically; its presence marks the build complete."""
+    """Write the manifest atomically; its presence marks the build complete (it replaces `BUILDING`)."""
+    (build_dir / BUILDING).unlink(missing_ok=True)
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
     atomic_write_bytes(build_dir / MANIFEST, data, durable=True)
 
@@ -80,7 +163,7 @@ def write_manifest(build_dir: Path, manifest: dict[str, Any]) -> None:
 def switch_current(root: Path, build_dir: Path) -> None:
     """Point ROOT/current at build_dir with one atomic rename of a symlink."""
     target = os.path.relpath(build_dir, root)
-    tmp = root / f".{CURRENT}.{secrets.token_hex(4)}"
+    tmp = root / f".{CURRENT}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     os.symlink(target, tmp)
     os.replace(tmp, root / CURRENT)
     _fsync_dir(root)
