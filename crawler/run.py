@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import ConfigError, DrsearchError
+from indexer.layout import remove_stale_temporaries
 
 from crawler.config import (
     DEFAULT_USER_AGENT,
@@ -123,6 +124,8 @@ def run_crawl(config: CrawlConfig) -> dict[str, Any]:
         raise ConfigError(f"cannot create the --out directory: {exc.strerror}", where=str(config.out_dir)) from None
     lock = lock_job(config.out_dir)
     try:
+        for folder in (config.out_dir, config.out_dir / "job"):  # report.json and counters.json of killed runs
+            remove_stale_temporaries(folder)
         report_path = config.out_dir / "report.json"
         if report_path.exists():
             report_path.unlink()

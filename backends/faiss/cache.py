@@ -7,7 +7,8 @@
 `model_key` hashes everything that changes a vector (the contents of the model's files, dimension,
 prefixes, normalize, max_length, encoder). Shards are written atomically (tmp + rename) every `shard_size` newly encoded
 passages, so a build killed mid-encode keeps its finished shards; the next build reads their keys, reuses
-every vector whose text hash matches and encodes only the rest. Any vector backend (FAISS here, a
+every vector whose text hash matches and encodes only the rest (and removes the temporary file of a shard
+whose writer was killed). Any vector backend (FAISS here, a
 `dense_vector` field elsewhere) gets its passage vectors from `embed_store`.
 """
 
@@ -48,6 +49,7 @@ class EmbeddingCache:
         self.dir = directory
         self.dimension = dimension
         self.dir.mkdir(parents=True, exist_ok=True)
+        layout.remove_stale_temporaries(self.dir)  # shards of runs killed while writing them
         if info is not None and not (self.dir / "model.json").exists():
             layout.atomic_write_bytes(self.dir / "model.json", (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
         self._shards: list[Path] = []

@@ -7,7 +7,8 @@ export is cached as
 
     $DRSEARCH_CACHE (default ~/.cache/drsearch)/onnx/<model key>/model.onnx, model-int8.onnx
 
-written atomically, so concurrent first uses at worst export twice. `OnnxEncoder` offers the
+written atomically, so concurrent first uses at worst export twice; the temporary file an export
+killed before its rename leaves is removed by the next use. `OnnxEncoder` offers the
 part of the `SentenceTransformer` interface `backends.faiss.encoder` uses (encode, tokenizer,
 max_seq_length, device, dimension), so the embedding cache works as with the torch encoder, and
 `encode_each`, with which `backends.faiss.encoder` embeds queries and passages in small runs side
@@ -33,6 +34,7 @@ import numpy as np
 from backends.faiss.model_files import model_digest
 from backends.threads import budget
 from indexer.errors import ConfigError
+from indexer.layout import remove_stale_temporaries
 from indexer.settings import Encoder
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -106,6 +108,7 @@ def exported_model(st_model: Any, model_dir: Path, *, int8: bool) -> Path:
     folder = cache_root() / "onnx" / f"{model_dir.name}-{_export_key(model_dir)}"
     fp32, q8 = folder / "model.onnx", folder / "model-int8.onnx"
     target = q8 if int8 else fp32
+    remove_stale_temporaries(folder)  # of exports killed before their rename
     if target.is_file():
         return target
     with _export_lock:

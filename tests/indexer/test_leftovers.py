@@ -19,6 +19,7 @@ import pytest
 
 from indexer import layout
 from indexer.build import build_index
+from indexer.encode import encode_corpus
 from indexer.settings import BuildSettings, DenseSettings
 from tests.conftest import REPO
 from tests.service.test_cli_errors import write_docs
@@ -118,3 +119,39 @@ def test_a_build_whose_current_has_no_manifest_is_kept(tmp_path: Path) -> None:
     (named / layout.BUILDING).write_text(str(ended_pid()))
     build_index([tmp_path / "docs.jsonl"], root, settings)
     assert (named / layout.STORE).is_file()
+
+
+def test_the_next_encode_removes_a_killed_shard_write(tmp_path: Path, tiny_model: Path) -> None:
+    write_docs(tmp_path / "docs.jsonl")
+    root = tmp_path / "idx"
+    settings = BuildSettings(quiet=True, dense=DenseSettings(model=str(tiny_model), device="cpu", encoder="st"))
+    cache = encode_corpus([tmp_path / "docs.jsonl"], root, settings).cache_dir
+    killed = killed_while_writing(cache / "shard-00001-abcdef.npz")
+    ours = cache / f".shard-00002-012345.npz.tmp-{os.getpid()}-abcdef"  # this process writing a shard
+    ours.write_bytes(b"x")
+
+    again = encode_corpus([tmp_path / "docs.jsonl"], root, settings)
+    assert not killed.exists() and ours.exists()
+    assert again.encoded == 0  # the finished shards are all read
+
+    killed = killed_while_writing(cache / "shard-00001-abcdef.npz")
+    build_index([tmp_path / "docs.jsonl"], root, settings)  # a build opens the same cache
+    assert not killed.exists() and ours.exists()
+
+
+def test_the_next_onnx_use_removes_a_killed_export(tmp_path: Path, tiny_model: Path, running_pid: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from backends.faiss.encoder import load_encoder
+
+    monkeypatch.setenv("DRSEARCH_CACHE", str(tmp_path / "cache"))
+    settings = DenseSettings(model=str(tiny_model), device="cpu", encoder="onnx-int8")
+    folder = load_encoder(settings).path.parent
+    (folder / "model-int8.onnx").unlink()  # killed while quantising: its temporary file, no int8 model
+    dead = ended_pid()
+    killed = [folder / f".model-int8.onnx.tmp-{dead}", folder / f".model.onnx.tmp-{dead}"]
+    other = folder / f".model-int8.onnx.tmp-{running_pid}"  # another process quantising now
+    for path in [*killed, other]:
+        path.write_bytes(b"x" * 100)
+
+    assert load_encoder(settings).path == folder / "model-int8.onnx"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["model.onnx", "model-int8.onnx", other.name])
