@@ -16,6 +16,7 @@ import numpy as np
 from backends.base import Restriction
 from indexer.columns import Columns
 from indexer.domains import ip_or_none, normalise_host
+from indexer.language import normalise as normalise_language
 from indexer.schema import is_published_date
 from ranker.filters import SourceFilter, SourceMeta
 
@@ -55,7 +56,9 @@ class SourceTable:
         # The same values as one bytes array (b"": undated) for the vectorised date mask.
         self._dated = np.fromiter((p is not None for p in self._published), dtype=bool, count=len(self._published))
         self._published_bytes = np.array([p.encode("utf-8") if p else b"" for p in self._published], dtype=np.bytes_)
-        self._languages = [code or None for code in columns.languages]
+        # Read as a build stores them today: builds before 639-2/639-3 codes were mapped to 639-1 stored a
+        # document's "zho" as given, which no languages filter could reach ("zho" is asked for as zh).
+        self._languages = [normalise_language(code) for code in columns.languages]
 
     def meta(self, position: int) -> SourceMeta:
         host = self._host_meta[int(self.columns.host[position])]

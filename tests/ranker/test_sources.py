@@ -3,6 +3,8 @@ language column, include_undated in the position mask and the Lucene date clause
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -162,5 +164,48 @@ def test_an_upper_date_bound_at_month_or_year_precision_is_inclusive_in_the_luce
         assert ids(published_before="2012") == set(dated) - {"jan01"}
         assert ids(published_after="2012-06", published_before="2012-06") == {"jun", "jun15"}
         assert ids(published_before="2012-06-15") == {"may31", "jun", "jun15", "year"}
+    finally:
+        pipe.close()
+
+
+def _as_an_older_build_stored_it(columns_dir, old: dict[str, str]) -> None:
+    """Rewrite a build's language table as a build before 639-2/639-3 codes were mapped to 639-1 wrote it
+    (a document's "zho" stored as "zho"); the passages' codes into the table stay as they are."""
+    path = columns_dir / "languages.json"
+    path.write_text(json.dumps([old.get(code, code) for code in json.loads(path.read_text())]), encoding="utf-8")
+
+
+def test_an_older_builds_three_letter_language_codes_read_as_iso_639_1(tmp_path):
+    w = ColumnWriter(tmp_path)
+    w.add("https://www.stats.gov.cn/c", None, None, ["cn#0"], "zh")
+    w.add("https://www.cdc.gov/b", None, None, ["us#0"], "en")
+    w.add("https://www.gov.il/a", None, None, ["il#0"], "he")
+    w.close()
+    _as_an_older_build_stored_it(tmp_path, {"zh": "zho", "he": "iw"})
+    table = SourceTable(Columns(tmp_path), AuthorityList.load())
+    assert [table.meta(i).language for i in range(3)] == ["zh", "en", "he"]
+    assert _ids(table, languages=("zh",)) == ["cn#0"] and _ids(table, languages=("he",)) == ["il#0"]
+    codes = table.restriction(SourceFilter(languages=("zh",)), positions=False).languages
+    assert [table.columns.languages[c] for c in codes] == ["zho"]  # the code Lucene indexed for it
+
+
+def test_an_older_builds_three_letter_language_codes_are_found_by_bm25(tmp_path):
+    """Over a real BM25 build, whose Lucene language field holds the table's code: a languages filter finds
+    the passages an older build stored as "zho" (before, no filter could ask for them: "zho" is read as zh)."""
+    from indexer.build import build_index
+    from indexer.settings import BuildSettings, DenseSettings
+    from ranker.options import SearchOptions
+    from ranker.pipeline import SearchPipeline
+
+    corpus = tmp_path / "docs.jsonl"
+    rows = [{"id": "zh1", "text": "harbour tariffs rose", "language": "zh"},
+            {"id": "en1", "text": "harbour tariffs fell", "language": "en"}]  # fmt: skip
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    build_index([corpus], tmp_path / "idx", BuildSettings(chunk_words=0, quiet=True, dense=DenseSettings(enabled=False)))
+    _as_an_older_build_stored_it(tmp_path / "idx" / "current" / "columns", {"zh": "zho"})
+    pipe = SearchPipeline.open(tmp_path / "idx")
+    try:
+        found = pipe.search("harbour tariffs", SearchOptions(mode="bm25", languages=["zh"]))
+        assert [r.hit.doc_id for r in found] == ["zh1"]
     finally:
         pipe.close()
