@@ -201,7 +201,8 @@ def test_an_older_builds_three_letter_language_codes_are_found_by_bm25(tmp_path)
     rows = [{"id": "zh1", "text": "harbour tariffs rose", "language": "zh"},
             {"id": "en1", "text": "harbour tariffs fell", "language": "en"}]  # fmt: skip
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    build_index([corpus], tmp_path / "idx", BuildSettings(chunk_words=0, quiet=True, dense=DenseSettings(enabled=False)))
+    settings = BuildSettings(chunk_words=0, quiet=True, dense=DenseSettings(enabled=False))
+    build_index([corpus], tmp_path / "idx", settings)
     _as_an_older_build_stored_it(tmp_path / "idx" / "current" / "columns", {"zh": "zho"})
     pipe = SearchPipeline.open(tmp_path / "idx")
     try:
