@@ -44,7 +44,10 @@ class _Stage:
     def drop(self, item: PageItem, reason: str, detail: str = "",
              duplicate: tuple[str, str, str] | None = None) -> DropItem:  # fmt: skip
         """`duplicate`: (kept url, its content hash, the duplicate) for the report's groups."""
-        self.state.settle_page(reason, item.fetched_url, item.request_urls, duplicate)
+        # The URLs this fetch asked for are settled; a page its rel=canonical names is another page, done by
+        # the record stored for it once that is flushed (marked done here, a kill before the flush lost it).
+        urls = [u for u in item.request_urls if u != item.url or u == item.fetched_url]
+        self.state.settle_page(reason, item.fetched_url, urls, duplicate)
         return DropItem(f"{reason}: {item.fetched_url} {detail}".strip())
 
     def drop_if_identity_stored(self, item: PageItem) -> None:

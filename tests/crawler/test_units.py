@@ -544,3 +544,35 @@ def test_pdf_reading_is_bounded_by_what_its_pages_hold(monkeypatch):
     assert extract.extract_pdf(minimal_pdf([line] * 20, pages=3)).text == ""
     assert extract.extract_pdf(minimal_pdf([line] * 5, pages=3)).text.count(line) == 15
     assert extract.extract_pdf(shared, deadline=time.monotonic()).text == ""
+
+
+def test_a_duplicate_naming_a_page_by_canonical_leaves_that_page_to_its_own_record(tmp_path: Path) -> None:
+    """A print page whose rel=canonical names a page stored but not yet flushed is a duplicate; the named page
+    is done when its own record's shard is flushed, not by the print page's drop: a crawl killed before that
+    flush fetches it again on --resume (it was marked done, and lost: neither stored nor asked for again)."""
+    from types import SimpleNamespace
+
+    from scrapy.exceptions import DropItem
+
+    from crawler.items import PageItem
+    from crawler.pipelines import UrlDedupePipeline
+
+    original, printed = "http://www.x.org/report", "http://www.x.org/report-print"
+    state = CrawlState(tmp_path, resume=False, shard_docs=10, flush_docs=10)
+    for url in (original, printed):
+        state.mark_seen(url, 1)
+        state.mark_fetched(url)
+    state.register_stored(original, "hash", "near", "x.org")
+    state.writer.add({"url": original}, [original])  # in the writer's buffer: flushed at 10 documents
+    stage = UrlDedupePipeline(SimpleNamespace(spider=SimpleNamespace(crawl_state=state)))  # a crawler's part
+    page = PageItem(url=original, fetched_url=printed, request_urls=[printed, original], status=200,
+                    content_type="text/html", body=b"<p>report</p>", depth=1, fetched_at="", domain="x.org")  # fmt: skip
+    with pytest.raises(DropItem, match="duplicate"):
+        stage.process_item(page)
+    assert state.done == {printed}
+    # killed here: the buffered record is lost, and the page it was for goes again
+    resumed = CrawlState(tmp_path, resume=True, shard_docs=10, flush_docs=10)
+    try:
+        assert resumed.pending() == [(original, 1)]
+    finally:
+        resumed.close()
