@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -223,10 +224,23 @@ def read_manifest(build_dir: Path) -> dict[str, Any]:
         )
     if fv < FORMAT_VERSION:
         raise IndexFormatError(
-            f"index format {fv} is older than this drsearch reads ({FORMAT_VERSION}); rebuild the index",
+            f"index format {fv} is older than this drsearch reads ({FORMAT_VERSION}); "
+            + rebuild_hint(build_dir, manifest),
             where=str(mpath),
         )
     return manifest
+
+
+def rebuild_hint(build_dir: Path, manifest: dict[str, Any]) -> str:
+    """'rebuild it: drsearch index build --corpus ... --out ROOT', from the corpus paths the build's manifest
+    recorded (its other options, such as --no-dense or --chunk-words, are in the same manifest.json)."""
+    corpus = manifest.get("corpus")
+    listed = corpus.get("paths") if isinstance(corpus, dict) else None
+    paths = [p for p in listed if isinstance(p, str)] if isinstance(listed, list) else []
+    shown = " ".join(f"--corpus {shlex.quote(p)}" for p in paths[:4]) or "--corpus CORPUS"
+    more = f" (and {len(paths) - 4} more --corpus)" if len(paths) > 4 else ""
+    root = build_dir.parent.parent if build_dir.parent.name == BUILDS_DIR else build_dir
+    return f"rebuild it: drsearch index build {shown} --out {shlex.quote(str(root))}{more}"
 
 
 def list_builds(root: Path) -> list[Path]:

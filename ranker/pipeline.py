@@ -248,9 +248,9 @@ class SearchPipeline:
                 if self._sources is None:
                     directory = self.build_dir / COLUMNS_DIR
                     if not directory.is_dir():
-                        raise IndexFormatError(
-                            "index was built by an older drsearch (no passage columns); rebuild it", where=str(self.build_dir)
-                        )  # fmt: skip
+                        hint = layout.rebuild_hint(self.build_dir, layout.read_manifest(self.build_dir))
+                        message = f"index was built by an older drsearch (no passage columns); {hint}"
+                        raise IndexFormatError(message, where=str(self.build_dir))
                     self._sources = SourceTable(Columns(directory), self.authority)
         return self._sources
 

@@ -165,3 +165,25 @@ def test_manifest_records_how_the_build_was_made(tmp_path):
     second = build_index([corpus], tmp_path / "idx", settings).manifest.as_json()
     assert second["corpus"]["sha256"] != first["corpus"]["sha256"] and second["version"] != first["version"]
     assert layout.resolve_build(tmp_path / "idx").name == second["version"]
+
+
+def test_an_index_of_an_older_format_is_refused_with_the_command_that_rebuilds_it(tmp_path):
+    """A format-1 build (written before the typed leg sections): search and index info stop with one line
+    naming the build and the command to rebuild it from the corpus its manifest recorded."""
+    from tests.conftest import drsearch
+
+    root = tmp_path / "my index"
+    build = layout.new_build_dir(root)
+    corpus = [str(tmp_path / "crawl one"), "/data/notes.jsonl"]
+    layout.write_manifest(build, {"format_version": 1, "version": build.name, "corpus": {"paths": corpus}})
+    layout.switch_current(root, build)
+    with pytest.raises(IndexFormatError) as err:
+        layout.resolve_build(root)
+    assert err.value.message.endswith(
+        f"rebuild it: drsearch index build --corpus '{corpus[0]}' --corpus {corpus[1]} --out '{root}'"
+    )
+    for args in (("search", "x", "--index", str(root)), ("index", "info", str(root))):
+        proc = drsearch(*args)
+        assert proc.returncode == 2 and proc.stdout == "", args
+        assert proc.stderr.count("\n") == 1 and "index format 1 is older" in proc.stderr, args
+        assert f"--corpus /data/notes.jsonl --out '{root}'" in proc.stderr, args

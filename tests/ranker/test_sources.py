@@ -4,6 +4,7 @@ language column, include_undated in the position mask and the Lucene date clause
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -210,3 +211,29 @@ def test_an_older_builds_three_letter_language_codes_are_found_by_bm25(tmp_path)
         assert [r.hit.doc_id for r in found] == ["zh1"]
     finally:
         pipe.close()
+
+
+def test_a_build_from_before_the_passage_columns_is_refused_with_the_command_that_rebuilds_it(tmp_path):
+    """Format 2 builds of the first day had no columns/ (the host, date and language filters read them):
+    search stops with one line naming the command that rebuilds the index from its recorded corpus."""
+    from indexer.build import build_index
+    from indexer.errors import IndexFormatError
+    from indexer.settings import BuildSettings, DenseSettings
+    from ranker.pipeline import SearchPipeline
+    from tests.conftest import drsearch
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(json.dumps({"id": "d1", "text": "harbour tariffs rose"}) + "\n", encoding="utf-8")
+    settings = BuildSettings(chunk_words=0, quiet=True, dense=DenseSettings(enabled=False))
+    build_index([corpus], tmp_path / "idx", settings)
+    shutil.rmtree(tmp_path / "idx" / "current" / "columns")
+    pipe = SearchPipeline.open(tmp_path / "idx")
+    try:
+        with pytest.raises(IndexFormatError, match="no passage columns") as err:
+            pipe.search("harbour")
+        assert err.value.message.endswith(f"rebuild it: drsearch index build --corpus {corpus} --out {tmp_path / 'idx'}")
+    finally:
+        pipe.close()
+    proc = drsearch("search", "harbour", "--index", str(tmp_path / "idx"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert f"--corpus {corpus} --out {tmp_path / 'idx'}" in proc.stderr
