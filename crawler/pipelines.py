@@ -41,20 +41,26 @@ class _Stage:
     def state(self) -> CrawlState:
         return self.crawler.spider.crawl_state  # type: ignore[union-attr]
 
-    def drop(self, item: PageItem, reason: str, detail: str = "",
-             duplicate: tuple[str, str, str] | None = None) -> DropItem:  # fmt: skip
-        """`duplicate`: (kept url, its content hash, the duplicate) for the report's groups."""
+    def drop(self, item: PageItem, reason: str, detail: str = "", duplicate: tuple[str, str, str] | None = None,
+             *, same_text: bool = False) -> DropItem:  # fmt: skip
+        """`duplicate`: (kept url, its content hash, the duplicate) for the report's groups; `same_text`: the
+        page is its identity's own, dropped for the kept url's text (see CrawlState.settle_page)."""
         # The URLs this fetch asked for are settled; a page its rel=canonical names is another page, done by
         # the record stored for it once that is flushed (marked done here, a kill before the flush lost it).
         urls = [u for u in item.request_urls if u != item.url or u == item.fetched_url]
-        self.state.settle_page(reason, item.fetched_url, urls, duplicate)
+        self.state.settle_page(reason, item.fetched_url, urls, duplicate, same_text=same_text)
         return DropItem(f"{reason}: {item.fetched_url} {detail}".strip())
 
     def drop_if_identity_stored(self, item: PageItem) -> None:
+        """A page whose identity is stored, or whose identity's own page was dropped as a duplicate of another
+        page's text (a print version naming it rel=canonical: the identity is kept as that page), is a duplicate."""
         kept_hash = self.state.stored.get(item.url)
         if kept_hash is not None:
             raise self.drop(item, "duplicate", f"(identity {item.url} already stored)",
                             (item.url, kept_hash, item.fetched_url))  # fmt: skip
+        if (kept := self.state.identities_kept_as.get(item.url)) is not None:
+            raise self.drop(item, "duplicate", f"(identity {item.url} a duplicate of {kept[0]})",
+                            (*kept, item.fetched_url))  # fmt: skip
 
 
 class ValidatePipeline(_Stage):
@@ -178,7 +184,9 @@ class ContentDedupePipeline(_Stage):
             reason = "near_duplicate"
         if kept is not None and kept != item.url:
             group = (kept, self.state.stored.get(kept, item.content_hash), item.url)
-            raise self.drop(item, reason, f"(same text as {kept})", group)
+            # the identity's own URL dropped: its other pages (print versions) are duplicates of `kept` too; a
+            # page only naming it is not its text (the identity's own page, fetched later, is checked as usual)
+            raise self.drop(item, reason, f"(same text as {kept})", group, same_text=item.url == item.fetched_url)
         return item
 
 

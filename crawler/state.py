@@ -12,7 +12,9 @@ Files (besides Scrapy's own JOBDIR files in DIR/job/):
                           dropped, refused or failed); pending = seen - done, re-issued on resume.
                           The report's counters are kept there too, so that a killed run loses none:
                           a page's skip rides on its `done` record (`"skip"`, `"ex"` when the example
-                          is not the URL, `"dup": [kept, hash, duplicate]` for a duplicate group), the
+                          is not the URL, `"dup": [kept, hash, duplicate]` for a duplicate group, with
+                          `"same_text": true` when the duplicate is a page dropped for its text at its
+                          own URL: a page naming that rel=canonical is a duplicate too), the
                           links skipped on a page go in `{"links": url, "skips": {..}, "ex": {..}}`
                           before its outcome (counted once the page is done; a page parsed again
                           after a kill counts its last parse), `{"net": {..}}` adds what a run
@@ -127,6 +129,9 @@ class CrawlState:
         self.stored: dict[str, str] = {}  # canonical url -> content hash
         self.by_hash: dict[str, str] = {}  # content hash -> kept url
         self.by_near: dict[str, str] = {}  # near hash -> kept url
+        # url whose own page was dropped as a text duplicate -> (kept url, its content hash): a page naming it
+        # rel=canonical is a duplicate of the kept one too, not stored under it with its own text
+        self.identities_kept_as: dict[str, tuple[str, str]] = {}
         self.seen: dict[str, int] = {}  # page url -> depth
         self.done: set[str] = set()
         self.issued: set[str] = set()  # page urls sent to the downloader in this run
@@ -198,6 +203,8 @@ class CrawlState:
                         earlier.add(rec["skip"], rec.get("ex", rec["done"]))
                     if "dup" in rec:
                         self.add_duplicate(*rec["dup"])
+                        if rec.get("same_text"):
+                            self.identities_kept_as[rec["dup"][2]] = (rec["dup"][0], rec["dup"][1])
                     if rec["done"] in links:
                         earlier.add_links(links.pop(rec["done"]))
                 elif "links" in rec:
@@ -282,10 +289,11 @@ class CrawlState:
         return _keep_example(self.examples[reason], url)
 
     def settle_page(self, reason: str, example: str, urls: list[str],
-                    duplicate: tuple[str, str, str] | None = None) -> None:  # fmt: skip
+                    duplicate: tuple[str, str, str] | None = None, *, same_text: bool = False) -> None:  # fmt: skip
         """Count a page's outcome and record its URLs (the page asked for first) as done. The reason and the
         duplicate group go in the first URL's done record: a resume counts them exactly when it does not ask
-        for the page again."""
+        for the page again. `same_text`: the duplicate is the page's own URL and identity, its text the kept
+        url's (`identities_kept_as`)."""
         self.skip(reason, example)
         record: dict[str, Any] = {"done": urls[0], "skip": reason}
         if example != urls[0]:
@@ -293,6 +301,9 @@ class CrawlState:
         if duplicate is not None:
             self.add_duplicate(*duplicate)
             record["dup"] = list(duplicate)
+            if same_text:
+                self.identities_kept_as[duplicate[2]] = (duplicate[0], duplicate[1])
+                record["same_text"] = True
         self.done.add(urls[0])
         self._log(record)
         self.mark_done_many(urls[1:])

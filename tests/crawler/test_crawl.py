@@ -378,3 +378,49 @@ def test_resuming_a_finished_crawl_fetches_no_page(tmp_path: Path, full_crawl) -
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert {(h.host, h.path) for h in web.log[n0:] if h.path not in NOT_PAGES} == set()
     assert _doc_keys(out) == _doc_keys(full_out)
+
+
+@pytest.mark.parametrize("stop_after", [None, 5], ids=["one-run", "stopped-and-resumed"])
+def test_a_page_naming_a_duplicate_page_rel_canonical_is_a_duplicate_too(tmp_path: Path, stop_after) -> None:
+    """/report's text was already stored as /copy, so /report is dropped as a duplicate; its print version,
+    naming /report rel=canonical, is then a duplicate of /copy too. It was stored under /report with its own
+    text (title "Report (print)"): two documents for one page, as a resumed crawl of the fixture web did
+    when the identical /reports/inflation-copy finished extraction before /reports/inflation."""
+    web, out = FixtureWeb(), tmp_path / "out"
+    report = article("Report", paras("inflation"), links=["/report-print"])
+    copy_done = '"done": "http://www.dup.org/copy"'
+
+    def report_once_copy_is_stored(_: int) -> Resp:  # the order a race gave: /copy kept, /report its duplicate
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and copy_done not in (out / "job" / "frontier.jsonl").read_text():
+            time.sleep(0.02)
+        return Resp(body=report)
+
+    print_head = '<link rel="canonical" href="http://www.dup.org/report">'
+    web.site("www.dup.org", {
+        "/": page("dup home", ["/copy"]),
+        "/copy": Resp(body=article("Report", paras("inflation"), links=["/report"])),
+        "/report": report_once_copy_is_stored,
+        "/report-print": Resp(body=article("Report (print)", paras("inflation"), extra_head=print_head)),
+    })  # fmt: skip
+    web.start()
+    try:
+        (tmp_path / "domains.txt").write_text("http://www.dup.org/\n")
+        (tmp_path / "hosts.txt").write_text(web.host_map_text())
+        args = (tmp_path / "domains.txt", tmp_path / "hosts.txt", "--flush-docs", "1")
+        one_at_a_time = {"CONCURRENT_REQUESTS_PER_DOMAIN": 1}
+        if stop_after:  # stopped at /report's response (after robots.txt, sitemap.xml, / and /copy): its print
+            # version is fetched by the resumed run, which knows /report as a duplicate only from the job log
+            first = run_crawl(out, *args, settings={**one_at_a_time, "CLOSESPIDER_PAGECOUNT": stop_after})
+            assert first.returncode == 3, first.stderr[-2000:]
+            assert web.count("www.dup.org", "/report") == 1 and not web.count("www.dup.org", "/report-print")
+        proc = run_crawl(out, *args, *(["--resume"] if stop_after else []), settings=one_at_a_time)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert web.count("www.dup.org", "/report-print") == 1
+        assert {d["url"]: d["title"] for d in read_docs(out)} == {
+            "http://www.dup.org/": "Dup Home", "http://www.dup.org/copy": "Report"}  # fmt: skip
+        (group,) = json.loads((out / "report.json").read_text())["near_duplicate_groups"]
+        assert group["kept"] == "http://www.dup.org/copy"
+        assert group["duplicates"] == ["http://www.dup.org/report", "http://www.dup.org/report-print"]
+    finally:
+        web.stop()
