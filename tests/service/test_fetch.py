@@ -31,7 +31,7 @@ def web() -> Iterator[tuple[FixtureWeb, str]]:
         "/to-metadata": Resp(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}),
         "/slow": Resp(body=article("Slow", [PARA]), delay=4.0),
         "/huge": Resp(body=article("Huge", [PARA] * 2000)),
-        "/heavy": Resp(body=article("Heavy", [f"Paragraph {i}: {PARA}" for i in range(8000)])),  # seconds to extract
+        "/heavy": Resp(body=article("Heavy", [f"Paragraph {i}: {PARA}" for i in range(16000)])),  # 2-4 s to extract
         "/logo.png": Resp(body=b"\x89PNG\r\n\x1a\n" + b"0" * 100, ctype="image/png"),
         # The header's charset wins over a stale <meta>, as in browsers.
         "/header-charset": Resp(body=article("Prix à la consommation", ARTICLE).replace(b'"utf-8"', b'"iso-8859-1"')),
@@ -187,7 +187,7 @@ def _live_outcome(url: str, resolve, *, allow_loopback: bool) -> tuple[str, str]
 
 
 def test_pages_are_extracted_in_the_fetchers_own_bounded_threads(web):
-    """Three fetches of a page that takes seconds to extract, one extraction thread, a 1 s deadline: all
+    """Three fetches of a page that takes 2-4 s to extract, one extraction thread, a 0.6 s deadline: all
     three are timeouts, and one thread of the fetcher's own extracts (the loop's default executor would
     have run all three at once)."""
     from service.fetch_live import FetchFailure, FetchLimits, LiveFetcher
@@ -195,7 +195,7 @@ def test_pages_are_extracted_in_the_fetchers_own_bounded_threads(web):
     _, base = web
 
     async def burst() -> tuple[list[object], list[str]]:
-        limits = FetchLimits(any_host=True, allow_loopback=True, timeout_s=1.0, extract_threads=1)
+        limits = FetchLimits(any_host=True, allow_loopback=True, timeout_s=0.6, extract_threads=1)
         fetcher = LiveFetcher(limits, resolve=lambda host: ["127.0.0.1"])
         before = set(threading.enumerate())  # other servers' fetchers in this process have theirs
         try:
