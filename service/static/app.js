@@ -10,8 +10,12 @@
   const W = `(?:(?![${HAN}])[${WORD}])`; // a word character other than Han (Han matches by units)
   const KATAKANA = "\\u30a0-\\u30ff\\u31f0-\\u31ff\\uff66-\\uff9f"; // with half-width katakana
   const KANA = `\\u3040-\\u309f${KATAKANA}`; // indexer/analysis.py KANA
-  // inside a word that spaces delimit (ranker/snippets.py _WORD_CHAR): Japanese runs its words together
-  const IN_WORD = `(?:(?![${HAN}${KANA}])[${WORD}])`;
+  const HANGUL = "\\uac00-\\ud7a3"; // indexer/analysis.py HANGUL
+  // indexer/analysis.py UNSPACED: Thai, Lao, Myanmar and Khmer, written without spaces between words
+  const UNSPACED = "\\u0e00-\\u0eff\\u1000-\\u109f\\uaa60-\\uaa7f\\ua9e0-\\ua9ff\\u1780-\\u17ff\\u19e0-\\u19ff";
+  // inside a word that spaces delimit (ranker/snippets.py _WORD_CHAR): Japanese runs its words together, and
+  // the index finds a Korean or Thai word inside a longer run (by bigrams)
+  const IN_WORD = `(?:(?![${HAN}${KANA}${HANGUL}${UNSPACED}])[${WORD}])`;
   const SCALAR_FIELDS = ["min_tier", "max_per_domain", "published_after", "published_before"]; // one value each
   const TEXT_FIELDS = ["include_domains", "exclude_domains", ...SCALAR_FIELDS]; // the filter inputs
   const URL_NAMES = {include_domains: "include", exclude_domains: "exclude", min_tier: "tier", max_per_domain: "cap",
@@ -53,7 +57,8 @@
     const escape = (s) => s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
     // a 5-character stem marks the rest of its word too (a katakana one, the rest of its katakana run)
     const rest = (s) => (s.length < 5 ? `(?!${IN_WORD})` : new RegExp(`[${KATAKANA}]$`, "u").test(s) ? `[${KATAKANA}]*` : `${IN_WORD}*`);
-    const alts = [...stems].sort().map((s) => `(?<!${IN_WORD})` + escape(s) + rest(s));
+    // ... and the marks after it (a Thai vowel above or below its consonant stays with it)
+    const alts = [...stems].sort().map((s) => `(?<!${IN_WORD})` + escape(s) + rest(s) + "\\p{M}*");
     const han = new Set();
     for (const run of (query || "").match(new RegExp(`[${HAN}]+`, "gu")) || []) hanUnits([...run]).forEach((u) => han.add(u));
     alts.push(...[...han].sort((a, b) => [...b].length - [...a].length || (a < b ? -1 : 1)).map(escape));

@@ -354,6 +354,8 @@ ZH_DOCS = [
      "text": "量子计算机的研究进展很快。许多大学都在研究新的计算机结构。"},
     {"id": "ja", "title": "東京大会", "url": "https://example.jp/olympics",
      "text": "とうきょうでオリンピックがかいさいされた。cellでも。"},
+    {"id": "ko", "title": "통화정책", "url": "https://example.kr/rate", "text": "한국은행은 기준금리를 동결했다."},
+    {"id": "th", "title": "นโยบายการเงิน", "url": "https://example.th/rate", "text": "คณะกรรมการคงอัตราดอกเบี้ยนโยบายไว้"},
     {"id": "js-url", "title": "脚本链接", "url": "javascript:document.body.dataset.owned=1", "text": "XSSMARKER javascript scheme"},
     {"id": "data-url", "title": "数据链接", "url": "data:text/html,<b>owned</b>", "text": "XSSMARKER data scheme"},
 ]
@@ -403,6 +405,19 @@ def test_a_japanese_word_after_a_particle_is_highlighted(zh_page):
     open_page(zh_page)
     search(zh_page, "オリンピック cell")
     assert zh_page.locator(".hit[data-doc-id=ja] .snippet mark").all_text_contents() == ["オリンピック", "cell"]
+
+
+@pytest.mark.parametrize("doc_id,query,marks", [("ko", "금리", ["금리"]), ("th", "ดอกเบี้ย", ["ดอกเบี้"])])
+def test_a_korean_or_thai_word_inside_a_longer_run_is_highlighted(zh_page, zh_server, doc_id, query, marks):
+    """금리 inside 기준금리를, ดอกเบี้ย inside an unspaced Thai phrase: the index finds them there (bigrams),
+    the snippets match them there, and the page marks them as the snippets do (a 5-character stem, with
+    the vowel and tone marks on its last letter)."""
+    with zh_server.client() as api:
+        hit = api.post("/v1/search", json={"queries": [query], "k": 3}).json()["results"][0]["hits"][0]
+    assert hit["doc_id"] == doc_id
+    open_page(zh_page)
+    search(zh_page, query)
+    assert zh_page.locator(f".hit[data-doc-id={doc_id}] .snippet mark").all_text_contents() == marks
 
 
 def test_a_negative_number_is_sent_as_a_number(zh_page, zh_server):
