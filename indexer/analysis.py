@@ -159,6 +159,17 @@ def _greek(word: str) -> str:
     return unicodedata.normalize("NFC", bare).lower().replace("\u03c2", "\u03c3")
 
 
+def _one_character_folds() -> dict[int, str]:
+    """The folds of `fold` that put one character for one: Greek letters with accents (and final
+    sigma), the Arabic and Persian letter forms and ı. Snippets apply them to lower-cased text, whose
+    positions they keep."""
+    greek = {c: _greek(c) for c in _chars(_GREEK_LETTERS) if len(_greek(c)) == 1 and _greek(c) != c.lower()}
+    return str.maketrans({**greek, **_REPLACED})
+
+
+SAME_LENGTH_FOLDS = _one_character_folds()
+
+
 def for_lucene_han_only(text: str) -> str:
     """`for_lucene` of builds before Hangul and Thai/Lao/Khmer/Myanmar units (their queries go in so)."""
     if not has_han(text):

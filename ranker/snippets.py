@@ -1,7 +1,8 @@
 """Query-biased snippets: the window of a passage with the most query-term matches.
 
-Words match by 5-character prefix (in Japanese kana, Korean and Thai-like scripts also inside a longer word,
-as the index finds them there); Chinese matches by the query's character bigrams
+Words match by 5-character prefix (in Japanese kana, Korean and Thai-like scripts also inside a longer
+word, as the index finds them there), lower-cased and with the spellings the index folds one character
+for one folded (Greek accents and final sigma, Arabic letter forms, ı); Chinese matches by the query's character bigrams
 (single characters only where a Han run is one character long), the units the index searches.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from indexer.analysis import HAN, HANGUL, KANA, UNSPACED, units
+from indexer.analysis import HAN, HANGUL, KANA, SAME_LENGTH_FOLDS, UNSPACED, units
 from indexer.query_cache import query_cache
 
 _HAN_RUN = re.compile(f"[{HAN}]+")
@@ -28,7 +29,14 @@ STOPWORDS = frozenset(
 
 def _stems(query: str) -> set[str]:
     # A 5-character prefix is a cheap, language-agnostic stand-in for stemming.
-    return {t.lower()[:5] for t in _TOKEN.findall(query) if t.lower() not in STOPWORDS}
+    return {_lowered(t)[:5] for t in _TOKEN.findall(query) if t.lower() not in STOPWORDS}
+
+
+def _lowered(text: str) -> str:
+    """`text` lower-cased, and with the spellings the index folds one character for one folded as
+    well (Αθήνα and ΑΘΗΝΑ are one word there, so a snippet finds either for the other)."""
+    lowered = text.lower()
+    return lowered if lowered.isascii() else lowered.translate(SAME_LENGTH_FOLDS)
 
 
 # A character inside a word that spaces delimit: not Han, and not kana either, since Japanese runs
@@ -61,7 +69,7 @@ def _sorted_stems(query: str) -> tuple[str, ...]:
 def _match_starts(text: str, query: str) -> list[int]:
     """Where a word whose 5-character prefix is a query stem starts (a shorter stem must be the whole
     word), and where a query's Chinese unit occurs."""
-    lowered = text.lower()
+    lowered = _lowered(text)
     same_length = len(lowered) == len(text)  # positions in `lowered` are positions in `text`
     if same_length and (text.isascii() or not _HAN_CHAR.search(text)):
         return _word_starts(text, lowered, _sorted_stems(query))
@@ -220,7 +228,7 @@ def java_tables() -> tuple[bytes, bytes]:
     lower = bytearray(2 * 65536)
     for code in range(65536):
         c = chr(code)
-        low = c.lower()
+        low = _lowered(c)
         # 0x3A3: the capital sigma, lower-cased by its neighbours
         single = len(low) == 1 and ord(low) < 0x10000 and code != 0x3A3 and not 0xD800 <= code <= 0xDFFF
         table[code] = ((space if c.isspace() else 0) | (spacing if c.isspace() and c != " " else 0)

@@ -155,3 +155,22 @@ def test_thai_and_korean_query_word_inside_a_longer_word_is_found(text, query, w
     start_jvm()
     for out in (snippet(text, query, max_chars=120), snippets([(text, query), (text, query)], 120)[1]):
         assert word in out and out.startswith("…"), out
+
+
+EL_FILLER = "Η ελληνική στατιστική υπηρεσία δημοσίευσε σήμερα τα στοιχεία για την απασχόληση στη χώρα. " * 4
+
+
+@pytest.mark.parametrize("text, query, word", [
+    (EL_FILLER + "Ο πληθωρισμός στην Αθήνα αυξήθηκε τον Μάιο. " + EL_FILLER, "ΑΘΗΝΑ", "Αθήνα"),  # capitals drop accents
+    (EL_FILLER + "Ο πληθωρισμός στην ΑΘΗΝΑ αυξήθηκε τον Μάιο. " + EL_FILLER, "Αθήνα", "ΑΘΗΝΑ"),
+    (EL_FILLER + "Ο πληθωρισμός στην Αθήνα αυξήθηκε τον Μάιο. " + EL_FILLER, "αθηνα", "Αθήνα"),  # typed without accents
+])  # fmt: skip
+def test_greek_query_word_spelled_with_other_accents_is_found(text, query, word):
+    """The index folds Greek accents (a query in capitals or typed without them finds the text): the
+    snippet shows where the word is, in Python and the JVM, not the passage's start."""
+    from backends.lucene.jvm import start_jvm
+    from ranker.snippets import snippets
+
+    start_jvm()
+    for out in (snippet(text, query, max_chars=120), snippets([(text, query), (text, query)], 120)[1]):
+        assert word in out and out.startswith("…"), out
