@@ -2,8 +2,8 @@
 
 Words match by 5-character prefix (in Japanese kana, Korean and Thai-like scripts also inside a longer
 word, as the index finds them there), lower-cased and with the spellings the index folds one character
-for one folded (Greek accents and final sigma, Arabic letter forms, ı); Chinese matches by the query's character bigrams
-(single characters only where a Han run is one character long), the units the index searches.
+for one folded (Greek accents and final sigma, Arabic letter forms, ı); Chinese matches by the query's
+character bigrams (single characters only where a Han run is one character long), the units the index searches.
 """
 
 from __future__ import annotations
