@@ -43,12 +43,13 @@ async def page() -> Response:
 async def meta() -> dict[str, Any]:
     """What the page's controls offer and how it highlights query words, from the code that defines them."""
     from ranker.authority import CATEGORIES, TIERS
-    from indexer.analysis import STOP_UNITS
+    from indexer.analysis import SAME_LENGTH_FOLDS, STOP_UNITS
     from ranker.snippets import STOPWORDS
 
     return {
         "categories": sorted(CATEGORIES), "tiers": list(TIERS), "modes": ["hybrid", "bm25", "dense"],
         "stopwords": sorted(STOPWORDS), "han_stop_units": sorted(STOP_UNITS),
+        "folds": {chr(code): folded for code, folded in sorted(SAME_LENGTH_FOLDS.items())},
     }  # fmt: skip
 
 

@@ -25,6 +25,8 @@
                            "X-API-Key": "api-key"};
   let stopwords = new Set();
   let hanStopUnits = new Set(); // Chinese function characters/words (indexer/analysis.py STOP_UNITS)
+  let folds = new Map(); // a character -> the one the index folds it to (Greek accents, Arabic letter forms, ı)
+  let foldedFrom = new Map(); // a folded character -> it and every character folded to it
   let searchCache = {key: null, data: null};
   let sequence = 0;
   let defaultMode = null; // the index's, from /v1/index
@@ -52,9 +54,11 @@
     const stems = new Set();
     for (const token of (query || "").match(new RegExp(`${W}+`, "gu")) || []) {
       const word = token.toLowerCase();
-      if (!stopwords.has(word)) stems.add(word.slice(0, 5));
+      if (!stopwords.has(word)) stems.add([...word].map((c) => folds.get(c) || c).join("").slice(0, 5));
     }
-    const escape = (s) => s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+    const escapeOne = (s) => s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+    // a folded letter matches each spelling the index folds to it (α: ά, ὰ, ᾶ...), as the snippets do
+    const escape = (s) => [...s].map((c) => (foldedFrom.has(c) ? `[${foldedFrom.get(c)}]` : escapeOne(c))).join("");
     // a 5-character stem marks the rest of its word too (a katakana one, the rest of its katakana run)
     const rest = (s) => (s.length < 5 ? `(?!${IN_WORD})` : new RegExp(`[${KATAKANA}]$`, "u").test(s) ? `[${KATAKANA}]*` : `${IN_WORD}*`);
     // ... and the marks after it (a Thai vowel above or below its consonant stays with it)
@@ -447,6 +451,9 @@
     if (!r.ok) return;
     stopwords = new Set(r.data.stopwords);
     hanStopUnits = new Set(r.data.han_stop_units || []);
+    folds = new Map(Object.entries(r.data.folds || {}));
+    foldedFrom = new Map();
+    for (const [from, to] of folds) foldedFrom.set(to, (foldedFrom.get(to) || to) + from);
     $("categories").replaceChildren(...r.data.categories.map((c) =>
       el("label", {class: "check"}, el("input", {type: "checkbox", value: c}), c.replace(/_/g, " "))));
   }

@@ -356,6 +356,7 @@ ZH_DOCS = [
      "text": "とうきょうでオリンピックがかいさいされた。cellでも。"},
     {"id": "ko", "title": "통화정책", "url": "https://example.kr/rate", "text": "한국은행은 기준금리를 동결했다."},
     {"id": "th", "title": "นโยบายการเงิน", "url": "https://example.th/rate", "text": "คณะกรรมการคงอัตราดอกเบี้ยนโยบายไว้"},
+    {"id": "el", "title": "Τιμές", "url": "https://example.gr/prices", "text": "Ο πληθωρισμός στην Αθήνα αυξήθηκε τον Μάιο."},
     {"id": "js-url", "title": "脚本链接", "url": "javascript:document.body.dataset.owned=1", "text": "XSSMARKER javascript scheme"},
     {"id": "data-url", "title": "数据链接", "url": "data:text/html,<b>owned</b>", "text": "XSSMARKER data scheme"},
 ]
@@ -418,6 +419,18 @@ def test_a_korean_or_thai_word_inside_a_longer_run_is_highlighted(zh_page, zh_se
     open_page(zh_page)
     search(zh_page, query)
     assert zh_page.locator(f".hit[data-doc-id={doc_id}] .snippet mark").all_text_contents() == marks
+
+
+@pytest.mark.parametrize("query", ["ΑΘΗΝΑ", "αθηνα"])
+def test_a_greek_word_with_other_accents_is_highlighted(zh_page, zh_server, query):
+    """The index folds Greek accents (a query in capitals, or typed without them, finds Αθήνα) and so do
+    the snippets: the page marks the word as well."""
+    with zh_server.client() as api:
+        hit = api.post("/v1/search", json={"queries": [query], "k": 3}).json()["results"][0]["hits"][0]
+    assert hit["doc_id"] == "el"
+    open_page(zh_page)
+    search(zh_page, query)
+    assert zh_page.locator(".hit[data-doc-id=el] .snippet mark").all_text_contents() == ["Αθήνα"]
 
 
 def test_a_negative_number_is_sent_as_a_number(zh_page, zh_server):
