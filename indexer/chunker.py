@@ -37,7 +37,10 @@ def _marks_of(ranges: str) -> str:
 # inside a run, between two characters. Other words are runs of non-space.
 _CJK = f"{HAN}{KANA}\uac00-\ud7af"
 _UNSPACED_MARKS = _marks_of(UNSPACED)
-_UNSPACED_CHAR = f"[{UNSPACED}](?:[\u1039\u17d2][{UNSPACED}]|[{_UNSPACED_MARKS}])*"
+# A character takes at most this many marks and stacked consonants (real ones take up to about five):
+# a run of thousands, as spam writes, is still cut.
+_MAX_MARKS = 8
+_UNSPACED_CHAR = f"[{UNSPACED}](?:[\u1039\u17d2][{UNSPACED}]|[{_UNSPACED_MARKS}]){{0,{_MAX_MARKS}}}"
 # A CJK character takes the variation selectors and kana voicing marks (NFD) that follow it along.
 _CJK_CHAR = f"[{_CJK}][\ufe00-\ufe0f\U000e0100-\U000e01ef\u3099\u309a]*"
 WORD = re.compile(f"{_CJK_CHAR}|(?:{_UNSPACED_CHAR}){{1,3}}|[^\\s{_CJK}{UNSPACED}]+")

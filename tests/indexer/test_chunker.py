@@ -213,6 +213,17 @@ def test_khmer_and_myanmar_stacked_consonants_stay_in_one_word():
         assert all(not m.group(0).startswith(stacked[1:]) for m in WORD.finditer(stacked * 4))
 
 
+@pytest.mark.parametrize("run", ["\u0e01" + "\u0e48" * 20_000, "\u1780\u17d2" * 10_000 + "\u1780", "\u1000\u1039" * 10_000])
+def test_a_run_of_marks_or_stacked_consonants_is_cut_too(run):
+    """A Thai letter with 20,000 tone marks (spam repeats them), or 10,000 Khmer or Myanmar consonants each
+    stacked under the last: the marks and stacks a character took were unbounded, so the run was one
+    character, one word and one passage of 20,000 characters however long it grew."""
+    d = doc(run)
+    passages = chunk_document(d)
+    assert len(passages) > 1 and max(len(p.text) for p in passages) < 10_000
+    assert_offsets(d, passages)
+
+
 # an ideographic variation sequence, a variation selector, NFD が
 @pytest.mark.parametrize("char", ["葛\U000e0100", "辻\ufe00", "か\u3099"])
 def test_a_cjk_character_keeps_its_variation_selector_or_voicing_mark(char):
