@@ -155,10 +155,12 @@ def atomic_write_with(path: Path, write: Callable[[Path], None], *, durable: boo
 
 
 def write_manifest(build_dir: Path, manifest: dict[str, Any]) -> None:
-    """Write the manifest atomically; its presence marks the build complete (it replaces `BUILDING`)."""
-    (build_dir / BUILDING).unlink(missing_ok=True)
+    """Write the manifest atomically; its presence marks the build complete (it replaces `BUILDING`, removed
+    after it: a build killed in between is complete, one killed before it keeps the lock file that lets the
+    next build remove its folder)."""
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
     atomic_write_bytes(build_dir / MANIFEST, data, durable=True)
+    (build_dir / BUILDING).unlink(missing_ok=True)
 
 
 def switch_current(root: Path, build_dir: Path) -> None:

@@ -155,3 +155,26 @@ def test_the_next_onnx_use_removes_a_killed_export(tmp_path: Path, tiny_model: P
 
     assert load_encoder(settings).path == folder / "model-int8.onnx"
     assert sorted(p.name for p in folder.iterdir()) == sorted(["model.onnx", "model-int8.onnx", other.name])
+
+
+def test_a_build_killed_as_it_writes_its_manifest_is_removed_by_the_next(tmp_path: Path) -> None:
+    """Killed in the last step, writing its manifest: the folder still holds its `.building` lock file (with the
+    pid of a process now gone), so the next build can tell it from a running one and remove it."""
+    write_docs(tmp_path / "docs.jsonl")
+    root = tmp_path / "idx"
+    code = ("import os, signal, sys\nfrom pathlib import Path\nfrom indexer import layout\n"
+            "from indexer.build import build_index\nfrom indexer.settings import BuildSettings, DenseSettings\n"
+            "write = layout.atomic_write_bytes\n"
+            "def killed(path, data, **kw):\n"
+            "    if path.name == layout.MANIFEST:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "    return write(path, data, **kw)\n"
+            "layout.atomic_write_bytes = killed\n"
+            "build_index([Path(sys.argv[1])], Path(sys.argv[2]), BuildSettings(quiet=True, dense=DenseSettings(enabled=False)))")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "docs.jsonl"), str(root)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    (killed,) = (root / layout.BUILDS_DIR).iterdir()
+    assert not (killed / layout.MANIFEST).exists()
+    settings = BuildSettings(quiet=True, dense=DenseSettings(enabled=False))
+    build = build_index([tmp_path / "docs.jsonl"], root, settings)
+    assert list((root / layout.BUILDS_DIR).iterdir()) == [build.build_dir]
