@@ -47,7 +47,11 @@ class _Stage:
         page is its identity's own, dropped for the kept url's text (see CrawlState.settle_page)."""
         # The URLs this fetch asked for are settled; a page its rel=canonical names is another page, done by
         # the record stored for it once that is flushed (marked done here, a kill before the flush lost it).
-        urls = [u for u in item.request_urls if u != item.url or u == item.fetched_url]
+        # request_urls ends with the identity only when it is none of the URLs asked for (the page asked for
+        # may redirect to one naming it rel=canonical: it is asked for, and done).
+        urls = item.request_urls
+        if urls[-1] == item.url != item.fetched_url:
+            urls = urls[:-1]
         self.state.settle_page(reason, item.fetched_url, urls, duplicate, same_text=same_text)
         return DropItem(f"{reason}: {item.fetched_url} {detail}".strip())
 

@@ -17,7 +17,7 @@ from crawler.config import DEFAULT_USER_AGENT
 from crawler.shards import complete_members
 from crawler.state import SKIP_REASONS, near_hash
 from crawler.urls import doc_id_for, registrable_domain
-from tests.crawler.conftest import REPO, TEST_SETTINGS, page, paras, read_docs, run_crawl, write_inputs
+from tests.crawler.conftest import REPO, TEST_SETTINGS, page, paras, read_docs, redirect, run_crawl, write_inputs
 from tests.crawler.fixture_web import FixtureWeb, Resp, article
 
 S, D, C, H, U = "www.statgov.org", "data.statgov.org", "www.centralbank.int", "www.health.gov", "www.uni.ac.uk"
@@ -440,5 +440,31 @@ def test_a_page_naming_a_duplicate_page_rel_canonical_is_a_duplicate_too(tmp_pat
         (group,) = json.loads((out / "report.json").read_text())["near_duplicate_groups"]
         assert group["kept"] == "http://www.dup.org/copy"
         assert group["duplicates"] == ["http://www.dup.org/report", "http://www.dup.org/report-print"]
+    finally:
+        web.stop()
+
+
+def test_a_page_redirected_to_a_url_naming_it_rel_canonical_is_done_when_dropped(tmp_path: Path) -> None:
+    """/a redirects to /a-session, whose rel=canonical names /a again, and is dropped (noindex). /a is the URL
+    the fetch asked for, so it is done: a resume asked for it again and counted it a second time (as a
+    duplicate of the done /a-session), once more for every resume."""
+    web, out = FixtureWeb(), tmp_path / "out"
+    head = '<link rel="canonical" href="http://www.dup.org/a"><meta name="robots" content="noindex">'
+    web.site("www.dup.org", {
+        "/": page("dup home", ["/a"]),
+        "/a": redirect("/a-session"),
+        "/a-session": Resp(body=article("A", paras("inflation"), extra_head=head)),
+    })  # fmt: skip
+    web.start()
+    try:
+        (tmp_path / "domains.txt").write_text("http://www.dup.org/\n")
+        (tmp_path / "hosts.txt").write_text(web.host_map_text())
+        args = (tmp_path / "domains.txt", tmp_path / "hosts.txt")
+        for extra in ((), ("--resume",)):
+            proc = run_crawl(out, *args, *extra)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+        assert web.count("www.dup.org", "/a") == 1
+        skips = json.loads((out / "report.json").read_text())["skips"]
+        assert (skips["noindex"], skips["duplicate"]) == (1, 0)
     finally:
         web.stop()
