@@ -141,7 +141,8 @@ class CrawlState:
         self.docs_per_domain: Counter[str] = Counter()
         self.skips: Counter[str] = Counter()
         self.examples: dict[str, list[str]] = defaultdict(list)
-        self.groups: dict[str, dict[str, Any]] = {}  # kept url -> {content_hash, duplicates}
+        # kept url -> {content_hash, duplicates: {url: None}} (a dict: a group can have thousands of URLs)
+        self.groups: dict[str, dict[str, Any]] = {}
         self.link_skips: dict[str, dict[str, list[Any]]] = {}  # page url -> reason -> [count, examples]
         self.net_logged: dict[str, Any] = {}  # this run's network counters already in the log
         self.previous: dict[str, Any] = {}  # counters of earlier runs
@@ -180,7 +181,7 @@ class CrawlState:
         if counters.is_file():  # an earlier version's
             self.previous = json.loads(counters.read_text(encoding="utf-8"))
             for kept, g in self.previous.get("groups", {}).items():
-                self.groups[kept] = {"content_hash": g["content_hash"], "duplicates": list(g["duplicates"])}
+                self.groups[kept] = {"content_hash": g["content_hash"], "duplicates": dict.fromkeys(g["duplicates"])}
         runs = int(self.previous.get("runs", 0))
         earlier = _Skips()
         links: dict[str, dict[str, Any]] = {}  # page url -> its last links record, until the page is done
@@ -329,9 +330,9 @@ class CrawlState:
             self._log(record)
 
     def add_duplicate(self, kept: str, h: str, dup: str) -> None:
-        g = self.groups.setdefault(kept, {"content_hash": h, "duplicates": []})
-        if dup != kept and dup not in g["duplicates"]:
-            g["duplicates"].append(dup)
+        g = self.groups.setdefault(kept, {"content_hash": h, "duplicates": {}})
+        if dup != kept:
+            g["duplicates"][dup] = None
 
     def net_counters(self, stats: dict[str, Any]) -> dict[str, Any]:
         """What this run counted on the network so far (from Scrapy's stats and the page responses)."""
