@@ -42,9 +42,10 @@ class _Stage:
         return self.crawler.spider.crawl_state  # type: ignore[union-attr]
 
     def drop(self, item: PageItem, reason: str, detail: str = "", duplicate: tuple[str, str, str] | None = None,
-             *, same_text: bool = False) -> DropItem:  # fmt: skip
-        """`duplicate`: (kept url, its content hash, the duplicate) for the report's groups; `same_text`: the
-        page is its identity's own, dropped for the kept url's text (see CrawlState.settle_page)."""
+             *, for_text: bool = False) -> DropItem:  # fmt: skip
+        """`duplicate`: (kept url, its content hash, the duplicate) for the report's groups; `for_text`: dropped
+        for the kept url's text, which, when the page is its identity's own, is its identity's text too (see
+        CrawlState.settle_page)."""
         # The URLs this fetch asked for are settled; a page its rel=canonical names is another page, done by
         # the record stored for it once that is flushed (marked done here, a kill before the flush lost it).
         # request_urls ends with the identity only when it is none of the URLs asked for (the page asked for
@@ -52,7 +53,8 @@ class _Stage:
         urls = item.request_urls
         if urls[-1] == item.url != item.fetched_url:
             urls = urls[:-1]
-        self.state.settle_page(reason, item.fetched_url, urls, duplicate, same_text=same_text)
+        own_page = item.url in urls  # not a print version only naming its identity
+        self.state.settle_page(reason, item.fetched_url, urls, duplicate, same_text=for_text and own_page)
         return DropItem(f"{reason}: {item.fetched_url} {detail}".strip())
 
     def drop_if_identity_stored(self, item: PageItem) -> None:
@@ -188,9 +190,9 @@ class ContentDedupePipeline(_Stage):
             reason = "near_duplicate"
         if kept is not None and kept != item.url:
             group = (kept, self.state.stored.get(kept, item.content_hash), item.url)
-            # the identity's own URL dropped: its other pages (print versions) are duplicates of `kept` too; a
+            # the identity's own page dropped: its other pages (print versions) are duplicates of `kept` too; a
             # page only naming it is not its text (the identity's own page, fetched later, is checked as usual)
-            raise self.drop(item, reason, f"(same text as {kept})", group, same_text=item.url == item.fetched_url)
+            raise self.drop(item, reason, f"(same text as {kept})", group, for_text=True)
         return item
 
 

@@ -14,7 +14,8 @@ Files (besides Scrapy's own JOBDIR files in DIR/job/):
                           a page's skip rides on its `done` record (`"skip"`, `"ex"` when the example
                           is not the URL, `"dup": [kept, hash, duplicate]` for a duplicate group, with
                           `"same_text": true` when the duplicate is a page dropped for its text at its
-                          own URL: a page naming that rel=canonical is a duplicate too), the
+                          own URL or one it redirects to: a page naming that rel=canonical is a
+                          duplicate too), the
                           links skipped on a page go in `{"links": url, "skips": {..}, "ex": {..}}`
                           before its outcome (counted once the page is done; a page parsed again
                           after a kill counts its last parse), `{"net": {..}}` adds what a run
@@ -293,8 +294,8 @@ class CrawlState:
                     duplicate: tuple[str, str, str] | None = None, *, same_text: bool = False) -> None:  # fmt: skip
         """Count a page's outcome and record its URLs (the page asked for first) as done. The reason and the
         duplicate group go in the first URL's done record: a resume counts them exactly when it does not ask
-        for the page again. `same_text`: the duplicate is the page's own URL and identity, its text the kept
-        url's (`identities_kept_as`)."""
+        for the page again. `same_text`: the duplicate is the page's identity and one of the URLs it was
+        asked for by, its text the kept url's (`identities_kept_as`)."""
         self.skip(reason, example)
         record: dict[str, Any] = {"done": urls[0], "skip": reason}
         if example != urls[0]:

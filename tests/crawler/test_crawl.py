@@ -468,3 +468,39 @@ def test_a_page_redirected_to_a_url_naming_it_rel_canonical_is_done_when_dropped
         assert (skips["noindex"], skips["duplicate"]) == (1, 0)
     finally:
         web.stop()
+
+
+def test_a_page_redirected_to_a_duplicate_naming_it_rel_canonical_leaves_no_print_version_stored(
+        tmp_path: Path) -> None:  # fmt: skip
+    """/a redirects to /a-session, which names /a rel=canonical: /a-session is /a's own page. Its text was
+    already stored as /copy, so /a is a duplicate, and so is /a's print version: it was stored under /a with
+    its own text (two documents for one page), as if /a's own page had not been seen."""
+    web, out = FixtureWeb(), tmp_path / "out"
+    copy_done = '"done": "http://www.dup.org/copy"'
+    canonical = '<link rel="canonical" href="http://www.dup.org/a">'
+    session = article("Report", paras("inflation"), extra_head=canonical, links=["/a-print"])
+
+    def session_once_copy_is_stored(_: int) -> Resp:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and copy_done not in (out / "job" / "frontier.jsonl").read_text():
+            time.sleep(0.02)
+        return Resp(body=session)
+
+    web.site("www.dup.org", {
+        "/": page("dup home", ["/copy"]),
+        "/copy": Resp(body=article("Report", paras("inflation"), links=["/a"])),
+        "/a": redirect("/a-session"),
+        "/a-session": session_once_copy_is_stored,
+        "/a-print": Resp(body=article("Report (print)", paras("inflation"), extra_head=canonical)),
+    })  # fmt: skip
+    web.start()
+    try:
+        (tmp_path / "domains.txt").write_text("http://www.dup.org/\n")
+        (tmp_path / "hosts.txt").write_text(web.host_map_text())
+        proc = run_crawl(out, tmp_path / "domains.txt", tmp_path / "hosts.txt", "--flush-docs", "1",
+                         settings={"CONCURRENT_REQUESTS_PER_DOMAIN": 1})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert web.count("www.dup.org", "/a-print") == 1
+        assert sorted(d["url"] for d in read_docs(out)) == ["http://www.dup.org/", "http://www.dup.org/copy"]
+    finally:
+        web.stop()
