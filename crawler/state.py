@@ -151,7 +151,10 @@ class CrawlState:
         if resume:
             self._load()
         marker = self.job_dir / "RUNNING"
-        self.write_error: str | None = None  # the first failed write of the crawl's output
+        self.write_error: str | None = None  # the first failed write of the crawl's output (or too little room)
+        # The log goes on when the crawl stops for DRSEARCH_MIN_FREE_BYTES (its room is kept for the last shard,
+        # log and report) or a shard write fails: what is settled while it stops is done, not fetched again.
+        self._log_failed = False
         self.unclean_previous = marker.exists()  # the previous run was killed (a live one would hold the job lock)
         if resume or self.unclean_previous:
             # Scrapy's disk queue and seen-set of an earlier run are never reused: the frontier log re-issues
@@ -268,10 +271,11 @@ class CrawlState:
             self._log({"done": url})
 
     def _log(self, record: dict[str, Any]) -> None:
-        if self.write_error is None:  # after a failed write nothing more is logged: a resume asks again
+        if not self._log_failed:  # after a failed write of the log nothing more is logged: a resume asks again
             try:
                 self._frontier.write(json.dumps(record) + "\n")
             except OSError as exc:
+                self._log_failed = True
                 self.failed_write(exc)
 
     def failed_write(self, exc: OSError) -> None:

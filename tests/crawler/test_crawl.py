@@ -504,3 +504,26 @@ def test_a_page_redirected_to_a_duplicate_naming_it_rel_canonical_leaves_no_prin
         assert sorted(d["url"] for d in read_docs(out)) == ["http://www.dup.org/", "http://www.dup.org/copy"]
     finally:
         web.stop()
+
+
+def test_a_crawl_stopped_for_low_disk_space_logs_what_it_settled_and_resumes_without_refetching(
+        tmp_path: Path) -> None:  # fmt: skip
+    """Under DRSEARCH_MIN_FREE_BYTES the crawl stops cleanly, its room kept for its last shard, log and report;
+    but from the check on nothing more went to the frontier log, so /start, redirected to the /home stored
+    then, was never done: --resume fetched it again and counted it a duplicate of /home."""
+    web, out = FixtureWeb(), tmp_path / "out"
+    web.site("www.low.org", {"/": redirect("/start"), "/start": redirect("/home"), "/home": page("home")})
+    web.start()
+    try:
+        (tmp_path / "domains.txt").write_text("http://www.low.org/\n")
+        (tmp_path / "hosts.txt").write_text(web.host_map_text())
+        args = (tmp_path / "domains.txt", tmp_path / "hosts.txt")
+        first = run_crawl(out, *args, settings={"DRSEARCH_MIN_FREE_BYTES": 2**62})  # "full" at the first page
+        assert first.returncode == 2 and "--resume" in first.stderr, first.stderr[-2000:]
+        assert [d["url"] for d in read_docs(out)] == ["http://www.low.org/home"]
+        resumed = run_crawl(out, *args, "--resume")
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert (web.count("www.low.org", "/"), web.count("www.low.org", "/start")) == (1, 1)
+        assert json.loads((out / "report.json").read_text())["skips"]["duplicate"] == 0
+    finally:
+        web.stop()
