@@ -60,17 +60,17 @@ _REPLACED = {"\u0622": "\u0627", "\u0623": "\u0627", "\u0625": "\u0627", "\u0671
              "\u0629": "\u0647", "\u06a9": "\u0643", "\u0131": "i"}  # teh marbuta -> heh, keheh -> kaf, ı -> i
 
 
-def _chars(ranges: str) -> str:
+def class_chars(ranges: str) -> str:
     """Every character of a character class's ranges and single characters ("a-cx" -> "abcx")."""
     return re.sub(r"(.)-(.)", lambda m: "".join(map(chr, range(ord(m.group(1)), ord(m.group(2)) + 1))), ranges)
 
 
-_FOLD_TABLE = str.maketrans({**dict.fromkeys(_chars(_DROPPED)), **_REPLACED})
+_FOLD_TABLE = str.maketrans({**dict.fromkeys(class_chars(_DROPPED)), **_REPLACED})
 _RTL_LETTER = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")  # Hebrew, Arabic, Syriac, Thaana, N'Ko...
 _DIRECTION_MARKS = "\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
 # In RTL text direction marks are dropped, and a zero-width non-joiner, which Persian writes between
 # the parts of one word (مصرف‌کننده) where others write a space, becomes one (as Lucene's Persian analyzer does).
-_RTL_TABLE = str.maketrans({**dict.fromkeys(_chars(_DIRECTION_MARKS)), "\u200c": " "})
+_RTL_TABLE = str.maketrans({**dict.fromkeys(class_chars(_DIRECTION_MARKS)), "\u200c": " "})
 _FOLDED = re.compile(f"[{_GREEK_LETTERS}{_DROPPED}{''.join(_REPLACED)}{_DIRECTION_MARKS}\u200c]")
 
 Scheme = Literal["unigram", "bigram", "unigram+bigram"]
@@ -163,7 +163,7 @@ def _one_character_folds() -> dict[int, str]:
     """The folds of `fold` that put one character for one: Greek letters with accents (and final
     sigma), the Arabic and Persian letter forms and ı. Snippets apply them to lower-cased text, whose
     positions they keep."""
-    greek = {c: _greek(c) for c in _chars(_GREEK_LETTERS) if len(_greek(c)) == 1 and _greek(c) != c.lower()}
+    greek = {c: g for c in class_chars(_GREEK_LETTERS) if len(g := _greek(c)) == 1 and g != c.lower()}
     return str.maketrans({**greek, **_REPLACED})
 
 

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from indexer.analysis import HAN, KANA, UNSPACED
+from indexer.analysis import HAN, KANA, UNSPACED, class_chars
 from indexer.schema import Document, Passage, passage_id_for
 
 _PARAGRAPH_BREAK = re.compile(r"\r?\n[ \t\r\f\v]*\r?\n\s*")
@@ -25,9 +25,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?।॥؟۔։።፧།])[\"')\]]*\s+|(?<=[�
 
 def _marks_of(ranges: str) -> str:
     """The combining marks (Mn, Mc, Me) among the characters of a character class's ranges."""
-    bounds = re.findall(r"(.)-(.)", ranges)
-    return "".join(chr(c) for lo, hi in bounds for c in range(ord(lo), ord(hi) + 1)
-                   if unicodedata.category(chr(c))[0] == "M")  # fmt: skip
+    return "".join(c for c in class_chars(ranges) if unicodedata.category(c)[0] == "M")
 
 
 # Each Han character (the analyzer's ranges), kana (half-width too) and Hangul syllable is one word.
