@@ -181,6 +181,7 @@ class CrawlState:
             self.by_hash.setdefault(h, url)
             self.by_near.setdefault(near_hash(rec.get("text", "")), url)
             self.done.add(url)
+            self.docs_per_domain[rec.get("domain") or ""] += 1  # documents per domain: from the shards (the truth)
         counters = self.job_dir / "counters.json"
         if counters.is_file():  # an earlier version's
             self.previous = json.loads(counters.read_text(encoding="utf-8"))
@@ -207,9 +208,7 @@ class CrawlState:
                     if "skip" in rec:
                         earlier.add(rec["skip"], rec.get("ex", rec["done"]))
                     if "dup" in rec:
-                        self.add_duplicate(*rec["dup"])
-                        if rec.get("same_text"):
-                            self.identities_kept_as[rec["dup"][2]] = (rec["dup"][0], rec["dup"][1])
+                        self.add_duplicate(*rec["dup"], same_text=rec.get("same_text", False))
                     if rec["done"] in links:
                         earlier.add_links(links.pop(rec["done"]))
                 elif "links" in rec:
@@ -237,10 +236,6 @@ class CrawlState:
         # done for other reasons (robots, refused, over the limit); pages in flight at the stop count once.
         for url in self.fetched:
             self.fetched_per_domain[url_domain(url)] += 1
-        # documents per domain: recount from the shards (the truth)
-        self.docs_per_domain = Counter()
-        for rec in iter_shard_records(self.docs_dir):
-            self.docs_per_domain[rec.get("domain") or ""] += 1
 
     def pending(self) -> list[tuple[str, int]]:
         """Page URLs scheduled by an earlier run whose outcome was never recorded."""
@@ -305,10 +300,9 @@ class CrawlState:
         if example != urls[0]:
             record["ex"] = example
         if duplicate is not None:
-            self.add_duplicate(*duplicate)
+            self.add_duplicate(*duplicate, same_text=same_text)
             record["dup"] = list(duplicate)
             if same_text:
-                self.identities_kept_as[duplicate[2]] = (duplicate[0], duplicate[1])
                 record["same_text"] = True
         self.done.add(urls[0])
         self._log(record)
@@ -334,10 +328,14 @@ class CrawlState:
                 record["ex"] = examples
             self._log(record)
 
-    def add_duplicate(self, kept: str, h: str, dup: str) -> None:
+    def add_duplicate(self, kept: str, h: str, dup: str, *, same_text: bool = False) -> None:
+        """`dup` joins `kept`'s group; `same_text`: `dup` is an identity whose own page had `kept`'s text, so a
+        page naming it rel=canonical is a duplicate of `kept` too (`identities_kept_as`)."""
         g = self.groups.setdefault(kept, {"content_hash": h, "duplicates": {}})
         if dup != kept:
             g["duplicates"][dup] = None
+        if same_text:
+            self.identities_kept_as[dup] = (kept, h)
 
     def net_counters(self, stats: dict[str, Any]) -> dict[str, Any]:
         """What this run counted on the network so far (from Scrapy's stats and the page responses)."""
