@@ -45,6 +45,11 @@ class Extracted:
     language: str | None
 
 
+def media_type(content_type: str) -> str:
+    """The media type a Content-Type header value names, lower-cased, without its parameters."""
+    return content_type.split(";")[0].strip().lower()
+
+
 def page_kind(content_type: str, body: bytes) -> str | None:
     """'html', 'pdf' or None (unsupported) from the media type, sniffing the body when unclear. The spider
     follows the links of exactly the pages stored as HTML."""

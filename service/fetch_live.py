@@ -26,7 +26,7 @@ import httpx
 from w3lib.encoding import http_content_type_encoding
 
 from crawler.config import DEFAULT_USER_AGENT, product_token
-from crawler.extract import HTML_TYPES, PDF_TYPES, SNIFFED_TYPES, extract_html, extract_pdf, page_kind
+from crawler.extract import HTML_TYPES, PDF_TYPES, SNIFFED_TYPES, extract_html, extract_pdf, media_type, page_kind
 from crawler.urls import AddressRefused, canonicalize_url, connect_addresses, is_localhost_name, literal_ip, system_resolve
 from indexer.errors import echo
 from service.fetch_connect import BlockedAddress, checked_transport
@@ -128,7 +128,7 @@ class LiveFetcher:
                     if resp.status_code >= 400:
                         raise FetchFailure("fetch_failed", f"HTTP {resp.status_code} from {echo(url)}")
                     header = resp.headers.get("content-type") or ""
-                    mime = header.split(";")[0].strip().lower()
+                    mime = media_type(header)
                     if mime not in HTML_TYPES + PDF_TYPES + SNIFFED_TYPES:  # refused before its body is read
                         raise FetchFailure("not_html_or_pdf", f"content type {echo(header)} is neither HTML nor PDF")
                     declared = resp.headers.get("content-length")

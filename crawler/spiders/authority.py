@@ -22,7 +22,7 @@ from w3lib.encoding import http_content_type_encoding
 
 from crawler.config import CrawlConfig
 from crawler.directives import page_directives
-from crawler.extract import page_kind
+from crawler.extract import media_type, page_kind
 from crawler.tag_floods import MAX_TAG_ATTRIBUTES, strip_attribute_floods
 from crawler.items import PageItem
 from crawler.outcomes import (
@@ -195,7 +195,7 @@ class AuthoritySpider(Spider):
         depth = self.crawl_state.least_depth([response.meta.get("dr_url", fetched), *hops, fetched],
                                              int(response.meta.get("dr_depth", 0)))  # fmt: skip
         header = response.headers.get(b"Content-Type", b"").decode("latin-1")
-        ctype = header.split(";")[0].strip().lower()
+        ctype = media_type(header)
         identity = fetched
         robots_headers = [v.decode("latin-1") for v in response.headers.getlist(b"X-Robots-Tag")]
         directives = page_directives(robots_headers, [], self.robots_token)
