@@ -12,6 +12,7 @@ from typing import AnyStr
 
 from w3lib.encoding import html_body_declared_encoding, read_bom, resolve_encoding
 
+from crawler.pdf_text import document_text_blocks
 from crawler.tag_floods import strip_attribute_floods
 from indexer.language import normalise as normalise_language
 from indexer.schema import published_problem
@@ -183,7 +184,9 @@ _CONTROL = re.compile("[\x00-\x1f\x7f]+")
 
 def extract_pdf(data: bytes, max_pages: int = MAX_PDF_PAGES, *, deadline: float | None = None) -> Extracted:
     """Text of a PDF with pypdf: pages joined by blank lines (lines inside a page kept as one paragraph
-    unless the page itself has blank lines). Title and date from the document info when present and
+    unless the page itself has blank lines), as `crawler.pdf_text` repairs it: no running headers,
+    footers and page numbers, hyphenated line ends and sentences running on across a page joined,
+    ligatures spelled out. Title and date from the document info when present and
     usable (a broken /Info loses them, not the text). `deadline`: a `time.monotonic()` after which no
     further page is read."""
     from pypdf import PdfReader
@@ -209,11 +212,7 @@ def extract_pdf(data: bytes, max_pages: int = MAX_PDF_PAGES, *, deadline: float 
     except Exception:
         return Extracted(title="", text="", published=None, language=None)
     title, published = _pdf_info(reader)
-    blocks: list[str] = []
-    for page in pages:
-        for para in re.split(r"\n\s*\n", _SURROGATE.sub("\ufffd", page)):
-            blocks.append(" ".join(line.strip() for line in para.splitlines()))
-    text = paragraphs_to_text(blocks)
+    text = paragraphs_to_text(document_text_blocks([_SURROGATE.sub("\ufffd", page) for page in pages]))
     return Extracted(title=title, text=text, published=published, language=detect_language(text))
 
 

@@ -51,6 +51,11 @@ def minimal_pdf(lines: list[str], *, info: bytes = b"<< /Title (Annual Report 20
         *(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
           b"/Resources << /Font << /F1 5 0 R >> >> >>" for _ in range(pages)),
     ]  # fmt: skip
+    return _pdf_file(objs, info_ref=6)
+
+
+def _pdf_file(objs: list[bytes], *, info_ref: int) -> bytes:
+    """A PDF file of the objects `objs` (numbered from 1; the first is the catalog) with its xref table."""
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for i, body in enumerate(objs, 1):
@@ -60,8 +65,42 @@ def minimal_pdf(lines: list[str], *, info: bytes = b"<< /Title (Annual Report 20
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
     for off in offsets:
         out += b"%010d 00000 n \n" % off
-    out += b"trailer\n<< /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R /Info %d 0 R >>\n" % (len(objs) + 1, info_ref)
+    out += b"startxref\n%d\n%%%%EOF\n" % xref
     return bytes(out)
+
+
+# Ligatures a PDF font draws as one glyph (character codes 1-4 of `report_pdf`'s font); pypdf reads them as U+FB0x.
+_LIGATURE_CODES = {"\ufb01": b"\x01", "\ufb02": b"\x02", "\ufb00": b"\x03", "\ufb03": b"\x04"}
+
+
+def report_pdf(pages: list[list[str]], *, info: bytes = b"<< /Title (Annual Report 2023) >>") -> bytes:
+    """A PDF of several pages, each its own content stream with one text line per entry of `pages[i]`
+    (top to bottom, 12 points apart; "" leaves a line free). Helvetica, WinAnsi encoding, except the
+    ligatures fi, fl, ff and ffi (written as U+FB01, U+FB02, U+FB00, U+FB03), drawn as the font's glyphs."""
+    streams = []
+    for lines in pages:
+        ops = [b"BT", b"/F1 10 Tf"]
+        for n, line in enumerate(lines):
+            if line:
+                raw = b"".join(_LIGATURE_CODES.get(c) or c.encode("cp1252") for c in line)
+                safe = raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+                ops.append(b"1 0 0 1 72 %d Tm (%s) Tj" % (760 - 12 * n, safe))
+        streams.append(b"\n".join([*ops, b"ET"]))
+    font = (b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding << /Type /Encoding "
+            b"/BaseEncoding /WinAnsiEncoding /Differences [1 /fi /fl /ff /ffi] >> >>")
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % (5 + 2 * i) for i in range(len(pages))),
+                                                      len(pages)),
+        font,
+        info,
+    ]  # fmt: skip
+    for i, stream in enumerate(streams):
+        objs.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+                    b"/Resources << /Font << /F1 3 0 R >> >> >>" % (6 + 2 * i))  # fmt: skip
+        objs.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    return _pdf_file(objs, info_ref=4)
 
 
 @dataclass

@@ -1,0 +1,142 @@
+"""A PDF's page texts (pypdf's: one line of the page per line) as the paragraphs a reader sees.
+
+Typesetting leaves marks in extracted text that cost retrieval: a running header, footer or page
+number on every page is glued into the first and last paragraph of each page (every page's text
+then matches the header's words), a word hyphenated across a line end is two terms (`inter- national`
+never matches `international`), a ligature glyph is a character of its own (`ﬁnancial` never matches
+`financial`), and a sentence running on from one page to the next is cut at the page break.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+
+# Running headers and footers stand in the first or last few lines of a page and repeat (their page
+# numbers aside) on many pages: on at least RUNNING_MIN_PAGES pages and RUNNING_SHARE of them.
+EDGE_LINES = 3
+RUNNING_MIN_PAGES = 3
+RUNNING_SHARE = 0.4
+_DIGITS = re.compile(r"\d+")
+# A line that is only a page number: "7", "- 7 -", "Page 7", "7 of 40", "7/40", "xii".
+_ROMAN = r"(?=[ivxlcdm])m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
+_PAGE_NUMBER = re.compile(
+    rf"[\s\-–—|]*(?:page\s*)?(?:\d{{1,5}}|{_ROMAN})(?:\s*(?:of|/)\s*\d{{1,5}})?[\s\-–—|]*", re.I
+)
+_LIGATURES = re.compile("[\ufb00-\ufb06]")  # ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ: NFKC spells them out
+# A word broken at a line end: its first part and the hyphen (a soft hyphen is always a break).
+_BROKEN_WORD = re.compile(r"(\w+)([-\u2010\u00ad])$")
+_FIRST_WORD = re.compile(r"\w+")
+_SENTENCE_END = re.compile(r"[.!?:;][\"'”’)\]]*$")
+
+
+def document_text_blocks(pages: list[str]) -> list[str]:
+    """The paragraphs of a document whose pages have the texts `pages`: a page's blank lines and the
+    page breaks separate them, except where a sentence runs on into the next page; running headers,
+    footers and page numbers left out, hyphenated line ends joined, ligatures spelled out."""
+    page_lines = [[line.strip() for line in _spell_ligatures(page).splitlines()] for page in pages]
+    running = _running_keys(page_lines)
+    lines: list[str] = []  # "" separates paragraphs
+    for page in page_lines:
+        body = _without_running(page, running)
+        if not body:
+            continue
+        if lines and lines[-1] and not _continues(lines[-1], body[0]):
+            lines.append("")
+        lines.extend(body)
+    vocabulary = _Vocabulary(lines)
+    blocks, block = [], []
+    for line in lines + [""]:
+        if line:
+            block.append(line)
+        elif block:
+            blocks.append(_joined(block, vocabulary))
+            block = []
+    return blocks
+
+
+def _spell_ligatures(text: str) -> str:
+    if not _LIGATURES.search(text):
+        return text
+    return _LIGATURES.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+
+
+def _key(line: str) -> str:
+    """A line as it repeats from page to page: page numbers and case aside."""
+    return " ".join(_DIGITS.sub("#", line).lower().split())
+
+
+def _edges_and_middle(lines: list[str]) -> tuple[list[str], list[str]]:
+    filled = [line for line in lines if line]
+    middle = filled[EDGE_LINES:-EDGE_LINES]
+    return filled[:EDGE_LINES] + filled[EDGE_LINES:][-EDGE_LINES:], middle
+
+
+def _running_keys(page_lines: list[list[str]]) -> set[str]:
+    """Keys of the lines that stand at a page's top or bottom on enough pages to be a running header or
+    footer, and never inside a page's text (pages that repeat whole lines of text have none)."""
+    pages_with: Counter[str] = Counter()
+    in_middle: set[str] = set()
+    for lines in page_lines:
+        edges, middle = _edges_and_middle(lines)
+        pages_with.update({_key(line) for line in edges})
+        in_middle.update(_key(line) for line in middle)
+    least = max(RUNNING_MIN_PAGES, RUNNING_SHARE * len(page_lines))
+    return {key for key, count in pages_with.items() if count >= least and key not in in_middle}
+
+
+def _without_running(lines: list[str], running: set[str]) -> list[str]:
+    """The page's lines without the running lines and page numbers among the EDGE_LINES at its top and
+    bottom; a page made only of them (every page the same) is kept whole. Blank lines at either end go."""
+
+    def is_running(n: int) -> bool:
+        line = lines[filled[n]]
+        return _key(line) in running or _PAGE_NUMBER.fullmatch(line) is not None
+
+    filled = [i for i, line in enumerate(lines) if line]
+    if not filled:
+        return []
+    first, last = 0, len(filled)  # the body is filled[first:last]
+    while first < min(EDGE_LINES, len(filled)) and is_running(first):
+        first += 1
+    while last > max(first, len(filled) - EDGE_LINES) and is_running(last - 1):
+        last -= 1
+    if first == last:
+        first, last = 0, len(filled)
+    return lines[filled[first] : filled[last - 1] + 1]
+
+
+def _continues(last_line: str, next_line: str) -> bool:
+    """Whether a page's first line goes on with the sentence the page before it ended in."""
+    return next_line[:1].islower() and not _SENTENCE_END.search(last_line)
+
+
+class _Vocabulary:
+    """The document's words and hyphenated compounds, to tell a word broken at a line end (`inter-` +
+    `national`) from a compound that happens to break at its hyphen (`state-` + `owned`)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        text = "\n".join(lines).lower()
+        self.words = set(_FIRST_WORD.findall(text))
+        self.compounds = set(re.findall(r"\w+-\w+", text))
+
+    def keeps_hyphen(self, head: str, tail: str) -> bool:
+        head, tail = head.lower(), tail.lower()
+        return f"{head}-{tail}" in self.compounds and head + tail not in self.words
+
+
+def _joined(lines: list[str], vocabulary: _Vocabulary) -> str:
+    """One paragraph's lines as one line: a word hyphenated at a line end is joined (as pdftotext does),
+    its hyphen kept only where the document writes that compound with a hyphen and never without."""
+    pieces = [lines[0]]
+    for line in lines[1:]:
+        broken = _BROKEN_WORD.search(pieces[-1])
+        first = _FIRST_WORD.match(line)
+        if broken and first and line[:1].islower():
+            hyphen = broken.group(2) != "\u00ad" and vocabulary.keeps_hyphen(broken.group(1), first.group())
+            pieces[-1] = pieces[-1][: broken.end(1)] + ("-" if hyphen else "")
+            pieces.append(line)
+        else:
+            pieces.extend((" ", line))
+    return "".join(pieces).replace("\u00ad", "")

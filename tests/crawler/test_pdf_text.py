@@ -1,0 +1,81 @@
+"""A long report as a PDF (tests/crawler/report_texts.py) read the way the crawler reads it: the text its
+paragraphs are cut from, and what BM25 finds in them through a real `index build`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crawler.extract import extract_pdf
+from ranker.format import result_dicts
+from ranker.options import SearchOptions
+from ranker.pipeline import SearchPipeline
+from tests.crawler.fixture_web import minimal_pdf, report_pdf
+from tests.crawler.report_texts import HEADER, REPORT_PAGES
+
+
+@pytest.fixture(scope="module")
+def report_text() -> str:
+    return extract_pdf(report_pdf(REPORT_PAGES)).text
+
+
+def test_running_header_and_page_numbers_are_left_out(report_text):
+    assert "Ministry" not in report_text and "Outlook" not in report_text
+    assert "Page" not in report_text and " of 4" not in report_text
+    assert report_text.startswith("1. Overview of the economy The economy grew by 2.1 percent")
+
+
+def test_words_hyphenated_at_line_ends_are_joined(report_text):
+    assert "household consumption and a recovery of international tourism" in report_text
+    assert "real incomes recovered" in report_text and "export demand" in report_text
+    assert "Efficiency reviews" in report_text  # a capitalised first part
+    # a compound broken at its hyphen keeps it: the report writes `state-owned` elsewhere
+    assert "and state-owned enterprises paid" in report_text
+    assert "- " not in report_text
+
+
+def test_ligatures_are_spelled_out(report_text):
+    assert "the financial sector reported stronger profits" in report_text
+    assert "flow of tenders from small firms and offices" in report_text
+    assert not any("\ufb00" <= c <= "\ufb06" for c in report_text)
+
+
+def test_sentence_running_on_into_the_next_page_is_one_paragraph(report_text):
+    paragraphs = report_text.split("\n\n")
+    assert "youth unemployment remained high in the northern regions, where the closure" in paragraphs[0]
+    # pages that end a sentence still end a paragraph
+    assert [p[:2] for p in paragraphs] == ["1.", "3.", "4."]
+
+
+def test_soft_hyphens_are_dropped_and_join_a_word_at_a_line_end():
+    pdf = report_pdf([["The inter\u00ad", "national trade in ser\u00advices grew."]])  # pypdf reads U+00AD
+    assert extract_pdf(pdf).text == "The international trade in services grew."
+
+
+def test_pages_that_all_show_the_same_lines_keep_them():
+    text = extract_pdf(minimal_pdf(["Working paper on labour markets.", "We study wages."], pages=4)).text
+    assert text.count("Working paper on labour markets.") == 4
+
+
+def test_report_passages_are_found_by_their_words_and_not_by_the_header(tmp_path, report_text):
+    from indexer.build import build_index
+    from indexer.settings import BuildSettings, DenseSettings
+
+    corpus = tmp_path / "docs.jsonl"
+    other = "The ministry of agriculture published a finance outlook for rural cooperatives."
+    with corpus.open("w", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "report", "title": "Fiscal Outlook Report 2023", "text": report_text}) + "\n")
+        f.write(json.dumps({"id": "other", "title": "Rural finance", "text": other}) + "\n")
+    settings = BuildSettings(quiet=True, chunk_words=60, dense=DenseSettings(enabled=False))
+    pipeline = SearchPipeline.open(build_index([corpus], tmp_path / "index", settings).build_dir)
+    try:
+        options = SearchOptions(k=5, mode="bm25", per_doc=0)
+        found = pipeline.search("international tourism financial sector", options)
+        assert found and found[0].passage.passage_id == "report#0"
+        snippet = result_dicts([(found[0], "international financial")])[0]["snippet"]
+        assert "international" in snippet and "financial" in snippet
+        # the header's words are in no passage of the report: a query for them finds the other document only
+        assert {r.passage.doc_id for r in pipeline.search("ministry", options)} == {"other"}
+    finally:
+        pipeline.close()
