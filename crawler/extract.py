@@ -36,6 +36,11 @@ _WS = re.compile(r"[ \t\r\f\v\u00a0]+")
 # trafilatura drop the whole page; HTML also reads one without its `;`.
 _CHAR_REF = r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));?"
 _CHAR_REFS = {str: re.compile(_CHAR_REF), bytes: re.compile(_CHAR_REF.encode())}
+# A note mark stands right after its word (`surveys<sup><a href="#fn12">12</a></sup>`) and trafilatura's text
+# glues them: `surveys12` is one term, so neither `surveys` nor the number is found (`2023<sup>4</sup>`: `20234`).
+# A superscript that starts with a digit, bracket or asterisk gets a space before it (`m<sup>2</sup>`: `m 2`).
+_NOTE_MARK = r"<sup\b[^>]*>(?:\s*<a\b[^>]*>)?\s*[0-9\[(*]"
+_NOTE_MARKS = {str: re.compile(_NOTE_MARK, re.I), bytes: re.compile(_NOTE_MARK.encode(), re.I)}
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,12 @@ def blank_xml_forbidden_refs(html: AnyStr) -> AnyStr:
     return _CHAR_REFS[type(html)].sub(blank, html)
 
 
+def space_note_marks(html: AnyStr) -> AnyStr:
+    """`html` with a space before each superscript that starts with a digit, bracket or asterisk (`_NOTE_MARK`)."""
+    space = " " if isinstance(html, str) else b" "
+    return _NOTE_MARKS[type(html)].sub(lambda m: space + m.group(0), html)  # type: ignore[arg-type, return-value]
+
+
 def decode_declared(body: bytes, charset: str | None = None) -> str | None:
     """The page as text in the encoding it declares: its byte order mark, else `charset` (the HTTP
     header's), else its own `<meta>` or XML declaration, as browsers and Scrapy's `response.encoding` read
@@ -153,7 +164,7 @@ def extract_html(
     page = html if isinstance(html, str) else decode_declared(raw, charset)
     try:
         doc = trafilatura.bare_extraction(
-            blank_xml_forbidden_refs(raw if page is None else page),
+            space_note_marks(blank_xml_forbidden_refs(raw if page is None else page)),
             url=url, with_metadata=True, output_format="python", **options,
         )
     except Exception:  # malformed input must never stop a crawl

@@ -50,3 +50,35 @@ _BODIES = [
 ]
 
 REPORT_PAGES = [[HEADER, "", *body, "", f"Page {n} of {len(_BODIES)}"] for n, body in enumerate(_BODIES, 1)]
+
+
+def report_html() -> bytes:
+    """A long HTML report: site navigation, a table of contents, eight sections whose sentences carry
+    footnote marks (`<sup><a href="#fn11">11</a></sup>`), a data table, notes, references and a footer."""
+    toc = "".join(f'<li><a href="#s{i}">{i}. Trade in region {i}</a></li>' for i in range(1, 9))
+    sections = []
+    for i in range(1, 9):
+        paragraphs = "".join(
+            f"<p>Paragraph {j} of section {i}: household surveys<sup><a href='#fn{i}{j}'>{i}{j}</a></sup> show "
+            f"that exports from region {i} grew in 2023<sup>{j + 1}</sup>, while wages rose more slowly than "
+            f"prices. Firms reported longer delivery times and higher costs for shipping containers.</p>"
+            for j in range(4)
+        )
+        sections.append(f'<section id="s{i}"><h2>{i}. Trade in region {i}</h2>{paragraphs}</section>')
+    table = "<table><tr><th>Year</th><th>Exports</th></tr>" + "".join(
+        f"<tr><td>{2000 + k}</td><td>{k * 1.5}</td></tr>" for k in range(20)
+    ) + "</table>"
+    notes = "".join(f'<li id="fn{k}">Survey wave {k}, see the annex.</li>' for k in range(10))
+    refs = "".join(
+        f"<li>Author{k}, A. ({2000 + k}). A study of trade {k}. Journal of Economics, {k}(2), 1-20.</li>"
+        for k in range(30)
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        "<title>World Trade Report 2023 | Trade Office</title></head><body><header><nav><ul>"
+        '<li><a href="/">Home</a></li><li><a href="/about">About us</a></li><li><a href="/pubs">Publications</a></li>'
+        "</ul></nav></header><main><article><h1>World Trade Report 2023</h1>"
+        f'<nav class="toc"><h2>Contents</h2><ol>{toc}</ol></nav>{"".join(sections)}{table}'
+        f"<h2>Notes</h2><ol>{notes}</ol><h2>References</h2><ol>{refs}</ol></article></main>"
+        "<footer><p>Copyright 2023 Trade Office. All rights reserved. Terms of use.</p></footer></body></html>"
+    ).encode("utf-8")
