@@ -2,7 +2,8 @@
 
 Paragraphs (blank-line separated) are packed up to about `target_words`; a paragraph
 longer than that is split at sentence boundaries, and a sentence longer than twice
-the target at word boundaries. A passage is always a contiguous span of the text.
+the target at word boundaries. A heading that would end a passage opens the next one,
+with the section it heads. A passage is always a contiguous span of the text.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ _UNSPACED_CHAR = f"[{UNSPACED}](?:[\u1039\u17d2][{UNSPACED}]|[{_UNSPACED_MARKS}]
 # A CJK character takes the variation selectors and kana voicing marks (NFD) that follow it along.
 _CJK_CHAR = f"[{_CJK}][\ufe00-\ufe0f\U000e0100-\U000e01ef\u3099\u309a]*"
 WORD = re.compile(f"{_CJK_CHAR}|(?:{_UNSPACED_CHAR}){{1,3}}|[^\\s{_CJK}{UNSPACED}]+")
+# A heading is a paragraph of at most this many words ending in a letter or digit (no full stop, colon,
+# table cell bar or bracket): `3. Public finances`, `Notes`. At most two of them move on together.
+HEADING_WORDS = 12
+_HEADINGS_CARRIED = 2
+
+Unit = tuple[int, int, int, bool]  # start, end, words, whether it is a whole paragraph
 
 
 @dataclass(frozen=True)
@@ -92,12 +99,12 @@ def _split_by_words(text: str, start: int, end: int, limit: int) -> Iterator[tup
         yield first, last, count
 
 
-def _units(text: str, target: int) -> Iterator[tuple[int, int, int]]:
-    """(start, end, words) pieces no longer than ~target words, in text order."""
+def _units(text: str, target: int) -> Iterator[Unit]:
+    """(start, end, words, whole paragraph) pieces no longer than ~target words, in text order."""
     for p_start, p_end in _paragraph_spans(text):
         words = count_words(text[p_start:p_end])
         if words <= target:
-            yield p_start, p_end, words
+            yield p_start, p_end, words, True
             continue
         pos = p_start
         sentence_ends = itertools.chain((m.end() for m in _SENTENCE_END.finditer(text, p_start, p_end)), (p_end,))
@@ -108,9 +115,9 @@ def _units(text: str, target: int) -> Iterator[tuple[int, int, int]]:
                 continue
             s_words = count_words(text[span[0] : span[1]])
             if s_words > 2 * target:
-                yield from _split_by_words(text, span[0], span[1], target)
+                yield from ((*piece, False) for piece in _split_by_words(text, span[0], span[1], target))
             else:
-                yield span[0], span[1], s_words
+                yield span[0], span[1], s_words, False
 
 
 def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> list[Passage]:
@@ -124,13 +131,17 @@ def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> 
     # Finished passages as (start, end, words); only the passage being filled keeps its units (at most
     # ~target of them), so memory follows the passages, not the sentences of the document.
     passages: list[tuple[int, int, int]] = []
-    current: list[tuple[int, int, int]] = []
+    current: list[Unit] = []
     current_words = carried_words = 0  # carried: the overlap taken over from the previous passage
     for unit in _units(text, target):
         if current and current_words + unit[2] > target:
-            passages.append((current[0][0], current[-1][1], current_words))
+            headings = _trailing_headings(text, current)
+            current = current[: len(current) - len(headings)]
+            passages.append((current[0][0], current[-1][1], current_words - sum(u[2] for u in headings)))
             current = _overlap_tail(current, settings.overlap_words)
-            current_words = carried_words = sum(u[2] for u in current)
+            carried_words = sum(u[2] for u in current)
+            current += headings
+            current_words = carried_words + sum(u[2] for u in headings)
         current.append(unit)
         current_words += unit[2]
     if current:
@@ -143,10 +154,22 @@ def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> 
     return [_passage(doc, n, start, end) for n, (start, end, _) in enumerate(passages)]
 
 
-def _overlap_tail(group: list[tuple[int, int, int]], overlap_words: int) -> list[tuple[int, int, int]]:
+def _trailing_headings(text: str, group: list[Unit]) -> list[Unit]:
+    """The headings that end a passage about to be closed (`HEADING_WORDS`), to open the next one instead;
+    never the whole passage."""
+    n = 0
+    while n < _HEADINGS_CARRIED and n + 1 < len(group):
+        start, end, words, whole = group[-1 - n]
+        if not (whole and words <= HEADING_WORDS and text[end - 1].isalnum()):
+            break
+        n += 1
+    return group[len(group) - n :]
+
+
+def _overlap_tail(group: list[Unit], overlap_words: int) -> list[Unit]:
     if overlap_words <= 0:
         return []
-    tail: list[tuple[int, int, int]] = []
+    tail: list[Unit] = []
     words = 0
     for unit in reversed(group[1:]):  # never carry the whole previous passage
         if words + unit[2] > overlap_words:

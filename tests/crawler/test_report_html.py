@@ -7,6 +7,7 @@ import re
 import pytest
 
 from crawler.extract import extract_html
+from indexer.chunker import count_words
 from tests.crawler.report_texts import report_html
 
 
@@ -32,3 +33,14 @@ def test_navigation_contents_and_footer_are_left_out(report):
     ] and paragraphs[2].startswith("Paragraph 0 of section 1:")
     # table rows, notes and references are paragraphs of their own, none a giant one
     assert "| 2005 | 7.5 |" in paragraphs and max(len(p.split()) for p in paragraphs) < 60
+
+
+def test_every_section_heading_opens_a_passage_with_its_section(report):
+    from indexer.chunker import chunk_document
+    from indexer.schema import Document
+
+    passages = chunk_document(Document(doc_id="report", text=report.text, title=report.title))
+    headings = [f"{i}. Trade in region {i}" for i in range(1, 9)]
+    ends = [p.text.rsplit("\n\n", 1)[-1] for p in passages]
+    assert not set(ends) & set(headings), ends
+    assert all(count_words(p.text) <= 200 for p in passages)
