@@ -10,8 +10,9 @@ never matches `international`), a ligature glyph is a character of its own (`ﬁ
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
+
+from indexer.schema import untypeset
 
 # Running headers and footers stand in the first or last few lines of a page and repeat (their page
 # numbers aside) on many pages: on at least RUNNING_MIN_PAGES pages and RUNNING_SHARE of them.
@@ -24,9 +25,8 @@ _ROMAN = r"(?=[ivxlcdm])m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0
 _PAGE_NUMBER = re.compile(
     rf"[\s\-–—|]*(?:page\s*)?(?:\d{{1,5}}|{_ROMAN})(?:\s*(?:of|/)\s*\d{{1,5}})?[\s\-–—|]*", re.I
 )
-_LIGATURES = re.compile("[\ufb00-\ufb06]")  # ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ: NFKC spells them out
-# A word broken at a line end: its first part and the hyphen (a soft hyphen is always a break).
-_BROKEN_WORD = re.compile(r"(\w+)([-\u2010\u00ad])$")
+# A word broken at a line end: its first part and the hyphen.
+_BROKEN_WORD = re.compile(r"(\w+)[-\u2010]$")
 _FIRST_WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"[.!?:;][\"'”’)\]]*$")
 
@@ -34,8 +34,9 @@ _SENTENCE_END = re.compile(r"[.!?:;][\"'”’)\]]*$")
 def document_text_blocks(pages: list[str]) -> list[str]:
     """The paragraphs of a document whose pages have the texts `pages`: a page's blank lines and the
     page breaks separate them, except where a sentence runs on into the next page; running headers,
-    footers and page numbers left out, hyphenated line ends joined, ligatures spelled out."""
-    page_lines = [[line.strip() for line in _spell_ligatures(page).splitlines()] for page in pages]
+    footers and page numbers left out, hyphenated line ends joined, ligatures spelled out and soft
+    hyphens dropped (`untypeset`)."""
+    page_lines = [[line.strip() for line in untypeset(page).splitlines()] for page in pages]
     running = _running_keys(page_lines)
     lines: list[str] = []  # "" separates paragraphs
     for page in page_lines:
@@ -54,12 +55,6 @@ def document_text_blocks(pages: list[str]) -> list[str]:
             blocks.append(_joined(block, vocabulary))
             block = []
     return blocks
-
-
-def _spell_ligatures(text: str) -> str:
-    if not _LIGATURES.search(text):
-        return text
-    return _LIGATURES.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
 
 
 def _key(line: str) -> str:
@@ -134,9 +129,9 @@ def _joined(lines: list[str], vocabulary: _Vocabulary) -> str:
         broken = _BROKEN_WORD.search(pieces[-1])
         first = _FIRST_WORD.match(line)
         if broken and first and line[:1].islower():
-            hyphen = broken.group(2) != "\u00ad" and vocabulary.keeps_hyphen(broken.group(1), first.group())
+            hyphen = vocabulary.keeps_hyphen(broken.group(1), first.group())
             pieces[-1] = pieces[-1][: broken.end(1)] + ("-" if hyphen else "")
             pieces.append(line)
         else:
             pieces.extend((" ", line))
-    return "".join(pieces).replace("\u00ad", "")
+    return "".join(pieces)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from indexer.errors import CorpusError
-from indexer.schema import Document, published_problem
+from indexer.schema import Document, published_problem, untypeset
 
 BEIR_FILES = ("corpus.jsonl", "corpus.jsonl.gz")
 BEIR_OTHER_FILES = ("queries.jsonl", "queries.jsonl.gz")  # the layout's own; a BEIR read skips them
@@ -273,8 +273,8 @@ def _to_document(record: Any, layout: str) -> Document:
     return Document(
         doc_id=doc_id,
         # SQLite's text functions end a string at U+0000, which would cut the passages after it.
-        text=(_str_field(record, "text") or "").replace("\0", " "),
-        title=(_str_field(record, "title") or "").strip(),
+        text=untypeset((_str_field(record, "text") or "").replace("\0", " ")),
+        title=untypeset((_str_field(record, "title") or "").strip()),
         url=url,
         domain=_str_field(record, "domain"),
         published=_published_field(record),

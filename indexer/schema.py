@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 ISO_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")  # YYYY[-MM[-DD]], ASCII digits only (unlike \d)
+# Typesetting that splits a word for search: a ligature glyph (ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ) is a letter of its own to
+# Lucene's tokenizer, so `ﬁnancial` is no `financial`; a soft hyphen stays inside the term
+# (`inter\u00adnational`), and text from a PDF often keeps the line break after it (`liveli\u00ad hood`).
+_TYPESETTING = re.compile("[\ufb00-\ufb06]|\u00ad\\s*")
+
+
+def untypeset(text: str) -> str:
+    """`text` with ligatures spelled out (their NFKC) and soft hyphens dropped, with the blanks after one."""
+    if text.isascii() or not _TYPESETTING.search(text):
+        return text
+    return _TYPESETTING.sub(_spelled_out, text)
+
+
+def _spelled_out(match: re.Match[str]) -> str:
+    mark = match.group()
+    return "" if mark[0] == "\u00ad" else unicodedata.normalize("NFKC", mark)
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,39 @@ def test_a_nul_in_the_text_reads_as_a_space(tmp_path):
     assert d.text == "intro  zebra words"
 
 
+def test_ligatures_and_soft_hyphens_of_pdf_text_are_undone(tmp_path):
+    """Text extracted from PDFs by other tools keeps ligature glyphs and soft hyphens (SciFact has both:
+    `identiﬁed`, `shrink\u00ad ing`); Lucene kept each inside its term, so `financial` never found `ﬁnancial`."""
+    text = "The ﬁnancial ﬂows were eﬃcient; grazing land is shrink\u00ad ing, inter\u00ad\nnational ser\u00advices."
+    f = write_lines(tmp_path / "docs.jsonl", [json.dumps({"id": "p", "title": "Oﬀshore ﬁnance", "text": text})])
+    (d,) = read_documents([f])
+    assert d.title == "Offshore finance"
+    assert d.text == "The financial flows were efficient; grazing land is shrinking, international services."
+
+
+def test_a_pdf_word_with_a_ligature_is_found_and_highlighted(tmp_path):
+    from indexer.build import build_index
+    from indexer.settings import BuildSettings, DenseSettings
+    from ranker.format import result_dicts
+    from ranker.options import SearchOptions
+    from ranker.pipeline import SearchPipeline
+
+    f = write_lines(tmp_path / "docs.jsonl", [
+        json.dumps({"id": "pdf", "text": "Banks reported ﬁnancial proﬁts; the eﬃciency of markets rose."}),
+        json.dumps({"id": "web", "text": "Harvest yields and rainfall in the south."}),
+    ])  # fmt: skip
+    settings = BuildSettings(quiet=True, dense=DenseSettings(enabled=False))
+    pipeline = SearchPipeline.open(build_index([f], tmp_path / "index", settings).build_dir)
+    try:
+        found = pipeline.search("financial efficiency", SearchOptions(k=3, mode="bm25"))
+        assert [r.passage.doc_id for r in found] == ["pdf"]
+        assert result_dicts([(found[0], "financial efficiency")])[0]["snippet"] == (
+            "Banks reported financial profits; the efficiency of markets rose."
+        )
+    finally:
+        pipeline.close()
+
+
 def test_a_directory_reads_its_own_shards_before_a_docs_folder(tmp_path):
     """DIR/docs/ is where a crawl writes its shards; a directory of shards that has a docs/ folder too
     is still read as the shards it holds."""
