@@ -191,6 +191,11 @@ MAX_PDF_TEXT_CHARS = 5_000_000
 MAX_TITLE_CHARS = 500
 _SURROGATE = re.compile("[\ud800-\udfff]")  # pypdf decodes CMaps with surrogatepass; UTF-8 cannot hold them
 _CONTROL = re.compile("[\x00-\x1f\x7f]+")
+# The title a word processor writes into a PDF is often the file's name: `Microsoft Word - FINAL report.docx`.
+# Its words go with every passage of the document into BM25 (a query for `microsoft word` finds all of them).
+_TOOL_TITLE = re.compile(
+    r"^\s*microsoft (?:word|powerpoint|excel) - |\.(?:docx?|pptx?|xlsx?|rtf|odt|indd|pdf)\s*$", re.I
+)
 
 
 def extract_pdf(data: bytes, max_pages: int = MAX_PDF_PAGES, *, deadline: float | None = None) -> Extracted:
@@ -228,7 +233,8 @@ def extract_pdf(data: bytes, max_pages: int = MAX_PDF_PAGES, *, deadline: float 
 
 
 def _pdf_info(reader: object) -> tuple[str, str | None]:
-    """(title, published) from the document info: a title only when it is text, on one line, capped."""
+    """(title, published) from the document info: a title only when it is text, on one line, capped, without
+    the application and file extension a word processor puts around a file name (`_TOOL_TITLE`)."""
     from pypdf.generic import NameObject
 
     try:
@@ -240,7 +246,8 @@ def _pdf_info(reader: object) -> tuple[str, str | None]:
     def text(value: object) -> str | None:  # a name (/Some#20Name), number or dictionary is no text
         return value if isinstance(value, str) and not isinstance(value, NameObject) else None
 
-    title = " ".join(_CONTROL.sub(" ", _SURROGATE.sub("\ufffd", text(title) or "")).split())[:MAX_TITLE_CHARS]
+    title = " ".join(_CONTROL.sub(" ", _SURROGATE.sub("\ufffd", text(title) or "")).split())
+    title = _TOOL_TITLE.sub("", title).strip()[:MAX_TITLE_CHARS]
     return title, _pdf_date(text(created) or "")
 
 

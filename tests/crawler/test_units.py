@@ -517,6 +517,9 @@ def test_pdf_text_holds_no_lone_surrogate():
     (b"<< /Title 99 0 R >>", ""),  # a reference to nothing
     (b"<< /Title (Line one\\nLine two\\r\\n\\tthree\\tfour) >>", "Line one Line two three four"),
     (b"<< /Title (" + b"T" * 20_000 + b") >>", "T" * 500),
+    # a word processor's file name: its words would go into every passage
+    (b"<< /Title (Microsoft Word - FINAL Annual Report 2023.docx) >>", "FINAL Annual Report 2023"),
+    (b"<< /Title (Microsoft PowerPoint - slides.pptx) >>", "slides"), (b"<< /Title (report.pdf) >>", "report"),
 ])  # fmt: skip
 def test_a_pdf_title_is_text_on_one_line_or_nothing(info, title):
     from crawler.extract import extract_pdf
