@@ -29,6 +29,13 @@ _PAGE_NUMBER = re.compile(
 _BROKEN_WORD = re.compile(r"(\w+)[-\u2010]$")
 _FIRST_WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"[.!?:;][\"'”’)\]]*$")
+# pypdf gives a page's lines, not its paragraphs. A paragraph's lines run to about the column's width (the
+# length of the page's longer lines) except its last: a line shorter than SHORT_LINE of the width that ends a
+# sentence ends its paragraph, and one that ends none between two sentences is a heading, a paragraph of its
+# own. Pages of fewer lines or narrower ones (slides, tables) are left as they are.
+SHORT_LINE = 0.7
+_MIN_LINES = 6
+_MIN_WIDTH = 40
 
 
 def document_text_blocks(pages: list[str]) -> list[str]:
@@ -40,7 +47,7 @@ def document_text_blocks(pages: list[str]) -> list[str]:
     running = _running_keys(page_lines)
     lines: list[str] = []  # "" separates paragraphs
     for page in page_lines:
-        body = _without_running(page, running)
+        body = _with_paragraph_breaks(_without_running(page, running))
         if not body:
             continue
         if lines and lines[-1] and not _continues(lines[-1], body[0]):
@@ -100,6 +107,26 @@ def _without_running(lines: list[str], running: set[str]) -> list[str]:
     if first == last:
         first, last = 0, len(filled)
     return lines[filled[first] : filled[last - 1] + 1]
+
+
+def _with_paragraph_breaks(lines: list[str]) -> list[str]:
+    """The page's lines with a "" after each line that ends a paragraph and around each heading (SHORT_LINE)."""
+    lengths = sorted(len(line) for line in lines if line)
+    if len(lengths) < _MIN_LINES or (width := lengths[(len(lengths) - 1) * 9 // 10]) < _MIN_WIDTH:
+        return lines
+    out: list[str] = []
+    for n, line in enumerate(lines):
+        after = lines[n + 1] if n + 1 < len(lines) else ""
+        if not line or len(line) >= SHORT_LINE * width or not (after[:1].isupper() or after[:1].isdigit()):
+            out.append(line)
+            continue
+        if _SENTENCE_END.search(line):
+            out += [line, ""]
+        elif not out or not out[-1] or _SENTENCE_END.search(out[-1]):  # a heading
+            out += ([""] if out and out[-1] else []) + [line, ""]
+        else:
+            out.append(line)
+    return out
 
 
 def _continues(last_line: str, next_line: str) -> bool:

@@ -1,6 +1,7 @@
 """A realistic long report as a PDF's pages: a running header and a page-number footer on every page,
-prose typeset in short lines with words hyphenated at line ends, ligature glyphs, and sentences that run
-on from one page to the next. `REPORT_PAGES` are the pages' lines, for `fixture_web.report_pdf`."""
+numbered section headings, prose typeset in lines of about 70 characters with words hyphenated at line
+ends, ligature glyphs, a paragraph ending in a short line, and sentences that run on from one page to the
+next. `REPORT_PAGES` are the pages' lines, for `fixture_web.report_pdf`."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ _BODIES = [
         "the budget forecast. Spending on pensions and health care rose with an",
         "ageing population, and interest payments increased as older debt was",
         "re\ufb01nanced at higher rates. The debt ratio declined to 58 percent. Ef-",
-        "\ufb01ciency reviews of the state-owned railway found savings in main-",
-        "tenance contracts, and procurement rules were simpli\ufb01ed to raise the",
+        "\ufb01ciency reviews found savings in main-",
+        "tenance.",
+        "The state-owned railway simpli\ufb01ed its procurement rules to raise the",
         "\ufb02ow of tenders from small \ufb01rms and o\ufb03ces in rural districts.",
     ],
     [

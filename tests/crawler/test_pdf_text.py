@@ -23,13 +23,13 @@ def report_text() -> str:
 def test_running_header_and_page_numbers_are_left_out(report_text):
     assert "Ministry" not in report_text and "Outlook" not in report_text
     assert "Page" not in report_text and " of 4" not in report_text
-    assert report_text.startswith("1. Overview of the economy The economy grew by 2.1 percent")
+    assert report_text.startswith("1. Overview of the economy\n\nThe economy grew by 2.1 percent")
 
 
 def test_words_hyphenated_at_line_ends_are_joined(report_text):
     assert "household consumption and a recovery of international tourism" in report_text
     assert "real incomes recovered" in report_text and "export demand" in report_text
-    assert "Efficiency reviews" in report_text  # a capitalised first part
+    assert "Efficiency reviews found savings in maintenance." in report_text  # a capitalised first part
     # a compound broken at its hyphen keeps it: the report writes `state-owned` elsewhere
     assert "and state-owned enterprises paid" in report_text
     assert "- " not in report_text
@@ -43,9 +43,19 @@ def test_ligatures_are_spelled_out(report_text):
 
 def test_sentence_running_on_into_the_next_page_is_one_paragraph(report_text):
     paragraphs = report_text.split("\n\n")
-    assert "youth unemployment remained high in the northern regions, where the closure" in paragraphs[0]
-    # pages that end a sentence still end a paragraph
-    assert [p[:2] for p in paragraphs] == ["1.", "3.", "4."]
+    assert "youth unemployment remained high in the northern regions, where the closure" in paragraphs[1]
+
+
+def test_headings_and_short_last_lines_end_paragraphs(report_text):
+    """pypdf gives lines: a short line that ends no sentence between two that start one is a heading, and
+    a short line ending a sentence ends its paragraph."""
+    paragraphs = report_text.split("\n\n")
+    assert [p for p in paragraphs if len(p.split()) < 8] == [
+        "1. Overview of the economy", "2. Prices and wages", "3. Public finances", "4. Risks to the outlook",
+    ]
+    assert paragraphs[5].endswith("Efficiency reviews found savings in maintenance.")
+    assert paragraphs[6].startswith("The state-owned railway simplified its procurement rules")
+    assert len(paragraphs) == 9
 
 
 def test_soft_hyphens_are_dropped_and_join_a_word_at_a_line_end():
