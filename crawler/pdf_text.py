@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 
 from indexer.schema import untypeset
 
@@ -20,6 +21,12 @@ EDGE_LINES = 3
 RUNNING_MIN_PAGES = 3
 RUNNING_SHARE = 0.4
 _DIGITS = re.compile(r"\d+")
+# A running header that changes with the chapter (`Chapter 3: Utilities 6`) repeats on too few pages, but
+# carries the page's printed number at one end: the page's place in the file plus an offset the document
+# keeps (front matter) on at least as many pages as a running line needs. A line of at most HEADER_WORDS
+# words that starts or ends with its page's printed number is a running line.
+HEADER_WORDS = 12
+_END_NUMBERS = re.compile(r"^(\d{1,4})\b|\b(\d{1,4})$")
 # A line that is only a page number: "7", "- 7 -", "Page 7", "7 of 40", "7/40", "xii".
 _ROMAN = r"(?=[ivxlcdm])m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
 _PAGE_NUMBER = re.compile(
@@ -44,10 +51,10 @@ def document_text_blocks(pages: list[str]) -> list[str]:
     footers and page numbers left out, hyphenated line ends joined, ligatures spelled out and soft
     hyphens dropped (`untypeset`)."""
     page_lines = [[line.strip() for line in untypeset(page).splitlines()] for page in pages]
-    running = _running_keys(page_lines)
+    running = _RunningLines(page_lines)
     lines: list[str] = []  # "" separates paragraphs
-    for page in page_lines:
-        body = _with_paragraph_breaks(_without_running(page, running))
+    for n, page in enumerate(page_lines):
+        body = _with_paragraph_breaks(_without_running(page, running.of_page(n)))
         if not body:
             continue
         if lines and lines[-1] and not _continues(lines[-1], body[0]):
@@ -69,40 +76,77 @@ def _key(line: str) -> str:
     return " ".join(_DIGITS.sub("#", line).lower().split())
 
 
+def _bare_key(line: str) -> str:
+    """A line's key without the numbers at its ends."""
+    return _key(line).strip("# ")
+
+
 def _edges_and_middle(lines: list[str]) -> tuple[list[str], list[str]]:
     filled = [line for line in lines if line]
     middle = filled[EDGE_LINES:-EDGE_LINES]
     return filled[:EDGE_LINES] + filled[EDGE_LINES:][-EDGE_LINES:], middle
 
 
-def _running_keys(page_lines: list[list[str]]) -> set[str]:
-    """Keys of the lines that stand at a page's top or bottom on enough pages to be a running header or
-    footer, and never inside a page's text (pages that repeat whole lines of text have none)."""
-    pages_with: Counter[str] = Counter()
-    in_middle: set[str] = set()
-    for lines in page_lines:
-        edges, middle = _edges_and_middle(lines)
-        pages_with.update({_key(line) for line in edges})
-        in_middle.update(_key(line) for line in middle)
-    least = max(RUNNING_MIN_PAGES, RUNNING_SHARE * len(page_lines))
-    return {key for key, count in pages_with.items() if count >= least and key not in in_middle}
+class _RunningLines:
+    """What a document's running headers and footers are: lines that stand in a page's first or last EDGE_LINES
+    on enough pages (RUNNING_SHARE), never inside a page's text (pages that repeat whole lines of text have
+    none), and lines repeated at the edges of two pages or more that carry the page's printed number."""
+
+    def __init__(self, page_lines: list[list[str]]) -> None:
+        pages_with: Counter[str] = Counter()
+        bare_pages_with: Counter[str] = Counter()  # the page number on either side (odd and even pages)
+        in_middle: set[str] = set()
+        for lines in page_lines:
+            edges, middle = _edges_and_middle(lines)
+            pages_with.update({_key(line) for line in edges})
+            bare_pages_with.update({_bare_key(line) for line in edges})
+            in_middle.update(_key(line) for line in middle)
+        least = max(RUNNING_MIN_PAGES, RUNNING_SHARE * len(page_lines))
+        self.keys = {key for key, count in pages_with.items() if count >= least and key not in in_middle}
+        self.repeated = {key for key, count in bare_pages_with.items() if count >= 2}
+        self.offset = self._printed_number_offset(page_lines, least)
+
+    def _printed_number_offset(self, page_lines: list[list[str]], least: float) -> int | None:
+        """The printed page number minus the page's place in the file, when enough pages agree on one."""
+        offsets: Counter[int] = Counter()
+        for n, lines in enumerate(page_lines):
+            edges = [line for line in _edges_and_middle(lines)[0] if _bare_key(line) in self.repeated]
+            offsets.update({number - n for line in edges for number in _end_numbers(line)})
+        if not offsets:
+            return None
+        offset, pages = offsets.most_common(1)[0]
+        return offset if pages >= least else None
+
+    def of_page(self, page: int) -> Callable[[str], bool]:
+        """Whether a line at the edge of page `page` (its place in the file) is a running line or a page number."""
+        printed = None if self.offset is None else page + self.offset
+
+        def is_running(line: str) -> bool:
+            key = _key(line)
+            if key in self.keys or _PAGE_NUMBER.fullmatch(line):
+                return True
+            return printed is not None and _bare_key(line) in self.repeated and printed in _end_numbers(line)
+
+        return is_running
 
 
-def _without_running(lines: list[str], running: set[str]) -> list[str]:
-    """The page's lines without the running lines and page numbers among the EDGE_LINES at its top and
-    bottom; a page made only of them (every page the same) is kept whole. Blank lines at either end go."""
+def _end_numbers(line: str) -> set[int]:
+    """The numbers a line starts or ends with, when it is short enough to be a running header (HEADER_WORDS)."""
+    if not line or len(line.split()) > HEADER_WORDS:
+        return set()
+    return {int(a or b) for a, b in _END_NUMBERS.findall(line)}
 
-    def is_running(n: int) -> bool:
-        line = lines[filled[n]]
-        return _key(line) in running or _PAGE_NUMBER.fullmatch(line) is not None
 
+def _without_running(lines: list[str], is_running: Callable[[str], bool]) -> list[str]:
+    """The page's lines without the running lines among the EDGE_LINES at its top and bottom; a page made
+    only of them (every page the same) is kept whole. Blank lines at either end go."""
     filled = [i for i, line in enumerate(lines) if line]
     if not filled:
         return []
     first, last = 0, len(filled)  # the body is filled[first:last]
-    while first < min(EDGE_LINES, len(filled)) and is_running(first):
+    while first < min(EDGE_LINES, len(filled)) and is_running(lines[filled[first]]):
         first += 1
-    while last > max(first, len(filled) - EDGE_LINES) and is_running(last - 1):
+    while last > max(first, len(filled) - EDGE_LINES) and is_running(lines[filled[last - 1]]):
         last -= 1
     if first == last:
         first, last = 0, len(filled)

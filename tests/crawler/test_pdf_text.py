@@ -89,3 +89,21 @@ def test_report_passages_are_found_by_their_words_and_not_by_the_header(tmp_path
         assert {r.passage.doc_id for r in pipeline.search("ministry", options)} == {"other"}
     finally:
         pipeline.close()
+
+
+def test_chapter_headers_that_carry_the_printed_page_number_are_left_out():
+    """A header that names the chapter repeats on too few pages to count as running, but carries the page's
+    printed number (here the file's page number + 3, the first pages being front matter), on either side."""
+    chapters = ["Prices", "Prices", "Wages", "Wages", "Public debt", "Public debt"]
+    topics = ["rents", "food", "pay", "hours", "bonds", "loans"]
+    pages = [
+        [
+            f"{n + 3} Chapter {n // 2 + 1}: {chapter}" if n % 2 else f"Chapter {n // 2 + 1}: {chapter} {n + 3}",
+            f"Section {n + 1} discusses {topic} in some detail, with figures from a survey",
+            f"of {topic}.",
+        ]
+        for n, (chapter, topic) in enumerate(zip(chapters, topics))
+    ]
+    text = extract_pdf(report_pdf(pages)).text
+    assert "Chapter" not in text
+    assert text.split("\n\n")[0] == "Section 1 discusses rents in some detail, with figures from a survey of rents."
