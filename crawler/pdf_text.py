@@ -4,7 +4,8 @@ Typesetting leaves marks in extracted text that cost retrieval: a running header
 number on every page is glued into the first and last paragraph of each page (every page's text
 then matches the header's words), a word hyphenated across a line end is two terms (`inter- national`
 never matches `international`), a ligature glyph is a character of its own (`ﬁnancial` never matches
-`financial`), and a sentence running on from one page to the next is cut at the page break.
+`financial`), a sentence running on from one page to the next is cut at the page break, and with no
+blank lines between paragraphs a page is one paragraph, its headings glued into the sentences after them.
 """
 
 from __future__ import annotations
