@@ -43,9 +43,11 @@ _UNSPACED_CHAR = f"[{UNSPACED}](?:[\u1039\u17d2][{UNSPACED}]|[{_UNSPACED_MARKS}]
 # A CJK character takes the variation selectors and kana voicing marks (NFD) that follow it along.
 _CJK_CHAR = f"[{_CJK}][\ufe00-\ufe0f\U000e0100-\U000e01ef\u3099\u309a]*"
 WORD = re.compile(f"{_CJK_CHAR}|(?:{_UNSPACED_CHAR}){{1,3}}|[^\\s{_CJK}{UNSPACED}]+")
-# A heading is a paragraph of at most this many words ending in a letter or digit (no full stop, colon,
-# table cell bar or bracket): `3. Public finances`, `Notes`. At most two of them move on together.
+# A heading is a paragraph of at most this many words ending in a letter or digit, closing brackets and
+# quotes aside (no full stop, colon or table cell bar): `3. Public finances`, `Notes`, `Annex (continued)`.
+# At most two of them move on together.
 HEADING_WORDS = 12
+_CLOSERS = ")]\"'”’»）」』"
 _HEADINGS_CARRIED = 2
 
 Unit = tuple[int, int, int, bool]  # start, end, words, whether it is a whole paragraph
@@ -160,7 +162,7 @@ def _trailing_headings(text: str, group: list[Unit]) -> list[Unit]:
     n = 0
     while n < _HEADINGS_CARRIED and n + 1 < len(group):
         start, end, words, whole = group[-1 - n]
-        if not (whole and words <= HEADING_WORDS and text[end - 1].isalnum()):
+        if not (whole and words <= HEADING_WORDS and text[start:end].rstrip(_CLOSERS)[-1:].isalnum()):
             break
         n += 1
     return group[len(group) - n :]
