@@ -134,14 +134,14 @@ def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> 
     # ~target of them), so memory follows the passages, not the sentences of the document.
     passages: list[tuple[int, int, int]] = []
     current: list[Unit] = []
-    current_words = carried_words = 0  # carried: the overlap taken over from the previous passage
+    current_words = carried_words = carried_units = 0  # carried: the overlap taken over from the previous passage
     for unit in _units(text, target):
         if current and current_words + unit[2] > target:
-            headings = _trailing_headings(text, current)
+            headings = _trailing_headings(text, current[carried_units:])
             current = current[: len(current) - len(headings)]
             passages.append((current[0][0], current[-1][1], current_words - sum(u[2] for u in headings)))
             current = _overlap_tail(current, settings.overlap_words)
-            carried_words = sum(u[2] for u in current)
+            carried_units, carried_words = len(current), sum(u[2] for u in current)
             current += headings
             current_words = carried_words + sum(u[2] for u in headings)
         current.append(unit)
@@ -158,7 +158,7 @@ def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> 
 
 def _trailing_headings(text: str, group: list[Unit]) -> list[Unit]:
     """The headings that end a passage about to be closed (`HEADING_WORDS`), to open the next one instead;
-    never the whole passage."""
+    never all of `group`, the passage's units after the overlap it carries (else it would be that overlap alone)."""
     n = 0
     while n < _HEADINGS_CARRIED and n + 1 < len(group):
         start, end, words, whole = group[-1 - n]

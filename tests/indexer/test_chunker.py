@@ -266,3 +266,14 @@ def test_headings_never_move_a_whole_passage():
     d = doc("\n\n".join(["Contents", "Tables", _words("a", 95) + "."]))
     passages = chunk_document(d, ChunkSettings(target_words=90))
     assert [p.text for p in passages] == ["Contents", "Tables\n\n" + _words("a", 95) + "."]
+
+
+def test_a_heading_never_leaves_a_passage_of_the_overlap_alone():
+    # A0 A1 fill a passage; "2. Prices" opens the next, after A1 carried over as overlap; N does not fit beside
+    # them. Moving the heading on with N would leave A1 alone, a copy of the last passage's end: it stays (and the
+    # overlap carries it on to N).
+    a0, a1, n = _words("a", 81) + ".", _words("b", 8) + ".", _words("n", 85) + "."
+    d = doc("\n\n".join([a0, a1, "2. Prices", n]))
+    passages = chunk_document(d, ChunkSettings(target_words=90, overlap_words=10))
+    assert [p.text for p in passages] == [f"{a0}\n\n{a1}", f"{a1}\n\n2. Prices", f"2. Prices\n\n{n}"]
+    assert_offsets(d, passages)
