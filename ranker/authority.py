@@ -120,7 +120,8 @@ class AuthorityEntry:
 
 
 def default_list_dir() -> Path:
-    """`$DRSEARCH_AUTHORITY_LIST` if set, else the repository's `authority_lists/`."""
+    """`$DRSEARCH_AUTHORITY_LIST` if set, else the `authority_lists/` beside the packages: the repository's
+    top-level folder in a checkout, the copy the wheel installs into site-packages (pyproject.toml)."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)

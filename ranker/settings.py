@@ -21,6 +21,6 @@ class SearchSettings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(0.5, ge=0.0, le=1.0)  # convex: weight of the dense leg
     authority_weight: float = Field(0.05, ge=0.0, le=1.0)  # bounded prior added to the normalised fused score
-    authority_list: str | None = None  # directory; None = the repository's authority_lists/
+    authority_list: str | None = None  # directory; None = ranker.authority.default_list_dir()
     per_doc: int = Field(1, ge=0)  # passages per document in a result list (0 = no collapse)
     bm25_threads: int | None = Field(None, ge=1)  # Lucene query threads; None = the process budget (backends.threads)

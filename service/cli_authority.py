@@ -16,7 +16,7 @@ authority_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_LIST_HELP = "Authority list directory (default: $DRSEARCH_AUTHORITY_LIST or <repo>/authority_lists)."
+_LIST_HELP = "Authority list directory (default: $DRSEARCH_AUTHORITY_LIST, else the installed authority_lists/)."
 
 
 def _table(title: str, counts: dict[str, int], limit: int | None = None) -> list[str]:
