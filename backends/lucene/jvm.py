@@ -8,7 +8,9 @@ classpath before anything imports Pyserini. The JVM can be configured once per p
 from __future__ import annotations
 
 import importlib.util
+import locale
 import os
+import sys
 import threading
 from functools import cache
 from pathlib import Path
@@ -35,6 +37,24 @@ def java_home() -> Path:
 
 def java_binary() -> Path:
     return java_home() / "bin" / "java"
+
+
+def java_locale() -> dict[str, str]:
+    """The locale variables Java needs to name files as Python does: none, or LC_ALL=C.UTF-8.
+
+    Java reads file names and its arguments in the encoding of the C locale it starts in (`sun.jnu.encoding`,
+    which no -D option overrides). Under `LC_ALL=C` (or POSIX) Python runs in its UTF-8 mode and names files
+    in UTF-8, while Java took them as ASCII: an index under a path with a non-ASCII character could be
+    neither built nor opened (InvalidPathException). Java then gets C.UTF-8, the locale Python itself moves
+    a plain `LANG=C` to (PEP 538)."""
+    if sys.getfilesystemencoding() != "utf-8" or locale.nl_langinfo(locale.CODESET).lower() in ("utf-8", "utf8"):
+        return {}
+    return {"LC_ALL": "C.UTF-8"}
+
+
+def java_env() -> dict[str, str]:
+    """The environment of a Java subprocess (`java_locale`)."""
+    return {**os.environ, **java_locale()}
 
 
 @cache
@@ -93,6 +113,7 @@ def start_jvm(max_heap: str | None = None) -> ModuleType:
         if _jnius is not None:
             return _jnius
         os.environ["JAVA_HOME"] = str(java_home())
+        os.environ.update(java_locale())  # read by the JVM as it starts, in this process
         import jnius_config
 
         if not jnius_config.vm_running:

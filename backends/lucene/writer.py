@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from backends.base import LEXICAL, BuildContext, Leg
-from backends.lucene.jvm import HELPER_JAR, anserini_jar, java_binary
+from backends.lucene.jvm import HELPER_JAR, anserini_jar, java_binary, java_env
 from backends.lucene.topk import DOC_POSITIONS
 from backends.lucene.section import ANALYZER, FILTER_FIELDS, LuceneSection
 from indexer import layout
@@ -81,7 +81,7 @@ def build_lucene_index(
     indexed = None
     with tqdm(total=total, desc="index bm25", unit="psg", disable=quiet, dynamic_ncols=True) as bar:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                                preexec_fn=child_preexec())  # a killed build takes its indexer with it  # fmt: skip
+                                env=java_env(), preexec_fn=child_preexec())  # killed with the build  # fmt: skip
         assert proc.stdout is not None
         for line in proc.stdout:
             log.append(line.rstrip())
@@ -159,7 +159,8 @@ def write_doc_positions(index_dir: Path, columns: Columns, *, chunk: int = 1 << 
     listing = index_dir / "doc-ids.bin"
     cmd = [str(java_binary()), "-Xmx512m", "-cp", os.pathsep.join((str(anserini_jar()), str(HELPER_JAR))),
            "drsearch.DocIds", str(index_dir), "id", str(listing)]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", preexec_fn=child_preexec())
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=java_env(),
+                          preexec_fn=child_preexec())
     if proc.returncode != 0 or not listing.is_file():
         tail = " | ".join(line for line in proc.stderr.strip().splitlines()[-3:] if line)
         log.warning("%s: no doc-position map (listing the Lucene doc ids failed, exit %s: %s); BM25 hits "
