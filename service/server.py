@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 from indexer import layout
+from indexer.errors import ConfigError
 from service.settings import ServiceSettings
 
 
@@ -20,9 +22,24 @@ def uvicorn_options(settings: ServiceSettings, *, in_process: bool = True) -> di
     return dict(http=http, timeout_keep_alive=settings.idle_timeout_s, h11_max_incomplete_event_size=64 * 1024)
 
 
+def check_address(host: str, port: int) -> None:
+    """ConfigError (one line) when HOST:PORT cannot be listened on: in use by another server, not an address
+    of this machine, a port below 1024 for a user who may not bind it. A single uvicorn process binds only
+    once the app has started, after the whole index has loaded (minutes for a large one), and then failed
+    with its own log line after `Application startup complete`; the port is bound again by uvicorn."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn binds it
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            address = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+            raise ConfigError(f"cannot listen on {address} ({exc.strerror or exc})", field="port") from None
+
+
 def serve(settings: ServiceSettings) -> None:
-    """Serve until interrupted. Checks the index and the authority list first, so a bad path or a
-    malformed list is a one-line error before any process starts."""
+    """Serve until interrupted. Checks the index, the authority list and the address first, so a bad path,
+    a malformed list or a port in use is a one-line error before any process starts or the index loads."""
     import uvicorn
 
     from ranker.authority import AuthorityList
@@ -30,6 +47,7 @@ def serve(settings: ServiceSettings) -> None:
 
     layout.resolve_build(settings.index)
     AuthorityList.load(SearchSettings().authority_list)  # names file, line and field of the first problem
+    check_address(settings.host, settings.port)
     common = dict(host=settings.host, port=settings.port, log_level="info", access_log=False, lifespan="on")
     if settings.workers <= 1:
         from service.app import create_app

@@ -56,3 +56,21 @@ def test_workers_rebuild_the_settings_they_were_given(tmp_path):
 def test_a_query_cap_of_zero_is_no_cap_in_the_environment_too(tmp_path, monkeypatch):
     monkeypatch.setenv("DRSEARCH_SERVE_MAX_QUERY_CHARS", "0")  # as `--max-query-chars 0`
     assert ServiceSettings(index=tmp_path).max_query_chars is None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_port_in_use_is_one_line_before_the_index_loads(tiny_bm25_root, workers):
+    """A second `serve` on a port another server holds: one line naming the address, exit 2, and nothing
+    loaded first (one process used to load the whole index, log that it was serving, then fail to bind)."""
+    import socket
+
+    from tests.conftest import drsearch
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        proc = drsearch("serve", "--index", tiny_bm25_root, "--host", "127.0.0.1", "--port", port, "--workers", workers,
+                        timeout=120)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [f"drsearch: error: cannot listen on 127.0.0.1:{port} (Address already in use)"]
