@@ -48,7 +48,15 @@ _export_lock = threading.Lock()
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("DRSEARCH_CACHE") or Path.home() / ".cache" / "drsearch")
+    """$DRSEARCH_CACHE, else ~/.cache/drsearch. Without a home (HOME unset and a user id with no passwd
+    entry, as containers often run) a ConfigError asks for DRSEARCH_CACHE."""
+    if env := os.environ.get("DRSEARCH_CACHE"):
+        return Path(env)
+    try:
+        return Path.home() / ".cache" / "drsearch"
+    except RuntimeError:  # Path.home(): "Could not determine home directory."
+        raise ConfigError("no home directory for the ONNX export cache (HOME is not set and this user has "
+                          "none); set DRSEARCH_CACHE to a writable directory") from None  # fmt: skip
 
 
 def _export_key(model_dir: Path) -> str:

@@ -107,3 +107,18 @@ def test_an_unusable_onnx_cache_is_a_one_line_error(tmp_path: Path, monkeypatch:
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
     assert str(tmp_path / "afile" / "onnx") in lines[0] and "DRSEARCH_CACHE" in lines[0]
+
+
+def test_no_home_directory_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user id with no passwd entry and HOME unset, as containers often run: Path.home() raised
+    RuntimeError, a traceback from the CLI; the ONNX encoder asks for DRSEARCH_CACHE."""
+    import pwd
+
+    def no_entry(uid: int):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.delenv("DRSEARCH_CACHE")
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)  # what the passwd lookup answers for such a user id
+    monkeypatch.delenv("HOME", raising=False)
+    with pytest.raises(ConfigError, match="no home directory for the ONNX export cache.*set DRSEARCH_CACHE"):
+        load_encoder(DenseSettings(device="cpu", encoder="onnx"))
