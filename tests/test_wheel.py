@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import zipfile
 from pathlib import Path
 
@@ -36,11 +35,9 @@ def wheel(tmp_path_factory) -> Path:
     build_sdist = "from setuptools import build_meta; print(build_meta.build_sdist('.'))"
     sdist = subprocess.run([sys.executable, "-c", build_sdist], cwd=tmp / "src", check=True, capture_output=True,
                            text=True, timeout=300)  # fmt: skip
-    with tarfile.open(tmp / "src" / sdist.stdout.split()[-1]) as tar:
-        tar.extractall(tmp / "sdist", filter="data")
-    (unpacked,) = (tmp / "sdist").iterdir()
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-cache-dir",
-                    "-w", tmp / "dist", unpacked], check=True, capture_output=True, timeout=300)  # fmt: skip
+                    "-w", tmp / "dist", tmp / "src" / sdist.stdout.split()[-1]], check=True, capture_output=True,
+                   timeout=300)  # fmt: skip
     return next((tmp / "dist").glob("drsearch-*.whl"))
 
 
