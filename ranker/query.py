@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from backends.base import check_k  # noqa: F401  (re-exported: the one k check)
 from indexer.errors import QueryError
+from indexer.schema import untypeset
 
 MAX_QUERY_CHARS = 10_000  # the API's default cap (a setting); the library itself has none
 
@@ -15,7 +16,8 @@ class CleanQuery(str):
 
 
 def clean_query(query: object, *, field: str = "query", max_chars: int | None = None) -> CleanQuery:
-    """The query stripped of surrounding whitespace, or QueryError saying what is wrong.
+    """The query stripped of surrounding whitespace, read as documents are (`untypeset`: a query pasted
+    from a PDF has its ligatures spelled out and soft hyphens dropped), or QueryError saying what is wrong.
 
     `max_chars` is the caller's cap (None: no cap; long queries are bounded per leg instead)."""
     if not isinstance(query, str):
@@ -28,7 +30,7 @@ def clean_query(query: object, *, field: str = "query", max_chars: int | None = 
     check_length(text, max_chars, field=field)
     if not has_words(text):
         raise QueryError("query has no searchable terms (only punctuation or symbols)", field=field)
-    return CleanQuery(text)
+    return CleanQuery(untypeset(text))
 
 
 def has_words(text: str) -> bool:

@@ -140,6 +140,9 @@ def test_a_pdf_word_with_a_ligature_is_found_and_highlighted(tmp_path):
     try:
         found = pipeline.search("financial efficiency", SearchOptions(k=3, mode="bm25"))
         assert [r.passage.doc_id for r in found] == ["pdf"]
+        # a query pasted from such a PDF is read as the documents were
+        pasted = pipeline.search("ﬁnancial eﬃ\u00adciency", SearchOptions(k=3, mode="bm25"))
+        assert [(r.passage.doc_id, r.hit.score) for r in pasted] == [(r.passage.doc_id, r.hit.score) for r in found]
         assert result_dicts([(found[0], "financial efficiency")])[0]["snippet"] == (
             "Banks reported financial profits; the efficiency of markets rose."
         )
