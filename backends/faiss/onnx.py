@@ -5,7 +5,7 @@ that gives each token's state; pooling (mean or CLS) and L2 normalisation run pe
 so a text's vector never depends on the texts run with it (see `OnnxEncoder.encode_each`). The
 export is cached as
 
-    $DRSEARCH_CACHE (default ~/.cache/drsearch)/onnx/<model key>/model.onnx, model-int8.onnx
+    $DRSEARCH_CACHE (default $XDG_CACHE_HOME/drsearch, else ~/.cache/drsearch)/onnx/<model key>/model.onnx, model-int8.onnx
 
 written atomically, so concurrent first uses at worst export twice; the temporary file an export
 killed before its rename leaves is removed by the next use. `OnnxEncoder` offers the
@@ -48,10 +48,13 @@ _export_lock = threading.Lock()
 
 
 def cache_root() -> Path:
-    """$DRSEARCH_CACHE, else ~/.cache/drsearch. Without a home (HOME unset and a user id with no passwd
-    entry, as containers often run) a ConfigError asks for DRSEARCH_CACHE."""
+    """$DRSEARCH_CACHE, else $XDG_CACHE_HOME/drsearch (an absolute XDG_CACHE_HOME, as the XDG spec reads it),
+    else ~/.cache/drsearch. Without a home (HOME unset and a user id with no passwd entry, as containers often
+    run) a ConfigError asks for DRSEARCH_CACHE."""
     if env := os.environ.get("DRSEARCH_CACHE"):
         return Path(env)
+    if (xdg := os.environ.get("XDG_CACHE_HOME")) and os.path.isabs(xdg):
+        return Path(xdg) / "drsearch"
     try:
         return Path.home() / ".cache" / "drsearch"
     except RuntimeError:  # Path.home(): "Could not determine home directory."

@@ -118,7 +118,21 @@ def test_no_home_directory_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) 
         raise KeyError(f"getpwuid(): uid not found: {uid}")
 
     monkeypatch.delenv("DRSEARCH_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setattr(pwd, "getpwuid", no_entry)  # what the passwd lookup answers for such a user id
     monkeypatch.delenv("HOME", raising=False)
     with pytest.raises(ConfigError, match="no home directory for the ONNX export cache.*set DRSEARCH_CACHE"):
         load_encoder(DenseSettings(device="cpu", encoder="onnx"))
+
+
+def test_the_export_cache_follows_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from backends.faiss.onnx import cache_root
+
+    monkeypatch.delenv("DRSEARCH_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "drsearch"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # the spec: a relative path is ignored
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_root() == tmp_path / "home" / ".cache" / "drsearch"
+    monkeypatch.setenv("DRSEARCH_CACHE", str(tmp_path / "own"))
+    assert cache_root() == tmp_path / "own"
