@@ -162,11 +162,9 @@ def extract_html(
     html = strip_attribute_floods(html, charset)[0]
     raw = html.encode("utf-8", "replace") if isinstance(html, str) else html
     page = html if isinstance(html, str) else decode_declared(raw, charset)
+    markup = space_note_marks(blank_xml_forbidden_refs(raw if page is None else page))
     try:
-        doc = trafilatura.bare_extraction(
-            space_note_marks(blank_xml_forbidden_refs(raw if page is None else page)),
-            url=url, with_metadata=True, output_format="python", **options,
-        )
+        doc = trafilatura.bare_extraction(markup, url=url, with_metadata=True, output_format="python", **options)
     except Exception:  # malformed input must never stop a crawl
         doc = None
     if doc is None:
@@ -176,7 +174,22 @@ def extract_html(
     text = paragraphs_to_text(body.split("\n"))
     title = _WS.sub(" ", getattr(doc, "title", None) or "").strip()
     published = _iso_or_none(getattr(doc, "date", None))
+    if published is not None and published.endswith("-01-01"):
+        published = _stated_date(markup, getattr(doc, "url", None) or url)
     return Extracted(title=title, text=text, published=published, language=detect_language(text, raw))
+
+
+def _stated_date(markup: AnyStr, url: str | None) -> str | None:
+    """The page's date as its metadata, URL, `<time>` or date-classed elements state it (htmldate without its
+    extensive search), or None. Finding no dated text, htmldate's extensive search (trafilatura's default)
+    falls back on a year anywhere on the page or its copyright line and calls it 1 January: `World Trade
+    Report 2023` or `© 2025` became a 2023-01-01 or 2025-01-01 that date filters took at its word."""
+    from htmldate import find_date
+
+    try:
+        return _iso_or_none(find_date(markup, url=url, extensive_search=False, original_date=True))
+    except Exception:  # malformed input must never stop a crawl
+        return None
 
 
 # A PDF's work is bounded by what its pages hold, not by its size on the wire: pypdf reads a page's

@@ -6,11 +6,15 @@ import json
 
 from ranker.authority import AuthorityList
 from tests.conftest import drsearch
-from tests.crawler.conftest import TEST_SETTINGS, build_web, write_inputs
+from tests.crawler.conftest import TEST_SETTINGS, build_web, page, write_inputs
+
+# A page whose only year is in its title: no date (htmldate's last resort made it 2023-01-01).
+TRADE_REPORT = "http://www.centralbank.int/publications"
 
 
 def test_crawl_index_search(tmp_path):
     web = build_web()
+    web.sites["www.centralbank.int"]["/publications"] = page("world trade report 2023")
     web.start()
     try:
         domains, hosts = write_inputs(tmp_path, web)
@@ -32,3 +36,13 @@ def test_crawl_index_search(tmp_path):
     assert top["authority"]["tier"] == expected.tier
     assert top["published"].startswith("2024-03-05")
     assert "vaccination guidance" in top["snippet"].lower()
+
+    def trade_report_hits(*dates: str) -> list[str]:
+        out = drsearch("search", "world trade report", "--index", tmp_path / "idx", "-k", "3", "--json", *dates,
+                       check=True)  # fmt: skip
+        return [hit["url"] for hit in json.loads(out.stdout)["hits"]]
+
+    in_2023 = ("--published-after", "2023-01-01", "--published-before", "2023-12-31")
+    assert trade_report_hits()[0] == TRADE_REPORT
+    assert TRADE_REPORT not in trade_report_hits(*in_2023)
+    assert trade_report_hits(*in_2023, "--include-undated")[0] == TRADE_REPORT

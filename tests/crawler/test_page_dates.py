@@ -1,0 +1,63 @@
+"""The date a page or PDF is published on, as date filters and time ranges read it: a date the page or
+the document states is kept, and nothing is made up from a year that merely appears somewhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from crawler.extract import extract_html
+from tests.crawler.fixture_web import article
+
+BODY = [
+    "The committee reviewed developments in financial markets, inflation and the labour market, and members "
+    "agreed that further data would be needed before any change of stance.",
+    "Staff projections see inflation returning to target over the projection horizon as energy prices ease.",
+]
+
+
+def page(title: str, first: str = "", head: str = "", url: str = "https://www.example.org/pages/report") -> tuple:
+    paragraphs = [first, *BODY] if first else BODY
+    return article(title, paragraphs, extra_head=head), url
+
+
+def ld(fields: str) -> str:
+    schema = '"@context": "https://schema.org", "@type": "Article"'
+    return f'<script type="application/ld+json">{{{schema}, {fields}}}</script>'
+
+
+@pytest.mark.parametrize(("html", "url"), [
+    page("World Trade Report 2023", "The World Trade Report 2023 looks at trade and re-globalization."),
+    page("Annual report", "In 2022 the institute published forty papers and hosted two conferences."),
+    page("A history of central banking",
+         "The Riksbank was founded in 1668 and the Bank of England in 1694; the Federal Reserve followed in 1913 "
+         "and the ECB in 1998."),
+    page("Our mission", "We promote stable prices. <small>&copy; 2025 Example Organisation</small>"),
+    page("Budget 2024-25", "The budget for 2024-25 sets out spending plans."),
+    page("Economic outlook", "<span class='date'>March 2024</span>"),  # htmldate read January
+    page("Rate change", "From 1 January 2025 the reserve requirement rises to five percent."),
+], ids=["title-year", "text-year", "many-years", "copyright", "fiscal-year", "month-year",
+        "effective-date"])  # fmt: skip
+def test_a_year_that_merely_appears_on_a_page_is_no_date(html, url):
+    """htmldate's extensive search falls back on a year found anywhere (title, text, copyright line) and
+    calls it 1 January: such a page fell inside `published_after=2023-01-01` filters it has no business in."""
+    assert extract_html(html, url).published is None
+
+
+@pytest.mark.parametrize(("html", "url", "published"), [
+    (*page("New rules", head='<meta property="article:published_time" content="2024-01-01T09:00:00Z">'), "2024-01-01"),
+    (*page("New rules", head=ld('"datePublished": "2024-01-01"')), "2024-01-01"),
+    (*page("New rules", "<time datetime='2024-01-01'>1 January 2024</time>"), "2024-01-01"),
+    (*page("New rules", "<span class='date'>1 January 2024</span>"), "2024-01-01"),
+    (*page("New rules", url="https://blog.example.com/2024/01/01/new-rules/"), "2024-01-01"),
+    (*page("Monetary policy decisions", "<p class='publication-date'>11 April 2024</p>"), "2024-04-11"),
+    (*page("Consumer price inflation, UK: February 2024", "Release date: 20 March 2024"), "2024-03-20"),
+    (*page("Net Zero Strategy", "<dl><dt>Published</dt><dd>19 October 2021</dd></dl>"), "2021-10-19"),
+    (*page("Analysis of growth", head=ld('"datePublished": "2022-06-01T09:00:00+00:00", '
+                                         '"dateModified": "2024-01-10T12:00:00+00:00"')), "2022-06-01"),
+    (*page("Late statement", head='<meta property="article:published_time" content="2024-03-15T23:30:00-05:00">'),
+     "2024-03-15"),  # the date as the publisher wrote it, not shifted to UTC
+    (*page("Rate decision", url="https://blog.example.com/2024/03/15/rate-decision/"), "2024-03-15"),
+], ids=["jan1-meta", "jan1-json-ld", "jan1-time", "jan1-date-class", "jan1-url", "press-release", "release-date",
+        "published-dl", "json-ld-published-not-modified", "offset-near-midnight", "url"])  # fmt: skip
+def test_a_date_the_page_states_is_kept(html, url, published):
+    assert extract_html(html, url).published == published
