@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import time
@@ -206,6 +207,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # pypdf decodes CMaps with surrogate
 _CONTROL = re.compile("[\x00-\x1f\x7f]+")
 # The title a word processor writes into a PDF is often the file's name: `Microsoft Word - FINAL report.docx`.
 # Its words go with every passage of the document into BM25 (a query for `microsoft word` finds all of them).
+# A PDF date, or an ISO date (`2024-03-15T10:00:00Z`, whose year alone the PDF form would read as 1 January).
+_PDF_DATE = re.compile(r"(?:D:)?(?:(\d{4})-(\d{2})-(\d{2})|(\d{4})(\d{2})?(\d{2})?(?![-/.]))")
+FIRST_PDF_YEAR = 1993  # PDF 1.0
 _TOOL_TITLE = re.compile(
     r"^\s*microsoft (?:word|powerpoint|excel) - |\.(?:docx?|pptx?|xlsx?|rtf|odt|indd|pdf)\s*$", re.I
 )
@@ -265,11 +269,17 @@ def _pdf_info(reader: object) -> tuple[str, str | None]:
 
 
 def _pdf_date(value: str) -> str | None:
-    m = re.match(r"^(?:D:)?(\d{4})(\d{2})?(\d{2})?", value)
+    """The date of a PDF date string (`D:YYYYMMDDHHmmSS+HH'mm'`, the fields after the year optional) or of
+    an ISO date some tools write instead, as it was written (no shift to UTC); None when it is no date
+    or one no PDF can have: before PDF existed (zeroed clocks write 1970 or 1601) or after tomorrow."""
+    m = _PDF_DATE.match(value)
     if not m:
         return None
-    y, mo, d = m.group(1), m.group(2) or "01", m.group(3) or "01"
-    return _iso_or_none(f"{y}-{mo}-{d}")  # "D:20231345" is no date
+    y, mo, d = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(4), m.group(5), m.group(6))
+    published = _iso_or_none(f"{y}-{mo or '01'}-{d or '01'}")  # "D:20231345" is no date
+    if published is None or int(y) < FIRST_PDF_YEAR or published > str(dt.date.today() + dt.timedelta(days=1)):
+        return None
+    return published
 
 
 def _iso_or_none(value: object) -> str | None:

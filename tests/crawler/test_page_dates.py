@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.extract import extract_html
-from tests.crawler.fixture_web import article
+from crawler.extract import extract_html, extract_pdf
+from tests.crawler.fixture_web import article, minimal_pdf
 
 BODY = [
     "The committee reviewed developments in financial markets, inflation and the labour market, and members "
@@ -61,3 +61,22 @@ def test_a_year_that_merely_appears_on_a_page_is_no_date(html, url):
         "published-dl", "json-ld-published-not-modified", "offset-near-midnight", "url"])  # fmt: skip
 def test_a_date_the_page_states_is_kept(html, url, published):
     assert extract_html(html, url).published == published
+
+
+@pytest.mark.parametrize("created", [
+    b"D:19700101000000Z",  # a zeroed Unix clock
+    b"D:16010101000000Z",  # a zeroed Windows clock
+    b"D:20991231000000Z",  # after the crawl: it would be inside every time_range
+])  # fmt: skip
+def test_a_pdf_date_no_pdf_can_have_is_no_date(created):
+    ex = extract_pdf(minimal_pdf(["Prices rose two percent."], info=b"<< /CreationDate (%s) >>" % created))
+    assert ex.text == "Prices rose two percent." and ex.published is None
+
+
+@pytest.mark.parametrize(("created", "published"), [
+    (b"D:20240315233000-05'00'", "2024-03-15"),
+    (b"2024-03-15T10:00:00Z", "2024-03-15"),  # an ISO date instead of a PDF date: its year alone read 2024-01-01
+    (b"D:2023", "2023-01-01"),  # the PDF date's month and day default to 01
+])  # fmt: skip
+def test_a_pdf_creation_date_is_read_as_written(created, published):
+    assert extract_pdf(minimal_pdf(["Prices rose."], info=b"<< /CreationDate (%s) >>" % created)).published == published
