@@ -180,17 +180,45 @@ def extract_html(
     return Extracted(title=title, text=text, published=published, language=detect_language(text, raw))
 
 
+# Metadata fields that state a publication date, and may state its year alone (scholarly and Dublin Core).
+_YEAR_FIELDS = frozenset({
+    "citation_publication_date", "citation_date", "citation_year", "citation_online_date", "datepublished",
+    "dc.date", "dc.date.issued", "dc.date.created", "dcterms.date", "dcterms.issued", "dcterms.created",
+    "prism.publicationdate", "article:published_time",
+})  # fmt: skip
+_YEAR = re.compile(r"[0-9]{4}")
+FIRST_WEB_YEAR = 1995  # htmldate's earliest date
+
+
 def _stated_date(markup: AnyStr, url: str | None) -> str | None:
     """The page's date as its metadata, URL, `<time>` or date-classed elements state it (htmldate without its
-    extensive search), or None. Finding no dated text, htmldate's extensive search (trafilatura's default)
-    falls back on a year anywhere on the page or its copyright line and calls it 1 January: `World Trade
-    Report 2023` or `© 2025` became a 2023-01-01 or 2025-01-01 that date filters took at its word."""
+    extensive search), else the year a metadata field states alone, or None. Finding no dated text,
+    htmldate's extensive search (trafilatura's default) falls back on a year anywhere on the page or its
+    copyright line and calls it 1 January: `World Trade Report 2023` or `© 2025` became a 2023-01-01 or
+    2025-01-01 that date filters took at its word."""
+
     from htmldate import find_date
 
     try:
-        return _iso_or_none(find_date(markup, url=url, extensive_search=False, original_date=True))
+        stated = find_date(markup, url=url, extensive_search=False, original_date=True)
+        return _iso_or_none(stated) or _stated_year(markup)
     except Exception:  # malformed input must never stop a crawl
         return None
+
+
+def _stated_year(markup: AnyStr) -> str | None:
+    """The year a publication-date metadata field states alone (`<meta name="citation_publication_date"
+    content="2024">`) as YYYY, or None: htmldate reads no date from a bare year (its extensive search made
+    it 1 January only when that year won among all those on the page)."""
+    from trafilatura import load_html
+
+    tree = load_html(markup)
+    for meta in tree.iterfind(".//meta") if tree is not None else ():
+        field = (meta.get("name") or meta.get("property") or meta.get("itemprop") or "").strip().lower()
+        year = (meta.get("content") or "").strip()
+        if field in _YEAR_FIELDS and _YEAR.fullmatch(year) and FIRST_WEB_YEAR <= int(year) <= dt.date.today().year:
+            return year
+    return None
 
 
 # A PDF's work is bounded by what its pages hold, not by its size on the wire: pypdf reads a page's

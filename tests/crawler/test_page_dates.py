@@ -57,8 +57,13 @@ def test_a_year_that_merely_appears_on_a_page_is_no_date(html, url):
     (*page("Late statement", head='<meta property="article:published_time" content="2024-03-15T23:30:00-05:00">'),
      "2024-03-15"),  # the date as the publisher wrote it, not shifted to UTC
     (*page("Rate decision", url="https://blog.example.com/2024/03/15/rate-decision/"), "2024-03-15"),
+    # a year alone, as scholarly metadata may state it: that year, not 1 January of it
+    (*page("Wages and hours", "Since 2008 wages rose.", head='<meta name="citation_publication_date" content="2019">'),
+     "2019"),
+    (*page("Wages and hours", head='<meta name="DC.date.issued" content="2020">'), "2020"),
 ], ids=["jan1-meta", "jan1-json-ld", "jan1-time", "jan1-date-class", "jan1-url", "press-release", "release-date",
-        "published-dl", "json-ld-published-not-modified", "offset-near-midnight", "url"])  # fmt: skip
+        "published-dl", "json-ld-published-not-modified", "offset-near-midnight", "url", "citation-year",
+        "dc-year"])  # fmt: skip
 def test_a_date_the_page_states_is_kept(html, url, published):
     assert extract_html(html, url).published == published
 
