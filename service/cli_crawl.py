@@ -28,7 +28,8 @@ def crawl_command(
     max_depth: Annotated[int, typer.Option("--max-depth", min=0, help="Link hops from the home page.")] = 3,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the crawl in --out without refetching.")] = False,
     host_map: Annotated[
-        Optional[Path], typer.Option("--host-map", help="Lines 'hostname IP:PORT': send that host's requests there.")
+        Optional[Path],
+        typer.Option("--host-map", help="Lines 'hostname IP:PORT': that host's requests go there, as to a proxy."),
     ] = None,
     allow_private: Annotated[
         bool,
