@@ -150,7 +150,8 @@ def _write_build(build_dir: Path, root: Path, paths: list[Path], settings: Build
             languages[doc.language] += 1
             passages = chunk_document(doc, chunking)
             store.add(doc, passages)
-            columns.add(doc.url, doc.domain, doc.published, [p.passage_id for p in passages], doc.language)
+            columns.add(doc.url, doc.domain, doc.published, [p.passage_id for p in passages], doc.language,
+                        [p.text for p in passages])  # fmt: skip
             bar.update()
             if bar.n % 1000 == 0:
                 bar.set_postfix(passages=store.counts[1], refresh=False)

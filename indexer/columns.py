@@ -12,6 +12,8 @@ prior need about a passage's source lives here, one small integer per passage:
       language.npy      int16[N]   language code of passage N (the document's `metadata.language`)
       ids.bin, ids_off.npy         passage ids (utf-8, concatenated) and int64[N+1] offsets
       ids_hash.npy, ids_pos.npy    sorted 64-bit hashes of the ids and their positions (id -> position)
+      text_hash.npy     uint64[N]  `text_hash` of passage N's text: equal for copies of one text, so a result
+                                   list can show each text once (builds before it lack the file: no collapse)
 
 Tier and category are not stored: they come from the authority list, which may change without a
 re-index, and are mapped per host code (a small table) when a build is opened.
@@ -48,6 +50,15 @@ def id_hashes(passage_ids: Sequence[str]) -> np.ndarray:
     return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
+def text_hash(text: str) -> int:
+    """64-bit hash of a passage's text as copies of it compare: casefolded, runs of whitespace (line
+    breaks, indentation, Unicode spaces) as one space, leading and trailing whitespace dropped. Nothing
+    else is normalised (punctuation, digits, Unicode forms stay as they are), so two texts that
+    hash alike read alike; two different texts hash alike with odds of 1 in 2^64 a pair."""
+    normalised = " ".join(text.casefold().split())
+    return int.from_bytes(hashlib.blake2b(normalised.encode("utf-8"), digest_size=8).digest(), "little")
+
+
 def raw_host(url: str | None, domain: str | None) -> str:
     """The most specific host a document names (its URL's over its domain); "" = none."""
     value = url or domain
@@ -77,12 +88,14 @@ class ColumnWriter:
         self._languages: dict[str, int] = {"": 0}
         self._language = array("h")
         self._hash = array("Q")
+        self._text_hash = array("Q")
         self._offsets = array("q", [0])
         self._ids: IO[bytes] = open(directory / "ids.bin", "wb")
 
     def add(self, url: str | None, domain: str | None, published: str | None, passage_ids: list[str],
-            language: object = None) -> None:  # fmt: skip
-        """Record one document's passages, in store order (`language`: its `metadata.language`)."""
+            language: object = None, texts: Sequence[str] | None = None) -> None:  # fmt: skip
+        """Record one document's passages, in store order (`language`: its `metadata.language`; `texts`:
+        the passages' texts, one per id; None: each hashed as a text of its own, never a copy)."""
         host = self._hosts.setdefault(raw_host(url, domain), len(self._hosts))
         date = self._dates.setdefault(published or "", len(self._dates))
         lang = self._languages.setdefault(normalise_language(language) or "", len(self._languages))
@@ -94,6 +107,12 @@ class ColumnWriter:
         self._host.extend([host] * len(passage_ids))
         self._published.extend([date] * len(passage_ids))
         self._language.extend([lang] * len(passage_ids))
+        if texts is None:  # no text given: distinct per passage (the id's hash), so nothing collapses
+            self._text_hash.extend(self._hash[len(self._hash) - len(passage_ids) :])
+        else:
+            if len(texts) != len(passage_ids):
+                raise ValueError(f"{len(texts)} passage texts for {len(passage_ids)} passage ids")
+            self._text_hash.extend([text_hash(t) for t in texts])
 
     def close(self) -> None:
         self._ids.close()
@@ -109,6 +128,7 @@ class ColumnWriter:
         (d / "languages.json").write_text(json.dumps(list(self._languages), ensure_ascii=False), encoding="utf-8")
         np.save(d / "language.npy", np.frombuffer(self._language, dtype=np.int16))
         np.save(d / "ids_off.npy", np.frombuffer(self._offsets, dtype=np.int64))
+        np.save(d / "text_hash.npy", np.frombuffer(self._text_hash, dtype=np.uint64))
         hashes = np.frombuffer(self._hash, dtype=np.uint64)
         order = np.argsort(hashes, kind="stable")
         np.save(d / "ids_hash.npy", hashes[order])
@@ -132,10 +152,15 @@ class Columns:
                 self.language = load("language.npy")
             else:  # built before the language column: every passage's language is unknown
                 self.languages, self.language = [""], np.zeros(len(self.host), dtype=np.int16)
+            # Builds before the text hash column: None, result lists are not collapsed by text.
+            self.text_hash = load("text_hash.npy") if (directory / "text_hash.npy").exists() else None
             self._ids = memoryview(np.memmap(directory / "ids.bin", dtype=np.uint8, mode="r")) if self._off[-1] else None
         except (OSError, ValueError) as exc:
             raise IndexFormatError(f"unreadable passage columns: {exc}", where=str(directory)) from None
-        if not (len(self.host) == len(self.published_code) == len(self.language) == len(self._hash) == len(self._off) - 1):
+        lengths = {len(self.host), len(self.published_code), len(self.language), len(self._hash), len(self._off) - 1}
+        if self.text_hash is not None:
+            lengths.add(len(self.text_hash))
+        if len(lengths) != 1:
             raise IndexFormatError("passage columns disagree in length", where=str(directory))
         # A short ids.bin cuts its last ids off, which then match no filter. The map's length is the file's
         # size: nothing is read.

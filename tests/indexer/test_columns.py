@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.columns import ColumnWriter, Columns, date_token, id_hash, id_hashes, raw_host
+from indexer.columns import ColumnWriter, Columns, date_token, id_hash, id_hashes, raw_host, text_hash
 from indexer.errors import IndexFormatError
 
 
@@ -69,3 +69,31 @@ def test_tokens():
     assert raw_host(None, "Who.int") == "who.int" and raw_host(None, None) == ""
     assert [date_token(d) for d in ("2020-05-12T00:00Z", "2020-05", "2020", "May 2020", None)] == [
         "20200512", "20200500", "20200000", "x", ""]  # fmt: skip
+
+
+def test_text_hash_column_equal_for_copies_in_other_case_and_spacing(tmp_path):
+    """Copies compare casefolded with whitespace collapsed, nothing more; passages added without their
+    texts never count as copies; a build without the file reads as None (no collapse)."""
+    w = ColumnWriter(tmp_path)
+    w.add(None, "imf.org", None, ["a#0", "a#1"], texts=["About the Fund.\nThe IMF works.", "Body of a."])
+    w.add(None, "mirror.net", None, ["b#0"], texts=["  ABOUT the   fund. the imf\u00a0works.\n"])
+    w.add(None, "other.org", None, ["c#0", "c#1"], texts=["About the Fund. The IMF works!", "Body of a"])
+    w.add(None, "old.org", None, ["d#0", "d#1"])
+    w.close()
+    cols = Columns(tmp_path)
+    h = cols.text_hash.tolist()
+    assert h[0] == h[2] == text_hash("about the fund. the imf works.")
+    assert len(set(h)) == len(h) - 1  # punctuation counts ("!", no final "."); passages without texts are distinct
+    assert isinstance(cols.text_hash.base, np.memmap)
+    (tmp_path / "text_hash.npy").unlink()
+    assert Columns(tmp_path).text_hash is None
+
+
+def test_a_text_hash_column_of_another_length_is_refused(tmp_path):
+    w = ColumnWriter(tmp_path)
+    w.add(None, "a.org", None, ["a#0", "a#1"], texts=["one", "two"])
+    w.close()
+    np.save(tmp_path / "text_hash.npy", np.zeros(3, dtype=np.uint64))
+    with pytest.raises(IndexFormatError, match="passage columns disagree in length"):
+        Columns(tmp_path)
+
