@@ -65,7 +65,7 @@ def random_corpus(listed: list[str], rng: random.Random):
 
 
 def run(pipeline: SearchPipeline, queries: dict[str, str], qids: list[str], weight: float, k: int = 100):
-    options = SearchOptions(k=k, per_doc=0, authority_weight=weight)
+    options = SearchOptions(k=k, per_doc=0, dedupe_text=False, authority_weight=weight)
     out = {}
     for i in range(0, len(qids), 100):
         chunk = qids[i : i + 100]

@@ -92,7 +92,7 @@ def main() -> None:
         def pyserini_batch_read(qs):  # what a caller must also do: read ids and scores
             return {q: [(h.docid, h.score) for h in hits] for q, hits in pyserini_batch(qs).items()}
 
-        options = SearchOptions(k=k, mode="bm25", per_doc=0, authority_weight=0.0, k0=k)
+        options = SearchOptions(k=k, mode="bm25", per_doc=0, dedupe_text=False, authority_weight=0.0, k0=k)
         engines = {
             "Pyserini LuceneSearcher.batch_search": pyserini_batch,
             "Pyserini batch_search + read docid/score": pyserini_batch_read,

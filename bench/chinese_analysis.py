@@ -142,7 +142,7 @@ def main() -> None:
             result = build_index([args.corpus], work / f"drsearch{chunk}", BuildSettings(
                 chunk_words=chunk, quiet=True, dense=DenseSettings(enabled=False)))
             pipeline = SearchPipeline.open(result.build_dir)
-            options = SearchOptions(k=1000, k0=1000, mode="bm25", per_doc=0, authority_weight=0.0)
+            options = SearchOptions(k=1000, k0=1000, mode="bm25", per_doc=0, dedupe_text=False, authority_weight=0.0)
             report = run_eval(lambda qs: pipeline.rank(qs, options), args.corpus, quiet=True)
             rows.append([f"drsearch pipeline, `index build --no-dense --chunk-words {chunk}`", *metrics(report)])
             pipeline.close()

@@ -49,7 +49,8 @@ def main() -> None:
             pipeline = SearchPipeline.open(build_dir)
             for collection in COLLECTIONS if index == "mixed" else (index,):
                 for mode in modes:
-                    options = SearchOptions(k=1000, k0=1000, mode=mode, per_doc=0, authority_weight=0.0)
+                    options = SearchOptions(k=1000, k0=1000, mode=mode, per_doc=0, dedupe_text=False,
+                                            authority_weight=0.0)
                     report = evaluate(lambda qs, o=options: pipeline.rank(qs, o), DATA / collection, quiet=True)
                     key = (collection, "mixed" if index == "mixed" else "alone", mode)
                     scores[key], recalls[key] = report["ndcg@10"], report["recall@100"]

@@ -281,3 +281,18 @@ def ties_by_id(order: np.ndarray, keys: Sequence[np.ndarray], id_of: Callable[[i
     for start, end in zip(edges[::2].tolist(), (edges[1::2] + 1).tolist()):  # runs [start, end) of equal keys
         order[start:end] = sorted(order[start:end].tolist(), key=id_of)
     return order
+
+
+def first_copies(order: list[int], text_keys: np.ndarray) -> list[int]:
+    """`order` (indices, best first) without each index whose text key an index before it has: every
+    text once, at its best-ranked copy (`text_keys[i]`: candidate i's `indexer.columns.text_hash`).
+    A few array steps; the order is returned as it is when no two candidates share a text."""
+    if len(order) < 2:
+        return order
+    ranked = text_keys[order]
+    firsts = np.unique(ranked, return_index=True)[1]  # where each key occurs first in the order
+    if len(firsts) == len(ranked):
+        return order
+    kept = np.zeros(len(ranked), dtype=bool)
+    kept[firsts] = True
+    return np.asarray(order)[kept].tolist()

@@ -29,7 +29,7 @@ from indexer.language import ANY, covered, query_languages
 from indexer.store import PassageRow, Store
 from ranker import budget as deadlines
 from ranker.budget import RankedList
-from ranker.candidates import Candidates, convex_arrays, convex_positions_many, per_run, ties_by_id
+from ranker.candidates import Candidates, convex_arrays, convex_positions_many, first_copies, per_run, ties_by_id
 from ranker.filters import SourceFilter, SourceMeta, diversify
 from ranker.options import SearchOptions
 from ranker.query import CleanQuery, clean_query
@@ -114,6 +114,24 @@ def _rebuilt(candidates: list[Hit], order: list[int], final: np.ndarray, prior: 
         f = fused[i]
         yield Hit(h.passage_id, h.doc_id, float(final[i]), rank, h.bm25, h.dense, None if f is None else float(f),
                   float(prior[i]), h.bm25_rank, h.dense_rank)  # fmt: skip
+
+
+Collapse = Callable[[list[int], np.ndarray], list[int]]  # (order, the candidates' positions) -> order
+
+
+def _first_copies(order: list[int], positions: np.ndarray, *, text_keys: np.ndarray,
+                  passing: Callable[[np.ndarray], np.ndarray] | None) -> list[int]:  # fmt: skip
+    """`order` with each text once, at its best-ranked copy (`first_copies`), the candidates' texts
+    known by their column `positions` (`text_keys`: `SearchPipeline.text_hashes`); unchanged if a
+    position is unknown (never in a consistent build). `passing` (with source filters): the exact
+    filter at positions; a candidate it drops (a leg may return some: the post-filter's) is dropped
+    here, so that it cannot stand for a copy that passes."""
+    if len(positions) and np.minimum.reduce(positions) < 0:
+        return order
+    if passing is not None:
+        order = np.asarray(order, dtype=np.int64)
+        order = order[passing(positions[order])].tolist()
+    return first_copies(order, text_keys[positions])
 
 
 # A search mode is the set of legs it fuses.
@@ -254,6 +272,15 @@ class SearchPipeline:
                     self._sources = SourceTable(Columns(directory), self.authority)
         return self._sources
 
+    @property
+    def text_hashes(self) -> np.ndarray | None:
+        """Per passage position, the hash of its normalised text (`indexer.columns.text_hash`), by which
+        result lists show each text once; None for a build made before that column (or before the
+        columns): its lists are not collapsed by text."""
+        if self._sources is None and not (self.build_dir / COLUMNS_DIR).is_dir():
+            return None
+        return self.sources.columns.text_hash
+
     def source_meta(self, passage_id: str) -> SourceMeta | None:
         return self.sources.meta_of(passage_id)
 
@@ -299,10 +326,16 @@ class SearchPipeline:
         per_doc = self.settings.per_doc if options.per_doc is None else options.per_doc
         weight = self.settings.authority_weight if options.authority_weight is None else options.authority_weight
         fusion_name = options.fusion or self.settings.fusion
+        # Copies of one text (a site's boilerplate under every page, a report mirrored) shown once.
+        text_keys = self.text_hashes if options.dedupe_text else None
+        collapse: Collapse | None = None
+        if text_keys is not None:
+            passing = self.sources.passing(filters) if filters.active else None
+            collapse = partial(_first_copies, text_keys=text_keys, passing=passing)
         size = self.lexical.size
         cap = max(options.k, options.max_candidates or self.settings.max_candidates)  # hard bound on work per query
         k0 = options.k0 or self.settings.k0
-        thinned = bool(filters.active or max_per_domain or per_doc)  # lists searched 3k deep to fill k
+        thinned = bool(filters.active or max_per_domain or per_doc or collapse)  # lists searched 3k deep to fill k
 
         def depth_for(k: int) -> int:
             return min(size, cap, max(k0, k * 3 if thinned else k))
@@ -348,13 +381,14 @@ class SearchPipeline:
             # An empty lexical run may mean the query has no searchable term at all.
             self._refuse_termless(texts, [i for i in pending if LEXICAL in MODE_LEGS[modes[i]] and not _has_lexical(runs[i][0])])
             lean = [i for i in pending if isinstance(runs[i][0], Candidates)]  # reranked together, as arrays
-            reranked = dict(zip(lean, self._authority_rerank_many([runs[i][0] for i in lean], weight, deeper)))
+            reranked = dict(zip(lean, self._authority_rerank_many([runs[i][0] for i in lean], weight, deeper,
+                                                                  collapse)))  # fmt: skip
             for i in pending:
                 candidates, exhausted = runs[i]
                 if not options.partial:  # reranking 64 deep lists takes seconds: stop between queries too
                     deadlines.check(options.deadline, "while ranking")
                 ranked = reranked[i] if i in reranked else self._authority_rerank(
-                    candidates, weight, fused_by_score=len(MODE_LEGS[modes[i]]) > 1, window=deeper)  # 1..n
+                    candidates, weight, fused_by_score=len(MODE_LEGS[modes[i]]) > 1, window=deeper, collapse=collapse)
                 if filters.active:
                     accepts, meta = filters.accepts, self.source_meta
                     ranked = (h for h in ranked if accepts(h.passage_id, meta(h.passage_id)))
@@ -513,10 +547,11 @@ class SearchPipeline:
         return [h.with_(rank=r) for r, h in enumerate(rescored, 1)]
 
     def _authority_rerank(self, candidates: list[Hit], weight: float, *, fused_by_score: bool,
-                          window: int | None = None) -> Iterator[Hit]:  # fmt: skip
+                          window: int | None = None, collapse: Collapse | None = None) -> Iterator[Hit]:  # fmt: skip
         """final = relevance normalised to [0, 1] over the candidates + weight x authority prior,
         ranked 1..n by final score (ties: fused score, then passage id). With a `window`, the
         normalisation's bounds are those of the candidates within the first `window` hits of a leg.
+        `collapse` (`_first_copies`) leaves out a candidate whose text a better-ranked one has.
 
         The prior is bounded by `weight`, so it reorders only hits whose relevance differs by
         less than `weight` (near-ties); weight 0 keeps the relevance order exactly.
@@ -530,28 +565,30 @@ class SearchPipeline:
         ids = [h.passage_id for h in candidates]
         fused = [h.fused if h.fused is not None else (h.score if fused_by_score else None) for h in candidates]
         fused_key = np.fromiter((0.0 if f is None else f for f in fused), dtype=np.float64, count=n)
-        prior = weight * _PRIOR_BY_TIER[self.sources.tiers(ids)] if weight > 0 else np.zeros(n)
+        positions = self.sources.columns.positions(ids) if weight > 0 or collapse is not None else None
+        prior = weight * _PRIOR_BY_TIER[self.sources.tiers_at(positions)] if weight > 0 else np.zeros(n)
         nearest = None
         if window is not None:
             missed = np.iinfo(np.int64).max
             nearest = np.fromiter((min(h.bm25_rank or missed, h.dense_rank or missed) for h in candidates), dtype=np.int64, count=n)
         (order,), final = _reranked(scores, fused_key, prior, [n], ids.__getitem__, nearest, window or 0)
+        if collapse is not None:
+            order = collapse(order, positions)
         return _rebuilt(candidates, order, final, prior, fused)
 
-    def _authority_rerank_many(self, lists: list[Candidates], weight: float, window: int | None = None) -> list[Iterator[Hit]]:
+    def _authority_rerank_many(self, lists: list[Candidates], weight: float, window: int | None = None,
+                               collapse: Collapse | None = None) -> list[Iterator[Hit]]:  # fmt: skip
         """`_authority_rerank` of each query's lean candidates, computed for the whole batch at once."""
         counts = [len(c) for c in lists]
         if not sum(counts):
             return [iter(()) for _ in lists]
         scores = np.concatenate([c.score for c in lists])  # fused = score on this path
-        if weight > 0:
-            if all(c.positions is not None for c in lists):
-                tiers = self.sources.tiers_at(np.concatenate([c.positions for c in lists]))
-            else:
-                tiers = np.concatenate([self.sources.tiers(c.ids) for c in lists])
-            prior = weight * _PRIOR_BY_TIER[tiers]
-        else:
-            prior = np.zeros(len(scores))
+        positions = None
+        if weight > 0 or collapse is not None:
+            columns = self.sources.columns  # ids (rarely: lists not keyed by position) looked up once
+            positions = np.concatenate([c.positions if c.positions is not None else columns.positions(c.ids)
+                                        for c in lists])  # fmt: skip
+        prior = weight * _PRIOR_BY_TIER[self.sources.tiers_at(positions)] if weight > 0 else np.zeros(len(scores))
         starts = [0, *accumulate(counts)][:-1]
 
         def id_of(j: int) -> str:  # read only for ties, rarely: the query found by bisection
@@ -560,6 +597,8 @@ class SearchPipeline:
 
         nearest = None if window is None else np.concatenate([c.nearest for c in lists])
         orders, final = _reranked(scores, scores, prior, counts, id_of, nearest, window or 0)
+        if collapse is not None:
+            orders = [collapse(order, positions[a:a + n]) for order, a, n in zip(orders, starts, counts)]
         return [c.hits(order, final[a:a + len(c)], prior[a:a + len(c)]) for c, order, a in zip(lists, orders, starts)]
 
     # ---- results with content ----------------------------------------------------------

@@ -10,6 +10,7 @@ Languages are language codes (Lucene) and part of the position mask (FAISS).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
@@ -72,22 +73,19 @@ class SourceTable:
         pos = self.columns.position(passage_id)
         return None if pos is None else self.meta(pos)
 
-    def tiers(self, passage_ids: list[str]) -> np.ndarray:
-        """Authority tier of each hit's source (int8, 0 = unlisted or no host), in one pass over the
-        columns: ids must come from this build's retrievers (see `Columns.positions`)."""
-        positions = self.columns.positions(passage_ids)
-        known = positions >= 0
-        tiers = np.zeros(len(positions), dtype=np.int8)
-        tiers[known] = self.tiers_at(positions[known])
-        return tiers
-
     def tiers_at(self, positions: np.ndarray) -> np.ndarray:
-        """Authority tier (int8, 0 = unlisted or no host) of the passages at these column positions."""
-        return self._host_tier[self.columns.host[positions]]
+        """Authority tier (int8, 0 = unlisted or no host) of the passages at these column positions
+        (-1, as `Columns.positions` gives for an id the build lacks: 0)."""
+        known = positions >= 0
+        if known.all():
+            return self._host_tier[self.columns.host[positions]]
+        tiers = np.zeros(len(positions), dtype=np.int8)
+        tiers[known] = self._host_tier[self.columns.host[positions[known]]]
+        return tiers
 
     def entries(self, passage_ids: list[str]) -> list:
         """Authority list entry of each hit's source (None: unlisted or no host), in one pass over the
-        columns like `tiers`: ids must come from this build's retrievers."""
+        columns: ids must come from this build's retrievers (see `Columns.positions`)."""
         positions = self.columns.positions(passage_ids)
         codes = self.columns.host[np.maximum(positions, 0)].tolist()
         entry = self._host_entry
@@ -143,12 +141,25 @@ class SourceTable:
 
     def allowed(self, filters: SourceFilter) -> np.ndarray:
         """bool per passage position: the exact filter, computed over the columns."""
-        ok = self.host_mask(filters)[self.columns.host]
-        if filters.published_after or filters.published_before:
-            ok &= self.date_mask(filters)[self.columns.published_code]
-        if filters.languages:
-            ok &= self.language_mask(filters)[self.columns.language]
-        return ok
+        return self.passing(filters)(slice(None))
+
+    def passing(self, filters: SourceFilter) -> Callable[[np.ndarray | slice], np.ndarray]:
+        """The exact filter at given positions (bool each), its per-host, per-date and per-language
+        masks computed once, here, for any number of lists of candidates."""
+        hosts = self.host_mask(filters)
+        dates = self.date_mask(filters) if filters.published_after or filters.published_before else None
+        languages = self.language_mask(filters) if filters.languages else None
+        columns = self.columns
+
+        def at(positions: np.ndarray | slice) -> np.ndarray:
+            ok = hosts[columns.host[positions]]
+            if dates is not None:
+                ok &= dates[columns.published_code[positions]]
+            if languages is not None:
+                ok &= languages[columns.language[positions]]
+            return ok
+
+        return at
 
     def language_mask(self, filters: SourceFilter) -> np.ndarray:
         """bool per language code: is a passage in this language kept (unknown: only without a languages filter)?"""

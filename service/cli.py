@@ -204,6 +204,7 @@ def index_info(
 ) -> None:
     """Print an index's manifest."""
     from backends.manifest import Manifest
+    from indexer.columns import COLUMNS_DIR
     from indexer.layout import resolve_build
 
     build = resolve_build(index)
@@ -226,6 +227,9 @@ def index_info(
         "languages   " + (", ".join(f"{lang} {n}" for lang, n in manifest.languages.items())
                           if manifest.languages else "not recorded (built before languages were kept)"),
         f"chunking    {manifest.chunking}",
+        "text copies " + ("shown once a result list (columns/text_hash.npy)"
+                          if (build / COLUMNS_DIR / "text_hash.npy").exists()
+                          else "not collapsed (built before columns/text_hash.npy; rebuild to collapse them)"),
         *(f"{leg:<12}{s.describe() if (s := manifest.section(leg)) else 'none'}" for leg in ("bm25", "dense")),
         f"libraries   {manifest.libraries}",
         "authority   " + (f"sha256 {authority['sha256']}  {authority.get('directory', '')}".rstrip()
@@ -265,6 +269,7 @@ def search(
     categories: Annotated[Optional[list[str]], typer.Option("--category", help="Only sources of this authority category")] = None,
     max_per_domain: Annotated[Optional[int], typer.Option("--max-per-domain", help="At most N hits per site")] = None,
     per_doc: Annotated[Optional[int], typer.Option("--per-doc", help="Passages per document (0 = no collapse; default 1)")] = None,
+    dedupe_text: Annotated[bool, typer.Option("--dedupe-text/--no-dedupe-text", help="Show a passage text once (its best-ranked copy); --no-dedupe-text keeps copies from other documents")] = True,
     published_after: Annotated[Optional[str], typer.Option("--published-after", help="YYYY[-MM[-DD]] inclusive")] = None,
     published_before: Annotated[Optional[str], typer.Option("--published-before", help="YYYY[-MM[-DD]] inclusive")] = None,
     languages: Annotated[Optional[list[str]], typer.Option("--language", "--languages", help="Only documents in these languages (ISO 639-1 or 639-3, e.g. zh, haw; comma-separated or repeated)")] = None,
@@ -291,6 +296,7 @@ def search(
         min_tier=min_tier, categories=tuple(categories or ()), published_after=published_after,
         published_before=published_before, languages=_codes(languages), countries=_codes(countries), time_range=time_range,
         now=now, include_undated=include_undated, max_per_domain=max_per_domain, per_doc=per_doc,
+        dedupe_text=dedupe_text,
     )  # fmt: skip
     pipeline = _pipeline(index, authority_weight=authority_weight)
     undated = [0]
@@ -344,7 +350,9 @@ def evaluate(
     for m in modes:
         pipeline.resolve_mode(m)
         depth = k0 or PASSAGE_DEPTH
-        options = _search_options(k=depth, k0=depth, mode=m, per_doc=0, authority_weight=authority_weight)
+        # Eval ranks every passage as the legs find it: no per-document or copy collapse (MaxP counts documents).
+        options = _search_options(k=depth, k0=depth, mode=m, per_doc=0, dedupe_text=False,
+                                  authority_weight=authority_weight)  # fmt: skip
         rank = lambda qs, o=options: pipeline.rank(qs, o)  # noqa: E731
         report[m] = run_eval(rank, beir, split=split, ignore_identical_ids=ignore_identical_ids,
                              quiet=quiet or as_json, desc=f"eval {m}")  # fmt: skip

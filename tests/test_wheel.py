@@ -78,7 +78,9 @@ def test_the_installed_code_finds_its_files_outside_the_checkout(installed, tmp_
     build = _installed_drsearch(installed, tmp_path, "index", "build", "--corpus", "docs.jsonl", "--out", "idx",
                                 "--no-dense", "--quiet")  # fmt: skip
     assert build.returncode == 0, build.stderr
-    search = _installed_drsearch(installed, tmp_path, "search", "consumer price index", "--index", "idx", "--json")
+    # Both copies of the one text shown (--no-dedupe-text), the listed one first.
+    search = _installed_drsearch(installed, tmp_path, "search", "consumer price index", "--index", "idx", "--json",
+                                 "--no-dedupe-text")  # fmt: skip
     assert search.returncode == 0, search.stderr
     hits = json.loads(search.stdout)["hits"]
     assert [(h["doc_id"], (h["authority"] or {}).get("tier")) for h in hits] == [("nbs", 1), ("blog", None)]

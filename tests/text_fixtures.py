@@ -43,3 +43,43 @@ AGENT_DOCS = [
      "text": "Vaccine hesitancy, the reluctance or refusal to vaccinate despite the availability of vaccines, "
              "threatens to reverse progress made in tackling vaccine-preventable diseases."},
 ]
+
+# Crawled copies (ranking tests of collapsing copies of one text): press releases on one site, each
+# ending with the same "About the Fund" paragraph, and one report paragraph stored twice, on a listed
+# tier-1 site and on an unlisted mirror. Built with chunk_words=40: each paragraph is one passage.
+FUND_ABOUT = ("About the Fund. The International Monetary Fund works to achieve sustainable growth and prosperity "
+              "for all of its 190 member countries. It does so by supporting economic policies that promote "
+              "financial stability and monetary cooperation, which are essential to increase productivity, job "
+              "creation, and economic well-being.")
+FUND_QUERY = "about the fund international monetary fund member countries"
+REPORT = ("Productivity growth in advanced economies slowed markedly after 2005, and the slowdown in total factor "
+          "productivity accounts for most of the decline in labour productivity growth, with weak diffusion of "
+          "technology from frontier firms to laggards as a key driver.")
+REPORT_QUERY = "total factor productivity slowdown diffusion frontier firms laggards"
+PRESS_COUNTRIES = ("Ghana", "Peru", "Egypt", "Pakistan", "Kenya", "Ukraine", "Sri Lanka", "Argentina", "Zambia",
+                   "Jordan", "Ecuador", "Tunisia")  # fmt: skip
+
+
+def press_release_docs() -> list[dict]:
+    """12 press releases on www.imf.org sharing their last paragraph, the report on www.oecd.org and on
+    an unlisted mirror (whose id sorts first: without the authority prior, it wins the tie), filler."""
+    import random
+
+    docs = []
+    for i, country in enumerate(PRESS_COUNTRIES):
+        body = (f"IMF staff reached a staff-level agreement with {country} on review {i + 2} of its programme. The "
+                f"authorities of {country} remain committed to fiscal consolidation, a flexible exchange rate and "
+                f"reforms that protect social spending while inflation in {country} declines toward the target.")
+        docs.append({"id": f"pr{i:02d}", "url": f"https://www.imf.org/en/News/Articles/2024/pr24{i:03d}",
+                     "title": f"IMF staff reaches agreement with {country}", "text": f"{body}\n\n{FUND_ABOUT}"})
+    docs.append({"id": "a-mirror", "url": "https://econ-mirror.example.net/reports/productivity",
+                 "title": "Productivity report", "text": REPORT})
+    # The copy in other case and spacing: the same text as copies compare (casefolded, whitespace collapsed).
+    docs.append({"id": "oecd", "url": "https://www.oecd.org/economy/productivity-report",
+                 "title": "Productivity report",
+                 "text": "  " + REPORT.upper().replace(" ", "\n", 3).replace(", ", ",   ")})
+    words = "market price policy growth labour trade energy climate health survey output credit housing".split()
+    for i in range(30):
+        docs.append({"id": f"filler{i:02d}", "url": f"https://news{i % 5}.example.com/{i}",
+                     "text": " ".join(random.Random(i).choices(words, k=45))})
+    return docs

@@ -42,7 +42,7 @@ def _write(path, rows) -> None:
 def _options(**options):
     from ranker.options import SearchOptions
 
-    return SearchOptions(mode="bm25", k=50, **options)
+    return SearchOptions(mode="bm25", k=50, dedupe_text=False, **options)  # one text, many dates: every copy shown
 
 
 def _ids(pipe, undated: list[int] | None = None, **options) -> set[str]:
@@ -108,7 +108,7 @@ def test_date_filters_over_the_build(built):
 
 def test_cli_time_range(built):
     proc = drsearch("search", "smoking", "--index", built[0], "--json", "-k", "50", "--time-range", "year",
-                    "--now", NOW.isoformat(), check=True)  # fmt: skip
+                    "--now", NOW.isoformat(), "--no-dedupe-text", check=True)  # fmt: skip
     assert {h["doc_id"] for h in json.loads(proc.stdout)["hits"]} == IN_THE_YEAR
 
 

@@ -47,14 +47,18 @@ def ids(hits):
 
 
 def test_authority_breaks_ties_but_not_clear_relevance(ties):
-    off = ties.rank(["core inflation consumer prices"], SearchOptions(k=4, authority_weight=0.0))[0]
-    on = ties.rank(["core inflation consumer prices"], SearchOptions(k=4, authority_weight=0.05))[0]
+    # Copies of one text are shown here (dedupe_text off) to see how the prior orders them all.
+    off = ties.rank(["core inflation consumer prices"], SearchOptions(k=4, authority_weight=0.0, dedupe_text=False))[0]
+    on = ties.rank(["core inflation consumer prices"], SearchOptions(k=4, authority_weight=0.05, dedupe_text=False))[0]
     assert off[0].doc_id == on[0].doc_id == "strong"  # clearly more relevant, unlisted: stays first
     assert ids(on)[1:] == ["imf", "uni", "blog"]  # equal text: tier 1 official, tier 1 .ac.uk, then unlisted
     assert [h.bm25 for h in on[1:]] == pytest.approx([on[1].bm25] * 3, rel=1e-5)  # a three-way tie in BM25
     assert on[1].authority == pytest.approx(0.05) and on[3].authority == 0.0
     assert [h.authority for h in off] == [0.0] * 4
-    assert ids(off) == ids(ties.rank(["core inflation consumer prices"], SearchOptions(k=4, authority_weight=0.0))[0])
+    assert ids(off) == ids(ties.rank(["core inflation consumer prices"],
+                                     SearchOptions(k=4, authority_weight=0.0, dedupe_text=False))[0])  # fmt: skip
+    shown_once = ties.rank(["core inflation consumer prices"], SearchOptions(k=4, authority_weight=0.05))[0]
+    assert ids(shown_once)[:2] == ["strong", "imf"] and not {"uni", "blog"} & set(ids(shown_once))
 
 
 def test_authority_breaks_ties_in_a_pool_of_two(tmp_path):
@@ -70,7 +74,9 @@ def test_authority_breaks_ties_in_a_pool_of_two(tmp_path):
             ] + [{"id": f"filler{i}", "text": " ".join(random.Random(i).choices(WORDS, k=40))} for i in range(10)]  # fmt: skip
     p = build(tmp_path, rows)
     try:
-        assert ids(p.rank(["zorblat"], SearchOptions(k=2, authority_weight=0.05))[0]) == ["z-nature", "a-blog"]
+        both = p.rank(["zorblat"], SearchOptions(k=2, authority_weight=0.05, dedupe_text=False))[0]
+        assert ids(both) == ["z-nature", "a-blog"]
+        assert ids(p.rank(["zorblat"], SearchOptions(k=2, authority_weight=0.05))[0]) == ["z-nature"]  # one copy shown
         assert ids(p.rank(["quibbix"], SearchOptions(k=2, authority_weight=0.05))[0]) == ["a-strong", "z-weak"]
     finally:
         p.close()
@@ -255,8 +261,99 @@ def test_changing_the_authority_list_needs_no_reindex(tmp_path):
     seen = {}
     for name, d in lists.items():
         p = SearchPipeline.open(tmp_path / "idx", SearchSettings(authority_list=str(d), authority_weight=0.05))
-        top, other = p.search("wage growth labour survey", SearchOptions(k=2))
+        top, other = p.search("wage growth labour survey", SearchOptions(k=2, dedupe_text=False))  # both copies
         seen[name] = (top.hit.doc_id, top.authority.tier, top.hit.authority, other.authority)
         p.close()
     assert seen["tier1"] == ("a", 1, pytest.approx(0.05), None)
     assert seen["tier3"] == ("a", 3, pytest.approx(0.05 * 0.25), None)
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory):
+    """Press releases sharing their last paragraph, a report stored on a tier-1 site and a mirror."""
+    from tests.text_fixtures import press_release_docs
+
+    p = build(tmp_path_factory.mktemp("copies"), press_release_docs(), chunk_words=40)
+    yield p
+    p.close()
+
+
+def texts(pipeline, hits):
+    """Each hit's passage text as copies compare (casefolded, whitespace collapsed)."""
+    rows = pipeline.store.passages_by_id([h.passage_id for h in hits])
+    return [" ".join(rows[h.passage_id].text.casefold().split()) for h in hits]
+
+
+def test_copies_of_a_text_are_shown_once_and_the_list_refilled(copies):
+    from tests.text_fixtures import FUND_QUERY
+
+    shown = texts(copies, copies.rank([FUND_QUERY], SearchOptions(k=5, dedupe_text=False))[0])
+    about = shown[0]  # a passage of the paragraph every press release ends with
+    assert "190 member countries" in about and shown == [about] * 5  # five documents, one text
+    for options in (SearchOptions(k=8), SearchOptions(k=8, per_doc=0), SearchOptions(k=8, k0=4)):  # k0=4: deepened
+        hits = copies.rank([FUND_QUERY], options)[0]
+        shown = texts(copies, hits)
+        assert shown[0] == about and len(shown) == 8 and len(set(shown)) == 8, options
+        assert [h.rank for h in hits] == list(range(1, 9))
+
+
+def test_the_authoritative_copy_is_the_one_kept(copies):
+    from tests.text_fixtures import REPORT_QUERY
+
+    hits = copies.rank([REPORT_QUERY], SearchOptions(k=3))[0]
+    assert ids(hits)[0] == "oecd" and "a-mirror" not in ids(hits)  # tier 1 beats the unlisted mirror's equal text
+    assert len(hits) == 2 and len(set(texts(copies, hits))) == 2  # the report, and the "About" paragraph's end once
+    no_prior = copies.rank([REPORT_QUERY], SearchOptions(k=3, authority_weight=0.0))[0]
+    assert ids(no_prior)[0] == "a-mirror" and "oecd" not in ids(no_prior)  # the tie goes by id: still one copy
+    both = copies.rank([REPORT_QUERY], SearchOptions(k=3, dedupe_text=False))[0]
+    assert ids(both)[:2] == ["oecd", "a-mirror"]
+
+
+def test_pages_never_repeat_a_text_nor_skip_a_hit(copies):
+    """Pages as the API and CLI ask for them (k = offset + page, page_size = page): page 2 is what
+    the 10-long list holds after page 1, and no text shows on both."""
+    from tests.text_fixtures import FUND_QUERY
+
+    for options in ({}, {"per_doc": 0}, {"k0": 4}):
+        first = copies.rank([FUND_QUERY], SearchOptions(k=5, page_size=5, **options))[0]
+        second = copies.rank([FUND_QUERY], SearchOptions(k=10, page_size=5, **options))[0][5:]
+        whole = copies.rank([FUND_QUERY], SearchOptions(k=10, page_size=5, **options))[0]
+        assert [h.passage_id for h in first + second] == [h.passage_id for h in whole]
+        assert len(set(texts(copies, first + second))) == 10, options
+
+
+def test_a_build_without_the_text_hash_column_searches_without_collapsing(copies, tmp_path):
+    """Builds made before columns/text_hash.npy open and search as before: copies are shown."""
+    import shutil
+
+    from tests.text_fixtures import FUND_QUERY
+
+    old = tmp_path / "old"
+    shutil.copytree(copies.build_dir, old)
+    (old / "columns" / "text_hash.npy").unlink()
+    p = SearchPipeline.open(old)
+    try:
+        assert p.text_hashes is None
+        hits = p.rank([FUND_QUERY], SearchOptions(k=4))[0]
+        assert len(hits) == 4 and len(set(texts(p, hits))) == 1
+        copies_shown = copies.rank([FUND_QUERY], SearchOptions(k=4, dedupe_text=False))[0]
+        assert [h.passage_id for h in hits] == [h.passage_id for h in copies_shown]
+    finally:
+        p.close()
+
+
+def test_a_copy_the_filters_drop_does_not_hide_one_they_keep(tmp_path):
+    """With `include_undated` a date bound is the post-filter's alone (the legs return dated passages out
+    of range): the better-ranked copy, out of range, must not stand for the copy in range."""
+    text = "Quarterly inflation report: consumer prices rose while core inflation eased."
+    p = build(tmp_path, [
+        {"id": "old", "url": "https://www.imf.org/inflation", "published": "2010-05-01", "text": text},  # tier 1: first
+        {"id": "new", "url": "https://econ-blog.example.net/inflation", "published": "2024-05-01", "text": text},
+        {"id": "undated", "url": "https://econ-blog.example.net/other", "text": "Core inflation eased in the quarter."},
+    ])  # fmt: skip
+    try:
+        assert ids(p.rank(["inflation report"], SearchOptions(k=5))[0]) == ["old", "undated"]
+        recent = p.rank(["inflation report"], SearchOptions(k=5, published_after="2020", include_undated=True))[0]
+        assert ids(recent) == ["new", "undated"]
+    finally:
+        p.close()

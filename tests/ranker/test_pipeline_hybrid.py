@@ -77,3 +77,41 @@ def test_the_open_pipeline_and_its_encoder_are_frozen_out_of_the_garbage_collect
     assert id(pipeline) not in tracked and id(pipeline.dense._model) not in tracked
     hits = pipeline.rank(QUERIES[:1], options())[0]
     assert hits and id(hits) in {id(o) for o in gc.get_objects()}  # what a query creates is collected as usual
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory):
+    """Press releases sharing their last paragraph, a report on a tier-1 site and a mirror (BM25 + dense)."""
+    from tests.text_fixtures import press_release_docs
+
+    tmp = tmp_path_factory.mktemp("copies")
+    corpus = tmp / "docs.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in press_release_docs()))
+    build_index([corpus], tmp / "idx", BuildSettings(chunk_words=40, quiet=True))
+    p = SearchPipeline.open(tmp / "idx")
+    yield p
+    p.close()
+
+
+def test_hybrid_lists_show_each_text_once_on_the_lean_path_as_on_the_hit_path(copies):
+    """The lean path (candidates as arrays) collapses copies as the `Hit` path does, pages included."""
+    from tests.text_fixtures import FUND_QUERY, REPORT_QUERY
+
+    def texts(hits):
+        rows = copies.store.passages_by_id([h.passage_id for h in hits])
+        return [" ".join(rows[h.passage_id].text.casefold().split()) for h in hits]
+
+    queries = [FUND_QUERY, REPORT_QUERY]
+    for opts in (options(k=8), options(k=8, per_doc=1, authority_weight=0.05), options(k=16, page_size=8, k0=6)):
+        lean = copies.rank(queries, opts)
+        try:
+            copies.lean_fusion = False
+            plain = copies.rank(queries, opts)
+        finally:
+            copies.lean_fusion = True
+        assert lean == plain
+        assert all(len(hits) == opts.k and len(set(texts(hits))) == opts.k for hits in lean), opts
+    first = copies.rank(queries, options(k=8))
+    assert [hits[:8] for hits in copies.rank(queries, options(k=16, page_size=8))] == first  # page 2 follows page 1
+    repeated = copies.rank(queries, options(k=8, dedupe_text=False))
+    assert all(len(set(texts(hits))) < 8 for hits in repeated)  # without the collapse: copies

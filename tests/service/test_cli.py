@@ -181,3 +181,26 @@ def test_manifest_records_authority_list(bm25_index):
 
     info = json.loads(drsearch("index", "info", bm25_index, "--json", check=True).stdout)
     assert info["authority_list"]["sha256"] == AuthorityList.load().content_hash
+
+
+def test_search_shows_each_text_once_unless_asked_and_info_says_whether_it_can(tmp_path):
+    """Copies of one paragraph on several pages: `search` shows it once (`--no-dedupe-text`: every
+    copy); `index info` says whether the build collapses copies (builds before text_hash.npy do not)."""
+    from tests.text_fixtures import FUND_QUERY, press_release_docs
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in press_release_docs()))
+    root = tmp_path / "idx"
+    drsearch("index", "build", "--corpus", corpus, "--out", root, "--no-dense", "--chunk-words", "40", "--quiet",
+             check=True)  # fmt: skip
+
+    def snippets(*flags: str) -> list[str]:
+        out = drsearch("search", FUND_QUERY, "--index", root, "-k", "4", "--json", *flags, check=True).stdout
+        return [hit["snippet"] for hit in json.loads(out)["hits"]]
+
+    assert len(set(snippets())) == 4
+    assert len(set(snippets("--no-dedupe-text"))) == 1
+    assert "text copies shown once a result list" in drsearch("index", "info", root, check=True).stdout
+    next(root.glob("builds/*/columns/text_hash.npy")).unlink()
+    assert "text copies not collapsed (built before" in drsearch("index", "info", root, check=True).stdout
+    assert len(set(snippets())) == 1
