@@ -53,8 +53,8 @@ class RequestOptions(BaseModel):
     max_per_domain: int | None = Field(None, strict=True, ge=1, le=100, description="At most N hits per site")
     per_doc: int | None = Field(None, strict=True, ge=0, le=100, description="Passages per document (0 = no collapse; default 1)")
     dedupe_text: bool = Field(
-        True, strict=True, description="Show a passage text once: a copy of a better-ranked hit's text (casefolded, "
-        "whitespace collapsed) from another document is left out and the list refilled (false: keep copies)",
+        True, strict=True, description="Show a passage text once: a hit whose text (casefolded, whitespace collapsed) "
+        "a better-ranked hit has is left out and the list refilled (false: keep every copy)",
     )  # fmt: skip
     time_range: Literal["day", "week", "month", "year"] | None = Field(
         None, description="Only documents published within the last day/week/month (30 days)/year (365 days) before `now`"

@@ -269,7 +269,7 @@ def search(
     categories: Annotated[Optional[list[str]], typer.Option("--category", help="Only sources of this authority category")] = None,
     max_per_domain: Annotated[Optional[int], typer.Option("--max-per-domain", help="At most N hits per site")] = None,
     per_doc: Annotated[Optional[int], typer.Option("--per-doc", help="Passages per document (0 = no collapse; default 1)")] = None,
-    dedupe_text: Annotated[bool, typer.Option("--dedupe-text/--no-dedupe-text", help="Show a passage text once (its best-ranked copy); --no-dedupe-text keeps copies from other documents")] = True,
+    dedupe_text: Annotated[bool, typer.Option("--dedupe-text/--no-dedupe-text", help="Show a passage text once (its best-ranked copy); --no-dedupe-text keeps every copy")] = True,
     published_after: Annotated[Optional[str], typer.Option("--published-after", help="YYYY[-MM[-DD]] inclusive")] = None,
     published_before: Annotated[Optional[str], typer.Option("--published-before", help="YYYY[-MM[-DD]] inclusive")] = None,
     languages: Annotated[Optional[list[str]], typer.Option("--language", "--languages", help="Only documents in these languages (ISO 639-1 or 639-3, e.g. zh, haw; comma-separated or repeated)")] = None,
