@@ -128,3 +128,27 @@ def test_authority_in_hits(web):
             assert h["scores"]["authority"] > 0
     by_tier = {h["authority"]["tier"]: h["scores"]["authority"] for h in every if h["authority"]}
     assert by_tier[1] > by_tier[2] > 0  # a bounded prior, larger for tier 1
+
+
+def test_copies_of_a_text_are_shown_once_unless_asked(tmp_path):
+    """Press releases ending with one paragraph: a list shows it once, refilled to k; `dedupe_text:
+    false` shows every copy; the cache keys on the option (a repeat answers as asked)."""
+    from tests.service.conftest import build_tiny_index, start_server
+    from tests.text_fixtures import FUND_QUERY, press_release_docs
+
+    root = build_tiny_index(tmp_path / "index", press_release_docs(), dense=False, chunk_words=40)
+    srv = start_server(index=root, threads=1, warmup=False)
+    try:
+        with srv.client() as c:
+            def snippets(**body) -> list[str]:
+                r = c.post("/v1/search", json={"query": FUND_QUERY, "k": 6, **body})
+                assert r.status_code == 200, r.text
+                return [h["snippet"] for h in r.json()["results"][0]["hits"]]
+
+            assert len(snippets()) == 6 and len(set(snippets())) == 6
+            assert len(set(snippets(dedupe_text=False))) == 1
+            assert len(set(snippets(dedupe_text=False, per_doc=0))) < len(set(snippets(per_doc=0))) == 6
+            r = c.post("/v1/search", json={"query": FUND_QUERY, "dedupe_text": "no"})
+            assert r.status_code == 422 and "dedupe_text" in r.text
+    finally:
+        srv.stop()
