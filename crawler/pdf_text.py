@@ -33,6 +33,10 @@ _ROMAN = r"(?=[ivxlcdm])m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0
 _PAGE_NUMBER = re.compile(
     rf"[\s\-–—|]*(?:page\s*)?(?:\d{{1,5}}|{_ROMAN})(?:\s*(?:of|/)\s*\d{{1,5}})?[\s\-–—|]*", re.I
 )
+# A bare number is also what a table's last cells (`2021`, `12`) at a page's foot are: it is a page number
+# only when it is the page's printed number (the offset most pages agree on) or, with no such offset, one
+# the document's page count allows.
+_BARE_NUMBER = re.compile(r"\d{1,5}")
 # A word broken at a line end: its first part and the hyphen.
 _BROKEN_WORD = re.compile(r"(\w+)[-\u2010]$")
 _FIRST_WORD = re.compile(r"\w+")
@@ -102,6 +106,7 @@ class _RunningLines:
             pages_with.update({_key(line) for line in edges})
             bare_pages_with.update({_bare_key(line) for line in edges})
             in_middle.update(_key(line) for line in middle)
+        self.pages = len(page_lines)
         least = max(RUNNING_MIN_PAGES, RUNNING_SHARE * len(page_lines))
         self.keys = {key for key, count in pages_with.items() if count >= least and key not in in_middle}
         self.repeated = {key for key, count in bare_pages_with.items() if count >= 2}
@@ -121,8 +126,11 @@ class _RunningLines:
     def of_page(self, page: int) -> Callable[[str], bool]:
         """Whether a line at the edge of page `page` (its place in the file) is a running line or a page number."""
         printed = None if self.offset is None else page + self.offset
+        pages = self.pages
 
         def is_running(line: str) -> bool:
+            if _BARE_NUMBER.fullmatch(line):  # before the running keys: all bare numbers have the key "#"
+                return int(line) == printed if printed is not None else 1 <= int(line) <= pages
             key = _key(line)
             if key in self.keys or _PAGE_NUMBER.fullmatch(line):
                 return True

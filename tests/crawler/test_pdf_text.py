@@ -107,3 +107,16 @@ def test_chapter_headers_that_carry_the_printed_page_number_are_left_out():
     text = extract_pdf(report_pdf(pages)).text
     assert "Chapter" not in text
     assert text.split("\n\n")[0] == "Section 1 discusses rents in some detail, with figures from a survey of rents."
+
+
+def test_numbers_ending_a_page_are_page_numbers_only_when_they_number_it():
+    """A table's last cells (a column of years, a count) stand at a page's foot as lines of a bare number, as
+    a page number does; only the page's own number goes (here file page + 1, as most pages print it)."""
+    body = [f"Section {n} reports the output of the national mills and farms in some detail" for n in range(6)]
+    table = ["Table 2. Output by year", "2020", "2021"]  # numbers only in the pages' last lines
+    numbered = [[*body, "Output fell in the dry years.", *table, str(n + 1)] for n in range(4)]
+    paragraphs = extract_pdf(report_pdf(numbered)).text.split("\n\n")
+    assert [p for p in paragraphs if p.isdigit()] == ["2020", "2021"] * 4  # no "1" to "4"
+    unnumbered = [[*body, "Output fell in the dry years.", *table[:-1], "12"] for _ in range(2)]
+    paragraphs = extract_pdf(report_pdf(unnumbered)).text.split("\n\n")
+    assert [p for p in paragraphs if p.isdigit()] == ["2020", "12"] * 2  # 12 of 2 pages: no page number
