@@ -40,7 +40,9 @@ _CHAR_REFS = {str: re.compile(_CHAR_REF), bytes: re.compile(_CHAR_REF.encode())}
 # A note mark stands right after its word (`surveys<sup><a href="#fn12">12</a></sup>`) and trafilatura's text
 # glues them: `surveys12` is one term, so neither `surveys` nor the number is found (`2023<sup>4</sup>`: `20234`).
 # A superscript that starts with a digit, bracket or asterisk gets a space before it (`m<sup>2</sup>`: `m 2`).
-_NOTE_MARK = r"<sup\b[^>]*>(?:\s*<a\b[^>]*>)?\s*[0-9\[(*]"
+# A tag's text stops at the next `<` too: `<sup` with no `>` after it (in a comment, a script's string) was
+# scanned to the next `>` each, quadratic time (2 MB of them: minutes).
+_NOTE_MARK = r"<sup\b[^<>]*>(?:\s*<a\b[^<>]*>)?\s*[0-9\[(*]"
 _NOTE_MARKS = {str: re.compile(_NOTE_MARK, re.I), bytes: re.compile(_NOTE_MARK.encode(), re.I)}
 
 

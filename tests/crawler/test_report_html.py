@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from crawler.extract import extract_html
+from crawler.extract import extract_html, space_note_marks
 from indexer.chunker import count_words
 from tests.crawler.report_texts import report_html
 
@@ -20,6 +20,14 @@ def test_footnote_marks_are_not_glued_to_their_words(report):
     sentence = "Paragraph 2 of section 3: household surveys 32 show that exports from region 3 grew in 2023 3,"
     assert sentence in report.text
     assert not re.search(r"surveys\d|2023\d", report.text)
+
+
+@pytest.mark.timeout(60)  # a hang guard only: each unclosed `<sup` was scanned to the next `>`, 2 MB took minutes
+def test_note_marks_are_found_in_linear_time():
+    """`<sup` with no `>` after it for megabytes (in a comment or a script's string, which hold no tags)."""
+    page = "<html><body><!-- " + "<sup " * 400_000 + "--><p>household surveys<sup>12</sup> show</p></body></html>"
+    assert space_note_marks(page) == page.replace("surveys<sup>", "surveys <sup>")
+    assert space_note_marks(page.encode()) == page.replace("surveys<sup>", "surveys <sup>").encode()
 
 
 def test_navigation_contents_and_footer_are_left_out(report):
