@@ -37,8 +37,10 @@ _PAGE_NUMBER = re.compile(
 # only when it is the page's printed number (the offset most pages agree on) or, with no such offset, one
 # the document's page count allows.
 _BARE_NUMBER = re.compile(r"\d{1,5}")
-# A word broken at a line end: its first part and the hyphen.
-_BROKEN_WORD = re.compile(r"(\w+)[-\u2010]$")
+# A word broken at a line end: its first part and the hyphen. Words are matched from their first character
+# only (`\b`): else a search tries each character of a long unspaced line (CJK) and takes quadratic time.
+_BROKEN_WORD = re.compile(r"\b(\w+)[-\u2010]$")
+_COMPOUND = re.compile(r"\b\w+-\w+")
 _FIRST_WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"[.!?:;][\"'”’)\]]*$")
 # pypdf gives a page's lines, not its paragraphs. A paragraph's lines run to about the column's width (the
@@ -194,7 +196,7 @@ class _Vocabulary:
     def __init__(self, lines: list[str]) -> None:
         text = "\n".join(lines).lower()
         self.words = set(_FIRST_WORD.findall(text))
-        self.compounds = set(re.findall(r"\w+-\w+", text))
+        self.compounds = set(_COMPOUND.findall(text))
 
     def keeps_hyphen(self, head: str, tail: str) -> bool:
         head, tail = head.lower(), tail.lower()

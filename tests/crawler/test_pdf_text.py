@@ -8,6 +8,7 @@ import json
 import pytest
 
 from crawler.extract import extract_pdf
+from crawler.pdf_text import document_text_blocks
 from ranker.format import result_dicts
 from ranker.options import SearchOptions
 from ranker.pipeline import SearchPipeline
@@ -120,3 +121,11 @@ def test_numbers_ending_a_page_are_page_numbers_only_when_they_number_it():
     unnumbered = [[*body, "Output fell in the dry years.", *table[:-1], "12"] for _ in range(2)]
     paragraphs = extract_pdf(report_pdf(unnumbered)).text.split("\n\n")
     assert [p for p in paragraphs if p.isdigit()] == ["2020", "12"] * 2  # 12 of 2 pages: no page number
+
+
+@pytest.mark.timeout(60)  # a hang guard only: a word at a line's end was scanned from each of its characters
+def test_long_unspaced_lines_are_joined_in_linear_time():
+    """A page's text without spaces (CJK, or words a PDF places one by one) can be one line of 100,000s of word
+    characters: a 200,000-character one took minutes to join, a page's 1 MB of content stream could hold more."""
+    line = "\u8d22\u653f" * 100_000
+    assert document_text_blocks([f"{line}\n{line}-\nowned {line}"]) == [f"{line} {line}owned {line}"]
