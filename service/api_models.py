@@ -39,7 +39,8 @@ class SearchRequest(RequestOptions):
     snippet_chars: int = Field(240, strict=True, ge=40, le=2000, description="Snippet length in characters")
     return_text: bool = Field(False, strict=True, description="Include each hit's full passage text")
     dedupe_across_queries: bool = Field(
-        False, strict=True, description="Drop a passage already returned for an earlier query of this request (lists refilled to k; not with offset)"
+        False, strict=True, description="Drop a passage already returned for an earlier query of this request, "
+        "with dedupe_text one whose text was (lists refilled to k; not with offset)"
     )
     timeout_ms: int | None = Field(
         None, strict=True, ge=1, le=600_000, description="Deadline for this request in ms; the server's limit applies when it is lower "

@@ -308,20 +308,23 @@ def _format(results: list[list[Any]], texts: list[str], body: SearchRequest, und
             modes: list[str]) -> dict[str, Any]:
     """Hits as `result_dicts`, the page `offset..offset+k` of each ranking, within the output budgets.
 
-    With dedupe_across_queries, passages already returned are dropped and lists cut to k."""
+    With dedupe_across_queries, passages already returned are dropped and lists cut to k; with dedupe_text,
+    passages whose text was returned too (a later query's best copy of a text may be another document's)."""
+    from indexer.columns import text_hash
     from ranker.output_budget import apply_budgets
     from ranker.format import result_dicts
 
     pages = []
-    seen: set[str] = set()
+    seen: set[object] = set()
+    shown_as = (lambda r: text_hash(r.passage.text)) if body.dedupe_text else (lambda r: r.hit.passage_id)
     if body.offset and all(len(rows) <= body.offset for rows in results):
         n = max(len(rows) for rows in results)
         raise ApiError(400, "invalid_query", f"offset {body.offset} is beyond the {n} ranked results", "offset")
     for ranked in results:
         rows = ranked[body.offset :]
         if body.dedupe_across_queries:
-            kept = [r for r in rows if r.hit.passage_id not in seen][: body.k]
-            seen.update(r.hit.passage_id for r in kept)
+            kept = [r for r in rows if shown_as(r) not in seen][: body.k]
+            seen.update(shown_as(r) for r in kept)
             rows = [replace(r, hit=r.hit.with_(rank=body.offset + i)) for i, r in enumerate(kept, 1)]
         pages.append(rows)
     hits = iter(result_dicts([(r, text) for text, rows in zip(texts, pages) for r in rows],

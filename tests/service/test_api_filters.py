@@ -152,3 +152,26 @@ def test_copies_of_a_text_are_shown_once_unless_asked(tmp_path):
             assert r.status_code == 422 and "dedupe_text" in r.text
     finally:
         srv.stop()
+
+
+def test_copies_of_a_text_are_not_returned_again_for_a_later_query(tmp_path):
+    """dedupe_across_queries with dedupe_text: a later query whose best copy of a text is another document's
+    (its title matches that query) does not show the text again; without dedupe_text, only passages repeat."""
+    from tests.service.conftest import build_tiny_index, start_server
+    from tests.text_fixtures import press_release_docs
+
+    root = build_tiny_index(tmp_path / "index", press_release_docs(), dense=False, chunk_words=40)
+    srv = start_server(index=root, threads=1, warmup=False)
+    try:
+        with srv.client() as c:
+            def texts(**body) -> list[str]:
+                queries = ["fund member countries Ghana", "fund member countries Peru"]
+                r = c.post("/v1/search", json={"queries": queries, "k": 4, "per_doc": 0, "mode": "bm25",
+                                               "return_text": True, "dedupe_across_queries": True, **body})
+                assert r.status_code == 200, r.text
+                return [" ".join(h["text"].split()) for result in r.json()["results"] for h in result["hits"]]
+
+            assert len(texts()) == 8 and len(set(texts())) == 8
+            assert len(set(texts(dedupe_text=False))) < 8
+    finally:
+        srv.stop()
