@@ -246,10 +246,10 @@ _TOOL_TITLE = re.compile(
 
 
 def extract_pdf(data: bytes, max_pages: int = MAX_PDF_PAGES, *, deadline: float | None = None) -> Extracted:
-    """Text of a PDF with pypdf: pages joined by blank lines (lines inside a page kept as one paragraph
-    unless the page itself has blank lines), as `crawler.pdf_text` repairs it: no running headers,
-    footers and page numbers, hyphenated line ends and sentences running on across a page joined,
-    ligatures spelled out. Title and date from the document info when present and
+    """Text of a PDF with pypdf: its pages' lines as paragraphs (`crawler.pdf_text`: a page's blank lines, its
+    page break, a short line ending a sentence and a heading's line end one), without running headers, footers
+    and page numbers, hyphenated line ends and sentences running on across a page joined, ligatures spelled
+    out. Title and date from the document info when present and
     usable (a broken /Info loses them, not the text). `deadline`: a `time.monotonic()` after which no
     further page is read."""
     from pypdf import PdfReader
