@@ -235,11 +235,11 @@ MAX_PDF_TEXT_CHARS = 5_000_000
 MAX_TITLE_CHARS = 500
 _SURROGATE = re.compile("[\ud800-\udfff]")  # pypdf decodes CMaps with surrogatepass; UTF-8 cannot hold them
 _CONTROL = re.compile("[\x00-\x1f\x7f]+")
-# The title a word processor writes into a PDF is often the file's name: `Microsoft Word - FINAL report.docx`.
-# Its words go with every passage of the document into BM25 (a query for `microsoft word` finds all of them).
 # A PDF date, or an ISO date (`2024-03-15T10:00:00Z`, whose year alone the PDF form would read as 1 January).
 _PDF_DATE = re.compile(r"(?:D:)?(?:(\d{4})-(\d{2})-(\d{2})|(\d{4})(\d{2})?(\d{2})?(?![-/.]))")
 FIRST_PDF_YEAR = 1993  # PDF 1.0
+# The title a word processor writes into a PDF is often the file's name: `Microsoft Word - FINAL report.docx`.
+# Its words go with every passage of the document into BM25 (a query for `microsoft word` finds all of them).
 _TOOL_TITLE = re.compile(
     r"^\s*microsoft (?:word|powerpoint|excel) - |\.(?:docx?|pptx?|xlsx?|rtf|odt|indd|pdf)\s*$", re.I
 )
