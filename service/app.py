@@ -323,9 +323,10 @@ def _format(results: list[list[Any]], texts: list[str], body: SearchRequest, und
     for ranked in results:
         rows = ranked[body.offset :]
         if body.dedupe_across_queries:
-            kept = [r for r in rows if shown_as(r) not in seen][: body.k]
-            seen.update(shown_as(r) for r in kept)
-            rows = [replace(r, hit=r.hit.with_(rank=body.offset + i)) for i, r in enumerate(kept, 1)]
+            keyed = [(shown_as(r), r) for r in rows]  # a text's hash computed once a row
+            kept = [(key, r) for key, r in keyed if key not in seen][: body.k]
+            seen.update(key for key, _ in kept)
+            rows = [replace(r, hit=r.hit.with_(rank=body.offset + i)) for i, (_, r) in enumerate(kept, 1)]
         pages.append(rows)
     hits = iter(result_dicts([(r, text) for text, rows in zip(texts, pages) for r in rows],
                              snippet_chars=body.snippet_chars, return_text=body.return_text))  # fmt: skip
