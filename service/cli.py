@@ -227,7 +227,7 @@ def index_info(
         "languages   " + (", ".join(f"{lang} {n}" for lang, n in manifest.languages.items())
                           if manifest.languages else "not recorded (built before languages were kept)"),
         f"chunking    {manifest.chunking}",
-        "text copies " + ("shown once a result list (columns/text_hash.npy)"
+        "text copies " + ("shown once in a result list (columns/text_hash.npy)"
                           if (build / COLUMNS_DIR / "text_hash.npy").exists()
                           else "not collapsed (built before columns/text_hash.npy; rebuild to collapse them)"),
         *(f"{leg:<12}{s.describe() if (s := manifest.section(leg)) else 'none'}" for leg in ("bm25", "dense")),

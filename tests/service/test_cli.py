@@ -200,7 +200,7 @@ def test_search_shows_each_text_once_unless_asked_and_info_says_whether_it_can(t
 
     assert len(set(snippets())) == 4
     assert len(set(snippets("--no-dedupe-text"))) == 1
-    assert "text copies shown once a result list" in drsearch("index", "info", root, check=True).stdout
+    assert "text copies shown once in a result list" in drsearch("index", "info", root, check=True).stdout
     next(root.glob("builds/*/columns/text_hash.npy")).unlink()
     assert "text copies not collapsed (built before" in drsearch("index", "info", root, check=True).stdout
     assert len(set(snippets())) == 1
