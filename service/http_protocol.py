@@ -12,12 +12,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEADER_TIMEOUT_ENV = "DRSEARCH_SERVE_HEADER_TIMEOUT_S"
 LINGER_S = 2.0  # how long the rest of an over-long head is read and dropped after the 431
+
+
+def _server_draining() -> bool:
+    """Whether the uvicorn server of this process has begun to shut down: while it serves, its
+    `handle_exit` is the SIGTERM handler, and `should_exit` is set from the first signal on."""
+    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    return isinstance(server, uvicorn.Server) and server.should_exit
 
 
 def _json_error(status: int, code: str, message: str) -> bytes:
@@ -34,6 +43,10 @@ class GuardedH11Protocol(H11Protocol):
         self._head_bytes = 0
         self._status_hint = 400
         self._lingering = False
+        # Accepted in the event-loop turn the server began shutting down in, this connection is set up
+        # after uvicorn asked the open ones to close: it would keep its keep-alive, and a client reusing
+        # it would hold the draining worker for as long as it sends. Its first request is its last.
+        self._last_request = _server_draining()
         self._arm_head_timer()
         self.conn.next_event = self._next_event_keeping_the_status_hint(self.conn.next_event)
 
@@ -58,6 +71,8 @@ class GuardedH11Protocol(H11Protocol):
             if self._head_timer is None:
                 self._arm_head_timer()
         super().data_received(data)
+        if self._last_request and self.cycle is not None:
+            self.cycle.keep_alive = False
         if self.conn.their_state is not h11.IDLE:
             self._disarm_head_timer()
 
