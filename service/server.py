@@ -13,13 +13,14 @@ from service.settings import ServiceSettings
 
 def uvicorn_options(settings: ServiceSettings, *, in_process: bool = True) -> dict[str, Any]:
     """uvicorn settings shared by `serve` and the tests: the guarded h11 protocol (head timeout, JSON
-    400s) and the idle keep-alive timeout. Worker processes read the head timeout from the env."""
+    400s), the idle keep-alive timeout and the bound on draining at shutdown. Worker processes read the head timeout from the env."""
     from service.http_protocol import GuardedH11Protocol
 
     http: Any = "service.http_protocol:GuardedH11Protocol"
     if in_process:
         http = type("GuardedH11Protocol", (GuardedH11Protocol,), {"header_timeout_s": settings.header_timeout_s})
-    return dict(http=http, timeout_keep_alive=settings.idle_timeout_s, h11_max_incomplete_event_size=64 * 1024)
+    return dict(http=http, timeout_keep_alive=settings.idle_timeout_s, h11_max_incomplete_event_size=64 * 1024,
+                timeout_graceful_shutdown=settings.drain_timeout_s)
 
 
 def check_address(host: str, port: int) -> None:

@@ -69,6 +69,8 @@ class ServiceSettings(QuerySettings):
     header_timeout_s: float = Field(10.0, gt=0.0, le=3600.0, description="a request head must arrive within this (slow clients)")
     body_timeout_s: float = Field(30.0, gt=0.0, le=3600.0, description="a request body must arrive within this (408 otherwise)")
     idle_timeout_s: float = Field(5.0, gt=0.0, le=3600.0, description="an idle keep-alive connection is closed after this")
+    drain_timeout_s: float = Field(30.0, gt=0.0, le=3600.0, description="on SIGTERM or Ctrl-C, requests in flight have this "
+                                   "long to finish; then they are cancelled and the process exits")
     watch_s: float = Field(0.0, ge=0.0, description="check `current` every N s and reload on change (0 = off; "
                            "`serve --workers N` turns it on so every worker follows a rebuild)")
     torch_threads: int | None = Field(1, ge=1, le=256, description="torch intra-op threads per process (None = torch's "

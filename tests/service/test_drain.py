@@ -85,3 +85,35 @@ def test_a_connection_accepted_as_shutdown_begins_is_closed_after_its_request():
     assert ended == ["closed by the server"]  # and not kept alive
     assert drained_s < 8
 
+
+def test_requests_still_running_after_the_drain_timeout_are_cancelled(tmp_path):
+    """`serve`'s uvicorn options bound the drain: a request that would run on is cancelled."""
+    from service.server import uvicorn_options
+    from service.settings import ServiceSettings
+
+    running = asyncio.Event()
+
+    async def slow_app(scope, receive, send) -> None:
+        running.set()
+        await asyncio.sleep(120)
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    options = uvicorn_options(ServiceSettings(index=tmp_path, drain_timeout_s=1))
+
+    async def scenario() -> float:
+        server = uvicorn.Server(uvicorn.Config(slow_app, lifespan="off", log_level="critical", **options))
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        client = socket.create_connection(listener.getsockname())
+        client.sendall(b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        await asyncio.wait_for(running.wait(), 10)
+        server.should_exit = True
+        began = time.monotonic()
+        await asyncio.wait_for(serving, 30)
+        client.close()
+        return time.monotonic() - began
+
+    assert asyncio.run(scenario()) < 10  # 1 s of drain, then cancelled (not the request's 120 s)
