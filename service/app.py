@@ -396,7 +396,10 @@ async def _search(request: Request, body: SearchRequest) -> Response:
                 # here: empty lists need no thread, and the threads may be busy well past the deadline.
                 answer = formatted([RankedList.of([], examined=0, exhausted=False, partial=True) for _ in texts])
             entries, payload = answer
-            if not any(entry.get("partial") for entry in entries["results"]):
+            # An answer of a build swapped out meanwhile is not kept: the swap emptied the cache, and a
+            # forced reload of the same build (an edited authority list) keeps its version, so its key.
+            current = st.index is not None and st.index.current is snap
+            if current and not any(entry.get("partial") for entry in entries["results"]):
                 st.cache.put(key, payload)
     meta = {"request_id": request.state.request_id, "index_version": snap.version,
             "took_ms": round((time.perf_counter() - started) * 1000.0, 3), "mode": mode, "cached": request.state.cache == "hit"}  # fmt: skip

@@ -1,0 +1,133 @@
+"""The same request gets the same answer, whatever ran beside it: requests that differ in every option,
+sent at once to a micro-batching server, each answered as when sent alone; pages consistent with the
+full list; the response cache never answering for another build. Real servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.service.conftest import LiveServer, agent_docs, build_tiny_index, start_server
+from tests.text_fixtures import AGENT_NOW, FUND_QUERY, REPORT_QUERY, press_release_docs
+
+pytestmark = pytest.mark.timeout(300)
+
+VARYING = [
+    {"query": "influenza vaccine risk", "k": 3},
+    {"query": "influenza vaccine risk", "k": 5, "mode": "bm25"},
+    {"query": "influenza vaccine risk", "k": 4, "mode": "dense"},
+    {"queries": ["vaccine trials immune response", "wages inflation earnings"], "k": 3, "per_doc": 0},
+    {"queries": ["vaccine trials immune response", "wages inflation earnings"], "k": 3, "per_doc": 2, "mode": "bm25"},
+    {"query": FUND_QUERY, "k": 4, "dedupe_text": False},
+    {"query": FUND_QUERY, "k": 4},
+    {"query": FUND_QUERY, "k": 4, "offset": 2},
+    {"query": FUND_QUERY, "k": 3, "max_per_domain": 1},
+    {"query": REPORT_QUERY, "k": 2, "include_domains": ["oecd.org", "example.net"]},
+    {"query": REPORT_QUERY, "k": 2, "exclude_domains": ["oecd.org"], "mode": "bm25"},
+    {"queries": [FUND_QUERY, REPORT_QUERY, "imf staff agreement"], "k": 3, "dedupe_across_queries": True},
+    {"queries": [FUND_QUERY, "imf staff agreement"], "k": 3, "dedupe_across_queries": True, "dedupe_text": False},
+    {"queries": ["wages inflation earnings", "Reallöhne Inflation Deutschland"], "k": 3, "languages": ["de"]},
+    {"query": "wages inflation earnings", "k": 3, "countries": ["gb", "de"]},
+    {"query": "vaccine", "k": 3, "min_tier": 1},
+    {"query": "vaccine hesitancy", "k": 3, "time_range": "year", "now": AGENT_NOW},
+    {"query": "vaccine hesitancy", "k": 3, "published_after": "2020", "include_undated": True},
+    {"query": "vaccine hesitancy refusal", "k": 5, "snippet_chars": 60, "return_text": True},
+    {"queries": ["vaccine hesitancy refusal", "glacier ice"], "k": 5, "max_chars_per_hit": 50, "max_total_chars": 300},
+    {"query": "jazz improvisation blues", "k": 2, "offset": 1, "mode": "dense"},
+    {"query": "Reallöhne in Deutschland", "k": 3},  # a language the dense model may not cover: mode_used
+    {"query": "the of and"},  # no searchable terms: an error, the same one
+]
+# One set of options, queries of several languages (modes used), one without searchable terms: one pipeline batch.
+SAME_OPTIONS = [{"query": q, "k": 3} for q in ("glacier ice valley", "Reallöhne in Deutschland", "the of and",
+                                               "blockchain miners ledger", "staff-level agreement Ghana")]
+
+
+@pytest.fixture(scope="module")
+def mixed_root(tmp_path_factory) -> Path:
+    """Sourced, dated, multilingual documents and copies of one text, BM25 + dense."""
+    docs = agent_docs() + [d for d in press_release_docs()]
+    return build_tiny_index(tmp_path_factory.mktemp("consistency") / "index", docs, dense=True, chunk_words=40)
+
+
+@pytest.fixture(scope="module")
+def batching_server(mixed_root) -> Iterator[LiveServer]:
+    """No response cache (every answer computed), a batch window long enough for concurrent calls to merge."""
+    srv = start_server(index=mixed_root, threads=2, cache_size=0, batch_window_ms=40.0)
+    yield srv
+    srv.stop()
+
+
+def answer(response) -> tuple[int, object]:
+    """What a response says about its request: status and body without request id, timing and cache flag."""
+    body = response.json()
+    if isinstance(body, dict):
+        for name in ("request_id", "took_ms", "cached"):
+            body.pop(name, None)
+    return response.status_code, body
+
+
+def merged_calls(client) -> float:
+    """Search calls that ran in a batch with another call so far (the batcher's histogram)."""
+    values = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(("drsearch_batch_calls_sum", "drsearch_batch_calls_count")):
+            name, value = line.split()
+            values[name] = float(value)
+    return values["drsearch_batch_calls_sum"] - values["drsearch_batch_calls_count"]
+
+
+@pytest.mark.parametrize("bodies", [VARYING, SAME_OPTIONS], ids=["every-option", "same-options"])
+def test_every_request_answered_as_when_sent_alone(batching_server, bodies):
+    with batching_server.client() as c:
+        alone = [answer(c.post("/v1/search", json=body)) for body in bodies]
+        assert [status for status, _ in alone].count(200) == len(bodies) - 1
+        merged_before = merged_calls(c)
+    with ThreadPoolExecutor(8) as pool, batching_server.client() as c:
+        for _ in range(3):
+            together = list(pool.map(lambda body: answer(c.post("/v1/search", json=body)), bodies))
+            for body, one, many in zip(bodies, alone, together):
+                assert many == one, json.dumps(body)
+        assert merged_calls(c) > merged_before  # the calls did run together
+
+
+def test_an_answer_computed_on_the_replaced_build_is_not_cached(mixed_root, tmp_path, monkeypatch):
+    """A search still running on the old build when a reload swaps in a new one must not leave its answer
+    in the cache: a forced reload of the same build (same version) with an edited authority list
+    answers with the new list at once."""
+    import shutil
+    import threading
+
+    from tests.service.conftest import ADMIN_KEY
+
+    authority = tmp_path / "authority"
+    authority.mkdir()
+    listed = authority / "health.csv"
+    listed.write_text("domain,name,category,country,tier,note\nnih.gov,Old name,health_agency,us,1,\n", encoding="utf-8")
+    monkeypatch.setenv("DRSEARCH_AUTHORITY_LIST", str(authority))
+    root = tmp_path / "index"
+    shutil.copytree(mixed_root, root, symlinks=True)
+    body = {"query": "vaccine clinical trials phases", "k": 1, "mode": "bm25"}
+    # A 1 s batch window: the search waits in it, on the old build, while the reload swaps.
+    server = start_server(index=root, admin_key=ADMIN_KEY, threads=2, warmup=False, batch_window_ms=1000.0)
+    try:
+        with server.client() as c:
+            assert c.post("/v1/search", json=body).json()["results"][0]["hits"][0]["authority"]["name"] == "Old name"
+            listed.write_text(listed.read_text(encoding="utf-8").replace("Old name", "New name"), encoding="utf-8")
+            stale = {**body, "snippet_chars": 100}  # not yet cached
+            running: dict[str, object] = {}
+            search = threading.Thread(target=lambda: running.update(r=c.post("/v1/search", json=stale)))
+            search.start()
+            time.sleep(0.2)  # the search is waiting in its batch window
+            reloaded = c.post("/v1/admin/reload", params={"force": "true"}, headers={"X-API-Key": ADMIN_KEY})
+            assert reloaded.status_code == 200 and search.is_alive(), "the search was to finish after the swap"
+            search.join(timeout=60)
+            assert running["r"].json()["results"][0]["hits"][0]["authority"]["name"] == "Old name"  # started before it
+            after = c.post("/v1/search", json=stale).json()
+            assert after["results"][0]["hits"][0]["authority"]["name"] == "New name", after["cached"]
+    finally:
+        server.stop()
