@@ -288,8 +288,10 @@ def _snapshot(st: ServiceState) -> Iterator[Snapshot]:
 
 def _options(body: SearchRequest, mode: str, k: int, **changes: Any):
     """The pipeline's options for a request: its own, with k (dedupe included) past the offset, the mode
-    resolved and the server's `changes` (candidate cap, deadline)."""
-    return body.to_search(k=body.offset + k, page_size=k, mode=mode, **changes)
+    resolved and the server's `changes` (candidate cap, deadline). Scored as a list of the request's own
+    k: what the offset or the refill of lists deduplicated across queries adds ranks after it, so a query's
+    hits and scores are the ones it gets alone."""
+    return body.to_search(k=body.offset + k, page_size=body.k, mode=mode, **changes)
 
 
 def _cache_key(version: str, body: SearchRequest, mode: str, options) -> str:

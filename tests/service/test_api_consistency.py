@@ -131,3 +131,29 @@ def test_an_answer_computed_on_the_replaced_build_is_not_cached(mixed_root, tmp_
             assert after["results"][0]["hits"][0]["authority"]["name"] == "New name", after["cached"]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "bm25"])
+def test_lists_deduplicated_across_queries_rank_as_each_query_alone(mixed_root, monkeypatch, mode):
+    """dedupe_across_queries only leaves out what an earlier query showed: the first list is the first
+    query's own (hits and scores), a later one its own list without those passages, refilled. With
+    DRSEARCH_K0=5 the lists searched for the refill go deeper than a query alone searches."""
+    monkeypatch.setenv("DRSEARCH_K0", "5")
+    queries = [FUND_QUERY, "International Monetary Fund Peru Ghana"]
+    server = start_server(index=mixed_root, threads=2, cache_size=0, warmup=False)
+    try:
+        with server.client() as c:
+            options = {"k": 3, "mode": mode, "dedupe_text": False}
+            alone = [c.post("/v1/search", json={"query": q, **options}).json()["results"][0]["hits"] for q in queries]
+            first, second = (r["hits"] for r in c.post("/v1/search", json={
+                "queries": queries, **options, "dedupe_across_queries": True}).json()["results"])
+    finally:
+        server.stop()
+    assert first == alone[0]
+    shown = {h["passage_id"] for h in first}
+    kept = [h for h in alone[1] if h["passage_id"] not in shown]
+    assert shown & {h["passage_id"] for h in alone[1]}  # the second query did lose a passage to the first
+    # (a leg searched deeper for the refill may find a kept hit too: its raw `bm25` / `dense` can then be given)
+    ranked_as = [(h["passage_id"], h["scores"]["fused"], h["scores"]["final"]) for h in kept]
+    assert [(h["passage_id"], h["scores"]["fused"], h["scores"]["final"]) for h in second[: len(kept)]] == ranked_as
+    assert len(second) == 3 and not shown & {h["passage_id"] for h in second}
