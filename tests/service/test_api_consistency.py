@@ -157,3 +157,21 @@ def test_lists_deduplicated_across_queries_rank_as_each_query_alone(mixed_root, 
     ranked_as = [(h["passage_id"], h["scores"]["fused"], h["scores"]["final"]) for h in kept]
     assert [(h["passage_id"], h["scores"]["fused"], h["scores"]["final"]) for h in second[: len(kept)]] == ranked_as
     assert len(second) == 3 and not shown & {h["passage_id"] for h in second}
+
+
+def test_a_cached_answer_is_the_answer_computed_for_that_request(mixed_root, batching_server):
+    """Requests that differ in one field each (k, mode, offset, dedupe_text, snippet_chars, `now`, ...)
+    are answered from the cache with their own answer, never another's."""
+    bodies = [*VARYING, {"query": "vaccine hesitancy", "k": 3, "time_range": "year", "now": "2020-03-05T00:00:00Z"},
+              {"query": "vaccine hesitancy", "k": 3, "time_range": "year", "now": "2020-03-05T23:00:00+00:00"}]
+    with batching_server.client() as c:
+        computed = [answer(c.post("/v1/search", json=body)) for body in bodies]
+    server = start_server(index=mixed_root, threads=2)
+    try:
+        with server.client() as c:
+            for _ in range(2):
+                for body, expected in zip(bodies, computed):
+                    assert answer(c.post("/v1/search", json=body)) == expected, json.dumps(body)
+            assert c.post("/v1/search", json=bodies[0]).json()["cached"] is True
+    finally:
+        server.stop()
