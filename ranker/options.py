@@ -115,7 +115,7 @@ class SearchOptions(RequestOptions):
     fusion: Fusion | None = Field(None, description="Hybrid fusion: rrf | convex | rescore")
     k0: int | None = Field(None, ge=1, le=10_000, description="Candidates per leg before fusion")
     page_size: int | None = Field(
-        None, ge=1, description="When k counts a page's offset too: the page's own k. Scores come from as deep as a "
+        None, ge=1, description="When k counts a page's offset (or a refill) too: the page's own k. Scores come from as deep as a "
         "request for page_size hits searches (default: k's depth); deeper hits rank after them by leg position, so "
         "every page of a ranking orders alike",
     )  # fmt: skip

@@ -44,7 +44,8 @@ VARYING = [
 ]
 # One set of options, queries of several languages (modes used), one without searchable terms: one pipeline batch.
 SAME_OPTIONS = [{"query": q, "k": 3} for q in ("glacier ice valley", "Reallöhne in Deutschland", "the of and",
-                                               "blockchain miners ledger", "staff-level agreement Ghana")]
+                                               "blockchain miners ledger", "staff-level agreement Ghana",
+                                               "Die Reallohne in Deutschland sind im zweiten Quartal gestiegen")]
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +123,10 @@ def test_an_answer_computed_on_the_replaced_build_is_not_cached(mixed_root, tmp_
             running: dict[str, object] = {}
             search = threading.Thread(target=lambda: running.update(r=c.post("/v1/search", json=stale)))
             search.start()
-            time.sleep(0.2)  # the search is waiting in its batch window
+            index = server.app.state.svc.index
+            waited = time.monotonic() + 0.8
+            while index.current.inflight == 0 and time.monotonic() < waited:  # until the search holds the build
+                time.sleep(0.01)
             reloaded = c.post("/v1/admin/reload", params={"force": "true"}, headers={"X-API-Key": ADMIN_KEY})
             assert reloaded.status_code == 200 and search.is_alive(), "the search was to finish after the swap"
             search.join(timeout=60)
