@@ -51,7 +51,7 @@ SAME_OPTIONS = [{"query": q, "k": 3} for q in ("glacier ice valley", "Reallöhne
 @pytest.fixture(scope="module")
 def mixed_root(tmp_path_factory) -> Path:
     """Sourced, dated, multilingual documents and copies of one text, BM25 + dense."""
-    docs = agent_docs() + [d for d in press_release_docs()]
+    docs = agent_docs() + press_release_docs()
     return build_tiny_index(tmp_path_factory.mktemp("consistency") / "index", docs, dense=True, chunk_words=40)
 
 
@@ -94,6 +94,24 @@ def test_every_request_answered_as_when_sent_alone(batching_server, bodies):
             for body, one, many in zip(bodies, alone, together):
                 assert many == one, json.dumps(body)
         assert merged_calls(c) > merged_before  # the calls did run together
+
+
+@pytest.mark.parametrize("body", [{"query": FUND_QUERY, "per_doc": 0}, {"query": FUND_QUERY, "dedupe_text": False},
+                                  {"query": "market price policy growth", "max_per_domain": 2, "mode": "dense"},
+                                  {"queries": ["IMF staff agreement inflation", "market price policy growth"], "mode": "bm25"}],
+                         ids=["per_doc-0", "copies-kept", "max_per_domain", "two-queries"])  # fmt: skip
+def test_pages_fetched_at_once_are_the_full_list(batching_server, body):
+    """Pages of 3 (offset 0, 3, ..., requested together, so batched) are the list of 12, cut: no hit
+    repeated or skipped, ranks counting on, the same scores."""
+    with batching_server.client() as c, ThreadPoolExecutor(4) as pool:
+        full = c.post("/v1/search", json={**body, "k": 12}).json()["results"]
+        pages = list(pool.map(lambda offset: c.post("/v1/search", json={**body, "k": 3, "offset": offset}).json(),
+                              range(0, 12, 3)))  # fmt: skip
+    for i, ranked in enumerate(full):
+        assert len(ranked["hits"]) == 12
+        paged = [h for page in pages for h in page["results"][i]["hits"]]
+        assert [(h["rank"], h["passage_id"], h["scores"]) for h in paged] == [
+            (h["rank"], h["passage_id"], h["scores"]) for h in ranked["hits"]]
 
 
 def test_an_answer_computed_on_the_replaced_build_is_not_cached(mixed_root, tmp_path, monkeypatch):
