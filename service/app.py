@@ -64,6 +64,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 log = logging.getLogger("drsearch.service")
 
 API_VERSION = "1"
+GAUGE_SAMPLE_S = 1.0  # how stale another worker's gauges may be in a scrape (serve --workers N)
 T = TypeVar("T")
 
 
@@ -145,7 +146,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         st.index = IndexState(settings.index, partial(_open_pipeline, warmup=settings.warmup), st.executor)
         st.index.on_swap.append(lambda snap: _on_swap(st, snap))
         st.fetcher = _fetcher(settings)
-        watcher = None
+        watcher = sampler = None
         try:
             await asyncio.get_running_loop().run_in_executor(st.executor, start_jvm, settings.jvm_heap)
             await stack.enter_async_context(mcp_sessions)
@@ -159,10 +160,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             log.info("serving index %s (%s) on %d thread(s)", snap.version if snap else "?", settings.index, settings.threads)
             if settings.watch_s > 0:
                 watcher = asyncio.create_task(_watch(st, settings.watch_s))
+            if st.metrics.shared_dir:
+                sampler = asyncio.create_task(_sample_gauges_every(st, GAUGE_SAMPLE_S))
             yield
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            for task in (watcher, sampler):
+                if task is not None:
+                    task.cancel()
             index, st.index = st.index, None
             index.close()
             await st.fetcher.close()
@@ -264,6 +268,25 @@ def _on_swap(st: ServiceState, snap: Snapshot) -> None:
     st.cache.clear()
     p = snap.pipeline
     st.metrics.set_index(snap.version, f"{layout.BUILDS_DIR}/{Path(p.build_dir).name}", p.default_mode, p.authority_info["content_hash"] or "")
+
+
+def _sample_gauges(st: ServiceState) -> None:
+    """The gauges read off the live state: cache size, queue depth, JVM heap."""
+    m = st.metrics
+    m.cache_entries.set(len(st.cache))
+    m.cache_bytes.set(st.cache.bytes)
+    m.queue_units.set(st.admission.in_use)
+    m.queue_requests.set(st.admission.requests)
+    if (heap := jvm_heap_bytes()) is not None:
+        m.jvm_heap.labels("used").set(heap[0])
+        m.jvm_heap.labels("max").set(heap[1])
+
+
+async def _sample_gauges_every(st: ServiceState, every_s: float) -> None:
+    """With workers, a scrape sums every worker's gauges but samples only its own: the others sample theirs here."""
+    while True:
+        _sample_gauges(st)
+        await asyncio.sleep(every_s)
 
 
 def _svc(request: Request) -> ServiceState:
@@ -595,14 +618,7 @@ def _add_routes(app: FastAPI) -> None:
     async def metrics(request: Request) -> Response:
         """Prometheus metrics of this worker process."""
         st = _svc(request)
-        m = st.metrics
-        m.cache_entries.set(len(st.cache))
-        m.cache_bytes.set(st.cache.bytes)
-        m.queue_units.set(st.admission.in_use)
-        m.queue_requests.set(st.admission.requests)
-        if (heap := jvm_heap_bytes()) is not None:
-            m.jvm_heap.labels("used").set(heap[0])
-            m.jvm_heap.labels("max").set(heap[1])
+        _sample_gauges(st)
         return Response(st.metrics.render(), media_type=st.metrics.content_type)
 
     @app.get("/v1/tool-schema", tags=["search"])

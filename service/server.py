@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from typing import Any
 
 from indexer import layout
 from indexer.errors import ConfigError
+from service.metrics import SHARED_DIR_ENV
 from service.settings import ServiceSettings
 
 
@@ -61,5 +63,9 @@ def serve(settings: ServiceSettings) -> None:
     # Made absolute for the workers; resolving ROOT/current itself would pin them to the build it names now.
     index = layout.current_link_as_root(settings.index).resolve()
     os.environ.update(settings.model_copy(update={"index": index, "watch_s": watch_s}).to_env())
-    uvicorn.run("service.app:app_from_env", factory=True, workers=settings.workers, **common,
-                **uvicorn_options(settings, in_process=False))  # fmt: skip
+    # /metrics shows every worker's counts whichever worker answers (service.metrics); a fresh directory
+    # each start, as prometheus_client requires, removed at exit.
+    with tempfile.TemporaryDirectory(prefix="drsearch-metrics-") as shared:
+        os.environ[SHARED_DIR_ENV] = shared
+        uvicorn.run("service.app:app_from_env", factory=True, workers=settings.workers, **common,
+                    **uvicorn_options(settings, in_process=False))  # fmt: skip
