@@ -206,12 +206,12 @@ def install_error_handlers(app: FastAPI) -> None:
         if code == "index_invalid":  # a reload refused: the served build is unchanged
             return error_json(status, code, f"build refused, still serving the loaded one: {exc}", None)
         if code == "backend_unavailable":  # the cluster is down or refused: retry later, not a bad request
-            log.error("search backend unavailable on %s: %s", request.url.path, exc)
+            log.error("search backend unavailable on %s (request_id %s): %s", request.url.path, _request_id(request), exc)
             return error_json(status, code, str(exc), exc.field)
         if code == "index_corrupt":  # the served files went bad after validation: our fault, not the caller's
             return _index_corrupt(request, str(exc))
         if code == "config_error":
-            log.error("configuration error while serving %s: %s", request.url.path, exc)
+            log.error("configuration error while serving %s (request_id %s): %s", request.url.path, _request_id(request), exc)
         return error_json(status, code, exc.message, exc.field)
 
     @app.exception_handler(sqlite3.DatabaseError)
@@ -220,8 +220,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        log.error("unhandled error on %s %s (request_id %s)", request.method, request.url.path, _request_id(request), exc_info=exc)
         return error_json(500, "internal_error", "internal server error", None)
+
+
+def _request_id(request: Request) -> str | None:
+    """The id the middleware gave the request (its access log line's, the `X-Request-ID` answered)."""
+    return request.scope.get("state", {}).get("request_id")
 
 
 _reported_faults: set[str] = set()
@@ -231,5 +236,5 @@ def _index_corrupt(request: Request, fault: str) -> JSONResponse:
     """500 `index_corrupt`; each distinct fault (it names the file) is logged once, not per request."""
     if fault not in _reported_faults:
         _reported_faults.add(fault)
-        log.error("index data fault while serving %s: %s", request.url.path, fault)
+        log.error("index data fault while serving %s (request_id %s): %s", request.url.path, _request_id(request), fault)
     return error_json(500, "index_corrupt", "the served index has a data fault; the operator has been told (see the server log)")

@@ -112,7 +112,7 @@ class RequestMiddleware:
                     scope, receive, send_wrapper
                 )
         except Exception as exc:  # noqa: BLE001 - last resort: JSON 500, logged, never a traceback to the client
-            log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            log.error("unhandled error on %s %s (request_id %s)", scope.get("method"), scope.get("path"), request_id, exc_info=exc)
             if status["code"] == 0:
                 await error_json(500, "internal_error", "internal server error")(scope, receive, send_wrapper)
             else:
