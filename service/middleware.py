@@ -111,6 +111,13 @@ class RequestMiddleware:
                 await error_json(413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes")(
                     scope, receive, send_wrapper
                 )
+        except asyncio.CancelledError:  # only uvicorn cancels a request: still running when the drain after SIGTERM ran out
+            if status["code"] != 0:
+                raise
+            log.warning("shutdown: %s %s (request_id %s) still running after the drain timeout, answered 503",
+                        scope.get("method"), scope.get("path"), request_id)  # fmt: skip
+            await error_json(503, "unavailable", "the server shut down before this request finished; retry",
+                             headers={"connection": "close"})(scope, receive, send_wrapper)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - last resort: JSON 500, logged, never a traceback to the client
             log.error("unhandled error on %s %s (request_id %s)", scope.get("method"), scope.get("path"), request_id, exc_info=exc)
             if status["code"] == 0:

@@ -69,3 +69,32 @@ def test_a_server_error_is_logged_with_its_request_id(server, logs):
     assert access_line(logs, "trace-500")["status"] == 500
     (error,) = [rec for rec in logs.records if rec.name == "drsearch.service" and rec.levelno == logging.ERROR]
     assert "trace-500" in error.getMessage() and "simulated bug" in str(error.exc_info[1])
+
+
+def test_a_request_cancelled_by_the_drain_timeout_gets_a_json_503_and_no_traceback(tiny_bm25_root, logs):
+    """A request still running when the drain after SIGTERM runs out (here one whose body never
+    arrives) is answered 503 in the API's error shape and logged as such, not as a 500 with a traceback."""
+    import socket
+
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addHandler(logs)
+    srv = start_server(index=tiny_bm25_root, threads=2, warmup=False, drain_timeout_s=1)
+    try:
+        host, port = srv.base_url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(b"POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\nX-Request-ID: drained-1\r\n\r\n{\"query\":")  # fmt: skip
+            time.sleep(0.3)  # the request is in the app, reading its body
+            srv.stop()
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    finally:
+        uvicorn_log.removeHandler(logs)
+        srv.stop()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 "), answer
+    assert b"x-request-id: drained-1" in head.lower()
+    assert json.loads(body)["error"]["code"] == "unavailable"
+    assert access_line(logs, "drained-1")["status"] == 503
+    assert not [rec for rec in logs.records if rec.exc_info], [rec.getMessage() for rec in logs.records if rec.exc_info]
