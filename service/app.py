@@ -616,7 +616,7 @@ def _add_routes(app: FastAPI) -> None:
     @app.get("/metrics", tags=["ops"], response_class=Response,
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})  # fmt: skip
     async def metrics(request: Request) -> Response:
-        """Prometheus metrics of this worker process."""
+        """Prometheus metrics (under `serve --workers N`, of every worker: see docs/API.md)."""
         st = _svc(request)
         _sample_gauges(st)
         return Response(st.metrics.render(), media_type=st.metrics.content_type)
