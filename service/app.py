@@ -634,14 +634,18 @@ def _add_routes(app: FastAPI) -> None:
     )  # fmt: skip
     async def reload(request: Request, force: bool = Query(False, description="Reopen even if `current` is unchanged")) -> Any:
         """Open the newest `current` build and swap it in atomically; in-flight requests finish on the old one."""
+        from service.validate import IndexInvalidError
+
         st = _svc(request)
         if st.index is None:
             raise ApiError(503, "unavailable", "index not loaded")
         started = time.perf_counter()
         try:
             swapped, old, new = await st.index.reload(force=force)
-        except Exception:  # refused (409 index_invalid) or unexpected (500): the old build keeps serving either way
+        except Exception as exc:  # refused (409 index_invalid) or unexpected (500): the old build keeps serving either way
             st.metrics.reloads.labels("failed").inc()
+            if isinstance(exc, IndexInvalidError):  # an unexpected error is logged with its traceback by the middleware
+                log.warning("reload (request_id %s): build refused, still serving the loaded one: %s", request.state.request_id, exc)
             raise
         st.metrics.reloads.labels("swapped" if swapped else "unchanged").inc()
         log.info("reload: %s -> %s (swapped=%s)", old, new, swapped)

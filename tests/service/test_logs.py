@@ -98,3 +98,25 @@ def test_a_request_cancelled_by_the_drain_timeout_gets_a_json_503_and_no_traceba
     assert json.loads(body)["error"]["code"] == "unavailable"
     assert access_line(logs, "drained-1")["status"] == 503
     assert not [rec for rec in logs.records if rec.exc_info], [rec.getMessage() for rec in logs.records if rec.exc_info]
+
+
+def test_a_refused_admin_reload_is_logged(tiny_bm25_root, tmp_path, logs):
+    """The watcher logs a build it refuses; an admin reload of one is logged the same way, with its request id."""
+    import shutil
+
+    from indexer import layout
+    from tests.service.conftest import ADMIN_KEY, new_version
+
+    root = tmp_path / "index"
+    shutil.copytree(tiny_bm25_root, root, symlinks=True)
+    srv = start_server(index=root, admin_key=ADMIN_KEY, threads=2, warmup=False)
+    try:
+        new_version(root)
+        (layout.resolve_build(root) / layout.MANIFEST).write_text("{not json", encoding="utf-8")
+        with srv.client() as c:
+            r = c.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY, "X-Request-ID": "reload-1"})
+    finally:
+        srv.stop()
+    assert r.status_code == 409 and r.json()["error"]["code"] == "index_invalid"
+    warnings = [rec.getMessage() for rec in logs.records if rec.name == "drsearch.service" and rec.levelno == logging.WARNING]
+    assert any("refused" in line and "manifest" in line and "reload-1" in line for line in warnings), warnings
