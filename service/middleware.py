@@ -160,11 +160,18 @@ class RequestMiddleware:
         if status >= 400:
             m.errors.labels(endpoint, str(status), error_code or STATUS_CODES.get(status, "http_error")).inc()
         access_log.info(json.dumps({
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+            "ts": access_time(time.time()),
             "request_id": state.get("request_id"), "method": (scope.get("method") or "")[:32], "path": (scope.get("path") or "")[:2048],
             "status": status, "ms": round(elapsed * 1000.0, 3), "n_queries": state.get("n_queries"),
             "mode": state.get("mode"), "cache": state.get("cache"),
         }, ensure_ascii=False))  # fmt: skip
+
+
+def access_time(epoch_s: float) -> str:
+    """An access log line's `ts`: UTC to the millisecond, from one clock reading (seconds and
+    milliseconds read apart could straddle a second and date a line a second early)."""
+    seconds, ms = divmod(int(epoch_s * 1000), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
 
 
 class StartupErrorMiddleware:

@@ -120,3 +120,11 @@ def test_a_refused_admin_reload_is_logged(tiny_bm25_root, tmp_path, logs):
     assert r.status_code == 409 and r.json()["error"]["code"] == "index_invalid"
     warnings = [rec.getMessage() for rec in logs.records if rec.name == "drsearch.service" and rec.levelno == logging.WARNING]
     assert any("refused" in line and "manifest" in line and "reload-1" in line for line in warnings), warnings
+
+
+def test_access_time_is_one_reading_in_utc_to_the_millisecond():
+    from service.middleware import access_time
+
+    assert access_time(1764979199.9996) == "2025-12-05T23:59:59.999Z"  # the last millisecond of a day stays in it
+    assert access_time(1764979200.0) == "2025-12-06T00:00:00.000Z"
+    assert access_time(0.042) == "1970-01-01T00:00:00.042Z"
