@@ -408,10 +408,16 @@ class SearchPipeline:
         if checked is not None and checked.result() != mode:  # not covered after all: BM25 alone, as if checked first
             # (the encode was wasted: rare, a long ASCII query in a language the dense model lacks)
             return self.rank(queries, options.model_copy(update={"mode": "bm25"}), undated=undated)
+        results = [r if r is not None else RankedList() for r in results]
         if undated is not None:
-            counting = bool(filters.published_after or filters.published_before) and not deadlines.passed(options.deadline)
-            undated[:] = self._undated_dropped(texts, modes, first_depth, fusion_name, vectors, filters) if counting else [0] * len(texts)
-        return [r if r is not None else RankedList() for r in results]
+            undated[:] = [0] * len(texts)
+            if filters.published_after or filters.published_before:
+                if not deadlines.passed(options.deadline):
+                    undated[:] = self._undated_dropped(texts, modes, first_depth, fusion_name, vectors, filters)
+                else:  # ranked in time (allow_partial), but the lists' count of dropped undated documents is missing
+                    for ranked in results:
+                        ranked.partial = True
+        return results
 
     def _undated_dropped(self, texts: list[str], modes: list[Mode], depth: int, fusion_name: str, vectors,
                          filters: SourceFilter) -> list[int]:  # fmt: skip

@@ -359,3 +359,33 @@ def test_a_copy_the_filters_drop_does_not_hide_one_they_keep(tmp_path):
         assert ids(recent) == ["new", "undated"]
     finally:
         p.close()
+
+
+def test_lists_whose_undated_documents_the_deadline_left_uncounted_are_partial(tmp_path, monkeypatch):
+    """With allow_partial, ranked in time but the deadline passed before the undated documents a date
+    bound drops were counted: the count is missing, so the lists are partial (the service does not
+    cache them). They were complete lists counting 0."""
+    import time
+
+    from ranker import budget
+
+    p = build(tmp_path, [
+        {"id": "new", "url": "https://www.imf.org/a", "published": "2024-05-01", "text": "Inflation eased in 2024."},
+        {"id": "undated", "url": "https://www.imf.org/b", "text": "Inflation eased again."},
+    ])  # fmt: skip
+    try:
+        retrieve = p._retrieve
+
+        def retrieve_then_run_out(*args, **kwargs):  # the legs answer; the deadline passes as they do
+            runs = retrieve(*args, **kwargs)
+            monkeypatch.setattr(budget, "passed", lambda deadline: deadline is not None)
+            return runs
+
+        monkeypatch.setattr(p, "_retrieve", retrieve_then_run_out)
+        deadline = time.monotonic() + 60
+        options = SearchOptions(k=5, published_after="2020", deadline=deadline, partial=True)
+        undated: list[int] = []
+        ranked = p.rank(["inflation"], options, undated=undated)[0]
+        assert ids(ranked) == ["new"] and ranked.partial and undated == [0]
+    finally:
+        p.close()
