@@ -4,7 +4,8 @@ uvicorn times out idle keep-alive connections but not a client that sends a requ
 (or never finishes it), and answers malformed HTTP with a plain-text 400. `GuardedH11Protocol`
 closes a connection whose head is incomplete `header_timeout_s` after its first byte (or after
 the connection opened), with a JSON 408 when some of the head arrived, and writes its 400 for a
-malformed request (431 for a head over the size limit) as `{"error": {...}}`. Selected with uvicorn's `http=` option (see `server.py`).
+malformed request (431 for a head over the size limit) as `{"error": {...}}`; a client that half-closes
+after its request still gets the answer. Selected with uvicorn's `http=` option (see `server.py`).
 """
 
 from __future__ import annotations
@@ -80,6 +81,15 @@ class GuardedH11Protocol(H11Protocol):
         self._disarm_head_timer()
         self._head_bytes = 0
         super().on_response_complete()
+
+    def eof_received(self) -> bool | None:
+        """The client closed its sending side (shutdown(SHUT_WR) after its request, as `nc -N` does). A
+        request it sent whole is still answered, and the connection closes after that answer; uvicorn's
+        own returns None, which closes at once, and the answer being worked on is lost."""
+        if self.cycle is not None and not self.cycle.response_complete and self.conn.their_state is h11.DONE:
+            self.cycle.keep_alive = False
+            return True  # keep the sending side open
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()

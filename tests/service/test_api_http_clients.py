@@ -1,0 +1,58 @@
+"""What the HTTP clients agents use see: clients that half-close after their request, request bodies
+under a content coding, HEAD requests, paths with a trailing slash. A real server on 127.0.0.1 over
+a tiny BM25 index."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from tests.service.conftest import LiveServer, start_server
+from tests.service.test_api_edges import json_error, raw
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+Q = "lava from a volcano"
+
+
+@pytest.fixture(scope="module")
+def srv(tiny_bm25_root) -> Iterator[LiveServer]:
+    server = start_server(index=tiny_bm25_root, threads=2)
+    yield server
+    server.stop()
+
+
+def search_request(body: dict, headers: str = "") -> bytes:
+    data = json.dumps(body).encode()
+    return (f"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}"
+            f"Content-Length: {len(data)}\r\n\r\n").encode() + data  # fmt: skip
+
+
+def half_closed(srv: LiveServer, data: bytes) -> bytes:
+    """Send `data`, close the sending side (shutdown(SHUT_WR), as `nc -N` does), read until the server closes."""
+    host, port = srv.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_answer(srv):
+    for i in range(3):  # distinct queries: each one searched (on a thread), none answered from the cache
+        response = half_closed(srv, search_request({"query": f"{Q} {i}", "k": 2}))
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), response[:300]
+        assert json.loads(body)["results"][0]["query"] == f"{Q} {i}"
+
+
+def test_a_client_that_half_closes_mid_body_is_not_waited_for(srv):
+    data = search_request({"query": Q})
+    assert half_closed(srv, data[:-5]) == b""  # closed at once, nothing to answer
+    with srv.client() as c:
+        assert c.get("/healthz").status_code == 200
