@@ -115,6 +115,19 @@ def unsupported_media_type(content_type: str | None) -> JSONResponse:
                       f"application/json or a +json type (got {got})", None)  # fmt: skip
 
 
+def content_coding(content_encoding: str | None) -> str | None:
+    """The content coding a request body was sent under when it is not plain (`gzip`, `br`, ...), else None.
+    The API reads bodies as sent: a compressed one would otherwise be read as (broken) JSON."""
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+    return next((c for c in codings if c not in ("", "identity")), None)
+
+
+def unsupported_content_coding(coding: str) -> JSONResponse:
+    """The 415 for a compressed body (RFC 7694: `Accept-Encoding` names the codings the server reads)."""
+    return error_json(415, "unsupported_media_type", f"the request body must be sent uncompressed (got content-encoding: "
+                      f"{echo(coding)}); send the JSON as it is", None, headers={"accept-encoding": "identity"})  # fmt: skip
+
+
 class SafeJSONResponse(JSONResponse):
     """JSON that always encodes: a lone surrogate echoed from a request (a field name, a bad value)
     is written as its JSON escape `\\udXXX` instead of failing the UTF-8 encoding with a 500."""

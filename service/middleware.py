@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids, body size limit (413), JSON bodies only (415), JSON access logs, request
+"""ASGI middleware: request ids, body size limit (413), uncompressed JSON bodies only (415), JSON access logs, request
 metrics, last-resort 500; and startup failures caused by bad configuration reported as one line."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from starlette.routing import Match
 from indexer.errors import DrsearchError
 from service.auth import early_auth_error
 from service.errors import (
-    STATUS_CODES, error_json, invalid_json, is_json_media_type, not_utf8_encoding, unsupported_media_type,
+    STATUS_CODES, content_coding, error_json, invalid_json, is_json_media_type, not_utf8_encoding, unsupported_content_coding,
+    unsupported_media_type,
 )  # fmt: skip
 from service.metrics import Metrics
 
@@ -89,6 +90,9 @@ class RequestMiddleware:
                                  headers={"connection": "close"})(scope, receive, send_wrapper)  # its body stays unread
                 return
             if scope.get("method") in ("POST", "PUT", "PATCH"):
+                if coding := content_coding(_header(scope, b"content-encoding")):  # refused before its body is read
+                    await unsupported_content_coding(coding)(scope, receive, send_wrapper)
+                    return
                 body = await self._read_body(scope, receive)
                 content_type = _header(scope, b"content-type")
                 if body and not is_json_media_type(content_type):  # a bodiless POST (admin reload) needs no type

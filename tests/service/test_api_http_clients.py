@@ -4,6 +4,7 @@ a tiny BM25 index."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 from collections.abc import Iterator
@@ -56,3 +57,24 @@ def test_a_client_that_half_closes_mid_body_is_not_waited_for(srv):
     assert half_closed(srv, data[:-5]) == b""  # closed at once, nothing to answer
     with srv.client() as c:
         assert c.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate, gzip"])
+def test_a_compressed_request_body_is_a_415_naming_the_coding(srv, encoding):
+    """Not a misleading 'not valid JSON' (gzip's bytes are not UTF-8), nor a body read as if plain."""
+    plain = json.dumps({"query": Q}).encode()
+    content = gzip.compress(plain) if encoding == "gzip" else plain
+    with srv.client() as c:
+        r = c.post("/v1/search", content=content, headers={"content-type": "application/json", "content-encoding": encoding})
+        assert r.status_code == 415, r.text
+        err = r.json()["error"]
+        assert err["code"] == "unsupported_media_type" and err["field"] is None
+        assert "content-encoding" in err["message"] and encoding.split(",")[0] in err["message"], err
+        assert r.headers["accept-encoding"] == "identity"  # RFC 7694: the codings the server reads
+        assert c.post("/v1/search", json={"query": Q}).status_code == 200  # the connection goes on
+
+
+def test_an_identity_content_encoding_is_read(srv):
+    with srv.client() as c:
+        r = c.post("/v1/search", json={"query": Q}, headers={"content-encoding": "identity"})
+    assert r.status_code == 200, r.text
