@@ -1,5 +1,5 @@
-"""ASGI middleware: request ids, body size limit (413), uncompressed JSON bodies only (415), JSON access logs, request
-metrics, last-resort 500; and startup failures caused by bad configuration reported as one line."""
+"""ASGI middleware: request ids, body size limit (413), uncompressed JSON bodies only (415), HEAD answered as GET,
+JSON access logs, request metrics, last-resort 500; and startup failures caused by bad configuration reported as one line."""
 
 from __future__ import annotations
 
@@ -103,7 +103,9 @@ class RequestMiddleware:
                     return
                 state["body"] = body  # for the message of a body the JSON parser refuses (service.errors)
                 receive = _replay(body, receive)
-            await self.app(scope, receive, send_wrapper)
+            # HEAD is GET without the body (RFC 9110), which the server leaves out (its own scope still says HEAD);
+            # FastAPI's routes take only the methods they declare.
+            await self.app({**scope, "method": "GET"} if scope.get("method") == "HEAD" else scope, receive, send_wrapper)
         except _ClientGone:  # nobody to answer: skip the work, record it
             status["code"] = CLIENT_CLOSED
         except _BodyTimeout:

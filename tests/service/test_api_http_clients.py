@@ -78,3 +78,24 @@ def test_an_identity_content_encoding_is_read(srv):
     with srv.client() as c:
         r = c.post("/v1/search", json={"query": Q}, headers={"content-encoding": "identity"})
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/v1/index", "/v1/tool-schema", "/", "/v1/documents/volcano",
+                                  "/v1/passages/volcano%230"])  # fmt: skip
+def test_head_is_answered_as_get_without_the_body(srv, path):
+    """Uptime checks, `curl -I` and link checkers send HEAD; every GET route must take it (RFC 9110)."""
+    with srv.client() as c:
+        got = c.get(path)
+        head = c.head(path)
+        assert got.status_code == 200, got.text
+        assert head.status_code == 200 and head.content == b"", head
+        assert head.headers["content-length"] == str(len(got.content))
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert c.get("/healthz").json() == {"status": "ok"}  # the connection goes on after the bodiless answer
+
+
+def test_head_of_an_unknown_document_or_a_post_route_keeps_its_error_status(srv):
+    with srv.client() as c:
+        assert c.head("/v1/documents/no-such-doc").status_code == 404
+        r = c.head("/v1/search")
+        assert r.status_code == 405 and r.headers["allow"] == "POST"
