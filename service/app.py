@@ -178,6 +178,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     app = FastAPI(
         title="drsearch", version=API_VERSION, lifespan=lifespan, default_response_class=SafeJSONResponse,
+        redirect_slashes=False,  # `/v1/search/` is answered as `/v1/search` (service.middleware), not redirected
         description="Batch-first paragraph-level hybrid search with authority-aware ranking. "
         "Every error is `{\"error\": {\"code\", \"message\", \"field\"}}`.",
     )  # fmt: skip

@@ -210,6 +210,8 @@ def install_error_handlers(app: FastAPI) -> None:
             body = request.scope.get("state", {}).get("body")  # kept by the middleware
             reason = json_problem(body) if isinstance(body, bytes) else "not UTF-8 text, nested too deep, or an over-long number"
             return invalid_json(reason)
+        if exc.status_code == 404 and exc.detail == "Not Found":  # the router's: no route has this path
+            return error_json(404, "not_found", f"no endpoint at {echo(request.scope.get('path', ''))} (see /openapi.json)", None)
         code = STATUS_CODES.get(exc.status_code, "http_error")
         return error_json(exc.status_code, code, str(exc.detail), None, headers=getattr(exc, "headers", None))
 

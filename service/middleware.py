@@ -68,6 +68,9 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        app_scope = _without_trailing_slash(scope)
+        if scope.get("method") == "HEAD":  # GET without the body (RFC 9110), which the server leaves out (its
+            app_scope = {**app_scope, "method": "GET"}  # scope still says HEAD); FastAPI routes take only the methods they declare
         state = scope.setdefault("state", {})
         request_id = _request_id(scope)
         state.update(request_id=request_id, n_queries=None, mode=None, cache=None)
@@ -103,9 +106,7 @@ class RequestMiddleware:
                     return
                 state["body"] = body  # for the message of a body the JSON parser refuses (service.errors)
                 receive = _replay(body, receive)
-            # HEAD is GET without the body (RFC 9110), which the server leaves out (its own scope still says HEAD);
-            # FastAPI's routes take only the methods they declare.
-            await self.app({**scope, "method": "GET"} if scope.get("method") == "HEAD" else scope, receive, send_wrapper)
+            await self.app(app_scope, receive, send_wrapper)
         except _ClientGone:  # nobody to answer: skip the work, record it
             status["code"] = CLIENT_CLOSED
         except _BodyTimeout:
@@ -132,7 +133,7 @@ class RequestMiddleware:
                 raise
         finally:
             self.metrics.inflight.dec()
-            self._record(scope, state, status["code"] or 500, started, status["error"])
+            self._record(scope, app_scope, state, status["code"] or 500, started, status["error"])
 
     async def _read_body(self, scope, receive) -> bytes:
         length = _header(scope, b"content-length")
@@ -156,9 +157,9 @@ class RequestMiddleware:
             more = message.get("more_body", False)
         return b"".join(chunks)
 
-    def _record(self, scope, state: dict, status: int, started: float, error_code: str | None = None) -> None:
+    def _record(self, scope, app_scope, state: dict, status: int, started: float, error_code: str | None = None) -> None:
         elapsed = time.perf_counter() - started
-        endpoint = _route_template(scope)
+        endpoint = _route_template(app_scope)
         m = self.metrics
         method = scope.get("method", "")
         m.requests.labels(endpoint, method if method in KNOWN_METHODS else "other", str(status)).inc()
@@ -218,6 +219,23 @@ def _route_template(scope) -> str:
                 partial = candidate  # the path matches, the method does not (as the router answers 405)
         route = route or partial
     return getattr(route, "path", None) or "unmatched"
+
+
+def _without_trailing_slash(scope):
+    """`scope` with its path's trailing slashes dropped when only the path without them has a route
+    (`/v1/search/` is `/v1/search`, `/mcp/` is `/mcp`): answered in place. Starlette would redirect, and
+    a bodiless 307 is lost on clients that do not follow redirects (httpx, curl, urllib for a POST), its
+    Location built from the Host header (http:// behind a TLS proxy). A document id may end in a slash:
+    a path some route takes as it is stays as it is."""
+    path = scope.get("path", "")
+    meant = path.rstrip("/")
+    router = getattr(scope.get("app"), "router", None)
+    if not meant or meant == path or router is None:
+        return scope
+    if any(route.matches(scope)[0] is not Match.NONE for route in router.routes):
+        return scope
+    moved = {**scope, "path": meant, "raw_path": scope.get("raw_path", b"").rstrip(b"/")}
+    return moved if any(route.matches(moved)[0] is not Match.NONE for route in router.routes) else scope
 
 
 def _header(scope, name: bytes) -> str | None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.service.conftest import LiveServer, start_server
+from tests.service.test_api import metric
 from tests.service.test_api_edges import json_error, raw
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -99,3 +100,36 @@ def test_head_of_an_unknown_document_or_a_post_route_keeps_its_error_status(srv)
         assert c.head("/v1/documents/no-such-doc").status_code == 404
         r = c.head("/v1/search")
         assert r.status_code == 405 and r.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/search/"), ("GET", "/healthz/"), ("GET", "/v1/index//"),
+                                              ("HEAD", "/readyz/")])  # fmt: skip
+def test_a_path_with_a_trailing_slash_is_answered_as_the_path_without_it(srv, method, path):
+    """Not a bodiless 307 to an address built from the Host header: clients that do not follow redirects
+    (httpx, curl, urllib for a POST) got an empty body, and one behind a TLS proxy a redirect to http://."""
+    with srv.client() as c:
+        r = c.request(method, path, json={"query": Q} if method == "POST" else None, headers={"host": "proxy.example"})
+        expected = c.request(method, path.rstrip("/"), json={"query": Q} if method == "POST" else None)
+    assert r.status_code == 200 and "location" not in r.headers, r
+    assert r.headers["content-length"] == expected.headers["content-length"]
+    if method == "POST":
+        assert r.json()["results"] == expected.json()["results"]
+
+
+def test_an_unknown_path_is_a_404_naming_it(srv):
+    with srv.client() as c:
+        for path in ("/v2/search", "/v2/search/"):
+            r = c.get(path)
+            assert r.status_code == 404 and repr(path) in r.json()["error"]["message"], r.text
+        r = c.get("/v1/documents/volcano/")  # a document id may end in a slash: not another document's
+        assert r.status_code == 404 and "'volcano/'" in r.json()["error"]["message"], r.text
+    err = json_error(raw(srv, b"GET //healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 404)
+    assert "'//healthz'" in err["message"], err
+
+
+def test_head_and_trailing_slash_requests_are_counted_under_their_route(srv):
+    labels = 'endpoint="/readyz",method="HEAD",status="200"'
+    with srv.client() as c:
+        before = metric(c, "drsearch_http_requests_total", labels)
+        assert c.head("/readyz/").status_code == 200
+        assert metric(c, "drsearch_http_requests_total", labels) == before + 1
