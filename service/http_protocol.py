@@ -4,8 +4,9 @@ uvicorn times out idle keep-alive connections but not a client that sends a requ
 (or never finishes it), and answers malformed HTTP with a plain-text 400. `GuardedH11Protocol`
 closes a connection whose head is incomplete `header_timeout_s` after its first byte (or after
 the connection opened), with a JSON 408 when some of the head arrived, and writes its 400 for a
-malformed request (431 for a head over the size limit) as `{"error": {...}}`; a client that half-closes
-after its request still gets the answer. Selected with uvicorn's `http=` option (see `server.py`).
+malformed request (431 for a head over the size limit) as `{"error": {...}}`. A client that half-closes
+after its request still gets the answer, and one still sending when its connection is closed (a 401
+before its body was read) can read the answer before the close. Selected with uvicorn's `http=` option (see `server.py`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._socket_transport = transport
+        self.transport = _LingeringTransport(transport, self)  # type: ignore[assignment]  # what uvicorn closes
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
         self._status_hint = 400
@@ -123,17 +126,39 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
     def _close_lingering(self) -> None:
-        """Close after the answer while the client may still be sending its head: closed at once, the
+        """Close after the answer while the client may still be sending its head or body: closed at once, the
         unread bytes would make the kernel reset the connection, and the client might never read the
         answer. The write side ends now; what still arrives is dropped, for at most LINGER_S."""
         self._disarm_head_timer()
         self._lingering = True
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-        self.loop.call_later(LINGER_S, self.transport.close)
+        if self._socket_transport.can_write_eof():
+            self._socket_transport.write_eof()
+        self.flow.resume_reading()  # paused while a body nobody read piled up
+        self.loop.call_later(LINGER_S, self._socket_transport.close)
 
     def _send_json(self, status: int, reason: str, body: bytes) -> None:
         """A complete response written straight to the transport (h11's state may not allow one any more)."""
         head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
                 "connection: close\r\n\r\n").encode()  # fmt: skip
         self.transport.write(head + body)
+
+
+class _LingeringTransport:
+    """The connection's transport as uvicorn sees it: closing it while the client is still sending its
+    request body (answered before it was read: 401, 408) closes lingering, as after a 431, so that the
+    client, still sending, reads the answer instead of a reset."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: GuardedH11Protocol):
+        self._transport, self._protocol = transport, protocol
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        if self._protocol.conn.their_state is h11.SEND_BODY and not self._transport.is_closing():
+            self._protocol._close_lingering()
+        else:
+            self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing() or self._protocol._lingering

@@ -111,9 +111,10 @@ def test_a_path_with_a_trailing_slash_is_answered_as_the_path_without_it(srv, me
         r = c.request(method, path, json={"query": Q} if method == "POST" else None, headers={"host": "proxy.example"})
         expected = c.request(method, path.rstrip("/"), json={"query": Q} if method == "POST" else None)
     assert r.status_code == 200 and "location" not in r.headers, r
-    assert r.headers["content-length"] == expected.headers["content-length"]
-    if method == "POST":
+    if method == "POST":  # took_ms differs
         assert r.json()["results"] == expected.json()["results"]
+    else:
+        assert r.headers["content-length"] == expected.headers["content-length"]
 
 
 def test_an_unknown_path_is_a_404_naming_it(srv):
@@ -133,3 +134,26 @@ def test_head_and_trailing_slash_requests_are_counted_under_their_route(srv):
         before = metric(c, "drsearch_http_requests_total", labels)
         assert c.head("/readyz/").status_code == 200
         assert metric(c, "drsearch_http_requests_total", labels) == before + 1
+
+
+@pytest.fixture(scope="module")
+def keyed(tiny_bm25_root) -> Iterator[LiveServer]:
+    server = start_server(index=tiny_bm25_root, threads=2, api_key="http-clients-key")
+    yield server
+    server.stop()
+
+
+def test_a_refused_request_whose_body_is_still_arriving_gets_its_answer(keyed):
+    """The 401 is sent before the body is read and closes the connection. Closed with the body still
+    arriving, the kernel resets the connection, and a client still sending (urllib, for a body near
+    1 MiB) saw 'Broken pipe' or 'Connection reset', never the 401: what arrives is read and dropped first."""
+    body = b'{"query": "' + b"x" * (8 << 20) + b'"}'
+    head = (f"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+    host, port = keyed.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + body)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    assert json_error(out, 401)["code"] == "unauthorized"
