@@ -131,8 +131,12 @@ class GuardedH11Protocol(H11Protocol):
         answer. The write side ends now; what still arrives is dropped, for at most LINGER_S."""
         self._disarm_head_timer()
         self._lingering = True
-        if self._socket_transport.can_write_eof():
-            self._socket_transport.write_eof()
+        try:
+            if self._socket_transport.can_write_eof():
+                self._socket_transport.write_eof()
+        except OSError:  # the client reset the connection already (ENOTCONN): nothing left to linger for
+            self._socket_transport.close()
+            return
         self.flow.resume_reading()  # paused while a body nobody read piled up
         self.loop.call_later(LINGER_S, self._socket_transport.close)
 

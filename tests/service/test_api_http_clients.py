@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import socket
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -157,3 +160,26 @@ def test_a_refused_request_whose_body_is_still_arriving_gets_its_answer(keyed):
         while chunk := sock.recv(65536):
             out += chunk
     assert json_error(out, 401)["code"] == "unauthorized"
+
+
+def test_refused_urllib_posts_get_the_401_and_the_server_logs_no_error(keyed):
+    """urllib sends head and body in one write, near 1 MiB here, and drops the connection once it has
+    read the 401's head. The server closing its side must not fail (it raised ENOTCONN, logged with
+    a traceback as an 'unhandled error')."""
+    errors: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = errors.append  # type: ignore[method-assign]
+    loggers = [logging.getLogger(name) for name in ("uvicorn.error", "drsearch.service")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    body = json.dumps({"query": "x" * 900_000}).encode()
+    try:
+        for _ in range(10):
+            request = urllib.request.Request(keyed.base_url + "/v1/search", data=body, headers={"content-type": "application/json"})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 401
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    assert not errors, [record.getMessage() for record in errors]
