@@ -6,7 +6,8 @@ closes a connection whose head is incomplete `header_timeout_s` after its first 
 the connection opened), with a JSON 408 when some of the head arrived, and writes its 400 for a
 malformed request (431 for a head over the size limit) as `{"error": {...}}`. A client that half-closes
 after its request still gets the answer, and one still sending when its connection is closed (a 401
-before its body was read) can read the answer before the close. Selected with uvicorn's `http=` option (see `server.py`).
+before its body was read) can read the answer before the close; an answer after which the connection
+closes says `Connection: close`. Selected with uvicorn's `http=` option (see `server.py`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class GuardedH11Protocol(H11Protocol):
         self._last_request = _server_draining()
         self._arm_head_timer()
         self.conn.next_event = self._next_event_keeping_the_status_hint(self.conn.next_event)
+        self.conn.send = self._send_saying_close(self.conn.send)
 
     def _next_event_keeping_the_status_hint(self, next_event):  # type: ignore[no-untyped-def]
         """h11's next_event, remembering the status its protocol errors suggest (431 for a head over
@@ -66,6 +68,20 @@ class GuardedH11Protocol(H11Protocol):
                 raise
 
         return next_event_kept
+
+    def _send_saying_close(self, send):  # type: ignore[no-untyped-def]
+        """h11's send, a response head saying `Connection: close` when the connection closes after it (the
+        server shuts down, the client half-closed, the draining worker's last request): uvicorn closes it
+        without a word, and a keep-alive client would send its next request into the closing connection."""
+
+        def send_kept(event):  # type: ignore[no-untyped-def]
+            if isinstance(event, h11.Response) and self.cycle is not None and not self.cycle.keep_alive:
+                if not any(name.lower() == b"connection" for name, _ in event.headers):
+                    event = h11.Response(status_code=event.status_code, reason=event.reason, http_version=event.http_version,
+                                         headers=[*event.headers, (b"connection", b"close")])  # fmt: skip
+            return send(event)
+
+        return send_kept
 
     def data_received(self, data: bytes) -> None:
         if self._lingering:  # answered with 431: the rest of the head is read and dropped

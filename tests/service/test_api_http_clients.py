@@ -8,6 +8,7 @@ import gzip
 import json
 import logging
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -52,7 +53,7 @@ def test_a_client_that_half_closes_after_its_request_gets_the_answer(srv):
     for i in range(3):  # distinct queries: each one searched (on a thread), none answered from the cache
         response = half_closed(srv, search_request({"query": f"{Q} {i}", "k": 2}))
         head, _, body = response.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200 "), response[:300]
+        assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nconnection: close" in head.lower(), response[:300]
         assert json.loads(body)["results"][0]["query"] == f"{Q} {i}"
 
 
@@ -183,3 +184,31 @@ def test_refused_urllib_posts_get_the_401_and_the_server_logs_no_error(keyed):
         for logger in loggers:
             logger.removeHandler(handler)
     assert not errors, [record.getMessage() for record in errors]
+
+
+def test_an_answer_after_which_the_server_closes_says_connection_close(tiny_bm25_root):
+    """A request in flight when shutdown begins gets its answer and then the connection is closed: the
+    answer must say so, or a keep-alive client (a connection pool) sends its next request into a closing
+    connection and, for a POST, gets an error rather than a retry on a new one."""
+    server = start_server(index=tiny_bm25_root, threads=2)
+    try:
+        host, port = server.base_url.removeprefix("http://").split(":")
+        data = search_request({"query": Q})
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(data[:-3])  # in flight: the body still incomplete
+            server.server.should_exit = True
+            deadline = time.monotonic() + 10  # the listener closes in the step that shuts the open connections down
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection((host, int(port)), timeout=1).close()
+                except ConnectionRefusedError:
+                    break
+                time.sleep(0.02)
+            sock.sendall(data[-3:])
+            out = b""
+            while chunk := sock.recv(65536):
+                out += chunk
+        head = out.partition(b"\r\n\r\n")[0].lower()
+        assert head.startswith(b"http/1.1 200 ") and b"\r\nconnection: close" in head, out[:400]
+    finally:
+        server.stop()
