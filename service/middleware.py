@@ -87,7 +87,7 @@ class RequestMiddleware:
 
         self.metrics.inflight.inc()
         try:
-            denied = early_auth_error(scope.get("path", ""), _header(scope, b"x-api-key"), self.api_key, self.admin_key)
+            denied = early_auth_error(app_scope.get("path", ""), _header(scope, b"x-api-key"), self.api_key, self.admin_key)
             if denied is not None:  # before the body is read: no buffering or parsing for unauthenticated clients
                 await error_json(denied.status_code, denied.code, denied.message, denied.field,
                                  headers={"connection": "close"})(scope, receive, send_wrapper)  # its body stays unread

@@ -212,3 +212,10 @@ def test_an_answer_after_which_the_server_closes_says_connection_close(tiny_bm25
         assert head.startswith(b"http/1.1 200 ") and b"\r\nconnection: close" in head, out[:400]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("path", ["/v1/search/", "/v1/fetch//"])
+def test_the_key_is_checked_before_the_body_under_a_trailing_slash_too(keyed, path):
+    """The head promises 100 body bytes that never come: the 401 must not wait for them."""
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode()
+    assert json_error(raw(keyed, head + b'{"query"'), 401)["code"] == "unauthorized"
