@@ -88,7 +88,9 @@ def test_build_records_bf16_and_queries_are_encoded_in_fp32(tmp_path: Path) -> N
     assert results["st-bf16"][0][0].doc_id == "volcano"
     for ours, ref in zip(results["st-bf16"], results["onnx"]):
         assert [h.doc_id for h in ours] == [h.doc_id for h in ref]
-        assert np.allclose([h.dense for h in ours], [h.dense for h in ref], atol=1e-3)  # cosines
+        # A passage within cosine 1 - 1e-4 of fp32's moves a query's cosine by at most |p - p'| = sqrt(2e-4) ~ 0.014
+        # (0.0011 seen on an AVX512-BF16 CPU without AMX)
+        assert np.allclose([h.dense for h in ours], [h.dense for h in ref], atol=0.015)
 
 
 def test_a_cpu_without_bf16_refuses_the_encoder_in_one_line(torch_model, monkeypatch: pytest.MonkeyPatch) -> None:
