@@ -7,6 +7,8 @@ import socket
 import tempfile
 from typing import Any
 
+from uvicorn.supervisors import Multiprocess
+
 from indexer import layout
 from indexer.errors import ConfigError
 from service.metrics import SHARED_DIR_ENV
@@ -67,5 +69,18 @@ def serve(settings: ServiceSettings) -> None:
     # each start, as prometheus_client requires, removed at exit.
     with tempfile.TemporaryDirectory(prefix="drsearch-metrics-") as shared:
         os.environ[SHARED_DIR_ENV] = shared
-        uvicorn.run("service.app:app_from_env", factory=True, workers=settings.workers, **common,
-                    **uvicorn_options(settings, in_process=False))  # fmt: skip
+        config = uvicorn.Config("service.app:app_from_env", factory=True, workers=settings.workers, **common,
+                                **uvicorn_options(settings, in_process=False))  # fmt: skip
+        PortReleasingSupervisor(config, sockets=[config.bind_socket()]).run()  # what uvicorn.run does for workers
+
+
+class PortReleasingSupervisor(Multiprocess):
+    """uvicorn's worker supervisor, closing its own copy of the listening socket before it stops the
+    workers. Each worker closes its copy as its drain begins, so the port is then released and new
+    connections are refused at once; with the master's copy open they waited in the backlog,
+    unanswered, until the master exited, and were reset then."""
+
+    def terminate_all(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        super().terminate_all()

@@ -154,6 +154,44 @@ def test_killed_build_takes_its_lucene_indexer_with_it(tmp_path):
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_new_connections_are_refused_while_workers_drain(tiny_bm25_root, tmp_path):
+    """After SIGTERM, while a worker drains a request still in flight, a new connection is refused at
+    once (a load balancer tries another server). The master kept its copy of the listening socket
+    open, so connections waited in the backlog, unanswered, until it exited, and were reset then."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        master = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--index", str(tiny_bm25_root), "--port", str(port),
+             "--workers", "2"], cwd=REPO, stdout=out, stderr=out, start_new_session=True,
+            env={**os.environ, "DRSEARCH_SERVE_DRAIN_TIMEOUT_S": "8"},
+        )  # fmt: skip
+    try:
+        wait_until(lambda: healthy(f"http://127.0.0.1:{port}") and len(workers_of(master.pid)) >= 2, 120,
+                   "server did not start")  # fmt: skip
+        in_flight = socket.create_connection(("127.0.0.1", port))  # half a body: its worker drains until it ends
+        in_flight.sendall(b"POST /v1/search HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                          b"content-length: 100\r\n\r\n{\"queries\"")  # fmt: skip
+        time.sleep(0.5)
+        master.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except ConnectionRefusedError:
+                return True
+            return False
+
+        wait_until(refused, 4, "a new connection was accepted while the workers drained")
+        assert master.poll() is None and time.monotonic() - signalled < 5  # still draining: refused, not gone
+        in_flight.close()
+        assert master.wait(timeout=60) in (0, -signal.SIGTERM), log.read_text()[-3000:]
+    finally:
+        if master.poll() is None:
+            os.killpg(master.pid, signal.SIGKILL)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_drains_in_flight_searches_and_exits_cleanly(tiny_bm25_root, tmp_path, workers):
     """SIGTERM mid-search: the answers in flight arrive, the lifespan shuts down and the process exits.
