@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO
-from tests.service.test_serve_recovery import alive, free_port, healthy, wait_until, workers_of
+from tests.service.test_serve_recovery import free_port, healthy, stop, wait_until, workers_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -60,10 +60,4 @@ def test_counters_cover_every_worker_and_survive_a_worker_restart(tiny_bm25_root
         assert victim not in worker_pids(after)  # a dead worker's process metrics are gone
         assert metrics_requests(after) >= counts[-1]  # its requests still counted
     finally:
-        if alive(master.pid):
-            master.send_signal(signal.SIGTERM)
-        try:
-            master.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(master.pid, signal.SIGKILL)
-            master.wait()
+        stop(master)

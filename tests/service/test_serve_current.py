@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 from indexer import layout
 from tests.conftest import REPO
 from tests.service.conftest import ADMIN_KEY, new_version, start_server
-from tests.service.test_serve_recovery import alive, free_port, healthy, wait_until
+from tests.service.test_serve_recovery import free_port, healthy, stop, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -74,13 +73,7 @@ def test_every_worker_follows_the_current_link(root):
         # (the kernel spreads connections over both workers; one left behind keeps answering its build).
         wait_until(lambda: {_ready_version(base) for _ in range(40)} == {version}, 60, "not every worker followed `current`")
     finally:
-        if alive(master.pid):
-            master.send_signal(signal.SIGTERM)
-        try:
-            master.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(master.pid, signal.SIGKILL)  # its own session: the master and its workers
-            master.wait(timeout=10)
+        stop(master)
 
 
 def _ready_version(base: str) -> str | None:

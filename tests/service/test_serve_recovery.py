@@ -78,6 +78,17 @@ def healthy(base: str) -> bool:
         return False
 
 
+def stop(master: subprocess.Popen) -> None:
+    """SIGTERM to a `serve` master; its whole session (master and workers) killed if it has not exited in 30 s."""
+    if alive(master.pid):
+        master.send_signal(signal.SIGTERM)
+    try:
+        master.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(master.pid, signal.SIGKILL)
+        master.wait(timeout=10)
+
+
 def port_bindable(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -188,8 +199,7 @@ def test_new_connections_are_refused_while_workers_drain(tiny_bm25_root, tmp_pat
         in_flight.close()
         assert master.wait(timeout=60) in (0, -signal.SIGTERM), log.read_text()[-3000:]
     finally:
-        if master.poll() is None:
-            os.killpg(master.pid, signal.SIGKILL)
+        stop(master)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
