@@ -29,26 +29,33 @@ def might_exceed(query: str, limit: int = MAX_BM25_TERMS) -> bool:
 
 def bound_terms(
     query: str,
-    term_of: Callable[[str], str | None],
+    terms_of: Callable[[str], Sequence[str]],
     doc_freqs: Callable[[Sequence[str]], Sequence[int]],
     limit: int = MAX_BM25_TERMS,
 ) -> str:
     """`query` reduced to the words of its `limit` rarest distinct terms (unchanged when it has fewer).
+    `terms_of` maps text without spaces to its index terms, as the analyzer reads it (none for a
+    stopword; `3.5bn`, `1,000` and `U.S.` are one term each, `COVID-19` two); `doc_freqs` gives the
+    index's document frequency of each term. Ties (equal df) keep the more frequent query term, then
+    the earlier one, so the rewrite is deterministic.
 
-    `term_of` maps a word to its index term (None for a stopword); `doc_freqs` gives the index's
-    document frequency of each term. Ties (equal df) keep the more frequent query term, then the
-    earlier one, so the rewrite is deterministic.
+    The query is cut at spaces, where the analyzer always cuts, so each piece's terms are the terms
+    it has inside the whole query. A piece whose terms are only partly kept (`SARS-CoV-2` with `sar`
+    kept, `2` not) is replaced by its words (`words`) whose terms are all kept.
     """
-    toks = words(query)
-    terms: dict[str, str | None] = {}
+    pieces = query.split()
+    terms: dict[str, tuple[str, ...]] = {}
     counts: dict[str, int] = {}
     first: dict[str, int] = {}
-    for i, w in enumerate(toks):
-        key = w.lower()
+
+    def terms_in(text: str) -> tuple[str, ...]:
+        key = text.lower()
         if key not in terms:
-            terms[key] = term_of(key)
-        t = terms[key]
-        if t is not None:
+            terms[key] = tuple(terms_of(key))
+        return terms[key]
+
+    for i, piece in enumerate(pieces):
+        for t in terms_in(piece):
             counts[t] = counts.get(t, 0) + 1
             first.setdefault(t, i)
     if len(counts) <= limit:
@@ -57,4 +64,15 @@ def bound_terms(
     df = dict(zip(distinct, doc_freqs(distinct)))
     # A term absent from the index (df 0) matches nothing: it goes first.
     kept = set(sorted(distinct, key=lambda t: (df[t] == 0, df[t], -counts[t], first[t]))[:limit])
-    return " ".join(w for w in toks if terms[w.lower()] in kept)
+
+    def all_kept(text: str) -> bool:
+        found = terms_in(text)
+        return bool(found) and kept.issuperset(found)
+
+    out: list[str] = []
+    for piece in pieces:
+        if all_kept(piece):
+            out.append(piece)
+        elif not kept.isdisjoint(terms_in(piece)):
+            out.extend(w for w in words(piece) if all_kept(w))
+    return " ".join(out)

@@ -88,11 +88,10 @@ class LuceneSearcher:
         if not might_exceed(query, self.max_terms):
             return query
 
-        def term_of(word: str) -> str | None:
-            found = list(self._analyzer_utils.analyze(self._analyzer, word))
-            return str(found[0]) if found else None
+        def terms_of(text: str) -> list[str]:
+            return [str(t) for t in self._analyzer_utils.analyze(self._analyzer, text)]
 
-        return bound_terms(query, term_of, self.doc_freqs, self.max_terms)
+        return bound_terms(query, terms_of, self.doc_freqs, self.max_terms)
 
     def doc_freqs(self, terms: Sequence[str]) -> list[int]:
         """Document (passage) frequency of each index term."""
