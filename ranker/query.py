@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import regex
+
 from backends.base import check_k  # noqa: F401  (re-exported: the one k check)
 from indexer.errors import QueryError
 from indexer.schema import untypeset
 
 MAX_QUERY_CHARS = 10_000  # the API's default cap (a setting); the library itself has none
+# Lucene's tokenizer keeps emoji and other pictographs (🚀, ❤️, ™) as terms of their own.
+_PICTOGRAPH = regex.compile(r"\p{Extended_Pictographic}")
 
 
 class CleanQuery(str):
@@ -34,8 +38,9 @@ def clean_query(query: object, *, field: str = "query", max_chars: int | None = 
 
 
 def has_words(text: str) -> bool:
-    """Whether `text` has a letter or digit: without one (empty, symbols only) there is nothing to search."""
-    return any(ch.isalnum() for ch in text)
+    """Whether `text` has a letter, digit or pictograph (an emoji): without one (empty, punctuation or
+    other symbols only) there is nothing to search."""
+    return any(ch.isalnum() for ch in text) or _PICTOGRAPH.search(text) is not None
 
 
 def as_listed(exc: QueryError) -> QueryError:

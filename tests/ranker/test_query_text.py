@@ -1,4 +1,4 @@
-"""Query text as agents write it (numbers with separators, acronyms with dots) finds what the
+"""Query text as agents write it (numbers with separators, acronyms with dots, emoji) finds what the
 index holds for the same text, short or paragraph-long."""
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def pipeline(tmp_path_factory):
     rows = [
         {"id": "steel", "text": "The plant produced 1,000 tonnes of steel; revenue was $3.5bn in Q3 2024."},
         {"id": "us", "text": "U.S. GDP growth slowed in the third quarter, the Commerce Department said."},
+        {"id": "rocket", "text": "Posts tagged 🚀 and ❤️ spread fast after the launch."},
         # every filler word in two documents: each is more common than 3.5bn
         {"id": "filler-a", "text": " ".join(FILLER)},
         {"id": "filler-b", "text": " ".join(reversed(FILLER))},
@@ -45,6 +46,11 @@ def pipeline(tmp_path_factory):
 
 def ids(results) -> list[str]:
     return [r.hit.doc_id for r in results]
+
+
+@pytest.mark.parametrize("query", ["🚀", "❤️", "🚀 ❤️"])
+def test_an_emoji_query_finds_the_emoji_the_index_holds(pipeline, query):
+    assert ids(pipeline.search(query, BM25)) == ["rocket"]
 
 
 @pytest.mark.parametrize(("words", "found"), [("$3.5bn", "steel"), ("1,000 tonnes", "steel"), ("U.S.", "us")])
