@@ -12,13 +12,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+import regex
+
 MAX_BM25_TERMS = 256  # well below Lucene's default clause limit of 1,024
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# An emoji (with its skin tone, joiners, a flag's two letters): one term to Lucene, and no \w character.
+_PICTOGRAPH = regex.compile(r"(?=[\p{Extended_Pictographic}\p{Regional_Indicator}])\X")
 
 
 def words(query: str) -> list[str]:
-    return _WORD.findall(query)
+    """The query's words, then its emoji: at least as many distinct ones as it has distinct terms."""
+    return _WORD.findall(query) + _PICTOGRAPH.findall(query)
 
 
 def might_exceed(query: str, limit: int = MAX_BM25_TERMS) -> bool:

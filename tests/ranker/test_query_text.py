@@ -12,6 +12,7 @@ from indexer.build import build_index
 from indexer.settings import BuildSettings, DenseSettings
 from ranker.long_query import MAX_BM25_TERMS
 from ranker.pipeline import SearchOptions, SearchPipeline
+from ranker.query import has_words
 
 BM25 = SearchOptions(k=3, mode="bm25")
 
@@ -62,3 +63,13 @@ def test_a_paragraph_query_keeps_its_rare_terms_as_the_index_spells_them(pipelin
     assert set(bm25.terms(words)) <= kept  # rarer (df 1) than any filler word (df 2)
     assert kept <= set(bm25.terms(query))  # no term the query did not have
     assert found in ids(pipeline.search(query, BM25))  # after the two filler documents, which match 255 terms
+
+
+def test_a_paragraph_of_emoji_is_bounded_below_the_clause_limit(pipeline):
+    # 943 pictographs and 300 of them with a skin tone: 1,243 distinct terms, over Lucene's 1,024 clauses
+    pictographs = [chr(c) for c in [*range(0x1F300, 0x1F700), *range(0x2600, 0x27C0)] if has_words(chr(c))]
+    query = " ".join(pictographs + [p + "\U0001F3FD" for p in pictographs[:300]])
+    bm25 = pipeline.lexical
+    assert len(set(bm25.terms(query))) > 1_024
+    assert len(set(bm25.terms(bm25.bounded(query)))) <= MAX_BM25_TERMS
+    pipeline.search(query, BM25)  # answers (an unbounded query fails with TooManyClauses)
