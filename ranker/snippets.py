@@ -27,9 +27,15 @@ STOPWORDS = frozenset(
 )
 
 
+# The possessive 's the index drops (Lucene's EnglishPossessiveFilter): as a query word of its own,
+# `s` would mark every other possessive in a passage.
+_POSSESSIVE = re.compile(r"(?<=\w)['’＇][sS]\b")
+
+
 def _stems(query: str) -> set[str]:
     # A 5-character prefix is a cheap, language-agnostic stand-in for stemming.
-    return {_lowered(t)[:5] for t in _TOKEN.findall(query) if t.lower() not in STOPWORDS}
+    words = _TOKEN.findall(_POSSESSIVE.sub("", query))
+    return {_lowered(t)[:5] for t in words if t.lower() not in STOPWORDS}
 
 
 def _lowered(text: str) -> str:

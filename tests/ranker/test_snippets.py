@@ -174,3 +174,10 @@ def test_greek_query_word_spelled_with_other_accents_is_found(text, query, word)
     start_jvm()
     for out in (snippet(text, query, max_chars=120), snippets([(text, query), (text, query)], 120)[1]):
         assert word in out and out.startswith("…"), out
+
+
+@pytest.mark.parametrize("query", ["Moody's rating", "Moody’s rating"])
+def test_a_possessive_in_the_query_is_the_word_alone_as_the_index_reads_it(query):
+    possessives = " ".join(f"the bank's loans and the firm's debts and the city's budget {i}." for i in range(6))
+    text = possessives + " Filler words without any query term go on here. " * 8 + "Moody's rating of the issuer was cut."
+    assert "Moody's rating" in snippet(text, query, 120)
