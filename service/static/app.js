@@ -52,7 +52,9 @@
    * for other scripts, the query's Chinese bigrams (a one-character run as itself) for Han. */
   function matcherFor(query) {
     const stems = new Set();
-    for (const token of (query || "").match(new RegExp(`${W}+`, "gu")) || []) {
+    // the possessive 's, which the index drops (Moody's is moody), is no word of its own
+    const words = (query || "").replace(/(?<=[\p{L}\p{N}_])['’＇][sS](?![\p{L}\p{N}_])/gu, "");
+    for (const token of words.match(new RegExp(`${W}+`, "gu")) || []) {
       const word = token.toLowerCase();
       if (!stopwords.has(word)) stems.add([...word].map((c) => folds.get(c) || c).join("").slice(0, 5));
     }

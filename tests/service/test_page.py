@@ -357,6 +357,7 @@ ZH_DOCS = [
     {"id": "ko", "title": "통화정책", "url": "https://example.kr/rate", "text": "한국은행은 기준금리를 동결했다."},
     {"id": "th", "title": "นโยบายการเงิน", "url": "https://example.th/rate", "text": "คณะกรรมการคงอัตราดอกเบี้ยนโยบายไว้"},
     {"id": "el", "title": "Τιμές", "url": "https://example.gr/prices", "text": "Ο πληθωρισμός στην Αθήνα αυξήθηκε τον Μάιο."},
+    {"id": "possessive", "title": "Ratings", "url": "https://example.com/ratings", "text": "Moody's cut the bank's rating."},
     {"id": "js-url", "title": "脚本链接", "url": "javascript:document.body.dataset.owned=1", "text": "XSSMARKER javascript scheme"},
     {"id": "data-url", "title": "数据链接", "url": "data:text/html,<b>owned</b>", "text": "XSSMARKER data scheme"},
 ]
@@ -431,6 +432,15 @@ def test_a_greek_word_with_other_accents_is_highlighted(zh_page, zh_server, quer
     open_page(zh_page)
     search(zh_page, query)
     assert zh_page.locator(".hit[data-doc-id=el] .snippet mark").all_text_contents() == ["Αθήνα"]
+
+
+@pytest.mark.parametrize("query", ["Moody's rating", "Moody’s rating"])
+def test_a_possessive_in_the_query_marks_the_word_alone(zh_page, query):
+    """The index drops the possessive 's, and so do the snippets and the page: the `s` of another
+    possessive (bank's) is not marked."""
+    open_page(zh_page)
+    search(zh_page, query)
+    assert zh_page.locator(".hit[data-doc-id=possessive] .snippet mark").all_text_contents() == ["Moody", "rating"]
 
 
 def test_a_negative_number_is_sent_as_a_number(zh_page, zh_server):
