@@ -88,7 +88,8 @@ def encode(args) -> None:
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    settings = DenseSettings(model=args.model, device=args.device, batch_size=args.batch)
+    # torch (st) on any device: the GPU's encoder, and the CPU dry run's too (auto would pick ONNX there)
+    settings = DenseSettings(model=args.model, device=args.device, batch_size=args.batch, encoder="st")
     model = load_encoder(settings).float()  # weights may be stored in fp16 (to travel); run in fp32
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none"
     report(args, {"step": "device", "device": args.device, "gpu": gpu, "torch": torch.__version__})
