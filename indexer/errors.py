@@ -49,3 +49,7 @@ class ConfigError(DrsearchError):
 
 class BackendUnavailable(DrsearchError):
     """A search backend that runs elsewhere (an Elasticsearch cluster) cannot be reached or failed."""
+
+
+class IndexClosed(BackendUnavailable):
+    """A `SearchPipeline` was used after `close()`, or in a process forked from the one that opened it."""

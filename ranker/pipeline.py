@@ -5,9 +5,11 @@ The CLI, the HTTP service and evaluation all call it; none of them re-implements
 
 from __future__ import annotations
 
+import os
 import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from itertools import accumulate, islice
@@ -24,7 +26,7 @@ from backends.manifest import Manifest
 from backends.threads import Later, budget
 from indexer import layout
 from indexer.columns import COLUMNS_DIR, Columns
-from indexer.errors import IndexFormatError, QueryError
+from indexer.errors import IndexClosed, IndexFormatError, QueryError
 from indexer.language import ANY, covered, query_languages
 from indexer.store import PassageRow, Store
 from ranker import budget as deadlines
@@ -166,7 +168,12 @@ def _check_store_extent(manifest: Manifest, store: Store, where: Path) -> None:
 
 
 class SearchPipeline:
-    """Receives its legs (a lexical retriever, optionally a vector retriever) and the build's store."""
+    """Receives its legs (a lexical retriever, optionally a vector retriever) and the build's store.
+
+    Thread-safe: one open pipeline serves searches from many threads. `close()` (or leaving a `with`
+    block) waits for the searches in flight, then releases the JVM-side readers, the SQLite connection
+    and the memory maps; any use afterwards, or in a process forked from the one that opened it,
+    raises `IndexClosed`."""
 
     # Hybrid convex fusion on the legs' raw (ids, scores) lists (`ranker.candidates`) where both legs
     # offer them; False runs the same ranking through a `Hit` per candidate (`fusion.convex`).
@@ -200,6 +207,10 @@ class SearchPipeline:
         self.vector: VectorRetriever | None = legs.get(VECTOR)
         self._lock = threading.Lock()
         self._sources: SourceTable | None = None
+        self._pid = os.getpid()
+        self._state = threading.Condition()  # guards the two below; `close` waits on it for the users
+        self._users = 0
+        self._closed = False
 
     @classmethod
     def open(cls, index: str | Path, settings: SearchSettings | None = None, **kwargs: Any) -> "SearchPipeline":
@@ -230,6 +241,55 @@ class SearchPipeline:
         freeze_long_lived()  # the open pipeline lives as long as its process (backends.heap)
         return pipeline
 
+    # ---- lifetime --------------------------------------------------------------------
+    def __enter__(self) -> "SearchPipeline":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __reduce__(self):
+        raise TypeError("a SearchPipeline holds open files and Java readers and cannot be pickled: "
+                        "pass the index path and call SearchPipeline.open in each process")  # fmt: skip
+
+    @contextmanager
+    def _in_use(self) -> Iterator[None]:
+        """Refuses a closed or inherited pipeline in one line; `close` waits until every use has ended."""
+        if os.getpid() != self._pid:  # a forked child: the parent's JVM and thread pools are not in it
+            raise IndexClosed(f"this SearchPipeline was opened in process {self._pid} and cannot be used in a fork of it "
+                              f"(process {os.getpid()}): start worker processes with the 'spawn' or 'forkserver' method "
+                              "and open the index in each", where=str(self.build_dir))  # fmt: skip
+        with self._state:
+            if self._closed:
+                raise IndexClosed("search pipeline is closed: open the index again with SearchPipeline.open", where=str(self.build_dir))
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._users -= 1
+                if not self._users:
+                    self._state.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close the legs, the store and the passage columns once the searches in flight have ended.
+        Closing again does nothing."""
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            while self._users:
+                self._state.wait()
+        for leg in self.legs.values():
+            leg.close()
+        self.store.close()
+        with self._lock:
+            self._sources = None  # its memory maps are released with the arrays
+
     # ---- properties ------------------------------------------------------------------
     @property
     def version(self) -> str:
@@ -256,12 +316,15 @@ class SearchPipeline:
 
     def encode(self, queries: list[str]) -> Any:
         """Query vectors for `rank(..., vectors=)`, so a caller can encode many calls' queries at once."""
-        return self.dense.encode(queries)
+        with self._in_use():
+            return self.dense.encode(queries)
 
     @property
     def sources(self) -> SourceTable:
         """Per-passage source facts from the build's memory-mapped columns (opened on first use)."""
         if self._sources is None:
+            if self._closed:
+                raise IndexClosed("search pipeline is closed: open the index again with SearchPipeline.open", where=str(self.build_dir))
             with self._lock:
                 if self._sources is None:
                     directory = self.build_dir / COLUMNS_DIR
@@ -306,6 +369,10 @@ class SearchPipeline:
         of many calls in one batch; without it they are encoded here, once. `undated`, when given,
         receives per query how many candidate documents a date filter dropped for having no date.
         """
+        with self._in_use():
+            return self._rank(queries, options, vectors, undated)
+
+    def _rank(self, queries: list[str], options: SearchOptions, vectors, undated: list[int] | None) -> list[list[Hit]]:
         mode = self.resolve_mode(options.mode)
         legs = MODE_LEGS[mode]
         # Options were checked when constructed; query text is checked here unless the edge already did.
@@ -613,7 +680,10 @@ class SearchPipeline:
 
     def batch_search(self, queries: list[str], options: SearchOptions = SearchOptions(), vectors=None,
                      undated: list[int] | None = None) -> list[list[Result]]:  # fmt: skip
-        ranked = self.rank(queries, options, vectors, undated)
+        with self._in_use():
+            return self._with_content(self.rank(queries, options, vectors, undated), options)
+
+    def _with_content(self, ranked: list[list[Hit]], options: SearchOptions) -> list[list[Result]]:
         if not options.partial:
             deadlines.check(options.deadline, "before reading the passages")
         ids = [h.passage_id for hits in ranked for h in hits]
@@ -627,14 +697,16 @@ class SearchPipeline:
     # ---- fetch by id (what the service shows besides search results) --------------------------
     def document(self, doc_id: str) -> dict[str, Any] | None:
         """A document's fields, full text and passages with offsets, and its authority entry; None if unknown."""
-        doc = self.store.document(doc_id)
+        with self._in_use():
+            doc = self.store.document(doc_id)
         if doc is not None:
             doc["authority"] = self._authority_dict(doc.get("url") or doc.get("domain"))
         return doc
 
     def passage(self, passage_id: str) -> dict[str, Any] | None:
         """One passage with its document's display fields and authority entry; None if unknown."""
-        row = self.store.passage(passage_id)
+        with self._in_use():
+            row = self.store.passage(passage_id)
         if row is None:
             return None
         out = row._asdict()
@@ -651,8 +723,3 @@ class SearchPipeline:
     def authority_info(self) -> dict[str, Any]:
         """The authority list this pipeline ranks with: content hash and number of entries."""
         return {"content_hash": getattr(self.authority, "content_hash", None), "entries": len(self.authority)}
-
-    def close(self) -> None:
-        for leg in self.legs.values():
-            leg.close()
-        self.store.close()

@@ -20,6 +20,26 @@ from indexer.errors import ConfigError
 
 _lock = threading.Lock()
 _jnius: ModuleType | None = None
+_forked_from: int | None = None  # in a child forked after the parent started a JVM: the parent's pid
+
+
+def _note_fork() -> None:
+    global _forked_from
+    config = sys.modules.get("jnius_config")
+    if _forked_from is None and config is not None and config.vm_running:
+        _forked_from = os.getppid()
+
+
+os.register_at_fork(after_in_child=_note_fork)
+
+
+def check_not_forked() -> None:
+    """Refuse Java in a child forked after its parent started the JVM: the JVM's own threads (garbage
+    collector, compiler) are not in the child, and the first Java call that needs one waits forever."""
+    if _forked_from is not None:
+        raise ConfigError(f"the JVM was started in process {_forked_from} and this process ({os.getpid()}) is a fork "
+                          "of it, where Java calls hang: start worker processes with the 'spawn' or 'forkserver' "
+                          "method, or open indexes only in the workers")  # fmt: skip
 
 
 @cache
@@ -109,6 +129,7 @@ def heap_size_bytes(size: str) -> int:
 def start_jvm(max_heap: str | None = None) -> ModuleType:
     """Start the JVM once (idempotent) and return the `jnius` module."""
     global _jnius
+    check_not_forked()
     with _lock:
         if _jnius is not None:
             return _jnius
@@ -143,8 +164,8 @@ def _quiet_java_logging(jnius: ModuleType) -> None:
 
 
 def running() -> bool:
-    """Whether this module started the JVM in this process (asking never starts it)."""
-    return _jnius is not None
+    """Whether this module started the JVM in this process, and it can be used here (asking never starts it)."""
+    return _jnius is not None and _forked_from is None
 
 
 def autoclass(name: str):
@@ -161,7 +182,7 @@ INSTANCE_CALLS = threading.Lock()
 
 def heap_bytes() -> tuple[int, int] | None:
     """(used, max) bytes of the JVM heap, or None when no JVM runs in this process (never starts one)."""
-    if _jnius is None:
+    if not running():
         return None
     runtime = _jnius.autoclass("java.lang.Runtime").getRuntime()
     return int(runtime.totalMemory() - runtime.freeMemory()), int(runtime.maxMemory())

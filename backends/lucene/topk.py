@@ -138,6 +138,7 @@ class LuceneTopK:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+            self._doc_positions = None  # unmapped once no array views it
 
 
 TIE_MARGIN = 16  # hits collected beyond k, so that a tie at the cut rarely needs the sorted search

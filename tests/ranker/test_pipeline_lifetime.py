@@ -1,0 +1,128 @@
+"""SearchPipeline as a library in a long-lived process: `with` closes it, close releases its files and
+maps, a closed or inherited (forked) pipeline refuses in one line, and misuse says what is wrong."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pickle
+import threading
+
+import pytest
+
+from indexer.build import build_index
+from indexer.errors import ConfigError, IndexClosed
+from indexer.settings import BuildSettings, DenseSettings
+from ranker.pipeline import SearchOptions, SearchPipeline
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    from tests.text_fixtures import DOCS
+
+    tmp = tmp_path_factory.mktemp("lifetime")
+    corpus = tmp / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "title": t, "text": x}) + "\n" for i, t, x in DOCS))
+    build_index([corpus], tmp / "idx", BuildSettings(chunk_words=0, quiet=True, dense=DenseSettings(enabled=False)))
+    return tmp / "idx"
+
+
+def mapped_files_under(folder) -> set[str]:
+    with open("/proc/self/maps") as maps:
+        return {line.split(maxsplit=5)[5].strip() for line in maps if str(folder) in line}
+
+
+def test_with_block_closes_and_any_later_use_is_index_closed(root):
+    with SearchPipeline.open(root) as p:
+        assert p.search("lava magma")[0].hit.doc_id == "volcano"
+        passage_id = p.search("lava magma")[0].hit.passage_id
+    assert p.closed
+    for use in (lambda: p.search("lava"), lambda: p.rank(["lava"]), lambda: p.batch_search(["lava", "jazz"]),
+                lambda: p.document("volcano"), lambda: p.passage(passage_id)):  # fmt: skip
+        with pytest.raises(IndexClosed, match="search pipeline is closed"):
+            use()
+    p.close()  # a second close does nothing
+
+
+def test_close_releases_memory_maps_while_the_object_is_still_referenced(root):
+    p = SearchPipeline.open(root)
+    p.search("glacier ice")  # maps the passage columns
+    assert mapped_files_under(p.build_dir)
+    p.close()
+    assert mapped_files_under(p.build_dir) == set()
+
+
+def test_open_and_close_many_times_leaves_no_files_or_threads_behind(root):
+    def counts():
+        return len(os.listdir("/proc/self/fd")), len(os.listdir("/proc/self/task")), threading.active_count()
+
+    with SearchPipeline.open(root) as p:  # the JVM and its own threads start with the first open
+        p.search("tides")
+    before = counts()
+    for _ in range(30):
+        with SearchPipeline.open(root) as p:
+            p.batch_search(["tides moon", "bread yeast", "chess opening"])
+    assert counts() == before
+
+
+def test_close_while_other_threads_search_gives_them_results_or_index_closed(root):
+    p = SearchPipeline.open(root)
+    outcomes: list[object] = []
+    started = threading.Barrier(5)
+
+    def search_until_closed() -> None:
+        started.wait(timeout=30)
+        for _ in range(2000):
+            try:
+                assert p.batch_search(["volcano lava", "jazz swing"])[0]
+            except Exception as exc:  # noqa: BLE001 - the kind of error is what is checked
+                outcomes.append(exc)
+                return
+        outcomes.append("never closed")
+
+    threads = [threading.Thread(target=search_until_closed) for _ in range(4)]
+    for t in threads:
+        t.start()
+    started.wait(timeout=30)
+    p.close()
+    for t in threads:
+        t.join(timeout=60)
+    assert [type(o).__name__ for o in outcomes] == ["IndexClosed"] * 4
+
+
+def test_pickling_says_to_open_in_each_process(root):
+    with SearchPipeline.open(root) as p:
+        with pytest.raises(TypeError, match="SearchPipeline.open in each process"):
+            pickle.dumps(p)
+
+
+def _in_forked_child(work, timeout: float = 30) -> str:
+    """What `work` raised in a forked child, as 'Type: message' (or 'ok'); fails if the child hangs."""
+    reader, writer = multiprocessing.Pipe(duplex=False)
+
+    def child() -> None:
+        try:
+            work()
+            writer.send("ok")
+        except Exception as exc:  # noqa: BLE001
+            writer.send(f"{type(exc).__name__}: {exc}")
+
+    proc = multiprocessing.get_context("fork").Process(target=child)
+    proc.start()
+    proc.join(timeout)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+        pytest.fail("the forked child hung")
+    return reader.recv()
+
+
+def test_forked_child_is_refused_in_one_line_instead_of_hanging(root):
+    with SearchPipeline.open(root) as p:
+        p.search("sleep memory")  # the JVM runs in this process
+        inherited = _in_forked_child(lambda: p.batch_search(["sleep memory", "bitcoin ledger", "tennis set"]))
+        assert inherited.startswith(f"{IndexClosed.__name__}: ") and "'spawn'" in inherited and "\n" not in inherited
+        reopened = _in_forked_child(lambda: SearchPipeline.open(root).search("sleep"))
+        assert reopened.startswith(f"{ConfigError.__name__}: ") and "'spawn'" in reopened and "\n" not in reopened
+        assert p.search("sleep memory", SearchOptions(k=1))[0].hit.doc_id == "sleep"  # the parent searches on
