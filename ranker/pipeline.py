@@ -369,6 +369,8 @@ class SearchPipeline:
         of many calls in one batch; without it they are encoded here, once. `undated`, when given,
         receives per query how many candidate documents a date filter dropped for having no date.
         """
+        if isinstance(queries, str):  # a str is a sequence too: each character would be searched
+            raise QueryError("queries must be a list of strings, not one string (search() takes one query)", field="queries")
         with self._in_use():
             return self._rank(queries, options, vectors, undated)
 

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from indexer.build import build_index
-from indexer.errors import ConfigError, IndexClosed
+from indexer.errors import ConfigError, IndexClosed, QueryError
 from indexer.settings import BuildSettings, DenseSettings
 from ranker.pipeline import SearchOptions, SearchPipeline
 
@@ -89,6 +89,14 @@ def test_close_while_other_threads_search_gives_them_results_or_index_closed(roo
     for t in threads:
         t.join(timeout=60)
     assert [type(o).__name__ for o in outcomes] == ["IndexClosed"] * 4
+
+
+def test_batch_search_refuses_one_string(root):
+    with SearchPipeline.open(root) as p:
+        for call in (p.batch_search, p.rank):
+            with pytest.raises(QueryError, match="list of strings") as err:
+                call("tides")  # type: ignore[arg-type]
+            assert err.value.field == "queries"
 
 
 def test_pickling_says_to_open_in_each_process(root):
