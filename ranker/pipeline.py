@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
+import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -167,6 +169,17 @@ def _check_store_extent(manifest: Manifest, store: Store, where: Path) -> None:
             raise LegError("store", f"has {found} {name}, the manifest says {expected} (a store from another build?)", str(where))
 
 
+def _close_parts(legs: dict[Leg, Any], store: Store) -> None:
+    for leg in legs.values():
+        leg.close()
+    store.close()
+
+
+def _close_collected(legs: dict[Leg, Any], store: Store, where: str) -> None:
+    warnings.warn(f"unclosed SearchPipeline over {where}: close it, or open it in a with block", ResourceWarning, stacklevel=1)
+    _close_parts(legs, store)
+
+
 class SearchPipeline:
     """Receives its legs (a lexical retriever, optionally a vector retriever) and the build's store.
 
@@ -211,6 +224,9 @@ class SearchPipeline:
         self._state = threading.Condition()  # guards the two below; `close` waits on it for the users
         self._users = 0
         self._closed = False
+        # A pipeline dropped without close() still releases its readers, threads and files.
+        self._collected = weakref.finalize(self, _close_collected, legs, store, str(build_dir))
+        self._collected.atexit = False  # at exit the JVM and the process go anyway
 
     @classmethod
     def open(cls, index: str | Path, settings: SearchSettings | None = None, **kwargs: Any) -> "SearchPipeline":
@@ -284,9 +300,8 @@ class SearchPipeline:
             self._closed = True
             while self._users:
                 self._state.wait()
-        for leg in self.legs.values():
-            leg.close()
-        self.store.close()
+        self._collected.detach()
+        _close_parts(self.legs, self.store)
         with self._lock:
             self._sources = None  # its memory maps are released with the arrays
 

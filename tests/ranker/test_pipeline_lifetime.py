@@ -3,6 +3,7 @@ maps, a closed or inherited (forked) pipeline refuses in one line, and misuse sa
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
@@ -53,22 +54,37 @@ def test_close_releases_memory_maps_while_the_object_is_still_referenced(root):
     assert mapped_files_under(p.build_dir) == set()
 
 
-def test_open_and_close_many_times_leaves_no_files_or_threads_behind(root):
-    def counts():
-        # Native threads of Python and of the project's Java helper; the JVM's own (compiler threads) vary.
-        ours = 0
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/comm") as comm:
-                ours += comm.read().startswith(("python", "drsearch"))
-        return len(os.listdir("/proc/self/fd")), ours, threading.active_count()
+def our_counts() -> tuple[int, int, int]:
+    """Open files, native threads of Python and of the project's Java helper (the JVM's own, such as
+    compiler threads, come and go), Python threads."""
+    ours = 0
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/comm") as comm:
+            ours += comm.read().startswith(("python", "drsearch"))
+    return len(os.listdir("/proc/self/fd")), ours, threading.active_count()
 
+
+def test_open_and_close_many_times_leaves_no_files_or_threads_behind(root):
     with SearchPipeline.open(root) as p:  # the JVM and its own threads start with the first open
         p.search("tides")
-    before = counts()
+    before = our_counts()
     for _ in range(30):
         with SearchPipeline.open(root) as p:
             p.batch_search(["tides moon", "bread yeast", "chess opening"])
-    assert counts() == before
+    assert our_counts() == before
+
+
+def test_a_pipeline_dropped_without_close_releases_its_files_and_threads(root):
+    with SearchPipeline.open(root) as p:
+        p.search("tides")
+        build_dir = p.build_dir
+    before = our_counts()
+    with pytest.warns(ResourceWarning, match="unclosed SearchPipeline"):
+        for _ in range(5):
+            SearchPipeline.open(root).batch_search(["tides moon", "bread yeast"])
+            gc.collect()
+    assert our_counts() == before
+    assert mapped_files_under(build_dir) == set()
 
 
 def test_close_while_other_threads_search_gives_them_results_or_index_closed(root):
