@@ -253,7 +253,11 @@ class SearchPipeline:
         except BaseException:
             store.close()
             raise
-        pipeline = cls(build_dir, manifest, store, legs, settings, **kwargs)
+        try:
+            pipeline = cls(build_dir, manifest, store, legs, settings, **kwargs)
+        except BaseException:  # e.g. a bad authority list: what was opened is closed
+            _close_parts(legs, store)
+            raise
         freeze_long_lived()  # the open pipeline lives as long as its process (backends.heap)
         return pipeline
 

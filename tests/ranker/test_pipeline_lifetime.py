@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import pickle
 import threading
+import time
 
 import pytest
 
@@ -54,14 +55,26 @@ def test_close_releases_memory_maps_while_the_object_is_still_referenced(root):
     assert mapped_files_under(p.build_dir) == set()
 
 
-def our_counts() -> tuple[int, int, int]:
-    """Open files, native threads of Python and of the project's Java helper (the JVM's own, such as
-    compiler threads, come and go), Python threads."""
-    ours = 0
+def helper_threads() -> int:
+    """Native threads of the project's Java helper (its pool ends them soon after close, not at once)."""
+    count = 0
     for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/comm") as comm:
-            ours += comm.read().startswith(("python", "drsearch"))
-    return len(os.listdir("/proc/self/fd")), ours, threading.active_count()
+        try:
+            with open(f"/proc/self/task/{task}/comm") as comm:
+                count += comm.read().startswith("drsearch")
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return count
+
+
+def our_counts() -> tuple[int, int, int]:
+    """Open files, Python threads (the Lucene leg's pool among them) and, once they have ended, the
+    Java helper's threads (other native threads, such as the JVM's compiler threads, come and go)."""
+    for _ in range(200):
+        if not helper_threads():
+            break
+        time.sleep(0.05)
+    return len(os.listdir("/proc/self/fd")), threading.active_count(), helper_threads()
 
 
 def test_open_and_close_many_times_leaves_no_files_or_threads_behind(root):
@@ -83,6 +96,21 @@ def test_a_pipeline_dropped_without_close_releases_its_files_and_threads(root):
         for _ in range(5):
             SearchPipeline.open(root).batch_search(["tides moon", "bread yeast"])
             gc.collect()
+    assert our_counts() == before
+    assert mapped_files_under(build_dir) == set()
+
+
+def test_an_open_refused_for_its_authority_list_leaves_nothing_open(root, tmp_path):
+    from ranker.settings import SearchSettings
+
+    (tmp_path / "domains.csv").write_text("not a header\n")
+    with SearchPipeline.open(root) as p:
+        p.search("tides")
+        build_dir = p.build_dir
+    before = our_counts()
+    for _ in range(3):
+        with pytest.raises(ConfigError, match="domains.csv:1"):
+            SearchPipeline.open(root, SearchSettings(authority_list=str(tmp_path)))
     assert our_counts() == before
     assert mapped_files_under(build_dir) == set()
 
