@@ -5,13 +5,11 @@ The CLI, the HTTP service and evaluation all call it; none of them re-implements
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from itertools import accumulate, islice
@@ -28,13 +26,14 @@ from backends.manifest import Manifest
 from backends.threads import Later, budget
 from indexer import layout
 from indexer.columns import COLUMNS_DIR, Columns
-from indexer.errors import IndexClosed, IndexFormatError, QueryError
+from indexer.errors import IndexFormatError, QueryError
 from indexer.language import ANY, covered, query_languages
 from indexer.store import PassageRow, Store
 from ranker import budget as deadlines
 from ranker.budget import RankedList
 from ranker.candidates import Candidates, convex_arrays, convex_positions_many, first_copies, per_run, ties_by_id
 from ranker.filters import SourceFilter, SourceMeta, diversify
+from ranker.lifetime import Lifetime
 from ranker.options import SearchOptions
 from ranker.query import CleanQuery, clean_query
 from ranker.settings import Mode, SearchSettings
@@ -220,10 +219,7 @@ class SearchPipeline:
         self.vector: VectorRetriever | None = legs.get(VECTOR)
         self._lock = threading.Lock()
         self._sources: SourceTable | None = None
-        self._pid = os.getpid()
-        self._state = threading.Condition()  # guards the two below; `close` waits on it for the users
-        self._users = 0
-        self._closed = False
+        self._lifetime = Lifetime(str(build_dir))
         # A pipeline dropped without close() still releases its readers, threads and files.
         self._collected = weakref.finalize(self, _close_collected, legs, store, str(build_dir))
         self._collected.atexit = False  # at exit the JVM and the process go anyway
@@ -272,38 +268,15 @@ class SearchPipeline:
         raise TypeError("a SearchPipeline holds open files and Java readers and cannot be pickled: "
                         "pass the index path and call SearchPipeline.open in each process")  # fmt: skip
 
-    @contextmanager
-    def _in_use(self) -> Iterator[None]:
-        """Refuses a closed or inherited pipeline in one line; `close` waits until every use has ended."""
-        if os.getpid() != self._pid:  # a forked child: the parent's JVM and thread pools are not in it
-            raise IndexClosed(f"this SearchPipeline was opened in process {self._pid} and cannot be used in a fork of it "
-                              f"(process {os.getpid()}): start worker processes with the 'spawn' or 'forkserver' method "
-                              "and open the index in each", where=str(self.build_dir))  # fmt: skip
-        with self._state:
-            if self._closed:
-                raise IndexClosed("search pipeline is closed: open the index again with SearchPipeline.open", where=str(self.build_dir))
-            self._users += 1
-        try:
-            yield
-        finally:
-            with self._state:
-                self._users -= 1
-                if not self._users:
-                    self._state.notify_all()
-
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._lifetime.closed
 
     def close(self) -> None:
         """Close the legs, the store and the passage columns once the searches in flight have ended.
         Closing again does nothing."""
-        with self._state:
-            if self._closed:
-                return
-            self._closed = True
-            while self._users:
-                self._state.wait()
+        if not self._lifetime.end():
+            return
         self._collected.detach()
         _close_parts(self.legs, self.store)
         with self._lock:
@@ -335,15 +308,14 @@ class SearchPipeline:
 
     def encode(self, queries: list[str]) -> Any:
         """Query vectors for `rank(..., vectors=)`, so a caller can encode many calls' queries at once."""
-        with self._in_use():
+        with self._lifetime.use():
             return self.dense.encode(queries)
 
     @property
     def sources(self) -> SourceTable:
         """Per-passage source facts from the build's memory-mapped columns (opened on first use)."""
         if self._sources is None:
-            if self._closed:
-                raise IndexClosed("search pipeline is closed: open the index again with SearchPipeline.open", where=str(self.build_dir))
+            self._lifetime.check()
             with self._lock:
                 if self._sources is None:
                     directory = self.build_dir / COLUMNS_DIR
@@ -390,7 +362,7 @@ class SearchPipeline:
         """
         if isinstance(queries, str):  # a str is a sequence too: each character would be searched
             raise QueryError("queries must be a list of strings, not one string (search() takes one query)", field="queries")
-        with self._in_use():
+        with self._lifetime.use():
             return self._rank(queries, options, vectors, undated)
 
     def _rank(self, queries: list[str], options: SearchOptions, vectors, undated: list[int] | None) -> list[list[Hit]]:
@@ -701,7 +673,7 @@ class SearchPipeline:
 
     def batch_search(self, queries: list[str], options: SearchOptions = SearchOptions(), vectors=None,
                      undated: list[int] | None = None) -> list[list[Result]]:  # fmt: skip
-        with self._in_use():
+        with self._lifetime.use():
             return self._with_content(self.rank(queries, options, vectors, undated), options)
 
     def _with_content(self, ranked: list[list[Hit]], options: SearchOptions) -> list[list[Result]]:
@@ -718,7 +690,7 @@ class SearchPipeline:
     # ---- fetch by id (what the service shows besides search results) --------------------------
     def document(self, doc_id: str) -> dict[str, Any] | None:
         """A document's fields, full text and passages with offsets, and its authority entry; None if unknown."""
-        with self._in_use():
+        with self._lifetime.use():
             doc = self.store.document(doc_id)
         if doc is not None:
             doc["authority"] = self._authority_dict(doc.get("url") or doc.get("domain"))
@@ -726,7 +698,7 @@ class SearchPipeline:
 
     def passage(self, passage_id: str) -> dict[str, Any] | None:
         """One passage with its document's display fields and authority entry; None if unknown."""
-        with self._in_use():
+        with self._lifetime.use():
             row = self.store.passage(passage_id)
         if row is None:
             return None
