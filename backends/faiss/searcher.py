@@ -321,6 +321,8 @@ class FaissSearcher:
 
     def close(self) -> None:
         with self._lock:
+            self._model = None  # the encoder's memory goes with the last reference (a caller's shared model stays)
+            self._model_checked = False
             self._matrix = None
             self._index = None
             self._gpu_index = None

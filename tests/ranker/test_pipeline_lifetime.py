@@ -10,6 +10,7 @@ import os
 import pickle
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -113,6 +114,20 @@ def test_an_open_refused_for_its_authority_list_leaves_nothing_open(root, tmp_pa
             SearchPipeline.open(root, SearchSettings(authority_list=str(tmp_path)))
     assert our_counts() == before
     assert mapped_files_under(build_dir) == set()
+
+
+def test_close_releases_the_query_encoder(tmp_path):
+    from tests.text_fixtures import DOCS
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "title": t, "text": x}) + "\n" for i, t, x in DOCS))
+    build_index([corpus], tmp_path / "idx", BuildSettings(chunk_words=0, quiet=True))
+    p = SearchPipeline.open(tmp_path / "idx")
+    assert p.search("lava erupting from a vent", SearchOptions(mode="dense"))[0].hit.doc_id == "volcano"
+    encoder = weakref.ref(p.vector._model)
+    p.close()
+    gc.collect()
+    assert encoder() is None
 
 
 def test_close_while_other_threads_search_gives_them_results_or_index_closed(root):
