@@ -130,6 +130,30 @@ def test_close_releases_the_query_encoder(tmp_path):
     assert encoder() is None
 
 
+def test_two_indexes_searched_from_several_threads_at_once_each_give_their_own_hits(root, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.multilingual_texts import DOCS as MULTILINGUAL
+
+    corpus = tmp_path / "multilingual.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "language": lang, "title": t, "url": u, "text": x}, ensure_ascii=False) + "\n"
+                              for i, lang, t, u, x in MULTILINGUAL))  # fmt: skip
+    build_index([corpus], tmp_path / "idx", BuildSettings(chunk_words=0, quiet=True, dense=DenseSettings(enabled=False)))
+    with SearchPipeline.open(root) as english, SearchPipeline.open(tmp_path / "idx") as multilingual:
+        jobs = [(english, q) for q in ("lava magma", "yeast dough", "moon tides", "chess defence")]
+        jobs += [(multilingual, title) for _, _, title, _, _ in MULTILINGUAL]
+
+        def ids(job):
+            pipeline, query = job
+            return [r.hit.passage_id for r in pipeline.search(query, SearchOptions(k=3))]
+
+        alone = [ids(job) for job in jobs]
+        assert all(alone)
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(ids, jobs * 5))
+        assert together == alone * 5
+
+
 def test_close_while_other_threads_search_gives_them_results_or_index_closed(root):
     p = SearchPipeline.open(root)
     outcomes: list[object] = []
