@@ -57,6 +57,8 @@ SETTINGS = {
     "AUTOTHROTTLE_TARGET_CONCURRENCY": 8,
     "DRSEARCH_CRAWL_DELAY_MAX": DELAY_CAP,
     "RETRY_BACKOFF_BASE": 0.1,
+    # busy.org's robots.txt answers 429 with no Retry-After: each retry waits this long (10 s by default)
+    "RETRY_AFTER_DEFAULT": 0.5,
 }
 
 
