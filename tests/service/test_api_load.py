@@ -17,7 +17,8 @@ from tests.service.conftest import ADMIN_KEY, new_version
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 CLIENTS = 32
-SECONDS = 30.0
+BEFORE_S = 3.0  # load on the old build before the reload
+AFTER_S = 3.0  # load on after the reload has answered: every client's in-flight request drains off the old build
 
 
 def _queries() -> list[str]:
@@ -25,10 +26,10 @@ def _queries() -> list[str]:
     return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
 
 
-async def _client(base: str, queries: list[str], seed: int, until: float, log: list) -> None:
+async def _client(base: str, queries: list[str], seed: int, until: list[float], log: list) -> None:
     rng = random.Random(seed)
     async with httpx.AsyncClient(base_url=base, timeout=60.0) as c:
-        while time.monotonic() < until:
+        while time.monotonic() < until[0]:
             n = rng.choice((1, 1, 1, 4))
             body = {"queries": rng.sample(queries, n), "k": rng.choice((5, 10)), "mode": rng.choice(("hybrid", "bm25"))}
             started = time.monotonic()
@@ -36,9 +37,9 @@ async def _client(base: str, queries: list[str], seed: int, until: float, log: l
                 r = await c.post("/v1/search", json=body)
                 payload = r.json()
                 ok = r.status_code == 200 and len(payload["results"]) == n
-                log.append((started, r.status_code, payload.get("index_version") if ok else r.text[:300]))
+                log.append((started, r.status_code, payload.get("index_version") if ok else r.text[:300], seed))
             except Exception as exc:  # noqa: BLE001 - any transport failure is a failed request
-                log.append((started, -1, repr(exc)))
+                log.append((started, -1, repr(exc), seed))
 
 
 async def _admin_reload(base: str) -> httpx.Response:
@@ -54,17 +55,19 @@ def test_load_and_hot_reload(live, service_root):
     log: list = []
 
     async def main():
-        until = time.monotonic() + SECONDS
+        started = time.monotonic()
+        until = [started + 300.0]  # the clients stop AFTER_S after the reload answered
         clients = [asyncio.create_task(_client(live.base_url, queries, i, until, log)) for i in range(CLIENTS)]
-        await asyncio.sleep(SECONDS / 3)
+        await asyncio.sleep(BEFORE_S)
         version = await asyncio.to_thread(new_version, service_root)
         reload = await _admin_reload(live.base_url)
         reloaded_at = time.monotonic()
+        until[0] = reloaded_at + AFTER_S
         await asyncio.gather(*clients)
-        return version, reload, reloaded_at
+        return version, reload, reloaded_at, time.monotonic() - started
 
     swapped_before = _swapped(httpx.get(f"{live.base_url}/metrics").text)  # other tests share this server
-    version, reload, reloaded_at = asyncio.run(main())
+    version, reload, reloaded_at, seconds = asyncio.run(main())
     assert reload.status_code == 200, reload.text
     assert reload.json() == {**reload.json(), "reloaded": True, "old_version": old_version, "new_version": version}
 
@@ -74,10 +77,13 @@ def test_load_and_hot_reload(live, service_root):
     versions = {entry[2] for entry in log}
     assert versions == {old_version, version}
     assert all(entry[2] == version for entry in log if entry[0] > reloaded_at)  # new requests use the new build
+    # every client was searching both before the swap and after it answered: the reload happened under full load
+    assert {entry[3] for entry in log if entry[2] == old_version} == set(range(CLIENTS))
+    assert {entry[3] for entry in log if entry[0] > reloaded_at} == set(range(CLIENTS))
     assert state.index.current.version == version
     assert old_snapshot.retired and old_snapshot.inflight == 0 and old_snapshot.closed
-    qps = len(log) / SECONDS
-    print(f"\n{len(log)} requests by {CLIENTS} clients in {SECONDS:.0f} s ({qps:.1f} req/s), reload took "
+    qps = len(log) / seconds
+    print(f"\n{len(log)} requests by {CLIENTS} clients in {seconds:.0f} s ({qps:.1f} req/s), reload took "
           f"{reload.json()['took_ms']:.0f} ms")  # fmt: skip
 
     metrics = httpx.get(f"{live.base_url}/metrics").text
