@@ -15,6 +15,8 @@ TRADE_REPORT = "http://www.centralbank.int/publications"
 def test_crawl_index_search(tmp_path):
     web = build_web()
     web.sites["www.centralbank.int"]["/publications"] = page("world trade report 2023")
+    # /slow only times out (three 2 s attempts that held the crawl up); test_crawl checks a crawl with it
+    del web.sites["www.centralbank.int"]["/slow"]
     web.start()
     try:
         domains, hosts = write_inputs(tmp_path, web)
