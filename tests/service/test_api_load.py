@@ -17,8 +17,8 @@ from tests.service.conftest import ADMIN_KEY, new_version
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 CLIENTS = 32
-BEFORE_S = 3.0  # load on the old build before the reload
-AFTER_S = 3.0  # load on after the reload has answered: every client's in-flight request drains off the old build
+BEFORE_S = 3.0  # load on the old build before the reload (and until every client has had an answer)
+AFTER_S = 3.0  # load after the reload answered (and until every client has had an answer on the new build)
 
 
 def _queries() -> list[str]:
@@ -54,15 +54,22 @@ def test_load_and_hot_reload(live, service_root):
     old_version = old_snapshot.version
     log: list = []
 
+    async def load_for(seconds: float, since: float) -> None:
+        """At least `seconds`, and until every client has had an answer to a request it sent after `since`."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline or {entry[3] for entry in log if entry[0] > since} != set(range(CLIENTS)):
+            await asyncio.sleep(0.05)
+
     async def main():
         started = time.monotonic()
-        until = [started + 300.0]  # the clients stop AFTER_S after the reload answered
+        until = [started + 300.0]  # the clients stop once the load after the reload is done
         clients = [asyncio.create_task(_client(live.base_url, queries, i, until, log)) for i in range(CLIENTS)]
-        await asyncio.sleep(BEFORE_S)
+        await load_for(BEFORE_S, since=started)
         version = await asyncio.to_thread(new_version, service_root)
         reload = await _admin_reload(live.base_url)
         reloaded_at = time.monotonic()
-        until[0] = reloaded_at + AFTER_S
+        await load_for(AFTER_S, since=reloaded_at)
+        until[0] = 0.0
         await asyncio.gather(*clients)
         return version, reload, reloaded_at, time.monotonic() - started
 
