@@ -17,6 +17,7 @@ from service.api_models import MAX_K, MAX_OFFSET
 from service.cli_authority import authority_app
 from service.cli_crawl import crawl_command
 from service.cli_encode import encode_command
+from service.cli_io import output_failure, prepare_standard_streams
 from service.settings import QuerySettings, ServiceSettings, env_var
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -473,6 +474,7 @@ def main() -> None:
     # Typer 0.29 vendors click as typer._click; its exception types are what parsing raises.
     from typer._click import exceptions as click
 
+    prepare_standard_streams()
     try:
         rc = app(standalone_mode=False)  # usage errors come back to us instead of as a boxed multi-line panel
     except click.NoArgsIsHelpError as exc:
@@ -491,6 +493,11 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("drsearch: interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:
+        if (message := output_failure(exc)) is None:
+            raise
+        typer.echo(f"drsearch: error: {message}", err=True)
+        sys.exit(1)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

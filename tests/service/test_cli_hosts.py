@@ -1,0 +1,65 @@
+"""The real `drsearch` CLI on hosts unlike ours: closed or full standard streams. Each ends with its
+results or one line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, drsearch
+from tests.multilingual_texts import DOCS
+
+JAPANESE = "日本銀行"
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory):
+    base = tmp_path_factory.mktemp("hosts")
+    corpus = base / "docs.jsonl"
+    docs = [{"id": i, "title": t, "url": u, "text": x, "language": lang} for i, lang, t, u, x in DOCS]
+    corpus.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+    root = base / "idx"
+    drsearch("index", "build", "--corpus", corpus, "--out", root, "--no-dense", "--quiet", check=True)
+    return corpus, root
+
+
+def run(*args: str, env: dict | None = None, environ: dict | None = None, **popen) -> subprocess.CompletedProcess:
+    """The CLI with bytes out, so that a test reads them in the encoding it asked for; `env` adds to our
+    environment, `environ` replaces it."""
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "service.cli", *map(str, args)], timeout=300, cwd=REPO,
+                          env=environ or {**os.environ, **(env or {})}, **popen)  # fmt: skip
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    err = proc.stderr.decode()
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_output_that_cannot_be_written_is_one_line(small_index):
+    _, root = small_index
+    with open("/dev/full", "wb") as full:
+        proc = run("search", JAPANESE, "--index", root, "-k", "1", stdout=full)
+    assert proc.returncode == 1
+    assert error_line(proc) == "drsearch: error: cannot write the output: No space left on device"
+    closed = run("search", JAPANESE, "--index", root, "-k", "1", preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 1  # not 0 with the results dropped
+    assert error_line(closed) == "drsearch: error: cannot write the output: standard output is closed"
+
+
+def test_a_build_with_stderr_closed_completes(small_index, tmp_path):
+    corpus, _ = small_index
+    root = tmp_path / "idx"
+    proc = run("index", "build", "--corpus", corpus, "--out", root, "--no-dense", preexec_fn=lambda: os.close(2))
+    assert proc.returncode == 0  # its progress bars had nowhere to go, and stopped the build
+    assert (root / "current" / "manifest.json").is_file()
+    assert drsearch("search", JAPANESE, "--index", root, "-k", "1", "--json", check=True).stdout
+
