@@ -17,7 +17,7 @@ from service.api_models import MAX_K, MAX_OFFSET
 from service.cli_authority import authority_app
 from service.cli_crawl import crawl_command
 from service.cli_encode import encode_command
-from service.cli_io import output_failure, prepare_standard_streams
+from service.cli_io import argument_text, echo_json, output_failure, prepare_standard_streams
 from service.settings import QuerySettings, ServiceSettings, env_var
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -291,7 +291,8 @@ def search(
 
     if not 1 <= k <= MAX_K:  # the API's bound (SearchRequest.k), checked before anything is opened
         raise DrsearchError(f"invalid {_flag_of(('k',))}: must be between 1 and {MAX_K}, got {k}")
-    query = clean_query(query, max_chars=_settings(QuerySettings, max_query_chars=max_query_chars).max_query_chars)
+    max_chars = _settings(QuerySettings, max_query_chars=max_query_chars).max_query_chars
+    query = clean_query(argument_text(query), max_chars=max_chars)
     options = _search_options(
         k=k, mode=mode, include_domains=tuple(include_domains or ()), exclude_domains=tuple(exclude_domains or ()),
         min_tier=min_tier, categories=tuple(categories or ()), published_after=published_after,
@@ -312,7 +313,7 @@ def search(
             "mode_used": pipeline.mode_used(query, resolved), "undated_dropped": undated[0],
             "hits": result_dicts([(r, query) for r in results], snippet_chars=snippet_chars),
         }  # fmt: skip
-        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        echo_json(payload, indent=2)
         return
     if pipeline.mode_used(query, resolved) != resolved:
         typer.echo(f"mode bm25: the dense model covers {','.join(pipeline.dense_languages)}, not this query's language")
@@ -435,6 +436,7 @@ def fetch_command(
     from service.fetch import FetchRequest
     from service.mcp_server import _validation_message
 
+    targets, query = [argument_text(t) for t in targets], query and argument_text(query)
     items = [{"url" if "://" in t else "doc_id": t, "query": query, "max_chars": max_chars} for t in targets]
     try:
         body = FetchRequest.model_validate({"items": [{k: v for k, v in i.items() if v is not None} for i in items]})
@@ -451,7 +453,10 @@ def fetch_command(
         payload = asyncio.run(go())
     except ApiError as exc:
         raise DrsearchError(f"{exc.field}: {exc.message}" if exc.field else exc.message) from None
-    typer.echo(json.dumps(payload, ensure_ascii=False, indent=2) if as_json else render_fetch(payload))
+    if as_json:
+        echo_json(payload, indent=2)
+    else:
+        typer.echo(render_fetch(payload))
     if not all(r["ok"] for r in payload["results"]):
         raise typer.Exit(1)  # the other items were printed; scripts still see that one failed
 

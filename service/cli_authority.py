@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -10,6 +9,7 @@ import typer
 
 from indexer.domains import normalise_host
 from ranker.authority import AuthorityList, default_list_dir, validate
+from service.cli_io import echo_json
 
 authority_app = typer.Typer(
     help="Inspect the curated authority list (authority_lists/): validate it, look URLs up.",
@@ -42,7 +42,7 @@ def check(
     report = validate(list_dir)
     failed = bool(report["errors"]) or not all(b["ok"] for b in report["breadth"].values())
     if as_json:
-        typer.echo(json.dumps(report, ensure_ascii=False, sort_keys=False))
+        echo_json(report, sort_keys=False)
     else:
         out: list[str] = [
             f"authority list: {report['directory']}",
@@ -92,7 +92,7 @@ def lookup(
             }
         )
     if as_json:
-        typer.echo(json.dumps(results, ensure_ascii=False))
+        echo_json(results)
         return
     width = max(len(r["url"]) for r in results)
     for r in results:

@@ -1,13 +1,20 @@
-"""The CLI's standard streams on the hosts it runs on: closed ones, and output that cannot be written
-(a full disk, a closed stdout)."""
+"""The CLI's standard streams on the hosts it runs on: closed ones, encodings that cannot show every
+character, and output that cannot be written (a full disk, a closed stdout)."""
 
 from __future__ import annotations
 
+import codecs
 import errno
 import io
+import json
 import os
 import sys
 import traceback
+from typing import Any
+
+import typer
+
+_UNICODE_CODECS = {"utf-8", "utf-16", "utf-32", "gb18030"}
 
 
 class _ClosedOutput(io.TextIOBase):
@@ -31,7 +38,10 @@ def prepare_standard_streams() -> None:
     A descriptor among 0-2 that the caller closed (`>&-`, `2>&-`) is opened on /dev/null, so that no index
     or store file opened later takes its number and receives what Java or a C library prints there;
     a closed stderr then swallows progress bars and messages (Python had set sys.stderr to None, on which
-    the bars failed and the build stopped). A closed stdout fails at the first result written."""
+    the bars failed and the build stopped). A closed stdout fails at the first result written.
+
+    A stream whose encoding cannot show every character (PYTHONIOENCODING=latin-1, a non-UTF-8 locale)
+    writes the others as backslash escapes instead of failing on the first of them."""
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
@@ -43,6 +53,35 @@ def prepare_standard_streams() -> None:
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
     if sys.stdout is None:
         sys.stdout = _ClosedOutput()
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and not is_unicode(stream):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def is_unicode(stream: Any) -> bool:
+    """Whether `stream` encodes every character (UTF-8 and the like)."""
+    try:
+        return codecs.lookup(getattr(stream, "encoding", None) or "ascii").name in _UNICODE_CODECS
+    except LookupError:
+        return False
+
+
+def echo_json(payload: Any, **dumps: Any) -> None:
+    """Print `payload` as JSON: its text as is on a UTF-8 stdout, as \\u escapes on any other (still
+    valid JSON, in any ASCII-compatible encoding)."""
+    typer.echo(json.dumps(payload, ensure_ascii=not is_unicode(sys.stdout), **dumps))
+
+
+def argument_text(value: str) -> str:
+    """A command-line argument's text as its bytes spell it in UTF-8. Under a locale Python reads as ASCII
+    (LC_ALL=C with PYTHONUTF8=0), non-ASCII bytes arrive as lone surrogates (U+DC80-U+DCFF); a
+    terminal that sent UTF-8 meant those characters. Bytes that are not UTF-8 are left as they came."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value
+    try:
+        return os.fsencode(value).decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def output_failure(exc: OSError) -> str | None:

@@ -1,5 +1,5 @@
-"""The real `drsearch` CLI on hosts unlike ours: closed or full standard streams. Each ends with its
-results or one line, never a traceback."""
+"""The real `drsearch` CLI on hosts unlike ours: other encodings and locales, closed or full standard
+streams. Each ends with its results or one line, never a traceback."""
 
 from __future__ import annotations
 
@@ -42,6 +42,28 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
     return lines[0]
+
+
+def test_results_print_in_an_encoding_that_lacks_their_characters(small_index):
+    _, root = small_index
+    latin1 = {"PYTHONIOENCODING": "latin-1"}
+    text = run("search", JAPANESE, "--index", root, "-k", "1", env=latin1)
+    assert text.returncode == 0, text.stderr.decode()
+    assert "\\u65e5\\u672c\\u9280\\u884c" in text.stdout.decode("latin-1")  # what cannot be shown, escaped
+    as_json = run("search", f"{JAPANESE} 🎉", "--index", root, "-k", "1", "--json", env=latin1)
+    assert as_json.returncode == 0, as_json.stderr.decode()
+    payload = json.loads(as_json.stdout.decode("latin-1"))  # valid JSON, every character kept
+    assert payload["query"] == f"{JAPANESE} 🎉" and payload["hits"][0]["doc_id"] == "ja-boj"
+
+
+def test_a_locale_python_reads_as_ascii_still_reads_the_query_as_utf8(small_index):
+    _, root = small_index
+    host = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONIOENCODING"))}
+    ascii_locale = {**host, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    proc = run("search", JAPANESE, "--index", root, "-k", "1", "--json", environ=ascii_locale)
+    assert proc.returncode == 0, proc.stderr.decode()
+    payload = json.loads(proc.stdout)
+    assert payload["query"] == JAPANESE and payload["hits"][0]["doc_id"] == "ja-boj"
 
 
 def test_output_that_cannot_be_written_is_one_line(small_index):
