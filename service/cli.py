@@ -51,6 +51,7 @@ QueryCapOpt = Annotated[Optional[int], typer.Option(min=0, help="Longest query a
                                                     show_default=_env_default("max_query_chars"))]  # fmt: skip
 MIN_SNIPPET_CHARS, MAX_SNIPPET_CHARS = 40, 2000  # the API's bounds (service.api_models.SearchRequest.snippet_chars)
 MAX_K0 = 10_000  # ranker.options.SearchOptions.k0's bound
+INTERRUPTED = 130  # the shell's status for a command ended by Ctrl-C (128 + SIGINT)
 
 
 def _pipeline(index: Path, authority_weight: float | None = None, fusion: str | None = None):
@@ -496,13 +497,14 @@ def main() -> None:
         typer.echo(f"drsearch: error: {exc}", err=True)
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
-        typer.echo("drsearch: interrupted", err=True)
-        sys.exit(130)
+        rc = INTERRUPTED
     except OSError as exc:
         if (message := output_failure(exc)) is None:
             raise
         typer.echo(f"drsearch: error: {message}", err=True)
         sys.exit(1)
+    if rc == INTERRUPTED:  # typer answers Ctrl-C in a command with this status and no word
+        typer.echo("drsearch: interrupted", err=True)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

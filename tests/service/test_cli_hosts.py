@@ -1,10 +1,11 @@
 """The real `drsearch` CLI on hosts unlike ours: other encodings and locales, closed or full standard
-streams. Each ends with its results or one line, never a traceback."""
+streams, Ctrl-C. Each ends with its results or one line, never a traceback."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -85,3 +86,15 @@ def test_a_build_with_stderr_closed_completes(small_index, tmp_path):
     assert (root / "current" / "manifest.json").is_file()
     assert drsearch("search", JAPANESE, "--index", root, "-k", "1", "--json", check=True).stdout
 
+
+def test_ctrl_c_during_a_command_says_so(small_index):
+    _, root = small_index
+    # SIGINT delivered to the process while the command runs (as it opens the index)
+    code = ("import os, signal, sys; import service.cli as cli; opened = cli._pipeline\n"
+            "cli._pipeline = lambda *a, **k: (os.kill(os.getpid(), signal.SIGINT), opened(*a, **k))[1]\n"
+            "sys.argv = ['drsearch', *sys.argv[1:]]; cli.main()")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code, "search", JAPANESE, "--index", str(root)],
+                          capture_output=True, timeout=300, cwd=REPO)  # fmt: skip
+    assert proc.returncode == 128 + signal.SIGINT
+    assert error_line(proc) == "drsearch: interrupted"
+    assert proc.stdout == b""
