@@ -172,6 +172,18 @@ def autoclass(name: str):
     return start_jvm().autoclass(name)
 
 
+def java_path(path: Path) -> str:
+    """`path` as Java takes it: Unicode text. A name whose bytes are not UTF-8 (Python keeps them as lone
+    surrogates) cannot reach Java, which otherwise fails late and obscurely (`Invalid collection path`)."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError("Java (Lucene) cannot open a path whose name is not valid UTF-8: rename it",
+                          where=text) from None  # fmt: skip
+    return text
+
+
 # pyjnius keeps the object of an instance method call on the method object that every instance of
 # the class shares (kivy/pyjnius#563): between looking the method up and calling it, another thread
 # calling the same method on another object can swap them. Threads that may call one Java instance

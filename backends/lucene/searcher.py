@@ -13,7 +13,7 @@ import numpy as np
 
 from backends.base import LEXICAL, Leg, Restriction, SourceFilters, check_k
 from backends.hit import Hit
-from backends.lucene.jvm import INSTANCE_CALLS, autoclass
+from backends.lucene.jvm import INSTANCE_CALLS, autoclass, java_path
 from backends.lucene.section import ANALYZER, HAN_ONLY_ANALYZER, LuceneSection
 from backends.lucene.topk import LuceneTopK
 from backends.threads import Later
@@ -46,7 +46,7 @@ class LuceneSearcher:
         self._prepare = _PREPARE.get(analyzer, _unchanged)  # as the index was built
         self._reader = None  # opened on the first long query (document frequencies)
         with unreadable_as_error(lucene_dir):  # a truncated or overwritten segment file fails here, mostly
-            self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(lucene_dir))
+            self._searcher = autoclass("io.anserini.search.SimpleSearcher")(java_path(lucene_dir))
             try:
                 self._searcher.set_bm25(float(k1), float(b))
                 self._size = int(self._searcher.get_total_num_docs())  # one reader for the searcher's life

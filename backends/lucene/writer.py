@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from backends.base import LEXICAL, BuildContext, Leg
-from backends.lucene.jvm import HELPER_JAR, anserini_jar, java_binary, java_env
+from backends.lucene.jvm import HELPER_JAR, anserini_jar, java_binary, java_env, java_path
 from backends.lucene.topk import DOC_POSITIONS
 from backends.lucene.section import ANALYZER, FILTER_FIELDS, LuceneSection
 from indexer import layout
@@ -70,7 +70,7 @@ def build_lucene_index(
     `fields`: the extra JSON fields to index besides `contents` (Anserini ignores unnamed ones)."""
     cmd = [
         str(java_binary()), "-Xmx2g", "-cp", str(anserini_jar()), "io.anserini.index.IndexCollection",
-        "-collection", "JsonCollection", "-input", str(input_dir), "-index", str(index_dir),
+        "-collection", "JsonCollection", "-input", java_path(input_dir), "-index", java_path(index_dir),
         "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
         "-storePositions", "-storeDocvectors", *(["-fields", *fields] if fields else []),
         # One segment: a build is never written again, and each search then walks one set of postings
@@ -124,6 +124,9 @@ class LuceneWriter:
     def __init__(self, settings: BuildSettings):
         self.k1, self.b = settings.bm25_k1, settings.bm25_b
         java_binary(), anserini_jar()  # fail before reading the corpus when Java or Anserini is missing
+
+    def check(self, ctx: BuildContext) -> None:
+        java_path(ctx.build_dir)  # before any leg is written, not after the dense leg's encoding
 
     def write(self, ctx: BuildContext) -> LuceneSection:
         staging = ctx.build_dir / "lucene-input"

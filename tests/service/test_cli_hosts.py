@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,3 +99,17 @@ def test_ctrl_c_during_a_command_says_so(small_index):
     assert proc.returncode == 128 + signal.SIGINT
     assert error_line(proc) == "drsearch: interrupted"
     assert proc.stdout == b""
+
+
+def test_a_path_whose_name_is_not_utf8_is_refused_in_one_line(small_index, tmp_path):
+    corpus, root = small_index
+    not_utf8 = tmp_path / os.fsdecode(b"idx \xff")  # bytes Java, which names files in Unicode, cannot open
+    build = run("index", "build", "--corpus", corpus, "--out", not_utf8, "--no-dense", "--quiet")
+    assert build.returncode == 2
+    assert "cannot open a path whose name is not valid UTF-8: rename it" in error_line(build)
+    assert not (not_utf8 / "current").exists() and list((not_utf8 / "builds").iterdir()) == []
+    copied = tmp_path / os.fsdecode(b"copy \xfe")
+    shutil.copytree(root, copied, symlinks=True)
+    search = run("search", JAPANESE, "--index", copied)
+    assert search.returncode == 2
+    assert "cannot open a path whose name is not valid UTF-8: rename it" in error_line(search)
