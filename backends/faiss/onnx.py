@@ -8,7 +8,8 @@ export is cached as
     $DRSEARCH_CACHE (default $XDG_CACHE_HOME/drsearch, else ~/.cache/drsearch)/onnx/<model key>/model.onnx, model-int8.onnx
 
 written atomically, so concurrent first uses at worst export twice; the temporary file an export
-killed before its rename leaves is removed by the next use. `OnnxEncoder` offers the
+killed before its rename leaves is removed by the next use. Where the default folder cannot be written,
+the export goes to a folder of the process under TMPDIR (`exported_model`). `OnnxEncoder` offers the
 part of the `SentenceTransformer` interface `backends.faiss.encoder` uses (encode, tokenizer,
 max_seq_length, device, dimension), so the embedding cache works as with the torch encoder, and
 `encode_each`, with which `backends.faiss.encoder` embeds queries and passages in small runs side
@@ -17,15 +18,19 @@ by side, each text's vector as if it ran alone. Nothing heavy is imported at mod
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +50,7 @@ _GRAPH_FORMAT = "token-states"  # part of the cache key: exports that pooled ins
 RUN_TOKENS = 128
 RUN_OVERHEAD = 8  # a run's fixed cost (~400 graph nodes, each started once) in tokens' worth, measured on 2 cores
 _export_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
@@ -115,25 +121,51 @@ def unit_rows(out: np.ndarray) -> np.ndarray:
 
 def exported_model(st_model: Any, model_dir: Path, *, int8: bool) -> Path:
     """Path of the model's ONNX export (int8: dynamically quantised), exporting it on first use.
-    A cache folder that cannot be made or written is a ConfigError (one line) naming it."""
-    folder = cache_root() / "onnx" / f"{model_dir.name}-{_export_key(model_dir)}"
+
+    Where the default cache cannot be used (a home the serving user cannot write, a read-only home, no
+    home at all), the export goes to a folder of this process under TMPDIR, removed at exit, with a
+    warning: searching still works, at the cost of one export (~1 s of CPU, ~90 MB) per process.
+    A DRSEARCH_CACHE that cannot be made or written, or no usable folder at all, is a ConfigError
+    (one line) naming the cache folder."""
+    name = f"{model_dir.name}-{_export_key(model_dir)}"
+    try:
+        folder = cache_root() / "onnx" / name
+        return _cached_export(folder, st_model, int8=int8)
+    except (ConfigError, OSError) as exc:  # no home at all; a folder that cannot be made or written
+        problem = exc if isinstance(exc, ConfigError) else ConfigError(
+            f"cannot write the ONNX export cache ({exc.strerror or type(exc).__name__}); set DRSEARCH_CACHE to a "
+            "writable directory", where=str(folder))  # fmt: skip
+    if os.environ.get("DRSEARCH_CACHE"):  # the user's own choice of folder: say that it cannot be used
+        raise problem
+    try:
+        target = _cached_export(_process_folder() / name, st_model, int8=int8)
+    except OSError:
+        raise problem from None
+    log.warning("%s (exported to a temporary folder for this process meanwhile)", problem)
+    return target
+
+
+def _cached_export(folder: Path, st_model: Any, *, int8: bool) -> Path:
     fp32, q8 = folder / "model.onnx", folder / "model-int8.onnx"
     target = q8 if int8 else fp32
     remove_stale_temporaries(folder)  # of exports killed before their rename
     if target.is_file():
         return target
     with _export_lock:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if not fp32.is_file():
-                _export(st_model, fp32)
-            if int8 and not q8.is_file():
-                _quantize(fp32, q8)
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise ConfigError(f"cannot write the ONNX export cache ({reason}); set DRSEARCH_CACHE to a writable "
-                              "directory", where=str(folder)) from None  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)
+        if not fp32.is_file():
+            _export(st_model, fp32)
+        if int8 and not q8.is_file():
+            _quantize(fp32, q8)
     return target
+
+
+@cache
+def _process_folder() -> Path:
+    """A folder of this process for exports, under TMPDIR, removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="drsearch-onnx-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def _quantize(fp32: Path, q8: Path) -> None:

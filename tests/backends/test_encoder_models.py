@@ -109,10 +109,16 @@ def test_an_unusable_onnx_cache_is_a_one_line_error(tmp_path: Path, monkeypatch:
     assert str(tmp_path / "afile" / "onnx") in lines[0] and "DRSEARCH_CACHE" in lines[0]
 
 
-def test_no_home_directory_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_home_directory_exports_to_a_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """A user id with no passwd entry and HOME unset, as containers often run: Path.home() raised
-    RuntimeError, a traceback from the CLI; the ONNX encoder asks for DRSEARCH_CACHE."""
+    RuntimeError, a traceback from the CLI. The export goes to a folder of this process under TMPDIR,
+    with a warning that asks for DRSEARCH_CACHE; only where that fails too is it a one-line error."""
     import pwd
+    import tempfile
+
+    from backends.faiss import onnx
 
     def no_entry(uid: int):
         raise KeyError(f"getpwuid(): uid not found: {uid}")
@@ -121,8 +127,20 @@ def test_no_home_directory_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setattr(pwd, "getpwuid", no_entry)  # what the passwd lookup answers for such a user id
     monkeypatch.delenv("HOME", raising=False)
-    with pytest.raises(ConfigError, match="no home directory for the ONNX export cache.*set DRSEARCH_CACHE"):
-        load_encoder(DenseSettings(device="cpu", encoder="onnx"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    onnx._process_folder.cache_clear()
+    encoder = load_encoder(DenseSettings(device="cpu", encoder="onnx"))
+    assert encoder.path.is_relative_to(tmp_path / "tmp") and encoder.encode(["a query"]).shape[0] == 1
+    assert "no home directory for the ONNX export cache" in caplog.text and "DRSEARCH_CACHE" in caplog.text
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "a-file"))  # no folder can be made there
+    onnx._process_folder.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="no home directory for the ONNX export cache.*set DRSEARCH_CACHE"):
+            load_encoder(DenseSettings(device="cpu", encoder="onnx"))
+    finally:
+        onnx._process_folder.cache_clear()
 
 
 def test_the_export_cache_follows_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -113,3 +113,23 @@ def test_a_path_whose_name_is_not_utf8_is_refused_in_one_line(small_index, tmp_p
     search = run("search", JAPANESE, "--index", copied)
     assert search.returncode == 2
     assert "cannot open a path whose name is not valid UTF-8: rename it" in error_line(search)
+
+
+def test_dense_search_works_for_a_user_whose_home_cannot_be_written(small_index, tmp_path):
+    """The ONNX export cache defaults to ~/.cache: a service user's read-only home failed every hybrid search."""
+    corpus, _ = small_index
+    root = tmp_path / "dense"
+    drsearch("index", "build", "--corpus", corpus, "--out", root, "--quiet", check=True, timeout=300,
+             env={"DRSEARCH_CACHE": str(tmp_path / "cache")})  # fmt: skip
+    (tmp_path / "a-file").write_text("")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    host = {k: v for k, v in os.environ.items() if k not in ("DRSEARCH_CACHE", "XDG_CACHE_HOME")}
+    proc = run("search", JAPANESE, "--index", root, "-k", "1", "--mode", "dense", "--json",
+               environ={**host, "HOME": str(tmp_path / "a-file" / "home"), "TMPDIR": str(tmp)})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert json.loads(proc.stdout)["hits"]
+    # onnxruntime's own warning that it cannot keep its telemetry id under that home is not ours to silence
+    (notice,) = [line for line in proc.stderr.decode().splitlines() if "telemetry" not in line]
+    assert "cannot write the ONNX export cache" in notice and "exported to a temporary folder" in notice
+    assert not list(tmp.glob("drsearch-onnx-*"))  # removed at exit
