@@ -133,3 +133,17 @@ def test_dense_search_works_for_a_user_whose_home_cannot_be_written(small_index,
     (notice,) = [line for line in proc.stderr.decode().splitlines() if "telemetry" not in line]
     assert "cannot write the ONNX export cache" in notice and "exported to a temporary folder" in notice
     assert not list(tmp.glob("drsearch-onnx-*"))  # removed at exit
+
+
+def test_ctrl_c_while_the_cli_loads_says_so():
+    """The console script (`service.entry:main`) with SIGINT delivered as it starts importing the CLI."""
+    code = ("import importlib.abc, os, signal, sys\n"
+            "class Interrupt(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'typer':\n"
+            "            os.kill(os.getpid(), signal.SIGINT)\n"
+            "sys.meta_path.insert(0, Interrupt())\n"
+            "from service.entry import main; main()")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 128 + signal.SIGINT
+    assert error_line(proc) == "drsearch: interrupted"
