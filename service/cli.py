@@ -17,7 +17,7 @@ from service.api_models import MAX_K, MAX_OFFSET
 from service.cli_authority import authority_app
 from service.cli_crawl import crawl_command
 from service.cli_encode import encode_command
-from service.cli_io import argument_text, echo_json, output_failure, prepare_standard_streams
+from service.cli_io import argument_text, echo_json, for_terminal, output_failure, prepare_standard_streams
 from service.settings import QuerySettings, ServiceSettings, env_var
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -324,8 +324,8 @@ def search(
         h, p = r.hit, r.passage
         auth = f"  [{r.authority.name}, tier {r.authority.tier}]" if r.authority else ""
         src = f"  {p.url}" if p.url else ""
-        typer.echo(f"{h.rank:>3}. {h.score:.4f}  {p.doc_id}  {p.title[:90]}{src}{auth}")
-        typer.echo(f"     {shown}")
+        typer.echo(for_terminal(f"{h.rank:>3}. {h.score:.4f}  {p.doc_id}  {p.title[:90]}{src}{auth}"))
+        typer.echo(for_terminal(f"     {shown}"))
 
 
 @app.command("eval")
@@ -457,7 +457,7 @@ def fetch_command(
     if as_json:
         echo_json(payload, indent=2)
     else:
-        typer.echo(render_fetch(payload))
+        typer.echo(for_terminal(render_fetch(payload)))
     if not all(r["ok"] for r in payload["results"]):
         raise typer.Exit(1)  # the other items were printed; scripts still see that one failed
 

@@ -8,6 +8,7 @@ import errno
 import io
 import json
 import os
+import re
 import sys
 import traceback
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import typer
 
 _UNICODE_CODECS = {"utf-8", "utf-16", "utf-32", "gb18030"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and newline
 
 
 class _ClosedOutput(io.TextIOBase):
@@ -90,3 +92,11 @@ def output_failure(exc: OSError) -> str | None:
     if not any(f.name == "echo" and f.filename.endswith(os.path.join("_click", "utils.py")) for f in frames):
         return None
     return f"cannot write the output: {exc.strerror or exc}"
+
+
+def for_terminal(text: str) -> str:
+    """`text` safe to print on a terminal: control characters other than tab and newline written as
+    `\\xNN`. Titles and passages come from crawled pages, whose ESC sequences could otherwise clear the
+    screen, retitle the window or set the clipboard, and whose backspaces and carriage returns could
+    overwrite what is shown (click strips some ESC sequences, and only when stdout is not a terminal)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

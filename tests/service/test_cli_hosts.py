@@ -16,6 +16,8 @@ from tests.conftest import REPO, drsearch
 from tests.multilingual_texts import DOCS
 
 JAPANESE = "日本銀行"
+# what a crawled page may hold: retitle the window (OSC), clear the screen, set the clipboard (OSC 52), overwrite
+ESCAPES = "\x1b]0;owned\x07 \x1b[2J \x1b]52;c;ZWNobyBoaQ==\x07 \r\x08\x9b"
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +25,7 @@ def small_index(tmp_path_factory):
     base = tmp_path_factory.mktemp("hosts")
     corpus = base / "docs.jsonl"
     docs = [{"id": i, "title": t, "url": u, "text": x, "language": lang} for i, lang, t, u, x in DOCS]
+    docs.append({"id": "escapes", "title": f"Zebra {ESCAPES} crossings", "text": f"zebra stripes {ESCAPES} seen"})
     corpus.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
     root = base / "idx"
     drsearch("index", "build", "--corpus", corpus, "--out", root, "--no-dense", "--quiet", check=True)
@@ -147,3 +150,15 @@ def test_ctrl_c_while_the_cli_loads_says_so():
     proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, timeout=120, cwd=REPO)
     assert proc.returncode == 128 + signal.SIGINT
     assert error_line(proc) == "drsearch: interrupted"
+
+
+def test_text_output_shows_control_characters_instead_of_sending_them_to_the_terminal(small_index):
+    _, root = small_index
+    for args in (("search", "zebra", "--index", root, "-k", "1"), ("fetch", "escapes", "--index", root)):
+        proc = run(*args)
+        assert proc.returncode == 0, proc.stderr.decode()
+        out = proc.stdout.decode()
+        assert "Zebra" in out and "\\x1b]0;owned\\x07" in out and "\\x1b]52;c;" in out and "\\x0d\\x08\\x9b" in out
+        assert not [c for c in out if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F], out
+    as_json = run("search", "zebra", "--index", root, "-k", "1", "--json")
+    assert ESCAPES in json.loads(as_json.stdout)["hits"][0]["title"]  # JSON keeps the text as stored
