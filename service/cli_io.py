@@ -43,7 +43,10 @@ def prepare_standard_streams() -> None:
     the bars failed and the build stopped). A closed stdout fails at the first result written.
 
     A stream whose encoding cannot show every character (PYTHONIOENCODING=latin-1, a non-UTF-8 locale)
-    writes the others as backslash escapes instead of failing on the first of them."""
+    writes the others as backslash escapes instead of failing on the first of them.
+
+    Progress bars on a stderr that is not a terminal are redrawn at most every 10 s (TQDM_MININTERVAL
+    overrides): into a log file, each redraw is kept."""
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
@@ -58,6 +61,8 @@ def prepare_standard_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper) and not is_unicode(stream):
             stream.reconfigure(errors="backslashreplace")
+    if not sys.stderr.isatty():  # a log file or a pipe: a progress bar redrawn every 10 s, not 10 times a second
+        os.environ.setdefault("TQDM_MININTERVAL", "10")  # read when tqdm is imported, which the commands do later
 
 
 def is_unicode(stream: Any) -> bool:

@@ -162,3 +162,15 @@ def test_text_output_shows_control_characters_instead_of_sending_them_to_the_ter
         assert not [c for c in out if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F], out
     as_json = run("search", "zebra", "--index", root, "-k", "1", "--json")
     assert ESCAPES in json.loads(as_json.stdout)["hits"][0]["title"]  # JSON keeps the text as stored
+
+
+def test_progress_bars_into_a_log_file_are_not_redrawn_many_times_a_second(tmp_path):
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": str(i), "title": f"t{i}", "text": f"word{i} " * 50}) + "\n"
+                              for i in range(3000)))  # fmt: skip
+    log = tmp_path / "build.log"
+    with log.open("wb") as err:
+        proc = run("index", "build", "--corpus", corpus, "--out", tmp_path / "idx", "--no-dense", stderr=err)
+    assert proc.returncode == 0, log.read_text()
+    draws = [d for d in log.read_text().replace("\n", "\r").split("\r") if d.startswith("read+chunk+store")]
+    assert len(draws) <= 3, draws  # the first, the last, perhaps one between; not one per 0.1 s
