@@ -17,7 +17,9 @@ from service.api_models import MAX_K, MAX_OFFSET
 from service.cli_authority import authority_app
 from service.cli_crawl import crawl_command
 from service.cli_encode import encode_command
-from service.cli_io import argument_text, echo_json, for_terminal, output_failure, prepare_standard_streams
+from service.cli_io import (
+    argument_text, echo_json, for_terminal, one_line, output_failure, prepare_standard_streams,
+)
 from service.settings import QuerySettings, ServiceSettings, env_var
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -494,7 +496,7 @@ def main() -> None:
         typer.echo(f"drsearch: error: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(2)
     except DrsearchError as exc:
-        typer.echo(f"drsearch: error: {exc}", err=True)
+        typer.echo(f"drsearch: error: {one_line(str(exc))}", err=True)
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
         rc = INTERRUPTED

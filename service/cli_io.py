@@ -105,3 +105,9 @@ def for_terminal(text: str) -> str:
     screen, retitle the window or set the clipboard, and whose backspaces and carriage returns could
     overwrite what is shown (click strips some ESC sequences, and only when stdout is not a terminal)."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def one_line(text: str) -> str:
+    """`text` as one terminal-safe line: newlines and tabs too as `\\n`, `\\t` (a path given with a newline
+    in its name, named by an error message)."""
+    return for_terminal(text).replace("\n", "\\n").replace("\t", "\\t")

@@ -174,3 +174,10 @@ def test_progress_bars_into_a_log_file_are_not_redrawn_many_times_a_second(tmp_p
     assert proc.returncode == 0, log.read_text()
     draws = [d for d in log.read_text().replace("\n", "\r").split("\r") if d.startswith("read+chunk+store")]
     assert len(draws) <= 3, draws  # the first, the last, perhaps one between; not one per 0.1 s
+
+
+def test_an_error_naming_a_path_with_a_newline_stays_one_line(tmp_path):
+    missing = tmp_path / "no such\ncorpus\x1b[2J.jsonl"
+    proc = run("index", "build", "--corpus", missing, "--out", tmp_path / "idx", "--no-dense")
+    assert proc.returncode == 2
+    assert error_line(proc).endswith("no such\\ncorpus\\x1b[2J.jsonl: corpus path does not exist")
