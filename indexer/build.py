@@ -89,7 +89,7 @@ def build_index(
     if (root / layout.MANIFEST).exists():
         raise CorpusError("--out must be an index ROOT, not a build directory", where=str(root))
     writers = registry.writers(settings, **(writer_options or {}))  # a bad --model fails now, not after minutes of reading and indexing
-    started = time.time()
+    started = time.monotonic()
     try:
         root.mkdir(parents=True, exist_ok=True)
         layout.remove_debris(root)  # of builds killed before this one
@@ -142,7 +142,7 @@ def _write_build(build_dir: Path, root: Path, paths: list[Path], settings: Build
     store = StoreWriter(build_dir / layout.STORE)
     columns = ColumnWriter(build_dir / COLUMNS_DIR)  # per-passage source data for filters, memory-mapped at search
     languages: Counter[str] = Counter()
-    t0 = time.time()
+    t0 = time.monotonic()
     with tqdm(desc="read+chunk+store", unit="doc", disable=quiet, dynamic_ncols=True) as bar:
         for doc in read_documents(paths, skip_bad=settings.skip_bad, report=report):
             doc = _host_of(doc)
@@ -160,7 +160,7 @@ def _write_build(build_dir: Path, root: Path, paths: list[Path], settings: Build
     n_docs, n_passages = store.counts
     if n_passages == 0:
         raise CorpusError("corpus has no documents with text", where=", ".join(map(str, paths)))
-    read_seconds = time.time() - t0
+    read_seconds = time.monotonic() - t0
 
     sections: dict[str, Any] = {}
     timings = {"read_chunk_store_s": round(read_seconds, 2)}
@@ -171,9 +171,9 @@ def _write_build(build_dir: Path, root: Path, paths: list[Path], settings: Build
             if hasattr(writer, "check"):
                 writer.check(ctx)
         for writer in writers:
-            t0 = time.time()
+            t0 = time.monotonic()
             sections[writer.leg] = writer.write(ctx)
-            timings[f"{writer.leg}_s"] = round(time.time() - t0, 2)
+            timings[f"{writer.leg}_s"] = round(time.monotonic() - t0, 2)
     finally:
         reader.close()
 
@@ -181,7 +181,7 @@ def _write_build(build_dir: Path, root: Path, paths: list[Path], settings: Build
         drsearch_version=indexer.__version__,
         version=build_dir.name,
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        build_seconds=round(time.time() - started, 2),
+        build_seconds=round(time.monotonic() - started, 2),
         corpus={"paths": [str(p.resolve()) for p in paths], "sha256": corpus_checksum(paths)},
         counts={"documents": n_docs, "passages": n_passages, **_skips(report)},
         languages=dict(languages.most_common()),

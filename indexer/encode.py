@@ -94,7 +94,7 @@ def encode_corpus(
         raise CorpusError("output path exists and is not a directory", where=str(root))
     if (root / layout.MANIFEST).exists():
         raise CorpusError("--out must be an index ROOT, not a build directory", where=str(root))
-    started = time.time()
+    started = time.monotonic()
     dense = settings.dense
     own_pool = pool is None and ray_address is not None
     if own_pool:
@@ -142,5 +142,5 @@ def encode_corpus(
             ray.shutdown()
     return EncodeReport(
         cache_dir=cache.dir, passages=counter.passages, cached=counter.cached, encoded=counter.passages - counter.cached,
-        shards=written, retried=retried, workers=n_workers, device=str(info["device"]), seconds=round(time.time() - started, 2),
+        shards=written, retried=retried, workers=n_workers, device=str(info["device"]), seconds=round(time.monotonic() - started, 2),
     )  # fmt: skip
