@@ -15,6 +15,7 @@ from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.http import Response
 from scrapy.utils.asyncio import call_later
 
+from crawler import settings as defaults
 from crawler.urls import url_domain
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class CrawlDelays:
 
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
-        self.cap = crawler.settings.getfloat("DRSEARCH_CRAWL_DELAY_MAX", 60.0)
+        self.cap = crawler.settings.getfloat("DRSEARCH_CRAWL_DELAY_MAX", defaults.DRSEARCH_CRAWL_DELAY_MAX)
         self.floors: dict[str, float] = {}
         crawler.signals.connect(self._apply, signal=signals.request_reached_downloader)
         # Extensions (AutoThrottle) connect before the downloader's middlewares are built, which is when this
@@ -111,10 +112,11 @@ class PoliteRetryMiddleware(RetryMiddleware):
 
     def __init__(self, settings: Any):
         super().__init__(settings)
-        self.backoff_base = settings.getfloat("RETRY_BACKOFF_BASE", 1.0)
-        self.backoff_max = settings.getfloat("RETRY_BACKOFF_MAX", 30.0)
-        self.retry_after_max = settings.getfloat("RETRY_AFTER_MAX", 60.0)
-        self.retry_after_default = settings.getfloat("RETRY_AFTER_DEFAULT", 5.0)
+        # the project's defaults also where a caller's settings lack them (crawler/settings.py)
+        self.backoff_base = settings.getfloat("RETRY_BACKOFF_BASE", defaults.RETRY_BACKOFF_BASE)
+        self.backoff_max = settings.getfloat("RETRY_BACKOFF_MAX", defaults.RETRY_BACKOFF_MAX)
+        self.retry_after_max = settings.getfloat("RETRY_AFTER_MAX", defaults.RETRY_AFTER_MAX)
+        self.retry_after_default = settings.getfloat("RETRY_AFTER_DEFAULT", defaults.RETRY_AFTER_DEFAULT)
         self.pauses = SlotPauses()
 
     @classmethod

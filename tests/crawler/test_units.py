@@ -260,6 +260,18 @@ def test_retry_after() -> None:
     assert retry_after_seconds(b"Wed, 21 Oct 2015 07:28:00 GMT", 5, 60) == 0  # in the past
 
 
+def test_retry_middleware_without_the_projects_settings_uses_its_defaults() -> None:
+    """Scrapy settings that lack the project's (a caller's own crawler) fall back to crawler/settings.py."""
+    from scrapy.settings import Settings
+
+    from crawler import settings as defaults
+    from crawler.politeness import PoliteRetryMiddleware
+
+    mw = PoliteRetryMiddleware(Settings())
+    assert (mw.backoff_base, mw.backoff_max, mw.retry_after_max, mw.retry_after_default) == (
+        defaults.RETRY_BACKOFF_BASE, defaults.RETRY_BACKOFF_MAX, defaults.RETRY_AFTER_MAX, defaults.RETRY_AFTER_DEFAULT)
+
+
 def test_input_files(tmp_path: Path) -> None:
     f = tmp_path / "d.txt"
     f.write_text("# c\nStatGov.org\nhttp://www.health.gov/start  # home\n\n")
