@@ -91,6 +91,12 @@ def test_a_build_with_stderr_closed_completes(small_index, tmp_path):
     assert drsearch("search", JAPANESE, "--index", root, "-k", "1", "--json", check=True).stdout
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT as a terminal's foreground process has it: a test run started in the background (`cmd &`
+    in a non-interactive shell) passes SIGINT on ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_a_command_says_so(small_index):
     _, root = small_index
     # SIGINT delivered to the process while the command runs (as it opens the index)
@@ -98,7 +104,7 @@ def test_ctrl_c_during_a_command_says_so(small_index):
             "cli._pipeline = lambda *a, **k: (os.kill(os.getpid(), signal.SIGINT), opened(*a, **k))[1]\n"
             "sys.argv = ['drsearch', *sys.argv[1:]]; cli.main()")  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", code, "search", JAPANESE, "--index", str(root)],
-                          capture_output=True, timeout=300, cwd=REPO)  # fmt: skip
+                          capture_output=True, timeout=300, cwd=REPO, preexec_fn=ctrl_c_as_in_a_terminal)  # fmt: skip
     assert proc.returncode == 128 + signal.SIGINT
     assert error_line(proc) == "drsearch: interrupted"
     assert proc.stdout == b""
@@ -147,7 +153,8 @@ def test_ctrl_c_while_the_cli_loads_says_so():
             "            os.kill(os.getpid(), signal.SIGINT)\n"
             "sys.meta_path.insert(0, Interrupt())\n"
             "from service.entry import main; main()")  # fmt: skip
-    proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, timeout=120, cwd=REPO)
+    proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, timeout=120, cwd=REPO,
+                          preexec_fn=ctrl_c_as_in_a_terminal)  # fmt: skip
     assert proc.returncode == 128 + signal.SIGINT
     assert error_line(proc) == "drsearch: interrupted"
 
