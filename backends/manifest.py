@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from backends.base import LEXICAL, VECTOR, Leg, Section
 from backends.registry import section_type
 from indexer import layout
+from indexer.checksums import FileRecord
 from indexer.errors import IndexFormatError
 
 
@@ -37,6 +38,7 @@ class Manifest(BaseModel):
     timings: dict[str, float] = {}
     libraries: dict[str, str] = {}
     settings: dict[str, Any] = {}
+    files: dict[str, FileRecord] | None = None  # relative path -> size and digest (indexer.checksums); None for builds before them
 
     def section(self, leg: Leg) -> Section | None:
         return self.bm25 if leg == LEXICAL else self.dense

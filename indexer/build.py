@@ -18,7 +18,7 @@ import indexer
 from backends import registry
 from backends.base import BuildContext
 from backends.manifest import Manifest
-from indexer import layout
+from indexer import checksums, layout
 from indexer.chunker import ChunkSettings, chunk_document
 from indexer.columns import COLUMNS_DIR, ColumnWriter
 from indexer.domains import host_of
@@ -177,6 +177,12 @@ def _write_build(build_dir: Path, root: Path, paths: list[Path], settings: Build
     finally:
         reader.close()
 
+    t0 = time.monotonic()
+    total = sum((build_dir / rel).stat().st_size for rel in checksums.build_files(build_dir))
+    with tqdm(desc="checksums", total=total, unit="B", unit_scale=True, disable=quiet, dynamic_ncols=True) as bar:
+        files = checksums.record(build_dir, bar.update)
+    timings["checksums_s"] = round(time.monotonic() - t0, 2)
+
     manifest = Manifest(
         drsearch_version=indexer.__version__,
         version=build_dir.name,
@@ -189,6 +195,7 @@ def _write_build(build_dir: Path, root: Path, paths: list[Path], settings: Build
         timings=timings,
         libraries=library_versions(),
         settings=settings.model_dump(),
+        files=files,
         **sections,
         **(annotations or {}),
     )

@@ -20,6 +20,7 @@ from service.cli_encode import encode_command
 from service.cli_io import (
     argument_text, echo_json, for_terminal, one_line, output_failure, prepare_standard_streams,
 )
+from service.cli_verify import verify_command
 from service.settings import QuerySettings, ServiceSettings, env_var
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,6 +34,7 @@ app = typer.Typer(
 index_app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 index_app.command("encode")(encode_command)
+index_app.command("verify")(verify_command)
 app.add_typer(authority_app, name="authority")
 app.command("crawl")(crawl_command)
 
@@ -236,6 +238,8 @@ def index_info(
                           else "not collapsed (built before columns/text_hash.npy; rebuild to collapse them)"),
         *(f"{leg:<12}{s.describe() if (s := manifest.section(leg)) else 'none'}" for leg in ("bm25", "dense")),
         f"libraries   {manifest.libraries}",
+        "digests     " + (f"{len(manifest.files)} files recorded (drsearch index verify checks them)" if manifest.files is not None
+                          else "not recorded (built before they were kept; rebuild to verify it)"),
         "authority   " + (f"sha256 {authority['sha256']}  {authority.get('directory', '')}".rstrip()
                           if authority.get("sha256") else "not recorded"),
     ]

@@ -158,7 +158,7 @@ def test_manifest_records_how_the_build_was_made(tmp_path):
     assert (first["counts"]["documents"], first["counts"]["passages"], first["counts"]["skipped_empty"]) == (1, 1, 1)
     assert first["chunking"] == {"target_words": 50, "overlap_words": 5}
     assert (first["bm25"]["backend"], first["bm25"]["k1"], first["bm25"]["b"]) == ("lucene", 1.2, 0.75)
-    assert first["bm25"]["documents"] == 1 and set(first["timings"]) == {"read_chunk_store_s", "bm25_s"}
+    assert first["bm25"]["documents"] == 1 and set(first["timings"]) == {"read_chunk_store_s", "bm25_s", "checksums_s"}
     assert first["libraries"]["pyserini"] == importlib.metadata.version("pyserini") and first["libraries"]["anserini"]
     assert first["dense"] is None
     corpus.write_text('{"id": "a", "title": "A", "text": "heat transfer!"}\n')

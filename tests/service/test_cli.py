@@ -107,7 +107,9 @@ def test_skip_bad_builds_and_reports(tmp_path):
     # The plain output shows what docs/OPERATIONS.md promises too: bad lines, timings, the authority list's hash.
     plain = drsearch("index", "info", tmp_path / "o", check=True).stdout.splitlines()
     assert f"bad lines   {info['counts']['bad_lines'][0]}" in plain
-    assert f"timings     bm25 {info['timings']['bm25_s']} s, read_chunk_store {info['timings']['read_chunk_store_s']} s" in plain
+    timings = info["timings"]
+    assert (f"timings     bm25 {timings['bm25_s']} s, checksums {timings['checksums_s']} s, "
+            f"read_chunk_store {timings['read_chunk_store_s']} s") in plain
     assert f"authority   sha256 {info['authority_list']['sha256']}  {info['authority_list']['directory']}" in plain
 
 
