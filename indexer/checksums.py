@@ -31,7 +31,8 @@ class FileRecord(BaseModel):
 
 @dataclass(frozen=True)
 class Problem:
-    """One file that differs from its record: `kind` is missing, size, digest, unreadable or extra;
+    """One file that differs from its record: `kind` is missing, size, digest, unreadable, extra or
+    outside (a recorded path that leaves the build folder);
     `detail` says it in words."""
 
     path: str
@@ -72,6 +73,9 @@ def verify(build_dir: Path, recorded: dict[str, FileRecord], progress: Progress 
     problems = []
     for rel, want in sorted(recorded.items()):
         path = build_dir / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:  # an edited manifest: never read outside the build
+            problems.append(Problem(rel, "outside", "recorded path outside the build folder: not read"))
+            continue
         try:
             size = path.stat().st_size
             if not path.is_file():

@@ -104,6 +104,20 @@ def test_a_build_from_before_digests_gets_one_line_and_still_searches(build):
     assert hits[0]["doc_id"] == "volcano"
 
 
+def test_a_recorded_path_outside_the_build_is_reported_not_read(build):
+    manifest = json.loads((build / "manifest.json").read_text())
+    record = manifest["files"]["store.sqlite"]
+    shutil.copy(build / "store.sqlite", build.parent / "store.sqlite")  # would match if it were read
+    manifest["files"] = {"../store.sqlite": record, str(build / "store.sqlite"): record, **manifest["files"]}
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    proc = verify(build)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[:2] == [
+        f"{build / '..' / 'store.sqlite'}: recorded path outside the build folder: not read",
+        f"{build / 'store.sqlite'}: recorded path outside the build folder: not read",
+    ]
+
+
 def test_build_option_names_a_build_of_the_root(tiny_root):
     name = (tiny_root / "current").resolve().name
     assert verify(tiny_root, "--build", name).returncode == 0
