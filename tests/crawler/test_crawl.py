@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -329,11 +330,14 @@ def _assert_counts_as_one_crawl(report: dict, full_report: dict) -> None:
     equivalent pages is kept (`_outcome`): the others are dropped as `duplicate` or `near_duplicate`
     depending on which, so those two reasons are compared together."""
 
-    def outcomes(r: dict) -> tuple[dict[str, int], dict[str, list[str]]]:
+    def outcomes(r: dict) -> tuple[dict[str, int], dict[str, object]]:
         skips, examples = {k: r["skips"][k] for k in SKIP_REASONS}, dict(r["skipped_examples"])
         skips["duplicate"] += skips.pop("near_duplicate")
-        examples["duplicate"] = examples.get("duplicate", []) + examples.pop("near_duplicate", [])
-        return skips, {k: sorted(urls) for k, urls in examples.items()}
+        dropped = examples.pop("duplicate", []) + examples.pop("near_duplicate", [])
+        groups = [frozenset([g["kept"], *g["duplicates"]]) for g in r["near_duplicate_groups"]]
+        # a dropped page stands for its group: which member was kept is left to chance on a resume
+        by_group = Counter(next((g for g in groups if url in g), frozenset([url])) for url in dropped)
+        return skips, {**{k: sorted(urls) for k, urls in examples.items()}, "duplicate": by_group}
 
     assert outcomes(report) == outcomes(full_report)
     assert (report["docs"], report["docs_per_domain"]) == (full_report["docs"], full_report["docs_per_domain"])
