@@ -61,13 +61,6 @@ def _build(root: Path, corpus: Path, *, chunk_words: int, dense: bool) -> Path:
 
 
 @pytest.fixture(scope="session")
-def scifact_root(tmp_path_factory) -> Path:
-    """One index ROOT for both SciFact builds: documents that stay one passage when chunked
-    are embedded once (the cache is keyed by model + text)."""
-    return tmp_path_factory.mktemp("scifact")
-
-
-@pytest.fixture(scope="session")
 def cranfield_index(tmp_path_factory) -> Path:
     """Cranfield, default paragraph chunking, BM25 + dense (an index ROOT)."""
     root = tmp_path_factory.mktemp("cranfield")
@@ -75,16 +68,60 @@ def cranfield_index(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def scifact_flat_index(scifact_root) -> Path:
-    """SciFact, each document one passage, BM25 + dense (a build directory)."""
-    return _build(scifact_root, data_dir("scifact"), chunk_words=0, dense=True)
+def write_scifact_subset(out: Path, *, every: int = 4) -> Path:
+    """A real subset of SciFact in BEIR layout (corpus, queries, test qrels): every document a test
+    query judges, and every `every`-th of the others as distractors. Encoding the whole corpus takes
+    minutes; its figures are benchmarks (docs/BENCHMARKS.md)."""
+    import gzip
+    import json
+    import shutil
+
+    scifact = data_dir("scifact")
+    rows = (scifact / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    judged = {row.split("\t")[1] for row in rows}
+    (out / "qrels").mkdir(parents=True)
+    shutil.copyfile(scifact / "queries.jsonl", out / "queries.jsonl")
+    shutil.copyfile(scifact / "qrels" / "test.tsv", out / "qrels" / "test.tsv")
+    others = 0
+    with gzip.open(scifact / "corpus.jsonl.gz", "rt", encoding="utf-8") as src, open(out / "corpus.jsonl", "w", encoding="utf-8") as dst:
+        for line in src:
+            if json.loads(line)["_id"] not in judged:
+                others += 1
+                if others % every:
+                    continue
+            dst.write(line)
+    return out
 
 
 @pytest.fixture(scope="session")
-def scifact_chunked_index(scifact_root, scifact_flat_index) -> Path:
-    """SciFact, default paragraph chunking, BM25 + dense (a build directory; built after the flat one)."""
-    return _build(scifact_root, data_dir("scifact"), chunk_words=200, dense=True)
+def scifact_subset(tmp_path_factory) -> Path:
+    """`write_scifact_subset`, written once (a BEIR folder for `drsearch eval --beir`)."""
+    return write_scifact_subset(tmp_path_factory.mktemp("scifact-subset") / "beir")
+
+
+@pytest.fixture(scope="session")
+def scifact_root(tmp_path_factory) -> Path:
+    """One index ROOT for both SciFact subset builds: documents that stay one passage when chunked
+    are embedded once (the cache is keyed by model + text)."""
+    return tmp_path_factory.mktemp("scifact")
+
+
+@pytest.fixture(scope="session")
+def scifact_flat_index(scifact_root, scifact_subset) -> Path:
+    """The SciFact subset, each document one passage, BM25 + dense (a build directory)."""
+    return _build(scifact_root, scifact_subset, chunk_words=0, dense=True)
+
+
+@pytest.fixture(scope="session")
+def scifact_chunked_index(scifact_root, scifact_subset, scifact_flat_index) -> Path:
+    """The SciFact subset, default paragraph chunking, BM25 + dense (a build directory; built after the flat one)."""
+    return _build(scifact_root, scifact_subset, chunk_words=200, dense=True)
+
+
+@pytest.fixture(scope="session")
+def scifact_bm25_index(tmp_path_factory) -> Path:
+    """All of SciFact, each document one passage, BM25 only (a build directory; seconds to build)."""
+    return _build(tmp_path_factory.mktemp("scifact-bm25"), data_dir("scifact"), chunk_words=0, dense=False)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import data_dir, drsearch
+from tests.conftest import drsearch
 from tests.text_fixtures import DOCS
 
 ES_URL = os.environ.get("DRSEARCH_ES_URL")
@@ -162,10 +162,10 @@ def test_search_cli_over_the_cluster(es_root: Path) -> None:
 
 @pytest.mark.slow
 def test_scifact_in_elasticsearch_matches_the_embedded_backend(tmp_path: Path, es_alias: str,
-                                                                scifact_flat_index: Path) -> None:  # fmt: skip
-    """Same corpus, same k1/b, same encoder: nDCG@10 within a small tolerance of Lucene + FAISS (the
-    analyzers differ: ES `english` vs Anserini's Porter analyzer; int8 HNSW vs exact search)."""
-    scifact = data_dir("scifact")
+                                                                scifact_flat_index: Path, scifact_subset: Path) -> None:  # fmt: skip
+    """Same corpus (the SciFact subset), same k1/b, same encoder: nDCG@10 within a small tolerance of Lucene
+    + FAISS (the analyzers differ: ES `english` vs Anserini's Porter analyzer; int8 HNSW vs exact search)."""
+    scifact = scifact_subset
     root = tmp_path / "es"
     from tests.conftest import _share_embedding_cache
 

@@ -8,20 +8,15 @@ import json
 import pytest
 
 from indexer import layout
-from indexer.build import build_index
-from indexer.settings import BuildSettings, DenseSettings
 from backends.lucene.searcher import LuceneSearcher
-from tests.conftest import DATA, data_dir
+from tests.conftest import DATA
 
 K = 100
 
 
 @pytest.fixture(scope="module")
-def lucene_dir(tmp_path_factory: pytest.TempPathFactory):
-    """SciFact, one passage per document, BM25 only (a few seconds to build)."""
-    settings = BuildSettings(chunk_words=0, quiet=True, dense=DenseSettings(enabled=False))
-    build = build_index([data_dir("scifact")], tmp_path_factory.mktemp("scifact-bm25"), settings).build_dir
-    return build / layout.LUCENE_DIR
+def lucene_dir(scifact_bm25_index):
+    return scifact_bm25_index / layout.LUCENE_DIR
 
 
 @pytest.fixture(scope="module")

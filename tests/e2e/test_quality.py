@@ -43,20 +43,28 @@ def test_cranfield_all_modes_reported(cranfield_index):
         assert 0.2 < metrics["ndcg@10"] < 0.7  # graded qrels, 225 queries: a broken leg lands near 0
 
 
-def test_scifact_whole_documents(scifact_flat_index):
-    report = eval_json(scifact_flat_index, DATA / "scifact", "--mode", "all")
+def test_scifact_bm25_is_pyserinis(scifact_bm25_index):
+    report = eval_json(scifact_bm25_index, DATA / "scifact", "--mode", "bm25")  # all 5,183 documents
     assert report["bm25"]["ndcg@10"] == pytest.approx(0.6789, abs=0.001)  # Pyserini BEIR "flat"
     assert report["bm25"]["recall@100"] == pytest.approx(0.9253, abs=0.002)
-    assert report["dense"]["ndcg@10"] == pytest.approx(0.645, abs=0.005)  # plain SentenceTransformer.encode + exact
+
+
+# The dense and hybrid figures on a real subset (`write_scifact_subset`: the 300 test queries, the
+# documents they judge and a quarter of the others), whose encode takes a minute, not five. The
+# whole collection's figures (hybrid nDCG@10 0.7320) are benchmarks: docs/BENCHMARKS.md.
+def test_scifact_whole_documents(scifact_flat_index, scifact_subset):
+    report = eval_json(scifact_flat_index, scifact_subset, "--mode", "all")
+    assert report["bm25"]["ndcg@10"] == pytest.approx(0.7691, abs=0.001)
+    assert report["dense"]["ndcg@10"] == pytest.approx(0.7639, abs=0.005)  # plain SentenceTransformer.encode + exact
     hybrid = report["hybrid"]
-    assert hybrid["ndcg@10"] >= 0.725
-    assert hybrid["ndcg@10"] > max(report["bm25"]["ndcg@10"], report["dense"]["ndcg@10"])
-    assert hybrid["recall@100"] >= 0.95
-    served = eval_json(scifact_flat_index, DATA / "scifact", "--mode", "hybrid", "--k0", "100")["hybrid"]
-    assert served["ndcg@10"] >= 0.725 and served["recall@100"] >= 0.95  # at the serving default k0 too
+    assert hybrid["ndcg@10"] >= 0.815
+    assert hybrid["ndcg@10"] > max(report["bm25"]["ndcg@10"], report["dense"]["ndcg@10"]) + 0.03
+    assert hybrid["recall@100"] >= 0.98
+    served = eval_json(scifact_flat_index, scifact_subset, "--mode", "hybrid", "--k0", "100")["hybrid"]
+    assert served["ndcg@10"] >= 0.815 and served["recall@100"] >= 0.98  # at the serving default k0 too
 
 
-def test_scifact_paragraph_chunking(scifact_chunked_index):
-    report = eval_json(scifact_chunked_index, DATA / "scifact", "--mode", "all")
-    assert report["bm25"]["ndcg@10"] >= 0.670
-    assert report["hybrid"]["ndcg@10"] >= 0.715
+def test_scifact_paragraph_chunking(scifact_chunked_index, scifact_subset):
+    report = eval_json(scifact_chunked_index, scifact_subset, "--mode", "all")
+    assert report["bm25"]["ndcg@10"] >= 0.770
+    assert report["hybrid"]["ndcg@10"] >= 0.815
