@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import tempfile
 from typing import Any
@@ -57,6 +58,7 @@ def serve(settings: ServiceSettings) -> None:
     if settings.workers <= 1:
         from service.app import create_app
 
+        _hangup_drains()
         uvicorn.run(create_app(settings), **common, **uvicorn_options(settings))
         return
     # Worker processes import the app by name and rebuild the settings from the environment.
@@ -72,6 +74,15 @@ def serve(settings: ServiceSettings) -> None:
         config = uvicorn.Config("service.app:app_from_env", factory=True, workers=settings.workers, **common,
                                 **uvicorn_options(settings, in_process=False))  # fmt: skip
         PortReleasingSupervisor(config, sockets=[config.bind_socket()]).run()  # what uvicorn.run does for workers
+
+
+def _hangup_drains() -> None:
+    """SIGHUP (say, the terminal that started `serve` closed) stops one process as SIGTERM does, letting
+    the requests in flight finish; its default killed the process mid-request. Where SIGHUP is ignored
+    (`nohup`) or already handled, it is left so. Under `--workers N`, uvicorn's supervisor takes SIGHUP
+    as a rolling restart of the workers instead."""
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, lambda *_: signal.raise_signal(signal.SIGTERM))
 
 
 class PortReleasingSupervisor(Multiprocess):

@@ -202,10 +202,12 @@ def test_new_connections_are_refused_while_workers_drain(tiny_bm25_root, tmp_pat
         stop(master)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_sigterm_drains_in_flight_searches_and_exits_cleanly(tiny_bm25_root, tmp_path, workers):
+@pytest.mark.parametrize("workers, stop_signal", [(1, signal.SIGTERM), (2, signal.SIGTERM), (1, signal.SIGHUP)],
+                         ids=["sigterm-1", "sigterm-2", "sighup-1"])  # fmt: skip
+def test_sigterm_drains_in_flight_searches_and_exits_cleanly(tiny_bm25_root, tmp_path, workers, stop_signal):
     """SIGTERM mid-search: the answers in flight arrive, the lifespan shuts down and the process exits.
-    The JVM must leave the signal to Python: with its own handler the server hung mid-request."""
+    The JVM must leave the signal to Python: with its own handler the server hung mid-request.
+    SIGHUP stops one process the same way (it killed it mid-request); under workers it restarts them."""
     import threading
 
     port = free_port()
@@ -215,6 +217,7 @@ def test_sigterm_drains_in_flight_searches_and_exits_cleanly(tiny_bm25_root, tmp
         master = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--index", str(tiny_bm25_root), "--port", str(port),
              "--workers", str(workers)], cwd=REPO, stdout=out, stderr=out, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),  # as under a terminal, not nohup
         )  # fmt: skip
     statuses: list[int | str] = []
     stop = threading.Event()
@@ -236,12 +239,12 @@ def test_sigterm_drains_in_flight_searches_and_exits_cleanly(tiny_bm25_root, tmp
         for t in threads:
             t.start()
         wait_until(lambda: len(statuses) >= 12, 60, "no searches answered")
-        master.send_signal(signal.SIGTERM)
+        master.send_signal(stop_signal)
         # after its graceful shutdown uvicorn raises the signal again, as a process killed by it would end
         try:
             code = master.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"serve did not exit within 60 s of SIGTERM:\n{log.read_text()[-4000:]}")
+            pytest.fail(f"serve did not exit within 60 s of {stop_signal.name}:\n{log.read_text()[-4000:]}")
         assert code in (0, -signal.SIGTERM), log.read_text()
     finally:
         stop.set()
