@@ -18,7 +18,8 @@ from service.cli_authority import authority_app
 from service.cli_crawl import crawl_command
 from service.cli_encode import encode_command
 from service.cli_io import (
-    argument_text, echo_json, for_terminal, one_line, output_failure, prepare_standard_streams,
+    Terminated, argument_text, echo_json, for_terminal, one_line, output_failure, prepare_standard_streams,
+    stopped_by_signals_with_a_word,
 )
 from service.cli_verify import verify_command
 from service.settings import QuerySettings, ServiceSettings, env_var
@@ -195,7 +196,8 @@ def index_build(
     from service.cli_backends import writer_options
 
     options = writer_options(backend, authority, es_url=es_url, es_index=es_index)
-    result = build_index(corpus, out, settings, annotations=annotations, writer_options=options)
+    with stopped_by_signals_with_a_word():
+        result = build_index(corpus, out, settings, annotations=annotations, writer_options=options)
     counts = result.manifest.counts
     typer.echo(
         f"built {result.build_dir} : {counts['documents']} documents, {counts['passages']} passages"
@@ -504,6 +506,9 @@ def main() -> None:
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
         rc = INTERRUPTED
+    except Terminated as exc:  # a build or an encode: the partial build folder is left for the next build to remove
+        typer.echo(f"drsearch: terminated by {exc.signal.name}", err=True)
+        sys.exit(128 + exc.signal)
     except OSError as exc:
         if (message := output_failure(exc)) is None:
             raise

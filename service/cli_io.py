@@ -9,8 +9,11 @@ import io
 import json
 import os
 import re
+import signal
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -97,6 +100,33 @@ def output_failure(exc: OSError) -> str | None:
     if not any(f.name == "echo" and f.filename.endswith(os.path.join("_click", "utils.py")) for f in frames):
         return None
     return f"cannot write the output: {exc.strerror or exc}"
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP during a long command (`stopped_by_signals_with_a_word`). Not an `Exception`, so
+    no handler meant for errors takes it for one."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signal = signal.Signals(signum)
+
+
+@contextmanager
+def stopped_by_signals_with_a_word() -> Iterator[None]:
+    """SIGTERM or SIGHUP (a `kill`, a closed terminal) during a build or an encode ends it as Ctrl-C does:
+    it raises `Terminated`, which `service.cli.main` reports in one line with 128 + the signal's number.
+    By default they ended it with no word. A signal the caller ignores (`nohup`) stays ignored."""
+    signals = [s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is signal.SIG_DFL]
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise Terminated(signum)
+
+    previous = {s: signal.signal(s, stop) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def for_terminal(text: str) -> str:

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -142,6 +143,46 @@ def test_dense_search_works_for_a_user_whose_home_cannot_be_written(small_index,
     (notice,) = [line for line in proc.stderr.decode().splitlines() if "telemetry" not in line]
     assert "cannot write the ONNX export cache" in notice and "exported to a temporary folder" in notice
     assert not list(tmp.glob("drsearch-onnx-*"))  # removed at exit
+
+
+def signals_as_in_a_terminal() -> None:
+    """SIGTERM and SIGHUP at their defaults, as a terminal's process has them (not as under `nohup`)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+def test_a_build_stopped_by_a_signal_says_so_and_takes_its_indexer_with_it(small_index, tmp_path, stop_signal):
+    """A `kill` or a closed terminal while Anserini indexes: one line and 128 + the signal (it ended with no
+    word), `current` not switched, the Java indexer gone; the next build removes the partial folder."""
+    corpus, _ = small_index
+    root, child = tmp_path / "idx", tmp_path / "indexer.pid"
+    code = ("import os, sys; import backends.lucene.writer as w; started, pid_file = w.subprocess.Popen, sys.argv[1]\n"
+            "def popen(*a, **k):\n"
+            "    proc = started(*a, **k); open(pid_file, 'w').write(str(proc.pid))\n"
+            f"    os.kill(os.getpid(), {int(stop_signal)}); return proc\n"
+            "w.subprocess.Popen = popen\n"
+            "import service.cli as cli; sys.argv = ['drsearch', *sys.argv[2:]]; cli.main()")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code, child, "index", "build", "--corpus", corpus, "--out", root,
+                           "--no-dense", "--quiet"], capture_output=True, timeout=300, cwd=REPO,
+                          preexec_fn=signals_as_in_a_terminal)  # fmt: skip
+    assert proc.returncode == 128 + stop_signal
+    assert error_line(proc) == f"drsearch: terminated by {stop_signal.name}"
+    assert not (root / "current").exists() and len(list((root / "builds").iterdir())) == 1
+    indexer = f"/proc/{int(child.read_text())}/stat"
+
+    def running() -> bool:  # a zombie left for a container's init to reap does not count
+        try:
+            return open(indexer).read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running()  # it died with the build
+    assert run("index", "build", "--corpus", corpus, "--out", root, "--no-dense", "--quiet").returncode == 0
+    assert [p.name for p in (root / "builds").iterdir()] == [(root / "current").resolve().name]
 
 
 def test_ctrl_c_while_the_cli_loads_says_so():
