@@ -11,6 +11,8 @@
 
 Killing a build at any moment leaves `current` pointing at the previous complete build. What the
 killed build leaves (its folder, a temporary file or link) the next build removes (`remove_debris`).
+A build folder is removed by renaming it `builds/.removing-<version>` first (`remove_build_dir`), so a
+crash part-way never leaves a half-deleted folder under a build's name; `remove_debris` finishes it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ BUILDS_DIR = "builds"
 CURRENT = "current"
 EMBEDDING_CACHE_DIR = "embeddings"
 BUILDING = ".building"  # in a build folder while its build runs: flock'ed by the build, its pid inside
+REMOVING = ".removing-"  # a build folder being removed is first renamed `builds/.removing-<version>`
 # The temporary name of a file or link written then renamed into place: `.NAME.tmp-PID[-random]`.
 _TEMPORARY = re.compile(r"\..+\.tmp-(\d+)(?:-[0-9a-f]+)?")
 _OLD_SWITCH_LINK = re.compile(rf"\.{CURRENT}\.[0-9a-f]{{8}}")  # `switch_current`'s name before it held the pid
@@ -83,18 +86,62 @@ def remove_debris(root: Path) -> None:
                     link.unlink()
     current = os.path.realpath(root / CURRENT)
     for build in _list(root / BUILDS_DIR):
-        if os.path.realpath(build) != current and not (build / MANIFEST).exists():
-            _remove_killed_build(build)
+        if build.name.startswith(REMOVING) and not build.is_symlink():
+            shutil.rmtree(build, ignore_errors=True)
+        elif os.path.realpath(build) != current and not (build / MANIFEST).exists():
+            remove_killed_build(build)
 
 
-def _remove_killed_build(build: Path) -> None:
-    with suppress(OSError), open(build / BUILDING, encoding="utf-8") as fh:  # none: from before BUILDING, kept
+@contextmanager
+def _killed_build(build: Path) -> Iterator[bool]:
+    """True, while holding its free `BUILDING` lock, when `build` is the folder of a killed build: no
+    manifest, and a lock file with a pid in it (empty: its build is about to lock it; none: a build from
+    before `BUILDING`, which cannot be told from a running one: kept) that no process holds."""
+    try:
+        fh = open(build / BUILDING, encoding="utf-8")
+    except OSError:
+        yield False
+        return
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # its build is running
+        except OSError:  # BlockingIOError: its build is running; others: a file system without locks
+            yield False
             return
-        if fh.read().strip() and not (build / MANIFEST).exists():  # empty: its build is about to lock it
-            shutil.rmtree(build, ignore_errors=True)
+        yield bool(fh.read().strip()) and not (build / MANIFEST).exists()
+
+
+def is_killed_build(build: Path) -> bool:
+    """Whether `remove_killed_build` would remove `build` now."""
+    with _killed_build(build) as killed:
+        return killed
+
+
+def is_running_build(build: Path) -> bool:
+    """Whether a live build is writing `build`: it holds the `BUILDING` lock, or its file is still empty
+    (its build is about to lock it)."""
+    if (build / MANIFEST).exists() or not (build / BUILDING).exists():
+        return False
+    return not is_killed_build(build)
+
+
+def remove_killed_build(build: Path) -> bool:
+    """Remove `build` if it is a killed build's folder (see `_killed_build`); whether it was removed."""
+    with suppress(OSError), _killed_build(build) as killed:
+        if killed:
+            remove_build_dir(build)
+            return True
+    return False
+
+
+def remove_build_dir(build: Path) -> None:
+    """Remove a build folder so that a crash part-way never leaves a half-deleted folder under its own name:
+    it is first renamed `.removing-<version>` (what is left of it under that name the next `remove_debris`
+    removes), then deleted."""
+    doomed = build.with_name(REMOVING + build.name)
+    os.rename(build, doomed)
+    _fsync_dir(build.parent)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def remove_stale_temporaries(folder: Path) -> None:

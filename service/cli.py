@@ -15,6 +15,7 @@ import typer
 from indexer.errors import DrsearchError
 from service.api_models import MAX_K, MAX_OFFSET
 from service.cli_authority import authority_app
+from service.cli_builds import list_command, prune_command, use_command
 from service.cli_crawl import crawl_command
 from service.cli_encode import encode_command
 from service.cli_io import (
@@ -36,6 +37,9 @@ index_app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 index_app.command("encode")(encode_command)
 index_app.command("verify")(verify_command)
+index_app.command("list")(list_command)
+index_app.command("use")(use_command)
+index_app.command("prune")(prune_command)
 app.add_typer(authority_app, name="authority")
 app.command("crawl")(crawl_command)
 

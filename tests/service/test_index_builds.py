@@ -1,0 +1,209 @@
+"""`drsearch index list | use | prune` over a ROOT of real BM25 builds (copies of one tiny build under
+names in time order), a build killed mid-way, one being built (its `.building` lock held here) and one
+from before that lock: the real CLI for the commands' output and errors, direct calls for the rest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from indexer import builds, layout
+from tests.conftest import drsearch
+from tests.indexer.test_checksums import overwrite_with_random_bytes
+from tests.indexer.test_leftovers import ended_pid
+from tests.service.test_cli import assert_one_line_error
+
+OLDEST, OLDER, NEWER, NEWEST = (f"2026010{d}T000000-00000{d}" for d in range(1, 5))
+KILLED = "20260105T120000-dead00"  # newer than every complete one: order is by name, not state
+RUNNING = "20260106T000000-live00"
+PRE_LOCK = "20251231T000000-old000"  # a killed build from a drsearch before `.building`: cannot be told from a live one
+
+
+def add_build(root: Path, source: Path, name: str) -> Path:
+    """A complete build `name` in ROOT: a copy of `source` with its manifest's version renamed (digests still match)."""
+    target = root / layout.BUILDS_DIR / name
+    shutil.copytree(source, target)
+    manifest = layout.read_manifest(target)
+    manifest["version"] = name
+    layout.write_manifest(target, manifest)
+    return target
+
+
+@pytest.fixture
+def root(tiny_bm25_root: Path, tmp_path: Path) -> Path:
+    """ROOT with four complete builds, `current` the newest; none of the original build's own."""
+    root = tmp_path / "index"
+    (root / layout.BUILDS_DIR).mkdir(parents=True)
+    source = layout.resolve_build(tiny_bm25_root)
+    for name in (OLDEST, OLDER, NEWER, NEWEST):
+        add_build(root, source, name)
+    layout.switch_current(root, root / layout.BUILDS_DIR / NEWEST)
+    return root
+
+
+@pytest.fixture
+def debris(root: Path) -> Iterator[Path]:
+    """A killed build (lock file with an ended pid, no manifest), a running one (its lock held here, as
+    `layout.building` holds it) and a lock-less incomplete folder, added to `root`."""
+    folders = root / layout.BUILDS_DIR
+    for name in (KILLED, RUNNING, PRE_LOCK):
+        (folders / name / "lucene").mkdir(parents=True)
+        (folders / name / layout.STORE).write_bytes(b"\0" * 10_000)
+    (folders / KILLED / layout.BUILDING).write_text(str(ended_pid()))
+    with layout.building(folders / RUNNING):
+        yield root
+
+
+def current_name(root: Path) -> str:
+    return Path(os.path.realpath(root / layout.CURRENT)).name
+
+
+def cli(*args: object) -> subprocess.CompletedProcess:
+    return drsearch("index", *map(str, args), timeout=120)
+
+
+def test_list_shows_every_build_and_its_state_newest_first(debris: Path) -> None:
+    found = builds.list_builds(debris)
+    assert [(b.name, b.state, b.current) for b in found] == [
+        (RUNNING, "building", False), (KILLED, "incomplete", False), (NEWEST, "complete", True),
+        (NEWER, "complete", False), (OLDER, "complete", False), (OLDEST, "complete", False),
+        (PRE_LOCK, "incomplete", False),
+    ]  # fmt: skip
+    newest = found[2]
+    assert (newest.documents, newest.passages, newest.legs) == (12, 12, ("bm25",))
+    assert newest.built_at == layout.read_manifest(debris / layout.BUILDS_DIR / NEWEST)["built_at"]
+    assert newest.size_bytes >= sum(f.stat().st_size for f in newest.path.rglob("*") if f.is_file())
+    assert found[1].size_bytes >= 10_000 and found[1].built_at is None and found[1].legs == ()
+
+    proc = cli("list", debris, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [b.as_json() for b in found]
+    lines = cli("list", debris).stdout.splitlines()
+    assert len(lines) == 1 + len(found)
+    assert lines[0].split() == ["NAME", "STATE", "BUILT", "AT", "DOCUMENTS", "PASSAGES", "LEGS", "SIZE"]
+    assert [line.split()[:3] for line in lines[2:4]] == [[KILLED, "incomplete", "-"], ["*", NEWEST, "complete"]]
+    assert lines[0].index("STATE") == lines[2].index("incomplete") == lines[3].index("complete")  # aligned
+
+
+def test_use_rolls_back_and_forward(root: Path) -> None:
+    proc = cli("use", root, OLDER, "-q")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"current was {NEWEST}, now {OLDER}\n", "")
+    assert current_name(root) == OLDER and os.readlink(root / layout.CURRENT) == f"{layout.BUILDS_DIR}/{OLDER}"
+    proc = cli("use", root / layout.CURRENT, root / layout.BUILDS_DIR / NEWEST, "-q")  # ROOT/current and a path to the build
+    assert (proc.returncode, proc.stdout) == (0, f"current was {OLDER}, now {NEWEST}\n"), proc.stderr
+    assert cli("use", root, NEWEST, "-q").stdout == f"current already names {NEWEST}: unchanged\n"
+    assert current_name(root) == NEWEST
+
+
+def test_use_refuses_what_is_not_a_complete_build_of_the_root(debris: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(debris / layout.BUILDS_DIR / OLDEST, other / layout.BUILDS_DIR / OLDEST)
+    cases = [
+        ((debris, "20000101T000000-000000"), ("no build named '20000101T000000-000000'", f"complete builds: {NEWEST}, {NEWER}")),
+        ((debris, KILLED), (f"build '{KILLED}' is not complete (incomplete: no manifest.json)",)),
+        ((debris, RUNNING), (f"build '{RUNNING}' is not complete (building: no manifest.json)",)),
+        ((debris, ".."), ("no build named '..'",)),
+        ((debris, other / layout.BUILDS_DIR / OLDEST), ("is not a build of this ROOT",)),
+        ((debris / layout.BUILDS_DIR / OLDEST, OLDEST), ("a build directory, not an index ROOT",)),
+        ((tmp_path / "nowhere", OLDEST), ("no such index ROOT",)),
+        ((tmp_path, OLDEST), ("not an index ROOT (no builds/ folder)",)),
+    ]
+    for args, fragments in cases:
+        assert_one_line_error(cli("use", *args), *fragments)
+    assert current_name(debris) == NEWEST
+
+
+def test_use_refuses_a_build_whose_files_changed(root: Path) -> None:
+    overwrite_with_random_bytes(root / layout.BUILDS_DIR / OLDER / "columns" / "ids.bin")
+    assert_one_line_error(cli("use", root, OLDER, "-q"), f"build '{OLDER}' does not match the digests",
+                          "first columns/ids.bin: content changed", f"--build {OLDER}")  # fmt: skip
+    assert current_name(root) == NEWEST
+
+
+def test_use_of_a_build_without_digests_warns_and_switches(root: Path) -> None:
+    build = root / layout.BUILDS_DIR / OLDER
+    manifest = layout.read_manifest(build)
+    del manifest["files"]
+    layout.write_manifest(build, manifest)
+    proc = cli("use", root, OLDER, "-q")
+    assert (proc.returncode, proc.stdout) == (0, f"current was {NEWEST}, now {OLDER}\n")
+    assert proc.stderr == (f"drsearch: warning: {OLDER}: no file digests recorded (built before they were kept); "
+                           "switched without checking its files\n")
+    assert current_name(root) == OLDER
+
+
+def test_prune_keeps_current_the_newest_others_and_a_running_build(debris: Path) -> None:
+    layout.switch_current(debris, debris / layout.BUILDS_DIR / OLDER)  # rolled back: the newer builds are not current
+    before = {b.name: b.size_bytes for b in builds.list_builds(debris)}
+    dry = cli("prune", debris, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert sorted(p.name for p in (debris / layout.BUILDS_DIR).iterdir()) == sorted(before)  # nothing removed
+    gone = [NEWER, OLDEST, KILLED]  # keep 1: NEWEST, the newest complete build besides current
+    freed = sum(before[name] for name in gone)
+    assert [line.split()[:2] for line in dry.stdout.splitlines()[:3]] == [["would", "remove"]] * 3
+    assert [line.split()[2] for line in dry.stdout.splitlines()[:3]] == gone
+    assert dry.stdout.splitlines()[3].startswith(f"kept {PRE_LOCK}  (incomplete, without a .building lock")
+    assert dry.stdout.splitlines()[4].startswith(f"would free {freed:,} bytes")
+
+    proc = cli("prune", debris)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == dry.stdout.replace("would remove", "removed").replace("would free", "freed")
+    assert sorted(p.name for p in (debris / layout.BUILDS_DIR).iterdir()) == sorted([NEWEST, OLDER, RUNNING, PRE_LOCK])
+    assert current_name(debris) == OLDER and (debris / layout.BUILDS_DIR / RUNNING / layout.BUILDING).exists()
+
+
+def test_prune_keep_zero_and_a_bad_keep(root: Path) -> None:
+    assert [b.name for b in builds.prune(root, keep=0)] == [NEWER, OLDER, OLDEST]
+    assert [b.name for b in builds.list_builds(root)] == [NEWEST]
+    assert_one_line_error(cli("prune", root, "--keep", "-1"), "--keep")
+    assert_one_line_error(cli("prune", root / layout.BUILDS_DIR / NEWEST), "a build directory, not an index ROOT")
+
+
+def test_an_interrupted_removal_never_looks_complete(root: Path) -> None:
+    """A removal renames the build `.removing-<version>` before deleting it: what a crash leaves there is
+    never a build `use` accepts, and the next prune (or build) removes it."""
+    folders = root / layout.BUILDS_DIR
+    (folders / OLDER).rename(folders / f"{layout.REMOVING}{OLDER}")  # a removal killed right after its rename
+    half_deleted = (folders / OLDEST).rename(folders / f"{layout.REMOVING}{OLDEST}")  # killed during the rmtree
+    shutil.rmtree(half_deleted / "lucene")
+    (half_deleted / layout.MANIFEST).unlink()
+    assert [(b.name, b.state) for b in builds.list_builds(root)][2:] == [
+        (f"{layout.REMOVING}{OLDER}", "removing"), (f"{layout.REMOVING}{OLDEST}", "removing")]  # fmt: skip
+    assert_one_line_error(cli("use", root, f"{layout.REMOVING}{OLDER}"), "no build named")
+    assert [b.name for b in builds.prune(root, keep=1)] == [f"{layout.REMOVING}{OLDER}", f"{layout.REMOVING}{OLDEST}"]
+    (folders / f"{layout.REMOVING}{NEWER}").mkdir()
+    layout.remove_debris(root)
+    assert sorted(p.name for p in folders.iterdir()) == [NEWER, NEWEST]
+
+
+def test_prune_removes_nothing_outside_the_root(root: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(root / layout.BUILDS_DIR / OLDEST, outside / OLDEST)
+    (root / layout.BUILDS_DIR / "20250101T000000-link00").symlink_to(outside / OLDEST)  # a link in builds/: skipped
+    assert [b.name for b in builds.prune(root, keep=0)] == [NEWER, OLDER, OLDEST]
+    assert (outside / OLDEST / layout.MANIFEST).is_file()
+
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / layout.BUILDS_DIR).symlink_to(outside)
+    for command in ("prune", "list"):
+        assert_one_line_error(cli(command, linked), "builds/ is a link out of the index ROOT")
+    assert (outside / OLDEST / layout.MANIFEST).is_file()
+
+
+def test_a_build_being_built_is_never_pruned(root: Path) -> None:
+    """Its `.building` lock held, or its lock file still empty: kept even with `--keep 0`."""
+    running = root / layout.BUILDS_DIR / RUNNING
+    running.mkdir()
+    with ExitStack() as stack:
+        stack.enter_context(layout.building(running))
+        assert [b.name for b in builds.prune_plan(root, keep=0)] == [NEWER, OLDER, OLDEST]
+    (running / layout.BUILDING).write_text("")  # a build that has made its lock file but not yet locked it
+    assert RUNNING not in [b.name for b in builds.prune_plan(root, keep=0)]
