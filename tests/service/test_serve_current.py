@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from indexer import layout
-from tests.conftest import REPO
+from tests.conftest import REPO, drsearch
 from tests.service.conftest import ADMIN_KEY, new_version, start_server
 from tests.service.test_serve_recovery import free_port, healthy, stop, wait_until
 
@@ -82,3 +82,22 @@ def _ready_version(base: str) -> str | None:
     except httpx.HTTPError:
         return None
     return r.json().get("index_version") if r.status_code == 200 else None
+
+
+def test_a_watching_server_follows_index_use_back_to_an_older_build(root):
+    """`index use` switches `current` as a build does: a server watching it reloads the older build, and a
+    prune then removes the newer one it no longer serves."""
+    older = layout.resolve_build(root).name
+    newer = new_version(root)
+    server = start_server(index=root, watch_s=0.2, threads=2, warmup=False, cache_size=0)
+    try:
+        with server.client() as c:
+            assert c.get("/readyz").json()["index_version"] == newer
+            proc = drsearch("index", "use", root, older, "-q", timeout=120)
+            assert (proc.returncode, proc.stdout) == (0, f"current was {newer}, now {older}\n"), proc.stderr
+            wait_until(lambda: c.get("/readyz").json()["index_version"] == older, 60, "the server did not follow `index use`")
+            assert drsearch("index", "prune", root, "--keep", "0", timeout=120).stdout.startswith(f"removed {newer} ")
+            hits = c.post("/v1/search", json={"query": "magma lava", "k": 1}).json()
+            assert hits["index_version"] == older and hits["results"][0]["hits"][0]["doc_id"] == "volcano"
+    finally:
+        server.stop()
