@@ -44,7 +44,6 @@ class LuceneSearcher:
         self.k1, self.b, self.threads, self.max_terms = k1, b, threads, max_terms
         self._dir = lucene_dir
         self._prepare = _PREPARE.get(analyzer, _unchanged)  # as the index was built
-        self._reader = None  # opened on the first long query (document frequencies)
         with unreadable_as_error(lucene_dir):  # a truncated or overwritten segment file fails here, mostly
             self._searcher = autoclass("io.anserini.search.SimpleSearcher")(java_path(lucene_dir))
             try:
@@ -94,15 +93,11 @@ class LuceneSearcher:
         return bound_terms(query, terms_of, self.doc_freqs, self.max_terms)
 
     def doc_freqs(self, terms: Sequence[str]) -> list[int]:
-        """Document (passage) frequency of each index term."""
-        with self._lock, unreadable_as_error(self._dir):
-            if self._reader is None:
-                directory = autoclass("org.apache.lucene.store.FSDirectory").open(
-                    autoclass("java.io.File")(str(self._dir)).toPath())  # fmt: skip
-                self._reader = autoclass("org.apache.lucene.index.DirectoryReader").open(directory)
+        """Document (passage) frequency of each index term, read from the reader opened with the searcher:
+        no file is opened after `open`, so a build whose folder was removed while served still answers."""
         term = autoclass("org.apache.lucene.index.Term")
         with INSTANCE_CALLS, unreadable_as_error(self._dir):  # each open index has its own reader
-            return [int(self._reader.docFreq(term("contents", t))) for t in terms]
+            return [int(self._topk.reader.docFreq(term("contents", t))) for t in terms]
 
     def search(
         self, queries: Sequence[str], k: int, filters: SourceFilters | Restriction | None = None
@@ -206,9 +201,6 @@ class LuceneSearcher:
             if self._searcher is not None:
                 self._searcher.close()
                 self._searcher = None
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
 
 
 def _unchanged(text: str) -> str:

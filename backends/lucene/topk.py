@@ -58,6 +58,11 @@ class LuceneTopK:
         self._lock = threading.Lock()
 
     @property
+    def reader(self):
+        """The index's Lucene DirectoryReader, opened once with this object."""
+        return self._reader
+
+    @property
     def has_positions(self) -> bool:
         """Whether hits can come as column positions (`search_positions`): builds with the doc-position map."""
         return self._doc_positions is not None

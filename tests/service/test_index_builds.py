@@ -207,3 +207,21 @@ def test_a_build_being_built_is_never_pruned(root: Path) -> None:
         assert [b.name for b in builds.prune_plan(root, keep=0)] == [NEWER, OLDER, OLDEST]
     (running / layout.BUILDING).write_text("")  # a build that has made its lock file but not yet locked it
     assert RUNNING not in [b.name for b in builds.prune_plan(root, keep=0)]
+
+
+def test_a_served_build_answers_every_query_after_prune_removed_it(root: Path) -> None:
+    """A server still on a build that is no longer current (no watcher, a reload not yet run) keeps answering
+    after `prune` removed its folder: every file is opened when the build is opened (the SQLite store, the
+    Lucene readers, the memory-mapped columns, FAISS on validation), none afterwards."""
+    from ranker.options import SearchOptions
+    from service.validate import open_validated
+
+    served = open_validated(root / layout.BUILDS_DIR / OLDER, load_model=False)
+    try:
+        assert OLDER in [b.name for b in builds.prune(root, keep=0)] and not (root / layout.BUILDS_DIR / OLDER).exists()
+        long_query = " ".join(f"word{i}" for i in range(300)) + " magma lava"  # bounded by document frequencies
+        for query in ("magma lava", long_query):
+            (result,) = served.batch_search([query], SearchOptions(k=1, mode="bm25"))
+            assert result[0].hit.doc_id == "volcano" and result[0].passage.doc_id == "volcano"
+    finally:
+        served.close()
