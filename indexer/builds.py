@@ -94,7 +94,10 @@ def use_build(
             )
         before = _current_path(root)
         if before != build.resolve():
-            layout.switch_current(root, build)
+            try:
+                layout.switch_current(root, build)
+            except OSError as exc:  # a read-only ROOT: `current` stays as it was
+                raise DrsearchError(f"cannot switch current: {exc.strerror or exc}", where=str(root)) from None
         return (before.name if before else None), build.name, manifest.files is not None
 
 
@@ -126,10 +129,13 @@ def prune(root: Path, keep: int) -> Iterator[Build]:
                 continue
             if build.state == COMPLETE and _current_path(root) == build.path.resolve():  # cannot be: `use` waits on the lock
                 continue
-            if build.state == REMOVING:
-                shutil.rmtree(build.path, ignore_errors=True)
-            else:
-                layout.remove_build_dir(build.path)
+            try:
+                if build.state == REMOVING:
+                    shutil.rmtree(build.path)
+                else:
+                    layout.remove_build_dir(build.path)
+            except OSError as exc:  # a read-only ROOT, a file held by another user: what was removed is said
+                raise DrsearchError(f"cannot remove build: {exc.strerror or exc}", where=str(build.path)) from None
             yield build
 
 
@@ -173,7 +179,7 @@ def _build_named(root: Path, name: str) -> Path:
     """ROOT/builds/NAME for a NAME or a path to it; IndexFormatError for any other."""
     builds = root / layout.BUILDS_DIR
     given = Path(name)
-    if len(given.parts) > 1:  # a path: it must be a folder right under ROOT/builds
+    if len(given.parts) > 1 or given.is_absolute():  # a path: it must be a folder right under ROOT/builds
         if not (given.parent.exists() and given.parent.resolve() == builds.resolve()):
             raise IndexFormatError(f"{name!r} is not a build of this ROOT (expected {builds}/NAME)", where=str(root))
         name = given.name
@@ -220,7 +226,10 @@ def _disk_bytes(folder: Path) -> int:
 def _root_lock(root: Path) -> Iterator[None]:
     """One `index use` or `index prune` at a time per ROOT (flock on the builds/ folder), so a prune never
     removes a build that a `use` is making current."""
-    fd = os.open(root / layout.BUILDS_DIR, os.O_RDONLY)
+    try:
+        fd = os.open(root / layout.BUILDS_DIR, os.O_RDONLY)
+    except OSError as exc:
+        raise DrsearchError(f"cannot open builds/: {exc.strerror or exc}", where=str(root)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

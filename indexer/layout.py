@@ -137,11 +137,11 @@ def remove_killed_build(build: Path) -> bool:
 def remove_build_dir(build: Path) -> None:
     """Remove a build folder so that a crash part-way never leaves a half-deleted folder under its own name:
     it is first renamed `.removing-<version>` (what is left of it under that name the next `remove_debris`
-    removes), then deleted."""
+    removes), then deleted. OSError when either step fails."""
     doomed = build.with_name(REMOVING + build.name)
     os.rename(build, doomed)
     _fsync_dir(build.parent)
-    shutil.rmtree(doomed, ignore_errors=True)
+    shutil.rmtree(doomed)
 
 
 def remove_stale_temporaries(folder: Path) -> None:

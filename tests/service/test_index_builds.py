@@ -110,6 +110,7 @@ def test_use_refuses_what_is_not_a_complete_build_of_the_root(debris: Path, tmp_
         ((debris, KILLED), (f"build '{KILLED}' is not complete (incomplete: no manifest.json)",)),
         ((debris, RUNNING), (f"build '{RUNNING}' is not complete (building: no manifest.json)",)),
         ((debris, ".."), ("no build named '..'",)),
+        ((debris, "/"), ("'/' is not a build of this ROOT",)),
         ((debris, other / layout.BUILDS_DIR / OLDEST), ("is not a build of this ROOT",)),
         ((debris / layout.BUILDS_DIR / OLDEST, OLDEST), ("a build directory, not an index ROOT",)),
         ((tmp_path / "nowhere", OLDEST), ("no such index ROOT",)),
@@ -225,3 +226,28 @@ def test_a_served_build_answers_every_query_after_prune_removed_it(root: Path) -
             assert result[0].hit.doc_id == "volcano" and result[0].passage.doc_id == "volcano"
     finally:
         served.close()
+
+
+@pytest.fixture
+def immutable() -> Iterator[object]:
+    """`chattr +i` on a folder for the test (its entries can be neither added, removed nor renamed, even by
+    root): a read-only ROOT. Skipped where the file system or the user cannot set the flag."""
+    marked: list[Path] = []
+
+    def mark(folder: Path) -> None:
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False).returncode != 0:
+            pytest.skip("chattr +i is not available here")
+        marked.append(folder)
+
+    yield mark
+    for folder in marked:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_read_only_root_is_one_line_and_nothing_changes(root: Path, immutable) -> None:
+    immutable(root / layout.BUILDS_DIR)
+    assert_one_line_error(cli("prune", root), f"{root / layout.BUILDS_DIR / OLDER}: cannot remove build: Operation not permitted")
+    assert [b.name for b in builds.list_builds(root)] == [NEWEST, NEWER, OLDER, OLDEST]
+    immutable(root)
+    assert_one_line_error(cli("use", root, OLDER, "-q"), f"{root}: cannot switch current: Operation not permitted")
+    assert current_name(root) == NEWEST
