@@ -6,7 +6,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -131,7 +130,7 @@ def prune(root: Path, keep: int) -> Iterator[Build]:
                 continue
             try:
                 if build.state == REMOVING:
-                    shutil.rmtree(build.path)
+                    layout.delete_tree(build.path)
                 else:
                     layout.remove_build_dir(build.path)
             except OSError as exc:  # a read-only ROOT, a file held by another user: what was removed is said

@@ -141,7 +141,17 @@ def remove_build_dir(build: Path) -> None:
     doomed = build.with_name(REMOVING + build.name)
     os.rename(build, doomed)
     _fsync_dir(build.parent)
-    shutil.rmtree(doomed)
+    delete_tree(doomed)
+
+
+def delete_tree(folder: Path) -> None:
+    """rmtree that leaves to another process (a `remove_debris` or prune beside this one) what it removes
+    first; OSError when the folder cannot be removed."""
+    try:
+        shutil.rmtree(folder)
+    except OSError:
+        if os.path.lexists(folder):
+            raise
 
 
 def remove_stale_temporaries(folder: Path) -> None:
