@@ -126,7 +126,7 @@ def prune(root: Path, keep: int) -> Iterator[Build]:
                 if layout.remove_killed_build(build.path):  # checked again under its lock
                     yield build
                 continue
-            if build.state == COMPLETE and _current_path(root) == build.path.resolve():  # cannot be: `use` waits on the lock
+            if build.state == COMPLETE and _current_path(root) == build.path.resolve():  # switched by hand meanwhile
                 continue
             try:
                 if build.state == REMOVING:

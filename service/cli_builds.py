@@ -25,15 +25,16 @@ def list_command(
         echo_json([b.as_json() for b in found], indent=2)
         return
     rows = [("", "NAME", "STATE", "BUILT AT", "DOCUMENTS", "PASSAGES", "LEGS", "SIZE")] + [
-        ("*" if b.current else "", b.name, b.state + (f" ({b.problem})" if b.problem else ""), b.built_at or "-",
-         _number(b.documents), _number(b.passages), "+".join(b.legs) or "-", builds.human_bytes(b.size_bytes))
+        ("*" if b.current else "", b.name, b.state, b.built_at or "-", _number(b.documents), _number(b.passages),
+         "+".join(b.legs) or "-", builds.human_bytes(b.size_bytes))
         for b in found
     ]  # fmt: skip
+    notes = [""] + [f"  unusable: {b.problem}" if b.problem else "" for b in found]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     right = {4, 5, 7}  # numbers
-    for row in rows:
+    for row, note in zip(rows, notes):
         cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
-        typer.echo(one_line("  ".join(cells).rstrip()))
+        typer.echo(one_line("  ".join(cells).rstrip() + note))
 
 
 def use_command(

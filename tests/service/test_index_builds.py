@@ -251,3 +251,16 @@ def test_a_read_only_root_is_one_line_and_nothing_changes(root: Path, immutable)
     immutable(root)
     assert_one_line_error(cli("use", root, OLDER, "-q"), f"{root}: cannot switch current: Operation not permitted")
     assert current_name(root) == NEWEST
+
+
+def test_a_build_of_an_older_format_is_listed_as_unusable_and_refused(root: Path) -> None:
+    build = root / layout.BUILDS_DIR / OLDEST
+    manifest = json.loads((build / layout.MANIFEST).read_text())
+    (build / layout.MANIFEST).write_text(json.dumps({**manifest, "format_version": 1}))
+    (listed,) = [b for b in builds.list_builds(root) if b.name == OLDEST]
+    assert (listed.state, listed.documents) == ("complete", 12)
+    assert listed.problem and listed.problem.startswith("index format 1 is older than this drsearch reads")
+    line = cli("list", root).stdout.splitlines()[-1]
+    assert line.split()[:2] == [OLDEST, "complete"] and line.endswith(f"unusable: {listed.problem}")
+    assert_one_line_error(cli("use", root, OLDEST, "-q"), "index format 1 is older", "rebuild it")
+    assert current_name(root) == NEWEST
