@@ -16,8 +16,10 @@ def list_command(
     root: RootArg,
     as_json: Annotated[bool, typer.Option("--json", help="The builds as one JSON list")] = False,
 ) -> None:
-    """Every build of ROOT, newest first: which is `current`, its state (complete, building, incomplete:
-    left by a killed build), when it was built, its documents and passages, legs and size on disk."""
+    """List ROOT's builds, newest first: current, state, built at, counts, legs, size on disk.
+
+    States: complete (has its manifest), building (a live build writes it), incomplete (left by a
+    killed build), removing (an interrupted removal)."""
     from indexer import builds
 
     found = builds.list_builds(builds.index_root(root))
@@ -42,8 +44,9 @@ def use_command(
     name: Annotated[str, typer.Argument(help="A complete build: its NAME under ROOT/builds, or the path ROOT/builds/NAME")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
 ) -> None:
-    """Make build NAME `current` (a rollback, or forward again) once its files match the digests its
-    manifest recorded; servers watching `current` reload it as they do a new build."""
+    """Make a complete build `current` (roll back or forward) once its files match their digests.
+
+    Servers watching `current` reload it as they do a new build."""
     from tqdm import tqdm
 
     from indexer import builds
@@ -74,7 +77,8 @@ def prune_command(
     keep: Annotated[int, typer.Option("--keep", min=0, help="Complete builds to keep besides `current`, the newest")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be removed; remove nothing")] = False,
 ) -> None:
-    """Remove the complete builds other than `current` but the --keep newest, and what killed builds left.
+    """Remove old builds: complete ones but `current` and the --keep newest, and killed builds' folders.
+
     Never `current`, a build being built, or anything outside ROOT/builds."""
     from indexer import builds
 
