@@ -88,6 +88,7 @@ def build_index(
         raise CorpusError("output path exists and is not a directory", where=str(root))
     if (root / layout.MANIFEST).exists():
         raise CorpusError("--out must be an index ROOT, not a build directory", where=str(root))
+    layout.require_current_link(root)
     writers = registry.writers(settings, **(writer_options or {}))  # a bad --model fails now, not after minutes of reading and indexing
     started = time.monotonic()
     try:

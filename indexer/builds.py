@@ -77,6 +77,7 @@ def use_build(
     from backends.manifest import Manifest
     from indexer import checksums
 
+    layout.require_current_link(root)
     with _root_lock(root):
         build = _build_named(root, name)
         if not (build / layout.MANIFEST).is_file():
@@ -105,6 +106,7 @@ def prune_plan(root: Path, keep: int) -> list[Build]:
     the folders of killed builds (as `layout.remove_debris` decides) and interrupted removals."""
     if keep < 0:
         raise DrsearchError(f"invalid --keep: must be 0 or more, got {keep}")
+    layout.require_current_link(root)
     builds = list_builds(root)
     older = [b for b in builds if b.state == COMPLETE and not b.current][keep:]
     debris = [b for b in builds if b.state == REMOVING or (b.state == INCOMPLETE and layout.is_killed_build(b.path))]

@@ -229,6 +229,21 @@ def switch_current(root: Path, build_dir: Path) -> None:
     _fsync_dir(root)
 
 
+def require_current_link(root: Path) -> None:
+    """Refuse to change a ROOT whose `current` is not a symbolic link: a copy that did not keep links
+    (`cp -rL`, an object-store sync) made it a plain copy of a build, which serves as it is but can be
+    neither switched nor told apart from the builds a prune would remove."""
+    link = root / CURRENT
+    if link.exists() and not link.is_symlink():
+        kind = "a directory" if link.is_dir() else "a file"
+        raise IndexFormatError(
+            f"is {kind}, not a link to a build (copied without its symbolic link?): copy an index with "
+            f"`cp -a`, `rsync -a` or `tar`, or replace it with `rm -r {shlex.quote(str(link))}` and "
+            f"`drsearch index use {shlex.quote(str(root))} NAME`",
+            where=str(link),
+        )
+
+
 def current_link_as_root(path: str | Path) -> Path:
     """ROOT for the path of ROOT's `current` link, else `path` as given.
 

@@ -19,6 +19,7 @@ from tests.conftest import drsearch
 from tests.indexer.test_checksums import overwrite_with_random_bytes
 from tests.indexer.test_leftovers import ended_pid
 from tests.service.test_cli import assert_one_line_error
+from tests.text_fixtures import DOCS
 
 OLDEST, OLDER, NEWER, NEWEST = (f"2026010{d}T000000-00000{d}" for d in range(1, 5))
 KILLED = "20260105T120000-dead00"  # newer than every complete one: order is by name, not state
@@ -264,3 +265,21 @@ def test_a_build_of_an_older_format_is_listed_as_unusable_and_refused(root: Path
     assert line.split()[:2] == [OLDEST, "complete"] and line.endswith(f"unusable: {listed.problem}")
     assert_one_line_error(cli("use", root, OLDEST, "-q"), "index format 1 is older", "rebuild it")
     assert current_name(root) == NEWEST
+
+
+def test_a_root_copied_without_its_link_serves_but_refuses_changes(root: Path, tmp_path: Path) -> None:
+    """`cp -rL` or an object-store sync turns `current` into a plain folder: a copy of a build, served as
+    it was, but no longer a pointer to one (a build's switch and `use` failed only after their work,
+    and `prune --keep 0` removed every build)."""
+    link = root / layout.CURRENT
+    link.unlink()
+    shutil.copytree(root / layout.BUILDS_DIR / NEWEST, link)
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "title": t, "text": x}) + "\n" for i, t, x in DOCS))
+    searched = drsearch("search", "magma lava", "--index", root, "-k", "1", "--json", timeout=120)
+    assert searched.returncode == 0 and json.loads(searched.stdout)["hits"][0]["doc_id"] == "volcano"
+    for refused in (("build", "--corpus", corpus, "--out", root, "--no-dense", "--quiet"),
+                    ("use", root, OLDER, "-q"), ("prune", root, "--keep", "0")):  # fmt: skip
+        assert_one_line_error(cli(*refused), f"{link}: is a directory, not a link to a build", "cp -a")
+    assert sorted(os.listdir(root)) == [layout.BUILDS_DIR, layout.CURRENT] and not link.is_symlink()
+    assert [b.name for b in builds.list_builds(root)] == [NEWEST, NEWER, OLDER, OLDEST]
