@@ -229,3 +229,46 @@ def test_an_error_naming_a_path_with_a_newline_stays_one_line(tmp_path):
     proc = run("index", "build", "--corpus", missing, "--out", tmp_path / "idx", "--no-dense")
     assert proc.returncode == 2
     assert error_line(proc).endswith("no such\\ncorpus\\x1b[2J.jsonl: corpus path does not exist")
+
+
+@pytest.fixture
+def read_only_view(tmp_path):
+    """A function that bind-mounts a folder read-only (as a Kubernetes `readOnly` volume) and returns
+    where; root only, skipped where bind mounts cannot be made."""
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    mounted = []
+
+    def view(folder):
+        where = tmp_path / f"ro{len(mounted)}"
+        where.mkdir()
+        if subprocess.run(["mount", "--bind", str(folder), str(where)], capture_output=True).returncode != 0:
+            pytest.skip("cannot bind-mount here")
+        mounted.append(where)
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(where)], check=True)
+        return where
+
+    yield view
+    for where in reversed(mounted):
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def test_a_read_only_root_serves_every_mode_and_refuses_a_build_in_one_line(tiny_root, read_only_view):
+    from tests.service.conftest import start_server
+
+    root = read_only_view(tiny_root)
+    before = sorted(p.name for p in (root / "builds").iterdir())
+    server = start_server(index=root, threads=1)
+    try:
+        with server.client() as client:
+            for mode in ("hybrid", "dense", "bm25"):
+                r = client.post("/v1/search", json={"query": "magma lava", "k": 1, "mode": mode})
+                assert r.status_code == 200, r.text
+                assert r.json()["results"][0]["hits"][0]["doc_id"] == "volcano"
+    finally:
+        server.stop()
+    corpus = tiny_root.parent / f"{tiny_root.name}-docs.jsonl"
+    build = run("index", "build", "--corpus", corpus, "--out", root, "--no-dense", "--quiet")
+    assert build.returncode == 2
+    assert error_line(build) == f"drsearch: error: {root}: cannot write the index: Read-only file system"
+    assert sorted(p.name for p in (root / "builds").iterdir()) == before
