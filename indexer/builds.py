@@ -43,7 +43,11 @@ class Build:
 
 def index_root(path: str | Path) -> Path:
     """`path` as an index ROOT (ROOT/current counts as ROOT), or IndexFormatError saying why it is not one."""
-    root = layout.current_link_as_root(path)
+    with layout.reading(Path(path)):
+        return _checked_root(layout.current_link_as_root(path))
+
+
+def _checked_root(root: Path) -> Path:
     if not root.exists():
         raise IndexFormatError("no such index ROOT", where=str(root))
     if not root.is_dir():
@@ -56,6 +60,7 @@ def index_root(path: str | Path) -> Path:
         raise IndexFormatError("not an index ROOT (no builds/ folder)", where=str(root))
     if builds.is_symlink() and not _inside(builds.resolve(), root.resolve()):
         raise IndexFormatError(f"builds/ is a link out of the index ROOT (to {builds.resolve()}): refused", where=str(root))
+    os.listdir(builds)  # a folder the user may not read (another user's, umask 077): said, not taken for an empty one
     return root
 
 

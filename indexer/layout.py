@@ -229,12 +229,24 @@ def switch_current(root: Path, build_dir: Path) -> None:
     _fsync_dir(root)
 
 
+@contextmanager
+def reading(where: Path) -> Iterator[None]:
+    """An OSError while finding a build (a folder the user may not enter: an index made by another user
+    under umask 077) as one line naming the path, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise IndexFormatError(f"cannot read the index: {exc.strerror or exc}", where=str(exc.filename or where)) from None
+
+
 def require_current_link(root: Path) -> None:
     """Refuse to change a ROOT whose `current` is not a symbolic link: a copy that did not keep links
     (`cp -rL`, an object-store sync) made it a plain copy of a build, which serves as it is but can be
     neither switched nor told apart from the builds a prune would remove."""
     link = root / CURRENT
-    if link.exists() and not link.is_symlink():
+    with reading(link):
+        plain = link.exists() and not link.is_symlink()
+    if plain:
         kind = "a directory" if link.is_dir() else "a file"
         raise IndexFormatError(
             f"is {kind}, not a link to a build (copied without its symbolic link?): copy an index with "
@@ -261,19 +273,20 @@ def resolve_build(path: str | Path) -> Path:
 
     Raises IndexFormatError with a one-line reason when `path` is not a usable index.
     """
-    p = current_link_as_root(path)
-    if not p.exists():
-        raise IndexFormatError("no such index directory", where=str(p))
-    if not p.is_dir():
-        raise IndexFormatError("not a directory", where=str(p))
-    if (p / MANIFEST).is_file():
-        build = p
-    elif (p / CURRENT).exists():
-        build = (p / CURRENT).resolve()
-    elif (p / BUILDS_DIR).is_dir():
-        raise IndexFormatError("index root has no complete build yet (no 'current' pointer)", where=str(p))
-    else:
-        raise IndexFormatError("not a drsearch index (no manifest.json and no 'current' pointer)", where=str(p))
+    with reading(Path(path)):
+        p = current_link_as_root(path)
+        if not p.exists():
+            raise IndexFormatError("no such index directory", where=str(p))
+        if not p.is_dir():
+            raise IndexFormatError("not a directory", where=str(p))
+        if (p / MANIFEST).is_file():
+            build = p
+        elif (p / CURRENT).exists():
+            build = (p / CURRENT).resolve()
+        elif (p / BUILDS_DIR).is_dir():
+            raise IndexFormatError("index root has no complete build yet (no 'current' pointer)", where=str(p))
+        else:
+            raise IndexFormatError("not a drsearch index (no manifest.json and no 'current' pointer)", where=str(p))
     read_manifest(build)  # validates
     return build
 

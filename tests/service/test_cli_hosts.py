@@ -272,3 +272,21 @@ def test_a_read_only_root_serves_every_mode_and_refuses_a_build_in_one_line(tiny
     assert build.returncode == 2
     assert error_line(build) == f"drsearch: error: {root}: cannot write the index: Read-only file system"
     assert sorted(p.name for p in (root / "builds").iterdir()) == before
+
+
+def test_a_root_whose_folders_the_serving_user_cannot_enter_is_one_line(small_index, tmp_path):
+    """Built by another user under umask 077: `current` cannot be followed by the serving user. Root here
+    loses the capabilities that bypass file permissions, so the files' owner and modes decide."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to act as a user without access")
+    root = tmp_path / "idx"
+    shutil.copytree(small_index[1], root, symlinks=True)
+    os.chown(root / "builds", 65534, 65534)  # nobody's
+    (root / "builds").chmod(0o700)
+    as_other_user = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--", sys.executable]
+    for args in (("search", "zebra", "--index", root), ("index", "info", root), ("index", "list", root),
+                 ("index", "verify", root), ("index", "prune", root)):  # fmt: skip
+        proc = subprocess.run([*as_other_user, "-m", "service.cli", *map(str, args)], capture_output=True, timeout=120, cwd=REPO)
+        assert proc.returncode == 2, proc.stderr.decode()
+        assert error_line(proc).startswith(f"drsearch: error: {root}/"), args
+        assert error_line(proc).endswith(": cannot read the index: Permission denied"), args
