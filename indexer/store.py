@@ -106,6 +106,8 @@ class Store:
         if not path.is_file():
             raise IndexFormatError("index has no store.sqlite", where=str(path.parent))
         self.path = path
+        with open(path, "rb"):  # a file the user may not read: the OS's reason, where SQLite says only "unable to open"
+            pass
         self._db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         try:  # a damaged file fails here (SQLite checks the header's page count against the file's length)

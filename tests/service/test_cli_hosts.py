@@ -290,3 +290,11 @@ def test_a_root_whose_folders_the_serving_user_cannot_enter_is_one_line(small_in
         assert proc.returncode == 2, proc.stderr.decode()
         assert error_line(proc).startswith(f"drsearch: error: {root}/"), args
         assert error_line(proc).endswith(": cannot read the index: Permission denied"), args
+    (root / "builds").chmod(0o755)
+    store = (root / "current" / "store.sqlite").resolve()
+    os.chown(store, 65534, 65534)
+    store.chmod(0o600)
+    proc = subprocess.run([*as_other_user, "-m", "service.cli", "search", "zebra", "--index", root],
+                          capture_output=True, timeout=120, cwd=REPO)  # fmt: skip
+    assert proc.returncode == 2 and error_line(proc).startswith(f"drsearch: error: {store}: ")
+    assert "Permission denied" in error_line(proc)  # SQLite alone says "unable to open database file"
