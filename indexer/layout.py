@@ -236,7 +236,8 @@ def reading(where: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise IndexFormatError(f"cannot read the index: {exc.strerror or exc}", where=str(exc.filename or where)) from None
+        reason = exc.strerror or str(exc)
+        raise IndexFormatError(f"cannot read the index: {reason}", where=str(exc.filename or where)) from None
 
 
 def require_current_link(root: Path) -> None:

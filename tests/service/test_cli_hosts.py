@@ -286,7 +286,8 @@ def test_a_root_whose_folders_the_serving_user_cannot_enter_is_one_line(small_in
     as_other_user = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--", sys.executable]
     for args in (("search", "zebra", "--index", root), ("index", "info", root), ("index", "list", root),
                  ("index", "verify", root), ("index", "prune", root)):  # fmt: skip
-        proc = subprocess.run([*as_other_user, "-m", "service.cli", *map(str, args)], capture_output=True, timeout=120, cwd=REPO)
+        proc = subprocess.run([*as_other_user, "-m", "service.cli", *map(str, args)],
+                              capture_output=True, timeout=120, cwd=REPO)  # fmt: skip
         assert proc.returncode == 2, proc.stderr.decode()
         assert error_line(proc).startswith(f"drsearch: error: {root}/"), args
         assert error_line(proc).endswith(": cannot read the index: Permission denied"), args
