@@ -24,6 +24,7 @@ from tests.crawler.fixture_web import FixtureWeb, Resp, article
 S, D, C, H, U = "www.statgov.org", "data.statgov.org", "www.centralbank.int", "www.health.gov", "www.uni.ac.uk"
 REDIRECT_CAP = 5  # REDIRECT_MAX_TIMES in crawler/settings.py
 NOT_PAGES = ("/robots.txt", "/sitemap.xml", "/sitemap_index.xml", "/sitemaps/pages.xml.gz")
+HELD_S = 30  # longest a fixture page waits for an earlier page to be stored before it answers
 
 EXPECTED_REQUESTS = {
     (S, "/robots.txt"), (S, "/sitemap.xml"), (S, "/sitemap_index.xml"), (S, "/sitemaps/pages.xml.gz"), (S, "/"),
@@ -413,7 +414,7 @@ def test_a_page_naming_a_duplicate_page_rel_canonical_is_a_duplicate_too(tmp_pat
     copy_done = '"done": "http://www.dup.org/copy"'
 
     def report_once_copy_is_stored(_: int) -> Resp:  # the order a race gave: /copy kept, /report its duplicate
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + HELD_S
         while time.monotonic() < deadline and copy_done not in (out / "job" / "frontier.jsonl").read_text():
             time.sleep(0.02)
         return Resp(body=report)
@@ -430,7 +431,8 @@ def test_a_page_naming_a_duplicate_page_rel_canonical_is_a_duplicate_too(tmp_pat
         (tmp_path / "domains.txt").write_text("http://www.dup.org/\n")
         (tmp_path / "hosts.txt").write_text(web.host_map_text())
         args = (tmp_path / "domains.txt", tmp_path / "hosts.txt", "--flush-docs", "1")
-        one_at_a_time = {"CONCURRENT_REQUESTS_PER_DOMAIN": 1}
+        # /report is held until /copy is stored (seconds under load): past a 2 s timeout it was fetched again
+        one_at_a_time = {"CONCURRENT_REQUESTS_PER_DOMAIN": 1, "DOWNLOAD_TIMEOUT": HELD_S + 10}
         if stop_after:  # stopped at /report's response (after robots.txt, sitemap.xml, / and /copy): its print
             # version is fetched by the resumed run, which knows /report as a duplicate only from the job log
             first = run_crawl(out, *args, settings={**one_at_a_time, "CLOSESPIDER_PAGECOUNT": stop_after})
@@ -485,7 +487,7 @@ def test_a_page_redirected_to_a_duplicate_naming_it_rel_canonical_leaves_no_prin
     session = article("Report", paras("inflation"), extra_head=canonical, links=["/a-print"])
 
     def session_once_copy_is_stored(_: int) -> Resp:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + HELD_S
         while time.monotonic() < deadline and copy_done not in (out / "job" / "frontier.jsonl").read_text():
             time.sleep(0.02)
         return Resp(body=session)
@@ -502,7 +504,7 @@ def test_a_page_redirected_to_a_duplicate_naming_it_rel_canonical_leaves_no_prin
         (tmp_path / "domains.txt").write_text("http://www.dup.org/\n")
         (tmp_path / "hosts.txt").write_text(web.host_map_text())
         proc = run_crawl(out, tmp_path / "domains.txt", tmp_path / "hosts.txt", "--flush-docs", "1",
-                         settings={"CONCURRENT_REQUESTS_PER_DOMAIN": 1})  # fmt: skip
+                         settings={"CONCURRENT_REQUESTS_PER_DOMAIN": 1, "DOWNLOAD_TIMEOUT": HELD_S + 10})  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert web.count("www.dup.org", "/a-print") == 1
         assert sorted(d["url"] for d in read_docs(out)) == ["http://www.dup.org/", "http://www.dup.org/copy"]
