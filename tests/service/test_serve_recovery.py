@@ -99,17 +99,20 @@ def port_bindable(port: int) -> bool:
         return True
 
 
-def test_workers_are_replaced_and_die_with_the_master(tiny_bm25_root):
+def test_workers_are_replaced_and_die_with_the_master(tiny_bm25_root, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    master = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--index", str(tiny_bm25_root), "--port", str(port), "--workers", "2"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        master = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--index", str(tiny_bm25_root), "--port", str(port), "--workers", "2"],
+            cwd=REPO, stdout=out, stderr=out, start_new_session=True,
+        )  # fmt: skip
     workers: set[int] = set()
     try:
-        wait_until(lambda: healthy(base) and len(workers_of(master.pid)) >= 2, 120, "server did not start")
-        time.sleep(1.0)  # both workers serving
+        # both workers serving, so that the survivor answers while the other is replaced
+        wait_until(lambda: log.read_text().count("Application startup complete") == 2, 120, "server did not start")
+        wait_until(lambda: healthy(base) and len(workers_of(master.pid)) >= 2, 60, "server did not start")
         workers = workers_of(master.pid)
         assert len(workers) == 2
         victim = min(workers)
