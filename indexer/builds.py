@@ -189,10 +189,16 @@ def _build_named(root: Path, name: str) -> Path:
         if not (given.parent.exists() and given.parent.resolve() == builds.resolve()):
             raise IndexFormatError(f"{name!r} is not a build of this ROOT (expected {builds}/NAME)", where=str(root))
         name = given.name
-    build = builds / name
-    if name in ("", ".", "..") or name.startswith(".") or not build.is_dir() or build.is_symlink():
+    return folder_named(root, name)
+
+
+def folder_named(root: Path, name: str) -> Path:
+    """The folder ROOT/builds/NAME for a bare NAME (not a link, not a hidden `.removing-` one);
+    IndexFormatError naming the complete builds for any other."""
+    build = root / layout.BUILDS_DIR / name
+    if name in ("", ".", "..") or Path(name).name != name or name.startswith(".") or not build.is_dir() or build.is_symlink():
         complete = ", ".join(b.name for b in list_builds(root) if b.state == COMPLETE) or "none"
-        raise IndexFormatError(f"no build named {name!r} (complete builds: {complete})", where=str(builds))
+        raise IndexFormatError(f"no build named {name!r} (complete builds: {complete})", where=str(root / layout.BUILDS_DIR))
     return build
 
 

@@ -51,15 +51,11 @@ def verify_command(
 
 
 def _build_dir(index: Path, build_name: str | None) -> Path:
-    from indexer import layout
+    from indexer import builds, layout
 
     if build_name is None:
         return layout.resolve_build(index)
     root = layout.current_link_as_root(index)
     if not (root / layout.BUILDS_DIR).is_dir():
         raise IndexFormatError("--build needs an index ROOT (a folder with builds/)", where=str(root))
-    build = root / layout.BUILDS_DIR / build_name
-    if Path(build_name).name != build_name or build_name in ("", ".", "..") or not build.is_dir():
-        names = ", ".join(p.name for p in layout.list_builds(root)) or "none"
-        raise IndexFormatError(f"no build named {build_name!r} (complete builds: {names})", where=str(root / layout.BUILDS_DIR))
-    return layout.resolve_build(build)
+    return layout.resolve_build(builds.folder_named(root, build_name))
