@@ -331,13 +331,6 @@ def rebuild_hint(build_dir: Path, manifest: dict[str, Any]) -> str:
     return f"rebuild it: drsearch index build {shown} --out {shlex.quote(str(root))}{more}"
 
 
-def list_builds(root: Path) -> list[Path]:
-    builds = root / BUILDS_DIR
-    if not builds.is_dir():
-        return []
-    return sorted(p for p in builds.iterdir() if (p / MANIFEST).is_file())
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
