@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A folder that runs bench/faiss_gpu.py on a GPU machine with CUDA 13 and no network (docs/BENCHMARKS.md,
-# "faiss-gpu at k=100"): faiss-gpu's PyPI wheel (CUDA 12) with CUDA 12's runtime library, a shim that
-# forwards its cuBLAS calls to CUDA 13's cuBLAS, and its libfaiss.so cut to one GPU architecture's code
+# A folder that runs bench/faiss_gpu.py on a GPU machine with CUDA 13 and no network
+# (docs/benchmarks/issue-14-log.md, "faiss-gpu at k=100"): faiss-gpu's PyPI wheel (CUDA 12) with
+# CUDA 12's runtime library, a shim that forwards its cuBLAS calls to CUDA 13's cuBLAS, and its
+# libfaiss.so cut to one GPU architecture's code
 # (the wheel's other architectures zeroed, so that the folder compresses to ~25 MB); the project's
 # pydantic wheels; the build's dense section and its encoded queries. Then, on the GPU machine, from
 # the repository root: bash OUT/run.sh
