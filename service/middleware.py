@@ -210,7 +210,7 @@ def _route_template(scope) -> str:
     route = scope.get("route")
     if route is None and (router := getattr(scope.get("app"), "router", None)) is not None:
         partial = None
-        for candidate in router.routes:
+        for candidate in _leaf_routes(router.routes):
             match, _ = candidate.matches(scope)
             if match is Match.FULL:
                 route = candidate
@@ -219,6 +219,18 @@ def _route_template(scope) -> str:
                 partial = candidate  # the path matches, the method does not (as the router answers 405)
         route = route or partial
     return getattr(route, "path", None) or "unmatched"
+
+
+def _leaf_routes(routes):
+    """The routes a request can end in. FastAPI keeps an included router (`/retrieve`, the search page) behind
+    one entry that has no path of its own; its routes are in its `original_router`, and the one a request ends
+    in is what FastAPI puts in `scope["route"]`."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _leaf_routes(included.routes)
+        else:
+            yield route
 
 
 def _without_trailing_slash(scope):

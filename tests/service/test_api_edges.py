@@ -231,7 +231,8 @@ def _request_counts(srv: LiveServer) -> dict[tuple[str, str, str], float]:
 
 def test_request_metrics_have_the_real_status_and_the_route_template(edge):
     """Every answer is counted under the status it really had and its route template, also the ones the
-    middleware answers before any route runs (401, 413); unknown paths share one label."""
+    middleware answers before any route runs (401, 413, 415), on the app's own routes and on those of an
+    included router (`/retrieve`); unknown paths share one label."""
     before = _request_counts(edge)
     with edge.client() as c:
         assert c.post("/v1/search", json={"query": Q, "k": 1}, headers=AUTH).status_code == 200
@@ -239,6 +240,8 @@ def test_request_metrics_have_the_real_status_and_the_route_template(edge):
         assert c.post("/v1/search", json={"query": Q}).status_code == 401  # refused before routing
         assert c.post("/v1/search", content=b"x" * (1 << 21), headers={**AUTH, "content-type": "application/json"}).status_code == 413
         assert c.get("/v1/documents/no-such-doc", headers=AUTH).status_code == 404
+        assert c.post("/retrieve", json={"queries": [Q]}).status_code == 401
+        assert c.post("/retrieve", content=b"{}", headers={**AUTH, "content-type": "text/plain"}).status_code == 415
         for i in range(5):
             assert c.get(f"/random-{i}/{'x' * i}").status_code == 404
     after = _request_counts(edge)
@@ -247,5 +250,5 @@ def test_request_metrics_have_the_real_status_and_the_route_template(edge):
     assert grew == {
         ("/v1/search", "POST", "200"): 1.0, ("/v1/search", "POST", "422"): 1.0, ("/v1/search", "POST", "401"): 1.0,
         ("/v1/search", "POST", "413"): 1.0, ("/v1/documents/{doc_id:path}", "GET", "404"): 1.0,
-        ("unmatched", "GET", "404"): 5.0,
+        ("/retrieve", "POST", "401"): 1.0, ("/retrieve", "POST", "415"): 1.0, ("unmatched", "GET", "404"): 5.0,
     }, grew
