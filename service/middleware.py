@@ -80,7 +80,8 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                headers = _allow_with_head(message["headers"]) if message["status"] == 405 else message["headers"]
+                message["headers"] = [*headers, (b"x-request-id", request_id.encode())]
             elif status["code"] >= 400 and status["error"] is None:  # the metric's label: the API's own code
                 status["error"] = _error_code(message.get("body", b""))
             await send(message)
@@ -219,6 +220,17 @@ def _route_template(scope) -> str:
                 partial = candidate  # the path matches, the method does not (as the router answers 405)
         route = route or partial
     return getattr(route, "path", None) or "unmatched"
+
+
+def _allow_with_head(headers):
+    """A 405's `Allow` with HEAD after GET: this middleware answers HEAD on every GET route, which the
+    routes themselves do not declare."""
+    fixed = []
+    for key, value in headers:
+        if key.lower() == b"allow" and b"GET" in (methods := [m.strip() for m in value.split(b",")]) and b"HEAD" not in methods:
+            value = b", ".join([*methods, b"HEAD"])
+        fixed.append((key, value))
+    return fixed
 
 
 def _leaf_routes(routes):

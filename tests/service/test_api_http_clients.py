@@ -106,6 +106,15 @@ def test_head_of_an_unknown_document_or_a_post_route_keeps_its_error_status(srv)
         assert r.status_code == 405 and r.headers["allow"] == "POST"
 
 
+@pytest.mark.parametrize(("method", "path"), [("POST", "/healthz"), ("OPTIONS", "/v1/documents/volcano"), ("DELETE", "/")])
+def test_a_405_on_a_get_route_lists_head_among_the_methods_it_takes(srv, method, path):
+    """HEAD is answered on every GET route, so `Allow` names it with GET."""
+    with srv.client() as c:
+        r = c.request(method, path)
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed", r.text
+    assert sorted(m.strip() for m in r.headers["allow"].split(",")) == ["GET", "HEAD"], r.headers
+
+
 @pytest.mark.parametrize(("method", "path"), [("POST", "/v1/search/"), ("GET", "/healthz/"), ("GET", "/v1/index//"),
                                               ("HEAD", "/readyz/")])  # fmt: skip
 def test_a_path_with_a_trailing_slash_is_answered_as_the_path_without_it(srv, method, path):
