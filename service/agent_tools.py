@@ -62,13 +62,22 @@ class AgentTools:
 
 
 @asynccontextmanager
-async def standalone(index: Path, settings: Any) -> AsyncIterator[tuple[AgentTools, str]]:
+async def standalone(index: Path, settings: Any, *, warm: bool = False) -> AsyncIterator[tuple[AgentTools, str]]:
     """(tools, index version) over an index opened in this process (`drsearch mcp`, `drsearch fetch`);
-    `settings` is a `service.settings.ServiceSettings` (fetch limits, query cap)."""
-    from ranker.pipeline import SearchPipeline
+    `settings` is a `service.settings.ServiceSettings` (fetch limits, query cap). `warm` (a server: `drsearch
+    mcp`) loads the query encoder first, as `serve` does (`settings.warmup`), so that the first search's
+    deadline is not spent loading it."""
+    from ranker.pipeline import SearchOptions, SearchPipeline
     from service.app import _fetcher, bounded
+    from service.validate import WARMUP_QUERY
 
     pipeline = await asyncio.to_thread(SearchPipeline.open, index)
+    if warm and settings.warmup and pipeline.has_dense:
+        try:
+            await asyncio.to_thread(pipeline.batch_search, [WARMUP_QUERY], SearchOptions(k=1, mode="dense"))
+        except BaseException:
+            pipeline.close()
+            raise
     fetcher = _fetcher(settings)
 
     async def run(fn: Any, *args: Any) -> Any:

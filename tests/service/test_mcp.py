@@ -105,3 +105,18 @@ def test_mcp_over_stdio_keeps_the_servers_search_deadline(agent_root):
     assert late.is_error and late.content[0].text.startswith("search did not finish within the server's deadline")
     assert late.structured_content["error"]["code"] == "deadline_exceeded"
     assert not opened.is_error and opened.structured_content["results"][0]["ok"]
+
+
+def test_mcp_over_stdio_loads_the_query_encoder_before_its_first_search(agent_root):
+    """`drsearch mcp` warms up as `serve` does before it answers: left to the first hybrid search, loading
+    the query encoder counted against that search's deadline (DRSEARCH_SERVE_DEADLINE_MS), and on a busy
+    machine the first call failed with `deadline_exceeded`."""
+    from service.agent_tools import standalone
+    from service.settings import ServiceSettings
+
+    async def run() -> bool:
+        async with standalone(agent_root, ServiceSettings(index=agent_root), warm=True) as (tools, _version):
+            with tools.context() as ctx:
+                return ctx.pipeline.dense._model is not None
+
+    assert asyncio.run(run())
