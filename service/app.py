@@ -547,7 +547,7 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.post(
         "/v1/fetch", response_model=FetchResponse, tags=["fetch"],
-        responses=error_responses(400, 401, 404, 413, 415, 422, 500, 503), dependencies=[Depends(require_api_key)],
+        responses=error_responses(400, 401, 404, 408, 413, 415, 422, 500, 503), dependencies=[Depends(require_api_key)],
     )  # fmt: skip
     async def fetch(request: Request, body: FetchRequest) -> Any:
         """Open 1-16 documents by id or URL (live fetch when not indexed), whole or focused on a query."""

@@ -91,7 +91,7 @@ def router(require_api_key: Any) -> APIRouter:
 
     @api.post(
         "/retrieve", response_model=RetrieveResponse, tags=["compat"],
-        responses=error_responses(400, 401, 413, 415, 422, 429, 500, 503, 504), dependencies=[Depends(require_api_key)],
+        responses=error_responses(400, 401, 408, 413, 415, 422, 429, 500, 503, 504), dependencies=[Depends(require_api_key)],
     )  # fmt: skip
     async def retrieve(request: Request, body: RetrieveRequest) -> Any:
         """Search-R1-compatible batch retrieval (`{"result": [[...], ...]}`, one list per query)."""
