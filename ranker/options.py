@@ -64,8 +64,9 @@ class RequestOptions(BaseModel):
         "for reproducible rollouts",
     )  # fmt: skip
     languages: tuple[UnicodeText, ...] = Field(
-        (), max_length=50, description="Only documents in these languages (ISO 639-1, e.g. en, de); unknown language: dropped"
-    )
+        (), max_length=50, description="Only documents in these languages (ISO 639-1, e.g. en, de; ISO 639-3 for a language "
+        "without a 639-1 code, e.g. haw); documents of unknown language are dropped",
+    )  # fmt: skip
     countries: tuple[UnicodeText, ...] = Field(
         (), max_length=300,
         description="Only sources of these countries (the authority list's ISO 3166-1 alpha-2 codes, or int / eu)",
