@@ -19,8 +19,8 @@ from service.cli_builds import list_command, prune_command, use_command
 from service.cli_crawl import crawl_command
 from service.cli_encode import encode_command
 from service.cli_io import (
-    Terminated, argument_text, echo_json, for_terminal, one_line, output_failure, prepare_standard_streams,
-    stopped_by_signals_with_a_word,
+    READER_GONE, Terminated, argument_text, echo_json, for_terminal, one_line, output_failure, prepare_standard_streams,
+    reader_gone, stop_writing_output, stopped_by_signals_with_a_word,
 )
 from service.cli_verify import verify_command
 from service.settings import QuerySettings, ServiceSettings, env_var
@@ -508,6 +508,11 @@ def main() -> None:
     except DrsearchError as exc:
         typer.echo(f"drsearch: error: {one_line(str(exc))}", err=True)
         sys.exit(2)
+    except SystemExit as exc:
+        if not reader_gone(exc):
+            raise
+        stop_writing_output()
+        sys.exit(READER_GONE)  # quietly, as `git log | head` stops
     except (KeyboardInterrupt, typer.Abort):
         rc = INTERRUPTED
     except Terminated as exc:  # a build or an encode: the partial build folder is left for the next build to remove
@@ -517,6 +522,7 @@ def main() -> None:
         if (message := output_failure(exc)) is None:
             raise
         typer.echo(f"drsearch: error: {message}", err=True)
+        stop_writing_output()  # or the output still buffered fails again at exit, with a traceback and 120
         sys.exit(1)
     if rc == INTERRUPTED:  # typer answers Ctrl-C in a command with this status and no word
         typer.echo("drsearch: interrupted", err=True)

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import select
 import signal
 import sys
 import traceback
@@ -45,6 +46,10 @@ def prepare_standard_streams() -> None:
     a closed stderr then swallows progress bars and messages (Python had set sys.stderr to None, on which
     the bars failed and the build stopped). A closed stdout fails at the first result written.
 
+    Under PYTHONUNBUFFERED=1 (-u) stdout writes straight to its descriptor, and a write a signal cut short
+    (into a full pipe) lost the rest of the text with no error; it now goes through a buffer that writes
+    it all (and is flushed at every line, as the CLI flushes each echo).
+
     A stream whose encoding cannot show every character (PYTHONIOENCODING=latin-1, a non-UTF-8 locale)
     writes the others as backslash escapes instead of failing on the first of them.
 
@@ -61,11 +66,20 @@ def prepare_standard_streams() -> None:
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
     if sys.stdout is None:
         sys.stdout = _ClosedOutput()
+    elif isinstance(sys.stdout, io.TextIOWrapper) and isinstance(sys.stdout.buffer, io.RawIOBase):
+        sys.stdout = _buffered(sys.stdout)
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper) and not is_unicode(stream):
             stream.reconfigure(errors="backslashreplace")
     if not sys.stderr.isatty():  # a log file or a pipe: a progress bar redrawn every 10 s, not 10 times a second
         os.environ.setdefault("TQDM_MININTERVAL", "10")  # read when tqdm is imported, which the commands do later
+
+
+def _buffered(stream: io.TextIOWrapper) -> io.TextIOWrapper:
+    """`stream` (a text layer over the raw descriptor) over a buffer that completes partial writes."""
+    raw = io.FileIO(stream.fileno(), "w", closefd=False)
+    return io.TextIOWrapper(io.BufferedWriter(raw), encoding=stream.encoding, errors=stream.errors,
+                            line_buffering=stream.line_buffering, write_through=True)  # fmt: skip
 
 
 def is_unicode(stream: Any) -> bool:
@@ -100,6 +114,31 @@ def output_failure(exc: OSError) -> str | None:
     if not any(f.name == "echo" and f.filename.endswith(os.path.join("_click", "utils.py")) for f in frames):
         return None
     return f"cannot write the output: {exc.strerror or exc}"
+
+
+READER_GONE = 128 + signal.SIGPIPE  # what a shell reports for `git log | head` under `set -o pipefail`
+
+
+def reader_gone(exc: SystemExit) -> bool:
+    """Whether the command was ended with this exit because writing the output found its reader gone
+    (EPIPE: `drsearch search ... | head -1`). Typer exits 1 on any EPIPE, and rich (which draws --help)
+    exits 1 on one of its own; 1 is `index verify`'s "damage found" and `fetch`'s "an item failed".
+    An EPIPE from elsewhere (a socket) is left as it is."""
+    if exc.code != 1 or not isinstance(exc.__context__, BrokenPipeError):
+        return False
+    poll = select.poll()
+    poll.register(1, select.POLLOUT)  # a pipe or socket whose reader left reports an error or a hang-up
+    if any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0)):
+        return True
+    return os.path.samestat(os.fstat(1), os.stat(os.devnull))  # rich's answer: stdout already put on /dev/null
+
+
+def stop_writing_output() -> None:
+    """Point stdout at /dev/null once writing to it failed, so that what is still buffered is not
+    written again at exit (Python's advice for SIGPIPE, https://docs.python.org/3/library/signal.html)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
 
 
 class Terminated(BaseException):

@@ -19,6 +19,8 @@ from tests.multilingual_texts import DOCS
 JAPANESE = "日本銀行"
 # what a crawled page may hold: retitle the window (OSC), clear the screen, set the clipboard (OSC 52), overwrite
 ESCAPES = "\x1b]0;owned\x07 \x1b[2J \x1b]52;c;ZWNobyBoaQ==\x07 \r\x08\x9b"
+PIPE_BUFFER = 65_536  # Linux's default pipe capacity
+LONG_TEXT = "\n\n".join(f"Paragraph {i} of a long document." for i in range(PIPE_BUFFER // 16))  # more than fills a pipe
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +29,7 @@ def small_index(tmp_path_factory):
     corpus = base / "docs.jsonl"
     docs = [{"id": i, "title": t, "url": u, "text": x, "language": lang} for i, lang, t, u, x in DOCS]
     docs.append({"id": "escapes", "title": f"Zebra {ESCAPES} crossings", "text": f"zebra stripes {ESCAPES} seen"})
+    docs.append({"id": "long", "title": "Long", "text": LONG_TEXT})
     corpus.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
     root = base / "idx"
     drsearch("index", "build", "--corpus", corpus, "--out", root, "--no-dense", "--quiet", check=True)
@@ -72,15 +75,55 @@ def test_a_locale_python_reads_as_ascii_still_reads_the_query_as_utf8(small_inde
     assert payload["query"] == JAPANESE and payload["hits"][0]["doc_id"] == "ja-boj"
 
 
-def test_output_that_cannot_be_written_is_one_line(small_index):
+BUFFERING = {"buffered": {}, "PYTHONUNBUFFERED": {"PYTHONUNBUFFERED": "1"}}
+
+
+def with_buffering(name: str) -> dict[str, str]:
+    """Our environment with stdout buffered (Python's default) or unbuffered (PYTHONUNBUFFERED=1, common in containers)."""
+    return {**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}, **BUFFERING[name]}
+
+
+@pytest.mark.parametrize("buffering", BUFFERING)
+def test_output_that_cannot_be_written_is_one_line(small_index, buffering):
     _, root = small_index
     with open("/dev/full", "wb") as full:
-        proc = run("search", JAPANESE, "--index", root, "-k", "1", stdout=full)
+        proc = run("search", JAPANESE, "--index", root, "-k", "1", stdout=full, environ=with_buffering(buffering))
     assert proc.returncode == 1
     assert error_line(proc) == "drsearch: error: cannot write the output: No space left on device"
-    closed = run("search", JAPANESE, "--index", root, "-k", "1", preexec_fn=lambda: os.close(1))
+    closed = run("search", JAPANESE, "--index", root, "-k", "1", preexec_fn=lambda: os.close(1),
+                 environ=with_buffering(buffering))  # fmt: skip
     assert closed.returncode == 1  # not 0 with the results dropped
     assert error_line(closed) == "drsearch: error: cannot write the output: standard output is closed"
+
+
+def into_a_reader_that_stops(*args: object, lines: int, buffering: str = "buffered") -> subprocess.CompletedProcess:
+    """The CLI writing into a pipe whose reader reads `lines` lines and closes it, as `| head -N` does."""
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", *map(str, args)], stdout=write_end,
+                            stderr=subprocess.PIPE, cwd=REPO, env=with_buffering(buffering))  # fmt: skip
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        for _ in range(lines):
+            reader.readline()
+    stderr = proc.stderr.read()
+    proc.wait(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, b"", stderr)
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(small_index):
+    """`drsearch ... | head -1`: no message and 141 (128 + SIGPIPE, as a shell reports `git log | head`
+    under `set -o pipefail`), not 1, which `index verify` and `fetch` give to real failures. A document
+    longer than a pipe holds makes `fetch` write after its reader left; the others meet a reader gone
+    before their first line (`| true`)."""
+    _, root = small_index
+    for args in (("fetch", "long", "--index", root), ("fetch", "long", "--index", root, "--json")):
+        for buffering in BUFFERING:  # unbuffered, a write cut short by the signal had lost the rest with exit 0
+            proc = into_a_reader_that_stops(*args, lines=1, buffering=buffering)
+            assert (proc.returncode, proc.stderr.decode()) == (128 + signal.SIGPIPE, ""), (args, buffering)
+    for args in (("search", "zebra", "--index", root), ("search", "zebra", "--index", root, "--json"),
+                 ("index", "list", root, "--json"), ("--help",)):  # fmt: skip
+        proc = into_a_reader_that_stops(*args, lines=0)
+        assert (proc.returncode, proc.stderr.decode()) == (128 + signal.SIGPIPE, ""), args
 
 
 def test_a_build_with_stderr_closed_completes(small_index, tmp_path):
