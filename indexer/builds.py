@@ -72,6 +72,13 @@ def list_builds(root: Path) -> list[Build]:
     return [_describe(p, current) for p in sorted(folders, key=lambda p: p.name.removeprefix(layout.REMOVING), reverse=True)]
 
 
+def current_problem(root: Path) -> str | None:
+    """Why ROOT's `current` names no build, or None: a plain folder or file there (a copy that followed
+    links, `cp -rL`) is a copy of a build, no pointer to one; said as `use` and `prune` refuse it."""
+    problem = layout.current_link_problem(root)
+    return None if problem is None else str(problem)
+
+
 def use_build(
     root: Path, name: str, progress_for: Callable[[int], Progress] = lambda total: lambda n: None
 ) -> tuple[str | None, str, bool]:

@@ -241,20 +241,27 @@ def reading(where: Path) -> Iterator[None]:
 
 
 def require_current_link(root: Path) -> None:
-    """Refuse to change a ROOT whose `current` is not a symbolic link: a copy that did not keep links
-    (`cp -rL`, an object-store sync) made it a plain copy of a build, which serves as it is but can be
-    neither switched nor told apart from the builds a prune would remove."""
+    """Refuse to change a ROOT whose `current` is not a symbolic link (`current_link_problem`)."""
+    if (problem := current_link_problem(root)) is not None:
+        raise problem
+
+
+def current_link_problem(root: Path) -> IndexFormatError | None:
+    """Why ROOT's `current` is not a symbolic link, else None: a copy that did not keep links (`cp -rL`,
+    an object-store sync) made it a plain copy of a build, which serves as it is but can be neither
+    switched nor told apart from the builds a prune would remove."""
     link = root / CURRENT
     with reading(link):
         plain = link.exists() and not link.is_symlink()
-    if plain:
-        kind = "a directory" if link.is_dir() else "a file"
-        raise IndexFormatError(
-            f"is {kind}, not a link to a build (copied without its symbolic link?): copy an index with "
-            f"`cp -a`, `rsync -a` or `tar`, or replace it with `rm -r {shlex.quote(str(link))}` and "
-            f"`drsearch index use {shlex.quote(str(root))} NAME`",
-            where=str(link),
-        )
+    if not plain:
+        return None
+    kind = "a directory" if link.is_dir() else "a file"
+    return IndexFormatError(
+        f"is {kind}, not a link to a build (copied without its symbolic link?): copy an index with "
+        f"`cp -a`, `rsync -a` or `tar`, or replace it with `rm -r {shlex.quote(str(link))}` and "
+        f"`drsearch index use {shlex.quote(str(root))} NAME`",
+        where=str(link),
+    )
 
 
 def current_link_as_root(path: str | Path) -> Path:

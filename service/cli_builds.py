@@ -14,17 +14,21 @@ RootArg = Annotated[Path, typer.Argument(help="Index ROOT (the folder holding bu
 
 def list_command(
     root: RootArg,
-    as_json: Annotated[bool, typer.Option("--json", help="The builds as one JSON list")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='{"builds": [...], "current_problem": null or why no build is current}')] = False,
 ) -> None:
     """List ROOT's builds, newest first: current, state, built at, counts, legs, size on disk.
 
     States: complete (has its manifest), building (a live build writes it), incomplete (left by a
-    killed build), removing (an interrupted removal)."""
+    killed build), removing (an interrupted removal). A `current` that is no link (a copy made with
+    `cp -rL`) marks no build current, with a warning saying how to repair it."""
     from indexer import builds
 
-    found = builds.list_builds(builds.index_root(root))
+    index = builds.index_root(root)
+    found, problem = builds.list_builds(index), builds.current_problem(index)
+    if problem:
+        typer.echo(one_line(f"drsearch: warning: {problem}"), err=True)
     if as_json:
-        echo_json([b.as_json() for b in found], indent=2)
+        echo_json({"builds": [b.as_json() for b in found], "current_problem": problem}, indent=2)
         return
     rows = [("", "NAME", "STATE", "BUILT AT", "DOCUMENTS", "PASSAGES", "LEGS", "SIZE")] + [
         ("*" if b.current else "", b.name, b.state, b.built_at or "-", _number(b.documents), _number(b.passages),

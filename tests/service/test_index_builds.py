@@ -84,8 +84,8 @@ def test_list_shows_every_build_and_its_state_newest_first(debris: Path) -> None
     assert found[1].size_bytes >= 10_000 and found[1].built_at is None and found[1].legs == ()
 
     proc = cli("list", debris, "--json")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == [b.as_json() for b in found]
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert json.loads(proc.stdout) == {"builds": [b.as_json() for b in found], "current_problem": None}
     lines = cli("list", debris).stdout.splitlines()
     assert len(lines) == 1 + len(found)
     assert lines[0].split() == ["NAME", "STATE", "BUILT", "AT", "DOCUMENTS", "PASSAGES", "LEGS", "SIZE"]
@@ -265,6 +265,22 @@ def test_a_build_of_an_older_format_is_listed_as_unusable_and_refused(root: Path
     assert line.split()[:2] == [OLDEST, "complete"] and line.endswith(f"unusable: {listed.problem}")
     assert_one_line_error(cli("use", root, OLDEST, "-q"), "index format 1 is older", "rebuild it")
     assert current_name(root) == NEWEST
+
+
+def test_list_of_a_root_copied_without_its_link_says_why_no_build_is_current(root: Path) -> None:
+    link = root / layout.CURRENT
+    link.unlink()
+    shutil.copytree(root / layout.BUILDS_DIR / NEWEST, link)
+    text = cli("list", root)
+    assert text.returncode == 0  # listing only reads: the hint is a warning
+    (warning,) = text.stderr.splitlines()
+    assert warning.startswith(f"drsearch: warning: {link}: is a directory, not a link to a build") and "cp -a" in warning
+    assert [line.split()[0] for line in text.stdout.splitlines()[1:]] == [NEWEST, NEWER, OLDER, OLDEST]  # no `*`
+    as_json = cli("list", root, "--json")
+    assert (as_json.returncode, as_json.stderr) == (0, text.stderr)
+    listed = json.loads(as_json.stdout)
+    assert listed["current_problem"] == warning.removeprefix("drsearch: warning: ")
+    assert [(b["name"], b["current"]) for b in listed["builds"]] == [(n, False) for n in (NEWEST, NEWER, OLDER, OLDEST)]
 
 
 def test_a_root_copied_without_its_link_serves_but_refuses_changes(root: Path, tmp_path: Path) -> None:
