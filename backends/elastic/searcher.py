@@ -109,12 +109,12 @@ class ElasticVectorSearcher(_ElasticLeg):
         return cls(section)
 
     def encode(self, queries: Sequence[str], on_idle: Callable[[], None] | None = None) -> np.ndarray:
-        from backends.faiss.encoder import check_model_unchanged, dimension_of, encode_queries, load_encoder
+        from backends.faiss.encoder import check_model_unchanged, dimension_of, encode_queries, load_query_encoder
 
         settings = self.section.encoder_settings(self._device)
         with self._lock:
             if self._model is None:
-                model = load_encoder(settings)
+                model = load_query_encoder(settings)
                 if int(dimension_of(model)) != self.dimension:
                     raise ConfigError(f"encoder produces {dimension_of(model)}-dimensional vectors, the index "
                                       f"holds {self.dimension}", where=str(settings.model or "bundled model"))  # fmt: skip

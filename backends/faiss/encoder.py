@@ -117,6 +117,23 @@ def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
     return model
 
 
+def load_query_encoder(settings: DenseSettings) -> "SentenceTransformer":
+    """`load_encoder` for a build's queries (`EncoderSection.encoder_settings`). A model the build was
+    given with --model is loaded from the path it recorded; where that fails, the error says it is the
+    build's model and how to get it back, not only that a directory is not a model."""
+    try:
+        return load_encoder(settings)
+    except ConfigError as exc:
+        if settings.model is None:  # the bundled model: the installation's copy
+            raise
+        path = model_path(settings)
+        state = "cannot be loaded" if path.is_dir() else "is missing"
+        raise ConfigError(
+            f"the build's query model {path} (recorded at build time by --model) {state}: {exc.message}; "
+            "rebuild the index with a --model found here, or make the model available at that path",
+        ) from None
+
+
 def dimension_of(model: Any) -> int | None:
     get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return get()

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from backends.base import VECTOR, Leg, Restriction, SourceFilters, check_k, query_matrix
-from backends.faiss.encoder import check_model_unchanged, dimension_of, encode_queries, load_encoder
+from backends.faiss.encoder import check_model_unchanged, dimension_of, encode_queries, load_query_encoder
 from backends.faiss.flat_split import blocked_search, large_flat, split_search, ties_by_id
 from backends.faiss.gpu import GPU_MAX_K, batch_invariant_gpu_search, faiss_device, to_gpu
 from backends.faiss.rows import RowFile
@@ -140,7 +140,7 @@ class FaissSearcher:
             return self._model
         with self._lock:
             if self._model is None:
-                self._model = load_encoder(self._settings)
+                self._model = load_query_encoder(self._settings)
             if not self._model_checked:
                 got = int(dimension_of(self._model))
                 if got != self.dimension:

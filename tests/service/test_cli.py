@@ -79,6 +79,23 @@ def test_not_a_model_fails_before_any_work(tmp_path):
     assert not (tmp_path / "o").exists()  # refused before reading the corpus or creating a build
 
 
+def test_a_build_whose_model_is_gone_says_it_is_the_model_it_was_built_with(tmp_path):
+    from backends.faiss.encoder import bundled_model_path
+    from tests.text_fixtures import DOCS
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "title": t, "text": x}) + "\n" for i, t, x in DOCS[:3]))
+    model = tmp_path / "models" / "minilm"
+    model.parent.mkdir()
+    model.symlink_to(bundled_model_path())  # a --model DIR, without copying the bundled one
+    drsearch("index", "build", "--corpus", corpus, "--out", tmp_path / "o", "--model", model, "--encoder", "st",
+             "-q", check=True)  # fmt: skip
+    model.unlink()
+    proc = drsearch("search", DOCS[0][2].split()[0], "--index", tmp_path / "o", "--mode", "dense")
+    assert_one_line_error(proc, f"the build's query model {model} (recorded at build time by --model) is missing: ",
+                          "rebuild the index", "make the model available at that path")  # fmt: skip
+
+
 def test_hnsw_parameters_are_recorded_and_used(tmp_path):
     from tests.text_fixtures import DOCS
 
