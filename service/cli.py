@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # `python -m service.cli`: started as the console script is, so that a Ctrl-C
+    from service.entry import main as _start  # while the modules below load is one line, not a traceback
+
+    _start()
+
 import json
 import os
 import re
@@ -528,6 +533,3 @@ def main() -> None:
         typer.echo("drsearch: interrupted", err=True)
     sys.exit(rc if isinstance(rc, int) else 0)
 
-
-if __name__ == "__main__":
-    main()

@@ -1,5 +1,6 @@
-"""The `drsearch` console script. Loading the CLI's modules takes a moment (typer, pydantic): a Ctrl-C
-then, the moment after Enter, is one line as it is during a command, not a traceback of imports."""
+"""The `drsearch` console script, and `python -m service.cli`. Loading the CLI's modules takes a moment
+(typer, pydantic): a Ctrl-C then, the moment after Enter, is one line as it is during a command, not a
+traceback of imports."""
 
 from __future__ import annotations
 

@@ -228,15 +228,16 @@ def test_a_build_stopped_by_a_signal_says_so_and_takes_its_indexer_with_it(small
     assert [p.name for p in (root / "builds").iterdir()] == [(root / "current").resolve().name]
 
 
-def test_ctrl_c_while_the_cli_loads_says_so():
-    """The console script (`service.entry:main`) with SIGINT delivered as it starts importing the CLI."""
+@pytest.mark.parametrize("start", ["from service.entry import main; main()",  # the console script
+                                   "import runpy; runpy.run_module('service.cli', run_name='__main__', alter_sys=True)"])  # python -m service.cli
+def test_ctrl_c_while_the_cli_loads_says_so(start):
+    """`drsearch` and `python -m service.cli` with SIGINT delivered as they start importing the CLI."""
     code = ("import importlib.abc, os, signal, sys\n"
             "class Interrupt(importlib.abc.MetaPathFinder):\n"
             "    def find_spec(self, name, path=None, target=None):\n"
             "        if name == 'typer':\n"
             "            os.kill(os.getpid(), signal.SIGINT)\n"
-            "sys.meta_path.insert(0, Interrupt())\n"
-            "from service.entry import main; main()")  # fmt: skip
+            f"sys.meta_path.insert(0, Interrupt())\n{start}")  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, timeout=120, cwd=REPO,
                           preexec_fn=ctrl_c_as_in_a_terminal)  # fmt: skip
     assert proc.returncode == 128 + signal.SIGINT
