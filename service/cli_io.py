@@ -47,8 +47,7 @@ def prepare_standard_streams() -> None:
     the bars failed and the build stopped). A closed stdout fails at the first result written.
 
     Under PYTHONUNBUFFERED=1 (-u) stdout writes straight to its descriptor, and a write a signal cut short
-    (into a full pipe) lost the rest of the text with no error; it now goes through a buffer that writes
-    it all (and is flushed at every line, as the CLI flushes each echo).
+    (into a full pipe) lost the rest of the text with no error; it now writes the rest, still unbuffered.
 
     A stream whose encoding cannot show every character (PYTHONIOENCODING=latin-1, a non-UTF-8 locale)
     writes the others as backslash escapes instead of failing on the first of them.
@@ -67,7 +66,7 @@ def prepare_standard_streams() -> None:
     if sys.stdout is None:
         sys.stdout = _ClosedOutput()
     elif isinstance(sys.stdout, io.TextIOWrapper) and isinstance(sys.stdout.buffer, io.RawIOBase):
-        sys.stdout = _buffered(sys.stdout)
+        sys.stdout = _whole_writes(sys.stdout)
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper) and not is_unicode(stream):
             stream.reconfigure(errors="backslashreplace")
@@ -75,10 +74,26 @@ def prepare_standard_streams() -> None:
         os.environ.setdefault("TQDM_MININTERVAL", "10")  # read when tqdm is imported, which the commands do later
 
 
-def _buffered(stream: io.TextIOWrapper) -> io.TextIOWrapper:
-    """`stream` (a text layer over the raw descriptor) over a buffer that completes partial writes."""
-    raw = io.FileIO(stream.fileno(), "w", closefd=False)
-    return io.TextIOWrapper(io.BufferedWriter(raw), encoding=stream.encoding, errors=stream.errors,
+class _WholeWrites(io.FileIO):
+    """A descriptor whose `write` writes all it is given. FileIO's returns what one write(2) took, less
+    than asked when a signal cut it short (into a full pipe), and the text layer Python puts over an
+    unbuffered stdout drops the rest without an error."""
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            wrote = super().write(view[done:])
+            if wrote is None:  # a non-blocking descriptor that is full
+                raise BlockingIOError(errno.EAGAIN, "standard output would block", done)
+            done += wrote
+        return done
+
+
+def _whole_writes(stream: io.TextIOWrapper) -> io.TextIOWrapper:
+    """Unbuffered `stream` again, over a descriptor that writes whole."""
+    raw = _WholeWrites(stream.fileno(), "w", closefd=False)
+    return io.TextIOWrapper(raw, encoding=stream.encoding, errors=stream.errors,  # type: ignore[arg-type]
                             line_buffering=stream.line_buffering, write_through=True)  # fmt: skip
 
 
