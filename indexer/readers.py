@@ -262,6 +262,9 @@ def _to_document(record: Any, layout: str) -> Document:
         raise ValueError(f"empty field '{id_field}'")
     if len(doc_id) * 4 > MAX_ID_BYTES and (size := len(doc_id.encode("utf-8"))) > MAX_ID_BYTES:
         raise ValueError(f"field '{id_field}' is {size} bytes long (at most {MAX_ID_BYTES} in UTF-8)")
+    if "text" not in record:  # e.g. the text under `body` or `content`: never indexable, so a bad line, not an empty one
+        shown = ", ".join(sorted(_path_part(k) for k in record)[:10])
+        raise ValueError(f"missing field 'text' (this line has: {shown})")
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ValueError("field 'metadata' must be an object")
@@ -289,12 +292,12 @@ def read_documents(
 ) -> Iterator[Document]:
     """Yield every non-empty document of every corpus path, in order.
 
-    A malformed line (not UTF-8, not JSON, nested deeper than _MAX_DEPTH), a missing/empty id, a
-    duplicate id, a field of the wrong type or holding an unpaired surrogate (a JSON escape such as
-    \\ud800, which cannot be stored as UTF-8) or a `published` that is not an ISO date raises CorpusError
-    naming file:line, unless skip_bad is set (then it is counted in `report`). A UTF-8 BOM at the start
-    of a file is ignored.
-    Documents with empty text are skipped and counted.
+    A malformed line (not UTF-8, not JSON, nested deeper than _MAX_DEPTH), a missing/empty id, no
+    `text` field, a duplicate id, a field of the wrong type or holding an unpaired surrogate (a JSON
+    escape such as \\ud800, which cannot be stored as UTF-8) or a `published` that is not an ISO date
+    raises CorpusError naming file:line, unless skip_bad is set (then it is counted in `report`). A
+    UTF-8 BOM at the start of a file is ignored.
+    Documents whose text is empty or blank are skipped and counted.
     """
     report = report if report is not None else ReadReport()
     seen: set[str] = set()

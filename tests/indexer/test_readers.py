@@ -43,6 +43,7 @@ def test_generic_documents_with_url_published_and_extra_fields(tmp_path):
         ('{"id": "dup", "text": "again"}', "duplicate document id 'dup'"),
         ('["not", "an", "object"]', "not a JSON object"),
         ('{"id": "t", "text": 5}', "field 'text' must be a string"),
+        ('{"id": "b", "title": "T", "body": "the text under another name"}', "missing field 'text' (this line has: body, id, title)"),
         ('{"id": "p", "text": "x", "published": 2023}', "field 'published' must be a string"),
         ('{"id": "p", "text": "x", "published": "yesterday"}', "field 'published' is not an ISO date"),
         ('{"id": "p", "text": "x", "published": "2024-13-45"}', "field 'published' is not a calendar date"),
