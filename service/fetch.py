@@ -129,7 +129,8 @@ def marker(omitted: Omitted) -> str:
 def select(ranked: list[tuple[Span, float | None]], max_chars: int | None, *, in_order: bool) -> tuple[list, Omitted | None]:
     """Whole passages within `max_chars` (joined by blank lines, plus the marker when some are left
     out). `in_order`: stop at the first that does not fit (a prefix of the document); else skip it and
-    try the next (best-first lists). If not even one fits, the first is cut at a word boundary."""
+    try the next (best-first lists). If the first does not fit, it is cut at a word boundary: a
+    best-first list never shows a worse passage in place of its best one because it is shorter."""
     from ranker.output_budget import trim_words
 
     if max_chars is None:
@@ -144,10 +145,10 @@ def select(ranked: list[tuple[Span, float | None]], max_chars: int | None, *, in
         if used + need <= room:
             kept.append((span, score))
             used += need
-        elif in_order:
+        elif in_order or not kept:
             break
     shown = sum(len(s.text) for s, _ in kept)
-    if not kept and ranked:  # not even one passage fits: the first, cut at a word (its rest counts in `chars`)
+    if not kept and ranked:  # the first passage does not fit: cut at a word (its rest counts in `chars`)
         span, score = ranked[0]
         cut = trim_words(span.text, room) or trim_words(span.text, max_chars)  # the latter without the marker
         if cut:

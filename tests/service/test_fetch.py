@@ -78,6 +78,21 @@ def test_indexed_document_by_id_and_by_url(agent_client):
             assert doc["text"][p["start"] : p["end"]] == p["text"]
 
 
+def test_a_cap_below_the_best_passage_cuts_it_rather_than_showing_a_worse_one(agent_client):
+    """A focused read whose best passage does not fit `max_chars` whole shows that passage cut at a
+    word, never a less relevant passage that happens to be shorter in its place."""
+    query = "pregnant people over sixty-five severe complications"
+    whole = _fetch(agent_client, {"doc_id": "cdc-flu", "query": query})["results"][0]
+    best = whole["passages"][0]
+    assert "Pregnant" in best["text"] and best["score"] > whole["passages"][1]["score"]
+    assert min(len(p["text"]) for p in whole["passages"]) < len(best["text"])  # a shorter, worse passage would fit
+    for max_chars in range(20, len(best["text"]) + 80, 6):
+        capped = _fetch(agent_client, {"doc_id": "cdc-flu", "query": query, "max_chars": max_chars})["results"][0]
+        first = capped["passages"][0]
+        assert first["passage_id"] == best["passage_id"], (max_chars, first["text"])
+        assert best["text"].startswith(first["text"].removesuffix("…")) and len(capped["text"]) <= max_chars
+
+
 def test_query_focused_passages_come_best_first_within_max_chars(agent_client):
     whole = _fetch(agent_client, {"doc_id": "cdc-flu", "query": "side effects sore arm fever"})["results"][0]
     scores = [p["score"] for p in whole["passages"]]
