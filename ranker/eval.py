@@ -59,9 +59,9 @@ def _read_queries(beir_dir: Path) -> dict[str, tuple[int, str]]:
             continue
         try:
             rec = json.loads(line)
-            qid, text = str(rec["_id"]), rec["text"]
+            qid, text = str(rec["_id"] if "_id" in rec else rec["id"]), rec["text"]  # `id` as a documents line has it
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise CorpusError("malformed query line (needs _id and text)", where=f"{path}:{lineno}") from None
+            raise CorpusError("malformed query line (needs _id (or id) and text)", where=f"{path}:{lineno}") from None
         if not isinstance(text, str):
             raise CorpusError(f"query '{qid}': text must be a string, got {type(text).__name__}", where=f"{path}:{lineno}")
         out[qid] = (lineno, text)

@@ -84,6 +84,15 @@ def test_eval_names_the_bad_line(tmp_path, tiny_index, queries, qrels, where, fr
     assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", beir, "-q"), f"{beir}/", where, *fragments)
 
 
+def test_eval_reads_query_ids_under_id_as_a_corpus_does(tmp_path, tiny_index):
+    beir = write_beir(tmp_path / "beir", [line.replace(b'"_id"', b'"id"') for line in GOOD_QUERIES], GOOD_QRELS)
+    mode, ndcg, *_, queries = drsearch("eval", "--index", tiny_index, "--beir", beir, "-q", check=True).stdout.splitlines()[1].split()
+    assert (mode, ndcg, queries) == ("bm25", "1.0000", "2")
+    write_beir(tmp_path / "no-id", [b'{"text": "magma lava eruption"}'], GOOD_QRELS)
+    assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", tmp_path / "no-id", "-q"),
+                          "queries.jsonl:1", "needs _id (or id) and text")  # fmt: skip
+
+
 def test_eval_k0_bound(tmp_path, tiny_index):
     beir = write_beir(tmp_path / "beir", GOOD_QUERIES, GOOD_QRELS)
     assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", beir, "--k0", "20000"),
