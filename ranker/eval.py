@@ -110,7 +110,9 @@ def evaluate(
     quiet: bool = False,
     desc: str = "eval",
 ) -> dict[str, float]:
-    """Evaluate `rank` (queries -> passage hits, best first) on a BEIR collection's split."""
+    """Evaluate `rank` (queries -> passage hits, best first) on a BEIR collection's split: the metrics,
+    `queries` (how many were judged and searched) and `left_out` (judged query ids without a line in
+    queries.jsonl, in qrels order)."""
     qrels = load_qrels(beir_dir, split)
     queries = _read_queries(beir_dir)
     qids = [q for q in qrels if q in queries]
@@ -123,7 +125,7 @@ def evaluate(
             for qid, hits in zip(chunk, _rank_naming_query(rank, chunk, queries, beir_dir)):
                 run[qid] = max_passage(hits, exclude=qid if ignore_identical_ids else None)
             bar.update(len(chunk))
-    return evaluate_run(run, qrels)
+    return {**evaluate_run(run, qrels), "left_out": [q for q in qrels if q not in queries]}
 
 
 def _rank_naming_query(rank: Callable[[list[str]], list[list[Hit]]], qids: list[str],

@@ -376,8 +376,11 @@ def evaluate(
         rank = lambda qs, o=options: pipeline.rank(qs, o)  # noqa: E731
         report[m] = run_eval(rank, beir, split=split, ignore_identical_ids=ignore_identical_ids,
                              quiet=quiet or as_json, desc=f"eval {m}")  # fmt: skip
+    if left_out := next(iter(report.values()))["left_out"]:
+        typer.echo(f"drsearch: warning: {len(left_out)} judged queries of {beir / 'qrels' / f'{split}.tsv'} have no line in "
+                   f"{beir / 'queries.jsonl'} and are left out (first: {left_out[0]!r})", err=True)  # fmt: skip
     if as_json:
-        typer.echo(json.dumps({m: {k: v for k, v in r.items() if k != "queries"} for m, r in report.items()}))
+        typer.echo(json.dumps({m: {k: v for k, v in r.items() if k not in ("queries", "left_out")} for m, r in report.items()}))
         return
     typer.echo(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>8} {'MRR@10':>8} {'queries':>8}")
     for m, r in report.items():

@@ -93,6 +93,17 @@ def test_eval_reads_query_ids_under_id_as_a_corpus_does(tmp_path, tiny_index):
                           "queries.jsonl:1", "needs _id (or id) and text")  # fmt: skip
 
 
+def test_eval_says_which_judged_queries_it_left_out(tmp_path, tiny_index):
+    """A judged query id with no line in queries.jsonl (a typo, another id scheme) cannot be searched:
+    eval goes on with the others and says so in one line, instead of scoring fewer queries silently."""
+    beir = write_beir(tmp_path / "beir", GOOD_QUERIES, [*GOOD_QRELS, b"Q1\tvolcano\t1", b"q9\tbread\t1"])
+    proc = drsearch("eval", "--index", tiny_index, "--beir", beir, "-q", check=True)
+    assert proc.stdout.splitlines()[1].split()[-1] == "2"
+    (line,) = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert line.startswith("drsearch: warning: 2 judged queries of ") and "test.tsv" in line
+    assert "queries.jsonl and are left out (first: 'Q1')" in line
+
+
 def test_eval_k0_bound(tmp_path, tiny_index):
     beir = write_beir(tmp_path / "beir", GOOD_QUERIES, GOOD_QRELS)
     assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", beir, "--k0", "20000"),
