@@ -37,9 +37,10 @@ class BuildResult:
 
 
 def _host_of(doc: Document) -> Document:
-    """Fill `domain` from the URL's host when the corpus did not give one."""
-    host = None if doc.domain or not doc.url else host_of(doc.url)
-    return Document(**{**doc.__dict__, "domain": host}) if host else doc
+    """`domain` as the host that filters and the authority list match: the corpus's own, normalised
+    (`https://WWW.X.org/` -> `www.x.org`; one that names no host kept as given), else the URL's host."""
+    host = host_of(doc.domain) if doc.domain else host_of(doc.url) if doc.url else None
+    return replace(doc, domain=host) if host and host != doc.domain else doc
 
 
 def corpus_checksum(paths: list[Path]) -> str:

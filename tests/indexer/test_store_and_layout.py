@@ -187,3 +187,22 @@ def test_an_index_of_an_older_format_is_refused_with_the_command_that_rebuilds_i
         assert proc.returncode == 2 and proc.stdout == "", args
         assert proc.stderr.count("\n") == 1 and "index format 1 is older" in proc.stderr, args
         assert f"--corpus /data/notes.jsonl --out '{root}'" in proc.stderr, args
+
+
+def test_a_corpus_domain_is_stored_as_the_host_filters_see(tmp_path):
+    """A `domain` written as a URL or in capitals is shown with hits as the host that domain filters and
+    the authority list match (`host_of`), as a domain taken from the URL is."""
+    from indexer.build import build_index
+    from indexer.settings import BuildSettings, DenseSettings
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in [
+        {"id": "given", "text": "alpine glaciers", "domain": "https://WWW.Climate-Institute.example.org/"},
+        {"id": "from-url", "text": "alpine glaciers", "url": "https://Data.Example.org:443/x"},
+        {"id": "not-a-host", "text": "alpine glaciers", "domain": "our lab"},
+    ]))  # fmt: skip
+    settings = BuildSettings(quiet=True, dense=DenseSettings(enabled=False))
+    build = build_index([corpus], tmp_path / "idx", settings).build_dir
+    store = Store(build / layout.STORE)
+    assert [store.document(i)["domain"] for i in ("given", "from-url", "not-a-host")] == [
+        "www.climate-institute.example.org", "data.example.org", "our lab"]
