@@ -313,7 +313,8 @@ def read_documents(
                     record = _parse_json(text)
                     doc = _to_document(record, layout)
                     if doc.doc_id in seen:
-                        raise ValueError(f"duplicate document id '{doc.doc_id}'")
+                        first = "" if skip_bad else f" (first at {_first_line_of(doc.doc_id, paths)})"
+                        raise ValueError(f"duplicate document id '{doc.doc_id}'{first}")
                 except ValueError as exc:
                     if not skip_bad:
                         raise CorpusError(f"{exc} (use --skip-bad to skip bad lines)", where=where) from None
@@ -327,6 +328,21 @@ def read_documents(
                     continue
                 report.documents += 1
                 yield doc
+
+
+def _first_line_of(doc_id: str, paths: list[str | Path]) -> str:
+    """file:line of the first document with `doc_id`, read again from the start: only the ids are
+    kept while reading, so this runs once, for the error that stops the read."""
+    for path in paths:
+        layout, files = corpus_files(path)
+        for file in files:
+            for lineno, line in _iter_lines(file):
+                try:
+                    if _to_document(_parse_json(_decode_line(line)), layout).doc_id == doc_id:
+                        return f"{file}:{lineno}"
+                except ValueError:
+                    continue
+    return "?"
 
 
 def corpus_bytes(paths: list[str | Path]) -> int:

@@ -333,3 +333,14 @@ def test_a_line_over_the_limit_is_a_bad_line_never_held_whole(tmp_path, monkeypa
     assert peak < 10 << 20, peak  # the limit and a few blocks, not the 64 MiB line
     says = f"{bomb}:2: line longer than 1 MiB (one document's JSON must fit in that)"
     assert report.skipped_bad == skip_bad and report.bad_lines == ([says] if skip_bad else [])
+
+
+def test_a_duplicate_id_names_where_the_first_one_is(tmp_path):
+    """Across the files of a folder (or of several --corpus), the error names both lines."""
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    first = write_lines(folder / "a.jsonl", ['{"id": "x", "text": "one"}', '{"id": " dup ", "text": "two"}'])
+    again = write_lines(folder / "b.jsonl", ['{"id": "y", "text": "three"}', '{"id": "dup", "text": "four"}'])
+    with pytest.raises(CorpusError) as err:
+        list(read_documents([folder]))
+    assert str(err.value).startswith(f"{again}:2: duplicate document id 'dup' (first at {first}:2)")
