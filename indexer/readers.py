@@ -20,6 +20,7 @@ from indexer.schema import Document, published_problem, untypeset
 
 BEIR_FILES = ("corpus.jsonl", "corpus.jsonl.gz")
 BEIR_OTHER_FILES = ("queries.jsonl", "queries.jsonl.gz")  # the layout's own; a BEIR read skips them
+DOCUMENT_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")  # NDJSON is JSON Lines by another name
 _GENERIC_KNOWN = {"id", "_id", "title", "text", "url", "published", "source", "metadata", "domain", "language"}
 _UTF8_BOM = b"\xef\xbb\xbf"  # RFC 8259: a parser may ignore one at the start of a file
 _MAX_DEPTH = 100  # JSON nesting levels of a record; deeper cannot be stored and read back reliably
@@ -54,8 +55,8 @@ def corpus_files(path: str | Path) -> tuple[str, list[Path]]:
 
     - a BEIR directory (holds corpus.jsonl[.gz]) -> ("beir", [that file]); CorpusError naming them if it
       holds other *.jsonl[.gz] files besides queries.jsonl[.gz] (they would not be read)
-    - a directory of *.jsonl / *.jsonl.gz, else the ones in its docs/ (as the crawler writes) -> ("generic", sorted files)
-    - a single .jsonl / .jsonl.gz file -> ("beir" if its name starts with "corpus", else "generic")
+    - a directory of *.jsonl[.gz] / *.ndjson[.gz], else the ones in its docs/ (as the crawler writes) -> ("generic", sorted files)
+    - a single such file -> ("beir" if its name starts with "corpus", else "generic")
     """
     p = Path(path)
     try:
@@ -76,12 +77,12 @@ def _corpus_files(p: Path) -> tuple[str, list[Path]]:
         files = _shards_in(p) or (_shards_in(p / "docs") if (p / "docs").is_dir() else [])
         if not files:
             raise CorpusError(
-                "no corpus.jsonl[.gz] (BEIR layout) and no *.jsonl[.gz] document files in directory or its docs/",
+                "no corpus.jsonl[.gz] (BEIR layout) and no *.jsonl[.gz] or *.ndjson[.gz] document files in directory or its docs/",
                 where=str(p),
             )
         return "generic", files
-    if not p.name.endswith((".jsonl", ".jsonl.gz")):
-        raise CorpusError("corpus file must be .jsonl or .jsonl.gz", where=str(p))
+    if not p.name.endswith(DOCUMENT_SUFFIXES):
+        raise CorpusError("corpus file must be .jsonl, .jsonl.gz, .ndjson or .ndjson.gz", where=str(p))
     return ("beir" if p.name.startswith("corpus.") else "generic"), [p]
 
 
@@ -100,7 +101,7 @@ def _refuse_beir_extras(folder: Path, corpus: Path) -> None:
 
 
 def _shards_in(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.name.endswith((".jsonl", ".jsonl.gz")) and f.is_file())
+    return sorted(f for f in folder.iterdir() if f.name.endswith(DOCUMENT_SUFFIXES) and f.is_file())
 
 
 def _open_binary(path: Path) -> BinaryIO:

@@ -344,3 +344,15 @@ def test_a_duplicate_id_names_where_the_first_one_is(tmp_path):
     with pytest.raises(CorpusError) as err:
         list(read_documents([folder]))
     assert str(err.value).startswith(f"{again}:2: duplicate document id 'dup' (first at {first}:2)")
+
+
+def test_ndjson_is_read_as_jsonl(tmp_path):
+    """NDJSON is JSON Lines under another name: a folder's *.ndjson[.gz] shards are read with its
+    *.jsonl ones (they were left out without a word), and one can be given as --corpus."""
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    write_lines(folder / "a.jsonl", ['{"id": "a", "text": "one"}'])
+    with gzip.open(folder / "b.ndjson.gz", "wt", encoding="utf-8") as fh:
+        fh.write('{"id": "b", "text": "two"}\n')
+    single = write_lines(tmp_path / "c.ndjson", ['{"id": "c", "text": "three"}'])
+    assert [d.doc_id for d in read_documents([folder, single])] == ["a", "b", "c"]
