@@ -62,22 +62,19 @@ class AgentTools:
 
 
 @asynccontextmanager
-async def standalone(index: Path, settings: Any, *, warm: bool = False) -> AsyncIterator[tuple[AgentTools, str]]:
+async def standalone(index: Path, settings: Any, *, validated: bool = False) -> AsyncIterator[tuple[AgentTools, str]]:
     """(tools, index version) over an index opened in this process (`drsearch mcp`, `drsearch fetch`);
-    `settings` is a `service.settings.ServiceSettings` (fetch limits, query cap). `warm` (a server: `drsearch
-    mcp`) loads the query encoder first, as `serve` does (`settings.warmup`), so that the first search's
-    deadline is not spent loading it."""
-    from ranker.pipeline import SearchOptions, SearchPipeline
+    `settings` is a `service.settings.ServiceSettings` (fetch limits, query cap). `validated`: every leg
+    opened, checked and warmed up first, the query model loaded, as `serve` does (`drsearch mcp`, whose
+    searches run under the server's deadline: a first search loading the JVM and the model ran past it)."""
+    from indexer import layout
+    from ranker.pipeline import SearchPipeline
     from service.app import _fetcher, bounded
-    from service.validate import WARMUP_QUERY
+    from service.validate import open_validated
 
-    pipeline = await asyncio.to_thread(SearchPipeline.open, index)
-    if warm and settings.warmup and pipeline.has_dense:
-        try:
-            await asyncio.to_thread(pipeline.batch_search, [WARMUP_QUERY], SearchOptions(k=1, mode="dense"))
-        except BaseException:
-            pipeline.close()
-            raise
+    opened = await asyncio.to_thread(layout.resolve_build, index) if validated else index
+    opener = partial(open_validated, load_model=settings.warmup) if validated else SearchPipeline.open
+    pipeline = await asyncio.to_thread(opener, opened)
     fetcher = _fetcher(settings)
 
     async def run(fn: Any, *args: Any) -> Any:

@@ -124,7 +124,7 @@ async def serve_stdio(index: Path, settings: Any) -> None:
 
     from service.agent_tools import standalone
 
-    async with standalone(index, settings, warm=True) as (tools, version):
+    async with standalone(index, settings, validated=True) as (tools, version):
         server = build_server(tools, version=version)
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())

@@ -115,8 +115,25 @@ def test_mcp_over_stdio_loads_the_query_encoder_before_its_first_search(agent_ro
     from service.settings import ServiceSettings
 
     async def run() -> bool:
-        async with standalone(agent_root, ServiceSettings(index=agent_root), warm=True) as (tools, _version):
+        async with standalone(agent_root, ServiceSettings(index=agent_root), validated=True) as (tools, _version):
             with tools.context() as ctx:
                 return ctx.pipeline.dense._model is not None
 
     assert asyncio.run(run())
+
+
+def test_mcp_checks_every_leg_before_it_answers(agent_root, tmp_path):
+    """As `serve` does, `drsearch mcp` opens and warms up every leg, the query model included, before
+    it reads its first message: a damaged dense leg is refused at start in one line (exit 2), not on an
+    agent's first dense search, and that first search loads nothing inside the server's deadline."""
+    import shutil
+    import subprocess
+
+    build = tmp_path / "build"
+    shutil.copytree(os.path.realpath(agent_root / "current"), build)
+    os.truncate(build / "dense" / "index.faiss", 100)
+    proc = subprocess.run([sys.executable, "-m", "service.cli", "mcp", "--index", str(build)], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=300, cwd=REPO)  # fmt: skip
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("drsearch: error: ") and f"{build / 'dense'}" in lines[0]
