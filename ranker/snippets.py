@@ -95,6 +95,11 @@ def _match_starts(text: str, query: str) -> list[int]:
     return starts
 
 
+def match_starts(text: str, query: str) -> list[int]:
+    """Where in `text` the query's words match, as snippets find them (ascending character offsets)."""
+    return _match_starts(text, query)
+
+
 def _word_starts(text: str, lowered: str, stems: tuple[str, ...]) -> list[int]:
     """`_match_starts` for a text without Han characters, found with `str.find` per stem (a scan in C)
     instead of the alternation pattern, which Python's engine tries position by position: same

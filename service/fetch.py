@@ -8,6 +8,7 @@ best first (`ranker.focus`); `max_chars` keeps whole passages and says what it l
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -121,18 +122,20 @@ class FetchResponse(BaseModel):
 
 # ----------------------------------------------------------------------------------------- assembly
 
+_BLANK = re.compile(r"\s+")
+
 
 def marker(omitted: Omitted) -> str:
     return f"[… {omitted.passages} more passage(s), {omitted.chars} characters, left out]"
 
 
-def select(ranked: list[tuple[Span, float | None]], max_chars: int | None, *, in_order: bool) -> tuple[list, Omitted | None]:
+def select(ranked: list[tuple[Span, float | None]], max_chars: int | None, *, in_order: bool,
+           query: str | None = None) -> tuple[list, Omitted | None]:  # fmt: skip
     """Whole passages within `max_chars` (joined by blank lines, plus the marker when some are left
     out). `in_order`: stop at the first that does not fit (a prefix of the document); else skip it and
-    try the next (best-first lists). If the first does not fit, it is cut at a word boundary: a
-    best-first list never shows a worse passage in place of its best one because it is shorter."""
-    from ranker.output_budget import trim_words
-
+    try the next (best-first lists). If the first does not fit, it is cut at word boundaries, around
+    the words `query` matches when given: a best-first list never shows a worse passage in place of
+    its best one because it is shorter."""
     if max_chars is None:
         return ranked, None
     total = sum(len(s.text) for s, _ in ranked) + 2 * max(0, len(ranked) - 1)
@@ -148,14 +151,38 @@ def select(ranked: list[tuple[Span, float | None]], max_chars: int | None, *, in
         elif in_order or not kept:
             break
     shown = sum(len(s.text) for s, _ in kept)
-    if not kept and ranked:  # the first passage does not fit: cut at a word (its rest counts in `chars`)
+    if not kept and ranked:  # the first passage does not fit: cut (its rest counts in `chars`)
         span, score = ranked[0]
-        cut = trim_words(span.text, room) or trim_words(span.text, max_chars)  # the latter without the marker
-        if cut:
-            shown = len(cut.removesuffix("…"))
-            kept = [(Span(span.ordinal, span.start, span.start + shown, cut, span.passage_id), score)]
+        if cut := _cut(span, room, query) or _cut(span, max_chars, query):  # the latter without the marker
+            shown = cut.end - cut.start
+            kept = [(cut, score)]
     chars = sum(len(s.text) for s, _ in ranked) - shown
     return kept, Omitted(passages=len(ranked) - len(kept), chars=chars)
+
+
+def _cut(span: Span, room: int, query: str | None) -> Span | None:
+    """`span` cut to at most `room` characters at word boundaries, `…` marking each cut end: from its
+    start, or, with a query, from a word shortly before the densest run of the words it matches (as
+    a search snippet is placed); None when not even one word fits."""
+    from ranker.output_budget import ELLIPSIS, trim_words
+    from ranker.snippets import match_starts
+
+    text, lo = span.text, 0
+    starts = match_starts(text, query) if query and room > 0 else []
+    if starts:
+        reach = room * 2 // 3
+        best = max(starts, key=lambda p: (sum(1 for q in starts if p <= q < p + reach), -p))
+        lo = max(0, min(best - room // 6, len(text) - room))
+        if lo and not text[lo - 1].isspace() and (blank := _BLANK.search(text, lo, best)):
+            lo = blank.end()  # the next word's start, not inside a word
+        elif lo and not text[lo - 1].isspace():
+            lo = best
+    prefix = ELLIPSIS if lo else ""
+    body = trim_words(text[lo:], room - len(prefix))
+    if not body:
+        return None
+    shown = len(body) if body == text[lo:] else len(body) - len(ELLIPSIS)
+    return Span(span.ordinal, span.start + lo, span.start + lo + shown, prefix + body, span.passage_id)
 
 
 def assemble(pipeline, *, item: FetchItem, title: str, spans: list[Span], base: dict[str, Any]) -> dict[str, Any]:
@@ -164,7 +191,7 @@ def assemble(pipeline, *, item: FetchItem, title: str, spans: list[Span], base: 
 
     if item.query:
         ranked: list[tuple[Span, float | None]] = list(rank_spans(pipeline, item.query, title, spans))
-        kept, omitted = select(ranked, item.max_chars, in_order=False)
+        kept, omitted = select(ranked, item.max_chars, in_order=False, query=item.query)
     else:
         kept, omitted = select([(s, None) for s in spans], item.max_chars, in_order=True)
     text = "\n\n".join(s.text for s, _ in kept)

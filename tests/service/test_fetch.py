@@ -90,7 +90,22 @@ def test_a_cap_below_the_best_passage_cuts_it_rather_than_showing_a_worse_one(ag
         capped = _fetch(agent_client, {"doc_id": "cdc-flu", "query": query, "max_chars": max_chars})["results"][0]
         first = capped["passages"][0]
         assert first["passage_id"] == best["passage_id"], (max_chars, first["text"])
-        assert best["text"].startswith(first["text"].removesuffix("…")) and len(capped["text"]) <= max_chars
+        assert first["text"].strip("…") in best["text"] and len(capped["text"]) <= max_chars
+
+
+def test_a_best_passage_cut_to_the_cap_keeps_the_words_the_query_matched(agent_client):
+    """The cut keeps the part of the passage where the query's words are (`…` marks each cut end),
+    not always its beginning, and `start`/`end` still index the document text of what is shown."""
+    doc = agent_client.get("/v1/documents/cdc-flu").json()
+    query = "clinics prioritise when vaccine supply is short"
+    whole = _fetch(agent_client, {"doc_id": "cdc-flu", "query": query})["results"][0]
+    best = whole["passages"][0]
+    assert best["text"].startswith("Pregnant") and best["text"].endswith("supply is short.")
+    capped = _fetch(agent_client, {"doc_id": "cdc-flu", "query": query, "max_chars": 110})["results"][0]
+    first = capped["passages"][0]
+    assert first["passage_id"] == best["passage_id"] and len(capped["text"]) <= 110
+    assert first["text"].startswith("…") and "supply" in first["text"], first["text"]
+    assert doc["text"][first["start"] : first["end"]] == first["text"].strip("…")
 
 
 def test_query_focused_passages_come_best_first_within_max_chars(agent_client):
