@@ -345,6 +345,15 @@ def search(
         typer.echo(for_terminal(f"     {shown}"))
 
 
+def _relevant_not_indexed(pipeline: Any, qrels: dict[str, dict[str, int]]) -> list[str]:
+    """The documents judged relevant (grade > 0) that the index holds no passage of, sorted."""
+    from indexer.schema import doc_id_of, passage_id_for
+
+    relevant = {doc for judged in qrels.values() for doc, grade in judged.items() if grade > 0}
+    found = {doc_id_of(p) for p in pipeline.store.passages_by_id(passage_id_for(doc, 0) for doc in relevant)}
+    return sorted(relevant - found)
+
+
 @app.command("eval")
 def evaluate(
     index: IndexOpt,
@@ -360,7 +369,7 @@ def evaluate(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """nDCG@10, Recall@100 and MRR@10 at document level (MaxP)."""
-    from ranker.eval import PASSAGE_DEPTH
+    from ranker.eval import PASSAGE_DEPTH, load_qrels
     from ranker.eval import evaluate as run_eval
     from ranker.pipeline import MODES
 
@@ -376,9 +385,15 @@ def evaluate(
         rank = lambda qs, o=options: pipeline.rank(qs, o)  # noqa: E731
         report[m] = run_eval(rank, beir, split=split, ignore_identical_ids=ignore_identical_ids,
                              quiet=quiet or as_json, desc=f"eval {m}")  # fmt: skip
+    qrels_path = beir / "qrels" / f"{split}.tsv"
     if left_out := next(iter(report.values()))["left_out"]:
-        typer.echo(f"drsearch: warning: {len(left_out)} judged queries of {beir / 'qrels' / f'{split}.tsv'} have no line in "
+        typer.echo(f"drsearch: warning: {len(left_out)} judged queries of {qrels_path} have no line in "
                    f"{beir / 'queries.jsonl'} and are left out (first: {left_out[0]!r})", err=True)  # fmt: skip
+    if absent := _relevant_not_indexed(pipeline, load_qrels(beir, split)):
+        many = len(absent) > 1
+        typer.echo(f"drsearch: warning: {len(absent)} document{'s' if many else ''} judged relevant in {qrels_path} "
+                   f"{'are' if many else 'is'} not in the index, so {'they count' if many else 'it counts'} as not found "
+                   f"(first: {absent[0]!r})", err=True)  # fmt: skip
     if as_json:
         typer.echo(json.dumps({m: {k: v for k, v in r.items() if k not in ("queries", "left_out")} for m, r in report.items()}))
         return

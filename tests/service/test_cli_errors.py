@@ -104,6 +104,16 @@ def test_eval_says_which_judged_queries_it_left_out(tmp_path, tiny_index):
     assert "queries.jsonl and are left out (first: 'Q1')" in line
 
 
+def test_eval_says_which_relevant_documents_the_index_lacks(tmp_path, tiny_index):
+    """A document judged relevant that the index does not hold (a typo in its id, a corpus file left
+    out of the build) counts as not found: eval says so in one line instead of a silently lower score."""
+    beir = write_beir(tmp_path / "beir", GOOD_QUERIES, [*GOOD_QRELS, b"q1\tno-such-doc\t1", b"q2\tnot-relevant\t0"])
+    proc = drsearch("eval", "--index", tiny_index, "--beir", beir, "-q", check=True)
+    (line,) = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert line.startswith("drsearch: warning: 1 document judged relevant in ") and "test.tsv" in line
+    assert line.endswith("is not in the index, so it counts as not found (first: 'no-such-doc')")
+
+
 def test_eval_k0_bound(tmp_path, tiny_index):
     beir = write_beir(tmp_path / "beir", GOOD_QUERIES, GOOD_QRELS)
     assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", beir, "--k0", "20000"),
