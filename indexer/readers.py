@@ -172,6 +172,9 @@ def _decode_line(line: bytes | None) -> str:
 
 
 def _parse_json(text: str) -> Any:
+    if (alone := text.strip()) in ("{", "["):  # the first line of a pretty-printed object or array
+        raise ValueError(f"malformed JSON (a line holding only '{alone}': each document must be one JSON object "
+                         "on one line, not pretty-printed)")  # fmt: skip
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -38,6 +38,7 @@ def test_generic_documents_with_url_published_and_extra_fields(tmp_path):
     "line, reason",
     [
         ('{"id": "a", "text": ', "malformed JSON"),
+        ("{", "malformed JSON (a line holding only '{': each document must be one JSON object on one line, not pretty-printed)"),
         ('{"text": "no id"}', "missing field 'id'"),
         ('{"id": "  ", "text": "x"}', "empty field 'id'"),
         ('{"id": "dup", "text": "again"}', "duplicate document id 'dup'"),
