@@ -113,13 +113,14 @@ def test_a_full_disk_fails_the_build_in_one_line_or_the_build_serves(tmp_path, s
 
 
 def test_a_full_disk_stops_index_encode_in_one_line_and_keeps_the_shards_written(tmp_path, small_disk):
-    """`index encode` on a disk that fills after two shards (~100 KB each): one line, exit 2 (it was a
-    traceback); the two shards stay whole and a rerun with room reuses them."""
+    """`index encode` on a disk that fills after two shards (~100 KB each: a shard's size is its vectors',
+    whatever the passages' length, so they are kept short): one line, exit 2 (it was a traceback); the two
+    shards stay whole and a rerun with room reuses them."""
     import subprocess
 
     from tests.indexer.test_encode import scifact_jsonl
 
-    corpus = scifact_jsonl(tmp_path / "corpus.jsonl", 200)
+    corpus = scifact_jsonl(tmp_path / "corpus.jsonl", 200, words=24)
     disk = small_disk(300_000)
     args = ("index", "encode", "--corpus", corpus, "--out", disk / "idx", "--chunk-words", "0", "--shard-size", "64", "--json")
     proc = drsearch(*args, "-q", timeout=300)
