@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from indexer import layout
@@ -139,6 +141,8 @@ def test_a_model_declared_multilingual_keeps_dense_for_chinese(mixed_zh):
     root = mixed_zh["root"].parent / "multilingual"  # its own ROOT: the shared one's `current` stays put
     root.mkdir()
     _share_embedding_cache(root)
+    if not (root / layout.EMBEDDING_CACHE_DIR).exists():  # same model and passages: the shared build's vectors serve
+        shutil.copytree(mixed_zh["root"] / layout.EMBEDDING_CACHE_DIR, root / layout.EMBEDDING_CACHE_DIR)
     build = build_index([mixed_zh["corpus"]], root, BuildSettings(
         quiet=True, dense=DenseSettings(languages=["en", "zh"]))).build_dir  # fmt: skip
     p = SearchPipeline.open(build)
