@@ -18,12 +18,10 @@ def write_docs(path, docs=DOCS) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_index(tmp_path_factory):
-    """An index ROOT over the twelve one-topic documents, BM25 only."""
-    base = tmp_path_factory.mktemp("cli-errors")
-    write_docs(base / "docs.jsonl")
-    drsearch("index", "build", "--corpus", base / "docs.jsonl", "--out", base / "idx", "--no-dense", "-q", check=True)
-    return base / "idx"
+def tiny_index(tiny_bm25_root):
+    """An index ROOT over the twelve one-topic documents, BM25 only: the session's, which the tests here
+    only read (a test that damages a build damages a copy)."""
+    return tiny_bm25_root
 
 
 @pytest.mark.parametrize("value", ["-5", "0", "39", "2001"])
