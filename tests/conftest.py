@@ -68,6 +68,15 @@ def cranfield_index(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def cranfield_bm25_index(tmp_path_factory) -> Path:
+    """Cranfield, default paragraph chunking, BM25 only, built by `index build --no-dense` (an index ROOT).
+    Shared: a test that adds builds or changes files works on a copy."""
+    root = tmp_path_factory.mktemp("cranfield-bm25") / "idx"
+    drsearch("index", "build", "--corpus", data_dir("cranfield"), "--out", root, "--no-dense", "--quiet", check=True)
+    return root
+
+
 def write_scifact_subset(out: Path, *, every: int = 4) -> Path:
     """A real subset of SciFact in BEIR layout (corpus, queries, test qrels): every document a test
     query judges, and every `every`-th of the others as distractors. Encoding the whole corpus takes

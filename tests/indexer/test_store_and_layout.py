@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,12 +115,12 @@ def test_switch_current_is_a_single_rename(tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_build_leaves_previous_index_intact(tmp_path):
+def test_killed_build_leaves_previous_index_intact(tmp_path, cranfield_bm25_index):
     from tests.conftest import DATA, drsearch
 
     corpus = DATA / "cranfield"
     root = tmp_path / "idx"
-    drsearch("index", "build", "--corpus", corpus, "--out", root, "--no-dense", "--quiet", check=True)
+    shutil.copytree(cranfield_bm25_index, root, symlinks=True)  # the previous index: a complete build of the same corpus
     before = os.readlink(root / "current")
     # Start a second build and kill it while it is still working (before its manifest exists).
     proc = subprocess.Popen(

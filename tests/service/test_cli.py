@@ -22,10 +22,8 @@ def assert_one_line_error(proc, *fragments: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def bm25_index(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli") / "idx"
-    drsearch("index", "build", "--corpus", DATA / "cranfield", "--out", root, "--no-dense", "--quiet", check=True)
-    return root
+def bm25_index(cranfield_bm25_index):
+    return cranfield_bm25_index  # the tests here only read it
 
 
 def test_build_errors(tmp_path):
