@@ -19,12 +19,14 @@ is first imported to have this effect.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 _budget: int | None = None
+_torch_threads: int | None = None
 
 
 def cores() -> int:
@@ -54,21 +56,28 @@ def set_budget(n: int, *, torch_threads: int | None = None) -> None:
     torch's pool is process-wide and set here; FAISS's OpenMP count is per thread, set here for this
     thread and by each FAISS search for its own (`faiss_threads_here`); ONNX Runtime sessions and the
     Lucene query pool read `budget()` when they are created."""
-    global _budget
+    global _budget, _torch_threads
     _budget = max(1, int(n))
+    _torch_threads = torch_threads
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by OpenMP when torch / FAISS load
-    try:
-        import torch
-
-        torch.set_num_threads(torch_threads or _budget)
-    except ImportError:  # BM25-only deployments need no torch
-        pass
+    if "torch" in sys.modules:  # else when it loads (`torch_loaded`): an ONNX build's queries never load it
+        torch_loaded()
     try:
         import faiss
 
         faiss.omp_set_num_threads(_budget)
     except ImportError:
         pass
+
+
+def torch_loaded() -> None:
+    """Size torch's pool to the budget set for this process, if one was: called by `set_budget` where
+    torch is loaded, and by the encoder's loader right after it imports torch."""
+    if _budget is None:
+        return
+    import torch
+
+    torch.set_num_threads(_torch_threads or _budget)
 
 
 def faiss_threads_here(n: int | None = None) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from backends.faiss.model_files import model_digest
 from backends.heap import freeze_long_lived
+from backends.threads import torch_loaded
 from indexer.errors import ConfigError
 from indexer.settings import DenseSettings
 
@@ -80,7 +81,11 @@ def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
         raise ConfigError("not a sentence-transformers model directory (no such directory)", where=where)
     if not (path / "modules.json").is_file() or not (path / "config.json").is_file():
         raise ConfigError("not a sentence-transformers model directory (no modules.json / config.json)", where=where)
+    if (light := _from_cache(path, settings)) is not None:
+        freeze_long_lived()
+        return light
     device = resolve_device(settings.device)
+    torch_loaded()  # the process's thread budget reaches torch's pool
     from sentence_transformers import SentenceTransformer
 
     try:
@@ -115,6 +120,16 @@ def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
         model = OnnxEncoder(model, path, int8=encoder == "onnx-int8")
     freeze_long_lived()  # the model lives as long as its process (backends.heap)
     return model
+
+
+def _from_cache(path: Path, settings: DenseSettings) -> Any:
+    """An ONNX encoder named outright (as a build records it) at its recorded length, on the CPU, from
+    the export an earlier load cached: no torch or sentence-transformers import (`OnnxEncoder.from_cache`)."""
+    if settings.encoder not in ("onnx", "onnx-int8") or settings.max_length is None or settings.device not in (None, "cpu"):
+        return None
+    from backends.faiss.onnx import OnnxEncoder
+
+    return OnnxEncoder.from_cache(path, int8=settings.encoder == "onnx-int8", max_seq_length=settings.max_length)
 
 
 def load_query_encoder(settings: DenseSettings) -> "SentenceTransformer":

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from backends.faiss.model_files import model_digest
+from backends.faiss.onnx_light import RustTokenizer, check_and_describe, read_description
 from backends.threads import budget
 from indexer.errors import ConfigError
 from indexer.layout import remove_stale_temporaries
@@ -69,12 +70,25 @@ def cache_root() -> Path:
 
 
 def _export_key(model_dir: Path) -> str:
-    import onnxruntime
-    import torch
-
+    torch_version, onnxruntime_version = _versions()
     ident = {"files": model_digest(model_dir), "graph": _GRAPH_FORMAT,
-             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}  # fmt: skip
+             "torch": torch_version, "onnxruntime": onnxruntime_version}  # fmt: skip
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@cache
+def _versions() -> tuple[str, str]:
+    """torch's and ONNX Runtime's versions, from their installed metadata: a query process that runs
+    a cached export never imports torch (`OnnxEncoder.from_cache`)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch"), metadata.version("onnxruntime")
+    except metadata.PackageNotFoundError:  # not installed as a distribution: ask the modules
+        import onnxruntime
+        import torch
+
+        return torch.__version__, onnxruntime.__version__
 
 
 def outside_pooling_problem(st_model: Any) -> str | None:
@@ -229,17 +243,47 @@ class OnnxEncoder:
     """A sentence-transformers model run by ONNX Runtime on the CPU (one session, `threads` intra-op)."""
 
     def __init__(self, st_model: Any, model_dir: Path, *, int8: bool, threads: int | None = None):
-        self.kind: Encoder = "onnx-int8" if int8 else "onnx"
-        self.pooling = pooling_mode(st_model, self.kind)
-        self.path = exported_model(st_model, model_dir, int8=int8)
-        self.tokenizer = st_model.tokenizer
-        self.max_seq_length = int(st_model.max_seq_length)
+        kind: Encoder = "onnx-int8" if int8 else "onnx"
+        pooling = pooling_mode(st_model, kind)
+        path = exported_model(st_model, model_dir, int8=int8)
+        normalize = ends_normalized(st_model)
+        check_and_describe(st_model, model_dir, path.parent, pooling=pooling, normalize=normalize)
+        self._start(kind, path, st_model.tokenizer, pooling=pooling, normalize=normalize, threads=threads,
+                    max_seq_length=int(st_model.max_seq_length), dimension=int(st_model.get_embedding_dimension()))  # fmt: skip
+
+    @classmethod
+    def from_cache(cls, model_dir: Path, *, int8: bool, max_seq_length: int,
+                   threads: int | None = None) -> "OnnxEncoder | None":  # fmt: skip
+        """The encoder from its cached export alone, without importing torch, sentence-transformers or
+        transformers (`backends.faiss.onnx_light`), where an earlier full load described it; else None."""
+        try:
+            folder = cache_root() / "onnx" / f"{model_dir.name}-{_export_key(model_dir)}"
+        except ConfigError:
+            return None
+        path = folder / ("model-int8.onnx" if int8 else "model.onnx")
+        described = read_description(folder, model_dir)
+        if described is None or not path.is_file():
+            return None
+        tokenizer = RustTokenizer(model_dir / described["tokenizer"], int(described["pad_token_id"]))
+        encoder = cls.__new__(cls)
+        encoder._start("onnx-int8" if int8 else "onnx", path, tokenizer, pooling=described["pooling"],
+                       normalize=bool(described["normalize"]), threads=threads, max_seq_length=int(max_seq_length),
+                       dimension=int(described["dimension"]))  # fmt: skip
+        return encoder
+
+    def _start(self, kind: Encoder, path: Path, tokenizer: Any, *, pooling: str, normalize: bool, max_seq_length: int,
+               dimension: int, threads: int | None) -> None:  # fmt: skip
+        self.kind = kind
+        self.pooling = pooling
+        self.path = path
+        self.tokenizer = tokenizer
+        self.max_seq_length = max_seq_length
         self.device = "cpu"
-        self._dimension = int(st_model.get_embedding_dimension())
-        self._normalize = ends_normalized(st_model)
+        self._dimension = dimension
+        self._normalize = normalize
         # fp32: padding leaves a text's token states bit for bit as they are alone (tested), so texts
         # may share a run. int8 quantises activations with one scale per run: each text runs alone.
-        self._run_tokens = 1 if int8 else RUN_TOKENS
+        self._run_tokens = 1 if kind == "onnx-int8" else RUN_TOKENS
         self._threads = int(threads or budget())
         self._session = self._new_session(self._threads)
         self._inputs = [i.name for i in self._session.get_inputs()]  # token_type_ids only where the tokenizer gives them

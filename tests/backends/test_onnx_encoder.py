@@ -220,3 +220,69 @@ def test_the_quantizers_advice_is_dropped_and_other_records_pass(caplog: pytest.
         logging.warning("something else")
     logging.warning(f"{_QUANTIZER_ADVICE} (outside)")
     assert [r.getMessage() for r in caplog.records] == ["something else", f"{_QUANTIZER_ADVICE} (outside)"]
+
+
+_LIGHT_LOAD = """
+import json, sys
+import numpy as np
+from backends.faiss.encoder import encode_passages, encode_queries, load_encoder
+from indexer.settings import DenseSettings
+texts = json.loads(sys.argv[2])
+settings = DenseSettings(device="cpu", encoder=sys.argv[1], max_length=256)  # as a build records it
+model = load_encoder(settings)
+np.savez(sys.argv[3], queries=encode_queries(model, texts, settings), alone=encode_queries(model, texts[:1], settings),
+         passages=encode_passages(model, texts, settings))
+print(json.dumps(sorted(m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules)))
+"""
+
+
+def _load_in_a_new_process(encoder: str, texts: list[str], out: Path) -> list[str]:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _LIGHT_LOAD, encoder, json.dumps(texts), str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_a_cached_export_runs_without_torch_bit_for_bit(onnx_model, tmp_path: Path) -> None:
+    """A process whose model was loaded once through sentence-transformers (here: `onnx_model`) loads it
+    again from the cached export alone, with none of torch, transformers or sentence-transformers (~6 s
+    of imports for a CLI search), and its vectors are those of the full load, bit for bit."""
+    from backends.faiss import onnx_light
+
+    assert (onnx_model.path.parent / onnx_light.DESCRIPTION).is_file()
+    texts = QUERIES + [LONG_QUERY, *onnx_light._PROBES]
+    imported = _load_in_a_new_process(onnx_model.kind, texts, tmp_path / "light.npz")
+    assert imported == []
+    light, settings = np.load(tmp_path / "light.npz"), DenseSettings(max_length=256)
+    assert np.array_equal(light["queries"], encode_queries(onnx_model, texts, settings))
+    assert np.array_equal(light["alone"], encode_queries(onnx_model, texts[:1], settings))
+    assert np.array_equal(light["passages"], encode_passages(onnx_model, texts, settings))
+
+
+def test_without_its_description_an_export_is_loaded_in_full_and_described(onnx_model, tmp_path: Path) -> None:
+    from backends.faiss import onnx_light
+
+    description = onnx_model.path.parent / onnx_light.DESCRIPTION
+    description.unlink()
+    assert _load_in_a_new_process(onnx_model.kind, QUERIES, tmp_path / "full.npz") == [
+        "sentence_transformers", "torch", "transformers"]  # fmt: skip
+    assert description.is_file()
+    assert _load_in_a_new_process(onnx_model.kind, QUERIES, tmp_path / "light.npz") == []
+    assert np.array_equal(np.load(tmp_path / "full.npz")["queries"], np.load(tmp_path / "light.npz")["queries"])
+
+
+def test_a_tokenizer_file_that_tokenizes_otherwise_is_not_run_alone(torch_model, tmp_path: Path) -> None:
+    """The tokenizer file is run without transformers only where it gives transformers' ids: a file
+    whose normaliser no longer lower-cases fails the check (and the full load is kept)."""
+    from backends.faiss.onnx_light import _same_tokens
+
+    original = model_path(DenseSettings()) / "tokenizer.json"
+    assert _same_tokens(torch_model.tokenizer, original)
+    changed = json.loads(original.read_text(encoding="utf-8"))
+    changed["normalizer"]["lowercase"] = False
+    (tmp_path / "tokenizer.json").write_text(json.dumps(changed), encoding="utf-8")
+    assert not _same_tokens(torch_model.tokenizer, tmp_path / "tokenizer.json")
+    assert not _same_tokens(torch_model.tokenizer, tmp_path / "missing.json")
