@@ -104,10 +104,10 @@ def _set_torch_threads(n: int) -> int | None:
     Process-wide. Concurrent requests and batching give the parallelism; an oversubscribed
     intra-op pool made single-query encoding ~25x slower on a busy 2-core machine.
     """
-    try:
-        import torch
-    except ImportError:  # BM25-only deployments need no torch
-        return None
+    if "torch" not in sys.modules:  # set when it loads (`backends.threads.torch_loaded`), if it ever does:
+        return None  # an ONNX build's queries run without torch
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     return before
