@@ -132,10 +132,29 @@ def _from_cache(path: Path, settings: DenseSettings) -> Any:
     return OnnxEncoder.from_cache(path, int8=settings.encoder == "onnx-int8", max_seq_length=settings.max_length)
 
 
+_query_encoders: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_query_encoders_lock = threading.Lock()
+
+
 def load_query_encoder(settings: DenseSettings) -> "SentenceTransformer":
-    """`load_encoder` for a build's queries (`EncoderSection.encoder_settings`). A model the build was
-    given with --model is loaded from the path it recorded; where that fails, the error says it is the
-    build's model and how to get it back, not only that a directory is not a model."""
+    """`load_encoder` for a build's queries (`EncoderSection.encoder_settings`), one per process for
+    the same settings and model files: a server reloading a new build of the same model keeps the
+    encoder it has (a second copy of the weights while both builds were open, and its load, made a
+    reload's peak), and it goes with the last build that uses it. A model the build was given with
+    --model is loaded from the path it recorded; where that fails, the error says it is the build's
+    model and how to get it back, not only that a directory is not a model."""
+    path = model_path(settings)
+    try:
+        key = (settings.model_dump_json(), model_digest(path))
+    except OSError:  # a missing or unreadable model: the load says so
+        return _load_query_encoder(settings)
+    with _query_encoders_lock:  # loads are rare; a second caller waits for the first's model
+        if (model := _query_encoders.get(key)) is None:
+            model = _query_encoders[key] = _load_query_encoder(settings)
+    return model
+
+
+def _load_query_encoder(settings: DenseSettings) -> "SentenceTransformer":
     try:
         return load_encoder(settings)
     except ConfigError as exc:
