@@ -20,6 +20,7 @@ from indexer.errors import BackendUnavailable, IndexFormatError
 log = logging.getLogger("drsearch.service")
 T = TypeVar("T")
 WARMUP_QUERY = "warm up the search index"
+WARMUP_BATCH = (WARMUP_QUERY, "and its batch path")
 
 
 class IndexInvalidError(LegError):
@@ -81,3 +82,6 @@ def _check_dense(pipeline: Any, where: Path, passages: int, load_model: bool) ->
     if load_model:
         for mode in ("dense", "hybrid"):
             _leg(f"{mode} warm-up", where, lambda: pipeline.batch_search([WARMUP_QUERY], SearchOptions(k=3, mode=mode)))
+        # A batch too: the encoder's batch path (its single-threaded session, a second copy of the weights)
+        # is then made before the server listens, not by its first merged batch of requests.
+        _leg("batch warm-up", where, lambda: pipeline.batch_search(list(WARMUP_BATCH), SearchOptions(k=3, mode="hybrid")))
