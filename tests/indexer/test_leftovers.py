@@ -154,7 +154,7 @@ def test_the_next_onnx_use_removes_a_killed_export(tmp_path: Path, tiny_model: P
         path.write_bytes(b"x" * 100)
 
     assert load_encoder(settings).path == folder / "model-int8.onnx"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(["model.onnx", "model-int8.onnx", other.name])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["model.onnx", "model-int8.onnx", "runtime.json", other.name])
 
 
 def test_a_build_killed_as_it_writes_its_manifest_is_removed_by_the_next(tmp_path: Path) -> None:
