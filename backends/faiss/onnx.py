@@ -256,15 +256,15 @@ class OnnxEncoder:
                    threads: int | None = None) -> "OnnxEncoder | None":  # fmt: skip
         """The encoder from its cached export alone, without importing torch, sentence-transformers or
         transformers (`backends.faiss.onnx_light`), where an earlier full load described it; else None."""
-        try:
+        try:  # anything amiss (no home, an unreadable model file or tokenizer): the full load says what
             folder = cache_root() / "onnx" / f"{model_dir.name}-{_export_key(model_dir)}"
-        except ConfigError:
+            path = folder / ("model-int8.onnx" if int8 else "model.onnx")
+            described = read_description(folder, model_dir)
+            if described is None or not path.is_file():
+                return None
+            tokenizer = RustTokenizer(model_dir / described["tokenizer"], int(described["pad_token_id"]))
+        except Exception:
             return None
-        path = folder / ("model-int8.onnx" if int8 else "model.onnx")
-        described = read_description(folder, model_dir)
-        if described is None or not path.is_file():
-            return None
-        tokenizer = RustTokenizer(model_dir / described["tokenizer"], int(described["pad_token_id"]))
         encoder = cls.__new__(cls)
         encoder._start("onnx-int8" if int8 else "onnx", path, tokenizer, pooling=described["pooling"],
                        normalize=bool(described["normalize"]), threads=threads, max_seq_length=int(max_seq_length),
