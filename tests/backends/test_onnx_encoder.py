@@ -262,9 +262,11 @@ def test_a_cached_export_runs_without_torch_bit_for_bit(onnx_model, tmp_path: Pa
     assert np.array_equal(light["passages"], encode_passages(onnx_model, texts, settings))
 
 
-def test_without_its_description_an_export_is_loaded_in_full_and_described(onnx_model, tmp_path: Path) -> None:
+def test_without_its_description_an_export_is_loaded_in_full_and_described(tmp_path: Path) -> None:
+    """(One encoder kind: fp32 and int8 exports share the folder's description.)"""
     from backends.faiss import onnx_light
 
+    onnx_model = load_encoder(DenseSettings(device="cpu", encoder="onnx"))
     description = onnx_model.path.parent / onnx_light.DESCRIPTION
     description.unlink()
     assert _load_in_a_new_process(onnx_model.kind, QUERIES, tmp_path / "full.npz") == [
