@@ -141,7 +141,7 @@ def exported_model(st_model: Any, model_dir: Path, *, int8: bool) -> Path:
     warning: searching still works, at the cost of one export (~1 s of CPU, ~90 MB) per process.
     A DRSEARCH_CACHE that cannot be made or written, or no usable folder at all, is a ConfigError
     (one line) naming the cache folder."""
-    name = f"{model_dir.name}-{_export_key(model_dir)}"
+    name = _export_name(model_dir)
     try:
         folder = cache_root() / "onnx" / name
         return _cached_export(folder, st_model, int8=int8)
@@ -159,8 +159,17 @@ def exported_model(st_model: Any, model_dir: Path, *, int8: bool) -> Path:
     return target
 
 
+def _export_name(model_dir: Path) -> str:
+    """The export's folder name under the cache: the model folder's name and `_export_key`."""
+    return f"{model_dir.name}-{_export_key(model_dir)}"
+
+
+def _export_file(folder: Path, *, int8: bool) -> Path:
+    return folder / ("model-int8.onnx" if int8 else "model.onnx")
+
+
 def _cached_export(folder: Path, st_model: Any, *, int8: bool) -> Path:
-    fp32, q8 = folder / "model.onnx", folder / "model-int8.onnx"
+    fp32, q8 = _export_file(folder, int8=False), _export_file(folder, int8=True)
     target = q8 if int8 else fp32
     remove_stale_temporaries(folder)  # of exports killed before their rename
     if target.is_file():
@@ -257,8 +266,8 @@ class OnnxEncoder:
         """The encoder from its cached export alone, without importing torch, sentence-transformers or
         transformers (`backends.faiss.onnx_light`), where an earlier full load described it; else None."""
         try:  # anything amiss (no home, an unreadable model file or tokenizer): the full load says what
-            folder = cache_root() / "onnx" / f"{model_dir.name}-{_export_key(model_dir)}"
-            path = folder / ("model-int8.onnx" if int8 else "model.onnx")
+            folder = cache_root() / "onnx" / _export_name(model_dir)
+            path = _export_file(folder, int8=int8)
             described = read_description(folder, model_dir)
             if described is None or not path.is_file():
                 return None
