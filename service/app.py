@@ -98,21 +98,6 @@ def _open_pipeline(build: Path, *, warmup: bool):
     return open_validated(build, load_model=warmup)
 
 
-def _set_torch_threads(n: int) -> int | None:
-    """Set torch's intra-op threads (the query encoder); returns the previous count.
-
-    Process-wide. Concurrent requests and batching give the parallelism; an oversubscribed
-    intra-op pool made single-query encoding ~25x slower on a busy 2-core machine.
-    """
-    if "torch" not in sys.modules:  # set when it loads (`backends.threads.torch_loaded`), if it ever does:
-        return None  # an ONNX build's queries run without torch
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    return before
-
-
 def _configure_logging() -> None:
     for name in ("drsearch.access", "drsearch.service"):
         logger = logging.getLogger(name)
@@ -138,9 +123,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     async def lifespan(app: FastAPI):
         st: ServiceState = app.state.svc
         malloc.tune()  # before the model and the index allocate anything
-        # One thread budget per worker for FAISS, ONNX Runtime and Lucene (docs/OPERATIONS.md).
+        # One thread budget per worker for torch (its own count, `torch_threads`), FAISS, ONNX Runtime and Lucene
+        # (docs/OPERATIONS.md).
         set_budget(worker_budget(settings.workers), torch_threads=settings.torch_threads)
-        torch_before = _set_torch_threads(settings.torch_threads) if settings.torch_threads else None
         st.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="drsearch-search")
         st.bulk = bulk_executor(max(1, settings.threads // 2), settings.bulk_nice)
         st.index = IndexState(settings.index, partial(_open_pipeline, warmup=settings.warmup), st.executor)
@@ -172,8 +157,6 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             await st.fetcher.close()
             st.executor.shutdown(wait=False, cancel_futures=True)
             st.bulk.shutdown(wait=False, cancel_futures=True)
-            if torch_before:
-                _set_torch_threads(torch_before)
             await stack.aclose()
 
     app = FastAPI(
