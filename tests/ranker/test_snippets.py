@@ -93,8 +93,8 @@ def test_text_without_han_finds_the_starts_the_pattern_finds():
                 start, end = m.span()
                 if not (start and snippets._WORD_CHAR.match(text, start - 1)) and not (end - start < 5 and snippets._WORD_CHAR.match(text, end)):
                     want.append(start)
-            assert snippets._match_starts(text, query) == want, (text, query)
-    assert snippets._match_starts(texts[0], "cell") == [0, 40, 52]  # not cells, CELL_, _cell, cell2, xcell
+            assert snippets.match_starts(text, query) == want, (text, query)
+    assert snippets.match_starts(texts[0], "cell") == [0, 40, 52]  # not cells, CELL_, _cell, cell2, xcell
 
 
 def test_single_spacing_equals_split_and_join():
