@@ -212,6 +212,14 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+class ReloadRequest(BaseModel):
+    """`POST /v1/admin/reload`'s optional JSON body: the same switch as its `?force=true`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    force: bool = Field(False, strict=True, description="Reopen even if `current` is unchanged (as `?force=true`)")
+
+
 class ReloadResponse(BaseModel):
     reloaded: bool
     old_version: str

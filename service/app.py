@@ -39,6 +39,7 @@ from service.api_models import (
     DocumentResponse,
     HealthResponse,
     PassageResponse,
+    ReloadRequest,
     ReloadResponse,
     SearchRequest,
     SearchResponse,
@@ -616,8 +617,10 @@ def _add_routes(app: FastAPI) -> None:
         "/v1/admin/reload", response_model=ReloadResponse, tags=["admin"],
         responses=error_responses(401, 403, 409, 422, 500, 503), dependencies=[Depends(require_admin_key)],
     )  # fmt: skip
-    async def reload(request: Request, force: bool = Query(False, description="Reopen even if `current` is unchanged")) -> Any:
-        """Open the newest `current` build and swap it in atomically; in-flight requests finish on the old one."""
+    async def reload(request: Request, force: bool = Query(False, description="Reopen even if `current` is unchanged"),
+                     body: ReloadRequest | None = None) -> Any:  # fmt: skip
+        """Open the newest `current` build and swap it in atomically; in-flight requests finish on the old one.
+        `force` may come as `?force=true` or in a JSON body, `{"force": true}`; no body is needed."""
         from service.validate import IndexInvalidError
 
         st = _svc(request)
@@ -625,7 +628,7 @@ def _add_routes(app: FastAPI) -> None:
             raise ApiError(503, "unavailable", "index not loaded")
         started = time.perf_counter()
         try:
-            swapped, old, new = await st.index.reload(force=force)
+            swapped, old, new = await st.index.reload(force=force or (body is not None and body.force))
         except Exception as exc:  # refused (409 index_invalid) or unexpected (500): the old build keeps serving either way
             st.metrics.reloads.labels("failed").inc()
             if isinstance(exc, IndexInvalidError):  # an unexpected error is logged with its traceback by the middleware

@@ -234,6 +234,19 @@ def test_admin_requires_key(client):
     assert again["reloaded"] is False and again["old_version"] == again["new_version"] == ok.json()["new_version"]
 
 
+def test_reload_takes_force_in_a_json_body_too(client):
+    """`{"force": true}` reopens the unchanged build as `?force=true` does; it was ignored before (the
+    build stayed, `reloaded: false`). A misspelt or mistyped field is a 422 naming it."""
+    admin = {"X-API-Key": ADMIN_KEY}
+    client.post("/v1/admin/reload", headers=admin)  # another module's published build, if any, taken up first
+    assert client.post("/v1/admin/reload", headers=admin, json={}).json()["reloaded"] is False
+    forced = client.post("/v1/admin/reload", headers=admin, json={"force": True})
+    assert forced.status_code == 200 and forced.json()["reloaded"] is True, forced.text
+    for body, field in (({"forse": True}, "forse"), ({"force": "yes"}, "force")):
+        r = client.post("/v1/admin/reload", headers=admin, json=body)
+        assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
+
+
 def test_request_id_header_and_access_log(client):
     records: list[logging.LogRecord] = []
 
