@@ -27,10 +27,12 @@ class AgentTools:
     """`context()` enters one consistent view of the index and yields a `FetchContext` for it;
     `admit(n_queries, k, mode, search)` runs `search(bounds)` in a server's rate limit and admission queue
     (429 at once), giving it the options that bound its work (deadline, candidate cap), and answers by
-    that deadline (DeadlineExceeded, 504 over HTTP)."""
+    that deadline (DeadlineExceeded, 504 over HTTP). `request_id` is what fetch answers name as theirs
+    (MCP calls carry none of their own)."""
 
-    def __init__(self, context: Callable[[], AbstractContextManager[FetchContext]], admit: Admit = unlimited):
-        self.context, self.admit = context, admit
+    def __init__(self, context: Callable[[], AbstractContextManager[FetchContext]], admit: Admit = unlimited,
+                 request_id: str = "mcp"):  # fmt: skip
+        self.context, self.admit, self.request_id = context, admit, request_id
 
     async def search(self, body: SearchRequest) -> dict[str, Any]:
         from indexer.errors import QueryError
@@ -56,13 +58,14 @@ class AgentTools:
 
     async def fetch(self, body: FetchRequest) -> dict[str, Any]:
         with self.context() as ctx:
-            payload = await fetch_items(ctx, body, request_id="mcp")
+            payload = await fetch_items(ctx, body, request_id=self.request_id)
         # Every field of every item, as `/v1/fetch` answers through its response model (a failed item too).
         return FetchResponse.model_validate(payload).model_dump(mode="json")
 
 
 @asynccontextmanager
-async def standalone(index: Path, settings: Any, *, validated: bool = False) -> AsyncIterator[tuple[AgentTools, str]]:
+async def standalone(index: Path, settings: Any, *, validated: bool = False,
+                     request_id: str = "mcp") -> AsyncIterator[tuple[AgentTools, str]]:  # fmt: skip
     """(tools, index version) over an index opened in this process (`drsearch mcp`, `drsearch fetch`);
     `settings` is a `service.settings.ServiceSettings` (fetch limits, query cap). `validated`: every leg
     opened, checked and warmed up first, the query model loaded, as `serve` does (`drsearch mcp`, whose
@@ -82,7 +85,7 @@ async def standalone(index: Path, settings: Any, *, validated: bool = False) -> 
 
     ctx = FetchContext(pipeline, pipeline.version, fetcher, run, settings.max_query_chars)
     try:
-        yield AgentTools(lambda: nullcontext(ctx), admit=partial(bounded, settings)), pipeline.version
+        yield AgentTools(lambda: nullcontext(ctx), admit=partial(bounded, settings), request_id=request_id), pipeline.version
     finally:
         await fetcher.close()
         pipeline.close()

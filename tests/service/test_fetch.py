@@ -340,7 +340,9 @@ def test_cli_fetch(agent_root):
     proc = drsearch("fetch", "cdc-flu", "https://www.nih.gov/vaccines/testing", "--index", agent_root,
                     "--query", "side effects sore arm", "--max-chars", "200", "--json")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    first, second = json.loads(proc.stdout)["results"]
+    answer = json.loads(proc.stdout)
+    assert answer["request_id"] == "cli"  # not "mcp": the command shares the MCP tools' code only
+    first, second = answer["results"]
     assert first["doc_id"] == "cdc-flu" and "sore arm" in first["passages"][0]["text"] and len(first["text"]) <= 200
     assert second["doc_id"] == "nih-vaccines" and second["source"] == "index"
     bad = drsearch("fetch", "file:///etc/passwd", "--index", agent_root)
