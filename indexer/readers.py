@@ -86,6 +86,23 @@ def _corpus_files(p: Path) -> tuple[str, list[Path]]:
     return ("beir" if p.name.startswith("corpus.") else "generic"), [p]
 
 
+def unread_files(path: str | Path) -> list[Path]:
+    """Files in a folder of shards given as a corpus that look like documents but are not read: a name
+    with `.json` or `.ndjson` in it (`docs.json`, `part.JSONL`, `part.jsonl.zst`) that is not one of
+    DOCUMENT_SUFFIXES, in the folder whose shards are read (the folder itself or its `docs/`).
+    Empty for a file, a BEIR folder or a folder that cannot be listed (reading it says why)."""
+    try:
+        layout, files = _corpus_files(Path(path))
+        if layout != "generic" or not Path(path).is_dir():
+            return []
+        read = set(files)
+        return sorted(f for f in files[0].parent.iterdir()
+                      if f not in read and not f.name.startswith(".") and (".json" in f.name.lower() or ".ndjson" in f.name.lower())
+                      and f.is_file())  # fmt: skip
+    except (OSError, CorpusError):
+        return []
+
+
 def _refuse_beir_extras(folder: Path, corpus: Path) -> None:
     """A BEIR directory is read as its corpus file alone: other document files beside it (a second
     corpus.jsonl[.gz], more *.jsonl[.gz] shards) would be silently left out, so they are refused."""

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from indexer.errors import CorpusError
-from indexer.readers import ReadReport, corpus_files, read_documents
+from indexer.readers import ReadReport, corpus_files, read_documents, unread_files
 
 
 def write_lines(path, lines):
@@ -357,3 +357,27 @@ def test_ndjson_is_read_as_jsonl(tmp_path):
         fh.write('{"id": "b", "text": "two"}\n')
     single = write_lines(tmp_path / "c.ndjson", ['{"id": "c", "text": "three"}'])
     assert [d.doc_id for d in read_documents([folder, single])] == ["a", "b", "c"]
+
+
+def test_files_that_look_like_documents_but_are_not_read_are_named(tmp_path):
+    """A `.json` export, an upper-case `.JSONL` or a compressed `.jsonl.zst` beside the shards is left
+    out of the build; `unread_files` names them (index build warns), not other files (notes, hidden
+    files, folders), and nothing for a BEIR folder or a single file."""
+    folder = tmp_path / "shards"
+    (folder / "docs.jsonl.d").mkdir(parents=True)
+    write_lines(folder / "a.jsonl", ['{"id": "a", "text": "one"}'])
+    for name in ("b.json", "C.JSONL", "d.jsonl.zst", "notes.txt", ".hidden.json"):
+        (folder / name).write_text("{}", encoding="utf-8")
+    assert [f.name for f in unread_files(folder)] == ["C.JSONL", "b.json", "d.jsonl.zst"]
+    assert [d.doc_id for d in read_documents([folder])] == ["a"]
+    crawl = tmp_path / "crawl"
+    (crawl / "docs").mkdir(parents=True)
+    write_lines(crawl / "docs" / "part-00000.jsonl", ['{"id": "p", "text": "page"}'])
+    (crawl / "docs" / "part-00001.jsonl.gz.tmp").write_bytes(b"")  # a crawl still writing it
+    (crawl / "report.json").write_text("{}", encoding="utf-8")  # the crawl's own, beside docs/
+    assert [f.name for f in unread_files(crawl)] == ["part-00001.jsonl.gz.tmp"]
+    beir = tmp_path / "beir"
+    beir.mkdir()
+    write_lines(beir / "corpus.jsonl", ['{"_id": "x", "text": "t"}'])
+    (beir / "notes.json").write_text("{}", encoding="utf-8")
+    assert unread_files(beir) == [] and unread_files(folder / "a.jsonl") == [] and unread_files(tmp_path / "none") == []

@@ -112,6 +112,19 @@ def test_hnsw_parameters_are_recorded_and_used(tmp_path):
     pipeline.close()
 
 
+def test_build_warns_of_files_in_a_corpus_folder_it_does_not_read(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text('{"id": "a", "text": "heat transfer in boundary layers"}\n', encoding="utf-8")
+    (folder / "B.JSONL").write_text('{"id": "b", "text": "supersonic flow"}\n', encoding="utf-8")
+    (folder / "README.md").write_text("notes", encoding="utf-8")
+    out = drsearch("index", "build", "--corpus", folder, "--out", tmp_path / "o", "--no-dense", "-q", check=True)
+    assert "1 documents" in out.stdout
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("drsearch: warning:")]
+    assert warnings == [f"drsearch: warning: {folder}: 1 file(s) not read as documents (only *.jsonl, *.ndjson "
+                        "and either with .gz are): B.JSONL"], out.stderr  # fmt: skip
+
+
 def test_skip_bad_builds_and_reports(tmp_path):
     bad = tmp_path / "docs.jsonl"
     bad.write_text('{"id": "a", "text": "heat transfer in boundary layers"}\n{oops\n{"id": "c", "text": ""}\n')
