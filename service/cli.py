@@ -25,7 +25,7 @@ from service.cli_crawl import crawl_command
 from service.cli_encode import encode_command
 from service.cli_io import (
     READER_GONE, Terminated, argument_text, echo_json, for_terminal, one_line, output_failure, prepare_standard_streams,
-    reader_gone, stop_writing_output, stopped_by_signals_with_a_word,
+    reader_gone, stop_writing_output, stopped_by_signals_with_a_word, warn_unread,
 )
 from service.cli_verify import verify_command
 from service.settings import QuerySettings, ServiceSettings, env_var
@@ -205,7 +205,7 @@ def index_build(
     from service.cli_backends import writer_options
 
     options = writer_options(backend, authority, es_url=es_url, es_index=es_index)
-    _warn_unread(corpus)
+    warn_unread(corpus)
     with stopped_by_signals_with_a_word():
         result = build_index(corpus, out, settings, annotations=annotations, writer_options=options)
     counts = result.manifest.counts
@@ -213,19 +213,6 @@ def index_build(
         f"built {result.build_dir} : {counts['documents']} documents, {counts['passages']} passages"
         f" (skipped {counts['skipped_empty']} empty, {counts['skipped_bad']} bad) in {result.manifest.build_seconds} s"
     )
-
-
-def _warn_unread(corpora: list[Path]) -> None:
-    """One warning per corpus folder holding files that look like documents but are not read (a
-    `.json` export, an upper-case `.JSONL`): the build would leave them out without a word."""
-    from indexer.readers import unread_files
-
-    for corpus in corpora:
-        unread = unread_files(corpus)
-        if unread:
-            names = ", ".join(f.name for f in unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
-            typer.echo(one_line(f"drsearch: warning: {unread[0].parent}: {len(unread)} file(s) not read as documents "
-                                f"(only *.jsonl, *.ndjson and either with .gz are): {names}"), err=True)  # fmt: skip
 
 
 @index_app.command("info")

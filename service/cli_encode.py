@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from indexer.errors import DrsearchError
-from service.cli_io import stopped_by_signals_with_a_word
+from service.cli_io import stopped_by_signals_with_a_word, warn_unread
 
 
 def encode_command(
@@ -46,6 +46,7 @@ def encode_command(
         raise DrsearchError(_first_pydantic_error(exc)) from None
     if device and device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise DrsearchError(f"invalid --device '{device}' (cpu, cuda or cuda:N)")
+    warn_unread(corpus)
     with stopped_by_signals_with_a_word():
         report = encode_corpus(corpus, out, settings, ray_address=ray, workers=workers)
     if as_json:

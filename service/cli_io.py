@@ -15,6 +15,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -195,3 +196,16 @@ def one_line(text: str) -> str:
     """`text` as one terminal-safe line: newlines and tabs too as `\\n`, `\\t` (a path given with a newline
     in its name, named by an error message)."""
     return for_terminal(text).replace("\n", "\\n").replace("\t", "\\t")
+
+
+def warn_unread(corpora: list[Path]) -> None:
+    """One warning per corpus folder holding files that look like documents but are not read (a
+    `.json` export, an upper-case `.JSONL`): `index build` and `index encode` would leave them out without a word."""
+    from indexer.readers import unread_files
+
+    for corpus in corpora:
+        unread = unread_files(corpus)
+        if unread:
+            names = ", ".join(f.name for f in unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
+            typer.echo(one_line(f"drsearch: warning: {unread[0].parent}: {len(unread)} file(s) not read as documents "
+                                f"(only *.jsonl, *.ndjson and either with .gz are): {names}"), err=True)  # fmt: skip
