@@ -98,18 +98,21 @@ def build_index(
         build_dir = layout.new_build_dir(root)
     except OSError as exc:  # under a regular file, /proc, a read-only or full file system
         raise _write_error(exc, root) from None
-    try:
-        with layout.building(build_dir):
+    # The lock is held until `current` names the build: a prune meanwhile leaves it (`layout.is_publishing`).
+    with layout.building(build_dir):
+        try:
             manifest = _write_build(build_dir, root, paths, settings, writers, started, annotations)
-    except Exception as exc:  # Ctrl-C or a kill leaves the folder instead: the next build removes it
-        shutil.rmtree(build_dir, ignore_errors=True)
-        if isinstance(exc, (OSError, sqlite3.Error)):  # e.g. the disk filled up: one line, not a traceback
+        except Exception as exc:  # Ctrl-C or a kill leaves the folder instead: the next build removes it
+            shutil.rmtree(build_dir, ignore_errors=True)
+            if isinstance(exc, (OSError, sqlite3.Error)):  # e.g. the disk filled up: one line, not a traceback
+                raise _write_error(exc, root) from None
+            raise
+        try:
+            layout.switch_current(root, build_dir)
+        except OSError as exc:  # the build is complete; `current` still names the previous one
             raise _write_error(exc, root) from None
-        raise
-    try:
-        layout.switch_current(root, build_dir)
-    except OSError as exc:  # the build is complete; `current` still names the previous one
-        raise _write_error(exc, root) from None
+        finally:
+            (build_dir / layout.BUILDING).unlink(missing_ok=True)
     return BuildResult(build_dir, manifest)
 
 

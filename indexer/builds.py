@@ -140,7 +140,9 @@ def prune(root: Path, keep: int) -> Iterator[Build]:
                 if layout.remove_killed_build(build.path):  # checked again under its lock
                     yield build
                 continue
-            if build.state == COMPLETE and _current_path(root) == build.path.resolve():  # switched by hand meanwhile
+            # A build switching `current` to itself is left; asked first, so that once its lock is free
+            # the check of `current` sees the switch (by a build, or by hand meanwhile).
+            if build.state == COMPLETE and (layout.is_publishing(build.path) or _current_path(root) == build.path.resolve()):
                 continue
             try:
                 if build.state == REMOVING:

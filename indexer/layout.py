@@ -212,12 +212,31 @@ def atomic_write_with(path: Path, write: Callable[[Path], None], *, durable: boo
 
 
 def write_manifest(build_dir: Path, manifest: dict[str, Any]) -> None:
-    """Write the manifest atomically; its presence marks the build complete (it replaces `BUILDING`, removed
-    after it: a build killed in between is complete, one killed before it keeps the lock file that lets the
-    next build remove its folder)."""
+    """Write the manifest atomically; its presence marks the build complete. A build's `BUILDING` file
+    stays until `current` names the build (`indexer.build`; `is_publishing` meanwhile): a build killed
+    after the manifest is complete, one killed before it keeps the lock file that lets the next build
+    remove its folder."""
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
     atomic_write_bytes(build_dir / MANIFEST, data, durable=True)
-    (build_dir / BUILDING).unlink(missing_ok=True)
+
+
+def is_publishing(build: Path) -> bool:
+    """Whether a live build holds the `BUILDING` lock of complete `build`: it is about to switch `current` to
+    it (prune leaves it; once the lock is free, `current` already names it or the build was killed)."""
+    if not (build / MANIFEST).exists():
+        return False
+    try:
+        fh = open(build / BUILDING, encoding="utf-8")
+    except OSError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:  # a file system without locks: nothing to tell
+            return False
+        return False
 
 
 def switch_current(root: Path, build_dir: Path) -> None:

@@ -211,6 +211,26 @@ def test_a_build_being_built_is_never_pruned(root: Path) -> None:
     assert RUNNING not in [b.name for b in builds.prune_plan(root, keep=0)]
 
 
+def test_a_prune_while_a_build_is_switching_current_to_it_keeps_that_build(root: Path, monkeypatch) -> None:
+    """`prune --keep 0` run between a build's manifest and its switch of `current` (the build complete, not
+    yet current) removed it, and `current` then named a removed folder. The build now holds its lock
+    until `current` names it, and prune leaves a complete build whose lock is held."""
+    from indexer import build as build_module
+    from tests.service.conftest import build_tiny_index, tiny_docs
+
+    switch, pruned = layout.switch_current, []
+
+    def prune_then_switch(where: Path, build_dir: Path) -> None:
+        pruned.extend(b.name for b in builds.prune(where, keep=0))
+        switch(where, build_dir)
+
+    monkeypatch.setattr(build_module.layout, "switch_current", prune_then_switch)
+    build_tiny_index(root, tiny_docs()[:2], dense=False)
+    new = layout.resolve_build(root)
+    assert sorted(pruned) == [OLDEST, OLDER, NEWER] and new.name not in pruned
+    assert layout.read_manifest(new)["version"] == new.name and not (new / layout.BUILDING).exists()
+
+
 def test_a_served_build_answers_every_query_after_prune_removed_it(root: Path) -> None:
     """A server still on a build that is no longer current (no watcher, a reload not yet run) keeps answering
     after `prune` removed its folder: every file is opened when the build is opened (the SQLite store, the
