@@ -120,7 +120,8 @@ def prune_plan(root: Path, keep: int) -> list[Build]:
         raise DrsearchError(f"invalid --keep: must be 0 or more, got {keep}")
     layout.require_current_link(root)
     builds = list_builds(root)
-    older = [b for b in builds if b.state == COMPLETE and not b.current][keep:]
+    # A complete build whose build still runs is about to become current (`layout.is_publishing`).
+    older = [b for b in builds if b.state == COMPLETE and not b.current and not layout.is_publishing(b.path)][keep:]
     debris = [b for b in builds if b.state == REMOVING or (b.state == INCOMPLETE and layout.is_killed_build(b.path))]
     return older + debris
 

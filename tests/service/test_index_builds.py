@@ -218,16 +218,17 @@ def test_a_prune_while_a_build_is_switching_current_to_it_keeps_that_build(root:
     from indexer import build as build_module
     from tests.service.conftest import build_tiny_index, tiny_docs
 
-    switch, pruned = layout.switch_current, []
+    switch, pruned, planned = layout.switch_current, [], []
 
     def prune_then_switch(where: Path, build_dir: Path) -> None:
+        planned.extend(b.name for b in builds.prune_plan(where, keep=0))  # what --dry-run shows
         pruned.extend(b.name for b in builds.prune(where, keep=0))
         switch(where, build_dir)
 
     monkeypatch.setattr(build_module.layout, "switch_current", prune_then_switch)
     build_tiny_index(root, tiny_docs()[:2], dense=False)
     new = layout.resolve_build(root)
-    assert sorted(pruned) == [OLDEST, OLDER, NEWER] and new.name not in pruned
+    assert sorted(pruned) == sorted(planned) == [OLDEST, OLDER, NEWER] and new.name not in pruned
     assert layout.read_manifest(new)["version"] == new.name and not (new / layout.BUILDING).exists()
 
 
