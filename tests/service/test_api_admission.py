@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 
@@ -80,17 +79,17 @@ def test_full_queue_answers_429_at_once(service_root):
             while metric(c, "drsearch_queue_units") < 1:  # the heavy request holds the queue
                 assert time.monotonic() < deadline and not done.is_set(), "the heavy request never queued"
                 time.sleep(0.005)
-            times, statuses = [], []
+            statuses, refused_while_held = [], 0
             for _ in range(5):
-                started = time.monotonic()
                 r = c.post("/v1/search", json={"query": "wing flutter", "k": 10, "mode": "hybrid"})
-                times.append(time.monotonic() - started)
                 statuses.append(r.status_code)
                 if done.is_set():
                     break
                 assert r.status_code == 429, r.text
                 assert r.json()["error"]["code"] == "overloaded" and r.headers["retry-after"] == "1"
-            assert statistics.median(times) < 0.05, times
+                refused_while_held += 1
+            # At once: answered while the heavy request still held the queue (one made to wait comes back after it).
+            assert refused_while_held >= 1, statuses
             heavy.join(timeout=60)
             assert metric(c, "drsearch_rejected_requests_total", 'reason="overloaded"') >= 1
             overloaded = 'code="overloaded",endpoint="/v1/search",status="429"'
