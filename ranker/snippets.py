@@ -150,12 +150,7 @@ def snippet(text: str, query: str, max_chars: int = 240) -> str:
     positions = match_starts(text, query)
     start, first_match = 0, len(text)
     if positions:
-        best, best_count, j = positions[0], 0, 0
-        for i, pos in enumerate(positions):
-            while positions[j] < pos - max_chars * 2 // 3:
-                j += 1
-            if i - j + 1 > best_count:
-                best, best_count = positions[j], i - j + 1
+        best = densest_run(positions, max_chars * 2 // 3)
         start, first_match = max(0, best - max_chars // 6), best
     end = min(len(text), start + max_chars)
     start = max(0, end - max_chars)
@@ -170,6 +165,18 @@ def snippet(text: str, query: str, max_chars: int = 240) -> str:
             end = brk.start() if brk.group().isspace() else brk.end()
         end = _cluster_start(text, end)
     return ("…" if start > 0 else "") + text[start:end].strip() + ("…" if end < len(text) else "")
+
+
+def densest_run(positions: list[int], reach: int) -> int:
+    """The first of the run of sorted `positions` that holds the most of them within `reach` characters
+    (from the first to the last, inclusive); the earliest such run on ties. One pass: a window slides."""
+    best, best_count, j = positions[0], 0, 0
+    for i, pos in enumerate(positions):
+        while positions[j] < pos - reach:
+            j += 1
+        if i - j + 1 > best_count:
+            best, best_count = positions[j], i - j + 1
+    return best
 
 
 def _cluster_start(text: str, i: int) -> int:

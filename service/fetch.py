@@ -165,13 +165,12 @@ def _cut(span: Span, room: int, query: str | None) -> Span | None:
     start, or, with a query, from a word shortly before the densest run of the words it matches (as
     a search snippet is placed); None when not even one word fits."""
     from ranker.output_budget import ELLIPSIS, trim_words
-    from ranker.snippets import match_starts
+    from ranker.snippets import densest_run, match_starts
 
     text, lo = span.text, 0
     starts = match_starts(text, query) if query and room > 0 else []
     if starts:
-        reach = room * 2 // 3
-        best = max(starts, key=lambda p: (sum(1 for q in starts if p <= q < p + reach), -p))
+        best = densest_run(starts, room * 2 // 3)
         lo = max(0, min(best - room // 6, len(text) - room))
         if lo and not text[lo - 1].isspace() and (blank := _BLANK.search(text, lo, best)):
             lo = blank.end()  # the next word's start, not inside a word

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ranker.snippets import snippet
+from ranker.snippets import densest_run, snippet
 
 FILLER = " ".join(f"filler{i}" for i in range(80))
 
@@ -20,6 +20,13 @@ def test_window_lands_on_the_densest_cluster_of_query_words():
     assert "Inflation expectations and inflation targets" in out
     assert len(out) <= 122 and not out[1:].startswith(" ")
     assert all(w in text.split() or w.strip("…") in text.split() for w in out.split())  # whole words only
+
+
+def test_the_densest_run_is_the_first_of_the_most_matches_within_reach():
+    assert densest_run([0, 10, 11, 12, 50], 5) == 10
+    assert densest_run([0, 1, 20, 21], 5) == 0  # a tie: the earliest run
+    assert densest_run([0, 5, 11], 5) == 0  # both ends of the reach count
+    assert densest_run([7], 5) == 7
 
 
 def test_five_character_prefixes_and_short_words():

@@ -108,6 +108,19 @@ def test_a_best_passage_cut_to_the_cap_keeps_the_words_the_query_matched(agent_c
     assert doc["text"][first["start"] : first["end"]] == first["text"].strip("…")
 
 
+@pytest.mark.timeout(60)  # a hang guard only: the cut compared every match with every other (64,000 matches: 94 s)
+def test_a_huge_passage_with_many_query_matches_is_cut_in_one_pass():
+    """A whole-document build's one passage, or a live page of one paragraph, can be megabytes with a
+    query word every few words; the cut finds the densest run of matches in one pass over them."""
+    from ranker.focus import Span
+    from service.fetch import _cut
+
+    text = "Inflation in the economy rose as the central bank held rates. " * 50_000  # 200,000 matches
+    cut = _cut(Span(0, 0, len(text), text, "big-1"), 1500, "inflation economy bank rates")
+    assert cut is not None and len(cut.text) <= 1500 and "Inflation" in cut.text
+    assert text[cut.start : cut.end] == cut.text.strip("…")
+
+
 def test_query_focused_passages_come_best_first_within_max_chars(agent_client):
     whole = _fetch(agent_client, {"doc_id": "cdc-flu", "query": "side effects sore arm fever"})["results"][0]
     scores = [p["score"] for p in whole["passages"]]
