@@ -38,6 +38,8 @@ def verify_command(
     total = sum(f.size for f in manifest.files.values())
     with tqdm(desc="verify", total=total, unit="B", unit_scale=True, disable=quiet or as_json, dynamic_ncols=True) as bar:
         problems = checksums.verify(build, manifest.files, bar.update)
+    if problems and not build.exists():  # renamed away by a prune meanwhile: gone, not damaged
+        raise IndexFormatError("build removed while it was verified (an `index prune` meanwhile?)", where=str(build))
     if as_json:
         echo_json({"build": str(build), "files": len(manifest.files), "bytes": total, "ok": not problems,
                    "problems": [p.as_json() for p in problems]}, indent=2)  # fmt: skip

@@ -250,6 +250,26 @@ def test_a_served_build_answers_every_query_after_prune_removed_it(root: Path) -
         served.close()
 
 
+def test_a_verify_whose_build_a_prune_removes_meanwhile_says_so_in_one_line(root: Path, monkeypatch) -> None:
+    """A prune removing the build `index verify` was reading (no longer current) made every file not yet read
+    `missing`: exit 1, damage reported for a build that was not damaged but gone. Now one line, exit 2."""
+    from indexer import checksums
+    from indexer.errors import IndexFormatError
+    from service.cli_verify import verify_command
+
+    file_sha256, pruned = checksums.file_sha256, []
+
+    def prune_then_hash(path: Path, progress=lambda n: None) -> str:
+        if not pruned:
+            pruned.extend(b.name for b in builds.prune(root, keep=0))
+        return file_sha256(path, progress)
+
+    monkeypatch.setattr(checksums, "file_sha256", prune_then_hash)
+    with pytest.raises(IndexFormatError, match="build removed while it was verified") as refused:
+        verify_command(root, build_name=OLDER, as_json=False, quiet=True)
+    assert OLDER in pruned and refused.value.where == str(root / layout.BUILDS_DIR / OLDER)
+
+
 @pytest.fixture
 def immutable() -> Iterator[object]:
     """`chattr +i` on a folder for the test (its entries can be neither added, removed nor renamed, even by
