@@ -24,6 +24,7 @@ import re
 import secrets
 import shlex
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -146,12 +147,16 @@ def remove_build_dir(build: Path) -> None:
 
 def delete_tree(folder: Path) -> None:
     """rmtree that leaves to another process (a `remove_debris` or prune beside this one) what it removes
-    first; OSError when the folder cannot be removed."""
-    try:
-        shutil.rmtree(folder)
-    except OSError:
-        if os.path.lexists(folder):
-            raise
+    first, the folder or any file or folder in it; OSError when the folder cannot be removed."""
+
+    def removed_meanwhile(exc: BaseException) -> None:
+        if not isinstance(exc, FileNotFoundError):
+            raise exc
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(folder, onexc=lambda function, path, exc: removed_meanwhile(exc))
+    else:
+        shutil.rmtree(folder, onerror=lambda function, path, exc_info: removed_meanwhile(exc_info[1]))
 
 
 def remove_stale_temporaries(folder: Path) -> None:

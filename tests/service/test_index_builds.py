@@ -232,6 +232,23 @@ def test_a_prune_while_a_build_is_switching_current_to_it_keeps_that_build(root:
     assert layout.read_manifest(new)["version"] == new.name and not (new / layout.BUILDING).exists()
 
 
+def test_a_prune_beside_a_build_removing_the_same_folder_removes_it(root: Path, monkeypatch) -> None:
+    """A build's `remove_debris` deletes an interrupted removal's `.removing-` folder without the `use`/`prune`
+    lock, so it can delete the folder a prune is deleting at the same time: a file it removed first made the
+    prune's rmtree fail (`cannot remove build: No such file or directory`, exit 2, the rest not pruned)."""
+    unlink, taken = os.unlink, []
+
+    def removed_first_by_the_other(path, *, dir_fd=None):  # rmtree's unlinks name an entry of an open folder
+        if dir_fd is not None and not taken:
+            taken.append(path)
+            unlink(path, dir_fd=dir_fd)  # the other process got there first
+        return unlink(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", removed_first_by_the_other)
+    assert sorted(b.name for b in builds.prune(root, keep=0)) == [OLDEST, OLDER, NEWER] and taken
+    assert sorted(p.name for p in (root / layout.BUILDS_DIR).iterdir()) == [NEWEST]
+
+
 def test_a_served_build_answers_every_query_after_prune_removed_it(root: Path) -> None:
     """A server still on a build that is no longer current (no watcher, a reload not yet run) keeps answering
     after `prune` removed its folder: every file is opened when the build is opened (the SQLite store, the
