@@ -287,6 +287,42 @@ def test_a_verify_whose_build_a_prune_removes_meanwhile_says_so_in_one_line(root
     assert OLDER in pruned and refused.value.where == str(root / layout.BUILDS_DIR / OLDER)
 
 
+def test_a_reload_whose_build_a_prune_removes_while_it_opens_keeps_serving_the_loaded_one(root: Path) -> None:
+    """A server reloading to a build that `use` moved away from and `prune` removed while it was being opened
+    refuses it in one line, keeps serving the build it had, and follows `current` on its next reload."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from service.index_state import IndexState
+    from service.validate import IndexInvalidError, open_validated
+
+    folders = root / layout.BUILDS_DIR
+
+    def open_while_pruned(build: Path):
+        if build.name == NEWER:
+            layout.switch_current(root, folders / NEWEST)
+            assert NEWER in [b.name for b in builds.prune(root, keep=0)]
+        return open_validated(build, load_model=False)
+
+    async def reloads(state: IndexState) -> tuple[object, tuple[bool, str, str]]:
+        layout.switch_current(root, folders / NEWER)
+        try:
+            first: object = await state.reload()
+        except IndexInvalidError as exc:
+            first = exc
+        return first, await state.reload()
+
+    with ThreadPoolExecutor(2) as executor:
+        state = IndexState(root, open_while_pruned, executor)
+        try:
+            assert state.load().version == NEWEST
+            refused, then = asyncio.run(reloads(state))
+            assert isinstance(refused, IndexInvalidError) and "\n" not in str(refused) and NEWER in str(refused)
+            assert state.current is not None and state.current.version == NEWEST and then == (False, NEWEST, NEWEST)
+        finally:
+            state.close()
+
+
 @pytest.fixture
 def immutable() -> Iterator[object]:
     """`chattr +i` on a folder for the test (its entries can be neither added, removed nor renamed, even by
