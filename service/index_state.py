@@ -24,6 +24,7 @@ from indexer.errors import IndexFormatError
 from service import malloc
 
 log = logging.getLogger("drsearch.service")
+_OPEN_TRIES = 3  # builds `current` named one after the other that were removed while they were opened
 
 
 @dataclass(eq=False)
@@ -82,16 +83,21 @@ class IndexState:
         async with self._reload_lock:
             old = self.current
             old_version = old.version if old else ""
-            build = await loop.run_in_executor(self._executor, _resolve, self.index)
-            if old is not None and not force and Path(build) == Path(old.pipeline.build_dir):
-                return False, old_version, old_version
-            if not force and self.refused is not None and self.refused[0] == Path(build):
-                raise self.refused[1]  # not reopened every watch tick; `force` tries again
-            try:
-                pipeline = await loop.run_in_executor(self._executor, self._opener, build)
-            except Exception as exc:
-                self.refused = (Path(build), exc)
-                raise
+            for attempt in range(_OPEN_TRIES):
+                build = await loop.run_in_executor(self._executor, _resolve, self.index)
+                if old is not None and not force and Path(build) == Path(old.pipeline.build_dir):
+                    return False, old_version, old_version
+                if not force and self.refused is not None and self.refused[0] == Path(build):
+                    raise self.refused[1]  # not reopened every watch tick; `force` tries again
+                try:
+                    pipeline = await loop.run_in_executor(self._executor, self._opener, build)
+                    break
+                except Exception as exc:
+                    # Removed while it opened (an `index use` away from it, then a prune): `current` has moved on.
+                    if attempt + 1 < _OPEN_TRIES and not await loop.run_in_executor(self._executor, Path(build).exists):
+                        continue
+                    self.refused = (Path(build), exc)
+                    raise
             self.refused = None
             new = Snapshot(pipeline)
             self._install(new)
