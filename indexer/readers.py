@@ -10,7 +10,7 @@ import json
 import re
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -210,33 +210,46 @@ def _path_part(key: str) -> str:
 def _check_field_value(name: str, value: Any) -> None:
     """Raise ValueError if `value` (a field of the record; for objects and arrays every string and key
     inside them, however nested) holds a string that is not encodable as UTF-8 (an unpaired surrogate
-    from a JSON escape such as \\ud800), or nests deeper than _MAX_DEPTH. Iterative: no recursion limit."""
+    from a JSON escape such as \\ud800), or nests deeper than _MAX_DEPTH. Iterative: no recursion limit.
+    A value's path is kept as a link to its parent's and written out only for an error: written out for
+    each value, a long key above many values made paths of the line's size times the values' number."""
     field = _path_part(name)
-    stack: list[tuple[Any, str, int]] = [(value, field, 2)]  # the record is level 1
+    # a path: (its parent's path, a key or an index), None for the field itself
+    stack: list[tuple[Any, tuple | None, int]] = [(value, None, 2)]  # the record is level 1
     while stack:
-        item, where, depth = stack.pop()
+        item, path, depth = stack.pop()
         if isinstance(item, str):
-            _check_encodable(item, where, field)
+            _check_encodable(item, lambda: _written(field, path), field)
         elif isinstance(item, (dict, list)):
             if depth > _MAX_DEPTH:
                 raise ValueError(_TOO_DEEP)
             if isinstance(item, dict):
                 for key, sub in item.items():
-                    _check_encodable(key, f"a key in {where}", field)
-                    stack.append((sub, f"{where}.{_path_part(key)}", depth + 1))
+                    _check_encodable(key, lambda: f"a key in {_written(field, path)}", field)
+                    stack.append((sub, (path, key), depth + 1))
             else:
-                stack.extend((sub, f"{where}[{i}]", depth + 1) for i, sub in enumerate(item))
+                stack.extend((sub, (path, i), depth + 1) for i, sub in enumerate(item))
 
 
-def _check_encodable(text: str, where: str, field: str) -> None:
+def _written(field: str, path: tuple | None) -> str:
+    """`path` inside `field` as an error names it: `metadata.a.b[3]`."""
+    parts: list[str] = []
+    while path is not None:
+        path, part = path
+        parts.append(f"[{part}]" if isinstance(part, int) else f".{_path_part(part)}")
+    return field + "".join(reversed(parts))
+
+
+def _check_encodable(text: str, where: str | Callable[[], str], field: str) -> None:
     """Raise ValueError naming `field` (escaped) if `text` has an unpaired surrogate; `where` is the
-    escaped path of `text` inside the field, or the field itself."""
+    escaped path of `text` inside the field, or the field itself (or a function that writes it)."""
     if text.isascii():
         return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         char = f"\\u{ord(text[exc.start]):04x}"
+        where = where() if callable(where) else where
         of = "" if where == field else f" of {where}"
         raise ValueError(
             f"field '{field}' has an unpaired surrogate ({char} at character {exc.start}{of})"

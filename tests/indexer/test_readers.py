@@ -279,6 +279,26 @@ def test_nesting_up_to_the_limit_is_kept(tmp_path):
     assert json.dumps(d.metadata).count("{") == 99
 
 
+def test_a_long_key_above_many_values_is_checked_in_memory_of_its_line(tmp_path):
+    """Each value inside a field was queued with its path written out (`metadata.<key>.a17`) for an error
+    message it might need: a 10,000-character key above 20,000 values held ~400 MB of paths for a 250 KB
+    line, and a 64 MiB line could ask for terabytes. Paths are now written only for an error."""
+    import tracemalloc
+
+    inner = {f"a{i}": 1 for i in range(20_000)}
+    line = json.dumps({"id": "d", "text": "x", "metadata": {"k" * 10_000: inner, "b": ["ok", "\udc00"]}})
+    f = write_lines(tmp_path / "docs.jsonl", [json.dumps({"id": "ok", "text": "y", "metadata": {"k" * 10_000: inner}}), line])
+    tracemalloc.start()
+    try:
+        report = ReadReport()
+        assert [d.doc_id for d in read_documents([f], skip_bad=True, report=report)] == ["ok"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * len(line)  # the parsed record and its Document, not a path per value
+    assert report.bad_lines == [f"{f}:2: field 'metadata' has an unpaired surrogate (\\udc00 at character 0 of metadata.b[1])"]
+
+
 @pytest.mark.parametrize("name", ["docs.jsonl", "docs.jsonl.gz", "corpus.jsonl"])
 def test_utf8_bom_at_start_of_file_is_ignored(tmp_path, name):
     f = write_bytes_or_gzip(tmp_path / name, b'\xef\xbb\xbf{"id": "a", "_id": "a", "text": "first"}\n{"id": "b", "_id": "b", "text": "second"}\n')
