@@ -57,14 +57,22 @@ _HAN_CHAR = re.compile(f"[{HAN}]")
 
 @query_cache(maxsize=1024)
 def _matcher(query: str, ignore_case: bool = False) -> re.Pattern[str] | None:
-    """The query's stems and Chinese units as plain literals, longest first. The word-boundary
-    conditions are checked per match in `match_starts` with one pattern compiled once: put into the
-    query's own pattern, the word class (all of Unicode's letters but Han) made compiling it cost
-    ~6-40 ms per query, more than the search itself. The stems are lower case: the pattern runs over
-    the lower-cased text, 4x faster than IGNORECASE (kept for texts whose length lower() changes)."""
+    """The query's stems as plain literals, longest first. The word-boundary conditions are checked
+    per match in `match_starts` with one pattern compiled once: put into the query's own pattern, the
+    word class (all of Unicode's letters but Han) made compiling it cost ~6-40 ms per query, more than
+    the search itself. The stems are lower case: the pattern runs over the lower-cased text, 4x faster
+    than IGNORECASE (kept for texts whose length lower() changes)."""
     stems = sorted(_stems(query), key=lambda s: (-len(s), s))
-    literals = [re.escape(s) for s in stems] + [re.escape(u) for u in _han_units(query)]
-    return re.compile("|".join(literals), re.IGNORECASE if ignore_case else 0) if literals else None
+    return re.compile("|".join(map(re.escape, stems)), re.IGNORECASE if ignore_case else 0) if stems else None
+
+
+@query_cache(maxsize=1024)
+def _han_finder(query: str) -> tuple[frozenset[str], re.Pattern[str]] | None:
+    """The query's Chinese units, and a character class of the characters they start with. Put in
+    an alternation, the units were tried one by one at each character of the text that starts one: a
+    long Chinese query over a long Chinese text took their product (10,000 characters over 2 million: minutes)."""
+    found = frozenset(_han_units(query))
+    return (found, re.compile("[" + "".join(sorted({u[0] for u in found})) + "]")) if found else None
 
 
 @query_cache(maxsize=1024)
@@ -79,19 +87,33 @@ def match_starts(text: str, query: str) -> list[int]:
     same_length = len(lowered) == len(text)  # positions in `lowered` are positions in `text`
     if same_length and (text.isascii() or not _HAN_CHAR.search(text)):
         return _word_starts(text, lowered, _sorted_stems(query))
+    starts = _han_starts(text, _han_finder(query))  # stems have no Han character: the two never overlap
     matcher = _matcher(query, ignore_case=not same_length)
-    if matcher is None:
-        return []
-    starts = []
     word_char = _WORD_CHAR.match
-    for m in matcher.finditer(lowered if same_length else text):
+    for m in matcher.finditer(lowered if same_length else text) if matcher else ():
         start, end = m.span()
-        if not _HAN_CHAR.match(text, start):
-            if start and word_char(text, start - 1):
-                continue  # inside a word
-            if end - start < 5 and word_char(text, end):
-                continue  # a short stem must be the whole word
+        if start and word_char(text, start - 1):
+            continue  # inside a word
+        if end - start < 5 and word_char(text, end):
+            continue  # a short stem must be the whole word
         starts.append(start)
+    return sorted(starts)
+
+
+def _han_starts(text: str, finder: tuple[frozenset[str], re.Pattern[str]] | None) -> list[int]:
+    """Where the query's Chinese units occur in `text`, as a search for them all from left to right
+    finds them (a bigram before a character, the search going on after the unit it found)."""
+    if finder is None:
+        return []
+    units, first = finder
+    starts: list[int] = []
+    at = first.search(text)
+    while at is not None:
+        i = at.start()
+        size = 2 if text[i : i + 2] in units else 1 if text[i] in units else 0
+        if size:
+            starts.append(i)
+        at = first.search(text, i + (size or 1))
     return starts
 
 

@@ -188,3 +188,18 @@ def test_a_possessive_in_the_query_is_the_word_alone_as_the_index_reads_it(query
     possessives = " ".join(f"the bank's loans and the firm's debts and the city's budget {i}." for i in range(6))
     text = possessives + " Filler words without any query term go on here. " * 8 + "Moody's rating of the issuer was cut."
     assert "Moody's rating" in snippet(text, query, 120)
+
+
+@pytest.mark.timeout(20)  # a hang guard only: each character was tried against every unit of the query, ~30 s here
+def test_a_long_chinese_query_over_a_long_chinese_text_is_matched_in_linear_time():
+    """A Chinese query of 10,000 characters has ~10,000 bigrams; they were one alternation that the
+    pattern engine tried one by one at each character of the text that starts one (a fetched report
+    of millions of characters, all of them the query's, in other pairs)."""
+    from ranker.snippets import match_starts
+
+    query = "".join(chr(0x4E00 + i) for i in range(10_000))
+    unit = query[5000:5002]
+    text = list(query[2000:2100][::-1] * 20_000)  # the query's characters, never two of them in its order
+    for at in (1000, 1_000_000, 1_999_000):
+        text[at : at + 2] = unit
+    assert match_starts("".join(text), query) == [1000, 1_000_000, 1_999_000]
