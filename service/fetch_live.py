@@ -7,17 +7,26 @@ loopback or link-local one; loopback only when the server allows it, for tests).
 streamed and cut at `max_bytes`; the whole fetch has one deadline. HTML goes through the crawler's
 extractor, PDF through its PDF path. Successes are cached per URL, robots.txt rules per origin, both
 for `cache_ttl_s` and within a bound in bytes (`FetchLimits.cache_bytes`, `robots_cache_bytes`).
+
+HTML extraction (trafilatura over libxml2) cannot be stopped once it runs, and some pages make it
+super-linear: a paragraph of 20,000 links (620 KB) took 30 s, longer pages hours. An HTML page over
+`IN_THREAD_BYTES` is therefore extracted in a worker process (`pebble`), killed at the fetch's
+deadline; smaller pages, whose worst case is seconds, in the extraction thread itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import cachetools
@@ -36,6 +45,7 @@ ROBOTS_MAX_BYTES = 512 * 1024
 # entry is weighed at this multiple of its file (plus ENTRY_BYTES), so that the bound counts the rules.
 ROBOTS_WEIGHT = 24
 ENTRY_BYTES = 1024  # what an entry costs besides its text or rules: its key, the cache's links, the objects
+IN_THREAD_BYTES = 256 * 1024  # larger HTML is extracted in a worker process killed at the deadline
 
 
 class FetchFailure(Exception):
@@ -44,6 +54,9 @@ class FetchFailure(Exception):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code, self.message = code, message
+
+    def __reduce__(self):  # raised in an extraction process, it crosses back whole
+        return FetchFailure, (self.code, self.message)
 
 
 @dataclass(frozen=True)
@@ -90,10 +103,41 @@ class LiveFetcher:
         # Extraction is CPU work of seconds for a large page: its own threads bound how many cores fetches
         # take from searches, and a fetch whose deadline passes while it waits for one is never extracted.
         self._extractors = ThreadPoolExecutor(limits.extract_threads, "drsearch-fetch-extract")
+        self._processes: Any = None  # pebble.ProcessPool for large HTML, started at its first page
+        self._processes_lock = threading.Lock()
 
     async def close(self) -> None:
         await self._client.aclose()
         self._extractors.shutdown(wait=False, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.stop()  # kills a page still extracting
+            await asyncio.to_thread(self._processes.join, 10)
+
+    def _extract_within(self, url: str, kind: str | None, charset: str | None, body: bytes, deadline: float) -> LivePage:
+        """`_extract`, for large HTML in a worker process killed at `deadline` (in an extraction thread,
+        which waits for it: the threads still bound how many pages are extracted at once)."""
+        if kind != "html" or len(body) <= IN_THREAD_BYTES:
+            return _extract(url, kind, charset, body, deadline)
+        future = self._process_pool().schedule(_extract, (url, kind, charset, body, deadline),
+                                               timeout=max(0.0, deadline - time.monotonic()))  # fmt: skip
+        try:
+            return future.result()
+        except FutureTimeout:
+            raise FetchFailure("timeout", f"no complete answer within {self.limits.timeout_s:g} s "
+                               "(the page's text extraction was stopped)") from None  # fmt: skip
+        except FetchFailure:
+            raise
+        except Exception as exc:  # the worker died (killed, out of memory): this page only
+            raise FetchFailure("fetch_failed", f"the page's text extraction failed: {echo(str(exc) or type(exc).__name__)}") from None
+
+    def _process_pool(self) -> Any:
+        from pebble import ProcessPool
+
+        with self._processes_lock:
+            if self._processes is None:
+                # spawn: a fork of a server holding the JVM's and other threads could inherit a held lock.
+                self._processes = ProcessPool(self.limits.extract_threads, context=multiprocessing.get_context("spawn"))
+            return self._processes
 
     async def fetch(self, url: str, allowed_host: Callable[[str], bool]) -> tuple[LivePage, bool]:
         """(page, from_cache) or FetchFailure. `allowed_host` says whether a host is on the authority list."""
@@ -141,10 +185,12 @@ class LiveFetcher:
                 # A redirect's Location no request can go to (a broken IPv6 literal or IDNA label, a
                 # scheme httpx refuses): httpx reads it as the request is built, robots.txt's first.
                 raise FetchFailure("fetch_failed", f"unusable URL {echo(url)}: {echo(str(exc))}") from None
-            # The thread cannot be stopped at the timeout: a PDF reads no page past the deadline.
+            # A thread cannot be stopped at the timeout: a PDF reads no page past the deadline, large HTML
+            # is extracted in a process that is (`_extract_within`).
             return await asyncio.get_running_loop().run_in_executor(
-                self._extractors, _extract, url, page_kind(mime, body), http_content_type_encoding(header), body, deadline
-            )
+                self._extractors, self._extract_within, url, page_kind(mime, body), http_content_type_encoding(header), body,
+                deadline,
+            )  # fmt: skip
         raise FetchFailure("fetch_failed", f"more than {self.limits.max_redirects} redirects")
 
     async def _check_target(self, url: str, allowed_host: Callable[[str], bool]) -> None:
