@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from indexer.errors import IndexFormatError
 
@@ -94,22 +94,33 @@ def remove_debris(root: Path) -> None:
 
 
 @contextmanager
-def _killed_build(build: Path) -> Iterator[bool]:
-    """True, while holding its free `BUILDING` lock, when `build` is the folder of a killed build: no
-    manifest, and a lock file with a pid in it (empty: its build is about to lock it; none: a build from
-    before `BUILDING`, which cannot be told from a running one: kept) that no process holds."""
+def _building_lock(build: Path) -> Iterator[tuple[bool, IO[str] | None]]:
+    """(held, fh): whether a live build holds `build`'s `BUILDING` lock, and the lock file when the lock
+    was free, taken here until the block ends (None: no file, the lock held, a file system without locks)."""
     try:
         fh = open(build / BUILDING, encoding="utf-8")
     except OSError:
-        yield False
+        yield False, None
         return
     with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # BlockingIOError: its build is running; others: a file system without locks
-            yield False
+        except BlockingIOError:  # its build is running
+            yield True, None
             return
-        yield bool(fh.read().strip()) and not (build / MANIFEST).exists()
+        except OSError:  # a file system without locks: nothing to tell
+            yield False, None
+            return
+        yield False, fh
+
+
+@contextmanager
+def _killed_build(build: Path) -> Iterator[bool]:
+    """True, while holding its free `BUILDING` lock, when `build` is the folder of a killed build: no
+    manifest, and a lock file with a pid in it (empty: its build is about to lock it; none: a build from
+    before `BUILDING`, which cannot be told from a running one: kept) that no process holds."""
+    with _building_lock(build) as (_, fh):
+        yield fh is not None and bool(fh.read().strip()) and not (build / MANIFEST).exists()
 
 
 def is_killed_build(build: Path) -> bool:
@@ -230,18 +241,8 @@ def is_publishing(build: Path) -> bool:
     it (prune leaves it; once the lock is free, `current` already names it or the build was killed)."""
     if not (build / MANIFEST).exists():
         return False
-    try:
-        fh = open(build / BUILDING, encoding="utf-8")
-    except OSError:
-        return False
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        except OSError:  # a file system without locks: nothing to tell
-            return False
-        return False
+    with _building_lock(build) as (held, _):
+        return held
 
 
 def switch_current(root: Path, build_dir: Path) -> None:
