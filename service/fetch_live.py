@@ -23,7 +23,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +46,7 @@ ROBOTS_MAX_BYTES = 512 * 1024
 ROBOTS_WEIGHT = 24
 ENTRY_BYTES = 1024  # what an entry costs besides its text or rules: its key, the cache's links, the objects
 IN_THREAD_BYTES = 256 * 1024  # larger HTML is extracted in a worker process killed at the deadline
+WORKER_GRACE_S = 2.0  # past its deadline, the most a page waits for a worker's answer (one killed, or none free)
 
 
 class FetchFailure(Exception):
@@ -105,39 +106,62 @@ class LiveFetcher:
         self._extractors = ThreadPoolExecutor(limits.extract_threads, "drsearch-fetch-extract")
         self._processes: Any = None  # pebble.ProcessPool for large HTML, started at its first page
         self._processes_lock = threading.Lock()
+        # Pages waiting for a worker process. A stopped pool never answers a page that no worker had taken,
+        # and Python's exit joins the extraction threads: close() cancels them so that no thread waits for good.
+        self._in_processes: set[Any] = set()
+        self._closed = False
 
     async def close(self) -> None:
         await self._client.aclose()
         self._extractors.shutdown(wait=False, cancel_futures=True)
-        if self._processes is not None:
-            self._processes.stop()  # kills a page still extracting
-            await asyncio.to_thread(self._processes.join, 10)
+        with self._processes_lock:
+            self._closed = True
+            pool, waiting = self._processes, list(self._in_processes)
+        for future in waiting:
+            future.cancel()
+        if pool is not None:
+            pool.stop()  # kills a page still extracting
+            # A stopped pebble pool's join takes no timeout; a daemon thread keeps a stuck one from holding exit.
+            joined = threading.Thread(target=pool.join, name="drsearch-fetch-pool-join", daemon=True)
+            joined.start()
+            await asyncio.to_thread(joined.join, 10)
 
     def _extract_within(self, url: str, kind: str | None, charset: str | None, body: bytes, deadline: float) -> LivePage:
         """`_extract`, for large HTML in a worker process killed at `deadline` (in an extraction thread,
         which waits for it: the threads still bound how many pages are extracted at once)."""
         if kind != "html" or len(body) <= IN_THREAD_BYTES:
             return _extract(url, kind, charset, body, deadline)
-        future = self._process_pool().schedule(_extract, (url, kind, charset, body, deadline),
-                                               timeout=max(0.0, deadline - time.monotonic()))  # fmt: skip
+        future = self._schedule(_extract, (url, kind, charset, body, deadline), timeout=max(0.0, deadline - time.monotonic()))
         try:
-            return future.result()
+            # The pool's timeout runs from when a worker takes the page; this one bounds the wait for a worker too.
+            return future.result(timeout=max(0.0, deadline - time.monotonic()) + WORKER_GRACE_S)
         except FutureTimeout:
+            future.cancel()
             raise FetchFailure("timeout", f"no complete answer within {self.limits.timeout_s:g} s "
                                "(the page's text extraction was stopped)") from None  # fmt: skip
+        except CancelledError:
+            raise FetchFailure("fetch_failed", "the server stopped before the page's text was extracted") from None
         except FetchFailure:
             raise
         except Exception as exc:  # the worker died (killed, out of memory): this page only
             raise FetchFailure("fetch_failed", f"the page's text extraction failed: {echo(str(exc) or type(exc).__name__)}") from None
+        finally:
+            with self._processes_lock:
+                self._in_processes.discard(future)
 
-    def _process_pool(self) -> Any:
+    def _schedule(self, function: Callable[..., LivePage], args: tuple, timeout: float) -> Any:
+        """`function(*args)` in a worker process, killed after `timeout` s of work: a pebble future."""
         from pebble import ProcessPool
 
         with self._processes_lock:
+            if self._closed:
+                raise FetchFailure("fetch_failed", "the server stopped before the page's text was extracted")
             if self._processes is None:
                 # spawn: a fork of a server holding the JVM's and other threads could inherit a held lock.
                 self._processes = ProcessPool(self.limits.extract_threads, context=multiprocessing.get_context("spawn"))
-            return self._processes
+            future = self._processes.schedule(function, args, timeout=timeout)
+            self._in_processes.add(future)
+            return future
 
     async def fetch(self, url: str, allowed_host: Callable[[str], bool]) -> tuple[LivePage, bool]:
         """(page, from_cache) or FetchFailure. `allowed_host` says whether a host is on the authority list."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import threading
 import time
 from collections.abc import Iterator
 
@@ -83,3 +84,33 @@ def test_a_large_page_extracts_in_a_worker_as_in_the_thread(base):
             await fetcher.close()
 
     asyncio.run(run())
+
+
+
+@pytest.mark.timeout(120)  # a hang guard only
+def test_closing_the_fetcher_ends_every_wait_for_a_worker(base):
+    """A fetcher closed (its server stopping) while a large page waited for a worker still starting left
+    that page's extraction thread waiting for good: the stopped pool never answers a page no worker had
+    taken, and Python's exit joins the extraction threads, so the process never ended (the suite hung
+    after its last test). Closing now ends every such wait."""
+    from service.fetch_live import FetchFailure, FetchLimits, LiveFetcher
+
+    fetcher = LiveFetcher(FetchLimits(any_host=True, allow_loopback=True, timeout_s=0.6, extract_threads=1),
+                          resolve=lambda host: ["127.0.0.1"])  # fmt: skip
+
+    async def burst() -> list[object]:
+        try:  # each times out while the pool's worker is still starting
+            fetches = [fetcher.fetch(f"http://{base}/slow?copy={i}", lambda host: True) for i in range(3)]
+            return await asyncio.gather(*fetches, return_exceptions=True)
+        finally:
+            await fetcher.close()
+
+    assert [o.code if isinstance(o, FetchFailure) else o for o in asyncio.run(burst())] == ["timeout"] * 3
+    # The extraction threads end: a daemon thread waits for them, so that a stuck one cannot hang the tests.
+    waiting = threading.Thread(target=fetcher._extractors.shutdown, kwargs={"wait": True}, daemon=True)
+    waiting.start()
+    waiting.join(10)
+    assert not waiting.is_alive(), "an extraction thread still waits for a pool that was stopped"
+    with pytest.raises(FetchFailure) as refused:  # and a page after the close is refused in one line
+        fetcher._extract_within(f"http://{base}/large", "html", None, LARGE, time.monotonic() + 60)
+    assert refused.value.code == "fetch_failed" and "stopped" in refused.value.message
