@@ -3,6 +3,7 @@ indexes built over them once per test session."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import subprocess
 import sys
@@ -16,6 +17,15 @@ DATA = Path(os.environ.get("DRSEARCH_DATA", REPO.parent / "shared" / "data"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+EXIT_GRACE_S = 180
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Python's exit joins every non-daemon thread: one left waiting made the process outlive its last
+    test until CI's limit. Past EXIT_GRACE_S, every thread's stack is printed and the run fails instead."""
+    faulthandler.dump_traceback_later(EXIT_GRACE_S, exit=True)
 
 
 def data_dir(name: str) -> Path:
