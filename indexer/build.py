@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.metadata
+import os
 import shutil
 import sqlite3
 import time
@@ -85,10 +87,7 @@ def build_index(
     for p in paths:
         corpus_files(p)  # fail on a bad path before creating anything
     root = Path(out_root)
-    if root.exists() and not root.is_dir():
-        raise CorpusError("output path exists and is not a directory", where=str(root))
-    if (root / layout.MANIFEST).exists():
-        raise CorpusError("--out must be an index ROOT, not a build directory", where=str(root))
+    check_out_root(root)
     layout.require_current_link(root)
     writers = registry.writers(settings, **(writer_options or {}))  # a bad --model fails now, not after minutes of reading and indexing
     started = time.monotonic()
@@ -114,6 +113,17 @@ def build_index(
         finally:
             (build_dir / layout.BUILDING).unlink(missing_ok=True)
     return BuildResult(build_dir, manifest)
+
+
+def check_out_root(root: Path) -> None:
+    """What is wrong with --out that shows without writing: said before a model loads (seconds) or a
+    corpus is read, not when the first file is written."""
+    if root.exists() and not root.is_dir():
+        raise CorpusError("output path exists and is not a directory", where=str(root))
+    if (root / layout.MANIFEST).exists():
+        raise CorpusError("--out must be an index ROOT, not a build directory", where=str(root))
+    if not next(p for p in (root, *root.parents) if p.exists()).is_dir():  # under a regular file
+        raise _write_error(NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(root)), root)
 
 
 def _write_error(exc: OSError | sqlite3.Error, root: Path) -> DrsearchError:

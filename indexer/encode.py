@@ -19,7 +19,7 @@ from tqdm import tqdm
 from backends.faiss.cache import EmbeddingCache, encode_shard
 from backends.faiss.encoder import encoder_info, load_encoder, model_key, passage_text, text_key
 from indexer import layout
-from indexer.build import _host_of, _write_error
+from indexer.build import _host_of, _write_error, check_out_root
 from indexer.chunker import ChunkSettings, chunk_document
 from indexer.errors import CorpusError
 from indexer.readers import ReadReport, corpus_files, read_documents
@@ -90,10 +90,7 @@ def encode_corpus(
     for p in paths:
         corpus_files(p)  # fail on a bad path before loading any model
     root = Path(out_root)
-    if root.exists() and not root.is_dir():
-        raise CorpusError("output path exists and is not a directory", where=str(root))
-    if (root / layout.MANIFEST).exists():
-        raise CorpusError("--out must be an index ROOT, not a build directory", where=str(root))
+    check_out_root(root)
     started = time.monotonic()
     dense = settings.dense
     own_pool = pool is None and ray_address is not None

@@ -20,7 +20,9 @@ def test_out_that_cannot_be_created(tmp_path, under):
     write_docs(tmp_path / "docs.jsonl")
     (tmp_path / "file").write_text("x")
     out, reason = {"file": (tmp_path / "file" / "idx", "Not a directory"), "proc": ("/proc/drsearch-x/idx", "No such file")}[under]
-    proc = drsearch("index", "build", "--corpus", tmp_path / "docs.jsonl", "--out", out, "--no-dense", "-q", timeout=120)
+    # Under a file shows without writing: said before the model is loaded (seconds), so before a missing --model is found.
+    dense = ["--model", tmp_path / "no-model"] if under == "file" else ["--no-dense"]
+    proc = drsearch("index", "build", "--corpus", tmp_path / "docs.jsonl", "--out", out, *dense, "-q", timeout=120)
     assert_one_line_error(proc, f"drsearch: error: {out}: cannot write the index: {reason}")
     assert (tmp_path / "file").read_text() == "x"
 

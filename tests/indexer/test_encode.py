@@ -102,10 +102,11 @@ def test_a_port_where_no_ray_head_answers_is_refused_in_seconds(answer):
 
 
 def test_out_under_a_regular_file_is_a_one_line_error(tmp_path):
-    """As `index build` says it for the same --out: the path and the system's reason, exit 2."""
+    """As `index build` says it for the same --out: the path and the system's reason, exit 2; said before
+    the model is loaded (seconds), so before a missing --model is found."""
     corpus = scifact_jsonl(tmp_path / "corpus.jsonl", 2)
     (tmp_path / "afile").write_text("")
-    proc = drsearch("index", "encode", "--corpus", corpus, "--out", tmp_path / "afile" / "sub", "-q")
+    proc = drsearch("index", "encode", "--corpus", corpus, "--out", tmp_path / "afile" / "sub", "--model", tmp_path / "no-model", "-q")
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
     assert f"{tmp_path / 'afile' / 'sub'}: cannot write the index: Not a directory" in lines[0]
