@@ -122,7 +122,8 @@ def check_out_root(root: Path) -> None:
         raise CorpusError("output path exists and is not a directory", where=str(root))
     if (root / layout.MANIFEST).exists():
         raise CorpusError("--out must be an index ROOT, not a build directory", where=str(root))
-    if not next(p for p in (root, *root.parents) if p.exists()).is_dir():  # under a regular file
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():  # under a regular file
         raise _write_error(NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(root)), root)
 
 
