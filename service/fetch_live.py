@@ -46,6 +46,7 @@ ROBOTS_MAX_BYTES = 512 * 1024
 ROBOTS_WEIGHT = 24
 ENTRY_BYTES = 1024  # what an entry costs besides its text or rules: its key, the cache's links, the objects
 IN_THREAD_BYTES = 256 * 1024  # larger HTML is extracted in a worker process killed at the deadline
+STOPPED = "the server stopped before the page's text was extracted"
 WORKER_GRACE_S = 2.0  # past its deadline, the most a page waits for a worker's answer (one killed, or none free)
 
 
@@ -140,7 +141,7 @@ class LiveFetcher:
             raise FetchFailure("timeout", f"no complete answer within {self.limits.timeout_s:g} s "
                                "(the page's text extraction was stopped)") from None  # fmt: skip
         except CancelledError:
-            raise FetchFailure("fetch_failed", "the server stopped before the page's text was extracted") from None
+            raise FetchFailure("fetch_failed", STOPPED) from None
         except FetchFailure:
             raise
         except Exception as exc:  # the worker died (killed, out of memory): this page only
@@ -155,7 +156,7 @@ class LiveFetcher:
 
         with self._processes_lock:
             if self._closed:
-                raise FetchFailure("fetch_failed", "the server stopped before the page's text was extracted")
+                raise FetchFailure("fetch_failed", STOPPED)
             if self._processes is None:
                 # spawn: a fork of a server holding the JVM's and other threads could inherit a held lock.
                 self._processes = ProcessPool(self.limits.extract_threads, context=multiprocessing.get_context("spawn"))
