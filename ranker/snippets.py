@@ -156,10 +156,16 @@ def _word_starts_by_word(text: str, lowered: str, stems: tuple[str, ...]) -> lis
     """`_word_starts` in one pass over the text's words: a word matches when its first five characters
     are a stem, or the whole word is a shorter one. A stem with a character that is not a word character
     here (kana, Hangul: found inside longer runs) is still searched with `str.find`."""
-    run_on = tuple(stem for stem in stems if not all(map(_in_word, stem)))
-    words = frozenset(stems).difference(run_on)
+    words, run_on = _split_stems(stems)
     found = [m.start() for m in _WORD_RUN.finditer(text) if lowered[m.start() : min(m.end(), m.start() + 5)] in words]
     return sorted(set(found).union(_found_starts(text, lowered, run_on))) if run_on else found
+
+
+@lru_cache(maxsize=8)  # a query's stems, once per request rather than once per passage (~0.4 ms for 700 stems)
+def _split_stems(stems: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The stems looked up by word, and those with a character that is not a word character here."""
+    run_on = tuple(stem for stem in stems if not all(map(_in_word, stem)))
+    return frozenset(stems).difference(run_on), run_on
 
 
 def _in_word(char: str) -> bool:
