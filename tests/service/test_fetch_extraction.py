@@ -86,7 +86,6 @@ def test_a_large_page_extracts_in_a_worker_as_in_the_thread(base):
     asyncio.run(run())
 
 
-
 @pytest.mark.timeout(120)  # a hang guard only
 def test_closing_the_fetcher_ends_every_wait_for_a_worker(base):
     """A fetcher closed (its server stopping) while a large page waited for a worker still starting left
