@@ -101,6 +101,7 @@ def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
         ) from None
     if not dim:
         raise ConfigError("not a sentence-transformers model directory (no embedding dimension)", where=where)
+    own_length = model.max_seq_length
     if settings.max_length is not None:
         model.max_seq_length = int(settings.max_length)
     if getattr(model, "tokenizer", None) is not None:
@@ -117,19 +118,41 @@ def load_encoder(settings: DenseSettings) -> "SentenceTransformer":
     elif encoder != "st":
         from backends.faiss.onnx import OnnxEncoder
 
-        model = OnnxEncoder(model, path, int8=encoder == "onnx-int8")
+        model = OnnxEncoder(model, path, int8=encoder == "onnx-int8", own_length=own_length)
     freeze_long_lived()  # the model lives as long as its process (backends.heap)
     return model
 
 
 def _from_cache(path: Path, settings: DenseSettings) -> Any:
-    """An ONNX encoder named outright (as a build records it) at its recorded length, on the CPU, from
-    the export an earlier load cached: no torch or sentence-transformers import (`OnnxEncoder.from_cache`)."""
-    if settings.encoder not in ("onnx", "onnx-int8") or settings.max_length is None or settings.device not in (None, "cpu"):
+    """An ONNX encoder, named outright (as a build records it) or `auto` where no GPU can be seen, on
+    the CPU, from the export an earlier load cached: no torch or sentence-transformers import
+    (`OnnxEncoder.from_cache`). Without a --max-length, at the model's own length, as the earlier
+    load recorded it."""
+    if settings.device not in (None, "cpu"):
+        return None
+    encoder = settings.encoder
+    if encoder == "auto" and (settings.device == "cpu" or not gpu_possible()):
+        encoder = "onnx"  # what `auto` resolves to on the CPU; a model ONNX cannot run was never described
+    if encoder not in ("onnx", "onnx-int8"):
         return None
     from backends.faiss.onnx import OnnxEncoder
 
-    return OnnxEncoder.from_cache(path, int8=settings.encoder == "onnx-int8", max_seq_length=settings.max_length)
+    return OnnxEncoder.from_cache(path, int8=encoder == "onnx-int8", max_seq_length=settings.max_length)
+
+
+# Device files without which no GPU driver torch can use is reachable: NVIDIA's (CUDA), AMD's (ROCm,
+# which torch also reports as cuda), and WSL 2's GPU paravirtualisation.
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
+def gpu_possible() -> bool:
+    """Whether torch might see a GPU here (`resolve_device`'s default). Known without importing torch
+    (~2 s) on Linux where no GPU driver's device file exists; torch is asked where it is loaded."""
+    import sys
+
+    if "torch" in sys.modules:
+        return bool(sys.modules["torch"].cuda.is_available())
+    return not sys.platform.startswith("linux") or any(os.path.exists(f) for f in GPU_DEVICE_FILES)
 
 
 _query_encoders: weakref.WeakValueDictionary = weakref.WeakValueDictionary()

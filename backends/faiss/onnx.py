@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from backends.faiss.model_files import model_digest
-from backends.faiss.onnx_light import RustTokenizer, check_and_describe, read_description
+from backends.faiss.onnx_light import RustTokenizer, check_and_describe, read_description, recorded_length
 from backends.threads import budget
 from indexer.errors import ConfigError
 from indexer.layout import remove_stale_temporaries
@@ -251,25 +251,33 @@ def _export(st_model: Any, out: Path) -> None:
 class OnnxEncoder:
     """A sentence-transformers model run by ONNX Runtime on the CPU (one session, `threads` intra-op)."""
 
-    def __init__(self, st_model: Any, model_dir: Path, *, int8: bool, threads: int | None = None):
+    def __init__(self, st_model: Any, model_dir: Path, *, int8: bool, threads: int | None = None,
+                 own_length: int | None = None):  # fmt: skip
+        """`own_length`: the model's maximum length as loaded, where the caller changed it since (a
+        build's --max-length); by default `st_model`'s."""
         kind: Encoder = "onnx-int8" if int8 else "onnx"
         pooling = pooling_mode(st_model, kind)
         path = exported_model(st_model, model_dir, int8=int8)
         normalize = ends_normalized(st_model)
-        check_and_describe(st_model, model_dir, path.parent, pooling=pooling, normalize=normalize)
+        check_and_describe(st_model, model_dir, path.parent, pooling=pooling, normalize=normalize,
+                           own_length=own_length or st_model.max_seq_length)  # fmt: skip
         self._start(kind, path, st_model.tokenizer, pooling=pooling, normalize=normalize, threads=threads,
                     max_seq_length=int(st_model.max_seq_length), dimension=int(st_model.get_embedding_dimension()))  # fmt: skip
 
     @classmethod
-    def from_cache(cls, model_dir: Path, *, int8: bool, max_seq_length: int,
+    def from_cache(cls, model_dir: Path, *, int8: bool, max_seq_length: int | None,
                    threads: int | None = None) -> "OnnxEncoder | None":  # fmt: skip
         """The encoder from its cached export alone, without importing torch, sentence-transformers or
-        transformers (`backends.faiss.onnx_light`), where an earlier full load described it; else None."""
+        transformers (`backends.faiss.onnx_light`), where an earlier full load described it; else None.
+        `max_seq_length` None: the model's own, where the description records it."""
         try:  # anything amiss (no home, an unreadable model file or tokenizer): the full load says what
             folder = cache_root() / "onnx" / _export_name(model_dir)
             path = _export_file(folder, int8=int8)
             described = read_description(folder, model_dir)
             if described is None or not path.is_file():
+                return None
+            max_seq_length = max_seq_length or recorded_length(described)
+            if max_seq_length is None:
                 return None
             tokenizer = RustTokenizer(model_dir / described["tokenizer"], int(described["pad_token_id"]))
         except Exception:

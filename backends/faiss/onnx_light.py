@@ -4,10 +4,13 @@ Importing sentence-transformers takes ~6 s of CPU here (torch and transformers w
 `drsearch search`, `eval`, `mcp` and server worker start paid to encode a handful of queries. The
 first load of a model through sentence-transformers (`OnnxEncoder`) writes, next to its export,
 what a later process needs to run the export alone: the pooling, the normalisation, the dimension,
-the pad token, and whether the model's tokenizer file, run directly by the `tokenizers` library,
-gives the very token ids that the transformers tokenizer gave on a set of probe texts. Only then
-does a later load (`read_description`, `RustTokenizer`) skip the heavy imports; anything missing,
-unreadable or from another format falls back to the full load.
+the pad token, the model's own maximum length (before any `--max-length`), and whether the model's
+tokenizer file, run directly by the `tokenizers` library, gives the very token ids that the
+transformers tokenizer gave on a set of probe texts. Only then does a later load
+(`read_description`, `RustTokenizer`) skip the heavy imports; anything missing, unreadable or from
+another format falls back to the full load. A description written before the maximum length was
+recorded still serves loads given their length (queries: the build records it), and the next full
+load adds the length.
 """
 
 from __future__ import annotations
@@ -38,12 +41,14 @@ _PROBES = (
 )
 
 
-def check_and_describe(st_model: Any, model_dir: Path, folder: Path, *, pooling: str, normalize: bool) -> None:
-    """Write `folder`/runtime.json for `st_model` (loaded from `model_dir`) unless it is there. The
+def check_and_describe(st_model: Any, model_dir: Path, folder: Path, *, pooling: str, normalize: bool,
+                       own_length: int | None) -> None:  # fmt: skip
+    """Write `folder`/runtime.json for `st_model` (loaded from `model_dir`) unless it is there with a
+    maximum length (`own_length`: the model's as loaded, before any override; None where unknown). The
     tokenizer file is named in it only where it gives the transformers tokenizer's ids on every probe,
     at two truncation lengths. Best effort: a folder that cannot be written is left as it is."""
     target = folder / DESCRIPTION
-    if target.is_file():
+    if target.is_file() and (own_length is None or recorded_length(_read(target)) is not None):
         return
     tokenizer = st_model.tokenizer
     description = {
@@ -52,6 +57,7 @@ def check_and_describe(st_model: Any, model_dir: Path, folder: Path, *, pooling:
         "normalize": normalize,
         "dimension": int(st_model.get_embedding_dimension()),
         "pad_token_id": int(tokenizer.pad_token_id or 0),
+        "max_seq_length": own_length,
         "tokenizer": TOKENIZER_FILE if _same_tokens(tokenizer, model_dir / TOKENIZER_FILE) else None,
     }
     tmp = folder / f".{DESCRIPTION}.tmp-{os.getpid()}"
@@ -65,17 +71,29 @@ def check_and_describe(st_model: Any, model_dir: Path, folder: Path, *, pooling:
 def read_description(folder: Path, model_dir: Path) -> dict[str, Any] | None:
     """What `check_and_describe` wrote in `folder`, where it allows a load without the heavy imports
     (its format, a tokenizer that passed the check and is still in `model_dir`), else None."""
-    try:
-        description = json.loads((folder / DESCRIPTION).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(description, dict) or description.get("format") != FORMAT:
+    description = _read(folder / DESCRIPTION)
+    if description is None or description.get("format") != FORMAT:
         return None
     if description.get("tokenizer") != TOKENIZER_FILE or not (model_dir / TOKENIZER_FILE).is_file():
         return None
     if description.get("pooling") not in ("mean", "cls"):
         return None
     return description
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        description = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return description if isinstance(description, dict) else None
+
+
+def recorded_length(description: dict[str, Any] | None) -> int | None:
+    """The model's own maximum length in tokens that a description records, or None (written before
+    it was recorded, or not known)."""
+    length = None if description is None else description.get("max_seq_length")
+    return length if isinstance(length, int) and not isinstance(length, bool) and length > 0 else None
 
 
 class RustTokenizer:

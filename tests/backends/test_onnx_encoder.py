@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -225,25 +226,40 @@ def test_the_quantizers_advice_is_dropped_and_other_records_pass(caplog: pytest.
 _LIGHT_LOAD = """
 import json, sys
 import numpy as np
-from backends.faiss.encoder import encode_passages, encode_queries, load_encoder
+from backends.faiss import encoder
 from indexer.settings import DenseSettings
+encoder.GPU_DEVICE_FILES = tuple(json.loads(sys.argv[5]) or encoder.GPU_DEVICE_FILES)
 texts = json.loads(sys.argv[2])
-settings = DenseSettings(device="cpu", encoder=sys.argv[1], max_length=256)  # as a build records it
-model = load_encoder(settings)
-np.savez(sys.argv[3], queries=encode_queries(model, texts, settings), alone=encode_queries(model, texts[:1], settings),
-         passages=encode_passages(model, texts, settings))
+settings = DenseSettings(**json.loads(sys.argv[3]))
+model = encoder.load_encoder(settings)
+np.savez(sys.argv[4], queries=encoder.encode_queries(model, texts, settings),
+         alone=encoder.encode_queries(model, texts[:1], settings), passages=encoder.encode_passages(model, texts, settings))
 print(json.dumps(sorted(m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules)))
+print(json.dumps([model.kind, model.max_seq_length]))
 """
+AS_A_BUILD_RECORDS_IT = {"max_length": 256}
 
 
-def _load_in_a_new_process(encoder: str, texts: list[str], out: Path) -> list[str]:
+class Loaded(NamedTuple):
+    imported: list[str]  # of torch, transformers, sentence_transformers
+    kind: str
+    max_seq_length: int
+
+
+def _load_in_a_new_process(encoder: str, texts: list[str], out: Path, settings: dict = AS_A_BUILD_RECORDS_IT,
+                           gpu_device_files: tuple[str, ...] = ()) -> Loaded:  # fmt: skip
+    """What a new process that loads `encoder` with `settings` on the CPU imports and loads
+    (`gpu_device_files`: in place of `GPU_DEVICE_FILES`); its vectors of `texts` go to `out`."""
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", _LIGHT_LOAD, encoder, json.dumps(texts), str(out)],
+    settings = {"device": "cpu", "encoder": encoder, **settings}
+    proc = subprocess.run([sys.executable, "-c", _LIGHT_LOAD, encoder, json.dumps(texts), json.dumps(settings), str(out),
+                           json.dumps(gpu_device_files)],
                           capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.splitlines()[-1])
+    imported, (kind, length) = (json.loads(line) for line in proc.stdout.splitlines()[-2:])
+    return Loaded(imported, kind, length)
 
 
 def test_a_cached_export_runs_without_torch_bit_for_bit(onnx_model, tmp_path: Path) -> None:
@@ -254,8 +270,7 @@ def test_a_cached_export_runs_without_torch_bit_for_bit(onnx_model, tmp_path: Pa
 
     assert (onnx_model.path.parent / onnx_light.DESCRIPTION).is_file()
     texts = QUERIES + [LONG_QUERY, *onnx_light._PROBES]
-    imported = _load_in_a_new_process(onnx_model.kind, texts, tmp_path / "light.npz")
-    assert imported == []
+    assert _load_in_a_new_process(onnx_model.kind, texts, tmp_path / "light.npz").imported == []
     light, settings = np.load(tmp_path / "light.npz"), DenseSettings(max_length=256)
     assert np.array_equal(light["queries"], encode_queries(onnx_model, texts, settings))
     assert np.array_equal(light["alone"], encode_queries(onnx_model, texts[:1], settings))
@@ -269,11 +284,56 @@ def test_without_its_description_an_export_is_loaded_in_full_and_described(tmp_p
     onnx_model = load_encoder(DenseSettings(device="cpu", encoder="onnx"))
     description = onnx_model.path.parent / onnx_light.DESCRIPTION
     description.unlink()
-    assert _load_in_a_new_process(onnx_model.kind, QUERIES, tmp_path / "full.npz") == [
+    assert _load_in_a_new_process(onnx_model.kind, QUERIES, tmp_path / "full.npz").imported == [
         "sentence_transformers", "torch", "transformers"]  # fmt: skip
     assert description.is_file()
-    assert _load_in_a_new_process(onnx_model.kind, QUERIES, tmp_path / "light.npz") == []
+    assert _load_in_a_new_process(onnx_model.kind, QUERIES, tmp_path / "light.npz").imported == []
     assert np.array_equal(np.load(tmp_path / "full.npz")["queries"], np.load(tmp_path / "light.npz")["queries"])
+
+
+def test_a_build_with_the_default_settings_runs_the_described_export_without_torch(torch_model, tmp_path: Path) -> None:
+    """`index build` with no --encoder, --device or --max-length (auto, the model's own length): where
+    no GPU driver's device file exists, ONNX fp32 at the model's length from the cached export, with
+    none of the heavy imports and the vectors of a full load. Where a GPU might be seen, torch is asked."""
+    import torch
+
+    from backends.faiss.onnx import OnnxEncoder
+
+    full = OnnxEncoder(torch_model, model_path(DenseSettings()), int8=False)  # described, as a first load does
+    texts, defaults = [*QUERIES, LONG_QUERY], {"device": None}
+    no_gpu = _load_in_a_new_process("auto", texts, tmp_path / "light.npz", defaults, (str(tmp_path / "no-device"),))
+    assert no_gpu == Loaded([], "onnx", 256)
+    light = np.load(tmp_path / "light.npz")
+    assert np.array_equal(light["passages"], encode_passages(full, texts, DenseSettings()))
+    assert np.array_equal(light["queries"], encode_queries(full, texts, DenseSettings()))
+    (tmp_path / "nvidiactl").touch()
+    maybe_gpu = _load_in_a_new_process("auto", texts[:1], tmp_path / "full.npz", defaults, (str(tmp_path / "nvidiactl"),))
+    assert maybe_gpu == Loaded(["sentence_transformers", "torch", "transformers"],
+                               "st" if torch.cuda.is_available() else "onnx", 256)  # fmt: skip
+
+
+def test_the_description_records_the_models_own_length_not_the_one_it_was_loaded_with(torch_model) -> None:
+    """A first load at --max-length 64 describes the model's own length (256), which a later load
+    without a length uses. A description from before the length was recorded still serves loads given
+    one; a load without one runs in full, and adds it."""
+    from backends.faiss import onnx_light
+    from backends.faiss.onnx import OnnxEncoder
+
+    model_dir = model_path(DenseSettings())
+    description = OnnxEncoder(torch_model, model_dir, int8=False).path.parent / onnx_light.DESCRIPTION
+    recorded = lambda: onnx_light.recorded_length(json.loads(description.read_text(encoding="utf-8")))  # noqa: E731
+    description.unlink()
+    assert load_encoder(DenseSettings(device="cpu", encoder="onnx", max_length=64)).max_seq_length == 64
+    assert recorded() == 256
+    assert OnnxEncoder.from_cache(model_dir, int8=False, max_seq_length=None).max_seq_length == 256
+    older = json.loads(description.read_text(encoding="utf-8"))
+    del older["max_seq_length"]
+    description.write_text(json.dumps(older), encoding="utf-8")
+    assert OnnxEncoder.from_cache(model_dir, int8=False, max_seq_length=None) is None
+    assert OnnxEncoder.from_cache(model_dir, int8=False, max_seq_length=128).max_seq_length == 128
+    assert recorded() is None
+    assert load_encoder(DenseSettings(device="cpu", encoder="onnx")).max_seq_length == 256
+    assert recorded() == 256
 
 
 def test_a_tokenizer_file_that_tokenizes_otherwise_is_not_run_alone(torch_model, tmp_path: Path) -> None:
