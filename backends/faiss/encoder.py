@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -148,8 +149,6 @@ GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
 def gpu_possible() -> bool:
     """Whether torch might see a GPU here (`resolve_device`'s default). Known without importing torch
     (~2 s) on Linux where no GPU driver's device file exists; torch is asked where it is loaded."""
-    import sys
-
     if "torch" in sys.modules:
         return bool(sys.modules["torch"].cuda.is_available())
     return not sys.platform.startswith("linux") or any(os.path.exists(f) for f in GPU_DEVICE_FILES)

@@ -253,14 +253,14 @@ class OnnxEncoder:
 
     def __init__(self, st_model: Any, model_dir: Path, *, int8: bool, threads: int | None = None,
                  own_length: int | None = None):  # fmt: skip
-        """`own_length`: the model's maximum length as loaded, where the caller changed it since (a
-        build's --max-length); by default `st_model`'s."""
+        """`own_length`: the model's maximum length as sentence-transformers loaded it, before any
+        --max-length, recorded for later loads without a length (None: not recorded)."""
         kind: Encoder = "onnx-int8" if int8 else "onnx"
         pooling = pooling_mode(st_model, kind)
         path = exported_model(st_model, model_dir, int8=int8)
         normalize = ends_normalized(st_model)
         check_and_describe(st_model, model_dir, path.parent, pooling=pooling, normalize=normalize,
-                           own_length=own_length or st_model.max_seq_length)  # fmt: skip
+                           own_length=own_length)  # fmt: skip
         self._start(kind, path, st_model.tokenizer, pooling=pooling, normalize=normalize, threads=threads,
                     max_seq_length=int(st_model.max_seq_length), dimension=int(st_model.get_embedding_dimension()))  # fmt: skip
 

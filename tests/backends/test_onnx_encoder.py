@@ -299,7 +299,7 @@ def test_a_build_with_the_default_settings_runs_the_described_export_without_tor
 
     from backends.faiss.onnx import OnnxEncoder
 
-    full = OnnxEncoder(torch_model, model_path(DenseSettings()), int8=False)  # described, as a first load does
+    full = OnnxEncoder(torch_model, model_path(DenseSettings()), int8=False, own_length=torch_model.max_seq_length)
     texts, defaults = [*QUERIES, LONG_QUERY], {"device": None}
     no_gpu = _load_in_a_new_process("auto", texts, tmp_path / "light.npz", defaults, (str(tmp_path / "no-device"),))
     assert no_gpu == Loaded([], "onnx", 256)
@@ -320,7 +320,8 @@ def test_the_description_records_the_models_own_length_not_the_one_it_was_loaded
     from backends.faiss.onnx import OnnxEncoder
 
     model_dir = model_path(DenseSettings())
-    description = OnnxEncoder(torch_model, model_dir, int8=False).path.parent / onnx_light.DESCRIPTION
+    export = OnnxEncoder(torch_model, model_dir, int8=False, own_length=torch_model.max_seq_length).path
+    description = export.parent / onnx_light.DESCRIPTION
     recorded = lambda: onnx_light.recorded_length(json.loads(description.read_text(encoding="utf-8")))  # noqa: E731
     description.unlink()
     assert load_encoder(DenseSettings(device="cpu", encoder="onnx", max_length=64)).max_seq_length == 64
