@@ -9,12 +9,13 @@ tokenizer file, run directly by the `tokenizers` library, gives the very token i
 transformers tokenizer gave on a set of probe texts. Only then does a later load
 (`read_description`, `RustTokenizer`) skip the heavy imports; anything missing, unreadable or from
 another format falls back to the full load. A description written before the maximum length was
-recorded still serves loads given their length (queries: the build records it), and the next full
-load adds the length.
+recorded, or by another sentence-transformers version, still serves loads given their length
+(queries: the build records it), and the next full load records the length anew.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -58,6 +59,7 @@ def check_and_describe(st_model: Any, model_dir: Path, folder: Path, *, pooling:
         "dimension": int(st_model.get_embedding_dimension()),
         "pad_token_id": int(tokenizer.pad_token_id or 0),
         "max_seq_length": own_length,
+        "sentence_transformers": sentence_transformers_version(),  # whose loading gave that length
         "tokenizer": TOKENIZER_FILE if _same_tokens(tokenizer, model_dir / TOKENIZER_FILE) else None,
     }
     tmp = folder / f".{DESCRIPTION}.tmp-{os.getpid()}"
@@ -91,9 +93,23 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 def recorded_length(description: dict[str, Any] | None) -> int | None:
     """The model's own maximum length in tokens that a description records, or None (written before
-    it was recorded, or not known)."""
-    length = None if description is None else description.get("max_seq_length")
+    it was recorded, not known, or by another sentence-transformers version, which may derive a
+    model's length otherwise)."""
+    if description is None or description.get("sentence_transformers") != sentence_transformers_version():
+        return None
+    length = description.get("max_seq_length")
     return length if isinstance(length, int) and not isinstance(length, bool) and length > 0 else None
+
+
+@functools.cache
+def sentence_transformers_version() -> str | None:
+    """The installed sentence-transformers' version, from its metadata (no import)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("sentence-transformers")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 class RustTokenizer:

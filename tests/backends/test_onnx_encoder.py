@@ -312,10 +312,12 @@ def test_a_build_with_the_default_settings_runs_the_described_export_without_tor
                                "st" if torch.cuda.is_available() else "onnx", 256)  # fmt: skip
 
 
-def test_the_description_records_the_models_own_length_not_the_one_it_was_loaded_with(torch_model) -> None:
+@pytest.mark.parametrize("older", ["no length", "another sentence-transformers"])
+def test_the_description_records_the_models_own_length_not_the_one_it_was_loaded_with(torch_model, older) -> None:
     """A first load at --max-length 64 describes the model's own length (256), which a later load
-    without a length uses. A description from before the length was recorded still serves loads given
-    one; a load without one runs in full, and adds it."""
+    without a length uses. A description from before the length was recorded, or written under
+    another sentence-transformers version (whose loading may give another length), still serves loads
+    given one; a load without one runs in full, and records the length anew."""
     from backends.faiss import onnx_light
     from backends.faiss.onnx import OnnxEncoder
 
@@ -327,9 +329,12 @@ def test_the_description_records_the_models_own_length_not_the_one_it_was_loaded
     assert load_encoder(DenseSettings(device="cpu", encoder="onnx", max_length=64)).max_seq_length == 64
     assert recorded() == 256
     assert OnnxEncoder.from_cache(model_dir, int8=False, max_seq_length=None).max_seq_length == 256
-    older = json.loads(description.read_text(encoding="utf-8"))
-    del older["max_seq_length"]
-    description.write_text(json.dumps(older), encoding="utf-8")
+    written = json.loads(description.read_text(encoding="utf-8"))
+    if older == "no length":
+        del written["max_seq_length"], written["sentence_transformers"]
+    else:
+        written["sentence_transformers"] = "0.0.1"
+    description.write_text(json.dumps(written), encoding="utf-8")
     assert OnnxEncoder.from_cache(model_dir, int8=False, max_seq_length=None) is None
     assert OnnxEncoder.from_cache(model_dir, int8=False, max_seq_length=128).max_seq_length == 128
     assert recorded() is None
