@@ -228,11 +228,11 @@ import json, sys
 import numpy as np
 from backends.faiss import encoder
 from indexer.settings import DenseSettings
-encoder.GPU_DEVICE_FILES = tuple(json.loads(sys.argv[5]) or encoder.GPU_DEVICE_FILES)
-texts = json.loads(sys.argv[2])
-settings = DenseSettings(**json.loads(sys.argv[3]))
+encoder.GPU_DEVICE_FILES = tuple(json.loads(sys.argv[4]) or encoder.GPU_DEVICE_FILES)
+texts = json.loads(sys.argv[1])
+settings = DenseSettings(**json.loads(sys.argv[2]))
 model = encoder.load_encoder(settings)
-np.savez(sys.argv[4], queries=encoder.encode_queries(model, texts, settings),
+np.savez(sys.argv[3], queries=encoder.encode_queries(model, texts, settings),
          alone=encoder.encode_queries(model, texts[:1], settings), passages=encoder.encode_passages(model, texts, settings))
 print(json.dumps(sorted(m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules)))
 print(json.dumps([model.kind, model.max_seq_length]))
@@ -254,7 +254,7 @@ def _load_in_a_new_process(encoder: str, texts: list[str], out: Path, settings: 
     import sys
 
     settings = {"device": "cpu", "encoder": encoder, **settings}
-    proc = subprocess.run([sys.executable, "-c", _LIGHT_LOAD, encoder, json.dumps(texts), json.dumps(settings), str(out),
+    proc = subprocess.run([sys.executable, "-c", _LIGHT_LOAD, json.dumps(texts), json.dumps(settings), str(out),
                            json.dumps(gpu_device_files)],
                           capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
