@@ -28,6 +28,7 @@ from common import load_queries, qps, table
 
 from backends.threads import cores, set_budget
 from indexer.language import query_languages
+from ranker import kernels
 from ranker.pipeline import SearchOptions, SearchPipeline
 
 
@@ -51,9 +52,12 @@ def main() -> None:
     ap.add_argument("--singles", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=20000, help="queries ranked before measuring (JIT warm-up)")
+    ap.add_argument("--numpy-fusion", action="store_true", help="keep a single search's fusion in numpy (no ranker.kernels)")
     args = ap.parse_args()
     set_budget(cores())
     pipeline = SearchPipeline.open(args.index)
+    if not args.numpy_fusion:
+        kernels.enable()  # as a serving process does (service.validate)
     queries = (load_queries() * 2)[: args.queries]
     options = SearchOptions(k=10, mode="hybrid")
     warm = (queries * (1 + args.warmup // max(1, len(queries))))[: max(64, args.warmup)]
@@ -87,8 +91,9 @@ def main() -> None:
     single[a] = min(encoder_beside.values())
     encoder = getattr(pipeline.manifest.dense, "encoder", "-")
     pipeline.close()
+    fusion = "compiled (ranker.kernels)" if kernels.active() else "numpy"
     print(f"index {args.index} (encoder {encoder}), {len(queries)} queries, {cores()} threads, "
-          f"best of {args.rounds} interleaved rounds\n")
+          f"single-search fusion {fusion}, best of {args.rounds} interleaved rounds\n")
     print(table(["engine", "queries/s", "single p50 ms"],
                 [[n, f"{best[n]:,.1f}", f"{single[n]:.2f}"] for n in engines]))  # fmt: skip
     for name, mark, which in ((b, "b", 0), (new, "b'", 1)):

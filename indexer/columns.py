@@ -175,6 +175,16 @@ class Columns:
         lo, hi = int(self._off[position]), int(self._off[position + 1])
         return str(self._ids[lo:hi], "utf-8") if self._ids is not None else ""
 
+    @property
+    def id_bytes(self) -> np.ndarray | None:
+        """The passage ids' UTF-8 bytes, concatenated (ids.bin; None if empty), between `id_offsets`."""
+        return None if self._ids is None else np.frombuffer(self._ids, dtype=np.uint8)
+
+    @property
+    def id_offsets(self) -> np.ndarray:
+        """int64[N+1]: passage N's id is `id_bytes[id_offsets[N]:id_offsets[N + 1]]`."""
+        return self._off
+
     def passage_ids(self, positions: Sequence[int]) -> list[str]:
         """`passage_id` of each position, the offsets read in one numpy call."""
         if self._ids is None:

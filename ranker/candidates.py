@@ -21,6 +21,7 @@ import numpy as np
 
 from backends.hit import Hit
 from indexer.schema import doc_id_of
+from ranker import kernels
 
 _HITS_AT_ONCE = 16  # hits read from the arrays together (a search usually takes 10)
 LegRun = tuple[Sequence[str], Sequence[float]]  # one leg's (passage ids, scores), best first
@@ -196,9 +197,17 @@ def _convex_one(lexical: KeyedRun, dense: KeyedRun, weights: Sequence[float], id
     cost; None where a run repeats a key (the batch computation handles repeats)."""
     (lex_keys, lex_scores), (den_keys, den_scores) = lexical, dense
     n_lex = len(lex_keys)
-    keys = np.concatenate((np.asarray(lex_keys, dtype=np.int64), np.asarray(den_keys, dtype=np.int64)))
-    if not len(keys):
+    if not n_lex + len(den_keys):
         return _no_candidates(id_of, positional)
+    compiled = kernels.active()
+    if compiled is not None:
+        ok, keys, (fused, bm25, dense_scores), (bm25_rank, dense_rank), has_lexical = compiled.convex_one(
+            _c(lex_keys, np.int64), _c(lex_scores, np.float64), _c(den_keys, np.int64), _c(den_scores, np.float64),
+            float(weights[0]), float(weights[1]), -1 if window is None else window)  # fmt: skip
+        if ok:
+            return Candidates(keys, fused, bm25, dense_scores, bm25_rank, dense_rank, id_of, positional=positional,
+                              has_lexical=has_lexical)  # fmt: skip
+    keys = np.concatenate((np.asarray(lex_keys, dtype=np.int64), np.asarray(den_keys, dtype=np.int64)))
     order = np.argsort(keys, kind="stable")  # a passage's lexical entry before its dense one
     ranked = keys[order]
     from_lex = order < n_lex
@@ -219,6 +228,11 @@ def _convex_one(lexical: KeyedRun, dense: KeyedRun, weights: Sequence[float], id
     bm25 = leg_score[0]
     return Candidates(ranked[new], fused, bm25, leg_score[1], leg_rank[0], leg_rank[1], id_of, positional=positional,
                       has_lexical=bool(((bm25 != 0) & (bm25 == bm25)).any()))  # fmt: skip
+
+
+def _c(values, dtype) -> np.ndarray:
+    """`values` as a C-ordered array of `dtype` (what the compiled kernels were compiled for)."""
+    return np.ascontiguousarray(values, dtype=dtype)
 
 
 def _normalised(scores: np.ndarray, weight: float, window: int | None = None) -> np.ndarray:

@@ -30,6 +30,7 @@ from indexer.errors import IndexFormatError, QueryError
 from indexer.language import ANY, covered, query_languages
 from indexer.store import PassageRow, Store
 from ranker import budget as deadlines
+from ranker import kernels
 from ranker.budget import RankedList
 from ranker.candidates import Candidates, convex_arrays, convex_positions_many, first_copies, per_run, ties_by_id
 from ranker.filters import SourceFilter, SourceMeta, diversify
@@ -41,6 +42,8 @@ from ranker.sources import SourceTable
 
 TIER_PRIOR = {1: 1.0, 2: 0.5, 3: 0.25}  # authority score in [0, 1] by tier; unlisted = 0
 _PRIOR_BY_TIER = np.array([0.0] + [TIER_PRIOR.get(t, 0.0) for t in range(1, 128)])  # indexed by tier (int8)
+_NO_TEXT_KEYS = np.zeros(0, dtype=np.uint64)  # `ranker.kernels`: no collapse by text
+_NO_TEXT_KEYS.flags.writeable = False  # read-only, as the memory-mapped column it stands for (one compiled form)
 
 
 # The normalisation's range is at least this fraction of the largest score's magnitude: min-max over a
@@ -122,19 +125,24 @@ def _rebuilt(candidates: list[Hit], order: list[int], final: np.ndarray, prior: 
 Collapse = Callable[[list[int], np.ndarray], list[int]]  # (order, the candidates' positions) -> order
 
 
-def _first_copies(order: list[int], positions: np.ndarray, *, text_keys: np.ndarray,
-                  passing: Callable[[np.ndarray], np.ndarray] | None) -> list[int]:  # fmt: skip
-    """`order` with each text once, at its best-ranked copy (`first_copies`), the candidates' texts
-    known by their column `positions` (`text_keys`: `SearchPipeline.text_hashes`); unchanged if a
-    position is unknown (never in a consistent build). `passing` (with source filters): the exact
-    filter at positions; a candidate it drops (a leg may return some: the post-filter's) is dropped
-    here, so that it cannot stand for a copy that passes."""
-    if len(positions) and np.minimum.reduce(positions) < 0:
-        return order
-    if passing is not None:
-        order = np.asarray(order, dtype=np.int64)
-        order = order[passing(positions[order])].tolist()
-    return first_copies(order, text_keys[positions])
+@dataclass(frozen=True)
+class TextCollapse:
+    """A `Collapse`: `order` with each text once, at its best-ranked copy (`first_copies`), the
+    candidates' texts known by their column positions (`text_keys`: `SearchPipeline.text_hashes`);
+    unchanged if a position is unknown (never in a consistent build). `passing` (with source filters):
+    the exact filter at positions; a candidate it drops (a leg may return some: the post-filter's) is
+    dropped here, so that it cannot stand for a copy that passes."""
+
+    text_keys: np.ndarray
+    passing: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def __call__(self, order: list[int], positions: np.ndarray) -> list[int]:
+        if len(positions) and np.minimum.reduce(positions) < 0:
+            return order
+        if self.passing is not None:
+            order = np.asarray(order, dtype=np.int64)
+            order = order[self.passing(positions[order])].tolist()
+        return first_copies(order, self.text_keys[positions])
 
 
 # A search mode is the set of legs it fuses.
@@ -390,8 +398,7 @@ class SearchPipeline:
         text_keys = self.text_hashes if options.dedupe_text else None
         collapse: Collapse | None = None
         if text_keys is not None:
-            passing = self.sources.passing(filters) if filters.active else None
-            collapse = partial(_first_copies, text_keys=text_keys, passing=passing)
+            collapse = TextCollapse(text_keys, self.sources.passing(filters) if filters.active else None)
         size = self.lexical.size
         cap = max(options.k, options.max_candidates or self.settings.max_candidates)  # hard bound on work per query
         k0 = options.k0 or self.settings.k0
@@ -617,7 +624,7 @@ class SearchPipeline:
         """final = relevance normalised to [0, 1] over the candidates + weight x authority prior,
         ranked 1..n by final score (ties: fused score, then passage id). With a `window`, the
         normalisation's bounds are those of the candidates within the first `window` hits of a leg.
-        `collapse` (`_first_copies`) leaves out a candidate whose text a better-ranked one has.
+        `collapse` (`TextCollapse`) leaves out a candidate whose text a better-ranked one has.
 
         The prior is bounded by `weight`, so it reorders only hits whose relevance differs by
         less than `weight` (near-ties); weight 0 keeps the relevance order exactly.
@@ -645,6 +652,10 @@ class SearchPipeline:
     def _authority_rerank_many(self, lists: list[Candidates], weight: float, window: int | None = None,
                                collapse: Collapse | None = None) -> list[Iterator[Hit]]:  # fmt: skip
         """`_authority_rerank` of each query's lean candidates, computed for the whole batch at once."""
+        if len(lists) == 1 and window is None and kernels.active() is not None:
+            ranked = self._rerank_compiled(lists[0], weight, collapse)
+            if ranked is not None:
+                return [ranked]
         counts = [len(c) for c in lists]
         if not sum(counts):
             return [iter(()) for _ in lists]
@@ -666,6 +677,22 @@ class SearchPipeline:
         if collapse is not None:
             orders = [collapse(order, positions[a:a + n]) for order, a, n in zip(orders, starts, counts)]
         return [c.hits(order, final[a:a + len(c)], prior[a:a + len(c)]) for c, order, a in zip(lists, orders, starts)]
+
+    def _rerank_compiled(self, candidates: Candidates, weight: float, collapse: Collapse | None) -> Iterator[Hit] | None:
+        """`_authority_rerank_many` of one search's candidates in one compiled call (`ranker.kernels`),
+        where they are keyed by column position and collapsed by text alone if at all; None otherwise."""
+        columns = self.sources.columns
+        positions = candidates.positions
+        if positions is None or not len(positions) or columns.id_bytes is None:
+            return None
+        if collapse is not None and not (isinstance(collapse, TextCollapse) and collapse.passing is None):
+            return None
+        text_keys = _NO_TEXT_KEYS if collapse is None else collapse.text_keys
+        ok, final, prior, order = kernels.active().rerank_positions(
+            np.ascontiguousarray(candidates.score, dtype=np.float64), np.ascontiguousarray(positions, dtype=np.int64),
+            self.sources.tiers_at(positions), _PRIOR_BY_TIER, float(weight), MIN_SPAN_OF_SCALE, columns.id_bytes,
+            columns.id_offsets, text_keys)  # fmt: skip
+        return candidates.hits(order.tolist(), final, prior) if ok else None
 
     # ---- results with content ----------------------------------------------------------
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> list[Result]:

@@ -16,6 +16,7 @@ import numpy as np
 from indexer import layout
 from indexer.damage import LegError, read_leg
 from indexer.errors import BackendUnavailable, IndexFormatError
+from ranker import kernels
 
 log = logging.getLogger("drsearch.service")
 T = TypeVar("T")
@@ -80,6 +81,10 @@ def _check_dense(pipeline: Any, where: Path, passages: int, load_model: bool) ->
 
     _leg("dense", where, probe_ids)
     if load_model:
+        # A serving process ranks many single searches: their fusion compiled (once per machine, then
+        # loaded from numba's cache), before the warm-ups, which then run it (`ranker.kernels`).
+        if pipeline.settings.compiled_fusion:
+            kernels.enable()
         for mode in ("dense", "hybrid"):
             _leg(f"{mode} warm-up", where, lambda: pipeline.batch_search([WARMUP_QUERY], SearchOptions(k=3, mode=mode)))
         # A batch too: the encoder's batch path (its single-threaded session, a second copy of the weights)
