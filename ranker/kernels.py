@@ -2,11 +2,12 @@
 
 A single hybrid query's fusion and rerank are some thirty numpy calls on ~200 candidates, each a few
 microseconds of call overhead on caches the encode has just flushed: ~0.29 ms of a ~4.7 ms query
-(docs/BENCHMARKS.md, issue 14). Compiled, each is one call. They do the same floating-point
-operations in the same order as the numpy forms they stand for (`ranker.candidates._convex_one`, the
-single-search branch of `ranker.pipeline._reranked`), so every score and order is the same bit for
-bit; tests/ranker/test_kernels.py holds the two to it. Anything the compiled forms do not take (a run
-that names a passage twice, a NaN score) they hand back to the numpy forms.
+(docs/BENCHMARKS.md, issue 14). Compiled, each is one call (together ~0.11 ms there). They do the same
+floating-point operations in the same order as the numpy forms they stand for
+(`ranker.candidates._convex_one`; `SearchPipeline._authority_rerank_many` of one list, with its ties
+by passage id and `TextCollapse`), so every score and order is the same bit for bit;
+tests/ranker/test_kernels.py holds the two to it. What they do not take (a run that names a passage
+twice, a score that is not finite, a window, source filters) stays with the numpy forms.
 
 Compiling takes seconds the first time; later processes load the machine code from numba's disk cache
 (~0.3 s with numba's import). So only processes that serve many searches turn them on: `serve` and
@@ -185,4 +186,3 @@ def _rerank_positions(scores, positions, tiers, prior_by_tier, weight, min_span,
     for j in range(n):
         kept[by_text[j]] = j == 0 or texts[by_text[j]] != texts[by_text[j - 1]]
     return True, final, prior, order[kept]
-
