@@ -15,6 +15,8 @@ agent's queries are; the encoder keeps nothing between calls.
 
 Both are measured warm, as a serving process runs: first `--warmup` queries are ranked, since the
 JVM compiles Lucene's search code only after ~10-20k queries (the BM25 leg runs ~2x slower before).
+A single search's fusion and authority order run compiled, as in a serving process (`ranker.kernels`,
+which `serve` turns on); `--numpy-fusion` measures the numpy path instead.
 """
 
 from __future__ import annotations

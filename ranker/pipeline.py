@@ -652,7 +652,7 @@ class SearchPipeline:
     def _authority_rerank_many(self, lists: list[Candidates], weight: float, window: int | None = None,
                                collapse: Collapse | None = None) -> list[Iterator[Hit]]:  # fmt: skip
         """`_authority_rerank` of each query's lean candidates, computed for the whole batch at once."""
-        if len(lists) == 1 and window is None and kernels.active() is not None:
+        if len(lists) == 1 and window is None:
             ranked = self._rerank_compiled(lists[0], weight, collapse)
             if ranked is not None:
                 return [ranked]
@@ -680,7 +680,11 @@ class SearchPipeline:
 
     def _rerank_compiled(self, candidates: Candidates, weight: float, collapse: Collapse | None) -> Iterator[Hit] | None:
         """`_authority_rerank_many` of one search's candidates in one compiled call (`ranker.kernels`),
-        where they are keyed by column position and collapsed by text alone if at all; None otherwise."""
+        where the kernels are on and the candidates keyed by column position and collapsed by text alone
+        if at all; None otherwise."""
+        compiled = kernels.active()
+        if compiled is None:
+            return None
         columns = self.sources.columns
         positions = candidates.positions
         if positions is None or not len(positions) or columns.id_bytes is None:
@@ -688,7 +692,7 @@ class SearchPipeline:
         if collapse is not None and not (isinstance(collapse, TextCollapse) and collapse.passing is None):
             return None
         text_keys = _NO_TEXT_KEYS if collapse is None else collapse.text_keys
-        ok, final, prior, order = kernels.active().rerank_positions(
+        ok, final, prior, order = compiled.rerank_positions(
             np.ascontiguousarray(candidates.score, dtype=np.float64), np.ascontiguousarray(positions, dtype=np.int64),
             self.sources.tiers_at(positions), _PRIOR_BY_TIER, float(weight), MIN_SPAN_OF_SCALE, columns.id_bytes,
             columns.id_offsets, text_keys)  # fmt: skip

@@ -24,6 +24,6 @@ class SearchSettings(BaseSettings):
     authority_list: str | None = None  # directory; None = ranker.authority.default_list_dir()
     per_doc: int = Field(1, ge=0)  # passages per document in a result list (0 = no collapse)
     bm25_threads: int | None = Field(None, ge=1)  # Lucene query threads; None = the process budget (backends.threads)
-    # Serving processes (serve, mcp) compile a single search's fusion (ranker/kernels.py): ~0.2 ms less a
+    # Serving processes (serve, mcp) compile a single search's fusion (ranker/kernels.py): ~0.17 ms less a
     # query, ~55 MB more private memory a worker (and ~100 MB of shared library pages). False: numpy.
     compiled_fusion: bool = True
