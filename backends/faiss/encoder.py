@@ -131,9 +131,9 @@ def _from_cache(path: Path, settings: DenseSettings) -> Any:
     load recorded it."""
     if settings.device not in (None, "cpu"):
         return None
-    encoder = settings.encoder
-    if encoder == "auto" and (settings.device == "cpu" or not gpu_possible()):
-        encoder = "onnx"  # what `auto` resolves to on the CPU; a model ONNX cannot run was never described
+    if settings.encoder == "auto" and settings.device != "cpu" and gpu_possible():
+        return None  # `auto` may stand for torch on a GPU: the full load resolves it
+    encoder = resolve_encoder(settings.encoder, "cpu")  # a model ONNX cannot run was never described
     if encoder not in ("onnx", "onnx-int8"):
         return None
     from backends.faiss.onnx import OnnxEncoder
