@@ -686,15 +686,15 @@ class SearchPipeline:
         if compiled is None:
             return None
         columns = self.sources.columns
-        positions = candidates.positions
-        if positions is None or not len(positions) or columns.id_bytes is None:
+        positions, id_bytes = candidates.positions, columns.id_bytes
+        if positions is None or not len(positions) or id_bytes is None:
             return None
         if collapse is not None and not (isinstance(collapse, TextCollapse) and collapse.passing is None):
             return None
         text_keys = _NO_TEXT_KEYS if collapse is None else collapse.text_keys
         ok, final, prior, order = compiled.rerank_positions(
             np.ascontiguousarray(candidates.score, dtype=np.float64), np.ascontiguousarray(positions, dtype=np.int64),
-            self.sources.tiers_at(positions), _PRIOR_BY_TIER, float(weight), MIN_SPAN_OF_SCALE, columns.id_bytes,
+            self.sources.tiers_at(positions), _PRIOR_BY_TIER, float(weight), MIN_SPAN_OF_SCALE, id_bytes,
             columns.id_offsets, text_keys)  # fmt: skip
         return candidates.hits(order.tolist(), final, prior) if ok else None
 
