@@ -15,8 +15,9 @@ agent's queries are; the encoder keeps nothing between calls.
 
 Both are measured warm, as a serving process runs: first `--warmup` queries are ranked, since the
 JVM compiles Lucene's search code only after ~10-20k queries (the BM25 leg runs ~2x slower before).
-A single search's fusion and authority order run compiled, as in a serving process (`ranker.kernels`,
-which `serve` turns on); `--numpy-fusion` measures the numpy path instead.
+A single search's fusion and authority order run compiled, and its dense leg scans the int8 copy of
+a small exact index first, as in a serving process (`ranker.kernels`, `FaissSearcher.enable_prescan`,
+which `serve` turns on); `--numpy-fusion` and `--full-scan` measure the paths without them.
 """
 
 from __future__ import annotations
@@ -55,11 +56,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=20000, help="queries ranked before measuring (JIT warm-up)")
     ap.add_argument("--numpy-fusion", action="store_true", help="keep a single search's fusion in numpy (no ranker.kernels)")
+    ap.add_argument("--full-scan", action="store_true", help="no int8 prescan: FAISS scans every vector for a single query")
     args = ap.parse_args()
     set_budget(cores())
     pipeline = SearchPipeline.open(args.index)
     if not args.numpy_fusion:
         kernels.enable()  # as a serving process does (service.validate)
+    prescan = not args.full_scan and getattr(pipeline.dense, "enable_prescan", lambda: False)()
     queries = (load_queries() * 2)[: args.queries]
     options = SearchOptions(k=10, mode="hybrid")
     warm = (queries * (1 + args.warmup // max(1, len(queries))))[: max(64, args.warmup)]
@@ -95,7 +98,8 @@ def main() -> None:
     pipeline.close()
     fusion = "compiled (ranker.kernels)" if kernels.active() else "numpy"
     print(f"index {args.index} (encoder {encoder}), {len(queries)} queries, {cores()} threads, "
-          f"single-search fusion {fusion}, best of {args.rounds} interleaved rounds\n")
+          f"single-search fusion {fusion}, dense scan {'int8 prescan' if prescan else 'full'}, "
+          f"best of {args.rounds} interleaved rounds\n")
     print(table(["engine", "queries/s", "single p50 ms"],
                 [[n, f"{best[n]:,.1f}", f"{single[n]:.2f}"] for n in engines]))  # fmt: skip
     for name, mark, which in ((b, "b", 0), (new, "b'", 1)):

@@ -81,10 +81,12 @@ def _check_dense(pipeline: Any, where: Path, passages: int, load_model: bool) ->
 
     _leg("dense", where, probe_ids)
     if load_model:
-        # A serving process ranks many single searches: their fusion compiled (once per machine, then
-        # loaded from numba's cache), before the warm-ups, which then run it (`ranker.kernels`).
+        # A serving process ranks many single searches: their fusion and dense scan compiled (once per
+        # machine, then loaded from numba's cache), before the warm-ups, which then run them.
         if pipeline.settings.compiled_fusion:
             kernels.enable()
+        if pipeline.settings.int8_prescan and hasattr(dense, "enable_prescan"):
+            _leg("dense", where, dense.enable_prescan)
         for mode in ("dense", "hybrid"):
             _leg(f"{mode} warm-up", where, lambda: pipeline.batch_search([WARMUP_QUERY], SearchOptions(k=3, mode=mode)))
         # A batch too: the encoder's batch path (its single-threaded session, a second copy of the weights)

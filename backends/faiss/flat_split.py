@@ -19,12 +19,13 @@ selector allowing half of them - / 111 / 20.0 ms; 100,000 on 2 threads 14.5 / 10
 A batch over such an index (`blocked_search`) is scored block by block of the vectors instead of
 query by query: each block, a few MB, is read once for all the queries while it is in cache, with
 the same kernel (so the same scores), and the blocks' top k are merged in a heap that keeps, among
-equal scores, the lower position, as a whole scan does.
+equal scores, the lower position, as `exact_top_k` orders a smaller exact index's scan.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -118,3 +119,26 @@ def ties_by_id(index: Any, scores: np.ndarray, found: np.ndarray) -> tuple[np.nd
     best_first = -scores if index.metric_type == faiss.METRIC_INNER_PRODUCT else scores
     order = np.lexsort((np.where(found >= 0, found, np.iinfo(np.int64).max), best_first), axis=-1)
     return np.take_along_axis(scores, order, -1), np.take_along_axis(found, order, -1)
+
+
+TIE_MARGIN = 16  # hits asked for beyond k, so that a tie at the cut rarely needs a second search
+
+
+def exact_top_k(index: Any, q: np.ndarray, k: int, search: Callable[[np.ndarray, int], tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """The top k of each query over an exact index, `search(queries, k)` being its scan, in one order
+    whatever the scan keeps among equal scores: best first, equal scores by position, and at the cut
+    the lower positions. FAISS's scan keeps, among vectors tied at the k-th score, whichever its
+    result handler met (k >= 50: not the lower positions), so k + TIE_MARGIN are asked for, and a row
+    whose tie runs to the end of those is searched again in full. The int8 prescan
+    (`backends.faiss.prescan`) gives this order too."""
+    n = int(index.ntotal)
+    wide = min(n, k + TIE_MARGIN)
+    scores, found = search(q, wide)  # best first already: only equal scores may need reordering
+    if (scores[:, 1:] == scores[:, :-1]).any():
+        scores, found = ties_by_id(index, scores, found)
+        if wide < n:
+            tied = np.flatnonzero((scores[:, k - 1] == scores[:, wide - 1]) & (found[:, wide - 1] >= 0))
+            if len(tied):
+                whole = ties_by_id(index, *search(q[tied], n))
+                scores[tied], found[tied] = whole[0][:, :wide], whole[1][:, :wide]
+    return np.ascontiguousarray(scores[:, :k]), np.ascontiguousarray(found[:, :k])

@@ -17,8 +17,9 @@ import numpy as np
 
 from backends.base import VECTOR, Leg, Restriction, SourceFilters, check_k, query_matrix
 from backends.faiss.encoder import check_model_unchanged, dimension_of, encode_queries, load_query_encoder
-from backends.faiss.flat_split import blocked_search, large_flat, split_search, ties_by_id
+from backends.faiss.flat_split import blocked_search, exact_top_k, large_flat, split_search, ties_by_id
 from backends.faiss.gpu import GPU_MAX_K, batch_invariant_gpu_search, faiss_device, to_gpu
+from backends.faiss.prescan import Int8Prescan
 from backends.faiss.rows import RowFile
 from backends.faiss.section import FaissSection
 from backends.hit import Hit
@@ -84,6 +85,7 @@ class FaissSearcher:
         self._ids: Columns | _ListIds | None = None
         self._matrix: np.ndarray | None = None
         self._exact: RowFile | None = None  # exact vectors, read by row (IVF-PQ builds)
+        self._prescan: Int8Prescan | None = None  # a single query's int8 scan first (`enable_prescan`)
         self._refine = 0
         self.exact_allowed_max = EXACT_ALLOWED_MAX
         self._lock = threading.Lock()
@@ -168,6 +170,25 @@ class FaissSearcher:
                 else:
                     self._matrix = faiss.rev_swig_ptr(flat.get_xb(), n * d).reshape(n, d)
         return self._matrix
+
+    def enable_prescan(self) -> bool:
+        """Score single unfiltered queries against an int8 copy of the vectors first, then exactly only
+        those that can be in the top k (`backends.faiss.prescan`): the same hits, ~0.3 ms less a query
+        after an encode (docs/BENCHMARKS.md, issue 14), for n x d bytes more memory. Only over an exact
+        inner-product index below FLAT_SPLIT_FROM vectors on the CPU; False elsewhere, or where it
+        cannot be made. For processes that serve many searches (`service.validate`)."""
+        import faiss
+
+        index = self._ensure_index()
+        if (not isinstance(index, faiss.IndexFlat) or index.metric_type != faiss.METRIC_INNER_PRODUCT
+                or large_flat(index) or self._gpu_index is not None or index.ntotal == 0):  # fmt: skip
+            return False
+        if self._prescan is None:
+            prescan = Int8Prescan.over(self._vectors())
+            with self._lock:
+                if self._index is index and self._prescan is None:
+                    self._prescan = prescan
+        return self._prescan is not None
 
     # -------------------------------------------------------------------------------------- public
 
@@ -275,6 +296,11 @@ class FaissSearcher:
         """FAISS search; for IVF-PQ, k x refine candidates re-scored with the exact vectors."""
         faiss_threads_here(self._threads)
         on_gpu = index is self._gpu_index
+        prescan = self._prescan
+        if prescan is not None and len(q) == 1 and params is None and not on_gpu and 4 * k <= prescan.n:
+            found = prescan.search(q[0], k)
+            if found is not None:
+                return found
         search = partial(batch_invariant_gpu_search if on_gpu else batch_invariant_search, index)
         if not self._refine or self._exact is None:
             return search(q, k, params=params)
@@ -323,6 +349,7 @@ class FaissSearcher:
         with self._lock:
             self._model = None  # the encoder's memory goes with the last reference (a caller's shared model stays)
             self._model_checked = False
+            self._prescan = None  # before the vectors it reads go
             self._matrix = None
             self._index = None
             self._gpu_index = None
@@ -358,7 +385,8 @@ def batch_invariant_search(index: Any, q: np.ndarray, k: int, params: Any = None
     micro-batcher merges queries into batches of up to `batch_max_queries` (≤ 4,096), and a request's
     scores must not depend on what it was merged with. Fewer queries than FAISS has threads, over a
     large exact index, are split over threads as a batch is scored, and a batch is scored block by
-    block of the vectors, each read once for all its queries (`backends.faiss.flat_split`)."""
+    block of the vectors, each read once for all its queries (`backends.faiss.flat_split`). Over an
+    exact index, equal scores come in one order, the cut included (`exact_top_k`)."""
     import faiss
 
     threads = faiss.omp_get_max_threads()  # this thread's: what FAISS's parallel regions here use
@@ -368,9 +396,15 @@ def batch_invariant_search(index: Any, q: np.ndarray, k: int, params: Any = None
     step = max(1, (int(faiss.cvar.distance_compute_blas_threshold) - 1) // max(1, q.shape[1]))
     if split and params is None:
         return blocked_search(index, q, k, step)
-    if len(q) <= step:
-        scores, found = index.search(q, k, params=params)
-    else:
-        parts = [index.search(q[i : i + step], k, params=params) for i in range(0, len(q), step)]
-        scores, found = np.vstack([s for s, _ in parts]), np.vstack([f for _, f in parts])
-    return ties_by_id(index, scores, found) if split else (scores, found)
+
+    def search(rows: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(rows) <= step:
+            return index.search(rows, kk, params=params)
+        parts = [index.search(rows[i : i + step], kk, params=params) for i in range(0, len(rows), step)]
+        return np.vstack([s for s, _ in parts]), np.vstack([f for _, f in parts])
+
+    if split:
+        return ties_by_id(index, *search(q, k))
+    if isinstance(index, faiss.IndexFlat):  # exact: equal scores in one order (as the int8 prescan gives)
+        return exact_top_k(index, q, k, search)
+    return search(q, k)

@@ -1,0 +1,109 @@
+"""The numba kernels of `backends.faiss.prescan`. Imported only by `Int8Prescan`, which calls each
+once when it is built, so that they are compiled (or loaded from numba's disk cache) then."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from backends.faiss.prescan import ROUND_UP
+
+SLACK = 1e-12  # absolute: the float64 arithmetic of the bounds
+jit = njit(cache=True, nogil=True)
+
+
+@jit
+def quantize_query(q, out):
+    """The query's int8 codes (+128, as uint8) into out[0]; (scale, |q - q'| and |q| rounded up),
+    scale 0 where q is not finite."""
+    d = q.shape[0]
+    top = 0.0
+    for i in range(d):
+        x = np.float64(q[i])
+        if not np.isfinite(x):
+            return 0.0, 0.0, 0.0
+        top = max(top, abs(x))
+    scale = top / 127.0 if top > 0 else 1.0
+    err2 = 0.0
+    norm2 = 0.0
+    for i in range(d):
+        x = np.float64(q[i])
+        c = min(127.0, max(-127.0, np.rint(x / scale)))
+        out[0, i] = np.uint8(c + 128.0)
+        r = x - c * scale
+        err2 += r * r
+        norm2 += x * x
+    return scale, np.sqrt(err2) * ROUND_UP, np.sqrt(norm2) * ROUND_UP
+
+
+@jit
+def sift_down(heap, i, size):
+    while True:
+        smallest, left, right = i, 2 * i + 1, 2 * i + 2
+        if left < size and heap[left] < heap[smallest]:
+            smallest = left
+        if right < size and heap[right] < heap[smallest]:
+            smallest = right
+        if smallest == i:
+            return
+        heap[i], heap[smallest] = heap[smallest], heap[i]
+        i = smallest
+
+
+@jit
+def kth_largest(values, k):
+    """The k-th largest of `values` (a min-heap of the k largest so far)."""
+    heap = values[:k].copy()
+    for start in range(k // 2 - 1, -1, -1):
+        sift_down(heap, start, k)
+    for v in range(k, values.shape[0]):
+        if values[v] > heap[0]:
+            heap[0] = values[v]
+            sift_down(heap, 0, k)
+    return heap[0]
+
+
+@jit
+def candidates(dots, q_scale, q_error, q_norm, scale, error, recon_norm, k, whole_fours, vectors, lower, rows, rows_out):
+    """Positions (ascending, into `rows`) whose upper bound reaches the k-th largest lower bound, their
+    vectors copied to `rows_out`: those before `whole_fours` padded to a multiple of four (with copies
+    of the last), then the others. Returns (candidates, candidates before whole_fours, padded count);
+    -1 candidates where more than `rows_out` holds (or fewer than k)."""
+    n = dots.shape[0]
+    for v in range(n):
+        lower[v] = np.float64(dots[v]) * (q_scale * scale[v]) - (q_norm * error[v] + q_error * recon_norm[v] + SLACK)
+    threshold = kth_largest(lower, k)
+    room = rows_out.shape[0] - 3
+    found = 0
+    for v in range(n):
+        if lower[v] + 2.0 * (q_norm * error[v] + q_error * recon_norm[v] + SLACK) >= threshold:
+            if found == room:
+                return -1, 0, 0
+            rows[found] = v
+            found += 1
+    if found < k:  # only where a bound is not a number
+        return -1, 0, 0
+    main = 0
+    while main < found and rows[main] < whole_fours:
+        main += 1
+    padded = main + (-main) % 4
+    for j in range(main):
+        rows_out[j, :] = vectors[rows[j]]
+    for j in range(main, padded):
+        rows_out[j, :] = vectors[rows[main - 1]]
+    for j in range(main, found):
+        rows_out[padded + j - main, :] = vectors[rows[j]]
+    return found, main, padded
+
+
+@jit
+def best_first(exact, main, padded, found, rows, scores_out, positions_out):
+    """The top len(scores_out) of the candidates' exact scores (exact[:main], then exact[padded:] for
+    the others), best first, equal scores by position."""
+    scores = np.empty(found, dtype=np.float32)
+    scores[:main] = exact[:main]
+    scores[main:found] = exact[padded : padded + found - main]
+    order = np.argsort(-scores, kind="mergesort")  # stable: candidates are in position order
+    for j in range(scores_out.shape[0]):
+        scores_out[j] = scores[order[j]]
+        positions_out[j] = rows[order[j]]
