@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -82,8 +80,15 @@ class Int8Prescan:
         them; None where the scan does not pay (a non-finite query, too many candidates): search in full."""
         if not 0 < k <= self.n:
             return None
-        with self._lend() as scratch:
+        with self._idle_lock:
+            scratch = self._idle.pop() if self._idle else None
+        if scratch is None:  # more searches at once than ever before
+            scratch = _Scratch(self._session, self.n, self.d)
+        try:
             return self._search(np.ascontiguousarray(query, dtype=np.float32), k, scratch)
+        finally:
+            with self._idle_lock:
+                self._idle.append(scratch)
 
     def _search(self, query: np.ndarray, k: int, scratch: "_Scratch") -> tuple[np.ndarray, np.ndarray] | None:
         kernels = self._kernels
@@ -93,7 +98,7 @@ class Int8Prescan:
         self._session.run_with_iobinding(scratch.binding)
         found, main, padded = kernels.candidates(scratch.dots[0], quantized[0], quantized[1], quantized[2], self.scale,
                                                  self.error, self.recon_norm, k, self.whole_fours, self.vectors,
-                                                 scratch.lower, scratch.rows, scratch.rows_out)  # fmt: skip
+                                                 scratch.lower, scratch.upper, scratch.rows, scratch.rows_out)  # fmt: skip
         if found < 0:
             return None
         faiss = self._faiss
@@ -103,21 +108,7 @@ class Int8Prescan:
         if found > main:  # the last positions, one by one as in the full scan
             faiss.fvec_inner_products_ny(faiss.swig_ptr(scratch.exact[padded:]), q,
                                          faiss.swig_ptr(scratch.rows_out[padded:]), self.d, found - main)  # fmt: skip
-        scores, positions = np.empty((1, k), dtype=np.float32), np.empty((1, k), dtype=np.int64)
-        kernels.best_first(scratch.exact, main, padded, found, scratch.rows, scores[0], positions[0])
-        return scores, positions
-
-    @contextmanager
-    def _lend(self) -> Iterator["_Scratch"]:
-        with self._idle_lock:
-            scratch = self._idle.pop() if self._idle else None
-        if scratch is None:
-            scratch = _Scratch(self._session, self.n, self.d)
-        try:
-            yield scratch
-        finally:
-            with self._idle_lock:
-                self._idle.append(scratch)
+        return kernels.best_first(scratch.exact, main, padded, found, scratch.rows, k)
 
 
 class _Scratch:
@@ -127,7 +118,7 @@ class _Scratch:
     def __init__(self, session: Any, n: int, d: int):
         self.query_codes = np.zeros((1, d), dtype=np.uint8)
         self.dots = np.zeros((1, n), dtype=np.int32)
-        self.lower = np.empty(n)
+        self.lower, self.upper = np.empty(n), np.empty(n)
         self.rows = np.empty(n, dtype=np.int64)
         self.rows_out = np.empty((MAX_CANDIDATES + 3, d), dtype=np.float32)
         self.exact = np.empty(MAX_CANDIDATES + 3, dtype=np.float32)

@@ -64,19 +64,22 @@ def kth_largest(values, k):
 
 
 @jit
-def candidates(dots, q_scale, q_error, q_norm, scale, error, recon_norm, k, whole_fours, vectors, lower, rows, rows_out):
+def candidates(dots, q_scale, q_error, q_norm, scale, error, recon_norm, k, whole_fours, vectors, lower, upper, rows, rows_out):
     """Positions (ascending, into `rows`) whose upper bound reaches the k-th largest lower bound, their
     vectors copied to `rows_out`: those before `whole_fours` padded to a multiple of four (with copies
     of the last), then the others. Returns (candidates, candidates before whole_fours, padded count);
     -1 candidates where more than `rows_out` holds (or fewer than k)."""
     n = dots.shape[0]
     for v in range(n):
-        lower[v] = np.float64(dots[v]) * (q_scale * scale[v]) - (q_norm * error[v] + q_error * recon_norm[v] + SLACK)
+        approx = np.float64(dots[v]) * (q_scale * scale[v])
+        bound = q_norm * error[v] + q_error * recon_norm[v] + SLACK
+        lower[v] = approx - bound
+        upper[v] = approx + bound
     threshold = kth_largest(lower, k)
     room = rows_out.shape[0] - 3
     found = 0
     for v in range(n):
-        if lower[v] + 2.0 * (q_norm * error[v] + q_error * recon_norm[v] + SLACK) >= threshold:
+        if upper[v] >= threshold:
             if found == room:
                 return -1, 0, 0
             rows[found] = v
@@ -97,13 +100,15 @@ def candidates(dots, q_scale, q_error, q_norm, scale, error, recon_norm, k, whol
 
 
 @jit
-def best_first(exact, main, padded, found, rows, scores_out, positions_out):
-    """The top len(scores_out) of the candidates' exact scores (exact[:main], then exact[padded:] for
-    the others), best first, equal scores by position."""
+def best_first(exact, main, padded, found, rows, k):
+    """The top k of the candidates' exact scores (exact[:main], then exact[padded:] for the others),
+    best first, equal scores by position: (scores, positions), each of shape (1, k)."""
     scores = np.empty(found, dtype=np.float32)
     scores[:main] = exact[:main]
     scores[main:found] = exact[padded : padded + found - main]
     order = np.argsort(-scores, kind="mergesort")  # stable: candidates are in position order
-    for j in range(scores_out.shape[0]):
-        scores_out[j] = scores[order[j]]
-        positions_out[j] = rows[order[j]]
+    top_scores, top_positions = np.empty((1, k), dtype=np.float32), np.empty((1, k), dtype=np.int64)
+    for j in range(k):
+        top_scores[0, j] = scores[order[j]]
+        top_positions[0, j] = rows[order[j]]
+    return top_scores, top_positions
