@@ -62,16 +62,21 @@ class Int8Prescan:
         n, d = vectors.shape
         self.n, self.d = n, d
         self.whole_fours = n - n % 4  # positions past this the full scan computes one by one
-        x = vectors.astype(np.float64)
-        top = np.abs(x).max(axis=1)
-        self.scale = np.where(top > 0, top / 127.0, 1.0)
-        codes = np.clip(np.rint(x / self.scale[:, None]), -127, 127)
-        recon = codes * self.scale[:, None]
+        self.scale, self.error, self.recon_norm = np.empty(n), np.empty(n), np.empty(n)
+        codes_t = np.empty((d, n), dtype=np.int8)
         u = 2.0**-24
         gamma = d * u / (1 - d * u)
-        self.error = (np.linalg.norm(x - recon, axis=1) + gamma * np.linalg.norm(x, axis=1)) * ROUND_UP
-        self.recon_norm = np.linalg.norm(recon, axis=1) * ROUND_UP
-        self._session = _integer_gemv(np.ascontiguousarray(codes.T.astype(np.int8)))
+        for start in range(0, n, 1024):  # in blocks: float64 copies of all the vectors would stay in the heap
+            x = vectors[start : start + 1024].astype(np.float64)
+            block = slice(start, start + len(x))
+            top = np.abs(x).max(axis=1)
+            self.scale[block] = scale = np.where(top > 0, top / 127.0, 1.0)
+            codes = np.clip(np.rint(x / scale[:, None]), -127, 127)
+            recon = codes * scale[:, None]
+            self.error[block] = (np.linalg.norm(x - recon, axis=1) + gamma * np.linalg.norm(x, axis=1)) * ROUND_UP
+            self.recon_norm[block] = np.linalg.norm(recon, axis=1) * ROUND_UP
+            codes_t[:, block] = codes.T
+        self._session = _integer_gemv(codes_t)
         self._idle: list[_Scratch] = []  # buffers no search holds: as many as searches ever ran at once
         self._idle_lock = threading.Lock()
 
