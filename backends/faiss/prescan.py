@@ -6,8 +6,8 @@ BENCHMARKS.md, issue 14). Here the query is first scored against an int8 copy of
 quarter of the bytes, ONNX Runtime's integer GEMM), with a bound on how far each approximate score
 can be from the one FAISS computes; only vectors whose upper bound reaches the k-th best lower bound
 can be in the top k (typically 175 of 5,183 for k=100), and FAISS scores exactly those, with the
-same kernel as its full scan. The result is the full scan's, score for score, in the canonical order
-(`canonical_top_k`: best first, equal scores by position).
+same kernel as its full scan. The result is the full scan's, score for score, in the order every
+path over an exact index gives (`flat_split.exact_top_k`: best first, equal scores by position).
 
 The bound, for query q and vector x with int8 reconstructions q' = s_q c_q and x' = s_x c_x (the
 integer dot product c_q . c_x is exact): |q.x - q'.x'| <= |q| |x - x'| + |q - q'| |x'| (Cauchy-Schwarz),
