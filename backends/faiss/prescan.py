@@ -31,7 +31,6 @@ import numpy as np
 log = logging.getLogger("drsearch.prescan")
 
 MAX_CANDIDATES = 1024  # more than this to re-score (k of a few hundred): the full scan is as cheap
-ROUND_UP = 1.0 + 1e-6  # norms and errors are rounded up by this much
 
 
 class Int8Prescan:
@@ -55,6 +54,7 @@ class Int8Prescan:
         import faiss
 
         from backends.faiss import prescan_kernels
+        from backends.faiss.prescan_kernels import QUERY_LEVELS, ROUND_UP
 
         self._faiss = faiss
         self._kernels = prescan_kernels
@@ -76,7 +76,7 @@ class Int8Prescan:
             self.error[block] = (np.linalg.norm(x - recon, axis=1) + gamma * np.linalg.norm(x, axis=1)) * ROUND_UP
             self.recon_norm[block] = np.linalg.norm(recon, axis=1) * ROUND_UP
             codes_t[:, block] = codes.T
-        self._session = _integer_gemv(codes_t)
+        self._session = _integer_gemv(codes_t, QUERY_LEVELS)
         self._idle: list[_Scratch] = []  # buffers no search holds: as many as searches ever ran at once
         self._idle_lock = threading.Lock()
 
@@ -132,9 +132,9 @@ class _Scratch:
         self.binding.bind_output("dots", "cpu", 0, np.int32, list(self.dots.shape), self.dots.ctypes.data)
 
 
-def _integer_gemv(codes_t: np.ndarray) -> Any:
-    """An ONNX Runtime session computing (c_q + 128 as uint8, zero point 128) x codes_t: the query's
-    int8 codes against every vector's, exactly, in int32, on the calling thread."""
+def _integer_gemv(codes_t: np.ndarray, zero_point: float) -> Any:
+    """An ONNX Runtime session computing (c_q + zero_point as uint8, less that zero point) x codes_t:
+    the query's codes against every vector's int8 codes, exactly, in int32, on the calling thread."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -143,7 +143,7 @@ def _integer_gemv(codes_t: np.ndarray) -> Any:
         [helper.make_node("MatMulInteger", ["codes", "vectors", "zero"], ["dots"])], "int8_prescan",
         [helper.make_tensor_value_info("codes", TensorProto.UINT8, [1, d])],
         [helper.make_tensor_value_info("dots", TensorProto.INT32, [1, n])],
-        [numpy_helper.from_array(codes_t, "vectors"), numpy_helper.from_array(np.array(128, dtype=np.uint8), "zero")],
+        [numpy_helper.from_array(codes_t, "vectors"), numpy_helper.from_array(np.array(zero_point, dtype=np.uint8), "zero")],
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8

@@ -6,15 +6,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backends.faiss.prescan import ROUND_UP
-
+# Constants here, not imported: numba freezes them into its cached machine code, whose cache notices
+# changes to this file only.
+ROUND_UP = 1.0 + 1e-6  # norms and errors are rounded up by this much
 SLACK = 1e-12  # absolute: the float64 arithmetic of the bounds
+# The query's codes span -64..64, stored as 0..128: x86 CPUs without VNNI multiply uint8 by int8 and
+# add pairs in int16 with saturation (vpmaddubsw), exact only while 2 x 128 x 127 <= 32,767. The
+# vectors' codes keep -127..127.
+QUERY_LEVELS = 64.0
 jit = njit(cache=True, nogil=True)
 
 
 @jit
 def quantize_query(q, out):
-    """The query's int8 codes (+128, as uint8) into out[0]; (scale, |q - q'| and |q| rounded up),
+    """The query's codes (-QUERY_LEVELS..QUERY_LEVELS, stored + QUERY_LEVELS as uint8) into out[0];
+    (scale, |q - q'| and |q| rounded up),
     scale 0 where q is not finite."""
     d = q.shape[0]
     top = 0.0
@@ -23,13 +29,13 @@ def quantize_query(q, out):
         if not np.isfinite(x):
             return 0.0, 0.0, 0.0
         top = max(top, abs(x))
-    scale = top / 127.0 if top > 0 else 1.0
+    scale = top / QUERY_LEVELS if top > 0 else 1.0
     err2 = 0.0
     norm2 = 0.0
     for i in range(d):
         x = np.float64(q[i])
-        c = min(127.0, max(-127.0, np.rint(x / scale)))
-        out[0, i] = np.uint8(c + 128.0)
+        c = min(QUERY_LEVELS, max(-QUERY_LEVELS, np.rint(x / scale)))
+        out[0, i] = np.uint8(c + QUERY_LEVELS)
         r = x - c * scale
         err2 += r * r
         norm2 += x * x
