@@ -10,9 +10,10 @@ same kernel as its full scan. The result is the full scan's, score for score, in
 path over an exact index gives (`flat_split.exact_top_k`: best first, equal scores by position).
 
 The bound, for query q and vector x with reconstructions q' = s_q c_q (|c_q| <= 64, see
-`prescan_kernels.QUERY_LEVELS`) and x' = s_x c_x (|c_x| <= 127), the integer dot product c_q . c_x exact: |q.x - q'.x'| <= |q| |x - x'| + |q - q'| |x'| (Cauchy-Schwarz),
-and FAISS's float32 sum is within gamma_d |q| |x| of q.x in any order of summation (gamma_d =
-d u / (1 - d u), u = 2^-24). Norms are rounded up and a tiny absolute slack covers the float64 arithmetic.
+`prescan_kernels.QUERY_LEVELS`) and x' = s_x c_x (|c_x| <= 127), the integer dot product c_q . c_x
+exact: |q.x - q'.x'| <= |q| |x - x'| + |q - q'| |x'| (Cauchy-Schwarz), and FAISS's float32 sum is
+within gamma_d |q| |x| of q.x in any order of summation (gamma_d = d u / (1 - d u), u = 2^-24).
+Norms are rounded up and a tiny absolute slack covers the float64 arithmetic.
 
 FAISS's full scan computes vectors four at a time and the last `n % 4` one by one; the candidates are
 laid out so that each is computed the same way as there (padded to a multiple of four, the last few
@@ -83,6 +84,8 @@ class Int8Prescan:
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(scores, positions), each of shape (1, k), as `flat_split.exact_top_k` of the full scan gives
         them; None where the scan does not pay (a non-finite query, too many candidates): search in full."""
+        if query.shape != (self.d,):  # the kernels index without bounds checks
+            raise ValueError(f"query has shape {query.shape}, the vectors' dimension is {self.d}")
         if not 0 < k <= self.n:
             return None
         with self._idle_lock:

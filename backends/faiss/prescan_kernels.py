@@ -20,8 +20,7 @@ jit = njit(cache=True, nogil=True)
 @jit
 def quantize_query(q, out):
     """The query's codes (-QUERY_LEVELS..QUERY_LEVELS, stored + QUERY_LEVELS as uint8) into out[0];
-    (scale, |q - q'| and |q| rounded up),
-    scale 0 where q is not finite."""
+    returns (scale, |q - q'| and |q| rounded up), scale 0 where q is not finite."""
     d = q.shape[0]
     top = 0.0
     for i in range(d):

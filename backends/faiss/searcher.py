@@ -174,7 +174,7 @@ class FaissSearcher:
     def enable_prescan(self) -> bool:
         """Score single unfiltered queries against an int8 copy of the vectors first, then exactly only
         those that can be in the top k (`backends.faiss.prescan`): the same hits, ~0.3 ms less a query
-        after an encode (docs/BENCHMARKS.md, issue 14), for n x d bytes more memory. Only over an exact
+        after an encode (docs/BENCHMARKS.md, issue 14), for ~11 MB more memory on SciFact. Only over an exact
         inner-product index below FLAT_SPLIT_FROM vectors on the CPU; False elsewhere, or where it
         cannot be made. For processes that serve many searches (`service.validate`)."""
         import faiss

@@ -137,6 +137,8 @@ def test_what_the_prescan_does_not_take_goes_back_to_the_full_scan(tied, monkeyp
     prescan = Int8Prescan.over(x)
     assert prescan.search(np.full(x.shape[1], np.nan, dtype=np.float32), 10) is None
     assert prescan.search(q[0], 0) is None and prescan.search(q[0], index.ntotal + 1) is None
+    with pytest.raises(ValueError, match="query has shape"):
+        prescan.search(np.zeros(x.shape[1] + 1, dtype=np.float32), 10)
     monkeypatch.setattr(prescan_module, "MAX_CANDIDATES", 40)  # buffers made from now on
     cramped = Int8Prescan(x)
     assert cramped.search(q[5], 100) is None and cramped.search(q[5], 5) is not None
