@@ -42,7 +42,7 @@ class Int8Prescan:
         """The scan of `vectors`, its kernels compiled; None, with a warning, where it cannot be made
         (numba missing, vectors that are not all finite): searches then scan in full, as before."""
         try:
-            if len(vectors) == 0 or not np.isfinite(vectors).all():
+            if not np.isfinite(vectors).all():  # (an empty index never gets here: `enable_prescan`)
                 raise ValueError("the vectors are not all finite")
             prescan = cls(vectors)
             prescan.search(vectors[0], 1)  # compiles the kernels (or loads them from numba's cache) now
