@@ -106,7 +106,7 @@ class Int8Prescan:
         self._session.run_with_iobinding(scratch.binding)
         found, main, padded = kernels.candidates(scratch.dots[0], quantized[0], quantized[1], quantized[2], self.scale,
                                                  self.error, self.recon_norm, k, self.whole_fours, self.vectors,
-                                                 scratch.lower, scratch.upper, scratch.rows, scratch.rows_out)  # fmt: skip
+                                                 scratch.heap, scratch.rows, scratch.rows_out)  # fmt: skip
         if found < 0:
             return None
         faiss = self._faiss
@@ -121,12 +121,12 @@ class Int8Prescan:
 
 class _Scratch:
     """One search's buffers: the query's codes (bound as the GEMV's input), the integer scores (bound
-    as its output), bounds, candidate positions and their vectors laid out for FAISS."""
+    as its output), the best lower bounds, candidate positions and their vectors laid out for FAISS."""
 
     def __init__(self, session: Any, n: int, d: int):
         self.query_codes = np.zeros((1, d), dtype=np.uint8)
         self.dots = np.zeros((1, n), dtype=np.int32)
-        self.lower, self.upper = np.empty(n), np.empty(n)
+        self.heap = np.empty(n)  # the k largest lower bounds
         self.rows = np.empty(n, dtype=np.int64)
         self.rows_out = np.empty((MAX_CANDIDATES + 3, d), dtype=np.float32)
         self.exact = np.empty(MAX_CANDIDATES + 3, dtype=np.float32)

@@ -56,35 +56,44 @@ def sift_down(heap, i, size):
 
 
 @jit
-def kth_largest(values, k):
-    """The k-th largest of `values` (a min-heap of the k largest so far)."""
-    heap = values[:k].copy()
-    for start in range(k // 2 - 1, -1, -1):
-        sift_down(heap, start, k)
-    for v in range(k, values.shape[0]):
-        if values[v] > heap[0]:
-            heap[0] = values[v]
-            sift_down(heap, 0, k)
-    return heap[0]
+def _bounds(dots, q_scale, q_error, q_norm, scale, error, recon_norm, v):
+    """Vector v's approximate score and the most it can be off from FAISS's."""
+    approx = np.float64(dots[v]) * (q_scale * scale[v])
+    return approx, q_norm * error[v] + q_error * recon_norm[v] + SLACK
 
 
 @jit
-def candidates(dots, q_scale, q_error, q_norm, scale, error, recon_norm, k, whole_fours, vectors, lower, upper, rows, rows_out):
+def _copy_row(vectors, src, rows_out, j):
+    # Element by element: numba's slice assignment ran 2-4x slower on these rows.
+    for t in range(vectors.shape[1]):
+        rows_out[j, t] = vectors[src, t]
+
+
+@jit
+def candidates(dots, q_scale, q_error, q_norm, scale, error, recon_norm, k, whole_fours, vectors, heap, rows, rows_out):
     """Positions (ascending, into `rows`) whose upper bound reaches the k-th largest lower bound, their
     vectors copied to `rows_out`: those before `whole_fours` padded to a multiple of four (with copies
     of the last), then the others. Returns (candidates, candidates before whole_fours, padded count);
-    -1 candidates where more than `rows_out` holds (or fewer than k)."""
+    -1 candidates where more than `rows_out` holds (or fewer than k). `heap` (at least k long) holds the
+    k largest lower bounds while they are found; the bounds are computed again for the second pass
+    rather than stored (the arrays fall out of cache after an encode, and recomputing is cheaper)."""
     n = dots.shape[0]
-    for v in range(n):
-        approx = np.float64(dots[v]) * (q_scale * scale[v])
-        bound = q_norm * error[v] + q_error * recon_norm[v] + SLACK
-        lower[v] = approx - bound
-        upper[v] = approx + bound
-    threshold = kth_largest(lower, k)
+    for v in range(k):
+        approx, bound = _bounds(dots, q_scale, q_error, q_norm, scale, error, recon_norm, v)
+        heap[v] = approx - bound
+    for start in range(k // 2 - 1, -1, -1):
+        sift_down(heap, start, k)
+    for v in range(k, n):
+        approx, bound = _bounds(dots, q_scale, q_error, q_norm, scale, error, recon_norm, v)
+        if approx - bound > heap[0]:
+            heap[0] = approx - bound
+            sift_down(heap, 0, k)
+    threshold = heap[0]
     room = rows_out.shape[0] - 3
     found = 0
     for v in range(n):
-        if upper[v] >= threshold:
+        approx, bound = _bounds(dots, q_scale, q_error, q_norm, scale, error, recon_norm, v)
+        if approx + bound >= threshold:
             if found == room:
                 return -1, 0, 0
             rows[found] = v
@@ -96,11 +105,11 @@ def candidates(dots, q_scale, q_error, q_norm, scale, error, recon_norm, k, whol
         main += 1
     padded = main + (-main) % 4
     for j in range(main):
-        rows_out[j, :] = vectors[rows[j]]
+        _copy_row(vectors, rows[j], rows_out, j)
     for j in range(main, padded):
-        rows_out[j, :] = vectors[rows[main - 1]]
+        _copy_row(vectors, rows[main - 1], rows_out, j)
     for j in range(main, found):
-        rows_out[padded + j - main, :] = vectors[rows[j]]
+        _copy_row(vectors, rows[j], rows_out, padded + j - main)
     return found, main, padded
 
 
@@ -108,12 +117,22 @@ def candidates(dots, q_scale, q_error, q_norm, scale, error, recon_norm, k, whol
 def best_first(exact, main, padded, found, rows, k):
     """The top k of the candidates' exact scores (exact[:main], then exact[padded:] for the others),
     best first, equal scores by position: (scores, positions), each of shape (1, k)."""
+    # One integer sort: each key is the score's bits, flipped to sort best first, above the candidate's
+    # index (candidates are in position order, so equal scores keep it). A stable float argsort with
+    # its index arrays took several times as long.
     scores = np.empty(found, dtype=np.float32)
-    scores[:main] = exact[:main]
-    scores[main:found] = exact[padded : padded + found - main]
-    order = np.argsort(-scores, kind="mergesort")  # stable: candidates are in position order
+    for j in range(found):
+        scores[j] = (exact[j] if j < main else exact[padded + j - main]) + np.float32(0.0)  # -0.0 to +0.0: they tie
+    bits = scores.view(np.int32)
+    keys = np.empty(found, dtype=np.uint64)
+    for j in range(found):
+        b = np.int64(bits[j])
+        ascending = b ^ 0x80000000 if b >= 0 else ~b & 0xFFFFFFFF  # as the scores ascend
+        keys[j] = np.uint64((0xFFFFFFFF - ascending) << 32 | j)
+    keys.sort()
     top_scores, top_positions = np.empty((1, k), dtype=np.float32), np.empty((1, k), dtype=np.int64)
-    for j in range(k):
-        top_scores[0, j] = scores[order[j]]
-        top_positions[0, j] = rows[order[j]]
+    for i in range(k):
+        j = np.int64(keys[i] & np.uint64(0xFFFFFFFF))
+        top_scores[0, i] = exact[j] if j < main else exact[padded + j - main]  # as FAISS gave it, -0.0 too
+        top_positions[0, i] = rows[j]
     return top_scores, top_positions
