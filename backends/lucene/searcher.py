@@ -15,7 +15,7 @@ from backends.base import LEXICAL, Leg, Restriction, SourceFilters, check_k
 from backends.hit import Hit
 from backends.lucene.jvm import INSTANCE_CALLS, autoclass, java_path
 from backends.lucene.section import ANALYZER, HAN_ONLY_ANALYZER, LuceneSection
-from backends.lucene.topk import LuceneTopK
+from backends.lucene.topk import JavaLater, LuceneTopK
 from backends.threads import Later
 from indexer import layout
 from indexer.damage import LegError, first_line, java_exception_names
@@ -123,7 +123,7 @@ class LuceneSearcher:
             return None
         return self._batch(queries, k, filters, positions=True)
 
-    def search_positions_later(self, queries: Sequence[str], k: int) -> Later | None:
+    def search_positions_later(self, queries: Sequence[str], k: int) -> Later | JavaLater | None:
         """Unfiltered `search_positions` to run on another thread once started (`Later.start`; at the
         latest when its result is asked for). None where it cannot run beside the caller: one
         thread, or no doc-position map."""

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from backends.lucene.jvm import INSTANCE_CALLS, autoclass
-from backends.threads import Later
+from backends.threads import FollowUp, Later
 
 _INDEX_READER = "(Lorg/apache/lucene/index/IndexReader;)V"
 
@@ -105,14 +106,17 @@ class LuceneTopK:
         return list(pool.map(lambda q: one(q, k, wrap), queries))
 
     def positions_later(self, queries: list[str], k: int,
-                        guard: Callable[[], AbstractContextManager] = nullcontext) -> Later | None:  # fmt: skip
+                        guard: Callable[[], AbstractContextManager] = nullcontext) -> Later | JavaLater | None:  # fmt: skip
         """`batch(queries, k, positions=True)` to run on a pool thread once started (`Later.start`),
         for a caller with other work meanwhile (encoding the queries), inside `guard()`; None without
-        a pool (one thread) or positions."""
+        a pool (one thread) or positions. One query is searched on one of the helper's Java threads
+        (`JavaLater`)."""
         with self._lock:
             pool = self._pool
         if pool is None or self._doc_positions is None:
             return None
+        if len(queries) == 1:
+            return JavaLater(self, queries[0], k, guard)
 
         def work() -> list:
             with guard():
@@ -123,13 +127,19 @@ class LuceneTopK:
     def _batch_positions(self, queries: list[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         assert self._doc_positions is not None and self._arrays is not None
         packed = self._helper_class.searchDocsBatch(self._arrays, self._generator, self._analyzer, "contents", queries, int(k))
+        return self._unpacked(packed, len(queries))
+
+    def _unpacked(self, packed, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The (positions, scores) of each of the `n` queries of a `searchDocsBatch`'s bytes."""
+        assert self._doc_positions is not None
         # Per query its hit count, then all doc ids, then all scores (int32/float32, little-endian).
         words = np.frombuffer(packed.tostring(), dtype="<i4")
-        n = len(queries)
+        docs, scores = words[n:].reshape(2, -1)
+        positions = self._doc_positions[docs].astype(np.int64)
+        scores = scores.view("<f4").astype(np.float32)
+        if n == 1:  # a single query's (`JavaLater`), after its encode: every step counts there
+            return [(positions, scores)]
         ends = np.cumsum(words[:n])
-        total = int(ends[-1]) if n else 0
-        positions = self._doc_positions[words[n : n + total]].astype(np.int64)
-        scores = words[n + total :].view("<f4").astype(np.float32)
         starts = ends - words[:n]
         return [(positions[a:b], scores[a:b]) for a, b in zip(starts.tolist(), ends.tolist())]
 
@@ -144,6 +154,65 @@ class LuceneTopK:
                 self._reader.close()
                 self._reader = None
             self._doc_positions = None  # unmapped once no array views it
+
+
+class JavaLater:
+    """One query's `positions_later`, searched on one of the helper's own Java threads: no Python
+    thread runs the search or waits for it, so it takes no turn of the interpreter's lock from the
+    caller, which encodes the query meanwhile (a Python pool thread cost single-query hybrid p50
+    ~0.05x of the encode's; docs/BENCHMARKS.md, issue 14). `Later`'s interface: `start`, `result`,
+    `also`; follow-ups run on the thread that asks for the result, after the search (on a Python
+    pool thread they brought the cost back).
+
+    Only the thread that made it starts the search (a thread that makes a JNI call stays attached
+    to the JVM, and the encoder's short-lived helper threads must not); `result` starts it otherwise."""
+
+    def __init__(self, topk: LuceneTopK, query: str, k: int, guard: Callable[[], AbstractContextManager]):
+        self._topk, self._query, self._k, self._guard = topk, query, int(k), guard
+        self._owner = threading.get_ident()
+        self._lock = threading.Lock()  # guards the three below
+        self._started = None  # the helper's Future, once submitted
+        self._after: list[tuple[Future, Callable[[], Any]]] = []
+        self._outcome: Future | None = None  # the result, once asked for and awaited
+
+    def start(self) -> None:
+        if threading.get_ident() != self._owner:
+            return
+        with self._lock:
+            self._submit()
+
+    def _submit(self) -> None:
+        if self._started is None:
+            topk = self._topk
+            self._started = topk._helper_class.searchDocsLater(topk._arrays, topk._generator, topk._analyzer,
+                                                               "contents", self._query, self._k)  # fmt: skip
+
+    def also(self, fn: Callable[[], Any]) -> FollowUp:
+        """`fn()`, to run right after the search, before its result is handed over. Only before it is started."""
+        future: Future = Future()
+        with self._lock:
+            if self._started is not None:
+                raise RuntimeError("also after the search was started")
+            self._after.append((future, fn))
+        return FollowUp(self, future)
+
+    def result(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        with self._lock:
+            if self._outcome is None:
+                self._outcome = Future()
+                try:
+                    self._submit()
+                    with self._guard():
+                        packed = self._topk._helper_class.awaitDocs(self._started)
+                    self._outcome.set_result(self._topk._unpacked(packed, 1))
+                except BaseException as exc:  # reaches every caller of result
+                    self._outcome.set_exception(exc)
+                for future, fn in self._after:
+                    try:
+                        future.set_result(fn())
+                    except BaseException as exc:  # reaches whoever asks for the follow-up's result
+                        future.set_exception(exc)
+        return self._outcome.result()
 
 
 TIE_MARGIN = 16  # hits collected beyond k, so that a tie at the cut rarely needs the sorted search

@@ -248,3 +248,64 @@ def test_two_indexes_searched_at_once_each_give_their_own_hits(lucene_dir, tied_
     finally:
         big.close()
         small.close()
+
+
+def test_one_query_searched_ahead_on_a_java_thread(lucene_dir, tied_lucene_dir, queries) -> None:
+    """`search_positions_later` of one query searches on the helper's Java thread: the hits of
+    `search_positions`, ties included; started only by the thread that asked for it (a thread that
+    calls Java stays attached to the JVM), else by `result`; follow-ups run after the search, a
+    failing one failing only its own result; a search queued when the index closes fails rather
+    than waiting for ever."""
+    import threading
+
+    from backends.lucene.topk import JavaLater
+
+    ours, tied = LuceneSearcher(lucene_dir, threads=2), LuceneSearcher(tied_lucene_dir, threads=2)
+    try:
+        for searcher, few, k in ((ours, queries[:40], 100), (tied, ["glacier ice", "glacier", "zyxwvut"], 13)):
+            for q in few:
+                later = searcher.search_positions_later([q], k)
+                assert isinstance(later, JavaLater)
+                later.start()
+                assert _as_lists(later.result()) == _as_lists(searcher.search_positions([q], k))
+
+        later = ours.search_positions_later(queries[:1], 10)
+        events: list[str] = []
+        checked = later.also(lambda: events.append("follow-up") or "checked")
+        failing = later.also(lambda: 1 / 0)
+        stranger = threading.Thread(target=later.start)
+        stranger.start()
+        stranger.join(timeout=60)
+        assert later._started is None and not events  # another thread's start leaves it unstarted
+        assert checked.result() == "checked" and events == ["follow-up"]  # asking for a result starts it
+        assert _as_lists(later.result()) == _as_lists(ours.search_positions(queries[:1], 10))
+        with pytest.raises(ZeroDivisionError):
+            failing.result()
+        with pytest.raises(RuntimeError, match="after the search was started"):
+            later.also(lambda: None)
+        assert ours.search_positions_later(queries[:2], 10).__class__.__name__ == "Later"  # a batch: the Python pool
+        single = LuceneSearcher(lucene_dir, threads=1)
+        assert single.search_positions_later(queries[:1], 10) is None  # one thread: nothing to overlap
+        single.close()
+
+        queued = [ours.search_positions_later([q], 1000) for q in queries[:300]]
+        for later in queued:
+            later.start()
+        ours._topk._helper_class.close(ours._topk._arrays)  # as closing the index does, searches still queued
+        outcomes: list = []
+
+        def collect() -> None:
+            for later in queued:
+                try:
+                    outcomes.append(_as_lists(later.result()))
+                except Exception as exc:  # noqa: BLE001 - the cancelled ones
+                    outcomes.append(type(exc).__name__)
+
+        waiter = threading.Thread(target=collect, daemon=True)
+        waiter.start()
+        waiter.join(timeout=120)
+        assert len(outcomes) == len(queued)  # none waits for ever
+        assert any(isinstance(o, str) for o in outcomes)  # some were still queued, and failed
+    finally:
+        ours.close()
+        tied.close()

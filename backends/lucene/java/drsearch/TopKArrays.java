@@ -80,9 +80,13 @@ public final class TopKArrays {
     }
   }
 
-  /** Stops the helper's batch threads. */
+  /** Stops the helper's batch threads; searches still queued are cancelled (their `awaitDocs` throws
+   * rather than waiting for ever). */
   public static void close(TopKArrays topk) {
-    if (topk.pool != null) topk.pool.shutdownNow();
+    if (topk.pool == null) return;
+    for (Runnable queued : topk.pool.shutdownNow()) {
+      if (queued instanceof Future) ((Future<?>) queued).cancel(false);
+    }
   }
 
   /** Ids and scores of the result, best first. */
@@ -178,6 +182,28 @@ public final class TopKArrays {
     for (Docs d : results) for (int doc : d.docs) out.putInt(doc);
     for (Docs d : results) for (float score : d.scores) out.putFloat(score);
     return out.array();
+  }
+
+  /**
+   * `searchDocsBatch` of one query, started on one of the helper's threads; `awaitDocs` gives its
+   * bytes. For a caller with other work meanwhile (encoding the query): no Python thread runs or
+   * waits for the search, so it takes no turn of the interpreter's lock from the caller. Null where
+   * the helper has no threads.
+   */
+  public static Future<byte[]> searchDocsLater(TopKArrays topk, Object generator, Analyzer analyzer, String field,
+      String query, int k) {
+    if (topk.pool == null) return null;
+    String[] one = {query};
+    return topk.pool.submit(() -> topk.rankedDocsBatch(generator, analyzer, field, one, k));
+  }
+
+  /** The bytes of a `searchDocsLater`, once its search is done. */
+  public static byte[] awaitDocs(Future<byte[]> later) throws IOException, InterruptedException {
+    try {
+      return later.get();
+    } catch (ExecutionException e) {
+      throw failure(e.getCause());
+    }
   }
 
   /** What stopped a batch, as the IOException or unchecked exception a query's search threw. */
