@@ -131,11 +131,16 @@ class Later:
         try:
             return self._work()
         finally:
-            for future, fn in self._after:
-                try:
-                    future.set_result(fn())
-                except BaseException as exc:  # reaches whoever asks for the follow-up's result
-                    future.set_exception(exc)
+            run_follow_ups(self._after)
+
+
+def run_follow_ups(after: list[tuple[Future, Callable[[], Any]]]) -> None:
+    """Each `(future, fn)` in turn: `fn()`'s result or exception into its future."""
+    for future, fn in after:
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # reaches whoever asks for the follow-up's result
+            future.set_exception(exc)
 
 
 class FollowUp:

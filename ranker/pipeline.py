@@ -198,7 +198,7 @@ class SearchPipeline:
     # Hybrid convex fusion on the legs' raw (ids, scores) lists (`ranker.candidates`) where both legs
     # offer them; False runs the same ranking through a `Hit` per candidate (`fusion.convex`).
     lean_fusion: bool = True
-    # A single ASCII hybrid query's language checked beside its encode, after its BM25 leg
+    # A single ASCII hybrid query's language checked once it is encoded, after its BM25 leg
     # (False: before it is encoded, as every other query's).
     speculate_language: bool = True
 
@@ -386,7 +386,7 @@ class SearchPipeline:
         if vectors is not None and len(vectors) != len(texts):
             raise ValueError(f"{len(vectors)} query vectors for {len(texts)} queries")
         # A single ASCII query is taken to be in a language the dense model covers (nearly always so)
-        # and checked on the thread that runs its BM25 leg beside the encode, after that leg (below).
+        # and checked after its BM25 leg, which thus starts beside the encode without waiting (below).
         speculative = self.speculate_language and mode == "hybrid" and len(texts) == 1 and texts[0].isascii() and vectors is None
         modes = [mode] if speculative else [self.mode_used(t, mode) for t in texts]
         # A caller who names the domains wants results from them, however many per domain.
@@ -423,7 +423,9 @@ class SearchPipeline:
                 # last runs of a batch's): their BM25 leg runs there, started by the encoder (`on_idle`).
                 lexical_ahead = getattr(self.lexical, "search_positions_later", lambda *_: None)(texts, depth)
             if speculative and lexical_ahead is not None:
-                # There the check costs the encode less than before it (docs/BENCHMARKS.md, issue 14).
+                # One query's leg searches on a Java thread, and the check follows on this thread once
+                # the leg is done: on a Python thread beside the encode it cost new queries more
+                # (docs/BENCHMARKS.md, issue 14).
                 checked = lexical_ahead.also(partial(self.mode_used, texts[0], mode))
             elif speculative:  # no thread beside the encode: checked first, as every other query
                 modes = [self.mode_used(texts[0], mode)]

@@ -421,7 +421,7 @@ def _formatted(results: list[list[Any]], *, texts: list[str], body: SearchReques
                pipeline: Any, mode: str) -> tuple[dict[str, Any], bytes]:
     """`_format` and its `_encode` of a request's ranked `results` (on the thread that ranked them).
     Each query's `mode_used` is asked for after the ranking, which has found it by then (a single
-    query's is found beside its encode, not before it: `SearchPipeline.rank`)."""
+    query's is found after its encode, not before it: `SearchPipeline.rank`)."""
     formatted = _format(results, texts, body, undated, [pipeline.mode_used(t, mode) for t in texts])
     return formatted, _encode(formatted)
 

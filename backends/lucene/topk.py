@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from backends.lucene.jvm import INSTANCE_CALLS, autoclass
-from backends.threads import FollowUp, Later
+from backends.threads import FollowUp, Later, run_follow_ups
 
 _INDEX_READER = "(Lorg/apache/lucene/index/IndexReader;)V"
 
@@ -207,11 +207,7 @@ class JavaLater:
                     self._outcome.set_result(self._topk._unpacked(packed, 1))
                 except BaseException as exc:  # reaches every caller of result
                     self._outcome.set_exception(exc)
-                for future, fn in self._after:
-                    try:
-                        future.set_result(fn())
-                    except BaseException as exc:  # reaches whoever asks for the follow-up's result
-                        future.set_exception(exc)
+                run_follow_ups(self._after)
         return self._outcome.result()
 
 

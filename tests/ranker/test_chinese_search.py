@@ -93,23 +93,27 @@ def test_hybrid_runs_bm25_alone_for_languages_the_dense_model_lacks(mixed_zh, pi
     assert any(h.dense is not None for h in hybrid[1])
 
 
-def test_a_single_ascii_query_is_checked_beside_its_encode_with_the_same_outcome(pipeline, monkeypatch):
-    """A single ASCII query's language is checked on the thread running its BM25 leg beside the
-    encode: a French one still runs BM25 alone, an English one ranks exactly as when checked first."""
-    import threading
-
+def test_a_single_ascii_query_is_checked_after_its_encode_with_the_same_outcome(pipeline, monkeypatch):
+    """A single ASCII query's language is checked once it is encoded, after its BM25 leg (searched on
+    the Lucene helper's Java thread beside the encode), not before: a French one still runs BM25
+    alone, an English one ranks exactly as when checked first."""
     import ranker.pipeline as module
     from indexer.language import query_languages
 
     monkeypatch.setattr(module, "budget", lambda: 2)  # a thread beside the encode, as on 2+ cores
-    checked_on = []
-    mode_used = pipeline.mode_used
+    events = []
+    mode_used, encode = pipeline.mode_used, pipeline.dense.encode
 
     def recorded(query, mode):
-        checked_on.append(threading.current_thread().name)
+        events.append("check")
         return mode_used(query, mode)
 
+    def encoded(*args, **kwargs):
+        events.append("encode")
+        return encode(*args, **kwargs)
+
     monkeypatch.setattr(pipeline, "mode_used", recorded)
+    monkeypatch.setattr(pipeline.dense, "encode", encoded)
     fr = "Les banques centrales augmentent les taux pour lutter contre l inflation en Europe"
     en = "ALDH1 expression is associated with poorer prognosis for breast cancer"
     opts = SearchOptions(k=10, per_doc=0, mode="hybrid")
@@ -117,19 +121,18 @@ def test_a_single_ascii_query_is_checked_beside_its_encode_with_the_same_outcome
     def ranked(query: str, speculate: bool, mode: str = "hybrid") -> list[tuple]:
         query_languages.cache_clear()  # as for a query new to the pipeline
         monkeypatch.setattr(pipeline, "speculate_language", speculate)
-        checked_on.clear()
+        events.clear()
         hits = pipeline.rank([query], opts.model_copy(update={"mode": mode}))[0]
         return [(h.passage_id, h.score, h.bm25, h.dense) for h in hits]
 
-    here = threading.current_thread().name
     assert mode_used(fr, "hybrid") == "bm25"
     speculated = ranked(fr, True)
-    assert checked_on[0] != here  # checked beside the encode
+    assert events[:2] == ["encode", "check"]  # encoded in vain, then ranked by BM25 alone
     checked_first = ranked(fr, False)
-    assert checked_on == [here]
+    assert events == ["check"]
     assert speculated == checked_first == ranked(fr, False, "bm25")
     speculated = ranked(en, True)
-    assert checked_on[0] != here
+    assert events == ["encode", "check"]
     assert speculated == ranked(en, False) and any(dense is not None for *_, dense in speculated)
 
 

@@ -279,8 +279,8 @@ def test_eval_fetch_and_mcp_refuse_a_damaged_build_in_one_line(tmp_path, tiny_in
 
 
 def test_hybrid_search_of_damaged_postings_is_one_line(tmp_path, scifact_flat_index):
-    """Postings damaged past their header pass the open; a single hybrid query reads them on the thread
-    that runs its BM25 leg beside the encode, whose error must read as on the caller's thread."""
+    """Postings damaged past their header pass the open; a single hybrid query reads them on the Java
+    thread that runs its BM25 leg beside the encode, whose error must read as on the caller's thread."""
     import shutil
 
     build = tmp_path / "build"
