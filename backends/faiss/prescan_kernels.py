@@ -120,10 +120,10 @@ def best_first(exact, main, padded, found, rows, k):
     # One integer sort: each key is the score's bits, flipped to sort best first, above the candidate's
     # index (candidates are in position order, so equal scores keep it). A stable float argsort with
     # its index arrays took several times as long.
-    scores = np.empty(found, dtype=np.float32)
-    for j in range(found):
-        scores[j] = (exact[j] if j < main else exact[padded + j - main]) + np.float32(0.0)  # -0.0 to +0.0: they tie
-    bits = scores.view(np.int32)
+    scores = np.empty(found, dtype=np.float32)  # as FAISS gave them, -0.0 too
+    scores[:main] = exact[:main]
+    scores[main:found] = exact[padded : padded + found - main]
+    bits = (scores + np.float32(0.0)).view(np.int32)  # -0.0 + 0.0 is +0.0: the two tie
     keys = np.empty(found, dtype=np.uint64)
     for j in range(found):
         b = np.int64(bits[j])
@@ -133,6 +133,6 @@ def best_first(exact, main, padded, found, rows, k):
     top_scores, top_positions = np.empty((1, k), dtype=np.float32), np.empty((1, k), dtype=np.int64)
     for i in range(k):
         j = np.int64(keys[i] & np.uint64(0xFFFFFFFF))
-        top_scores[0, i] = exact[j] if j < main else exact[padded + j - main]  # as FAISS gave it, -0.0 too
+        top_scores[0, i] = scores[j]
         top_positions[0, i] = rows[j]
     return top_scores, top_positions
