@@ -9,8 +9,8 @@ can be in the top k (typically ~230 of 5,183 for k=100), and FAISS scores exactl
 same kernel as its full scan. The result is the full scan's, score for score, in the order every
 path over an exact index gives (`flat_split.exact_top_k`: best first, equal scores by position).
 
-The bound, for query q and vector x with reconstructions q' = s_q c_q (|c_q| <= 64, see
-`prescan_kernels.QUERY_LEVELS`) and x' = s_x c_x (|c_x| <= 127), the integer dot product c_q . c_x
+The bound, for query q and vector x with reconstructions q' = s_q c_q (|c_q| <= 127, or 64 where the
+CPU's integer products could saturate: `query_levels`) and x' = s_x c_x (|c_x| <= 127), c_q . c_x
 exact: |q.x - q'.x'| <= |q| |x - x'| + |q - q'| |x'| (Cauchy-Schwarz), and FAISS's float32 sum is
 within gamma_d |q| |x| of q.x in any order of summation (gamma_d = d u / (1 - d u), u = 2^-24).
 Norms are rounded up and a tiny absolute slack covers the float64 arithmetic.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -51,11 +52,12 @@ class Int8Prescan:
             return None
         return prescan
 
-    def __init__(self, vectors: np.ndarray):
+    def __init__(self, vectors: np.ndarray, levels: float | None = None):
+        """`levels`: the query codes' range (default `query_levels`: as wide as this CPU computes exactly)."""
         import faiss
 
         from backends.faiss import prescan_kernels
-        from backends.faiss.prescan_kernels import QUERY_LEVELS, ROUND_UP
+        from backends.faiss.prescan_kernels import ROUND_UP
 
         self._faiss = faiss
         self._kernels = prescan_kernels
@@ -77,7 +79,8 @@ class Int8Prescan:
             self.error[block] = (np.linalg.norm(x - recon, axis=1) + gamma * np.linalg.norm(x, axis=1)) * ROUND_UP
             self.recon_norm[block] = np.linalg.norm(recon, axis=1) * ROUND_UP
             codes_t[:, block] = codes.T
-        self._session = _integer_gemv(codes_t, QUERY_LEVELS)
+        self.levels = float(levels or query_levels(d))
+        self._session = _integer_gemv(codes_t, self.levels)
         self._idle: list[_Scratch] = []  # buffers no search holds: as many as searches ever ran at once
         self._idle_lock = threading.Lock()
 
@@ -100,7 +103,7 @@ class Int8Prescan:
 
     def _search(self, query: np.ndarray, k: int, scratch: "_Scratch") -> tuple[np.ndarray, np.ndarray] | None:
         kernels = self._kernels
-        quantized = kernels.quantize_query(query, scratch.query_codes)
+        quantized = kernels.quantize_query(query, self.levels, scratch.query_codes)
         if quantized[0] <= 0:
             return None
         self._session.run_with_iobinding(scratch.binding)
@@ -133,6 +136,28 @@ class _Scratch:
         self.binding = session.io_binding()
         self.binding.bind_cpu_input("codes", self.query_codes)
         self.binding.bind_output("dots", "cpu", 0, np.int32, list(self.dots.shape), self.dots.ctypes.data)
+
+
+@cache
+def query_levels(d: int) -> float:
+    """The widest range of query codes whose products ONNX Runtime's integer GEMV sums exactly here:
+    127 where it adds them in int32 (VNNI, AMX), else 64 (`prescan_kernels.NARROW_LEVELS`). Probed
+    with the codes that saturate an int16 pair sum (2 x 254 x 127 > 32,767), the query's length d."""
+    from backends.faiss.prescan_kernels import NARROW_LEVELS, WIDE_LEVELS
+
+    wide = int(WIDE_LEVELS)
+    columns = np.empty((d, 2), dtype=np.int8)
+    columns[:, 0], columns[:, 1] = wide, -wide
+    full = d * wide * wide
+    try:
+        gemv = _integer_gemv(columns, WIDE_LEVELS)
+        for stored, sign in ((2 * wide, 1), (0, -1)):  # every code +127, then every code -127
+            dots = gemv.run(None, {"codes": np.full((1, d), stored, dtype=np.uint8)})[0]
+            if dots.tolist() != [[sign * full, -sign * full]]:
+                return NARROW_LEVELS
+    except Exception:  # an ONNX Runtime that refuses these codes: the narrow range, which it summed before
+        return NARROW_LEVELS
+    return WIDE_LEVELS
 
 
 def _integer_gemv(codes_t: np.ndarray, zero_point: float) -> Any:

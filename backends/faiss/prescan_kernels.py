@@ -10,17 +10,19 @@ from numba import njit
 # changes to this file only.
 ROUND_UP = 1.0 + 1e-6  # norms and errors are rounded up by this much
 SLACK = 1e-12  # absolute: the float64 arithmetic of the bounds
-# The query's codes span -64..64, stored as 0..128: x86 CPUs without VNNI multiply uint8 by int8 and
-# add pairs in int16 with saturation (vpmaddubsw), exact only while 2 x 128 x 127 <= 32,767. The
-# vectors' codes keep -127..127.
-QUERY_LEVELS = 64.0
+# The query's codes span -levels..levels, stored + levels as uint8 (`prescan.query_levels` picks them).
+# x86 CPUs without VNNI multiply uint8 by int8 and add pairs in int16 with saturation (vpmaddubsw),
+# exact only while 2 x 128 x 127 <= 32,767: there the codes span -64..64. With VNNI or AMX the sums
+# are int32 and they span -127..127, as the vectors' codes do, which halves the query's rounding error.
+NARROW_LEVELS = 64.0
+WIDE_LEVELS = 127.0
 jit = njit(cache=True, nogil=True)
 
 
 @jit
-def quantize_query(q, out):
-    """The query's codes (-QUERY_LEVELS..QUERY_LEVELS, stored + QUERY_LEVELS as uint8) into out[0];
-    returns (scale, |q - q'| and |q| rounded up), scale 0 where q is not finite."""
+def quantize_query(q, levels, out):
+    """The query's codes (-levels..levels, stored + levels as uint8) into out[0]; returns (scale,
+    |q - q'| and |q| rounded up), scale 0 where q is not finite."""
     d = q.shape[0]
     top = 0.0
     for i in range(d):
@@ -28,13 +30,13 @@ def quantize_query(q, out):
         if not np.isfinite(x):
             return 0.0, 0.0, 0.0
         top = max(top, abs(x))
-    scale = top / QUERY_LEVELS if top > 0 else 1.0
+    scale = top / levels if top > 0 else 1.0
     err2 = 0.0
     norm2 = 0.0
     for i in range(d):
         x = np.float64(q[i])
-        c = min(QUERY_LEVELS, max(-QUERY_LEVELS, np.rint(x / scale)))
-        out[0, i] = np.uint8(c + QUERY_LEVELS)
+        c = min(levels, max(-levels, np.rint(x / scale)))
+        out[0, i] = np.uint8(c + levels)
         r = x - c * scale
         err2 += r * r
         norm2 += x * x

@@ -240,6 +240,9 @@ class FaissSearcher:
         allowed = filters.allowed if isinstance(filters, Restriction) else None
         if allowed is None:
             gpu = self._gpu_index is not None and kk * max(1, self._refine) <= GPU_MAX_K
+            prescanned = None if gpu else self._prescanned(q, kk)
+            if prescanned is not None:
+                return prescanned
             scores, found = self._knn(self._gpu_index if gpu else index, q, kk)
         else:
             scores, found = self._search_allowed(index, q, kk, allowed)
@@ -296,11 +299,6 @@ class FaissSearcher:
         """FAISS search; for IVF-PQ, k x refine candidates re-scored with the exact vectors."""
         faiss_threads_here(self._threads)
         on_gpu = index is self._gpu_index
-        prescan = self._prescan
-        if prescan is not None and len(q) == 1 and params is None and not on_gpu and 4 * k <= prescan.n:
-            found = prescan.search(q[0], k)
-            if found is not None:
-                return found
         search = partial(batch_invariant_gpu_search if on_gpu else batch_invariant_search, index)
         if not self._refine or self._exact is None:
             return search(q, k, params=params)
@@ -313,6 +311,17 @@ class FaissSearcher:
             top = np.argsort(-exact, kind="stable")[:k]
             scores[row, : len(top)], found[row, : len(top)] = exact[top], ids[top]
         return scores, found
+
+    def _prescanned(self, q: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """One query's top k (positions, scores) from the int8 prescan (`enable_prescan`), all k found;
+        None where it does not serve: a batch, k past a quarter of the index, a scan that would not pay.
+        Taken before FAISS's thread setting and the check for missing hits, which the prescan needs
+        neither of (each a few microseconds on caches an encode has just flushed)."""
+        prescan = self._prescan
+        if prescan is None or len(q) != 1 or 4 * k > prescan.n:
+            return None
+        found = prescan.search(q[0], k)
+        return None if found is None else [(found[1][0], found[0][0])]
 
     def _rows(self, positions: np.ndarray) -> np.ndarray:
         """Vectors at `positions`: the exact vectors file, flat storage, else FAISS's reconstruction."""

@@ -13,7 +13,8 @@ import pytest
 faiss = pytest.importorskip("faiss")
 
 from backends.faiss import prescan as prescan_module  # noqa: E402
-from backends.faiss.prescan import Int8Prescan  # noqa: E402
+from backends.faiss.prescan import Int8Prescan, query_levels  # noqa: E402
+from backends.faiss.prescan_kernels import NARROW_LEVELS, WIDE_LEVELS  # noqa: E402
 from backends.faiss.searcher import FaissSearcher, batch_invariant_search  # noqa: E402
 from bench.flat_split import flat_dense_folder  # noqa: E402
 
@@ -64,11 +65,16 @@ def _canonical(index, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return by_position[order], order
 
 
+# The query codes' ranges this CPU sums exactly: the narrow one everywhere, the wide one where found so.
+LEVELS = sorted({NARROW_LEVELS, query_levels(48)})
+
+
+@pytest.mark.parametrize("levels", LEVELS)
 @pytest.mark.parametrize("collection", ["tied", "close"])
-def test_the_prescan_gives_the_full_scans_top_k_with_ties_at_every_cut(collection, request) -> None:
+def test_the_prescan_gives_the_full_scans_top_k_with_ties_at_every_cut(collection, levels, request) -> None:
     index, x, q = request.getfixturevalue(collection)
-    prescan = Int8Prescan.over(x)
-    assert prescan is not None
+    prescan = Int8Prescan.over(x) if levels == query_levels(48) else Int8Prescan(x, levels)
+    assert prescan is not None and prescan.levels == levels
     declined = 0
     for k in KS:
         batch = batch_invariant_search(index, q, k)
@@ -89,16 +95,18 @@ def test_the_prescan_gives_the_full_scans_top_k_with_ties_at_every_cut(collectio
     assert declined <= len(q) * len(KS) // 3
 
 
-def test_every_approximate_score_is_within_its_bound_and_the_bound_is_tight(tied) -> None:
+@pytest.mark.parametrize("levels", LEVELS)
+def test_every_approximate_score_is_within_its_bound_and_the_bound_is_tight(tied, levels) -> None:
     """|FAISS's score - the int8 score| <= the bound for every vector, also for queries along a
-    vector's own rounding error (where the bound is nearly reached), and the bound leaves few candidates."""
+    vector's own rounding error (where the bound is nearly reached), and the bound leaves few
+    candidates: fewer with the wide query codes, whose rounding error is half the narrow ones'."""
     index, x, q = tied
-    prescan = Int8Prescan(x)
+    prescan = Int8Prescan(x, levels)
     kernels = prescan._kernels
     codes = np.zeros((1, x.shape[1]), dtype=np.uint8)
     residuals = x[:40] - np.rint(x[:40] / prescan.scale[:40, None]) * prescan.scale[:40, None]
     for query in np.vstack([q, _unit(residuals)]):
-        scale, q_error, q_norm = kernels.quantize_query(query, codes)
+        scale, q_error, q_norm = kernels.quantize_query(query, levels, codes)
         dots = prescan._session.run(None, {"codes": codes})[0][0].astype(np.float64)
         approx = dots * (scale * prescan.scale)
         bound = q_norm * prescan.error + q_error * prescan.recon_norm
@@ -106,30 +114,55 @@ def test_every_approximate_score_is_within_its_bound_and_the_bound_is_tight(tied
         exact = np.empty(index.ntotal)
         exact[found[0]] = scores[0]
         assert (np.abs(exact - approx) <= bound).all()
-        assert np.median(bound) < 0.03
+        assert np.median(bound) < (0.03 if levels == NARROW_LEVELS else 0.02)
     for query in q:
-        scale, q_error, q_norm = kernels.quantize_query(query, codes)
+        scale, q_error, q_norm = kernels.quantize_query(query, levels, codes)
         approx = prescan._session.run(None, {"codes": codes})[0][0] * (scale * prescan.scale)
         bound = q_norm * prescan.error + q_error * prescan.recon_norm
         assert (approx + bound >= np.sort(approx - bound)[-10]).sum() < index.ntotal // 4
 
 
-def test_the_integer_products_are_exact_on_extreme_codes_and_cannot_saturate() -> None:
-    """The query's stored codes stay within 0..128: CPUs without VNNI add uint8 x int8 products in
-    pairs in int16 with saturation, which 2 x 128 x 127 cannot reach. The GEMV's int32 dot products
-    equal numpy's on vectors whose codes are mostly +-127 side by side."""
+@pytest.mark.parametrize("levels", LEVELS)
+def test_the_integer_products_are_exact_on_extreme_codes(levels) -> None:
+    """The GEMV's int32 dot products equal numpy's on vectors whose codes are mostly +-127 side by
+    side, for queries at the ends of the codes' range: the narrow range (stored 0..128) on every CPU,
+    the wide one (0..254) where `query_levels` found this CPU's sums exact."""
     rng = np.random.default_rng(2)
     x = np.where(rng.random((257, 64)) < 0.5, 1.0, -1.0).astype(np.float32) * rng.uniform(0.5, 1.0, (257, 64)).astype(np.float32)
     x[:, ::2] = np.sign(x[:, ::2])  # every other code +-127
-    prescan = Int8Prescan(x)
+    prescan = Int8Prescan(x, levels)
     kernels = prescan._kernels
     vector_codes = np.clip(np.rint(x / prescan.scale[:, None]), -127, 127).astype(np.int64)
     codes = np.zeros((1, 64), dtype=np.uint8)
     for query in (np.ones(64, dtype=np.float32), -np.ones(64, dtype=np.float32), x[3], rng.standard_normal(64).astype(np.float32)):
-        kernels.quantize_query(query, codes)
-        assert codes.max() <= 128
+        kernels.quantize_query(query, levels, codes)
+        assert codes.max() <= 2 * levels
         dots = prescan._session.run(None, {"codes": codes})[0][0]
-        assert dots.tolist() == (vector_codes @ (codes[0].astype(np.int64) - 64)).tolist()
+        assert dots.tolist() == (vector_codes @ (codes[0].astype(np.int64) - int(levels))).tolist()
+
+
+def test_the_narrow_query_codes_are_kept_where_the_integer_sums_saturate(monkeypatch) -> None:
+    """On a CPU without VNNI, ONNX Runtime adds uint8 x int8 products in pairs in int16 with
+    saturation (vpmaddubsw). Emulated here (this CPU sums exactly), `query_levels` keeps 64."""
+    real = prescan_module._integer_gemv
+
+    class Saturating:
+        def __init__(self, codes_t: np.ndarray, zero_point: float):
+            self.codes_t, self.zero_point = codes_t.astype(np.int64), int(zero_point)
+
+        def run(self, _outputs, feed):
+            a = feed["codes"].astype(np.int64)[0]
+            products = a[:, None] * self.codes_t
+            pairs = np.clip(products[0::2] + products[1::2], -32768, 32767)
+            return [(pairs.sum(axis=0) - self.zero_point * self.codes_t.sum(axis=0))[None]]
+
+    assert query_levels.__wrapped__(48) == query_levels(48)
+    if query_levels(48) == WIDE_LEVELS:  # the emulation agrees with the real GEMV where nothing saturates
+        codes_t = np.random.default_rng(5).integers(-127, 128, (48, 9)).astype(np.int8)
+        feed = {"codes": np.random.default_rng(6).integers(0, 129, (1, 48)).astype(np.uint8)}
+        assert Saturating(codes_t, 64).run(None, feed)[0].tolist() == real(codes_t, 64).run(None, feed)[0].tolist()
+    monkeypatch.setattr(prescan_module, "_integer_gemv", Saturating)
+    assert query_levels.__wrapped__(48) == NARROW_LEVELS
 
 
 def test_what_the_prescan_does_not_take_goes_back_to_the_full_scan(tied, monkeypatch, caplog) -> None:
