@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -218,13 +217,19 @@ UNREADABLE = frozenset({
 })  # fmt: skip
 
 
-@contextmanager
-def unreadable_as_error(lucene_dir: Path) -> Iterator[None]:
+class unreadable_as_error:  # noqa: N801 - used as a context manager, like contextlib's
     """A Java exception that says `lucene_dir`'s files are damaged or missing (`UNREADABLE`) becomes one
-    line naming the folder and the innermost cause, e.g. `lucene: EOFException: read past EOF: ...`."""
-    try:
-        yield
-    except Exception as exc:  # jnius.JavaException, known by its `classname` (importing jnius first would start the JVM)
-        if not getattr(exc, "classname", None) or not java_exception_names(exc) & UNREADABLE:
-            raise
-        raise LegError("lucene", first_line(exc), str(lucene_dir)) from None
+    line naming the folder and the innermost cause, e.g. `lucene: EOFException: read past EOF: ...`.
+    A class, not a generator: a single query enters it right after its encode, on flushed caches."""
+
+    def __init__(self, lucene_dir: Path):
+        self._dir = lucene_dir
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any) -> bool:
+        # jnius.JavaException, known by its `classname` (importing jnius first would start the JVM)
+        if not isinstance(exc, Exception) or not getattr(exc, "classname", None) or not java_exception_names(exc) & UNREADABLE:
+            return False
+        raise LegError("lucene", first_line(exc), str(self._dir)) from None

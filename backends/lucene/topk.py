@@ -173,7 +173,9 @@ class JavaLater:
         self._lock = threading.Lock()  # guards the three below
         self._started = None  # the helper's Future, once submitted
         self._after: list[tuple[Future, Callable[[], Any]]] = []
-        self._outcome: Future | None = None  # the result, once asked for and awaited
+        self._done = False  # once asked for and awaited: its hits or the error every caller gets
+        self._hits: list[tuple[np.ndarray, np.ndarray]] = []
+        self._error: BaseException | None = None
 
     def start(self) -> None:
         if threading.get_ident() != self._owner:
@@ -197,18 +199,22 @@ class JavaLater:
         return FollowUp(self, future)
 
     def result(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        # Plain fields rather than a Future: this runs right after an encode, where each object made
+        # and each call costs several microseconds on flushed caches.
         with self._lock:
-            if self._outcome is None:
-                self._outcome = Future()
+            if not self._done:
                 try:
                     self._submit()
                     with self._guard():
                         packed = self._topk._helper_class.awaitDocs(self._started)
-                    self._outcome.set_result(self._topk._unpacked(packed, 1))
+                    self._hits = self._topk._unpacked(packed, 1)
                 except BaseException as exc:  # reaches every caller of result
-                    self._outcome.set_exception(exc)
+                    self._error = exc
+                self._done = True
                 run_follow_ups(self._after)
-        return self._outcome.result()
+        if self._error is not None:
+            raise self._error
+        return self._hits
 
 
 TIE_MARGIN = 16  # hits collected beyond k, so that a tie at the cut rarely needs the sorted search
