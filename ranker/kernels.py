@@ -68,9 +68,9 @@ def _compile() -> Any:
     # The build's columns are read-only memory maps: a read-only array is a type of its own to numba.
     ids, offsets, no_texts, texts = _read_only(np.array([97, 98], dtype=np.uint8), np.array([0, 1, 2], dtype=np.int64),
                                                np.zeros(0, dtype=np.uint64), np.zeros(2, dtype=np.uint64))  # fmt: skip
-    tiers, prior_by_tier = np.zeros(2, dtype=np.int8), np.zeros(128)
+    hosts, host_tiers, prior_by_tier = _read_only(np.zeros(2, dtype=np.int32))[0], np.zeros(1, dtype=np.int8), np.zeros(128)
     for text_keys in (no_texts, texts):
-        kernels.rerank_positions(scores, keys, tiers, prior_by_tier, 0.05, 0.1, ids, offsets, text_keys)
+        kernels.rerank_positions(scores, keys, hosts, host_tiers, prior_by_tier, 0.05, 0.1, ids, offsets, text_keys)
     return kernels
 
 
@@ -133,13 +133,16 @@ def _convex_one(lex_keys, lex_scores, den_keys, den_scores, w_lex, w_den, window
     return True, out_keys, floats, ranks, has_lexical
 
 
-def _rerank_positions(scores, positions, tiers, prior_by_tier, weight, min_span, id_bytes, id_offsets, text_keys):  # pragma: no cover (compiled)
+def _rerank_positions(scores, positions, hosts, host_tiers, prior_by_tier, weight, min_span, id_bytes, id_offsets,
+                      text_keys):  # pragma: no cover (compiled)  # fmt: skip
     """`SearchPipeline._authority_rerank_many` of one search's candidates keyed by column position, no
     window: (ok, final scores, authority priors, order). The order is by final score, then fused score
     (`scores`, as on the lean path), then passage id (compared as the UTF-8 bytes of `id_bytes` between
     `id_offsets`: the order of the strings), and, where `text_keys` (the build's `text_hash` column) is
     not empty, leaves out each candidate whose text one before it has. ok False (the rest empty) where a
-    score is not finite or a position negative, which the numpy form handles."""
+    score is not finite or a position negative, which the numpy form handles. A candidate's tier is its
+    host's: `host_tiers[hosts[position]]` (the build's host column, the tier of each host code), read
+    here as `SourceTable.tiers_at` reads it, without its numpy calls on caches an encode has flushed."""
     n = scores.shape[0]
     lo = hi = scores[0]
     for i in range(n):
@@ -151,7 +154,7 @@ def _rerank_positions(scores, positions, tiers, prior_by_tier, weight, min_span,
     prior = np.empty(n)
     final = np.empty(n)
     for i in range(n):
-        prior[i] = weight * prior_by_tier[tiers[i]]
+        prior[i] = weight * prior_by_tier[host_tiers[hosts[positions[i]]]]
         final[i] = ((scores[i] - lo) / span if scaled else 1.0) + prior[i]
     by_fused = np.argsort(-scores, kind="mergesort")
     order = by_fused[np.argsort(-final[by_fused], kind="mergesort")]

@@ -696,7 +696,7 @@ class SearchPipeline:
         text_keys = _NO_TEXT_KEYS if collapse is None else collapse.text_keys
         ok, final, prior, order = compiled.rerank_positions(
             np.ascontiguousarray(candidates.score, dtype=np.float64), np.ascontiguousarray(positions, dtype=np.int64),
-            self.sources.tiers_at(positions), _PRIOR_BY_TIER, float(weight), MIN_SPAN_OF_SCALE, id_bytes,
+            columns.host, self.sources.host_tiers, _PRIOR_BY_TIER, float(weight), MIN_SPAN_OF_SCALE, id_bytes,
             columns.id_offsets, text_keys)  # fmt: skip
         return candidates.hits(order.tolist(), final, prior) if ok else None
 

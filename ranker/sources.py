@@ -73,6 +73,11 @@ class SourceTable:
         pos = self.columns.position(passage_id)
         return None if pos is None else self.meta(pos)
 
+    @property
+    def host_tiers(self) -> np.ndarray:
+        """Authority tier (int8, 0 = unlisted or no host) of each host code of the build's host column."""
+        return self._host_tier
+
     def tiers_at(self, positions: np.ndarray) -> np.ndarray:
         """Authority tier (int8, 0 = unlisted or no host) of the passages at these column positions
         (-1, as `Columns.positions` gives for an id the build lacks: 0)."""

@@ -99,7 +99,10 @@ def test_compiled_authority_order_equals_numpy_with_ties_by_passage_id(compiled,
     n = int(rng.integers(1, 60))
     positions = rng.choice(n_passages, n, replace=False).astype(np.int64)
     scores = rng.integers(0, 4, n) / 4.0 if seed % 2 else rng.standard_normal(n)
-    tiers = rng.integers(0, 4, n).astype(np.int8)
+    hosts = rng.integers(0, 9, n_passages).astype(np.int32)  # the host column: a code per passage
+    hosts.flags.writeable = False
+    host_tiers = rng.integers(0, 4, 9).astype(np.int8)
+    tiers = host_tiers[hosts[positions]]
     text_keys = rng.integers(0, 12, n_passages).astype(np.uint64)
     text_keys.flags.writeable = False
     weight = float(rng.choice([0.0, 0.05, 0.5]))
@@ -108,7 +111,7 @@ def test_compiled_authority_order_equals_numpy_with_ties_by_passage_id(compiled,
     if collapse:
         order = TextCollapse(text_keys)(order, positions)
     ok, got_final, got_prior, got_order = compiled.rerank_positions(
-        scores, positions, tiers, _PRIOR_BY_TIER, weight, MIN_SPAN_OF_SCALE, id_bytes, offsets,
+        scores, positions, hosts, host_tiers, _PRIOR_BY_TIER, weight, MIN_SPAN_OF_SCALE, id_bytes, offsets,
         text_keys if collapse else text_keys[:0])  # fmt: skip
     assert ok
     assert got_order.tolist() == order
@@ -117,9 +120,10 @@ def test_compiled_authority_order_equals_numpy_with_ties_by_passage_id(compiled,
 
 def test_compiled_authority_order_hands_back_non_finite_scores_and_unknown_positions(compiled):
     id_bytes, offsets = _columns(["a#0", "b#0"])
-    tiers, positions = np.zeros(2, dtype=np.int8), np.array([0, 1], dtype=np.int64)
+    hosts, host_tiers, positions = np.zeros(2, dtype=np.int32), np.zeros(1, dtype=np.int8), np.array([0, 1], dtype=np.int64)
     no_texts = np.zeros(0, dtype=np.uint64)
-    call = lambda scores, at: compiled.rerank_positions(scores, at, tiers, _PRIOR_BY_TIER, 0.05, 0.1, id_bytes, offsets, no_texts)  # noqa: E731
+    call = lambda scores, at: compiled.rerank_positions(scores, at, hosts, host_tiers, _PRIOR_BY_TIER, 0.05, 0.1, id_bytes,  # noqa: E731
+                                                        offsets, no_texts)  # fmt: skip
     assert call(np.array([1.0, 0.5]), positions)[0]
     assert not call(np.array([np.nan, 0.5]), positions)[0]
     assert not call(np.array([np.inf, 0.5]), positions)[0]
