@@ -170,7 +170,7 @@ class JavaLater:
     def __init__(self, topk: LuceneTopK, query: str, k: int, guard: Callable[[], AbstractContextManager]):
         self._topk, self._query, self._k, self._guard = topk, query, int(k), guard
         self._owner = threading.get_ident()
-        self._lock = threading.Lock()  # guards the three below
+        self._lock = threading.Lock()  # guards the fields below
         self._started = None  # the helper's Future, once submitted
         self._after: list[tuple[Future, Callable[[], Any]]] = []
         self._done = False  # once asked for and awaited: its hits or the error every caller gets
