@@ -5,9 +5,10 @@ vector from memory (8 MB for SciFact's 5,183 x 384): 0.43-0.8 ms of a ~4.5 ms hy
 BENCHMARKS.md, issue 14). Here the query is first scored against an int8 copy of the vectors (a
 quarter of the bytes, ONNX Runtime's integer GEMM), with a bound on how far each approximate score
 can be from the one FAISS computes; only vectors whose upper bound reaches the k-th best lower bound
-can be in the top k (typically ~230 of 5,183 for k=100), and FAISS scores exactly those, with the
-same kernel as its full scan. The result is the full scan's, score for score, in the order every
-path over an exact index gives (`flat_split.exact_top_k`: best first, equal scores by position).
+can be in the top k (typically ~170 of 5,183 for k=100; ~230 with the narrow query codes, below), and
+FAISS scores exactly those, with the same kernel as its full scan. The result is the full scan's,
+score for score, in the order every path over an exact index gives (`flat_split.exact_top_k`: best
+first, equal scores by position).
 
 The bound, for query q and vector x with reconstructions q' = s_q c_q (|c_q| <= 127, or 64 where the
 CPU's integer products could saturate: `query_levels`) and x' = s_x c_x (|c_x| <= 127), c_q . c_x
