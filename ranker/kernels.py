@@ -51,7 +51,7 @@ def disable() -> None:
 
 
 def active() -> Any:
-    """The compiled functions (`convex_one`, `rerank_positions`) when enabled, else None."""
+    """The compiled functions (`convex_one`, `rerank_positions`, `unpack_one`) when enabled, else None."""
     return _compiled
 
 
@@ -61,7 +61,7 @@ def _compile() -> Any:
     from numba import njit
 
     jit = njit(cache=True, nogil=True)
-    kernels = SimpleNamespace(convex_one=jit(_convex_one), rerank_positions=jit(_rerank_positions))
+    kernels = SimpleNamespace(convex_one=jit(_convex_one), rerank_positions=jit(_rerank_positions), unpack_one=jit(_unpack_one))
     # Compiled here, not on a first search: one call each on a tiny input of the types searches pass.
     keys, scores = np.array([1, 0], dtype=np.int64), np.array([1.0, 1.0])
     kernels.convex_one(keys, scores, keys[::-1].copy(), scores, 0.5, 0.5, -1)
@@ -71,6 +71,8 @@ def _compile() -> Any:
     hosts, host_tiers, prior_by_tier = _read_only(np.zeros(2, dtype=np.int32))[0], np.zeros(1, dtype=np.int8), np.zeros(128)
     for text_keys in (no_texts, texts):
         kernels.rerank_positions(scores, keys, hosts, host_tiers, prior_by_tier, 0.05, 0.1, ids, offsets, text_keys)
+    words, doc_positions = _read_only(np.array([1, 0, 0], dtype=np.int32), np.zeros(1, dtype=np.int32))
+    kernels.unpack_one(words, doc_positions)
     return kernels
 
 
@@ -78,6 +80,26 @@ def _read_only(*arrays: np.ndarray) -> list[np.ndarray]:
     for array in arrays:
         array.flags.writeable = False
     return list(arrays)
+
+
+def _unpack_one(words, doc_positions):  # pragma: no cover (compiled)
+    """`LuceneTopK._positions_and_scores` of one query's words (its hit count, then the hits' Lucene doc
+    ids, then their float32 scores' bits): (ok, column positions int64, scores float32); ok False (the
+    rest empty) where the words do not hold that many hits or a doc id is outside `doc_positions`."""
+    n = words.shape[0]
+    count = words[0] if n else -1
+    if count < 0 or n != 1 + 2 * count:
+        return False, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    bits = words.view(np.float32)
+    positions = np.empty(count, dtype=np.int64)
+    scores = np.empty(count, dtype=np.float32)
+    for i in range(count):
+        doc = words[1 + i]
+        if doc < 0 or doc >= doc_positions.shape[0]:
+            return False, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        positions[i] = doc_positions[doc]
+        scores[i] = bits[1 + count + i]
+    return True, positions, scores
 
 
 def _convex_one(lex_keys, lex_scores, den_keys, den_scores, w_lex, w_den, window):  # pragma: no cover (compiled)

@@ -30,6 +30,7 @@ import numpy as np
 
 from backends.lucene.jvm import INSTANCE_CALLS, autoclass
 from backends.threads import FollowUp, Later, run_follow_ups
+from ranker import kernels
 
 _INDEX_READER = "(Lorg/apache/lucene/index/IndexReader;)V"
 
@@ -131,9 +132,18 @@ class LuceneTopK:
 
     def _unpacked(self, packed, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """The (positions, scores) of each of the `n` queries of a `searchDocsBatch`'s bytes."""
+        return self._positions_and_scores(np.frombuffer(packed.tostring(), dtype="<i4"), n)
+
+    def _positions_and_scores(self, words: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The (positions, scores) of each of the `n` queries whose hits `words` holds: per query its hit
+        count, then all doc ids, then all scores (int32/float32, little-endian). One query's in one
+        compiled call where the kernels are on (`ranker.kernels`): this runs right after its encode."""
         assert self._doc_positions is not None
-        # Per query its hit count, then all doc ids, then all scores (int32/float32, little-endian).
-        words = np.frombuffer(packed.tostring(), dtype="<i4")
+        compiled = kernels.active() if n == 1 and words.dtype.isnative else None
+        if compiled is not None:
+            ok, positions, scores = compiled.unpack_one(words, self._doc_positions)
+            if ok:
+                return [(positions, scores)]
         docs, scores = words[n:].reshape(2, -1)
         positions = self._doc_positions[docs].astype(np.int64)
         scores = scores.view("<f4").astype(np.float32)

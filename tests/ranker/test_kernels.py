@@ -130,6 +130,49 @@ def test_compiled_authority_order_hands_back_non_finite_scores_and_unknown_posit
     assert not call(np.array([1.0, 0.5]), np.array([0, -1], dtype=np.int64))[0]
 
 
+def test_compiled_unpacking_of_one_querys_hits_equals_numpy(compiled, monkeypatch):
+    """One query's hits as the Lucene helper packs them (its hit count, the doc ids, the scores' bits):
+    the same column positions and scores compiled as in numpy. Words that do not hold their count's
+    hits, or a doc id outside the map, go to numpy (which refuses the latter)."""
+    from types import SimpleNamespace
+
+    from backends.lucene.topk import LuceneTopK
+
+    rng = np.random.default_rng(9)
+    doc_positions = rng.permutation(500).astype(np.int32)
+    doc_positions.flags.writeable = False  # the build's map is a read-only memory map
+    topk = SimpleNamespace(_doc_positions=doc_positions)
+    unpack = LuceneTopK._positions_and_scores
+
+    def packed(count: int, docs: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        words = np.concatenate(([count], docs, scores.view(np.int32))).astype("<i4")
+        return np.frombuffer(words.tobytes(), dtype="<i4")  # read-only, as from the helper's bytes
+
+    for count in (0, 1, 7, 116):
+        docs = rng.choice(500, count, replace=False).astype(np.int32)
+        scores = np.append(rng.standard_normal(count - 1), -0.0).astype(np.float32) if count else np.zeros(0, np.float32)
+        words = packed(count, docs, scores)
+        ok, positions, got = compiled.unpack_one(words, doc_positions)
+        assert ok and positions.dtype == np.int64 and got.dtype == np.float32
+        assert positions.tolist() == doc_positions[docs].tolist() and got.tobytes() == scores.tobytes()
+        (numpy_positions, numpy_scores), = _numpy(unpack, topk, words, 1)
+        assert positions.tolist() == numpy_positions.tolist() and got.tobytes() == numpy_scores.tobytes()
+        calls = []
+        monkeypatch.setattr(compiled, "unpack_one", lambda *args, real=compiled.unpack_one: calls.append(1) or real(*args))
+        (served_positions, served_scores), = unpack(topk, words, 1)  # the compiled form, where on
+        monkeypatch.undo()
+        assert calls == [1]
+        assert served_positions.tolist() == positions.tolist() and served_scores.tobytes() == got.tobytes()
+    docs, scores = np.array([3, 500], dtype=np.int32), np.ones(2, dtype=np.float32)
+    assert not compiled.unpack_one(packed(2, docs, scores), doc_positions)[0]  # doc 500: past the map
+    with pytest.raises(IndexError):
+        unpack(topk, packed(2, docs, scores), 1)
+    short = packed(3, docs[:1], scores[:1])  # the words of one hit, said to be 3: numpy's answer, whatever it is
+    assert not compiled.unpack_one(short, doc_positions)[0]
+    served, numpy_served = unpack(topk, short, 1)[0], _numpy(unpack, topk, short, 1)[0]
+    assert served[0].tolist() == numpy_served[0].tolist() and served[1].tobytes() == numpy_served[1].tobytes()
+
+
 @pytest.fixture(scope="module")
 def scifact(scifact_flat_index, scifact_chunked_index):
     from tests.conftest import data_dir
