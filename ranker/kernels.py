@@ -7,7 +7,8 @@ floating-point operations in the same order as the numpy forms they stand for
 (`ranker.candidates._convex_one`; `SearchPipeline._authority_rerank_many` of one list, with its ties
 by passage id and `TextCollapse`), so every score and order is the same bit for bit;
 tests/ranker/test_kernels.py holds the two to it. What they do not take (a run that names a passage
-twice, a score that is not finite, a window, source filters) stays with the numpy forms.
+twice, a score that is not finite, a window, source filters) stays with the numpy forms. One more
+reads a single query's BM25 hits as the Lucene helper packs them (`LuceneTopK._positions_and_scores`).
 
 Compiling takes seconds the first time; later processes load the machine code from numba's disk cache
 (~0.3 s with numba's import). So only processes that serve many searches turn them on: `serve` and
