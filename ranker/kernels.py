@@ -67,13 +67,14 @@ def _compile() -> Any:
     keys, scores = np.array([1, 0], dtype=np.int64), np.array([1.0, 1.0])
     kernels.convex_one(keys, scores, keys[::-1].copy(), scores, 0.5, 0.5, -1)
     # The build's columns are read-only memory maps: a read-only array is a type of its own to numba.
-    ids, offsets, no_texts, texts = _read_only(np.array([97, 98], dtype=np.uint8), np.array([0, 1, 2], dtype=np.int64),
-                                               np.zeros(0, dtype=np.uint64), np.zeros(2, dtype=np.uint64))  # fmt: skip
-    hosts, host_tiers, prior_by_tier = _read_only(np.zeros(2, dtype=np.int32))[0], np.zeros(1, dtype=np.int8), np.zeros(128)
+    ids, offsets, no_texts, texts, hosts, words, doc_positions = _read_only(
+        np.array([97, 98], dtype=np.uint8), np.array([0, 1, 2], dtype=np.int64), np.zeros(0, dtype=np.uint64),
+        np.zeros(2, dtype=np.uint64), np.zeros(2, dtype=np.int32), np.array([1, 0, 0], dtype=np.int32),
+        np.zeros(1, dtype=np.int32))  # fmt: skip
+    host_tiers, prior_by_tier = np.zeros(1, dtype=np.int8), np.zeros(128)
     for text_keys in (no_texts, texts):
         kernels.rerank_positions(scores, keys, hosts, host_tiers, prior_by_tier, 0.05, 0.1, ids, offsets, text_keys)
-    words, doc_positions = _read_only(np.array([1, 0, 0], dtype=np.int32), np.zeros(1, dtype=np.int32))
-    kernels.unpack_one(words, doc_positions)
+    kernels.unpack_one(words, doc_positions)  # one hit, its bytes from the helper (read-only)
     return kernels
 
 
