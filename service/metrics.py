@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from functools import partial
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 SHARED_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SHARED_DIR_PREFIX = "drsearch-metrics-"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
@@ -73,6 +76,30 @@ class Metrics:
 
 
 _SHARED_FILE = re.compile(r"_(\d+)\.db$")
+_SHARED_DIR = re.compile(rf"{SHARED_DIR_PREFIX}(\d+)-.+")
+
+
+def new_shared_dir() -> tempfile.TemporaryDirectory:
+    """A fresh shared directory for one `serve --workers N` master, its pid in the name, removed when it
+    exits. A master killed outright (`kill -9`) cannot remove its own: those of dead masters are removed here
+    first, so that restarts after crashes do not pile them up in the temporary folder."""
+    remove_orphaned_shared_dirs(Path(tempfile.gettempdir()))
+    return tempfile.TemporaryDirectory(prefix=f"{SHARED_DIR_PREFIX}{os.getpid()}-")
+
+
+def remove_orphaned_shared_dirs(parent: Path) -> list[Path]:
+    """Remove this user's shared directories in `parent` whose master is no longer running; returns them."""
+    removed = []
+    for path in parent.glob(f"{SHARED_DIR_PREFIX}*"):
+        found = _SHARED_DIR.fullmatch(path.name)
+        try:
+            ours = path.is_dir() and not path.is_symlink() and path.stat().st_uid == os.geteuid()
+        except OSError:  # gone meanwhile
+            continue
+        if found and ours and not _alive(int(found[1])):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def _worker_pids(shared_dir: Path, *, live: bool) -> set[int]:

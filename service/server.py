@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import tempfile
 from typing import Any
 
 from uvicorn.supervisors import Multiprocess
 
 from indexer import layout
 from indexer.errors import ConfigError
-from service.metrics import SHARED_DIR_ENV
+from service.metrics import SHARED_DIR_ENV, new_shared_dir
 from service.settings import ServiceSettings
 
 
@@ -69,7 +68,7 @@ def serve(settings: ServiceSettings) -> None:
     os.environ.update(settings.model_copy(update={"index": index, "watch_s": watch_s}).to_env())
     # /metrics shows every worker's counts whichever worker answers (service.metrics); a fresh directory
     # each start, as prometheus_client requires, removed at exit.
-    with tempfile.TemporaryDirectory(prefix="drsearch-metrics-") as shared:
+    with new_shared_dir() as shared:
         os.environ[SHARED_DIR_ENV] = shared
         config = uvicorn.Config("service.app:app_from_env", factory=True, workers=settings.workers, **common,
                                 **uvicorn_options(settings, in_process=False))  # fmt: skip

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.metrics import remove_orphaned_shared_dirs
 from tests.conftest import REPO
 from tests.service.test_serve_recovery import free_port, healthy, stop, wait_until, workers_of
 
@@ -61,3 +62,18 @@ def test_counters_cover_every_worker_and_survive_a_worker_restart(tiny_bm25_root
         assert metrics_requests(after) >= counts[-1]  # its requests still counted
     finally:
         stop(master)
+
+
+def test_only_the_directories_of_masters_no_longer_running_are_removed(tmp_path):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)
+    dead = tmp_path / f"drsearch-metrics-{dead_pid}-abc"
+    live = tmp_path / f"drsearch-metrics-{os.getpid()}-def"
+    unnamed = tmp_path / "drsearch-metrics-x1y2z3"  # no master pid in its name: not known to be orphaned
+    for folder in (dead, live, unnamed):
+        folder.mkdir()
+        (folder / "counter_1.db").write_bytes(b"\0")
+    (tmp_path / f"drsearch-metrics-{dead_pid}-file").write_text("not a directory")
+    assert remove_orphaned_shared_dirs(tmp_path) == [dead]
+    assert not dead.exists() and live.exists() and unnamed.exists()
+    assert (tmp_path / f"drsearch-metrics-{dead_pid}-file").exists()

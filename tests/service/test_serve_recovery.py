@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.metrics import remove_orphaned_shared_dirs
 from tests.conftest import REPO, data_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -103,10 +104,12 @@ def test_workers_are_replaced_and_die_with_the_master(tiny_bm25_root, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
+    temp = tmp_path / "temp"  # the master's temporary folder, where its workers' metrics directory goes
+    temp.mkdir()
     with open(log, "wb") as out:
         master = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--index", str(tiny_bm25_root), "--port", str(port), "--workers", "2"],
-            cwd=REPO, stdout=out, stderr=out, start_new_session=True,
+            cwd=REPO, stdout=out, stderr=out, start_new_session=True, env={**os.environ, "TMPDIR": str(temp)},
         )  # fmt: skip
     workers: set[int] = set()
     try:
@@ -136,6 +139,10 @@ def test_workers_are_replaced_and_die_with_the_master(tiny_bm25_root, tmp_path):
         master.wait(timeout=10)
         wait_until(lambda: not any(alive(w) for w in workers), 20, "workers outlived the master")
         wait_until(lambda: port_bindable(port), 20, "the port is still held")
+        # Killed outright, the master left its metrics directory; the next master's start removes it.
+        left = list(temp.glob(f"drsearch-metrics-{master.pid}-*"))
+        assert len(left) == 1 and list(left[0].glob("*.db"))
+        assert remove_orphaned_shared_dirs(temp) == left and not left[0].exists()
     finally:
         for pid in workers | {master.pid}:
             if alive(pid):
