@@ -25,8 +25,9 @@ from ranker.long_query import MAX_BM25_TERMS, bound_terms, might_exceed
 
 
 class LuceneSearcher:
-    """Anserini `SimpleSearcher` with BM25(k1, b). Queries are bags of words: the analyzer
-    tokenises them and no Lucene query syntax is ever parsed. Queries arrive already validated."""
+    """BM25(k1, b) over one Lucene index, ranked as Anserini's `SimpleSearcher` ranks (its analyzer, its
+    order of ties). Queries are bags of words: the analyzer tokenises them and no Lucene query syntax is
+    ever parsed. Queries arrive already validated."""
 
     name: ClassVar[Leg] = LEXICAL
 
@@ -43,16 +44,14 @@ class LuceneSearcher:
         self.k1, self.b, self.threads, self.max_terms = k1, b, threads, max_terms
         self._dir = lucene_dir
         self._prepare = _PREPARE.get(analyzer, _unchanged)  # as the index was built
+        java_path(lucene_dir)  # a name Java cannot take is a one-line error before Java sees it
         with unreadable_as_error(lucene_dir):  # a truncated or overwritten segment file fails here, mostly
-            self._searcher = autoclass("io.anserini.search.SimpleSearcher")(java_path(lucene_dir))
-            try:
-                self._searcher.set_bm25(float(k1), float(b))
-                self._size = int(self._searcher.get_total_num_docs())  # one reader for the searcher's life
-                self._analyzer = self._searcher.get_analyzer()  # asked for once: each open index has its own searcher
-                self._topk = LuceneTopK(lucene_dir, self._analyzer, k1=k1, b=b, threads=threads)
-            except BaseException:
-                self._searcher.close()
-                raise
+            # The analyzer Anserini's SimpleSearcher searches with (IndexCollection.DEFAULT_ANALYZER), made
+            # without SimpleSearcher: pyjnius reflecting that class (~2,500 classes reached through its
+            # methods) took ~0.75 s of every process's first open, and it opened a second reader.
+            self._analyzer = autoclass("io.anserini.analysis.DefaultEnglishAnalyzer").newDefaultInstance()
+            self._topk = LuceneTopK(lucene_dir, self._analyzer, k1=k1, b=b, threads=threads)
+            self._size = int(self._topk.reader.numDocs())  # one reader for the searcher's life
         self._analyzer_utils = autoclass("io.anserini.analysis.AnalyzerUtils")
         self._lock = threading.Lock()
         self.filter_fields = filter_fields  # indexed host/date(/language) fields: a Restriction can be applied
@@ -197,9 +196,6 @@ class LuceneSearcher:
     def close(self) -> None:
         with self._lock:
             self._topk.close()
-            if self._searcher is not None:
-                self._searcher.close()
-                self._searcher = None
 
 
 def _unchanged(text: str) -> str:

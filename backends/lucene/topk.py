@@ -42,6 +42,13 @@ class LuceneTopK:
     def __init__(self, lucene_dir: Path, analyzer, *, k1: float, b: float, threads: int):
         directory = autoclass("org.apache.lucene.store.FSDirectory").open(autoclass("java.io.File")(str(lucene_dir)).toPath())
         self._reader = autoclass("org.apache.lucene.index.DirectoryReader").open(directory)
+        try:
+            self._open(lucene_dir, analyzer, k1=k1, b=b, threads=threads)
+        except BaseException:
+            self._reader.close()
+            raise
+
+    def _open(self, lucene_dir: Path, analyzer, *, k1: float, b: float, threads: int) -> None:
         self._searcher = autoclass("org.apache.lucene.search.IndexSearcher")(self._reader, signature=_INDEX_READER)
         self._searcher.setSimilarity(autoclass("org.apache.lucene.search.similarities.BM25Similarity")(float(k1), float(b)))
         sort_field = autoclass("org.apache.lucene.search.SortField")
