@@ -57,9 +57,10 @@ def test_the_wheel_holds_every_file_the_code_reads_at_run_time(wheel):
 
 def _installed_drsearch(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DRSEARCH_AUTHORITY_LIST", "PYTHONPATH")}
-    # The unpacked wheel first on the path: `ranker` etc. are imported from it, not from a checkout.
+    # The unpacked wheel first on the path: `ranker` etc. are imported from it, not from a checkout. No JVM
+    # class archive: its jars, elsewhere than the checkout's, would have one made in the background.
     return subprocess.run([sys.executable, "-m", "service.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**env, "PYTHONPATH": str(site)}, timeout=300)  # fmt: skip
+                          env={**env, "PYTHONPATH": str(site), "DRSEARCH_JVM_CLASS_ARCHIVE": "0"}, timeout=300)  # fmt: skip
 
 
 def test_the_installed_code_finds_its_files_outside_the_checkout(installed, tmp_path):

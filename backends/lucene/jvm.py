@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
+from backends.lucene import class_archive
 from indexer.errors import ConfigError
 
 _lock = threading.Lock()
@@ -137,17 +138,26 @@ def start_jvm(max_heap: str | None = None) -> ModuleType:
         os.environ.update(java_locale())  # read by the JVM as it starts, in this process
         import jnius_config
 
+        archive: list[str] = []
         if not jnius_config.vm_running:
-            jnius_config.add_classpath(str(anserini_jar()), str(HELPER_JAR))
+            jnius_config.add_classpath(*class_archive.classpath().split(os.pathsep))
             heap = max_heap or os.environ.get("DRSEARCH_JVM_HEAP", "2g")
+            archive = class_archive.jvm_options()
             # -Xrs: the JVM installs no handlers for SIGTERM, SIGINT or SIGHUP, so Python's stay (uvicorn's
             # graceful shutdown, KeyboardInterrupt); with them a SIGTERM to a server mid-search hung it.
-            jnius_config.add_options(f"-Xmx{heap}", "-Djava.awt.headless=true", "-Xrs", *gc_options(heap))
+            jnius_config.add_options(f"-Xmx{heap}", "-Djava.awt.headless=true", "-Xrs", *gc_options(heap), *archive)
         import jnius
 
+        if any(option.startswith("-XX:SharedArchiveFile=") for option in archive) and not sharing(jnius):
+            class_archive.discard_unused(class_archive.archive_path())
         _quiet_java_logging(jnius)
         _jnius = jnius
         return jnius
+
+
+def sharing(jnius: ModuleType) -> bool:
+    """Whether the running JVM maps a class-data-sharing archive (`java -version` says "sharing")."""
+    return "sharing" in str(jnius.autoclass("java.lang.System").getProperty("java.vm.info"))
 
 
 _kept_loggers: list = []  # java.util.logging holds loggers weakly; keep ours alive

@@ -21,7 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from backends.base import LEXICAL, BuildContext, Leg
-from backends.lucene.jvm import HELPER_JAR, anserini_jar, java_binary, java_env, java_path
+from backends.lucene import class_archive
+from backends.lucene.jvm import anserini_jar, java_binary, java_env, java_path
 from backends.lucene.topk import DOC_POSITIONS
 from backends.lucene.section import ANALYZER, FILTER_FIELDS, LuceneSection
 from indexer import layout
@@ -69,7 +70,7 @@ def build_lucene_index(
     """Index `input_dir`'s `total` documents into `index_dir`, all of them or DrsearchError; returns that number.
     `fields`: the extra JSON fields to index besides `contents` (Anserini ignores unnamed ones)."""
     cmd = [
-        str(java_binary()), "-Xmx2g", "-cp", str(anserini_jar()), "io.anserini.index.IndexCollection",
+        str(java_binary()), *class_archive.jvm_options(), "-Xmx2g", "-cp", class_archive.classpath(), "io.anserini.index.IndexCollection",
         "-collection", "JsonCollection", "-input", java_path(input_dir), "-index", java_path(index_dir),
         "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
         "-storePositions", "-storeDocvectors", *(["-fields", *fields] if fields else []),
@@ -160,7 +161,7 @@ def write_doc_positions(index_dir: Path, columns: Columns, *, chunk: int = 1 << 
     or a document's id is not in the columns: searches then look ids up per query, as for builds made
     before the map."""
     listing = index_dir / "doc-ids.bin"
-    cmd = [str(java_binary()), "-Xmx512m", "-cp", os.pathsep.join((str(anserini_jar()), str(HELPER_JAR))),
+    cmd = [str(java_binary()), *class_archive.jvm_options(), "-Xmx512m", "-cp", class_archive.classpath(),
            "drsearch.DocIds", str(index_dir), "id", str(listing)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=java_env(),
                           preexec_fn=child_preexec())
