@@ -21,7 +21,8 @@ def _retriever(scale_index, tmp_path, ann: str, **kw):
     from backends.faiss.writer import build_dense_index
     from indexer.store import Store
 
-    settings = DenseSettings(device="cpu", ann=ann, hnsw_m=16, hnsw_ef_construction=40, hnsw_ef_search=64, **kw)
+    settings = DenseSettings(device="cpu", ann=ann, hnsw_m=16, hnsw_ef_construction=40, hnsw_ef_search=64,
+                             encoder="onnx-int8", **kw)  # the build's encoder: its vectors are in the cache  # fmt: skip
     store = Store(scale_index / layout.STORE)
     try:
         cache = scale_index.parent.parent / layout.EMBEDDING_CACHE_DIR
