@@ -17,6 +17,7 @@ environment (`sys.prefix`: the virtual environment)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -118,7 +119,16 @@ def start_making(path: Path) -> bool:
 
 def make(path: Path) -> bool:
     """Record the classes a build and a search load, and dump them into `path` (replaced atomically).
-    True where the archive was made."""
+    True where the archive was made; where not, it is marked unusable, so that JVM starts do not try
+    again and again in the background (`make install`, `main`, tries again)."""
+    made = _make(path)
+    if not made:
+        with contextlib.suppress(OSError):
+            _unusable(path).touch()
+    return made
+
+
+def _make(path: Path) -> bool:
     from backends.lucene.jvm import java_binary
 
     marker = path.with_suffix(".making")
@@ -212,6 +222,7 @@ def main(args: list[str]) -> int:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path.with_suffix(".making"), os.O_CREAT | os.O_WRONLY, 0o644))
+        _unusable(path).unlink(missing_ok=True)  # asked for explicitly: try again
     except OSError as exc:
         print(f"drsearch: JVM class archive not made: {path.parent}: {exc.strerror or exc}", file=sys.stderr)
         return 1

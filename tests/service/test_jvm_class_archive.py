@@ -47,20 +47,6 @@ def test_the_first_start_makes_the_archive_in_the_background_and_the_next_maps_i
     assert sorted(folder.iterdir()) == [path, path.with_suffix(".json")]  # its work files gone, its jars named
 
 
-def test_archives_of_jar_sets_that_are_gone_are_removed_when_one_is_made(folder, tmp_path):
-    folder.mkdir()
-    gone = folder / "jvm-classes-0123456789abcdef"
-    gone.with_suffix(".json").write_text(json.dumps({"classpath": [str(tmp_path / "uninstalled" / "a.jar")]}))
-    gone.with_suffix(".jsa").write_bytes(b"x")
-    kept = folder / "jvm-classes-fedcba9876543210"
-    kept.with_suffix(".json").write_text(json.dumps({"classpath": class_archive.classpath().split(os.pathsep)}))
-    kept.with_suffix(".unusable").write_bytes(b"x")
-    path = class_archive.archive_path()
-    assert class_archive.main([]) == 0 and path.is_file()
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [path.name, path.with_suffix(".json").name, kept.with_suffix(".json").name, kept.with_suffix(".unusable").name])
-
-
 def test_an_archive_the_jvm_cannot_map_is_set_aside_without_a_word(folder, tiny_bm25_root):
     path = class_archive.archive_path()
     folder.mkdir()
@@ -78,3 +64,23 @@ def test_archives_off_and_a_folder_that_cannot_be_written(tmp_path):
     blocker.write_text("x")
     proc = jvm_start({class_archive.ENV: str(blocker / "archives")})  # under a regular file: never writable
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "False\n", "")
+
+
+def test_a_maker_that_fails_marks_the_archive_unusable_and_archives_of_jars_gone_are_removed(folder, tmp_path, monkeypatch):
+    path = class_archive.archive_path()
+    folder.mkdir()
+    gone = folder / "jvm-classes-0123456789abcdef"  # an installation removed since its archive was made
+    gone.with_suffix(".json").write_text(json.dumps({"classpath": [str(tmp_path / "uninstalled" / "a.jar")]}))
+    gone.with_suffix(".jsa").write_bytes(b"x")
+    kept = folder / "jvm-classes-fedcba9876543210"  # another archive of jars that are still there
+    kept.with_suffix(".json").write_text(json.dumps({"classpath": class_archive.classpath().split(os.pathsep)}))
+    kept.with_suffix(".unusable").write_bytes(b"x")
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the recording run fails
+    assert class_archive.make(path) is False
+    assert not path.exists() and path.with_suffix(".unusable").is_file()
+    assert class_archive.jvm_options() == [] and not path.with_suffix(".making").exists()  # no maker started
+    monkeypatch.undo()
+    monkeypatch.setenv(class_archive.ENV, str(folder))
+    assert class_archive.main([]) == 0 and path.is_file()  # asked for explicitly, it tries again
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [path.name, path.with_suffix(".json").name, kept.with_suffix(".json").name, kept.with_suffix(".unusable").name])
