@@ -44,9 +44,9 @@ def classpath() -> str:
     return os.pathsep.join((str(anserini_jar()), str(HELPER_JAR)))
 
 
-def jvm_options(*, make: bool = True) -> list[str]:
+def jvm_options() -> list[str]:
     """Options for a JVM whose classpath starts with `classpath()`: the archive's where it exists; else
-    none, and (`make`) its making started in the background."""
+    none, and its making started in the background (unless marked unusable)."""
     if record := os.environ.get(RECORD_ENV):
         return [f"-XX:DumpLoadedClassList={Path(record) / uuid.uuid4().hex}.classes"]
     path = archive_path()
@@ -54,7 +54,7 @@ def jvm_options(*, make: bool = True) -> list[str]:
         return []
     if path.is_file():
         return [f"-XX:SharedArchiveFile={path}", "-Xshare:auto", "-Xlog:cds=off"]
-    if make and not _unusable(path).exists():
+    if not _unusable(path).exists():
         start_making(path)
     return []
 
@@ -89,15 +89,13 @@ def _unusable(path: Path) -> Path:
 def discard_unused(path: Path) -> None:
     """Called when a JVM given `path` did not map it: set aside, so that it is never tried or made again
     for this runtime and jar set (a JVM runs as fast as without it, and making it costs seconds of CPU)."""
-    try:
+    with contextlib.suppress(OSError):
         os.replace(path, _unusable(path))
-    except OSError:
-        pass
 
 
-def start_making(path: Path) -> bool:
-    """Start this archive's maker as a background process unless one runs; False where none was started
-    (one runs already, or the folder cannot be written)."""
+def start_making(path: Path) -> None:
+    """Start this archive's maker as a background process, unless one runs already or the folder cannot
+    be written."""
     marker = path.with_suffix(".making")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,16 +103,15 @@ def start_making(path: Path) -> bool:
             marker.unlink(missing_ok=True)
         os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     except OSError:  # made by another process just now, or a folder this user cannot write
-        return False
+        return
     try:
         maker = subprocess.Popen([sys.executable, "-m", "backends.lucene.class_archive", str(path)],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  env={**os.environ, ENV: "0"}, start_new_session=True)  # fmt: skip
     except OSError:
         marker.unlink(missing_ok=True)
-        return False
+        return
     threading.Thread(target=maker.wait, name="drsearch-class-archive", daemon=True).start()  # reaped when done
-    return True
 
 
 def make(path: Path) -> bool:
