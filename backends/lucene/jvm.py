@@ -145,7 +145,10 @@ def start_jvm(max_heap: str | None = None) -> ModuleType:
             archive = class_archive.jvm_options()
             # -Xrs: the JVM installs no handlers for SIGTERM, SIGINT or SIGHUP, so Python's stay (uvicorn's
             # graceful shutdown, KeyboardInterrupt); with them a SIGTERM to a server mid-search hung it.
-            jnius_config.add_options(f"-Xmx{heap}", "-Djava.awt.headless=true", "-Xrs", *gc_options(heap), *archive)
+            # -Xrs also makes HotSpot open its attach socket (/tmp/.java_pid<pid>) at start, and a server
+            # that ends by its re-raised SIGTERM never removes it: -XX:+DisableAttachMechanism, none opened.
+            jnius_config.add_options(f"-Xmx{heap}", "-Djava.awt.headless=true", "-Xrs", "-XX:+DisableAttachMechanism",
+                                     *gc_options(heap), *archive)  # fmt: skip
         import jnius
 
         if any(option.startswith("-XX:SharedArchiveFile=") for option in archive) and not sharing(jnius):

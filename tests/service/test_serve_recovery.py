@@ -100,6 +100,20 @@ def port_bindable(port: int) -> bool:
         return True
 
 
+def attach_sockets(pids: set[int], since: float) -> list[Path]:
+    """The HotSpot attach sockets (/tmp/.java_pid<pid>, whatever TMPDIR says) that processes `pids` made
+    since `since` (a stale one of an earlier process with a reused pid is older)."""
+    found = []
+    for pid in pids:
+        path = Path(f"/tmp/.java_pid{pid}")
+        try:
+            if path.stat().st_mtime >= since - 1:
+                found.append(path)
+        except OSError:
+            continue
+    return found
+
+
 def test_workers_are_replaced_and_die_with_the_master(tiny_bm25_root, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -229,6 +243,7 @@ def test_sigterm_drains_in_flight_searches_and_exits_cleanly(tiny_bm25_root, tmp
              "--workers", str(workers)], cwd=REPO, stdout=out, stderr=out, start_new_session=True,
             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),  # as under a terminal, not nohup
         )  # fmt: skip
+    started = time.time()
     statuses: list[int | str] = []
     stop = threading.Event()
 
@@ -249,6 +264,7 @@ def test_sigterm_drains_in_flight_searches_and_exits_cleanly(tiny_bm25_root, tmp
         for t in threads:
             t.start()
         wait_until(lambda: len(statuses) >= 12, 60, "no searches answered")
+        with_jvm = {master.pid} | workers_of(master.pid)
         master.send_signal(stop_signal)
         # after its graceful shutdown uvicorn raises the signal again, as a process killed by it would end
         try:
@@ -268,3 +284,5 @@ def test_sigterm_drains_in_flight_searches_and_exits_cleanly(tiny_bm25_root, tmp
     searched = [r["status"] for r in served if r["path"] == "/v1/search"]
     assert searched == [200] * len(statuses), text[-2000:]  # every search the server took was answered and received
     assert text.count("Application shutdown complete") == workers and "Traceback" not in text, text[-3000:]
+    # ended by the re-raised signal, no exit handler runs: the JVMs must not have opened an attach socket
+    assert attach_sockets(with_jvm, started) == []
