@@ -7,9 +7,11 @@ redone, not lost. Real SciFact documents, the real bundled model, real Ray worke
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,8 +39,12 @@ def test_ray_vectors_equal_local_and_a_killed_actor_shard_is_redone(tmp_path):
     the driver, replacing the JVM's, and the JVM raises SIGSEGV on purpose for implicit null checks, so
     a later Lucene call in the same process (any test after this one) would crash the whole run."""
     code = "import sys; from tests.backends.test_ray_encode import scenario; scenario(sys.argv[1])"
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, capture_output=True, text=True,
-                          timeout=540, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    ray_temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # its session, not left in /tmp/ray; short for its sockets
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                              timeout=540, env={**os.environ, "PYTHONPATH": str(REPO), "RAY_TMPDIR": ray_temp})  # fmt: skip
+    finally:
+        shutil.rmtree(ray_temp, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "scenario passed" in proc.stdout, proc.stdout[-2000:]
 
@@ -124,9 +130,7 @@ def test_a_head_that_ray_start_runs_on_loopback_is_joined_by_host_and_port(tmp_p
     """`--ray 127.0.0.1:PORT` dials loopback as given; Ray alone rewrote it to the machine's external
     address, where the head (bound to loopback) never answers, and retried for minutes. A `--model`
     relative to the driver's folder is found by the head's workers, which run in another."""
-    import shutil
     import socket
-    import tempfile
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
