@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from backends.hit import Hit
 from indexer.errors import ConfigError, QueryError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Leg = Literal["bm25", "dense"]  # lexical leg, vector leg: what a search mode fuses
 LEXICAL: Leg = "bm25"
@@ -33,6 +35,8 @@ def check_k(k: object, *, field: str = "k") -> int:
 
 def query_matrix(vectors: np.ndarray, dimension: int) -> np.ndarray:
     """Query vectors as a C-contiguous (n, dimension) float32 matrix (one vector may come as 1-D)."""
+    import numpy as np
+
     q = np.asarray(vectors, dtype=np.float32)
     if q.ndim == 1:
         q = q[None, :]
