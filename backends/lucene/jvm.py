@@ -145,10 +145,13 @@ def start_jvm(max_heap: str | None = None) -> ModuleType:
             archive = class_archive.jvm_options()
             # -Xrs: the JVM installs no handlers for SIGTERM, SIGINT or SIGHUP, so Python's stay (uvicorn's
             # graceful shutdown, KeyboardInterrupt); with them a SIGTERM to a server mid-search hung it.
-            # -Xrs also makes HotSpot open its attach socket (/tmp/.java_pid<pid>) at start, and a server
-            # that ends by its re-raised SIGTERM never removes it: -XX:+DisableAttachMechanism, none opened.
+            # A server ends by the SIGTERM uvicorn raises again after its graceful shutdown, so the JVM's
+            # exit handlers never run: nothing may need them. -Xrs makes HotSpot open its attach socket
+            # (/tmp/.java_pid<pid>) at start, and every JVM keeps its statistics in a file mapped from
+            # /tmp/hsperfdata_<user>/<pid> (whose writes can also stall a safepoint while /tmp is busy);
+            # both were left behind. No attach mechanism and no statistics file: none is made.
             jnius_config.add_options(f"-Xmx{heap}", "-Djava.awt.headless=true", "-Xrs", "-XX:+DisableAttachMechanism",
-                                     *gc_options(heap), *archive)  # fmt: skip
+                                     "-XX:-UsePerfData", *gc_options(heap), *archive)  # fmt: skip
         import jnius
 
         if any(option.startswith("-XX:SharedArchiveFile=") for option in archive) and not sharing(jnius):
