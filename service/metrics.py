@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -18,6 +17,8 @@ from prometheus_client import (
 )  # fmt: skip
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from indexer.process_dirs import process_alive, remove_orphans
 
 SHARED_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SHARED_DIR_PREFIX = "drsearch-metrics-"
@@ -76,7 +77,6 @@ class Metrics:
 
 
 _SHARED_FILE = re.compile(r"_(\d+)\.db$")
-_SHARED_DIR = re.compile(rf"{SHARED_DIR_PREFIX}(\d+)-.+")
 
 
 def new_shared_dir() -> tempfile.TemporaryDirectory:
@@ -89,31 +89,13 @@ def new_shared_dir() -> tempfile.TemporaryDirectory:
 
 def remove_orphaned_shared_dirs(parent: Path) -> list[Path]:
     """Remove this user's shared directories in `parent` whose master is no longer running; returns them."""
-    removed = []
-    for path in parent.glob(f"{SHARED_DIR_PREFIX}*"):
-        found = _SHARED_DIR.fullmatch(path.name)
-        try:
-            ours = path.is_dir() and not path.is_symlink() and path.stat().st_uid == os.geteuid()
-        except OSError:  # gone meanwhile
-            continue
-        if found and ours and not _alive(int(found[1])):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
+    return remove_orphans(parent, SHARED_DIR_PREFIX)
 
 
 def _worker_pids(shared_dir: Path, *, live: bool) -> set[int]:
     """Workers (live or dead) that wrote to the shared directory: their pid ends each file name."""
     pids = {int(found[1]) for path in shared_dir.glob("*.db") if (found := _SHARED_FILE.search(path.name))}
-    return {pid for pid in pids if _alive(pid) == live}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a worker the supervisor has not reaped yet is dead too
+    return {pid for pid in pids if process_alive(pid) == live}  # a worker not reaped yet is dead too
 
 
 class _WorkerProcesses:

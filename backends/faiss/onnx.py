@@ -25,7 +25,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +40,7 @@ from backends.faiss.onnx_light import RustTokenizer, check_and_describe, read_de
 from backends.threads import budget
 from indexer.errors import ConfigError
 from indexer.layout import remove_stale_temporaries
+from indexer.process_dirs import new_process_dir
 from indexer.settings import Encoder
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -183,10 +183,15 @@ def _cached_export(folder: Path, st_model: Any, *, int8: bool) -> Path:
     return target
 
 
+PROCESS_FOLDER_PREFIX = "drsearch-onnx-"
+
+
 @cache
 def _process_folder() -> Path:
-    """A folder of this process for exports, under TMPDIR, removed at exit."""
-    folder = Path(tempfile.mkdtemp(prefix="drsearch-onnx-"))
+    """A folder of this process for exports (~90 MB), under TMPDIR, removed at exit; a process that
+    ended without exit handlers (a stopped server, a killed one) leaves its own to the next one's start
+    (`indexer.process_dirs`)."""
+    folder = new_process_dir(PROCESS_FOLDER_PREFIX)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
 
