@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from indexer.errors import IndexFormatError
+from indexer.process_dirs import process_alive
 
 FORMAT_VERSION = 2  # 2: one typed section per leg, each naming its backend
 MANIFEST = "manifest.json"
@@ -176,19 +177,9 @@ def remove_stale_temporaries(folder: Path) -> None:
     running process (this one included) are kept, as is anything that cannot be removed."""
     for path in _list(folder):
         found = _TEMPORARY.fullmatch(path.name)
-        if found and not _running(int(found.group(1))):
+        if found and not process_alive(int(found.group(1))):
             with suppress(OSError):
                 path.unlink()
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):  # another user's process; a number no pid can be: keep its file
-        return True
-    return True
 
 
 def _list(folder: Path) -> list[Path]:
