@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from indexer.process_dirs import process_alive as alive
 from service.metrics import remove_orphaned_shared_dirs
 from tests.conftest import REPO, data_dir
 
@@ -50,14 +51,6 @@ def workers_of(master: int) -> set[int]:
         if b"spawn_main" in cmdline:
             out.add(pid)
     return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def free_port() -> int:
