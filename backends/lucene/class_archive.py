@@ -24,12 +24,14 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from functools import cache
 from pathlib import Path
+
+from indexer.layout import remove_stale_temporaries
+from indexer.process_dirs import new_process_dir
 
 ENV = "DRSEARCH_JVM_CLASS_ARCHIVE"
 RECORD_ENV = "DRSEARCH_JVM_CLASS_LIST_DIR"  # set for the recording run: every JVM lists its classes there
@@ -129,9 +131,10 @@ def _make(path: Path) -> bool:
     from backends.lucene.jvm import java_binary
 
     marker = path.with_suffix(".making")
-    work = Path(tempfile.mkdtemp(prefix="drsearch-classes-"))
+    work = new_process_dir("drsearch-classes-")  # a killed maker's goes at the next making
     try:
         _remove_orphans(path.parent)
+        remove_stale_temporaries(path.parent)  # an archive a killed maker was writing (~40 MB)
         path.with_suffix(".json").write_text(json.dumps({"classpath": classpath().split(os.pathsep)}))
         lists = work / "lists"
         lists.mkdir()

@@ -75,9 +75,17 @@ def test_a_maker_that_fails_marks_the_archive_unusable_and_archives_of_jars_gone
     kept = folder / "jvm-classes-fedcba9876543210"  # another archive of jars that are still there
     kept.with_suffix(".json").write_text(json.dumps({"classpath": class_archive.classpath().split(os.pathsep)}))
     kept.with_suffix(".unusable").write_bytes(b"x")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])  # a maker killed mid-way left its files
+    dead.wait()
+    half_written = folder / f".{path.name}.tmp-{dead.pid}"
+    half_written.write_bytes(b"x")
+    temp = tmp_path / "temp"
+    (temp / f"drsearch-classes-{dead.pid}-abc" / "lists").mkdir(parents=True)
+    monkeypatch.setattr("tempfile.tempdir", str(temp))
     monkeypatch.setattr(sys, "executable", "/bin/false")  # the recording run fails
     assert class_archive.make(path) is False
     assert not path.exists() and path.with_suffix(".unusable").is_file()
+    assert not half_written.exists() and list(temp.iterdir()) == []  # the killed maker's files and its own work gone
     assert class_archive.jvm_options() == [] and not path.with_suffix(".making").exists()  # no maker started
     monkeypatch.undo()
     monkeypatch.setenv(class_archive.ENV, str(folder))
