@@ -50,26 +50,27 @@ def main() -> None:
         sys.exit(f"archives are off ({class_archive.ENV}=0)")
     if not path.is_file() and class_archive.main([]) != 0:
         sys.exit("no archive could be made")
-    work = Path(tempfile.mkdtemp(prefix="drsearch-jvm-start-"))
-    corpus = work / "docs.jsonl"
-    corpus.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in
-                              [("a", "Volcanic ash over the region."), ("b", "Consumer prices rose."), ("c", "Ash clouds.")]))  # fmt: skip
-    cli = [sys.executable, "-m", "service.cli"]
-    query = "coronary heart disease risk from smoking"
-    commands = {
-        "jvm": [sys.executable, "-c", "from backends.lucene import jvm; jvm.start_jvm()"],
-        "search-bm25": [*cli, "search", query, "--index", str(args.index), "--mode", "bm25", "-k", "3"],
-        "search-hybrid": [*cli, "search", query, "--index", str(args.index), "--mode", "hybrid", "-k", "3"],
-        "build": [*cli, "index", "build", "--corpus", str(corpus), "--out", str(work / "idx"), "--no-dense", "-q"],
-    }
-    sides = {"archive": {**os.environ}, "none": {**os.environ, class_archive.ENV: "0"}}
-    times: dict[tuple[str, str], list[float]] = {(c, s): [] for c in commands for s in sides}
-    for name, cmd in commands.items():
-        for side, env in sides.items():
-            timed(cmd, env)  # once untimed: files in the page cache for both sides
-        for _ in range(args.runs):
+    with tempfile.TemporaryDirectory(prefix="drsearch-jvm-start-") as folder:
+        work = Path(folder)
+        corpus = work / "docs.jsonl"
+        corpus.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in
+                                  [("a", "Volcanic ash over the region."), ("b", "Consumer prices rose."), ("c", "Ash clouds.")]))  # fmt: skip
+        cli = [sys.executable, "-m", "service.cli"]
+        query = "coronary heart disease risk from smoking"
+        commands = {
+            "jvm": [sys.executable, "-c", "from backends.lucene import jvm; jvm.start_jvm()"],
+            "search-bm25": [*cli, "search", query, "--index", str(args.index), "--mode", "bm25", "-k", "3"],
+            "search-hybrid": [*cli, "search", query, "--index", str(args.index), "--mode", "hybrid", "-k", "3"],
+            "build": [*cli, "index", "build", "--corpus", str(corpus), "--out", str(work / "idx"), "--no-dense", "-q"],
+        }
+        sides = {"archive": {**os.environ}, "none": {**os.environ, class_archive.ENV: "0"}}
+        times: dict[tuple[str, str], list[float]] = {(c, s): [] for c in commands for s in sides}
+        for name, cmd in commands.items():
             for side, env in sides.items():
-                times[name, side].append(timed(cmd, env))
+                timed(cmd, env)  # once untimed: files in the page cache for both sides
+            for _ in range(args.runs):
+                for side, env in sides.items():
+                    times[name, side].append(timed(cmd, env))
     print(f"| command | with the archive, s | without, s | ratio |  ({args.runs} runs each, medians; {path.name})")
     print("|---|---|---|---|")
     for name in commands:
