@@ -40,21 +40,12 @@ def remove_orphans(parent: Path, prefix: str) -> list[Path]:
 def process_alive(pid: int) -> bool:
     """Whether process `pid` runs; a zombie (dead, not yet reaped by its parent) does not."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        if Path("/proc/self/stat").exists():
-            return False  # Linux: no such process
-        return _signalable(pid)  # no /proc to read
-    except (OSError, IndexError):
-        return _signalable(pid)
-    return state != "Z"
-
-
-def _signalable(pid: int) -> bool:
-    try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OverflowError):  # another user's process; a number no pid can be: keep
         return True
-    return True
+    try:  # a zombie takes signals too: its state tells (where there is a /proc to read)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from functools import partial
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from indexer.process_dirs import process_alive, remove_orphans
+from indexer.process_dirs import new_process_dir, process_alive, remove_orphans
 
 SHARED_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SHARED_DIR_PREFIX = "drsearch-metrics-"
@@ -79,12 +78,11 @@ class Metrics:
 _SHARED_FILE = re.compile(r"_(\d+)\.db$")
 
 
-def new_shared_dir() -> tempfile.TemporaryDirectory:
-    """A fresh shared directory for one `serve --workers N` master, its pid in the name, removed when it
-    exits. A master killed outright (`kill -9`) cannot remove its own: those of dead masters are removed here
-    first, so that restarts after crashes do not pile them up in the temporary folder."""
-    remove_orphaned_shared_dirs(Path(tempfile.gettempdir()))
-    return tempfile.TemporaryDirectory(prefix=f"{SHARED_DIR_PREFIX}{os.getpid()}-")
+def new_shared_dir() -> Path:
+    """A fresh shared directory for one `serve --workers N` master, its pid in the name; the master removes
+    it when it stops. A master killed outright (`kill -9`) cannot remove its own: those of dead masters are
+    removed here first, so that restarts after crashes do not pile them up in the temporary folder."""
+    return new_process_dir(SHARED_DIR_PREFIX)
 
 
 def remove_orphaned_shared_dirs(parent: Path) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 from typing import Any
@@ -68,11 +69,14 @@ def serve(settings: ServiceSettings) -> None:
     os.environ.update(settings.model_copy(update={"index": index, "watch_s": watch_s}).to_env())
     # /metrics shows every worker's counts whichever worker answers (service.metrics); a fresh directory
     # each start, as prometheus_client requires, removed at exit.
-    with new_shared_dir() as shared:
-        os.environ[SHARED_DIR_ENV] = shared
+    shared = new_shared_dir()
+    try:
+        os.environ[SHARED_DIR_ENV] = str(shared)
         config = uvicorn.Config("service.app:app_from_env", factory=True, workers=settings.workers, **common,
                                 **uvicorn_options(settings, in_process=False))  # fmt: skip
         PortReleasingSupervisor(config, sockets=[config.bind_socket()]).run()  # what uvicorn.run does for workers
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def _hangup_drains() -> None:
