@@ -88,6 +88,11 @@ def _unusable(path: Path) -> Path:
     return path.with_suffix(".unusable")
 
 
+def _making(path: Path) -> Path:
+    """The marker of a maker at work on `path` (created exclusively: one maker at a time)."""
+    return path.with_suffix(".making")
+
+
 def discard_unused(path: Path) -> None:
     """Called when a JVM given `path` did not map it: set aside, so that it is never tried or made again
     for this runtime and jar set (a JVM runs as fast as without it, and making it costs seconds of CPU)."""
@@ -98,7 +103,7 @@ def discard_unused(path: Path) -> None:
 def start_making(path: Path) -> None:
     """Start this archive's maker as a background process, unless one runs already or the folder cannot
     be written."""
-    marker = path.with_suffix(".making")
+    marker = _making(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if marker.exists() and time.time() - marker.stat().st_mtime > MAKING_STALE_S:
@@ -130,7 +135,7 @@ def make(path: Path) -> bool:
 def _make(path: Path) -> bool:
     from backends.lucene.jvm import java_binary
 
-    marker = path.with_suffix(".making")
+    marker = _making(path)
     work = new_process_dir("drsearch-classes-")  # a killed maker's goes at the next making
     try:
         _remove_orphans(path.parent)
@@ -221,7 +226,7 @@ def main(args: list[str]) -> int:
         return 0
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path.with_suffix(".making"), os.O_CREAT | os.O_WRONLY, 0o644))
+        os.close(os.open(_making(path), os.O_CREAT | os.O_WRONLY, 0o644))
         _unusable(path).unlink(missing_ok=True)  # asked for explicitly: try again
     except OSError as exc:
         print(f"drsearch: JVM class archive not made: {path.parent}: {exc.strerror or exc}", file=sys.stderr)
