@@ -46,6 +46,13 @@ def drsearch(*args: str, check: bool = False, timeout: float = 600, env: dict | 
     return proc
 
 
+def finished_pid() -> int:
+    """The pid of a process that has ended and been reaped: a process that is gone."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def _share_embedding_cache(root: Path) -> None:
     """Point ROOT's embedding cache at DRSEARCH_TEST_EMBEDDINGS when set, so repeated local runs
     (and parallel checkouts) encode each collection once. Shards are written atomically under

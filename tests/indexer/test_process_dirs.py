@@ -11,17 +11,11 @@ import time
 from pathlib import Path
 
 from indexer.process_dirs import new_process_dir, process_alive, remove_orphans
-from tests.conftest import REPO
-
-
-def _finished_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
+from tests.conftest import REPO, finished_pid
 
 
 def test_the_folders_of_gone_processes_are_removed_and_no_others(tmp_path, monkeypatch):
-    gone, running = _finished_pid(), os.getpid()
+    gone, running = finished_pid(), os.getpid()
     left = tmp_path / f"drsearch-x-{gone}-abc"
     (left / "sub").mkdir(parents=True)
     (left / "sub" / "model.onnx").write_bytes(b"x" * 1000)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from backends.lucene import class_archive
-from tests.conftest import REPO, drsearch
+from tests.conftest import REPO, drsearch, finished_pid
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -75,12 +75,11 @@ def test_a_maker_that_fails_marks_the_archive_unusable_and_archives_of_jars_gone
     kept = folder / "jvm-classes-fedcba9876543210"  # another archive of jars that are still there
     kept.with_suffix(".json").write_text(json.dumps({"classpath": class_archive.classpath().split(os.pathsep)}))
     kept.with_suffix(".unusable").write_bytes(b"x")
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])  # a maker killed mid-way left its files
-    dead.wait()
-    half_written = folder / f".{path.name}.tmp-{dead.pid}"
+    dead = finished_pid()  # a maker killed mid-way left its files
+    half_written = folder / f".{path.name}.tmp-{dead}"
     half_written.write_bytes(b"x")
     temp = tmp_path / "temp"
-    (temp / f"drsearch-classes-{dead.pid}-abc" / "lists").mkdir(parents=True)
+    (temp / f"drsearch-classes-{dead}-abc" / "lists").mkdir(parents=True)
     monkeypatch.setattr("tempfile.tempdir", str(temp))
     monkeypatch.setattr(sys, "executable", "/bin/false")  # the recording run fails
     assert class_archive.make(path) is False

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.metrics import remove_orphaned_shared_dirs
-from tests.conftest import REPO
+from tests.conftest import REPO, finished_pid
 from tests.service.test_serve_recovery import free_port, healthy, stop, wait_until, workers_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -65,8 +65,7 @@ def test_counters_cover_every_worker_and_survive_a_worker_restart(tiny_bm25_root
 
 
 def test_only_the_directories_of_masters_no_longer_running_are_removed(tmp_path):
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(finished.stdout)
+    dead_pid = finished_pid()
     dead = tmp_path / f"drsearch-metrics-{dead_pid}-abc"
     live = tmp_path / f"drsearch-metrics-{os.getpid()}-def"
     unnamed = tmp_path / "drsearch-metrics-x1y2z3"  # no master pid in its name: not known to be orphaned
