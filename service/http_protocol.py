@@ -7,7 +7,9 @@ the connection opened), with a JSON 408 when some of the head arrived, and write
 malformed request (431 for a head over the size limit) as `{"error": {...}}`. A client that half-closes
 after its request still gets the answer, and one still sending when its connection is closed (a 401
 before its body was read) can read the answer before the close; an answer after which the connection
-closes says `Connection: close`. Selected with uvicorn's `http=` option (see `server.py`).
+closes says `Connection: close`. Request heads are read as RFC 9112 asks of an origin server (a
+request framed both by length and by chunks is the connection's last; an absolute-form target is
+served as its path). Selected with uvicorn's `http=` option (see `server.py`).
 """
 
 from __future__ import annotations
@@ -58,16 +60,36 @@ class GuardedH11Protocol(H11Protocol):
 
     def _next_event_keeping_the_status_hint(self, next_event):  # type: ignore[no-untyped-def]
         """h11's next_event, remembering the status its protocol errors suggest (431 for a head over
-        the size limit), which uvicorn drops before it calls `send_400_response`."""
+        the size limit), which uvicorn drops before it calls `send_400_response`, and with each request
+        head read as RFC 9112 asks (`_as_origin_server_reads`)."""
 
         def next_event_kept():  # type: ignore[no-untyped-def]
             try:
-                return next_event()
+                event = next_event()
             except h11.RemoteProtocolError as exc:
                 self._status_hint = exc.error_status_hint
                 raise
+            return self._as_origin_server_reads(event) if isinstance(event, h11.Request) else event
 
         return next_event_kept
+
+    def _as_origin_server_reads(self, request: h11.Request) -> h11.Request:
+        """RFC 9112: a request with both `Content-Length` and `Transfer-Encoding` (h11 reads its body
+        by the latter) is the connection's last, since a proxy in front may have framed it by the other
+        and be about to send a smuggled request after it (section 6.1); a request target in absolute
+        form (`GET http://host/path`, as sent to proxies) is served as its path, the host taken from it
+        instead of the Host header (section 3.2.2)."""
+        names = {name for name, _ in request.headers}
+        if b"content-length" in names and b"transfer-encoding" in names:
+            self._last_request = True
+        scheme, sep, rest = request.target.partition(b"://")
+        if not sep or scheme.lower() not in (b"http", b"https") or rest[:1] in (b"", b"/", b"?"):
+            return request
+        end = next((i for i, byte in enumerate(rest) if byte in b"/?"), len(rest))
+        authority, target = rest[:end], rest[end:]
+        target = target if target.startswith(b"/") else b"/" + target
+        headers = [(name, authority if name == b"host" else value) for name, value in request.headers]
+        return h11.Request(method=request.method, target=target, headers=headers, http_version=request.http_version)
 
     def _send_saying_close(self, send):  # type: ignore[no-untyped-def]
         """h11's send, a response head saying `Connection: close` when the connection closes after it (the

@@ -64,6 +64,31 @@ def test_a_client_that_half_closes_mid_body_is_not_waited_for(srv):
         assert c.get("/healthz").status_code == 200
 
 
+def test_a_request_framed_both_by_length_and_by_chunks_is_the_connections_last(srv):
+    """RFC 9112 6.1: h11 reads the body by its chunks, but a proxy in front may have read it by its
+    Content-Length and take what follows for another request; the server answers and closes."""
+    body = json.dumps({"query": Q, "k": 1}).encode()
+    data = (b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")  # fmt: skip
+    response = raw(srv, data + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # read until the server closes
+    head, _, rest = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nconnection: close" in head.lower(), response[:300]
+    assert json.loads(rest)["results"][0]["query"] == Q  # one answer: the request after it was not served
+
+
+@pytest.mark.parametrize("target", ["http://{host}/healthz", "HTTP://{host}/v1/documents/volcano?x=1", "https://{host}"])
+def test_a_request_target_in_absolute_form_is_served_as_its_path(srv, target):
+    """RFC 9112 3.2.2: a server must take `GET http://host/path` (the form clients send to a proxy)."""
+    host = srv.base_url.removeprefix("http://")
+    target = target.format(host=host)
+    response = raw(srv, f"GET {target} HTTP/1.1\r\nHost: elsewhere\r\nConnection: close\r\n\r\n".encode())
+    path = "/" + target.split("://", 1)[1].partition("/")[2]
+    with srv.client() as c:
+        expected = c.get(path)
+    assert response.startswith(f"HTTP/1.1 {expected.status_code} ".encode()), response[:300]
+    assert response.partition(b"\r\n\r\n")[2] == expected.content
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "br", "deflate, gzip"])
 def test_a_compressed_request_body_is_a_415_naming_the_coding(srv, encoding):
     """Not a misleading 'not valid JSON' (gzip's bytes are not UTF-8), nor a body read as if plain."""
