@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indexer.errors import ECHO_CHARS, BackendUnavailable, ConfigError, DrsearchError, IndexFormatError, QueryError, echo
 from ranker.budget import DeadlineExceeded
+from ranker.query import surrogate_at
 
 log = logging.getLogger("drsearch.service")
 
@@ -168,6 +169,24 @@ def field_path(loc: Any) -> str | None:
     return "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".") or None
 
 
+def lone_surrogate(body: Any, loc: tuple = ()) -> tuple[str | None, str] | None:
+    """Where the first lone UTF-16 surrogate in a parsed JSON body is (the field path, None for a key
+    of the body itself) and the message that says so, or None. pydantic refuses such a string in a
+    field name or a field whose type is not ours with "unable to parse raw data" and, for a name, no
+    location; the API says what and where, as for its own string fields."""
+    if isinstance(body, str):
+        at = surrogate_at(body)
+        return None if at is None else (field_path(loc), f"contains a lone UTF-16 surrogate at character {at}; send valid Unicode text")
+    items = body.items() if isinstance(body, dict) else enumerate(body) if isinstance(body, list) else ()
+    for key, value in items:
+        if isinstance(key, str) and (at := surrogate_at(key)) is not None:
+            return field_path(loc), (f"a field name ({echo(key)}) contains a lone UTF-16 surrogate at character {at}; "
+                                     "send valid Unicode text")  # fmt: skip
+        if found := lone_surrogate(value, (*loc, key)):
+            return found
+    return None
+
+
 def shown_field(field: str) -> str:
     """A field path as a message shows it: as it is, unless a client's unknown key made it long or
     unprintable, then quoted and cut as any echoed client text (`indexer.errors.echo`)."""
@@ -193,6 +212,9 @@ def install_error_handlers(app: FastAPI) -> None:
                 return unsupported_media_type(content_type)
             if first.get("type") == "missing":
                 return error_json(422, "invalid_request", "the request body is empty: send a JSON object", None)
+        if first.get("type") == "string_unicode" and (found := lone_surrogate(exc.body)):
+            field, msg = found
+            return error_json(422, "invalid_request", f"{shown_field(field)}: {msg}" if field else msg, field)
         if field is None and request.url.path == "/v1/search" and first.get("type") == "value_error":
             field = "queries"
         msg = problem_message(first)

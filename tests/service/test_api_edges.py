@@ -69,6 +69,7 @@ def test_lone_surrogates_are_422_json(edge, body, field):
     assert r.status_code == 422, r.text
     err = r.json()["error"]
     assert err["code"] == "invalid_request" and err["field"] == field, err
+    assert "lone UTF-16 surrogate at character" in err["message"], err
 
 
 @pytest.mark.parametrize(("path", "body", "field"), [
@@ -80,6 +81,9 @@ def test_lone_surrogates_are_422_json(edge, body, field):
     ("/v1/fetch", {"items": [{"doc_id": "volcano", "query": "lava \ud800"}]}, "items[0].query"),
     ("/v1/fetch", {"items": [{"url": "http://example.org/\ud800"}]}, "items[0].url"),
     ("/retrieve", {"queries": ["lava", "a", "b", "x\ud800"]}, "queries[3]"),
+    ("/v1/search", {"query": Q, "mode": "hy\ud800brid"}, "mode"),  # fields of library types, not our strings
+    ("/v1/search", {"query": Q, "time_range": "day", "now": "\ud800"}, "now"),
+    ("/v1/fetch", {"items": [{"doc_id": "volcano", "\ud800": 1}]}, "items[0]"),  # a field name in an item
 ])  # fmt: skip
 def test_a_lone_surrogate_is_a_422_naming_the_field_and_its_index(edge, path, body, field):
     """On every endpoint, whatever the field: never a 500 further down (SQLite, JNI, a UTF-8 response)."""
