@@ -13,6 +13,8 @@ naming the field (400 over HTTP, a one-line CLI error).
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -37,6 +39,16 @@ def _valid_unicode(value: Any) -> Any:
 UnicodeText = Annotated[str, BeforeValidator(_valid_unicode)]
 
 
+def _date_time_text(value: Any) -> Any:
+    """`now` as the API documents it, an ISO 8601 string: pydantic would also take a number (or a string
+    of digits) as Unix seconds, a second spelling of the same instant that no schema or doc offers."""
+    if value is None or isinstance(value, datetime):  # datetime: a Python caller's
+        return value
+    if not isinstance(_valid_unicode(value), str) or not re.match(r"[0-9]{4}-", value):
+        raise ValueError("must be an ISO 8601 date and time with an offset, e.g. 2026-11-30T12:00:00Z")
+    return value
+
+
 class RequestOptions(BaseModel):
     """Options of one search request (every query of a batch shares them); None = the pipeline's setting."""
 
@@ -59,7 +71,7 @@ class RequestOptions(BaseModel):
     time_range: Literal["day", "week", "month", "year"] | None = Field(
         None, description="Only documents published within the last day/week/month (30 days)/year (365 days) before `now`"
     )
-    now: AwareDatetime | None = Field(
+    now: Annotated[AwareDatetime | None, BeforeValidator(_date_time_text)] = Field(
         None, description="Reference time of `time_range` (ISO 8601 with offset; default the server's clock): pin it "
         "for reproducible rollouts",
     )  # fmt: skip

@@ -107,6 +107,7 @@ def test_languages_come_from_the_document_or_its_text(agent_client):
     ("extra", "status", "field"),
     [({"languages": ["english!"]}, 400, "languages"), ({"countries": ["usa"]}, 400, "countries"),
      ({"time_range": "decade"}, 422, "time_range"), ({"time_range": "day", "now": "2026-11-30T12:00:00"}, 422, "now"),
+     ({"time_range": "day", "now": 1700000000}, 422, "now"), ({"time_range": "day", "now": "1700000000"}, 422, "now"),
      ({"time_range": "day", "now": "0001-01-01T00:00:00+14:00"}, 400, "now"),
      ({"time_range": "year", "now": "9999-12-31T23:59:59-14:00"}, 400, "now"),
      ({"max_total_chars": -5}, 422, "max_total_chars"), ({"max_chars_per_hit": 0}, 422, "max_chars_per_hit"),
