@@ -91,6 +91,10 @@ class ToolSearchRequest(SearchRequest):
     """The search tool's arguments (MCP): exactly what its published schema allows, the `AGENT_FIELDS`
     with `queries` required, so a call the schema refuses is refused here too."""
 
+    queries: list[UnicodeText] = Field(  # type: ignore[assignment]  # required here: a missing one is named
+        min_length=1, max_length=MAX_QUERIES, description=SearchRequest.model_fields["queries"].description,
+    )  # fmt: skip
+
     @model_validator(mode="before")
     @classmethod
     def _published_arguments_only(cls, data: Any) -> Any:
@@ -98,8 +102,6 @@ class ToolSearchRequest(SearchRequest):
             unknown = [name for name in data if name not in AGENT_FIELDS]
             if unknown:
                 raise ValueError(f"unknown argument {echo(str(unknown[0]))} (the search tool takes {', '.join(AGENT_FIELDS)})")
-            if "queries" not in data:
-                raise ValueError("missing argument 'queries': a list of 1-64 plain-text queries")
         return data
 
 

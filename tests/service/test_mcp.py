@@ -42,12 +42,14 @@ async def _session(client) -> dict:
     assert bad.structured_content["error"]["code"] == "invalid_request" and bad.structured_content["error"]["field"] == "items[0].url"
     # what the published schema refuses (additionalProperties false, queries required) is refused
     schema = tools["search"].input_schema
-    for args, fragment in (({"queries": ["tides"], "return_text": True}, "unknown argument 'return_text'"),
-                           ({"query": "tides"}, "unknown argument 'query'"), ({}, "missing argument 'queries'")):
+    for args, fragment, field in (({"queries": ["tides"], "return_text": True}, "unknown argument 'return_text'", None),
+                                  ({"query": "tides"}, "unknown argument 'query'", None),
+                                  ({}, "invalid argument queries: Field required", "queries")):  # fmt: skip
         assert not set(args) <= set(schema["properties"]) or not set(schema["required"]) <= set(args)
         refused = await client.call_tool("search", args)
         assert refused.is_error and fragment in refused.content[0].text, refused.content[0].text
         assert refused.structured_content["error"]["code"] == "invalid_request"
+        assert refused.structured_content["error"]["field"] == field
     paged = await client.call_tool("search", {"queries": ["tides"], "offset": 500, "mode": "bm25"})
     assert paged.is_error and "offset" in paged.content[0].text
     error = paged.structured_content["error"]
