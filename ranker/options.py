@@ -77,7 +77,7 @@ class RequestOptions(BaseModel):
     )  # fmt: skip
     languages: tuple[UnicodeText, ...] = Field(
         (), max_length=50, description="Only documents in these languages (ISO 639-1, e.g. en, de; ISO 639-3 for a language "
-        "without a 639-1 code, e.g. haw); documents of unknown language are dropped",
+        "without a 639-1 code, e.g. haw); documents of unknown language are dropped unless the list names und",
     )  # fmt: skip
     countries: tuple[UnicodeText, ...] = Field(
         (), max_length=300,

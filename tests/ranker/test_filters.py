@@ -107,6 +107,19 @@ def test_languages_keep_only_documents_known_to_be_in_them(table):
     assert not any(SourceFilter(languages=("ja",)).accepts("", table.meta(p)) for p in range(n))
 
 
+def test_und_asks_for_the_documents_of_unknown_language(tmp_path):
+    """A build stores `und` where it could tell no language (`indexer.language`); naming it selects them."""
+    w = ColumnWriter(tmp_path)
+    for i, language in enumerate(["und", "en", "und", "de"]):
+        w.add(f"https://cdc.gov/p{i}", None, None, [f"d{i}#0"], language)
+    w.close()
+    table = SourceTable(Columns(w.dir), AuthorityList.load())
+    for languages, kept in ((("und",), [0, 2]), (("en",), [1]), (("und", "de"), [0, 2, 3])):
+        f = SourceFilter(languages=languages)
+        assert [p for p in range(4) if f.accepts("", table.meta(p))] == kept
+        assert np.flatnonzero(table.allowed(f)).tolist() == kept
+
+
 def test_mask_edges(table):
     hosts = [table._host_meta[c].host for c in range(len(table.columns.hosts))]
     under = table.host_mask(SourceFilter(include_domains=("cdc.gov",)))
