@@ -90,7 +90,18 @@ def is_dns_name(host: str) -> bool:
         return False
     labels = host.split(".")
     # A numeric last label is never a TLD (catches "1.2.3", "10.0.0.1" variants ipaddress rejects).
-    return all(_LABEL_RE.match(label) for label in labels) and not labels[-1].isdigit()
+    return all(_LABEL_RE.match(label) and _punycode_ok(label) for label in labels) and not labels[-1].isdigit()
+
+
+def _punycode_ok(label: str) -> bool:
+    """An `xn--` label is punycode that decodes (`xn--a` does not: no name has it)."""
+    if not label.startswith("xn--"):
+        return True
+    try:
+        label.encode("ascii").decode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def normalise_host(url_or_host: str) -> str | None:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from indexer.domains import ip_or_none, is_dns_name
 from indexer.errors import echo
 from ranker.focus import Span
 from ranker.options import UnicodeText
@@ -55,9 +56,12 @@ class FetchItem(BaseModel):
         if not parts.hostname:
             raise ValueError("malformed URL: no host")
         try:
-            httpx.URL(value)  # the client's own parse: a host it cannot encode (IDNA, a bad IPv4) fails here, not mid-fetch
+            host = httpx.URL(value).raw_host  # the client's own parse: a host it cannot encode (IDNA, a bad IPv4) fails here, not mid-fetch
         except (httpx.InvalidURL, ValueError) as exc:  # idna's errors are ValueErrors
             raise ValueError(f"malformed URL: {echo(str(exc))}") from None
+        ascii_host = host.decode("ascii", "replace").lower().removesuffix(".")
+        if ip_or_none(ascii_host) is None and not is_dns_name(ascii_host):  # "a b.com", "-": no name a resolver takes
+            raise ValueError(f"malformed URL: the host {echo(parts.hostname)} is neither a DNS name nor an IP address")
         return value
 
     @model_validator(mode="after")

@@ -94,6 +94,8 @@ def fixture_list(tmp_path: Path) -> AuthorityList:
         ("not a host", None),
         ("-bad-.org", None),
         ("exa_mple.org", None),
+        ("xn--a.org", None),  # punycode that decodes to no name
+        ("xn--ls8h.la", "xn--ls8h.la"),
         ("example.org:notaport", None),
         ("a" * 64 + ".org", None),  # label too long
     ],

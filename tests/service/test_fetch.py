@@ -337,6 +337,9 @@ def test_dns_rebinding_to_a_private_address_is_refused_at_connect(web):
      # hosts the HTTP client cannot encode: they failed mid-fetch as a 500 that lost the whole batch
      ([{"doc_id": "cdc-flu"}, {"url": "http://\uff57\uff57\uff57.cdc.gov/"}], 422, "items[1].url"),
      ([{"url": "http://[::1]x/"}], 422, "items[0].url"), ([{"url": "http://999.1.1.1/"}], 422, "items[0].url"),
+     # hosts no resolver takes: they were fetched, and failed as "not on the authority list"
+     ([{"url": "http://a b.gov/"}], 422, "items[0].url"), ([{"url": "http://-/"}], 422, "items[0].url"),
+     ([{"url": "http://cdc..gov/"}], 422, "items[0].url"), ([{"url": "http://xn--a.gov/"}], 422, "items[0].url"),
      ([{"doc_id": "cdc-flu", "max_chars": -1}], 422, "items[0].max_chars"),
      ([{"doc_id": "cdc-flu", "url": "https://www.cdc.gov/"}], 422, "items[0]"), ([{}], 422, "items[0]"),
      ([{"doc_id": "cdc-flu", "query": "  "}], 400, "items[0].query"), ([{"doc_id": "cdc-flu", "query": ""}], 400, "items[0].query")],
