@@ -36,7 +36,7 @@ from ranker.candidates import Candidates, convex_arrays, convex_positions_many, 
 from ranker.filters import SourceFilter, SourceMeta, diversify
 from ranker.lifetime import Lifetime
 from ranker.options import SearchOptions
-from ranker.query import CleanQuery, clean_query
+from ranker.query import CleanQuery, clean_query, termless_error
 from ranker.settings import Mode, SearchSettings
 from ranker.sources import SourceTable
 
@@ -532,8 +532,7 @@ class SearchPipeline:
         """QueryError for the first query the analyzer leaves without terms (stopwords, operators, symbols)."""
         for i in which:
             if not self.lexical.terms(texts[i]):
-                where = f"queries[{i}]" if len(texts) > 1 else "query"
-                raise QueryError("query has no searchable terms (only stopwords, operators or symbols)", field=where)
+                raise termless_error(f"queries[{i}]" if len(texts) > 1 else "query")
 
     def _lean(self, legs: tuple[Leg, ...], fusion_name: str) -> bool:
         """Whether these legs fuse on the lean path (`ranker.candidates`): hybrid, convex fusion."""

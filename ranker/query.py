@@ -37,6 +37,11 @@ def clean_query(query: object, *, field: str = "query", max_chars: int | None = 
     return CleanQuery(untypeset(text))
 
 
+def termless_error(field: str) -> QueryError:
+    """The error for a query the lexical analyzer leaves without a term to search."""
+    return QueryError("query has no searchable terms (only stopwords, operators or symbols)", field=field)
+
+
 def has_words(text: str) -> bool:
     """Whether `text` has a letter, digit or pictograph (an emoji): without one (empty, punctuation or
     other symbols only) there is nothing to search."""

@@ -244,7 +244,7 @@ async def fetch_items(st: FetchContext, body: FetchRequest, request_id: str) -> 
     """Answer every item; unknown ids are a 404 for the request, live-fetch outcomes are per item."""
     from crawler.urls import canonicalize_url, doc_id_for
     from ranker.format import authority_dict
-    from ranker.query import clean_query
+    from ranker.query import clean_query, termless_error
     from service.errors import ApiError
     from service.fetch_live import FetchFailure
 
@@ -255,6 +255,9 @@ async def fetch_items(st: FetchContext, body: FetchRequest, request_id: str) -> 
             item.query = str(clean_query(item.query, field=f"items[{i}].query", max_chars=st.max_query_chars))
 
     def resolve_targets() -> list[dict[str, Any] | None]:
+        for i, item in enumerate(body.items):  # refused as /v1/search refuses it: its ranking has a lexical leg too
+            if item.query is not None and not pipeline.lexical.terms(item.query):
+                raise termless_error(f"items[{i}].query")
         docs: list[dict[str, Any] | None] = []
         for i, item in enumerate(body.items):
             doc_id = item.doc_id or pipeline.store.doc_id_for_url(item.url)

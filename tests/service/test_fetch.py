@@ -342,7 +342,8 @@ def test_dns_rebinding_to_a_private_address_is_refused_at_connect(web):
      ([{"url": "http://cdc..gov/"}], 422, "items[0].url"), ([{"url": "http://xn--a.gov/"}], 422, "items[0].url"),
      ([{"doc_id": "cdc-flu", "max_chars": -1}], 422, "items[0].max_chars"),
      ([{"doc_id": "cdc-flu", "url": "https://www.cdc.gov/"}], 422, "items[0]"), ([{}], 422, "items[0]"),
-     ([{"doc_id": "cdc-flu", "query": "  "}], 400, "items[0].query"), ([{"doc_id": "cdc-flu", "query": ""}], 400, "items[0].query")],
+     ([{"doc_id": "cdc-flu", "query": "  "}], 400, "items[0].query"), ([{"doc_id": "cdc-flu", "query": ""}], 400, "items[0].query"),
+     ([{"doc_id": "cdc-flu"}, {"doc_id": "cdc-flu", "query": "the of"}], 400, "items[1].query")],  # stopwords: as /v1/search
 )  # fmt: skip
 def test_bad_fetch_input_names_the_field(agent_client, items, status, field):
     assert_error(agent_client.post("/v1/fetch", json={"items": items}), status, None, field)
