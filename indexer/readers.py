@@ -195,7 +195,7 @@ def _parse_json(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+        raise ValueError(f"malformed JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})") from None
     except RecursionError:
         raise ValueError(_TOO_DEEP) from None
     except ValueError:  # Python's int parsing limit (sys.get_int_max_str_digits), reached inside json

@@ -90,7 +90,7 @@ def json_problem(body: bytes) -> str:
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:
-        return f"line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}"
+        return _reason_at(f"line {exc.lineno} column {exc.colno} (char {exc.pos})", exc.msg)
     except RecursionError:
         return "nested deeper than the parser allows"
     except ValueError as exc:  # an integer literal past sys.get_int_max_str_digits() (4300 by default)
@@ -101,6 +101,11 @@ def json_problem(body: bytes) -> str:
         where = _position(text, found.start()) + ": " if found else ""
         return f"{where}an integer literal of more than {limit} digits (Python's int conversion limit)"
     return "unreadable"
+
+
+def _reason_at(where: str, reason: str) -> str:
+    """`where: reason`, or `reason where` for json's reasons that end in "at" ("Unterminated string starting at")."""
+    return f"{reason} {where}" if reason.endswith(" at") else f"{where}: {reason}"
 
 
 def _position(text: str, pos: int) -> str:
@@ -205,7 +210,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if first.get("type") == "json_invalid":  # loc: ("body", char offset), the reason in ctx
             doc, pos = exc.body if isinstance(exc.body, str) else "", first.get("loc", (None, 0))[-1]
             where = _position(doc, pos) if isinstance(pos, int) and pos <= len(doc) else "position unknown"
-            return invalid_json(f"{where}: {(first.get('ctx') or {}).get('error', 'malformed')}")
+            return invalid_json(_reason_at(where, (first.get("ctx") or {}).get("error", "malformed")))
         if field is None and first.get("type") in _WHOLE_BODY_ERRORS:  # the body itself, not one of its fields
             content_type = request.headers.get("content-type")
             if not is_json_media_type(content_type):

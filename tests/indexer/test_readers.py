@@ -37,7 +37,8 @@ def test_generic_documents_with_url_published_and_extra_fields(tmp_path):
 @pytest.mark.parametrize(
     "line, reason",
     [
-        ('{"id": "a", "text": ', "malformed JSON"),
+        ('{"id": "a", "text": ', "malformed JSON (Expecting value at column 21)"),
+        ('{"id": "a", "text": "cut', "malformed JSON (Unterminated string starting at column 21)"),
         ("{", "malformed JSON (a line holding only '{': each document must be one JSON object on one line, not pretty-printed)"),
         ('{"text": "no id"}', "missing field 'id'"),
         ('{"id": "  ", "text": "x"}', "empty field 'id'"),

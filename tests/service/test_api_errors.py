@@ -176,6 +176,9 @@ def test_invalid_json_says_where_and_why(client):
     r = client.post("/v1/search", content=b'{"query": "wing",\n  "k": }', headers={"content-type": "application/json"})
     message = assert_error(r, 400, "invalid_json", None)["message"]
     assert "line 2 column 8 (char 25)" in message and "Expecting value" in message and "\n" not in message, message
+    r = client.post("/v1/search", content=b'{"query": "wing', headers={"content-type": "application/json"})  # cut short
+    message = assert_error(r, 400, "invalid_json", None)["message"]
+    assert message.endswith("Unterminated string starting at line 1 column 11 (char 10)"), message
     r = client.post("/v1/search", content=b'{"query": "caf\xe9"}', headers={"content-type": "application/json"})
     message = assert_error(r, 400, "invalid_json", None)["message"]
     assert "UTF-8" in message and "byte 14" in message and "0xe9" in message, message
