@@ -122,6 +122,10 @@ def check_out_root(root: Path) -> None:
         raise CorpusError("output path exists and is not a directory", where=str(root))
     if (root / layout.MANIFEST).exists():
         raise CorpusError("--out must be an index ROOT, not a build directory", where=str(root))
+    if root.name == layout.BUILDS_DIR and root.is_dir() and (
+        (root.parent / layout.CURRENT).is_symlink() or any((build / layout.MANIFEST).exists() for build in root.iterdir())
+    ):  # a second index nested among the builds, which `index list` and `prune` would take for a broken build
+        raise CorpusError(f"--out must be an index ROOT, not its {layout.BUILDS_DIR} folder (give {root.parent})", where=str(root))
     existing = next((p for p in (root, *root.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():  # under a regular file
         raise _write_error(NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(root)), root)
