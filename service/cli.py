@@ -24,8 +24,8 @@ from service.cli_builds import list_command, prune_command, use_command
 from service.cli_crawl import crawl_command
 from service.cli_encode import encode_command
 from service.cli_io import (
-    READER_GONE, Terminated, argument_text, echo_json, for_terminal, one_line, output_failure, prepare_standard_streams,
-    reader_gone, stop_writing_output, stopped_by_signals_with_a_word, warn_unread,
+    READER_GONE, Terminated, argument_text, echo_json, for_terminal, non_empty_path, one_line, output_failure,
+    prepare_standard_streams, reader_gone, stop_writing_output, stopped_by_signals_with_a_word, warn_unread,
 )
 from service.cli_verify import verify_command
 from service.settings import QuerySettings, ServiceSettings, env_var
@@ -59,7 +59,7 @@ def _env_default(field: str) -> str:
 
 
 ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid (default: hybrid when the index has a dense leg)")]
-IndexOpt = Annotated[Path, typer.Option("--index", help="Index ROOT (uses its `current` build) or a build directory")]
+IndexOpt = Annotated[Path, typer.Option("--index", parser=non_empty_path, help="Index ROOT (uses its `current` build) or a build directory")]
 # Flags that set a DRSEARCH_SERVE_* setting default to None (not given): flag > variable > built-in default.
 QueryCapOpt = Annotated[Optional[int], typer.Option(min=0, help="Longest query accepted, in characters (0 = no cap)",
                                                     show_default=_env_default("max_query_chars"))]  # fmt: skip
@@ -147,15 +147,15 @@ def _flag_of(loc: tuple[str | int, ...]) -> str | None:
 
 @index_app.command("build")
 def index_build(
-    corpus: Annotated[list[Path], typer.Option("--corpus", help="BEIR dir, documents JSONL(.gz) file, or dir of shards; repeatable")],
-    out: Annotated[Path, typer.Option("--out", help="Index ROOT: versioned builds + `current` pointer")],
+    corpus: Annotated[list[Path], typer.Option("--corpus", parser=non_empty_path, help="BEIR dir, documents JSONL(.gz) file, or dir of shards; repeatable")],
+    out: Annotated[Path, typer.Option("--out", parser=non_empty_path, help="Index ROOT: versioned builds + `current` pointer")],
     chunk_words: Annotated[int, typer.Option(help="Target passage size in words; 0 = one passage per document")] = 200,
     overlap_words: Annotated[int, typer.Option(help="Words of overlap between consecutive passages")] = 0,
     threads: Annotated[int, typer.Option(help="Lucene indexing threads")] = 2,
     bm25_k1: Annotated[float, typer.Option("--k1", help="BM25 k1")] = 0.9,
     bm25_b: Annotated[float, typer.Option("--b", help="BM25 b")] = 0.4,
     dense: Annotated[bool, typer.Option("--dense/--no-dense", help="Build the dense (FAISS) leg")] = True,
-    model: Annotated[Optional[Path], typer.Option(help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")] = None,
+    model: Annotated[Optional[Path], typer.Option(parser=non_empty_path, help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")] = None,
     encoder: Annotated[str, typer.Option(help="auto (onnx on the CPU, st on a GPU) | st (torch) | onnx (ONNX Runtime fp32) | onnx-int8 | st-bf16 (torch bfloat16, for passages on AMX CPUs or GPUs); queries use the same encoder (st-bf16 builds: fp32)")] = "auto",
     dense_languages: Annotated[Optional[str], typer.Option(
         "--dense-languages", help="Languages the model covers, comma-separated ISO 639-1 or 639-3 codes, or * (default: the model card's; "
@@ -217,7 +217,7 @@ def index_build(
 
 @index_app.command("info")
 def index_info(
-    index: Annotated[Path, typer.Argument(help="Index ROOT or build directory")],
+    index: Annotated[Path, typer.Argument(parser=non_empty_path, help="Index ROOT or build directory")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON")] = False,
 ) -> None:
     """Print an index's manifest."""
@@ -358,7 +358,7 @@ def _relevant_not_indexed(pipeline: Any, qrels: dict[str, dict[str, int]]) -> li
 @app.command("eval")
 def evaluate(
     index: IndexOpt,
-    beir: Annotated[Path, typer.Option("--beir", help="BEIR-layout directory with queries.jsonl and qrels/")],
+    beir: Annotated[Path, typer.Option("--beir", parser=non_empty_path, help="BEIR-layout directory with queries.jsonl and qrels/")],
     split: Annotated[str, typer.Option(help="qrels split")] = "test",
     mode: Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid | all")] = None,
     ignore_identical_ids: Annotated[bool, typer.Option("--ignore-identical-ids", help="Drop a document whose id equals the query id")] = False,

@@ -9,7 +9,7 @@ import typer
 
 from indexer.domains import normalise_host
 from ranker.authority import AuthorityList, default_list_dir, validate
-from service.cli_io import echo_json
+from service.cli_io import echo_json, non_empty_path
 
 authority_app = typer.Typer(
     help="Inspect the curated authority list (authority_lists/): validate it, look URLs up.",
@@ -32,7 +32,7 @@ def _table(title: str, counts: dict[str, int], limit: int | None = None) -> list
 
 @authority_app.command("check")
 def check(
-    list_dir: Optional[Path] = typer.Option(None, "--list", help=_LIST_HELP),
+    list_dir: Optional[Path] = typer.Option(None, "--list", parser=non_empty_path, help=_LIST_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Validate the list: schema, duplicates, normalisation, tier conflicts and breadth minimums.
@@ -71,7 +71,7 @@ def check(
 @authority_app.command("lookup")
 def lookup(
     urls: list[str] = typer.Argument(..., help="URLs or host names to look up."),
-    list_dir: Optional[Path] = typer.Option(None, "--list", help=_LIST_HELP),
+    list_dir: Optional[Path] = typer.Option(None, "--list", parser=non_empty_path, help=_LIST_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of lines."),
 ) -> None:
     """Show the entry each URL matches (most specific wins) or `unlisted`.

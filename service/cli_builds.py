@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from service.cli_io import echo_json, one_line
+from service.cli_io import echo_json, non_empty_path, one_line
 
-RootArg = Annotated[Path, typer.Argument(help="Index ROOT (the folder holding builds/ and current)")]
+RootArg = Annotated[Path, typer.Argument(parser=non_empty_path, help="Index ROOT (the folder holding builds/ and current)")]
 
 
 def list_command(

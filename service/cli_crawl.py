@@ -11,17 +11,18 @@ from typing import Annotated, Optional
 import typer
 
 from crawler.config import DEFAULT_USER_AGENT
+from service.cli_io import non_empty_path
 
 
 def crawl_command(
-    out: Annotated[Path, typer.Option("--out", help="Output directory: docs/*.jsonl.gz, job/, report.json.")],
+    out: Annotated[Path, typer.Option("--out", parser=non_empty_path, help="Output directory: docs/*.jsonl.gz, job/, report.json.")],
     domains: Annotated[
-        Optional[Path], typer.Option("--domains", help="Allowed domains, one per line (# comments); a URL line sets the home page.")
+        Optional[Path], typer.Option("--domains", parser=non_empty_path, help="Allowed domains, one per line (# comments); a URL line sets the home page.")
     ] = None,
     from_authority_list: Annotated[
         bool, typer.Option("--from-authority-list", help="Crawl the explicit domains of authority_lists/.")
     ] = False,
-    seeds: Annotated[Optional[Path], typer.Option("--seeds", help="Extra start URLs, one per line.")] = None,
+    seeds: Annotated[Optional[Path], typer.Option("--seeds", parser=non_empty_path, help="Extra start URLs, one per line.")] = None,
     max_pages_per_domain: Annotated[
         int, typer.Option("--max-pages-per-domain", min=1, help="Pages fetched per registrable domain (>= 1).")
     ] = 1000,
@@ -29,7 +30,7 @@ def crawl_command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the crawl in --out without refetching.")] = False,
     host_map: Annotated[
         Optional[Path],
-        typer.Option("--host-map", help="Lines 'hostname IP:PORT': that host's requests go there, as to a proxy."),
+        typer.Option("--host-map", parser=non_empty_path, help="Lines 'hostname IP:PORT': that host's requests go there, as to a proxy."),
     ] = None,
     allow_private: Annotated[
         bool,

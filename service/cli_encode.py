@@ -9,16 +9,16 @@ from typing import Annotated, Optional
 import typer
 
 from indexer.errors import DrsearchError
-from service.cli_io import stopped_by_signals_with_a_word, warn_unread
+from service.cli_io import non_empty_path, stopped_by_signals_with_a_word, warn_unread
 
 
 def encode_command(
-    corpus: Annotated[list[Path], typer.Option("--corpus", help="BEIR dir, documents JSONL(.gz) file, or dir of shards; repeatable")],
-    out: Annotated[Path, typer.Option("--out", help="Index ROOT: vectors go to ROOT/embeddings, where `index build --out ROOT` looks")],
+    corpus: Annotated[list[Path], typer.Option("--corpus", parser=non_empty_path, help="BEIR dir, documents JSONL(.gz) file, or dir of shards; repeatable")],
+    out: Annotated[Path, typer.Option("--out", parser=non_empty_path, help="Index ROOT: vectors go to ROOT/embeddings, where `index build --out ROOT` looks")],
     ray: Annotated[Optional[str], typer.Option("--ray", help="Encode on a Ray cluster: ADDRESS (host:port), auto (the one `ray start` runs here) or local (start one on 127.0.0.1)")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Encoder actors (default: one per GPU, or per CPU slot where the cluster has no GPU)")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cuda | cpu (default: cuda when available); cuda where there is none is an error")] = None,
-    model: Annotated[Optional[Path], typer.Option(help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")] = None,
+    model: Annotated[Optional[Path], typer.Option(parser=non_empty_path, help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")] = None,
     encoder: Annotated[str, typer.Option(help="auto (onnx on the CPU, st on a GPU) | st (torch) | onnx (ONNX Runtime fp32) | onnx-int8 | st-bf16, as `index build --encoder` (part of the cache key)")] = "auto",
     chunk_words: Annotated[int, typer.Option(help="Target passage size in words, as `index build` (0 = one passage per document)")] = 200,
     overlap_words: Annotated[int, typer.Option(help="Words of overlap between consecutive passages, as `index build`")] = 0,

@@ -112,6 +112,14 @@ def echo_json(payload: Any, **dumps: Any) -> None:
     typer.echo(json.dumps(payload, ensure_ascii=not is_unicode(sys.stdout), **dumps))
 
 
+def non_empty_path(value: str) -> Path:
+    """A path option's or argument's value, refused when empty: `--out "$OUT"` with OUT unset would
+    otherwise mean the current folder (Path("") is "."), and build or read an index there."""
+    if not str(value).strip():
+        raise typer.BadParameter("empty path (an unset shell variable?); give a file or folder")
+    return Path(value)
+
+
 def argument_text(value: str) -> str:
     """A command-line argument's text as its bytes spell it in UTF-8. Under a locale Python reads as ASCII
     (LC_ALL=C with PYTHONUTF8=0), non-ASCII bytes arrive as lone surrogates (U+DC80-U+DCFF); a

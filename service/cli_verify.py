@@ -8,14 +8,14 @@ from typing import Annotated, Optional
 import typer
 
 from indexer.errors import IndexFormatError
-from service.cli_io import echo_json, one_line
+from service.cli_io import echo_json, non_empty_path, one_line
 
 DAMAGED = 1
 NOT_RECORDED = 3  # a build made before digests were recorded: nothing to compare with
 
 
 def verify_command(
-    index: Annotated[Path, typer.Argument(help="Index ROOT (its `current` build) or a build directory")],
+    index: Annotated[Path, typer.Argument(parser=non_empty_path, help="Index ROOT (its `current` build) or a build directory")],
     build_name: Annotated[Optional[str], typer.Option("--build", help="Verify ROOT/builds/NAME instead of `current`")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The result as one JSON object")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,

@@ -176,6 +176,29 @@ def test_bad_flag_values_name_the_flag_as_typed(tmp_path, args, fragment):
     assert_one_line_error(drsearch(*args, *place, timeout=60), fragment)  # refused before any file is read
 
 
+@pytest.mark.parametrize("args", [
+    ["index", "build", "--corpus", "{docs}", "--out", ""], ["index", "build", "--corpus", "", "--out", "{out}"],
+    ["index", "encode", "--corpus", "{docs}", "--out", " "], ["search", "x", "--index", ""], ["index", "info", ""],
+    ["index", "prune", ""], ["eval", "--index", "{index}", "--beir", ""], ["authority", "lookup", "cdc.gov", "--list", ""],
+    ["crawl", "--out", "", "--domains", "{docs}"],
+])  # fmt: skip
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, tiny_index, args):
+    """`--out "$OUT"` with OUT unset: Path("") is ".", where a build would have written an index."""
+    write_docs(tmp_path / "docs.jsonl")
+    values = {"docs": tmp_path / "docs.jsonl", "out": tmp_path / "o", "index": tiny_index}
+    assert_one_line_error(drsearch(*(a.format(**values) for a in args), timeout=60), "empty path")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs.jsonl"]
+
+
+def test_out_refuses_the_builds_folder_of_an_index(tmp_path, tiny_index):
+    """A build there nested a second index among the builds, which `index list` showed as a broken one."""
+    write_docs(tmp_path / "docs.jsonl")
+    before = sorted(p.name for p in (tiny_index / "builds").iterdir())
+    proc = drsearch("index", "build", "--corpus", tmp_path / "docs.jsonl", "--out", tiny_index / "builds", "--no-dense", "-q")
+    assert_one_line_error(proc, "--out must be an index ROOT, not its builds folder", f"(give {tiny_index})")
+    assert sorted(p.name for p in (tiny_index / "builds").iterdir()) == before
+
+
 def test_dense_languages_with_no_dense_builds_nothing(tmp_path):
     write_docs(tmp_path / "docs.jsonl")
     proc = drsearch("index", "build", "--corpus", tmp_path / "docs.jsonl", "--out", tmp_path / "o", "--no-dense",
