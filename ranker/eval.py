@@ -17,11 +17,19 @@ METRICS = ("ndcg@10", "recall@100", "mrr@10")
 PASSAGE_DEPTH = 1000  # passages retrieved per query before MaxP; enough for 100 documents
 
 
+def _check_folder(beir_dir: Path) -> None:
+    if not Path(beir_dir).is_dir():
+        raise CorpusError("no such folder" if not Path(beir_dir).exists() else "not a folder (give the folder holding "
+                          "queries.jsonl and qrels/)", where=str(beir_dir))  # fmt: skip
+
+
 def load_qrels(beir_dir: Path, split: str = "test") -> dict[str, dict[str, int]]:
+    _check_folder(beir_dir)
     path = Path(beir_dir) / "qrels" / f"{split}.tsv"
     if not path.is_file():
         raise CorpusError(f"no qrels for split '{split}' (expected qrels/{split}.tsv)", where=str(beir_dir))
     qrels: dict[str, dict[str, int]] = {}
+    judged_at: dict[tuple[str, str], int] = {}  # (query, document) -> its line: a second, other grade is a conflict
     for lineno, line in text_lines(path):
         line = line.rstrip("\r\n")
         # A line is a row: qrels are plain TSV (a quote in a document id is part of it), or TREC's
@@ -34,9 +42,17 @@ def load_qrels(beir_dir: Path, split: str = "test") -> dict[str, dict[str, int]]
         if len(row) != 3:
             raise CorpusError("qrels row must have 3 tab-separated columns", where=f"{path}:{lineno}")
         try:
-            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+            grade = int(row[2])
         except ValueError:
             raise CorpusError(f"relevance '{row[2]}' is not an integer", where=f"{path}:{lineno}") from None
+        grades = qrels.setdefault(row[0], {})
+        if grades.get(row[1], grade) != grade:
+            raise CorpusError(f"query '{row[0]}', document '{row[1]}' judged {grade} here and {grades[row[1]]} at line "
+                              f"{judged_at[row[0], row[1]]}", where=f"{path}:{lineno}")  # fmt: skip
+        grades[row[1]] = grade
+        judged_at.setdefault((row[0], row[1]), lineno)
+    if not qrels:
+        raise CorpusError("no judgements (every line is blank or the header)", where=str(path))
     return qrels
 
 
@@ -50,6 +66,7 @@ def load_queries(beir_dir: Path) -> dict[str, str]:
 
 def _read_queries(beir_dir: Path) -> dict[str, tuple[int, str]]:
     """Query id -> (line number in queries.jsonl, text)."""
+    _check_folder(beir_dir)
     path = queries_path(beir_dir)
     if not path.is_file():
         raise CorpusError("no queries.jsonl", where=str(beir_dir))
@@ -64,6 +81,8 @@ def _read_queries(beir_dir: Path) -> dict[str, tuple[int, str]]:
             raise CorpusError("malformed query line (needs _id (or id) and text)", where=f"{path}:{lineno}") from None
         if not isinstance(text, str):
             raise CorpusError(f"query '{qid}': text must be a string, got {type(text).__name__}", where=f"{path}:{lineno}")
+        if qid in out:  # the last would silently replace the first, and the scores be of other queries
+            raise CorpusError(f"duplicate query id '{qid}' (first at line {out[qid][0]})", where=f"{path}:{lineno}")
         out[qid] = (lineno, text)
     return out
 
@@ -117,7 +136,8 @@ def evaluate(
     queries = _read_queries(beir_dir)
     qids = [q for q in qrels if q in queries]
     if not qids:
-        raise CorpusError(f"no query of split '{split}' has text in queries.jsonl", where=str(beir_dir))
+        raise CorpusError(f"no query judged here has a line in queries.jsonl (e.g. '{next(iter(qrels))}')",
+                          where=str(Path(beir_dir) / "qrels" / f"{split}.tsv"))  # fmt: skip
     run: dict[str, dict[str, float]] = {}
     with tqdm(total=len(qids), desc=desc, unit="q", disable=quiet, dynamic_ncols=True) as bar:
         for i in range(0, len(qids), batch):

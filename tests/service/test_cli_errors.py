@@ -73,13 +73,24 @@ GOOD_QRELS = [b"q1\tvolcano\t1", b"q2\tbread\t1"]
      ([GOOD_QUERIES[0], b'{"_id": "q2", "text": "AND OR the"}'], GOOD_QRELS, "queries.jsonl:2", ["query 'q2'", "no searchable terms"]),
      # a quote is part of a TSV field, so the bad value is named on its own line; a huge field is no CSV limit
      (GOOD_QUERIES, [b'q1	"volcano	1', b"q2	bread	x"], "test.tsv:3", ["relevance 'x'"]),
-     (GOOD_QUERIES, [b"q1	" + b"v" * 200_000 + b"	1", b"q2	bread	x"], "test.tsv:3", ["relevance 'x'"])],
+     (GOOD_QUERIES, [b"q1	" + b"v" * 200_000 + b"	1", b"q2	bread	x"], "test.tsv:3", ["relevance 'x'"]),
+     # the last of two would have replaced the first, and the scores been another query's
+     ([*GOOD_QUERIES, b'{"_id": "q1", "text": "bread"}'], GOOD_QRELS, "queries.jsonl:3", ["duplicate query id 'q1' (first at line 1)"]),
+     (GOOD_QUERIES, [*GOOD_QRELS, b"q1\tvolcano\t0"], "test.tsv:4", ["query 'q1', document 'volcano' judged 0 here and 1 at line 2"]),
+     (GOOD_QUERIES, [], "test.tsv", ["no judgements"]),
+     ([b'{"_id": "q9", "text": "bread"}'], GOOD_QRELS, "test.tsv", ["no query judged here has a line in queries.jsonl (e.g. 'q1')"])],
     ids=["queries-not-utf8", "qrels-not-utf8", "text-not-a-string", "only-symbols", "only-stopwords", "qrels-quote",
-         "qrels-huge-field"],
+         "qrels-huge-field", "duplicate-query", "conflicting-judgements", "no-judgements", "no-judged-query"],
 )  # fmt: skip
 def test_eval_names_the_bad_line(tmp_path, tiny_index, queries, qrels, where, fragments):
     beir = write_beir(tmp_path / "beir", queries, qrels)
     assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", beir, "-q"), f"{beir}/", where, *fragments)
+
+
+def test_eval_of_a_missing_folder_says_so(tmp_path, tiny_index):
+    assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", tmp_path / "nope", "-q"), "nope: no such folder")
+    (tmp_path / "file").write_text("x")
+    assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", tmp_path / "file", "-q"), "file: not a folder")
 
 
 def test_eval_reads_query_ids_under_id_as_a_corpus_does(tmp_path, tiny_index):
