@@ -69,7 +69,8 @@ class RequestOptions(BaseModel):
         "a better-ranked hit has is left out and the list refilled (false: keep every copy)",
     )  # fmt: skip
     time_range: Literal["day", "week", "month", "year"] | None = Field(
-        None, description="Only documents published within the last day/week/month (30 days)/year (365 days) before `now`"
+        None, description="Only documents published on or after `now` minus a day/week/month (30 days)/year (365 days): "
+        "a lower bound only (published_before sets an upper one)"
     )
     now: Annotated[AwareDatetime | None, BeforeValidator(_date_time_text)] = Field(
         None, description="Reference time of `time_range` (ISO 8601 with offset; default the server's clock): pin it "

@@ -294,7 +294,7 @@ def search(
     published_before: Annotated[Optional[str], typer.Option("--published-before", help="YYYY[-MM[-DD]] inclusive")] = None,
     languages: Annotated[Optional[list[str]], typer.Option("--language", "--languages", help="Only documents in these languages (ISO 639-1 or 639-3, e.g. zh, haw; comma-separated or repeated)")] = None,
     countries: Annotated[Optional[list[str]], typer.Option("--country", "--countries", help="Only sources of these countries (authority list codes, e.g. us,gb, int, eu; comma-separated or repeated)")] = None,
-    time_range: Annotated[Optional[str], typer.Option("--time-range", help="day | week | month | year: published within that span before --now")] = None,
+    time_range: Annotated[Optional[str], typer.Option("--time-range", help="day | week | month | year: published on or after --now minus 1 / 7 / 30 / 365 days (a lower bound only)")] = None,
     now: Annotated[Optional[str], typer.Option("--now", help="Reference time of --time-range (ISO 8601 with offset, e.g. 2026-11-30T12:00:00Z; default: the clock)")] = None,
     include_undated: Annotated[bool, typer.Option("--include-undated", help="With a date bound or --time-range, keep documents without a date")] = False,
     offset: Annotated[int, typer.Option("--offset", min=0, max=MAX_OFFSET, help="Skip this many ranks: page 2 of -k K is --offset K")] = 0,
