@@ -367,6 +367,22 @@ def test_cli_fetch(agent_root):
     assert "drsearch: error:" in bad.stderr
 
 
+def test_a_document_whose_id_is_a_url_is_opened_from_the_index(tmp_path):
+    """Ids may be URLs (a crawl's are not, a user's corpus's may be): such a target is the indexed document,
+    not a live fetch refused as off the authority list."""
+    import json
+
+    from tests.conftest import drsearch
+    from tests.service.conftest import build_tiny_index
+
+    url_id = "https://www.example.org/reports/lava"
+    root = build_tiny_index(tmp_path / "index", [{"id": url_id, "title": "Lava", "text": "Lava flows from a volcano."}], dense=False)
+    proc = drsearch("fetch", url_id, "--index", root, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (result,) = json.loads(proc.stdout)["results"]
+    assert result["doc_id"] == url_id and result["source"] == "index" and "volcano" in result["text"]
+
+
 def test_fetch_query_cap_is_the_servers_setting(tiny_bm25_root):
     """`/v1/fetch` caps its `query` by the server's max_query_chars, as `/v1/search` does, not by a number of its own."""
     from tests.service.conftest import start_server
