@@ -7,7 +7,8 @@ from typing import Any, Optional
 
 import typer
 
-from indexer.domains import normalise_host
+from indexer.domains import host_of, normalise_host
+from indexer.errors import echo
 from ranker.authority import AuthorityList, default_list_dir, validate
 from service.cli_io import echo_json, non_empty_path
 
@@ -78,6 +79,8 @@ def lookup(
 
     A malformed list raises AuthorityListError (reported as a one-line error by `drsearch`).
     """
+    if (bad := next((url for url in urls if host_of(url) is None), None)) is not None:  # '', 'http://', 'two words'
+        raise typer.BadParameter(f"not a URL or host name: {echo(bad)}", param_hint="'URLS...'")
     alist = AuthorityList.load(list_dir if list_dir is not None else default_list_dir())
     results: list[dict[str, Any]] = []
     for url in urls:

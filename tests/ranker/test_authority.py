@@ -550,6 +550,15 @@ def test_cli_lookup_human(cli: typer.Typer, tmp_path: Path) -> None:
     assert lines[1].endswith("->  unlisted")
 
 
+@pytest.mark.parametrize("junk", ["", "http://", "two words"])
+def test_cli_lookup_refuses_what_names_no_host(junk: str) -> None:
+    """It printed `unlisted` for these, as if a host had been looked up."""
+    from tests.conftest import drsearch
+    from tests.service.test_cli import assert_one_line_error
+
+    assert_one_line_error(drsearch("authority", "lookup", "cdc.gov", junk, timeout=60), f"not a URL or host name: {junk!r}")
+
+
 def test_cli_lookup_malformed_list_raises(cli: typer.Typer, tmp_path: Path) -> None:
     d = write_list(tmp_path / "l", "example.org,Example,nonsense,us,1,\n", suffixes=None)
     result = CliRunner().invoke(cli, ["authority", "lookup", "example.org", "--list", str(d)])
