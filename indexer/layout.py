@@ -303,10 +303,16 @@ def resolve_build(path: str | Path) -> Path:
             raise IndexFormatError("no such index directory", where=str(p))
         if not p.is_dir():
             raise IndexFormatError("not a directory", where=str(p))
+        link = p / CURRENT
         if (p / MANIFEST).is_file():
             build = p
-        elif (p / CURRENT).exists():
-            build = (p / CURRENT).resolve()
+        elif link.is_file() and not link.is_symlink():  # a directory copied in place of the link still serves
+            raise current_link_problem(p)  # type: ignore[misc]
+        elif link.exists():
+            build = link.resolve()
+        elif link.is_symlink():
+            raise IndexFormatError(f"'current' points to {os.readlink(link)}, which is gone: make a build current with "
+                                   f"`drsearch index use {shlex.quote(str(p))} NAME`", where=str(p))  # fmt: skip
         elif (p / BUILDS_DIR).is_dir():
             raise IndexFormatError("index root has no complete build yet (no 'current' pointer)", where=str(p))
         else:

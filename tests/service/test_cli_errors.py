@@ -303,6 +303,22 @@ def test_search_refuses_a_damaged_build_in_one_line(tmp_path, tiny_index, damage
     assert json.loads(out.stdout)["hits"][0]["doc_id"] == "volcano"
 
 
+def test_a_root_whose_current_is_gone_or_a_file_says_so(tmp_path, tiny_index):
+    """It said 'no complete build yet (no current pointer)', and 'unreadable manifest: Not a directory'."""
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(tiny_index, root, symlinks=True)
+    target = os.readlink(root / "current")
+    shutil.rmtree(root / target)
+    assert_one_line_error(drsearch("search", "lava", "--index", root, timeout=60),
+                          f"{root}: 'current' points to {target}, which is gone", f"drsearch index use {root} NAME")  # fmt: skip
+    (root / "current").unlink()
+    (root / "current").write_text(target + "\n")
+    assert_one_line_error(drsearch("search", "lava", "--index", root, timeout=60),
+                          f"{root}/current: is a file, not a link to a build")  # fmt: skip
+
+
 def test_eval_fetch_and_mcp_refuse_a_damaged_build_in_one_line(tmp_path, tiny_index):
     build, lucene = _damaged_copy(tmp_path, tiny_index, "truncated-segment")
     beir = write_beir(tmp_path / "beir", GOOD_QUERIES, GOOD_QRELS)
