@@ -61,8 +61,8 @@ class BuildSettings(BaseModel):
     chunk_words: int = Field(200, ge=0)  # 0 = each document is one passage
     overlap_words: int = Field(0, ge=0)
     threads: int = Field(2, ge=1)
-    bm25_k1: float = Field(0.9, gt=0)
-    bm25_b: float = Field(0.4, ge=0, le=1)
+    bm25_k1: float = Field(0.9, gt=0, allow_inf_nan=False)
+    bm25_b: float = Field(0.4, ge=0, le=1, allow_inf_nan=False)
     skip_bad: bool = False
     quiet: bool = False
     dense: DenseSettings = DenseSettings()

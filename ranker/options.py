@@ -125,7 +125,7 @@ class RequestOptions(BaseModel):
 class SearchOptions(RequestOptions):
     """What the pipeline receives: the request's options plus operator knobs (CLI, eval, benchmarks)."""
 
-    authority_weight: float | None = Field(None, ge=0.0, le=1.0, description="Authority prior strength; 0 = off")
+    authority_weight: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False, description="Authority prior strength; 0 = off")
     fusion: Fusion | None = Field(None, description="Hybrid fusion: rrf | convex | rescore")
     k0: int | None = Field(None, ge=1, le=10_000, description="Candidates per leg before fusion")
     page_size: int | None = Field(

@@ -12,7 +12,7 @@ Fusion = Literal["rrf", "convex", "rescore"]
 
 
 class SearchSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DRSEARCH_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DRSEARCH_", extra="ignore", allow_inf_nan=False)
 
     mode: Mode = "hybrid"  # falls back to bm25 for an index built without the dense leg
     k0: int = Field(100, ge=1, le=10_000)  # candidates per leg before fusion

@@ -30,7 +30,7 @@ class QuerySettings(BaseSettings):
     # "null" in a variable means None (e.g. DRSEARCH_SERVE_MAX_QUERY_CHARS=null: no cap), so that `to_env`
     # can hand a None that is not the default on to the workers.
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", populate_by_name=True,
-                                      env_parse_none_str="null")
+                                      env_parse_none_str="null", allow_inf_nan=False)
 
     max_query_chars: int | None = Field(MAX_QUERY_CHARS, ge=1, description="longest query accepted, in characters (None = no cap)")
 

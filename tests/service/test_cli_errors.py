@@ -161,6 +161,8 @@ def test_fetch_exits_1_when_an_item_failed(tiny_index):
     (["index", "build", "--dense-index", "foo"], "invalid --dense-index: "),
     (["index", "build", "--ann", "foo"], "invalid --ann: "),  # the alias typed
     (["index", "build", "--k1", "0"], "invalid --k1: "),
+    (["index", "build", "--k1", "inf"], "invalid --k1: Input should be a finite number"),  # not 'greater than 0'
+    (["search", "x", "--authority-weight", "nan"], "invalid --authority-weight: Input should be a finite number"),
     (["index", "build", "--dense-languages", "en,english"], "invalid --dense-languages: "),
     (["index", "encode", "--chunk-words", "-1"], "invalid --chunk-words: "),
     (["search", "x", "--include-domain", "http://"], "invalid --include-domain: "),
