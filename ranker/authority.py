@@ -316,7 +316,8 @@ def _parse_dir(directory: Path | str | None) -> _Parsed:
     d = Path(directory) if directory is not None else default_list_dir()
     parsed = _Parsed(directory=d)
     if not d.is_dir():
-        parsed.problems.append(_Problem(str(d), 0, "directory", "authority list directory not found"))
+        reason = "is a file, not an authority list directory (the folder of .csv files)" if d.exists() else "authority list directory not found"
+        parsed.problems.append(_Problem(str(d), 0, "directory", reason))
         return parsed
     files = sorted(p for p in d.iterdir() if p.suffix == ".csv" and p.is_file())
     if not files:

@@ -336,6 +336,9 @@ def test_empty_file_and_missing_directory(tmp_path: Path) -> None:
     assert report["errors"] and report["errors"][0]["field"] == "directory"
     with pytest.raises(AuthorityListError, match="not found"):
         AuthorityList.load(missing)
+    (tmp_path / "list.csv").write_text("domain,name\n")
+    with pytest.raises(AuthorityListError, match="is a file, not an authority list directory"):  # not "not found"
+        AuthorityList.load(tmp_path / "list.csv")
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()
     with pytest.raises(AuthorityListError, match="no .csv"):
