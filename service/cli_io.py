@@ -114,9 +114,12 @@ def echo_json(payload: Any, **dumps: Any) -> None:
 
 def non_empty_path(value: str) -> Path:
     """A path option's or argument's value, refused when empty: `--out "$OUT"` with OUT unset would
-    otherwise mean the current folder (Path("") is "."), and build or read an index there."""
+    otherwise mean the current folder (Path("") is "."), and build or read an index there. One that
+    exists must be readable, as typer checks a path it parses itself."""
     if not str(value).strip():
         raise typer.BadParameter("empty path (an unset shell variable?); give a file or folder")
+    if os.path.exists(value) and not os.access(value, os.R_OK):
+        raise typer.BadParameter(f"{'Directory' if os.path.isdir(value) else 'File'} {value!r} is not readable.")
     return Path(value)
 
 
@@ -214,6 +217,7 @@ def warn_unread(corpora: list[Path]) -> None:
     for corpus in corpora:
         unread = unread_files(corpus)
         if unread:
-            names = ", ".join(f.name for f in unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
-            typer.echo(one_line(f"drsearch: warning: {unread[0].parent}: {len(unread)} file(s) not read as documents "
-                                f"(only *.jsonl, *.ndjson and either with .gz are): {names}"), err=True)  # fmt: skip
+            names = ", ".join(str(f.relative_to(corpus)) for f in unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
+            typer.echo(one_line(f"drsearch: warning: {corpus}: {len(unread)} file(s) not read as documents: {names} "
+                                "(a folder's own *.jsonl and *.ndjson shards, either with .gz, are read, else those in "
+                                "its docs/)"), err=True)  # fmt: skip
