@@ -26,7 +26,7 @@ from indexer.columns import COLUMNS_DIR, ColumnWriter
 from indexer.domains import host_of
 from indexer.errors import CorpusError, DrsearchError
 from indexer.language import document_language
-from indexer.readers import ReadReport, corpus_files, read_documents
+from indexer.readers import ReadReport, check_corpora, corpus_files, read_documents
 from indexer.schema import Document
 from indexer.settings import BuildSettings
 from indexer.store import Store, StoreWriter
@@ -84,8 +84,7 @@ def build_index(
     paths = [Path(c) for c in corpora]
     if not paths:
         raise CorpusError("no corpus given (--corpus PATH)")
-    for p in paths:
-        corpus_files(p)  # fail on a bad path before creating anything
+    check_corpora(paths)  # fail on a bad path before creating anything
     root = Path(out_root)
     check_out_root(root)
     layout.require_current_link(root)

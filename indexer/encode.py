@@ -22,7 +22,7 @@ from indexer import layout
 from indexer.build import _host_of, _write_error, check_out_root
 from indexer.chunker import ChunkSettings, chunk_document
 from indexer.errors import CorpusError
-from indexer.readers import ReadReport, corpus_files, read_documents
+from indexer.readers import ReadReport, check_corpora, read_documents
 from indexer.settings import BuildSettings
 
 
@@ -87,8 +87,7 @@ def encode_corpus(
     paths = [Path(c) for c in corpora]
     if not paths:
         raise CorpusError("no corpus given (--corpus PATH)")
-    for p in paths:
-        corpus_files(p)  # fail on a bad path before loading any model
+    check_corpora(paths)  # fail on a bad path before loading any model
     root = Path(out_root)
     check_out_root(root)
     started = time.monotonic()

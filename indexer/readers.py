@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import sys
 import zlib
@@ -86,17 +87,32 @@ def _corpus_files(p: Path) -> tuple[str, list[Path]]:
     return ("beir" if p.name.startswith("corpus.") else "generic"), [p]
 
 
+def check_corpora(paths: list[Path]) -> None:
+    """Fail on a bad corpus path, or a file that two of them would read (`--corpus a.jsonl --corpus
+    a.jsonl`, a folder and a file in it), before anything is loaded or created: read twice, each of its
+    documents would be its own duplicate."""
+    given: dict[str, Path] = {}
+    for path in paths:
+        for file in corpus_files(path)[1]:
+            first = given.setdefault(os.path.realpath(file), path)
+            if first is not path:
+                also = "given twice" if Path(first) == Path(path) else f"in both --corpus {first} and --corpus {path}"
+                raise CorpusError(f"corpus file {also}: each file is read once", where=str(file))
+
+
 def unread_files(path: str | Path) -> list[Path]:
     """Files in a folder of shards given as a corpus that look like documents but are not read: a name
-    with `.json` or `.ndjson` in it (`docs.json`, `part.JSONL`, `part.jsonl.zst`) that is not one of
-    DOCUMENT_SUFFIXES, in the folder whose shards are read (the folder itself or its `docs/`).
+    with `.json` or `.ndjson` in it (`docs.json`, `part.JSONL`, `part.jsonl.zst`) that is not read, in
+    the folder whose shards are read, and, when that is the folder itself, in its `docs/` too (whose
+    shards its own leave out; beside a `docs/` that is read stand a crawl's own files, `report.json`).
     Empty for a file, a BEIR folder or a folder that cannot be listed (reading it says why)."""
     try:
         layout, files = _corpus_files(Path(path))
         if layout != "generic" or not Path(path).is_dir():
             return []
         read = set(files)
-        return sorted(f for f in files[0].parent.iterdir()
+        folders = [files[0].parent] + ([Path(path) / "docs"] if files[0].parent == Path(path) and (Path(path) / "docs").is_dir() else [])
+        return sorted(f for folder in folders for f in folder.iterdir()
                       if f not in read and not f.name.startswith(".") and (".json" in f.name.lower() or ".ndjson" in f.name.lower())
                       and f.is_file())  # fmt: skip
     except (OSError, CorpusError):
@@ -118,7 +134,14 @@ def _refuse_beir_extras(folder: Path, corpus: Path) -> None:
 
 
 def _shards_in(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.name.endswith(DOCUMENT_SUFFIXES) and f.is_file())
+    shards = []
+    for f in folder.iterdir():
+        if f.name.endswith(DOCUMENT_SUFFIXES):
+            if f.is_file():
+                shards.append(f)
+            elif f.is_symlink() and not f.exists():  # a shard missing, not a file that is no shard
+                raise CorpusError("a broken symbolic link: the shard it names does not exist", where=str(f))
+    return sorted(shards)
 
 
 def _open_binary(path: Path) -> BinaryIO:

@@ -397,6 +397,9 @@ def test_files_that_look_like_documents_but_are_not_read_are_named(tmp_path):
     (crawl / "docs" / "part-00001.jsonl.gz.tmp").write_bytes(b"")  # a crawl still writing it
     (crawl / "report.json").write_text("{}", encoding="utf-8")  # the crawl's own, beside docs/
     assert [f.name for f in unread_files(crawl)] == ["part-00001.jsonl.gz.tmp"]
+    write_lines(crawl / "own.jsonl", ['{"id": "o", "text": "own"}'])  # now the folder's own are read, not docs/
+    assert [f.relative_to(crawl).as_posix() for f in unread_files(crawl)] == [
+        "docs/part-00000.jsonl", "docs/part-00001.jsonl.gz.tmp", "report.json"]  # fmt: skip
     beir = tmp_path / "beir"
     beir.mkdir()
     write_lines(beir / "corpus.jsonl", ['{"_id": "x", "text": "t"}'])

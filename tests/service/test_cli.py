@@ -121,8 +121,31 @@ def test_build_warns_of_files_in_a_corpus_folder_it_does_not_read(tmp_path):
     out = drsearch("index", "build", "--corpus", folder, "--out", tmp_path / "o", "--no-dense", "-q", check=True)
     assert "1 documents" in out.stdout
     warnings = [line for line in out.stderr.splitlines() if line.startswith("drsearch: warning:")]
-    assert warnings == [f"drsearch: warning: {folder}: 1 file(s) not read as documents (only *.jsonl, *.ndjson "
-                        "and either with .gz are): B.JSONL"], out.stderr  # fmt: skip
+    assert warnings == [f"drsearch: warning: {folder}: 1 file(s) not read as documents: B.JSONL (a folder's own *.jsonl "
+                        "and *.ndjson shards, either with .gz, are read, else those in its docs/)"], out.stderr  # fmt: skip
+
+
+def test_build_warns_of_the_shards_of_docs_that_a_folders_own_leave_out(tmp_path):
+    folder = tmp_path / "corpus"
+    (folder / "docs").mkdir(parents=True)
+    (folder / "docs" / "c.jsonl").write_text('{"id": "c", "text": "heat transfer"}\n', encoding="utf-8")
+    (folder / "a.jsonl").write_text('{"id": "a", "text": "supersonic flow"}\n', encoding="utf-8")
+    out = drsearch("index", "build", "--corpus", folder, "--out", tmp_path / "o", "--no-dense", "-q", check=True)
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("drsearch: warning:")]
+    assert len(warnings) == 1 and f"{folder}: 1 file(s) not read as documents: docs/c.jsonl (" in warnings[0], out.stderr
+
+
+def test_a_broken_link_among_the_shards_or_a_file_given_twice_is_an_error(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text('{"id": "a", "text": "heat transfer"}\n', encoding="utf-8")
+    (folder / "b.jsonl").symlink_to(tmp_path / "gone.jsonl")
+    broken = drsearch("index", "build", "--corpus", folder, "--out", tmp_path / "o", "--no-dense", "-q")
+    assert_one_line_error(broken, f"{folder / 'b.jsonl'}: a broken symbolic link")
+    (folder / "b.jsonl").unlink()
+    twice = drsearch("index", "build", "--corpus", folder, "--corpus", folder / "a.jsonl", "--out", tmp_path / "o", "--no-dense", "-q")
+    assert_one_line_error(twice, f"{folder / 'a.jsonl'}: corpus file in both --corpus {folder} and --corpus {folder / 'a.jsonl'}")
+    assert not (tmp_path / "o").exists()
 
 
 def test_skip_bad_builds_and_reports(tmp_path):
