@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,6 +18,9 @@ from indexer.errors import ConfigError
 from indexer.language import dense_languages
 from indexer.settings import BuildSettings, DenseSettings
 
+log = logging.getLogger(__name__)
+FAISS_POINTS_PER_CENTROID = 39  # FAISS's training minimum: it warns, once per quantizer, below it
+
 
 def choose_ann(settings: DenseSettings, n: int) -> str:
     """The FAISS index type: as asked, or by size (exact small, HNSW medium, IVF-PQ large)."""
@@ -30,7 +34,7 @@ def choose_ann(settings: DenseSettings, n: int) -> str:
 def ivf_shape(settings: DenseSettings, n: int) -> tuple[int, int]:
     """(nlist, nbits): lists as set or ~4 sqrt(n), at most n / 39 (FAISS's training minimum per
     centroid); 8-bit PQ codes when there are enough vectors to train 256 centroids, else 4-bit."""
-    nlist = max(1, min(settings.ivf_nlist or int(4 * n**0.5), n // 39))
+    nlist = max(1, min(settings.ivf_nlist or int(4 * n**0.5), n // FAISS_POINTS_PER_CENTROID))
     return nlist, 8 if n >= 256 * 39 else 4
 
 
@@ -83,8 +87,14 @@ def build_faiss(vectors: np.ndarray | RowFile, ann: str, settings: DenseSettings
         check_ivf_pq(settings.model_copy(update={"ann": "ivf-pq"}), n, d)
         nlist, nbits = ivf_shape(settings, n)
         index = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, pq_codes(settings, d), nbits, ip)
+        need = FAISS_POINTS_PER_CENTROID * max(nlist, 2**nbits)
+        if n < need:  # said once here, not by FAISS once per quantizer (49 lines for 21 passages)
+            index.cp.min_points_per_centroid = index.pq.cp.min_points_per_centroid = 1
+            log.warning("drsearch: warning: --dense-index ivf-pq trains on %d passages, fewer than the %d FAISS asks for "
+                        "(%d per centroid): recall may suffer; flat (or auto) suits a library this small",
+                        n, need, FAISS_POINTS_PER_CENTROID)  # fmt: skip
         # FAISS wants >= 39 training points per list; the PQ's 256 centroids need 256 x 256
-        index.train(_training_sample(vectors, max(256 * 256, 39 * nlist)))
+        index.train(_training_sample(vectors, max(256 * 256, FAISS_POINTS_PER_CENTROID * nlist)))
         index.nprobe = ivf_probes(settings, nlist)
     else:
         if ann == "hnsw-sq8":

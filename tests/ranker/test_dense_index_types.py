@@ -135,6 +135,18 @@ def test_ivf_pq_trains_from_16_vectors_and_says_so_below(n):
         assert build_faiss(vectors, "ivf-pq", DenseSettings(ann="ivf-pq")).ntotal == 16
 
 
+def test_ivf_pq_on_few_passages_warns_once_not_per_quantizer(capfd, caplog):
+    """FAISS wrote a line per quantizer it trained on too few points (49 for 21 passages), through -q."""
+    from backends.faiss.writer import build_faiss
+
+    vectors = np.random.default_rng(0).standard_normal((64, 384)).astype(np.float32)
+    with caplog.at_level("WARNING", logger="backends.faiss.writer"):
+        assert build_faiss(vectors, "ivf-pq", DenseSettings(ann="ivf-pq")).ntotal == 64
+    assert "WARNING clustering" not in capfd.readouterr().err
+    (record,) = caplog.records
+    assert "ivf-pq trains on 64 passages, fewer than the 624 FAISS asks for (39 per centroid)" in record.getMessage()
+
+
 def test_ivf_pq_on_too_few_passages_fails_before_any_leg_is_written(tmp_path, monkeypatch):
     """The build stops once the store is written, before Lucene indexes or a passage is encoded;
     the previous build stays current."""
