@@ -84,6 +84,8 @@ def _corpus_files(p: Path) -> tuple[str, list[Path]]:
         return "generic", files
     if not p.name.endswith(DOCUMENT_SUFFIXES):
         raise CorpusError("corpus file must be .jsonl, .jsonl.gz, .ndjson or .ndjson.gz", where=str(p))
+    if not p.is_file():  # a build reads its corpus twice (checksum, then documents): a pipe would hang the second read
+        raise CorpusError("not a regular file (a named pipe or a device): write the documents to a file first", where=str(p))
     return ("beir" if p.name.startswith("corpus.") else "generic"), [p]
 
 

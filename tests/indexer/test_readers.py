@@ -380,6 +380,16 @@ def test_ndjson_is_read_as_jsonl(tmp_path):
     assert [d.doc_id for d in read_documents([folder, single])] == ["a", "b", "c"]
 
 
+def test_a_named_pipe_is_refused_not_read_until_it_hangs(tmp_path):
+    """A build reads its corpus twice (its checksum, then its documents); a pipe's second read waited forever."""
+    import os
+
+    pipe = tmp_path / "docs.jsonl"
+    os.mkfifo(pipe)
+    with pytest.raises(CorpusError, match="not a regular file"):
+        corpus_files(pipe)
+
+
 def test_files_that_look_like_documents_but_are_not_read_are_named(tmp_path):
     """A `.json` export, an upper-case `.JSONL` or a compressed `.jsonl.zst` beside the shards is left
     out of the build; `unread_files` names them (index build warns), not other files (notes, hidden
