@@ -8,6 +8,7 @@ on the HTTP app (stateless, so any worker of `serve --workers N` can answer any 
 from __future__ import annotations
 
 import hmac
+import json
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,43 @@ class _RequireKey:
 
                 await error_json(401, "unauthorized", "missing or wrong X-API-Key", "X-API-Key")(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _envelope_errors_in_one_line(send))
+
+
+NOT_JSON_RPC = ('Invalid Request: not a JSON-RPC 2.0 message (a JSON object with "jsonrpc": "2.0", and an "id" '
+                'and a "method" for a request)')
+
+
+def _envelope_errors_in_one_line(send: Any) -> Any:
+    """`send` with the SDK's answer to a body that is JSON but no JSON-RPC message (`{}`, `[]`, a
+    `"jsonrpc": "1.0"`) rewritten: it is a 400 whose message is pydantic's many-line dump naming the
+    SDK's classes, under -32602; it becomes JSON-RPC's -32600 with one line that says what is wanted."""
+    held: list[Any] = []
+
+    async def send_rewritten(message: Any) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 400:
+            held.append(message)
+            return
+        if not held:
+            await send(message)
+            return
+        held.append(message)
+        if message.get("more_body"):
+            return
+        start, *parts = held
+        body = b"".join(part.get("body", b"") for part in parts)
+        try:
+            answer = json.loads(body)
+            if str(answer["error"]["message"]).startswith("Validation error:") and answer.get("id") is None:
+                answer["error"] = {"code": -32600, "message": NOT_JSON_RPC}
+                body = json.dumps(answer).encode()
+        except (ValueError, KeyError, TypeError):
+            pass  # not the SDK's envelope error: passed on as it came
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return send_rewritten
 
 
 def mount(app: Any, tools: AgentTools, host: str, api_key: str | None) -> AbstractAsyncContextManager[None]:

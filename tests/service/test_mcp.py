@@ -8,6 +8,7 @@ import os
 import sys
 
 import httpx
+import pytest
 
 from tests.conftest import REPO
 
@@ -71,6 +72,17 @@ def test_mcp_over_streamable_http(agent_live, agent_client):
         assert r.status_code == 405 and r.headers["allow"] == "POST", (method, r.status_code, r.text)
     http = agent_client.post("/v1/search", json=SEARCH_ARGS).json()  # same tool, same ranking as the HTTP API
     assert [h["passage_id"] for h in structured["results"][1]["hits"]] == [h["passage_id"] for h in http["results"][1]["hits"]]
+
+
+@pytest.mark.parametrize("body", ["{}", "[]", '{"jsonrpc": "1.0", "id": 1, "method": "tools/list"}', '{"jsonrpc": "2.0", "id": 1}'])
+def test_a_body_that_is_no_json_rpc_message_is_one_line_invalid_request(agent_live, body):
+    """The SDK answered with pydantic's many-line dump of its own classes, as -32602 (invalid params)."""
+    r = httpx.post(f"{agent_live.base_url}/mcp", content=body, timeout=10,
+                   headers={"content-type": "application/json", "accept": "application/json, text/event-stream"})  # fmt: skip
+    assert r.status_code == 400 and int(r.headers["content-length"]) == len(r.content), r.text
+    error = r.json()["error"]
+    assert error["code"] == -32600 and error["message"].startswith("Invalid Request: not a JSON-RPC 2.0 message"), error
+    assert "\n" not in error["message"] and "pydantic" not in error["message"]
 
 
 def _stdio_server(agent_root, **env: str):
