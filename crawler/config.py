@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from indexer.domains import normalise_host
-from indexer.errors import ConfigError
+from indexer.domains import host_of, ip_or_none, is_dns_name, normalise_host
+from indexer.errors import ConfigError, echo
 
 from crawler.urls import canonicalize_url, literal_ip, normalise_domain
 
@@ -117,6 +117,9 @@ def load_domains(path: str | Path) -> tuple[list[str], list[str]]:
             if not bare or "/" in bare or " " in bare or "." not in bare and bare != "localhost":
                 raise ConfigError(f"not a domain name: {token!r}", where=where)
             home = home_page(bare)
+        host = host_of(home) or ""
+        if ip_or_none(host) is None and not is_dns_name(host):  # a label over 63 characters: no name, and no file name
+            raise ConfigError(f"not a domain name: {echo(token)} (labels of 1-63 letters, digits and hyphens)", where=where)
         domains.append(normalise_host(home) or normalise_domain(home))  # no www.; IP addresses as they are
         homes.append(home)
     if not domains:
