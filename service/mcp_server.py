@@ -164,4 +164,58 @@ async def serve_stdio(index: Path, settings: Any) -> None:
     async with standalone(index, settings, validated=True) as (tools, version):
         server = build_server(tools, version=version)
         async with stdio_server() as (read, write):
-            await server.run(read, write, server.create_initialization_options())
+            await server.run(_AnsweringUnreadableLines(read, write), write, server.create_initialization_options())
+
+
+class _AnsweringUnreadableLines:
+    """The stdio transport's read stream, less the lines it could not read: the SDK hands such a line on
+    as an exception, which its session drops, and the client would wait for an answer for ever. Each
+    is answered here with its JSON-RPC error instead; every message passes as it came, in its turn."""
+
+    def __init__(self, read: Any, write: Any):
+        self._read, self._write = read, write
+
+    async def receive(self) -> Any:
+        while isinstance(item := await self._read.receive(), Exception):
+            await self._write.send(_unreadable_line_error(item))
+        return item
+
+    def __aiter__(self) -> "_AnsweringUnreadableLines":
+        return self
+
+    async def __anext__(self) -> Any:
+        import anyio
+
+        try:
+            return await self.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> "_AnsweringUnreadableLines":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._read.aclose()
+
+    def __getattr__(self, name: str) -> Any:  # aclose, close, statistics, ... as the stream has them
+        return getattr(self._read, name)
+
+
+def _unreadable_line_error(exc: Exception) -> Any:
+    """The JSON-RPC error for a stdio line the SDK could not read: -32700 for one that is no JSON to its
+    parser (a lone surrogate, which Python's json reads, keeps the request's id), else -32600."""
+    from mcp.shared.message import SessionMessage
+
+    first = exc.errors()[0] if isinstance(exc, ValidationError) and exc.errors() else {}
+    code, message, request_id = -32600, NOT_JSON_RPC, None
+    if first.get("type") == "json_invalid":
+        code, message = -32700, f"Parse error: {str(first.get('msg', 'invalid JSON')).removeprefix('Invalid JSON: ')}"
+        try:
+            parsed = json.loads(str(first.get("input", "")))
+        except ValueError:
+            parsed = None
+        if parsed is not None:  # JSON to Python, not to the SDK's parser: a lone UTF-16 surrogate in a string
+            message = "Parse error: the message holds a lone UTF-16 surrogate (\\ud800-\\udfff alone); send valid Unicode text"
+            request_id = parsed.get("id") if isinstance(parsed, dict) and isinstance(parsed.get("id"), (int, str)) else None
+    error = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=types.ErrorData(code=code, message=message))
+    return SessionMessage(error)

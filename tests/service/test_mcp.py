@@ -94,6 +94,33 @@ def _stdio_server(agent_root, **env: str):
     )  # fmt: skip
 
 
+@pytest.mark.timeout(120)
+def test_mcp_over_stdio_answers_every_line_it_cannot_read(agent_root):
+    """The SDK's stdio transport dropped such lines without a word, and a client waited for ever."""
+    import json
+    import subprocess
+
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}  # fmt: skip
+    lines = [json.dumps(init), '{"jsonrpc": "2.0", "method": "notifications/initialized"}', "{not json",
+             '{"jsonrpc": "1.0", "id": 2, "method": "ping"}', "[]",
+             '{"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "search", "arguments": {"queries": ["a\\ud800b"]}}}',
+             '{"jsonrpc": "2.0", "id": 4, "method": "ping"}']  # fmt: skip
+    params = _stdio_server(agent_root)
+    proc = subprocess.Popen([params.command, *params.args], cwd=params.cwd, env=params.env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        proc.stdin.write("".join(line + "\n" for line in lines))
+        proc.stdin.flush()
+        answers = [json.loads(proc.stdout.readline()) for _ in range(6)]  # each answered: a hang fails the timeout
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert [a["id"] for a in answers] == [1, None, None, None, 3, 4]
+    assert [a["error"]["code"] for a in answers[1:5]] == [-32700, -32600, -32600, -32700]
+    assert "lone UTF-16 surrogate" in answers[4]["error"]["message"] and answers[5]["result"] == {}
+
+
 def test_mcp_over_stdio(agent_root):
     from mcp import Client
 
