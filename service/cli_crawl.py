@@ -79,5 +79,11 @@ def crawl_command(
             f"under {out / 'docs'}; report {out / 'report.json'}",
             err=True,
         )
+    if not report.get("docs"):  # even with -q: the folder holds nothing `index build` can read
+        skips = sorted(((r, n) for r, n in (report.get("skips") or {}).items() if n), key=lambda kv: -kv[1])
+        why = ", ".join(f"{reason} {count}" for reason, count in skips[:3]) or "no page was fetched"
+        hint = "; loopback and private addresses need --allow-private" if "private_address" in dict(skips) else ""
+        typer.echo(f"drsearch: warning: the crawl stored no document (pages skipped: {why}){hint}; see "
+                   f"{out / 'report.json'}", err=True)  # fmt: skip
     if report.get("finish_reason") != "finished":
         raise typer.Exit(3)

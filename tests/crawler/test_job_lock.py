@@ -61,3 +61,23 @@ def test_a_second_crawl_on_a_running_out_is_refused(tmp_path: Path) -> None:
         assert json.loads((out / "report.json").read_text())["docs"] == 1 + len(links)
     finally:
         web.stop()
+
+
+def test_a_crawl_that_stores_nothing_says_why(tmp_path: Path) -> None:
+    """Its folder holds nothing `index build` reads: the crawl said only 'finished: 0 documents'."""
+    web = FixtureWeb()
+    web.site("www.quiet.org", {"/": page("quiet home", [])})
+    web.start()
+    try:
+        (tmp_path / "domains.txt").write_text("http://www.quiet.org/\n")
+        (tmp_path / "hosts.txt").write_text(web.host_map_text())
+        settings = [arg for k, v in TEST_SETTINGS.items() for arg in ("--set", f"{k}={json.dumps(v)}")]
+        proc = drsearch("crawl", "--out", tmp_path / "out", "--domains", tmp_path / "domains.txt", "--host-map",
+                        tmp_path / "hosts.txt", "--quiet", *settings, timeout=120)  # no --allow-private: 127.0.0.1 refused
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stderr.strip().splitlines() == [
+            "drsearch: warning: the crawl stored no document (pages skipped: private_address 2); loopback and private "
+            f"addresses need --allow-private; see {tmp_path / 'out' / 'report.json'}"]  # fmt: skip
+        assert web.log == []
+    finally:
+        web.stop()
