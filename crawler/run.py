@@ -140,7 +140,9 @@ def run_crawl(config: CrawlConfig) -> dict[str, Any]:
         raise DrsearchError(f"the crawl stopped, its disk full: {write_error}; what was written is kept: free "
                             "space, then run it again with --resume", where=str(config.out_dir))  # fmt: skip
     if not report_path.is_file():
-        raise DrsearchError("the crawl ended without writing its report (see the log above)", where=str(report_path))
+        raise DrsearchError("the crawl stopped before it wrote its report (a second Ctrl-C or SIGTERM stops it at once; "
+                            "else an error logged above); what it stored is kept: run it again with --resume",
+                            where=str(report_path))  # fmt: skip
     return json.loads(report_path.read_text(encoding="utf-8"))
 
 
