@@ -108,8 +108,10 @@ def load_domains(path: str | Path) -> tuple[list[str], list[str]]:
     domains: list[str] = []
     homes: list[str] = []
     for lineno, line in _read_lines(p, "domains"):
-        token = line.split()[0]
+        token, *rest = line.split()
         where = f"{p}:{lineno}"
+        if rest:  # `site.org extra words`: a list pasted with its notes, or two domains on a line
+            raise ConfigError(f"one domain or URL a line, then nothing but a # comment: {echo(line)}", where=where)
         if "://" in token:
             home = http_url(token, where)
         else:

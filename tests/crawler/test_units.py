@@ -282,9 +282,9 @@ def test_input_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_domains(f)
     assert e.value.where == f"{f}:2"
-    for long_label in ("a" * 64 + ".com", f"https://{'b' * 70}.org/"):  # the crawl's queue folder, named by host, failed
+    for long_label in ("a" * 64 + ".com", f"https://{'b' * 70}.org/", "site.org extra words"):  # the crawl's queue folder, named by host, failed
         f.write_text(f"statgov.org\n{long_label}\n")
-        with pytest.raises(ConfigError, match="not a domain name: .*labels of 1-63") as e:
+        with pytest.raises(ConfigError, match="not a domain name: .*labels of 1-63|one domain or URL a line") as e:
             load_domains(f)
         assert e.value.where == f"{f}:2"
     h = tmp_path / "h.txt"
