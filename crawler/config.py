@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,12 +130,15 @@ def load_domains(path: str | Path) -> tuple[list[str], list[str]]:
     return sorted(set(domains)), list(dict.fromkeys(homes))
 
 
-def load_seeds(path: str | Path) -> list[str]:
-    """Extra start URLs, one per line, `#` comments."""
+def load_seeds(path: str | Path, allows: Callable[[str], bool] | None = None) -> list[str]:
+    """Extra start URLs, one per line, `#` comments; with `allows`, one it refuses is an error at its line."""
     p = Path(path)
     seeds = []
     for lineno, line in _read_lines(p, "seeds"):
-        seeds.append(http_url(line, f"{p}:{lineno}"))
+        url = http_url(line, f"{p}:{lineno}")
+        if allows is not None and not allows(url):
+            raise ConfigError(f"seed URL outside the allowed domains: {url}", where=f"{p}:{lineno}")
+        seeds.append(url)
     return seeds
 
 

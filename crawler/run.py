@@ -78,10 +78,7 @@ def make_config(
     allow = Allowlist(domains)
     seeds: list[str] = []
     if seeds_file is not None:
-        seeds = load_seeds(seeds_file)
-        for url in seeds:
-            if not allow.allows_url(url):
-                raise ConfigError(f"seed URL outside the allowed domains: {url}", where=str(seeds_file))
+        seeds = load_seeds(seeds_file, allow.allows_url)
     host_map = load_host_map(host_map_file) if host_map_file is not None else {}
     extra = dict(parse_setting(s) for s in (settings or []))
     out = Path(out)

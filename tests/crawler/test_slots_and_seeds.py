@@ -112,6 +112,6 @@ def test_seed_outside_the_allowlist_is_refused(tmp_path: Path) -> None:
                     "--quiet", timeout=60)  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"drsearch: error: {seeds}: seed URL outside the allowed domains: http://evil.example.com/x"
+        f"drsearch: error: {seeds}:2: seed URL outside the allowed domains: http://evil.example.com/x"
     ]
     assert not (tmp_path / "out").exists()
