@@ -18,6 +18,7 @@ from mcp.server.lowlevel import Server
 from pydantic import ValidationError
 
 from indexer.errors import DrsearchError, echo
+from ranker.query import surrogate_at
 from service.agent_tools import AgentTools, render_fetch, render_search
 from service.api_models import ToolSearchRequest
 from service.fetch import FetchRequest
@@ -214,8 +215,9 @@ def _unreadable_line_error(exc: Exception) -> Any:
             parsed = json.loads(str(first.get("input", "")))
         except ValueError:
             parsed = None
-        if parsed is not None:  # JSON to Python, not to the SDK's parser: a lone UTF-16 surrogate in a string
-            message = "Parse error: the message holds a lone UTF-16 surrogate (\\ud800-\\udfff alone); send valid Unicode text"
-            request_id = parsed.get("id") if isinstance(parsed, dict) and isinstance(parsed.get("id"), (int, str)) else None
+        if isinstance(parsed, dict):  # JSON to Python, not to the SDK's parser (a lone surrogate, a NaN): its id is known
+            request_id = parsed.get("id") if isinstance(parsed.get("id"), (int, str)) else None
+            if surrogate_at(json.dumps(parsed, ensure_ascii=False)) is not None:
+                message = "Parse error: the message holds a lone UTF-16 surrogate (\\ud800-\\udfff alone); send valid Unicode text"
     error = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=types.ErrorData(code=code, message=message))
     return SessionMessage(error)
