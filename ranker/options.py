@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ranker.filters import SourceFilter, date_prefix_problem, later_date, normalise_codes, normalise_domain_list, since
-from ranker.query import surrogate_at
+from ranker.query import surrogate_problem
 from ranker.settings import Fusion, Mode
 
 DATE_PATTERN = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"  # ASCII digits; the calendar is checked too
@@ -30,8 +30,8 @@ def _valid_unicode(value: Any) -> Any:
     """A lone UTF-16 surrogate (JSON "\\ud800") cannot reach the tokenizer, the matcher, SQLite, JNI or a
     UTF-8 response: refused before any other check of the string, so the error names the field and,
     in a list, its index (`queries[3]`)."""
-    if isinstance(value, str) and (at := surrogate_at(value)) is not None:
-        raise ValueError(f"contains a lone UTF-16 surrogate at character {at}; send valid Unicode text")
+    if isinstance(value, str) and (problem := surrogate_problem(value)):
+        raise ValueError(problem)
     return value
 
 

@@ -62,6 +62,12 @@ def check_length(text: str, max_chars: int | None, *, field: str = "query") -> N
         raise QueryError(f"query is longer than {max_chars} characters ({len(text)})", field=field)
 
 
+def surrogate_problem(text: str) -> str | None:
+    """What a request's text field says of a lone surrogate in it (`surrogate_at`), or None."""
+    at = surrogate_at(text)
+    return None if at is None else f"contains a lone UTF-16 surrogate at character {at}; send valid Unicode text"
+
+
 def surrogate_at(text: str) -> int | None:
     """Index of the first lone surrogate in `text` (JSON "\\ud800" decodes to one; it cannot be UTF-8 encoded), or None."""
     try:

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indexer.errors import ECHO_CHARS, BackendUnavailable, ConfigError, DrsearchError, IndexFormatError, QueryError, echo
 from ranker.budget import DeadlineExceeded
-from ranker.query import surrogate_at
+from ranker.query import surrogate_at, surrogate_problem
 
 log = logging.getLogger("drsearch.service")
 
@@ -180,8 +180,8 @@ def lone_surrogate(body: Any, loc: tuple = ()) -> tuple[str | None, str] | None:
     field name or a field whose type is not ours with "unable to parse raw data" and, for a name, no
     location; the API says what and where, as for its own string fields."""
     if isinstance(body, str):
-        at = surrogate_at(body)
-        return None if at is None else (field_path(loc), f"contains a lone UTF-16 surrogate at character {at}; send valid Unicode text")
+        problem = surrogate_problem(body)
+        return None if problem is None else (field_path(loc), problem)
     items = body.items() if isinstance(body, dict) else enumerate(body) if isinstance(body, list) else ()
     for key, value in items:
         if isinstance(key, str) and (at := surrogate_at(key)) is not None:
