@@ -262,7 +262,7 @@ async def fetch_items(st: FetchContext, body: FetchRequest, request_id: str) -> 
         for i, item in enumerate(body.items):
             # A URL is an indexed document's when one has it as its url, or as its id (ids may be URLs)
             doc_id = item.doc_id or pipeline.store.doc_id_for_url(item.url) or item.url
-            doc = pipeline.store.document(doc_id) if doc_id is not None else None
+            doc = pipeline.store.document(doc_id)
             if item.doc_id is not None and doc is None:
                 raise ApiError(404, "not_found", f"unknown document id {echo(item.doc_id)}", f"items[{i}].doc_id")
             docs.append(doc)
