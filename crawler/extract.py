@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import re
 import time
@@ -13,10 +12,10 @@ from typing import AnyStr
 
 from w3lib.encoding import html_body_declared_encoding, read_bom, resolve_encoding
 
+from crawler.page_dates import page_date, pdf_date
 from crawler.pdf_text import document_text_blocks
 from crawler.tag_floods import strip_attribute_floods
 from indexer.language import normalise as normalise_language
-from indexer.schema import published_problem
 
 # Options chosen on the article-extraction benchmark (bench/extraction_quality.py).
 HTML_OPTIONS: dict[str, object] = {
@@ -176,51 +175,8 @@ def extract_html(
     # trafilatura's text output puts one block (paragraph, heading, list item, table row) per line.
     text = paragraphs_to_text(body.split("\n"))
     title = _WS.sub(" ", getattr(doc, "title", None) or "").strip()
-    published = _iso_or_none(getattr(doc, "date", None))
-    if published is not None and published.endswith("-01-01"):
-        published = _stated_date(markup, getattr(doc, "url", None) or url)
+    published = page_date(markup, getattr(doc, "url", None) or url)
     return Extracted(title=title, text=text, published=published, language=detect_language(text, raw))
-
-
-# Metadata fields that state a publication date, and may state its year alone (scholarly and Dublin Core).
-_YEAR_FIELDS = frozenset({
-    "citation_publication_date", "citation_date", "citation_year", "citation_online_date", "datepublished",
-    "dc.date", "dc.date.issued", "dc.date.created", "dcterms.date", "dcterms.issued", "dcterms.created",
-    "prism.publicationdate", "article:published_time",
-})  # fmt: skip
-_YEAR = re.compile(r"[0-9]{4}")
-FIRST_WEB_YEAR = 1995  # htmldate's earliest date
-
-
-def _stated_date(markup: AnyStr, url: str | None) -> str | None:
-    """The page's date as its metadata, URL, `<time>` or date-classed elements state it (htmldate without its
-    extensive search), else the year a metadata field states alone, or None. Finding no dated text,
-    htmldate's extensive search (trafilatura's default) falls back on a year anywhere on the page or its
-    copyright line and calls it 1 January: `World Trade Report 2023` or `© 2025` became a 2023-01-01 or
-    2025-01-01 that date filters took at its word."""
-
-    from htmldate import find_date
-
-    try:
-        stated = find_date(markup, url=url, extensive_search=False, original_date=True)
-        return _iso_or_none(stated) or _stated_year(markup)
-    except Exception:  # malformed input must never stop a crawl
-        return None
-
-
-def _stated_year(markup: AnyStr) -> str | None:
-    """The year a publication-date metadata field states alone (`<meta name="citation_publication_date"
-    content="2024">`) as YYYY, or None: htmldate reads no date from a bare year (its extensive search made
-    it 1 January only when that year won among all those on the page)."""
-    from trafilatura import load_html
-
-    tree = load_html(markup)
-    for meta in tree.iterfind(".//meta") if tree is not None else ():
-        field = (meta.get("name") or meta.get("property") or meta.get("itemprop") or "").strip().lower()
-        year = (meta.get("content") or "").strip()
-        if field in _YEAR_FIELDS and _YEAR.fullmatch(year) and FIRST_WEB_YEAR <= int(year) <= dt.date.today().year:
-            return year
-    return None
 
 
 # A PDF's work is bounded by what its pages hold, not by its size on the wire: pypdf reads a page's
@@ -235,9 +191,6 @@ MAX_PDF_TEXT_CHARS = 5_000_000
 MAX_TITLE_CHARS = 500
 _SURROGATE = re.compile("[\ud800-\udfff]")  # pypdf decodes CMaps with surrogatepass; UTF-8 cannot hold them
 _CONTROL = re.compile("[\x00-\x1f\x7f]+")
-# A PDF date, or an ISO date (`2024-03-15T10:00:00Z`, whose year alone the PDF form would read as 1 January).
-_PDF_DATE = re.compile(r"(?:D:)?(?:(\d{4})-(\d{2})-(\d{2})|(\d{4})(\d{2})?(\d{2})?(?![-/.]))")
-FIRST_PDF_YEAR = 1993  # PDF 1.0
 # The title a word processor writes into a PDF is often the file's name: `Microsoft Word - FINAL report.docx`.
 # Its words go with every passage of the document into BM25 (a query for `microsoft word` finds all of them).
 _TOOL_TITLE = re.compile(
@@ -295,24 +248,4 @@ def _pdf_info(reader: object) -> tuple[str, str | None]:
 
     title = " ".join(_CONTROL.sub(" ", _SURROGATE.sub("\ufffd", text(title) or "")).split())
     title = _TOOL_TITLE.sub("", title).strip()[:MAX_TITLE_CHARS]
-    return title, _pdf_date(text(created) or "")
-
-
-def _pdf_date(value: str) -> str | None:
-    """The date of a PDF date string (`D:YYYYMMDDHHmmSS+HH'mm'`, the fields after the year optional) or of
-    an ISO date some tools write instead, as it was written (no shift to UTC); None when it is no date
-    or one no PDF can have: before PDF existed (zeroed clocks write 1970 or 1601) or after tomorrow."""
-    m = _PDF_DATE.match(value)
-    if not m:
-        return None
-    y, mo, d = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(4), m.group(5), m.group(6))
-    published = _iso_or_none(f"{y}-{mo or '01'}-{d or '01'}")  # "D:20231345" is no date
-    if published is None or int(y) < FIRST_PDF_YEAR or published > str(dt.date.today() + dt.timedelta(days=1)):
-        return None
-    return published
-
-
-def _iso_or_none(value: object) -> str | None:
-    """`value` when it is a date the indexer accepts as `published` (indexer.schema), else None: an
-    undated page is indexed, a page with a date off the calendar would be a bad line of the shard."""
-    return value if isinstance(value, str) and value and published_problem(value) is None else None
+    return title, pdf_date(text(created) or "")

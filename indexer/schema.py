@@ -10,6 +10,12 @@ from functools import lru_cache
 from typing import Any
 
 ISO_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")  # YYYY[-MM[-DD]], ASCII digits only (unlike \d)
+# An ISO 8601 time of day after the date's T: hh[:mm[:ss[.fff]]] (or without colons), second 60 for a leap
+# second as RFC 3339 has it, then Z or an offset hh[:mm]. Python's time.fromisoformat took `10:00:00 Z`
+# and `10:00:00.Z`, and refused `23:59:60`.
+ISO_TIME = re.compile(
+    r"(?:[01][0-9]|2[0-3])(?:(:?)[0-5][0-9](?:\1(?:[0-5][0-9]|60)(?:[.,][0-9]+)?)?)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?"
+)
 # Typesetting that splits a word for search: a ligature glyph (ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ) is a letter of its own to
 # Lucene's tokenizer, so `ﬁnancial` is no `financial`; a soft hyphen stays inside the term
 # (`inter\u00adnational`), and text from a PDF often keeps the line break after it (`liveli\u00ad hood`).
@@ -91,17 +97,16 @@ def published_problem(value: str) -> str | None:
     "01/05/2023") would fall in arbitrary date ranges."""
     if not isinstance(value, str):
         return f"must be a string, got {type(value).__name__}"
-    date, sep, time = value.partition("T")
+    date, sep, time = value[:10], value[10:11], value[11:]
+    if sep not in ("T", "t"):
+        date, sep, time = value, "", ""
     m = ISO_DATE.fullmatch(date)
     if m is None or (sep and m.group(3) is None):
         return f"is not an ISO date (YYYY, YYYY-MM or YYYY-MM-DD, optionally followed by T and a time): {value!r}"
     if problem := date_prefix_problem(date):
         return problem
-    if sep:
-        try:
-            dt.time.fromisoformat(time)
-        except ValueError:
-            return f"has a time that is not ISO 8601 after its 'T': {value!r}"
+    if sep and not ISO_TIME.fullmatch(time):
+        return f"has a time that is not ISO 8601 after its 'T' (hh:mm:ss, then Z or an offset such as +02:00): {value!r}"
     return None
 
 

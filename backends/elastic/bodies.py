@@ -69,11 +69,14 @@ def passage_source(*, passage_id: str, doc_id: str, title: str, text: str, host:
                    site: str | None = None, tier: int | None = None, category: str | None = None,
                    language: str | None = None, published: str | None = None,
                    vector: Sequence[float] | None = None) -> dict[str, Any]:
-    """One passage's `_source`; fields without a value are left out (missing, not null-as-value)."""
+    """One passage's `_source`; fields without a value are left out (missing, not null-as-value). Of
+    `published` only its date goes (YYYY[-MM[-DD]], as written): filters read a document's date as written,
+    and Elasticsearch would move a time with an offset to its day in UTC (`2026-02-28T23:30:00-08:00` was
+    inside `published_after: 2026-03-01`)."""
     doc: dict[str, Any] = {
         "passage_id": passage_id, "doc_id": doc_id, TEXT: f"{title}\n{text}" if title else text,
         "host": host, "domain": domain_suffixes(host) or None, "site": site, "tier": tier,
-        "category": category, "language": language, "published": published,
+        "category": category, "language": language, "published": published[:10] if published else None,
     }  # fmt: skip
     if vector is not None:
         doc[VECTOR] = [float(x) for x in vector]

@@ -57,6 +57,13 @@ def test_domain_terms_match_exactly_when_the_embedded_filter_does(host: str, dom
     assert (domain in bodies.domain_suffixes(host)) == _under(host, domain)
 
 
+def test_passage_source_sends_the_date_as_written_without_its_time() -> None:
+    """Elasticsearch moves a time with an offset to its UTC day; the embedded filters read the date as written."""
+    for published, sent in [("2026-02-28T23:30:00-08:00", "2026-02-28"), ("2026-03-01T00:30:00+14:00", "2026-03-01"),
+                            ("2020-05", "2020-05"), ("2020", "2020")]:  # fmt: skip
+        assert bodies.passage_source(passage_id="d#0", doc_id="d", title="", text="t", published=published)["published"] == sent
+
+
 def test_passage_source_leaves_out_missing_fields_and_joins_title_like_lucene() -> None:
     src = bodies.passage_source(passage_id="d1#0", doc_id="d1", title="T", text="body", host="a.b.org", tier=1,
                                 published="2020-05-07", vector=[0.5, -0.5])

@@ -3,6 +3,9 @@ the document states is kept, and nothing is made up from a year that merely appe
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+
 import pytest
 
 from crawler.extract import extract_html, extract_pdf
@@ -43,6 +46,52 @@ def test_a_year_that_merely_appears_on_a_page_is_no_date(html, url):
     assert extract_html(html, url).published is None
 
 
+def days_from_today(days: int) -> str:
+    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days)).date().isoformat()
+
+
+@pytest.mark.parametrize("stated", ["2023-02-29", "2024-04-31", "2024-02-30T10:00:00Z", "future"])
+def test_a_date_the_page_states_off_the_calendar_or_after_the_crawl_is_no_date(stated):
+    """htmldate refused the day and kept the year and month the value still shows: the page was dated the
+    1st of that month (a page dated after its crawl, the 1st of the crawl's own month)."""
+    stated = days_from_today(40) if stated == "future" else stated
+    html, url = page("Wage report", head=f'<meta property="article:published_time" content="{stated}">')
+    assert extract_html(html, url).published is None
+
+
+def test_a_page_an_hour_old_is_dated_as_its_publisher_far_east_dates_it(monkeypatch):
+    """The publisher's day may be the crawler's tomorrow (here always: UTC-12 against UTC+14): the
+    crawler's own clock refused the date and the page got the 1st of the month instead, or none."""
+    monkeypatch.setenv("TZ", "Etc/GMT+12")
+    time.tzset()
+    try:
+        written = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+        written = written.astimezone(dt.timezone(dt.timedelta(hours=14)))
+        html, url = page("Rate decision", head=f'<meta property="article:published_time" content="{written.isoformat()}">')
+        assert extract_html(html, url).published == written.date().isoformat()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_an_undated_page_takes_no_date_from_the_pages_it_links_to():
+    links = ('<a href="https://other.example.com/2019/07/04/story/">A story</a> '
+             '<a href="/2024/05/02/rates/">Rates</a>')  # fmt: skip
+    html, url = page("Latest news", links, url="https://news.example.org/economy/")
+    assert extract_html(html, url).published is None
+
+
+@pytest.mark.parametrize(("first", "published"), [
+    ("Release date: 1 March 2024", "2024-03-01"),
+    ("Veröffentlicht am 1. März 2024", "2024-03-01"),
+    ("Published March 1st, 2024", "2024-03-01"),
+    ("<span class='date'>2024-03-01</span>", "2024-03-01"),
+])  # fmt: skip
+def test_a_first_of_the_month_the_page_writes_is_kept(first, published):
+    html, url = page("Consumer prices", first)
+    assert extract_html(html, url).published == published
+
+
 @pytest.mark.parametrize(("html", "url", "published"), [
     (*page("New rules", head='<meta property="article:published_time" content="2024-01-01T09:00:00Z">'), "2024-01-01"),
     (*page("New rules", head=ld('"datePublished": "2024-01-01"')), "2024-01-01"),
@@ -81,7 +130,9 @@ def test_a_pdf_date_no_pdf_can_have_is_no_date(created):
 @pytest.mark.parametrize(("created", "published"), [
     (b"D:20240315233000-05'00'", "2024-03-15"),
     (b"2024-03-15T10:00:00Z", "2024-03-15"),  # an ISO date instead of a PDF date: its year alone read 2024-01-01
-    (b"D:2023", "2023-01-01"),  # the PDF date's month and day default to 01
+    (b"D:2023", "2023"),  # a year alone: that year, not 1 January of it
+    (b"D:202403", "2024-03"),
+    (b"D:2024031", None),  # no PDF date: a month's digits and one more
 ])  # fmt: skip
 def test_a_pdf_creation_date_is_read_as_written(created, published):
     assert extract_pdf(minimal_pdf(["Prices rose."], info=b"<< /CreationDate (%s) >>" % created)).published == published

@@ -142,10 +142,29 @@ def test_index_built_before_the_check_reads_non_iso_dates_as_undated(tmp_path, m
         pipe.close()
 
 
+@pytest.mark.parametrize(("value", "accepted"), [
+    ("2016-12-31T23:59:60Z", True),  # a leap second (RFC 3339); Python's time.fromisoformat refused it
+    ("2024-12-01t10:00:00z", True),  # lower-case t and z, as RFC 3339 allows and `now` accepts
+    ("2024-12-01T10:00:00.123-08:00", True),
+    ("2024-12-01T10:00", True),
+    ("2024-12-01T100000+0530", True),  # ISO 8601's basic format
+    ("2024-12-01T10:00:00 Z", False),  # time.fromisoformat took these two
+    ("2024-12-01T10:00:00.Z", False),
+    ("2024-12-01T10:0000", False),  # colons in one part, not in the other
+    ("2024-12-01T25:00", False),
+    ("2024-12-01T10:00:61", False),
+    ("2024-12-01T", False),
+])  # fmt: skip
+def test_the_time_after_a_dates_t_is_iso_8601(value, accepted):
+    from indexer.schema import published_problem
+
+    assert (published_problem(value) is None) is accepted
+
+
 def test_crawled_dates_off_the_calendar_are_dropped():
     """The crawler's shards are read by the same reader: a page date the reader would refuse is
     left out (the page is indexed undated) instead of making its shard line a bad line."""
-    from crawler.extract import _pdf_date
+    from crawler.page_dates import pdf_date as _pdf_date
 
-    assert _pdf_date("D:20230415120000+02'00'") == "2023-04-15" and _pdf_date("D:2023") == "2023-01-01"
+    assert _pdf_date("D:20230415120000+02'00'") == "2023-04-15" and _pdf_date("D:2023") == "2023"
     assert _pdf_date("D:20231345") is None and _pdf_date("D:20230230") is None and _pdf_date("garbage") is None
