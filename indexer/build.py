@@ -26,7 +26,7 @@ from indexer.columns import COLUMNS_DIR, ColumnWriter
 from indexer.domains import host_of
 from indexer.errors import CorpusError, DrsearchError
 from indexer.language import document_language
-from indexer.readers import ReadReport, check_corpora, corpus_files, read_documents
+from indexer.readers import ReadReport, check_corpora, corpus_paths, corpus_files, read_documents
 from indexer.schema import Document
 from indexer.settings import BuildSettings
 from indexer.store import Store, StoreWriter
@@ -81,9 +81,9 @@ def build_index(
 
     `annotations` are recorded in the manifest as given (e.g. the authority list's hash,
     which the indexer itself does not read: authority is applied at search time)."""
-    paths = [Path(c) for c in corpora]
-    if not paths:
-        raise CorpusError("no corpus given (--corpus PATH)")
+    paths = corpus_paths(corpora)
+    if not isinstance(settings, BuildSettings):
+        raise TypeError(f"settings must be a BuildSettings, not {type(settings).__name__}")
     check_corpora(paths)  # fail on a bad path before creating anything
     root = Path(out_root)
     check_out_root(root)

@@ -21,8 +21,7 @@ from backends.faiss.encoder import encoder_info, load_encoder, model_key, passag
 from indexer import layout
 from indexer.build import _host_of, _write_error, check_out_root
 from indexer.chunker import ChunkSettings, chunk_document
-from indexer.errors import CorpusError
-from indexer.readers import ReadReport, check_corpora, read_documents
+from indexer.readers import ReadReport, check_corpora, corpus_paths, read_documents
 from indexer.settings import BuildSettings
 
 
@@ -84,9 +83,9 @@ def encode_corpus(
 
     `ray_address` ('auto', 'host:port' or 'local') spreads the shards over a Ray cluster; `pool` passes
     a `RayEncoderPool` the caller started (and closes) itself."""
-    paths = [Path(c) for c in corpora]
-    if not paths:
-        raise CorpusError("no corpus given (--corpus PATH)")
+    paths = corpus_paths(corpora)
+    if not isinstance(settings, BuildSettings):
+        raise TypeError(f"settings must be a BuildSettings, not {type(settings).__name__}")
     check_corpora(paths)  # fail on a bad path before loading any model
     root = Path(out_root)
     check_out_root(root)

@@ -89,6 +89,16 @@ def _corpus_files(p: Path) -> tuple[str, list[Path]]:
     return ("beir" if p.name.startswith("corpus.") else "generic"), [p]
 
 
+def corpus_paths(corpora: list[str | Path]) -> list[Path]:
+    """`corpora` as paths, at least one; one path given alone (a str is a sequence of characters) refused."""
+    if isinstance(corpora, (str, os.PathLike)):
+        raise CorpusError(f"corpora must be a list of paths, not one path: [{str(corpora)!r}]")
+    paths = [Path(c) for c in corpora]
+    if not paths:
+        raise CorpusError("no corpus given (--corpus PATH)")
+    return paths
+
+
 def check_corpora(paths: list[Path]) -> None:
     """Fail on a bad corpus path, or a file that two of them would read (`--corpus a.jsonl --corpus
     a.jsonl`, a folder and a file in it), before anything is loaded or created: read twice, each of its

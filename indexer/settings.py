@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from indexer.errors import ConfigError
 
@@ -15,14 +15,16 @@ EncoderChoice = Literal["auto", Encoder]  # one flat Literal: a bad value is one
 class DenseSettings(BaseModel):
     """How passages are embedded and indexed for the dense leg."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt `enable=False` would run a whole dense build
+
     enabled: bool = True
     model: str | None = None  # a sentence-transformers model directory; None = bundled all-MiniLM-L6-v2
     languages: list[str] | None = None  # languages the model covers ("*" = all); None = from the model card
     query_prefix: str = ""  # e.g. "query: " for e5 models
     passage_prefix: str = ""  # e.g. "passage: "
     normalize: bool = True
-    max_length: int | None = None  # None = the model's own max_seq_length
-    batch_size: int = 64
+    max_length: int | None = Field(None, ge=1)  # None = the model's own max_seq_length
+    batch_size: int = Field(64, ge=1)
     device: str | None = None  # None = cuda when available, else cpu
     # st: sentence-transformers (torch); onnx / onnx-int8: ONNX Runtime fp32 / int8 (CPU), exported
     # from the same weights; auto: onnx on the CPU (same vectors as torch to 1e-6, about twice as
@@ -57,6 +59,8 @@ class DenseSettings(BaseModel):
 
 
 class BuildSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     backend: str = "embedded"  # a `backends.registry.BUILDS` name: which backend writes each leg
     chunk_words: int = Field(200, ge=0)  # 0 = each document is one passage
     overlap_words: int = Field(0, ge=0)

@@ -36,7 +36,7 @@ from ranker.candidates import Candidates, convex_arrays, convex_positions_many, 
 from ranker.filters import SourceFilter, SourceMeta, diversify
 from ranker.lifetime import Lifetime
 from ranker.options import SearchOptions
-from ranker.query import CleanQuery, clean_query, termless_error
+from ranker.query import CleanQuery, clean_query, surrogate_at, termless_error
 from ranker.settings import Mode, SearchSettings
 from ranker.sources import SourceTable
 
@@ -151,6 +151,24 @@ MODES: tuple[str, ...] = tuple(MODE_LEGS)
 NO_VECTOR_LEG = "index was built without the dense leg: use mode bm25, or rebuild it with dense vectors (index build without --no-dense)"
 
 
+def _query_texts(queries: list[str]) -> list[str]:
+    """Each query's text as the legs search it, or QueryError naming the query. Options were checked when
+    constructed; query text is checked here unless the edge already did. Backends get plain `str`
+    (pyjnius refuses str subclasses)."""
+    if isinstance(queries, str):  # a str is a sequence too: each character would be searched
+        raise QueryError("queries must be a list of strings, not one string (search() takes one query)", field="queries")
+    return [str(q if type(q) is CleanQuery else clean_query(q, field=f"queries[{i}]" if len(queries) > 1 else "query"))
+            for i, q in enumerate(queries)]  # fmt: skip
+
+
+def _storable_id(value: object, name: str) -> bool:
+    """Whether `value` could name something in the store (ids are UTF-8 text: a lone surrogate names
+    nothing); TypeError for a value that is no id at all."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+    return surrogate_at(value) is None
+
+
 def _has_lexical(candidates) -> bool:
     """Whether the lexical leg contributed any candidate (none: the query may have no searchable term)."""
     return candidates.has_lexical if isinstance(candidates, Candidates) else any(h.bm25 for h in candidates)
@@ -243,6 +261,8 @@ class SearchPipeline:
         from indexer.errors import DrsearchError
 
         settings = settings or SearchSettings()
+        if not isinstance(settings, SearchSettings):  # read inside the legs' opening, it would read as damage
+            raise TypeError(f"settings must be a SearchSettings, not {type(settings).__name__}")
         build_dir = layout.resolve_build(index)
         manifest = Manifest.read(build_dir)
         store_path = build_dir / layout.STORE
@@ -315,9 +335,11 @@ class SearchPipeline:
         return VECTOR in MODE_LEGS.get(mode or self.default_mode, ())
 
     def encode(self, queries: list[str]) -> Any:
-        """Query vectors for `rank(..., vectors=)`, so a caller can encode many calls' queries at once."""
+        """Query vectors for `rank(..., vectors=)`, so a caller can encode many calls' queries at once:
+        of the query text as `rank` reads it (`clean_query`), so that the vectors are the ones it would make."""
+        texts = _query_texts(queries)
         with self._lifetime.use():
-            return self.dense.encode(queries)
+            return self.dense.encode(texts)
 
     @property
     def sources(self) -> SourceTable:
@@ -368,18 +390,15 @@ class SearchPipeline:
         of many calls in one batch; without it they are encoded here, once. `undated`, when given,
         receives per query how many candidate documents a date filter dropped for having no date.
         """
-        if isinstance(queries, str):  # a str is a sequence too: each character would be searched
-            raise QueryError("queries must be a list of strings, not one string (search() takes one query)", field="queries")
+        if not isinstance(options, SearchOptions):
+            raise TypeError(f"options must be a SearchOptions, not {type(options).__name__}")
+        texts = _query_texts(queries)
         with self._lifetime.use():
-            return self._rank(queries, options, vectors, undated)
+            return self._rank(texts, options, vectors, undated)
 
-    def _rank(self, queries: list[str], options: SearchOptions, vectors, undated: list[int] | None) -> list[list[Hit]]:
+    def _rank(self, texts: list[str], options: SearchOptions, vectors, undated: list[int] | None) -> list[list[Hit]]:
         mode = self.resolve_mode(options.mode)
         legs = MODE_LEGS[mode]
-        # Options were checked when constructed; query text is checked here unless the edge already did.
-        # Backends get plain `str` (pyjnius refuses str subclasses).
-        texts = [str(q if type(q) is CleanQuery else clean_query(q, field=f"queries[{i}]" if len(queries) > 1 else "query"))
-                 for i, q in enumerate(queries)]  # fmt: skip
         if LEXICAL not in legs:  # no lexical run to tell us; ask the analyzer (one call per query)
             self._refuse_termless(texts, range(len(texts)))
         filters = options.filters
@@ -416,7 +435,10 @@ class SearchPipeline:
         pending = list(range(len(texts)))
         so_far: dict[int, RankedList] = {}  # best list of each pending query yet (returned if the deadline passes)
         lexical_ahead = checked = None
-        if vectors is None and any(VECTOR in MODE_LEGS[m] for m in modes):  # once, not again when a list is deepened
+        encode = vectors is None and any(VECTOR in MODE_LEGS[m] for m in modes)  # once, not again when a list is deepened
+        if encode and options.partial and deadlines.passed(options.deadline):  # nothing ranked in time: flagged empty lists
+            results, pending, encode = [RankedList.of([], examined=0, exhausted=False, partial=True) for _ in texts], [], False
+        if encode:
             deadlines.check(options.deadline, "before encoding the queries")
             if len(set(modes)) == 1 and not filters.active and self._lean(MODE_LEGS[modes[0]], fusion_name) and budget() > 1:
                 # Queries are encoded on threads that leave gaps (a single query's many short steps, the
@@ -476,7 +498,7 @@ class SearchPipeline:
             depth = min(size, cap, depth * 4)
         if checked is not None and checked.result() != mode:  # not covered after all: BM25 alone, as if checked first
             # (the encode was wasted: rare, a long ASCII query in a language the dense model lacks)
-            return self.rank(queries, options.model_copy(update={"mode": "bm25"}), undated=undated)
+            return self.rank(texts, options.model_copy(update={"mode": "bm25"}), undated=undated)
         results = [r if r is not None else RankedList() for r in results]
         if undated is not None:
             undated[:] = [0] * len(texts)
@@ -722,6 +744,8 @@ class SearchPipeline:
     # ---- fetch by id (what the service shows besides search results) --------------------------
     def document(self, doc_id: str) -> dict[str, Any] | None:
         """A document's fields, full text and passages with offsets, and its authority entry; None if unknown."""
+        if not _storable_id(doc_id, "doc_id"):
+            return None
         with self._lifetime.use():
             doc = self.store.document(doc_id)
         if doc is not None:
@@ -730,6 +754,8 @@ class SearchPipeline:
 
     def passage(self, passage_id: str) -> dict[str, Any] | None:
         """One passage with its document's display fields and authority entry; None if unknown."""
+        if not _storable_id(passage_id, "passage_id"):
+            return None
         with self._lifetime.use():
             row = self.store.passage(passage_id)
         if row is None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Mode = Literal["bm25", "dense", "hybrid"]
@@ -12,7 +12,18 @@ Fusion = Literal["rrf", "convex", "rescore"]
 
 
 class SearchSettings(BaseSettings):
+    # Variables DRSEARCH_* that name no field are other settings' (the server's, the data folder's).
     model_config = SettingsConfigDict(env_prefix="DRSEARCH_", extra="ignore", allow_inf_nan=False)
+
+    def __init__(self, **values: Any) -> None:
+        """As the model's, but a field given in code that it lacks is an error (a misspelt `fusoin="rrf"`
+        was dropped, and the search ran with the default)."""
+        unknown = [name for name in values if name not in type(self).model_fields and not name.startswith("_")]
+        if unknown:
+            raise ValidationError.from_exception_data(type(self).__name__, [
+                {"type": "extra_forbidden", "loc": (name,), "input": values[name]} for name in unknown
+            ])  # fmt: skip
+        super().__init__(**values)
 
     mode: Mode = "hybrid"  # falls back to bm25 for an index built without the dense leg
     k0: int = Field(100, ge=1, le=10_000)  # candidates per leg before fusion

@@ -26,7 +26,7 @@ from backends.hit import Hit
 from backends.threads import faiss_threads_here
 from indexer import layout
 from indexer.columns import COLUMNS_DIR, Columns
-from indexer.errors import ConfigError, IndexFormatError
+from indexer.errors import ConfigError, IndexClosed, IndexFormatError
 from indexer.schema import doc_id_of
 
 
@@ -89,6 +89,7 @@ class FaissSearcher:
         self._refine = 0
         self.exact_allowed_max = EXACT_ALLOWED_MAX
         self._lock = threading.Lock()
+        self._closed = False
         self._settings = section.encoder_settings(device)
 
     @classmethod
@@ -102,6 +103,7 @@ class FaissSearcher:
         if self._index is not None:
             return self._index
         with self._lock:
+            self._refuse_closed()
             if self._index is None:
                 import faiss
 
@@ -141,6 +143,7 @@ class FaissSearcher:
         if self._model is not None and self._model_checked:
             return self._model
         with self._lock:
+            self._refuse_closed()
             if self._model is None:
                 self._model = load_query_encoder(self._settings)
             if not self._model_checked:
@@ -354,8 +357,14 @@ class FaissSearcher:
             out.append((self._rows(idx) @ qv).astype(np.float32, copy=False))
         return out
 
+    def _refuse_closed(self) -> None:
+        """After `close`, nothing is loaded again (a caller holding the leg would reopen its files)."""
+        if self._closed:
+            raise IndexClosed(f"{self.dir}: the vector leg was closed (SearchPipeline.close); open the index again")
+
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._model = None  # the encoder's memory goes with the last reference (a caller's shared model stays)
             self._model_checked = False
             self._prescan = None  # before the vectors it reads go

@@ -19,7 +19,7 @@ from backends.threads import Later
 from indexer import layout
 from indexer.damage import LegError, first_line, java_exception_names
 from indexer.analysis import for_lucene, for_lucene_han_only
-from indexer.errors import IndexFormatError
+from indexer.errors import IndexClosed, IndexFormatError
 from indexer.schema import doc_id_of
 from ranker.long_query import MAX_BM25_TERMS, bound_terms, might_exceed
 
@@ -95,7 +95,10 @@ class LuceneSearcher:
         no file is opened after `open`, so a build whose folder was removed while served still answers."""
         term = autoclass("org.apache.lucene.index.Term")
         with INSTANCE_CALLS, unreadable_as_error(self._dir):  # each open index has its own reader
-            return [int(self._topk.reader.docFreq(term("contents", t))) for t in terms]
+            reader = self._topk.reader
+            if reader is None:
+                raise IndexClosed(closed_message(self._dir))
+            return [int(reader.docFreq(term("contents", t))) for t in terms]
 
     def search(
         self, queries: Sequence[str], k: int, filters: SourceFilters | Restriction | None = None
@@ -213,6 +216,10 @@ UNREADABLE = frozenset({
 })  # fmt: skip
 
 
+def closed_message(lucene_dir: Path) -> str:
+    return f"{lucene_dir}: the lexical leg was closed (SearchPipeline.close); open the index again"
+
+
 class unreadable_as_error:  # noqa: N801 - used as a context manager, like contextlib's
     """A Java exception that says `lucene_dir`'s files are damaged or missing (`UNREADABLE`) becomes one
     line naming the folder and the innermost cause, e.g. `lucene: EOFException: read past EOF: ...`.
@@ -226,6 +233,11 @@ class unreadable_as_error:  # noqa: N801 - used as a context manager, like conte
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any) -> bool:
         # jnius.JavaException, known by its `classname` (importing jnius first would start the JVM)
-        if not isinstance(exc, Exception) or not getattr(exc, "classname", None) or not java_exception_names(exc) & UNREADABLE:
+        if not isinstance(exc, Exception) or not getattr(exc, "classname", None):
+            return False
+        names = java_exception_names(exc)
+        if "AlreadyClosedException" in names:  # a caller held the leg past SearchPipeline.close
+            raise IndexClosed(closed_message(self._dir)) from None
+        if not names & UNREADABLE:
             return False
         raise LegError("lucene", first_line(exc), str(self._dir)) from None

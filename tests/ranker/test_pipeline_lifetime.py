@@ -222,3 +222,71 @@ def test_forked_child_is_refused_in_one_line_instead_of_hanging(root):
         reopened = _in_forked_child(lambda: SearchPipeline.open(root).search("sleep"))
         assert reopened.startswith(f"{ConfigError.__name__}: ") and "'spawn'" in reopened and "\n" not in reopened
         assert p.search("sleep memory", SearchOptions(k=1))[0].hit.doc_id == "sleep"  # the parent searches on
+
+
+def test_a_leg_held_past_close_refuses_and_opens_nothing_again(scifact_flat_index):
+    p = SearchPipeline.open(scifact_flat_index)
+    vectors = p.encode(["statins and heart disease"])
+    lexical, dense = p.lexical, p.dense
+    p.close()
+    assert mapped_files_under(p.build_dir) == set()
+    for use in (lambda: dense.search_vectors(vectors, 2), lambda: dense.encode(["statins"]),
+                lambda: lexical.search(["statins"], 3), lambda: lexical.doc_freqs(["statin"])):  # fmt: skip
+        with pytest.raises(IndexClosed, match="leg was closed"):
+            use()
+    assert mapped_files_under(p.build_dir) == set()  # the vector leg reloaded its index and kept it mapped
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_partial_results_at_a_deadline_passed_before_anything_ran_are_empty_flagged_lists(scifact_flat_index, mode):
+    with SearchPipeline.open(scifact_flat_index) as p:
+        options = SearchOptions(mode=mode, deadline=time.monotonic() - 1, partial=True)
+        assert [(len(r), r.partial) for r in p.batch_search(["statins", "vitamin D"], options)] == [(0, True), (0, True)]
+
+
+def test_encode_reads_the_query_as_rank_does(scifact_flat_index):
+    query = "  eﬃcacy of statins\u00ad and heart disease "  # a ligature, a soft hyphen and spaces: cleaned before encoding
+    with SearchPipeline.open(scifact_flat_index) as p:
+        assert p.rank([query], SearchOptions(mode="dense"), vectors=p.encode([query])) == p.rank([query], SearchOptions(mode="dense"))
+        with pytest.raises(QueryError, match="not one string"):
+            p.encode(query)
+        with pytest.raises(QueryError, match="must be a string") as caught:
+            p.encode(["statins", None])
+        assert caught.value.field == "queries[1]"
+
+
+def test_arguments_of_the_wrong_type_are_type_errors(root):
+    from ranker.settings import SearchSettings
+
+    with pytest.raises(TypeError, match="settings must be a SearchSettings, not dict"):
+        SearchPipeline.open(root, {"bm25_threads": 1})
+    with SearchPipeline.open(root) as p:
+        with pytest.raises(TypeError, match="options must be a SearchOptions, not NoneType"):
+            p.rank(["lava"], None)
+        for fetch, name in ((p.document, "doc_id"), (p.passage, "passage_id")):
+            with pytest.raises(TypeError, match=f"{name} must be a string, not int"):
+                fetch(4983)
+            assert fetch("volcano\ud800") is None  # no stored id holds a lone surrogate
+    assert SearchSettings(fusion="rrf").fusion == "rrf"
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("ranker.settings", fromlist=["SearchSettings"]).SearchSettings(fusoin="rrf"),
+    lambda: DenseSettings(enable=False),
+    lambda: BuildSettings(chunk_word=0),
+    lambda: DenseSettings(batch_size=0),
+    lambda: DenseSettings(max_length=-1),
+], ids=["search-typo", "dense-typo", "build-typo", "batch-size", "max-length"])  # fmt: skip
+def test_a_misspelt_or_impossible_setting_fails_where_it_is_made(make):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        make()
+
+
+def test_build_index_given_one_path_says_it_wants_a_list(tmp_path):
+    from indexer.errors import CorpusError
+
+    with pytest.raises(CorpusError, match="must be a list of paths, not one path"):
+        build_index(str(tmp_path / "docs.jsonl"), tmp_path / "idx", BuildSettings(quiet=True))
+    assert not (tmp_path / "idx").exists()
