@@ -39,8 +39,13 @@ def cores() -> int:
 
 def worker_budget(workers: int = 1) -> int:
     """Threads each of `workers` processes may use: $DRSEARCH_THREADS, else cores // workers."""
-    env = os.environ.get("DRSEARCH_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
+    env = os.environ.get("DRSEARCH_THREADS")
+    if env is not None:
+        if not (env.isascii() and env.isdigit() and int(env) > 0):
+            from indexer.errors import ConfigError
+
+            raise ConfigError(f"DRSEARCH_THREADS must be a whole number of threads, at least 1, got {env!r} "
+                              "(unset it for cores // workers)", field="DRSEARCH_THREADS")  # fmt: skip
         return int(env)
     return max(1, cores() // max(1, workers))
 

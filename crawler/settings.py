@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any, NoReturn
 
 from indexer.errors import ConfigError
@@ -201,8 +202,8 @@ def check_value(key: str, value: Any) -> None:
     elif _is_number(default) or key in _WHOLE | _ABOVE_ZERO:
         if key in _WHOLE and not (isinstance(value, int) and not isinstance(value, bool)):
             refuse("a whole number")
-        if not _is_number(value):
-            refuse("a number")
+        if not _is_number(value) or not math.isfinite(value):  # every comparison with NaN is false
+            refuse("a finite number")
         if key in _AT_LEAST_ONE and value < 1:
             refuse(">= 1")
         if key in _ABOVE_ZERO and value <= 0:

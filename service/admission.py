@@ -55,9 +55,9 @@ class Admission:
             large and self.large_in_use and self.large_in_use + units > self.capacity // 2
         ):
             self.rejected += 1
+            retry_s = max(1, math.ceil(self.retry_after_s))  # whole seconds, as Retry-After takes them; 0 would ask for a busy loop
             raise ApiError(429, "overloaded", f"server busy ({self.in_use}/{self.capacity} work units queued, this "
-                           f"request needs {units}); retry after {self.retry_after_s:g} s",
-                           headers={"Retry-After": str(max(1, math.ceil(self.retry_after_s)))})  # fmt: skip
+                           f"request needs {units}); retry after {retry_s} s", headers={"Retry-After": str(retry_s)})  # fmt: skip
         self.in_use += units
         self.requests += 1
         if large:

@@ -412,9 +412,9 @@ def evaluate(
                        f"(the dense model covers {','.join(pipeline.dense_languages)})")
 
 
-def _serve_opt(field: str, text: str, *names: str) -> Any:
+def _serve_opt(field: str, text: str, *names: str, **options: Any) -> Any:
     """A flag for a ServiceSettings field: None when not given, the effective default in --help."""
-    return typer.Option(*names, help=text, show_default=_env_default(field))
+    return typer.Option(*names, help=text, show_default=_env_default(field), **options)
 
 
 FetchAnyHostOpt = Annotated[Optional[bool], _serve_opt("fetch_any_host", "Fetch any public host, not only authority-list hosts",
@@ -423,7 +423,8 @@ FetchAnyHostOpt = Annotated[Optional[bool], _serve_opt("fetch_any_host", "Fetch 
 
 @app.command("serve")
 def serve(
-    index: Annotated[Optional[Path], _serve_opt("index", "Index ROOT (uses its `current` build) or a build directory", "--index")] = None,
+    index: Annotated[Optional[Path], _serve_opt("index", "Index ROOT (uses its `current` build) or a build directory", "--index",
+                                                parser=non_empty_path)] = None,
     host: Annotated[Optional[str], _serve_opt("host", "Interface to bind")] = None,
     port: Annotated[Optional[int], _serve_opt("port", "TCP port")] = None,
     workers: Annotated[Optional[int], _serve_opt("workers", "Worker processes (each loads the index; each follows `current`)")] = None,

@@ -8,6 +8,7 @@ import signal
 import socket
 from typing import Any
 
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from indexer import layout
@@ -74,7 +75,10 @@ def serve(settings: ServiceSettings) -> None:
         os.environ[SHARED_DIR_ENV] = str(shared)
         config = uvicorn.Config("service.app:app_from_env", factory=True, workers=settings.workers, **common,
                                 **uvicorn_options(settings, in_process=False))  # fmt: skip
-        PortReleasingSupervisor(config, sockets=[config.bind_socket()]).run()  # what uvicorn.run does for workers
+        supervisor = PortReleasingSupervisor(config, sockets=[config.bind_socket()])
+        supervisor.run()  # what uvicorn.run does for workers
+        if supervisor.failed_to_start:  # uvicorn's supervisor returns as after a clean stop
+            raise SystemExit(STARTUP_FAILURE)
     finally:
         shutil.rmtree(shared, ignore_errors=True)
 
@@ -93,6 +97,12 @@ class PortReleasingSupervisor(Multiprocess):
     workers. Each worker closes its copy as its drain begins, so the port is then released and new
     connections are refused at once; with the master's copy open they waited in the backlog,
     unanswered, until the master exited, and were reset then."""
+
+    @property
+    def failed_to_start(self) -> bool:
+        """Whether a worker exited before it served (its one-line error is in the log): `serve` exits 3
+        then, as a single process does, not 0 as after a clean stop."""
+        return any(process.exitcode == STARTUP_FAILURE for process in self.processes)
 
     def terminate_all(self) -> None:
         for sock in self.sockets:

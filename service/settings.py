@@ -54,7 +54,7 @@ class ServiceSettings(QuerySettings):
     rate_limit_qps: float | None = Field(None, gt=0.0, description="per API key: queries per second (token bucket; "
                                          "a batch costs one token per query; only when DRSEARCH_API_KEY is set)")
     rate_limit_burst: float = Field(128.0, ge=1.0, description="per API key: bucket size in queries")
-    jvm_heap: str = Field("2g", pattern=r"^[0-9]+[kmgKMG]?$", description="JVM -Xmx of the BM25 searcher (reported in /metrics)")
+    jvm_heap: str = Field("2g", description="JVM -Xmx of the BM25 searcher, 64m up to the machine's memory (reported in /metrics)")
     batching: bool = Field(True, description="micro-batch concurrent search calls (one query encoding for all of them)")
     batch_window_ms: float = Field(3.0, ge=0.0, le=1000.0)
     batch_max_queries: int = Field(64, ge=1, le=4096)
@@ -88,12 +88,54 @@ class ServiceSettings(QuerySettings):
     api_key: str | None = Field(None, validation_alias="DRSEARCH_API_KEY")
     admin_key: str | None = Field(None, validation_alias="DRSEARCH_ADMIN_KEY")
 
+    @field_validator("fetch_allow_hosts")
+    @classmethod
+    def _hosts_only(cls, hosts: list[str]) -> list[str]:
+        """Hosts as the live fetch compares them (lower case, no trailing dot); a URL, a port or a wildcard
+        matched no host and was taken without a word."""
+        from indexer.domains import ip_or_none, is_dns_name
+
+        out = []
+        for entry in hosts:
+            host = entry.strip().lower().rstrip(".")
+            if not (is_dns_name(host) or ip_or_none(host) is not None):
+                raise ValueError(f"{entry!r} is not a host name or IP address (give hosts only, e.g. data.example.org: "
+                                 "no scheme, port, path or wildcard)")  # fmt: skip
+            out.append(host.strip("[]"))
+        return out
+
+    @field_validator("jvm_heap")
+    @classmethod
+    def _heap_the_jvm_takes(cls, value: str) -> str:
+        from backends.lucene.jvm import heap_problem
+
+        if problem := heap_problem(value):
+            raise ValueError(problem)
+        return value
+
     @field_validator("api_key", "admin_key")
     @classmethod
     def _no_empty_key(cls, value: str | None, info) -> str | None:
+        name = "DRSEARCH_API_KEY" if info.field_name == "api_key" else "DRSEARCH_ADMIN_KEY"
         if value is not None and not value.strip():
-            name = "DRSEARCH_API_KEY" if info.field_name == "api_key" else "DRSEARCH_ADMIN_KEY"
             raise ValueError(f"{name} is set but empty; unset it to serve without a key, or give a real key")
+        if value is not None and value != value.strip():  # HTTP strips a header value: no client could send it
+            raise ValueError(f"{name} begins or ends with whitespace, which no HTTP header can carry: remove it")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _no_empty_host(cls, value: str) -> str:
+        if not value.strip():  # an empty host binds every interface
+            raise ValueError("is empty (an unset shell variable?): give an address, 127.0.0.1 for this machine "
+                             "only or 0.0.0.0 for every interface")  # fmt: skip
+        return value
+
+    @field_validator("index", mode="before")
+    @classmethod
+    def _no_empty_index(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():  # Path("") is the current folder
+            raise ValueError("is empty (an unset shell variable?)")
         return value
 
     def to_env(self) -> dict[str, str]:

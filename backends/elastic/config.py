@@ -20,7 +20,7 @@ class ElasticSettings(BaseSettings):
     """How to reach the cluster. TLS certificates are verified unless explicitly turned off."""
 
     model_config = SettingsConfigDict(env_prefix="DRSEARCH_ES_", extra="ignore", hide_input_in_errors=True,
-                                      env_ignore_empty=True)
+                                      env_ignore_empty=True, allow_inf_nan=False)
 
     url: str | None = None  # e.g. https://es.example.org:9200 (userinfo allowed; kept out of the manifest)
     api_key: SecretStr | None = None  # base64 "id:key" as Kibana shows it

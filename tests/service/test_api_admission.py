@@ -49,6 +49,14 @@ def test_a_cached_request_costs_a_bounded_key_however_large_the_request():
     assert key() != key(k=11)
 
 
+@pytest.mark.parametrize(("retry_after_s", "said"), [(0.0, "1"), (2.5, "3")])
+def test_retry_after_says_in_the_message_what_the_header_says(retry_after_s, said):
+    adm = Admission(capacity=4, retry_after_s=retry_after_s)
+    with adm.admit(4), pytest.raises(Exception) as err, adm.admit(4):
+        pass
+    assert err.value.headers["Retry-After"] == said and f"retry after {said} s" in err.value.message
+
+
 def test_admission_weights_and_halves():
     adm = Admission(capacity=64)
     assert request_cost(64, 10, "bm25") == 64 and request_cost(1, 100, "hybrid") == 20
@@ -57,6 +65,7 @@ def test_admission_weights_and_halves():
         with pytest.raises(Exception) as err, adm.admit(request_cost(64, 10, "bm25")):
             pass  # a second large request does not fit beside it
         assert err.value.status_code == 429 and err.value.headers["Retry-After"] == "1"
+        assert "retry after 1 s" in err.value.message
         held = [adm.admit(request_cost(1, 10, "hybrid")) for _ in range(16)]  # ordinary traffic keeps the other half
         for ctx in held:
             ctx.__enter__()

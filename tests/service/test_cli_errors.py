@@ -137,7 +137,7 @@ def test_crawl_bad_set_value_and_out_that_is_a_file(tmp_path):
     domains = tmp_path / "domains.txt"
     domains.write_text("example.org\n")
     proc = drsearch("crawl", "--out", tmp_path / "out", "--domains", domains, "--set", "DOWNLOAD_DELAY=abc", timeout=60)
-    assert_one_line_error(proc, "--set", "DOWNLOAD_DELAY must be a number", "'abc'")
+    assert_one_line_error(proc, "--set", "DOWNLOAD_DELAY must be a finite number", "'abc'")
     assert not (tmp_path / "out").exists()
     (tmp_path / "file").write_text("x")
     proc = drsearch("crawl", "--out", tmp_path / "file", "--domains", domains, timeout=60)
@@ -372,6 +372,7 @@ def test_crawl_bad_url_line_names_file_and_line(tmp_path, option, text, fragment
      ("CONCURRENT_REQUESTS=2.5", "CONCURRENT_REQUESTS must be a whole number"),
      ("DOWNLOAD_DELAY=-1", "DOWNLOAD_DELAY must be >= 0"),
      ("DOWNLOAD_TIMEOUT=0", "DOWNLOAD_TIMEOUT must be > 0"),
+     ("DOWNLOAD_TIMEOUT=NaN", "DOWNLOAD_TIMEOUT must be a finite number, got nan"),  # no comparison refused it
      ("COOKIES_ENABLED=maybe", "COOKIES_ENABLED must be true or false"),
      ("DOWNLOADER_MIDDLEWARES={}", "DOWNLOADER_MIDDLEWARES wires the crawler's safety checks and output together"),
      ("ITEM_PIPELINES_BASE={}", "ITEM_PIPELINES_BASE wires the crawler's safety checks"),

@@ -110,9 +110,37 @@ def test_search_honours_the_query_cap_from_env(tiny_bm25_root):
     (["mcp"], {"DRSEARCH_FUSION": "x"}, ["invalid DRSEARCH_FUSION: ", "got 'x'"]),
     (["fetch", "volcano"], {"DRSEARCH_K0": "0"}, ["invalid DRSEARCH_K0: "]),
     (["search", "volcano"], {"DRSEARCH_MODE": "bogus"}, ["invalid DRSEARCH_MODE: "]),  # not --mode, which was not given
+    # an empty host bound every interface; a key with spaces around it no HTTP header can carry
+    (["serve"], {"DRSEARCH_SERVE_HOST": ""}, ["invalid DRSEARCH_SERVE_HOST: ", "is empty"]),
+    (["serve"], {"DRSEARCH_API_KEY": "k1 "}, ["DRSEARCH_API_KEY begins or ends with whitespace"]),
+    (["serve"], {"DRSEARCH_SERVE_FETCH_ALLOW_HOSTS": '["http://127.0.0.1:8000/"]'}, ["is not a host name or IP address"]),
+    # JVM settings: the JVM refused them as it started, with a traceback or in its own words
+    (["serve"], {"DRSEARCH_SERVE_JVM_HEAP": "0"}, ["invalid DRSEARCH_SERVE_JVM_HEAP: ", "at least 64m"]),
+    (["search", "volcano"], {"DRSEARCH_JVM_HEAP": "abc"}, ["DRSEARCH_JVM_HEAP must be a size as -Xmx takes it", "'abc'"]),
+    (["search", "volcano"], {"DRSEARCH_JAVA_HOME": "/nonexistent"}, ["DRSEARCH_JAVA_HOME='/nonexistent' is no Java runtime"]),
+    (["search", "volcano"], {"DRSEARCH_THREADS": "four"}, ["DRSEARCH_THREADS must be a whole number", "'four'"]),  # was ignored
 ])  # fmt: skip
 def test_bad_env_value_is_one_line_naming_the_variable(tiny_bm25_root, command, env, fragments):
     assert_one_line_error(cli(*command, "--index", tiny_bm25_root, env=env), *fragments)
+
+
+def test_options_the_jvm_refuses_are_one_line_and_every_worker_failing_is_exit_3(tiny_bm25_root):
+    bad = {"DRSEARCH_JVM_GC_OPTIONS": "-XX:+NoSuchFlag"}
+    search = cli("search", "volcano", "--index", tiny_bm25_root, env=bad)
+    assert search.returncode == 2 and "Traceback" not in search.stderr
+    assert search.stderr.splitlines()[-1].startswith("drsearch: error: cannot start the JVM"), search.stderr
+    served = cli("serve", "--index", tiny_bm25_root, "--port", free_port(), "--workers", "2", env={**FAST, **bad})
+    assert served.returncode == 3, served.stderr  # uvicorn's supervisor returned as after a clean stop: exit 0
+    assert "drsearch: cannot serve: cannot start the JVM" in served.stderr and "Traceback" not in served.stderr
+
+
+def test_an_empty_authority_list_variable_is_unset(tiny_bm25_root, tmp_path):
+    """It named the current folder: search and serve ranked with whatever CSV files were there."""
+    (tmp_path / "stray.csv").write_text("domain,tier\nnot a list,\n")
+    out = subprocess.run([sys.executable, "-m", "service.cli", "search", "volcano", "--index", tiny_bm25_root],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**_env({}), "DRSEARCH_AUTHORITY_LIST": "", "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert out.returncode == 0 and "volcano" in out.stdout, out.stderr
 
 
 def test_no_fetch_any_host_turns_the_variable_off(tiny_bm25_root):
