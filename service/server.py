@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import socket
+import time
 from typing import Any
 
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors.multiprocess import Process as UvicornProcess
 
 from indexer import layout
 from indexer.errors import ConfigError
 from service.metrics import SHARED_DIR_ENV, new_shared_dir
 from service.settings import ServiceSettings
+
+uvicorn_log = logging.getLogger("uvicorn.error")  # the supervisor's own log, as uvicorn writes it
 
 
 def uvicorn_options(settings: ServiceSettings, *, in_process: bool = True) -> dict[str, Any]:
@@ -93,16 +98,56 @@ def _hangup_drains() -> None:
 
 
 class PortReleasingSupervisor(Multiprocess):
-    """uvicorn's worker supervisor, closing its own copy of the listening socket before it stops the
-    workers. Each worker closes its copy as its drain begins, so the port is then released and new
-    connections are refused at once; with the master's copy open they waited in the backlog,
-    unanswered, until the master exited, and were reset then."""
+    """uvicorn's worker supervisor, with two changes.
 
-    @property
-    def failed_to_start(self) -> bool:
-        """Whether a worker exited before it served (its one-line error is in the log): `serve` exits 3
-        then, as a single process does, not 0 as after a clean stop."""
-        return any(process.exitcode == STARTUP_FAILURE for process in self.processes)
+    It closes its own copy of the listening socket before it stops the workers. Each worker closes its
+    copy as its drain begins, so the port is then released and new connections are refused at once;
+    with the master's copy open they waited in the backlog, unanswered, until the master exited, and
+    were reset then.
+
+    A worker that fails to start while others serve (one that died and whose build was pruned since, or
+    whose `current` build the others refuse) leaves them serving and is tried again every
+    `RESTART_RETRY_S`; uvicorn's stopped the whole server. Only when no worker is left does it stop."""
+
+    RESTART_RETRY_S = 30.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._retry_at: dict[int, float] = {}  # worker slot -> when its next start is tried
+        self.failed_to_start = False  # no worker could start: `serve` exits 3, as a single process does
+
+    def keep_subprocess_alive(self) -> None:
+        for idx, process in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            if idx in self._retry_at:
+                if time.monotonic() >= self._retry_at[idx]:
+                    del self._retry_at[idx]
+                    self._start(idx)
+                continue
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()  # hung, or dead already
+            process.join()
+            if self.should_exit.is_set():
+                return
+            if process.exitcode != STARTUP_FAILURE:
+                uvicorn_log.info("Child process [%s] died", process.pid)
+                self._start(idx)
+            elif any(other.process.is_alive() for i, other in enumerate(self.processes) if i != idx and i not in self._retry_at):
+                uvicorn_log.error("Child process [%s] failed to start; the other workers keep serving; trying again "
+                                  "in %g s", process.pid, self.RESTART_RETRY_S)  # fmt: skip
+                self._retry_at[idx] = time.monotonic() + self.RESTART_RETRY_S
+            else:
+                uvicorn_log.error("Child process [%s] failed to start and no worker is serving: stopping", process.pid)
+                self.failed_to_start = True
+                self.should_exit.set()
+                return
+
+    def _start(self, idx: int) -> None:
+        process = UvicornProcess(self.config, self.sockets)
+        process.start()
+        self.processes[idx] = process
 
     def terminate_all(self) -> None:
         for sock in self.sockets:

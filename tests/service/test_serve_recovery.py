@@ -282,3 +282,39 @@ def test_sigterm_drains_in_flight_searches_and_exits_cleanly(tiny_bm25_root, tmp
     assert text.count("Application shutdown complete") == workers and "Traceback" not in text, text[-3000:]
     # ended by the re-raised signal, no exit handler ran: the JVMs must have made nothing that needs one
     assert jvm_files(with_jvm, started) == []
+
+
+def test_a_worker_that_cannot_start_again_leaves_the_others_serving(tiny_bm25_root, tmp_path):
+    """The build a `--workers` server pins is removed (as `prune` may); then a worker dies. Its replacement
+    cannot open the build: uvicorn's supervisor stopped the whole server then, the healthy worker too."""
+    import shutil
+
+    from indexer import layout
+
+    pinned = tmp_path / "pinned"
+    shutil.copytree(layout.resolve_build(tiny_bm25_root), pinned)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        master = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--index", str(pinned), "--port", str(port), "--workers", "2"],
+            cwd=REPO, stdout=out, stderr=out, start_new_session=True,
+        )  # fmt: skip
+    workers: set[int] = set()
+    try:
+        wait_until(lambda: log.read_text().count("Application startup complete") == 2, 120, "server did not start")
+        wait_until(lambda: healthy(base) and len(workers_of(master.pid)) >= 2, 60, "server did not start")
+        workers = workers_of(master.pid)
+        shutil.rmtree(pinned)
+        os.kill(min(workers), signal.SIGKILL)
+        wait_until(lambda: "the other workers keep serving" in log.read_text(), 60, "the replacement's failure was not logged")
+        assert master.poll() is None, log.read_text()
+        for _ in range(4):  # the surviving worker answers from the build it loaded
+            found = httpx.post(f"{base}/v1/search", json={"queries": ["volcano"], "k": 1}, timeout=30)
+            assert found.status_code == 200 and found.json()["results"][0]["hits"], found.text
+    finally:
+        stop(master)
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
