@@ -628,7 +628,7 @@ def _add_routes(app: FastAPI) -> None:
             raise ApiError(503, "unavailable", "index not loaded")
         started = time.perf_counter()
         try:
-            swapped, old, new = await st.index.reload(force=force or (body is not None and body.force))
+            swapped, old, new = await st.index.reload(force=force or (body is not None and body.force), retry_refused=True)
         except Exception as exc:  # refused (409 index_invalid) or unexpected (500): the old build keeps serving either way
             st.metrics.reloads.labels("failed").inc()
             if isinstance(exc, IndexInvalidError):  # an unexpected error is logged with its traceback by the middleware

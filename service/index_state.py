@@ -24,6 +24,7 @@ from indexer.errors import IndexFormatError
 from service import malloc
 
 log = logging.getLogger("drsearch.service")
+REFUSED_RETRY_S = 60.0  # a refused build is opened again after this long, when `current` still names it
 _OPEN_TRIES = 3  # builds `current` named one after the other that were removed while they were opened
 
 
@@ -52,7 +53,7 @@ class IndexState:
         self._lock = threading.Lock()
         self._reload_lock = asyncio.Lock()
         self.current: Snapshot | None = None
-        self.refused: tuple[Path, Exception] | None = None  # the last build that failed to open, and why
+        self.refused: tuple[Path, Exception, float] | None = None  # the last build that failed to open, why, and when
         self.on_swap: list[Callable[[Snapshot], None]] = []
 
     def load(self) -> Snapshot:
@@ -77,8 +78,12 @@ class IndexState:
         if close:
             self._close(snap)
 
-    async def reload(self, *, force: bool = False) -> tuple[bool, str, str]:
-        """Open the newest `current` build off the event loop and swap it in. -> (swapped, old, new)."""
+    async def reload(self, *, force: bool = False, retry_refused: bool = False) -> tuple[bool, str, str]:
+        """Open the newest `current` build off the event loop and swap it in. -> (swapped, old, new).
+
+        A build refused before is refused again without being reopened (the watcher asks every few
+        seconds) until `REFUSED_RETRY_S` have passed: what refused it may have been mended since (a model
+        restored, a file put back). `retry_refused` (an admin's reload) or `force` tries it at once."""
         loop = asyncio.get_running_loop()
         async with self._reload_lock:
             old = self.current
@@ -87,8 +92,9 @@ class IndexState:
                 build = await loop.run_in_executor(self._executor, _resolve, self.index)
                 if old is not None and not force and Path(build) == Path(old.pipeline.build_dir):
                     return False, old_version, old_version
-                if not force and self.refused is not None and self.refused[0] == Path(build):
-                    raise self.refused[1]  # not reopened every watch tick; `force` tries again
+                if not (force or retry_refused) and self.refused is not None and self.refused[0] == Path(build):
+                    if time.monotonic() - self.refused[2] < REFUSED_RETRY_S:
+                        raise self.refused[1]
                 try:
                     pipeline = await loop.run_in_executor(self._executor, self._opener, build)
                     break
@@ -96,7 +102,7 @@ class IndexState:
                     # Removed while it opened (an `index use` away from it, then a prune): `current` has moved on.
                     if attempt + 1 < _OPEN_TRIES and not await loop.run_in_executor(self._executor, Path(build).exists):
                         continue
-                    self.refused = (Path(build), exc)
+                    self.refused = (Path(build), exc, time.monotonic())
                     raise
             self.refused = None
             new = Snapshot(pipeline)

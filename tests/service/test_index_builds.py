@@ -391,3 +391,50 @@ def test_a_root_copied_without_its_link_serves_but_refuses_changes(root: Path, t
         assert_one_line_error(cli(*refused), f"{link}: is a directory, not a link to a build", "cp -a")
     assert sorted(os.listdir(root)) == [layout.BUILDS_DIR, layout.CURRENT] and not link.is_symlink()
     assert [b.name for b in builds.list_builds(root)] == [NEWEST, NEWER, OLDER, OLDEST]
+
+
+def test_a_refused_build_is_opened_again_once_what_refused_it_may_have_been_mended(root: Path, monkeypatch) -> None:
+    """Refused once (a model changed in place), a build was refused for good: the watcher and a plain admin
+    reload raised the old error after the model was restored, until a forced reload."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from indexer.errors import ConfigError
+    from service import index_state
+    from service.index_state import IndexState
+    from service.validate import open_validated
+
+    folders, opened, broken = root / layout.BUILDS_DIR, [], {"yes": True}
+
+    def opener(build: Path):
+        opened.append(build.name)
+        if build.name == NEWER and broken["yes"]:
+            raise ConfigError("the model's files changed since this index was built")
+        return open_validated(build, load_model=False)
+
+    with ThreadPoolExecutor(2) as executor:
+        state = IndexState(root, opener, executor)
+        try:
+            layout.switch_current(root, folders / NEWEST)
+            assert state.load().version == NEWEST
+            layout.switch_current(root, folders / NEWER)
+            for _ in range(2):  # the watcher's ticks: opened once, then refused from memory
+                with pytest.raises(ConfigError, match="model's files changed"):
+                    asyncio.run(state.reload())
+            assert opened == [NEWEST, NEWER]
+            broken["yes"] = False  # the model restored
+            with pytest.raises(ConfigError):
+                asyncio.run(state.reload())  # within REFUSED_RETRY_S: not reopened yet
+            assert asyncio.run(state.reload(retry_refused=True)) == (True, NEWEST, NEWER)  # an admin's reload tries now
+            layout.switch_current(root, folders / NEWEST)
+            broken["yes"] = True
+            assert asyncio.run(state.reload()) == (True, NEWER, NEWEST)
+            layout.switch_current(root, folders / NEWER)
+            with pytest.raises(ConfigError):
+                asyncio.run(state.reload())
+            broken["yes"] = False
+            monkeypatch.setattr(index_state, "REFUSED_RETRY_S", 0.0)  # the watcher, once the time has passed
+            assert asyncio.run(state.reload()) == (True, NEWEST, NEWER) and state.refused is None
+        finally:
+            state.close()
+            layout.switch_current(root, folders / NEWEST)
