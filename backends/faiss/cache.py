@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import secrets
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +33,8 @@ from backends.faiss.rows import RowFile, RowWriter
 from indexer import layout
 from indexer.errors import IndexFormatError
 from indexer.settings import DenseSettings
+
+log = logging.getLogger(__name__)
 
 _ENCODE_WINDOW_BATCHES = 16  # one model.encode call covers up to batch_size * this many texts (progress granularity)
 
@@ -57,6 +61,7 @@ class EmbeddingCache:
         self._keys = np.empty(0, dtype="S20")  # sorted
         self._locs = np.empty(0, dtype=np.int64)  # shard << 32 | row, aligned with _keys
         self.skipped_shards: list[str] = []
+        self._unchecked: set[int] = set()  # shards whose data has not been checked against its CRCs yet
         blocks = [block for shard in sorted(self.dir.glob("shard-*.npz")) if (block := self._load_shard(shard))]
         if blocks:
             self._merge(np.concatenate([k for k, _ in blocks]), np.concatenate([loc for _, loc in blocks]))
@@ -75,6 +80,7 @@ class EmbeddingCache:
             return None
         shard = len(self._shards)
         self._shards.append(path)
+        self._unchecked.add(shard)
         return keys, (shard << 32) | np.arange(len(keys), dtype=np.int64)
 
     def _merge(self, keys: np.ndarray, locs: np.ndarray) -> None:
@@ -84,7 +90,7 @@ class EmbeddingCache:
         first = np.ones(len(keys), dtype=bool)
         first[1:] = keys[1:] != keys[:-1]
         keys, locs = keys[first], locs[first]
-        new = self.locate_array(keys) < 0
+        new = self._locate(keys) < 0
         keys, locs = keys[new], locs[new]
         at = np.searchsorted(self._keys, keys)
         self._keys = np.insert(self._keys, at, keys)
@@ -98,7 +104,30 @@ class EmbeddingCache:
         return [bytes(k).ljust(20, b"\0") for k in self._keys.tolist()]
 
     def locate_array(self, keys: np.ndarray) -> np.ndarray:
-        """Each key's (shard << 32 | row), or -1 where it is not cached."""
+        """Each key's (shard << 32 | row), or -1 where it is not cached. A shard is first checked against
+        the CRCs its .npz keeps when a key is found in it: rows are read in place, past zipfile's check,
+        and one flipped bit in a cached vector went into every later build (whose own digests then
+        vouched for it). A damaged shard is left out, its passages encoded again."""
+        locs = self._locate(keys)
+        used = self._unchecked.intersection(np.unique(locs[locs >= 0] >> 32).tolist()) if self._unchecked else ()
+        if used:
+            self._unchecked -= used
+            if damaged := [shard for shard in used if not _intact(self._shards[shard])]:
+                self._drop(damaged)
+                locs = self._locate(keys)
+        return locs
+
+    def _drop(self, shards: list[int]) -> None:
+        for shard in shards:
+            if (rows := self._open.pop(shard, None)) is not None:
+                rows.close()
+            self.skipped_shards.append(self._shards[shard].name)
+            log.warning("drsearch: warning: embedding cache shard %s is damaged (its CRC does not match): its "
+                        "passages are encoded again; remove it to stop this message", self._shards[shard])  # fmt: skip
+        keep = ~np.isin(self._locs >> 32, shards)
+        self._keys, self._locs = self._keys[keep], self._locs[keep]
+
+    def _locate(self, keys: np.ndarray) -> np.ndarray:
         if not len(self._keys) or not len(keys):
             return np.full(len(keys), -1, dtype=np.int64)
         at = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
@@ -150,6 +179,19 @@ class EmbeddingCache:
     def close(self) -> None:
         while self._open:
             self._open.popitem()[1].close()
+
+
+def _intact(path: Path) -> bool:
+    """Whether every member of the .npz at `path` reads back with its CRC (zipfile checks it at the end)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                with archive.open(name) as member:
+                    while member.read(1 << 20):
+                        pass
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+    return True
 
 
 def _length_windows(texts: list[str], size: int) -> Iterator[list[int]]:
