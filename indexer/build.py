@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import importlib.metadata
 import os
 import shutil
@@ -26,7 +25,7 @@ from indexer.columns import COLUMNS_DIR, ColumnWriter
 from indexer.domains import host_of
 from indexer.errors import CorpusError, DrsearchError
 from indexer.language import document_language
-from indexer.readers import ReadReport, check_corpora, corpus_paths, corpus_files, read_documents
+from indexer.readers import ReadReport, check_corpora, corpus_paths, read_documents
 from indexer.schema import Document
 from indexer.settings import BuildSettings
 from indexer.store import Store, StoreWriter
@@ -43,17 +42,6 @@ def _host_of(doc: Document) -> Document:
     (`https://WWW.X.org/` -> `www.x.org`; one that names no host kept as given), else the URL's host."""
     host = host_of(doc.domain) if doc.domain else host_of(doc.url) if doc.url else None
     return replace(doc, domain=host) if host and host != doc.domain else doc
-
-
-def corpus_checksum(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        for f in corpus_files(path)[1]:
-            h.update(f.name.encode())
-            with open(f, "rb") as fh:
-                while block := fh.read(1 << 20):
-                    h.update(block)
-    return h.hexdigest()
 
 
 def library_versions() -> dict[str, str]:
@@ -207,7 +195,7 @@ def _write_build(build_dir: Path, root: Path, paths: list[Path], settings: Build
         version=build_dir.name,
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         build_seconds=round(time.monotonic() - started, 2),
-        corpus={"paths": [str(p.resolve()) for p in paths], "sha256": corpus_checksum(paths)},
+        corpus={"paths": [str(p.resolve()) for p in paths], "sha256": report.sha256.hexdigest()},
         counts={"documents": n_docs, "passages": n_passages, **_skips(report)},
         languages=dict(languages.most_common()),
         chunking=chunking.as_dict(),

@@ -5,7 +5,10 @@ Memory does not grow with corpus size except for the set of seen ids (for duplic
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import hashlib
+import io
 import json
 import os
 import re
@@ -41,6 +44,9 @@ class ReadReport:
     skipped_empty: int = 0
     skipped_bad: int = 0
     bad_lines: list[str] = field(default_factory=list)  # "file:line: reason", first 100
+    # sha256 of each file's name and bytes (compressed, as stored) in reading order: the corpus the read
+    # indexed, taken as it was read (read again after the build, a line appended meanwhile counted)
+    sha256: Any = field(default_factory=hashlib.sha256, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,7 +90,7 @@ def _corpus_files(p: Path) -> tuple[str, list[Path]]:
         return "generic", files
     if not p.name.endswith(DOCUMENT_SUFFIXES):
         raise CorpusError("corpus file must be .jsonl, .jsonl.gz, .ndjson or .ndjson.gz", where=str(p))
-    if not p.is_file():  # a build reads its corpus twice (checksum, then documents): a pipe would hang the second read
+    if not p.is_file():  # a duplicate id's first line is found by reading it again: a pipe would hang that read
         raise CorpusError("not a regular file (a named pipe or a device): write the documents to a file first", where=str(p))
     return ("beir" if p.name.startswith("corpus.") else "generic"), [p]
 
@@ -156,23 +162,42 @@ def _shards_in(folder: Path) -> list[Path]:
     return sorted(shards)
 
 
-def _open_binary(path: Path) -> BinaryIO:
+@contextlib.contextmanager
+def _open_binary(path: Path, hasher: Any = None) -> Iterator[BinaryIO]:
+    """The file's bytes, decompressed when it is .gz; `hasher` is fed its bytes as stored, as they are read."""
     try:
-        if path.name.endswith(".gz"):
-            return gzip.open(path, "rb")
-        return open(path, "rb")
+        raw = open(path, "rb")
     except OSError as exc:
         raise CorpusError(f"cannot read corpus file: {exc.strerror or exc}", where=str(path)) from None
+    with raw:
+        stream = raw if hasher is None else _Hashed(raw, hasher)
+        yield gzip.GzipFile(fileobj=stream, mode="rb") if path.name.endswith(".gz") else stream
 
 
-def _iter_lines(path: Path, block_bytes: int = 1 << 20) -> Iterator[tuple[int, bytes | None]]:
+class _Hashed(io.RawIOBase):
+    """A file read through, every byte it gives also fed to `hasher` (closing it leaves the file to its owner)."""
+
+    def __init__(self, raw: BinaryIO, hasher: Any):
+        self._raw, self._hasher = raw, hasher
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._raw.readinto(buffer)
+        self._hasher.update(memoryview(buffer)[:n])
+        return n
+
+
+def _iter_lines(path: Path, block_bytes: int = 1 << 20, hasher: Any = None) -> Iterator[tuple[int, bytes | None]]:
     """(line number, raw bytes) of each line of a plain or gzip file, a UTF-8 BOM at its start dropped.
 
     Lines end at \\n, \\r\\n or \\r (as text mode's universal newlines did). Bytes are decoded per line
     by the caller, so that a line that is not UTF-8 is reported at its own line and can be skipped;
     only an unreadable file or corrupt/truncated gzip data stops the read. A line over MAX_LINE_BYTES
-    comes as None, its bytes dropped as they are read: a small gzip file can hold a line of gigabytes."""
-    with _open_binary(path) as fh:
+    comes as None, its bytes dropped as they are read: a small gzip file can hold a line of gigabytes.
+    `hasher` is fed the file's bytes as stored, as they are read."""
+    with _open_binary(path, hasher) as fh:
         lineno, pending, too_long, after_cr = 0, bytearray(), False, False
         try:
             block = fh.read(max(block_bytes, len(_UTF8_BOM)))
@@ -373,7 +398,8 @@ def read_documents(
     for path in paths:
         layout, files = corpus_files(path)
         for file in files:
-            for lineno, line in _iter_lines(file):
+            report.sha256.update(file.name.encode())
+            for lineno, line in _iter_lines(file, hasher=report.sha256):
                 where = f"{file}:{lineno}"
                 try:
                     text = _decode_line(line)

@@ -168,6 +168,32 @@ def test_manifest_records_how_the_build_was_made(tmp_path):
     assert layout.resolve_build(tmp_path / "idx").name == second["version"]
 
 
+def test_the_corpus_checksum_is_of_the_bytes_the_build_read(tmp_path, monkeypatch):
+    """It was taken after indexing, from a second read: a line appended meanwhile was in the checksum and
+    not in the index, and a checksum comparison would skip the rebuild that was needed."""
+    import hashlib
+
+    import indexer.build
+    from indexer.build import build_index
+    from indexer.settings import BuildSettings, DenseSettings
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text('{"id": "a", "text": "heat transfer"}\n')
+    read = indexer.build.read_documents
+
+    def appended_after_reading(*args, **kwargs):
+        yield from read(*args, **kwargs)
+        with corpus.open("a") as more:
+            more.write('{"id": "late", "text": "written while the build ran"}\n')
+
+    monkeypatch.setattr(indexer.build, "read_documents", appended_after_reading)
+    settings = BuildSettings(quiet=True, dense=DenseSettings(enabled=False))
+    manifest = build_index([corpus], tmp_path / "idx", settings).manifest.as_json()
+    indexed = b'{"id": "a", "text": "heat transfer"}\n'
+    assert manifest["corpus"]["sha256"] == hashlib.sha256(b"docs.jsonl" + indexed).hexdigest()
+    assert manifest["counts"]["documents"] == 1
+
+
 def test_an_index_of_an_older_format_is_refused_with_the_command_that_rebuilds_it(tmp_path):
     """A format-1 build (written before the typed leg sections): search and index info stop with one line
     naming the build and the command to rebuild it from the corpus its manifest recorded."""
