@@ -84,14 +84,17 @@ def build_lucene_index(
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
                                 env=java_env(), preexec_fn=child_preexec())  # killed with the build  # fmt: skip
         assert proc.stdout is not None
-        for line in proc.stdout:
-            log.append(line.rstrip())
-            if m := _TOTAL.search(line):
-                indexed = int(m.group(1).replace(",", ""))
-                bar.update(indexed - bar.n)
-            elif m := _INDEXED.search(line):
-                bar.update(max(0, int(m.group(1).replace(",", "")) - bar.n))
-        rc = proc.wait()
+        try:
+            for line in proc.stdout:
+                log.append(line.rstrip())
+                if m := _TOTAL.search(line):
+                    indexed = int(m.group(1).replace(",", ""))
+                    bar.update(indexed - bar.n)
+                elif m := _INDEXED.search(line):
+                    bar.update(max(0, int(m.group(1).replace(",", "")) - bar.n))
+            rc = proc.wait()
+        finally:  # not Popen's `with`: on an error it would wait for the indexer, which dies with the build instead
+            proc.stdout.close()
     # Anserini can exit 0 after its final merge or commit failed (a full disk): no commit point then.
     if rc != 0 or indexed is None or not any(index_dir.glob("segments_*")):
         raise DrsearchError(indexing_failure(rc, log), where=str(index_dir))
