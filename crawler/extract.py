@@ -16,6 +16,7 @@ from crawler.page_dates import page_date, pdf_date
 from crawler.pdf_text import document_text_blocks
 from crawler.tag_floods import strip_attribute_floods
 from indexer.language import normalise as normalise_language
+from indexer.schema import untypeset
 
 # Options chosen on the article-extraction benchmark (bench/extraction_quality.py).
 HTML_OPTIONS: dict[str, object] = {
@@ -173,8 +174,8 @@ def extract_html(
         return Extracted(title="", text="", published=None, language=detect_language("", raw))
     body = getattr(doc, "text", None) or ""
     # trafilatura's text output puts one block (paragraph, heading, list item, table row) per line.
-    text = paragraphs_to_text(body.split("\n"))
-    title = _WS.sub(" ", getattr(doc, "title", None) or "").strip()
+    text = untypeset(paragraphs_to_text(body.split("\n")))  # as the indexer reads documents and queries (NFC)
+    title = untypeset(_WS.sub(" ", getattr(doc, "title", None) or "").strip())
     published = page_date(markup, getattr(doc, "url", None) or url)
     return Extracted(title=title, text=text, published=published, language=detect_language(text, raw))
 
@@ -246,6 +247,6 @@ def _pdf_info(reader: object) -> tuple[str, str | None]:
     def text(value: object) -> str | None:  # a name (/Some#20Name), number or dictionary is no text
         return value if isinstance(value, str) and not isinstance(value, NameObject) else None
 
-    title = " ".join(_CONTROL.sub(" ", _SURROGATE.sub("\ufffd", text(title) or "")).split())
+    title = untypeset(" ".join(_CONTROL.sub(" ", _SURROGATE.sub("\ufffd", text(title) or "")).split()))
     title = _TOOL_TITLE.sub("", title).strip()[:MAX_TITLE_CHARS]
     return title, pdf_date(text(created) or "")

@@ -23,8 +23,15 @@ _TYPESETTING = re.compile("[\ufb00-\ufb06]|\u00ad\\s*")
 
 
 def untypeset(text: str) -> str:
-    """`text` with ligatures spelled out (their NFKC) and soft hyphens dropped, with the blanks after one."""
-    if text.isascii() or not _TYPESETTING.search(text):
+    """`text` in Unicode NFC, with ligatures spelled out (their NFKC) and soft hyphens dropped, with the
+    blanks after one. NFC: the same word typed with a precomposed letter (`é`, as most pages have it) and
+    with a letter and its combining mark (`e` + U+0301, as macOS file names and some PDFs have it) is
+    one term to Lucene and one text to the encoder; `café` found no `café` the other way written."""
+    if text.isascii():
+        return text
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    if not _TYPESETTING.search(text):
         return text
     return _TYPESETTING.sub(_spelled_out, text)
 

@@ -153,6 +153,30 @@ def test_a_pdf_word_with_a_ligature_is_found_and_highlighted(tmp_path):
         pipeline.close()
 
 
+def test_a_word_written_with_combining_marks_is_the_word_written_precomposed(tmp_path):
+    """NFC for documents and queries: `café` typed as e + U+0301 (macOS, some PDFs) found no `café` as most
+    pages write it, nor the other way round, and `Universität` no `Universita\u0308t`."""
+    import unicodedata
+
+    from indexer.build import build_index
+    from indexer.settings import BuildSettings, DenseSettings
+    from ranker.options import SearchOptions
+    from ranker.pipeline import SearchPipeline
+
+    nfd = unicodedata.normalize("NFD", "Die Universität Zürich und das Café am See")
+    f = write_lines(tmp_path / "docs.jsonl", [
+        json.dumps({"id": "nfd", "text": nfd, "title": unicodedata.normalize("NFD", "Zürich")}),
+        json.dumps({"id": "nfc", "text": "Le café de la gare et les élèves de l'école"}),
+        json.dumps({"id": "other", "text": "Harvest yields and rainfall in the south."}),
+    ])  # fmt: skip
+    docs = {d.doc_id: d for d in read_documents([f])}
+    assert docs["nfd"].text == unicodedata.normalize("NFC", nfd) and docs["nfd"].title == "Zürich"
+    settings = BuildSettings(quiet=True, dense=DenseSettings(enabled=False))
+    with SearchPipeline.open(build_index([f], tmp_path / "index", settings).build_dir) as pipeline:
+        for query, doc_id in (("Universität", "nfd"), (unicodedata.normalize("NFD", "élèves"), "nfc")):
+            assert [r.passage.doc_id for r in pipeline.search(query, SearchOptions(k=3, mode="bm25"))] == [doc_id]
+
+
 def test_a_directory_reads_its_own_shards_before_a_docs_folder(tmp_path):
     """DIR/docs/ is where a crawl writes its shards; a directory of shards that has a docs/ folder too
     is still read as the shards it holds."""
