@@ -2,8 +2,9 @@
 
 Paragraphs (blank-line separated) are packed up to about `target_words`; a paragraph
 longer than that is split at sentence boundaries, and a sentence longer than twice
-the target at word boundaries. A heading that would end a passage opens the next one,
-with the section it heads. A passage is always a contiguous span of the text.
+the target at word boundaries, into pieces of about equal length. A heading that would end
+a passage opens the next one, with the section it heads, however long its first unit. A
+passage is always a contiguous span of the text.
 """
 
 from __future__ import annotations
@@ -86,15 +87,18 @@ def _paragraph_spans(text: str) -> Iterator[tuple[int, int]]:
         yield span
 
 
-def _split_by_words(text: str, start: int, end: int, limit: int) -> Iterator[tuple[int, int, int]]:
-    """(start, end, words) pieces of `limit` words, walking the words once: a one-paragraph book holds
-    no list of its words (a match object each)."""
+def _split_by_words(text: str, start: int, end: int, limit: int, words: int) -> Iterator[tuple[int, int, int]]:
+    """(start, end, words) pieces of at most `limit` words, of about equal length, of a span of `words`
+    words (410 words at 200 were 200 + 200 + a passage of 10 between two others; now 3 x ~137),
+    walking the words once: a one-paragraph book holds no list of its words (a match object each)."""
+    pieces = -(-words // limit)
+    size = -(-words // pieces)
     count, first, last = 0, start, start
     for m in WORD.finditer(text, start, end):
         if count == 0:
             first = m.start()
         count, last = count + 1, m.end()
-        if count == limit:
+        if count == size:
             yield first, last, count
             count = 0
     if count:
@@ -117,7 +121,7 @@ def _units(text: str, target: int) -> Iterator[Unit]:
                 continue
             s_words = count_words(text[span[0] : span[1]])
             if s_words > 2 * target:
-                yield from ((*piece, False) for piece in _split_by_words(text, span[0], span[1], target))
+                yield from ((*piece, False) for piece in _split_by_words(text, span[0], span[1], target, s_words))
             else:
                 yield span[0], span[1], s_words, False
 
@@ -136,7 +140,7 @@ def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> 
     current: list[Unit] = []
     current_words = carried_words = carried_units = 0  # carried: the overlap taken over from the previous passage
     for unit in _units(text, target):
-        if current and current_words + unit[2] > target:
+        if current and current_words + unit[2] > target and not _headings_only(text, target, current[carried_units:]):
             headings = _trailing_headings(text, current[carried_units:])
             current = current[: len(current) - len(headings)]
             passages.append((current[0][0], current[-1][1], current_words - sum(u[2] for u in headings)))
@@ -156,19 +160,32 @@ def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> 
     return [_passage(doc, n, start, end) for n, (start, end, _) in enumerate(passages)]
 
 
+def _is_heading(text: str, unit: Unit) -> bool:
+    start, end, words, whole = unit
+    return whole and words <= HEADING_WORDS and text[start:end].rstrip(_CLOSERS)[-1:].isalnum()
+
+
+def _headings_only(text: str, target: int, group: list[Unit]) -> bool:
+    """Whether the passage's units after its overlap are one or two headings (short beside the target) and
+    nothing else: closed there, the headings would be a passage of their own (or of the overlap and them)
+    when the unit they head is long (a table, a list, a long paragraph). They take that unit in instead,
+    past the target by their few words."""
+    return (0 < len(group) <= _HEADINGS_CARRIED and sum(unit[2] for unit in group) <= target // 4
+            and all(_is_heading(text, unit) for unit in group))  # fmt: skip
+
+
 def _trailing_headings(text: str, group: list[Unit]) -> list[Unit]:
     """The headings that end a passage about to be closed (`HEADING_WORDS`), to open the next one instead;
     never all of `group`, the passage's units after the overlap it carries (else it would be that overlap alone)."""
     n = 0
-    while n < _HEADINGS_CARRIED and n + 1 < len(group):
-        start, end, words, whole = group[-1 - n]
-        if not (whole and words <= HEADING_WORDS and text[start:end].rstrip(_CLOSERS)[-1:].isalnum()):
-            break
+    while n < _HEADINGS_CARRIED and n + 1 < len(group) and _is_heading(text, group[-1 - n]):
         n += 1
     return group[len(group) - n :]
 
 
 def _overlap_tail(group: list[Unit], overlap_words: int) -> list[Unit]:
+    """The units of a closed passage the next one repeats: whole ones (paragraphs, sentences) from its end,
+    up to `overlap_words` words in all, never the whole passage."""
     if overlap_words <= 0:
         return []
     tail: list[Unit] = []

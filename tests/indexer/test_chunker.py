@@ -263,18 +263,34 @@ def test_a_heading_that_would_end_a_passage_opens_the_next_with_its_section():
     assert_offsets(d, passages)
 
 
-def test_headings_never_move_a_whole_passage():
+def test_headings_take_in_the_unit_they_head_however_long():
+    """A heading whose section starts with a long unit (a table, a list) was a passage of its own:
+    `Table 3. Annual inflation by year`, then the table without it."""
     d = doc("\n\n".join(["Contents", "Tables", _words("a", 95) + "."]))
     passages = chunk_document(d, ChunkSettings(target_words=90))
-    assert [p.text for p in passages] == ["Contents", "Tables\n\n" + _words("a", 95) + "."]
+    assert [p.text for p in passages] == ["Contents\n\nTables\n\n" + _words("a", 95) + "."]
+    table = "\n".join(f"| {year} | {year % 7}.5 | {_words('w', 3)} |" for year in range(2000, 2040))  # one unit, 240 words
+    d = doc("\n\n".join([_words("p", 60) + ".", "Table 3. Annual inflation by year", table, _words("q", 60) + "."]))
+    passages = chunk_document(d, ChunkSettings(target_words=200))
+    assert [p.text.split("\n")[0] for p in passages] == [_words("p", 60) + ".", "Table 3. Annual inflation by year", _words("q", 60) + "."]
+    assert passages[1].text.endswith(table)
+    assert_offsets(d, passages)
+
+
+def test_a_sentence_cut_at_words_is_cut_into_pieces_of_about_equal_length():
+    """410 words at a target of 200 were 200 + 200 + a passage of 10 between two others."""
+    d = doc("\n\n".join([_words("a", 410), _words("b", 410), _words("c", 300)]))
+    passages = chunk_document(d, ChunkSettings(target_words=200))
+    assert [count_words(p.text) for p in passages] == [137, 137, 136, 137, 137, 136, 300]  # up to 2x: one sentence, kept
+    assert_offsets(d, passages)
 
 
 def test_a_heading_never_leaves_a_passage_of_the_overlap_alone():
     # A0 A1 fill a passage; "2. Prices" opens the next, after A1 carried over as overlap; N does not fit beside
-    # them. Moving the heading on with N would leave A1 alone, a copy of the last passage's end: it stays (and the
-    # overlap carries it on to N).
+    # them. Closed there, the passage would be A1 (a copy of the last passage's end) and the heading: the
+    # heading takes N in instead, past the target by its two words.
     a0, a1, n = _words("a", 81) + ".", _words("b", 8) + ".", _words("n", 85) + "."
     d = doc("\n\n".join([a0, a1, "2. Prices", n]))
     passages = chunk_document(d, ChunkSettings(target_words=90, overlap_words=10))
-    assert [p.text for p in passages] == [f"{a0}\n\n{a1}", f"{a1}\n\n2. Prices", f"2. Prices\n\n{n}"]
+    assert [p.text for p in passages] == [f"{a0}\n\n{a1}", f"{a1}\n\n2. Prices\n\n{n}"]
     assert_offsets(d, passages)
