@@ -22,6 +22,7 @@ import numpy as np
 from backends.hit import Hit
 from indexer.schema import doc_id_of
 from ranker import kernels
+from ranker.fusion import MIN_SPAN_OF_SCALE, span_floor
 
 _HITS_AT_ONCE = 16  # hits read from the arrays together (a search usually takes 10)
 LegRun = tuple[Sequence[str], Sequence[float]]  # one leg's (passage ids, scores), best first
@@ -166,10 +167,7 @@ def convex_keyed_many(lexical: Sequence[KeyedRun], dense: Sequence[KeyedRun], we
         kept &= place < window
     lo = per_run(np.minimum, np.where(kept, scores, np.inf), counts, run_starts)
     hi = per_run(np.maximum, np.where(kept, scores, -np.inf), counts, run_starts)
-    spread = hi - lo
-    normed = np.ones(len(keys))
-    varied = ~(spread <= 0.0)  # a run whose scores are all equal normalises to 1.0
-    normed[varied] = (scores[varied] - lo[varied]) / spread[varied]
+    normed = _minmax(scores, lo, hi)
     w = np.where(np.arange(len(keys)) < n_lex, float(weights[0]), float(weights[1]))
     part = np.where(kept, np.multiply(w, normed), 0.0)
     group = np.cumsum(new) - 1  # each sorted entry's candidate
@@ -243,8 +241,25 @@ def _normalised(scores: np.ndarray, weight: float, window: int | None = None) ->
     if window is not None and len(scores) > window:
         return np.concatenate((_normalised(scores[:window], weight), np.zeros(len(scores) - window)))
     lo = np.minimum.reduce(scores)  # the ufunc itself: ndarray.min's Python wrapper costs as much on ~100 numbers
-    spread = np.maximum.reduce(scores) - lo
+    hi = np.maximum.reduce(scores)
+    spread, floor = hi - lo, span_floor(float(lo), float(hi))
+    if spread < floor:
+        return np.multiply(float(weight), 1.0 - (hi - scores) / floor)
     return np.multiply(float(weight), (scores - lo) / spread if not spread <= 0.0 else np.ones(len(scores)))
+
+
+def _minmax(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """`fusion.normalize_scores` ("minmax") of each score against its own run's `lo` and `hi`: over at
+    least `span_floor` of the run's scale; a run whose scores are all equal normalises to 1.0."""
+    with np.errstate(invalid="ignore"):  # infinite scores: nan, as plain min-max gave
+        spread = hi - lo
+        floor = MIN_SPAN_OF_SCALE * np.maximum(np.abs(lo), np.abs(hi))
+        narrow = spread < floor
+    normed = np.ones(len(scores))
+    varied = ~(spread <= 0.0) & ~narrow
+    normed[varied] = (scores[varied] - lo[varied]) / spread[varied]
+    normed[narrow] = 1.0 - (hi[narrow] - scores[narrow]) / floor[narrow]
+    return normed
 
 
 def _no_candidates(id_of: Callable[[int], str], positional: bool) -> Candidates:

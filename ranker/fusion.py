@@ -97,10 +97,24 @@ def rrf(runs: Sequence[Sequence[Hit]], k: int = 60, limit: int | None = None, wi
     return _finish(merged, _sum_parts(parts), limit)
 
 
+# A run's min-max range is at least this fraction of its largest score's magnitude: over a run of two
+# near-equal hits (a page and its mirror, whose BM25 scores Anserini parts by one float ulp to order them
+# by id) plain min-max stretched a rounding-sized gap to the whole [0, 1], half the fused score, which no
+# authority prior (a few hundredths) could then close. Runs of ordinary size span far more.
+MIN_SPAN_OF_SCALE = 0.1
+
+
+def span_floor(lo: float, hi: float) -> float:
+    """The least range a run whose scores lie in [lo, hi] is normalised over. A run that spans less is
+    normalised as 1 - (hi - s) / floor: its best hit stays 1, the others keep their small distance below."""
+    return MIN_SPAN_OF_SCALE * max(abs(lo), abs(hi))
+
+
 def normalize_scores(scores: Sequence[float], norm: Norm = "minmax") -> list[float]:
     """One run's scores normalised.
 
-    minmax: (s - min) / (max - min) in [0, 1]; when all scores are equal (including a single hit)
+    minmax: (s - min) / (max - min) in [0, 1], over a range of at least `MIN_SPAN_OF_SCALE` of the
+      scores' scale (`span_floor`); when all scores are equal (including a single hit)
       every hit gets 1.0 -- the leg did retrieve them and has no preference among them, so they are
       treated like the run's best rather than like passages the leg did not return (which get 0);
       0.5 would rank a lone retrieved hit below the top hit of every other run for no reason.
@@ -112,6 +126,9 @@ def normalize_scores(scores: Sequence[float], norm: Norm = "minmax") -> list[flo
         return xs
     if norm == "minmax":
         lo, hi = min(xs), max(xs)
+        floor = span_floor(lo, hi)
+        if hi - lo < floor:
+            return [1.0 - (hi - x) / floor for x in xs]
         if hi - lo <= 0.0:
             return [1.0] * len(xs)
         return [(x - lo) / (hi - lo) for x in xs]

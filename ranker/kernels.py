@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ranker.fusion import MIN_SPAN_OF_SCALE
+
 log = logging.getLogger("drsearch.kernels")
 
 _lock = threading.Lock()
@@ -128,8 +130,12 @@ def _convex_one(lex_keys, lex_scores, den_keys, den_scores, w_lex, w_den, window
                 return failed
             lo, hi = min(lo, s), max(hi, s)
         spread = hi - lo
+        floor = MIN_SPAN_OF_SCALE * max(abs(lo), abs(hi))  # `fusion.span_floor`
         for i in range(start, scored):
-            part[i] = weight * ((scores[i] - lo) / spread) if not spread <= 0.0 else weight * 1.0
+            if spread < floor:
+                part[i] = weight * (1.0 - (hi - scores[i]) / floor)
+            else:
+                part[i] = weight * ((scores[i] - lo) / spread) if not spread <= 0.0 else weight * 1.0
     order = np.argsort(keys, kind="mergesort")  # stable: a passage's lexical entry before its dense one
     n = 0
     for j in range(m):

@@ -34,6 +34,7 @@ from ranker import kernels
 from ranker.budget import RankedList
 from ranker.candidates import Candidates, convex_arrays, convex_positions_many, first_copies, per_run, ties_by_id
 from ranker.filters import SourceFilter, SourceMeta, diversify
+from ranker.fusion import MIN_SPAN_OF_SCALE
 from ranker.lifetime import Lifetime
 from ranker.options import SearchOptions
 from ranker.query import CleanQuery, clean_query, surrogate_at, termless_error
@@ -44,12 +45,6 @@ TIER_PRIOR = {1: 1.0, 2: 0.5, 3: 0.25}  # authority score in [0, 1] by tier; unl
 _PRIOR_BY_TIER = np.array([0.0] + [TIER_PRIOR.get(t, 0.0) for t in range(1, 128)])  # indexed by tier (int8)
 _NO_TEXT_KEYS = np.zeros(0, dtype=np.uint64)  # `ranker.kernels`: no collapse by text
 _NO_TEXT_KEYS.flags.writeable = False  # read-only, as the memory-mapped column it stands for (one compiled form)
-
-
-# The normalisation's range is at least this fraction of the largest score's magnitude: min-max over a
-# pool of two near-equal candidates would stretch a rounding-sized gap to the full [0, 1] range, which
-# no authority prior (a few hundredths) could then close. Pools of ordinary size span far more.
-MIN_SPAN_OF_SCALE = 0.1
 
 
 def _spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

@@ -45,6 +45,19 @@ def _runs(rng, n_lex, n_den, pool, ties):
     return run(n_lex), run(n_den)
 
 
+def test_compiled_convex_fusion_equals_numpy_on_runs_narrower_than_the_span_floor(compiled):
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        n_lex, n_den = rng.integers(1, 12, 2).tolist()
+        lex = (rng.choice(40, n_lex, replace=False).astype(np.int64), np.sort(9.0 + rng.uniform(0, 0.5, n_lex))[::-1].copy())
+        den = (rng.choice(40, n_den, replace=False).astype(np.int64), np.sort(0.8 + rng.uniform(0, 0.05, n_den))[::-1].copy())
+        id_of = lambda position: f"d{position}#0"  # noqa: E731
+        got = _convex_one(lex, den, [0.5, 0.5], id_of, positional=True)
+        expected = _numpy(_convex_one, lex, den, [0.5, 0.5], id_of, positional=True)
+        for a, b in zip(_fields(got), _fields(expected)):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
 def _fields(candidates):
     return [candidates.keys, candidates.score, candidates._bm25, candidates._dense, candidates._bm25_rank,
             candidates._dense_rank]  # fmt: skip
