@@ -14,12 +14,15 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+import regex
+
 from indexer.analysis import HAN, HANGUL, KANA, SAME_LENGTH_FOLDS, UNSPACED, units
 from indexer.query_cache import query_cache
 
 _HAN_RUN = re.compile(f"[{HAN}]+")
 _W = f"[^\\W{HAN}]"  # a word character other than Han (Han is matched by units, not words)
 _TOKEN = re.compile(_W + "+")
+_PICTOGRAPH = regex.compile(r"\p{Extended_Pictographic}")
 _BREAK = re.compile(r"[\s。，、；：！？]")  # where a cut reads naturally
 # Public: the search page highlights words the way snippets pick them.
 STOPWORDS = frozenset(
@@ -33,9 +36,10 @@ _POSSESSIVE = re.compile(r"(?<=\w)['’＇][sS]\b")
 
 
 def _stems(query: str) -> set[str]:
-    # A 5-character prefix is a cheap, language-agnostic stand-in for stemming.
+    # A 5-character prefix is a cheap, language-agnostic stand-in for stemming. An emoji is a word of
+    # its own, as the index has it (`🚀` finds `🚀`): a query of one got the start of each passage.
     words = _TOKEN.findall(_POSSESSIVE.sub("", query))
-    return {_lowered(t)[:5] for t in words if t.lower() not in STOPWORDS}
+    return {_lowered(t)[:5] for t in words if t.lower() not in STOPWORDS} | set(_PICTOGRAPH.findall(query))
 
 
 def _lowered(text: str) -> str:
@@ -216,7 +220,21 @@ def snippet(text: str, query: str, max_chars: int = 240) -> str:
         if brk:  # before a space, after a closing punctuation mark
             end = brk.start() if brk.group().isspace() else brk.end()
         end = _cluster_start(text, end)
-    return ("…" if start > 0 else "") + text[start:end].strip() + ("…" if end < len(text) else "")
+    core = text[start:end].strip()
+    # The marks count: where no break was near the cut (CJK, Thai, a long URL) they took the snippet past max_chars.
+    over = (start > 0) + len(core) + (end < len(text)) - max_chars
+    if over > 0 and end < len(text):
+        core = core[: _cluster_start(core, len(core) - over)].rstrip()
+    elif over > 0:
+        core = core[_next_cluster(core, over):].lstrip()
+    return ("…" if start > 0 else "") + core + ("…" if end < len(text) else "")
+
+
+def _next_cluster(text: str, i: int) -> int:
+    """`i` moved on to the start of the next character (`_cluster_start`'s counterpart)."""
+    while _cluster_start(text, i) != i:
+        i += 1
+    return i
 
 
 def densest_run(positions: list[int], reach: int) -> int:

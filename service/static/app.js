@@ -56,13 +56,16 @@
     const words = (query || "").replace(/(?<=[\p{L}\p{N}_])['’＇][sS](?![\p{L}\p{N}_])/gu, "");
     for (const token of words.match(new RegExp(`${W}+`, "gu")) || []) {
       const word = token.toLowerCase();
-      if (!stopwords.has(word)) stems.add([...word].map((c) => folds.get(c) || c).join("").slice(0, 5));
+      // five characters, not UTF-16 units: a letter outside the BMP (𝔘) is two of those
+      if (!stopwords.has(word)) stems.add([...word].map((c) => folds.get(c) || c).slice(0, 5).join(""));
     }
+    // an emoji is a word of its own, as the snippets have it
+    for (const emoji of (query || "").match(/\p{Extended_Pictographic}/gu) || []) stems.add(emoji);
     const escapeOne = (s) => s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
     // a folded letter matches each spelling the index folds to it (α: ά, ὰ, ᾶ...), as the snippets do
     const escape = (s) => [...s].map((c) => (foldedFrom.has(c) ? `[${foldedFrom.get(c)}]` : escapeOne(c))).join("");
     // a 5-character stem marks the rest of its word too (a katakana one, the rest of its katakana run)
-    const rest = (s) => (s.length < 5 ? `(?!${IN_WORD})` : new RegExp(`[${KATAKANA}]$`, "u").test(s) ? `[${KATAKANA}]*` : `${IN_WORD}*`);
+    const rest = (s) => ([...s].length < 5 ? `(?!${IN_WORD})` : new RegExp(`[${KATAKANA}]$`, "u").test(s) ? `[${KATAKANA}]*` : `${IN_WORD}*`);
     // ... and the marks after it (a Thai vowel above or below its consonant stays with it)
     const alts = [...stems].sort().map((s) => `(?<!${IN_WORD})` + escape(s) + rest(s) + "\\p{M}*");
     const han = new Set();

@@ -72,13 +72,15 @@ def random_text(rng: random.Random, words: list[str]) -> str:
 def test_random_texts_of_awkward_characters_match_python():
     rng = random.Random(14)
     words = ["inflation", "Inflation", "INFLATIONARY", "dna", "DNase", "ǅemal", "straße", "ÉCOLE", "école",
-             "cell_line", "x²", "naïve", "nai\u0308ve", "emoji\u200dset", "a\u0301b"]  # fmt: skip
-    queries = ["inflation dna", "École naïve straße", "ǅemal cell", "the of and", "", "x² ½ Ⅻ", "nai\u0308ve a\u0301b"]
+             "cell_line", "x²", "naïve", "nai\u0308ve", "emoji\u200dset", "a\u0301b", "☀", "☀\ufe0f", "⌚x"]  # fmt: skip
+    queries = ["inflation dna", "École naïve straße", "ǅemal cell", "the of and", "", "x² ½ Ⅻ", "nai\u0308ve a\u0301b",
+               "☀", "⌚ dna"]  # fmt: skip
     pairs = [(random_text(rng, words), rng.choice(queries)) for _ in range(1500)]
     for max_chars in (240, 40, 7):
         made = jvm_made(pairs, max_chars)
         assert sum(m is None for m in made) == 0
         assert made == [snippet(t, q, max_chars) for t, q in pairs]
+        assert max(map(len, made)) <= max_chars  # the marks counted, also where no break was near a cut
 
 
 def test_kana_texts_are_made_in_the_jvm_and_find_a_word_after_a_particle():

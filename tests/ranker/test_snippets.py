@@ -228,3 +228,13 @@ def test_many_stems_are_looked_up_word_by_word_with_the_same_starts():
         assert len(stems) > snippets.FIND_MAX_STEMS
         assert snippets._word_starts_by_word(text, lowered, stems) == snippets._found_starts(text, lowered, stems), (text, words)
         assert snippets.match_starts(text, " ".join(words)) == snippets._found_starts(text, lowered, stems)
+
+
+@pytest.mark.parametrize("text", ["深度研究智能体需要权威来源" * 30, "ธนาคารแห่งประเทศไทย" * 40,
+                                  "see " + "https://www.example.org/" + "x" * 300 + "/target page"])  # fmt: skip
+@pytest.mark.parametrize("max_chars", [40, 80, 240])
+def test_a_snippet_cut_where_no_break_is_near_keeps_to_snippet_chars_marks_included(text, max_chars):
+    """Cut where no space or stop was within reach (CJK, Thai, a long URL), the two marks took it to
+    max_chars + 1 or + 2 characters (rgb_zh: 85 of 2,560 snippets at 80 were 81 long)."""
+    made = snippet(text, "权威 ประเทศ target", max_chars)
+    assert len(made) <= max_chars and made.strip("…") in " ".join(text.split())

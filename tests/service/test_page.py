@@ -358,6 +358,7 @@ ZH_DOCS = [
     {"id": "th", "title": "นโยบายการเงิน", "url": "https://example.th/rate", "text": "คณะกรรมการคงอัตราดอกเบี้ยนโยบายไว้"},
     {"id": "el", "title": "Τιμές", "url": "https://example.gr/prices", "text": "Ο πληθωρισμός στην Αθήνα αυξήθηκε τον Μάιο."},
     {"id": "possessive", "title": "Ratings", "url": "https://example.com/ratings", "text": "Moody's cut the bank's rating."},
+    {"id": "astral", "title": "Launch", "url": "https://example.com/launch", "text": "Mission control said the 🚀 lifted off; 𝔘𝔫𝔦𝔳𝔢𝔯𝔰𝔢 was printed on it."},
     {"id": "js-url", "title": "脚本链接", "url": "javascript:document.body.dataset.owned=1", "text": "XSSMARKER javascript scheme"},
     {"id": "data-url", "title": "数据链接", "url": "data:text/html,<b>owned</b>", "text": "XSSMARKER data scheme"},
 ]
@@ -420,6 +421,15 @@ def test_a_korean_or_thai_word_inside_a_longer_run_is_highlighted(zh_page, zh_se
     open_page(zh_page)
     search(zh_page, query)
     assert zh_page.locator(f".hit[data-doc-id={doc_id}] .snippet mark").all_text_contents() == marks
+
+
+@pytest.mark.parametrize("query,marks", [("🚀", ["🚀"]), ("𝔘𝔫𝔦𝔳𝔢𝔯𝔰𝔢", ["𝔘𝔫𝔦𝔳𝔢𝔯𝔰𝔢"])])
+def test_an_emoji_or_a_word_of_letters_outside_the_bmp_is_highlighted(zh_page, query, marks):
+    """An emoji is a word of its own to the index and the snippets; a stem of five letters outside the BMP
+    was cut after two and a half of them (JavaScript's slice counts UTF-16 units)."""
+    open_page(zh_page)
+    search(zh_page, query)
+    assert zh_page.locator(".hit[data-doc-id=astral] .snippet mark").all_text_contents() == marks
 
 
 @pytest.mark.parametrize("query", ["ΑΘΗΝΑ", "αθηνα"])

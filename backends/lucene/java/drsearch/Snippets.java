@@ -310,6 +310,17 @@ public final class Snippets {
     int from = start, to = end;  // str.strip()
     while (from < to && is(cls, text[offset + from], SPACE)) from++;
     while (to > from && is(cls, text[offset + to - 1], SPACE)) to--;
+    // The marks count: where no break was near the cut (CJK, Thai, a long URL) they took it past maxChars.
+    int over = (start > 0 ? 1 : 0) + (to - from) + (end < size ? 1 : 0) - maxChars;
+    if (over > 0 && end < size) {
+      to = from + clusterStart(text, offset + from, to - from, to - from - over, cls);
+      while (to > from && is(cls, text[offset + to - 1], SPACE)) to--;
+    } else if (over > 0) {
+      int i = over;
+      while (clusterStart(text, offset + from, to - from, i, cls) != i) i++;
+      from += i;
+      while (from < to && is(cls, text[offset + from], SPACE)) from++;
+    }
     if (start > 0) out.append('\u2026');
     out.append(text, offset + from, to - from);
     if (end < size) out.append('\u2026');
