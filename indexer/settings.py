@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -43,6 +44,14 @@ class DenseSettings(BaseModel):
     hnsw_ef_construction: int = Field(80, ge=8)
     hnsw_ef_search: int = Field(128, ge=1)
     shard_size: int = Field(8192, ge=64)  # passages per embedding shard (resume granularity)
+
+    @field_validator("device")
+    @classmethod
+    def _a_torch_device(cls, device: str | None) -> str | None:
+        """cpu, cuda or cuda:N: another value failed inside the model's loading, reported as a bad model."""
+        if device is not None and not re.fullmatch(r"cpu|cuda(?::[0-9]+)?", device):
+            raise ValueError(f"must be cpu, cuda or cuda:N, got {device!r}")
+        return device
 
     @field_validator("languages")
     @classmethod

@@ -44,8 +44,6 @@ def encode_command(
         from service.cli import _first_pydantic_error
 
         raise DrsearchError(_first_pydantic_error(exc)) from None
-    if device and device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise DrsearchError(f"invalid --device '{device}' (cpu, cuda or cuda:N)")
     warn_unread(corpus)
     with stopped_by_signals_with_a_word():
         report = encode_corpus(corpus, out, settings, ray_address=ray, workers=workers)

@@ -53,7 +53,7 @@ def test_build_after_encode_encodes_nothing(tmp_path):
     ("args", "says"),
     [
         (["--device", "cuda"], "CUDA is not available here"),
-        (["--device", "tpu"], "invalid --device 'tpu'"),
+        (["--device", "tpu"], "invalid --device: must be cpu, cuda or cuda:N, got 'tpu'"),
         (["--shard-size", "10"], "--shard-size"),
         (["--ray", "127.0.0.1:1"], "127.0.0.1:1: no Ray cluster answers there"),
     ],

@@ -123,7 +123,8 @@ def test_a_later_data_fault_is_500_index_corrupt(root, tmp_path):
         with server.client() as c:
             assert c.post("/v1/search", json={**Q, "mode": "bm25"}).status_code == 200
             pipeline = server.app.state.svc.index.current.pipeline
-            pipeline.dense.close()  # the vectors are read again on next use ...
+            pipeline.dense.close()
+            pipeline.dense._closed = False  # as a leg whose vectors are read on first use ...
             faiss_file = pipeline.build_dir / layout.DENSE_DIR / INDEX_FILE
             faiss_file.unlink()  # ... and their file has gone
             for _ in range(3):
