@@ -69,6 +69,8 @@ def page_date(markup: AnyStr, url: str | None) -> str | None:
             found = iso_or_none(find_date(tree, url=url, original_date=True, max_date=latest, extensive_search=False))
         if found is not None and found.endswith("-01") and not _writes_first_day(tree, url, found):
             found = None
+        if found is not None and _read_swapped(markup, found):
+            found = None
     except Exception:  # malformed input must never stop a crawl
         found = None
     return found or _stated_year(tree)
@@ -82,6 +84,19 @@ def _writes_first_day(tree, url: str | None, date: str) -> bool:
     year, month = int(date[:4]), int(date[5:7])
     text = f"{url or ''}\n{etree.tostring(tree, encoding='unicode')}"
     return _first_day_pattern(year, month).search(text) is not None
+
+
+def _read_swapped(markup: AnyStr, date: str) -> bool:
+    """Whether `date` is htmldate's reading (dateutil's) of a value off the calendar as year-day-month:
+    `2024-13-01`, no date, came out as 13 January. Only a day past 12 can have been read so."""
+    year, month, day = date[:4], date[5:7], date[8:10]
+    if not day or int(day) <= 12:
+        return False
+    written = f"{year}-{day}-{month}"
+    as_given = f"{year}-{month}-{day}"
+    if isinstance(markup, bytes):
+        return written.encode() in markup and as_given.encode() not in markup
+    return written in markup and as_given not in markup
 
 
 @lru_cache(maxsize=256)

@@ -50,10 +50,11 @@ def days_from_today(days: int) -> str:
     return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days)).date().isoformat()
 
 
-@pytest.mark.parametrize("stated", ["2023-02-29", "2024-04-31", "2024-02-30T10:00:00Z", "future"])
+@pytest.mark.parametrize("stated", ["2023-02-29", "2024-04-31", "2024-02-30T10:00:00Z", "2024-13-01", "future"])
 def test_a_date_the_page_states_off_the_calendar_or_after_the_crawl_is_no_date(stated):
     """htmldate refused the day and kept the year and month the value still shows: the page was dated the
-    1st of that month (a page dated after its crawl, the 1st of the crawl's own month)."""
+    1st of that month (a page dated after its crawl, the 1st of the crawl's own month); a month 13 was
+    read as a day (`2024-13-01`: 13 January)."""
     stated = days_from_today(40) if stated == "future" else stated
     html, url = page("Wage report", head=f'<meta property="article:published_time" content="{stated}">')
     assert extract_html(html, url).published is None
