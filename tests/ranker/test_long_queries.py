@@ -93,6 +93,22 @@ def test_bm25_keeps_the_rarest_terms_and_never_reaches_the_clause_limit(pipeline
     assert bm25.search([text], 5)[0]  # the unbounded text searches too (it is bounded inside)
 
 
+@pytest.mark.parametrize("query", [
+    "odds ratio " + " ".join(f"{i / 100:.2f}" for i in range(1, 1101)),  # a pasted table: ~110 distinct words
+    " ".join("x" + chr(0x300 + i // 100) + chr(0x300 + i % 100) for i in range(1100)),  # marks are no word characters
+    "".join(chr(0x1F300 + i) for i in range(700)),  # emoji side by side, one term each
+], ids=["decimals", "combining-marks", "emoji"])  # fmt: skip
+def test_a_query_of_few_distinct_words_and_many_distinct_terms_is_bounded(pipeline, query):
+    """The pre-check counted distinct words (`\\w+`): 1,100 decimals made of ~110 of them went to Lucene
+    unbounded, past its clause limit of 1,024 (a 500 on /v1/search and /retrieve, a traceback in the CLI)."""
+    from ranker.long_query import MAX_BM25_TERMS
+
+    bm25 = pipeline.lexical
+    assert len(set(bm25.terms(query))) > MAX_BM25_TERMS
+    assert len(set(bm25.terms(bm25.bounded(query)))) <= MAX_BM25_TERMS
+    bm25.search([query], 5)  # no TooManyClauses
+
+
 def test_eval_runs_a_collection_of_paragraph_queries(paragraph_index, paragraph_beir):
     proc = drsearch("eval", "--index", paragraph_index, "--beir", paragraph_beir, "--mode", "all", "--json", "--k0", "100")
     assert proc.returncode == 0, proc.stderr[-2000:]
