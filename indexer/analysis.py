@@ -21,11 +21,12 @@ Spellings of one word that writers and readers vary are folded to one (`fold`), 
 Arabic and Persian normalizers do: Greek without accents and with σ for ς (capitals drop accents,
 and a capital final sigma lower-cases to σ), Arabic without short vowels and tatweel and with one
 alef, yeh and heh for their variants (also Persian's yeh and kaf), Hebrew without points, and
-Turkish dotless ı as i (Lucene lower-cases the capital I of ılımlı to i). In a text with Hebrew or
-Arabic letters the invisible direction marks pages put around words and numbers (&rlm;) are
-dropped and a zero-width non-joiner is a space: Lucene's tokenizer keeps them in the word
-(البطالة + RLM is a term of its own, and so is Persian مصرف‌کننده, which others write مصرف کننده).
-Latin-script text other than ı, and so English, is not touched.
+Turkish dotless ı as i (Lucene lower-cases the capital I of ılımlı to i). The invisible direction marks
+pages put around words and numbers (&rlm;, &lrm;, isolates), a word joiner and a BOM inside the text
+are dropped, and in a text with Hebrew or Arabic letters a zero-width non-joiner is a space: Lucene's
+tokenizer keeps them in the word (البطالة + RLM is a term of its own, and so were `cancer` + LRM, pasted
+from a page that set English inside Arabic, and Persian مصرف‌کننده, which others write مصرف کننده).
+Latin-script text other than ı and those marks, and so English, is not touched.
 """
 
 from __future__ import annotations
@@ -65,13 +66,20 @@ def class_chars(ranges: str) -> str:
     return re.sub(r"(.)-(.)", lambda m: "".join(map(chr, range(ord(m.group(1)), ord(m.group(2)) + 1))), ranges)
 
 
-_FOLD_TABLE = str.maketrans({**dict.fromkeys(class_chars(_DROPPED)), **_REPLACED})
 _RTL_LETTER = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")  # Hebrew, Arabic, Syriac, Thaana, N'Ko...
+# Invisible marks pasted text carries around and inside words (direction marks, a word joiner, a BOM
+# within the text), which Lucene's tokenizer keeps in the term: `cancer` + LRM was no `cancer`.
 _DIRECTION_MARKS = "\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
-# In RTL text direction marks are dropped, and a zero-width non-joiner, which Persian writes between
-# the parts of one word (مصرف‌کننده) where others write a space, becomes one (as Lucene's Persian analyzer does).
-_RTL_TABLE = str.maketrans({**dict.fromkeys(class_chars(_DIRECTION_MARKS)), "\u200c": " "})
-_FOLDED = re.compile(f"[{_GREEK_LETTERS}{_DROPPED}{''.join(_REPLACED)}{_DIRECTION_MARKS}\u200c]")
+_INVISIBLE = _DIRECTION_MARKS + "\u2060\ufeff"
+_FOLD_TABLE = str.maketrans({**dict.fromkeys(class_chars(_DROPPED + _INVISIBLE)), **_REPLACED})
+# In RTL text a zero-width non-joiner, which Persian writes between the parts of one word (مصرف‌کننده)
+# where others write a space, becomes one (as Lucene's Persian analyzer does).
+_RTL_TABLE = str.maketrans({"\u200c": " "})
+# Builds whose analyzer predates `_INVISIBLE` (`backends.lucene.section.MARKS_IN_RTL_ONLY_ANALYZER`)
+# dropped direction marks only in RTL text, and kept a word joiner and a BOM: their queries go in so.
+_FOLD_TABLE_MARKS_IN_RTL_ONLY = str.maketrans({**dict.fromkeys(class_chars(_DROPPED)), **_REPLACED})
+_RTL_TABLE_MARKS_IN_RTL_ONLY = str.maketrans({**dict.fromkeys(class_chars(_DIRECTION_MARKS)), "\u200c": " "})
+_FOLDED = re.compile(f"[{_GREEK_LETTERS}{_DROPPED}{''.join(_REPLACED)}{_INVISIBLE}\u200c]")
 
 Scheme = Literal["unigram", "bigram", "unigram+bigram"]
 SCHEME: Scheme = "unigram+bigram"  # measured on rgb_zh against bigrams, words and Pyserini: docs/BENCHMARKS.md
@@ -135,23 +143,25 @@ def decode_term(index_term: str) -> str:
     return "".join(chr(int(digits[i : i + 6])) for i in range(0, len(digits), 6))
 
 
-def for_lucene(text: str, units_of: Callable[[str], Iterable[str]] = units) -> str:
+def for_lucene(text: str, units_of: Callable[[str], Iterable[str]] = units, *, marks_in_rtl_only: bool = False) -> str:
     """`text` with every Han, Hangul and Thai/Lao/Khmer/Myanmar run replaced by its units' index terms
     (unchanged when it has none). `units_of` (for Han runs) is replaceable so that bench/ can compare
     other segmentations through the same path."""
     if text.isascii():
         return text
-    text = fold(text)
+    text = fold(text, marks_in_rtl_only=marks_in_rtl_only)
     return _RUN.sub(lambda m: " " + " ".join(term(u) for u in run_units(m.group(0), units_of)) + " ", text)
 
 
-def fold(text: str) -> str:
-    """`text` with the spelling variants the module docstring lists folded (unchanged when it has none)."""
+def fold(text: str, *, marks_in_rtl_only: bool = False) -> str:
+    """`text` with the spelling variants the module docstring lists folded (unchanged when it has none);
+    `marks_in_rtl_only`: as builds of the analyzer before invisible marks were dropped everywhere."""
     if not _FOLDED.search(text):
         return text
+    rtl, table = (_RTL_TABLE_MARKS_IN_RTL_ONLY, _FOLD_TABLE_MARKS_IN_RTL_ONLY) if marks_in_rtl_only else (_RTL_TABLE, _FOLD_TABLE)
     if _RTL_LETTER.search(text):
-        text = text.translate(_RTL_TABLE)
-    return _GREEK_WORD.sub(lambda m: _greek(m.group(0)), text.translate(_FOLD_TABLE))
+        text = text.translate(rtl)
+    return _GREEK_WORD.sub(lambda m: _greek(m.group(0)), text.translate(table))
 
 
 def _greek(word: str) -> str:

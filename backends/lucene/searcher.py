@@ -13,7 +13,7 @@ import numpy as np
 from backends.base import LEXICAL, Leg, Restriction, SourceFilters, check_k
 from backends.hit import Hit
 from backends.lucene.jvm import INSTANCE_CALLS, autoclass, java_path
-from backends.lucene.section import ANALYZER, HAN_ONLY_ANALYZER, LuceneSection
+from backends.lucene.section import ANALYZER, HAN_ONLY_ANALYZER, MARKS_IN_RTL_ONLY_ANALYZER, LuceneSection
 from backends.lucene.topk import JavaLater, LuceneTopK
 from backends.threads import Later
 from indexer import layout
@@ -206,7 +206,8 @@ def _unchanged(text: str) -> str:
 
 
 # How a query is prepared for the analyzer a build's index was written with (older builds: older ways).
-_PREPARE = {ANALYZER: for_lucene, HAN_ONLY_ANALYZER: for_lucene_han_only}
+_PREPARE = {ANALYZER: for_lucene, MARKS_IN_RTL_ONLY_ANALYZER: functools.partial(for_lucene, marks_in_rtl_only=True),
+            HAN_ONLY_ANALYZER: for_lucene_han_only}  # fmt: skip
 
 
 # Java exceptions (the exception or one of its causes) that say the index's files cannot be read.

@@ -11,7 +11,9 @@ from backends.base import Section
 # Han and Hangul runs as characters + bigrams, Thai/Lao/Khmer/Myanmar runs as character bigrams, before
 # Lucene's English analyzer, and Greek, Arabic, Persian, Hebrew and Turkish spelling variants folded
 # (indexer/analysis.py).
-ANALYZER = "anserini-default-porter+zh-ko-unigram-bigram+th-lo-km-my-bigram+el-ar-fa-he-tr-fold"
+ANALYZER = "anserini-default-porter+zh-ko-unigram-bigram+th-lo-km-my-bigram+el-ar-fa-he-tr-fold+invisible-marks"
+# builds before direction marks, word joiners and BOMs were dropped outside RTL text too
+MARKS_IN_RTL_ONLY_ANALYZER = "anserini-default-porter+zh-ko-unigram-bigram+th-lo-km-my-bigram+el-ar-fa-he-tr-fold"
 HAN_ONLY_ANALYZER = "anserini-default-porter+zh-unigram-bigram"  # builds before Hangul and Thai units
 LEGACY_ANALYZER = "anserini-default-porter"  # builds before Chinese units: queries go in unchanged
 # host code token "h<code>", YYYYMMDD date token ("x": not an ISO date), language code token "l<code>" (field "language")

@@ -45,5 +45,11 @@ def test_spelling_variants_fold_and_latin_text_stays():
     assert fold("הַמְּחִירִים ılımlı") == "המחירים ilimli"
     text = "TNF-α and β-cells; café, İstanbul, naïve Σ-δ"  # Greek letters alone: Lucene lower-cases them the same
     assert fold(text) == text.replace("Σ", "σ")
-    assert fold("البطالة\u200f في") == "البطالة في".replace("ة", "ه")  # a direction mark goes where RTL letters are
-    assert fold("p53\u200e protein") == "p53\u200e protein"  # and only there
+    assert fold("البطالة\u200f في") == "البطالة في".replace("ة", "ه")  # a direction mark goes
+    # ... in Latin text too (pasted from a page setting English inside Arabic), and so do a word joiner and a
+    # BOM inside the text: `cancer` + LRM was a term of its own, and `cancer` found no such document
+    assert fold("p53\u200e lung\u2060 can\ufeffcer\u2067") == "p53 lung cancer"
+    assert fold("مصرف\u200cکننده emoji\u200dset") == "مصرف كننده emoji\u200dset"  # ZWNJ a space in RTL text; ZWJ kept
+    # builds of the analyzer before (MARKS_IN_RTL_ONLY_ANALYZER) get their queries folded as their text was
+    assert fold("p53\u200e lung\u2060", marks_in_rtl_only=True) == "p53\u200e lung\u2060"
+    assert fold("البطالة\u200f", marks_in_rtl_only=True) == "البطاله"
