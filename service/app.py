@@ -109,6 +109,9 @@ def _configure_logging() -> None:
             logger.addHandler(handler)
             logger.propagate = False
         logger.setLevel(logging.INFO)
+    # The MCP SDK logs a refused Host or Origin header's value (3,000 characters of it, unformatted and
+    # without a request id); headers are never logged here. The refusal is in the access log (403, 421).
+    logging.getLogger("mcp.server.transport_security").setLevel(logging.ERROR)
 
 
 # --------------------------------------------------------------------------------------------- app
@@ -480,8 +483,11 @@ async def _admitted(st: ServiceState, key: str, n_queries: int, k: int, mode: st
 
 async def _queued(st: ServiceState, n_queries: int, k: int, mode: str,
                   search: Callable[[dict[str, Any]], Awaitable[T]]) -> T:  # fmt: skip
-    """`_admitted` without the rate limit: the admission queue's units and the deadline."""
-    return await _within_deadline(st.settings, search, _take_units(st, request_cost(n_queries, k, mode)))
+    """`_admitted` without the rate limit: the admission queue's units and the deadline. Admitted queries
+    count in `drsearch_search_queries_total` as /v1/search's do (those of /retrieve and MCP went uncounted)."""
+    release = _take_units(st, request_cost(n_queries, k, mode))
+    st.metrics.queries.labels(mode).inc(n_queries)
+    return await _within_deadline(st.settings, search, release)
 
 
 async def bounded(settings: ServiceSettings, n_queries: int, k: int, mode: str,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -154,14 +155,21 @@ def _resolve(index: Path) -> Path:
         raise IndexInvalidError("manifest", exc.message, exc.where or str(index)) from None
 
 
+_BAD_LINE = re.compile(r"(/.*?)(:[0-9]+: .*)", re.DOTALL)  # a bad line's `file:line: reason`
+
+
 def public_manifest(value: Any) -> Any:
-    """The manifest as shown to clients: an absolute path (e.g. the corpus files it was built from)
-    becomes its last component, so the server's file layout is not disclosed."""
+    """The manifest as shown to clients: an absolute path (e.g. the corpus files it was built from, or
+    the file of a bad line's `/data/docs.jsonl:21: field ...`) becomes its last component, so the
+    server's file layout is not disclosed; what follows the path is kept (it was cut at its last `/`,
+    inside a quoted `'01/12/2024'`)."""
     if isinstance(value, dict):
         return {k: public_manifest(v) for k, v in value.items()}
     if isinstance(value, list):
         return [public_manifest(v) for v in value]
     if isinstance(value, str) and value.startswith("/") and len(value) > 1:
+        if bad_line := _BAD_LINE.fullmatch(value):
+            return Path(bad_line.group(1)).name + bad_line.group(2)
         return Path(value).name
     return value
 

@@ -123,11 +123,12 @@ class RequestMiddleware:
             if status["code"] != 0:
                 raise
             log.warning("shutdown: %s %s (request_id %s) still running after the drain timeout, answered 503",
-                        scope.get("method"), scope.get("path"), request_id)  # fmt: skip
+                        scope.get("method"), _loggable(scope.get("path")), request_id)  # fmt: skip
             await error_json(503, "unavailable", "the server shut down before this request finished; retry",
                              headers={"connection": "close"})(scope, receive, send_wrapper)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - last resort: JSON 500, logged, never a traceback to the client
-            log.error("unhandled error on %s %s (request_id %s)", scope.get("method"), scope.get("path"), request_id, exc_info=exc)
+            log.error("unhandled error on %s %s (request_id %s)", scope.get("method"), _loggable(scope.get("path")), request_id,
+                      exc_info=exc)  # fmt: skip
             if status["code"] == 0:
                 await error_json(500, "internal_error", "internal server error")(scope, receive, send_wrapper)
             else:
@@ -269,9 +270,16 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
+def _loggable(path: str | None) -> str:
+    """A request's path as one log line may show it: a percent-encoded newline decodes into the path and
+    forged a log line of its own."""
+    return (path or "").encode("unicode_escape").decode("ascii")
+
+
 def _request_id(scope) -> str:
     given = _header(scope, b"x-request-id")
-    if given and len(given) <= 64 and all(c.isalnum() or c in "-_." for c in given):
+    # ASCII only: the header is read as Latin-1 and sent back as UTF-8, so `é` or `²` came back as other bytes
+    if given and len(given) <= 64 and given.isascii() and all(c.isalnum() or c in "-_." for c in given):
         return given
     return uuid.uuid4().hex
 

@@ -82,7 +82,8 @@ def test_a_request_cancelled_by_the_drain_timeout_gets_a_json_503_and_no_traceba
     try:
         host, port = srv.base_url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=30) as sock:
-            sock.sendall(b"POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            # a percent-encoded newline in the path decoded into the warning and forged a log line of its own
+            sock.sendall(b"POST /v1/search%0A2026-12-07%20CRITICAL%20forged HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                          b"Content-Length: 100\r\nX-Request-ID: drained-1\r\n\r\n{\"query\":")  # fmt: skip
             time.sleep(0.3)  # the request is in the app, reading its body
             srv.stop()
@@ -98,6 +99,28 @@ def test_a_request_cancelled_by_the_drain_timeout_gets_a_json_503_and_no_traceba
     assert json.loads(body)["error"]["code"] == "unavailable"
     assert access_line(logs, "drained-1")["status"] == 503
     assert not [rec for rec in logs.records if rec.exc_info], [rec.getMessage() for rec in logs.records if rec.exc_info]
+    (warning,) = [rec.getMessage() for rec in logs.records if "drain timeout" in rec.getMessage()]
+    assert "\n" not in warning and "/v1/search\\n2026-12-07 CRITICAL forged" in warning
+
+
+@pytest.mark.parametrize(("sent", "kept"), [
+    (b"trace-1.a_b", True), (b"x" * 64, True), (b"x" * 65, False), (b"a b", False),
+    (b"req\xe9id", False), (b"id\xb2", False), (b"\xaa", False),  # Latin-1 letters: sent back as other (UTF-8) bytes
+])  # fmt: skip
+def test_a_request_id_is_kept_only_when_it_can_come_back_byte_for_byte(sent, kept):
+    from service.middleware import _request_id
+
+    got = _request_id({"headers": [(b"x-request-id", sent)]})
+    assert (got == sent.decode("latin-1")) is kept and got.isascii() and len(got) <= 64
+
+
+def test_the_manifest_shown_to_clients_names_files_not_paths():
+    from service.index_state import public_manifest
+
+    shown = public_manifest({"corpus": {"paths": ["/data/my docs/corpus.jsonl"]}, "counts": {"bad_lines": [
+        "/data/my docs/corpus.jsonl:21: field 'published' is not an ISO date (...): '01/12/2024'"]}})  # fmt: skip
+    assert shown == {"corpus": {"paths": ["corpus.jsonl"]}, "counts": {"bad_lines": [
+        "corpus.jsonl:21: field 'published' is not an ISO date (...): '01/12/2024'"]}}  # was cut at its last /: "2024'"
 
 
 def test_a_refused_admin_reload_is_logged(tiny_bm25_root, tmp_path, logs):
@@ -128,3 +151,20 @@ def test_access_time_is_one_reading_in_utc_to_the_millisecond():
     assert access_time(1764979199.9996) == "2025-12-05T23:59:59.999Z"  # the last millisecond of a day stays in it
     assert access_time(1764979200.0) == "2025-12-06T00:00:00.000Z"
     assert access_time(0.042) == "1970-01-01T00:00:00.042Z"
+
+
+def test_a_refused_mcp_host_or_origin_header_is_not_logged(server, logs):
+    """The MCP SDK logged the refused header's value (a 3,000-character Host header in full), bare and
+    without a request id; the refusal is in the access log, which names no header."""
+    sdk = Collect()
+    logging.getLogger("mcp").addHandler(sdk)
+    try:
+        with server.client() as c:
+            r = c.post("/mcp", headers={"Origin": "http://attacker.example/SECRET-ORIGIN", "X-Request-ID": "mcp-origin",
+                                        "Accept": "application/json, text/event-stream"},
+                       json={"jsonrpc": "2.0", "id": 1, "method": "ping"})  # fmt: skip
+    finally:
+        logging.getLogger("mcp").removeHandler(sdk)
+    assert r.status_code == 403, r.text
+    assert access_line(logs, "mcp-origin")["status"] == 403
+    assert not [rec.getMessage() for rec in sdk.records if "SECRET-ORIGIN" in rec.getMessage()]

@@ -89,3 +89,13 @@ def test_a_title_keeps_to_the_first_line_of_contents():
     from service.search_r1 import contents
 
     assert contents("Penicillin\nDiscovery \r\n of 1928", "Fleming saw mould.") == '"Penicillin Discovery of 1928"\nFleming saw mould.'
+
+
+def test_retrieve_queries_count_in_the_search_metrics(agent_client):
+    """/retrieve is the RL rollouts' path: its queries went uncounted in drsearch_search_queries_total."""
+    from tests.service.test_api import metric
+
+    before = metric(agent_client, "drsearch_search_queries_total")
+    r = agent_client.post("/retrieve", json={"queries": ["how do tides rise and fall", "yeast dough"], "topk": 1})
+    assert r.status_code == 200, r.text
+    assert metric(agent_client, "drsearch_search_queries_total") == before + 2
