@@ -9,7 +9,7 @@ that each can run where its packages are:
     python bench/gpu.py faiss  --work /tmp/gpu [--types exact hnsw hnsw-sq8 ivf-pq]
 
 `encode` measures SciFact query and passage throughput on CUDA (fp32 and fp16), the cosine of its
-vectors to CPU-encoded ones (`--cpu-sample`, written here by `--write-cpu-sample`), a torch exact
+vectors to CPU-encoded ones (`--cpu-sample`, written by the `cpu-sample` step on a CPU host), a torch exact
 top-100 search on the GPU, then encodes the first N passages of the synthetic scale corpus
 (`bench/scale_corpus.py`: synthetic text, FOR COST MEASUREMENTS ONLY; the vectors are real encodes
 of it) and SciFact's queries, and writes them under --work. `faiss` builds every index type over

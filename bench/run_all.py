@@ -1,4 +1,7 @@
-"""`make bench`: build the benchmark indexes (once) and run every benchmark, printing its tables.
+"""`make bench`: build the benchmark indexes (once) and run the first round's benchmarks (quality, BM25
+against Pyserini, fusion, encoding, authority, latency by mode, service, extraction, ingest memory),
+printing their tables. The later issues' benchmarks (speed, scale, Chinese, reliability, agent tools,
+GPU) run by their own commands, each written next to its figures in docs/BENCHMARKS.md.
 
 Indexes go to indexes/bench-* and are reused on later runs (delete them to rebuild).
 """

@@ -73,8 +73,9 @@ def main() -> None:
                 row = bench_http_concurrent(server.url, queries, args.clients, 10, "hybrid", spec)
                 process, loop = cpu_seconds(pid) - process, cpu_seconds(pid, pid) - loop
                 qps[spec].append(row["qps"])
-                print(f"round {round_}  {spec:40s} {row['qps']:6.1f} q/s  server CPU {process / args.n * 1000:5.2f} ms/query"
-                      f" (event loop {loop / args.n * 1000:4.2f})  p50 {row['p50_ms']:.0f} ms  wall {time.perf_counter() - t0:.1f} s",
+                served = args.n + args.clients  # bench_http_concurrent's untimed warm-up query per client included
+                print(f"round {round_}  {spec:40s} {row['qps']:6.1f} q/s  server CPU {process / served * 1000:5.2f} ms/query"
+                      f" (event loop {loop / served * 1000:4.2f})  p50 {row['p50_ms']:.0f} ms  wall {time.perf_counter() - t0:.1f} s",
                       flush=True)  # fmt: skip
     finally:
         for _, server in servers:

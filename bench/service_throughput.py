@@ -20,7 +20,7 @@ the best pass of each is reported: turns keep a drift in the machine's speed fro
 Prints a markdown table of QPS and p50/p99 latency per call.
 
     python bench/service_throughput.py indexes/demo                 # 1,000 SciFact queries
-    python bench/service_throughput.py indexes/demo --n 64 --clients 8   # smoke run
+    python bench/service_throughput.py indexes/demo --n 64 --clients 8 --warmup 200 --rounds 1   # smoke run
 """
 
 from __future__ import annotations
@@ -325,8 +325,8 @@ def main() -> None:
     print(f"\n(b)/(a) = {b / a:.2f} (target >= 0.8)   (c on)/(c off) = {c_on / c_off:.2f} (target >= 1.5)")
     # A round's passes run within a minute or two of each other: their ratios show how far the host's
     # drift moves the best-of figures above, and where (b) loses (the batch size in process, or the server).
-    for name, top, bottom in (("(b)/(a)", 1, 0), ("(c on)/(c off)", 2, 3), ("in process 32 / 1,000", 4, 0),
-                              ("(b) / in process 32", 1, 4)):  # fmt: skip
+    for name, top, bottom in (("(b)/(a)", 1, 0), ("(c on)/(c off)", 2, 3), (f"in process {args.batch} / {args.n:,}", 4, 0),
+                              (f"(b) / in process {args.batch}", 1, 4)):  # fmt: skip
         print(f"each round's {name}: " + ", ".join(f"{t['qps'] / u['qps']:.2f}" for t, u in zip(passes[top], passes[bottom])))
     if args.json:
         print(json.dumps(rows, indent=2))
