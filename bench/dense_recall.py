@@ -49,7 +49,7 @@ def ivf_searches(index, x, queries, depth: int, refine: int):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vectors", type=Path, required=True, help="embedding cache folder (ROOT/embeddings/<key>)")
-    ap.add_argument("--encoder", default="st", help="the encoder that wrote the vectors: st | onnx | onnx-int8")
+    ap.add_argument("--encoder", default="onnx", help="the encoder that wrote the vectors: st | onnx (a build's default on a CPU) | onnx-int8")
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--types", nargs="+", default=["exact", "hnsw", "hnsw-sq8", "ivf-pq"])
     ap.add_argument("--nprobe", type=int, nargs="+", default=[32, 64, 128])
