@@ -39,8 +39,8 @@ def cores() -> int:
 
 def worker_budget(workers: int = 1) -> int:
     """Threads each of `workers` processes may use: $DRSEARCH_THREADS, else cores // workers."""
-    env = os.environ.get("DRSEARCH_THREADS")
-    if env is not None:
+    env = os.environ.get("DRSEARCH_THREADS", "").strip()  # empty: unset
+    if env:
         if not (env.isascii() and env.isdigit() and int(env) > 0):
             from indexer.errors import ConfigError
 

@@ -202,7 +202,7 @@ def check_value(key: str, value: Any) -> None:
     elif _is_number(default) or key in _WHOLE | _ABOVE_ZERO:
         if key in _WHOLE and not (isinstance(value, int) and not isinstance(value, bool)):
             refuse("a whole number")
-        if not _is_number(value) or not math.isfinite(value):  # every comparison with NaN is false
+        if not _is_number(value) or (isinstance(value, float) and not math.isfinite(value)):  # comparisons with NaN are false
             refuse("a finite number")
         if key in _AT_LEAST_ONE and value < 1:
             refuse(">= 1")

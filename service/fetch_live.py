@@ -37,6 +37,7 @@ from w3lib.encoding import http_content_type_encoding
 from crawler.config import DEFAULT_USER_AGENT, product_token
 from crawler.extract import HTML_TYPES, PDF_TYPES, SNIFFED_TYPES, extract_html, extract_pdf, media_type, page_kind
 from crawler.urls import AddressRefused, canonicalize_url, connect_addresses, is_localhost_name, literal_ip, system_resolve
+from indexer.domains import host_of
 from indexer.errors import echo
 from service.fetch_connect import BlockedAddress, checked_transport
 
@@ -232,7 +233,8 @@ class LiveFetcher:
                 connect_addresses(host, self.resolve, allow_loopback=self.limits.allow_loopback)
             except AddressRefused as exc:
                 raise FetchFailure("host_not_allowed", str(exc) if literal_ip(host) else f"{echo(host)}: {exc}") from None
-        if not (self.limits.any_host or host in self.limits.extra_hosts or allowed_host(host)):
+        listed = host in self.limits.extra_hosts or (not host.isascii() and host_of(host) in self.limits.extra_hosts)
+        if not (self.limits.any_host or listed or allowed_host(host)):
             raise FetchFailure("host_not_allowed",
                                f"{echo(host)} is not on the authority list (the server allows listed hosts only)")  # fmt: skip
 

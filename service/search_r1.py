@@ -119,7 +119,7 @@ def router(require_api_key: Any) -> APIRouter:
                 if not any(part):
                     results += [[] for _ in part]
                     continue
-                results += await _queued(st, len(part), k, mode, lambda bounds, part=part: st.run(
+                results += await _queued(st, sum(map(bool, part)), k, mode, lambda bounds, part=part: st.run(
                     search_searchable, snap.pipeline, part, SearchOptions(k=k, **bounds)))  # fmt: skip
         return to_search_r1(results, body.return_scores)
 

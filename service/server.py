@@ -113,15 +113,19 @@ class PortReleasingSupervisor(Multiprocess):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._retry_at: dict[int, float] = {}  # worker slot -> when its next start is tried
+        # worker slot -> when its next start is tried, and the process that failed there (a SIGHUP's rolling
+        # restart or SIGTTOU/SIGTTIN may have put another in the slot since: that one is left alone)
+        self._retry_at: dict[int, tuple[float, UvicornProcess]] = {}
         self.failed_to_start = False  # no worker could start: `serve` exits 3, as a single process does
 
     def keep_subprocess_alive(self) -> None:
+        for idx in [idx for idx, (_, failed) in self._retry_at.items() if idx >= len(self.processes) or self.processes[idx] is not failed]:
+            del self._retry_at[idx]
         for idx, process in enumerate(self.processes):
             if self.should_exit.is_set():
                 return
             if idx in self._retry_at:
-                if time.monotonic() >= self._retry_at[idx]:
+                if time.monotonic() >= self._retry_at[idx][0]:
                     del self._retry_at[idx]
                     self._start(idx)
                 continue
@@ -134,10 +138,11 @@ class PortReleasingSupervisor(Multiprocess):
             if process.exitcode != STARTUP_FAILURE:
                 uvicorn_log.info("Child process [%s] died", process.pid)
                 self._start(idx)
-            elif any(other.process.is_alive() for i, other in enumerate(self.processes) if i != idx and i not in self._retry_at):
+            elif any(other.is_ready(timeout=1) for i, other in enumerate(self.processes) if i != idx and i not in self._retry_at):
+                # serving, not merely alive: workers still starting may fail as this one did
                 uvicorn_log.error("Child process [%s] failed to start; the other workers keep serving; trying again "
                                   "in %g s", process.pid, self.RESTART_RETRY_S)  # fmt: skip
-                self._retry_at[idx] = time.monotonic() + self.RESTART_RETRY_S
+                self._retry_at[idx] = (time.monotonic() + self.RESTART_RETRY_S, process)
             else:
                 uvicorn_log.error("Child process [%s] failed to start and no worker is serving: stopping", process.pid)
                 self.failed_to_start = True

@@ -54,7 +54,7 @@ class ServiceSettings(QuerySettings):
     rate_limit_qps: float | None = Field(None, gt=0.0, description="per API key: queries per second (token bucket; "
                                          "a batch costs one token per query; only when DRSEARCH_API_KEY is set)")
     rate_limit_burst: float = Field(128.0, ge=1.0, description="per API key: bucket size in queries")
-    jvm_heap: str = Field("2g", description="JVM -Xmx of the BM25 searcher, 64m up to the machine's memory (reported in /metrics)")
+    jvm_heap: str = Field("2g", description="JVM -Xmx of the BM25 searcher, more than 32m (reported in /metrics)")
     batching: bool = Field(True, description="micro-batch concurrent search calls (one query encoding for all of them)")
     batch_window_ms: float = Field(3.0, ge=0.0, le=1000.0)
     batch_max_queries: int = Field(64, ge=1, le=4096)
@@ -91,17 +91,19 @@ class ServiceSettings(QuerySettings):
     @field_validator("fetch_allow_hosts")
     @classmethod
     def _hosts_only(cls, hosts: list[str]) -> list[str]:
-        """Hosts as the live fetch compares them (lower case, no trailing dot); a URL, a port or a wildcard
-        matched no host and was taken without a word."""
-        from indexer.domains import ip_or_none, is_dns_name
+        """Hosts as the live fetch compares them (lower case, no trailing dot; an internationalised name
+        in both its forms, as a URL may write either); a URL, a port or a wildcard matched no host and
+        was taken without a word."""
+        from indexer.domains import host_of, ip_or_none, is_dns_name
 
         out = []
         for entry in hosts:
-            host = entry.strip().lower().rstrip(".")
-            if not (is_dns_name(host) or ip_or_none(host) is not None):
+            host = entry.strip().lower().rstrip(".").strip("[]")  # an IPv6 address with or without its brackets
+            ascii_host = host if host.isascii() else host_of(host)
+            if not (ip_or_none(host) is not None or (ascii_host and is_dns_name(ascii_host))):
                 raise ValueError(f"{entry!r} is not a host name or IP address (give hosts only, e.g. data.example.org: "
                                  "no scheme, port, path or wildcard)")  # fmt: skip
-            out.append(host.strip("[]"))
+            out += dict.fromkeys((host, ascii_host or host))
         return out
 
     @field_validator("jvm_heap")

@@ -124,18 +124,18 @@ def gc_options(max_heap: str = "2g") -> list[str]:
     return [*SEARCH_GC_OPTIONS, f"-Xms{min(SEARCH_INITIAL_HEAP, heap_size_bytes(max_heap)) // 1024}k"]
 
 
-MIN_HEAP = 64 << 20  # the serial collector's young generation alone is 32 MB (SEARCH_GC_OPTIONS)
+MIN_HEAP = 33 << 20  # more than the serial collector's young generation, 32 MB (SEARCH_GC_OPTIONS)
 _HEAP_SIZE = re.compile(r"[0-9]{1,15}[kmgKMG]?")
 
 
 def heap_problem(size: str) -> str | None:
-    """Why `size` is not a heap the JVM can start with here (-Xmx syntax, 64 MB up to the machine's
-    memory), or None. The JVM itself refused `0`, `1k` and `99999g` only as it started, in its own words."""
+    """Why `size` is not a heap the JVM can start with (-Xmx syntax, more than 32 MB), or None. The JVM
+    itself refused `0` and `1k` only as it started, in its own words. A heap larger than the machine's
+    memory is the JVM's to refuse (it reserves address space, not memory: `-Xmx64g` starts on 24 GB)."""
     if not _HEAP_SIZE.fullmatch(size):
         return "must be a size as -Xmx takes it (512m, 2g)"
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if not MIN_HEAP <= heap_size_bytes(size) <= memory:
-        return f"must be at least 64m and at most this machine's memory ({memory >> 20}m)"
+    if heap_size_bytes(size) < MIN_HEAP:
+        return "must be more than 32m (the young generation the search JVM is given)"
     return None
 
 

@@ -74,3 +74,34 @@ def test_a_port_in_use_is_one_line_before_the_index_loads(tiny_bm25_root, worker
                         timeout=120)  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines() == [f"drsearch: error: cannot listen on 127.0.0.1:{port} (Address already in use)"]
+
+
+def test_fetch_hosts_are_hosts_an_internationalised_one_in_both_forms(tmp_path):
+    from pydantic import ValidationError
+
+    hosts = ServiceSettings(index=tmp_path, fetch_allow_hosts=["Bücher.de.", "xn--caf-dma.fr", "[::1]", "127.0.0.1"]).fetch_allow_hosts
+    assert hosts == ["bücher.de", "xn--bcher-kva.de", "xn--caf-dma.fr", "::1", "127.0.0.1"]
+    for entry in ("http://127.0.0.1:8000/", "*.example.org", "example.org:8080", "a b.org"):
+        with pytest.raises(ValidationError, match="is not a host name or IP address"):
+            ServiceSettings(index=tmp_path, fetch_allow_hosts=[entry])
+
+
+@pytest.mark.parametrize(("heap", "ok"), [("48m", True), ("512M", True), ("2g", True), ("64g", True), ("1073741824", True),
+                                          ("32m", False), ("1k", False), ("0", False), ("2 g", False)])  # fmt: skip
+def test_a_jvm_heap_is_checked_as_the_jvm_takes_it(tmp_path, heap, ok):
+    """Bigger than the machine's memory is the JVM's to allow (it reserves address space): 2g on a 1 GB host."""
+    from pydantic import ValidationError
+
+    if ok:
+        assert ServiceSettings(index=tmp_path, jvm_heap=heap).jvm_heap == heap
+    else:
+        with pytest.raises(ValidationError):
+            ServiceSettings(index=tmp_path, jvm_heap=heap)
+
+
+@pytest.mark.parametrize(("value", "threads"), [("", None), (" 3 ", 3), ("1", 1)])
+def test_threads_from_the_environment(monkeypatch, value, threads):
+    from backends.threads import cores, worker_budget
+
+    monkeypatch.setenv("DRSEARCH_THREADS", value)
+    assert worker_budget(1) == (threads or cores())

@@ -115,7 +115,7 @@ def test_search_honours_the_query_cap_from_env(tiny_bm25_root):
     (["serve"], {"DRSEARCH_API_KEY": "k1 "}, ["DRSEARCH_API_KEY begins or ends with whitespace"]),
     (["serve"], {"DRSEARCH_SERVE_FETCH_ALLOW_HOSTS": '["http://127.0.0.1:8000/"]'}, ["is not a host name or IP address"]),
     # JVM settings: the JVM refused them as it started, with a traceback or in its own words
-    (["serve"], {"DRSEARCH_SERVE_JVM_HEAP": "0"}, ["invalid DRSEARCH_SERVE_JVM_HEAP: ", "at least 64m"]),
+    (["serve"], {"DRSEARCH_SERVE_JVM_HEAP": "0"}, ["invalid DRSEARCH_SERVE_JVM_HEAP: ", "more than 32m"]),
     (["search", "volcano"], {"DRSEARCH_JVM_HEAP": "abc"}, ["DRSEARCH_JVM_HEAP must be a size as -Xmx takes it", "'abc'"]),
     (["search", "volcano"], {"DRSEARCH_JAVA_HOME": "/nonexistent"}, ["DRSEARCH_JAVA_HOME='/nonexistent' is no Java runtime"]),
     (["search", "volcano"], {"DRSEARCH_THREADS": "four"}, ["DRSEARCH_THREADS must be a whole number", "'four'"]),  # was ignored

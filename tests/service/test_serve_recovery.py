@@ -318,3 +318,58 @@ def test_a_worker_that_cannot_start_again_leaves_the_others_serving(tiny_bm25_ro
         for pid in workers:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+class _Worker:
+    """A stand-in for uvicorn's worker process: alive or dead (with an exit code), serving or starting."""
+
+    def __init__(self, *, alive: bool, ready: bool = False, exitcode: int | None = None):
+        self.alive, self.ready, self.exitcode, self.pid = alive, ready, exitcode, id(self)
+
+    def is_alive(self, timeout: float = 5) -> bool:
+        return self.alive
+
+    def is_ready(self, timeout: float = 5) -> bool:
+        return self.alive and self.ready
+
+    def kill(self) -> None:
+        self.alive = False
+
+    def join(self) -> None:
+        pass
+
+
+def _supervisor(processes, monkeypatch):
+    import threading
+    from types import SimpleNamespace
+
+    from service.server import PortReleasingSupervisor
+
+    sup = PortReleasingSupervisor.__new__(PortReleasingSupervisor)  # no sockets, no signal handlers
+    sup.config, sup.sockets, sup.processes = SimpleNamespace(timeout_worker_healthcheck=1), [], processes
+    sup.should_exit, sup._retry_at, sup.failed_to_start, sup.started = threading.Event(), {}, False, []
+    monkeypatch.setattr(sup, "_start", lambda idx: sup.started.append(idx))
+    return sup
+
+
+def test_a_slot_waiting_to_retry_that_a_rolling_restart_filled_is_left_to_its_new_worker(monkeypatch):
+    """A SIGHUP's restart put a serving worker in the slot; the retry then replaced it, leaving that one
+    unsupervised (and SIGTERM waiting on it forever)."""
+    from uvicorn.config import STARTUP_FAILURE
+
+    sup = _supervisor([_Worker(alive=False, exitcode=STARTUP_FAILURE), _Worker(alive=True, ready=True)], monkeypatch)
+    sup.keep_subprocess_alive()
+    assert 0 in sup._retry_at and not sup.should_exit.is_set()
+    sup.processes[0] = _Worker(alive=True, ready=True)  # the rolling restart's new worker
+    sup.RESTART_RETRY_S = 0.0
+    sup._retry_at[0] = (0.0, sup._retry_at[0][1])
+    sup.keep_subprocess_alive()
+    assert sup.started == [] and sup._retry_at == {}
+
+
+def test_only_a_serving_worker_keeps_a_server_whose_other_worker_cannot_start(monkeypatch):
+    from uvicorn.config import STARTUP_FAILURE
+
+    sup = _supervisor([_Worker(alive=False, exitcode=STARTUP_FAILURE), _Worker(alive=True, ready=False)], monkeypatch)
+    sup.keep_subprocess_alive()  # the other is still starting, and may fail as this one did
+    assert sup.should_exit.is_set() and sup.failed_to_start
