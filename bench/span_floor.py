@@ -1,4 +1,4 @@
-"""How often the authority prior's normalisation floor (`ranker.pipeline.MIN_SPAN_OF_SCALE`) widens
+"""How often the authority prior's normalisation floor (`ranker.fusion.MIN_SPAN_OF_SCALE`) widens
 a query's candidate range, per mode: on ordinary pools it should never, so that the floor changes
 only near-ties among a handful of candidates (where min-max would stretch a rounding gap to a full point).
 

@@ -77,12 +77,12 @@ def page_date(markup: AnyStr, url: str | None) -> str | None:
 
 
 def _writes_first_day(tree, url: str | None, date: str) -> bool:
-    """Whether the page (its markup without links' targets, and its URL) writes the 1st of `date`'s month as a
-    day: in digits, or with the month's name in a language htmldate reads."""
-    from lxml import etree
-
+    """Whether the page (its text, its attributes but links' targets, and its URL) writes the 1st of
+    `date`'s month as a day: in digits, with the month's name, or as Korean, Chinese or Japanese write it.
+    Text, not markup: `March 1<sup>st</sup>, 2024` and `<b>1</b> March 2024` are read as shown."""
     year, month = int(date[:4]), int(date[5:7])
-    text = f"{url or ''}\n{etree.tostring(tree, encoding='unicode')}"
+    values = " ".join(str(value) for element in tree.iter() for value in element.attrib.values())
+    text = f"{url or ''}\n{values}\n{' '.join(tree.itertext())}"  # spaced: no heading runs into the date
     return _first_day_pattern(year, month).search(text) is not None
 
 
@@ -99,11 +99,22 @@ def _read_swapped(markup: AnyStr, date: str) -> bool:
     return written in markup and as_given not in markup
 
 
+# Month names htmldate's own list lacks (it reads these through dateparser): Spanish, Portuguese, Italian,
+# Dutch and Russian, as stems (a declined form such as марта starts with март).
+_MORE_MONTHS = (
+    ("enero", "janeiro", "gennaio", "январ"), ("febrero", "fevereiro", "febbraio", "februari", "феврал"),
+    ("marzo", "março", "maart", "март"), ("abril", "aprile", "апрел"), ("mayo", "maio", "maggio", "mei", "мая", "май"),
+    ("junio", "junho", "giugno", "июн"), ("julio", "julho", "luglio", "июл"), ("agosto", "augustus", "август"),
+    ("septiembre", "setiembre", "setembro", "settembre", "сентябр"), ("octubre", "outubro", "ottobre", "октябр"),
+    ("noviembre", "novembro", "ноябр"), ("diciembre", "dezembro", "dicembre", "декабр"),
+)  # fmt: skip
+
+
 @lru_cache(maxsize=256)
 def _first_day_pattern(year: int, month: int) -> re.Pattern[str]:
     from htmldate.extractors import MONTHS
 
-    names = "|".join(sorted(map(re.escape, MONTHS[month - 1]), key=len, reverse=True))
+    names = "|".join(sorted(map(re.escape, {*MONTHS[month - 1], *_MORE_MONTHS[month - 1]}), key=len, reverse=True))
     name = rf"(?<![^\W\d_])(?:{names})[^\W\d_]*\.?"
     y, m = rf"(?<!\d){year}", rf"0?{month}"
     return re.compile(
@@ -112,8 +123,9 @@ def _first_day_pattern(year: int, month: int) -> re.Pattern[str]:
             rf"{y}{month:02d}01(?!\d)",  # 20240301
             rf"(?<!\d)0?1[-/.]\s?{m}[-/.]\s?{year}(?!\d)",  # 01.03.2024, 1/3/2024
             rf"(?<!\d){m}/0?1/{year}(?!\d)",  # 3/1/2024
-            rf"(?<!\d)0?1(?:st|er|\.|º)?\s+(?:of\s+|de\s+)?{name},?\s+(?:de\s+)?{year}(?!\d)",  # 1 March 2024, 1. März 2024
-            rf"{name}\s+0?1(?:st)?,?\s+{year}(?!\d)",  # March 1, 2024
+            rf"(?<!\d)0?1\s*(?:st|er|\.|º)?\s+(?:of\s+|de\s+)?{name}\s*,?\s+(?:de\s+)?{year}(?!\d)",  # 1 March 2024, 1. März 2024
+            rf"{name}\s+0?1\s*(?:st)?\s*,?\s+{year}(?!\d)",  # March 1, 2024; March 1<sup>st</sup>, 2024
+            rf"{year}\s*[년年]\s*{m}\s*[월月]\s*0?1\s*[일日]",  # 2024년 3월 1일, 2024年3月1日
         )),
         re.I,
     )  # fmt: skip

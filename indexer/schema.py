@@ -14,7 +14,8 @@ ISO_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")  # YYYY[-MM
 # second as RFC 3339 has it, then Z or an offset hh[:mm]. Python's time.fromisoformat took `10:00:00 Z`
 # and `10:00:00.Z`, and refused `23:59:60`.
 ISO_TIME = re.compile(
-    r"(?:[01][0-9]|2[0-3])(?:(:?)[0-5][0-9](?:\1(?:[0-5][0-9]|60)(?:[.,][0-9]+)?)?)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?"
+    r"(?:[01][0-9]|2[0-3])(?:(:?)[0-5][0-9](?:\1(?:[0-5][0-9]|60)(?:[.,][0-9]+)?)?)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9](?::?[0-5][0-9](?:[.,][0-9]+)?)?)?)?"  # an offset's seconds, as Python took them
 )
 # Typesetting that splits a word for search: a ligature glyph (ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ) is a letter of its own to
 # Lucene's tokenizer, so `ﬁnancial` is no `financial`; a soft hyphen stays inside the term

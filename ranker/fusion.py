@@ -151,8 +151,9 @@ def convex(
 ) -> list[Hit]:
     """Weighted sum of per-run normalised scores (each run's `score` field), per query.
 
-    A passage missing from a run contributes 0 under "minmax" (the bottom of the normalised range,
-    also when the run's hits all normalise to 1.0, e.g. a single hit) and the run's minimum
+    A passage missing from a run contributes 0 under "minmax" (the bottom of the normalised range, or
+    below it for a run narrower than `span_floor`, also when the run's hits all normalise to 1.0, e.g.
+    a single hit) and the run's minimum
     normalised score under "zscore" and "none", where a literal 0 could exceed negative scores of
     hits the leg did return (e.g. negative inner products), rewarding absence. An empty run
     contributes nothing to anyone.

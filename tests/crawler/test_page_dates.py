@@ -87,6 +87,12 @@ def test_an_undated_page_takes_no_date_from_the_pages_it_links_to():
     ("Veröffentlicht am 1. März 2024", "2024-03-01"),
     ("Published March 1st, 2024", "2024-03-01"),
     ("<span class='date'>2024-03-01</span>", "2024-03-01"),
+    # written across tags, in Korean, in Russian, Spanish: the check reads the page's text, not its markup
+    ("<p class='date'>March 1<sup>st</sup>, 2024</p>", "2024-03-01"),
+    ("<p class='date'>Published <b>1</b> March 2024</p>", "2024-03-01"),
+    ("<time>2024년 3월 1일</time>", "2024-03-01"),
+    ("<span class='date'>01 марта 2024</span>", "2024-03-01"),
+    ("<p class='date'>1 de marzo de 2024</p>", "2024-03-01"),
 ])  # fmt: skip
 def test_a_first_of_the_month_the_page_writes_is_kept(first, published):
     html, url = page("Consumer prices", first)

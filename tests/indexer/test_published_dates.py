@@ -148,6 +148,7 @@ def test_index_built_before_the_check_reads_non_iso_dates_as_undated(tmp_path, m
     ("2024-12-01T10:00:00.123-08:00", True),
     ("2024-12-01T10:00", True),
     ("2024-12-01T100000+0530", True),  # ISO 8601's basic format
+    ("2024-03-01T10:00:00+05:30:15", True),  # an offset with seconds, which Python's fromisoformat took
     ("2024-12-01T10:00:00 Z", False),  # time.fromisoformat took these two
     ("2024-12-01T10:00:00.Z", False),
     ("2024-12-01T10:0000", False),  # colons in one part, not in the other

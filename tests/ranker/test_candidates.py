@@ -89,10 +89,15 @@ def test_runs_narrower_than_the_span_floor_fuse_alike_on_every_path(seed):
     expected = fusion.convex([_hits(*lexical, "bm25"), _hits(*dense, "dense")], weights=[0.5, 0.5])
     assert list(convex_arrays(lexical, dense, [0.5, 0.5])) == expected
     position_of = lambda pid: int(pid[1:].split("#")[0])  # noqa: E731
-    (keyed,) = convex_positions_many([(np.array([position_of(p) for p in lexical[0]], dtype=np.int64), lexical[1])],
-                                     [(np.array([position_of(p) for p in dense[0]], dtype=np.int64), dense[1])],
-                                     [0.5, 0.5], lambda position: f"d{position}#0")  # fmt: skip
+    keyed_lex = (np.array([position_of(p) for p in lexical[0]], dtype=np.int64), lexical[1])
+    keyed_den = (np.array([position_of(p) for p in dense[0]], dtype=np.int64), dense[1])
+    id_of = lambda position: f"d{position}#0"  # noqa: E731
+    (keyed,) = convex_positions_many([keyed_lex], [keyed_den], [0.5, 0.5], id_of)  # a single query's computation
     assert list(keyed) == expected
+    # ... and the batch's, beside a query of ordinary (wide) runs
+    wide = (np.array([1, 2, 3], dtype=np.int64), [9.0, 4.0, 1.0])
+    batch = convex_positions_many([keyed_lex, wide], [keyed_den, wide], [0.5, 0.5], id_of)
+    assert list(batch[0]) == expected
 
 
 def test_a_near_tie_in_one_leg_stays_a_near_tie_after_fusion():
