@@ -34,7 +34,7 @@ def might_exceed(query: str, limit: int = MAX_BM25_TERMS) -> bool:
     characters (`1,000`, `U.S.` and `0.01` are one term of two or three runs), and ASCII text at most
     one per two characters; in other text a term can be one character (hiragana one by one, a word
     with combining marks, which are no word characters, emoji side by side). Counting distinct words
-    instead (`\w+`), a pasted table of 1,100 decimals made of ~110 of them passed unbounded, past
+    instead (`\\w+`), a pasted table of 1,100 decimals made of ~110 of them passed unbounded, past
     Lucene's clause limit of 1,024."""
     if query.isascii() and len(query) <= 2 * limit:
         return False
