@@ -110,22 +110,32 @@ def jvm_files(pids: set[int], since: float) -> list[Path]:
     return found
 
 
-def test_workers_are_replaced_and_die_with_the_master(tiny_bm25_root, tmp_path):
+def start_two_workers(index: Path, log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, int]:
+    """`serve --workers 2` on INDEX, logging to LOG: (the master, its port) once both workers serve."""
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as out:
+        master = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--index", str(index), "--port", str(port), "--workers", "2"],
+            cwd=REPO, stdout=out, stderr=out, start_new_session=True, env={**os.environ, **(env or {})},
+        )  # fmt: skip
+    try:
+        wait_until(lambda: log.read_text().count("Application startup complete") == 2, 120, "server did not start")
+        wait_until(lambda: healthy(f"http://127.0.0.1:{port}") and len(workers_of(master.pid)) >= 2, 60, "server did not start")
+    except BaseException:
+        os.killpg(master.pid, signal.SIGKILL)  # the master and its workers (a session of their own)
+        raise
+    return master, port
+
+
+def test_workers_are_replaced_and_die_with_the_master(tiny_bm25_root, tmp_path):
     log = tmp_path / "serve.log"
     temp = tmp_path / "temp"  # the master's temporary folder, where its workers' metrics directory goes
     temp.mkdir()
-    with open(log, "wb") as out:
-        master = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--index", str(tiny_bm25_root), "--port", str(port), "--workers", "2"],
-            cwd=REPO, stdout=out, stderr=out, start_new_session=True, env={**os.environ, "TMPDIR": str(temp)},
-        )  # fmt: skip
+    # both workers serving, so that the survivor answers while the other is replaced
+    master, port = start_two_workers(tiny_bm25_root, log, {"TMPDIR": str(temp)})
+    base = f"http://127.0.0.1:{port}"
     workers: set[int] = set()
     try:
-        # both workers serving, so that the survivor answers while the other is replaced
-        wait_until(lambda: log.read_text().count("Application startup complete") == 2, 120, "server did not start")
-        wait_until(lambda: healthy(base) and len(workers_of(master.pid)) >= 2, 60, "server did not start")
         workers = workers_of(master.pid)
         assert len(workers) == 2
         victim = min(workers)
@@ -293,18 +303,11 @@ def test_a_worker_that_cannot_start_again_leaves_the_others_serving(tiny_bm25_ro
 
     pinned = tmp_path / "pinned"
     shutil.copytree(layout.resolve_build(tiny_bm25_root), pinned)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        master = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--index", str(pinned), "--port", str(port), "--workers", "2"],
-            cwd=REPO, stdout=out, stderr=out, start_new_session=True,
-        )  # fmt: skip
+    master, port = start_two_workers(pinned, log)
+    base = f"http://127.0.0.1:{port}"
     workers: set[int] = set()
     try:
-        wait_until(lambda: log.read_text().count("Application startup complete") == 2, 120, "server did not start")
-        wait_until(lambda: healthy(base) and len(workers_of(master.pid)) >= 2, 60, "server did not start")
         workers = workers_of(master.pid)
         shutil.rmtree(pinned)
         os.kill(min(workers), signal.SIGKILL)
