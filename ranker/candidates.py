@@ -22,7 +22,7 @@ import numpy as np
 from backends.hit import Hit
 from indexer.schema import doc_id_of
 from ranker import kernels
-from ranker.fusion import MIN_SPAN_OF_SCALE, span_floor
+from ranker.fusion import span_floor
 
 _HITS_AT_ONCE = 16  # hits read from the arrays together (a search usually takes 10)
 LegRun = tuple[Sequence[str], Sequence[float]]  # one leg's (passage ids, scores), best first
@@ -242,7 +242,7 @@ def _normalised(scores: np.ndarray, weight: float, window: int | None = None) ->
         return np.concatenate((_normalised(scores[:window], weight), np.zeros(len(scores) - window)))
     lo = np.minimum.reduce(scores)  # the ufunc itself: ndarray.min's Python wrapper costs as much on ~100 numbers
     hi = np.maximum.reduce(scores)
-    spread, floor = hi - lo, span_floor(float(lo), float(hi))
+    spread, floor = hi - lo, float(span_floor(lo, hi))
     if spread < floor:
         return np.multiply(float(weight), 1.0 - (hi - scores) / floor)
     return np.multiply(float(weight), (scores - lo) / spread if not spread <= 0.0 else np.ones(len(scores)))
@@ -253,7 +253,7 @@ def _minmax(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     least `span_floor` of the run's scale; a run whose scores are all equal normalises to 1.0."""
     with np.errstate(invalid="ignore"):  # infinite scores: nan, as plain min-max gave
         spread = hi - lo
-        floor = MIN_SPAN_OF_SCALE * np.maximum(np.abs(lo), np.abs(hi))
+        floor = span_floor(lo, hi)
         narrow = spread < floor
     normed = np.ones(len(scores))
     varied = ~(spread <= 0.0) & ~narrow

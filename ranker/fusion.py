@@ -104,10 +104,11 @@ def rrf(runs: Sequence[Sequence[Hit]], k: int = 60, limit: int | None = None, wi
 MIN_SPAN_OF_SCALE = 0.1
 
 
-def span_floor(lo: float, hi: float) -> float:
-    """The least range a run whose scores lie in [lo, hi] is normalised over. A run that spans less is
-    normalised as 1 - (hi - s) / floor: its best hit stays 1, the others keep their small distance below."""
-    return MIN_SPAN_OF_SCALE * max(abs(lo), abs(hi))
+def span_floor(lo, hi):
+    """The least range a run whose scores lie in [lo, hi] is normalised over (numbers or arrays of them,
+    one run each). A run that spans less is normalised as 1 - (hi - s) / floor: its best hit stays 1, the
+    others keep their small distance below. The final ranking's range has the same floor."""
+    return MIN_SPAN_OF_SCALE * np.maximum(np.abs(lo), np.abs(hi))
 
 
 def normalize_scores(scores: Sequence[float], norm: Norm = "minmax") -> list[float]:
@@ -126,7 +127,7 @@ def normalize_scores(scores: Sequence[float], norm: Norm = "minmax") -> list[flo
         return xs
     if norm == "minmax":
         lo, hi = min(xs), max(xs)
-        floor = span_floor(lo, hi)
+        floor = float(span_floor(lo, hi))
         if hi - lo < floor:
             return [1.0 - (hi - x) / floor for x in xs]
         if hi - lo <= 0.0:

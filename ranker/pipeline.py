@@ -34,7 +34,7 @@ from ranker import kernels
 from ranker.budget import RankedList
 from ranker.candidates import Candidates, convex_arrays, convex_positions_many, first_copies, per_run, ties_by_id
 from ranker.filters import SourceFilter, SourceMeta, diversify
-from ranker.fusion import MIN_SPAN_OF_SCALE
+from ranker.fusion import MIN_SPAN_OF_SCALE, span_floor
 from ranker.lifetime import Lifetime
 from ranker.options import SearchOptions
 from ranker.query import CleanQuery, clean_query, surrogate_at, termless_error
@@ -48,9 +48,10 @@ _NO_TEXT_KEYS.flags.writeable = False  # read-only, as the memory-mapped column 
 
 
 def _spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """The normalisation's range per candidate: hi - lo, or MIN_SPAN_OF_SCALE of the scores' scale if larger."""
+    """The normalisation's range per candidate: hi - lo, or the floor of the scores' scale if larger
+    (`fusion.span_floor`, as each leg's is before fusion)."""
     with np.errstate(invalid="ignore"):  # infinite scores: nan, treated as unscaled
-        return np.maximum(hi - lo, MIN_SPAN_OF_SCALE * np.maximum(np.abs(lo), np.abs(hi)))
+        return np.maximum(hi - lo, span_floor(lo, hi))
 
 
 def _reranked(scores: np.ndarray, fused: np.ndarray, prior: np.ndarray, counts: list[int],
