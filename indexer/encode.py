@@ -19,9 +19,9 @@ from tqdm import tqdm
 from backends.faiss.cache import EmbeddingCache, encode_shard
 from backends.faiss.encoder import encoder_info, load_encoder, model_key, passage_text, text_key
 from indexer import layout
-from indexer.build import _host_of, _write_error, check_out_root
+from indexer.build import _host_of, _write_error, check_out_root, checked_corpora
 from indexer.chunker import ChunkSettings, chunk_document
-from indexer.readers import ReadReport, check_corpora, corpus_paths, read_documents
+from indexer.readers import ReadReport, read_documents
 from indexer.settings import BuildSettings
 
 
@@ -83,10 +83,7 @@ def encode_corpus(
 
     `ray_address` ('auto', 'host:port' or 'local') spreads the shards over a Ray cluster; `pool` passes
     a `RayEncoderPool` the caller started (and closes) itself."""
-    paths = corpus_paths(corpora)
-    if not isinstance(settings, BuildSettings):
-        raise TypeError(f"settings must be a BuildSettings, not {type(settings).__name__}")
-    check_corpora(paths)  # fail on a bad path before loading any model
+    paths = checked_corpora(corpora, settings)  # a bad path fails before any model is loaded
     root = Path(out_root)
     check_out_root(root)
     started = time.monotonic()
