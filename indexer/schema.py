@@ -11,7 +11,7 @@ from typing import Any
 
 ISO_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")  # YYYY[-MM[-DD]], ASCII digits only (unlike \d)
 # An ISO 8601 time of day after the date's T: hh[:mm[:ss[.fff]]] (or without colons), second 60 for a leap
-# second as RFC 3339 has it, then Z or an offset hh[:mm]. Python's time.fromisoformat took `10:00:00 Z`
+# second as RFC 3339 has it, then Z or an offset hh[:mm[:ss]]. Python's time.fromisoformat took `10:00:00 Z`
 # and `10:00:00.Z`, and refused `23:59:60`.
 ISO_TIME = re.compile(
     r"(?:[01][0-9]|2[0-3])(?:(:?)[0-5][0-9](?:\1(?:[0-5][0-9]|60)(?:[.,][0-9]+)?)?)?"
