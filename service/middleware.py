@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.routing import Match
 
-from indexer.errors import DrsearchError
+from indexer.errors import DrsearchError, echo
 from service.auth import early_auth_error
 from service.errors import (
     STATUS_CODES, content_coding, error_json, invalid_json, is_json_media_type, not_utf8_encoding, unsupported_content_coding,
@@ -122,12 +122,13 @@ class RequestMiddleware:
         except asyncio.CancelledError:  # only uvicorn cancels a request: still running when the drain after SIGTERM ran out
             if status["code"] != 0:
                 raise
+            # the path echoed: a percent-encoded newline decodes into it, and forged a log line of its own
             log.warning("shutdown: %s %s (request_id %s) still running after the drain timeout, answered 503",
-                        scope.get("method"), _loggable(scope.get("path")), request_id)  # fmt: skip
+                        scope.get("method"), echo(scope.get("path") or ""), request_id)  # fmt: skip
             await error_json(503, "unavailable", "the server shut down before this request finished; retry",
                              headers={"connection": "close"})(scope, receive, send_wrapper)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - last resort: JSON 500, logged, never a traceback to the client
-            log.error("unhandled error on %s %s (request_id %s)", scope.get("method"), _loggable(scope.get("path")), request_id,
+            log.error("unhandled error on %s %s (request_id %s)", scope.get("method"), echo(scope.get("path") or ""), request_id,
                       exc_info=exc)  # fmt: skip
             if status["code"] == 0:
                 await error_json(500, "internal_error", "internal server error")(scope, receive, send_wrapper)
@@ -268,12 +269,6 @@ def _header(scope, name: bytes) -> str | None:
         if key.lower() == name:
             return value.decode("latin-1")
     return None
-
-
-def _loggable(path: str | None) -> str:
-    """A request's path as one log line may show it: a percent-encoded newline decodes into the path and
-    forged a log line of its own."""
-    return (path or "").encode("unicode_escape").decode("ascii")
 
 
 def _request_id(scope) -> str:
