@@ -23,6 +23,14 @@ _PARAGRAPH_BREAK = re.compile(r"\r?\n[ \t\r\f\v]*\r?\n\s*")
 # Ethiopic ። ፧, Tibetan །) followed by whitespace, or right after a CJK, Khmer or Myanmar stop (。！？ ។ ៕ ။);
 # closing quotes and brackets right after the stop stay with the sentence they close.
 _SENTENCE_END = re.compile(r"(?<=[.!?।॥؟۔։።፧།])[\"')\]]*\s+|(?<=[。！？។៕။])[”’」』）》】〕〉\"')\]]*")
+# A full stop ends no sentence after an abbreviation (`et al.`, `vs.`, `Fig.`, `e.g.`, `U.S.`, an initial):
+# cut there, a finding lost its subject (`Smith et al.` | `the risk fell`) and a comparison its first
+# half (`1.20 vs.` | `1.43`).
+_ABBREVIATIONS = frozenset(
+    "al vs cf fig figs eq eqs ref refs vol pp approx ca resp dr mr mrs ms prof sect inc ltd corp jr sr dept univ".split()
+)
+_ABBREVIATED = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]|[^\W\d_]")  # `e.g`, `U.S`, `J` (before the stop)
+_WORD_BEFORE_STOP = re.compile(r"[\w.]+$")
 
 
 def _marks_of(ranges: str) -> str:
@@ -50,6 +58,9 @@ WORD = re.compile(f"{_CJK_CHAR}|(?:{_UNSPACED_CHAR}){{1,3}}|[^\\s{_CJK}{UNSPACED
 HEADING_WORDS = 12
 _CLOSERS = ")]\"'”’»）」』"
 _HEADINGS_CARRIED = 2
+_MARKDOWN_HEADING = re.compile(r"#{1,6}\s")
+# `4.`, `4)`, `(4)`, `b.`, `(b)`, `iv.` and bullets, then a space.
+_LIST_MARKER = re.compile(r"(\d{1,3}[.)]|\(\d{1,3}\)|[^\W\d_]{1,4}[.)]|\([^\W\d_]{1,4}\)|[-*•·–—▪◦‣])\s")
 
 Unit = tuple[int, int, int, bool]  # start, end, words, whether it is a whole paragraph
 
@@ -113,7 +124,7 @@ def _units(text: str, target: int) -> Iterator[Unit]:
             yield p_start, p_end, words, True
             continue
         pos = p_start
-        sentence_ends = itertools.chain((m.end() for m in _SENTENCE_END.finditer(text, p_start, p_end)), (p_end,))
+        sentence_ends = itertools.chain(_sentence_ends(text, p_start, p_end), (p_end,))
         for s_end in sentence_ends:
             span = _trimmed(text, pos, s_end)
             pos = s_end
@@ -124,6 +135,19 @@ def _units(text: str, target: int) -> Iterator[Unit]:
                 yield from ((*piece, False) for piece in _split_by_words(text, span[0], span[1], target, s_words))
             else:
                 yield span[0], span[1], s_words, False
+
+
+def _sentence_ends(text: str, start: int, end: int) -> Iterator[int]:
+    for m in _SENTENCE_END.finditer(text, start, end):
+        if text[m.start() - 1] != "." or not _abbreviated(text, max(start, m.start() - 40), m.start() - 1):
+            yield m.end()
+
+
+def _abbreviated(text: str, lo: int, stop: int) -> bool:
+    """Whether the full stop at `stop` closes an abbreviation rather than a sentence. (A lower-case
+    word after it is no sign: sentences of science start with `mRNA`, `p53`, `pH`.)"""
+    word = _WORD_BEFORE_STOP.search(text, lo, stop)
+    return word is not None and (word[0].lower() in _ABBREVIATIONS or _ABBREVIATED.fullmatch(word[0]) is not None)
 
 
 def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> list[Passage]:
@@ -139,10 +163,12 @@ def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> 
     passages: list[tuple[int, int, int]] = []
     current: list[Unit] = []
     current_words = carried_words = carried_units = 0  # carried: the overlap taken over from the previous passage
+    before: Unit | None = None  # the unit before current[carried_units:] in the text
     for unit in _units(text, target):
-        if current and current_words + unit[2] > target and not _headings_only(text, target, current[carried_units:]):
-            headings = _trailing_headings(text, current[carried_units:])
+        if current and current_words + unit[2] > target and not _headings_only(text, target, current[carried_units:], before, unit):
+            headings = _trailing_headings(text, current[carried_units:], before, unit)
             current = current[: len(current) - len(headings)]
+            before = current[-1]
             passages.append((current[0][0], current[-1][1], current_words - sum(u[2] for u in headings)))
             current = _overlap_tail(current, settings.overlap_words)
             carried_units, carried_words = len(current), sum(u[2] for u in current)
@@ -160,25 +186,45 @@ def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> 
     return [_passage(doc, n, start, end) for n, (start, end, _) in enumerate(passages)]
 
 
-def _is_heading(text: str, unit: Unit) -> bool:
+def _list_kind(text: str, unit: Unit | None) -> str | None:
+    """A list item's marker with its numbers and letters generalised (`4.` -> `9.`, `(b)` -> `(a)`, `•`),
+    or None when `unit` does not start like a list item."""
+    if unit is None or not (m := _LIST_MARKER.match(text, unit[0], unit[1])):
+        return None
+    return re.sub(r"[^\W\d_]+", "a", re.sub(r"\d+", "9", m[1]))
+
+
+def _is_heading(text: str, unit: Unit, before: Unit | None, after: Unit | None) -> bool:
+    """`HEADING_WORDS`; a markdown marker (`##`) is no word. A numbered or bulleted paragraph beside
+    another of its kind, or after a lead-in ending in a colon, is a list item, not a heading: the last
+    items of a list went on to the next passage without the list's start."""
     start, end, words, whole = unit
-    return whole and words <= HEADING_WORDS and text[start:end].rstrip(_CLOSERS)[-1:].isalnum()
+    words -= _MARKDOWN_HEADING.match(text, start, end) is not None
+    if not (whole and words <= HEADING_WORDS and text[start:end].rstrip(_CLOSERS)[-1:].isalnum()):
+        return False
+    if (kind := _list_kind(text, unit)) is None:
+        return True
+    return not (kind in (_list_kind(text, before), _list_kind(text, after))
+                or (before is not None and text[before[0] : before[1]].endswith(":")))  # fmt: skip
 
 
-def _headings_only(text: str, target: int, group: list[Unit]) -> bool:
+def _headings_only(text: str, target: int, group: list[Unit], before: Unit | None, after: Unit) -> bool:
     """Whether the passage's units after its overlap are one or two headings (short beside the target) and
     nothing else: closed there, the headings would be a passage of their own (or of the overlap and them)
     when the unit they head is long (a table, a list, a long paragraph). They take that unit in instead,
-    past the target by their few words."""
-    return (0 < len(group) <= _HEADINGS_CARRIED and sum(unit[2] for unit in group) <= target // 4
-            and all(_is_heading(text, unit) for unit in group))  # fmt: skip
+    past the target by their few words. `before` and `after`: the units either side of `group`."""
+    if not (0 < len(group) <= _HEADINGS_CARRIED and sum(unit[2] for unit in group) <= target // 4):
+        return False
+    padded = [before, *group, after]
+    return all(_is_heading(text, unit, padded[i], padded[i + 2]) for i, unit in enumerate(group))
 
 
-def _trailing_headings(text: str, group: list[Unit]) -> list[Unit]:
+def _trailing_headings(text: str, group: list[Unit], before: Unit | None, after: Unit) -> list[Unit]:
     """The headings that end a passage about to be closed (`HEADING_WORDS`), to open the next one instead;
     never all of `group`, the passage's units after the overlap it carries (else it would be that overlap alone)."""
+    padded = [before, *group, after]
     n = 0
-    while n < _HEADINGS_CARRIED and n + 1 < len(group) and _is_heading(text, group[-1 - n]):
+    while n < _HEADINGS_CARRIED and n + 1 < len(group) and _is_heading(text, group[-1 - n], padded[-3 - n], padded[-1 - n]):
         n += 1
     return group[len(group) - n :]
 

@@ -294,3 +294,44 @@ def test_a_heading_never_leaves_a_passage_of_the_overlap_alone():
     passages = chunk_document(d, ChunkSettings(target_words=90, overlap_words=10))
     assert [p.text for p in passages] == [f"{a0}\n\n{a1}", f"{a1}\n\n2. Prices\n\n{n}"]
     assert_offsets(d, passages)
+
+
+@pytest.mark.parametrize("abbreviated", ["Smith et al.", "1.20 vs.", "shown in Fig.", "seen e.g.", "the U.S.", "strains of S."])
+def test_a_long_paragraph_is_not_cut_after_an_abbreviation(abbreviated):
+    """`_SENTENCE_END` took every full stop before a space: `As reported by Smith et al.` ended one
+    passage and `the risk fell by half` opened the next, without its subject."""
+    sentence = _words("s", 17) + "."
+    tail = _words("t", 15) + "."
+    # 85 words, then the abbreviated sentence: its first 5-6 words fit within the target, not all 20-21
+    d = doc(" ".join([sentence] * 5 + [f"As reported by {abbreviated} {tail}"] + [sentence] * 5))
+    passages = chunk_document(d, ChunkSettings(target_words=100))
+    assert not any(p.text.endswith(abbreviated) for p in passages)
+    assert any(f"{abbreviated} {tail}" in p.text for p in passages)
+    assert_offsets(d, passages)
+
+
+def test_a_number_or_a_word_before_a_full_stop_still_ends_a_sentence():
+    d = doc(" ".join(f"{_words('s', 17)} was {i}.5." if i % 2 else f"{_words('t', 18)} Sweden." for i in range(12)))
+    passages = chunk_document(d, ChunkSettings(target_words=100))
+    assert [p.text[-1] for p in passages] == ["."] * len(passages) and len(passages) == 3
+    assert all(p.text.endswith(("5.", "Sweden.")) for p in passages)
+
+
+@pytest.mark.parametrize("marker", ["{n}.", "{n})", "({n})", "-", "•"])
+def test_the_last_items_of_a_list_stay_with_the_list(marker):
+    """Items are as short as headings and end in a letter: the last two went on to the next passage,
+    away from the list's lead-in and first items."""
+    items = [f"{marker.format(n=n)} Publish item number {n} of the plan" for n in range(1, 6)]
+    d = doc("\n\n".join([_words("a", 140) + ".", "The committee recommends:", *items, _words("b", 150) + "."]))
+    passages = chunk_document(d, ChunkSettings(target_words=200))
+    assert passages[0].text.endswith(items[-1]) and passages[1].text.startswith("b0")
+    assert_offsets(d, passages)
+
+
+def test_a_numbered_heading_still_opens_its_section():
+    heading = "4. Effects of the reserve ratio on lending to small business firms"  # 12 words
+    for title in (heading, "## " + heading):  # a markdown marker is no word
+        d = doc("\n\n".join([_words("a", 150) + ".", title, _words("b", 150) + "."]))
+        passages = chunk_document(d, ChunkSettings(target_words=200))
+        assert [p.text.split("\n")[0] for p in passages] == [_words("a", 150) + ".", title]
+        assert_offsets(d, passages)
