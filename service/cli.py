@@ -454,8 +454,9 @@ def _agent_settings(index: Path, fetch_any_host: bool | None, max_query_chars: i
 
 @app.command("fetch")
 def fetch_command(
-    targets: Annotated[list[str], typer.Argument(help="Indexed document ids or http(s) URLs (1-16)")],
-    index: IndexOpt,
+    targets: Annotated[Optional[list[str]], typer.Argument(help="Indexed document ids or http(s) URLs (1-16 with --passage)")] = None,
+    index: IndexOpt = ...,  # type: ignore[assignment]
+    passages: Annotated[Optional[list[str]], typer.Option("--passage", help="A passage id: its document read on from it, in order (repeatable)")] = None,
     query: Annotated[Optional[str], typer.Option("--query", "-q", help="Return the passages most relevant to this, best first")] = None,
     max_chars: Annotated[Optional[int], typer.Option(help="Cap on each document's text (whole passages)")] = None,
     fetch_any_host: FetchAnyHostOpt = None,
@@ -474,8 +475,11 @@ def fetch_command(
     from service.fetch import FetchRequest
     from service.mcp_server import _validation_message
 
-    targets, query = [argument_text(t) for t in targets], query and argument_text(query)
+    targets, query = [argument_text(t) for t in targets or []], query and argument_text(query)
     items = [{"url" if "://" in t else "doc_id": t, "query": query, "max_chars": max_chars} for t in targets]
+    items += [{"passage_id": argument_text(p), "query": query, "max_chars": max_chars} for p in passages or []]
+    if not items:
+        raise DrsearchError("give a document id, a URL or --passage PASSAGE_ID to open")
     try:
         body = FetchRequest.model_validate({"items": [{k: v for k, v in i.items() if v is not None} for i in items]})
     except ValidationError as exc:  # a bad option value names its flag; a bad target, its item

@@ -34,6 +34,8 @@ class FetchItem(BaseModel):
 
     doc_id: UnicodeText | None = Field(None, min_length=1, max_length=1000, description="An indexed document id (a search hit's doc_id)")
     url: UnicodeText | None = Field(None, min_length=1, max_length=4096, description="An http(s) URL; fetched live when not indexed")
+    passage_id: UnicodeText | None = Field(None, min_length=1, max_length=1100, description="An indexed passage id (a search hit's "
+                                           "passage_id, or `omitted.next_passage_id`): its document read on from that passage, in order")
     # Its length is capped where the request is answered, by the server's max_query_chars (as /v1/search's queries).
     query: UnicodeText | None = Field(None, description="Return the passages most relevant to this, best first "
                               f"(at most the server's query cap, {MAX_QUERY_CHARS} characters by default)")
@@ -66,8 +68,11 @@ class FetchItem(BaseModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> "FetchItem":
-        if (self.doc_id is None) == (self.url is None):
-            raise ValueError("give exactly one of `doc_id` or `url`")
+        if sum(target is not None for target in (self.doc_id, self.url, self.passage_id)) != 1:
+            raise ValueError("give exactly one of `doc_id`, `url` or `passage_id`")
+        if self.passage_id is not None and self.query is not None:
+            raise ValueError("`passage_id` reads on from a passage in document order and takes no `query` "
+                             "(give the hit's `doc_id` with `query` to focus)")  # fmt: skip
         return self
 
 
@@ -93,6 +98,8 @@ class FetchedPassage(BaseModel):
 class Omitted(BaseModel):
     passages: int
     chars: int
+    next_passage_id: str | None = Field(None, description="Where to read on (as `passage_id`): the first passage after "
+                                        "those shown, for a document read in order (indexed documents)")
 
 
 class ItemError(BaseModel):
@@ -127,41 +134,65 @@ class FetchResponse(BaseModel):
 # ----------------------------------------------------------------------------------------- assembly
 
 _BLANK = re.compile(r"\s+")
+# Between two passages shown that are not next to each other in the document (best-first lists): joined by
+# a blank line alone, the second read as the first's continuation.
+GAP = "\n\n[…]\n\n"
 
 
 def marker(omitted: Omitted) -> str:
-    return f"[… {omitted.passages} more passage(s), {omitted.chars} characters, left out]"
+    read_on = f"; read on with passage_id={omitted.next_passage_id}" if omitted.next_passage_id else ""
+    return f"[… {omitted.passages} more passage(s), {omitted.chars} characters, left out{read_on}]"
+
+
+def separator(before: Span, after: Span) -> str:
+    return "\n\n" if after.ordinal == before.ordinal + 1 else GAP
+
+
+def joined(spans: list[Span]) -> str:
+    if not spans:
+        return ""
+    return spans[0].text + "".join(separator(a, b) + b.text for a, b in zip(spans, spans[1:]))
 
 
 def select(ranked: list[tuple[Span, float | None]], max_chars: int | None, *, in_order: bool,
            query: str | None = None) -> tuple[list, Omitted | None]:  # fmt: skip
-    """Whole passages within `max_chars` (joined by blank lines, plus the marker when some are left
-    out). `in_order`: stop at the first that does not fit (a prefix of the document); else skip it and
-    try the next (best-first lists). If the first does not fit, it is cut at word boundaries, around
-    the words `query` matches when given: a best-first list never shows a worse passage in place of
-    its best one because it is shorter."""
+    """Whole passages within `max_chars` (`joined`, plus the marker when some are left out). `in_order`:
+    stop at the first that does not fit (a prefix of the document); else skip it and try the next
+    (best-first lists), down to the last that scores above 0 when the best does: a passage the query
+    does not reach is no part of the answer. If the first does not fit, it is cut at word boundaries,
+    around the words `query` matches when given: a best-first list never shows a worse passage in place
+    of its best one because it is shorter."""
     if max_chars is None:
         return ranked, None
-    total = sum(len(s.text) for s, _ in ranked) + 2 * max(0, len(ranked) - 1)
+    spans = [s for s, _ in ranked]
+    total = len(joined(spans))
     if total <= max_chars:
         return ranked, None
-    room = max_chars - len(marker(Omitted(passages=len(ranked), chars=total))) - 2
-    kept, used = [], 0
+    longest_id = max((s.passage_id for s in spans if s.passage_id), key=len, default=None)
+    room = max_chars - len(marker(Omitted(passages=len(ranked), chars=total, next_passage_id=longest_id))) - 2
+    relevant_only = not in_order and bool(ranked[0][1])
+    kept: list[tuple[Span, float | None]] = []
+    used = 0
     for span, score in ranked:
-        need = len(span.text) + (2 if kept else 0)
+        if relevant_only and not score:
+            break
+        need = len(span.text) + (len(separator(kept[-1][0], span)) if kept else 0)
         if used + need <= room:
             kept.append((span, score))
             used += need
         elif in_order or not kept:
             break
     shown = sum(len(s.text) for s, _ in kept)
+    read_on = len(kept)  # the first passage left out, in order
     if not kept and ranked:  # the first passage does not fit: cut (its rest counts in `chars`)
         span, score = ranked[0]
+        read_on = 1
         if cut := _cut(span, room, query) or _cut(span, max_chars, query):  # the latter without the marker
             shown = cut.end - cut.start
             kept = [(cut, score)]
-    chars = sum(len(s.text) for s, _ in ranked) - shown
-    return kept, Omitted(passages=len(ranked) - len(kept), chars=chars)
+    chars = sum(len(s.text) for s in spans) - shown
+    after = spans[read_on].passage_id if in_order and read_on < len(spans) else None
+    return kept, Omitted(passages=len(ranked) - len(kept), chars=chars, next_passage_id=after)
 
 
 def _cut(span: Span, room: int, query: str | None) -> Span | None:
@@ -188,16 +219,19 @@ def _cut(span: Span, room: int, query: str | None) -> Span | None:
     return Span(span.ordinal, span.start + lo, span.start + lo + shown, prefix + body, span.passage_id)
 
 
-def assemble(pipeline, *, item: FetchItem, title: str, spans: list[Span], base: dict[str, Any]) -> dict[str, Any]:
-    """A FetchResult dict: the spans whole or focused on `item.query`, within `item.max_chars`."""
+def assemble(pipeline, *, item: FetchItem, title: str, spans: list[Span], base: dict[str, Any],
+             first: int = 0) -> dict[str, Any]:  # fmt: skip
+    """A FetchResult dict: the spans whole or focused on `item.query`, within `item.max_chars`; `first`:
+    the ordinal a read in order starts from (`item.passage_id`'s)."""
     from ranker.focus import rank_spans
 
     if item.query:
         ranked: list[tuple[Span, float | None]] = list(rank_spans(pipeline, item.query, title, spans))
-        kept, omitted = select(ranked, item.max_chars, in_order=False, query=item.query)
+        # No passage scores above another (the query reaches none): the document from its start, in order.
+        kept, omitted = select(ranked, item.max_chars, in_order=not any(sc for _, sc in ranked), query=item.query)
     else:
-        kept, omitted = select([(s, None) for s in spans], item.max_chars, in_order=True)
-    text = "\n\n".join(s.text for s, _ in kept)
+        kept, omitted = select([(s, None) for s in spans if s.ordinal >= first], item.max_chars, in_order=True)
+    text = joined([s for s, _ in kept])
     if omitted is not None:
         marked = (text + "\n\n" if text else "") + marker(omitted)
         text = marked if len(marked) <= (item.max_chars or len(marked)) else text  # no room for it: `omitted` says it
@@ -260,26 +294,35 @@ async def fetch_items(st: FetchContext, body: FetchRequest, request_id: str) -> 
                 raise termless_error(f"items[{i}].query")
         docs: list[dict[str, Any] | None] = []
         for i, item in enumerate(body.items):
+            if item.passage_id is not None:
+                passage = pipeline.store.passage(item.passage_id)
+                if passage is None:
+                    raise ApiError(404, "not_found", f"unknown passage id {echo(item.passage_id)}", f"items[{i}].passage_id")
+                docs.append(pipeline.store.document(passage.doc_id))
+                firsts.append(passage.ordinal)
+                continue
             # A URL is an indexed document's when one has it as its url, or as its id (ids may be URLs)
             doc_id = item.doc_id or pipeline.store.doc_id_for_url(item.url) or item.url
             doc = pipeline.store.document(doc_id)
             if item.doc_id is not None and doc is None:
                 raise ApiError(404, "not_found", f"unknown document id {echo(item.doc_id)}", f"items[{i}].doc_id")
             docs.append(doc)
+            firsts.append(0)
         return docs
 
+    firsts: list[int] = []  # where each item's read in order starts
     docs = await st.run(resolve_targets)
 
     def authority(host: str | None) -> dict[str, Any] | None:
         return authority_dict(pipeline.authority.lookup(host)) if host else None
 
-    async def one(item: FetchItem, doc: dict[str, Any] | None) -> dict[str, Any]:
+    async def one(item: FetchItem, doc: dict[str, Any] | None, first: int) -> dict[str, Any]:
         if doc is not None:
             base = {"source": "index", "doc_id": doc["doc_id"], "url": doc.get("url"), "title": doc["title"],
                     "domain": doc.get("domain"), "published": doc.get("published"),
                     "language": doc.get("language") or (doc.get("metadata") or {}).get("language"),  # stored or detected
                     "authority": authority(doc.get("url") or doc.get("domain"))}  # fmt: skip
-            return await st.run(lambda: assemble(pipeline, item=item, title=doc["title"], spans=indexed_spans(doc), base=base))
+            return await st.run(lambda: assemble(pipeline, item=item, title=doc["title"], spans=indexed_spans(doc), base=base, first=first))
         try:
             page, cached = await st.fetcher.fetch(item.url, lambda h: pipeline.authority.lookup(h) is not None)
         except FetchFailure as exc:  # a live fetch that failed: still the live source, and whose host it is
@@ -292,6 +335,6 @@ async def fetch_items(st: FetchContext, body: FetchRequest, request_id: str) -> 
                 "cached": cached}  # fmt: skip
         return await st.run(lambda: assemble(pipeline, item=item, title=page.title, spans=live_spans(pipeline, page), base=base))
 
-    results = await asyncio.gather(*(one(item, doc) for item, doc in zip(body.items, docs)))
+    results = await asyncio.gather(*(one(item, doc, first) for item, doc, first in zip(body.items, docs, firsts)))
     return {"request_id": request_id, "index_version": st.version,
             "took_ms": round((time.perf_counter() - started) * 1000.0, 3), "results": results}  # fmt: skip

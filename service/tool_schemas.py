@@ -21,6 +21,8 @@ FETCH_DESCRIPTION = (
     "Open 1-16 documents: a search hit's `doc_id`, or any `url` (pages not in the library are fetched live "
     "from authoritative hosts, HTML or PDF). With `query`, only the passages most relevant to it come back, best "
     "first, with character offsets; `max_chars` caps the text in whole passages and says what was left out. "
+    "To read a long document on, give `passage_id` (a hit's, or `omitted.next_passage_id`): the document from "
+    "that passage, in order. "
     "A page that cannot be fetched gets an error code of its own (blocked_by_robots, host_not_allowed, too_large, "
     "timeout, not_html_or_pdf, fetch_failed) without failing the others."
 )

@@ -401,3 +401,75 @@ def test_fetch_query_cap_is_the_servers_setting(tiny_bm25_root):
             assert fetch["message"] == search["message"] == "query is longer than 20000 characters (20001)"
     finally:
         srv.stop()
+
+
+def test_a_capped_focused_read_leaves_out_passages_the_query_does_not_reach():
+    """Best-first filling took any passage that fit the room left, the ones scoring 0 (no query word,
+    no similarity) too: an unrelated paragraph followed the relevant one as if it went on."""
+    from ranker.focus import Span
+    from service.fetch import select
+
+    spans = [Span(n, 100 * n, 100 * n + 40, f"passage {n} " + "x" * 30, f"d#{n}") for n in range(6)]
+    ranked = [(spans[4], 1.0), (spans[1], 0.4), (spans[0], 0.0), (spans[2], 0.0), (spans[3], 0.0), (spans[5], 0.0)]
+    kept, omitted = select(ranked, 200, in_order=False, query="passage")
+    assert [s.ordinal for s, _ in kept] == [4, 1]
+    assert omitted.passages == 4 and omitted.chars == 4 * 40 and omitted.next_passage_id is None
+
+
+def test_passages_apart_in_the_document_are_marked_apart(agent_client):
+    """Two passages shown best first were joined by a blank line alone, read as one running text."""
+    from service.fetch import GAP
+
+    whole = _fetch(agent_client, {"doc_id": "cdc-flu", "query": "side effects sore arm fever"})["results"][0]
+    shown = whole["passages"]
+    assert len(shown) >= 3 and shown[1]["ordinal"] != shown[0]["ordinal"] + 1
+    assert whole["text"].startswith(shown[0]["text"] + GAP + shown[1]["text"])
+    for a, b in zip(shown, shown[1:]):
+        sep = "\n\n" if b["ordinal"] == a["ordinal"] + 1 else GAP
+        assert f"{a['text']}{sep}{b['text']}" in whole["text"]
+    for max_chars in range(150, len(whole["text"]) + 1, 7):  # the markers count within the cap
+        capped = _fetch(agent_client, {"doc_id": "cdc-flu", "query": "side effects sore arm fever", "max_chars": max_chars})
+        assert len(capped["results"][0]["text"]) <= max_chars
+
+
+def test_a_long_document_is_read_on_from_a_passage(agent_client):
+    """An agent could read a capped document's first passages only; `passage_id` reads on from a hit's
+    passage, and `omitted.next_passage_id` says where the next page starts."""
+    doc = agent_client.get("/v1/documents/cdc-flu").json()
+    ids = [p["passage_id"] for p in doc["passages"]]
+    read, pid = [], ids[1]
+    for _ in range(len(ids)):  # bounded: one passage a page at least
+        got = _fetch(agent_client, {"passage_id": pid, "max_chars": 150})["results"][0]
+        assert got["ok"] and got["doc_id"] == "cdc-flu" and len(got["text"]) <= 150
+        read += [p["passage_id"] for p in got["passages"]]
+        if got["omitted"] is None:
+            break
+        pid = got["omitted"]["next_passage_id"]
+        assert f"read on with passage_id={pid}" in got["text"] or len(got["text"]) + 40 > 150
+    assert read == ids[1:]
+    whole = _fetch(agent_client, {"passage_id": ids[0]})["results"][0]
+    assert whole["text"] == _fetch(agent_client, {"doc_id": "cdc-flu"})["results"][0]["text"] and whole["omitted"] is None
+    assert_error(agent_client.post("/v1/fetch", json={"items": [{"passage_id": "cdc-flu#99"}]}), 404, None, "items[0].passage_id")
+    assert_error(agent_client.post("/v1/fetch", json={"items": [{"passage_id": ids[0], "query": "fever"}]}), 422, None, "items[0]")
+    assert_error(agent_client.post("/v1/fetch", json={"items": [{"passage_id": ids[0], "doc_id": "cdc-flu"}]}), 422, None, "items[0]")
+
+
+def test_a_query_no_passage_matches_reads_the_document_from_its_start(tmp_path):
+    """With no passage the query reaches (a lexical index, no query word in the document), a capped
+    focused read gave two arbitrary passages; it reads the document in order, as without a query."""
+    import json
+
+    from tests.conftest import drsearch
+    from tests.service.conftest import agent_docs, build_tiny_index
+
+    root = build_tiny_index(tmp_path / "index", agent_docs(), dense=False, chunk_words=40)
+    proc = drsearch("fetch", "cdc-flu", "--index", root, "-q", "zebra giraffe", "--max-chars", "300", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout)["results"][0]
+    ordinals = [p["ordinal"] for p in got["passages"]]
+    assert ordinals == list(range(len(ordinals))) and ordinals and got["omitted"]["next_passage_id"] == f"cdc-flu#{len(ordinals)}"
+    read_on = drsearch("fetch", "--passage", got["omitted"]["next_passage_id"], "--index", root, "--json")
+    assert read_on.returncode == 0, read_on.stderr[-2000:]
+    assert json.loads(read_on.stdout)["results"][0]["passages"][0]["ordinal"] == len(ordinals)
+    nothing = drsearch("fetch", "--index", root)
+    assert nothing.returncode == 2 and nothing.stderr.count("\n") == 1 and "--passage" in nothing.stderr

@@ -22,7 +22,7 @@ def test_both_tools_in_openai_function_format(tools):
     assert {"offset", "max_total_chars", "time_range", "now", "countries", "languages", "include_undated"} <= set(search)
     assert search["offset"]["minimum"] == 0 and set(search["time_range"]["enum"]) == {"day", "week", "month", "year"}
     item = tools["fetch"]["parameters"]["properties"]["items"]
-    assert item["maxItems"] == 16 and set(item["items"]["properties"]) == {"doc_id", "url", "query", "max_chars"}
+    assert item["maxItems"] == 16 and set(item["items"]["properties"]) == {"doc_id", "url", "passage_id", "query", "max_chars"}
 
 
 def test_schemas_follow_the_request_models(tools):
