@@ -17,7 +17,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator, model_validator
 
 from ranker.filters import SourceFilter, date_prefix_problem, later_date, normalise_codes, normalise_domain_list, since
 from ranker.query import surrogate_problem
@@ -39,6 +39,15 @@ def _valid_unicode(value: Any) -> Any:
 UnicodeText = Annotated[str, BeforeValidator(_valid_unicode)]
 
 
+def _whole_float_as_int(value: Any) -> Any:
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+# A count in a request: a JSON integer, or a number with no fractional part (`5.0`, which JSON Schema's
+# "integer" admits and some function-calling clients send); never a string or a boolean (`"5"`, `true`).
+WholeNumber = Annotated[int, BeforeValidator(_whole_float_as_int), Strict()]
+
+
 def _date_time_text(value: Any) -> Any:
     """`now` as the API documents it, an ISO 8601 string: pydantic would also take a number (or a string
     of digits) as Unix seconds, a second spelling of the same instant that no schema or doc offers."""
@@ -54,16 +63,16 @@ class RequestOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    k: int = Field(10, strict=True, ge=1, description="Results per query")
+    k: WholeNumber = Field(10, ge=1, description="Results per query")
     mode: Mode | None = Field(None, description="Retrieval mode (default: hybrid when the index has a dense leg, else bm25)")
     include_domains: tuple[UnicodeText, ...] = Field((), max_length=1000, description="Only these domains (and their subdomains)")
     exclude_domains: tuple[UnicodeText, ...] = Field((), max_length=1000, description="Never these domains (or their subdomains)")
-    min_tier: int | None = Field(None, strict=True, ge=1, le=3, description="Only listed sources of authority tier <= N (1 = primary)")
+    min_tier: WholeNumber | None = Field(None, ge=1, le=3, description="Only listed sources of authority tier <= N (1 = primary)")
     categories: tuple[UnicodeText, ...] = Field((), max_length=100, description="Only sources of these authority categories")
     published_after: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
     published_before: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
-    max_per_domain: int | None = Field(None, strict=True, ge=1, le=100, description="At most N hits per site")
-    per_doc: int | None = Field(None, strict=True, ge=0, le=100, description="Passages per document (0 = no collapse; default 1)")
+    max_per_domain: WholeNumber | None = Field(None, ge=1, le=100, description="At most N hits per site")
+    per_doc: WholeNumber | None = Field(None, ge=0, le=100, description="Passages per document (0 = no collapse; default 1)")
     dedupe_text: bool = Field(
         True, strict=True, description="Show a passage text once: a hit whose text (casefolded, whitespace collapsed) "
         "a better-ranked hit has is left out and the list refilled (false: keep every copy)",

@@ -99,6 +99,20 @@ def test_a_number_or_flag_of_another_json_type_is_a_422_naming_it(client, path, 
     assert_error(client.post(path, json=body), 422, "invalid_request", field)
 
 
+def test_a_whole_number_written_with_a_fraction_is_read_as_an_integer(client):
+    """JSON Schema's "integer" (the tool schema's type) admits 5.0, and clients whose function-call
+    arguments arrive as floats send it: every count was a 422."""
+    counts = {"k": 3, "offset": 1, "snippet_chars": 80, "max_per_domain": 2, "per_doc": 1,
+              "timeout_ms": 60_000, "max_chars_per_hit": 500, "max_total_chars": 5_000}  # fmt: skip
+    for sent in (counts, {"min_tier": 3}):
+        as_int = client.post("/v1/search", json={"query": OK, **sent})
+        as_float = client.post("/v1/search", json={"query": OK, **{name: float(v) for name, v in sent.items()}})
+        assert as_int.status_code == as_float.status_code == 200, as_float.text
+        assert as_float.json()["results"] == as_int.json()["results"]
+    r = client.post("/v1/fetch", json={"items": [{"doc_id": "1", "max_chars": 300.0}]})
+    assert r.status_code == 200 and len(r.json()["results"][0]["text"]) <= 300, r.text
+
+
 
 
 def test_query_of_exactly_max_chars_is_fine(client):
