@@ -169,6 +169,42 @@ def error_json(status: int, code: str, message: str, field: str | None = None, h
     return SafeJSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status, headers=headers)
 
 
+def as_jsonrpc_errors(send: Any) -> Any:
+    """`send` with the API's error bodies rewritten as JSON-RPC errors (`id` null, the same status; the
+    API's `code` and `field` in `data`), for `/mcp`: an MCP client shows a JSON-RPC error's message, and
+    for any other body a stand-in ("Server returned an error response"), so a missing key or a body
+    over the cap went unexplained."""
+    held: list[Any] = []
+
+    async def send_rewritten(message: Any) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            held.append(message)
+            return
+        if not held:
+            await send(message)
+            return
+        held.append(message)
+        if message.get("more_body"):
+            return
+        start, *parts = held
+        held.clear()
+        body = b"".join(part.get("body", b"") for part in parts)
+        try:
+            error = json.loads(body)["error"]
+            code, message_text = str(error["code"]), str(error["message"])
+        except (ValueError, KeyError, TypeError):  # not the API's shape (the SDK's own JSON-RPC errors): as it came
+            pass
+        else:
+            rpc = -32700 if code == "invalid_json" else -32603 if start["status"] >= 500 else -32600
+            body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {
+                "code": rpc, "message": message_text, "data": {"code": code, "field": error.get("field")}}}).encode()  # fmt: skip
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return send_rewritten
+
+
 def field_path(loc: Any) -> str | None:
     """A validation error's location as the field path the API names (`queries[3]`, `items[0].url`)."""
     return "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".") or None

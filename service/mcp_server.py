@@ -54,8 +54,10 @@ def _invalid_arguments(exc: ValidationError) -> types.CallToolResult:
     return _error("invalid_request", msg, field, text=_validation_message(exc))
 
 
-def build_server(tools: AgentTools, version: str = "") -> Server:
-    """The MCP server answering `tools/list` and `tools/call` through `tools`."""
+def build_server(tools: AgentTools) -> Server:
+    """The MCP server answering `tools/list` and `tools/call` through `tools`; its `serverInfo` names
+    drsearch's version (the index's is in every result, `index_version`)."""
+    import indexer
 
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=[
@@ -84,11 +86,12 @@ def build_server(tools: AgentTools, version: str = "") -> Server:
             return _error(error_code(exc)[1], exc.message, exc.field)
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=payload)
 
-    return Server("drsearch", version=version, on_list_tools=list_tools, on_call_tool=call_tool)
+    return Server("drsearch", version=indexer.__version__, on_list_tools=list_tools, on_call_tool=call_tool)
 
 
 class _RequireKey:
-    """ASGI wrapper: 401 in the API's error shape unless X-API-Key matches (when the server has a key)."""
+    """ASGI wrapper: 401 unless X-API-Key matches (when the server has a key), written by the request
+    middleware as a JSON-RPC error, as every error on `/mcp` is (`service.errors.as_jsonrpc_errors`)."""
 
     def __init__(self, app: Any, key: str | None):
         self.app, self.key = app, key
@@ -162,8 +165,8 @@ async def serve_stdio(index: Path, settings: Any) -> None:
 
     from service.agent_tools import standalone
 
-    async with standalone(index, settings, validated=True) as (tools, version):
-        server = build_server(tools, version=version)
+    async with standalone(index, settings, validated=True) as (tools, _version):
+        server = build_server(tools)
         async with stdio_server() as (read, write):
             await server.run(_AnsweringUnreadableLines(read, write), write, server.create_initialization_options())
 

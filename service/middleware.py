@@ -17,7 +17,7 @@ from starlette.routing import Match
 from indexer.errors import DrsearchError, echo
 from service.auth import early_auth_error
 from service.errors import (
-    STATUS_CODES, content_coding, error_json, invalid_json, is_json_media_type, not_utf8_encoding, unsupported_content_coding,
+    STATUS_CODES, as_jsonrpc_errors, content_coding, error_json, invalid_json, is_json_media_type, not_utf8_encoding, unsupported_content_coding,
     unsupported_media_type,
 )  # fmt: skip
 from service.metrics import Metrics
@@ -75,6 +75,8 @@ class RequestMiddleware:
         request_id = _request_id(scope)
         state.update(request_id=request_id, n_queries=None, mode=None, cache=None)
         status = {"code": 0, "error": None}
+        if app_scope.get("path") == "/mcp":
+            send = as_jsonrpc_errors(send)
 
         async def send_wrapper(message) -> None:
             if message["type"] == "http.response.start":

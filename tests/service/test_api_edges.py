@@ -45,7 +45,15 @@ def json_error(response: bytes, status: int) -> dict:
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(f"HTTP/1.1 {status} ".encode()), response[:300]
     assert b"content-type: application/json" in head.lower(), head
-    err = json.loads(body)["error"]
+    return api_error(json.loads(body))
+
+
+def api_error(body: dict) -> dict:
+    """The API's error object of a response body; on `/mcp`, of the JSON-RPC error it is written as."""
+    err = body["error"]
+    if "jsonrpc" in body:
+        assert body["id"] is None and isinstance(err["code"], int) and set(err["data"]) == {"code", "field"}, body
+        err = {"code": err["data"]["code"], "message": err["message"], "field": err["data"]["field"]}
     assert set(err) == {"code", "message", "field"} and err["message"]
     return err
 
@@ -148,6 +156,7 @@ def test_key_is_checked_before_the_body_is_read(edge, path):
     head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode()
     response = raw(edge, head + b'{"query"')
     assert json_error(response, 401)["code"] == "unauthorized"
+    assert (b'"jsonrpc"' in response) == (path == "/mcp")  # an MCP client shows a JSON-RPC error's message only
     with_key = head.replace(b"\r\n\r\n", f"\r\nX-API-Key: {KEY}\r\n\r\n".encode(), 1)
     response = raw(edge, with_key + b'{"query"')  # authorised: the server waits for the body, then gives up
     assert json_error(response, 408)["code"] == "request_timeout"
@@ -256,3 +265,33 @@ def test_request_metrics_have_the_real_status_and_the_route_template(edge):
         ("/v1/search", "POST", "413"): 1.0, ("/v1/documents/{doc_id:path}", "GET", "404"): 1.0,
         ("/retrieve", "POST", "401"): 1.0, ("/retrieve", "POST", "415"): 1.0, ("unmatched", "GET", "404"): 5.0,
     }, grew
+
+
+def test_mcp_clients_are_told_why_a_request_was_refused(edge):
+    """The SDK shows the message of a JSON-RPC error body; for the API's own error shape it showed
+    "Server returned an error response", so a missing key or an oversized call went unexplained."""
+    import asyncio
+
+    from mcp import Client
+
+    async def list_tools(headers: dict) -> None:
+        import httpx2  # the SDK's HTTP client
+        from mcp import ClientSession
+        from mcp.client.streamable_http import streamable_http_client
+
+        if not headers:  # as docs/API.md shows it
+            async with Client(f"{edge.base_url}/mcp") as client:
+                await client.list_tools()
+        async with httpx2.AsyncClient(headers=headers) as http, streamable_http_client(f"{edge.base_url}/mcp", http_client=http) as streams:
+            async with ClientSession(streams[0], streams[1]) as session:
+                await session.initialize()
+
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        with pytest.raises(Exception) as refused:
+            asyncio.run(list_tools(headers))
+        assert "missing or wrong X-API-Key" in repr(refused.value), repr(refused.value)
+    too_big = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+               "params": {"name": "search", "arguments": {"queries": ["wing " * 4000] * 64}}}  # fmt: skip
+    r = post(edge, too_big, headers={**AUTH, "accept": "application/json, text/event-stream"}, path="/mcp")
+    assert r.status_code == 413 and api_error(r.json())["code"] == "payload_too_large", r.text
+    assert r.json()["error"]["code"] == -32600 and "request body exceeds" in r.json()["error"]["message"]

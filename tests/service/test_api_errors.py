@@ -18,9 +18,10 @@ OK = "pressure distribution on a wing"
 
 
 def assert_error(r, status: int, code: str | None = None, field: str | None = "__any__"):
+    from tests.service.test_api_edges import api_error
+
     assert r.status_code == status, (r.status_code, r.text)
-    err = r.json()["error"]
-    assert set(err) == {"code", "message", "field"} and err["message"]
+    err = api_error(r.json())
     if code is not None:
         assert err["code"] == code, err
     if field != "__any__":
@@ -151,6 +152,7 @@ def test_a_json_body_under_another_content_type_is_415(client, path, content_typ
                     headers={"content-type": content_type, "accept": "application/json, text/event-stream"})  # fmt: skip
     message = assert_error(r, 415, "unsupported_media_type", None)["message"]
     assert repr(content_type) in message and "\n" not in message, message
+    assert ("jsonrpc" in r.json()) == (path == "/mcp")
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON",

@@ -10,6 +10,8 @@ import sys
 import httpx
 import pytest
 
+import indexer
+
 from tests.conftest import REPO
 
 SEARCH_ARGS = {"queries": ["moon tides sea levels", "vaccine clinical trials"], "k": 3, "mode": "bm25"}
@@ -119,6 +121,16 @@ def test_mcp_over_stdio_answers_every_line_it_cannot_read(agent_root):
     assert [a["id"] for a in answers] == [1, None, None, None, 3, 4]
     assert [a["error"]["code"] for a in answers[1:5]] == [-32700, -32600, -32600, -32700]
     assert "lone UTF-16 surrogate" in answers[4]["error"]["message"] and answers[5]["result"] == {}
+    info = answers[0]["result"]["serverInfo"]
+    assert (info["name"], info["version"]) == ("drsearch", indexer.__version__)
+
+
+def test_both_transports_name_drsearchs_version(agent_live):
+    """Over HTTP `serverInfo.version` was empty; over stdio it was the index build's version."""
+    r = httpx.post(f"{agent_live.base_url}/mcp", timeout=30, headers={"accept": "application/json, text/event-stream"},
+                   json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                       "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})  # fmt: skip
+    assert r.status_code == 200 and r.json()["result"]["serverInfo"]["version"] == indexer.__version__, r.text
 
 
 def test_mcp_over_stdio(agent_root):
