@@ -43,6 +43,10 @@ class _BodyTimeout(Exception):
     pass
 
 
+# `/retrieve` takes 128 times /v1/search's queries in one call (a training step's searches): its bodies
+# may be this many times the cap.
+RETRIEVE_BODY_FACTOR = 8
+
 _ERROR_CODE = re.compile(rb'^\{"error":\{"code":"([a-z_]{1,40})"')
 
 
@@ -99,7 +103,7 @@ class RequestMiddleware:
                 if coding := content_coding(_header(scope, b"content-encoding")):  # refused before its body is read
                     await unsupported_content_coding(coding)(scope, receive, send_wrapper)
                     return
-                body = await self._read_body(scope, receive)
+                body = await self._read_body(scope, receive, self._body_cap(app_scope))
                 content_type = _header(scope, b"content-type")
                 if body and not is_json_media_type(content_type):  # a bodiless POST (admin reload) needs no type
                     await unsupported_media_type(content_type)(scope, receive, send_wrapper)
@@ -118,7 +122,7 @@ class RequestMiddleware:
                 await error_json(408, "request_timeout", message, headers={"connection": "close"})(scope, receive, send_wrapper)
         except _TooLarge:
             if status["code"] == 0:
-                await error_json(413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes")(
+                await error_json(413, "payload_too_large", f"request body exceeds {self._body_cap(app_scope)} bytes")(
                     scope, receive, send_wrapper
                 )
         except asyncio.CancelledError:  # only uvicorn cancels a request: still running when the drain after SIGTERM ran out
@@ -140,9 +144,12 @@ class RequestMiddleware:
             self.metrics.inflight.dec()
             self._record(scope, app_scope, state, status["code"] or 500, started, status["error"])
 
-    async def _read_body(self, scope, receive) -> bytes:
+    def _body_cap(self, app_scope) -> int:
+        return self.max_body_bytes * (RETRIEVE_BODY_FACTOR if app_scope.get("path") == "/retrieve" else 1)
+
+    async def _read_body(self, scope, receive, cap: int) -> bytes:
         length = _header(scope, b"content-length")
-        if length is not None and length.isascii() and length.isdigit() and int(length) > self.max_body_bytes:
+        if length is not None and length.isascii() and length.isdigit() and int(length) > cap:
             raise _TooLarge
         chunks, size, more = [], 0, True
         deadline = asyncio.get_running_loop().time() + self.body_timeout_s  # the whole body, not per chunk (trickling)
@@ -156,7 +163,7 @@ class RequestMiddleware:
                 raise _ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > cap:
                 raise _TooLarge
             chunks.append(chunk)
             more = message.get("more_body", False)

@@ -66,6 +66,16 @@ def to_search_r1(results: list[list[Any]], return_scores: bool) -> dict[str, Any
     return {"result": out}
 
 
+def within(query: str, cap: int | None) -> str:
+    """`query` (stripped) cut to at most `cap` characters, at the last whitespace inside when there is one."""
+    query = query.strip()
+    if cap is None or len(query) <= cap:
+        return query
+    cut = query[: cap + 1]
+    space = max(cut.rfind(c) for c in " \t\n")
+    return (cut[:space] if space > 0 else cut[:cap]).rstrip()
+
+
 def search_searchable(pipeline: Any, texts: list[str | None], options: Any) -> list[list[Any]]:
     """`pipeline.batch_search` of the texts, those of stopwords only (which it refuses) and the None ones
     (nothing to search at all) left without results."""
@@ -101,7 +111,10 @@ def router(require_api_key: Any) -> APIRouter:
         st = _svc(request)
         # A rollout's empty search (`<search></search>`) or one of symbols only has nothing to search: it
         # gets no documents, as from Search-R1's retrievers, instead of failing every rollout's batch.
-        texts = [clean_query(q, field=f"queries[{i}]", max_chars=st.settings.max_query_chars) if has_words(q) else None
+        # One longer than the server's query cap is searched by its first words, as Search-R1's retrievers
+        # read a query up to their encoder's length, not refused with every rollout's batch.
+        cap = st.settings.max_query_chars
+        texts = [clean_query(within(q, cap), field=f"queries[{i}]", max_chars=cap) if has_words(q) else None
                  for i, q in enumerate(body.queries)]  # fmt: skip
         request.state.n_queries = len(texts)
         if not any(texts):
