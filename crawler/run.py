@@ -85,9 +85,9 @@ def make_config(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory", where="crawl")
     check_not_in_use(out)
-    has_previous = (out / "job").exists() or any((out / "docs").glob("part-*")) if out.exists() else False
+    has_previous = holds_crawl(out)
     if has_previous and not resume:
-        raise ConfigError("output directory already holds a crawl: pass --resume or use a new --out", where=str(out))
+        raise _holds_a_crawl(out)
     if resume and not has_previous:
         resume = False  # nothing to resume: a fresh crawl
     return CrawlConfig(
@@ -108,6 +108,16 @@ def make_config(
     )
 
 
+def holds_crawl(out: Path) -> bool:
+    """Whether `out` holds (part of) a crawl: its job state or its documents; a lock file alone is none."""
+    job = out / "job"
+    return (job.is_dir() and any(p.name != "LOCK" for p in job.iterdir())) or any((out / "docs").glob("part-*"))
+
+
+def _holds_a_crawl(out: Path) -> ConfigError:
+    return ConfigError("output directory already holds a crawl: pass --resume or use a new --out", where=str(out))
+
+
 def run_crawl(config: CrawlConfig) -> dict[str, Any]:
     """Run the crawl to its end in this process and return the report (also in DIR/report.json)."""
     from scrapy.crawler import CrawlerProcess
@@ -121,6 +131,10 @@ def run_crawl(config: CrawlConfig) -> dict[str, Any]:
         raise ConfigError(f"cannot create the --out directory: {exc.strerror}", where=str(config.out_dir)) from None
     lock = lock_job(config.out_dir)
     try:
+        # Checked again under the lock: a crawl started beside this one may have run and finished while
+        # this one waited for it (`LOCK_WAIT_S`), and this one would crawl afresh over its output.
+        if not config.resume and holds_crawl(config.out_dir):
+            raise _holds_a_crawl(config.out_dir)
         for folder in (config.out_dir, config.out_dir / "job"):  # report.json and counters.json of killed runs
             remove_stale_temporaries(folder)
         report_path = config.out_dir / "report.json"

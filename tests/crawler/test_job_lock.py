@@ -81,3 +81,34 @@ def test_a_crawl_that_stores_nothing_says_why(tmp_path: Path) -> None:
         assert web.log == []
     finally:
         web.stop()
+
+
+def test_a_crawl_that_ran_while_this_one_waited_for_the_lock_is_not_crawled_over(tmp_path: Path) -> None:
+    """Two crawls started together into a new --out both passed the checks made before the lock; the one
+    that waited took the lock once the other finished, and crawled afresh over its output: a duplicate
+    document, two runs numbered 1, and an `index build` that refused the folder."""
+    import pytest
+
+    from crawler.run import make_config, run_crawl
+    from indexer.errors import ConfigError
+
+    web = FixtureWeb()
+    web.site("www.lone.org", {"/": Resp(body=article("Lone page", paras("lone page")))})
+    web.start()
+    try:
+        (tmp_path / "domains.txt").write_text("http://www.lone.org/\n")
+        (tmp_path / "hosts.txt").write_text(web.host_map_text())
+        out = tmp_path / "out"
+        settings = [f"{k}={json.dumps(v)}" for k, v in TEST_SETTINGS.items()]
+        waiting = make_config(out, domains_file=tmp_path / "domains.txt", host_map_file=tmp_path / "hosts.txt",
+                              allow_private=True, quiet=True, settings=settings)  # fmt: skip
+        first = drsearch("crawl", "--out", out, "--domains", tmp_path / "domains.txt", "--host-map", tmp_path / "hosts.txt",
+                         "--allow-private", "--quiet", *(a for s in settings for a in ("--set", s)), timeout=120)  # fmt: skip
+        assert first.returncode == 0, first.stderr[-3000:]
+        shards, requests = sorted((out / "docs").glob("part-*")), len(web.log)
+        assert len(shards) == 1
+        with pytest.raises(ConfigError, match="already holds a crawl: pass --resume"):
+            run_crawl(waiting)
+        assert sorted((out / "docs").glob("part-*")) == shards and len(web.log) == requests
+    finally:
+        web.stop()
