@@ -9,6 +9,7 @@ instructions of current x86 and ARM CPUs it hashes faster than BLAKE2b (about 1.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,12 +45,17 @@ class Problem:
 
 
 def build_files(build_dir: Path) -> list[str]:
-    """The paths, relative to `build_dir` and sorted, of the files a build's digests cover."""
-    return sorted(
-        p.relative_to(build_dir).as_posix()
-        for p in build_dir.rglob("*")
-        if p.is_file() and not p.is_symlink() and p.relative_to(build_dir).as_posix() not in _NOT_RECORDED
-    )
+    """The paths, relative to `build_dir` and sorted, of the files a build's digests cover. A folder
+    removed during the walk (an `index prune` meanwhile) is passed over, as `os.walk` does, where
+    `Path.rglob` raised FileNotFoundError out of `index verify`: its files are then missing."""
+    found = []
+    for folder, _dirs, names in os.walk(build_dir):
+        for name in names:
+            p = Path(folder) / name
+            rel = p.relative_to(build_dir).as_posix()
+            if rel not in _NOT_RECORDED and not p.is_symlink() and p.is_file():
+                found.append(rel)
+    return sorted(found)
 
 
 def file_sha256(path: Path, progress: Progress = lambda n: None) -> str:

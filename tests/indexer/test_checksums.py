@@ -160,3 +160,27 @@ def test_the_dense_leg_files_are_recorded_and_checked(tmp_path, tiny_model):
     overwrite_with_random_bytes(dense_files[0])
     proc = verify(build)
     assert proc.returncode == 1 and proc.stdout.startswith(f"{dense_files[0]}: content changed")
+
+
+def test_a_folder_removed_while_the_build_is_walked_is_passed_over(tmp_path, monkeypatch):
+    """`index verify` racing `index prune`: a folder of the build removed during the walk for extra files
+    raised FileNotFoundError out of `Path.rglob`, a traceback where the command says the build was removed."""
+    from pathlib import Path
+
+    from indexer.checksums import build_files
+
+    build = tmp_path / "build"
+    for name in "abcd":
+        (build / name).mkdir(parents=True)
+        (build / name / "segment").write_text(name)
+    is_file = Path.is_file
+
+    def pruned_meanwhile(self: Path) -> bool:  # the first look at a path: every other folder goes
+        for name in "abcd":
+            if name != self.name and name != self.parent.name:
+                shutil.rmtree(build / name, ignore_errors=True)
+        return is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", pruned_meanwhile)
+    files = build_files(build)
+    assert len(files) == 1 and files[0].endswith("/segment")
