@@ -174,6 +174,13 @@ def _open_binary(path: Path, hasher: Any = None) -> Iterator[BinaryIO]:
         yield gzip.GzipFile(fileobj=stream, mode="rb") if path.name.endswith(".gz") else stream
 
 
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
 class _Hashed(io.RawIOBase):
     """A file read through, every byte it gives also fed to `hasher` (closing it leaves the file to its owner)."""
 
@@ -199,6 +206,7 @@ def _iter_lines(path: Path, block_bytes: int = 1 << 20, hasher: Any = None) -> I
     `hasher` is fed the file's bytes as stored, as they are read."""
     with _open_binary(path, hasher) as fh:
         lineno, pending, too_long, after_cr = 0, bytearray(), False, False
+        size_at_open = _size(path)
         try:
             block = fh.read(max(block_bytes, len(_UTF8_BOM)))
             if block.startswith(_UTF8_BOM):
@@ -220,6 +228,9 @@ def _iter_lines(path: Path, block_bytes: int = 1 << 20, hasher: Any = None) -> I
                 else:
                     pending += rest
                 block = fh.read(block_bytes)
+            if pending and _size(path) != size_at_open:  # no line end yet: a writer may be half-way through it
+                raise CorpusError("the file changed while it was read (another process still writing it?): its last "
+                                  "line is incomplete; build again once it is written", where=f"{path}:{lineno + 1}")  # fmt: skip
             if pending or too_long:
                 yield lineno + 1, None if too_long else bytes(pending)
         except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError

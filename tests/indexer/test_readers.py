@@ -439,3 +439,28 @@ def test_files_that_look_like_documents_but_are_not_read_are_named(tmp_path):
     write_lines(beir / "corpus.jsonl", ['{"_id": "x", "text": "t"}'])
     (beir / "notes.json").write_text("{}", encoding="utf-8")
     assert unread_files(beir) == [] and unread_files(folder / "a.jsonl") == [] and unread_files(tmp_path / "none") == []
+
+
+@pytest.mark.parametrize("skip_bad", [False, True])
+def test_a_line_still_being_written_is_not_blamed(tmp_path, skip_bad):
+    """A build reading a corpus another process was appending to said its last line was malformed JSON
+    (it was half-written), and with --skip-bad left that document out without a word."""
+    f = tmp_path / "docs.jsonl"
+    second, third = (json.dumps({"id": i, "text": f"document {i}"}) for i in ("b", "c"))
+    f.write_text(json.dumps({"id": "a", "text": "first document"}) + "\n", encoding="utf-8")
+    docs = read_documents([f], skip_bad=skip_bad)
+    assert next(docs).doc_id == "a"  # its block read: the reader is at the end of the file as it was
+    with f.open("a", encoding="utf-8") as writer:  # a writer appends a line and half of the next
+        writer.write(second + "\n" + third[:12])
+    with pytest.raises(CorpusError) as err:
+        list(docs)
+    assert f"{f}:3" in str(err.value) and "changed while it was read" in str(err.value)
+    with f.open("a", encoding="utf-8") as writer:
+        writer.write(third[12:] + "\n")
+    assert [d.doc_id for d in read_documents([f])] == ["a", "b", "c"]  # read again once written: all
+
+
+def test_a_last_line_without_its_line_end_is_read(tmp_path):
+    f = tmp_path / "docs.jsonl"
+    f.write_text(json.dumps({"id": "a", "text": "first"}) + "\n" + json.dumps({"id": "b", "text": "second"}), encoding="utf-8")
+    assert [d.doc_id for d in read_documents([f])] == ["a", "b"]
