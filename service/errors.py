@@ -10,6 +10,7 @@ import logging
 import re
 import sqlite3
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -169,11 +170,9 @@ def error_json(status: int, code: str, message: str, field: str | None = None, h
     return SafeJSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status, headers=headers)
 
 
-def as_jsonrpc_errors(send: Any) -> Any:
-    """`send` with the API's error bodies rewritten as JSON-RPC errors (`id` null, the same status; the
-    API's `code` and `field` in `data`), for `/mcp`: an MCP client shows a JSON-RPC error's message, and
-    for any other body a stand-in ("Server returned an error response"), so a missing key or a body
-    over the cap went unexplained."""
+def rewriting_error_bodies(send: Any, rewrite: Callable[[int, bytes], bytes]) -> Any:
+    """`send` with the body of each error response (status >= 400) held until whole and passed through
+    `rewrite(status, body)`, its content-length set to match."""
     held: list[Any] = []
 
     async def send_rewritten(message: Any) -> None:
@@ -188,21 +187,31 @@ def as_jsonrpc_errors(send: Any) -> Any:
             return
         start, *parts = held
         held.clear()
-        body = b"".join(part.get("body", b"") for part in parts)
-        try:
-            error = json.loads(body)["error"]
-            code, message_text = str(error["code"]), str(error["message"])
-        except (ValueError, KeyError, TypeError):  # not the API's shape (the SDK's own JSON-RPC errors): as it came
-            pass
-        else:
-            rpc = -32700 if code == "invalid_json" else -32603 if start["status"] >= 500 else -32600
-            body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {
-                "code": rpc, "message": message_text, "data": {"code": code, "field": error.get("field")}}}).encode()  # fmt: skip
+        body = rewrite(start["status"], b"".join(part.get("body", b"") for part in parts))
         headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
         await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
     return send_rewritten
+
+
+def as_jsonrpc_errors(send: Any) -> Any:
+    """`send` with the API's error bodies rewritten as JSON-RPC errors (`id` null, the same status; the
+    API's `code` and `field` in `data`), for `/mcp`: an MCP client shows a JSON-RPC error's message, and
+    for any other body a stand-in ("Server returned an error response"), so a missing key or a body
+    over the cap went unexplained."""
+
+    def as_jsonrpc(status: int, body: bytes) -> bytes:
+        try:
+            error = json.loads(body)["error"]
+            code, message = str(error["code"]), str(error["message"])
+        except (ValueError, KeyError, TypeError):  # not the API's shape (the SDK's own JSON-RPC errors): as it came
+            return body
+        rpc = -32700 if code == "invalid_json" else -32603 if status >= 500 else -32600
+        return json.dumps({"jsonrpc": "2.0", "id": None, "error": {
+            "code": rpc, "message": message, "data": {"code": code, "field": error.get("field")}}}).encode()  # fmt: skip
+
+    return rewriting_error_bodies(send, as_jsonrpc)
 
 
 def field_path(loc: Any) -> str | None:

@@ -115,32 +115,19 @@ def _envelope_errors_in_one_line(send: Any) -> Any:
     """`send` with the SDK's answer to a body that is JSON but no JSON-RPC message (`{}`, `[]`, a
     `"jsonrpc": "1.0"`) rewritten: it is a 400 whose message is pydantic's many-line dump naming the
     SDK's classes, under -32602; it becomes JSON-RPC's -32600 with one line that says what is wanted."""
-    held: list[Any] = []
+    from service.errors import rewriting_error_bodies
 
-    async def send_rewritten(message: Any) -> None:
-        if message["type"] == "http.response.start" and message["status"] == 400:
-            held.append(message)
-            return
-        if not held:
-            await send(message)
-            return
-        held.append(message)
-        if message.get("more_body"):
-            return
-        start, *parts = held
-        body = b"".join(part.get("body", b"") for part in parts)
+    def one_line(status: int, body: bytes) -> bytes:
         try:
             answer = json.loads(body)
-            if str(answer["error"]["message"]).startswith("Validation error:") and answer.get("id") is None:
+            if status == 400 and str(answer["error"]["message"]).startswith("Validation error:") and answer.get("id") is None:
                 answer["error"] = {"code": -32600, "message": NOT_JSON_RPC}
-                body = json.dumps(answer).encode()
+                return json.dumps(answer).encode()
         except (ValueError, KeyError, TypeError):
-            pass  # not the SDK's envelope error: passed on as it came
-        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+            pass
+        return body  # not the SDK's envelope error: passed on as it came
 
-    return send_rewritten
+    return rewriting_error_bodies(send, one_line)
 
 
 def mount(app: Any, tools: AgentTools, host: str, api_key: str | None) -> AbstractAsyncContextManager[None]:
