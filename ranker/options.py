@@ -13,11 +13,12 @@ naming the field (400 over HTTP, a one-line CLI error).
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ranker.filters import SourceFilter, date_prefix_problem, later_date, normalise_codes, normalise_domain_list, since
 from ranker.query import surrogate_problem
@@ -39,13 +40,24 @@ def _valid_unicode(value: Any) -> Any:
 UnicodeText = Annotated[str, BeforeValidator(_valid_unicode)]
 
 
-def _whole_float_as_int(value: Any) -> Any:
-    return int(value) if type(value) is float and value.is_integer() else value
+@functools.cache
+def _integer_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(name for name, field in model.model_fields.items() if field.annotation is int or int in get_args(field.annotation))
 
 
-# A count in a request: a JSON integer, or a number with no fractional part (`5.0`, which JSON Schema's
-# "integer" admits and some function-calling clients send); never a string or a boolean (`"5"`, `true`).
-WholeNumber = Annotated[int, BeforeValidator(_whole_float_as_int), Strict()]
+class CountsAsIntegers(BaseModel):
+    """A request model whose (strict) integer fields also take a number with no fractional part: `5.0`,
+    which JSON Schema's `integer` admits and some function-calling clients send; never a string or a
+    boolean (`"5"`, `true`). Done before validation so that the fields' schemas keep `minimum`/`maximum`
+    (an annotated validator on `int | None` had them written out as `ge`/`le`, unknown to JSON Schema)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_floats_as_integers(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        names = _integer_fields(cls)
+        return {k: int(v) if type(v) is float and k in names and v.is_integer() else v for k, v in data.items()}
 
 
 def _date_time_text(value: Any) -> Any:
@@ -58,21 +70,21 @@ def _date_time_text(value: Any) -> Any:
     return value
 
 
-class RequestOptions(BaseModel):
+class RequestOptions(CountsAsIntegers):
     """Options of one search request (every query of a batch shares them); None = the pipeline's setting."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    k: WholeNumber = Field(10, ge=1, description="Results per query")
+    k: int = Field(10, strict=True, ge=1, description="Results per query")
     mode: Mode | None = Field(None, description="Retrieval mode (default: hybrid when the index has a dense leg, else bm25)")
     include_domains: tuple[UnicodeText, ...] = Field((), max_length=1000, description="Only these domains (and their subdomains)")
     exclude_domains: tuple[UnicodeText, ...] = Field((), max_length=1000, description="Never these domains (or their subdomains)")
-    min_tier: WholeNumber | None = Field(None, ge=1, le=3, description="Only listed sources of authority tier <= N (1 = primary)")
+    min_tier: int | None = Field(None, strict=True, ge=1, le=3, description="Only listed sources of authority tier <= N (1 = primary)")
     categories: tuple[UnicodeText, ...] = Field((), max_length=100, description="Only sources of these authority categories")
     published_after: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
     published_before: str | None = Field(None, pattern=DATE_PATTERN, description="YYYY[-MM[-DD]], inclusive")
-    max_per_domain: WholeNumber | None = Field(None, ge=1, le=100, description="At most N hits per site")
-    per_doc: WholeNumber | None = Field(None, ge=0, le=100, description="Passages per document (0 = no collapse; default 1)")
+    max_per_domain: int | None = Field(None, strict=True, ge=1, le=100, description="At most N hits per site")
+    per_doc: int | None = Field(None, strict=True, ge=0, le=100, description="Passages per document (0 = no collapse; default 1)")
     dedupe_text: bool = Field(
         True, strict=True, description="Show a passage text once: a hit whose text (casefolded, whitespace collapsed) "
         "a better-ranked hit has is left out and the list refilled (false: keep every copy)",

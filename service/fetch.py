@@ -21,13 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from indexer.domains import ip_or_none, is_dns_name
 from indexer.errors import echo
 from ranker.focus import Span
-from ranker.options import UnicodeText, WholeNumber
+from ranker.options import CountsAsIntegers, UnicodeText
 from ranker.query import MAX_QUERY_CHARS
 
 MAX_ITEMS = 16
 
 
-class FetchItem(BaseModel):
+class FetchItem(CountsAsIntegers):
     """One document to open: give `doc_id` (from a search hit) or `url`."""
 
     model_config = ConfigDict(extra="forbid")
@@ -39,7 +39,7 @@ class FetchItem(BaseModel):
     # Its length is capped where the request is answered, by the server's max_query_chars (as /v1/search's queries).
     query: UnicodeText | None = Field(None, description="Return the passages most relevant to this, best first "
                               f"(at most the server's query cap, {MAX_QUERY_CHARS} characters by default)")
-    max_chars: WholeNumber | None = Field(None, ge=1, le=1_000_000, description="Cap on the returned text: whole passages, never cut mid-word")
+    max_chars: int | None = Field(None, strict=True, ge=1, le=1_000_000, description="Cap on the returned text: whole passages, never cut mid-word")
 
     @field_validator("url")
     @classmethod

@@ -25,6 +25,18 @@ def test_both_tools_in_openai_function_format(tools):
     assert item["maxItems"] == 16 and set(item["items"]["properties"]) == {"doc_id", "url", "passage_id", "query", "max_chars"}
 
 
+def test_every_bound_is_a_json_schema_keyword(tools):
+    """Bounds of optional counts were written out as pydantic's `ge`/`le`, which JSON Schema and the
+    models reading a tool schema do not know: the limits were invisible to agents."""
+    import json
+
+    text = json.dumps(tools)
+    assert '"ge"' not in text and '"le"' not in text and '"gt"' not in text and '"lt"' not in text
+    search = tools["search"]["parameters"]["properties"]
+    assert (search["min_tier"]["minimum"], search["min_tier"]["maximum"]) == (1, 3)
+    assert tools["fetch"]["parameters"]["properties"]["items"]["items"]["properties"]["max_chars"]["minimum"] == 1
+
+
 def test_schemas_follow_the_request_models(tools):
     from service.api_models import SearchRequest
     from service.fetch import FetchItem
