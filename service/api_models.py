@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from indexer.errors import QueryError, echo
-from ranker.options import RequestOptions, UnicodeText, WholeNumber
+from ranker.options import RequestOptions, UnicodeText
 from ranker.query import MAX_QUERY_CHARS, clean_query
 
 MAX_QUERIES = 64
@@ -35,27 +35,27 @@ class SearchRequest(RequestOptions):
         description=f"1-{MAX_QUERIES} plain-text queries (each non-empty, at most {MAX_QUERY_CHARS} characters by default)",
     )  # fmt: skip
     query: UnicodeText | None = Field(None, description="Shortcut for `queries: [query]`; give exactly one of the two")
-    k: WholeNumber = Field(10, ge=1, le=MAX_K, description="Results per query")
-    snippet_chars: WholeNumber = Field(240, ge=40, le=2000, description="Snippet length in characters")
+    k: int = Field(10, strict=True, ge=1, le=MAX_K, description="Results per query")
+    snippet_chars: int = Field(240, strict=True, ge=40, le=2000, description="Snippet length in characters")
     return_text: bool = Field(False, strict=True, description="Include each hit's full passage text")
     dedupe_across_queries: bool = Field(
         False, strict=True, description="Drop a passage already returned for an earlier query of this request, "
         "with dedupe_text one whose text was (lists refilled to k; not with offset)"
     )
-    timeout_ms: WholeNumber | None = Field(
-        None, ge=1, le=600_000, description="Deadline for this request in ms; the server's limit applies when it is lower "
+    timeout_ms: int | None = Field(
+        None, strict=True, ge=1, le=600_000, description="Deadline for this request in ms; the server's limit applies when it is lower "
         "(504 deadline_exceeded when passed)",
     )  # fmt: skip
     allow_partial: bool = Field(
         False, strict=True, description="At the deadline, return the hits ranked so far (lists flagged `partial`) instead of a 504"
     )
 
-    offset: WholeNumber = Field(0, ge=0, le=MAX_OFFSET, description="Skip this many ranks: page 2 of k is offset=k (ranks k+1..2k)")
-    max_chars_per_hit: WholeNumber | None = Field(
-        None, ge=1, le=100_000, description="Trim each hit's snippet (and text) to this many characters, at whole words"
+    offset: int = Field(0, strict=True, ge=0, le=MAX_OFFSET, description="Skip this many ranks: page 2 of k is offset=k (ranks k+1..2k)")
+    max_chars_per_hit: int | None = Field(
+        None, strict=True, ge=1, le=100_000, description="Trim each hit's snippet (and text) to this many characters, at whole words"
     )
-    max_total_chars: WholeNumber | None = Field(
-        None, ge=1, le=1_000_000,
+    max_total_chars: int | None = Field(
+        None, strict=True, ge=1, le=1_000_000,
         description="Characters of snippets and texts in the whole response, filled in rank order across queries; "
         "hits left without text are dropped",
     )  # fmt: skip
