@@ -72,6 +72,7 @@ class Restriction:
     include_hosts: tuple[int, ...] | None = None  # host codes a passage must have (None = any)
     exclude_hosts: tuple[int, ...] = ()
     date_range: tuple[str, str] | None = None  # inclusive YYYYMMDD tokens; non-ISO dates always pass
+    date_tokens: tuple[str, ...] = ()  # with date_range: these tokens pass too (a year or month alone inside it)
     languages: tuple[int, ...] | None = None  # language codes a passage must have (None = any)
     allowed: np.ndarray | None = field(default=None, compare=False)  # bool per passage position
 

@@ -89,13 +89,29 @@ class SourceFilter:
         if published and not is_published_date(published):
             published = None  # not an ISO date (stored by a build before they were refused): undated
         if published:
-            if self.published_after and published[: len(self.published_after)] < self.published_after:
+            if self.published_after and not on_or_after(published, self.published_after):
                 return False
-            if self.published_before and published[: len(self.published_before)] > self.published_before:
+            if self.published_before and not on_or_before(published, self.published_before):
                 return False
         elif (self.published_after or self.published_before) and not self.include_undated:
             return False
         return True
+
+
+# Dates compare at the coarser of the two precisions: a bound is inclusive of the whole period it names
+# (`2024-02` is all of February), and a document dated by its year or month alone is in every bound that
+# its period meets (`2024` is on or after 2024-03-01: it may be March or later). Compared at the bound's
+# precision only, `2024` fell before 2024-01-01, and every time_range window dropped such documents.
+
+
+def on_or_after(published: str, bound: str) -> bool:
+    n = min(len(published), len(bound))
+    return published[:n] >= bound[:n]
+
+
+def on_or_before(published: str, bound: str) -> bool:
+    n = min(len(published), len(bound))
+    return published[:n] <= bound[:n]
 
 
 def since(time_range: str, now: datetime | None = None) -> str:

@@ -130,16 +130,22 @@ class SourceTable:
         return self._under.get(domain, _NO_CODES)
 
     def date_mask(self, filters: SourceFilter) -> np.ndarray:
-        """bool per published code (exactly the post-filter's prefix comparison; a stored value that
-        is not an ISO date is undated: it passes a date bound only with include_undated)."""
+        """bool per published code (exactly the post-filter's comparison at the coarser precision,
+        `filters.on_or_after`; a stored value that is not an ISO date is undated: it passes a date
+        bound only with include_undated)."""
         after, before = filters.published_after, filters.published_before
         if not (after or before):
             return np.ones(len(self._published), dtype=bool)
         ok = self._dated.copy()
+        lengths = np.char.str_len(self._published_bytes)
         for bound, keep in ((after, np.greater_equal), (before, np.less_equal)):
             if bound:
                 value = bound.encode("utf-8")  # the stored value's first len(bound) bytes against the bound
-                ok &= keep(self._published_bytes.astype(f"S{len(value)}"), value)
+                passes = keep(self._published_bytes.astype(f"S{len(value)}"), value)
+                for coarser in (YEAR, MONTH):  # a year or month alone, against the bound's year or month
+                    if coarser < len(value) and (dated := lengths == coarser).any():
+                        passes[dated] = keep(self._published_bytes[dated], value[:coarser])
+                ok &= passes
         if filters.include_undated:
             ok |= ~self._dated
         return ok
@@ -185,10 +191,12 @@ class SourceTable:
             else:
                 exclude = tuple(int(c) for c in refused)
         dates = None  # undated passages have no date field: with include_undated the post-filter decides
+        partial_dates: tuple[str, ...] = ()
         if (filters.published_after or filters.published_before) and not filters.include_undated:
             dates = (_token(filters.published_after, "0"), _token(filters.published_before, "9"))
+            partial_dates = _partial_tokens(filters.published_after, dates[1])
         languages = tuple(int(c) for c in np.flatnonzero(self.language_mask(filters))) if filters.languages else None
-        return Restriction(include, exclude, dates, languages=languages,
+        return Restriction(include, exclude, dates, partial_dates, languages=languages,
                            allowed=self.allowed(filters) if positions else None)  # fmt: skip
 
 
@@ -205,6 +213,20 @@ def _coded(values: list[str | None]) -> tuple[np.ndarray, dict[str, int]]:
 def _codes_of(wanted: tuple[str, ...], table: dict[str, int]) -> np.ndarray:
     """The codes of the wanted values the table holds (a value no host has matches nothing)."""
     return np.array([table[v] for v in wanted if v in table], dtype=np.int32)
+
+
+YEAR, MONTH = len("2024"), len("2024-02")
+
+
+def _partial_tokens(after: str | None, hi: str) -> tuple[str, ...]:
+    """The date tokens of a year or a month alone (`20240000`, `20240200`) in the period of a lower bound
+    finer than them: before the bound's token, yet inside the bound (`filters.on_or_after`)."""
+    if not after:
+        return ()
+    tokens = [after[:YEAR] + "0000"] if len(after) > YEAR else []
+    if len(after) > MONTH:
+        tokens.append(after[:YEAR] + after[YEAR + 1 : MONTH] + "00")
+    return tuple(t for t in tokens if t <= hi)
 
 
 def _token(prefix: str | None, fill: str) -> str:

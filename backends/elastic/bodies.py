@@ -105,8 +105,8 @@ def filter_clauses(filters: SourceFilters | None) -> list[dict[str, Any]]:
     if filters.categories:
         out.append({"terms": {"category": list(filters.categories)}})
     published: dict[str, str] = {}
-    if filters.published_after:
-        published["gte"] = _date_math(filters.published_after)
+    if filters.published_after:  # from its year's start: a year or month alone (read as its first day) may be inside
+        published["gte"] = _date_math(filters.published_after[:4])  # the bound; the pipeline's post-filter is exact
     if filters.published_before:
         published["lte"] = _date_math(filters.published_before)  # `lte` rounds up to the period's end
     if published:

@@ -171,6 +171,8 @@ class LuceneSearcher:
                 dates = j["Builder"]()
                 dates.add(j["TermRangeQuery"].newStringRange("date", lo, hi, True, True), occur.SHOULD)
                 dates.add(j["TermQuery"](j["Term"]("date", "x")), occur.SHOULD)  # non-ISO dates: the post-filter decides
+                for token in restrict.date_tokens:
+                    dates.add(j["TermQuery"](j["Term"]("date", token)), occur.SHOULD)
                 builder.add(dates.build(), occur.FILTER)
             if restrict.languages is not None and "language" in self.filter_fields:  # builds before it: post-filter
                 builder.add(codes_in("language", "l", restrict.languages), occur.FILTER)

@@ -165,3 +165,10 @@ def test_cosine_is_recovered_from_the_knn_score() -> None:
 
 def test_versioned_index_is_lower_case() -> None:
     assert bodies.versioned_index("drsearch", "20261130T120000-AbC123") == "drsearch-20261130t120000-abc123"
+
+
+@pytest.mark.parametrize("prefix", ["2020", "2020-05", "2020-05-07"])
+def test_a_lower_bound_takes_in_its_year_for_dates_of_a_year_or_month_alone(prefix: str) -> None:
+    """A document dated `2020` (indexed as 2020-01-01) is inside `published_after=2020-05-07` (it may be
+    from May or later): the clause starts at the bound's year, and the pipeline's post-filter is exact."""
+    assert bodies.filter_clauses(SourceFilter(published_after=prefix)) == [{"range": {"published": {"gte": "2020-01-01||/y"}}}]

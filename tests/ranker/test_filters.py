@@ -138,7 +138,9 @@ def test_mask_edges(table):
     published = table.columns.published
     day = next(p for p in published if len(p) == 10 and p not in NOT_ISO)
     both = table.date_mask(SourceFilter(published_after=day, published_before=day))
-    assert {p for p, ok in zip(published, both) if ok} == {p for p in published if p[:10] == day and p not in NOT_ISO}
+    # a year or a month alone meets the day's bounds too: the document may be of that day
+    assert {p for p, ok in zip(published, both) if ok} == {p for p in published if p not in NOT_ISO
+                                                           and (p[:10] == day or p in (day[:4], day[:7]))}  # fmt: skip
     assert {day, f"{day}T00:00:00Z"} & {p for p, ok in zip(published, both) if ok}  # inclusive at both ends
     year = day[:4]
     in_year = table.date_mask(SourceFilter(published_after=year, published_before=year))
@@ -182,3 +184,41 @@ def test_time_ranges_are_1_7_30_and_365_days_back():
     now = datetime(2026, 3, 31, 23, 30, tzinfo=timezone.utc)
     assert [since(r, now) for r in ("day", "week", "month", "year")] == ["2026-03-30", "2026-03-24", "2026-03-01", "2025-03-31"]
     assert since("month", datetime(2026, 3, 1, 2, tzinfo=timezone(timedelta(hours=5)))) == "2026-01-29"  # 2026-02-28 UTC - 30 days
+
+
+@pytest.mark.parametrize(("published", "after", "before", "kept"), [
+    ("2024", "2024-01-01", None, True), ("2024", "2024-03-01", None, True), ("2024", "2025-01-01", None, False),
+    ("2024", None, "2024-01-01", True), ("2024", None, "2023-12-31", False),
+    ("2024-02", "2024-02-10", None, True), ("2024-02", "2024-03-01", None, False), ("2024-02", None, "2024-02-01", True),
+    ("2024-02", None, "2024-01-31", False), ("2024-02-01", "2024-02-02", None, False), ("2024-02-01", "2024-02", None, True),
+    ("2024-02-01T23:30:00Z", None, "2024-02-01", True),
+])  # fmt: skip
+def test_a_year_or_month_alone_is_in_every_bound_its_period_meets(published, after, before, kept):
+    """Compared at the bound's precision only, a document dated `2024` fell before 2024-01-01, and every
+    time_range window (whose bound is a day) dropped such documents, which the crawler stores for pages
+    that give their year alone."""
+    f = SourceFilter(published_after=after, published_before=before)
+    assert f.accepts("", SourceMeta(None, None, published, None, None)) is kept
+
+
+def test_the_lucene_date_clause_takes_in_a_year_or_month_alone(tmp_path):
+    """The Lucene leg's filter clause is a range of YYYYMMDD tokens, a year alone `20240000`: below any
+    bound inside its year, so the leg never returned such documents for the post-filter to keep."""
+    import json
+
+    from ranker.pipeline import SearchPipeline
+    from tests.conftest import drsearch
+
+    dated = {"y": "2024", "m": "2024-02", "d": "2024-02-01", "e": "2024-01-15", "o": "2023"}
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "text": f"zorblax {i}", "published": p}) + "\n" for i, p in dated.items()))
+    assert drsearch("index", "build", "--corpus", corpus, "--out", tmp_path / "idx", "--no-dense", "-q").returncode == 0
+    pipe = SearchPipeline.open(tmp_path / "idx")
+    try:
+        for after, expected in (("2024-02-10", {"y", "m"}), ("2024-01-01", {"y", "m", "d", "e"}), ("2023-06", {"y", "m", "d", "e", "o"})):
+            restriction = pipe.sources.restriction(SourceFilter(published_after=after), positions=False)
+            found = pipe.lexical.search(["zorblax"], 10, restriction)[0]
+            ids = found[0] if isinstance(found, tuple) else [h.passage_id for h in found]
+            assert {str(pid).rsplit("#", 1)[0] for pid in ids} == expected, after
+    finally:
+        pipe.close()
