@@ -305,6 +305,7 @@ class SearchPipeline:
         _close_parts(self.legs, self.store)
         with self._lock:
             self._sources = None  # its memory maps are released with the arrays
+        freeze_long_lived()  # what its searches held when a later pipeline opened and froze it is garbage now
 
     # ---- properties ------------------------------------------------------------------
     @property

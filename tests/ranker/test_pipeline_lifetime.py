@@ -56,6 +56,32 @@ def test_close_releases_memory_maps_while_the_object_is_still_referenced(root):
     assert mapped_files_under(p.build_dir) == set()
 
 
+def test_what_searches_held_when_a_reload_opened_is_released_when_the_old_pipeline_closes(root):
+    """Every open froze the objects alive then (`backends.heap`), those of the searches in flight too: a
+    search cut by its deadline during a reload kept, through its exception's traceback, the replaced
+    build's memory maps for good (an open file and a mapping per such search, after a prune too)."""
+    from ranker.budget import DeadlineExceeded
+
+    def search_cut_by_its_deadline(p: SearchPipeline):
+        columns = p.sources.columns  # noqa: F841 - what a search's frame holds
+        try:
+            raise DeadlineExceeded("the deadline passed")
+        except DeadlineExceeded as exc:
+            cut = exc  # its traceback holds this frame, which holds it: a cycle only the collector frees
+        return cut
+
+    old = SearchPipeline.open(root)
+    old.search("glacier ice")  # maps the passage columns
+    in_flight = search_cut_by_its_deadline(old)
+    reloaded = SearchPipeline.open(root)  # opened while that search is in flight (it freezes what is alive)
+    del in_flight  # the search ends
+    columns = old.build_dir / "columns"  # the reloaded pipeline (the same build here) maps its Lucene files, not these
+    assert mapped_files_under(columns)
+    old.close()
+    assert mapped_files_under(columns) == set()
+    reloaded.close()
+
+
 def helper_threads() -> int:
     """Native threads of the project's Java helper (its pool ends them soon after close, not at once)."""
     count = 0
