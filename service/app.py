@@ -162,6 +162,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             st.executor.shutdown(wait=False, cancel_futures=True)
             st.bulk.shutdown(wait=False, cancel_futures=True)
             await stack.aclose()
+            if onnx := sys.modules.get("backends.faiss.onnx"):  # loaded only by an index with an ONNX encoder
+                onnx.remove_process_folder()
 
     app = FastAPI(
         title="drsearch", version=API_VERSION, lifespan=lifespan, default_response_class=SafeJSONResponse,

@@ -196,6 +196,13 @@ def _process_folder() -> Path:
     return folder
 
 
+def remove_process_folder() -> None:
+    """This process's export folder, if it made one, removed now: a server ends its lifespan with this,
+    since it exits by the SIGTERM uvicorn raises again, which runs no exit handler."""
+    if _process_folder.cache_info().currsize:
+        shutil.rmtree(_process_folder(), ignore_errors=True)
+
+
 def _quantize(fp32: Path, q8: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

@@ -186,6 +186,34 @@ def test_dense_search_works_for_a_user_whose_home_cannot_be_written(tiny_root, t
     assert not list(tmp.glob("drsearch-onnx-*"))  # removed at exit
 
 
+def test_a_server_stopped_by_sigterm_removes_its_export_folder(tiny_root, tmp_path):
+    """The folder (~90 MB) was removed by an exit handler, which a server never runs: it ends by the
+    SIGTERM uvicorn raises again after its graceful shutdown (systemd, docker and Kubernetes stop it so)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    from tests.service.test_serve_recovery import free_port, healthy, stop, wait_until
+
+    root = tmp_path / "dense"
+    shutil.copytree(tiny_root, root, symlinks=True)
+    (tmp_path / "a-file").write_text("")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    host = {k: v for k, v in os.environ.items() if k not in ("DRSEARCH_CACHE", "XDG_CACHE_HOME")}
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--index", str(root), "--port", str(port)],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                              env={**host, "HOME": str(tmp_path / "a-file" / "home"), "TMPDIR": str(tmp)})  # fmt: skip
+    try:
+        wait_until(lambda: healthy(f"http://127.0.0.1:{port}"), 120, "server did not start")
+        assert list(tmp.glob("drsearch-onnx-*"))  # its export, made at start
+    finally:
+        stop(server)
+    assert server.returncode in (0, -signal.SIGTERM)
+    assert not list(tmp.glob("drsearch-onnx-*"))
+
+
 def signals_as_in_a_terminal() -> None:
     """SIGTERM and SIGHUP at their defaults, as a terminal's process has them (not as under `nohup`)."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
