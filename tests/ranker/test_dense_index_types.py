@@ -167,3 +167,15 @@ def test_ivf_pq_on_too_few_passages_fails_before_any_leg_is_written(tmp_path, mo
         build_index([corpus], tmp_path / "idx", settings)
     assert written == [] and not (tmp_path / "idx" / layout.EMBEDDING_CACHE_DIR).exists()
     assert (tmp_path / "idx" / layout.CURRENT).resolve() == kept and list((tmp_path / "idx" / "builds").iterdir()) == [kept]
+
+
+def test_an_ivf_pq_list_is_the_start_of_any_deeper_one(scale_index, tmp_path, queries):
+    """Re-scored all at once, k x refine candidates ranked differently at 150 and at 180 from the 42nd
+    hit on, and a later page (searched deeper) repeated a hit of the page before and skipped another."""
+    vectors, _ = queries
+    _, retriever = _retriever(scale_index, tmp_path, "ivf-pq", ivf_nprobe=16, pq_m=48)
+    lists = {k: retriever.search_vectors_positions(vectors, k) for k in (10, 100, 150, 180, 310)}
+    for shallow, deep in ((10, 100), (100, 150), (150, 180), (180, 310)):
+        for (short, short_scores), (long, long_scores) in zip(lists[shallow], lists[deep]):
+            assert len(short) == shallow and long[:shallow].tolist() == short.tolist()
+            assert np.array_equal(long_scores[:shallow], short_scores)
