@@ -44,6 +44,8 @@ class RowFile:
         self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
         self.dtype = np.dtype(dtype)
         self._row_bytes = self.shape[1] * self.dtype.itemsize
+        if start == 0 and (size := os.path.getsize(path)) < self._offset + self.shape[0] * self._row_bytes:
+            raise ValueError(f"{path.name} is cut short: {size} bytes, its header says {self._offset + self.shape[0] * self._row_bytes}")
         self._fd = os.open(path, os.O_RDONLY)
 
     @classmethod

@@ -155,6 +155,9 @@ class FaissSearcher:
                     )
                 if len(ids) != index.ntotal:
                     raise IndexFormatError(f"dense id list has {len(ids)} entries, index {index.ntotal}", where=str(idpath))
+                if self._exact is not None and self._exact.shape != (index.ntotal, index.d):
+                    raise IndexFormatError(f"exact vectors are {self._exact.shape[0]} x {self._exact.shape[1]}, the index "
+                                           f"{index.ntotal} x {index.d}", where=str(self.dir / self.section.files.vectors))  # fmt: skip
                 hnsw = self.section.hnsw
                 if hnsw and hasattr(index, "hnsw"):
                     index.hnsw.efSearch = hnsw.ef_search

@@ -7,6 +7,7 @@ Built from the `scale_index` build's store and embedding cache.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -179,3 +180,26 @@ def test_an_ivf_pq_list_is_the_start_of_any_deeper_one(scale_index, tmp_path, qu
         for (short, short_scores), (long, long_scores) in zip(lists[shallow], lists[deep]):
             assert len(short) == shallow and long[:shallow].tolist() == short.tolist()
             assert np.array_equal(long_scores[:shallow], short_scores)
+
+
+def test_damaged_exact_vectors_of_ivf_pq_are_one_line_when_opened(scale_index, tmp_path, queries):
+    """A cut-short `vectors.npy`, or one of another build, was read only at search time: a traceback
+    (`OSError: short read of the exact vectors`, `IndexError: row positions outside 0..35`)."""
+    import shutil
+
+    from backends.faiss.searcher import FaissSearcher
+    from indexer.errors import IndexFormatError
+
+    section, retriever = _retriever(scale_index, tmp_path, "ivf-pq", ivf_nprobe=16, pq_m=48)
+    vectors, _ = queries
+    assert retriever.search_vectors(vectors[:1], 5)[0]
+    for damage, message in (("cut", "is cut short"), ("other", "exact vectors are 36 x 384")):
+        copy = tmp_path / damage
+        shutil.copytree(tmp_path / "ivf-pq", copy)
+        exact = copy / layout.DENSE_DIR / section.files.vectors
+        if damage == "cut":
+            os.truncate(exact, exact.stat().st_size // 3)
+        else:
+            np.save(exact, np.zeros((36, 384), dtype=np.float32))
+        with pytest.raises(IndexFormatError, match=message):
+            FaissSearcher(copy, section).search_vectors(vectors[:1], 5)
