@@ -36,14 +36,15 @@ class DenseSettings(BaseModel):
     ann: Literal["auto", "exact", "flat", "hnsw", "hnsw-sq8", "ivf-pq"] = "auto"  # flat = exact
     exact_max: int = Field(200_000, ge=1)  # auto: exact inner product up to this many passages, HNSW above
     ivf_min: int = Field(2_000_000, ge=1)  # auto: IVF-PQ from this many passages on
-    ivf_nlist: int | None = Field(None, ge=1)  # None: about 4 * sqrt(passages)
-    ivf_nprobe: int | None = Field(None, ge=1)  # None: a fifth of the lists, at least 32 (docs/OPERATIONS.md)
+    ivf_nlist: int | None = Field(None, ge=1, le=10_000_000)  # None: about 4 * sqrt(passages)
+    ivf_nprobe: int | None = Field(None, ge=1, le=10_000_000)  # None: a fifth of the lists, at least 32 (docs/OPERATIONS.md)
     pq_m: int | None = Field(None, ge=1)  # bytes per vector of the PQ code (divides the dimension); None: 48 or the divisor nearest it
-    refine: int = Field(4, ge=0)  # IVF-PQ: re-score k x refine candidates with the exact vectors (memory-mapped); 0 = off
-    hnsw_m: int = Field(32, ge=4)
-    hnsw_ef_construction: int = Field(80, ge=8)
-    hnsw_ef_search: int = Field(128, ge=1)
-    shard_size: int = Field(8192, ge=64)  # passages per embedding shard (resume granularity)
+    refine: int = Field(4, ge=0, le=100)  # IVF-PQ: re-score k x refine candidates with the exact vectors (memory-mapped); 0 = off
+    # Upper bounds where FAISS fails (a C++ exception, an overflow) or every search would allocate gigabytes.
+    hnsw_m: int = Field(32, ge=4, le=256)
+    hnsw_ef_construction: int = Field(80, ge=8, le=100_000)
+    hnsw_ef_search: int = Field(128, ge=1, le=100_000)
+    shard_size: int = Field(8192, ge=64, le=1_000_000)  # passages per embedding shard (resume granularity)
 
     @field_validator("device")
     @classmethod

@@ -67,8 +67,11 @@ def check_ivf_pq(settings: DenseSettings, n: int, dimension: int) -> None:
     check_pq_m(settings, dimension)
     need = 2 ** ivf_shape(settings, n)[1]
     if n < need:
-        raise ConfigError(f"--dense-index ivf-pq needs at least {need} passages to train its codes, this corpus has {n}: "
-                          "use --dense-index flat (or auto)", field="ann")  # fmt: skip
+        chosen = ("--dense-index ivf-pq", "use --dense-index flat (or auto)") if settings.ann == "ivf-pq" else (
+            f"--dense-index auto chose ivf-pq (--ivf-min {settings.ivf_min}), which",
+            f"raise --ivf-min above {n} or use --dense-index flat")  # fmt: skip
+        raise ConfigError(f"{chosen[0]} needs at least {need} passages to train its codes, this corpus has {n}: "
+                          f"{chosen[1]}", field="ann")  # fmt: skip
 
 
 _ADD_CHUNK = 65_536  # vectors added to an index at a time (read from the vectors file chunk by chunk)

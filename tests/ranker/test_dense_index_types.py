@@ -203,3 +203,24 @@ def test_damaged_exact_vectors_of_ivf_pq_are_one_line_when_opened(scale_index, t
             np.save(exact, np.zeros((36, 384), dtype=np.float32))
         with pytest.raises(IndexFormatError, match=message):
             FaissSearcher(copy, section).search_vectors(vectors[:1], 5)
+
+
+def test_too_few_passages_for_the_ivf_pq_auto_chose_says_auto_chose_it():
+    """The message named `--dense-index ivf-pq`, which was not given, and advised `auto`, which was."""
+    from backends.faiss.writer import check_ivf_pq
+    from indexer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--dense-index auto chose ivf-pq \(--ivf-min 2\), which needs at least 16 "
+                                          r"passages .* has 12: raise --ivf-min above 12 or use --dense-index flat"):  # fmt: skip
+        check_ivf_pq(DenseSettings(ann="auto", exact_max=1, ivf_min=2), 12, 384)
+
+
+@pytest.mark.parametrize(("field", "value"), [("hnsw_m", 2**31 - 1), ("hnsw_ef_search", 2**31 - 1), ("hnsw_ef_construction", 10**11),
+                                              ("ivf_nprobe", 10**11), ("refine", 10**9)])  # fmt: skip
+def test_faiss_parameters_past_what_faiss_takes_are_refused_with_the_settings(field, value):
+    """`--hnsw-m 2147483647` was a C++ exception from FAISS, and `--hnsw-ef-search 2147483647` a build
+    whose every search asked for gigabytes (stored in its manifest: the index could not be served)."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="less than or equal to"):
+        DenseSettings(**{field: value})
