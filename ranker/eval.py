@@ -15,6 +15,7 @@ from ranker.hit import Hit
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10")
 PASSAGE_DEPTH = 1000  # passages retrieved per query before MaxP; enough for 100 documents
+MIN_GRADE, MAX_GRADE = -(2**31), 2**31 - 1
 
 
 def _check_folder(beir_dir: Path) -> None:
@@ -31,20 +32,28 @@ def load_qrels(beir_dir: Path, split: str = "test") -> dict[str, dict[str, int]]
     qrels: dict[str, dict[str, int]] = {}
     judged_at: dict[tuple[str, str], int] = {}  # (query, document) -> its line: a second, other grade is a conflict
     for lineno, line in text_lines(path):
-        line = line.rstrip("\r\n")
-        # A line is a row: qrels are plain TSV (a quote in a document id is part of it), or TREC's
-        # whitespace-separated `qid 0 docid rel`.
+        line = line.rstrip()
+        # A line is a row: BEIR's tab-separated `query-id corpus-id score` (a quote or a space in an id is
+        # part of it), or TREC's `qid 0 docid rel`, tab- or space-separated. Space-separated, only TREC's
+        # four fields: `q1 doc a 1` cannot be told from TREC's, and was read as document `a`.
         row = line.split("\t") if "\t" in line else line.split()
         if not row or (lineno == 1 and row[0] in ("query-id", "query_id", "qid")):
             continue
         if len(row) == 4:  # TREC qrels: qid 0 docid rel
+            if not row[1].lstrip("Qq").isdigit():  # `q1 doc a 1`: BEIR with spaces, not TREC's iteration
+                raise CorpusError(f"a TREC qrels line's second field is its iteration (0), got '{row[1]}' (BEIR qrels "
+                                  "are tab-separated)", where=f"{path}:{lineno}")  # fmt: skip
             row = [row[0], row[2], row[3]]
-        if len(row) != 3:
-            raise CorpusError("qrels row must have 3 tab-separated columns", where=f"{path}:{lineno}")
+        elif len(row) != 3 or "\t" not in line:
+            raise CorpusError("a qrels row is `query-id<TAB>corpus-id<TAB>score` (BEIR) or `qid 0 docid rel` (TREC), "
+                              f"got {len(row)} {'tab-separated columns' if chr(9) in line else 'space-separated fields'}",
+                              where=f"{path}:{lineno}")  # fmt: skip
         try:
             grade = int(row[2])
         except ValueError:
             raise CorpusError(f"relevance '{row[2]}' is not an integer", where=f"{path}:{lineno}") from None
+        if not MIN_GRADE <= grade <= MAX_GRADE:  # pytrec_eval keeps grades in C ints: larger ones overflowed or wrapped
+            raise CorpusError(f"relevance {grade} is out of range ({MIN_GRADE} to {MAX_GRADE})", where=f"{path}:{lineno}")
         grades = qrels.setdefault(row[0], {})
         if grades.get(row[1], grade) != grade:
             raise CorpusError(f"query '{row[0]}', document '{row[1]}' judged {grade} here and {grades[row[1]]} at line "
@@ -76,9 +85,13 @@ def _read_queries(beir_dir: Path) -> dict[str, tuple[int, str]]:
             continue
         try:
             rec = json.loads(line)
-            qid, text = str(rec["_id"] if "_id" in rec else rec["id"]), rec["text"]  # `id` as a documents line has it
+            raw_id, text = rec["_id"] if "_id" in rec else rec["id"], rec["text"]  # `id` as a documents line has it
+            if type(raw_id) not in (str, int):  # a null id was read as the query "None"
+                raise TypeError
+            qid = str(raw_id)
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise CorpusError("malformed query line (needs _id (or id) and text)", where=f"{path}:{lineno}") from None
+            raise CorpusError("malformed query line (needs _id (or id) and text; an id is a string or an integer)",
+                              where=f"{path}:{lineno}") from None  # fmt: skip
         if not isinstance(text, str):
             raise CorpusError(f"query '{qid}': text must be a string, got {type(text).__name__}", where=f"{path}:{lineno}")
         if qid in out:  # the last would silently replace the first, and the scores be of other queries

@@ -374,6 +374,10 @@ def evaluate(
     from ranker.eval import evaluate as run_eval
     from ranker.pipeline import MODES
 
+    if mode is not None and mode not in (*MODES, "all"):
+        from indexer.errors import QueryError
+
+        raise QueryError(f"unknown mode '{mode}' (expected one of: {', '.join(MODES)}, all)", field="mode")
     pipeline = _pipeline(index, authority_weight=authority_weight, fusion=fusion)
     modes = ([m for m in MODES if m == "bm25" or pipeline.has_dense] if mode == "all" else [pipeline.resolve_mode(mode)])
     report = {}
@@ -388,8 +392,10 @@ def evaluate(
                              quiet=quiet or as_json, desc=f"eval {m}")  # fmt: skip
     qrels_path = beir / "qrels" / f"{split}.tsv"
     if left_out := next(iter(report.values()))["left_out"]:
-        typer.echo(f"drsearch: warning: {len(left_out)} judged queries of {qrels_path} have no line in "
-                   f"{beir / 'queries.jsonl'} and are left out (first: {left_out[0]!r})", err=True)  # fmt: skip
+        many = len(left_out) > 1
+        typer.echo(f"drsearch: warning: {len(left_out)} judged quer{'ies' if many else 'y'} of {qrels_path} "
+                   f"{'have' if many else 'has'} no line in {beir / 'queries.jsonl'} and {'are' if many else 'is'} left "
+                   f"out (first: {left_out[0]!r})", err=True)  # fmt: skip
     if absent := _relevant_not_indexed(pipeline, load_qrels(beir, split)):
         many = len(absent) > 1
         typer.echo(f"drsearch: warning: {len(absent)} document{'s' if many else ''} judged relevant in {qrels_path} "

@@ -78,9 +78,17 @@ GOOD_QRELS = [b"q1\tvolcano\t1", b"q2\tbread\t1"]
      ([*GOOD_QUERIES, b'{"_id": "q1", "text": "bread"}'], GOOD_QRELS, "queries.jsonl:3", ["duplicate query id 'q1' (first at line 1)"]),
      (GOOD_QUERIES, [*GOOD_QRELS, b"q1\tvolcano\t0"], "test.tsv:4", ["query 'q1', document 'volcano' judged 0 here and 1 at line 2"]),
      (GOOD_QUERIES, [], "test.tsv", ["no judgements"]),
-     ([b'{"_id": "q9", "text": "bread"}'], GOOD_QRELS, "test.tsv", ["no query judged here has a line in queries.jsonl (e.g. 'q1')"])],
+     ([b'{"_id": "q9", "text": "bread"}'], GOOD_QRELS, "test.tsv", ["no query judged here has a line in queries.jsonl (e.g. 'q1')"]),
+     # pytrec_eval keeps grades in C ints: this one was a traceback, 2**32 silently 0
+     (GOOD_QUERIES, [GOOD_QRELS[0], b"q2	bread	99999999999999999999"], "test.tsv:3", ["relevance 99999999999999999999 is out of range"]),
+     (GOOD_QUERIES, [GOOD_QRELS[0], b"q2	bread	4294967296"], "test.tsv:3", ["relevance 4294967296 is out of range"]),
+     # BEIR columns written with spaces (an id with a space in it) were read as TREC's `qid 0 docid rel`
+     (GOOD_QUERIES, [GOOD_QRELS[0], b"q2 bread loaf 1"], "test.tsv:3", ["second field is its iteration (0), got 'bread'"]),
+     (GOOD_QUERIES, [GOOD_QRELS[0], b"q2 bread 1"], "test.tsv:3", ["got 3 space-separated fields"]),
+     ([GOOD_QUERIES[0], b'{"_id": null, "text": "yeast dough"}'], GOOD_QRELS, "queries.jsonl:2", ["an id is a string or an integer"])],
     ids=["queries-not-utf8", "qrels-not-utf8", "text-not-a-string", "only-symbols", "only-stopwords", "qrels-quote",
-         "qrels-huge-field", "duplicate-query", "conflicting-judgements", "no-judgements", "no-judged-query"],
+         "qrels-huge-field", "duplicate-query", "conflicting-judgements", "no-judgements", "no-judged-query",
+         "grade-too-large", "grade-past-32-bits", "beir-with-spaces", "three-fields-with-spaces", "null-query-id"],
 )  # fmt: skip
 def test_eval_names_the_bad_line(tmp_path, tiny_index, queries, qrels, where, fragments):
     beir = write_beir(tmp_path / "beir", queries, qrels)
@@ -109,8 +117,22 @@ def test_eval_says_which_judged_queries_it_left_out(tmp_path, tiny_index):
     proc = drsearch("eval", "--index", tiny_index, "--beir", beir, "-q", check=True)
     assert proc.stdout.splitlines()[1].split()[-1] == "2"
     (line,) = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert line.startswith("drsearch: warning: 2 judged queries of ") and "test.tsv" in line
+    assert line.startswith("drsearch: warning: 2 judged queries of ") and "test.tsv" in line and " have no line in " in line
     assert "queries.jsonl and are left out (first: 'Q1')" in line
+
+
+def test_eval_reads_trec_qrels_and_a_trailing_tab(tmp_path, tiny_index):
+    expected = drsearch("eval", "--index", tiny_index, "--beir", write_beir(tmp_path / "beir", GOOD_QUERIES, GOOD_QRELS),
+                        "-q", "--json", check=True).stdout  # fmt: skip
+    for name, qrels in (("trec", [b"q1 0 volcano 1", b"q2	0	bread	1"]), ("tab", [b"q1	volcano	1	", b"q2	bread	1"])):
+        beir = write_beir(tmp_path / name, GOOD_QUERIES, qrels)
+        assert drsearch("eval", "--index", tiny_index, "--beir", beir, "-q", "--json", check=True).stdout == expected
+
+
+def test_eval_names_all_among_its_modes(tiny_index, tmp_path):
+    beir = write_beir(tmp_path / "beir", GOOD_QUERIES, GOOD_QRELS)
+    assert_one_line_error(drsearch("eval", "--index", tiny_index, "--beir", beir, "--mode", "foo", "-q"),
+                          "unknown mode 'foo' (expected one of: bm25, dense, hybrid, all)")  # fmt: skip
 
 
 def test_eval_says_which_relevant_documents_the_index_lacks(tmp_path, tiny_index):
