@@ -94,13 +94,20 @@ def is_dns_name(host: str) -> bool:
 
 
 def _punycode_ok(label: str) -> bool:
-    """An `xn--` label is punycode that decodes (`xn--a` does not: no name has it)."""
+    """An `xn--` label is punycode that decodes (`xn--a` does not: no name has it), by IDNA 2008 as
+    `_to_ascii` encodes, or else 2003: Python's own codec (IDNA 2003) alone maps ß and ς to ss and σ,
+    and refused the labels of faß.de or ελλάς.gr that a page's URL gives."""
     if not label.startswith("xn--"):
         return True
+    import idna
+
     try:
-        label.encode("ascii").decode("idna")
-    except UnicodeError:
-        return False
+        idna.decode(label)
+    except (idna.IDNAError, UnicodeError):
+        try:  # a name IDNA 2003 allows and 2008 does not (an emoji's, xn--ls8h): registered before 2008
+            label.encode("ascii").decode("idna")
+        except UnicodeError:
+            return False
     return True
 
 

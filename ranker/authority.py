@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from indexer.domains import host_of, ip_or_none, is_dns_name, normalise_host, registrable_domain
+from indexer.domains import host_of, ip_or_none, is_dns_name, normalise_host, registrable_domain, suffix_extractor
 from indexer.errors import ConfigError
 
 __all__ = [
@@ -199,20 +199,21 @@ def _parse_file(path: Path, parsed: _Parsed) -> bytes | None:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        problems.append(_Problem(fname, 0, "file", f"not UTF-8 ({exc.reason} at byte {exc.start})"))
+        line, line_start = raw.count(b"\n", 0, exc.start) + 1, raw.rfind(b"\n", 0, exc.start) + 1
+        problems.append(_Problem(fname, line, "file", f"not UTF-8 ({exc.reason} at byte {exc.start - line_start + 1} of the line)"))
         return raw
     reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        first = next(reader, None)
+    try:  # blank and comment lines before the header are skipped, as between rows
+        first = next((row for row in reader if any(c.strip() for c in row) and not row[0].lstrip().startswith("#")), None)
     except csv.Error as exc:
-        problems.append(_Problem(fname, 1, "header", f"unreadable CSV: {exc}"))
+        problems.append(_Problem(fname, reader.line_num, "header", f"unreadable CSV: {exc}"))
         return raw
     if first is None:
         problems.append(_Problem(fname, 1, "header", "empty file (expected header " + ",".join(header) + ")"))
         return raw
     if tuple(c.strip() for c in first) != header:
         problems.append(
-            _Problem(fname, 1, "header", f"expected header {','.join(header)!r}, got {','.join(first)!r}")
+            _Problem(fname, reader.line_num, "header", f"expected header {','.join(header)!r}, got {','.join(first)!r}")
         )
         return raw
     target = parsed.suffixes if is_suffix else parsed.entries
@@ -238,6 +239,9 @@ def _parse_file(path: Path, parsed: _Parsed) -> bytes | None:
         domain, name, category, country, tier_s, note = (c.strip() for c in row)
         ok = True
         why = _domain_problem(domain, key)
+        if not why and not is_suffix and suffix_extractor()(domain).suffix == domain:
+            why = (f"{domain!r} is a public suffix, a whole zone (every site under it would be rated): list it in "
+                   f"{SUFFIX_FILE}, or list the sites")  # fmt: skip
         if why:
             problems.append(_Problem(fname, line, key, why))
             ok = False
@@ -282,6 +286,12 @@ def _check_conflicts(parsed: _Parsed) -> None:
       rates it lower (the rule vouches for its whole zone; naming a member to raise it is curation,
       e.g. kist.re.kr at tier 1 under re.kr at tier 2).
     """
+    for rule in parsed.suffixes.values():  # explicit entries are looked up first: one at or above a rule covers its zone
+        if (covering := _nearest_parent(rule.domain, parsed.entries, include_self=True)) is not None:
+            f, ln = parsed.where[("suffix", rule.domain)]
+            of, ol = parsed.where[("domain", covering.domain)]
+            parsed.problems.append(_Problem(f, ln, "suffix", f"rule {rule.domain!r} can never match: the explicit entry "
+                                            f"{covering.domain!r} at {of}:{ol} covers every host under it"))  # fmt: skip
     for kind, table in (("domain", parsed.entries), ("suffix", parsed.suffixes)):
         for domain, entry in table.items():
             parent = _nearest_parent(domain, table)

@@ -297,8 +297,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_json(status, code, str(exc), exc.field)
         if code == "index_corrupt":  # the served files went bad after validation: our fault, not the caller's
             return _index_corrupt(request, str(exc))
-        if code == "config_error":
+        if code == "config_error":  # e.g. an authority list a reload read: its file:line, and what still serves
             log.error("configuration error while serving %s (request_id %s): %s", request.url.path, _request_id(request), exc)
+            refused = "reload refused, still serving the loaded build and list: " if request.url.path == "/v1/admin/reload" else ""
+            return error_json(status, code, refused + str(exc), exc.field)
         return error_json(status, code, exc.message, exc.field)
 
     @app.exception_handler(sqlite3.DatabaseError)

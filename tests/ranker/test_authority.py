@@ -267,6 +267,9 @@ BAD_ROWS = [
     ("192.168.0.1,Router,government,us,1,", "domain", "domain"),
     ("exa_mple.org,Example,government,us,1,", "domain", "invalid"),
     (",Example,government,us,1,", "domain", "empty"),
+    # a public suffix would rate every site under it: `com`, or `ac.uk` typed for a university
+    ("com,Everything,government,us,1,", "domain", "is a public suffix"),
+    ("ac.uk,Typo,university,gb,1,", "domain", "is a public suffix"),
     ("example.org,Example,government,us,1", "row", "expected 6 fields"),
 ]
 
@@ -372,12 +375,14 @@ def test_subdomain_with_other_category_or_same_tier_is_fine(tmp_path: Path) -> N
 
 
 def test_explicit_domain_equal_to_a_suffix_rule_rated_below_it_is_an_error(tmp_path: Path) -> None:
-    """The rule `gov.uk` covers the host `gov.uk` itself: an explicit `gov.uk` of the same category rated
-    below it contradicts it."""
-    suffixes = "gov.uk,UK government,government,gb,1,\n"
-    d = write_list(tmp_path / "l", "gov.uk,UK Gov,government,gb,3,\n", suffixes=suffixes)
+    """The rule `stats.example` covers the host `stats.example` itself: an explicit `stats.example` of
+    the same category rated below it contradicts it (and leaves the rule nothing to match). A public
+    suffix such as `gov.uk` cannot be an explicit entry at all."""
+    suffixes = "stats.example,Statistics,statistics,gb,1,\n"
+    d = write_list(tmp_path / "l", "stats.example,Stats,statistics,gb,3,\n", suffixes=suffixes)
     err = _single_error(validate(d), "fixture.csv", 2, "tier")
-    assert "conflicts with suffix rule 'gov.uk'" in err["message"] and "suffix_rules.csv:2" in err["message"]
+    assert "conflicts with suffix rule 'stats.example'" in err["message"] and "suffix_rules.csv:2" in err["message"]
+    assert "can never match" in _single_error(validate(d), "suffix_rules.csv", 2, "suffix")["message"]
 
 
 def _rows(category: str, n: int, country: str = "us", prefix: str = "") -> str:
@@ -574,3 +579,34 @@ def test_cli_lookup_malformed_list_raises(cli: typer.Typer, tmp_path: Path) -> N
 def test_cli_no_args_shows_help(cli: typer.Typer) -> None:
     result = CliRunner().invoke(cli, ["authority"])
     assert "check" in result.output and "lookup" in result.output
+
+
+def test_an_idn_whose_name_idna_2003_maps_away_can_be_listed_and_found(tmp_path: Path) -> None:
+    """faß.de is xn--fa-hia.de; Python's own codec (IDNA 2003) reads that label as `fass`, so the
+    check refused the very punycode it suggested, and no list entry or filter could reach the site."""
+    d = write_list(tmp_path / "l", "xn--fa-hia.de,Fass,government,de,1,\nxn--hxarsa0b.gr,Hellas,government,gr,1,\n",
+                   suffixes=None)  # fmt: skip
+    assert validate(d)["errors"] == []
+    alist = AuthorityList.load(d)
+    assert alist.lookup("https://faß.de/bericht").name == "Fass" and alist.lookup("www.xn--fa-hia.de").name == "Fass"
+    assert alist.lookup("https://ελλάς.gr/").name == "Hellas"
+
+
+def test_a_suffix_rule_under_an_explicit_entry_can_never_match_and_says_so(tmp_path: Path) -> None:
+    """Explicit entries are looked up first and cover their subdomains: the shipped `europa.eu` rule
+    (whose note said it covered the hosts not listed) could never match."""
+    d = write_list(tmp_path / "l", "example.org,Example,government,us,1,\n", suffixes=(
+        "uk,UK,government,gb,3,\nexample.org,Rule,research_institute,us,3,\nx.example.org,Under,statistics,us,2,\n"))  # fmt: skip
+    report = validate(d)
+    for line, rule in ((3, "example.org"), (4, "x.example.org")):
+        err = _single_error(report, "suffix_rules.csv", line, "suffix")
+        assert f"rule {rule!r} can never match: the explicit entry 'example.org' at fixture.csv:2" in err["message"]
+
+
+def test_comments_before_the_header_and_a_non_utf8_line_are_placed(tmp_path: Path) -> None:
+    d = write_list(tmp_path / "l", "example.org,Example,government,us,1,\n", suffixes=None,
+                   header="# reviewed 2026-12\n\n" + DOMAIN_HEADER)  # fmt: skip
+    assert validate(d)["errors"] == [] and len(AuthorityList.load(d)) == 1
+    (d / "fixture.csv").write_bytes(f"{DOMAIN_HEADER}\nm\xfcnchen.example,M,government,de,1,\n".encode("latin-1"))
+    err = _single_error(validate(d), "fixture.csv", 2, "file")
+    assert "not UTF-8" in err["message"] and "at byte 2 of the line" in err["message"]

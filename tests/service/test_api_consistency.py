@@ -155,6 +155,34 @@ def test_an_answer_computed_on_the_replaced_build_is_not_cached(mixed_root, tmp_
         server.stop()
 
 
+def test_a_reload_refused_for_its_authority_list_names_the_line_and_keeps_serving(mixed_root, tmp_path, monkeypatch):
+    """The refusal said `category: unknown category ...`: no file, no line, and not that the old list serves on."""
+    import shutil
+
+    from tests.service.conftest import ADMIN_KEY
+
+    authority = tmp_path / "authority"
+    authority.mkdir()
+    listed = authority / "health.csv"
+    listed.write_text("domain,name,category,country,tier,note\nnih.gov,Old name,health_agency,us,1,\n", encoding="utf-8")
+    monkeypatch.setenv("DRSEARCH_AUTHORITY_LIST", str(authority))
+    root = tmp_path / "index"
+    shutil.copytree(mixed_root, root, symlinks=True)
+    body = {"query": "vaccine clinical trials phases", "k": 1, "mode": "bm25"}
+    server = start_server(index=root, admin_key=ADMIN_KEY, threads=2, warmup=False, cache_size=0)
+    try:
+        with server.client() as c:
+            listed.write_text(listed.read_text(encoding="utf-8") + "cdc.gov,CDC,think_tank,us,1,\n", encoding="utf-8")
+            refused = c.post("/v1/admin/reload", params={"force": "true"}, headers={"X-API-Key": ADMIN_KEY})
+            error = refused.json()["error"]
+            assert refused.status_code == 503 and error["code"] == "config_error", refused.text
+            assert error["message"].startswith("reload refused, still serving the loaded build and list: ")
+            assert "health.csv:3: category: unknown category 'think_tank'" in error["message"], error
+            assert c.post("/v1/search", json=body).json()["results"][0]["hits"][0]["authority"]["name"] == "Old name"
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("mode", ["hybrid", "bm25"])
 def test_lists_deduplicated_across_queries_rank_as_each_query_alone(mixed_root, monkeypatch, mode):
     """dedupe_across_queries only leaves out what an earlier query showed: the first list is the first
