@@ -27,9 +27,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?।॥؟۔։።፧།])[\"')\]]*\s+|(?<=[�
 # cut there, a finding lost its subject (`Smith et al.` | `the risk fell`) and a comparison its first
 # half (`1.20 vs.` | `1.43`).
 _ABBREVIATIONS = frozenset(
-    "al vs cf fig figs eq eqs ref refs vol pp approx ca resp dr mr mrs ms prof sect inc ltd corp jr sr dept univ".split()
+    "al vs cf fig figs eq eqs ref refs vol pp approx resp dr mr mrs prof sect inc ltd corp jr dept univ".split()
 )
-_ABBREVIATED = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]|[^\W\d_]")  # `e.g`, `U.S`, `J` (before the stop)
+_ABBREVIATED = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")  # `e.g`, `U.S` (before the stop); an initial: `_abbreviated`
 _WORD_BEFORE_STOP = re.compile(r"[\w.]+$")
 
 
@@ -147,7 +147,10 @@ def _abbreviated(text: str, lo: int, stop: int) -> bool:
     """Whether the full stop at `stop` closes an abbreviation rather than a sentence. (A lower-case
     word after it is no sign: sentences of science start with `mRNA`, `p53`, `pH`.)"""
     word = _WORD_BEFORE_STOP.search(text, lo, stop)
-    return word is not None and (word[0].lower() in _ABBREVIATIONS or _ABBREVIATED.fullmatch(word[0]) is not None)
+    if word is None:
+        return False
+    initial = len(word[0]) == 1 and word[0].isupper()  # `J. Smith`, `S. aureus`; not `with x.`
+    return initial or word[0].lower() in _ABBREVIATIONS or _ABBREVIATED.fullmatch(word[0]) is not None
 
 
 def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> list[Passage]:
@@ -165,8 +168,8 @@ def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings()) -> 
     current_words = carried_words = carried_units = 0  # carried: the overlap taken over from the previous passage
     before: Unit | None = None  # the unit before current[carried_units:] in the text
     for unit in _units(text, target):
-        if current and current_words + unit[2] > target and not _headings_only(text, target, current[carried_units:], before, unit):
-            headings = _trailing_headings(text, current[carried_units:], before, unit)
+        if current and current_words + unit[2] > target and not _headings_only(text, target, current[carried_units:], before):
+            headings = _trailing_headings(text, current[carried_units:])
             current = current[: len(current) - len(headings)]
             before = current[-1]
             passages.append((current[0][0], current[-1][1], current_words - sum(u[2] for u in headings)))
@@ -194,37 +197,35 @@ def _list_kind(text: str, unit: Unit | None) -> str | None:
     return re.sub(r"[^\W\d_]+", "a", re.sub(r"\d+", "9", m[1]))
 
 
-def _is_heading(text: str, unit: Unit, before: Unit | None, after: Unit | None) -> bool:
-    """`HEADING_WORDS`; a markdown marker (`##`) is no word. A numbered or bulleted paragraph beside
+def _is_heading(text: str, unit: Unit, before: Unit | None) -> bool:
+    """`HEADING_WORDS`; a markdown marker (`##`) is no word. A numbered or bulleted paragraph after
     another of its kind, or after a lead-in ending in a colon, is a list item, not a heading: the last
-    items of a list went on to the next passage without the list's start."""
+    items of a list went on to the next passage without the list's start. (The unit after does not
+    count: `2. Recommendations` heading a list `1. ...`, `2. ...` is a heading.)"""
     start, end, words, whole = unit
     words -= _MARKDOWN_HEADING.match(text, start, end) is not None
     if not (whole and words <= HEADING_WORDS and text[start:end].rstrip(_CLOSERS)[-1:].isalnum()):
         return False
     if (kind := _list_kind(text, unit)) is None:
         return True
-    return not (kind in (_list_kind(text, before), _list_kind(text, after))
-                or (before is not None and text[before[0] : before[1]].endswith(":")))  # fmt: skip
+    return not (kind == _list_kind(text, before) or (before is not None and text[before[0] : before[1]].endswith(":")))
 
 
-def _headings_only(text: str, target: int, group: list[Unit], before: Unit | None, after: Unit) -> bool:
+def _headings_only(text: str, target: int, group: list[Unit], before: Unit | None) -> bool:
     """Whether the passage's units after its overlap are one or two headings (short beside the target) and
     nothing else: closed there, the headings would be a passage of their own (or of the overlap and them)
     when the unit they head is long (a table, a list, a long paragraph). They take that unit in instead,
-    past the target by their few words. `before` and `after`: the units either side of `group`."""
+    past the target by their few words. `before`: the unit before `group` in the text."""
     if not (0 < len(group) <= _HEADINGS_CARRIED and sum(unit[2] for unit in group) <= target // 4):
         return False
-    padded = [before, *group, after]
-    return all(_is_heading(text, unit, padded[i], padded[i + 2]) for i, unit in enumerate(group))
+    return all(_is_heading(text, unit, previous) for unit, previous in zip(group, [before, *group]))
 
 
-def _trailing_headings(text: str, group: list[Unit], before: Unit | None, after: Unit) -> list[Unit]:
+def _trailing_headings(text: str, group: list[Unit]) -> list[Unit]:
     """The headings that end a passage about to be closed (`HEADING_WORDS`), to open the next one instead;
     never all of `group`, the passage's units after the overlap it carries (else it would be that overlap alone)."""
-    padded = [before, *group, after]
-    n = 0
-    while n < _HEADINGS_CARRIED and n + 1 < len(group) and _is_heading(text, group[-1 - n], padded[-3 - n], padded[-1 - n]):
+    n = 0  # (the unit before a heading counted is in `group`: never all of it)
+    while n < _HEADINGS_CARRIED and n + 1 < len(group) and _is_heading(text, group[-1 - n], group[-2 - n]):
         n += 1
     return group[len(group) - n :]
 

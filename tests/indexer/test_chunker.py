@@ -335,3 +335,22 @@ def test_a_numbered_heading_still_opens_its_section():
         passages = chunk_document(d, ChunkSettings(target_words=200))
         assert [p.text.split("\n")[0] for p in passages] == [_words("a", 150) + ".", title]
         assert_offsets(d, passages)
+
+
+def test_a_numbered_heading_over_a_numbered_list_still_opens_its_section():
+    """The list's first item came right after the heading: the heading was taken for an item of its
+    kind and left at the end of the passage before, its list opening the next one without it."""
+    heading = "2. Recommendations of the committee"
+    items = [f"{n}. Publish item number {n} of the plan" for n in range(1, 6)]
+    d = doc("\n\n".join([_words("a", 195) + ".", heading, *items, _words("b", 150) + "."]))
+    passages = chunk_document(d, ChunkSettings(target_words=200))
+    assert passages[0].text.endswith(_words("a", 195) + ".") and passages[1].text.startswith(heading)
+    assert_offsets(d, passages)
+
+
+@pytest.mark.parametrize("ending", ["The latency was 20 ms.", "It rises with x.", "Levels of Ca."])
+def test_a_unit_or_a_lower_case_letter_before_a_full_stop_ends_a_sentence(ending):
+    sentence = _words("s", 17) + "."
+    d = doc(" ".join([sentence] * 5 + [ending, _words("t", 15) + "."] + [sentence] * 5))
+    passages = chunk_document(d, ChunkSettings(target_words=100))
+    assert passages[0].text.endswith(ending), passages[0].text[-40:]
