@@ -59,12 +59,16 @@ def dense_scores(pipeline, query: str, title: str, spans: list[Span]) -> list[fl
     return [float(x) for x in vectors @ qv[0]]
 
 
-def rank_spans(pipeline, query: str, title: str, spans: list[Span]) -> list[tuple[Span, float]]:
-    """`spans` best first for `query` (ties: document order), each with its combined score in [0, 1]."""
+def rank_spans(pipeline, query: str, title: str, spans: list[Span]) -> tuple[list[tuple[Span, float]], frozenset[int]]:
+    """`spans` best first for `query` (ties: document order), each with its combined score in [0, 1];
+    and the ordinals of those the query reaches: a query word in it, or with a dense leg a combined
+    score above 0 (the least similar passage without a query word scores 0). A normalised 0 alone says
+    nothing: the least matching of passages that all hold query words scores 0 too."""
     if not spans:
-        return []
+        return [], frozenset()
     query = str(query)  # a plain str: the Lucene analyzer (pyjnius) refuses str subclasses
-    lexical = _minmax(bm25_scores(pipeline.lexical, query, [s.text for s in spans]))
+    raw = bm25_scores(pipeline.lexical, query, [s.text for s in spans])
+    lexical = _minmax(raw)
     if pipeline.has_dense:
         w = pipeline.settings.dense_weight
         semantic = _minmax(dense_scores(pipeline, query, title, spans))
@@ -72,4 +76,5 @@ def rank_spans(pipeline, query: str, title: str, spans: list[Span]) -> list[tupl
     else:
         combined = lexical
     order = sorted(range(len(spans)), key=lambda i: (-combined[i], spans[i].ordinal))
-    return [(spans[i], round(combined[i], 6)) for i in order]
+    reached = frozenset(s.ordinal for s, r, c in zip(spans, raw, combined) if r > 0 or (pipeline.has_dense and c > 0))
+    return [(spans[i], round(combined[i], 6)) for i in order], reached

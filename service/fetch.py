@@ -155,11 +155,11 @@ def joined(spans: list[Span]) -> str:
 
 
 def select(ranked: list[tuple[Span, float | None]], max_chars: int | None, *, in_order: bool,
-           query: str | None = None) -> tuple[list, Omitted | None]:  # fmt: skip
+           query: str | None = None, reached: frozenset[int] | None = None) -> tuple[list, Omitted | None]:  # fmt: skip
     """Whole passages within `max_chars` (`joined`, plus the marker when some are left out). `in_order`:
     stop at the first that does not fit (a prefix of the document); else skip it and try the next
-    (best-first lists), down to the last that scores above 0 when the best does: a passage the query
-    does not reach is no part of the answer. If the first does not fit, it is cut at word boundaries,
+    (best-first lists), among those `reached` (ordinals) when given: a passage the query does not
+    reach is no part of the answer. If the first does not fit, it is cut at word boundaries,
     around the words `query` matches when given: a best-first list never shows a worse passage in place
     of its best one because it is shorter."""
     if max_chars is None:
@@ -168,14 +168,13 @@ def select(ranked: list[tuple[Span, float | None]], max_chars: int | None, *, in
     total = len(joined(spans))
     if total <= max_chars:
         return ranked, None
-    longest_id = max((s.passage_id for s in spans if s.passage_id), key=len, default=None)
+    longest_id = max((s.passage_id for s in spans if s.passage_id), key=len, default=None) if in_order else None
     room = max_chars - len(marker(Omitted(passages=len(ranked), chars=total, next_passage_id=longest_id))) - 2
-    relevant_only = not in_order and bool(ranked[0][1])
     kept: list[tuple[Span, float | None]] = []
     used = 0
     for span, score in ranked:
-        if relevant_only and not score:
-            break
+        if reached is not None and span.ordinal not in reached and not in_order:
+            continue
         need = len(span.text) + (len(separator(kept[-1][0], span)) if kept else 0)
         if used + need <= room:
             kept.append((span, score))
@@ -226,9 +225,10 @@ def assemble(pipeline, *, item: FetchItem, title: str, spans: list[Span], base: 
     from ranker.focus import rank_spans
 
     if item.query:
-        ranked: list[tuple[Span, float | None]] = list(rank_spans(pipeline, item.query, title, spans))
-        # No passage scores above another (the query reaches none): the document from its start, in order.
-        kept, omitted = select(ranked, item.max_chars, in_order=not any(sc for _, sc in ranked), query=item.query)
+        scored, reached = rank_spans(pipeline, item.query, title, spans)
+        ranked: list[tuple[Span, float | None]] = list(scored)
+        # The query reaches no passage: the document from its start, in order.
+        kept, omitted = select(ranked, item.max_chars, in_order=not reached, query=item.query, reached=reached)
     else:
         kept, omitted = select([(s, None) for s in spans if s.ordinal >= first], item.max_chars, in_order=True)
     text = joined([s for s, _ in kept])

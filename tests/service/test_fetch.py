@@ -411,9 +411,12 @@ def test_a_capped_focused_read_leaves_out_passages_the_query_does_not_reach():
 
     spans = [Span(n, 100 * n, 100 * n + 40, f"passage {n} " + "x" * 30, f"d#{n}") for n in range(6)]
     ranked = [(spans[4], 1.0), (spans[1], 0.4), (spans[0], 0.0), (spans[2], 0.0), (spans[3], 0.0), (spans[5], 0.0)]
-    kept, omitted = select(ranked, 200, in_order=False, query="passage")
+    kept, omitted = select(ranked, 200, in_order=False, query="passage", reached=frozenset({4, 1}))
     assert [s.ordinal for s, _ in kept] == [4, 1]
     assert omitted.passages == 4 and omitted.chars == 4 * 40 and omitted.next_passage_id is None
+    # a normalised 0 is no sign: the least matching of passages that all hold a query word scores 0 too
+    kept, _ = select(ranked, 200, in_order=False, query="passage", reached=frozenset({4, 1, 0}))
+    assert [s.ordinal for s, _ in kept] == [4, 1, 0]
 
 
 def test_passages_apart_in_the_document_are_marked_apart(agent_client):
@@ -437,16 +440,18 @@ def test_a_long_document_is_read_on_from_a_passage(agent_client):
     passage, and `omitted.next_passage_id` says where the next page starts."""
     doc = agent_client.get("/v1/documents/cdc-flu").json()
     ids = [p["passage_id"] for p in doc["passages"]]
+    cap = max(p["end"] - p["start"] for p in doc["passages"]) + 150  # every passage fits whole, with the marker
     read, pid = [], ids[1]
     for _ in range(len(ids)):  # bounded: one passage a page at least
-        got = _fetch(agent_client, {"passage_id": pid, "max_chars": 150})["results"][0]
-        assert got["ok"] and got["doc_id"] == "cdc-flu" and len(got["text"]) <= 150
-        read += [p["passage_id"] for p in got["passages"]]
+        got = _fetch(agent_client, {"passage_id": pid, "max_chars": cap})["results"][0]
+        assert got["ok"] and got["doc_id"] == "cdc-flu" and len(got["text"]) <= cap
+        read += [p for p in got["passages"]]
         if got["omitted"] is None:
             break
         pid = got["omitted"]["next_passage_id"]
-        assert f"read on with passage_id={pid}" in got["text"] or len(got["text"]) + 40 > 150
-    assert read == ids[1:]
+        assert f"read on with passage_id={pid}" in got["text"]
+    assert [p["passage_id"] for p in read] == ids[1:]
+    assert all(doc["text"][p["start"] : p["end"]] == p["text"] for p in read)  # each whole, none cut
     whole = _fetch(agent_client, {"passage_id": ids[0]})["results"][0]
     assert whole["text"] == _fetch(agent_client, {"doc_id": "cdc-flu"})["results"][0]["text"] and whole["omitted"] is None
     assert_error(agent_client.post("/v1/fetch", json={"items": [{"passage_id": "cdc-flu#99"}]}), 404, None, "items[0].passage_id")
