@@ -203,9 +203,12 @@ def as_jsonrpc_errors(send: Any) -> Any:
 
     def as_jsonrpc(status: int, body: bytes) -> bytes:
         try:
-            error = json.loads(body)["error"]
-            code, message = str(error["code"]), str(error["message"])
-        except (ValueError, KeyError, TypeError):  # not the API's shape (the SDK's own JSON-RPC errors): as it came
+            answer = json.loads(body)
+            error = answer["error"]
+            code, message = error["code"], str(error["message"])
+        except (ValueError, KeyError, TypeError):
+            return body
+        if "jsonrpc" in answer or not isinstance(code, str):  # the SDK's own JSON-RPC error: as it came
             return body
         rpc = -32700 if code == "invalid_json" else -32603 if status >= 500 else -32600
         return json.dumps({"jsonrpc": "2.0", "id": None, "error": {

@@ -87,6 +87,15 @@ def test_a_body_that_is_no_json_rpc_message_is_one_line_invalid_request(agent_li
     assert "\n" not in error["message"] and "pydantic" not in error["message"]
 
 
+def test_the_sdks_own_protocol_errors_keep_their_code(agent_live):
+    """The rewrite of the API's refusals into JSON-RPC errors took the SDK's own -32700 for the API's
+    shape and wrote it as -32600 with `data: {"code": "-32700"}`."""
+    r = httpx.post(f"{agent_live.base_url}/mcp", content="{bad", timeout=10,
+                   headers={"content-type": "application/json", "accept": "application/json, text/event-stream"})  # fmt: skip
+    error = r.json()["error"]
+    assert r.status_code == 400 and error["code"] == -32700 and "data" not in error, r.text
+
+
 def _stdio_server(agent_root, **env: str):
     from mcp.client.stdio import StdioServerParameters
 
