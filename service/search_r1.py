@@ -114,8 +114,9 @@ def router(require_api_key: Any) -> APIRouter:
         # One longer than the server's query cap is searched by its first words, as Search-R1's retrievers
         # read a query up to their encoder's length, not refused with every rollout's batch.
         cap = st.settings.max_query_chars
-        texts = [clean_query(within(q, cap), field=f"queries[{i}]", max_chars=cap) if has_words(q) else None
-                 for i, q in enumerate(body.queries)]  # fmt: skip
+        cut = [within(q, cap) for q in body.queries]
+        texts = [clean_query(q, field=f"queries[{i}]", max_chars=cap) if has_words(q) else None
+                 for i, q in enumerate(cut)]  # fmt: skip
         request.state.n_queries = len(texts)
         if not any(texts):
             return to_search_r1([[] for _ in texts], body.return_scores)

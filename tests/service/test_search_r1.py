@@ -57,6 +57,9 @@ def test_a_query_over_the_cap_is_searched_by_its_first_words(agent_client):
     assert len(first_words) > 9_900 and long_query.startswith(first_words) and long_query[len(first_words)] == " "  # at a word
     alone = agent_client.post("/retrieve", json={"queries": [first_words]}).json()["result"][0]
     assert r.json()["result"][1] == alone and alone[0]["id"] == "volcano#0"
+    # words only past the cap: the part searched has none, so no documents (it was a 400 for the batch)
+    r = agent_client.post("/retrieve", json={"queries": ["how do tides rise and fall", "-" * 10_001 + " tides"]})
+    assert r.status_code == 200 and r.json()["result"][1] == [], r.text
 
 
 def test_a_training_step_of_long_queries_is_under_the_body_cap(agent_client):
