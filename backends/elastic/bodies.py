@@ -105,13 +105,29 @@ def filter_clauses(filters: SourceFilters | None) -> list[dict[str, Any]]:
     if filters.categories:
         out.append({"terms": {"category": list(filters.categories)}})
     published: dict[str, str] = {}
-    if filters.published_after:  # from its year's start: a year or month alone (read as its first day) may be inside
-        published["gte"] = _date_math(filters.published_after[:4])  # the bound; the pipeline's post-filter is exact
+    if filters.published_after:
+        published["gte"] = _date_math(filters.published_after)
     if filters.published_before:
         published["lte"] = _date_math(filters.published_before)  # `lte` rounds up to the period's end
     if published:
-        out.append({"range": {"published": published}})
+        clause: dict[str, Any] = {"range": {"published": published}}
+        if starts := _period_starts(filters.published_after):
+            # A year or month alone is indexed as its first day, before a finer lower bound inside it, yet
+            # inside the bound (ranker.filters.on_or_after): those first days pass too (the post-filter is
+            # exact; a document of exactly that day is the only other one let through).
+            clause = {"bool": {"should": [clause, {"terms": {"published": starts}}], "minimum_should_match": 1}}
+        out.append(clause)
     return out
+
+
+def _period_starts(after: str | None) -> list[str]:
+    """`2020-05-07` -> the first days of 2020 and of May 2020; `2020-05` -> of 2020; `2020` -> none."""
+    if not after or len(after) <= 4:
+        return []
+    starts = [f"{after[:4]}-01-01"]
+    if len(after) > 7:
+        starts.append(f"{after[:7]}-01")
+    return starts
 
 
 def _date_math(prefix: str) -> str:

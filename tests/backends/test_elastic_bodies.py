@@ -167,8 +167,12 @@ def test_versioned_index_is_lower_case() -> None:
     assert bodies.versioned_index("drsearch", "20261130T120000-AbC123") == "drsearch-20261130t120000-abc123"
 
 
-@pytest.mark.parametrize("prefix", ["2020", "2020-05", "2020-05-07"])
-def test_a_lower_bound_takes_in_its_year_for_dates_of_a_year_or_month_alone(prefix: str) -> None:
+@pytest.mark.parametrize(("prefix", "starts"), [("2020", []), ("2020-05", ["2020-01-01"]),
+                                                ("2020-05-07", ["2020-01-01", "2020-05-01"])])  # fmt: skip
+def test_a_lower_bound_lets_dates_of_a_year_or_month_alone_inside_it_through(prefix: str, starts: list[str]) -> None:
     """A document dated `2020` (indexed as 2020-01-01) is inside `published_after=2020-05-07` (it may be
-    from May or later): the clause starts at the bound's year, and the pipeline's post-filter is exact."""
-    assert bodies.filter_clauses(SourceFilter(published_after=prefix)) == [{"range": {"published": {"gte": "2020-01-01||/y"}}}]
+    from May or later): the first days of the bound's year and month pass too, and the pipeline's
+    post-filter is exact. (From the bound's year on, a day's window took in a year of documents.)"""
+    bound = {"range": {"published": {"gte": bodies._date_math(prefix)}}}
+    expected = {"bool": {"should": [bound, {"terms": {"published": starts}}], "minimum_should_match": 1}} if starts else bound
+    assert bodies.filter_clauses(SourceFilter(published_after=prefix)) == [expected]
