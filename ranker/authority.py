@@ -8,6 +8,7 @@ suffix rule (`gov`, `gov.uk`, `ac.uk`, ...). No network, ever: the public suffix
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -196,10 +197,11 @@ def _parse_file(path: Path, parsed: _Parsed) -> bytes | None:
     except OSError as exc:
         problems.append(_Problem(fname, 0, "file", f"cannot read: {exc.strerror or exc}"))
         return None
+    body = raw.removeprefix(codecs.BOM_UTF8)  # positions in errors count from here, as the decoder's do
     try:
-        text = raw.decode("utf-8-sig")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line, line_start = raw.count(b"\n", 0, exc.start) + 1, raw.rfind(b"\n", 0, exc.start) + 1
+        line, line_start = body.count(b"\n", 0, exc.start) + 1, body.rfind(b"\n", 0, exc.start) + 1
         problems.append(_Problem(fname, line, "file", f"not UTF-8 ({exc.reason} at byte {exc.start - line_start + 1} of the line)"))
         return raw
     reader = csv.reader(io.StringIO(text, newline=""))

@@ -610,3 +610,10 @@ def test_comments_before_the_header_and_a_non_utf8_line_are_placed(tmp_path: Pat
     (d / "fixture.csv").write_bytes(f"{DOMAIN_HEADER}\nm\xfcnchen.example,M,government,de,1,\n".encode("latin-1"))
     err = _single_error(validate(d), "fixture.csv", 2, "file")
     assert "not UTF-8" in err["message"] and "at byte 2 of the line" in err["message"]
+
+
+def test_a_non_utf8_byte_after_a_bom_is_placed_on_its_line(tmp_path: Path) -> None:
+    d = tmp_path / "l"
+    d.mkdir()
+    (d / "fixture.csv").write_bytes(b"\xef\xbb\xbf" + f"{DOMAIN_HEADER}\nab\xff.org,A,government,us,1,\n".encode("latin-1"))
+    assert "at byte 3 of the line" in _single_error(validate(d), "fixture.csv", 2, "file")["message"]
