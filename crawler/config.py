@@ -35,6 +35,7 @@ class CrawlConfig:
     max_pages_per_domain: int = 1000
     max_depth: int = 3
     resume: bool = False
+    resume_requested: bool = False  # --resume was given (`resume` is False where there was nothing to resume yet)
     host_map: dict[str, tuple[str, int]] = field(default_factory=dict)
     allow_private: bool = False  # loopback targets allowed (tests, local mirrors); other non-global never
     allow_dns: bool = False  # with a host map: unmapped hosts may be looked up (else refused)

@@ -4,6 +4,7 @@ cannot restart) or `python -m crawler.run --out DIR ...` as a subprocess (what t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -88,6 +89,7 @@ def make_config(
     has_previous = holds_crawl(out)
     if has_previous and not resume:
         raise _holds_a_crawl(out)
+    resume_requested = resume
     if resume and not has_previous:
         resume = False  # nothing to resume: a fresh crawl
     return CrawlConfig(
@@ -97,6 +99,7 @@ def make_config(
         max_pages_per_domain=max_pages_per_domain,
         max_depth=max_depth,
         resume=resume,
+        resume_requested=resume_requested,
         host_map=host_map,
         allow_private=allow_private,
         allow_dns=allow_dns,
@@ -134,7 +137,9 @@ def run_crawl(config: CrawlConfig) -> dict[str, Any]:
         # Checked again under the lock: a crawl started beside this one may have run and finished while
         # this one waited for it (`LOCK_WAIT_S`), and this one would crawl afresh over its output.
         if not config.resume and holds_crawl(config.out_dir):
-            raise _holds_a_crawl(config.out_dir)
+            if not config.resume_requested:
+                raise _holds_a_crawl(config.out_dir)
+            config = dataclasses.replace(config, resume=True)  # asked to resume, and there is a crawl now
         for folder in (config.out_dir, config.out_dir / "job"):  # report.json and counters.json of killed runs
             remove_stale_temporaries(folder)
         report_path = config.out_dir / "report.json"

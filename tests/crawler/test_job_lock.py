@@ -112,3 +112,28 @@ def test_a_crawl_that_ran_while_this_one_waited_for_the_lock_is_not_crawled_over
         assert sorted((out / "docs").glob("part-*")) == shards and len(web.log) == requests
     finally:
         web.stop()
+
+
+def test_a_resume_asked_for_while_another_crawl_filled_the_folder_resumes_it(tmp_path: Path) -> None:
+    """`--resume` on a new --out is a fresh crawl; if a crawl started beside it filled the folder while
+    it waited for the lock, it was told to pass the --resume it had been given."""
+    from crawler.run import make_config, run_crawl
+
+    web = FixtureWeb()
+    web.site("www.lone.org", {"/": Resp(body=article("Lone page", paras("lone page")))})
+    web.start()
+    try:
+        (tmp_path / "domains.txt").write_text("http://www.lone.org/\n")
+        (tmp_path / "hosts.txt").write_text(web.host_map_text())
+        out = tmp_path / "out"
+        settings = [f"{k}={json.dumps(v)}" for k, v in TEST_SETTINGS.items()]
+        waiting = make_config(out, domains_file=tmp_path / "domains.txt", host_map_file=tmp_path / "hosts.txt",
+                              allow_private=True, quiet=True, settings=settings, resume=True)  # fmt: skip
+        assert not waiting.resume  # nothing to resume yet
+        first = drsearch("crawl", "--out", out, "--domains", tmp_path / "domains.txt", "--host-map", tmp_path / "hosts.txt",
+                         "--allow-private", "--quiet", *(a for s in settings for a in ("--set", s)), timeout=120)  # fmt: skip
+        assert first.returncode == 0, first.stderr[-3000:]
+        report = run_crawl(waiting)
+        assert report["runs"] == 2 and report["docs"] == 1 and len(list((out / "docs").glob("part-*"))) == 1
+    finally:
+        web.stop()
