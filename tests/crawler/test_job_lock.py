@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,8 +10,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from crawler.config import CrawlConfig
 from tests.conftest import drsearch
 from tests.crawler.conftest import REPO, TEST_SETTINGS, page, paras
 from tests.crawler.fixture_web import FixtureWeb, Resp, article
@@ -83,57 +86,53 @@ def test_a_crawl_that_stores_nothing_says_why(tmp_path: Path) -> None:
         web.stop()
 
 
+@contextlib.contextmanager
+def _crawled_beside(tmp_path: Path, *, resume: bool) -> Iterator[tuple[CrawlConfig, FixtureWeb]]:
+    """A crawl's config made (its checks passed, as while it waits for the lock), then another crawl of
+    the same one-page site run to its end into the same new --out; yields (that config, the site)."""
+    from crawler.run import make_config
+
+    web = FixtureWeb()
+    web.site("www.lone.org", {"/": Resp(body=article("Lone page", paras("lone page")))})
+    web.start()
+    try:
+        (tmp_path / "domains.txt").write_text("http://www.lone.org/\n")
+        (tmp_path / "hosts.txt").write_text(web.host_map_text())
+        out = tmp_path / "out"
+        settings = [f"{k}={json.dumps(v)}" for k, v in TEST_SETTINGS.items()]
+        waiting = make_config(out, domains_file=tmp_path / "domains.txt", host_map_file=tmp_path / "hosts.txt",
+                              allow_private=True, quiet=True, settings=settings, resume=resume)  # fmt: skip
+        assert not waiting.resume  # nothing to resume yet
+        first = drsearch("crawl", "--out", out, "--domains", tmp_path / "domains.txt", "--host-map", tmp_path / "hosts.txt",
+                         "--allow-private", "--quiet", *(a for s in settings for a in ("--set", s)), timeout=120)  # fmt: skip
+        assert first.returncode == 0, first.stderr[-3000:]
+        yield waiting, web
+    finally:
+        web.stop()
+
+
 def test_a_crawl_that_ran_while_this_one_waited_for_the_lock_is_not_crawled_over(tmp_path: Path) -> None:
     """Two crawls started together into a new --out both passed the checks made before the lock; the one
     that waited took the lock once the other finished, and crawled afresh over its output: a duplicate
     document, two runs numbered 1, and an `index build` that refused the folder."""
     import pytest
 
-    from crawler.run import make_config, run_crawl
+    from crawler.run import run_crawl
     from indexer.errors import ConfigError
 
-    web = FixtureWeb()
-    web.site("www.lone.org", {"/": Resp(body=article("Lone page", paras("lone page")))})
-    web.start()
-    try:
-        (tmp_path / "domains.txt").write_text("http://www.lone.org/\n")
-        (tmp_path / "hosts.txt").write_text(web.host_map_text())
-        out = tmp_path / "out"
-        settings = [f"{k}={json.dumps(v)}" for k, v in TEST_SETTINGS.items()]
-        waiting = make_config(out, domains_file=tmp_path / "domains.txt", host_map_file=tmp_path / "hosts.txt",
-                              allow_private=True, quiet=True, settings=settings)  # fmt: skip
-        first = drsearch("crawl", "--out", out, "--domains", tmp_path / "domains.txt", "--host-map", tmp_path / "hosts.txt",
-                         "--allow-private", "--quiet", *(a for s in settings for a in ("--set", s)), timeout=120)  # fmt: skip
-        assert first.returncode == 0, first.stderr[-3000:]
-        shards, requests = sorted((out / "docs").glob("part-*")), len(web.log)
+    with _crawled_beside(tmp_path, resume=False) as (waiting, web):
+        shards, requests = sorted((waiting.out_dir / "docs").glob("part-*")), len(web.log)
         assert len(shards) == 1
         with pytest.raises(ConfigError, match="already holds a crawl: pass --resume"):
             run_crawl(waiting)
-        assert sorted((out / "docs").glob("part-*")) == shards and len(web.log) == requests
-    finally:
-        web.stop()
+        assert sorted((waiting.out_dir / "docs").glob("part-*")) == shards and len(web.log) == requests
 
 
 def test_a_resume_asked_for_while_another_crawl_filled_the_folder_resumes_it(tmp_path: Path) -> None:
     """`--resume` on a new --out is a fresh crawl; if a crawl started beside it filled the folder while
     it waited for the lock, it was told to pass the --resume it had been given."""
-    from crawler.run import make_config, run_crawl
+    from crawler.run import run_crawl
 
-    web = FixtureWeb()
-    web.site("www.lone.org", {"/": Resp(body=article("Lone page", paras("lone page")))})
-    web.start()
-    try:
-        (tmp_path / "domains.txt").write_text("http://www.lone.org/\n")
-        (tmp_path / "hosts.txt").write_text(web.host_map_text())
-        out = tmp_path / "out"
-        settings = [f"{k}={json.dumps(v)}" for k, v in TEST_SETTINGS.items()]
-        waiting = make_config(out, domains_file=tmp_path / "domains.txt", host_map_file=tmp_path / "hosts.txt",
-                              allow_private=True, quiet=True, settings=settings, resume=True)  # fmt: skip
-        assert not waiting.resume  # nothing to resume yet
-        first = drsearch("crawl", "--out", out, "--domains", tmp_path / "domains.txt", "--host-map", tmp_path / "hosts.txt",
-                         "--allow-private", "--quiet", *(a for s in settings for a in ("--set", s)), timeout=120)  # fmt: skip
-        assert first.returncode == 0, first.stderr[-3000:]
+    with _crawled_beside(tmp_path, resume=True) as (waiting, _web):
         report = run_crawl(waiting)
-        assert report["runs"] == 2 and report["docs"] == 1 and len(list((out / "docs").glob("part-*"))) == 1
-    finally:
-        web.stop()
+        assert report["runs"] == 2 and report["docs"] == 1 and len(list((waiting.out_dir / "docs").glob("part-*"))) == 1

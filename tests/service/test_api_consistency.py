@@ -114,12 +114,10 @@ def test_pages_fetched_at_once_are_the_full_list(batching_server, body):
             (h["rank"], h["passage_id"], h["scores"]) for h in ranked["hits"]]
 
 
-def test_an_answer_computed_on_the_replaced_build_is_not_cached(mixed_root, tmp_path, monkeypatch):
-    """A search still running on the old build when a reload swaps in a new one must not leave its answer
-    in the cache: a forced reload of the same build (same version) with an edited authority list
-    answers with the new list at once."""
+def _served_with_a_list_of_its_own(mixed_root, tmp_path, monkeypatch, **settings):
+    """A server (admin key set) over a copy of the mixed index, whose authority list is one file of
+    one entry, `nih.gov` named "Old name"; returns (the server, that file)."""
     import shutil
-    import threading
 
     from tests.service.conftest import ADMIN_KEY
 
@@ -130,14 +128,27 @@ def test_an_answer_computed_on_the_replaced_build_is_not_cached(mixed_root, tmp_
     monkeypatch.setenv("DRSEARCH_AUTHORITY_LIST", str(authority))
     root = tmp_path / "index"
     shutil.copytree(mixed_root, root, symlinks=True)
-    body = {"query": "vaccine clinical trials phases", "k": 1, "mode": "bm25"}
+    return start_server(index=root, admin_key=ADMIN_KEY, threads=2, warmup=False, **settings), listed
+
+
+LISTED_QUERY = {"query": "vaccine clinical trials phases", "k": 1, "mode": "bm25"}  # its best hit is on nih.gov
+
+
+def test_an_answer_computed_on_the_replaced_build_is_not_cached(mixed_root, tmp_path, monkeypatch):
+    """A search still running on the old build when a reload swaps in a new one must not leave its answer
+    in the cache: a forced reload of the same build (same version) with an edited authority list
+    answers with the new list at once."""
+    import threading
+
+    from tests.service.conftest import ADMIN_KEY
+
     # A 1 s batch window: the search waits in it, on the old build, while the reload swaps.
-    server = start_server(index=root, admin_key=ADMIN_KEY, threads=2, warmup=False, batch_window_ms=1000.0)
+    server, listed = _served_with_a_list_of_its_own(mixed_root, tmp_path, monkeypatch, batch_window_ms=1000.0)
     try:
         with server.client() as c:
-            assert c.post("/v1/search", json=body).json()["results"][0]["hits"][0]["authority"]["name"] == "Old name"
+            assert c.post("/v1/search", json=LISTED_QUERY).json()["results"][0]["hits"][0]["authority"]["name"] == "Old name"
             listed.write_text(listed.read_text(encoding="utf-8").replace("Old name", "New name"), encoding="utf-8")
-            stale = {**body, "snippet_chars": 100}  # not yet cached
+            stale = {**LISTED_QUERY, "snippet_chars": 100}  # not yet cached
             running: dict[str, object] = {}
             search = threading.Thread(target=lambda: running.update(r=c.post("/v1/search", json=stale)))
             search.start()
@@ -157,19 +168,9 @@ def test_an_answer_computed_on_the_replaced_build_is_not_cached(mixed_root, tmp_
 
 def test_a_reload_refused_for_its_authority_list_names_the_line_and_keeps_serving(mixed_root, tmp_path, monkeypatch):
     """The refusal said `category: unknown category ...`: no file, no line, and not that the old list serves on."""
-    import shutil
-
     from tests.service.conftest import ADMIN_KEY
 
-    authority = tmp_path / "authority"
-    authority.mkdir()
-    listed = authority / "health.csv"
-    listed.write_text("domain,name,category,country,tier,note\nnih.gov,Old name,health_agency,us,1,\n", encoding="utf-8")
-    monkeypatch.setenv("DRSEARCH_AUTHORITY_LIST", str(authority))
-    root = tmp_path / "index"
-    shutil.copytree(mixed_root, root, symlinks=True)
-    body = {"query": "vaccine clinical trials phases", "k": 1, "mode": "bm25"}
-    server = start_server(index=root, admin_key=ADMIN_KEY, threads=2, warmup=False, cache_size=0)
+    server, listed = _served_with_a_list_of_its_own(mixed_root, tmp_path, monkeypatch, cache_size=0)
     try:
         with server.client() as c:
             listed.write_text(listed.read_text(encoding="utf-8") + "cdc.gov,CDC,think_tank,us,1,\n", encoding="utf-8")
@@ -178,7 +179,7 @@ def test_a_reload_refused_for_its_authority_list_names_the_line_and_keeps_servin
             assert refused.status_code == 503 and error["code"] == "config_error", refused.text
             assert error["message"].startswith("reload refused, still serving the loaded build and list: ")
             assert "health.csv:3: category: unknown category 'think_tank'" in error["message"], error
-            assert c.post("/v1/search", json=body).json()["results"][0]["hits"][0]["authority"]["name"] == "Old name"
+            assert c.post("/v1/search", json=LISTED_QUERY).json()["results"][0]["hits"][0]["authority"]["name"] == "Old name"
     finally:
         server.stop()
 
