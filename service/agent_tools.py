@@ -65,8 +65,8 @@ class AgentTools:
 
 @asynccontextmanager
 async def standalone(index: Path, settings: Any, *, validated: bool = False,
-                     request_id: str = "mcp") -> AsyncIterator[tuple[AgentTools, str]]:  # fmt: skip
-    """(tools, index version) over an index opened in this process (`drsearch mcp`, `drsearch fetch`);
+                     request_id: str = "mcp") -> AsyncIterator[AgentTools]:  # fmt: skip
+    """The tools over an index opened in this process (`drsearch mcp`, `drsearch fetch`);
     `settings` is a `service.settings.ServiceSettings` (fetch limits, query cap). `validated`: every leg
     opened, checked and warmed up first, the query model loaded, as `serve` does (`drsearch mcp`, whose
     searches run under the server's deadline: a first search loading the JVM and the model ran past it)."""
@@ -85,7 +85,7 @@ async def standalone(index: Path, settings: Any, *, validated: bool = False,
 
     ctx = FetchContext(pipeline, pipeline.version, fetcher, run, settings.max_query_chars)
     try:
-        yield AgentTools(lambda: nullcontext(ctx), admit=partial(bounded, settings), request_id=request_id), pipeline.version
+        yield AgentTools(lambda: nullcontext(ctx), admit=partial(bounded, settings), request_id=request_id)
     finally:
         await fetcher.close()
         pipeline.close()

@@ -494,7 +494,7 @@ def fetch_command(
     settings = _agent_settings(index, fetch_any_host, max_query_chars)
 
     async def go() -> dict:
-        async with standalone(index, settings, request_id="cli") as (tools, _version):
+        async with standalone(index, settings, request_id="cli") as tools:
             return await tools.fetch(body)
 
     try:

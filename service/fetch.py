@@ -165,7 +165,7 @@ def select(ranked: list[tuple[Span, float | None]], max_chars: int | None, *, in
     if max_chars is None:
         return ranked, None
     spans = [s for s, _ in ranked]
-    total = len(joined(spans))
+    total = sum(len(s.text) for s in spans) + sum(len(separator(a, b)) for a, b in zip(spans, spans[1:]))  # len(joined(spans))
     if total <= max_chars:
         return ranked, None
     longest_id = max((s.passage_id for s in spans if s.passage_id), key=len, default=None) if in_order else None
@@ -288,30 +288,28 @@ async def fetch_items(st: FetchContext, body: FetchRequest, request_id: str) -> 
         if item.query is not None:
             item.query = str(clean_query(item.query, field=f"items[{i}].query", max_chars=st.max_query_chars))
 
-    def resolve_targets() -> list[dict[str, Any] | None]:
+    def resolve_targets() -> list[tuple[dict[str, Any] | None, int]]:
+        """Each item's indexed document (None: a URL to fetch live) and the ordinal a read in order starts from."""
         for i, item in enumerate(body.items):  # refused as /v1/search refuses it: its ranking has a lexical leg too
             if item.query is not None and not pipeline.lexical.terms(item.query):
                 raise termless_error(f"items[{i}].query")
-        docs: list[dict[str, Any] | None] = []
+        targets: list[tuple[dict[str, Any] | None, int]] = []
         for i, item in enumerate(body.items):
             if item.passage_id is not None:
                 passage = pipeline.store.passage(item.passage_id)
                 if passage is None:
                     raise ApiError(404, "not_found", f"unknown passage id {echo(item.passage_id)}", f"items[{i}].passage_id")
-                docs.append(pipeline.store.document(passage.doc_id))
-                firsts.append(passage.ordinal)
+                targets.append((pipeline.store.document(passage.doc_id), passage.ordinal))
                 continue
             # A URL is an indexed document's when one has it as its url, or as its id (ids may be URLs)
             doc_id = item.doc_id or pipeline.store.doc_id_for_url(item.url) or item.url
             doc = pipeline.store.document(doc_id)
             if item.doc_id is not None and doc is None:
                 raise ApiError(404, "not_found", f"unknown document id {echo(item.doc_id)}", f"items[{i}].doc_id")
-            docs.append(doc)
-            firsts.append(0)
-        return docs
+            targets.append((doc, 0))
+        return targets
 
-    firsts: list[int] = []  # where each item's read in order starts
-    docs = await st.run(resolve_targets)
+    targets = await st.run(resolve_targets)
 
     def authority(host: str | None) -> dict[str, Any] | None:
         return authority_dict(pipeline.authority.lookup(host)) if host else None
@@ -335,6 +333,6 @@ async def fetch_items(st: FetchContext, body: FetchRequest, request_id: str) -> 
                 "cached": cached}  # fmt: skip
         return await st.run(lambda: assemble(pipeline, item=item, title=page.title, spans=live_spans(pipeline, page), base=base))
 
-    results = await asyncio.gather(*(one(item, doc, first) for item, doc, first in zip(body.items, docs, firsts)))
+    results = await asyncio.gather(*(one(item, doc, first) for item, (doc, first) in zip(body.items, targets)))
     return {"request_id": request_id, "index_version": st.version,
             "took_ms": round((time.perf_counter() - started) * 1000.0, 3), "results": results}  # fmt: skip

@@ -152,7 +152,7 @@ async def serve_stdio(index: Path, settings: Any) -> None:
 
     from service.agent_tools import standalone
 
-    async with standalone(index, settings, validated=True) as (tools, _version):
+    async with standalone(index, settings, validated=True) as tools:
         server = build_server(tools)
         async with stdio_server() as (read, write):
             await server.run(_AnsweringUnreadableLines(read, write), write, server.create_initialization_options())

@@ -177,7 +177,7 @@ def test_mcp_over_stdio_loads_the_query_encoder_before_its_first_search(agent_ro
     from service.settings import ServiceSettings
 
     async def run() -> bool:
-        async with standalone(agent_root, ServiceSettings(index=agent_root), validated=True) as (tools, _version):
+        async with standalone(agent_root, ServiceSettings(index=agent_root), validated=True) as tools:
             with tools.context() as ctx:
                 return ctx.pipeline.dense._model is not None
 
