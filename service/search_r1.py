@@ -67,14 +67,13 @@ def to_search_r1(results: list[list[Any]], return_scores: bool) -> dict[str, Any
 
 
 def within(query: str, cap: int | None) -> str:
-    """`query` (stripped) cut to at most `cap` characters after a whole word (`trim_words`: words as the
-    chunker counts them), or at `cap` when its first word is longer."""
-    from ranker.output_budget import ELLIPSIS, trim_words
-
+    """`query` (stripped) cut to at most `cap` characters, at the last whitespace inside when there is one."""
     query = query.strip()
     if cap is None or len(query) <= cap:
         return query
-    return trim_words(query, cap + len(ELLIPSIS)).removesuffix(ELLIPSIS).rstrip() or query[:cap]
+    cut = query[: cap + 1]
+    space = max(cut.rfind(c) for c in " \t\n")
+    return (cut[:space] if space > 0 else cut[:cap]).rstrip()
 
 
 def search_searchable(pipeline: Any, texts: list[str | None], options: Any) -> list[list[Any]]:
