@@ -133,3 +133,10 @@ def test_retrieve_queries_count_in_the_search_metrics(agent_client):
     r = agent_client.post("/retrieve", json={"queries": ["how do tides rise and fall", "yeast dough"], "topk": 1})
     assert r.status_code == 200, r.text
     assert metric(agent_client, "drsearch_search_queries_total") == before + 2
+
+
+def test_a_query_is_cut_after_its_last_whole_word_within_the_cap():
+    from service.search_r1 import within
+
+    assert within("abc de", 5) == "abc" and within("ab cde xyz", 6) == "ab cde" and within("  ab cd  ", 5) == "ab cd"
+    assert within("x" * 12, 5) == "xxxxx" and within("wing lift", None) == "wing lift"
